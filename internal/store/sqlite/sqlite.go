@@ -1,0 +1,525 @@
+// Package sqlite is the embedded store: one SQLite file in WAL mode, written
+// through a single connection (SQLite allows one writer at a time) and read
+// through a small pool.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Store is a store.Store on a SQLite file.
+type Store struct {
+	w *sql.DB // exactly one connection: all writes
+	r *sql.DB // readers
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path. Call Migrate
+// before use.
+func Open(ctx context.Context, path string) (*Store, error) {
+	pragmas := []string{
+		"journal_mode(WAL)",
+		"synchronous(FULL)", // a commit is on disk before we acknowledge it
+		"busy_timeout(10000)",
+		"foreign_keys(ON)",
+	}
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn+"&mode=ro")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	return &Store{w: w, r: r}, nil
+}
+
+// Close closes both connection pools.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// migrations are applied in order; the index+1 is the schema version.
+var migrations = []string{
+	`CREATE TABLE meta (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);
+	CREATE TABLE tenants (
+		id         TEXT PRIMARY KEY,
+		parent_id  TEXT REFERENCES tenants(id),
+		name       TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE devices (
+		id            TEXT PRIMARY KEY,
+		tenant_id     TEXT NOT NULL REFERENCES tenants(id),
+		status        TEXT NOT NULL,
+		primary_key   BLOB NOT NULL,
+		secondary_key BLOB NOT NULL,
+		created_at    INTEGER NOT NULL,
+		last_seen     INTEGER NOT NULL DEFAULT 0,
+		last_ip       TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX devices_tenant ON devices(tenant_id, id);
+	CREATE TABLE api_tokens (
+		id         TEXT PRIMARY KEY,
+		tenant_id  TEXT NOT NULL REFERENCES tenants(id),
+		name       TEXT NOT NULL,
+		role       TEXT NOT NULL,
+		hash       BLOB NOT NULL UNIQUE,
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE message_ids (
+		device_id   TEXT NOT NULL,
+		message_id  TEXT NOT NULL,
+		tenant_id   TEXT NOT NULL,
+		received_at INTEGER NOT NULL,
+		PRIMARY KEY (device_id, message_id)
+	) WITHOUT ROWID;
+	CREATE INDEX message_ids_received ON message_ids(received_at);
+	CREATE TABLE points (
+		device_id TEXT NOT NULL,
+		metric    TEXT NOT NULL,
+		ts        INTEGER NOT NULL,
+		value     REAL NOT NULL,
+		tenant_id TEXT NOT NULL,
+		PRIMARY KEY (device_id, metric, ts)
+	) WITHOUT ROWID;
+	CREATE TABLE latest (
+		device_id TEXT NOT NULL,
+		metric    TEXT NOT NULL,
+		ts        INTEGER NOT NULL,
+		value     REAL NOT NULL,
+		tenant_id TEXT NOT NULL,
+		PRIMARY KEY (device_id, metric)
+	) WITHOUT ROWID;
+	CREATE TABLE rejected (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		tenant_id   TEXT NOT NULL,
+		device_id   TEXT NOT NULL,
+		message_id  TEXT NOT NULL,
+		topic       TEXT NOT NULL,
+		reason      TEXT NOT NULL,
+		payload     BLOB NOT NULL,
+		received_at INTEGER NOT NULL
+	);
+	CREATE INDEX rejected_device ON rejected(device_id, id);`,
+}
+
+// Migrate applies pending migrations and makes sure the root tenant exists.
+func (s *Store) Migrate(ctx context.Context) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("migrate: database schema version %d is newer than this warden (%d)", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
+		return fmt.Errorf("migrate: set schema version: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, parent_id, name, created_at) VALUES (?, NULL, 'Operator', ?)
+		ON CONFLICT (id) DO NOTHING`, store.RootTenantID, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("migrate: create root tenant: %w", err)
+	}
+	return tx.Commit()
+}
+
+// GetMeta reads a server setting.
+func (s *Store) GetMeta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("meta %q: %w", key, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("meta %q: %w", key, err)
+	}
+	return v, nil
+}
+
+// SetMeta writes a server setting.
+func (s *Store) SetMeta(ctx context.Context, key, value string) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+	if err != nil {
+		return fmt.Errorf("set meta %q: %w", key, err)
+	}
+	return nil
+}
+
+// CreateDevice registers a device.
+func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, d.ID, d.TenantID, string(d.Status), d.PrimaryKey, d.SecondaryKey, d.CreatedAt.UnixMilli())
+	if isUniqueViolation(err) {
+		return fmt.Errorf("device %q: %w", d.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create device %q: %w", d.ID, err)
+	}
+	return nil
+}
+
+const deviceColumns = `id, tenant_id, status, primary_key, secondary_key, created_at, last_seen, last_ip`
+
+func scanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
+	var d store.Device
+	var status string
+	var created, seen int64
+	if err := row.Scan(&d.ID, &d.TenantID, &status, &d.PrimaryKey, &d.SecondaryKey, &created, &seen, &d.LastIP); err != nil {
+		return store.Device{}, err
+	}
+	d.Status = store.DeviceStatus(status)
+	d.CreatedAt = time.UnixMilli(created).UTC()
+	if seen != 0 {
+		d.LastSeen = time.UnixMilli(seen).UTC()
+	}
+	return d, nil
+}
+
+// GetDevice looks a device up by id.
+func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
+	d, err := scanDevice(s.r.QueryRowContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Device{}, fmt.Errorf("device %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Device{}, fmt.Errorf("get device %q: %w", id, err)
+	}
+	return d, nil
+}
+
+// ListDevices returns a tenant's devices in id order.
+func (s *Store) ListDevices(ctx context.Context, tenantID string) ([]store.Device, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? ORDER BY id`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list devices: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) execOne(ctx context.Context, what, id, query string, args ...any) error {
+	res, err := s.w.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", what, id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("%s %q: %w", what, id, err)
+	} else if n == 0 {
+		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// SetDeviceStatus enables or disables a device.
+func (s *Store) SetDeviceStatus(ctx context.Context, tenantID, id string, st store.DeviceStatus) error {
+	return s.execOne(ctx, "set status of device", id,
+		`UPDATE devices SET status = ? WHERE tenant_id = ? AND id = ?`, string(st), tenantID, id)
+}
+
+// SetDeviceKeys replaces a device's symmetric keys.
+func (s *Store) SetDeviceKeys(ctx context.Context, tenantID, id string, primary, secondary []byte) error {
+	return s.execOne(ctx, "set keys of device", id,
+		`UPDATE devices SET primary_key = ?, secondary_key = ? WHERE tenant_id = ? AND id = ?`, primary, secondary, tenantID, id)
+}
+
+// TouchDevice records when and from where a device was last seen.
+func (s *Store) TouchDevice(ctx context.Context, id string, seen time.Time, ip string) error {
+	return s.execOne(ctx, "touch device", id,
+		`UPDATE devices SET last_seen = ?, last_ip = ? WHERE id = ?`, seen.UnixMilli(), ip, id)
+}
+
+// DeleteDevice removes a device and everything recorded for it.
+func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete device %q: %w", id, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	if err != nil {
+		return fmt.Errorf("delete device %q: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
+	}
+	for _, table := range []string{"points", "latest", "message_ids", "rejected"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE device_id = ?`, id); err != nil {
+			return fmt.Errorf("delete device %q: %s: %w", id, table, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete device %q: %w", id, err)
+	}
+	return nil
+}
+
+// CreateAPIToken stores a token's hash.
+func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (id, tenant_id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.ID, t.TenantID, t.Name, string(t.Role), t.Hash, t.CreatedAt.UnixMilli())
+	if isUniqueViolation(err) {
+		return fmt.Errorf("api token %q: %w", t.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create api token %q: %w", t.ID, err)
+	}
+	return nil
+}
+
+// APITokenByHash finds a token by its hash.
+func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error) {
+	var t store.APIToken
+	var role string
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, tenant_id, name, role, hash, created_at FROM api_tokens WHERE hash = ?`, hash).
+		Scan(&t.ID, &t.TenantID, &t.Name, &role, &t.Hash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.APIToken{}, fmt.Errorf("api token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.APIToken{}, fmt.Errorf("api token: %w", err)
+	}
+	t.Role = store.TokenRole(role)
+	t.CreatedAt = time.UnixMilli(created).UTC()
+	return t, nil
+}
+
+// WriteMessages commits a batch in one transaction.
+func (s *Store) WriteMessages(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("write messages: %w", err)
+	}
+	defer tx.Rollback()
+	dedup, err := tx.PrepareContext(ctx, `INSERT INTO message_ids (device_id, message_id, tenant_id, received_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return nil, fmt.Errorf("write messages: %w", err)
+	}
+	defer dedup.Close()
+	point, err := tx.PrepareContext(ctx, `INSERT INTO points (device_id, metric, ts, value, tenant_id) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (device_id, metric, ts) DO UPDATE SET value = excluded.value`)
+	if err != nil {
+		return nil, fmt.Errorf("write messages: %w", err)
+	}
+	defer point.Close()
+	latest, err := tx.PrepareContext(ctx, `INSERT INTO latest (device_id, metric, ts, value, tenant_id) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value
+		WHERE excluded.ts >= latest.ts`)
+	if err != nil {
+		return nil, fmt.Errorf("write messages: %w", err)
+	}
+	defer latest.Close()
+
+	results := make([]store.WriteResult, len(msgs))
+	for i, m := range msgs {
+		if m.MessageID != "" {
+			res, err := dedup.ExecContext(ctx, m.DeviceID, m.MessageID, m.TenantID, m.ReceivedAt.UnixMilli())
+			if err != nil {
+				return nil, fmt.Errorf("write messages: record id: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				results[i].Duplicate = true
+				continue
+			}
+		}
+		for _, p := range m.Points {
+			ts := p.TS.UnixMilli()
+			if _, err := point.ExecContext(ctx, m.DeviceID, p.Metric, ts, p.Value, m.TenantID); err != nil {
+				return nil, fmt.Errorf("write messages: point: %w", err)
+			}
+			if _, err := latest.ExecContext(ctx, m.DeviceID, p.Metric, ts, p.Value, m.TenantID); err != nil {
+				return nil, fmt.Errorf("write messages: latest: %w", err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("write messages: commit: %w", err)
+	}
+	return results, nil
+}
+
+// ForgetMessageIDs drops old dedup records.
+func (s *Store) ForgetMessageIDs(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM message_ids WHERE received_at < ?`, before.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("forget message ids: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// checkDevice returns ErrNotFound unless the device belongs to the tenant.
+func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) error {
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, deviceID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("device %q: %w", deviceID, err)
+	}
+	return nil
+}
+
+// LatestValues returns the newest value of each metric of a device.
+func (s *Store) LatestValues(ctx context.Context, tenantID, deviceID string) ([]store.Latest, error) {
+	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT metric, ts, value FROM latest WHERE device_id = ? ORDER BY metric`, deviceID)
+	if err != nil {
+		return nil, fmt.Errorf("latest values of %q: %w", deviceID, err)
+	}
+	defer rows.Close()
+	out := []store.Latest{}
+	for rows.Next() {
+		var l store.Latest
+		var ts int64
+		if err := rows.Scan(&l.Metric, &ts, &l.Value); err != nil {
+			return nil, fmt.Errorf("latest values of %q: %w", deviceID, err)
+		}
+		l.TS = time.UnixMilli(ts).UTC()
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("latest values of %q: %w", deviceID, err)
+	}
+	return out, nil
+}
+
+// Samples streams one series' points in [from, to).
+func (s *Store) Samples(ctx context.Context, tenantID, deviceID, metric string, from, to time.Time, limit int, fn func(store.Sample) bool) error {
+	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
+		return err
+	}
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT ts, value FROM points WHERE device_id = ? AND metric = ? AND ts >= ? AND ts < ?
+		ORDER BY ts LIMIT ?`, deviceID, metric, from.UnixMilli(), to.UnixMilli(), limit)
+	if err != nil {
+		return fmt.Errorf("samples of %q %q: %w", deviceID, metric, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ts int64
+		var v float64
+		if err := rows.Scan(&ts, &v); err != nil {
+			return fmt.Errorf("samples of %q %q: %w", deviceID, metric, err)
+		}
+		if !fn(store.Sample{TS: time.UnixMilli(ts).UTC(), Value: v}) {
+			return nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("samples of %q %q: %w", deviceID, metric, err)
+	}
+	return nil
+}
+
+// maxRejectedPerDevice bounds the rejected-message list of one device; the
+// oldest entries give way (the rejects counter keeps the total).
+const maxRejectedPerDevice = 1000
+
+// AddRejected keeps a message that could not be accepted.
+func (s *Store) AddRejected(ctx context.Context, r store.Rejected) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("add rejected: %w", err)
+	}
+	defer tx.Rollback()
+	payload := r.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO rejected (tenant_id, device_id, message_id, topic, reason, payload, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, r.TenantID, r.DeviceID, r.MessageID, r.Topic, r.Reason, payload, r.ReceivedAt.UnixMilli()); err != nil {
+		return fmt.Errorf("add rejected: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM rejected WHERE device_id = ? AND id NOT IN
+		(SELECT id FROM rejected WHERE device_id = ? ORDER BY id DESC LIMIT ?)`,
+		r.DeviceID, r.DeviceID, maxRejectedPerDevice); err != nil {
+		return fmt.Errorf("add rejected: trim: %w", err)
+	}
+	return tx.Commit()
+}
+
+// ListRejected returns a device's rejected messages, newest first.
+func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, limit int) ([]store.Rejected, error) {
+	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at
+		FROM rejected WHERE device_id = ? ORDER BY id DESC LIMIT ?`, deviceID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
+	}
+	defer rows.Close()
+	out := []store.Rejected{}
+	for rows.Next() {
+		var r store.Rejected
+		var at int64
+		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at); err != nil {
+			return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
+		}
+		r.ReceivedAt = time.UnixMilli(at).UTC()
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
+	}
+	return out, nil
+}
+
+func isUniqueViolation(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
