@@ -1,0 +1,190 @@
+// Package api is Warden's HTTP API under /api/v1/, plus /healthz and
+// /metrics. Every /api/v1/ request carries "Authorization: Bearer <token>";
+// errors are JSON objects {"error": "...", "status": N}.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// Presence is what the API needs from the device endpoint.
+type Presence interface {
+	Connected(deviceID string) bool
+	LastSeen(deviceID string) (at time.Time, ip string, ok bool)
+	Disconnect(deviceID string)
+}
+
+// Config is what the API needs to know about the deployment.
+type Config struct {
+	// HubHost is the host name devices use in their connection strings and
+	// SAS tokens, with ":port" when the MQTT TLS port is not 8883.
+	HubHost string
+}
+
+// API serves the HTTP API.
+type API struct {
+	cfg      Config
+	store    store.Store
+	presence Presence
+	gatherer prometheus.Gatherer
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New makes the API.
+func New(cfg Config, st store.Store, p Presence, g prometheus.Gatherer, log *slog.Logger, now func() time.Time) *API {
+	return &API{cfg: cfg, store: st, presence: p, gatherer: g, log: log, now: now}
+}
+
+// Handler returns the HTTP handler with every route.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
+
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/v1/devices", a.listDevices)
+	api.HandleFunc("POST /api/v1/devices", a.createDevice)
+	api.HandleFunc("GET /api/v1/devices/{id}", a.getDevice)
+	api.HandleFunc("PATCH /api/v1/devices/{id}", a.updateDevice)
+	api.HandleFunc("DELETE /api/v1/devices/{id}", a.deleteDevice)
+	api.HandleFunc("POST /api/v1/devices/{id}/keys/regenerate", a.regenerateKeys)
+	api.HandleFunc("POST /api/v1/devices/{id}/token", a.deviceToken)
+	api.HandleFunc("GET /api/v1/devices/{id}/telemetry/latest", a.latest)
+	api.HandleFunc("GET /api/v1/devices/{id}/telemetry/{metric}", a.history)
+	api.HandleFunc("GET /api/v1/devices/{id}/rejected", a.rejected)
+	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API endpoint: %s %s", r.Method, r.URL.Path)
+	})
+	mux.Handle("/api/", a.authenticate(api))
+	return a.logRequests(mux)
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := a.store.GetMeta(ctx, "health"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusServiceUnavailable, "store unavailable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type principalKey struct{}
+
+// principal is who is calling.
+func principal(ctx context.Context) store.APIToken {
+	t, _ := ctx.Value(principalKey{}).(store.APIToken)
+	return t
+}
+
+// HashToken is how API tokens are stored: their SHA-256. Tokens are 256-bit
+// random strings, so a fast hash is enough.
+func HashToken(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+func (a *API) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || secret == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
+			writeError(w, http.StatusUnauthorized, "missing bearer token")
+			return
+		}
+		tok, err := a.store.APITokenByHash(r.Context(), HashToken(strings.TrimSpace(secret)))
+		if errors.Is(err, store.ErrNotFound) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="warden", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "invalid token")
+			return
+		}
+		if err != nil {
+			a.log.Error("look up api token", "err", err)
+			writeError(w, http.StatusServiceUnavailable, "cannot check the token now")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, tok)))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (a *API) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		a.log.Debug("http", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"duration", time.Since(start), "remote", r.RemoteAddr)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client went away; nothing to do
+}
+
+// ErrorBody is the JSON of every error response.
+type ErrorBody struct {
+	Error  string `json:"error"`
+	Status int    `json:"status"`
+}
+
+func writeError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, ErrorBody{Error: fmt.Sprintf(format, args...), Status: status})
+}
+
+// storeError answers a store failure: not found, conflict or internal.
+func (a *API) storeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "%s", err.Error())
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, "%s", err.Error())
+	default:
+		a.log.Error("store", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+const maxBody = 1 << 20
+
+// decode reads a JSON request body strictly.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: %v", err)
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: data after the object")
+		return false
+	}
+	return true
+}

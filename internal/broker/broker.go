@@ -1,0 +1,264 @@
+// Package broker is Warden's device endpoint: an embedded MQTT 3.1.1/5 broker
+// (mochi-mqtt) whose hooks authenticate devices with Azure IoT Hub SAS
+// tokens, confine each device to its own topics, and hand telemetry to the
+// ingest pipeline.
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-iot/warden/internal/ingest"
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// Config says where the broker listens.
+type Config struct {
+	TLSListen string      // MQTT over TLS, e.g. ":8883"; empty: off
+	TCPListen string      // plain MQTT, e.g. ":1883"; empty: off
+	TLS       *tls.Config // required with TLSListen
+	// PresenceFlush is how often last-seen times are written to the store.
+	PresenceFlush time.Duration
+}
+
+// Broker is the running device endpoint.
+type Broker struct {
+	cfg    Config
+	mqtt   *mqtt.Server
+	store  store.Store
+	ingest *ingest.Pipeline
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu       sync.Mutex
+	sessions map[string]*session // by device id: live connections
+	seen     map[string]presence // by device id: activity not yet written to the store
+
+	refused *prometheus.CounterVec
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// session is one authenticated device connection.
+type session struct {
+	client   *mqtt.Client
+	tenantID string
+	ip       string
+	since    time.Time
+	expiry   *time.Timer // closes the connection when its SAS token expires
+}
+
+type presence struct {
+	at time.Time
+	ip string
+}
+
+// New builds a broker; Start opens its listeners.
+func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Registerer, log *slog.Logger, now func() time.Time) (*Broker, error) {
+	if cfg.TLSListen != "" && cfg.TLS == nil {
+		return nil, errors.New("broker: TLS listener configured without a certificate")
+	}
+	if cfg.PresenceFlush <= 0 {
+		cfg.PresenceFlush = 15 * time.Second
+	}
+	b := &Broker{
+		cfg: cfg, store: st, ingest: p, log: log, now: now,
+		sessions: map[string]*session{},
+		seen:     map[string]presence{},
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_connections_refused_total", Help: "Device connections refused, by reason."}, []string{"reason"}),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1           // as IoT Hub: no QoS 2
+	caps.RetainAvailable = 0      // devices do not retain
+	caps.WildcardSubAvailable = 1 // devices subscribe to their own .../# filters
+	b.mqtt = mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		Logger:       log.With("component", "mqtt"),
+	})
+	for _, h := range []mqtt.Hook{&authHook{b: b}, &aclHook{}, &telemetryHook{b: b}, &presenceHook{b: b}} {
+		if err := b.mqtt.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("broker: add hook: %w", err)
+		}
+	}
+	if reg != nil {
+		reg.MustRegister(b.refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "warden_devices_connected", Help: "Devices connected now."},
+			func() float64 { return float64(b.ConnectedCount()) }))
+	}
+	return b, nil
+}
+
+// Start opens the listeners and begins serving.
+func (b *Broker) Start() error {
+	if b.cfg.TLSListen != "" {
+		if err := b.mqtt.AddListener(listeners.NewTCP(listeners.Config{ID: "tls", Address: b.cfg.TLSListen, TLSConfig: b.cfg.TLS})); err != nil {
+			return fmt.Errorf("broker: listen on %s (TLS): %w", b.cfg.TLSListen, err)
+		}
+	}
+	if b.cfg.TCPListen != "" {
+		if err := b.mqtt.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.cfg.TCPListen})); err != nil {
+			return fmt.Errorf("broker: listen on %s: %w", b.cfg.TCPListen, err)
+		}
+	}
+	if err := b.mqtt.Serve(); err != nil {
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	go b.flushPresenceLoop()
+	return nil
+}
+
+// Addr returns the bound address of a listener ("tls" or "tcp"), or "" if it
+// is not open. Useful with port 0.
+func (b *Broker) Addr(listener string) string {
+	l, ok := b.mqtt.Listeners.Get(listener)
+	if !ok {
+		return ""
+	}
+	return l.Address()
+}
+
+// Close disconnects every device, stops listening and writes out presence.
+func (b *Broker) Close() error {
+	close(b.stop)
+	err := b.mqtt.Close()
+	<-b.done
+	return err
+}
+
+// Connected reports whether a device has a live connection.
+func (b *Broker) Connected(deviceID string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.sessions[deviceID]
+	return ok
+}
+
+// ConnectedCount is the number of live device connections.
+func (b *Broker) ConnectedCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.sessions)
+}
+
+// LastSeen returns activity of a device newer than what the store holds, if
+// any.
+func (b *Broker) LastSeen(deviceID string) (time.Time, string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p, ok := b.seen[deviceID]; ok {
+		return p.at, p.ip, true
+	}
+	if s, ok := b.sessions[deviceID]; ok {
+		return s.since, s.ip, true
+	}
+	return time.Time{}, "", false
+}
+
+// Disconnect closes a device's connection, if it has one: used when a device
+// is disabled, deleted or gets new keys.
+func (b *Broker) Disconnect(deviceID string) {
+	b.mu.Lock()
+	s, ok := b.sessions[deviceID]
+	b.mu.Unlock()
+	if ok {
+		s.client.Stop(errDeviceRevoked)
+	}
+}
+
+var (
+	errDeviceRevoked = errors.New("device disabled, deleted or re-keyed")
+	errTokenExpired  = errors.New("SAS token expired")
+)
+
+func (b *Broker) attach(cl *mqtt.Client, d store.Device, expiry time.Time) {
+	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now()}
+	s.expiry = time.AfterFunc(expiry.Sub(b.now()), func() {
+		b.log.Info("closing connection: SAS token expired", "device", d.ID)
+		cl.Stop(errTokenExpired)
+	})
+	b.mu.Lock()
+	if old, ok := b.sessions[d.ID]; ok {
+		old.expiry.Stop()
+	}
+	b.sessions[d.ID] = s
+	b.seen[d.ID] = presence{at: s.since, ip: s.ip}
+	b.mu.Unlock()
+}
+
+func (b *Broker) detach(cl *mqtt.Client) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.sessions[cl.ID]
+	if !ok || s.client != cl { // taken over by a newer connection
+		return
+	}
+	s.expiry.Stop()
+	delete(b.sessions, cl.ID)
+	b.seen[cl.ID] = presence{at: b.now(), ip: s.ip}
+}
+
+func (b *Broker) session(cl *mqtt.Client) (*session, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.sessions[cl.ID]
+	if !ok || s.client != cl {
+		return nil, false
+	}
+	return s, true
+}
+
+func (b *Broker) touch(deviceID, ip string) {
+	b.mu.Lock()
+	b.seen[deviceID] = presence{at: b.now(), ip: ip}
+	b.mu.Unlock()
+}
+
+func (b *Broker) flushPresenceLoop() {
+	defer close(b.done)
+	t := time.NewTicker(b.cfg.PresenceFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			b.flushPresence()
+		case <-b.stop:
+			b.flushPresence()
+			return
+		}
+	}
+}
+
+func (b *Broker) flushPresence() {
+	b.mu.Lock()
+	seen := b.seen
+	b.seen = map[string]presence{}
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for id, p := range seen {
+		if err := b.store.TouchDevice(ctx, id, p.at, p.ip); err != nil && !errors.Is(err, store.ErrNotFound) {
+			b.log.Warn("record last seen", "device", id, "err", err)
+		}
+	}
+}
+
+func remoteIP(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}

@@ -1,0 +1,66 @@
+package broker
+
+import (
+	"context"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/warden-iot/warden/internal/ingest"
+)
+
+// telemetryHook takes every device publish away from mochi's fan-out and
+// gives telemetry to the ingest pipeline. A QoS 1 message is acknowledged
+// only when the pipeline reports its outcome durable; if the commit fails,
+// the connection is closed without an acknowledgement so the device sends
+// the message again.
+type telemetryHook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+func (h *telemetryHook) ID() string { return "warden-telemetry" }
+
+func (h *telemetryHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // the server's own deliveries
+	}
+	s, ok := h.b.session(cl)
+	if !ok {
+		cl.Stop(errDeviceRevoked)
+		return pk, packets.ErrRejectPacket
+	}
+	bag, ok := ingest.TelemetryBag(pk.TopicName, cl.ID)
+	if !ok { // the ACL hook lets nothing else through
+		return pk, packets.ErrRejectPacket
+	}
+	h.b.touch(cl.ID, s.ip)
+	raw := ingest.Raw{
+		TenantID: s.tenantID, DeviceID: cl.ID, Topic: pk.TopicName, Bag: bag,
+		Body: pk.Payload, ReceivedAt: h.b.now(),
+	}
+	qos, packetID := pk.FixedHeader.Qos, pk.PacketID
+	done := func(_ ingest.Outcome, err error) {
+		if err != nil {
+			h.b.log.Error("telemetry not committed; closing connection so the device resends", "device", cl.ID, "err", err)
+			cl.Stop(err)
+			return
+		}
+		if qos > 0 {
+			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: packetID}
+			if err := cl.WritePacket(ack); err != nil {
+				h.b.log.Debug("puback not sent", "device", cl.ID, "err", err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.b.ingest.Submit(ctx, raw, done); err != nil {
+		h.b.log.Warn("telemetry not accepted", "device", cl.ID, "err", err)
+		cl.Stop(err)
+	}
+	return pk, packets.ErrRejectPacket // acknowledged by done, never fanned out
+}

@@ -1,0 +1,312 @@
+// Package ingest turns device messages into stored telemetry: it parses the
+// property bag and the JSON body, keeps what it cannot parse as a rejected
+// message, and commits accepted messages in groups so that a device's QoS 1
+// acknowledgement is sent only once its points are durable.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// Outcome is what became of a submitted message.
+type Outcome int
+
+const (
+	Stored    Outcome = iota // points committed
+	Duplicate                // same message id seen before: nothing stored
+	Rejected                 // unparseable: kept in the device's rejected list
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Stored:
+		return "stored"
+	case Duplicate:
+		return "duplicate"
+	default:
+		return "rejected"
+	}
+}
+
+// Done is called once per submitted message, from the committer goroutine,
+// after the outcome is durable (err == nil) or has failed (err != nil). It
+// must not block for long.
+type Done func(Outcome, error)
+
+// Raw is a telemetry message as it arrived.
+type Raw struct {
+	TenantID   string
+	DeviceID   string
+	Topic      string
+	Bag        string // the property bag from the topic
+	Body       []byte
+	ReceivedAt time.Time
+}
+
+// Config tunes the committer.
+type Config struct {
+	// MaxBatch is the most messages committed in one transaction.
+	MaxBatch int
+	// Queue is how many messages may wait for the committer before Submit
+	// blocks (and so the sending connection stops being read).
+	Queue int
+}
+
+// Pipeline parses messages and commits them in groups.
+type Pipeline struct {
+	store   store.Store
+	log     *slog.Logger
+	now     func() time.Time
+	cfg     Config
+	metrics *Metrics
+
+	queue chan job
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+type job struct {
+	msg      store.Message
+	rejected *store.Rejected
+	done     Done
+	queued   time.Time
+}
+
+// New makes a pipeline; call Run to start committing.
+func New(st store.Store, cfg Config, m *Metrics, log *slog.Logger, now func() time.Time) *Pipeline {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1000
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 8 * cfg.MaxBatch
+	}
+	return &Pipeline{
+		store: st, log: log, now: now, cfg: cfg, metrics: m,
+		queue: make(chan job, cfg.Queue),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+}
+
+// ErrClosed is returned by Submit after Close.
+var ErrClosed = errors.New("ingest pipeline closed")
+
+// Submit parses a message and queues it for commit. done is called when its
+// outcome is durable. Submit blocks while the queue is full.
+func (p *Pipeline) Submit(ctx context.Context, r Raw, done Done) error {
+	j := job{done: done, queued: p.now()}
+	msg, err := Parse(r, j.queued)
+	if err != nil {
+		p.metrics.rejects.Inc()
+		j.rejected = &store.Rejected{
+			TenantID: r.TenantID, DeviceID: r.DeviceID, MessageID: msg.MessageID, Topic: r.Topic,
+			Reason: err.Error(), Payload: r.Body, ReceivedAt: r.ReceivedAt,
+		}
+	} else {
+		j.msg = msg
+	}
+	select {
+	case <-p.stop:
+		return ErrClosed
+	default:
+	}
+	select {
+	case p.queue <- j:
+		return nil
+	case <-p.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Parse decodes a raw message into a store message. On error the returned
+// message still carries the message id, if one could be found.
+func Parse(r Raw, now time.Time) (store.Message, error) {
+	msg := store.Message{TenantID: r.TenantID, DeviceID: r.DeviceID, ReceivedAt: r.ReceivedAt}
+	props, err := ParseProperties(r.Bag)
+	if err != nil {
+		return msg, fmt.Errorf("property bag: %w", err)
+	}
+	msg.MessageID = props.MessageID
+	if err := props.checkContent(); err != nil {
+		return msg, err
+	}
+	msgTime := r.ReceivedAt
+	if !props.CreatedAt.IsZero() {
+		msgTime = props.CreatedAt
+	}
+	payload, err := ParsePayload(r.Body, msgTime, now)
+	if msg.MessageID == "" {
+		msg.MessageID = payload.MessageID
+	}
+	if err != nil {
+		return msg, err
+	}
+	msg.Points = payload.Points
+	return msg, nil
+}
+
+// TelemetryBag returns the property bag of a device-to-cloud telemetry topic
+// of the given device, and whether the topic is one.
+func TelemetryBag(topic, deviceID string) (string, bool) {
+	rest, ok := strings.CutPrefix(topic, "devices/")
+	if !ok {
+		return "", false
+	}
+	rest, ok = strings.CutPrefix(rest, deviceID)
+	if !ok {
+		return "", false
+	}
+	bag, ok := strings.CutPrefix(rest, "/messages/events/")
+	if !ok {
+		if rest == "/messages/events" {
+			return "", true
+		}
+		return "", false
+	}
+	return strings.TrimSuffix(bag, "/"), true
+}
+
+// Run commits queued messages until Close; it returns after the queue is
+// drained.
+func (p *Pipeline) Run(ctx context.Context) {
+	defer close(p.done)
+	batch := make([]job, 0, p.cfg.MaxBatch)
+	for {
+		var first job
+		select {
+		case first = <-p.queue:
+		case <-p.stop:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case j := <-p.queue:
+					batch = append(batch[:0], j)
+					p.fill(&batch)
+					p.commit(ctx, batch)
+				default:
+					return
+				}
+			}
+		}
+		// Group commit: take whatever else is already waiting. While this
+		// batch commits, the next one gathers.
+		batch = append(batch[:0], first)
+		p.fill(&batch)
+		p.commit(ctx, batch)
+	}
+}
+
+func (p *Pipeline) fill(batch *[]job) {
+	for len(*batch) < p.cfg.MaxBatch {
+		select {
+		case j := <-p.queue:
+			*batch = append(*batch, j)
+		default:
+			return
+		}
+	}
+}
+
+// Close stops accepting messages, commits what is queued, and waits for Run
+// to finish.
+func (p *Pipeline) Close() {
+	p.once.Do(func() { close(p.stop) })
+	<-p.done
+}
+
+func (p *Pipeline) commit(ctx context.Context, batch []job) {
+	ctx = context.WithoutCancel(ctx) // finish what devices are waiting for
+	msgs := make([]store.Message, 0, len(batch))
+	var rejectErrs map[int]error
+	for i, j := range batch {
+		if j.rejected == nil {
+			msgs = append(msgs, j.msg)
+			continue
+		}
+		if err := p.store.AddRejected(ctx, *j.rejected); err != nil {
+			p.log.Error("keep rejected message", "device", j.rejected.DeviceID, "err", err)
+			if rejectErrs == nil {
+				rejectErrs = map[int]error{}
+			}
+			rejectErrs[i] = err
+		}
+	}
+	var results []store.WriteResult
+	var err error
+	if len(msgs) > 0 {
+		start := time.Now()
+		results, err = p.store.WriteMessages(ctx, msgs)
+		p.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+		p.metrics.batchSize.Observe(float64(len(msgs)))
+		if err != nil {
+			p.log.Error("commit telemetry", "messages", len(msgs), "err", err)
+		}
+	}
+	// Report in submission order: a device's acknowledgements must go out
+	// in the order its messages arrived.
+	m := 0
+	for i, j := range batch {
+		switch {
+		case j.rejected != nil:
+			j.done(Rejected, rejectErrs[i])
+			continue
+		case err != nil:
+			j.done(Stored, err)
+		case results[m].Duplicate:
+			p.metrics.duplicates.Inc()
+			j.done(Duplicate, nil)
+		default:
+			p.metrics.messages.Inc()
+			p.metrics.points.Add(float64(len(j.msg.Points)))
+			j.done(Stored, nil)
+		}
+		m++
+	}
+}
+
+// Metrics are the pipeline's Prometheus metrics.
+type Metrics struct {
+	messages      prometheus.Counter
+	points        prometheus.Counter
+	duplicates    prometheus.Counter
+	rejects       prometheus.Counter
+	commitSeconds prometheus.Histogram
+	batchSize     prometheus.Histogram
+}
+
+// NewMetrics makes the pipeline's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_messages_stored_total", Help: "Telemetry messages committed."}),
+		points: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_points_stored_total", Help: "Telemetry points committed."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_messages_duplicate_total", Help: "Messages acknowledged but not stored again because their id was seen before."}),
+		rejects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_messages_rejected_total", Help: "Messages that could not be parsed and were kept as rejected."}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "warden_commit_duration_seconds", Help: "Time to durably commit one group of messages.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "warden_commit_batch_messages", Help: "Messages per group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.messages, m.points, m.duplicates, m.rejects, m.commitSeconds, m.batchSize)
+	}
+	return m
+}
