@@ -211,4 +211,3 @@ func (a *API) rejected(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "rejected": out})
 }
-
