@@ -39,10 +39,7 @@ func (c ConnectionString) String() string {
 // other parts, such as GatewayHostName or SharedAccessKeyName, are ignored,
 // except ModuleId, since module identities are not supported.
 func ParseConnectionString(s string) (ConnectionString, error) {
-	var (
-		host, device, key          string
-		hasHost, hasDevice, hasKey bool
-	)
+	fields := make(map[string]string, 3)
 	for i, part := range strings.Split(s, ";") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -54,45 +51,34 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 			return ConnectionString{}, fmt.Errorf("sas: connection string: part %d has no '='", i+1)
 		}
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-		var dst *string
-		var seen *bool
 		switch name {
-		case "HostName":
-			dst, seen = &host, &hasHost
-		case "DeviceId":
-			dst, seen = &device, &hasDevice
-		case "SharedAccessKey":
-			dst, seen = &key, &hasKey
+		case "HostName", "DeviceId", "SharedAccessKey":
 		case "ModuleId":
 			return ConnectionString{}, fmt.Errorf("sas: connection string: %w", ErrModuleUnsupported)
 		default:
 			continue
 		}
-		if *seen {
+		if _, dup := fields[name]; dup {
 			return ConnectionString{}, fmt.Errorf("sas: connection string: duplicate %s", name)
 		}
-		*dst, *seen = value, true
+		fields[name] = value
 	}
-
-	switch {
-	case host == "":
-		return ConnectionString{}, errors.New("sas: connection string: missing HostName")
-	case device == "":
-		return ConnectionString{}, errors.New("sas: connection string: missing DeviceId")
-	case key == "":
-		return ConnectionString{}, errors.New("sas: connection string: missing SharedAccessKey")
-	case strings.Contains(host, "/"):
+	for _, name := range []string{"HostName", "DeviceId", "SharedAccessKey"} {
+		if fields[name] == "" {
+			return ConnectionString{}, fmt.Errorf("sas: connection string: missing %s", name)
+		}
+	}
+	host, device, key := fields["HostName"], fields["DeviceId"], fields["SharedAccessKey"]
+	if strings.Contains(host, "/") {
 		return ConnectionString{}, errors.New("sas: connection string: HostName contains '/'")
-	case strings.Contains(device, "/"):
+	}
+	if strings.Contains(device, "/") {
 		return ConnectionString{}, errors.New("sas: connection string: DeviceId contains '/'")
 	}
 	raw, err := base64.StdEncoding.DecodeString(key)
 	if err != nil {
 		// base64.CorruptInputError names only an offset, never key bytes.
 		return ConnectionString{}, fmt.Errorf("sas: connection string: SharedAccessKey is not valid base64: %w", err)
-	}
-	if len(raw) == 0 {
-		return ConnectionString{}, errors.New("sas: connection string: empty SharedAccessKey")
 	}
 	return ConnectionString{HostName: host, DeviceID: device, SharedAccessKey: raw}, nil
 }

@@ -72,45 +72,30 @@ func Parse(s string) (Token, error) {
 	if !ok {
 		return Token{}, fmt.Errorf("%w: missing %q prefix", ErrMalformed, Prefix)
 	}
-	var (
-		t                            Token
-		sr, sig, skn, se             string
-		hasSR, hasSig, hasSE, hasSKN bool
-	)
+	fields := make(map[string]string, 4)
 	for i, field := range strings.Split(rest, "&") {
 		name, value, ok := strings.Cut(field, "=")
 		if !ok {
 			return Token{}, fmt.Errorf("%w: field %d has no '='", ErrMalformed, i+1)
 		}
-		var dst *string
-		var seen *bool
 		switch name {
-		case "sr":
-			dst, seen = &sr, &hasSR
-		case "sig":
-			dst, seen = &sig, &hasSig
-		case "se":
-			dst, seen = &se, &hasSE
-		case "skn":
-			dst, seen = &skn, &hasSKN
+		case "sr", "sig", "se", "skn":
 		default:
-			continue
+			continue // unknown fields are not signed over; ignore them
 		}
-		if *seen {
+		if _, dup := fields[name]; dup {
 			return Token{}, fmt.Errorf("%w: duplicate %s field", ErrMalformed, name)
 		}
-		*dst, *seen = value, true
+		fields[name] = value
 	}
-
-	switch {
-	case !hasSR || sr == "":
-		return Token{}, fmt.Errorf("%w: missing sr", ErrMalformed)
-	case !hasSig || sig == "":
-		return Token{}, fmt.Errorf("%w: missing sig", ErrMalformed)
-	case !hasSE || se == "":
-		return Token{}, fmt.Errorf("%w: missing se", ErrMalformed)
+	for _, name := range []string{"sr", "sig", "se"} {
+		if fields[name] == "" {
+			return Token{}, fmt.Errorf("%w: missing %s", ErrMalformed, name)
+		}
 	}
+	sr, sig, se := fields["sr"], fields["sig"], fields["se"]
 
+	var t Token
 	if _, err := url.PathUnescape(sr); err != nil {
 		return Token{}, fmt.Errorf("%w: sr is not valid percent-encoding: %w", ErrMalformed, err)
 	}
@@ -124,7 +109,7 @@ func Parse(s string) (Token, error) {
 	}
 	t.Signature = decoded
 
-	if hasSKN {
+	if skn, ok := fields["skn"]; ok {
 		if t.KeyName, err = url.PathUnescape(skn); err != nil {
 			return Token{}, fmt.Errorf("%w: skn is not valid percent-encoding: %w", ErrMalformed, err)
 		}
@@ -210,7 +195,8 @@ func Verify(tok Token, now time.Time, keys ...[]byte) error {
 // Sign returns a device token for resource, such as
 // "localhost/devices/smoke-device-01", exactly as the Azure IoT Node SDK
 // builds it: sr is Escape(resource), no skn, and the fields are in the order
-// sr, sig, se. The expiry is truncated to whole seconds.
+// sr, sig, se. The expiry is truncated to whole seconds and must not be
+// before the Unix epoch.
 func Sign(key []byte, resource string, expiry time.Time) string {
 	return SignRaw(key, Escape(resource), "", expiry)
 }
