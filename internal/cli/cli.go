@@ -1,0 +1,174 @@
+// Package cli implements the warden command: one file per command, each
+// parsing its flags and calling into the packages that do the work.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/peterbourgon/ff/v3"
+
+	"github.com/warden-iot/warden/internal/client"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *Env, args []string) error
+}
+
+// Env is what a command may use of the process.
+type Env struct {
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the Warden server", runServe},
+		{"device", "register and manage devices (create, list, show, token, enable, disable, delete, regenerate-key, rejected)", runDevice},
+		{"telemetry", "read telemetry (latest, history)", runTelemetry},
+		{"simulate", "run simulated machines against a server", runSimulate},
+		{"bench", "measure a running server (ingest)", runBench},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// Version is set at build time with -ldflags "-X ...cli.Version=…".
+var Version = "dev"
+
+func runVersion(_ context.Context, env *Env, _ []string) error {
+	fmt.Fprintln(env.Stdout, "warden", Version)
+	return nil
+}
+
+// errUsage marks an error for which the command's usage has been printed.
+var errUsage = errors.New("usage")
+
+// Main runs the command line and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	env := &Env{Stdout: stdout, Stderr: stderr}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, args[1:])
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			return 2
+		default:
+			fmt.Fprintf(stderr, "warden %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "warden: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: warden <command> [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun \"warden <command> --help\" for a command's flags.")
+}
+
+// parse parses flags with the precedence flags > WARDEN_* environment
+// variables > config file (when the flag set has a "config" flag).
+func parse(fs *flag.FlagSet, args []string) error {
+	opts := []ff.Option{ff.WithEnvVarPrefix("WARDEN")}
+	if fs.Lookup("config") != nil {
+		opts = append(opts, ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(ff.PlainParser))
+	}
+	if err := ff.Parse(fs, args, opts...); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}
+
+// newFlagSet makes a flag set whose usage lists every flag with the
+// environment variable that can set it.
+func newFlagSet(name, synopsis string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: warden %s\n\nFlags (each can also be set by the environment variable shown):\n", synopsis)
+		fs.VisitAll(func(f *flag.Flag) {
+			env := "WARDEN_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(f.Name))
+			def := ""
+			if f.DefValue != "" {
+				def = fmt.Sprintf(" (default %q)", f.DefValue)
+			}
+			fmt.Fprintf(out, "  --%s  [%s]\n      %s%s\n", f.Name, env, f.Usage, def)
+		})
+	}
+	return fs
+}
+
+// clientFlags are the flags of every command that talks to a server.
+type clientFlags struct {
+	server string
+	token  string
+	ca     string
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.server, "server", "https://localhost:8443", "Warden server URL")
+	fs.StringVar(&c.token, "token", "", "API token")
+	fs.StringVar(&c.ca, "ca", "", "CA certificate file to trust (default: ./warden-data/ca.pem if present)")
+}
+
+func (c *clientFlags) client() (*client.Client, error) {
+	return client.New(c.server, c.token, c.caFile())
+}
+
+// caFile is the CA file the client trusts, as resolved by client().
+func (c *clientFlags) caFile() string {
+	if c.ca != "" {
+		return c.ca
+	}
+	if _, err := os.Stat(filepath.Join("warden-data", "ca.pem")); err == nil {
+		return filepath.Join("warden-data", "ca.pem")
+	}
+	return ""
+}
+
+// newLogger makes the process logger.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, format)
+	}
+}

@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/server"
+)
+
+// listFlag is a flag that may be repeated or given as a comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+func runServe(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet("serve", "serve [flags]", env.Stderr)
+	var (
+		cfg       server.Config
+		hostnames listFlag
+		logLevel  string
+		logFormat string
+	)
+	fs.String("config", "", "config file: one \"flag-name value\" per line")
+	fs.StringVar(&cfg.DataDir, "data-dir", "warden-data", "directory for the database, certificates and keys")
+	fs.StringVar(&cfg.MQTTListen, "mqtt-listen", ":8883", "MQTT over TLS listen address (empty: off)")
+	fs.StringVar(&cfg.MQTTTCPListen, "mqtt-tcp-listen", "", "plain-TCP MQTT listen address, e.g. :1883 (empty: off)")
+	fs.StringVar(&cfg.HTTPListen, "http-listen", ":8443", "HTTPS API listen address")
+	fs.Var(&hostnames, "hostname", "host name(s) devices use to reach this server, comma-separated or repeated; the first is the hub host name (default localhost)")
+	fs.StringVar(&cfg.Database, "database", "", "database: empty for SQLite in the data dir, sqlite:<path>, or postgres://user@host/db")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "operator API token to set on first start instead of generating one")
+	fs.DurationVar(&cfg.DedupWindow, "dedup-window", server.DefaultDedupWindow, "how long message ids are remembered to drop duplicates")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	log, err := newLogger(env.Stderr, logLevel, logFormat)
+	if err != nil {
+		return err
+	}
+	cfg.Hostnames = hostnames
+	cfg.Out = env.Stdout
+
+	srv, err := server.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		shutdown(srv)
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	if err := shutdown(srv); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func shutdown(srv *server.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(ctx)
+}

@@ -1,0 +1,306 @@
+// Package server assembles a running Warden from its parts: storage, the
+// certificate authority, the ingest pipeline, the MQTT device endpoint and
+// the HTTPS API. cmd/warden's serve command and the end-to-end tests both
+// use it.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/broker"
+	"github.com/warden-iot/warden/internal/ingest"
+	"github.com/warden-iot/warden/internal/pki"
+	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/postgres"
+	"github.com/warden-iot/warden/internal/store/sqlite"
+)
+
+// Config is everything `warden serve` can be told.
+type Config struct {
+	DataDir       string   // certificates, master key, SQLite file
+	MQTTListen    string   // MQTT over TLS; "" turns it off
+	MQTTTCPListen string   // plain MQTT; "" (the default) turns it off
+	HTTPListen    string   // HTTPS API
+	Hostnames     []string // names devices dial; the first is the hub host name
+	// Database is "" or "sqlite" for <DataDir>/warden.db, "sqlite:<path>",
+	// or a postgres:// URL.
+	Database string
+	// AdminToken, if set when the server starts for the first time,
+	// becomes the operator API token instead of a generated one.
+	AdminToken string
+	// DedupWindow is how long message ids are remembered.
+	DedupWindow time.Duration
+	// Out receives the one-time operator token banner.
+	Out io.Writer
+}
+
+// DefaultDedupWindow keeps message ids a little longer than the 7 days
+// devices are promised.
+const DefaultDedupWindow = 8 * 24 * time.Hour
+
+// Server is a running Warden.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	pki      *pki.Result
+	pipeline *ingest.Pipeline
+	broker   *broker.Broker
+	http     *http.Server
+	httpLn   net.Listener
+	hubHost  string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New opens storage, makes or loads certificates and wires the parts; Start
+// opens the listeners.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("data directory not set")
+	}
+	if cfg.DedupWindow <= 0 {
+		cfg.DedupWindow = DefaultDedupWindow
+	}
+	if cfg.Out == nil {
+		cfg.Out = os.Stdout
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log}
+
+	var err error
+	if s.pki, err = pki.Ensure(cfg.DataDir, cfg.Hostnames, time.Now()); err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
+	if s.pki.CreatedCA {
+		log.Info("created a certificate authority; give devices its certificate", "ca", s.pki.Files.CA)
+	}
+	if s.pki.IssuedServerCert {
+		log.Info("issued a server certificate", "cert", s.pki.Files.Cert, "reason", s.pki.Reason)
+	}
+
+	if s.store, err = openStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := s.store.Migrate(ctx); err != nil {
+		s.store.Close()
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	if err := s.firstToken(ctx); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	s.pipeline = ingest.New(s.store, ingest.Config{}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
+	s.broker, err = broker.New(broker.Config{
+		TLSListen: cfg.MQTTListen,
+		TCPListen: cfg.MQTTTCPListen,
+		TLS:       s.pki.TLSConfig(),
+	}, s.store, s.pipeline, reg, log.With("component", "broker"), time.Now)
+	if err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.hubHost = hubHost(cfg)
+	a := api.New(api.Config{HubHost: s.hubHost}, s.store, s.broker, reg, log.With("component", "api"), time.Now)
+	s.http = &http.Server{
+		Handler:           a.Handler(),
+		TLSConfig:         s.pki.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	switch db := cfg.Database; {
+	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
+		st, err := postgres.Open(ctx, db)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		return st, nil
+	case db == "" || db == "sqlite" || strings.HasPrefix(db, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(db, "sqlite"), ":")
+		if path == "" {
+			path = filepath.Join(cfg.DataDir, "warden.db")
+		}
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("open SQLite: %w", err)
+		}
+		return st, nil
+	default:
+		return nil, fmt.Errorf("database %q: want a postgres:// URL, sqlite or sqlite:<path>", redact(db))
+	}
+}
+
+// redact hides what may be a password in a database URL.
+func redact(db string) string {
+	if i := strings.Index(db, "@"); i >= 0 {
+		return "…" + db[i:]
+	}
+	return db
+}
+
+// hubHost is the host name devices put in user names and SAS tokens: the
+// first configured host name, with the port when it is not MQTT's 8883.
+func hubHost(cfg Config) string {
+	host := "localhost"
+	if len(cfg.Hostnames) > 0 && cfg.Hostnames[0] != "" {
+		host = cfg.Hostnames[0]
+	}
+	if _, port, err := net.SplitHostPort(cfg.MQTTListen); err == nil && port != "8883" && port != "0" {
+		return net.JoinHostPort(host, port)
+	}
+	return host
+}
+
+const metaOperatorToken = "operator_token_created"
+
+// firstToken creates the operator API token on the first start.
+func (s *Server) firstToken(ctx context.Context) error {
+	if _, err := s.store.GetMeta(ctx, metaOperatorToken); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("first start: %w", err)
+	}
+	secret, generated := s.cfg.AdminToken, false
+	if secret == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return fmt.Errorf("first start: %w", err)
+		}
+		secret, generated = "wdn_"+base64.RawURLEncoding.EncodeToString(b), true
+	}
+	tok := store.APIToken{ID: "operator", TenantID: store.RootTenantID, Name: "operator (first start)",
+		Role: store.RoleOperatorAdmin, Hash: api.HashToken(secret), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if err := s.store.CreateAPIToken(ctx, tok); err != nil && !errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("first start: create operator token: %w", err)
+	}
+	if err := s.store.SetMeta(ctx, metaOperatorToken, time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return fmt.Errorf("first start: %w", err)
+	}
+	if generated {
+		fmt.Fprintf(s.cfg.Out, "\nOperator API token (shown only this once; Warden keeps only its hash):\n\n    %s\n\n", secret)
+	} else {
+		s.log.Info("operator API token set from WARDEN_ADMIN_TOKEN")
+	}
+	return nil
+}
+
+// Start opens the MQTT and HTTPS listeners and the background jobs.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.HTTPListen, err)
+	}
+	s.httpLn = ln
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.pipeline.Run(ctx)
+	}()
+	if err := s.broker.Start(); err != nil {
+		ln.Close()
+		s.cancel()
+		s.pipeline.Close()
+		s.wg.Wait()
+		return err
+	}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("https server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.forgetLoop(ctx)
+	}()
+	s.log.Info("warden is running",
+		"mqtts", s.broker.Addr("tls"), "mqtt", s.broker.Addr("tcp"), "https", ln.Addr().String(),
+		"hub_host", s.hubHost, "ca", s.pki.Files.CA, "data_dir", s.cfg.DataDir)
+	return nil
+}
+
+// forgetLoop drops message ids older than the dedup window, hourly.
+func (s *Server) forgetLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.store.ForgetMessageIDs(ctx, time.Now().Add(-s.cfg.DedupWindow))
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("forget old message ids", "err", err)
+		} else if n > 0 {
+			s.log.Debug("forgot old message ids", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Shutdown stops taking connections, lets queued telemetry commit, and
+// closes storage.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.httpLn != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.broker != nil {
+		errs = append(errs, s.broker.Close())
+	}
+	s.pipeline.Close() // commits what devices already sent
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	errs = append(errs, s.store.Close())
+	return errors.Join(errs...)
+}
+
+// MQTTAddr is the bound MQTT-over-TLS address.
+func (s *Server) MQTTAddr() string { return s.broker.Addr("tls") }
+
+// MQTTTCPAddr is the bound plain MQTT address, or "".
+func (s *Server) MQTTTCPAddr() string { return s.broker.Addr("tcp") }
+
+// HTTPAddr is the bound HTTPS address.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// HubHost is the host name devices use.
+func (s *Server) HubHost() string { return s.hubHost }
+
+// CAFile is the certificate devices must trust.
+func (s *Server) CAFile() string { return s.pki.Files.CA }
+
+// Store exposes storage to tests and tools in the same process.
+func (s *Server) Store() store.Store { return s.store }
