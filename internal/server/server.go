@@ -66,6 +66,7 @@ type Server struct {
 	http     *http.Server
 	httpLn   net.Listener
 	hubHost  string
+	reg      *prometheus.Registry
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -123,10 +124,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
-	s.hubHost = hubHost(cfg)
-	a := api.New(api.Config{HubHost: s.hubHost}, s.store, s.broker, reg, log.With("component", "api"), time.Now)
+	s.reg = reg
 	s.http = &http.Server{
-		Handler:           a.Handler(),
 		TLSConfig:         s.pki.TLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -167,13 +166,14 @@ func redact(db string) string {
 }
 
 // hubHost is the host name devices put in user names and SAS tokens: the
-// first configured host name, with the port when it is not MQTT's 8883.
-func hubHost(cfg Config) string {
+// first configured host name, with the bound MQTT TLS port when it is not
+// MQTT's 8883.
+func hubHost(hostnames []string, mqttAddr string) string {
 	host := "localhost"
-	if len(cfg.Hostnames) > 0 && cfg.Hostnames[0] != "" {
-		host = cfg.Hostnames[0]
+	if len(hostnames) > 0 && hostnames[0] != "" {
+		host = hostnames[0]
 	}
-	if _, port, err := net.SplitHostPort(cfg.MQTTListen); err == nil && port != "8883" && port != "0" {
+	if _, port, err := net.SplitHostPort(mqttAddr); err == nil && port != "8883" {
 		return net.JoinHostPort(host, port)
 	}
 	return host
@@ -232,6 +232,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.wg.Wait()
 		return err
 	}
+	// Devices must be told the port actually bound (it may have been 0).
+	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
+	a := api.New(api.Config{HubHost: s.hubHost}, s.store, s.broker, s.reg, s.log.With("component", "api"), time.Now)
+	s.http.Handler = a.Handler()
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
