@@ -11,7 +11,9 @@ import (
 
 func TestTelemetryRoundTripSQLite(t *testing.T) { roundTrip(t, start(t)) }
 
-func TestTelemetryRoundTripPostgres(t *testing.T) { roundTrip(t, start(t, withDatabase(pgtest.URL(t)))) }
+func TestTelemetryRoundTripPostgres(t *testing.T) {
+	roundTrip(t, start(t, withDatabase(pgtest.URL(t))))
+}
 
 // roundTrip: a device connects over TLS with a SAS token, publishes every
 // documented payload shape at QoS 1, and the values come back through the
