@@ -86,7 +86,8 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 	caps.WildcardSubAvailable = 1 // devices subscribe to their own .../# filters
 	b.mqtt = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
-		Logger:       log.With("component", "mqtt"),
+		// mochi logs every hook and listener at info; keep only its warnings.
+		Logger: slog.New(minLevel{log.With("component", "mqtt").Handler(), slog.LevelWarn}),
 	})
 	for _, h := range []mqtt.Hook{&authHook{b: b}, &aclHook{}, &telemetryHook{b: b}, &presenceHook{b: b}} {
 		if err := b.mqtt.AddHook(h, nil); err != nil {
@@ -261,4 +262,22 @@ func remoteIP(addr string) string {
 		return addr
 	}
 	return host
+}
+
+// minLevel drops records below a level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.level}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.level}
 }
