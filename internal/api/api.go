@@ -66,10 +66,7 @@ func (a *API) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/devices/{id}/telemetry/latest", a.latest)
 	api.HandleFunc("GET /api/v1/devices/{id}/telemetry/{metric}", a.history)
 	api.HandleFunc("GET /api/v1/devices/{id}/rejected", a.rejected)
-	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such API endpoint: %s %s", r.Method, r.URL.Path)
-	})
-	mux.Handle("/api/", a.authenticate(api))
+	mux.Handle("/api/", a.authenticate(jsonMuxErrors(api)))
 	return a.logRequests(mux)
 }
 
@@ -119,6 +116,35 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, tok)))
 	})
+}
+
+// jsonMuxErrors turns the mux's own plain-text answers (404 for an unknown
+// path, 405 with an Allow header for a wrong method) into JSON errors.
+func jsonMuxErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(&muxErrorWriter{ResponseWriter: w, r: r}, r)
+	})
+}
+
+type muxErrorWriter struct {
+	http.ResponseWriter
+	r      *http.Request
+	status int
+}
+
+func (w *muxErrorWriter) WriteHeader(code int) { w.status = code }
+
+func (w *muxErrorWriter) Write([]byte) (int, error) {
+	msg := "no such API endpoint"
+	if w.status == http.StatusMethodNotAllowed {
+		msg = "method not allowed"
+	}
+	writeError(w.ResponseWriter, w.status, "%s: %s %s", msg, w.r.Method, w.r.URL.Path)
+	return 0, nil
 }
 
 type statusWriter struct {
