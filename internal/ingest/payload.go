@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 	"strings"
@@ -59,7 +60,8 @@ func ParsePayload(body []byte, msgTime, now time.Time) (Payload, error) {
 	if err := dec.Decode(&v); err != nil {
 		return p, fmt.Errorf("payload is not JSON: %w", err)
 	}
-	if dec.More() {
+	// dec.More would miss a stray '}' or ']' after the value.
+	if _, err := dec.Token(); err != io.EOF {
 		return p, errors.New("payload has data after the JSON value")
 	}
 	switch v := v.(type) {

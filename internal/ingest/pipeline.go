@@ -74,6 +74,7 @@ type Pipeline struct {
 	stop  chan struct{}
 	done  chan struct{}
 	once  sync.Once
+	mu    sync.RWMutex // held for reading by Submit while it queues
 }
 
 type job struct {
@@ -108,7 +109,6 @@ func (p *Pipeline) Submit(ctx context.Context, r Raw, done Done) error {
 	j := job{done: done, queued: p.now()}
 	msg, err := Parse(r, j.queued)
 	if err != nil {
-		p.metrics.rejects.Inc()
 		j.rejected = &store.Rejected{
 			TenantID: r.TenantID, DeviceID: r.DeviceID, MessageID: msg.MessageID, Topic: r.Topic,
 			Reason: err.Error(), Payload: r.Body, ReceivedAt: r.ReceivedAt,
@@ -116,6 +116,10 @@ func (p *Pipeline) Submit(ctx context.Context, r Raw, done Done) error {
 	} else {
 		j.msg = msg
 	}
+	// Close closes stop under the write lock: once stop is seen open here,
+	// Run cannot finish draining before this job is queued.
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	select {
 	case <-p.stop:
 		return ErrClosed
@@ -124,8 +128,6 @@ func (p *Pipeline) Submit(ctx context.Context, r Raw, done Done) error {
 	select {
 	case p.queue <- j:
 		return nil
-	case <-p.stop:
-		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -223,7 +225,11 @@ func (p *Pipeline) fill(batch *[]job) {
 // Close stops accepting messages, commits what is queued, and waits for Run
 // to finish.
 func (p *Pipeline) Close() {
-	p.once.Do(func() { close(p.stop) })
+	p.once.Do(func() {
+		p.mu.Lock() // waits for Submits that are queueing
+		close(p.stop)
+		p.mu.Unlock()
+	})
 	<-p.done
 }
 
@@ -242,7 +248,9 @@ func (p *Pipeline) commit(ctx context.Context, batch []job) {
 				rejectErrs = map[int]error{}
 			}
 			rejectErrs[i] = err
+			continue
 		}
+		p.metrics.rejects.Inc()
 	}
 	var results []store.WriteResult
 	var err error

@@ -130,8 +130,10 @@ func (p Properties) checkContent() error {
 		if mediaType != "application/json" && !strings.HasSuffix(mediaType, "+json") {
 			return fmt.Errorf("content type %q is not JSON", p.ContentType)
 		}
-		if cs, ok := strings.CutPrefix(strings.TrimSpace(params), "charset="); ok && !isUTF8(cs) {
-			return fmt.Errorf("charset %q is not supported (only utf-8)", cs)
+		for param := range strings.SplitSeq(params, ";") {
+			if cs, ok := strings.CutPrefix(strings.TrimSpace(param), "charset="); ok && !isUTF8(cs) {
+				return fmt.Errorf("charset %q is not supported (only utf-8)", cs)
+			}
 		}
 	}
 	if ce := p.ContentEncoding; ce != "" && !isUTF8(ce) {
