@@ -2,9 +2,88 @@ package cli
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"time"
+
+	"github.com/warden-iot/warden/internal/bench"
 )
 
+const benchUsage = `bench <benchmark> [flags]
+
+Benchmarks:
+  ingest    telemetry ingest: --devices MQTT devices publish at QoS 1, each with
+            --inflight messages outstanding; prints msg/s, points/s, PUBACK
+            p50/p99, errors and the server's CPU and memory. Targets the Warden
+            server of --server (devices bench-0001… are registered or reused),
+            or any MQTT broker with --broker mqtt[s]://host:port (anonymous).
+            --compare URL alternates runs against Warden and that broker and
+            prints the medians and ratio_vs_reference.`
+
 func runBench(ctx context.Context, env *Env, args []string) error {
-	return errors.New("not yet wired")
+	if len(args) == 0 || args[0] != "ingest" {
+		switch {
+		case len(args) == 0:
+		case args[0] == "-h" || args[0] == "--help":
+			fmt.Fprintln(env.Stderr, "Usage: warden "+benchUsage)
+			return nil
+		default:
+			fmt.Fprintf(env.Stderr, "warden bench: unknown benchmark %q (want ingest)\n\n", args[0])
+		}
+		fmt.Fprintln(env.Stderr, "Usage: warden "+benchUsage)
+		return errUsage
+	}
+	fs := newFlagSet("bench ingest", "bench ingest [flags]", env.Stderr)
+	var (
+		cf      clientFlags
+		o       bench.IngestOptions
+		compare string
+		rounds  int
+	)
+	cf.register(fs)
+	fs.IntVar(&o.Devices, "devices", 1000, "number of device connections")
+	fs.IntVar(&o.Metrics, "metrics", 10, "numeric values per message")
+	fs.IntVar(&o.InFlight, "inflight", 1, "messages each device keeps outstanding")
+	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "measured time per run")
+	fs.DurationVar(&o.Warmup, "warmup", 3*time.Second, "load before the measured time, not counted")
+	fs.StringVar(&o.Prefix, "prefix", "bench", "device id prefix")
+	fs.StringVar(&o.MQTTAddr, "mqtt-addr", "", "Warden MQTT TLS address host:port (default: the hub host name of the connection strings)")
+	fs.StringVar(&o.Broker, "broker", "", "measure this MQTT broker instead of Warden: mqtt://host:port or mqtts://host:port, anonymous")
+	fs.StringVar(&compare, "compare", "", "also measure this reference broker (mqtt:// or mqtts://), alternating with Warden")
+	fs.IntVar(&rounds, "rounds", 3, "runs against each target with --compare")
+	fs.BoolVar(&o.Insecure, "insecure", false, "do not verify the certificate of the --broker or --compare broker")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if o.Broker != "" && compare != "" {
+		return usageError(env, "bench ingest", "--broker and --compare exclude each other")
+	}
+	if o.Devices <= 0 || o.Metrics <= 0 || o.InFlight <= 0 || o.Duration <= 0 || o.Warmup < 0 || rounds <= 0 {
+		return usageError(env, "bench ingest", "--devices, --metrics, --inflight, --duration and --rounds must be positive, --warmup not negative")
+	}
+	if o.Warmup == 0 {
+		o.Warmup = -1 // bench: negative means none, 0 the default
+	}
+	o.Progress = env.Stderr
+	var err error
+	if o.RootCAs, err = cf.roots(); err != nil {
+		return err
+	}
+	if o.Broker == "" {
+		if o.Client, err = cf.client(); err != nil {
+			return err
+		}
+	}
+	if compare == "" {
+		_, err = bench.Ingest(ctx, o, env.Stdout)
+		return err
+	}
+	ref := o
+	ref.Client, ref.Broker, ref.MQTTAddr = nil, compare, ""
+	o.Insecure = false
+	_, err = bench.Compare(ctx, bench.CompareOptions{Warden: o, Reference: ref, Rounds: rounds}, env.Stdout)
+	return err
 }
