@@ -86,8 +86,10 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 	caps.WildcardSubAvailable = 1 // devices subscribe to their own .../# filters
 	b.mqtt = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
-		// mochi logs every hook and listener at info; keep only its warnings.
-		Logger: slog.New(minLevel{log.With("component", "mqtt").Handler(), slog.LevelWarn}),
+		// mochi logs every hook at info and every client error at warn, with
+		// whole packets (payloads included): keep only its errors. Warden's
+		// hooks log refusals themselves, without payloads.
+		Logger: slog.New(minLevel{log.With("component", "mqtt").Handler(), slog.LevelError}),
 	})
 	for _, h := range []mqtt.Hook{&authHook{b: b}, &aclHook{}, &telemetryHook{b: b}, &presenceHook{b: b}} {
 		if err := b.mqtt.AddHook(h, nil); err != nil {
