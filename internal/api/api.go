@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tsdb"
 )
 
 // Presence is what the API needs from the device endpoint.
@@ -38,6 +39,7 @@ type Config struct {
 type API struct {
 	cfg      Config
 	store    store.Store
+	tsdb     *tsdb.Engine
 	presence Presence
 	gatherer prometheus.Gatherer
 	log      *slog.Logger
@@ -45,8 +47,8 @@ type API struct {
 }
 
 // New makes the API.
-func New(cfg Config, st store.Store, p Presence, g prometheus.Gatherer, log *slog.Logger, now func() time.Time) *API {
-	return &API{cfg: cfg, store: st, presence: p, gatherer: g, log: log, now: now}
+func New(cfg Config, st store.Store, engine *tsdb.Engine, p Presence, g prometheus.Gatherer, log *slog.Logger, now func() time.Time) *API {
+	return &API{cfg: cfg, store: st, tsdb: engine, presence: p, gatherer: g, log: log, now: now}
 }
 
 // Handler returns the HTTP handler with every route.
@@ -65,6 +67,10 @@ func (a *API) Handler() http.Handler {
 	api.HandleFunc("POST /api/v1/devices/{id}/token", a.deviceToken)
 	api.HandleFunc("GET /api/v1/devices/{id}/telemetry/latest", a.latest)
 	api.HandleFunc("GET /api/v1/devices/{id}/telemetry/{metric}", a.history)
+	api.HandleFunc("GET /api/v1/devices/{id}/telemetry", a.historyMany)
+	api.HandleFunc("GET /api/v1/telemetry/latest", a.fleetLatest)
+	api.HandleFunc("GET /api/v1/tenant", a.getTenant)
+	api.HandleFunc("PATCH /api/v1/tenant", a.updateTenant)
 	api.HandleFunc("GET /api/v1/devices/{id}/rejected", a.rejected)
 	mux.Handle("/api/", a.authenticate(jsonMuxErrors(api)))
 	return a.logRequests(mux)

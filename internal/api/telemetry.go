@@ -2,9 +2,13 @@ package api
 
 import (
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -19,21 +23,60 @@ type Metric struct {
 	TS    time.Time `json:"ts"`
 }
 
+func metrics(ls []store.Latest) []Metric {
+	out := make([]Metric, len(ls))
+	for i, l := range ls {
+		out[i] = Metric{Name: l.Metric, Value: l.Value, TS: l.TS}
+	}
+	return out
+}
+
 func (a *API) latest(w http.ResponseWriter, r *http.Request) {
 	d, ok := a.device(w, r)
 	if !ok {
 		return
 	}
-	ls, err := a.store.LatestValues(r.Context(), d.TenantID, d.ID)
+	ls, err := a.tsdb.Latest(r.Context(), d.TenantID, d.ID)
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]Metric, len(ls))
-	for i, l := range ls {
-		out[i] = Metric{Name: l.Metric, Value: l.Value, TS: l.TS}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "metrics": metrics(ls)})
+}
+
+// DeviceLatest is one device of a fleet page.
+type DeviceLatest struct {
+	DeviceID string   `json:"deviceId"`
+	Metrics  []Metric `json:"metrics"`
+}
+
+// fleetLatest answers GET /api/v1/telemetry/latest?after=&limit=: the newest
+// values of a page of devices, in id order; "next" is the "after" of the
+// following page.
+func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 1000
+	if s := q.Get("limit"); s != "" {
+		var err error
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 10_000 {
+			writeError(w, http.StatusBadRequest, "limit must be between 1 and 10000")
+			return
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "metrics": out})
+	page, err := a.tsdb.FleetLatest(r.Context(), principal(r.Context()).TenantID, q.Get("after"), limit)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	out := make([]DeviceLatest, len(page))
+	for i, d := range page {
+		out[i] = DeviceLatest{DeviceID: d.DeviceID, Metrics: metrics(d.Metrics)}
+	}
+	resp := map[string]any{"devices": out}
+	if len(page) == limit {
+		resp["next"] = page[len(page)-1].DeviceID
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // Raw-query limits.
@@ -60,106 +103,167 @@ type Bucket struct {
 	Last  float64   `json:"last"`
 }
 
+// Series is the answer for one metric: Points for raw queries, Buckets for
+// downsampled ones.
+type Series struct {
+	Metric    string    `json:"metric"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+	Points    []Sample  `json:"points,omitempty"`
+	Truncated bool      `json:"truncated,omitempty"`
+	Bucket    string    `json:"bucket,omitempty"`
+	Buckets   []Bucket  `json:"buckets,omitempty"`
+}
+
+// seriesQuery is a parsed history query.
+type seriesQuery struct {
+	from, to time.Time
+	width    time.Duration // 0: raw
+	limit    int
+}
+
+// errBadQuery marks a client error in a history query.
+var errBadQuery = errors.New("bad query")
+
+func badQuery(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadQuery, fmt.Sprintf(format, args...))
+}
+
+// parseSeriesQuery reads from, to (RFC 3339; default the last 24 hours),
+// bucket (a width) or buckets (a count), and limit.
+func (a *API) parseSeriesQuery(q url.Values) (seriesQuery, error) {
+	sq := seriesQuery{to: a.now(), limit: defaultLimit}
+	var err error
+	if s := q.Get("to"); s != "" {
+		if sq.to, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return sq, badQuery("to: %q is not an RFC 3339 time", s)
+		}
+	}
+	sq.from = sq.to.Add(-24 * time.Hour)
+	if s := q.Get("from"); s != "" {
+		if sq.from, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return sq, badQuery("from: %q is not an RFC 3339 time", s)
+		}
+	}
+	if !sq.to.After(sq.from) {
+		return sq, badQuery("to must be after from")
+	}
+	switch bw, bn := q.Get("bucket"), q.Get("buckets"); {
+	case bw != "" && bn != "":
+		return sq, badQuery("give bucket (a width) or buckets (a count), not both")
+	case bw != "":
+		if sq.width, err = time.ParseDuration(bw); err != nil {
+			return sq, badQuery("bucket: %q is not a duration like 5m or 1h", bw)
+		}
+		if _, err := tsdb.NewDownsampler(sq.from, sq.to, sq.width); err != nil {
+			return sq, badQuery("bucket: %v", err)
+		}
+	case bn != "":
+		n, err := strconv.Atoi(bn)
+		if err == nil {
+			sq.width, err = tsdb.BucketWidth(sq.from, sq.to, n)
+		}
+		if err != nil {
+			return sq, badQuery("buckets: %v", err)
+		}
+	}
+	if s := q.Get("limit"); s != "" {
+		if sq.limit, err = strconv.Atoi(s); err != nil || sq.limit < 1 || sq.limit > maxLimit {
+			return sq, badQuery("limit must be between 1 and %d", maxLimit)
+		}
+	}
+	return sq, nil
+}
+
+func (a *API) series(r *http.Request, d store.Device, metric string, sq seriesQuery) (Series, error) {
+	out := Series{Metric: metric, From: sq.from.UTC(), To: sq.to.UTC()}
+	if sq.width > 0 {
+		bs, err := a.tsdb.Downsample(r.Context(), d.TenantID, d.ID, metric, sq.from, sq.to, sq.width)
+		if err != nil {
+			return out, err
+		}
+		out.Bucket = sq.width.String()
+		out.Buckets = make([]Bucket, len(bs))
+		for i, b := range bs {
+			out.Buckets[i] = Bucket{Start: b.Start.UTC(), Count: b.Count, Min: b.Min, Max: b.Max, Avg: round(b.Avg()),
+				Sum: b.Sum, First: b.First, Last: b.Last}
+		}
+		return out, nil
+	}
+	out.Points = []Sample{}
+	err := a.tsdb.Range(r.Context(), d.TenantID, d.ID, metric, sq.from, sq.to, sq.limit+1, func(s store.Sample) bool {
+		out.Points = append(out.Points, Sample{TS: s.TS, Value: s.Value})
+		return true
+	})
+	if len(out.Points) > sq.limit {
+		out.Points, out.Truncated = out.Points[:sq.limit], true
+	}
+	return out, err
+}
+
+func (a *API) queryError(w http.ResponseWriter, err error) {
+	if errors.Is(err, errBadQuery) {
+		writeError(w, http.StatusBadRequest, "%s", strings.TrimPrefix(err.Error(), errBadQuery.Error()+": "))
+		return
+	}
+	a.storeError(w, err)
+}
+
 // history answers GET …/telemetry/{metric}?from=&to=[&bucket=5m|&buckets=N][&limit=N].
-// from and to are RFC 3339 (default: the last 24 hours); without bucket or
-// buckets the raw points come back, at most limit of them.
 func (a *API) history(w http.ResponseWriter, r *http.Request) {
 	d, ok := a.device(w, r)
 	if !ok {
 		return
 	}
-	metric := r.PathValue("metric")
-	q := r.URL.Query()
-	to, from := a.now(), time.Time{}
-	var err error
-	if s := q.Get("to"); s != "" {
-		if to, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			writeError(w, http.StatusBadRequest, "to: %q is not an RFC 3339 time", s)
-			return
-		}
-	}
-	from = to.Add(-24 * time.Hour)
-	if s := q.Get("from"); s != "" {
-		if from, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			writeError(w, http.StatusBadRequest, "from: %q is not an RFC 3339 time", s)
-			return
-		}
-	}
-	if !to.After(from) {
-		writeError(w, http.StatusBadRequest, "to must be after from")
-		return
-	}
-	resp := map[string]any{"deviceId": d.ID, "metric": metric, "from": from.UTC(), "to": to.UTC()}
-
-	var width time.Duration
-	switch bw, bn := q.Get("bucket"), q.Get("buckets"); {
-	case bw != "" && bn != "":
-		writeError(w, http.StatusBadRequest, "give bucket (a width) or buckets (a count), not both")
-		return
-	case bw != "":
-		if width, err = time.ParseDuration(bw); err != nil {
-			writeError(w, http.StatusBadRequest, "bucket: %q is not a duration like 5m or 1h", bw)
-			return
-		}
-	case bn != "":
-		n, err := strconv.Atoi(bn)
-		if err == nil {
-			width, err = tsdb.BucketWidth(from, to, n)
-		}
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "buckets: %v", err)
-			return
-		}
-	}
-
-	if width > 0 {
-		ds, err := tsdb.NewDownsampler(from, to, width)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bucket: %v", err)
-			return
-		}
-		err = a.store.Samples(r.Context(), d.TenantID, d.ID, metric, from, to, 0, func(s store.Sample) bool {
-			ds.Add(s.TS, s.Value)
-			return true
-		})
-		if err != nil {
-			a.storeError(w, err)
-			return
-		}
-		bs := ds.Buckets()
-		out := make([]Bucket, len(bs))
-		for i, b := range bs {
-			out[i] = Bucket{Start: b.Start.UTC(), Count: b.Count, Min: b.Min, Max: b.Max, Avg: round(b.Avg()),
-				Sum: b.Sum, First: b.First, Last: b.Last}
-		}
-		resp["bucket"] = width.String()
-		resp["buckets"] = out
-		writeJSON(w, http.StatusOK, resp)
-		return
-	}
-
-	limit := defaultLimit
-	if s := q.Get("limit"); s != "" {
-		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > maxLimit {
-			writeError(w, http.StatusBadRequest, "limit must be between 1 and %d", maxLimit)
-			return
-		}
-	}
-	points := []Sample{}
-	err = a.store.Samples(r.Context(), d.TenantID, d.ID, metric, from, to, limit+1, func(s store.Sample) bool {
-		points = append(points, Sample{TS: s.TS, Value: s.Value})
-		return true
-	})
+	sq, err := a.parseSeriesQuery(r.URL.Query())
 	if err != nil {
-		a.storeError(w, err)
+		a.queryError(w, err)
 		return
 	}
-	resp["truncated"] = len(points) > limit
-	if len(points) > limit {
-		points = points[:limit]
+	s, err := a.series(r, d, r.PathValue("metric"), sq)
+	if err != nil {
+		a.queryError(w, err)
+		return
 	}
-	resp["points"] = points
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, struct {
+		DeviceID string `json:"deviceId"`
+		Series
+	}{d.ID, s})
+}
+
+// maxMetricsPerQuery bounds GET …/telemetry?metrics=….
+const maxMetricsPerQuery = 50
+
+// historyMany answers GET …/telemetry?metrics=a,b,c&… with one series per
+// metric, for charts that show several signals of a machine together.
+func (a *API) historyMany(w http.ResponseWriter, r *http.Request) {
+	d, ok := a.device(w, r)
+	if !ok {
+		return
+	}
+	var names []string
+	for _, m := range strings.Split(r.URL.Query().Get("metrics"), ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			names = append(names, m)
+		}
+	}
+	if len(names) == 0 || len(names) > maxMetricsPerQuery {
+		writeError(w, http.StatusBadRequest, "metrics must name 1 to %d metrics, comma-separated", maxMetricsPerQuery)
+		return
+	}
+	sq, err := a.parseSeriesQuery(r.URL.Query())
+	if err != nil {
+		a.queryError(w, err)
+		return
+	}
+	out := make([]Series, len(names))
+	for i, m := range names {
+		if out[i], err = a.series(r, d, m, sq); err != nil {
+			a.queryError(w, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "series": out})
 }
 
 // round trims float noise from averages to 12 significant digits.
@@ -195,7 +299,7 @@ func (a *API) rejected(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rs, err := a.store.ListRejected(r.Context(), d.TenantID, d.ID, limit)
+	rs, err := a.tsdb.ListRejected(r.Context(), d.TenantID, d.ID, limit)
 	if err != nil {
 		a.storeError(w, err)
 		return

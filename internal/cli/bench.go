@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/bench"
+	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/postgres"
 )
 
 const benchUsage = `bench <benchmark> [flags]
@@ -17,9 +19,16 @@ Benchmarks:
             server of --server (devices bench-0001… are registered or reused),
             or any MQTT broker with --broker mqtt[s]://host:port (anonymous).
             --compare URL alternates runs against Warden and that broker and
-            prints the medians and ratio_vs_reference.`
+            prints the medians and ratio_vs_reference.
+  storage   the telemetry engine in process, on a throw-away database: bytes
+            per point on disk (simulator data and a random-walk/counter/constant
+            shape), ingest and sealing points/s, a year of one metric
+            downsampled to 1,000 buckets, latest values of 10,000 devices.`
 
 func runBench(ctx context.Context, env *Env, args []string) error {
+	if len(args) > 0 && args[0] == "storage" {
+		return runBenchStorage(ctx, env, args[1:])
+	}
 	if len(args) == 0 || args[0] != "ingest" {
 		switch {
 		case len(args) == 0:
@@ -27,7 +36,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintln(env.Stderr, "Usage: warden "+benchUsage)
 			return nil
 		default:
-			fmt.Fprintf(env.Stderr, "warden bench: unknown benchmark %q (want ingest)\n\n", args[0])
+			fmt.Fprintf(env.Stderr, "warden bench: unknown benchmark %q (want ingest or storage)\n\n", args[0])
 		}
 		fmt.Fprintln(env.Stderr, "Usage: warden "+benchUsage)
 		return errUsage
@@ -86,4 +95,30 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	o.Insecure = false
 	_, err = bench.Compare(ctx, bench.CompareOptions{Warden: o, Reference: ref, Rounds: rounds}, env.Stdout)
 	return err
+}
+
+func runBenchStorage(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet("bench storage", "bench storage [flags]", env.Stderr)
+	var o bench.StorageOptions
+	var database string
+	fs.IntVar(&o.SimDevices, "devices", 40, "simulated machines (and random-walk devices)")
+	fs.Float64Var(&o.SimDays, "days", 1, "days of data per machine")
+	fs.DurationVar(&o.SimInterval, "interval", 10*time.Second, "sampling interval of the machines")
+	fs.IntVar(&o.FleetDevices, "fleet", 10_000, "devices in the latest-values query")
+	fs.IntVar(&o.Runs, "runs", 9, "runs of each timed query (the median is printed)")
+	fs.StringVar(&o.Dir, "dir", "", "directory for the throw-away SQLite databases (default: a temporary one)")
+	fs.StringVar(&database, "database", "", "measure on this empty PostgreSQL database instead (postgres://…); its tables are created and filled")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if database != "" {
+		o.Open = func(ctx context.Context) (store.Store, error) {
+			st, err := postgres.Open(ctx, database)
+			if err != nil {
+				return nil, err
+			}
+			return st, st.Reset(ctx)
+		}
+	}
+	return bench.Storage(ctx, o, env.Stdout)
 }

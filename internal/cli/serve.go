@@ -39,6 +39,8 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&hostnames, "hostname", "host name(s) devices use to reach this server, comma-separated or repeated; the first is the hub host name (default localhost)")
 	fs.StringVar(&cfg.Database, "database", "", "database: empty for SQLite in the data dir, sqlite:<path>, or postgres://user@host/db")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "operator API token to set on first start instead of generating one")
+	fs.StringVar(&cfg.MasterKey, "master-key", "", "master key, base64 of 32 bytes (prefer the WARDEN_MASTER_KEY variable; default: the key file)")
+	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the master key, created on first start (default <data-dir>/master.key)")
 	fs.DurationVar(&cfg.DedupWindow, "dedup-window", server.DefaultDedupWindow, "how long message ids are remembered to drop duplicates")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")

@@ -238,3 +238,12 @@ func (e *env) metricValue(name string) float64 {
 	e.t.Fatalf("metric %s not in /metrics", name)
 	return 0
 }
+
+func tlsFor(roots *x509.CertPool) *tls.Config {
+	return &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+}
+
+// insecureTLS is for health polling only, before the CA file is read.
+func insecureTLS() *tls.Config {
+	return &tls.Config{InsecureSkipVerify: true} //nolint:gosec // health probe of a local child process
+}

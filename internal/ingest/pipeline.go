@@ -62,9 +62,18 @@ type Config struct {
 	Queue int
 }
 
+// Sink is where committed telemetry goes: the telemetry engine (tsdb), or,
+// with several nodes, a durable stream in front of it.
+type Sink interface {
+	// Write commits a batch durably; results are in batch order.
+	Write(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error)
+	// AddRejected keeps a message that could not be parsed.
+	AddRejected(ctx context.Context, r store.Rejected) error
+}
+
 // Pipeline parses messages and commits them in groups.
 type Pipeline struct {
-	store   store.Store
+	sink    Sink
 	log     *slog.Logger
 	now     func() time.Time
 	cfg     Config
@@ -85,7 +94,7 @@ type job struct {
 }
 
 // New makes a pipeline; call Run to start committing.
-func New(st store.Store, cfg Config, m *Metrics, log *slog.Logger, now func() time.Time) *Pipeline {
+func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, now func() time.Time) *Pipeline {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1000
 	}
@@ -93,7 +102,7 @@ func New(st store.Store, cfg Config, m *Metrics, log *slog.Logger, now func() ti
 		cfg.Queue = 8 * cfg.MaxBatch
 	}
 	return &Pipeline{
-		store: st, log: log, now: now, cfg: cfg, metrics: m,
+		sink: sink, log: log, now: now, cfg: cfg, metrics: m,
 		queue: make(chan job, cfg.Queue),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -242,7 +251,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []job) {
 			msgs = append(msgs, j.msg)
 			continue
 		}
-		if err := p.store.AddRejected(ctx, *j.rejected); err != nil {
+		if err := p.sink.AddRejected(ctx, *j.rejected); err != nil {
 			p.log.Error("keep rejected message", "device", j.rejected.DeviceID, "err", err)
 			if rejectErrs == nil {
 				rejectErrs = map[int]error{}
@@ -256,7 +265,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []job) {
 	var err error
 	if len(msgs) > 0 {
 		start := time.Now()
-		results, err = p.store.WriteMessages(ctx, msgs)
+		results, err = p.sink.Write(ctx, msgs)
 		p.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 		p.metrics.batchSize.Observe(float64(len(msgs)))
 		if err != nil {

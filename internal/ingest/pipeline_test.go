@@ -17,7 +17,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/tsdb"
 )
 
 // The server clock of the pipeline tests.
@@ -26,7 +28,7 @@ var clock = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 func fakeNow() time.Time { return clock }
 
 // newSQLite opens a migrated store with devices d1 and d2 of the root tenant.
-func newSQLite(t *testing.T) *sqlite.Store {
+func newSQLite(t *testing.T) *tsdb.Engine {
 	t.Helper()
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"))
@@ -47,11 +49,15 @@ func newSQLite(t *testing.T) *sqlite.Store {
 			t.Fatal(err)
 		}
 	}
-	return st
+	keys, err := keyring.New(ctx, bytes.Repeat([]byte{7}, keyring.KeySize), st, fakeNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tsdb.New(tsdb.Config{}, st, keys, slog.New(slog.DiscardHandler), fakeNow)
 }
 
 // startPipeline runs a pipeline on st until the test ends.
-func startPipeline(t *testing.T, st store.Store, cfg Config) *Pipeline {
+func startPipeline(t *testing.T, st Sink, cfg Config) *Pipeline {
 	t.Helper()
 	p := New(st, cfg, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler), fakeNow)
 	go p.Run(context.Background())
@@ -116,10 +122,10 @@ func submit(t *testing.T, p *Pipeline, r Raw) *outcome {
 	return o
 }
 
-func samples(t *testing.T, st store.Store, device, metric string) []store.Sample {
+func samples(t *testing.T, st *tsdb.Engine, device, metric string) []store.Sample {
 	t.Helper()
 	var out []store.Sample
-	err := st.Samples(t.Context(), store.RootTenantID, device, metric, clock.Add(-24*time.Hour), clock.Add(24*time.Hour), 0,
+	err := st.Range(t.Context(), store.RootTenantID, device, metric, clock.Add(-24*time.Hour), clock.Add(24*time.Hour), 0,
 		func(s store.Sample) bool { out = append(out, s); return true })
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +355,7 @@ func TestPipelineSubmitAfterClose(t *testing.T) {
 }
 
 func TestPipelineCloseDrainsQueue(t *testing.T) {
-	st := &slowStore{Store: newSQLite(t), delay: 2 * time.Millisecond}
+	st := &slowStore{Sink: newSQLite(t), delay: 2 * time.Millisecond}
 	p := startPipeline(t, st, Config{MaxBatch: 8, Queue: 1000})
 	const n = 300
 	outcomes := make([]*outcome, n)
@@ -366,7 +372,7 @@ func TestPipelineCloseDrainsQueue(t *testing.T) {
 			t.Fatalf("message %d: Done(%v, %v)", k, got, err)
 		}
 	}
-	if got := samples(t, st, "d1", "t"); len(got) != n {
+	if got := samples(t, st.Sink.(*tsdb.Engine), "d1", "t"); len(got) != n {
 		t.Fatalf("%d samples after Close; want %d", len(got), n)
 	}
 	if m := st.maxBatch.Load(); m > 8 {
@@ -420,7 +426,7 @@ func TestPipelineCloseRacingSubmit(t *testing.T) {
 // A device's acknowledgements must go out in the order its messages
 // arrived, whatever became of each.
 func TestPipelineReportsInSubmissionOrder(t *testing.T) {
-	st := &slowStore{Store: newSQLite(t), delay: time.Millisecond}
+	st := &slowStore{Sink: newSQLite(t), delay: time.Millisecond}
 	p := startPipeline(t, st, Config{MaxBatch: 8, Queue: 100})
 	var mu sync.Mutex
 	var order []int
@@ -504,12 +510,12 @@ func TestOutcomeString(t *testing.T) {
 // slowStore makes every commit take a while, so that messages queue up, and
 // records the largest batch.
 type slowStore struct {
-	store.Store
+	Sink
 	delay    time.Duration
 	maxBatch atomic.Int64
 }
 
-func (s *slowStore) WriteMessages(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
+func (s *slowStore) Write(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
 	time.Sleep(s.delay)
 	for {
 		m := s.maxBatch.Load()
@@ -517,12 +523,11 @@ func (s *slowStore) WriteMessages(ctx context.Context, msgs []store.Message) ([]
 			break
 		}
 	}
-	return s.Store.WriteMessages(ctx, msgs)
+	return s.Sink.Write(ctx, msgs)
 }
 
 // memStore is the part of a store the pipeline uses, in memory.
 type memStore struct {
-	store.Store // nil: other methods panic
 	fail        error
 
 	mu       sync.Mutex
@@ -530,7 +535,7 @@ type memStore struct {
 	rejected []store.Rejected
 }
 
-func (s *memStore) WriteMessages(_ context.Context, msgs []store.Message) ([]store.WriteResult, error) {
+func (s *memStore) Write(_ context.Context, msgs []store.Message) ([]store.WriteResult, error) {
 	if s.fail != nil {
 		return nil, s.fail
 	}

@@ -26,10 +26,12 @@ import (
 	"github.com/warden-iot/warden/internal/api"
 	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/ingest"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/pki"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/tsdb"
 )
 
 // Config is everything `warden serve` can be told.
@@ -47,6 +49,13 @@ type Config struct {
 	AdminToken string
 	// DedupWindow is how long message ids are remembered.
 	DedupWindow time.Duration
+	// MasterKey (base64) wraps the tenants' data keys; if empty, the key
+	// is read from MasterKeyFile (default <DataDir>/master.key), which is
+	// created on first start.
+	MasterKey     string
+	MasterKeyFile string
+	// Engine tunes the telemetry engine (zero values: defaults).
+	Engine tsdb.Config
 	// Out receives the one-time operator token banner.
 	Out io.Writer
 }
@@ -61,6 +70,8 @@ type Server struct {
 	log      *slog.Logger
 	store    store.Store
 	pki      *pki.Result
+	keys     *keyring.Keyring
+	engine   *tsdb.Engine
 	pipeline *ingest.Pipeline
 	broker   *broker.Broker
 	http     *http.Server
@@ -111,10 +122,26 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
+	if cfg.MasterKeyFile == "" {
+		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
+	}
+	master, created, err := keyring.LoadMaster(cfg.MasterKey, cfg.MasterKeyFile)
+	if err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	if created {
+		log.Info("created the master key; back it up apart from the database", "file", cfg.MasterKeyFile)
+	}
+	if s.keys, err = keyring.New(ctx, master, s.store, time.Now); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.engine = tsdb.New(cfg.Engine, s.store, s.keys, log.With("component", "tsdb"), time.Now)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
-	s.pipeline = ingest.New(s.store, ingest.Config{}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
+	s.pipeline = ingest.New(s.engine, ingest.Config{}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
 	s.broker, err = broker.New(broker.Config{
 		TLSListen: cfg.MQTTListen,
 		TCPListen: cfg.MQTTTCPListen,
@@ -234,8 +261,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	// Devices must be told the port actually bound (it may have been 0).
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
-	a := api.New(api.Config{HubHost: s.hubHost}, s.store, s.broker, s.reg, s.log.With("component", "api"), time.Now)
+	a := api.New(api.Config{HubHost: s.hubHost}, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
 	s.http.Handler = a.Handler()
+	s.engine.Start(ctx)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -284,6 +312,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.pipeline.Close() // commits what devices already sent
 	if s.cancel != nil {
+		s.engine.Close()
 		s.cancel()
 	}
 	s.wg.Wait()
@@ -308,3 +337,6 @@ func (s *Server) CAFile() string { return s.pki.Files.CA }
 
 // Store exposes storage to tests and tools in the same process.
 func (s *Server) Store() store.Store { return s.store }
+
+// Engine exposes the telemetry engine to tests and tools in the same process.
+func (s *Server) Engine() *tsdb.Engine { return s.engine }

@@ -28,6 +28,17 @@ type Tenant struct {
 	ParentID  string // empty for the root tenant
 	Name      string
 	CreatedAt time.Time
+	// RetentionDays is how long the tenant's telemetry is kept; 0 keeps it
+	// forever.
+	RetentionDays int
+}
+
+// TenantKey is a tenant's data key, wrapped by the master key.
+type TenantKey struct {
+	ID        uint32
+	TenantID  string
+	Wrapped   []byte
+	CreatedAt time.Time
 }
 
 // DeviceStatus says whether a device may connect.
@@ -100,6 +111,52 @@ type Rejected struct {
 	ReceivedAt time.Time
 }
 
+// HeadRecord is one accepted message in a device's head, not yet sealed
+// into chunks. Blob holds its points, encrypted; MinTS and MaxTS (Unix ms)
+// bound their times.
+type HeadRecord struct {
+	ID         int64
+	TenantID   string
+	DeviceID   string
+	MessageID  string
+	ReceivedAt time.Time
+	MinTS      int64
+	MaxTS      int64
+	Blob       []byte
+}
+
+// ChunkRecord is a sealed, compressed, encrypted run of one series' points
+// from StartTS to EndTS (Unix ms, inclusive).
+type ChunkRecord struct {
+	ID       int64
+	TenantID string
+	DeviceID string
+	Metric   string
+	StartTS  int64
+	EndTS    int64
+	Count    int
+	Blob     []byte
+}
+
+// DeviceRef names a device and its tenant.
+type DeviceRef struct {
+	TenantID string
+	DeviceID string
+}
+
+// DeviceBlob is a device with its (encrypted) latest values; Blob is nil if
+// it has none.
+type DeviceBlob struct {
+	TenantID string
+	DeviceID string
+	Blob     []byte
+}
+
+// LatestMerge computes a device's new latest-values blob from the stored
+// one (nil if none) and the accepted messages of a batch (indexes into the
+// batch). It runs inside the write transaction.
+type LatestMerge func(tenantID, deviceID string, old []byte, accepted []int) ([]byte, error)
+
 // Sample is a stored point of a known series.
 type Sample struct {
 	TS    time.Time
@@ -133,8 +190,8 @@ type Store interface {
 	ListDevices(ctx context.Context, tenantID string) ([]Device, error)
 	SetDeviceStatus(ctx context.Context, tenantID, id string, s DeviceStatus) error
 	SetDeviceKeys(ctx context.Context, tenantID, id string, primary, secondary []byte) error
-	// DeleteDevice removes the device with its telemetry, dedup records and
-	// rejected messages.
+	// DeleteDevice removes the device with its telemetry (head, chunks,
+	// latest values), dedup records and rejected messages.
 	DeleteDevice(ctx context.Context, tenantID, id string) error
 	// TouchDevice records a connection's time and remote address.
 	TouchDevice(ctx context.Context, id string, seen time.Time, ip string) error
@@ -143,19 +200,61 @@ type Store interface {
 	// APITokenByHash finds a token by the SHA-256 of its secret.
 	APITokenByHash(ctx context.Context, hash []byte) (APIToken, error)
 
-	// WriteMessages commits a batch atomically and durably: for each
-	// message with an id not seen before from that device, its points and
-	// the id; for a repeated id, nothing. Results are in batch order.
-	WriteMessages(ctx context.Context, msgs []Message) ([]WriteResult, error)
+	// WriteHead commits a batch atomically and durably: each record whose
+	// message id was not seen before from that device (or that has none)
+	// joins the device's head with its id remembered; a repeated id adds
+	// nothing. For each device with accepted records, merge gives its new
+	// latest blob. Results are in batch order.
+	WriteHead(ctx context.Context, recs []HeadRecord, merge LatestMerge) ([]WriteResult, error)
 	// ForgetMessageIDs drops dedup records received before the cutoff.
 	ForgetMessageIDs(ctx context.Context, before time.Time) (int64, error)
+	// HeadRecords returns a device's head in arrival order.
+	HeadRecords(ctx context.Context, deviceID string) ([]HeadRecord, error)
+	// DevicesToSeal lists devices whose head holds at least minRows records
+	// or a record received before the given time.
+	DevicesToSeal(ctx context.Context, minRows int, receivedBefore time.Time, limit int) ([]DeviceRef, error)
+	// ChunksForMerge returns a series' chunks overlapping [from, to] and
+	// the last chunk ending before from, in time order.
+	ChunksForMerge(ctx context.Context, deviceID, metric string, from, to int64) ([]ChunkRecord, error)
+	// SealHead atomically deletes the given head records and chunks and
+	// adds new chunks. If any of them was already gone (another sealer got
+	// there first) nothing changes and the error wraps ErrConflict.
+	SealHead(ctx context.Context, deviceID string, headIDs, removeChunks []int64, add []ChunkRecord) error
+	// ReadSeries returns, from one consistent snapshot, the head records of
+	// a device that may hold points of [from, to) and the chunks of one of
+	// its series overlapping [from, to), in time order.
+	ReadSeries(ctx context.Context, tenantID, deviceID, metric string, from, to int64) ([]HeadRecord, []ChunkRecord, error)
+	// LatestBlob returns a device's latest-values blob (nil if none).
+	LatestBlob(ctx context.Context, tenantID, deviceID string) ([]byte, error)
+	// LatestBlobs returns up to limit devices of a tenant with id > after,
+	// in id order, with their latest blobs.
+	LatestBlobs(ctx context.Context, tenantID, after string, limit int) ([]DeviceBlob, error)
+	// SetLatestBlob replaces a device's latest blob (nil deletes it).
+	SetLatestBlob(ctx context.Context, deviceID string, blob []byte) error
+	// DeleteTelemetryBefore deletes a tenant's chunks and head records
+	// that lie wholly before cutoff (Unix ms), and its rejected messages
+	// received before it; it returns the chunks and records deleted.
+	DeleteTelemetryBefore(ctx context.Context, tenantID string, cutoff int64) (int64, error)
+	// ChunksSpanning returns a tenant's chunks that start before cutoff and
+	// end at or after it.
+	ChunksSpanning(ctx context.Context, tenantID string, cutoff int64) ([]ChunkRecord, error)
 
-	// LatestValues returns the newest point of every metric of a device,
-	// sorted by metric name.
-	LatestValues(ctx context.Context, tenantID, deviceID string) ([]Latest, error)
-	// Samples calls fn for each point of one series with from <= ts < to,
-	// in time order, until fn returns false or limit points (0: no limit).
-	Samples(ctx context.Context, tenantID, deviceID, metric string, from, to time.Time, limit int, fn func(Sample) bool) error
+	CreateTenant(ctx context.Context, t Tenant) error
+	GetTenant(ctx context.Context, id string) (Tenant, error)
+	ListTenants(ctx context.Context) ([]Tenant, error)
+	SetTenantRetention(ctx context.Context, id string, days int) error
+	// DeleteTenant removes a tenant (not the root) with its devices,
+	// telemetry, tokens and keys.
+	DeleteTenant(ctx context.Context, id string) error
+
+	// CreateTenantKey stores a new data key for a tenant: it reserves an
+	// id, calls wrap with it, and stores the result.
+	CreateTenantKey(ctx context.Context, tenantID string, at time.Time, wrap func(id uint32) ([]byte, error)) (TenantKey, error)
+	// ActiveTenantKey returns the tenant's newest data key.
+	ActiveTenantKey(ctx context.Context, tenantID string) (TenantKey, error)
+	TenantKey(ctx context.Context, id uint32) (TenantKey, error)
+	// DeleteTenantKeys destroys every data key of a tenant.
+	DeleteTenantKeys(ctx context.Context, tenantID string) error
 
 	AddRejected(ctx context.Context, r Rejected) error
 	// ListRejected returns a device's rejected messages, newest first.

@@ -33,10 +33,9 @@ const MaxBuckets = 100_000
 // Downsampler folds points, given in time order, into buckets of a fixed
 // width aligned to from. Buckets without points are left out.
 type Downsampler struct {
-	from  time.Time
-	to    time.Time
-	width time.Duration
-	out   []Bucket
+	from, to, width int64 // Unix ms
+	out             []Bucket
+	cur             int64 // start (ms) of the last bucket in out
 }
 
 // BucketWidth returns the width that splits [from, to) into n buckets,
@@ -65,16 +64,19 @@ func NewDownsampler(from, to time.Time, width time.Duration) (*Downsampler, erro
 	if n := to.Sub(from) / width; n > MaxBuckets {
 		return nil, fmt.Errorf("bucket width %s gives %d buckets, more than %d", width, n, MaxBuckets)
 	}
-	return &Downsampler{from: from, to: to, width: width}, nil
+	return &Downsampler{from: from.UnixMilli(), to: to.UnixMilli(), width: width.Milliseconds()}, nil
 }
 
 // Add folds in one point; points must come in time order.
-func (d *Downsampler) Add(ts time.Time, v float64) {
-	if ts.Before(d.from) || !ts.Before(d.to) {
+func (d *Downsampler) Add(ts time.Time, v float64) { d.AddMS(ts.UnixMilli(), v) }
+
+// AddMS is Add with a Unix-millisecond time, for hot loops.
+func (d *Downsampler) AddMS(ts int64, v float64) {
+	if ts < d.from || ts >= d.to {
 		return
 	}
-	start := d.from.Add(ts.Sub(d.from) / d.width * d.width)
-	if n := len(d.out); n > 0 && d.out[n-1].Start.Equal(start) {
+	start := d.from + (ts-d.from)/d.width*d.width
+	if n := len(d.out); n > 0 && d.cur == start {
 		b := &d.out[n-1]
 		b.Count++
 		b.Sum += v
@@ -83,11 +85,12 @@ func (d *Downsampler) Add(ts time.Time, v float64) {
 		b.Last = v
 		return
 	}
-	d.out = append(d.out, Bucket{Start: start, Count: 1, Min: v, Max: v, Sum: v, First: v, Last: v})
+	d.cur = start
+	d.out = append(d.out, Bucket{Start: time.UnixMilli(start).UTC(), Count: 1, Min: v, Max: v, Sum: v, First: v, Last: v})
 }
 
 // Buckets returns the non-empty buckets in time order.
 func (d *Downsampler) Buckets() []Bucket { return d.out }
 
 // Width is the bucket width.
-func (d *Downsampler) Width() time.Duration { return d.width }
+func (d *Downsampler) Width() time.Duration { return time.Duration(d.width) * time.Millisecond }

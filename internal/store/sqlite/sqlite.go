@@ -73,8 +73,16 @@ var migrations = []string{
 		id         TEXT PRIMARY KEY,
 		parent_id  TEXT REFERENCES tenants(id),
 		name       TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		retention_days INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE tenant_keys (
+		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		tenant_id  TEXT NOT NULL,
+		wrapped    BLOB NOT NULL,
 		created_at INTEGER NOT NULL
 	);
+	CREATE INDEX tenant_keys_tenant ON tenant_keys(tenant_id, id);
 	CREATE TABLE devices (
 		id            TEXT PRIMARY KEY,
 		tenant_id     TEXT NOT NULL REFERENCES tenants(id),
@@ -102,21 +110,39 @@ var migrations = []string{
 		PRIMARY KEY (device_id, message_id)
 	) WITHOUT ROWID;
 	CREATE INDEX message_ids_received ON message_ids(received_at);
-	CREATE TABLE points (
-		device_id TEXT NOT NULL,
-		metric    TEXT NOT NULL,
-		ts        INTEGER NOT NULL,
-		value     REAL NOT NULL,
+	CREATE TABLE head (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		tenant_id   TEXT NOT NULL,
+		device_id   TEXT NOT NULL,
+		message_id  TEXT NOT NULL,
+		received_at INTEGER NOT NULL,
+		min_ts      INTEGER NOT NULL,
+		max_ts      INTEGER NOT NULL,
+		blob        BLOB NOT NULL
+	);
+	CREATE INDEX head_device ON head(device_id, id);
+	CREATE TABLE head_stats (
+		device_id TEXT PRIMARY KEY,
 		tenant_id TEXT NOT NULL,
-		PRIMARY KEY (device_id, metric, ts)
+		rows      INTEGER NOT NULL,
+		oldest    INTEGER NOT NULL
 	) WITHOUT ROWID;
-	CREATE TABLE latest (
+	CREATE TABLE chunks (
+		id        INTEGER PRIMARY KEY AUTOINCREMENT,
+		tenant_id TEXT NOT NULL,
 		device_id TEXT NOT NULL,
 		metric    TEXT NOT NULL,
-		ts        INTEGER NOT NULL,
-		value     REAL NOT NULL,
+		start_ts  INTEGER NOT NULL,
+		end_ts    INTEGER NOT NULL,
+		count     INTEGER NOT NULL,
+		blob      BLOB NOT NULL
+	);
+	CREATE INDEX chunks_series ON chunks(device_id, metric, end_ts);
+	CREATE INDEX chunks_tenant ON chunks(tenant_id, end_ts);
+	CREATE TABLE latest (
+		device_id TEXT PRIMARY KEY,
 		tenant_id TEXT NOT NULL,
-		PRIMARY KEY (device_id, metric)
+		blob      BLOB NOT NULL
 	) WITHOUT ROWID;
 	CREATE TABLE rejected (
 		id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -128,7 +154,8 @@ var migrations = []string{
 		payload     BLOB NOT NULL,
 		received_at INTEGER NOT NULL
 	);
-	CREATE INDEX rejected_device ON rejected(device_id, id);`,
+	CREATE INDEX rejected_device ON rejected(device_id, id);
+	CREATE INDEX rejected_tenant ON rejected(tenant_id, received_at);`,
 }
 
 // Migrate applies pending migrations and makes sure the root tenant exists.
@@ -291,7 +318,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
 	}
-	for _, table := range []string{"points", "latest", "message_ids", "rejected"} {
+	for _, table := range []string{"head", "head_stats", "chunks", "latest", "message_ids", "rejected"} {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE device_id = ?`, id); err != nil {
 			return fmt.Errorf("delete device %q: %s: %w", id, table, err)
 		}
@@ -333,61 +360,6 @@ func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken
 	return t, nil
 }
 
-// WriteMessages commits a batch in one transaction.
-func (s *Store) WriteMessages(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("write messages: %w", err)
-	}
-	defer tx.Rollback()
-	dedup, err := tx.PrepareContext(ctx, `INSERT INTO message_ids (device_id, message_id, tenant_id, received_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	if err != nil {
-		return nil, fmt.Errorf("write messages: %w", err)
-	}
-	defer dedup.Close()
-	point, err := tx.PrepareContext(ctx, `INSERT INTO points (device_id, metric, ts, value, tenant_id) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (device_id, metric, ts) DO UPDATE SET value = excluded.value`)
-	if err != nil {
-		return nil, fmt.Errorf("write messages: %w", err)
-	}
-	defer point.Close()
-	latest, err := tx.PrepareContext(ctx, `INSERT INTO latest (device_id, metric, ts, value, tenant_id) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (device_id, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value
-		WHERE excluded.ts >= latest.ts`)
-	if err != nil {
-		return nil, fmt.Errorf("write messages: %w", err)
-	}
-	defer latest.Close()
-
-	results := make([]store.WriteResult, len(msgs))
-	for i, m := range msgs {
-		if m.MessageID != "" {
-			res, err := dedup.ExecContext(ctx, m.DeviceID, m.MessageID, m.TenantID, m.ReceivedAt.UnixMilli())
-			if err != nil {
-				return nil, fmt.Errorf("write messages: record id: %w", err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				results[i].Duplicate = true
-				continue
-			}
-		}
-		for _, p := range m.Points {
-			ts := p.TS.UnixMilli()
-			if _, err := point.ExecContext(ctx, m.DeviceID, p.Metric, ts, p.Value, m.TenantID); err != nil {
-				return nil, fmt.Errorf("write messages: point: %w", err)
-			}
-			if _, err := latest.ExecContext(ctx, m.DeviceID, p.Metric, ts, p.Value, m.TenantID); err != nil {
-				return nil, fmt.Errorf("write messages: latest: %w", err)
-			}
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("write messages: commit: %w", err)
-	}
-	return results, nil
-}
-
 // ForgetMessageIDs drops old dedup records.
 func (s *Store) ForgetMessageIDs(ctx context.Context, before time.Time) (int64, error) {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM message_ids WHERE received_at < ?`, before.UnixMilli())
@@ -406,62 +378,6 @@ func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) erro
 	}
 	if err != nil {
 		return fmt.Errorf("device %q: %w", deviceID, err)
-	}
-	return nil
-}
-
-// LatestValues returns the newest value of each metric of a device.
-func (s *Store) LatestValues(ctx context.Context, tenantID, deviceID string) ([]store.Latest, error) {
-	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
-		return nil, err
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT metric, ts, value FROM latest WHERE device_id = ? ORDER BY metric`, deviceID)
-	if err != nil {
-		return nil, fmt.Errorf("latest values of %q: %w", deviceID, err)
-	}
-	defer rows.Close()
-	out := []store.Latest{}
-	for rows.Next() {
-		var l store.Latest
-		var ts int64
-		if err := rows.Scan(&l.Metric, &ts, &l.Value); err != nil {
-			return nil, fmt.Errorf("latest values of %q: %w", deviceID, err)
-		}
-		l.TS = time.UnixMilli(ts).UTC()
-		out = append(out, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("latest values of %q: %w", deviceID, err)
-	}
-	return out, nil
-}
-
-// Samples streams one series' points in [from, to).
-func (s *Store) Samples(ctx context.Context, tenantID, deviceID, metric string, from, to time.Time, limit int, fn func(store.Sample) bool) error {
-	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
-		return err
-	}
-	if limit <= 0 {
-		limit = -1 // SQLite: no limit
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT ts, value FROM points WHERE device_id = ? AND metric = ? AND ts >= ? AND ts < ?
-		ORDER BY ts LIMIT ?`, deviceID, metric, from.UnixMilli(), to.UnixMilli(), limit)
-	if err != nil {
-		return fmt.Errorf("samples of %q %q: %w", deviceID, metric, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var ts int64
-		var v float64
-		if err := rows.Scan(&ts, &v); err != nil {
-			return fmt.Errorf("samples of %q %q: %w", deviceID, metric, err)
-		}
-		if !fn(store.Sample{TS: time.UnixMilli(ts).UTC(), Value: v}) {
-			return nil
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("samples of %q %q: %w", deviceID, metric, err)
 	}
 	return nil
 }
@@ -522,4 +438,19 @@ func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, lim
 
 func isUniqueViolation(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// Vacuum rebuilds the database file to its smallest size (used by the
+// storage benchmark to measure bytes on disk).
+func (s *Store) Vacuum(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	return nil
 }

@@ -28,13 +28,19 @@ func Run(t *testing.T, newStore Factory) {
 		{"DeviceLifecycle", testDeviceLifecycle},
 		{"DeviceTenantIsolation", testDeviceTenantIsolation},
 		{"APITokens", testAPITokens},
-		{"WriteAndRead", testWriteAndRead},
+		{"WriteHeadAndLatest", testWriteHeadAndLatest},
 		{"Deduplication", testDeduplication},
 		{"DuplicateInsideOneBatch", testDuplicateInsideOneBatch},
 		{"ForgetMessageIDs", testForgetMessageIDs},
-		{"LatestIgnoresOlderPoints", testLatestIgnoresOlderPoints},
-		{"SamplesRangeAndLimit", testSamplesRangeAndLimit},
-		{"SameTimestampOverwrites", testSameTimestampOverwrites},
+		{"MergeErrorRollsBack", testMergeErrorRollsBack},
+		{"SealLifecycle", testSealLifecycle},
+		{"SealConflict", testSealConflict},
+		{"ChunksForMerge", testChunksForMerge},
+		{"ReadSeries", testReadSeries},
+		{"LatestBlobs", testLatestBlobs},
+		{"Retention", testRetention},
+		{"Tenants", testTenants},
+		{"TenantKeys", testTenantKeys},
 		{"Rejected", testRejected},
 		{"DeleteDeviceRemovesData", testDeleteDeviceRemovesData},
 		{"MigrateTwice", testMigrateTwice},
@@ -157,15 +163,17 @@ func testDeviceTenantIsolation(t *testing.T, s store.Store) {
 	if err != nil || len(list) != 0 {
 		t.Errorf("ListDevices(other) = %v, %v; want none", ids(list), err)
 	}
-	if _, err := s.LatestValues(ctx(t), other, "d1"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("LatestValues from another tenant error = %v, want ErrNotFound", err)
+	if _, err := s.LatestBlob(ctx(t), other, "d1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LatestBlob from another tenant error = %v, want ErrNotFound", err)
 	}
 	if _, err := s.ListRejected(ctx(t), other, "d1", 10); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ListRejected from another tenant error = %v, want ErrNotFound", err)
 	}
-	err = s.Samples(ctx(t), other, "d1", "m", t0, t0.Add(time.Hour), 0, func(store.Sample) bool { return true })
-	if !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Samples from another tenant error = %v, want ErrNotFound", err)
+	if _, _, err := s.ReadSeries(ctx(t), other, "d1", "m", 0, 1<<50); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ReadSeries from another tenant error = %v, want ErrNotFound", err)
+	}
+	if blobs, err := s.LatestBlobs(ctx(t), other, "", 10); err != nil || len(blobs) != 0 {
+		t.Errorf("LatestBlobs(other) = %v, %v; want none", blobs, err)
 	}
 	d, err := s.GetDevice(ctx(t), "d1")
 	if err != nil || d.Status != store.DeviceEnabled {
@@ -191,184 +199,441 @@ func testAPITokens(t *testing.T, s store.Store) {
 	}
 }
 
-func msg(dev, mid string, ts time.Time, kv ...any) store.Message {
-	m := store.Message{TenantID: store.RootTenantID, DeviceID: dev, MessageID: mid, ReceivedAt: ts}
-	for i := 0; i < len(kv); i += 2 {
-		m.Points = append(m.Points, store.Point{Metric: kv[i].(string), TS: ts, Value: kv[i+1].(float64)})
-	}
-	return m
+// rec is a head record of device dev with message id mid whose points lie
+// in [minTS, maxTS]; its blob says which message it is.
+func rec(dev, mid string, minTS, maxTS int64) store.HeadRecord {
+	return store.HeadRecord{TenantID: store.RootTenantID, DeviceID: dev, MessageID: mid,
+		ReceivedAt: t0.Add(time.Duration(maxTS) * time.Millisecond), MinTS: minTS, MaxTS: maxTS,
+		Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, mid, minTS, maxTS))}
 }
 
-func samples(t *testing.T, s store.Store, dev, metric string, from, to time.Time, limit int) []store.Sample {
+// keepLatest is a LatestMerge that records, as the new blob, the old blob
+// followed by the accepted indexes.
+func keepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, error) {
+	return fmt.Appendf(old, "%v;", accepted), nil
+}
+
+func writeHead(t *testing.T, s store.Store, recs ...store.HeadRecord) []store.WriteResult {
 	t.Helper()
-	var out []store.Sample
-	err := s.Samples(ctx(t), store.RootTenantID, dev, metric, from, to, limit, func(x store.Sample) bool {
-		out = append(out, x)
-		return true
-	})
+	res, err := s.WriteHead(ctx(t), recs, keepLatest)
 	if err != nil {
-		t.Fatalf("Samples(%s, %s): %v", dev, metric, err)
+		t.Fatalf("WriteHead: %v", err)
+	}
+	if len(res) != len(recs) {
+		t.Fatalf("WriteHead gave %d results for %d records", len(res), len(recs))
+	}
+	return res
+}
+
+func chunk(dev, metric string, start, end int64) store.ChunkRecord {
+	return store.ChunkRecord{TenantID: store.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
+		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
+}
+
+func blobs[T store.HeadRecord | store.ChunkRecord](xs []T) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		switch x := any(x).(type) {
+		case store.HeadRecord:
+			out[i] = string(x.Blob)
+		case store.ChunkRecord:
+			out[i] = string(x.Blob)
+		}
 	}
 	return out
 }
 
-func testWriteAndRead(t *testing.T, s store.Store) {
+func testWriteHeadAndLatest(t *testing.T, s store.Store) {
 	mustCreate(t, s, "pump-1")
-	res, err := s.WriteMessages(ctx(t), []store.Message{
-		msg("pump-1", "m1", t0, "temperature", 71.5, "inletPressure", 0.12),
-		msg("pump-1", "m2", t0.Add(time.Minute), "temperature", 72.25),
-		msg("pump-1", "", t0.Add(2*time.Minute), "temperature", -3.0),
-	})
+	mustCreate(t, s, "pump-2")
+	var calls []string
+	merge := func(tenantID, deviceID string, old []byte, accepted []int) ([]byte, error) {
+		calls = append(calls, fmt.Sprintf("%s %s old=%q %v", tenantID, deviceID, old, accepted))
+		return fmt.Appendf(old, "%v;", accepted), nil
+	}
+	res, err := s.WriteHead(ctx(t), []store.HeadRecord{rec("pump-1", "m1", 10, 20), rec("pump-2", "m1", 5, 5), rec("pump-1", "", 30, 30)}, merge)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res) != 3 || res[0].Duplicate || res[1].Duplicate || res[2].Duplicate {
-		t.Fatalf("results = %+v, want three non-duplicates", res)
+		t.Fatalf("results = %+v", res)
 	}
-	got := samples(t, s, "pump-1", "temperature", t0, t0.Add(time.Hour), 0)
-	want := []store.Sample{{TS: t0, Value: 71.5}, {TS: t0.Add(time.Minute), Value: 72.25}, {TS: t0.Add(2 * time.Minute), Value: -3}}
-	if !equalSamples(got, want) {
-		t.Fatalf("Samples = %v, want %v", got, want)
+	want := []string{`root pump-1 old="" [0 2]`, `root pump-2 old="" [1]`}
+	if fmt.Sprint(calls) != fmt.Sprint(want) {
+		t.Fatalf("merge calls = %q, want %q", calls, want)
 	}
-	latest, err := s.LatestValues(ctx(t), store.RootTenantID, "pump-1")
+	head, err := s.HeadRecords(ctx(t), "pump-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantLatest := []store.Latest{{Metric: "inletPressure", TS: t0, Value: 0.12}, {Metric: "temperature", TS: t0.Add(2 * time.Minute), Value: -3}}
-	if fmt.Sprint(latest) != fmt.Sprint(wantLatest) {
-		t.Fatalf("LatestValues = %v, want %v", latest, wantLatest)
+	if got := blobs(head); fmt.Sprint(got) != "[pump-1/m1/10-20 pump-1//30-30]" {
+		t.Fatalf("head = %v", got)
 	}
-	// Millisecond precision survives the round trip.
-	ms := t0.Add(1500 * time.Millisecond)
-	if _, err := s.WriteMessages(ctx(t), []store.Message{msg("pump-1", "m3", ms, "current", 1.0)}); err != nil {
+	h := head[0]
+	if h.ID == 0 || h.TenantID != store.RootTenantID || h.MessageID != "m1" || h.MinTS != 10 || h.MaxTS != 20 ||
+		!h.ReceivedAt.Equal(t0.Add(20*time.Millisecond)) || head[1].ID <= h.ID {
+		t.Fatalf("head record = %+v", h)
+	}
+	calls = nil
+	if _, err := s.WriteHead(ctx(t), []store.HeadRecord{rec("pump-1", "m2", 40, 40)}, merge); err != nil {
 		t.Fatal(err)
 	}
-	if got := samples(t, s, "pump-1", "current", t0, t0.Add(time.Second*2), 0); len(got) != 1 || !got[0].TS.Equal(ms) {
-		t.Fatalf("millisecond sample = %v, want ts %v", got, ms)
+	if want := []string{`root pump-1 old="[0 2];" [0]`}; fmt.Sprint(calls) != fmt.Sprint(want) {
+		t.Fatalf("merge calls = %q, want %q", calls, want)
+	}
+	b, err := s.LatestBlob(ctx(t), store.RootTenantID, "pump-1")
+	if err != nil || string(b) != "[0 2];[0];" {
+		t.Fatalf("LatestBlob = %q, %v", b, err)
+	}
+	mustCreate(t, s, "silent")
+	if b, err := s.LatestBlob(ctx(t), store.RootTenantID, "silent"); err != nil || b != nil {
+		t.Fatalf("LatestBlob of a device without data = %q, %v; want nil", b, err)
 	}
 }
 
 func testDeduplication(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
 	mustCreate(t, s, "b")
-	if _, err := s.WriteMessages(ctx(t), []store.Message{msg("a", "same", t0, "x", 1.0)}); err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.WriteMessages(ctx(t), []store.Message{
-		msg("a", "same", t0.Add(time.Second), "x", 2.0), // repeat from a: dropped
-		msg("b", "same", t0.Add(time.Second), "x", 3.0), // same id from another device: kept
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeHead(t, s, rec("a", "same", 1, 1))
+	res := writeHead(t, s, rec("a", "same", 2, 2), rec("b", "same", 2, 2))
 	if !res[0].Duplicate || res[1].Duplicate {
 		t.Fatalf("results = %+v, want [dup, new]", res)
 	}
-	if got := samples(t, s, "a", "x", t0, t0.Add(time.Hour), 0); len(got) != 1 || got[0].Value != 1 {
-		t.Fatalf("device a samples = %v, want only the first copy", got)
+	if head, _ := s.HeadRecords(ctx(t), "a"); len(head) != 1 || string(head[0].Blob) != "a/same/1-1" {
+		t.Fatalf("device a head = %v, want only the first copy", blobs(head))
 	}
-	if got := samples(t, s, "b", "x", t0, t0.Add(time.Hour), 0); len(got) != 1 || got[0].Value != 3 {
-		t.Fatalf("device b samples = %v", got)
+	if head, _ := s.HeadRecords(ctx(t), "b"); len(head) != 1 {
+		t.Fatalf("device b head = %v", blobs(head))
 	}
 }
 
 func testDuplicateInsideOneBatch(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
-	res, err := s.WriteMessages(ctx(t), []store.Message{
-		msg("a", "m", t0, "x", 1.0),
-		msg("a", "m", t0.Add(time.Second), "x", 2.0),
-	})
+	var accepted []int
+	res, err := s.WriteHead(ctx(t), []store.HeadRecord{rec("a", "m", 1, 1), rec("a", "m", 2, 2)},
+		func(_, _ string, old []byte, acc []int) ([]byte, error) { accepted = acc; return []byte("x"), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0].Duplicate || !res[1].Duplicate {
-		t.Fatalf("results = %+v, want [new, dup]", res)
-	}
-	if got := samples(t, s, "a", "x", t0, t0.Add(time.Hour), 0); len(got) != 1 {
-		t.Fatalf("samples = %v, want one", got)
+	if res[0].Duplicate || !res[1].Duplicate || fmt.Sprint(accepted) != "[0]" {
+		t.Fatalf("results = %+v, accepted %v; want [new, dup] and [0]", res, accepted)
 	}
 }
 
 func testForgetMessageIDs(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
-	old := msg("a", "old", t0, "x", 1.0)
-	recent := msg("a", "recent", t0.Add(48*time.Hour), "x", 2.0)
-	if _, err := s.WriteMessages(ctx(t), []store.Message{old, recent}); err != nil {
-		t.Fatal(err)
-	}
+	old, recent := rec("a", "old", 1, 1), rec("a", "recent", 2, 2)
+	old.ReceivedAt, recent.ReceivedAt = t0, t0.Add(48*time.Hour)
+	writeHead(t, s, old, recent)
 	n, err := s.ForgetMessageIDs(ctx(t), t0.Add(24*time.Hour))
 	if err != nil || n != 1 {
 		t.Fatalf("ForgetMessageIDs = %d, %v; want 1", n, err)
 	}
-	res, err := s.WriteMessages(ctx(t), []store.Message{
-		msg("a", "old", t0.Add(72*time.Hour), "y", 1.0),
-		msg("a", "recent", t0.Add(72*time.Hour), "y", 2.0),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := writeHead(t, s, rec("a", "old", 3, 3), rec("a", "recent", 3, 3))
 	if res[0].Duplicate || !res[1].Duplicate {
 		t.Fatalf("results = %+v, want the forgotten id accepted and the recent one deduplicated", res)
 	}
 }
 
-func testLatestIgnoresOlderPoints(t *testing.T, s store.Store) {
+func testMergeErrorRollsBack(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
-	if _, err := s.WriteMessages(ctx(t), []store.Message{msg("a", "new", t0.Add(time.Hour), "x", 5.0)}); err != nil {
-		t.Fatal(err)
+	boom := errors.New("boom")
+	_, err := s.WriteHead(ctx(t), []store.HeadRecord{rec("a", "m", 1, 1)},
+		func(string, string, []byte, []int) ([]byte, error) { return nil, boom })
+	if !errors.Is(err, boom) {
+		t.Fatalf("WriteHead error = %v, want the merge error", err)
 	}
-	// A box uploading its buffer sends older points later.
-	if _, err := s.WriteMessages(ctx(t), []store.Message{msg("a", "old", t0, "x", 1.0)}); err != nil {
-		t.Fatal(err)
+	if head, _ := s.HeadRecords(ctx(t), "a"); len(head) != 0 {
+		t.Fatalf("head after failed write = %v, want nothing", blobs(head))
 	}
-	latest, err := s.LatestValues(ctx(t), store.RootTenantID, "a")
+	if res := writeHead(t, s, rec("a", "m", 1, 1)); res[0].Duplicate {
+		t.Fatal("message id of a failed write was remembered")
+	}
+}
+
+func testSealLifecycle(t *testing.T, s store.Store) {
+	mustCreate(t, s, "busy")
+	mustCreate(t, s, "slow")
+	for i := range 5 {
+		writeHead(t, s, rec("busy", fmt.Sprint(i), int64(i), int64(i)))
+	}
+	old := rec("slow", "x", 0, 0)
+	old.ReceivedAt = t0.Add(-3 * time.Hour)
+	writeHead(t, s, old)
+
+	due, err := s.DevicesToSeal(ctx(t), 5, t0.Add(-time.Hour), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(latest) != 1 || latest[0].Value != 5 || !latest[0].TS.Equal(t0.Add(time.Hour)) {
-		t.Fatalf("LatestValues = %v, want the newer point", latest)
+	if fmt.Sprint(due) != "[{root busy} {root slow}]" {
+		t.Fatalf("DevicesToSeal = %v, want busy (5 rows) and slow (old)", due)
 	}
-	if got := samples(t, s, "a", "x", t0, t0.Add(2*time.Hour), 0); len(got) != 2 || got[0].Value != 1 {
-		t.Fatalf("samples = %v, want both in time order", got)
+	if due, _ := s.DevicesToSeal(ctx(t), 6, t0.Add(-4*time.Hour), 10); len(due) != 0 {
+		t.Fatalf("DevicesToSeal with higher limits = %v, want none", due)
+	}
+	head, _ := s.HeadRecords(ctx(t), "busy")
+	ids := []int64{head[0].ID, head[1].ID, head[2].ID}
+	if err := s.SealHead(ctx(t), "busy", ids, nil, []store.ChunkRecord{chunk("busy", "x", 0, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	head, _ = s.HeadRecords(ctx(t), "busy")
+	if fmt.Sprint(blobs(head)) != "[busy/3/3-3 busy/4/4-4]" {
+		t.Fatalf("head after sealing three = %v", blobs(head))
+	}
+	if due, _ := s.DevicesToSeal(ctx(t), 3, t0.Add(-4*time.Hour), 10); len(due) != 0 {
+		t.Fatalf("DevicesToSeal after sealing = %v, want none (2 rows left)", due)
+	}
+	_, chunks, err := s.ReadSeries(ctx(t), store.RootTenantID, "busy", "x", 0, 100)
+	if err != nil || fmt.Sprint(blobs(chunks)) != "[busy/x/0-2]" {
+		t.Fatalf("chunks = %v, %v", blobs(chunks), err)
+	}
+	c := chunks[0]
+	if c.ID == 0 || c.TenantID != store.RootTenantID || c.Metric != "x" || c.StartTS != 0 || c.EndTS != 2 || c.Count != 3 {
+		t.Fatalf("chunk = %+v", c)
+	}
+	// Replace the chunk by two (a merge): no head records involved.
+	if err := s.SealHead(ctx(t), "busy", nil, []int64{c.ID}, []store.ChunkRecord{chunk("busy", "x", 0, 1), chunk("busy", "x", 2, 4)}); err != nil {
+		t.Fatal(err)
+	}
+	_, chunks, _ = s.ReadSeries(ctx(t), store.RootTenantID, "busy", "x", 0, 100)
+	if fmt.Sprint(blobs(chunks)) != "[busy/x/0-1 busy/x/2-4]" {
+		t.Fatalf("chunks after replace = %v", blobs(chunks))
 	}
 }
 
-func testSamplesRangeAndLimit(t *testing.T, s store.Store) {
+func testSealConflict(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
-	var batch []store.Message
-	for i := range 100 {
-		batch = append(batch, msg("a", fmt.Sprint(i), t0.Add(time.Duration(i)*time.Minute), "x", float64(i)))
-	}
-	if _, err := s.WriteMessages(ctx(t), batch); err != nil {
+	writeHead(t, s, rec("a", "1", 1, 1), rec("a", "2", 2, 2))
+	head, _ := s.HeadRecords(ctx(t), "a")
+	if err := s.SealHead(ctx(t), "a", []int64{head[0].ID}, nil, []store.ChunkRecord{chunk("a", "x", 1, 1)}); err != nil {
 		t.Fatal(err)
 	}
-	got := samples(t, s, "a", "x", t0.Add(10*time.Minute), t0.Add(20*time.Minute), 0)
-	if len(got) != 10 || got[0].Value != 10 || got[9].Value != 19 {
-		t.Fatalf("half-open range [10,20) = %v", got)
+	// A second sealer that read the head before the first one committed.
+	err := s.SealHead(ctx(t), "a", []int64{head[0].ID, head[1].ID}, nil, []store.ChunkRecord{chunk("a", "x", 1, 2)})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second seal error = %v, want ErrConflict", err)
 	}
-	if got := samples(t, s, "a", "x", t0, t0.Add(time.Hour*2), 5); len(got) != 5 || got[4].Value != 4 {
-		t.Fatalf("limit 5 = %v", got)
-	}
-	n := 0
-	err := s.Samples(ctx(t), store.RootTenantID, "a", "x", t0, t0.Add(2*time.Hour), 0, func(store.Sample) bool {
-		n++
-		return n < 3
-	})
-	if err != nil || n != 3 {
-		t.Fatalf("early stop after %d samples, err %v; want 3", n, err)
-	}
-	if got := samples(t, s, "a", "nothing", t0, t0.Add(time.Hour), 0); len(got) != 0 {
-		t.Fatalf("unknown metric = %v, want none", got)
+	head2, _ := s.HeadRecords(ctx(t), "a")
+	_, chunks, _ := s.ReadSeries(ctx(t), store.RootTenantID, "a", "x", 0, 100)
+	if len(head2) != 1 || fmt.Sprint(blobs(chunks)) != "[a/x/1-1]" {
+		t.Fatalf("after a conflict: head %v, chunks %v; want nothing changed", blobs(head2), blobs(chunks))
 	}
 }
 
-func testSameTimestampOverwrites(t *testing.T, s store.Store) {
+func testChunksForMerge(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
-	if _, err := s.WriteMessages(ctx(t), []store.Message{msg("a", "1", t0, "x", 1.0), msg("a", "2", t0, "x", 2.0)}); err != nil {
+	add := []store.ChunkRecord{chunk("a", "x", 0, 99), chunk("a", "x", 100, 199), chunk("a", "x", 300, 399), chunk("a", "y", 0, 999)}
+	if err := s.SealHead(ctx(t), "a", nil, nil, add); err != nil {
 		t.Fatal(err)
 	}
-	if got := samples(t, s, "a", "x", t0, t0.Add(time.Second), 0); len(got) != 1 || got[0].Value != 2 {
-		t.Fatalf("samples = %v, want one point holding the last value", got)
+	for _, c := range []struct {
+		from, to int64
+		want     string
+	}{
+		{150, 350, "[a/x/0-99 a/x/100-199 a/x/300-399]"}, // overlaps two, plus the last one before
+		{250, 260, "[a/x/100-199]"},                      // in a gap: the chunk before it
+		{500, 600, "[a/x/300-399]"},                      // after everything: the tail
+		{-50, -10, "[]"},                                 // before everything
+		{199, 199, "[a/x/0-99 a/x/100-199]"},             // inclusive end
+	} {
+		got, err := s.ChunksForMerge(ctx(t), "a", "x", c.from, c.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(blobs(got)) != c.want {
+			t.Errorf("ChunksForMerge(%d, %d) = %v, want %s", c.from, c.to, blobs(got), c.want)
+		}
+	}
+}
+
+func testReadSeries(t *testing.T, s store.Store) {
+	mustCreate(t, s, "a")
+	writeHead(t, s, rec("a", "1", 0, 50), rec("a", "2", 100, 100), rec("a", "3", 150, 300))
+	if err := s.SealHead(ctx(t), "a", nil, nil, []store.ChunkRecord{chunk("a", "x", 0, 99), chunk("a", "x", 100, 199), chunk("a", "y", 0, 500)}); err != nil {
+		t.Fatal(err)
+	}
+	head, chunks, err := s.ReadSeries(ctx(t), store.RootTenantID, "a", "x", 100, 150)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Half-open [100, 150): head record 3 starts at 150 and is left out.
+	if fmt.Sprint(blobs(head)) != "[a/2/100-100]" || fmt.Sprint(blobs(chunks)) != "[a/x/100-199]" {
+		t.Fatalf("ReadSeries = head %v, chunks %v", blobs(head), blobs(chunks))
+	}
+	if _, _, err := s.ReadSeries(ctx(t), store.RootTenantID, "ghost", "x", 0, 1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ReadSeries of unknown device error = %v", err)
+	}
+}
+
+func testLatestBlobs(t *testing.T, s store.Store) {
+	for _, id := range []string{"d1", "d2", "d3"} {
+		mustCreate(t, s, id)
+	}
+	writeHead(t, s, rec("d1", "", 1, 1), rec("d3", "", 1, 1))
+	page, err := s.LatestBlobs(ctx(t), store.RootTenantID, "", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 2 || page[0].DeviceID != "d1" || string(page[0].Blob) != "[0];" || page[1].DeviceID != "d2" || page[1].Blob != nil {
+		t.Fatalf("first page = %+v", page)
+	}
+	page, _ = s.LatestBlobs(ctx(t), store.RootTenantID, "d2", 2)
+	if len(page) != 1 || page[0].DeviceID != "d3" || page[0].TenantID != store.RootTenantID {
+		t.Fatalf("second page = %+v", page)
+	}
+	if err := s.SetLatestBlob(ctx(t), "d1", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := s.LatestBlob(ctx(t), store.RootTenantID, "d1"); string(b) != "new" {
+		t.Fatalf("after SetLatestBlob = %q", b)
+	}
+	if err := s.SetLatestBlob(ctx(t), "d1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := s.LatestBlob(ctx(t), store.RootTenantID, "d1"); b != nil {
+		t.Fatalf("after deleting = %q", b)
+	}
+}
+
+func testRetention(t *testing.T, s store.Store) {
+	mustCreate(t, s, "a")
+	writeHead(t, s, rec("a", "old", 0, 40), rec("a", "straddles", 40, 60), rec("a", "new", 70, 80))
+	if err := s.SealHead(ctx(t), "a", nil, nil, []store.ChunkRecord{chunk("a", "x", 0, 49), chunk("a", "x", 50, 99), chunk("a", "y", 10, 200)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddRejected(ctx(t), store.Rejected{TenantID: store.RootTenantID, DeviceID: "a", Reason: "old", ReceivedAt: time.UnixMilli(10)}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteTelemetryBefore(ctx(t), store.RootTenantID, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 { // chunk x/0-49 and head record "old"
+		t.Fatalf("DeleteTelemetryBefore deleted %d, want 2", n)
+	}
+	head, _ := s.HeadRecords(ctx(t), "a")
+	if fmt.Sprint(blobs(head)) != "[a/straddles/40-60 a/new/70-80]" {
+		t.Fatalf("head after retention = %v", blobs(head))
+	}
+	spanning, err := s.ChunksSpanning(ctx(t), store.RootTenantID, 50)
+	if err != nil || fmt.Sprint(blobs(spanning)) != "[a/y/10-200]" {
+		t.Fatalf("ChunksSpanning = %v, %v", blobs(spanning), err)
+	}
+	if r, _ := s.ListRejected(ctx(t), store.RootTenantID, "a", 10); len(r) != 0 {
+		t.Fatalf("old rejected messages kept: %+v", r)
+	}
+	// Other tenants are untouched.
+	if err := s.CreateTenant(ctx(t), store.Tenant{ID: "other", ParentID: store.RootTenantID, Name: "Other", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.DeleteTelemetryBefore(ctx(t), "other", 1000); n != 0 {
+		t.Fatalf("retention of another tenant deleted %d", n)
+	}
+}
+
+func testTenants(t *testing.T, s store.Store) {
+	root, err := s.GetTenant(ctx(t), store.RootTenantID)
+	if err != nil || root.ParentID != "" || root.RetentionDays != 0 {
+		t.Fatalf("root tenant = %+v, %v", root, err)
+	}
+	acme := store.Tenant{ID: "acme", ParentID: store.RootTenantID, Name: "ACME Pumps", CreatedAt: t0}
+	if err := s.CreateTenant(ctx(t), acme); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTenant(ctx(t), acme); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second CreateTenant error = %v", err)
+	}
+	if err := s.SetTenantRetention(ctx(t), "acme", 30); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetTenantRetention(ctx(t), "ghost", 30); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("retention of unknown tenant error = %v", err)
+	}
+	list, err := s.ListTenants(ctx(t))
+	if err != nil || len(list) != 2 || list[0].ID != "acme" || list[0].RetentionDays != 30 || list[0].Name != "ACME Pumps" ||
+		list[0].ParentID != store.RootTenantID || !list[0].CreatedAt.Equal(t0) {
+		t.Fatalf("ListTenants = %+v, %v", list, err)
+	}
+	// Deleting a tenant takes everything it owns.
+	d := store.Device{ID: "acme-1", TenantID: "acme", Status: store.DeviceEnabled, PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: t0}
+	if err := s.CreateDevice(ctx(t), d); err != nil {
+		t.Fatal(err)
+	}
+	r := rec("acme-1", "m", 1, 1)
+	r.TenantID = "acme"
+	writeHead(t, s, r)
+	c := chunk("acme-1", "x", 0, 1)
+	c.TenantID = "acme"
+	if err := s.SealHead(ctx(t), "acme-1", nil, nil, []store.ChunkRecord{c}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateTenantKey(ctx(t), "acme", t0, func(uint32) ([]byte, error) { return []byte("k"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteTenant(ctx(t), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetTenant(ctx(t), "acme"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted tenant still there: %v", err)
+	}
+	if _, err := s.GetDevice(ctx(t), "acme-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("device of deleted tenant still there: %v", err)
+	}
+	if head, _ := s.HeadRecords(ctx(t), "acme-1"); len(head) != 0 {
+		t.Fatalf("head of deleted tenant still there")
+	}
+	if ch, _ := s.ChunksForMerge(ctx(t), "acme-1", "x", 0, 10); len(ch) != 0 {
+		t.Fatalf("chunks of deleted tenant still there")
+	}
+	if _, err := s.ActiveTenantKey(ctx(t), "acme"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("key of deleted tenant still there: %v", err)
+	}
+	if err := s.DeleteTenant(ctx(t), store.RootTenantID); err == nil {
+		t.Fatal("the root tenant was deleted")
+	}
+}
+
+func testTenantKeys(t *testing.T, s store.Store) {
+	if _, err := s.ActiveTenantKey(ctx(t), store.RootTenantID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ActiveTenantKey before any = %v", err)
+	}
+	var ids []uint32
+	for i := range 2 {
+		k, err := s.CreateTenantKey(ctx(t), store.RootTenantID, t0, func(id uint32) ([]byte, error) {
+			return fmt.Appendf(nil, "wrapped-%d-for-%d", i, id), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(k.Wrapped) != fmt.Sprintf("wrapped-%d-for-%d", i, k.ID) || k.TenantID != store.RootTenantID {
+			t.Fatalf("CreateTenantKey = %+v", k)
+		}
+		ids = append(ids, k.ID)
+	}
+	if ids[0] == ids[1] {
+		t.Fatalf("two keys with id %d", ids[0])
+	}
+	active, err := s.ActiveTenantKey(ctx(t), store.RootTenantID)
+	if err != nil || active.ID != ids[1] {
+		t.Fatalf("ActiveTenantKey = %+v, %v; want the newest, %d", active, err, ids[1])
+	}
+	k, err := s.TenantKey(ctx(t), ids[0])
+	if err != nil || string(k.Wrapped) != fmt.Sprintf("wrapped-0-for-%d", ids[0]) || !k.CreatedAt.Equal(t0) {
+		t.Fatalf("TenantKey = %+v, %v", k, err)
+	}
+	if _, err := s.CreateTenantKey(ctx(t), store.RootTenantID, t0, func(uint32) ([]byte, error) { return nil, errors.New("no") }); err == nil {
+		t.Fatal("CreateTenantKey ignored a wrap error")
+	}
+	if a, _ := s.ActiveTenantKey(ctx(t), store.RootTenantID); a.ID != ids[1] {
+		t.Fatalf("failed CreateTenantKey left a key behind: active %d", a.ID)
+	}
+	if err := s.DeleteTenantKeys(ctx(t), store.RootTenantID); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := s.TenantKey(ctx(t), id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("key %d after DeleteTenantKeys: %v", id, err)
+		}
 	}
 }
 
@@ -395,7 +660,8 @@ func testRejected(t *testing.T, s store.Store) {
 
 func testDeleteDeviceRemovesData(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
-	if _, err := s.WriteMessages(ctx(t), []store.Message{msg("a", "m", t0, "x", 1.0)}); err != nil {
+	writeHead(t, s, rec("a", "m", 1, 2))
+	if err := s.SealHead(ctx(t), "a", nil, nil, []store.ChunkRecord{chunk("a", "x", 0, 10)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AddRejected(ctx(t), store.Rejected{TenantID: store.RootTenantID, DeviceID: "a", Reason: "r", ReceivedAt: t0}); err != nil {
@@ -405,18 +671,21 @@ func testDeleteDeviceRemovesData(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, "a") // a new device under the old name starts empty
-	if got := samples(t, s, "a", "x", t0, t0.Add(time.Hour), 0); len(got) != 0 {
-		t.Fatalf("samples of re-created device = %v, want none", got)
+	head, chunks, err := s.ReadSeries(ctx(t), store.RootTenantID, "a", "x", 0, 1<<50)
+	if err != nil || len(head) != 0 || len(chunks) != 0 {
+		t.Fatalf("series of re-created device: %d head, %d chunks, %v; want none", len(head), len(chunks), err)
 	}
-	if l, err := s.LatestValues(ctx(t), store.RootTenantID, "a"); err != nil || len(l) != 0 {
-		t.Fatalf("latest of re-created device = %v, %v", l, err)
+	if b, err := s.LatestBlob(ctx(t), store.RootTenantID, "a"); err != nil || b != nil {
+		t.Fatalf("latest of re-created device = %q, %v", b, err)
 	}
 	if r, err := s.ListRejected(ctx(t), store.RootTenantID, "a", 10); err != nil || len(r) != 0 {
 		t.Fatalf("rejected of re-created device = %v, %v", r, err)
 	}
-	res, err := s.WriteMessages(ctx(t), []store.Message{msg("a", "m", t0, "x", 1.0)})
-	if err != nil || res[0].Duplicate {
-		t.Fatalf("message id of the deleted device still remembered: %+v, %v", res, err)
+	if due, _ := s.DevicesToSeal(ctx(t), 1, t0, 10); len(due) != 0 {
+		t.Fatalf("deleted device still due for sealing: %v", due)
+	}
+	if res := writeHead(t, s, rec("a", "m", 1, 2)); res[0].Duplicate {
+		t.Fatal("message id of the deleted device still remembered")
 	}
 }
 
@@ -439,9 +708,7 @@ func testConcurrentWriters(t *testing.T, s store.Store) {
 	for w := range writers {
 		go func() {
 			for i := range perWriter {
-				_, err := s.WriteMessages(ctx(t), []store.Message{
-					msg(fmt.Sprint("w", w), fmt.Sprint(i), t0.Add(time.Duration(i)*time.Second), "x", float64(i)),
-				})
+				_, err := s.WriteHead(ctx(t), []store.HeadRecord{rec(fmt.Sprint("w", w), fmt.Sprint(i), int64(i), int64(i))}, keepLatest)
 				if err != nil {
 					errc <- err
 					return
@@ -456,8 +723,8 @@ func testConcurrentWriters(t *testing.T, s store.Store) {
 		}
 	}
 	for w := range writers {
-		if got := samples(t, s, fmt.Sprint("w", w), "x", t0, t0.Add(time.Hour), 0); len(got) != perWriter {
-			t.Fatalf("writer %d: %d samples, want %d", w, len(got), perWriter)
+		if head, err := s.HeadRecords(ctx(t), fmt.Sprint("w", w)); err != nil || len(head) != perWriter {
+			t.Fatalf("writer %d: %d head records, %v; want %d", w, len(head), err, perWriter)
 		}
 	}
 }
@@ -468,16 +735,4 @@ func ids(ds []store.Device) []string {
 		out[i] = d.ID
 	}
 	return out
-}
-
-func equalSamples(a, b []store.Sample) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].TS.Equal(b[i].TS) || a[i].Value != b[i].Value {
-			return false
-		}
-	}
-	return true
 }

@@ -1,0 +1,301 @@
+// Package keyring holds the encryption keys of telemetry at rest. Every
+// tenant has its own 256-bit data key; data keys are stored in the database
+// only wrapped (AES-256-GCM) by the master key, which lives outside the
+// database (a file in the data directory, or an environment variable).
+// Destroying a tenant's data keys makes everything sealed with them
+// unreadable (crypto-shredding), including copies in old backups.
+package keyring
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// KeySize is the size of master and data keys: AES-256.
+const KeySize = 32
+
+// Sealed blob layout: version (1 byte) | key id (4 bytes, big endian) |
+// nonce (12 bytes) | ciphertext and GCM tag (16 bytes).
+const (
+	blobVersion = 1
+	headerSize  = 1 + 4 + 12
+	// Overhead is what sealing adds to a plaintext.
+	Overhead = headerSize + 16
+)
+
+// Errors callers can branch on.
+var (
+	// ErrShredded: the blob's data key was destroyed.
+	ErrShredded = errors.New("data key destroyed")
+	// ErrCorrupt: the blob is malformed or fails authentication.
+	ErrCorrupt = errors.New("sealed data is corrupt or was tampered with")
+)
+
+// Keyring seals and opens tenants' data. It is safe for concurrent use.
+type Keyring struct {
+	master cipher.AEAD
+	store  store.Store
+	now    func() time.Time
+
+	mu     sync.Mutex
+	keys   map[uint32]dataKey // by key id
+	active map[string]uint32  // tenant → key id used for new data
+}
+
+type dataKey struct {
+	tenantID string
+	aead     cipher.AEAD
+}
+
+// New makes a keyring over the master key. It refuses a master key that is
+// not the one the database's keys were wrapped with.
+func New(ctx context.Context, master []byte, st store.Store, now func() time.Time) (*Keyring, error) {
+	if len(master) != KeySize {
+		return nil, fmt.Errorf("master key is %d bytes, want %d", len(master), KeySize)
+	}
+	aead, err := newAEAD(master)
+	if err != nil {
+		return nil, err
+	}
+	k := &Keyring{master: aead, store: st, now: now, keys: map[uint32]dataKey{}, active: map[string]uint32{}}
+	if err := k.checkMaster(ctx, master); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+const metaMasterCheck = "master_key_check"
+
+// checkMaster records a fingerprint of the master key on first use and
+// compares it afterwards, so a wrong key is refused at start rather than
+// discovered as unreadable data.
+func (k *Keyring) checkMaster(ctx context.Context, master []byte) error {
+	mac := hmac.New(sha256.New, master)
+	mac.Write([]byte("warden master key check"))
+	fp := hex.EncodeToString(mac.Sum(nil))
+	got, err := k.store.GetMeta(ctx, metaMasterCheck)
+	if errors.Is(err, store.ErrNotFound) {
+		return k.store.SetMeta(ctx, metaMasterCheck, fp)
+	}
+	if err != nil {
+		return fmt.Errorf("master key check: %w", err)
+	}
+	if !hmac.Equal([]byte(got), []byte(fp)) {
+		return errors.New("the master key is not the one this database's data keys were made with")
+	}
+	return nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("aes: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// wrapAAD binds a wrapped key to its tenant and id.
+func wrapAAD(tenantID string, id uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte("warden data key\x00"+tenantID+"\x00"), id)
+}
+
+// Seal encrypts plaintext with the tenant's current data key, creating one
+// if the tenant has none. aad is authenticated but not stored: pass the same
+// bytes to Open (e.g. what the blob belongs to).
+func (k *Keyring) Seal(ctx context.Context, tenantID string, plaintext, aad []byte) ([]byte, error) {
+	id, key, err := k.activeKey(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, headerSize, headerSize+len(plaintext)+key.aead.Overhead())
+	out[0] = blobVersion
+	binary.BigEndian.PutUint32(out[1:5], id)
+	if _, err := rand.Read(out[5:headerSize]); err != nil {
+		return nil, fmt.Errorf("nonce: %w", err)
+	}
+	return key.aead.Seal(out, out[5:headerSize], plaintext, append(out[:5:5], aad...)), nil
+}
+
+// KeyID returns the data key id in a sealed blob's header.
+func KeyID(blob []byte) (uint32, error) {
+	if len(blob) < headerSize || blob[0] != blobVersion {
+		return 0, ErrCorrupt
+	}
+	return binary.BigEndian.Uint32(blob[1:5]), nil
+}
+
+// Open decrypts a blob sealed for tenantID with the same aad.
+func (k *Keyring) Open(ctx context.Context, tenantID string, blob, aad []byte) ([]byte, error) {
+	id, err := KeyID(blob)
+	if err != nil {
+		return nil, err
+	}
+	key, err := k.key(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if key.tenantID != tenantID {
+		return nil, fmt.Errorf("%w: sealed for another tenant", ErrCorrupt)
+	}
+	pt, err := key.aead.Open(nil, blob[5:headerSize], blob[headerSize:], append(blob[:5:5], aad...))
+	if err != nil {
+		return nil, ErrCorrupt
+	}
+	return pt, nil
+}
+
+func (k *Keyring) activeKey(ctx context.Context, tenantID string) (uint32, dataKey, error) {
+	k.mu.Lock()
+	id, ok := k.active[tenantID]
+	key := k.keys[id]
+	k.mu.Unlock()
+	if ok {
+		return id, key, nil
+	}
+	tk, err := k.store.ActiveTenantKey(ctx, tenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		tk, err = k.createKey(ctx, tenantID)
+	}
+	if err != nil {
+		return 0, dataKey{}, fmt.Errorf("data key of tenant %q: %w", tenantID, err)
+	}
+	key, err = k.unwrap(tk)
+	if err != nil {
+		return 0, dataKey{}, err
+	}
+	k.mu.Lock()
+	k.keys[tk.ID] = key
+	k.active[tenantID] = tk.ID
+	k.mu.Unlock()
+	return tk.ID, key, nil
+}
+
+func (k *Keyring) createKey(ctx context.Context, tenantID string) (store.TenantKey, error) {
+	raw := make([]byte, KeySize)
+	if _, err := rand.Read(raw); err != nil {
+		return store.TenantKey{}, err
+	}
+	// The id is assigned by the store, but the wrapping binds it: reserve
+	// it first, then store the wrapped key under it.
+	return k.store.CreateTenantKey(ctx, tenantID, k.now().UTC(), func(id uint32) ([]byte, error) {
+		nonce := make([]byte, k.master.NonceSize())
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, err
+		}
+		return k.master.Seal(nonce, nonce, raw, wrapAAD(tenantID, id)), nil
+	})
+}
+
+func (k *Keyring) key(ctx context.Context, id uint32) (dataKey, error) {
+	k.mu.Lock()
+	key, ok := k.keys[id]
+	k.mu.Unlock()
+	if ok {
+		return key, nil
+	}
+	tk, err := k.store.TenantKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return dataKey{}, fmt.Errorf("key %d: %w", id, ErrShredded)
+	}
+	if err != nil {
+		return dataKey{}, fmt.Errorf("key %d: %w", id, err)
+	}
+	key, err = k.unwrap(tk)
+	if err != nil {
+		return dataKey{}, err
+	}
+	k.mu.Lock()
+	k.keys[id] = key
+	k.mu.Unlock()
+	return key, nil
+}
+
+func (k *Keyring) unwrap(tk store.TenantKey) (dataKey, error) {
+	ns := k.master.NonceSize()
+	if len(tk.Wrapped) < ns {
+		return dataKey{}, fmt.Errorf("key %d: wrapped key too short", tk.ID)
+	}
+	raw, err := k.master.Open(nil, tk.Wrapped[:ns], tk.Wrapped[ns:], wrapAAD(tk.TenantID, tk.ID))
+	if err != nil {
+		return dataKey{}, fmt.Errorf("key %d: cannot unwrap with this master key", tk.ID)
+	}
+	aead, err := newAEAD(raw)
+	if err != nil {
+		return dataKey{}, err
+	}
+	return dataKey{tenantID: tk.TenantID, aead: aead}, nil
+}
+
+// Shred destroys every data key of a tenant: what was sealed with them can
+// never be read again, wherever copies of it are.
+func (k *Keyring) Shred(ctx context.Context, tenantID string) error {
+	if err := k.store.DeleteTenantKeys(ctx, tenantID); err != nil {
+		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.active, tenantID)
+	for id, key := range k.keys {
+		if key.tenantID == tenantID {
+			delete(k.keys, id)
+		}
+	}
+	return nil
+}
+
+// LoadMaster returns the master key: from value (base64, e.g. the
+// WARDEN_MASTER_KEY variable) if set, else from file, which is created with
+// a new random key (mode 0600) if it does not exist. created says whether a
+// new key was made.
+func LoadMaster(value, file string) (key []byte, created bool, err error) {
+	if value != "" {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
+		if err != nil || len(key) != KeySize {
+			return nil, false, fmt.Errorf("master key: want %d bytes in base64", KeySize)
+		}
+		return key, false, nil
+	}
+	b, err := os.ReadFile(file)
+	if err == nil {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(key) != KeySize {
+			return nil, false, fmt.Errorf("master key file %s: want %d bytes in base64", file, KeySize)
+		}
+		return key, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("master key file: %w", err)
+	}
+	key = make([]byte, KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, false, err
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("create master key file: %w", err)
+	}
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("write master key file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("write master key file: %w", err)
+	}
+	return key, true, f.Close()
+}

@@ -1,0 +1,166 @@
+package keyring
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/sqlite"
+)
+
+func newStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateTenant(t.Context(), store.Tenant{ID: "acme", ParentID: store.RootTenantID, Name: "ACME", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+var master = bytes.Repeat([]byte{0x5a}, KeySize)
+
+func TestSealOpen(t *testing.T) {
+	st := newStore(t)
+	k, err := New(t.Context(), master, st, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := []byte("inletPressure=0.12")
+	blob, err := k.Seal(t.Context(), "acme", plain, []byte("ctx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blob) != len(plain)+Overhead || bytes.Contains(blob, plain) {
+		t.Fatalf("sealed blob %x: wrong size or not encrypted", blob)
+	}
+	again, _ := k.Seal(t.Context(), "acme", plain, []byte("ctx"))
+	if bytes.Equal(blob, again) {
+		t.Fatal("two seals of the same plaintext are equal: nonce reused")
+	}
+	got, err := k.Open(t.Context(), "acme", blob, []byte("ctx"))
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	// Another keyring on the same database (a restart, another node) opens it.
+	k2, err := New(t.Context(), master, st, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := k2.Open(t.Context(), "acme", blob, []byte("ctx")); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("second keyring Open = %q, %v", got, err)
+	}
+	for name, c := range map[string]struct {
+		tenant string
+		blob   []byte
+		aad    []byte
+	}{
+		"wrong associated data": {"acme", blob, []byte("other")},
+		"other tenant":          {store.RootTenantID, blob, []byte("ctx")},
+		"flipped bit":           {"acme", flip(blob, len(blob)-1), []byte("ctx")},
+		"flipped key id":        {"acme", flip(blob, 4), []byte("ctx")},
+		"truncated":             {"acme", blob[:10], []byte("ctx")},
+		"empty":                 {"acme", nil, nil},
+	} {
+		if _, err := k.Open(t.Context(), c.tenant, c.blob, c.aad); err == nil {
+			t.Errorf("%s: opened", name)
+		}
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := bytes.Clone(b)
+	c[i] ^= 1
+	return c
+}
+
+func TestTenantsHaveTheirOwnKeys(t *testing.T) {
+	st := newStore(t)
+	k, _ := New(t.Context(), master, st, time.Now)
+	a, _ := k.Seal(t.Context(), "acme", []byte("x"), nil)
+	r, _ := k.Seal(t.Context(), store.RootTenantID, []byte("x"), nil)
+	ida, _ := KeyID(a)
+	idr, _ := KeyID(r)
+	if ida == idr {
+		t.Fatalf("both tenants use key %d", ida)
+	}
+}
+
+func TestShred(t *testing.T) {
+	st := newStore(t)
+	k, _ := New(t.Context(), master, st, time.Now)
+	blob, _ := k.Seal(t.Context(), "acme", []byte("secret"), nil)
+	other, _ := k.Seal(t.Context(), store.RootTenantID, []byte("kept"), nil)
+	if err := k.Shred(t.Context(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := New(t.Context(), master, st, time.Now)
+	for _, kr := range []*Keyring{k, fresh} {
+		if _, err := kr.Open(t.Context(), "acme", blob, nil); !errors.Is(err, ErrShredded) {
+			t.Fatalf("after Shred: %v, want ErrShredded", err)
+		}
+		if got, err := kr.Open(t.Context(), store.RootTenantID, other, nil); err != nil || string(got) != "kept" {
+			t.Fatalf("other tenant after Shred: %q, %v", got, err)
+		}
+	}
+	// New data for the tenant gets a new key.
+	nb, err := k.Seal(t.Context(), "acme", []byte("new"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID, _ := KeyID(blob)
+	newID, _ := KeyID(nb)
+	if oldID == newID {
+		t.Fatal("a shredded key id was reused")
+	}
+}
+
+func TestWrongMasterKeyRefused(t *testing.T) {
+	st := newStore(t)
+	if _, err := New(t.Context(), master, st, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(t.Context(), bytes.Repeat([]byte{1}, KeySize), st, time.Now); err == nil {
+		t.Fatal("a different master key was accepted")
+	}
+	if _, err := New(t.Context(), []byte("short"), st, time.Now); err == nil {
+		t.Fatal("a short master key was accepted")
+	}
+}
+
+func TestLoadMaster(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "master.key")
+	k1, created, err := LoadMaster("", file)
+	if err != nil || !created || len(k1) != KeySize {
+		t.Fatalf("first load: %d bytes, created %v, %v", len(k1), created, err)
+	}
+	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("master key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	k2, created, err := LoadMaster("", file)
+	if err != nil || created || !bytes.Equal(k1, k2) {
+		t.Fatalf("second load: created %v, %v, same %v", created, err, bytes.Equal(k1, k2))
+	}
+	env := base64.StdEncoding.EncodeToString(master)
+	if k, _, err := LoadMaster(env, file); err != nil || !bytes.Equal(k, master) {
+		t.Fatalf("from value: %v", err)
+	}
+	if _, _, err := LoadMaster("bm90IDMyIGJ5dGVz", file); err == nil {
+		t.Fatal("a short key in the variable was accepted")
+	}
+	os.WriteFile(file, []byte("garbage"), 0o600)
+	if _, _, err := LoadMaster("", file); err == nil {
+		t.Fatal("a garbage key file was accepted")
+	}
+}

@@ -1,0 +1,540 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// WriteHead commits a batch of head records in one transaction.
+func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge store.LatestMerge) ([]store.WriteResult, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("write head: %w", err)
+	}
+	defer tx.Rollback()
+	dedup, err := tx.PrepareContext(ctx, `INSERT INTO message_ids (device_id, message_id, tenant_id, received_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return nil, fmt.Errorf("write head: %w", err)
+	}
+	defer dedup.Close()
+	head, err := tx.PrepareContext(ctx, `INSERT INTO head (tenant_id, device_id, message_id, received_at, min_ts, max_ts, blob)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return nil, fmt.Errorf("write head: %w", err)
+	}
+	defer head.Close()
+
+	results := make([]store.WriteResult, len(recs))
+	type deviceBatch struct {
+		tenantID string
+		accepted []int
+		oldest   int64
+	}
+	var order []string
+	devices := map[string]*deviceBatch{}
+	for i, r := range recs {
+		if r.MessageID != "" {
+			res, err := dedup.ExecContext(ctx, r.DeviceID, r.MessageID, r.TenantID, r.ReceivedAt.UnixMilli())
+			if err != nil {
+				return nil, fmt.Errorf("write head: record id: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				results[i].Duplicate = true
+				continue
+			}
+		}
+		at := r.ReceivedAt.UnixMilli()
+		if _, err := head.ExecContext(ctx, r.TenantID, r.DeviceID, r.MessageID, at, r.MinTS, r.MaxTS, r.Blob); err != nil {
+			return nil, fmt.Errorf("write head: %w", err)
+		}
+		d, ok := devices[r.DeviceID]
+		if !ok {
+			d = &deviceBatch{tenantID: r.TenantID, oldest: at}
+			devices[r.DeviceID] = d
+			order = append(order, r.DeviceID)
+		}
+		d.accepted = append(d.accepted, i)
+		d.oldest = min(d.oldest, at)
+	}
+	for _, id := range order {
+		d := devices[id]
+		var old []byte
+		err := tx.QueryRowContext(ctx, `SELECT blob FROM latest WHERE device_id = ?`, id).Scan(&old)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("write head: latest of %s: %w", id, err)
+		}
+		blob, err := merge(d.tenantID, id, old, d.accepted)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO latest (device_id, tenant_id, blob) VALUES (?, ?, ?)
+			ON CONFLICT (device_id) DO UPDATE SET blob = excluded.blob`, id, d.tenantID, blob); err != nil {
+			return nil, fmt.Errorf("write head: latest of %s: %w", id, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO head_stats (device_id, tenant_id, rows, oldest) VALUES (?, ?, ?, ?)
+			ON CONFLICT (device_id) DO UPDATE SET rows = rows + excluded.rows, oldest = MIN(oldest, excluded.oldest)`,
+			id, d.tenantID, len(d.accepted), d.oldest); err != nil {
+			return nil, fmt.Errorf("write head: stats of %s: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("write head: commit: %w", err)
+	}
+	return results, nil
+}
+
+const headColumns = `id, tenant_id, device_id, message_id, received_at, min_ts, max_ts, blob`
+
+func scanHead(rows *sql.Rows) ([]store.HeadRecord, error) {
+	defer rows.Close()
+	var out []store.HeadRecord
+	for rows.Next() {
+		var r store.HeadRecord
+		var at int64
+		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &at, &r.MinTS, &r.MaxTS, &r.Blob); err != nil {
+			return nil, err
+		}
+		r.ReceivedAt = time.UnixMilli(at).UTC()
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+const chunkColumns = `id, tenant_id, device_id, metric, start_ts, end_ts, count, blob`
+
+func scanChunks(rows *sql.Rows) ([]store.ChunkRecord, error) {
+	defer rows.Close()
+	var out []store.ChunkRecord
+	for rows.Next() {
+		var c store.ChunkRecord
+		if err := rows.Scan(&c.ID, &c.TenantID, &c.DeviceID, &c.Metric, &c.StartTS, &c.EndTS, &c.Count, &c.Blob); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// HeadRecords returns a device's head in arrival order.
+func (s *Store) HeadRecords(ctx context.Context, deviceID string) ([]store.HeadRecord, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+headColumns+` FROM head WHERE device_id = ? ORDER BY id`, deviceID)
+	if err != nil {
+		return nil, fmt.Errorf("head of %s: %w", deviceID, err)
+	}
+	out, err := scanHead(rows)
+	if err != nil {
+		return nil, fmt.Errorf("head of %s: %w", deviceID, err)
+	}
+	return out, nil
+}
+
+// DevicesToSeal lists devices whose head is due for sealing.
+func (s *Store) DevicesToSeal(ctx context.Context, minRows int, receivedBefore time.Time, limit int) ([]store.DeviceRef, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant_id, device_id FROM head_stats
+		WHERE rows >= ? OR (rows > 0 AND oldest < ?) ORDER BY device_id LIMIT ?`, minRows, receivedBefore.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("devices to seal: %w", err)
+	}
+	defer rows.Close()
+	var out []store.DeviceRef
+	for rows.Next() {
+		var d store.DeviceRef
+		if err := rows.Scan(&d.TenantID, &d.DeviceID); err != nil {
+			return nil, fmt.Errorf("devices to seal: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// ChunksForMerge returns the chunks a sealer must merge new points into.
+func (s *Store) ChunksForMerge(ctx context.Context, deviceID, metric string, from, to int64) ([]store.ChunkRecord, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+chunkColumns+` FROM (
+			SELECT * FROM chunks WHERE device_id = ? AND metric = ? AND end_ts < ? ORDER BY end_ts DESC LIMIT 1)
+		UNION ALL
+		SELECT `+chunkColumns+` FROM chunks WHERE device_id = ? AND metric = ? AND end_ts >= ? AND start_ts <= ?
+		ORDER BY start_ts`, deviceID, metric, from, deviceID, metric, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("chunks of %s/%s: %w", deviceID, metric, err)
+	}
+	out, err := scanChunks(rows)
+	if err != nil {
+		return nil, fmt.Errorf("chunks of %s/%s: %w", deviceID, metric, err)
+	}
+	return out, nil
+}
+
+// SealHead swaps head records and old chunks for new chunks atomically.
+func (s *Store) SealHead(ctx context.Context, deviceID string, headIDs, removeChunks []int64, add []store.ChunkRecord) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", deviceID, err)
+	}
+	defer tx.Rollback()
+	for _, del := range []struct {
+		table string
+		ids   []int64
+	}{{"head", headIDs}, {"chunks", removeChunks}} {
+		if len(del.ids) == 0 {
+			continue
+		}
+		stmt, err := tx.PrepareContext(ctx, `DELETE FROM `+del.table+` WHERE id = ? AND device_id = ?`)
+		if err != nil {
+			return fmt.Errorf("seal %s: %w", deviceID, err)
+		}
+		for _, id := range del.ids {
+			res, err := stmt.ExecContext(ctx, id, deviceID)
+			if err != nil {
+				stmt.Close()
+				return fmt.Errorf("seal %s: %w", deviceID, err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				stmt.Close()
+				return fmt.Errorf("seal %s: %s row %d already gone: %w", deviceID, del.table, id, store.ErrConflict)
+			}
+		}
+		stmt.Close()
+	}
+	if len(add) > 0 {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO chunks (tenant_id, device_id, metric, start_ts, end_ts, count, blob)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return fmt.Errorf("seal %s: %w", deviceID, err)
+		}
+		defer stmt.Close()
+		for _, c := range add {
+			if _, err := stmt.ExecContext(ctx, c.TenantID, c.DeviceID, c.Metric, c.StartTS, c.EndTS, c.Count, c.Blob); err != nil {
+				return fmt.Errorf("seal %s: add chunk: %w", deviceID, err)
+			}
+		}
+	}
+	if len(headIDs) > 0 {
+		if err := refreshHeadStats(ctx, tx, `device_id = ?`, deviceID); err != nil {
+			return fmt.Errorf("seal %s: %w", deviceID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("seal %s: commit: %w", deviceID, err)
+	}
+	return nil
+}
+
+// refreshHeadStats recomputes head_stats rows matching where.
+func refreshHeadStats(ctx context.Context, tx *sql.Tx, where string, arg any) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE head_stats SET
+			rows = (SELECT COUNT(*) FROM head WHERE head.device_id = head_stats.device_id),
+			oldest = COALESCE((SELECT MIN(received_at) FROM head WHERE head.device_id = head_stats.device_id), 0)
+		WHERE `+where, arg); err != nil {
+		return fmt.Errorf("head stats: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM head_stats WHERE rows = 0 AND `+where, arg); err != nil {
+		return fmt.Errorf("head stats: %w", err)
+	}
+	return nil
+}
+
+// ReadSeries reads a series' head records and chunks in one snapshot.
+func (s *Store) ReadSeries(ctx context.Context, tenantID, deviceID, metric string, from, to int64) ([]store.HeadRecord, []store.ChunkRecord, error) {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s/%s: %w", deviceID, metric, err)
+	}
+	defer tx.Rollback()
+	var one int
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, deviceID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s/%s: %w", deviceID, metric, err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+headColumns+` FROM head
+		WHERE device_id = ? AND max_ts >= ? AND min_ts < ? ORDER BY id`, deviceID, from, to)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s/%s: %w", deviceID, metric, err)
+	}
+	head, err := scanHead(rows)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s/%s: %w", deviceID, metric, err)
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT `+chunkColumns+` FROM chunks
+		WHERE device_id = ? AND metric = ? AND end_ts >= ? AND start_ts < ? ORDER BY start_ts`, deviceID, metric, from, to)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s/%s: %w", deviceID, metric, err)
+	}
+	chunks, err := scanChunks(rows)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s/%s: %w", deviceID, metric, err)
+	}
+	return head, chunks, nil
+}
+
+// LatestBlob returns a device's latest blob.
+func (s *Store) LatestBlob(ctx context.Context, tenantID, deviceID string) ([]byte, error) {
+	var blob []byte
+	var present int
+	err := s.r.QueryRowContext(ctx, `SELECT l.blob, l.device_id IS NOT NULL FROM devices d
+		LEFT JOIN latest l ON l.device_id = d.id WHERE d.tenant_id = ? AND d.id = ?`, tenantID, deviceID).Scan(&blob, &present)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("latest of %s: %w", deviceID, err)
+	}
+	if present == 0 {
+		return nil, nil
+	}
+	return blob, nil
+}
+
+// LatestBlobs returns a page of a tenant's devices with their latest blobs.
+func (s *Store) LatestBlobs(ctx context.Context, tenantID, after string, limit int) ([]store.DeviceBlob, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT d.id, l.blob FROM devices d LEFT JOIN latest l ON l.device_id = d.id
+		WHERE d.tenant_id = ? AND d.id > ? ORDER BY d.id LIMIT ?`, tenantID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("latest of tenant %s: %w", tenantID, err)
+	}
+	defer rows.Close()
+	var out []store.DeviceBlob
+	for rows.Next() {
+		b := store.DeviceBlob{TenantID: tenantID}
+		if err := rows.Scan(&b.DeviceID, &b.Blob); err != nil {
+			return nil, fmt.Errorf("latest of tenant %s: %w", tenantID, err)
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// SetLatestBlob replaces or deletes a device's latest blob.
+func (s *Store) SetLatestBlob(ctx context.Context, deviceID string, blob []byte) error {
+	var err error
+	if blob == nil {
+		_, err = s.w.ExecContext(ctx, `DELETE FROM latest WHERE device_id = ?`, deviceID)
+	} else {
+		_, err = s.w.ExecContext(ctx, `UPDATE latest SET blob = ? WHERE device_id = ?`, blob, deviceID)
+	}
+	if err != nil {
+		return fmt.Errorf("set latest of %s: %w", deviceID, err)
+	}
+	return nil
+}
+
+// DeleteTelemetryBefore deletes a tenant's expired chunks, head records
+// and rejected messages.
+func (s *Store) DeleteTelemetryBefore(ctx context.Context, tenantID string, cutoff int64) (int64, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("delete before: %w", err)
+	}
+	defer tx.Rollback()
+	var total int64
+	for _, q := range []string{
+		`DELETE FROM chunks WHERE tenant_id = ? AND end_ts < ?`,
+		`DELETE FROM head WHERE tenant_id = ? AND max_ts < ?`,
+	} {
+		res, err := tx.ExecContext(ctx, q, tenantID, cutoff)
+		if err != nil {
+			return 0, fmt.Errorf("delete before: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM rejected WHERE tenant_id = ? AND received_at < ?`, tenantID, cutoff); err != nil {
+		return 0, fmt.Errorf("delete before: %w", err)
+	}
+	if err := refreshHeadStats(ctx, tx, `tenant_id = ?`, tenantID); err != nil {
+		return 0, err
+	}
+	return total, tx.Commit()
+}
+
+// ChunksSpanning returns a tenant's chunks across the cutoff.
+func (s *Store) ChunksSpanning(ctx context.Context, tenantID string, cutoff int64) ([]store.ChunkRecord, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+chunkColumns+` FROM chunks
+		WHERE tenant_id = ? AND end_ts >= ? AND start_ts < ? ORDER BY id`, tenantID, cutoff, cutoff)
+	if err != nil {
+		return nil, fmt.Errorf("chunks spanning: %w", err)
+	}
+	out, err := scanChunks(rows)
+	if err != nil {
+		return nil, fmt.Errorf("chunks spanning: %w", err)
+	}
+	return out, nil
+}
+
+// CreateTenant adds a tenant.
+func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
+	var parent any
+	if t.ParentID != "" {
+		parent = t.ParentID
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO tenants (id, parent_id, name, created_at, retention_days) VALUES (?, ?, ?, ?, ?)`,
+		t.ID, parent, t.Name, t.CreatedAt.UnixMilli(), t.RetentionDays)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create tenant %q: %w", t.ID, err)
+	}
+	return nil
+}
+
+func scanTenant(row interface{ Scan(...any) error }) (store.Tenant, error) {
+	var t store.Tenant
+	var parent sql.NullString
+	var created int64
+	if err := row.Scan(&t.ID, &parent, &t.Name, &created, &t.RetentionDays); err != nil {
+		return t, err
+	}
+	t.ParentID = parent.String
+	t.CreatedAt = time.UnixMilli(created).UTC()
+	return t, nil
+}
+
+// GetTenant returns one tenant.
+func (s *Store) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
+	t, err := scanTenant(s.r.QueryRowContext(ctx, `SELECT id, parent_id, name, created_at, retention_days FROM tenants WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("tenant %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return t, fmt.Errorf("tenant %q: %w", id, err)
+	}
+	return t, nil
+}
+
+// ListTenants returns every tenant in id order.
+func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, parent_id, name, created_at, retention_days FROM tenants ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// SetTenantRetention sets how many days a tenant's telemetry is kept.
+func (s *Store) SetTenantRetention(ctx context.Context, id string, days int) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE tenants SET retention_days = ? WHERE id = ?`, days, id)
+	if err != nil {
+		return fmt.Errorf("set retention of %q: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("tenant %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteTenant removes a tenant and everything it owns.
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	if id == store.RootTenantID {
+		return errors.New("the root tenant cannot be deleted")
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete tenant %q: %w", id, err)
+	}
+	defer tx.Rollback()
+	for _, table := range []string{"head", "head_stats", "chunks", "latest", "message_ids", "rejected", "api_tokens", "tenant_keys", "devices"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, id); err != nil {
+			return fmt.Errorf("delete tenant %q: %s: %w", id, table, err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete tenant %q: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("tenant %q: %w", id, store.ErrNotFound)
+	}
+	return tx.Commit()
+}
+
+// CreateTenantKey reserves a key id, wraps the key for it and stores it.
+func (s *Store) CreateTenantKey(ctx context.Context, tenantID string, at time.Time, wrap func(id uint32) ([]byte, error)) (store.TenantKey, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.TenantKey{}, fmt.Errorf("create key: %w", err)
+	}
+	defer tx.Rollback()
+	var id int64
+	if err := tx.QueryRowContext(ctx, `INSERT INTO tenant_keys (tenant_id, wrapped, created_at) VALUES (?, x'', ?) RETURNING id`,
+		tenantID, at.UnixMilli()).Scan(&id); err != nil {
+		return store.TenantKey{}, fmt.Errorf("create key: %w", err)
+	}
+	k := store.TenantKey{ID: uint32(id), TenantID: tenantID, CreatedAt: at.Truncate(time.Millisecond)}
+	if k.Wrapped, err = wrap(k.ID); err != nil {
+		return store.TenantKey{}, fmt.Errorf("create key: wrap: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE tenant_keys SET wrapped = ? WHERE id = ?`, k.Wrapped, id); err != nil {
+		return store.TenantKey{}, fmt.Errorf("create key: %w", err)
+	}
+	return k, tx.Commit()
+}
+
+func (s *Store) tenantKey(ctx context.Context, where string, arg any) (store.TenantKey, error) {
+	var k store.TenantKey
+	var id, at int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, tenant_id, wrapped, created_at FROM tenant_keys WHERE `+where+
+		` AND length(wrapped) > 0 ORDER BY id DESC LIMIT 1`, arg).Scan(&id, &k.TenantID, &k.Wrapped, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, fmt.Errorf("data key: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return k, fmt.Errorf("data key: %w", err)
+	}
+	k.ID, k.CreatedAt = uint32(id), time.UnixMilli(at).UTC()
+	return k, nil
+}
+
+// ActiveTenantKey returns a tenant's newest data key.
+func (s *Store) ActiveTenantKey(ctx context.Context, tenantID string) (store.TenantKey, error) {
+	return s.tenantKey(ctx, `tenant_id = ?`, tenantID)
+}
+
+// TenantKey returns a data key by id.
+func (s *Store) TenantKey(ctx context.Context, id uint32) (store.TenantKey, error) {
+	return s.tenantKey(ctx, `id = ?`, int64(id))
+}
+
+// DeleteTenantKeys destroys a tenant's data keys. secure_delete overwrites
+// the freed space, and the checkpoint moves the change out of the WAL, so
+// the wrapped keys do not linger in the database files.
+func (s *Store) DeleteTenantKeys(ctx context.Context, tenantID string) error {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("delete keys of %q: %w", tenantID, err)
+	}
+	defer conn.Close()
+	for _, q := range []string{
+		`PRAGMA secure_delete = ON`,
+		`DELETE FROM tenant_keys WHERE tenant_id = ?`,
+		`PRAGMA secure_delete = OFF`,
+		`PRAGMA wal_checkpoint(TRUNCATE)`,
+	} {
+		var args []any
+		if strings.Contains(q, "?") {
+			args = append(args, tenantID)
+		}
+		if _, err := conn.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("delete keys of %q: %w", tenantID, err)
+		}
+	}
+	return nil
+}

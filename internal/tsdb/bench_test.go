@@ -1,0 +1,62 @@
+package tsdb
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// BenchmarkYearDownsample: one metric, a year at one point a minute, into
+// 1,000 buckets. `warden bench storage` reports the same as year_downsample_ms.
+func BenchmarkYearDownsample(b *testing.B) {
+	te := newTestEngine(b, Config{})
+	te.device(b, store.RootTenantID, "y")
+	end := now0
+	start := end.Add(-365 * 24 * time.Hour)
+	pts := walkSeries(8, start, time.Minute, 365*24*60)
+	for i := 0; i < len(pts); i += 1000 {
+		msg := store.Message{TenantID: store.RootTenantID, DeviceID: "y", ReceivedAt: now0}
+		for _, p := range pts[i:min(i+1000, len(pts))] {
+			msg.Points = append(msg.Points, store.Point{Metric: "t", TS: time.UnixMilli(p.ts), Value: p.v})
+		}
+		if _, err := te.Write(b.Context(), []store.Message{msg}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := te.SealDevice(b.Context(), store.RootTenantID, "y"); err != nil {
+		b.Fatal(err)
+	}
+	w, _ := BucketWidth(start, end, 1000)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := te.Downsample(b.Context(), store.RootTenantID, "y", "t", start, end, w); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFleetLatest: the newest ten values of each of 10,000 devices.
+func BenchmarkFleetLatest(b *testing.B) {
+	te := newTestEngine(b, Config{})
+	var msgs []store.Message
+	for i := range 10_000 {
+		id := fmt.Sprintf("d%05d", i)
+		te.device(b, store.RootTenantID, id)
+		m := store.Message{TenantID: store.RootTenantID, DeviceID: id, ReceivedAt: now0}
+		for k := range 10 {
+			m.Points = append(m.Points, store.Point{Metric: fmt.Sprint("m", k), TS: now0, Value: float64(k)})
+		}
+		msgs = append(msgs, m)
+	}
+	if _, err := te.Write(b.Context(), msgs); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if page, err := te.FleetLatest(b.Context(), store.RootTenantID, "", 10_000); err != nil || len(page) != 10_000 {
+			b.Fatal(err)
+		}
+	}
+}
