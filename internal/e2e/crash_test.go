@@ -111,12 +111,13 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	roots, _ := client.LoadCA(filepath.Join(dataDir, "ca.pem"))
 
 	var (
-		mu      sync.Mutex
-		acked   = map[int]bool{}
-		pending []int // sent, not acknowledged: resent after the crash
-		next    int
-		sends   int // every send, resends included, gets its own timestamp
-		base    = time.Now().Add(-30 * time.Minute).UnixMilli()
+		mu          sync.Mutex
+		acked       = map[int]bool{}
+		pending     []int // sent, not acknowledged: resent after the crash
+		next        int
+		sends       int // every send, resends included, gets its own timestamp
+		resentTotal int
+		base        = time.Now().Add(-30 * time.Minute).UnixMilli()
 	)
 	const rounds = 4
 	for round := range rounds {
@@ -177,6 +178,10 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 			cancel()
 			wg.Wait()
 			c.Disconnect(0)
+			mu.Lock()
+			t.Logf("round %d: killed with %d acknowledged, %d unacknowledged (to resend)", round, len(acked), len(pending))
+			resentTotal += len(pending)
+			mu.Unlock()
 			proc = serve(t, bin, dataDir, mqttPort, httpPort)
 			continue
 		}
@@ -212,6 +217,9 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		if n != 1 {
 			t.Errorf("message %d stored %d times", seq, n)
 		}
+	}
+	if resentTotal == 0 {
+		t.Error("no message was in flight at any crash: the test did not exercise resending")
 	}
 	if len(acked) < 100 {
 		t.Fatalf("only %d messages acknowledged: the test did not exercise much", len(acked))
