@@ -42,6 +42,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "master key, base64 of 32 bytes (prefer the WARDEN_MASTER_KEY variable; default: the key file)")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the master key, created on first start (default <data-dir>/master.key)")
 	fs.DurationVar(&cfg.DedupWindow, "dedup-window", server.DefaultDedupWindow, "how long message ids are remembered to drop duplicates")
+	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "address for Go's pprof profiles at /debug/pprof/, e.g. 127.0.0.1:6060 (empty: off; never expose it)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	if err := parse(fs, args); err != nil {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +57,9 @@ type Config struct {
 	MasterKeyFile string
 	// Engine tunes the telemetry engine (zero values: defaults).
 	Engine tsdb.Config
+	// DebugListen, if set, serves Go's profiles at /debug/pprof/ (plain
+	// HTTP: bind it to loopback).
+	DebugListen string
 	// Out receives the one-time operator token banner.
 	Out io.Writer
 }
@@ -78,6 +82,7 @@ type Server struct {
 	httpLn   net.Listener
 	hubHost  string
 	reg      *prometheus.Registry
+	debug    *http.Server
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -259,6 +264,11 @@ func (s *Server) Start(ctx context.Context) error {
 		s.wg.Wait()
 		return err
 	}
+	if s.cfg.DebugListen != "" {
+		if err := s.serveDebug(); err != nil {
+			return err
+		}
+	}
 	// Devices must be told the port actually bound (it may have been 0).
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
 	a := api.New(api.Config{HubHost: s.hubHost}, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
@@ -278,6 +288,24 @@ func (s *Server) Start(ctx context.Context) error {
 	s.log.Info("warden is running",
 		"mqtts", s.broker.Addr("tls"), "mqtt", s.broker.Addr("tcp"), "https", ln.Addr().String(),
 		"hub_host", s.hubHost, "ca", s.pki.Files.CA, "data_dir", s.cfg.DataDir)
+	return nil
+}
+
+// serveDebug serves pprof on its own listener, never on the API's.
+func (s *Server) serveDebug() error {
+	ln, err := net.Listen("tcp", s.cfg.DebugListen)
+	if err != nil {
+		return fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.debug = srv
+	go srv.Serve(ln)
+	s.log.Warn("serving Go profiles; do not expose this address", "debug", ln.Addr().String())
 	return nil
 }
 
@@ -306,6 +334,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	if s.httpLn != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.debug != nil {
+		s.debug.Close()
 	}
 	if s.broker != nil {
 		errs = append(errs, s.broker.Close())

@@ -60,3 +60,31 @@ func BenchmarkFleetLatest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriteFleet: one group commit of 1,000 messages from 1,000
+// devices, 10 points each — the shape of `warden bench ingest`.
+func BenchmarkWriteFleet(b *testing.B) {
+	te := newTestEngine(b, Config{})
+	const devices = 1000
+	for i := range devices {
+		te.device(b, store.RootTenantID, fmt.Sprintf("d%04d", i))
+	}
+	msgs := make([]store.Message, devices)
+	seq := 0
+	b.ResetTimer()
+	for b.Loop() {
+		for i := range msgs {
+			seq++
+			ts := now0.Add(time.Duration(seq) * time.Millisecond)
+			m := store.Message{TenantID: store.RootTenantID, DeviceID: fmt.Sprintf("d%04d", i), MessageID: fmt.Sprint(seq), ReceivedAt: ts}
+			for k := range 10 {
+				m.Points = append(m.Points, store.Point{Metric: fmt.Sprint("m", k), TS: ts, Value: float64(seq % 100)})
+			}
+			msgs[i] = m
+		}
+		if _, err := te.Write(b.Context(), msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*devices)/b.Elapsed().Seconds(), "msg/s")
+}

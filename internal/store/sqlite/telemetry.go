@@ -5,89 +5,159 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// WriteHead commits a batch of head records in one transaction.
+// WriteHead commits a batch of head records in one transaction. It sends
+// multi-row statements, a few per batch rather than several per message:
+// with an embedded SQLite the cost of a statement is its parsing and VM
+// set-up, not its rows.
 func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge store.LatestMerge) ([]store.WriteResult, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("write head: %w", err)
 	}
 	defer tx.Rollback()
-	dedup, err := tx.PrepareContext(ctx, `INSERT INTO message_ids (device_id, message_id, tenant_id, received_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	if err != nil {
-		return nil, fmt.Errorf("write head: %w", err)
-	}
-	defer dedup.Close()
-	head, err := tx.PrepareContext(ctx, `INSERT INTO head (tenant_id, device_id, message_id, received_at, min_ts, max_ts, blob)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, fmt.Errorf("write head: %w", err)
-	}
-	defer head.Close()
 
 	results := make([]store.WriteResult, len(recs))
+	// Message ids: a repeat inside the batch is a duplicate; the others are
+	// new unless the table already holds them.
+	type key struct{ device, mid string }
+	first := map[key]int{}
+	var withID []int
+	for i, r := range recs {
+		if r.MessageID == "" {
+			continue
+		}
+		k := key{r.DeviceID, r.MessageID}
+		if _, seen := first[k]; seen {
+			results[i].Duplicate = true
+			continue
+		}
+		first[k] = i
+		withID = append(withID, i)
+	}
+	inserted := map[key]bool{}
+	for part := range slices.Chunk(withID, 500) {
+		args := make([]any, 0, 4*len(part))
+		for _, i := range part {
+			r := recs[i]
+			args = append(args, r.DeviceID, r.MessageID, r.TenantID, r.ReceivedAt.UnixMilli())
+		}
+		rows, err := tx.QueryContext(ctx, `INSERT INTO message_ids (device_id, message_id, tenant_id, received_at) VALUES `+
+			values(len(part), 4)+` ON CONFLICT DO NOTHING RETURNING device_id, message_id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("write head: record ids: %w", err)
+		}
+		for rows.Next() {
+			var k key
+			if err := rows.Scan(&k.device, &k.mid); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("write head: record ids: %w", err)
+			}
+			inserted[k] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("write head: record ids: %w", err)
+		}
+	}
 	type deviceBatch struct {
+		id       string
 		tenantID string
 		accepted []int
 		oldest   int64
+		old      []byte
 	}
-	var order []string
+	var order []*deviceBatch
 	devices := map[string]*deviceBatch{}
+	var accepted []int
 	for i, r := range recs {
-		if r.MessageID != "" {
-			res, err := dedup.ExecContext(ctx, r.DeviceID, r.MessageID, r.TenantID, r.ReceivedAt.UnixMilli())
-			if err != nil {
-				return nil, fmt.Errorf("write head: record id: %w", err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				results[i].Duplicate = true
-				continue
-			}
+		if results[i].Duplicate || r.MessageID != "" && !inserted[key{r.DeviceID, r.MessageID}] {
+			results[i].Duplicate = true
+			continue
 		}
+		accepted = append(accepted, i)
 		at := r.ReceivedAt.UnixMilli()
-		if _, err := head.ExecContext(ctx, r.TenantID, r.DeviceID, r.MessageID, at, r.MinTS, r.MaxTS, r.Blob); err != nil {
-			return nil, fmt.Errorf("write head: %w", err)
-		}
 		d, ok := devices[r.DeviceID]
 		if !ok {
-			d = &deviceBatch{tenantID: r.TenantID, oldest: at}
+			d = &deviceBatch{id: r.DeviceID, tenantID: r.TenantID, oldest: at}
 			devices[r.DeviceID] = d
-			order = append(order, r.DeviceID)
+			order = append(order, d)
 		}
 		d.accepted = append(d.accepted, i)
 		d.oldest = min(d.oldest, at)
 	}
-	for _, id := range order {
-		d := devices[id]
-		var old []byte
-		err := tx.QueryRowContext(ctx, `SELECT blob FROM latest WHERE device_id = ?`, id).Scan(&old)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("write head: latest of %s: %w", id, err)
+	for part := range slices.Chunk(accepted, 500) {
+		args := make([]any, 0, 7*len(part))
+		for _, i := range part {
+			r := recs[i]
+			args = append(args, r.TenantID, r.DeviceID, r.MessageID, r.ReceivedAt.UnixMilli(), r.MinTS, r.MaxTS, r.Blob)
 		}
-		blob, err := merge(d.tenantID, id, old, d.accepted)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO head (tenant_id, device_id, message_id, received_at, min_ts, max_ts, blob) VALUES `+
+			values(len(part), 7), args...); err != nil {
+			return nil, fmt.Errorf("write head: %w", err)
+		}
+	}
+	// Latest values and head statistics, a statement per 500 devices.
+	for part := range slices.Chunk(order, 500) {
+		args := make([]any, len(part))
+		for i, d := range part {
+			args[i] = d.id
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT device_id, blob FROM latest WHERE device_id IN (`+placeholders(len(part))+`)`, args...)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("write head: latest: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO latest (device_id, tenant_id, blob) VALUES (?, ?, ?)
-			ON CONFLICT (device_id) DO UPDATE SET blob = excluded.blob`, id, d.tenantID, blob); err != nil {
-			return nil, fmt.Errorf("write head: latest of %s: %w", id, err)
+		for rows.Next() {
+			var id string
+			var blob []byte
+			if err := rows.Scan(&id, &blob); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("write head: latest: %w", err)
+			}
+			devices[id].old = blob
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO head_stats (device_id, tenant_id, rows, oldest) VALUES (?, ?, ?, ?)
-			ON CONFLICT (device_id) DO UPDATE SET rows = rows + excluded.rows, oldest = MIN(oldest, excluded.oldest)`,
-			id, d.tenantID, len(d.accepted), d.oldest); err != nil {
-			return nil, fmt.Errorf("write head: stats of %s: %w", id, err)
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("write head: latest: %w", err)
+		}
+		latestArgs := make([]any, 0, 3*len(part))
+		statsArgs := make([]any, 0, 4*len(part))
+		for _, d := range part {
+			blob, err := merge(d.tenantID, d.id, d.old, d.accepted)
+			if err != nil {
+				return nil, err
+			}
+			latestArgs = append(latestArgs, d.id, d.tenantID, blob)
+			statsArgs = append(statsArgs, d.id, d.tenantID, len(d.accepted), d.oldest)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO latest (device_id, tenant_id, blob) VALUES `+values(len(part), 3)+`
+			ON CONFLICT (device_id) DO UPDATE SET blob = excluded.blob`, latestArgs...); err != nil {
+			return nil, fmt.Errorf("write head: latest: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO head_stats (device_id, tenant_id, rows, oldest) VALUES `+values(len(part), 4)+`
+			ON CONFLICT (device_id) DO UPDATE SET rows = rows + excluded.rows, oldest = MIN(oldest, excluded.oldest)`, statsArgs...); err != nil {
+			return nil, fmt.Errorf("write head: stats: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("write head: commit: %w", err)
 	}
 	return results, nil
+}
+
+// values returns "(?, …), (?, …), …": rows tuples of cols placeholders.
+func values(rows, cols int) string {
+	tuple := "(" + placeholders(cols) + ")"
+	return strings.Repeat(tuple+", ", rows-1) + tuple
+}
+
+// placeholders returns "?, ?, …" with n question marks.
+func placeholders(n int) string {
+	return strings.Repeat("?, ", n-1) + "?"
 }
 
 const headColumns = `id, tenant_id, device_id, message_id, received_at, min_ts, max_ts, blob`

@@ -332,6 +332,27 @@ func TestDecodeHeaderErrors(t *testing.T) {
 	}
 }
 
+func TestAppendDecode(t *testing.T) {
+	ts, vs := shapes[0].gen(50, 1)
+	b, err := Encode(ts, vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt, gv, err := AppendDecode([]int64{-1}, []float64{-1}, b)
+	if err != nil || len(gt) != 51 || len(gv) != 51 || gt[0] != -1 || gv[0] != -1 {
+		t.Fatalf("AppendDecode after one point: %d/%d points, %v", len(gt), len(gv), err)
+	}
+	for i := range ts {
+		if gt[i+1] != ts[i] || gv[i+1] != vs[i] {
+			t.Fatalf("point %d differs", i)
+		}
+	}
+	gt, gv, err = AppendDecode(gt[:1], gv[:1], b[:len(b)-1])
+	if err == nil || len(gt) != 1 || len(gv) != 1 {
+		t.Fatalf("AppendDecode of a truncated chunk: %d/%d points, %v", len(gt), len(gv), err)
+	}
+}
+
 func TestIteratorReuse(t *testing.T) {
 	var it Iterator
 	for _, b := range corpus(t) {
@@ -383,6 +404,13 @@ func TestIteratorAllocations(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("AppendEncode into a large enough buffer allocates %v times", allocs)
+	}
+	gt, gv := make([]int64, 0, len(ts)), make([]float64, 0, len(vs))
+	allocs = testing.AllocsPerRun(100, func() {
+		gt, gv, _ = AppendDecode(gt[:0], gv[:0], b)
+	})
+	if allocs != 0 {
+		t.Errorf("AppendDecode into large enough slices allocates %v times", allocs)
 	}
 }
 

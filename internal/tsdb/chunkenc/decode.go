@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 )
 
 // decoder holds the state of a chunk being read. Its fill method is the one
@@ -347,7 +346,7 @@ func AppendDecode(ts []int64, vs []float64, b []byte) ([]int64, []float64, error
 		return ts, vs, err
 	}
 	t0, v0 := len(ts), len(vs)
-	ts, vs = slices.Grow(ts, d.n)[:t0+d.n], slices.Grow(vs, d.n)[:v0+d.n]
+	ts, vs = grow(ts, d.n)[:t0+d.n], grow(vs, d.n)[:v0+d.n]
 	if _, err := d.fill(ts[t0:], vs[v0:]); err != nil {
 		return ts[:t0], vs[:v0], err
 	}

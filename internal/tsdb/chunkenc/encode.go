@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 )
 
 // Encode compresses one series into a new chunk. Timestamps must strictly
@@ -41,7 +40,7 @@ func AppendEncode(dst []byte, ts []int64, vs []float64) ([]byte, error) {
 
 	size := 2 + uvarintLen(uint64(n)) + uvarintLen(zigzag(ts[0])) + tp.headerBytes + vp.headerBytes +
 		(tp.bits+vp.bits+7)/8
-	dst = slices.Grow(dst, size)
+	dst = grow(dst, size)
 
 	dst = append(dst, Version, vp.mode)
 	dst = binary.AppendUvarint(dst, uint64(n))
@@ -303,6 +302,17 @@ func typicalDelta(vs []float64, e int) int64 {
 }
 
 func varintLen(x int64) int { return uvarintLen(zigzag(x)) }
+
+// grow returns s with room for n more elements, allocating at most once
+// (slices.Grow allocates twice under the race detector).
+func grow[E any](s []E, n int) []E {
+	if cap(s)-len(s) >= n {
+		return s
+	}
+	g := make([]E, len(s), len(s)+n)
+	copy(g, s)
+	return g
+}
 
 func uvarintLen(x uint64) int {
 	n := 1

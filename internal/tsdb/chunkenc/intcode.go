@@ -276,44 +276,48 @@ func (h *histogram) best() (byte, int) {
 		return codeAllZero, 0
 	}
 	used := keys[:nk]
-	price := func(k int, zero bool) int {
-		total := 0
-		for _, key := range used {
-			total += int(h.count[key]) * keyCost(int(key), k, zero)
-		}
-		return total
-	}
-	// The price is close to convex in k: start a little below the median
-	// bit length and walk downhill.
-	climb := func(zero bool) (int, int) {
-		k := min(max(0, h.medianLen(used, n, zero)-1), maxK)
-		cost := price(k, zero)
-		for k > 0 {
-			c := price(k-1, zero)
-			if c > cost {
-				break
-			}
-			k, cost = k-1, c
-		}
-		for k < maxK {
-			c := price(k+1, zero)
-			if c >= cost {
-				break
-			}
-			k, cost = k+1, c
-		}
-		return k, cost
-	}
-	k, nbits := climb(false)
+	k, nbits := h.climb(used, n, false)
 	param := byte(k)
 	// A zero class costs every other residual a bit and saves the zeros k
 	// bits: worth pricing only when zeros are common enough.
 	if zeros := int(h.count[0]); zeros*(k+1) > n-zeros {
-		if kz, c := climb(true); c < nbits {
+		if kz, c := h.climb(used, n, true); c < nbits {
 			param, nbits = byte(kz)|codeZeroBit, c
 		}
 	}
 	return param, nbits
+}
+
+// climb finds the cheapest scale k for the table with or without the zero
+// class. The price is close to convex in k: it starts a little below the
+// median bit length and walks downhill.
+func (h *histogram) climb(used []uint8, n int, zero bool) (k, cost int) {
+	k = min(max(0, h.medianLen(used, n, zero)-1), maxK)
+	cost = h.price(used, k, zero)
+	for k > 0 {
+		c := h.price(used, k-1, zero)
+		if c > cost {
+			break
+		}
+		k, cost = k-1, c
+	}
+	for k < maxK {
+		c := h.price(used, k+1, zero)
+		if c >= cost {
+			break
+		}
+		k, cost = k+1, c
+	}
+	return k, cost
+}
+
+// price is the number of bits the counted residuals take in one table.
+func (h *histogram) price(used []uint8, k int, zero bool) int {
+	total := 0
+	for _, key := range used {
+		total += int(h.count[key]) * keyCost(int(key), k, zero)
+	}
+	return total
 }
 
 // medianLen is the bit length of the median zigzag value, over all counted
