@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
@@ -528,7 +528,7 @@ func (s *slowStore) Write(ctx context.Context, msgs []store.Message) ([]store.Wr
 
 // memStore is the part of a store the pipeline uses, in memory.
 type memStore struct {
-	fail        error
+	fail error
 
 	mu       sync.Mutex
 	ids      map[string]bool

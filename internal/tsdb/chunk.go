@@ -12,7 +12,7 @@ import (
 // summary is kept, encrypted, at the front of every chunk so coarse queries
 // can use a whole chunk without decoding its points.
 type summary struct {
-	count                     int
+	count                      int
 	min, max, sum, first, last float64
 }
 
