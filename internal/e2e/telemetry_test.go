@@ -165,3 +165,68 @@ func TestMalformedPayloadIsKeptAndConnectionStaysUp(t *testing.T) {
 		t.Errorf("latest = %+v, %v; want only the good message", l, err)
 	}
 }
+
+func TestFleetLatestSeveralMetricsAndRetention(t *testing.T) {
+	e := start(t)
+	for _, id := range []string{"m-1", "m-2", "m-3"} {
+		key := e.device(id)
+		dev := e.deviceConn(id, key)
+		dev.mustPublish(t, events(id, "%24.mid=1"), `{"consumption": 10.5, "battery": 3.61}`)
+	}
+	var fleet struct {
+		Devices []struct {
+			DeviceID string `json:"deviceId"`
+			Metrics  []struct {
+				Name  string  `json:"name"`
+				Value float64 `json:"value"`
+			} `json:"metrics"`
+		} `json:"devices"`
+		Next string `json:"next"`
+	}
+	if err := e.api.Do(e.ctx(), "GET", "/api/v1/telemetry/latest", url.Values{"limit": {"2"}}, nil, &fleet); err != nil {
+		t.Fatal(err)
+	}
+	if len(fleet.Devices) != 2 || fleet.Devices[0].DeviceID != "m-1" || len(fleet.Devices[0].Metrics) != 2 || fleet.Next != "m-2" {
+		t.Fatalf("fleet page = %+v", fleet)
+	}
+	fleet.Next = ""
+	if err := e.api.Do(e.ctx(), "GET", "/api/v1/telemetry/latest", url.Values{"after": {"m-2"}}, nil, &fleet); err != nil {
+		t.Fatal(err)
+	}
+	if len(fleet.Devices) != 1 || fleet.Devices[0].DeviceID != "m-3" || fleet.Next != "" {
+		t.Fatalf("second fleet page = %+v", fleet)
+	}
+
+	var many struct {
+		Series []struct {
+			Metric string `json:"metric"`
+			Points []struct {
+				Value float64 `json:"value"`
+			} `json:"points"`
+		} `json:"series"`
+	}
+	if err := e.api.Do(e.ctx(), "GET", "/api/v1/devices/m-1/telemetry", url.Values{"metrics": {"battery,consumption"}}, nil, &many); err != nil {
+		t.Fatal(err)
+	}
+	if len(many.Series) != 2 || many.Series[0].Metric != "battery" || len(many.Series[0].Points) != 1 ||
+		many.Series[0].Points[0].Value != 3.61 || many.Series[1].Points[0].Value != 10.5 {
+		t.Fatalf("several metrics = %+v", many)
+	}
+
+	var tenant struct {
+		ID   string `json:"id"`
+		Days int    `json:"telemetryRetentionDays"`
+	}
+	if err := e.api.Do(e.ctx(), "PATCH", "/api/v1/tenant", nil, map[string]int{"telemetryRetentionDays": 400}, &tenant); err != nil {
+		t.Fatal(err)
+	}
+	if tenant.Days != 400 {
+		t.Fatalf("tenant after PATCH = %+v", tenant)
+	}
+	if err := e.api.Do(e.ctx(), "PATCH", "/api/v1/tenant", nil, map[string]int{"telemetryRetentionDays": -1}, nil); err == nil {
+		t.Fatal("negative retention accepted")
+	}
+	if err := e.api.Do(e.ctx(), "GET", "/api/v1/tenant", nil, nil, &tenant); err != nil || tenant.Days != 400 {
+		t.Fatalf("GET tenant = %+v, %v", tenant, err)
+	}
+}
