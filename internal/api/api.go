@@ -69,6 +69,8 @@ func (a *API) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/devices/{id}/telemetry/{metric}", a.history)
 	api.HandleFunc("GET /api/v1/devices/{id}/telemetry", a.historyMany)
 	api.HandleFunc("GET /api/v1/telemetry/latest", a.fleetLatest)
+	a.hubRoutes(api)
+	a.dpsRoutes(api)
 	api.HandleFunc("GET /api/v1/tenant", a.getTenant)
 	api.HandleFunc("PATCH /api/v1/tenant", a.updateTenant)
 	api.HandleFunc("GET /api/v1/devices/{id}/rejected", a.rejected)

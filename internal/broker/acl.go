@@ -22,10 +22,12 @@ func (h *aclHook) Provides(b byte) bool { return b == mqtt.OnACLCheck }
 // subscription filter.
 func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
-		_, ok := ingest.TelemetryBag(topic, cl.ID)
-		return ok
+		if _, ok := ingest.TelemetryBag(topic, cl.ID); ok {
+			return true
+		}
+		return hubMayPublish(cl, topic) || dpsMayPublish(cl, topic)
 	}
-	return deviceMaySubscribe(cl.ID, topic)
+	return deviceMaySubscribe(cl.ID, topic) || dpsMaySubscribe(cl, topic)
 }
 
 func deviceMaySubscribe(deviceID, filter string) bool {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -31,6 +32,14 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.P
 	s, ok := h.b.session(cl)
 	if !ok {
 		cl.Stop(errDeviceRevoked)
+		return pk, packets.ErrRejectPacket
+	}
+	switch {
+	case strings.HasPrefix(pk.TopicName, "$iothub/"):
+		h.b.hubPublish(cl, s, pk) // twin and method replies: hub.go
+		return pk, packets.ErrRejectPacket
+	case strings.HasPrefix(pk.TopicName, "$dps/"):
+		h.b.dpsPublish(cl, s, pk) // provisioning requests: dps.go
 		return pk, packets.ErrRejectPacket
 	}
 	bag, ok := ingest.TelemetryBag(pk.TopicName, cl.ID)

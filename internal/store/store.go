@@ -174,6 +174,9 @@ type Latest struct {
 // Methods that address a device take its tenant: a device of another tenant
 // is reported as ErrNotFound.
 type Store interface {
+	HubStore
+	ProvisioningStore
+
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error
 	Close() error

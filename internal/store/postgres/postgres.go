@@ -155,6 +155,8 @@ var migrations = []string{
 	);
 	CREATE INDEX rejected_device ON rejected(device_id, id);
 	CREATE INDEX rejected_tenant ON rejected(tenant_id, received_at);`,
+	migrationHub,
+	migrationDPS,
 }
 
 // migrateLock is the pg_advisory_xact_lock key that serialises Migrate

