@@ -44,6 +44,10 @@ type Broker struct {
 	sessions map[string]*session // by device id: live connections
 	seen     map[string]presence // by device id: activity not yet written to the store
 
+	hubHost string    // set by SetHubHost once the listener is bound
+	hub     *hubState // twins, methods, C2D: hub.go
+	dps     *dpsState // provisioning: dps.go
+
 	refused *prometheus.CounterVec
 	stop    chan struct{}
 	done    chan struct{}
@@ -51,11 +55,14 @@ type Broker struct {
 
 // session is one authenticated device connection.
 type session struct {
-	client   *mqtt.Client
-	tenantID string
-	ip       string
-	since    time.Time
-	expiry   *time.Timer // closes the connection when its SAS token expires
+	// registration is set for a provisioning (DPS) client: it is not a
+	// device yet, only a registration id in a tenant (dps.go).
+	registration string
+	client       *mqtt.Client
+	tenantID     string
+	ip           string
+	since        time.Time
+	expiry       *time.Timer // closes the connection when its SAS token expires
 }
 
 type presence struct {
@@ -80,6 +87,8 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	b.hub = newHubState(b)
+	b.dps = newDPSState(b)
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1           // as IoT Hub: no QoS 2
 	caps.RetainAvailable = 0      // devices do not retain
@@ -103,6 +112,11 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 	}
 	return b, nil
 }
+
+// SetHubHost tells the broker the host name devices use (host[:port]), for
+// what it hands out, such as the assigned hub of a provisioned device.
+// Call it before devices connect.
+func (b *Broker) SetHubHost(host string) { b.hubHost = host }
 
 // Start opens the listeners and begins serving.
 func (b *Broker) Start() error {

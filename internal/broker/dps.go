@@ -5,6 +5,13 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
+// dpsState is the broker's state for provisioning.
+type dpsState struct {
+	b *Broker
+}
+
+func newDPSState(b *Broker) *dpsState { return &dpsState{b: b} }
+
 // dpsPublish handles a provisioning client's publish on a $dps/ topic.
 // (Issue 4.)
 func (b *Broker) dpsPublish(cl *mqtt.Client, s *session, pk packets.Packet) {

@@ -5,6 +5,13 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
+// hubState is the broker's state for twins, methods and C2D.
+type hubState struct {
+	b *Broker
+}
+
+func newHubState(b *Broker) *hubState { return &hubState{b: b} }
+
 // hubPublish handles a device's publish on a $iothub/ topic: twin GET,
 // reported-properties PATCH, direct-method replies. (Issue 4.)
 func (b *Broker) hubPublish(cl *mqtt.Client, s *session, pk packets.Packet) {

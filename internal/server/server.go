@@ -271,6 +271,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	// Devices must be told the port actually bound (it may have been 0).
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
+	s.broker.SetHubHost(s.hubHost)
 	a := api.New(api.Config{HubHost: s.hubHost}, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
 	s.http.Handler = a.Handler()
 	s.engine.Start(ctx)

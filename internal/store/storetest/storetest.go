@@ -18,12 +18,14 @@ import (
 // its own cleanup with t.
 type Factory func(t *testing.T) store.Store
 
+type suiteTest struct {
+	name string
+	fn   func(t *testing.T, s store.Store)
+}
+
 // Run runs the whole suite.
 func Run(t *testing.T, newStore Factory) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store)
-	}{
+	tests := []suiteTest{
 		{"Meta", testMeta},
 		{"DeviceLifecycle", testDeviceLifecycle},
 		{"DeviceTenantIsolation", testDeviceTenantIsolation},
@@ -46,6 +48,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"MigrateTwice", testMigrateTwice},
 		{"ConcurrentWriters", testConcurrentWriters},
 	}
+	tests = append(tests, hubTests...)
+	tests = append(tests, dpsTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))

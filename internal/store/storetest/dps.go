@@ -1,0 +1,4 @@
+package storetest
+
+// dpsTests cover store.ProvisioningStore.
+var dpsTests = []suiteTest{}
