@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -44,9 +45,10 @@ type Broker struct {
 	sessions map[string]*session // by device id: live connections
 	seen     map[string]presence // by device id: activity not yet written to the store
 
-	hubHost string    // set by SetHubHost once the listener is bound
-	hub     *hubState // twins, methods, C2D: hub.go
-	dps     *dpsState // provisioning: dps.go
+	hubHost string      // set by SetHubHost once the listener is bound
+	ws      *wsListener // MQTT over WebSocket on the HTTPS server: websocket.go
+	hub     *hubState   // twins, methods, C2D: hub.go
+	dps     *dpsState   // provisioning: dps.go
 
 	refused *prometheus.CounterVec
 	stop    chan struct{}
@@ -130,11 +132,27 @@ func (b *Broker) Start() error {
 			return fmt.Errorf("broker: listen on %s: %w", b.cfg.TCPListen, err)
 		}
 	}
+	b.ws = newWSListener(b.log)
+	if err := b.mqtt.AddListener(b.ws); err != nil {
+		return fmt.Errorf("broker: websocket endpoint: %w", err)
+	}
 	if err := b.mqtt.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
 	go b.flushPresenceLoop()
 	return nil
+}
+
+// WebSocketHandler serves MQTT over WebSocket; mount it at WebSocketPath on
+// the HTTPS server. It answers 503 until Start.
+func (b *Broker) WebSocketHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b.ws == nil {
+			http.Error(w, "MQTT over WebSocket is not available", http.StatusServiceUnavailable)
+			return
+		}
+		b.ws.ServeHTTP(w, r)
+	})
 }
 
 // Addr returns the bound address of a listener ("tls" or "tcp"), or "" if it

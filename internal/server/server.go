@@ -273,7 +273,10 @@ func (s *Server) Start(ctx context.Context) error {
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
 	s.broker.SetHubHost(s.hubHost)
 	a := api.New(api.Config{HubHost: s.hubHost}, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
-	s.http.Handler = a.Handler()
+	root := http.NewServeMux()
+	root.Handle(broker.WebSocketPath, s.broker.WebSocketHandler())
+	root.Handle("/", a.Handler())
+	s.http.Handler = root
 	s.engine.Start(ctx)
 	s.wg.Add(2)
 	go func() {
