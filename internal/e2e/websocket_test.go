@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"net"
-	"strconv"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -64,4 +64,3 @@ func TestMQTTOverWebSocket(t *testing.T) {
 		t.Fatalf("plain GET: %d, want 426", resp.StatusCode)
 	}
 }
-
