@@ -74,6 +74,7 @@ func (a *API) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/tenant", a.getTenant)
 	api.HandleFunc("PATCH /api/v1/tenant", a.updateTenant)
 	api.HandleFunc("GET /api/v1/devices/{id}/rejected", a.rejected)
+	api.HandleFunc("GET /api/v1/devices/{id}/messages", a.messages)
 	mux.Handle("/api/", a.authenticate(jsonMuxErrors(api)))
 	return a.logRequests(mux)
 }

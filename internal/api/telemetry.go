@@ -315,3 +315,49 @@ func (a *API) rejected(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "rejected": out})
 }
+
+// Message is a recent telemetry message with its properties.
+type Message struct {
+	MessageID  string            `json:"messageId,omitempty"`
+	ReceivedAt time.Time         `json:"receivedAt"`
+	System     map[string]string `json:"systemProperties"`
+	App        map[string]string `json:"properties"`
+	Values     []Metric          `json:"values"`
+}
+
+// messages answers GET /api/v1/devices/{id}/messages?limit=: the device's
+// newest messages still in the engine's head, with their system and
+// application properties.
+func (a *API) messages(w http.ResponseWriter, r *http.Request) {
+	d, ok := a.device(w, r)
+	if !ok {
+		return
+	}
+	limit := 50
+	if s := r.URL.Query().Get("limit"); s != "" {
+		var err error
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 1000 {
+			writeError(w, http.StatusBadRequest, "limit must be between 1 and 1000")
+			return
+		}
+	}
+	ms, err := a.tsdb.RecentMessages(r.Context(), d.ID, limit)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	out := make([]Message, len(ms))
+	for i, m := range ms {
+		out[i] = Message{MessageID: m.MessageID, ReceivedAt: m.ReceivedAt, System: m.System, App: m.App}
+		if out[i].System == nil {
+			out[i].System = map[string]string{}
+		}
+		if out[i].App == nil {
+			out[i].App = map[string]string{}
+		}
+		for _, p := range m.Points {
+			out[i].Values = append(out[i].Values, Metric{Name: p.Metric, Value: p.Value, TS: p.TS})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "messages": out})
+}

@@ -230,3 +230,36 @@ func TestFleetLatestSeveralMetricsAndRetention(t *testing.T) {
 		t.Fatalf("GET tenant = %+v, %v", tenant, err)
 	}
 }
+
+// TestMessagePropertiesKept: system and application properties from the
+// topic's property bag are kept with the message.
+func TestMessagePropertiesKept(t *testing.T) {
+	e := start(t)
+	key := e.device("pump-p")
+	dev := e.deviceConn("pump-p", key)
+	dev.mustPublish(t, events("pump-p", "%24.mid=msg-0001&%24.cid=corr-7&%24.ct=application%2Fjson&%24.ce=utf-8"+
+		"&alert=false&unit%20name=C%2F%C2%B0&iothub-creation-time-utc=2026-01-01T00%3A00%3A00Z"), `{"temperature": 71.5}`)
+	var out struct {
+		Messages []struct {
+			MessageID string            `json:"messageId"`
+			System    map[string]string `json:"systemProperties"`
+			App       map[string]string `json:"properties"`
+			Values    []struct {
+				Name string    `json:"name"`
+				TS   time.Time `json:"ts"`
+			} `json:"values"`
+		} `json:"messages"`
+	}
+	if err := e.api.Do(e.ctx(), "GET", "/api/v1/devices/pump-p/messages", nil, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Messages) != 1 {
+		t.Fatalf("messages = %+v", out)
+	}
+	m := out.Messages[0]
+	if m.MessageID != "msg-0001" || m.System["cid"] != "corr-7" || m.System["ct"] != "application/json" || m.System["ce"] != "utf-8" ||
+		m.App["alert"] != "false" || m.App["unit name"] != "C/°" || len(m.Values) != 1 ||
+		!m.Values[0].TS.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("message = %+v; want its properties, stamped with the creation time", m)
+	}
+}

@@ -151,6 +151,7 @@ func Parse(r Raw, now time.Time) (store.Message, error) {
 		return msg, fmt.Errorf("property bag: %w", err)
 	}
 	msg.MessageID = props.MessageID
+	msg.System, msg.App = props.System, props.App
 	if err := props.checkContent(); err != nil {
 		return msg, err
 	}

@@ -92,6 +92,10 @@ type Message struct {
 	MessageID  string // empty: the message cannot be deduplicated
 	ReceivedAt time.Time
 	Points     []Point
+	// System holds the message's system properties ($.mid, $.cid, $.ct,
+	// $.ce, $.ctime…, without "$."); App its application properties.
+	System map[string]string
+	App    map[string]string
 }
 
 // WriteResult says what happened to each message of a batch, in order.

@@ -80,7 +80,7 @@ func chunkAAD(deviceID, metric string) []byte {
 func (e *Engine) Write(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
 	recs := make([]store.HeadRecord, len(msgs))
 	for i, m := range msgs {
-		blob, err := e.keys.Seal(ctx, m.TenantID, appendPoints(nil, m.Points), headAAD(m.DeviceID))
+		blob, err := e.keys.Seal(ctx, m.TenantID, appendHead(nil, m), headAAD(m.DeviceID))
 		if err != nil {
 			return nil, fmt.Errorf("seal message of %s: %w", m.DeviceID, err)
 		}

@@ -448,3 +448,11 @@ func FuzzSplitChunk(f *testing.F) {
 		_, _, _ = splitChunk(b)
 	})
 }
+
+func FuzzDecodeHead(f *testing.F) {
+	f.Add(appendHead(nil, store.Message{Points: []store.Point{{Metric: "t", TS: now0, Value: 1}},
+		System: map[string]string{"mid": "1"}, App: map[string]string{"a": "b"}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = decodeHead(b)
+	})
+}

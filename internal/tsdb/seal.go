@@ -86,15 +86,20 @@ func (e *Engine) SealDevice(ctx context.Context, tenantID, deviceID string) (int
 }
 
 func (e *Engine) openHead(ctx context.Context, r store.HeadRecord) ([]point, error) {
+	h, err := e.openHeadMessage(ctx, r)
+	return h.points, err
+}
+
+func (e *Engine) openHeadMessage(ctx context.Context, r store.HeadRecord) (headMessage, error) {
 	pt, err := e.keys.Open(ctx, r.TenantID, r.Blob, headAAD(r.DeviceID))
 	if err != nil {
-		return nil, fmt.Errorf("head record %d of %s: %w", r.ID, r.DeviceID, err)
+		return headMessage{}, fmt.Errorf("head record %d of %s: %w", r.ID, r.DeviceID, err)
 	}
-	ps, err := decodePoints(pt)
+	h, err := decodeHead(pt)
 	if err != nil {
-		return nil, fmt.Errorf("head record %d of %s: %w", r.ID, r.DeviceID, err)
+		return headMessage{}, fmt.Errorf("head record %d of %s: %w", r.ID, r.DeviceID, err)
 	}
-	return ps, nil
+	return h, nil
 }
 
 // sortDedup sorts points by time; of several points at one instant the last

@@ -1,0 +1,43 @@
+package tsdb
+
+import (
+	"context"
+	"time"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// RecentMessage is a message still in a device's head, with its properties.
+type RecentMessage struct {
+	MessageID  string
+	ReceivedAt time.Time
+	System     map[string]string
+	App        map[string]string
+	Points     []store.Point
+}
+
+// RecentMessages returns up to limit of a device's newest messages that are
+// still in its head (not yet sealed into chunks: at least the last 240 or
+// the last two hours by default), newest first, with their properties.
+// Sealing keeps the points, not the per-message properties. The caller
+// checks that the device belongs to the tenant.
+func (e *Engine) RecentMessages(ctx context.Context, deviceID string, limit int) ([]RecentMessage, error) {
+	head, err := e.store.HeadRecords(ctx, deviceID)
+	if err != nil {
+		return nil, err
+	}
+	out := []RecentMessage{}
+	for i := len(head) - 1; i >= 0 && len(out) < limit; i-- {
+		r := head[i]
+		h, err := e.openHeadMessage(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		m := RecentMessage{MessageID: r.MessageID, ReceivedAt: r.ReceivedAt, System: h.system, App: h.app}
+		for _, p := range h.points {
+			m.Points = append(m.Points, store.Point{Metric: p.metric, TS: time.UnixMilli(p.ts).UTC(), Value: p.v})
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
