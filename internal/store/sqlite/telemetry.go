@@ -252,37 +252,29 @@ func (s *Store) SealHead(ctx context.Context, deviceID string, headIDs, removeCh
 		table string
 		ids   []int64
 	}{{"head", headIDs}, {"chunks", removeChunks}} {
-		if len(del.ids) == 0 {
-			continue
-		}
-		stmt, err := tx.PrepareContext(ctx, `DELETE FROM `+del.table+` WHERE id = ? AND device_id = ?`)
-		if err != nil {
-			return fmt.Errorf("seal %s: %w", deviceID, err)
-		}
-		for _, id := range del.ids {
-			res, err := stmt.ExecContext(ctx, id, deviceID)
+		for part := range slices.Chunk(del.ids, 500) {
+			args := make([]any, 0, len(part)+1)
+			args = append(args, deviceID)
+			for _, id := range part {
+				args = append(args, id)
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM `+del.table+` WHERE device_id = ? AND id IN (`+placeholders(len(part))+`)`, args...)
 			if err != nil {
-				stmt.Close()
 				return fmt.Errorf("seal %s: %w", deviceID, err)
 			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				stmt.Close()
-				return fmt.Errorf("seal %s: %s row %d already gone: %w", deviceID, del.table, id, store.ErrConflict)
+			if n, _ := res.RowsAffected(); n != int64(len(part)) {
+				return fmt.Errorf("seal %s: %d of %d %s rows already gone: %w", deviceID, int64(len(part))-n, len(part), del.table, store.ErrConflict)
 			}
 		}
-		stmt.Close()
 	}
-	if len(add) > 0 {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO chunks (tenant_id, device_id, metric, start_ts, end_ts, count, blob)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return fmt.Errorf("seal %s: %w", deviceID, err)
+	for part := range slices.Chunk(add, 200) {
+		args := make([]any, 0, 7*len(part))
+		for _, c := range part {
+			args = append(args, c.TenantID, c.DeviceID, c.Metric, c.StartTS, c.EndTS, c.Count, c.Blob)
 		}
-		defer stmt.Close()
-		for _, c := range add {
-			if _, err := stmt.ExecContext(ctx, c.TenantID, c.DeviceID, c.Metric, c.StartTS, c.EndTS, c.Count, c.Blob); err != nil {
-				return fmt.Errorf("seal %s: add chunk: %w", deviceID, err)
-			}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO chunks (tenant_id, device_id, metric, start_ts, end_ts, count, blob) VALUES `+
+			values(len(part), 7), args...); err != nil {
+			return fmt.Errorf("seal %s: add chunks: %w", deviceID, err)
 		}
 	}
 	if len(headIDs) > 0 {
