@@ -319,6 +319,8 @@ func TestDecodeHeaderErrors(t *testing.T) {
 		"count zero":     {Version, ModeXOR, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 		"count too big":  {Version, ModeXOR, 0x80, 0x80, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 		"count overlong": {Version, ModeXOR, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		// Streams that take no bits, with an interval of 0: timestamps repeat.
+		"zero interval": {Version, ModeDecimalDelta, 3, 0, tsDOD, 0, codeAllZero, 0, 0, 0, codeAllZero},
 		// 65535 XOR points need at least two bits each.
 		"count vs bits": {Version, ModeXOR, 0xff, 0xff, 0x03, 0, 0, 2, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 	}
@@ -350,6 +352,23 @@ func TestAppendDecode(t *testing.T) {
 	gt, gv, err = AppendDecode(gt[:1], gv[:1], b[:len(b)-1])
 	if err == nil || len(gt) != 1 || len(gv) != 1 {
 		t.Fatalf("AppendDecode of a truncated chunk: %d/%d points, %v", len(gt), len(gv), err)
+	}
+}
+
+func TestStreamsWithoutBits(t *testing.T) {
+	// Interval 1 and a steady step: the header says it all. m0 = -3 and the
+	// reference delta 1 are zigzag varints 5 and 2.
+	b := []byte{Version, ModeDecimalDelta, 3, 0, tsDOD, 1, codeAllZero, 0, 5, 2, codeAllZero}
+	ts, vs, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 3 || ts[0] != 0 || ts[2] != 2 || vs[0] != -3 || vs[1] != -2 || vs[2] != -1 {
+		t.Fatalf("got %v %v", ts, vs)
+	}
+	enc, err := Encode(ts, vs)
+	if err != nil || string(enc) != string(b) {
+		t.Fatalf("Encode gives %x, %v; want %x", enc, err, b)
 	}
 }
 

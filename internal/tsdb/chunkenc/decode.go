@@ -25,7 +25,8 @@ type decoder struct {
 	valDOD bool
 	div    float64
 	m      int64
-	vpred  uint64 // predicted mantissa delta
+	v      float64 // float64(m) / div
+	vpred  uint64  // predicted mantissa delta
 }
 
 // header holds what the fixed part of a chunk says.
@@ -112,6 +113,7 @@ func (d *decoder) reset(b []byte) error {
 		}
 		d.m = m0
 		d.v0 = float64(m0) / d.div
+		d.v = d.v0
 		rest = rest[1+k:]
 		d.valDOD = d.mode == ModeDecimalDOD
 		if d.n > 1 {
@@ -163,7 +165,7 @@ func (d *decoder) fill(ts []int64, vs []float64) (int, error) {
 	return i, err
 }
 
-// The decoding loop keeps the bit reader's state in local variables, which
+// The decoding loops keep the bit reader's state in local variables, which
 // the compiler holds in registers, and writes it back only around the rare
 // slow paths: escape codes and the last few bytes.
 
@@ -196,9 +198,26 @@ func errNotAfter(t, prev int64) error {
 func (d *decoder) decodeDecimal(ts []int64, vs []float64, i int) (int, error) {
 	b, pos, acc, nb := d.r.b, d.r.pos, d.r.acc, d.r.n
 	t, pred, tsDOD := d.t, d.pred, d.tsDOD
-	div, m, vpred, valDOD := d.div, d.m, d.vpred, d.valDOD
+	div, m, v, vpred, valDOD := d.div, d.m, d.v, d.vpred, d.valDOD
 	var err error
-	for ; i < len(ts) && i < len(vs); i++ {
+	if d.tc.allZero && d.vc.allZero {
+		// No bits at all: fixed intervals, and a constant or a steady
+		// counter. The predictions are the answers.
+		for ; i < len(ts) && i < len(vs); i++ {
+			next := int64(uint64(t) + pred)
+			if next <= t {
+				err = errNotAfter(next, t)
+				break
+			}
+			t = next
+			if vpred != 0 {
+				m += int64(vpred)
+				v = float64(m) / div
+			}
+			ts[i], vs[i] = t, v
+		}
+	}
+	for ; i < len(ts) && i < len(vs) && err == nil; i++ {
 		if nb < 57 {
 			pos, acc, nb = refill(b, pos, acc, nb)
 		}
@@ -234,11 +253,14 @@ func (d *decoder) decodeDecimal(ts []int64, vs []float64, i int) (int, error) {
 		if valDOD {
 			vpred = dm
 		}
-		m += int64(dm)
-		ts[i], vs[i] = t, float64(m)/div
+		if dm != 0 { // an unchanged mantissa needs no division
+			m += int64(dm)
+			v = float64(m) / div
+		}
+		ts[i], vs[i] = t, v
 	}
 	d.r.pos, d.r.acc, d.r.n = pos, acc, nb
-	d.t, d.pred, d.m, d.vpred = t, pred, m, vpred
+	d.t, d.pred, d.m, d.v, d.vpred = t, pred, m, v, vpred
 	return i, err
 }
 
