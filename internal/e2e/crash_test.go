@@ -162,7 +162,9 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		for _, seq := range resend {
 			send(seq)
 		}
+		producing := make(chan struct{})
 		go func() {
+			defer close(producing)
 			for ctx.Err() == nil {
 				mu.Lock()
 				seq := next
@@ -176,6 +178,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		if round < rounds-1 {
 			proc.kill() // mid-stream
 			cancel()
+			<-producing // no send starts after this
 			wg.Wait()
 			c.Disconnect(0)
 			mu.Lock()
@@ -186,6 +189,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 			continue
 		}
 		cancel()
+		<-producing
 		wg.Wait()
 		c.Disconnect(250)
 	}
