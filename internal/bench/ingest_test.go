@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"math"
@@ -18,37 +17,14 @@ import (
 
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/server"
+	"github.com/warden-iot/warden/internal/server/servertest"
 )
 
 const testAdminToken = "bench-test-token"
 
 func startServer(t *testing.T) (*server.Server, *client.Client) {
 	t.Helper()
-	srv, err := server.New(t.Context(), server.Config{
-		DataDir:    t.TempDir(),
-		MQTTListen: "127.0.0.1:0",
-		HTTPListen: "127.0.0.1:0",
-		AdminToken: testAdminToken,
-		Out:        io.Discard,
-	}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatalf("server.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	c, err := client.New("https://"+srv.HTTPAddr(), testAdminToken, srv.CAFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, c
+	return servertest.Start(t, server.Config{AdminToken: testAdminToken}, nil)
 }
 
 // startMochi runs a plain, anonymous MQTT broker as a stand-in for Mosquitto.

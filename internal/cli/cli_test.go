@@ -2,10 +2,7 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"flag"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/server"
+	"github.com/warden-iot/warden/internal/server/servertest"
 )
 
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -68,20 +66,7 @@ func TestFlagPrecedence(t *testing.T) {
 
 func TestDeviceCommandsAgainstServer(t *testing.T) {
 	const token = "cli-test-token"
-	srv, err := server.New(t.Context(), server.Config{
-		DataDir: t.TempDir(), MQTTListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", AdminToken: token, Out: io.Discard,
-	}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	srv, _ := servertest.Start(t, server.Config{AdminToken: token}, nil)
 	t.Setenv("WARDEN_SERVER", "https://"+srv.HTTPAddr())
 	t.Setenv("WARDEN_TOKEN", token)
 	t.Setenv("WARDEN_CA", srv.CAFile())

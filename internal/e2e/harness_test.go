@@ -21,6 +21,7 @@ import (
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/server"
+	"github.com/warden-iot/warden/internal/server/servertest"
 )
 
 const adminToken = "e2e-operator-token"
@@ -63,24 +64,7 @@ func startWith(t *testing.T, cfg server.Config) *env {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	srv, err := server.New(t.Context(), cfg, log)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatalf("server.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	api, err := client.New("https://"+srv.HTTPAddr(), adminToken, srv.CAFile())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, api := servertest.Start(t, cfg, log)
 	roots, err := client.LoadCA(srv.CAFile())
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/server"
+	"github.com/warden-iot/warden/internal/server/servertest"
 )
 
 const testAdminToken = "simulate-test-token"
@@ -20,32 +20,7 @@ const testAdminToken = "simulate-test-token"
 // startServer runs a Warden server in-process on ephemeral ports.
 func startServer(t *testing.T) (*server.Server, *client.Client) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(t.Context(), server.Config{
-		DataDir:    t.TempDir(),
-		MQTTListen: "127.0.0.1:0",
-		HTTPListen: "127.0.0.1:0",
-		AdminToken: testAdminToken,
-		Out:        io.Discard,
-	}, log)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatalf("server.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	c, err := client.New("https://"+srv.HTTPAddr(), testAdminToken, srv.CAFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, c
+	return servertest.Start(t, server.Config{AdminToken: testAdminToken}, nil)
 }
 
 // syncBuffer is a bytes.Buffer safe for a logger and a reader.
