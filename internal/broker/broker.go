@@ -283,10 +283,12 @@ func (b *Broker) flushPresence() {
 	b.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	batch := make([]store.DeviceSeen, 0, len(seen))
 	for id, p := range seen {
-		if err := b.store.TouchDevice(ctx, id, p.at, p.ip); err != nil && !errors.Is(err, store.ErrNotFound) {
-			b.log.Warn("record last seen", "device", id, "err", err)
-		}
+		batch = append(batch, store.DeviceSeen{ID: id, At: p.at, IP: p.ip})
+	}
+	if err := b.store.TouchDevices(ctx, batch); err != nil {
+		b.log.Warn("record last seen", "devices", len(batch), "err", err)
 	}
 }
 

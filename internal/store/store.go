@@ -62,6 +62,13 @@ type Device struct {
 	LastIP       string
 }
 
+// DeviceSeen is a device's latest activity.
+type DeviceSeen struct {
+	ID string
+	At time.Time
+	IP string
+}
+
 // TokenRole is what an API token may do.
 type TokenRole string
 
@@ -200,8 +207,9 @@ type Store interface {
 	// DeleteDevice removes the device with its telemetry (head, chunks,
 	// latest values), dedup records and rejected messages.
 	DeleteDevice(ctx context.Context, tenantID, id string) error
-	// TouchDevice records a connection's time and remote address.
-	TouchDevice(ctx context.Context, id string, seen time.Time, ip string) error
+	// TouchDevices records when and from where devices were last seen, in
+	// one transaction; ids of devices that no longer exist are skipped.
+	TouchDevices(ctx context.Context, seen []DeviceSeen) error
 
 	CreateAPIToken(ctx context.Context, t APIToken) error
 	// APITokenByHash finds a token by the SHA-256 of its secret.

@@ -321,10 +321,23 @@ func (s *Store) SetDeviceKeys(ctx context.Context, tenantID, id string, primary,
 		`UPDATE devices SET primary_key = $1, secondary_key = $2 WHERE tenant_id = $3 AND id = $4`, primary, secondary, tenantID, id)
 }
 
-// TouchDevice records when and from where a device was last seen.
-func (s *Store) TouchDevice(ctx context.Context, id string, seen time.Time, ip string) error {
-	return s.execOne(ctx, "touch device", id,
-		`UPDATE devices SET last_seen = $1, last_ip = $2 WHERE id = $3`, seen.UnixMilli(), ip, id)
+// TouchDevices records devices' latest activity in one statement.
+func (s *Store) TouchDevices(ctx context.Context, seen []store.DeviceSeen) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	ids := make([]string, len(seen))
+	ats := make([]int64, len(seen))
+	ips := make([]string, len(seen))
+	for i, d := range seen {
+		ids[i], ats[i], ips[i] = d.ID, d.At.UnixMilli(), d.IP
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE devices d SET last_seen = u.at, last_ip = u.ip
+		FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(id, at, ip) WHERE d.id = u.id`, ids, ats, ips)
+	if err != nil {
+		return fmt.Errorf("touch devices: %w", err)
+	}
+	return nil
 }
 
 // DeleteDevice removes a device and everything recorded for it, in one

@@ -300,10 +300,25 @@ func (s *Store) SetDeviceKeys(ctx context.Context, tenantID, id string, primary,
 		`UPDATE devices SET primary_key = ?, secondary_key = ? WHERE tenant_id = ? AND id = ?`, primary, secondary, tenantID, id)
 }
 
-// TouchDevice records when and from where a device was last seen.
-func (s *Store) TouchDevice(ctx context.Context, id string, seen time.Time, ip string) error {
-	return s.execOne(ctx, "touch device", id,
-		`UPDATE devices SET last_seen = ?, last_ip = ? WHERE id = ?`, seen.UnixMilli(), ip, id)
+// TouchDevices records devices' latest activity in one transaction (one
+// fsync, however many devices).
+func (s *Store) TouchDevices(ctx context.Context, seen []store.DeviceSeen) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("touch devices: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `UPDATE devices SET last_seen = ?, last_ip = ? WHERE id = ?`)
+	if err != nil {
+		return fmt.Errorf("touch devices: %w", err)
+	}
+	defer stmt.Close()
+	for _, d := range seen {
+		if _, err := stmt.ExecContext(ctx, d.At.UnixMilli(), d.IP, d.ID); err != nil {
+			return fmt.Errorf("touch device %q: %w", d.ID, err)
+		}
+	}
+	return tx.Commit()
 }
 
 // DeleteDevice removes a device and everything recorded for it.

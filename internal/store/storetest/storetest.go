@@ -115,7 +115,7 @@ func testDeviceLifecycle(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	seen := t0.Add(time.Hour)
-	if err := s.TouchDevice(ctx(t), "pump-1", seen, "192.0.2.7"); err != nil {
+	if err := s.TouchDevices(ctx(t), []store.DeviceSeen{{ID: "pump-1", At: seen, IP: "192.0.2.7"}, {ID: "ghost", At: seen}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err = s.GetDevice(ctx(t), "pump-1")
@@ -146,7 +146,6 @@ func testDeviceLifecycle(t *testing.T, s store.Store) {
 		"SetDeviceStatus": s.SetDeviceStatus(ctx(t), store.RootTenantID, "pump-1", store.DeviceEnabled),
 		"SetDeviceKeys":   s.SetDeviceKeys(ctx(t), store.RootTenantID, "pump-1", newKey, newKey),
 		"DeleteDevice":    s.DeleteDevice(ctx(t), store.RootTenantID, "pump-1"),
-		"TouchDevice":     s.TouchDevice(ctx(t), "pump-1", seen, ""),
 	} {
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s on a deleted device error = %v, want ErrNotFound", name, err)
