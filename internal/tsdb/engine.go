@@ -3,6 +3,7 @@ package tsdb
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -101,6 +102,9 @@ func (e *Engine) Write(ctx context.Context, msgs []store.Message) ([]store.Write
 		latest := map[string]point{}
 		if old != nil {
 			pt, err := e.keys.Open(ctx, tenantID, old, latestAAD(deviceID))
+			if errors.Is(err, keyring.ErrShredded) {
+				pt, err = appendPoints(nil, nil), nil // the old values are gone for good
+			}
 			if err != nil {
 				return nil, fmt.Errorf("latest of %s: %w", deviceID, err)
 			}
