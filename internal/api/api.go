@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
@@ -26,6 +27,16 @@ type Presence interface {
 	Connected(deviceID string) bool
 	LastSeen(deviceID string) (at time.Time, ip string, ok bool)
 	Disconnect(deviceID string)
+
+	// UpdateTwin changes a twin and pushes the desired-properties patch
+	// to the device if it is connected (hub.go).
+	UpdateTwin(ctx context.Context, tenantID, deviceID string, u store.TwinUpdate) (store.Twin, error)
+	// InvokeMethod calls a direct method on a connected device and waits
+	// for its answer (errors: broker.ErrDeviceOffline, ErrMethodTimeout).
+	InvokeMethod(ctx context.Context, deviceID, name string, payload json.RawMessage, timeout time.Duration) (broker.MethodResult, error)
+	// DeliverC2D sends a device's queued cloud-to-device messages if it
+	// is connected and subscribed.
+	DeliverC2D(deviceID string)
 }
 
 // Config is what the API needs to know about the deployment.

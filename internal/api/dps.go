@@ -1,7 +1,519 @@
 package api
 
-import "net/http"
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
 
-// dpsRoutes adds the provisioning endpoints: enrollment groups, individual
-// enrollments, registrations. (Issue 4.)
-func (a *API) dpsRoutes(mux *http.ServeMux) {}
+	"github.com/warden-iot/warden/internal/sas"
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// dpsRoutes adds the provisioning endpoints: the tenant's ID scope,
+// enrollment groups, individual enrollments, registrations.
+func (a *API) dpsRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/dps", a.dpsInfo)
+	mux.HandleFunc("GET /api/v1/dps/enrollment-groups", a.listEnrollmentGroups)
+	mux.HandleFunc("POST /api/v1/dps/enrollment-groups", a.createEnrollmentGroup)
+	mux.HandleFunc("GET /api/v1/dps/enrollment-groups/{id}", a.getEnrollmentGroup)
+	mux.HandleFunc("PATCH /api/v1/dps/enrollment-groups/{id}", a.updateEnrollmentGroup)
+	mux.HandleFunc("DELETE /api/v1/dps/enrollment-groups/{id}", a.deleteEnrollmentGroup)
+	mux.HandleFunc("GET /api/v1/dps/enrollments", a.listEnrollments)
+	mux.HandleFunc("POST /api/v1/dps/enrollments", a.createEnrollment)
+	mux.HandleFunc("GET /api/v1/dps/enrollments/{id}", a.getEnrollment)
+	mux.HandleFunc("PATCH /api/v1/dps/enrollments/{id}", a.updateEnrollment)
+	mux.HandleFunc("DELETE /api/v1/dps/enrollments/{id}", a.deleteEnrollment)
+	mux.HandleFunc("GET /api/v1/dps/registrations", a.listRegistrations)
+	mux.HandleFunc("GET /api/v1/dps/registrations/{id}", a.getRegistration)
+	mux.HandleFunc("DELETE /api/v1/dps/registrations/{id}", a.deleteRegistration)
+}
+
+// DPSInfo tells devices of the caller's tenant how to reach the
+// provisioning service: it runs on the MQTT TLS listener, under the hub
+// host name.
+type DPSInfo struct {
+	IDScope          string `json:"idScope"`
+	ProvisioningHost string `json:"provisioningHost"`
+}
+
+// EnrollmentGroup is the API view of an enrollment group. Keys are base64;
+// a device's key is sas.DeriveDeviceKey(group key, registration id).
+type EnrollmentGroup struct {
+	ID           string          `json:"id"`
+	TenantID     string          `json:"tenantId"`
+	Enabled      bool            `json:"enabled"`
+	PrimaryKey   string          `json:"primaryKey,omitempty"`
+	SecondaryKey string          `json:"secondaryKey,omitempty"`
+	InitialTwin  json.RawMessage `json:"initialTwin,omitempty"`
+	CreatedAt    time.Time       `json:"createdAt"`
+	UpdatedAt    time.Time       `json:"updatedAt"`
+}
+
+// Enrollment is the API view of an individual enrollment.
+type Enrollment struct {
+	RegistrationID string          `json:"registrationId"`
+	DeviceID       string          `json:"deviceId"`
+	TenantID       string          `json:"tenantId"`
+	Enabled        bool            `json:"enabled"`
+	PrimaryKey     string          `json:"primaryKey,omitempty"`
+	SecondaryKey   string          `json:"secondaryKey,omitempty"`
+	InitialTwin    json.RawMessage `json:"initialTwin,omitempty"`
+	CreatedAt      time.Time       `json:"createdAt"`
+	UpdatedAt      time.Time       `json:"updatedAt"`
+}
+
+// Registration is the API view of a registration record.
+type Registration struct {
+	RegistrationID string          `json:"registrationId"`
+	DeviceID       string          `json:"deviceId"`
+	TenantID       string          `json:"tenantId"`
+	EnrollmentType string          `json:"enrollmentType"` // group or individual
+	EnrollmentID   string          `json:"enrollmentId"`   // the group id, or the registration id
+	Status         string          `json:"status"`
+	Substatus      string          `json:"substatus"`
+	AssignedHub    string          `json:"assignedHub"`
+	OperationID    string          `json:"operationId"`
+	ETag           string          `json:"etag"`
+	Payload        json.RawMessage `json:"payload,omitempty"`
+	InitialTwin    json.RawMessage `json:"initialTwin,omitempty"`
+	CreatedAt      time.Time       `json:"createdAt"`
+	UpdatedAt      time.Time       `json:"updatedAt"`
+}
+
+func b64(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
+
+func groupView(g store.EnrollmentGroup, withKeys bool) EnrollmentGroup {
+	v := EnrollmentGroup{ID: g.ID, TenantID: g.TenantID, Enabled: g.Enabled, InitialTwin: g.InitialTwin,
+		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt}
+	if withKeys {
+		v.PrimaryKey, v.SecondaryKey = b64(g.PrimaryKey), b64(g.SecondaryKey)
+	}
+	return v
+}
+
+func enrollmentView(e store.Enrollment, withKeys bool) Enrollment {
+	v := Enrollment{RegistrationID: e.RegistrationID, DeviceID: e.DeviceID, TenantID: e.TenantID, Enabled: e.Enabled,
+		InitialTwin: e.InitialTwin, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+	if withKeys {
+		v.PrimaryKey, v.SecondaryKey = b64(e.PrimaryKey), b64(e.SecondaryKey)
+	}
+	return v
+}
+
+func (a *API) registrationView(r store.Registration) Registration {
+	return Registration{RegistrationID: r.RegistrationID, DeviceID: r.DeviceID, TenantID: r.TenantID,
+		EnrollmentType: string(r.EnrollmentKind), EnrollmentID: r.EnrollmentID, Status: r.Status, Substatus: r.Substatus,
+		AssignedHub: a.cfg.HubHost, OperationID: r.OperationID, ETag: r.ETag, Payload: r.Payload, InitialTwin: r.InitialTwin,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+func (a *API) dpsInfo(w http.ResponseWriter, r *http.Request) {
+	scope, err := a.store.IDScope(r.Context(), principal(r.Context()).TenantID)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, DPSInfo{IDScope: scope, ProvisioningHost: a.cfg.HubHost})
+}
+
+// enrollmentsChanged tells the device endpoint, which caches enrollments
+// for authentication, that a tenant's changed, so that a disabled or
+// re-keyed enrollment is refused from the next connection on.
+func (a *API) enrollmentsChanged(tenantID string) {
+	if n, ok := a.presence.(interface{ EnrollmentsChanged(tenantID string) }); ok {
+		n.EnrollmentsChanged(tenantID)
+	}
+}
+
+// dpsStoreError answers a store failure of a provisioning endpoint.
+func (a *API) dpsStoreError(w http.ResponseWriter, err error) {
+	if errors.Is(err, store.ErrLimit) {
+		writeError(w, http.StatusConflict, "%s", err.Error())
+		return
+	}
+	a.storeError(w, err)
+}
+
+// keyFields are the key members of a create or update request: base64
+// keys to import (for example the group key of an existing Azure DPS
+// enrollment, whose devices already hold keys derived from it).
+type keyFields struct {
+	PrimaryKey   string `json:"primaryKey"`
+	SecondaryKey string `json:"secondaryKey"`
+}
+
+// decodeKey decodes an imported key: 16 to 64 bytes (Azure's are 64).
+func decodeKey(name, s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	k, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(k) < 16 || len(k) > 64 {
+		return nil, fmt.Errorf("%s must be 16 to 64 bytes in base64", name)
+	}
+	return k, nil
+}
+
+// keys returns the imported keys, or new random ones for those not given.
+func (k keyFields) keys() (primary, secondary []byte, err error) {
+	if primary, err = decodeKey("primaryKey", k.PrimaryKey); err != nil {
+		return nil, nil, err
+	}
+	if secondary, err = decodeKey("secondaryKey", k.SecondaryKey); err != nil {
+		return nil, nil, err
+	}
+	if primary == nil {
+		if primary, err = sas.NewKey(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if secondary == nil {
+		if secondary, err = sas.NewKey(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return primary, secondary, nil
+}
+
+// checkInitialTwin validates an initial twin and returns it compacted (nil
+// for none or null): {"tags":{…},"properties":{"desired":{…}}}, with the
+// rules of device twins.
+func checkInitialTwin(raw json.RawMessage) ([]byte, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	tags, desired, err := store.InitialTwinParts(raw)
+	if err != nil {
+		return nil, err
+	}
+	tw := store.NewTwin("", "", time.Now())
+	if err := tw.ApplyInitial(tags, desired, time.Now()); err != nil {
+		return nil, fmt.Errorf("initial twin: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, fmt.Errorf("initial twin: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// enrollmentPatch is the body of a PATCH of either kind of enrollment.
+type enrollmentPatch struct {
+	Enabled *bool `json:"enabled"`
+	// InitialTwin replaces the initial twin; null removes it; absent
+	// leaves it.
+	InitialTwin json.RawMessage `json:"initialTwin"`
+	// RegenerateKey makes new keys: primary, secondary or both.
+	RegenerateKey string `json:"regenerateKey"`
+	keyFields
+}
+
+// update turns a PATCH into a store update, or says what is wrong.
+func (p enrollmentPatch) update(now time.Time) (store.EnrollmentUpdate, error) {
+	u := store.EnrollmentUpdate{Enabled: p.Enabled, UpdatedAt: now}
+	if p.InitialTwin != nil {
+		twin, err := checkInitialTwin(p.InitialTwin)
+		if err != nil {
+			return u, err
+		}
+		u.SetInitialTwin, u.InitialTwin = true, twin
+	}
+	var err error
+	if u.PrimaryKey, err = decodeKey("primaryKey", p.PrimaryKey); err != nil {
+		return u, err
+	}
+	if u.SecondaryKey, err = decodeKey("secondaryKey", p.SecondaryKey); err != nil {
+		return u, err
+	}
+	var newPrimary, newSecondary bool
+	switch p.RegenerateKey {
+	case "":
+	case "primary":
+		newPrimary = true
+	case "secondary":
+		newSecondary = true
+	case "both":
+		newPrimary, newSecondary = true, true
+	default:
+		return u, errors.New(`regenerateKey must be "primary", "secondary" or "both"`)
+	}
+	if (newPrimary && u.PrimaryKey != nil) || (newSecondary && u.SecondaryKey != nil) {
+		return u, errors.New("a key cannot be both regenerated and given")
+	}
+	if newPrimary {
+		if u.PrimaryKey, err = sas.NewKey(); err != nil {
+			return u, err
+		}
+	}
+	if newSecondary {
+		if u.SecondaryKey, err = sas.NewKey(); err != nil {
+			return u, err
+		}
+	}
+	return u, nil
+}
+
+func (a *API) stamp() time.Time { return a.now().UTC().Truncate(time.Millisecond) }
+
+func (a *API) listEnrollmentGroups(w http.ResponseWriter, r *http.Request) {
+	gs, err := a.store.ListEnrollmentGroups(r.Context(), principal(r.Context()).TenantID)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	out := make([]EnrollmentGroup, len(gs))
+	for i, g := range gs {
+		out[i] = groupView(g, false)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"enrollmentGroups": out})
+}
+
+func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID          string          `json:"id"`
+		Enabled     *bool           `json:"enabled"`
+		InitialTwin json.RawMessage `json:"initialTwin"`
+		keyFields
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if err := ValidDeviceID(req.ID); err != nil { // the same characters make a fine group id
+		writeError(w, http.StatusBadRequest, "enrollment group id: %v", err)
+		return
+	}
+	twin, err := checkInitialTwin(req.InitialTwin)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	primary, secondary, err := req.keys()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	now := a.stamp()
+	g := store.EnrollmentGroup{ID: req.ID, TenantID: principal(r.Context()).TenantID, Enabled: req.Enabled == nil || *req.Enabled,
+		PrimaryKey: primary, SecondaryKey: secondary, InitialTwin: twin, CreatedAt: now, UpdatedAt: now}
+	if err := a.store.CreateEnrollmentGroup(r.Context(), g); err != nil {
+		a.dpsStoreError(w, err)
+		return
+	}
+	a.enrollmentsChanged(g.TenantID)
+	a.log.Info("enrollment group created", "group", g.ID, "tenant", g.TenantID)
+	writeJSON(w, http.StatusCreated, groupView(g, true))
+}
+
+func (a *API) getEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
+	g, err := a.store.GetEnrollmentGroup(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, groupView(g, true))
+}
+
+func (a *API) updateEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
+	var req enrollmentPatch
+	if !decode(w, r, &req) {
+		return
+	}
+	u, err := req.update(a.stamp())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	g, err := a.store.UpdateEnrollmentGroup(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"), u)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.enrollmentsChanged(g.TenantID)
+	a.log.Info("enrollment group changed", "group", g.ID, "tenant", g.TenantID, "enabled", g.Enabled,
+		"newKeys", u.PrimaryKey != nil || u.SecondaryKey != nil, "newInitialTwin", u.SetInitialTwin)
+	writeJSON(w, http.StatusOK, groupView(g, true))
+}
+
+func (a *API) deleteEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
+	tenant, id := principal(r.Context()).TenantID, r.PathValue("id")
+	if err := a.store.DeleteEnrollmentGroup(r.Context(), tenant, id); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.enrollmentsChanged(tenant)
+	a.log.Info("enrollment group deleted", "group", id, "tenant", tenant)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) listEnrollments(w http.ResponseWriter, r *http.Request) {
+	es, err := a.store.ListEnrollments(r.Context(), principal(r.Context()).TenantID)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	out := make([]Enrollment, len(es))
+	for i, e := range es {
+		out[i] = enrollmentView(e, false)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"enrollments": out})
+}
+
+func (a *API) createEnrollment(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		RegistrationID string          `json:"registrationId"`
+		DeviceID       string          `json:"deviceId"` // default: the registration id
+		Enabled        *bool           `json:"enabled"`
+		InitialTwin    json.RawMessage `json:"initialTwin"`
+		keyFields
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if err := ValidRegistrationID(req.RegistrationID); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if req.DeviceID == "" {
+		req.DeviceID = req.RegistrationID
+	}
+	if err := ValidDeviceID(req.DeviceID); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	twin, err := checkInitialTwin(req.InitialTwin)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	primary, secondary, err := req.keys()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	now := a.stamp()
+	e := store.Enrollment{RegistrationID: req.RegistrationID, TenantID: principal(r.Context()).TenantID, DeviceID: req.DeviceID,
+		Enabled: req.Enabled == nil || *req.Enabled, PrimaryKey: primary, SecondaryKey: secondary, InitialTwin: twin,
+		CreatedAt: now, UpdatedAt: now}
+	if err := a.store.CreateEnrollment(r.Context(), e); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.enrollmentsChanged(e.TenantID)
+	a.log.Info("individual enrollment created", "registration", e.RegistrationID, "device", e.DeviceID, "tenant", e.TenantID)
+	writeJSON(w, http.StatusCreated, enrollmentView(e, true))
+}
+
+// ValidRegistrationID reports whether id can be a registration id: as a
+// device id (it becomes one), without '@', which DPS does not allow.
+func ValidRegistrationID(id string) error {
+	if err := ValidDeviceID(id); err != nil {
+		return fmt.Errorf("registration id: %w", err)
+	}
+	if bytes.IndexByte([]byte(id), '@') >= 0 {
+		return fmt.Errorf("registration id %q: character '@' not allowed (letters, digits and - . _ :)", id)
+	}
+	return nil
+}
+
+func (a *API) getEnrollment(w http.ResponseWriter, r *http.Request) {
+	e, err := a.store.GetEnrollment(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, enrollmentView(e, true))
+}
+
+func (a *API) updateEnrollment(w http.ResponseWriter, r *http.Request) {
+	var req enrollmentPatch
+	if !decode(w, r, &req) {
+		return
+	}
+	u, err := req.update(a.stamp())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	e, err := a.store.UpdateEnrollment(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"), u)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.enrollmentsChanged(e.TenantID)
+	a.log.Info("individual enrollment changed", "registration", e.RegistrationID, "tenant", e.TenantID, "enabled", e.Enabled,
+		"newKeys", u.PrimaryKey != nil || u.SecondaryKey != nil, "newInitialTwin", u.SetInitialTwin)
+	writeJSON(w, http.StatusOK, enrollmentView(e, true))
+}
+
+func (a *API) deleteEnrollment(w http.ResponseWriter, r *http.Request) {
+	tenant, id := principal(r.Context()).TenantID, r.PathValue("id")
+	if err := a.store.DeleteEnrollment(r.Context(), tenant, id); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.enrollmentsChanged(tenant)
+	a.log.Info("individual enrollment deleted", "registration", id, "tenant", tenant)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// maxRegistrationsPage bounds a page of GET /api/v1/dps/registrations.
+const maxRegistrationsPage = 1000
+
+// listRegistrations returns a page of registrations in id order:
+// ?limit= (default and at most 1000) after ?after=; "next" is the after of
+// the next page, absent on the last.
+func (a *API) listRegistrations(w http.ResponseWriter, r *http.Request) {
+	limit := maxRegistrationsPage
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 || n > maxRegistrationsPage {
+			writeError(w, http.StatusBadRequest, "limit must be 1 to %d", maxRegistrationsPage)
+			return
+		}
+		limit = n
+	}
+	rs, err := a.store.ListRegistrations(r.Context(), principal(r.Context()).TenantID, r.URL.Query().Get("after"), limit+1)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	out := map[string]any{}
+	if len(rs) > limit {
+		rs = rs[:limit]
+		out["next"] = rs[limit-1].RegistrationID
+	}
+	views := make([]Registration, len(rs))
+	for i, reg := range rs {
+		views[i] = a.registrationView(reg)
+	}
+	out["registrations"] = views
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) getRegistration(w http.ResponseWriter, r *http.Request) {
+	reg, err := a.store.GetRegistration(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.registrationView(reg))
+}
+
+// deleteRegistration removes the registration record only: the device
+// stays. A device of the same id then no longer counts as provisioned by
+// its enrollment, so registering it again fails until it is deleted too.
+func (a *API) deleteRegistration(w http.ResponseWriter, r *http.Request) {
+	tenant, id := principal(r.Context()).TenantID, r.PathValue("id")
+	if err := a.store.DeleteRegistration(r.Context(), tenant, id); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.log.Info("registration deleted", "registration", id, "tenant", tenant)
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,7 +1,463 @@
 package api
 
-import "net/http"
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/warden-iot/warden/internal/broker"
+	"github.com/warden-iot/warden/internal/store"
+)
 
 // hubRoutes adds the device twin, direct method and cloud-to-device
-// message endpoints. (Issue 4.)
-func (a *API) hubRoutes(mux *http.ServeMux) {}
+// message endpoints.
+func (a *API) hubRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/devices/{id}/twin", a.getTwin)
+	mux.HandleFunc("PATCH /api/v1/devices/{id}/twin", a.patchTwin)
+	mux.HandleFunc("POST /api/v1/devices/{id}/methods/{name}", a.invokeMethod)
+	mux.HandleFunc("POST /api/v1/devices/{id}/c2d", a.sendC2D)
+	mux.HandleFunc("GET /api/v1/devices/{id}/c2d", a.listC2D)
+}
+
+// Twin is the full twin document, shaped as IoT Hub's.
+type Twin struct {
+	DeviceID                  string          `json:"deviceId"`
+	ETag                      string          `json:"etag"`
+	DeviceETag                string          `json:"deviceEtag"`
+	Status                    string          `json:"status"`
+	StatusUpdateTime          time.Time       `json:"statusUpdateTime"`
+	ConnectionState           string          `json:"connectionState"`
+	LastActivityTime          time.Time       `json:"lastActivityTime"`
+	CloudToDeviceMessageCount int             `json:"cloudToDeviceMessageCount"`
+	AuthenticationType        string          `json:"authenticationType"`
+	X509Thumbprint            X509Thumbprint  `json:"x509Thumbprint"`
+	ModelID                   string          `json:"modelId"`
+	Version                   int64           `json:"version"`
+	Tags                      json.RawMessage `json:"tags"`
+	Properties                TwinProperties  `json:"properties"`
+	Capabilities              struct {
+		IoTEdge bool `json:"iotEdge"`
+	} `json:"capabilities"`
+}
+
+// X509Thumbprint is always empty: Warden devices use SAS keys.
+type X509Thumbprint struct {
+	Primary   *string `json:"primaryThumbprint"`
+	Secondary *string `json:"secondaryThumbprint"`
+}
+
+// TwinProperties are the desired and reported sections, each with its
+// "$metadata" and "$version".
+type TwinProperties struct {
+	Desired  json.RawMessage `json:"desired"`
+	Reported json.RawMessage `json:"reported"`
+}
+
+func (a *API) twinView(r *http.Request, d store.Device, tw store.Twin) Twin {
+	v := a.view(d, false)
+	out := Twin{
+		DeviceID: d.ID, ETag: tw.ETag(), DeviceETag: deviceETag(d), Status: string(d.Status),
+		ConnectionState: "Disconnected", AuthenticationType: "sas", Version: tw.Version, Tags: tw.Tags,
+		Properties: TwinProperties{Desired: tw.Desired.WithVersion(true), Reported: tw.Reported.WithVersion(true)},
+	}
+	if v.Connected {
+		out.ConnectionState = "Connected"
+	}
+	if v.LastSeen != nil {
+		out.LastActivityTime = v.LastSeen.UTC()
+	}
+	if pending, err := a.store.PendingC2D(r.Context(), d.ID, a.now()); err == nil {
+		out.CloudToDeviceMessageCount = len(pending)
+	}
+	return out
+}
+
+// deviceETag changes when the device's identity (status, keys) does.
+func deviceETag(d store.Device) string {
+	h := sha256.New()
+	h.Write([]byte(d.Status))
+	h.Write(d.PrimaryKey)
+	h.Write(d.SecondaryKey)
+	return base64.StdEncoding.EncodeToString([]byte(strconv.FormatUint(uint64(binary.BigEndian.Uint32(h.Sum(nil))), 10)))
+}
+
+func (a *API) writeTwin(w http.ResponseWriter, r *http.Request, d store.Device, tw store.Twin) {
+	w.Header().Set("ETag", `"`+tw.ETag()+`"`)
+	writeJSON(w, http.StatusOK, a.twinView(r, d, tw))
+}
+
+// hubError answers a failure of the twin, method or C2D features.
+func (a *API) hubError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrInvalidTwin):
+		writeError(w, http.StatusBadRequest, "%s", err.Error())
+	case errors.Is(err, store.ErrTwinChanged):
+		writeError(w, http.StatusPreconditionFailed, "%s", err.Error())
+	case errors.Is(err, store.ErrQueueFull):
+		writeError(w, http.StatusTooManyRequests, "%s: at most %d cloud-to-device messages may wait for a device; "+
+			"they leave the queue when the device acknowledges or they expire", err.Error(), MaxC2DQueued)
+	case errors.Is(err, broker.ErrDeviceOffline):
+		writeError(w, http.StatusNotFound, "%s", err.Error())
+	case errors.Is(err, broker.ErrMethodTimeout):
+		writeError(w, http.StatusGatewayTimeout, "%s", err.Error())
+	default:
+		a.storeError(w, err)
+	}
+}
+
+func (a *API) getTwin(w http.ResponseWriter, r *http.Request) {
+	d, ok := a.device(w, r)
+	if !ok {
+		return
+	}
+	tw, err := a.store.GetTwin(r.Context(), d.TenantID, d.ID)
+	if err != nil {
+		a.hubError(w, err)
+		return
+	}
+	a.writeTwin(w, r, d, tw)
+}
+
+func (a *API) patchTwin(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Properties *struct {
+			Desired  json.RawMessage `json:"desired"`
+			Reported json.RawMessage `json:"reported"`
+		} `json:"properties"`
+		Tags json.RawMessage `json:"tags"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	d, ok := a.device(w, r)
+	if !ok {
+		return
+	}
+	var u store.TwinUpdate
+	u.Tags = req.Tags
+	if req.Properties != nil {
+		if req.Properties.Reported != nil {
+			writeError(w, http.StatusBadRequest, "reported properties are set by the device only")
+			return
+		}
+		u.Desired = req.Properties.Desired
+	}
+	if u.Tags == nil && u.Desired == nil {
+		writeError(w, http.StatusBadRequest, `nothing to change: give "properties": {"desired": {…}} and/or "tags": {…}`)
+		return
+	}
+	if m := r.Header.Get("If-Match"); m != "" && m != "*" {
+		v, err := store.ParseTwinETag(m)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "If-Match: %v", err)
+			return
+		}
+		u.IfVersion = v
+	}
+	tw, err := a.presence.UpdateTwin(r.Context(), d.TenantID, d.ID, u)
+	if err != nil {
+		a.hubError(w, err)
+		return
+	}
+	a.log.Info("twin updated", "device", d.ID, "version", tw.Version, "desired_version", tw.Desired.Version,
+		"caller", principal(r.Context()).ID)
+	a.writeTwin(w, r, d, tw)
+}
+
+// Direct-method limits (those of IoT Hub).
+const (
+	MinMethodTimeout     = 5 * time.Second
+	MaxMethodTimeout     = 300 * time.Second
+	DefaultMethodTimeout = 30 * time.Second
+	MaxMethodPayload     = 128 * 1024
+	maxMethodNameLen     = 100
+)
+
+// MethodResponse is the device's answer to a direct method.
+type MethodResponse struct {
+	Status  int             `json:"status"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// validMethodName allows what fits safely in the request topic.
+func validMethodName(name string) error {
+	if name == "" || len(name) > maxMethodNameLen {
+		return fmt.Errorf("method name must be 1 to %d characters", maxMethodNameLen)
+	}
+	for _, c := range []byte(name) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == ':' || c == '@':
+		default:
+			return fmt.Errorf("method name %q: character %q not allowed (letters, digits and - _ . : @)", name, c)
+		}
+	}
+	return nil
+}
+
+// readOptionalJSON decodes a JSON body strictly; an empty body leaves v as
+// it is.
+func readOptionalJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "request body: %v", err)
+		return false
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return true
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: %v", err)
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: data after the object")
+		return false
+	}
+	return true
+}
+
+func (a *API) invokeMethod(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Payload        json.RawMessage `json:"payload"`
+		TimeoutSeconds *float64        `json:"timeoutSeconds"`
+	}
+	if !readOptionalJSON(w, r, &req) {
+		return
+	}
+	name := r.PathValue("name")
+	if err := validMethodName(name); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	timeout := DefaultMethodTimeout
+	if req.TimeoutSeconds != nil {
+		timeout = time.Duration(*req.TimeoutSeconds * float64(time.Second))
+		if timeout < MinMethodTimeout || timeout > MaxMethodTimeout {
+			writeError(w, http.StatusBadRequest, "timeoutSeconds must be from %d to %d", int(MinMethodTimeout.Seconds()), int(MaxMethodTimeout.Seconds()))
+			return
+		}
+	}
+	if len(req.Payload) > MaxMethodPayload {
+		writeError(w, http.StatusRequestEntityTooLarge, "method payload is %d bytes; the limit is %d", len(req.Payload), MaxMethodPayload)
+		return
+	}
+	d, ok := a.device(w, r)
+	if !ok {
+		return
+	}
+	start := time.Now()
+	res, err := a.presence.InvokeMethod(r.Context(), d.ID, name, compactJSON(req.Payload), timeout)
+	// The audit trail of remote maintenance: who called what, how it went;
+	// never the payloads.
+	attrs := []any{"device", d.ID, "tenant", d.TenantID, "method", name, "caller", principal(r.Context()).ID,
+		"duration", time.Since(start).Round(time.Millisecond)}
+	if err != nil {
+		a.log.Info("direct method failed", append(attrs, "err", err)...)
+		a.hubError(w, err)
+		return
+	}
+	a.log.Info("direct method invoked", append(attrs, "status", res.Status)...)
+	writeJSON(w, http.StatusOK, MethodResponse{Status: res.Status, Payload: res.Payload})
+}
+
+// compactJSON drops insignificant white space (the payload was decoded, so
+// it is valid JSON); nil stays nil.
+func compactJSON(raw json.RawMessage) json.RawMessage {
+	if raw == nil {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return raw
+	}
+	return buf.Bytes()
+}
+
+// Cloud-to-device limits.
+const (
+	MaxC2DQueued      = 50             // messages waiting for one device
+	MaxC2DPayload     = 64 * 1024      // bytes, as IoT Hub
+	MaxC2DPropsSize   = 8 * 1024       // bytes of encoded application properties
+	DefaultC2DTTL     = time.Hour      // as IoT Hub
+	MaxC2DTTL         = 48 * time.Hour // as IoT Hub
+	maxC2DMessageID   = 128            // characters
+	defaultC2DListLen = 100            // messages listed
+	maxC2DListLen     = store.C2DHistory + MaxC2DQueued
+)
+
+// C2DMessage is the API view of a cloud-to-device message.
+type C2DMessage struct {
+	ID            string            `json:"id"` // the message id ($.mid)
+	CorrelationID string            `json:"correlationId,omitempty"`
+	State         string            `json:"state"` // queued, delivered, completed or expired
+	Payload       string            `json:"payload"`
+	Properties    map[string]string `json:"properties"`
+	CreatedAt     time.Time         `json:"createdAt"`
+	ExpiresAt     time.Time         `json:"expiresAt"`
+	DeliveredAt   *time.Time        `json:"deliveredAt,omitempty"`
+	CompletedAt   *time.Time        `json:"completedAt,omitempty"`
+	ExpiredAt     *time.Time        `json:"expiredAt,omitempty"`
+	DeliveryCount int               `json:"deliveryCount"`
+}
+
+func c2dView(m store.C2DMessage) C2DMessage {
+	opt := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	props := m.Properties
+	if props == nil {
+		props = map[string]string{}
+	}
+	return C2DMessage{ID: m.MessageID, CorrelationID: m.CorrelationID, State: string(m.State), Payload: string(m.Payload),
+		Properties: props, CreatedAt: m.CreatedAt, ExpiresAt: m.ExpiresAt, DeliveredAt: opt(m.DeliveredAt),
+		CompletedAt: opt(m.CompletedAt), ExpiredAt: opt(m.ExpiredAt), DeliveryCount: m.DeliveryCount}
+}
+
+func validMessageID(id string) error {
+	if len(id) > maxC2DMessageID {
+		return fmt.Errorf("messageId must be at most %d characters", maxC2DMessageID)
+	}
+	for _, c := range []byte(id) {
+		if c < 0x21 || c > 0x7e {
+			return fmt.Errorf("messageId %q: only printable ASCII without spaces is allowed", id)
+		}
+	}
+	return nil
+}
+
+// newMessageID is a random UUID (version 4), as IoT Hub makes them.
+func newMessageID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
+}
+
+func (a *API) sendC2D(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Payload       json.RawMessage   `json:"payload"`
+		Properties    map[string]string `json:"properties"`
+		TTLSeconds    *int64            `json:"ttlSeconds"`
+		MessageID     string            `json:"messageId"`
+		CorrelationID string            `json:"correlationId"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Payload == nil {
+		writeError(w, http.StatusBadRequest, `payload is required: a JSON string (sent as its text) or any other JSON value (sent as JSON)`)
+		return
+	}
+	// A JSON string is sent as its text; anything else as JSON.
+	payload := []byte(compactJSON(req.Payload))
+	var text string
+	if json.Unmarshal(req.Payload, &text) == nil {
+		payload = []byte(text)
+	}
+	if len(payload) > MaxC2DPayload {
+		writeError(w, http.StatusRequestEntityTooLarge, "payload is %d bytes; the limit is %d", len(payload), MaxC2DPayload)
+		return
+	}
+	ttl := DefaultC2DTTL
+	if req.TTLSeconds != nil {
+		ttl = time.Duration(*req.TTLSeconds) * time.Second
+		if ttl < time.Second || ttl > MaxC2DTTL {
+			writeError(w, http.StatusBadRequest, "ttlSeconds must be from 1 to %d", int64(MaxC2DTTL.Seconds()))
+			return
+		}
+	}
+	propsSize := 0
+	for k, v := range req.Properties {
+		if k == "" || k[0] == '$' {
+			writeError(w, http.StatusBadRequest, "property name %q: must not be empty or start with '$' (system properties have fields of their own)", k)
+			return
+		}
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			writeError(w, http.StatusBadRequest, "property %q: not valid UTF-8", k)
+			return
+		}
+		propsSize += len(k) + len(v) + 2
+	}
+	if propsSize > MaxC2DPropsSize {
+		writeError(w, http.StatusBadRequest, "properties take %d bytes; the limit is %d", propsSize, MaxC2DPropsSize)
+		return
+	}
+	if err := validMessageID(req.MessageID); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if len(req.CorrelationID) > maxC2DMessageID {
+		writeError(w, http.StatusBadRequest, "correlationId must be at most %d characters", maxC2DMessageID)
+		return
+	}
+	d, ok := a.device(w, r)
+	if !ok {
+		return
+	}
+	if req.MessageID == "" {
+		var err error
+		if req.MessageID, err = newMessageID(); err != nil {
+			a.log.Error("make message id", "err", err)
+			writeError(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+	}
+	now := a.now().UTC()
+	m, err := a.store.EnqueueC2D(r.Context(), store.C2DMessage{
+		TenantID: d.TenantID, DeviceID: d.ID, MessageID: req.MessageID, CorrelationID: req.CorrelationID,
+		Properties: req.Properties, Payload: payload, CreatedAt: now, ExpiresAt: now.Add(ttl),
+	}, MaxC2DQueued)
+	if err != nil {
+		a.hubError(w, err)
+		return
+	}
+	a.presence.DeliverC2D(d.ID)
+	a.log.Info("cloud-to-device message queued", "device", d.ID, "message", m.MessageID, "ttl", ttl,
+		"caller", principal(r.Context()).ID)
+	writeJSON(w, http.StatusAccepted, c2dView(m))
+}
+
+func (a *API) listC2D(w http.ResponseWriter, r *http.Request) {
+	limit := defaultC2DListLen
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxC2DListLen {
+			writeError(w, http.StatusBadRequest, "limit must be from 1 to %d", maxC2DListLen)
+			return
+		}
+		limit = n
+	}
+	d, ok := a.device(w, r)
+	if !ok {
+		return
+	}
+	ms, err := a.store.ListC2D(r.Context(), d.TenantID, d.ID, a.now(), limit)
+	if err != nil {
+		a.hubError(w, err)
+		return
+	}
+	out := make([]C2DMessage, len(ms))
+	for i, m := range ms {
+		out[i] = c2dView(m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+}

@@ -17,6 +17,9 @@ import (
 // authHook authenticates a device the way IoT Hub does: client id = device
 // id, user name "{host}/{deviceId}/?api-version=…", password = a SAS token
 // for "{host}/devices/{deviceId}" signed with either of the device's keys.
+// It also authenticates provisioning (DPS) clients, whose user name is
+// "{idScope}/registrations/{registrationId}/api-version=…" (see
+// authenticateDPS).
 type authHook struct {
 	mqtt.HookBase
 	b *Broker
@@ -50,22 +53,40 @@ func notAuthorized(reason string, err error) *refusal {
 // OnConnect does the authentication, so that it can choose the CONNACK code;
 // mochi's OnConnectAuthenticate only knows yes or no.
 func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if scope, regID, ok, err := parseDPSUsername(string(pk.Connect.Username)); ok {
+		if err != nil {
+			return h.refuse(cl, refuse("bad-username", packets.ErrMalformedUsername, packets.ErrBadUsernameOrPassword, err))
+		}
+		c, expiry, r := h.authenticateDPS(cl, pk, scope, regID)
+		if r != nil {
+			return h.refuse(cl, r)
+		}
+		h.b.dps.attach(cl, c, expiry)
+		h.b.log.Debug("provisioning client connected", "registration", regID, "tenant", c.s.tenantID,
+			"enrollment", string(c.kind)+"/"+c.enrollmentID, "remote", cl.Net.Remote)
+		return nil
+	}
 	dev, expiry, r := h.authenticate(cl, pk)
 	if r != nil {
-		h.b.refused.WithLabelValues(r.reason).Inc()
-		h.b.log.Info("device connection refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", r.Error())
-		code := r.v3
-		if cl.Properties.ProtocolVersion >= 5 {
-			code = r.v5
-		}
-		if err := h.b.mqtt.SendConnack(cl, code, false, nil); err != nil {
-			return fmt.Errorf("refuse %q: %w", cl.ID, err)
-		}
-		return r
+		return h.refuse(cl, r)
 	}
 	h.b.attach(cl, dev, expiry)
 	h.b.log.Debug("device connected", "device", dev.ID, "remote", cl.Net.Remote, "mqtt", cl.Properties.ProtocolVersion)
 	return nil
+}
+
+// refuse counts and logs a refused connection and sends its CONNACK.
+func (h *authHook) refuse(cl *mqtt.Client, r *refusal) error {
+	h.b.refused.WithLabelValues(r.reason).Inc()
+	h.b.log.Info("device connection refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", r.Error())
+	code := r.v3
+	if cl.Properties.ProtocolVersion >= 5 {
+		code = r.v5
+	}
+	if err := h.b.mqtt.SendConnack(cl, code, false, nil); err != nil {
+		return fmt.Errorf("refuse %q: %w", cl.ID, err)
+	}
+	return r
 }
 
 // OnConnectAuthenticate lets through what OnConnect accepted.
@@ -132,4 +153,137 @@ func parseUsername(u string) (host, deviceID string, err error) {
 		return "", "", errors.New("module identities are not supported")
 	}
 	return host, deviceID, nil
+}
+
+// parseDPSUsername recognises a provisioning client's user name,
+// "{idScope}/registrations/{registrationId}/api-version=…&ClientVersion=…"
+// (no '?' before the parameters, unlike the hub's; "/?api-version" is
+// accepted too). ok says whether u is meant for DPS at all: a hub user name
+// of a device called "registrations" ("{host}/registrations/?api-version=…")
+// is not. err is set for a DPS user name that cannot be used.
+func parseDPSUsername(u string) (scope, regID string, ok bool, err error) {
+	scope, rest, _ := strings.Cut(u, "/")
+	rest, ok = strings.CutPrefix(rest, "registrations/")
+	if !ok || strings.HasPrefix(rest, "?") {
+		return "", "", false, nil
+	}
+	regID, params, found := strings.Cut(rest, "/")
+	switch {
+	case scope == "" || regID == "" || !found:
+		return "", "", true, errors.New(`user name is not "{idScope}/registrations/{registrationId}/api-version=…"`)
+	case !strings.HasPrefix(strings.TrimPrefix(params, "?"), "api-version="):
+		return "", "", true, errors.New("user name has no api-version")
+	case !validRegistrationID(regID):
+		return "", "", true, fmt.Errorf("registration id %q: want 1 to 128 letters, digits and - . _ :", regID)
+	}
+	return scope, regID, true, nil
+}
+
+// validRegistrationID: a registration id becomes a device id, so it follows
+// the same rule (api.ValidDeviceID), without '@', which DPS does not allow.
+func validRegistrationID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// authenticateDPS authenticates a provisioning client: the token
+// (skn=registration) must be for "{idScope}/registrations/{registrationId}",
+// sent unencoded (the Node SDK) or percent-encoded (the Python SDK and the
+// docs), and signed with the key of an individual enrollment of that
+// registration id in the scope's tenant, or else with a key derived from an
+// enrollment group's key: every group of the tenant is tried (at most
+// store.MaxEnrollmentGroups), with its primary and secondary key. The
+// enrollments come from the broker's cache (enrollmentCache).
+func (h *authHook) authenticateDPS(cl *mqtt.Client, pk packets.Packet, scope, regID string) (*dpsConn, time.Time, *refusal) {
+	if regID != cl.ID {
+		return nil, time.Time{}, refuse("client-id-mismatch", packets.ErrClientIdentifierNotValid, packets.ErrClientIdentifierNotValid,
+			fmt.Errorf("user name is for registration %q, client id is %q", regID, cl.ID))
+	}
+	tok, err := sas.Parse(string(pk.Connect.Password))
+	if err != nil {
+		return nil, time.Time{}, refuse("bad-password", packets.ErrMalformedPassword, packets.ErrBadUsernameOrPassword, err)
+	}
+	if tok.KeyName != "registration" {
+		return nil, time.Time{}, notAuthorized("wrong-key-name", fmt.Errorf(`token key name is %q, want "registration"`, tok.KeyName))
+	}
+	if res := scope + "/registrations/" + regID; !tok.MatchesResource(res) {
+		return nil, time.Time{}, notAuthorized("wrong-resource", fmt.Errorf("token is for %q, connection is %q", tok.Resource, res))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	unavailable := func(err error) *refusal {
+		return refuse("store-error", packets.ErrServerUnavailable, packets.ErrServerUnavailable, err)
+	}
+	tenant, err := h.b.dps.tenantOf(ctx, scope)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, time.Time{}, notAuthorized("unknown-id-scope", err)
+	}
+	if err != nil {
+		return nil, time.Time{}, unavailable(err)
+	}
+	now := h.b.now()
+	c := &dpsConn{s: &session{registration: regID, client: cl, tenantID: tenant, ip: remoteIP(cl.Net.Remote), since: now}}
+
+	snap, err := h.b.dps.enrollments.get(ctx, tenant)
+	if err != nil {
+		return nil, time.Time{}, unavailable(err)
+	}
+	// An individual enrollment of the id takes precedence over the groups.
+	if e, ok := snap.individual[regID]; ok {
+		if err := sas.Verify(tok, now, e.PrimaryKey, e.SecondaryKey); err != nil {
+			return nil, time.Time{}, notAuthorized(verifyReason(err), err)
+		}
+		if !e.Enabled {
+			return nil, time.Time{}, notAuthorized("enrollment-disabled", fmt.Errorf("individual enrollment %q is disabled", regID))
+		}
+		c.kind, c.enrollmentID, c.deviceID = store.EnrollmentIndividualKind, regID, e.DeviceID
+		c.primary, c.secondary, c.initialTwin = e.PrimaryKey, e.SecondaryKey, e.InitialTwin
+		return c, tok.Expiry, nil
+	}
+
+	groups := snap.groups
+	var match, disabled *store.EnrollmentGroup
+	var matchErr error
+	for i := range groups[:min(len(groups), store.MaxEnrollmentGroups)] {
+		g := &groups[i]
+		primary, secondary := sas.DeriveDeviceKey(g.PrimaryKey, regID), sas.DeriveDeviceKey(g.SecondaryKey, regID)
+		err := sas.Verify(tok, now, primary, secondary)
+		if errors.Is(err, sas.ErrBadSignature) {
+			continue
+		}
+		if !g.Enabled {
+			disabled = g
+			continue
+		}
+		match, matchErr = g, err
+		c.primary, c.secondary = primary, secondary
+		break
+	}
+	switch {
+	case match != nil && matchErr != nil:
+		return nil, time.Time{}, notAuthorized(verifyReason(matchErr), matchErr)
+	case match == nil && disabled != nil:
+		return nil, time.Time{}, notAuthorized("enrollment-disabled", fmt.Errorf("enrollment group %q is disabled", disabled.ID))
+	case match == nil:
+		return nil, time.Time{}, notAuthorized("bad-signature",
+			fmt.Errorf("no enrollment of registration %q in scope %s: %w", regID, scope, sas.ErrBadSignature))
+	}
+	c.kind, c.enrollmentID, c.deviceID, c.initialTwin = store.EnrollmentGroupKind, match.ID, regID, match.InitialTwin
+	return c, tok.Expiry, nil
+}
+
+func verifyReason(err error) string {
+	if errors.Is(err, sas.ErrExpired) {
+		return "expired-token"
+	}
+	return "bad-signature"
 }

@@ -51,6 +51,7 @@ type Broker struct {
 	dps     *dpsState   // provisioning: dps.go
 
 	refused *prometheus.CounterVec
+	started bool // Start succeeded; set before any concurrent use
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -102,7 +103,7 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 		// hooks log refusals themselves, without payloads.
 		Logger: slog.New(minLevel{log.With("component", "mqtt").Handler(), slog.LevelError}),
 	})
-	for _, h := range []mqtt.Hook{&authHook{b: b}, &aclHook{}, &telemetryHook{b: b}, &presenceHook{b: b}} {
+	for _, h := range []mqtt.Hook{&authHook{b: b}, &aclHook{}, &dpsHook{b: b}, &telemetryHook{b: b}, &presenceHook{b: b}, &hubHook{b: b}} {
 		if err := b.mqtt.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("broker: add hook: %w", err)
 		}
@@ -139,6 +140,7 @@ func (b *Broker) Start() error {
 	if err := b.mqtt.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
+	b.started = true
 	go b.flushPresenceLoop()
 	return nil
 }
@@ -169,7 +171,9 @@ func (b *Broker) Addr(listener string) string {
 func (b *Broker) Close() error {
 	close(b.stop)
 	err := b.mqtt.Close()
-	<-b.done
+	if b.started { // the presence loop runs only after a successful Start
+		<-b.done
+	}
 	return err
 }
 

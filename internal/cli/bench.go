@@ -29,6 +29,9 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	if len(args) > 0 && args[0] == "storage" {
 		return runBenchStorage(ctx, env, args[1:])
 	}
+	if len(args) > 0 && args[0] == "dps" {
+		return runBenchDPS(ctx, env, args[1:]) // dps.go
+	}
 	if len(args) == 0 || args[0] != "ingest" {
 		switch {
 		case len(args) == 0:

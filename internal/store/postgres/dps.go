@@ -1,4 +1,458 @@
 package postgres
 
-// migrationDPS creates the tables of the device provisioning service.
-const migrationDPS = `SELECT 1`
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// migrationDPS creates the tables of the device provisioning service, as in
+// store/sqlite. Rows go with their tenant (ON DELETE CASCADE), since
+// DeleteTenant does not know these tables. JSON documents are TEXT, kept byte
+// for byte (jsonb would reorder them). IF NOT EXISTS: Reset does not know
+// these tables either.
+const migrationDPS = `CREATE TABLE IF NOT EXISTS id_scopes (
+		tenant_id TEXT COLLATE "C" PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+		id_scope  TEXT COLLATE "C" NOT NULL
+	);
+	CREATE UNIQUE INDEX IF NOT EXISTS id_scopes_scope ON id_scopes (lower(id_scope));
+	CREATE TABLE IF NOT EXISTS enrollment_groups (
+		tenant_id     TEXT COLLATE "C" NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+		id            TEXT COLLATE "C" NOT NULL,
+		enabled       BOOLEAN NOT NULL,
+		primary_key   BYTEA NOT NULL,
+		secondary_key BYTEA NOT NULL,
+		initial_twin  TEXT,
+		created_at    BIGINT NOT NULL,
+		updated_at    BIGINT NOT NULL,
+		PRIMARY KEY (tenant_id, id)
+	);
+	CREATE TABLE IF NOT EXISTS enrollments (
+		tenant_id       TEXT COLLATE "C" NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+		registration_id TEXT COLLATE "C" NOT NULL,
+		device_id       TEXT COLLATE "C" NOT NULL,
+		enabled         BOOLEAN NOT NULL,
+		primary_key     BYTEA NOT NULL,
+		secondary_key   BYTEA NOT NULL,
+		initial_twin    TEXT,
+		created_at      BIGINT NOT NULL,
+		updated_at      BIGINT NOT NULL,
+		PRIMARY KEY (tenant_id, registration_id)
+	);
+	CREATE TABLE IF NOT EXISTS registrations (
+		tenant_id       TEXT COLLATE "C" NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+		registration_id TEXT COLLATE "C" NOT NULL,
+		device_id       TEXT COLLATE "C" NOT NULL,
+		enrollment_kind TEXT NOT NULL,
+		enrollment_id   TEXT COLLATE "C" NOT NULL,
+		status          TEXT NOT NULL,
+		substatus       TEXT NOT NULL,
+		operation_id    TEXT NOT NULL,
+		etag            TEXT NOT NULL,
+		payload         TEXT,
+		initial_twin    TEXT,
+		created_at      BIGINT NOT NULL,
+		updated_at      BIGINT NOT NULL,
+		PRIMARY KEY (tenant_id, registration_id)
+	);`
+
+// jsonArg passes a JSON document (nil: NULL) as TEXT.
+func jsonArg(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
+// IDScope returns the tenant's ID scope, creating it on first use.
+func (s *Store) IDScope(ctx context.Context, tenantID string) (string, error) {
+	var scope string
+	err := s.pool.QueryRow(ctx, `SELECT id_scope FROM id_scopes WHERE tenant_id = $1`, tenantID).Scan(&scope)
+	if err == nil {
+		return scope, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("id scope of %q: %w", tenantID, err)
+	}
+	for range 5 { // a random scope may be taken: try another
+		scope, err := store.NewIDScope()
+		if err != nil {
+			return "", fmt.Errorf("id scope of %q: %w", tenantID, err)
+		}
+		// The no-op update makes RETURNING give the row another node
+		// inserted first.
+		var got string
+		err = s.pool.QueryRow(ctx, `INSERT INTO id_scopes (tenant_id, id_scope) VALUES ($1, $2)
+			ON CONFLICT (tenant_id) DO UPDATE SET id_scope = id_scopes.id_scope RETURNING id_scope`, tenantID, scope).Scan(&got)
+		var pgErr *pgconn.PgError
+		switch {
+		case err == nil:
+			return got, nil
+		case isUniqueViolation(err):
+			continue
+		case errors.As(err, &pgErr) && pgErr.Code == foreignKeyViolation:
+			return "", fmt.Errorf("tenant %q: %w", tenantID, store.ErrNotFound)
+		default:
+			return "", fmt.Errorf("id scope of %q: %w", tenantID, err)
+		}
+	}
+	return "", fmt.Errorf("id scope of %q: no free scope found", tenantID)
+}
+
+// foreignKeyViolation is PostgreSQL's SQLSTATE for foreign_key_violation.
+const foreignKeyViolation = "23503"
+
+// TenantByIDScope finds the tenant of an ID scope.
+func (s *Store) TenantByIDScope(ctx context.Context, idScope string) (string, error) {
+	var tenant string
+	err := s.pool.QueryRow(ctx, `SELECT tenant_id FROM id_scopes WHERE lower(id_scope) = lower($1)`, idScope).Scan(&tenant)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("id scope %q: %w", idScope, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("id scope %q: %w", idScope, err)
+	}
+	return tenant, nil
+}
+
+const groupColumns = `id, tenant_id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at`
+
+func scanGroup(row pgx.Row) (store.EnrollmentGroup, error) {
+	var g store.EnrollmentGroup
+	var created, updated int64
+	if err := row.Scan(&g.ID, &g.TenantID, &g.Enabled, &g.PrimaryKey, &g.SecondaryKey, &g.InitialTwin, &created, &updated); err != nil {
+		return store.EnrollmentGroup{}, err
+	}
+	g.CreatedAt, g.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+	return g, nil
+}
+
+// CreateEnrollmentGroup adds a group, unless the tenant has
+// MaxEnrollmentGroups already. (Two nodes adding groups at the same instant
+// may both pass the count: the bound is approximate there.)
+func (s *Store) CreateEnrollmentGroup(ctx context.Context, g store.EnrollmentGroup) error {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO enrollment_groups (`+groupColumns+`)
+		SELECT $1::text, $2::text, $3::boolean, $4::bytea, $5::bytea, $6::text, $7::bigint, $8::bigint
+		WHERE (SELECT count(*) FROM enrollment_groups WHERE tenant_id = $2) < $9`,
+		g.ID, g.TenantID, g.Enabled, g.PrimaryKey, g.SecondaryKey, jsonArg(g.InitialTwin), g.CreatedAt.UnixMilli(), g.UpdatedAt.UnixMilli(),
+		store.MaxEnrollmentGroups)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("enrollment group %q: %w", g.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create enrollment group %q: %w", g.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("enrollment group %q: a tenant may have %d groups: %w", g.ID, store.MaxEnrollmentGroups, store.ErrLimit)
+	}
+	return nil
+}
+
+// GetEnrollmentGroup returns one group of a tenant.
+func (s *Store) GetEnrollmentGroup(ctx context.Context, tenantID, id string) (store.EnrollmentGroup, error) {
+	g, err := scanGroup(s.pool.QueryRow(ctx, `SELECT `+groupColumns+` FROM enrollment_groups WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return g, fmt.Errorf("enrollment group %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return g, fmt.Errorf("get enrollment group %q: %w", id, err)
+	}
+	return g, nil
+}
+
+// ListEnrollmentGroups returns a tenant's groups in id order.
+func (s *Store) ListEnrollmentGroups(ctx context.Context, tenantID string) ([]store.EnrollmentGroup, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+groupColumns+` FROM enrollment_groups WHERE tenant_id = $1 ORDER BY id`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list enrollment groups: %w", err)
+	}
+	defer rows.Close()
+	out := []store.EnrollmentGroup{}
+	for rows.Next() {
+		g, err := scanGroup(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list enrollment groups: %w", err)
+		}
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list enrollment groups: %w", err)
+	}
+	return out, nil
+}
+
+// updateSet is the SET clause shared by both enrollment kinds, with
+// parameters $1…$6, and its arguments.
+func updateSet(u store.EnrollmentUpdate) (string, []any) {
+	var enabled any
+	if u.Enabled != nil {
+		enabled = *u.Enabled
+	}
+	var primary, secondary any
+	if u.PrimaryKey != nil {
+		primary = u.PrimaryKey
+	}
+	if u.SecondaryKey != nil {
+		secondary = u.SecondaryKey
+	}
+	return `enabled = COALESCE($1::boolean, enabled), primary_key = COALESCE($2::bytea, primary_key),
+		secondary_key = COALESCE($3::bytea, secondary_key),
+		initial_twin = CASE WHEN $4::boolean THEN $5::text ELSE initial_twin END, updated_at = $6`,
+		[]any{enabled, primary, secondary, u.SetInitialTwin, jsonArg(u.InitialTwin), u.UpdatedAt.UnixMilli()}
+}
+
+// UpdateEnrollmentGroup changes a group and returns it.
+func (s *Store) UpdateEnrollmentGroup(ctx context.Context, tenantID, id string, u store.EnrollmentUpdate) (store.EnrollmentGroup, error) {
+	set, args := updateSet(u)
+	g, err := scanGroup(s.pool.QueryRow(ctx, `UPDATE enrollment_groups SET `+set+` WHERE tenant_id = $7 AND id = $8 RETURNING `+groupColumns,
+		append(args, tenantID, id)...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return g, fmt.Errorf("enrollment group %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return g, fmt.Errorf("update enrollment group %q: %w", id, err)
+	}
+	return g, nil
+}
+
+// DeleteEnrollmentGroup removes a group.
+func (s *Store) DeleteEnrollmentGroup(ctx context.Context, tenantID, id string) error {
+	return s.deleteOne(ctx, "enrollment group", id, `DELETE FROM enrollment_groups WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+}
+
+func (s *Store) deleteOne(ctx context.Context, what, id, query string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("delete %s %q: %w", what, id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s %q: %w", what, id, store.ErrNotFound)
+	}
+	return nil
+}
+
+const enrollmentColumns = `registration_id, tenant_id, device_id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at`
+
+func scanEnrollment(row pgx.Row) (store.Enrollment, error) {
+	var e store.Enrollment
+	var created, updated int64
+	if err := row.Scan(&e.RegistrationID, &e.TenantID, &e.DeviceID, &e.Enabled, &e.PrimaryKey, &e.SecondaryKey, &e.InitialTwin, &created, &updated); err != nil {
+		return store.Enrollment{}, err
+	}
+	e.CreatedAt, e.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+	return e, nil
+}
+
+// CreateEnrollment adds an individual enrollment.
+func (s *Store) CreateEnrollment(ctx context.Context, e store.Enrollment) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO enrollments (`+enrollmentColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		e.RegistrationID, e.TenantID, e.DeviceID, e.Enabled, e.PrimaryKey, e.SecondaryKey, jsonArg(e.InitialTwin),
+		e.CreatedAt.UnixMilli(), e.UpdatedAt.UnixMilli())
+	if isUniqueViolation(err) {
+		return fmt.Errorf("enrollment %q: %w", e.RegistrationID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create enrollment %q: %w", e.RegistrationID, err)
+	}
+	return nil
+}
+
+// GetEnrollment returns one individual enrollment of a tenant.
+func (s *Store) GetEnrollment(ctx context.Context, tenantID, registrationID string) (store.Enrollment, error) {
+	e, err := scanEnrollment(s.pool.QueryRow(ctx, `SELECT `+enrollmentColumns+` FROM enrollments
+		WHERE tenant_id = $1 AND registration_id = $2`, tenantID, registrationID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, fmt.Errorf("enrollment %q: %w", registrationID, store.ErrNotFound)
+	}
+	if err != nil {
+		return e, fmt.Errorf("get enrollment %q: %w", registrationID, err)
+	}
+	return e, nil
+}
+
+// ListEnrollments returns a tenant's individual enrollments.
+func (s *Store) ListEnrollments(ctx context.Context, tenantID string) ([]store.Enrollment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+enrollmentColumns+` FROM enrollments WHERE tenant_id = $1 ORDER BY registration_id`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list enrollments: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Enrollment{}
+	for rows.Next() {
+		e, err := scanEnrollment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list enrollments: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list enrollments: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateEnrollment changes an individual enrollment and returns it.
+func (s *Store) UpdateEnrollment(ctx context.Context, tenantID, registrationID string, u store.EnrollmentUpdate) (store.Enrollment, error) {
+	set, args := updateSet(u)
+	e, err := scanEnrollment(s.pool.QueryRow(ctx, `UPDATE enrollments SET `+set+` WHERE tenant_id = $7 AND registration_id = $8
+		RETURNING `+enrollmentColumns, append(args, tenantID, registrationID)...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, fmt.Errorf("enrollment %q: %w", registrationID, store.ErrNotFound)
+	}
+	if err != nil {
+		return e, fmt.Errorf("update enrollment %q: %w", registrationID, err)
+	}
+	return e, nil
+}
+
+// DeleteEnrollment removes an individual enrollment.
+func (s *Store) DeleteEnrollment(ctx context.Context, tenantID, registrationID string) error {
+	return s.deleteOne(ctx, "enrollment", registrationID, `DELETE FROM enrollments WHERE tenant_id = $1 AND registration_id = $2`, tenantID, registrationID)
+}
+
+const registrationColumns = `registration_id, tenant_id, device_id, enrollment_kind, enrollment_id, status, substatus,
+	operation_id, etag, payload, initial_twin, created_at, updated_at`
+
+func scanRegistration(row pgx.Row) (store.Registration, error) {
+	var r store.Registration
+	var kind string
+	var created, updated int64
+	if err := row.Scan(&r.RegistrationID, &r.TenantID, &r.DeviceID, &kind, &r.EnrollmentID, &r.Status, &r.Substatus,
+		&r.OperationID, &r.ETag, &r.Payload, &r.InitialTwin, &created, &updated); err != nil {
+		return store.Registration{}, err
+	}
+	r.EnrollmentKind = store.EnrollmentKind(kind)
+	r.CreatedAt, r.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+	return r, nil
+}
+
+// AssignRegistrations carries out a batch of assignments in one
+// transaction. The registration row and the device row of each are locked
+// (SELECT … FOR UPDATE), so that two nodes assigning the same registration
+// id run one after the other; a device created by another node in between
+// is a conflict for this assignment, as the rule says, not an error of the
+// batch.
+func (s *Store) AssignRegistrations(ctx context.Context, as []store.Assignment) ([]store.AssignResult, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("assign registrations: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	// Locks are taken in registration id order, so that two batches
+	// cannot deadlock on each other's registrations.
+	order := make([]int, len(as))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		a, b := as[i].Registration, as[j].Registration
+		return cmp.Or(strings.Compare(a.TenantID, b.TenantID), strings.Compare(a.RegistrationID, b.RegistrationID))
+	})
+	results := make([]store.AssignResult, len(as))
+	for _, i := range order {
+		a := as[i]
+		r := a.Registration
+		prior, err := scanRegistration(tx.QueryRow(ctx, `SELECT `+registrationColumns+` FROM registrations
+			WHERE tenant_id = $1 AND registration_id = $2 FOR UPDATE`, r.TenantID, r.RegistrationID))
+		hadPrior := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("assign %q: %w", r.RegistrationID, err)
+		}
+		var owner string
+		err = tx.QueryRow(ctx, `SELECT tenant_id FROM devices WHERE id = $1 FOR UPDATE`, r.DeviceID).Scan(&owner)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			tag, err := tx.Exec(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at)
+				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`, r.DeviceID, r.TenantID, string(store.DeviceEnabled),
+				a.PrimaryKey, a.SecondaryKey, r.UpdatedAt.UnixMilli())
+			if err != nil {
+				return nil, fmt.Errorf("assign %q: create device: %w", r.RegistrationID, err)
+			}
+			if tag.RowsAffected() == 0 {
+				results[i].Err = fmt.Errorf("device %q: created elsewhere at the same time: %w", r.DeviceID, store.ErrConflict)
+				continue
+			}
+		case err != nil:
+			return nil, fmt.Errorf("assign %q: %w", r.RegistrationID, err)
+		default:
+			if why := store.AssignConflict(owner, hadPrior, prior, r); why != "" {
+				results[i].Err = fmt.Errorf("device %q: %s: %w", r.DeviceID, why, store.ErrConflict)
+				continue
+			}
+			if _, err := tx.Exec(ctx, `UPDATE devices SET primary_key = $1, secondary_key = $2 WHERE id = $3`,
+				a.PrimaryKey, a.SecondaryKey, r.DeviceID); err != nil {
+				return nil, fmt.Errorf("assign %q: re-key device: %w", r.RegistrationID, err)
+			}
+		}
+		r.Status, r.Substatus, r.CreatedAt = store.RegistrationAssigned, store.SubstatusInitialAssignment, r.UpdatedAt
+		if hadPrior {
+			r.Substatus, r.CreatedAt = store.SubstatusDeviceDataReset, prior.CreatedAt
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO registrations (`+registrationColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			ON CONFLICT (tenant_id, registration_id) DO UPDATE SET device_id = excluded.device_id,
+				enrollment_kind = excluded.enrollment_kind, enrollment_id = excluded.enrollment_id, status = excluded.status,
+				substatus = excluded.substatus, operation_id = excluded.operation_id, etag = excluded.etag,
+				payload = excluded.payload, initial_twin = excluded.initial_twin, updated_at = excluded.updated_at`,
+			r.RegistrationID, r.TenantID, r.DeviceID, string(r.EnrollmentKind), r.EnrollmentID,
+			r.Status, r.Substatus, r.OperationID, r.ETag, jsonArg(r.Payload), jsonArg(r.InitialTwin),
+			r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli()); err != nil {
+			return nil, fmt.Errorf("assign %q: record registration: %w", r.RegistrationID, err)
+		}
+		r.CreatedAt, r.UpdatedAt = r.CreatedAt.Truncate(time.Millisecond), r.UpdatedAt.Truncate(time.Millisecond)
+		results[i].Registration = r
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("assign registrations: commit: %w", err)
+	}
+	return results, nil
+}
+
+// GetRegistration returns one registration record.
+func (s *Store) GetRegistration(ctx context.Context, tenantID, registrationID string) (store.Registration, error) {
+	r, err := scanRegistration(s.pool.QueryRow(ctx, `SELECT `+registrationColumns+` FROM registrations
+		WHERE tenant_id = $1 AND registration_id = $2`, tenantID, registrationID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, fmt.Errorf("registration %q: %w", registrationID, store.ErrNotFound)
+	}
+	if err != nil {
+		return r, fmt.Errorf("get registration %q: %w", registrationID, err)
+	}
+	return r, nil
+}
+
+// ListRegistrations returns a page of a tenant's registrations.
+func (s *Store) ListRegistrations(ctx context.Context, tenantID, after string, limit int) ([]store.Registration, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+registrationColumns+` FROM registrations
+		WHERE tenant_id = $1 AND registration_id > $2 ORDER BY registration_id LIMIT $3`, tenantID, after, limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("list registrations: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Registration{}
+	for rows.Next() {
+		r, err := scanRegistration(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list registrations: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list registrations: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteRegistration removes a registration record.
+func (s *Store) DeleteRegistration(ctx context.Context, tenantID, registrationID string) error {
+	return s.deleteOne(ctx, "registration", registrationID, `DELETE FROM registrations WHERE tenant_id = $1 AND registration_id = $2`, tenantID, registrationID)
+}

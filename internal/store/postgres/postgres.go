@@ -506,7 +506,8 @@ func isUniqueViolation(err error) bool {
 // database made for the benchmark.
 func (s *Store) Reset(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `DROP TABLE IF EXISTS meta, tenants, tenant_keys, devices, api_tokens, message_ids,
-		head, head_stats, chunks, latest, rejected, schema_migrations CASCADE`)
+		head, head_stats, chunks, latest, rejected, device_twins, c2d_messages, device_sessions,
+		schema_migrations CASCADE`)
 	if err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}

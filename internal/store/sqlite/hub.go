@@ -1,5 +1,360 @@
 package sqlite
 
-// migrationHub creates the tables of device twins and cloud-to-device
-// messages.
-const migrationHub = `SELECT 1`
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// migrationHub creates the tables of device twins, cloud-to-device
+// messages and the subscriptions of devices' persistent MQTT sessions. All
+// go with their device (ON DELETE CASCADE): DeleteDevice and DeleteTenant
+// need not know them.
+const migrationHub = `CREATE TABLE device_twins (
+		device_id        TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+		tenant_id        TEXT NOT NULL,
+		version          INTEGER NOT NULL,
+		tags             TEXT NOT NULL,
+		desired          TEXT NOT NULL,
+		desired_version  INTEGER NOT NULL,
+		desired_meta     TEXT NOT NULL,
+		reported         TEXT NOT NULL,
+		reported_version INTEGER NOT NULL,
+		reported_meta    TEXT NOT NULL,
+		updated_at       INTEGER NOT NULL
+	) WITHOUT ROWID;
+	CREATE TABLE c2d_messages (
+		id             INTEGER PRIMARY KEY AUTOINCREMENT,
+		tenant_id      TEXT NOT NULL,
+		device_id      TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+		message_id     TEXT NOT NULL,
+		correlation_id TEXT NOT NULL,
+		properties     TEXT NOT NULL,
+		payload        BLOB NOT NULL,
+		state          TEXT NOT NULL,
+		created_at     INTEGER NOT NULL,
+		expires_at     INTEGER NOT NULL,
+		delivered_at   INTEGER NOT NULL DEFAULT 0,
+		completed_at   INTEGER NOT NULL DEFAULT 0,
+		expired_at     INTEGER NOT NULL DEFAULT 0,
+		delivery_count INTEGER NOT NULL DEFAULT 0,
+		UNIQUE (device_id, message_id)
+	);
+	CREATE INDEX c2d_device_state ON c2d_messages(device_id, state, id);
+	CREATE TABLE device_sessions (
+		device_id     TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+		subscriptions TEXT NOT NULL,
+		updated_at    INTEGER NOT NULL
+	) WITHOUT ROWID;`
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// loadTwin reads a device's twin (the empty one if none is stored) and
+// whether a row exists.
+func loadTwin(ctx context.Context, q queryer, tenantID, deviceID string) (store.Twin, bool, error) {
+	var created int64
+	var version, dv, rv, updated sql.NullInt64
+	var tags, desired, dmeta, reported, rmeta sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT d.created_at, t.version, t.tags, t.desired, t.desired_version, t.desired_meta,
+			t.reported, t.reported_version, t.reported_meta, t.updated_at
+		FROM devices d LEFT JOIN device_twins t ON t.device_id = d.id
+		WHERE d.id = ? AND d.tenant_id = ?`, deviceID, tenantID).
+		Scan(&created, &version, &tags, &desired, &dv, &dmeta, &reported, &rv, &rmeta, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Twin{}, false, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Twin{}, false, fmt.Errorf("twin of %q: %w", deviceID, err)
+	}
+	tw := store.NewTwin(tenantID, deviceID, time.UnixMilli(created).UTC())
+	if !version.Valid {
+		return tw, false, nil
+	}
+	tw.Version = version.Int64
+	tw.Tags = json.RawMessage(tags.String)
+	tw.Desired = store.TwinProperties{Doc: json.RawMessage(desired.String), Version: dv.Int64, Metadata: json.RawMessage(dmeta.String)}
+	tw.Reported = store.TwinProperties{Doc: json.RawMessage(reported.String), Version: rv.Int64, Metadata: json.RawMessage(rmeta.String)}
+	tw.UpdatedAt = time.UnixMilli(updated.Int64).UTC()
+	return tw, true, nil
+}
+
+func saveTwin(ctx context.Context, tx *sql.Tx, tw store.Twin) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO device_twins (device_id, tenant_id, version, tags, desired, desired_version,
+			desired_meta, reported, reported_version, reported_meta, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, tags = excluded.tags,
+			desired = excluded.desired, desired_version = excluded.desired_version, desired_meta = excluded.desired_meta,
+			reported = excluded.reported, reported_version = excluded.reported_version,
+			reported_meta = excluded.reported_meta, updated_at = excluded.updated_at`,
+		tw.DeviceID, tw.TenantID, tw.Version, string(tw.Tags), string(tw.Desired.Doc), tw.Desired.Version,
+		string(tw.Desired.Metadata), string(tw.Reported.Doc), tw.Reported.Version, string(tw.Reported.Metadata),
+		tw.UpdatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("save twin of %q: %w", tw.DeviceID, err)
+	}
+	return nil
+}
+
+// GetTwin returns a device's twin.
+func (s *Store) GetTwin(ctx context.Context, tenantID, deviceID string) (store.Twin, error) {
+	tw, _, err := loadTwin(ctx, s.r, tenantID, deviceID)
+	return tw, err
+}
+
+// changeTwin runs a read-modify-write of a twin in one write transaction
+// (SQLite has one writer, so nothing else changes it meanwhile). change
+// returns false if there is nothing to write.
+func (s *Store) changeTwin(ctx context.Context, tenantID, deviceID string, change func(tw *store.Twin, exists bool) (bool, error)) (store.Twin, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
+	}
+	defer tx.Rollback()
+	tw, exists, err := loadTwin(ctx, tx, tenantID, deviceID)
+	if err != nil {
+		return store.Twin{}, err
+	}
+	write, err := change(&tw, exists)
+	if err != nil || !write {
+		return tw, err
+	}
+	if err := saveTwin(ctx, tx, tw); err != nil {
+		return store.Twin{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return store.Twin{}, fmt.Errorf("twin of %q: commit: %w", deviceID, err)
+	}
+	return tw, nil
+}
+
+// UpdateTwin applies an operator's change of tags and desired properties.
+func (s *Store) UpdateTwin(ctx context.Context, tenantID, deviceID string, u store.TwinUpdate, at time.Time) (store.Twin, error) {
+	return s.changeTwin(ctx, tenantID, deviceID, func(tw *store.Twin, _ bool) (bool, error) {
+		return tw.ApplyUpdate(u, at)
+	})
+}
+
+// UpdateReported applies a device's reported-properties patch.
+func (s *Store) UpdateReported(ctx context.Context, tenantID, deviceID string, patch json.RawMessage, at time.Time) (store.Twin, error) {
+	return s.changeTwin(ctx, tenantID, deviceID, func(tw *store.Twin, _ bool) (bool, error) {
+		return true, tw.ApplyReported(patch, at)
+	})
+}
+
+// SetInitialTwin gives a device without a stored twin its first one.
+func (s *Store) SetInitialTwin(ctx context.Context, tenantID, deviceID string, tags, desired json.RawMessage, at time.Time) error {
+	_, err := s.changeTwin(ctx, tenantID, deviceID, func(tw *store.Twin, exists bool) (bool, error) {
+		if exists {
+			return false, nil
+		}
+		return true, tw.ApplyInitial(tags, desired, at)
+	})
+	return err
+}
+
+const c2dColumns = `id, tenant_id, device_id, message_id, correlation_id, properties, payload, state,
+	created_at, expires_at, delivered_at, completed_at, expired_at, delivery_count`
+
+func scanC2D(row interface{ Scan(...any) error }) (store.C2DMessage, error) {
+	var m store.C2DMessage
+	var props, state string
+	var created, expires, delivered, completed, expired int64
+	if err := row.Scan(&m.ID, &m.TenantID, &m.DeviceID, &m.MessageID, &m.CorrelationID, &props, &m.Payload, &state,
+		&created, &expires, &delivered, &completed, &expired, &m.DeliveryCount); err != nil {
+		return store.C2DMessage{}, err
+	}
+	var err error
+	if m.Properties, err = store.DecodeC2DProperties(props); err != nil {
+		return store.C2DMessage{}, err
+	}
+	m.State = store.C2DState(state)
+	m.CreatedAt = time.UnixMilli(created).UTC()
+	m.ExpiresAt = time.UnixMilli(expires).UTC()
+	m.DeliveredAt = optTime(delivered)
+	m.CompletedAt = optTime(completed)
+	m.ExpiredAt = optTime(expired)
+	return m, nil
+}
+
+func optTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// EnqueueC2D queues a cloud-to-device message.
+func (s *Store) EnqueueC2D(ctx context.Context, m store.C2DMessage, maxPending int) (store.C2DMessage, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
+	}
+	defer tx.Rollback()
+	var one int
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ? AND tenant_id = ?`, m.DeviceID, m.TenantID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.C2DMessage{}, fmt.Errorf("device %q: %w", m.DeviceID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
+	}
+	var pending int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM c2d_messages
+		WHERE device_id = ? AND state IN ('queued', 'delivered') AND expires_at > ?`,
+		m.DeviceID, m.CreatedAt.UnixMilli()).Scan(&pending); err != nil {
+		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
+	}
+	if pending >= maxPending {
+		return store.C2DMessage{}, fmt.Errorf("device %q has %d undelivered messages: %w", m.DeviceID, pending, store.ErrQueueFull)
+	}
+	payload := m.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	m.State = store.C2DQueued
+	m.CreatedAt = m.CreatedAt.Truncate(time.Millisecond)
+	m.ExpiresAt = m.ExpiresAt.Truncate(time.Millisecond)
+	err = tx.QueryRowContext(ctx, `INSERT INTO c2d_messages (tenant_id, device_id, message_id, correlation_id, properties,
+			payload, state, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		m.TenantID, m.DeviceID, m.MessageID, m.CorrelationID, store.EncodeC2DProperties(m.Properties), payload,
+		string(m.State), m.CreatedAt.UnixMilli(), m.ExpiresAt.UnixMilli()).Scan(&m.ID)
+	if isUniqueViolation(err) {
+		return store.C2DMessage{}, fmt.Errorf("message id %q of device %q: %w", m.MessageID, m.DeviceID, store.ErrConflict)
+	}
+	if err != nil {
+		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM c2d_messages WHERE device_id = ? AND state IN ('completed', 'expired')
+		AND id NOT IN (SELECT id FROM c2d_messages WHERE device_id = ? AND state IN ('completed', 'expired')
+			ORDER BY id DESC LIMIT ?)`, m.DeviceID, m.DeviceID, store.C2DHistory); err != nil {
+		return store.C2DMessage{}, fmt.Errorf("queue message for %q: trim history: %w", m.DeviceID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
+	}
+	return m, nil
+}
+
+func (s *Store) expireC2D(ctx context.Context, deviceID string, now time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE c2d_messages SET state = 'expired', expired_at = ?
+		WHERE device_id = ? AND state IN ('queued', 'delivered') AND expires_at <= ?`,
+		now.UnixMilli(), deviceID, now.UnixMilli()); err != nil {
+		return fmt.Errorf("expire messages of %q: %w", deviceID, err)
+	}
+	return nil
+}
+
+func (s *Store) queryC2D(ctx context.Context, deviceID, query string, args ...any) ([]store.C2DMessage, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("messages of %q: %w", deviceID, err)
+	}
+	defer rows.Close()
+	out := []store.C2DMessage{}
+	for rows.Next() {
+		m, err := scanC2D(rows)
+		if err != nil {
+			return nil, fmt.Errorf("messages of %q: %w", deviceID, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("messages of %q: %w", deviceID, err)
+	}
+	return out, nil
+}
+
+// PendingC2D returns the device's queued and delivered messages. It
+// writes only when some of them have expired, so that the check every
+// device connection makes costs a read when there is nothing to expire.
+func (s *Store) PendingC2D(ctx context.Context, deviceID string, now time.Time) ([]store.C2DMessage, error) {
+	ms, err := s.queryC2D(ctx, deviceID, `SELECT `+c2dColumns+` FROM c2d_messages
+		WHERE device_id = ? AND state IN ('queued', 'delivered') ORDER BY id`, deviceID)
+	if err != nil {
+		return nil, err
+	}
+	live := ms[:0]
+	for _, m := range ms {
+		if m.ExpiresAt.After(now) {
+			live = append(live, m)
+		}
+	}
+	if len(live) < len(ms) {
+		if err := s.expireC2D(ctx, deviceID, now); err != nil {
+			return nil, err
+		}
+	}
+	return live, nil
+}
+
+// MarkC2DDelivered records a (re)delivery.
+func (s *Store) MarkC2DDelivered(ctx context.Context, deviceID string, id int64, at time.Time) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE c2d_messages SET state = 'delivered', delivered_at = ?, delivery_count = delivery_count + 1
+		WHERE id = ? AND device_id = ? AND state IN ('queued', 'delivered') AND expires_at > ?`,
+		at.UnixMilli(), id, deviceID, at.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("mark message %d of %q delivered: %w", id, deviceID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("mark message %d of %q delivered: %w", id, deviceID, err)
+	}
+	return n > 0, nil
+}
+
+// CompleteC2D records the device's acknowledgement.
+func (s *Store) CompleteC2D(ctx context.Context, deviceID string, id int64, at time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE c2d_messages SET state = 'completed', completed_at = ?, expired_at = 0
+		WHERE id = ? AND device_id = ? AND delivered_at > 0 AND state IN ('delivered', 'expired')`,
+		at.UnixMilli(), id, deviceID); err != nil {
+		return fmt.Errorf("complete message %d of %q: %w", id, deviceID, err)
+	}
+	return nil
+}
+
+// ListC2D returns a device's messages, newest first.
+func (s *Store) ListC2D(ctx context.Context, tenantID, deviceID string, now time.Time, limit int) ([]store.C2DMessage, error) {
+	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
+		return nil, err
+	}
+	if err := s.expireC2D(ctx, deviceID, now); err != nil {
+		return nil, err
+	}
+	return s.queryC2D(ctx, deviceID, `SELECT `+c2dColumns+` FROM c2d_messages
+		WHERE device_id = ? ORDER BY id DESC LIMIT ?`, deviceID, limit)
+}
+
+// SessionSubscriptions returns the saved subscriptions of a device's session.
+func (s *Store) SessionSubscriptions(ctx context.Context, deviceID string) (map[string]byte, error) {
+	var subs string
+	err := s.r.QueryRowContext(ctx, `SELECT subscriptions FROM device_sessions WHERE device_id = ?`, deviceID).Scan(&subs)
+	if errors.Is(err, sql.ErrNoRows) {
+		return map[string]byte{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session of %q: %w", deviceID, err)
+	}
+	return store.DecodeSubscriptions(subs)
+}
+
+// SetSessionSubscriptions saves (or, if empty, deletes) them.
+func (s *Store) SetSessionSubscriptions(ctx context.Context, deviceID string, subs map[string]byte, at time.Time) error {
+	if len(subs) == 0 {
+		if _, err := s.w.ExecContext(ctx, `DELETE FROM device_sessions WHERE device_id = ?`, deviceID); err != nil {
+			return fmt.Errorf("session of %q: %w", deviceID, err)
+		}
+		return nil
+	}
+	return s.execOne(ctx, "save session of", deviceID, `INSERT INTO device_sessions (device_id, subscriptions, updated_at)
+		SELECT id, ?, ? FROM devices WHERE id = ?
+		ON CONFLICT (device_id) DO UPDATE SET subscriptions = excluded.subscriptions, updated_at = excluded.updated_at`,
+		store.EncodeSubscriptions(subs), at.UnixMilli(), deviceID)
+}
