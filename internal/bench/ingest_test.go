@@ -183,3 +183,20 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("p50 of nothing = %v", p)
 	}
 }
+
+func TestHubBenchmark(t *testing.T) {
+	srv, c := startServer(t)
+	var out bytes.Buffer
+	roots, err := client.LoadCA(srv.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Hub(t.Context(), HubOptions{Client: c, RootCAs: roots, Devices: 2, Calls: 20, Parallel: 2}, &out); err != nil {
+		t.Fatalf("Hub: %v\n%s", err, out.String())
+	}
+	for _, name := range []string{"method_rtt_p50_ms", "method_rtt_p99_ms", "desired_delivery_p99_ms"} {
+		if !strings.Contains(out.String(), name+": ") {
+			t.Errorf("output lacks %s:\n%s", name, out.String())
+		}
+	}
+}

@@ -149,7 +149,11 @@ func (d *Device) ID() string { return d.id }
 // reconnection. body must not be modified until Publish returns; after an
 // error it may still be sent later, so it must not be modified at all.
 func (d *Device) Publish(ctx context.Context, messageID string, body []byte) error {
-	tok := d.client.Publish(d.topic+sas.Escape(messageID), 1, false, body)
+	return wait(ctx, d.client.Publish(d.topic+sas.Escape(messageID), 1, false, body))
+}
+
+// wait waits for a paho token or ctx.
+func wait(ctx context.Context, tok pahomqtt.Token) error {
 	select {
 	case <-tok.Done():
 		return tok.Error()
@@ -170,4 +174,17 @@ func hostOnly(host string) string {
 		return h
 	}
 	return host
+}
+
+// Subscribe subscribes to filter and calls handle for each message; handle
+// runs on the client's goroutine and must not block.
+func (d *Device) Subscribe(ctx context.Context, filter string, qos byte, handle func(topic string, payload []byte)) error {
+	tok := d.client.Subscribe(filter, qos, func(_ pahomqtt.Client, m pahomqtt.Message) { handle(m.Topic(), m.Payload()) })
+	return wait(ctx, tok)
+}
+
+// PublishTopic publishes payload on any topic at the given QoS and, for
+// QoS 1, waits for the PUBACK.
+func (d *Device) PublishTopic(ctx context.Context, topic string, qos byte, payload []byte) error {
+	return wait(ctx, d.client.Publish(topic, qos, false, payload))
 }
