@@ -23,7 +23,10 @@ Benchmarks:
   storage   the telemetry engine in process, on a throw-away database: bytes
             per point on disk (simulator data and a random-walk/counter/constant
             shape), ingest and sealing points/s, a year of one metric
-            downsampled to 1,000 buckets, latest values of 10,000 devices.`
+            downsampled to 1,000 buckets, latest values of 10,000 devices.
+  dps       provisioning registrations per second with a group key (--clients
+            concurrent TLS clients), then direct-method round trips and
+            desired-property delivery through the REST API (--hub-calls).`
 
 func runBench(ctx context.Context, env *Env, args []string) error {
 	if len(args) > 0 && args[0] == "storage" {

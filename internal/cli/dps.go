@@ -374,8 +374,9 @@ func runRegistration(ctx context.Context, env *Env, args []string) error {
 func runBenchDPS(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("bench dps", "bench dps [flags]", env.Stderr)
 	var (
-		cf clientFlags
-		o  bench.DPSOptions
+		cf       clientFlags
+		o        bench.DPSOptions
+		hubCalls int
 	)
 	cf.register(fs)
 	fs.IntVar(&o.Clients, "clients", 64, "concurrent provisioning clients, each registering one device after another")
@@ -385,6 +386,7 @@ func runBenchDPS(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&o.Prefix, "prefix", "dps-bench", "registration id prefix")
 	fs.IntVar(&o.IDs, "ids", 0, "register this many registration ids over and over (re-registrations); 0: a new id, so a new device, every time")
 	fs.StringVar(&o.MQTTAddr, "mqtt-addr", "", "MQTT TLS address host:port (default: the provisioning host of the server)")
+	fs.IntVar(&hubCalls, "hub-calls", 500, "then this many direct-method calls and desired-property patches through the REST API, timed (0: skip)")
 	fs.DurationVar(&o.PollDelay, "poll-delay", 0, "wait this long after the 202 before polling (the SDK waits retry-after, 1 s)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -407,6 +409,11 @@ func runBenchDPS(ctx context.Context, env *Env, args []string) error {
 	if o.Client, err = cf.client(); err != nil {
 		return err
 	}
-	_, err = bench.DPS(ctx, o, env.Stdout)
-	return err
+	if _, err = bench.DPS(ctx, o, env.Stdout); err != nil || hubCalls == 0 {
+		return err
+	}
+	// The device channels of the same issue: direct methods and desired
+	// properties, through the REST API, against connected devices.
+	return bench.Hub(ctx, bench.HubOptions{Client: o.Client, RootCAs: o.RootCAs, MQTTAddr: o.MQTTAddr,
+		Calls: hubCalls, Parallel: 4}, env.Stdout)
 }

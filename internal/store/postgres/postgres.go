@@ -507,6 +507,7 @@ func isUniqueViolation(err error) bool {
 func (s *Store) Reset(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `DROP TABLE IF EXISTS meta, tenants, tenant_keys, devices, api_tokens, message_ids,
 		head, head_stats, chunks, latest, rejected, device_twins, c2d_messages, device_sessions,
+		id_scopes, enrollment_groups, enrollments, registrations,
 		schema_migrations CASCADE`)
 	if err != nil {
 		return fmt.Errorf("reset: %w", err)
