@@ -4,11 +4,13 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -220,15 +222,31 @@ func (a *API) storeError(w http.ResponseWriter, err error) {
 
 const maxBody = 1 << 20
 
-// decode reads a JSON request body strictly.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+// decode reads a JSON request body strictly: unknown fields, trailing
+// data and an empty body are errors.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool { return decodeBody(w, r, v, false) }
+
+// decodeOptional is decode, except that an empty body leaves v as it is.
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeBody(w, r, v, true)
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "request body: %v", err)
+		return false
+	}
+	if optional && len(bytes.TrimSpace(body)) == 0 {
+		return true
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid JSON body: %v", err)
 		return false
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		writeError(w, http.StatusBadRequest, "invalid JSON body: data after the object")
 		return false
 	}

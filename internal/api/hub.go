@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -205,36 +204,12 @@ func validMethodName(name string) error {
 	return nil
 }
 
-// readOptionalJSON decodes a JSON body strictly; an empty body leaves v as
-// it is.
-func readOptionalJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "request body: %v", err)
-		return false
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return true
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid JSON body: %v", err)
-		return false
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "invalid JSON body: data after the object")
-		return false
-	}
-	return true
-}
-
 func (a *API) invokeMethod(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Payload        json.RawMessage `json:"payload"`
 		TimeoutSeconds *float64        `json:"timeoutSeconds"`
 	}
-	if !readOptionalJSON(w, r, &req) {
+	if !decodeOptional(w, r, &req) {
 		return
 	}
 	name := r.PathValue("name")
