@@ -21,13 +21,19 @@ func (h *aclHook) Provides(b byte) bool { return b == mqtt.OnACLCheck }
 // OnACLCheck is asked with write=true for a publish and false for a
 // subscription filter.
 func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if isDPSClient(cl) { // a provisioning client is not a device: DPS topics only
+		if write {
+			return dpsMayPublish(cl, topic)
+		}
+		return dpsMaySubscribe(cl, topic)
+	}
 	if write {
 		if _, ok := ingest.TelemetryBag(topic, cl.ID); ok {
 			return true
 		}
-		return hubMayPublish(cl, topic) || dpsMayPublish(cl, topic)
+		return hubMayPublish(cl, topic)
 	}
-	return deviceMaySubscribe(cl.ID, topic) || dpsMaySubscribe(cl, topic)
+	return deviceMaySubscribe(cl.ID, topic)
 }
 
 func deviceMaySubscribe(deviceID, filter string) bool {
