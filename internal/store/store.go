@@ -187,6 +187,7 @@ type Latest struct {
 type Store interface {
 	HubStore
 	ProvisioningStore
+	AuditStore
 
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error

@@ -157,6 +157,7 @@ var migrations = []string{
 	CREATE INDEX rejected_tenant ON rejected(tenant_id, received_at);`,
 	migrationHub,
 	migrationDPS,
+	migrationAudit,
 }
 
 // migrateLock is the pg_advisory_xact_lock key that serialises Migrate

