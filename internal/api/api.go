@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb"
@@ -46,6 +47,8 @@ type Config struct {
 	// HubHost is the host name devices use in their connection strings and
 	// SAS tokens, with ":port" when the MQTT TLS port is not 8883.
 	HubHost string
+	// Audit records the audit trail; nil makes a recorder on the store.
+	Audit *audit.Recorder
 }
 
 // API serves the HTTP API.
@@ -57,11 +60,16 @@ type API struct {
 	gatherer prometheus.Gatherer
 	log      *slog.Logger
 	now      func() time.Time
+	audit    *audit.Recorder
 }
 
 // New makes the API.
 func New(cfg Config, st store.Store, engine *tsdb.Engine, p Presence, g prometheus.Gatherer, log *slog.Logger, now func() time.Time) *API {
-	return &API{cfg: cfg, store: st, tsdb: engine, presence: p, gatherer: g, log: log, now: now}
+	rec := cfg.Audit
+	if rec == nil {
+		rec = audit.NewRecorder(st, log, now)
+	}
+	return &API{cfg: cfg, store: st, tsdb: engine, presence: p, gatherer: g, log: log, now: now, audit: rec}
 }
 
 // Handler returns the HTTP handler with every route.
@@ -88,7 +96,8 @@ func (a *API) Handler() http.Handler {
 	api.HandleFunc("PATCH /api/v1/tenant", a.updateTenant)
 	api.HandleFunc("GET /api/v1/devices/{id}/rejected", a.rejected)
 	api.HandleFunc("GET /api/v1/devices/{id}/messages", a.messages)
-	mux.Handle("/api/", a.authenticate(jsonMuxErrors(api)))
+	a.auditRoutes(api)
+	mux.Handle("/api/", a.audited(api, a.authenticate(auditPrincipal(jsonMuxErrors(api)))))
 	return a.logRequests(mux)
 }
 

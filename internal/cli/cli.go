@@ -41,6 +41,7 @@ func commands() []command {
 		{"c2d", "send and list cloud-to-device messages", runC2D},
 		{"enrollment", "manage provisioning enrollment groups and individual enrollments", runEnrollment},
 		{"registration", "list and delete provisioning registrations", runRegistration},
+		{"audit", "verify the tamper-evident audit log (offline) and list its entries", runAudit},
 		{"simulate", "run simulated machines against a server", runSimulate},
 		{"bench", "measure a running server (ingest)", runBench},
 		{"version", "print the version", runVersion},

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/ingest"
 	"github.com/warden-iot/warden/internal/keyring"
@@ -272,7 +273,8 @@ func (s *Server) Start(ctx context.Context) error {
 	// Devices must be told the port actually bound (it may have been 0).
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
 	s.broker.SetHubHost(s.hubHost)
-	a := api.New(api.Config{HubHost: s.hubHost}, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
+	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), time.Now)
+	a := api.New(api.Config{HubHost: s.hubHost, Audit: rec}, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
 	root := http.NewServeMux()
 	root.Handle(broker.WebSocketPath, s.broker.WebSocketHandler())
 	root.Handle("/", a.Handler())

@@ -1,0 +1,345 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/audit"
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// auditActions names the audited routes. A state-changing route missing
+// here is still recorded, as "METHOD pattern".
+var auditActions = map[string]string{
+	"POST /api/v1/devices":                      "device.create",
+	"PATCH /api/v1/devices/{id}":                "device.update", // device.enable / device.disable from the answer
+	"DELETE /api/v1/devices/{id}":               "device.delete",
+	"POST /api/v1/devices/{id}/keys/regenerate": "device.keys.regenerate",
+	"POST /api/v1/devices/{id}/token":           "device.token",
+	"PATCH /api/v1/devices/{id}/twin":           "twin.update",
+	"POST /api/v1/devices/{id}/methods/{name}":  "method.invoke",
+	"POST /api/v1/devices/{id}/c2d":             "c2d.send",
+	"PATCH /api/v1/tenant":                      "tenant.update",
+	"POST /api/v1/dps/enrollment-groups":        "dps.enrollment-group.create",
+	"PATCH /api/v1/dps/enrollment-groups/{id}":  "dps.enrollment-group.update",
+	"DELETE /api/v1/dps/enrollment-groups/{id}": "dps.enrollment-group.delete",
+	"POST /api/v1/dps/enrollments":              "dps.enrollment.create",
+	"PATCH /api/v1/dps/enrollments/{id}":        "dps.enrollment.update",
+	"DELETE /api/v1/dps/enrollments/{id}":       "dps.enrollment.delete",
+	"DELETE /api/v1/dps/registrations/{id}":     "dps.registration.delete",
+	"GET /api/v1/audit/export":                  "audit.export",
+}
+
+// auditedReads are the GET routes that are recorded too.
+var auditedReads = map[string]bool{"GET /api/v1/audit/export": true}
+
+// ActionAuthFailed is the action of a request refused for a missing or
+// invalid bearer token.
+const ActionAuthFailed = "auth.failed"
+
+func (a *API) auditRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/audit", a.listAudit)
+	mux.HandleFunc("GET /api/v1/audit/export", a.exportAudit)
+}
+
+// auditCall carries the caller from inside authenticate out to audited.
+type auditCall struct {
+	tok store.APIToken
+	ok  bool
+}
+
+type auditCallKey struct{}
+
+// auditPrincipal runs after authenticate and hands the principal to the
+// audited wrapper outside it.
+func auditPrincipal(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+			c.tok, c.ok = principal(r.Context()), true
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// auditWriter records the status and, for creations, the start of the
+// answer (only its "id" and "status" fields are ever read from it).
+type auditWriter struct {
+	http.ResponseWriter
+	status int
+	tee    *bytes.Buffer
+}
+
+func (w *auditWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *auditWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if w.tee != nil && w.tee.Len() < 64<<10 {
+		w.tee.Write(p[:min(len(p), 64<<10-w.tee.Len())])
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func stateChanging(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// audited records state-changing requests, failed authentications and
+// the reads in auditedReads. It never records the Authorization header,
+// request bodies or answers; from an answer it takes at most the created
+// object's id and a device's new status.
+func (a *API) audited(mux *http.ServeMux, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := mux.Handler(r)
+		route := pattern
+		if route == "" {
+			route = r.Method + " " + r.URL.Path
+		}
+		call := &auditCall{}
+		aw := &auditWriter{ResponseWriter: w}
+		changing := stateChanging(r.Method)
+		if changing {
+			aw.tee = &bytes.Buffer{}
+		}
+		next.ServeHTTP(aw, r.WithContext(context.WithValue(r.Context(), auditCallKey{}, call)))
+		status := aw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		authFailed := !call.ok && status == http.StatusUnauthorized
+		if !changing && !authFailed && !auditedReads[route] {
+			return
+		}
+		ev := audit.Event{
+			ActorID:   audit.Anonymous,
+			Action:    auditActions[route],
+			Target:    routeTarget(pattern, r.URL.EscapedPath()),
+			Status:    status,
+			IP:        clientIP(r),
+			UserAgent: r.UserAgent(),
+		}
+		if ev.Action == "" {
+			ev.Action = truncate(route, 200)
+		}
+		if call.ok {
+			ev.TenantID, ev.ActorID, ev.ActorName = call.tok.TenantID, call.tok.ID, call.tok.Name
+		}
+		if authFailed {
+			ev.Action, ev.Target = ActionAuthFailed, truncate(r.Method+" "+r.URL.Path, 200)
+		}
+		if aw.tee != nil && status < 300 {
+			var ans struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			}
+			_ = json.Unmarshal(aw.tee.Bytes(), &ans) // a non-JSON answer leaves both empty
+			if ev.Target == "" {
+				ev.Target = ans.ID
+			}
+			if ev.Action == "device.update" && (ans.Status == string(store.DeviceEnabled) || ans.Status == string(store.DeviceDisabled)) {
+				ev.Action = "device." + strings.TrimSuffix(ans.Status, "d")
+			}
+		}
+		if ev.Action == "tenant.update" && call.ok {
+			ev.Target = call.tok.TenantID
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+		defer cancel()
+		_, _ = a.audit.Record(ctx, ev) // Record logs its own failure
+	})
+}
+
+// routeTarget is the pattern's wildcard values joined by "/", e.g.
+// "pump-1" or "pump-1/reboot".
+func routeTarget(pattern, escapedPath string) string {
+	_, pat, ok := strings.Cut(pattern, " ")
+	if !ok {
+		return ""
+	}
+	ps, us := strings.Split(pat, "/"), strings.Split(escapedPath, "/")
+	var out []string
+	for i, p := range ps {
+		if i >= len(us) || !strings.HasPrefix(p, "{") {
+			continue
+		}
+		v, err := url.PathUnescape(us[i])
+		if err != nil {
+			v = us[i]
+		}
+		out = append(out, v)
+	}
+	return truncate(strings.Join(out, "/"), 200)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// clientIP is the peer address. Forwarding headers are not trusted: a
+// reverse proxy in front of Warden would be recorded as the client.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// AuditEntry is an audit trail entry as the API shows it.
+type AuditEntry struct {
+	Seq            int64     `json:"seq"`
+	At             time.Time `json:"at"`
+	TenantID       string    `json:"tenantId"`
+	ActorID        string    `json:"actorId"`
+	ActorName      string    `json:"actorName,omitempty"`
+	Action         string    `json:"action"`
+	Target         string    `json:"target,omitempty"`
+	Outcome        string    `json:"outcome"`
+	Status         int       `json:"status"`
+	IP             string    `json:"ip"`
+	UserAgent      string    `json:"userAgent,omitempty"`
+	Browser        string    `json:"browser,omitempty"`
+	BrowserVersion string    `json:"browserVersion,omitempty"`
+	OS             string    `json:"os,omitempty"`
+	PrevHash       string    `json:"prevHash"`
+	Hash           string    `json:"hash"`
+}
+
+func auditView(e store.AuditEntry) AuditEntry {
+	return AuditEntry{Seq: e.Seq, At: e.At, TenantID: e.TenantID, ActorID: e.ActorID, ActorName: e.ActorName,
+		Action: e.Action, Target: e.Target, Outcome: e.Outcome, Status: e.Status, IP: e.IP, UserAgent: e.UserAgent,
+		Browser: e.Browser, BrowserVersion: e.BrowserVersion, OS: e.OS,
+		PrevHash: hex.EncodeToString(e.PrevHash), Hash: hex.EncodeToString(e.Hash)}
+}
+
+// AuditPage is the answer of GET /api/v1/audit.
+type AuditPage struct {
+	Entries []AuditEntry `json:"entries"`
+	// Next is the "after" of the next page; 0 when this is the last.
+	Next int64 `json:"next,omitempty"`
+}
+
+// auditOperator allows the operator's tokens only: the log spans every
+// tenant. (Owners' views of their own machines come with issue 5's roles.)
+func auditOperator(w http.ResponseWriter, r *http.Request) bool {
+	tok := principal(r.Context())
+	if tok.TenantID != store.RootTenantID || tok.Role != store.RoleOperatorAdmin {
+		writeError(w, http.StatusForbidden, "the audit log is for the operator only")
+		return false
+	}
+	return true
+}
+
+func auditFilter(w http.ResponseWriter, r *http.Request) (store.AuditFilter, bool) {
+	q := r.URL.Query()
+	f := store.AuditFilter{TenantID: q.Get("tenant"), Action: q.Get("action"), Target: q.Get("target"), Limit: 100}
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "after: want a sequence number")
+			return f, false
+		}
+		f.After = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "limit: want 1 to 1000")
+			return f, false
+		}
+		f.Limit = n
+	}
+	if s := q.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "since: want an RFC 3339 time")
+			return f, false
+		}
+		f.Since = t
+	}
+	return f, true
+}
+
+func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
+	if !auditOperator(w, r) {
+		return
+	}
+	f, ok := auditFilter(w, r)
+	if !ok {
+		return
+	}
+	es, err := a.store.ListAudit(r.Context(), f)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	page := AuditPage{Entries: make([]AuditEntry, 0, len(es))}
+	for _, e := range es {
+		page.Entries = append(page.Entries, auditView(e))
+	}
+	if len(es) == f.Limit {
+		page.Next = es[len(es)-1].Seq
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// exportAudit streams every matching entry as JSON lines.
+func (a *API) exportAudit(w http.ResponseWriter, r *http.Request) {
+	if !auditOperator(w, r) {
+		return
+	}
+	f, ok := auditFilter(w, r)
+	if !ok {
+		return
+	}
+	f.Limit = 1000
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Content-Disposition", `attachment; filename="warden-audit.jsonl"`)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	wrote := false
+	for {
+		es, err := a.store.ListAudit(r.Context(), f)
+		if err != nil {
+			if !wrote {
+				a.storeError(w, err)
+				return
+			}
+			a.log.Error("export audit", "err", err)
+			return // the client sees a truncated stream
+		}
+		for _, e := range es {
+			if err := enc.Encode(auditView(e)); err != nil {
+				return
+			}
+			wrote = true
+		}
+		if len(es) < f.Limit {
+			return
+		}
+		f.After = es[len(es)-1].Seq
+	}
+}
