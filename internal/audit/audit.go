@@ -157,6 +157,7 @@ func (r *Recorder) Record(ctx context.Context, ev Event) (store.AuditEntry, erro
 type Result struct {
 	Entries   int64  // entries checked
 	LastSeq   int64  // sequence number of the last good entry
+	LastHash  []byte // its hash: record it elsewhere as an anchor (see Anchor)
 	BrokenSeq int64  // 0 if the chain is intact
 	Reason    string // why BrokenSeq is broken
 }
@@ -166,7 +167,10 @@ func (r Result) OK() bool { return r.BrokenSeq == 0 }
 
 func (r Result) String() string {
 	if r.OK() {
-		return fmt.Sprintf("audit chain OK: %d entries", r.Entries)
+		if r.Entries == 0 {
+			return "audit chain OK: 0 entries"
+		}
+		return fmt.Sprintf("audit chain OK: %d entries\nanchor: %d:%x", r.Entries, r.LastSeq, r.LastHash)
 	}
 	return fmt.Sprintf("audit chain BROKEN at entry %d: %s (%d entries before it are intact)", r.BrokenSeq, r.Reason, r.Entries)
 }
@@ -179,8 +183,12 @@ func (r Result) String() string {
 // the entry before) and reordered entries. Removing entries from the very
 // end of the log cannot be seen from the chain alone; compare Entries and
 // the last hash with a copy kept elsewhere for that.
-func Verify(ctx context.Context, st store.AuditStore) (Result, error) {
+func Verify(ctx context.Context, st store.AuditStore, anchors ...Anchor) (Result, error) {
 	var res Result
+	want := map[int64][]byte{}
+	for _, a := range anchors {
+		want[a.Seq] = a.Hash
+	}
 	prev := []byte{}
 	after := int64(0)
 	for {
@@ -189,17 +197,21 @@ func Verify(ctx context.Context, st store.AuditStore) (Result, error) {
 			return res, fmt.Errorf("verify audit: %w", err)
 		}
 		for _, e := range page {
-			want := res.LastSeq + 1
+			next := res.LastSeq + 1
+			anchor, anchored := want[e.Seq]
 			switch {
-			case e.Seq != want:
-				res.BrokenSeq = want
-				res.Reason = fmt.Sprintf("sequence gap: entry %d is missing (next is %d)", want, e.Seq)
+			case e.Seq != next:
+				res.BrokenSeq = next
+				res.Reason = fmt.Sprintf("sequence gap: entry %d is missing (next is %d)", next, e.Seq)
 			case !bytes.Equal(e.PrevHash, prev):
 				res.BrokenSeq = e.Seq
 				res.Reason = fmt.Sprintf("prev_hash %s does not match the hash of entry %d (%s)", short(e.PrevHash), res.LastSeq, short(prev))
 			case !bytes.Equal(e.Hash, Hash(prev, e)):
 				res.BrokenSeq = e.Seq
 				res.Reason = fmt.Sprintf("hash mismatch: the entry was changed (stored %s, computed %s)", short(e.Hash), short(Hash(prev, e)))
+			case anchored && !bytes.Equal(e.Hash, anchor):
+				res.BrokenSeq = e.Seq
+				res.Reason = fmt.Sprintf("anchor mismatch: the chain was rewritten up to here (hash %s, anchor %s)", short(e.Hash), short(anchor))
 			}
 			if !res.OK() {
 				return res, nil
@@ -207,12 +219,43 @@ func Verify(ctx context.Context, st store.AuditStore) (Result, error) {
 			res.Entries++
 			res.LastSeq = e.Seq
 			prev = e.Hash
+			delete(want, e.Seq)
 		}
 		if len(page) < 1000 {
+			res.LastHash = prev
+			for seq := range want { // an anchored entry beyond the end: cut off
+				if res.OK() || seq < res.BrokenSeq {
+					res.BrokenSeq = seq
+					res.Reason = fmt.Sprintf("anchor entry %d is gone: the newest entries were cut off (the chain ends at %d)", seq, res.LastSeq)
+				}
+			}
 			return res, nil
 		}
 		after = page[len(page)-1].Seq
 	}
+}
+
+// Anchor is an entry's sequence number and hash, written down outside the
+// database (a ticket, a log shipped elsewhere, a printout). The chain alone
+// cannot show that its newest entries were cut off or that it was rebuilt
+// from some entry on; a verify against an anchor can.
+type Anchor struct {
+	Seq  int64
+	Hash []byte
+}
+
+// ParseAnchor reads "SEQ:HEXHASH", as `warden audit verify` prints it.
+func ParseAnchor(s string) (Anchor, error) {
+	seq, h, ok := strings.Cut(s, ":")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil || n < 1 {
+		return Anchor{}, fmt.Errorf("anchor %q: want SEQ:HASH", s)
+	}
+	hash, err := hex.DecodeString(h)
+	if err != nil || len(hash) != sha256.Size {
+		return Anchor{}, fmt.Errorf("anchor %q: the hash must be 64 hex digits", s)
+	}
+	return Anchor{Seq: n, Hash: hash}, nil
 }
 
 func short(h []byte) string {

@@ -149,3 +149,38 @@ func TestOutcomeOf(t *testing.T) {
 		}
 	}
 }
+
+// TestAnchorsCatchTruncationAndRewrites: what the chain alone cannot show, an
+// anchor kept outside the database can.
+func TestAnchorsCatchTruncationAndRewrites(t *testing.T) {
+	m := filled(t, 10)
+	res := verify(t, m)
+	anchor, err := ParseAnchor(strings.TrimPrefix(strings.Split(res.String(), "\n")[1], "anchor: "))
+	if err != nil || anchor.Seq != 10 {
+		t.Fatalf("anchor from %q: %+v, %v", res.String(), anchor, err)
+	}
+	if r, _ := Verify(t.Context(), m, anchor); !r.OK() {
+		t.Fatalf("intact chain against its anchor: %v", r)
+	}
+	// The three newest entries are cut off: the chain alone looks fine.
+	cut := &memStore{entries: m.entries[:7]}
+	if r := verify(t, cut); !r.OK() {
+		t.Fatalf("truncated chain without an anchor: %v", r)
+	}
+	if r, _ := Verify(t.Context(), cut, anchor); r.OK() || r.BrokenSeq != 10 || !strings.Contains(r.Reason, "cut off") {
+		t.Fatalf("truncated chain with the anchor: %v", r)
+	}
+	// Entry 10 rewritten and the chain rehashed from there: consistent, but not the anchor.
+	rewritten := &memStore{entries: append([]store.AuditEntry(nil), m.entries...)}
+	last := &rewritten.entries[9]
+	last.Action = "device.read"
+	last.Hash = Hash(last.PrevHash, *last)
+	if r, _ := Verify(t.Context(), rewritten, anchor); r.OK() || r.BrokenSeq != 10 || !strings.Contains(r.Reason, "anchor mismatch") {
+		t.Fatalf("rewritten chain with the anchor: %v", r)
+	}
+	for _, bad := range []string{"", "10", "x:ab", "0:" + strings.Repeat("a", 64), "3:abcd"} {
+		if _, err := ParseAnchor(bad); err == nil {
+			t.Errorf("ParseAnchor(%q) accepted", bad)
+		}
+	}
+}

@@ -55,15 +55,25 @@ func auditVerify(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("audit verify", auditUsage, env.Stderr)
 	dataDir := fs.String("data-dir", "warden-data", "directory holding warden.db (SQLite)")
 	database := fs.String("database", "", "database instead of the data dir: sqlite:<path> or postgres://user@host/db")
+	var anchorFlags listFlag
+	fs.Var(&anchorFlags, "anchor", "SEQ:HASH printed by an earlier verify and kept outside the database; fails if that entry is gone or differs (repeatable)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var anchors []audit.Anchor
+	for _, s := range anchorFlags {
+		a, err := audit.ParseAnchor(s)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		anchors = append(anchors, a)
 	}
 	st, err := openStoreForAudit(ctx, *dataDir, *database)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	res, err := audit.Verify(ctx, st)
+	res, err := audit.Verify(ctx, st, anchors...)
 	if err != nil {
 		return err
 	}
