@@ -108,7 +108,7 @@ func (e *Engine) Write(ctx context.Context, msgs []store.Message) ([]store.Write
 			if err != nil {
 				return nil, fmt.Errorf("latest of %s: %w", deviceID, err)
 			}
-			ps, err := decodePoints(pt)
+			ps, err := decodePoints(pt, nil)
 			if err != nil {
 				return nil, fmt.Errorf("latest of %s: %w", deviceID, err)
 			}

@@ -426,7 +426,7 @@ func FuzzDecodePoints(f *testing.F) {
 	f.Add(appendPoints(nil, []store.Point{{Metric: "temperature", TS: now0, Value: 71.5}}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ps, err := decodePoints(b)
+		ps, err := decodePoints(b, nil)
 		if err != nil {
 			return
 		}
@@ -434,7 +434,7 @@ func FuzzDecodePoints(f *testing.F) {
 		for _, p := range ps {
 			in = append(in, store.Point{Metric: p.metric, TS: time.UnixMilli(p.ts), Value: p.v})
 		}
-		again, err := decodePoints(appendPoints(nil, in))
+		again, err := decodePoints(appendPoints(nil, in), names{})
 		if err != nil || len(again) != len(ps) {
 			t.Fatalf("re-encoding %d points failed: %v", len(ps), err)
 		}

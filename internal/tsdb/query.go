@@ -15,10 +15,10 @@ func (e *Engine) Latest(ctx context.Context, tenantID, deviceID string) ([]store
 	if err != nil {
 		return nil, err
 	}
-	return e.openLatest(ctx, tenantID, deviceID, blob)
+	return e.openLatest(ctx, tenantID, deviceID, blob, nil)
 }
 
-func (e *Engine) openLatest(ctx context.Context, tenantID, deviceID string, blob []byte) ([]store.Latest, error) {
+func (e *Engine) openLatest(ctx context.Context, tenantID, deviceID string, blob []byte, n names) ([]store.Latest, error) {
 	out := []store.Latest{}
 	if blob == nil {
 		return out, nil
@@ -27,7 +27,7 @@ func (e *Engine) openLatest(ctx context.Context, tenantID, deviceID string, blob
 	if err != nil {
 		return nil, fmt.Errorf("latest of %s: %w", deviceID, err)
 	}
-	ps, err := decodePoints(pt)
+	ps, err := decodePoints(pt, n)
 	if err != nil {
 		return nil, fmt.Errorf("latest of %s: %w", deviceID, err)
 	}
@@ -52,8 +52,9 @@ func (e *Engine) FleetLatest(ctx context.Context, tenantID, after string, limit 
 		return nil, err
 	}
 	out := make([]DeviceLatest, len(blobs))
+	n := names{}
 	for i, b := range blobs {
-		ms, err := e.openLatest(ctx, b.TenantID, b.DeviceID, b.Blob)
+		ms, err := e.openLatest(ctx, b.TenantID, b.DeviceID, b.Blob, n)
 		if err != nil {
 			return nil, err
 		}

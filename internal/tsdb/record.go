@@ -35,7 +35,23 @@ type point struct {
 
 var errRecord = errors.New("malformed point list")
 
-func decodePoints(b []byte) ([]point, error) {
+// names interns metric names: a fleet's devices share a few dozen, so a
+// fleet-wide read need not allocate one string per device and metric.
+type names map[string]string
+
+func (n names) get(b []byte) string {
+	if n == nil {
+		return string(b)
+	}
+	if s, ok := n[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	n[s] = s
+	return s
+}
+
+func decodePoints(b []byte, interned names) ([]point, error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
 		return nil, errRecord
@@ -47,7 +63,7 @@ func decodePoints(b []byte) ([]point, error) {
 		if k <= 0 || l > uint64(len(b)-k) {
 			return nil, errRecord
 		}
-		metric := string(b[k : k+int(l)])
+		metric := interned.get(b[k : k+int(l)])
 		b = b[k+int(l):]
 		ts, k := binary.Varint(b)
 		if k <= 0 || len(b) < k+8 {
@@ -96,7 +112,7 @@ func decodeHead(b []byte) (headMessage, error) {
 	if err != nil {
 		return h, err
 	}
-	if h.points, err = decodePoints(b[:n]); err != nil {
+	if h.points, err = decodePoints(b[:n], nil); err != nil {
 		return h, err
 	}
 	b = b[n:]

@@ -88,7 +88,7 @@ func (e *Engine) trimLatest(ctx context.Context, tenantID string, cutoff int64) 
 			if b.Blob == nil {
 				continue
 			}
-			ms, err := e.openLatest(ctx, tenantID, b.DeviceID, b.Blob)
+			ms, err := e.openLatest(ctx, tenantID, b.DeviceID, b.Blob, nil)
 			if errors.Is(err, keyring.ErrShredded) {
 				continue
 			}
