@@ -25,8 +25,9 @@ import (
 	"github.com/warden-iot/warden/internal/tsdb"
 )
 
-// Presence is what the API needs from the device endpoint.
-type Presence interface {
+// Endpoint is what the API needs from the device endpoint (the MQTT broker):
+// presence, and reaching connected devices.
+type Endpoint interface {
 	Connected(deviceID string) bool
 	LastSeen(deviceID string) (at time.Time, ip string, ok bool)
 	Disconnect(deviceID string)
@@ -40,6 +41,9 @@ type Presence interface {
 	// DeliverC2D sends a device's queued cloud-to-device messages if it
 	// is connected and subscribed.
 	DeliverC2D(deviceID string)
+	// EnrollmentsChanged drops cached provisioning enrollments of a tenant
+	// after the API changed them.
+	EnrollmentsChanged(tenantID string)
 }
 
 // Config is what the API needs to know about the deployment.
@@ -56,7 +60,7 @@ type API struct {
 	cfg      Config
 	store    store.Store
 	tsdb     *tsdb.Engine
-	presence Presence
+	endpoint Endpoint
 	gatherer prometheus.Gatherer
 	log      *slog.Logger
 	now      func() time.Time
@@ -64,12 +68,12 @@ type API struct {
 }
 
 // New makes the API.
-func New(cfg Config, st store.Store, engine *tsdb.Engine, p Presence, g prometheus.Gatherer, log *slog.Logger, now func() time.Time) *API {
+func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g prometheus.Gatherer, log *slog.Logger, now func() time.Time) *API {
 	rec := cfg.Audit
 	if rec == nil {
 		rec = audit.NewRecorder(st, log, now)
 	}
-	return &API{cfg: cfg, store: st, tsdb: engine, presence: p, gatherer: g, log: log, now: now, audit: rec}
+	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, now: now, audit: rec}
 }
 
 // Handler returns the HTTP handler with every route.

@@ -27,9 +27,9 @@ type Device struct {
 
 func (a *API) view(d store.Device, withKeys bool) Device {
 	v := Device{ID: d.ID, TenantID: d.TenantID, Status: string(d.Status), CreatedAt: d.CreatedAt,
-		Connected: a.presence.Connected(d.ID), LastIP: d.LastIP}
+		Connected: a.endpoint.Connected(d.ID), LastIP: d.LastIP}
 	seen := d.LastSeen
-	if at, ip, ok := a.presence.LastSeen(d.ID); ok && at.After(seen) {
+	if at, ip, ok := a.endpoint.LastSeen(d.ID); ok && at.After(seen) {
 		seen, v.LastIP = at, ip
 	}
 	if !seen.IsZero() {
@@ -147,7 +147,7 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Status = st
 		if st == store.DeviceDisabled {
-			a.presence.Disconnect(d.ID)
+			a.endpoint.Disconnect(d.ID)
 		}
 		a.log.Info("device status changed", "device", d.ID, "status", st)
 	}
@@ -163,7 +163,7 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.presence.Disconnect(d.ID)
+	a.endpoint.Disconnect(d.ID)
 	a.log.Info("device deleted", "device", d.ID)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -204,7 +204,7 @@ func (a *API) regenerateKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A connection made with a token of a replaced key must not live on.
-	a.presence.Disconnect(d.ID)
+	a.endpoint.Disconnect(d.ID)
 	a.log.Info("device keys regenerated", "device", d.ID, "key", req.Key)
 	writeJSON(w, http.StatusOK, a.view(d, true))
 }

@@ -125,9 +125,7 @@ func (a *API) dpsInfo(w http.ResponseWriter, r *http.Request) {
 // for authentication, that a tenant's changed, so that a disabled or
 // re-keyed enrollment is refused from the next connection on.
 func (a *API) enrollmentsChanged(tenantID string) {
-	if n, ok := a.presence.(interface{ EnrollmentsChanged(tenantID string) }); ok {
-		n.EnrollmentsChanged(tenantID)
-	}
+	a.endpoint.EnrollmentsChanged(tenantID)
 }
 
 // dpsStoreError answers a store failure of a provisioning endpoint.

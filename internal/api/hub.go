@@ -163,7 +163,7 @@ func (a *API) patchTwin(w http.ResponseWriter, r *http.Request) {
 		}
 		u.IfVersion = v
 	}
-	tw, err := a.presence.UpdateTwin(r.Context(), d.TenantID, d.ID, u)
+	tw, err := a.endpoint.UpdateTwin(r.Context(), d.TenantID, d.ID, u)
 	if err != nil {
 		a.hubError(w, err)
 		return
@@ -234,7 +234,7 @@ func (a *API) invokeMethod(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	res, err := a.presence.InvokeMethod(r.Context(), d.ID, name, compactJSON(req.Payload), timeout)
+	res, err := a.endpoint.InvokeMethod(r.Context(), d.ID, name, compactJSON(req.Payload), timeout)
 	// The audit trail of remote maintenance: who called what, how it went;
 	// never the payloads.
 	attrs := []any{"device", d.ID, "tenant", d.TenantID, "method", name, "caller", principal(r.Context()).ID,
@@ -405,7 +405,7 @@ func (a *API) sendC2D(w http.ResponseWriter, r *http.Request) {
 		a.hubError(w, err)
 		return
 	}
-	a.presence.DeliverC2D(d.ID)
+	a.endpoint.DeliverC2D(d.ID)
 	a.log.Info("cloud-to-device message queued", "device", d.ID, "message", m.MessageID, "ttl", ttl,
 		"caller", principal(r.Context()).ID)
 	writeJSON(w, http.StatusAccepted, c2dView(m))

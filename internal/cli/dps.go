@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/warden-iot/warden/internal/bench"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/sas"
 )
@@ -368,52 +367,4 @@ func runRegistration(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("%w: unknown subcommand %q", errUsage, sub)
 	}
 	return nil
-}
-
-// runBenchDPS is "warden bench dps".
-func runBenchDPS(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet("bench dps", "bench dps [flags]", env.Stderr)
-	var (
-		cf       clientFlags
-		o        bench.DPSOptions
-		hubCalls int
-	)
-	cf.register(fs)
-	fs.IntVar(&o.Clients, "clients", 64, "concurrent provisioning clients, each registering one device after another")
-	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "measured time")
-	fs.DurationVar(&o.Warmup, "warmup", 3*time.Second, "load before the measured time, not counted")
-	fs.StringVar(&o.Group, "group", "bench-dps", "enrollment group (created if absent)")
-	fs.StringVar(&o.Prefix, "prefix", "dps-bench", "registration id prefix")
-	fs.IntVar(&o.IDs, "ids", 0, "register this many registration ids over and over (re-registrations); 0: a new id, so a new device, every time")
-	fs.StringVar(&o.MQTTAddr, "mqtt-addr", "", "MQTT TLS address host:port (default: the provisioning host of the server)")
-	fs.IntVar(&hubCalls, "hub-calls", 500, "then this many direct-method calls and desired-property patches through the REST API, timed (0: skip)")
-	fs.DurationVar(&o.PollDelay, "poll-delay", 0, "wait this long after the 202 before polling (the SDK waits retry-after, 1 s)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
-	}
-	if o.Clients <= 0 || o.Duration <= 0 || o.Warmup < 0 || o.IDs < 0 || o.PollDelay < 0 {
-		return usageError(env, "bench dps", "--clients and --duration must be positive, --warmup, --ids and --poll-delay not negative")
-	}
-	if o.Warmup == 0 {
-		o.Warmup = -1 // bench: negative means none, 0 the default
-	}
-	o.Progress = env.Stderr
-	var err error
-	if o.RootCAs, err = cf.roots(); err != nil {
-		return err
-	}
-	if o.Client, err = cf.client(); err != nil {
-		return err
-	}
-	if _, err = bench.DPS(ctx, o, env.Stdout); err != nil || hubCalls == 0 {
-		return err
-	}
-	// The device channels of the same issue: direct methods and desired
-	// properties, through the REST API, against connected devices.
-	return bench.Hub(ctx, bench.HubOptions{Client: o.Client, RootCAs: o.RootCAs, MQTTAddr: o.MQTTAddr,
-		Calls: hubCalls, Parallel: 4}, env.Stdout)
 }
