@@ -6,14 +6,12 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +19,9 @@ import (
 
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
+	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
@@ -53,6 +54,14 @@ type Config struct {
 	HubHost string
 	// Audit records the audit trail; nil makes a recorder on the store.
 	Audit *audit.Recorder
+	// PublicURL is where people reach this server (activation and reset
+	// links point there), e.g. "https://warden.example.com:8443".
+	PublicURL string
+	// Mailer sends account e-mails; nil: links are handed to the admin
+	// who created the account instead.
+	Mailer *mail.Sender
+	// Keys seal the users' TOTP secrets with their tenant's key.
+	Keys *keyring.Keyring
 }
 
 // API serves the HTTP API.
@@ -83,25 +92,16 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
 
 	api := http.NewServeMux()
-	api.HandleFunc("GET /api/v1/devices", a.listDevices)
-	api.HandleFunc("POST /api/v1/devices", a.createDevice)
-	api.HandleFunc("GET /api/v1/devices/{id}", a.getDevice)
-	api.HandleFunc("PATCH /api/v1/devices/{id}", a.updateDevice)
-	api.HandleFunc("DELETE /api/v1/devices/{id}", a.deleteDevice)
-	api.HandleFunc("POST /api/v1/devices/{id}/keys/regenerate", a.regenerateKeys)
-	api.HandleFunc("POST /api/v1/devices/{id}/token", a.deviceToken)
-	api.HandleFunc("GET /api/v1/devices/{id}/telemetry/latest", a.latest)
-	api.HandleFunc("GET /api/v1/devices/{id}/telemetry/{metric}", a.history)
-	api.HandleFunc("GET /api/v1/devices/{id}/telemetry", a.historyMany)
-	api.HandleFunc("GET /api/v1/telemetry/latest", a.fleetLatest)
-	a.hubRoutes(api)
-	a.dpsRoutes(api)
-	api.HandleFunc("GET /api/v1/tenant", a.getTenant)
-	api.HandleFunc("PATCH /api/v1/tenant", a.updateTenant)
-	api.HandleFunc("GET /api/v1/devices/{id}/rejected", a.rejected)
-	api.HandleFunc("GET /api/v1/devices/{id}/messages", a.messages)
-	a.auditRoutes(api)
-	mux.Handle("/api/", a.audited(api, a.authenticate(auditPrincipal(jsonMuxErrors(api)))))
+	for _, rt := range a.routes() {
+		api.Handle(rt.pattern, a.guard(rt))
+	}
+	public := http.NewServeMux()
+	for _, rt := range a.publicRoutes() {
+		public.HandleFunc(rt.pattern, rt.handler)
+	}
+	a.pageRoutes(mux)
+	mux.Handle("/api/v1/auth/", a.audited(public, a.noStore(jsonMuxErrors(public))))
+	mux.Handle("/api/", a.audited(api, a.noStore(a.authenticate(auditPrincipal(jsonMuxErrors(api))))))
 	return a.logRequests(mux)
 }
 
@@ -115,43 +115,9 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-type principalKey struct{}
-
-// principal is who is calling.
-func principal(ctx context.Context) store.APIToken {
-	t, _ := ctx.Value(principalKey{}).(store.APIToken)
-	return t
-}
-
 // HashToken is how API tokens are stored: their SHA-256. Tokens are 256-bit
 // random strings, so a fast hash is enough.
-func HashToken(secret string) []byte {
-	h := sha256.Sum256([]byte(secret))
-	return h[:]
-}
-
-func (a *API) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || secret == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
-			writeError(w, http.StatusUnauthorized, "missing bearer token")
-			return
-		}
-		tok, err := a.store.APITokenByHash(r.Context(), HashToken(strings.TrimSpace(secret)))
-		if errors.Is(err, store.ErrNotFound) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="warden", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "invalid token")
-			return
-		}
-		if err != nil {
-			a.log.Error("look up api token", "err", err)
-			writeError(w, http.StatusServiceUnavailable, "cannot check the token now")
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, tok)))
-	})
-}
+func HashToken(secret string) []byte { return identity.HashSecret(secret) }
 
 // jsonMuxErrors turns the mux's own plain-text answers (404 for an unknown
 // path, 405 with an Allow header for a wrong method) into JSON errors.

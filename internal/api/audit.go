@@ -36,24 +36,60 @@ var auditActions = map[string]string{
 	"DELETE /api/v1/dps/enrollments/{id}":       "dps.enrollment.delete",
 	"DELETE /api/v1/dps/registrations/{id}":     "dps.registration.delete",
 	"GET /api/v1/audit/export":                  "audit.export",
+
+	"POST /api/v1/auth/login":                  "auth.login",
+	"POST /api/v1/auth/activate":               "auth.activate",
+	"POST /activate":                           "auth.activate",
+	"POST /reset-password":                     "auth.password-reset",
+	"POST /api/v1/auth/password-reset":         "auth.password-reset.request",
+	"POST /api/v1/auth/password-reset/confirm": "auth.password-reset",
+	"DELETE /api/v1/session":                   "auth.logout",
+	"PATCH /api/v1/me":                         "user.self.update",
+	"PUT /api/v1/me/password":                  "user.password.change",
+	"DELETE /api/v1/me/sessions/{session}":     "session.delete",
+	"POST /api/v1/me/totp":                     "user.totp.start",
+	"POST /api/v1/me/totp/confirm":             "user.totp.enable",
+	"DELETE /api/v1/me/totp":                   "user.totp.disable",
+	"POST /api/v1/tokens":                      "token.create",
+	"DELETE /api/v1/tokens/{token}":            "token.delete",
+	"POST /api/v1/tenants":                     "tenant.create",
+	"PATCH /api/v1/tenants/{tenant}":           "tenant.update",
+	"DELETE /api/v1/tenants/{tenant}":          "tenant.delete",
+	"POST /api/v1/sites":                       "site.create",
+	"PATCH /api/v1/sites/{site}":               "site.update",
+	"DELETE /api/v1/sites/{site}":              "site.delete",
+	"PUT /api/v1/sites/{site}/factory-access":  "site.factory-access", // .on / .off from the answer
+	"POST /api/v1/users":                       "user.create",
+	"PATCH /api/v1/users/{user}":               "user.update",
+	"DELETE /api/v1/users/{user}":              "user.delete",
+	"POST /api/v1/users/{user}/activation":     "user.activation.send",
+	"POST /api/v1/grants":                      "grant.create",
+	"DELETE /api/v1/grants/{grant}":            "grant.revoke",
 }
 
-// auditedReads are the GET routes that are recorded too.
+// auditedReads are the GET routes that are always recorded too. Reads of
+// a customer's machine by a supporter or operator staff are recorded as
+// well (see noteOutsideRead).
 var auditedReads = map[string]bool{"GET /api/v1/audit/export": true}
 
 // ActionAuthFailed is the action of a request refused for a missing or
 // invalid bearer token.
 const ActionAuthFailed = "auth.failed"
 
-func (a *API) auditRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/audit", a.listAudit)
-	mux.HandleFunc("GET /api/v1/audit/export", a.exportAudit)
-}
-
-// auditCall carries the caller from inside authenticate out to audited.
+// auditCall carries what the audit entry needs from inside the handlers
+// out to audited.
 type auditCall struct {
-	tok store.APIToken
-	ok  bool
+	caller caller
+	ok     bool
+	// Set by the sign-in and link handlers, which have no caller.
+	actorID, actorName, tenantID string
+	// owner is the tenant whose data the request touched.
+	owner string
+	// target overrides the target taken from the path.
+	target string
+	// outsideRead is set when a supporter or operator staff read a
+	// customer's machine: the action read.
+	outsideRead string
 }
 
 type auditCallKey struct{}
@@ -63,7 +99,7 @@ type auditCallKey struct{}
 func auditPrincipal(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
-			c.tok, c.ok = principal(r.Context()), true
+			c.caller, c.ok = principal(r.Context()), true
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -126,8 +162,9 @@ func (a *API) audited(mux *http.ServeMux, next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		authFailed := !call.ok && status == http.StatusUnauthorized
-		if !changing && !authFailed && !auditedReads[route] {
+		authFailed := !call.ok && call.actorID == "" && status == http.StatusUnauthorized && !strings.HasPrefix(route, "POST /api/v1/auth/")
+		outsideRead := call.outsideRead != "" && status < 300
+		if !changing && !authFailed && !auditedReads[route] && !outsideRead {
 			return
 		}
 		ev := audit.Event{
@@ -141,8 +178,20 @@ func (a *API) audited(mux *http.ServeMux, next http.Handler) http.Handler {
 		if ev.Action == "" {
 			ev.Action = truncate(route, 200)
 		}
+		if outsideRead && !changing {
+			ev.Action = call.outsideRead + ".read"
+			if call.outsideRead == "device.read" {
+				ev.Action = "device.read"
+			}
+		}
+		ev.OwnerTenantID = call.owner
 		if call.ok {
-			ev.TenantID, ev.ActorID, ev.ActorName = call.tok.TenantID, call.tok.ID, call.tok.Name
+			ev.TenantID, ev.ActorID, ev.ActorName = call.caller.TenantID, call.caller.ActorID, call.caller.Name
+		} else if call.actorID != "" {
+			ev.TenantID, ev.ActorID, ev.ActorName = call.tenantID, call.actorID, call.actorName
+		}
+		if call.target != "" {
+			ev.Target = call.target
 		}
 		if authFailed {
 			ev.Action, ev.Target = ActionAuthFailed, truncate(r.Method+" "+r.URL.Path, 200)
@@ -159,9 +208,16 @@ func (a *API) audited(mux *http.ServeMux, next http.Handler) http.Handler {
 			if ev.Action == "device.update" && (ans.Status == string(store.DeviceEnabled) || ans.Status == string(store.DeviceDisabled)) {
 				ev.Action = "device." + strings.TrimSuffix(ans.Status, "d")
 			}
+			if ev.Action == "site.factory-access" {
+				var sw struct {
+					FactoryAccess bool `json:"factoryAccess"`
+				}
+				_ = json.Unmarshal(aw.tee.Bytes(), &sw)
+				ev.Action += map[bool]string{true: ".on", false: ".off"}[sw.FactoryAccess]
+			}
 		}
-		if ev.Action == "tenant.update" && call.ok {
-			ev.Target = call.tok.TenantID
+		if ev.Action == "tenant.update" && ev.Target == "" {
+			ev.Target = call.owner
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 		defer cancel()
@@ -217,6 +273,7 @@ type AuditEntry struct {
 	ActorName      string    `json:"actorName,omitempty"`
 	Action         string    `json:"action"`
 	Target         string    `json:"target,omitempty"`
+	OwnerTenantID  string    `json:"ownerTenantId,omitempty"`
 	Outcome        string    `json:"outcome"`
 	Status         int       `json:"status"`
 	IP             string    `json:"ip"`
@@ -230,7 +287,7 @@ type AuditEntry struct {
 
 func auditView(e store.AuditEntry) AuditEntry {
 	return AuditEntry{Seq: e.Seq, At: e.At, TenantID: e.TenantID, ActorID: e.ActorID, ActorName: e.ActorName,
-		Action: e.Action, Target: e.Target, Outcome: e.Outcome, Status: e.Status, IP: e.IP, UserAgent: e.UserAgent,
+		Action: e.Action, Target: e.Target, OwnerTenantID: e.OwnerTenantID, Outcome: e.Outcome, Status: e.Status, IP: e.IP, UserAgent: e.UserAgent,
 		Browser: e.Browser, BrowserVersion: e.BrowserVersion, OS: e.OS,
 		PrevHash: hex.EncodeToString(e.PrevHash), Hash: hex.EncodeToString(e.Hash)}
 }
@@ -240,17 +297,6 @@ type AuditPage struct {
 	Entries []AuditEntry `json:"entries"`
 	// Next is the "after" of the next page; 0 when this is the last.
 	Next int64 `json:"next,omitempty"`
-}
-
-// auditOperator allows the operator's tokens only: the log spans every
-// tenant. (Owners' views of their own machines come with issue 5's roles.)
-func auditOperator(w http.ResponseWriter, r *http.Request) bool {
-	tok := principal(r.Context())
-	if tok.TenantID != store.RootTenantID || tok.Role != store.RoleOperatorAdmin {
-		writeError(w, http.StatusForbidden, "the audit log is for the operator only")
-		return false
-	}
-	return true
 }
 
 func auditFilter(w http.ResponseWriter, r *http.Request) (store.AuditFilter, bool) {
@@ -284,9 +330,6 @@ func auditFilter(w http.ResponseWriter, r *http.Request) (store.AuditFilter, boo
 }
 
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
-	if !auditOperator(w, r) {
-		return
-	}
 	f, ok := auditFilter(w, r)
 	if !ok {
 		return
@@ -308,9 +351,6 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 
 // exportAudit streams every matching entry as JSON lines.
 func (a *API) exportAudit(w http.ResponseWriter, r *http.Request) {
-	if !auditOperator(w, r) {
-		return
-	}
 	f, ok := auditFilter(w, r)
 	if !ok {
 		return
@@ -342,4 +382,51 @@ func (a *API) exportAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		f.After = es[len(es)-1].Seq
 	}
+}
+
+// accessLog is the owner's view of the trail: every entry that touched
+// the tenant or its sub-tenants — reads of their machines by supporters
+// and operator staff, grants, revocations, the factory-access switch,
+// sign-ins and changes. ?outside=true keeps only actors from outside.
+func (a *API) accessLog(w http.ResponseWriter, r *http.Request) {
+	f, ok := auditFilter(w, r)
+	if !ok {
+		return
+	}
+	scope := loaded[store.Tenant](r.Context())
+	ts, err := a.store.TenantsUnder(r.Context(), scope.ID)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	inside := make(map[string]bool, len(ts))
+	f.TenantID, f.OwnerTenantIDs = "", make([]string, 0, len(ts))
+	for _, t := range ts {
+		f.OwnerTenantIDs = append(f.OwnerTenantIDs, t.ID)
+		inside[t.ID] = true
+	}
+	outside := r.URL.Query().Get("outside") == "true"
+	page := AuditPage{Entries: []AuditEntry{}}
+	for {
+		es, err := a.store.ListAudit(r.Context(), f)
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		for _, e := range es {
+			if outside && inside[e.TenantID] {
+				continue
+			}
+			page.Entries = append(page.Entries, auditView(e))
+		}
+		if len(es) < f.Limit {
+			break
+		}
+		f.After = es[len(es)-1].Seq
+		if len(page.Entries) >= f.Limit {
+			page.Next = f.After
+			break
+		}
+	}
+	writeJSON(w, http.StatusOK, page)
 }

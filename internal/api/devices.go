@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -23,11 +25,78 @@ type Device struct {
 	PrimaryKey       string     `json:"primaryKey,omitempty"`
 	SecondaryKey     string     `json:"secondaryKey,omitempty"`
 	ConnectionString string     `json:"connectionString,omitempty"`
+	DeviceInfo
+}
+
+// DeviceInfo is a device's descriptive metadata.
+type DeviceInfo struct {
+	SiteID              string `json:"siteId,omitempty"`
+	Name                string `json:"name,omitempty"`
+	SerialNumber        string `json:"serialNumber,omitempty"` // serial or control-unit number, e.g. "P1234567"
+	MeterNumber         string `json:"meterNumber,omitempty"`
+	MeasurementLocation string `json:"measurementLocation,omitempty"`
+	InstallationPlace   string `json:"installationPlace,omitempty"`
+	Model               string `json:"model,omitempty"`
+	FirmwareVersion     string `json:"firmwareVersion,omitempty"`
+}
+
+func (i DeviceInfo) store() store.DeviceInfo { return store.DeviceInfo(i) }
+
+// deviceInfoPatch changes some metadata fields; a field left out stays.
+type deviceInfoPatch struct {
+	SiteID              *string `json:"siteId"`
+	Name                *string `json:"name"`
+	SerialNumber        *string `json:"serialNumber"`
+	MeterNumber         *string `json:"meterNumber"`
+	MeasurementLocation *string `json:"measurementLocation"`
+	InstallationPlace   *string `json:"installationPlace"`
+	Model               *string `json:"model"`
+	FirmwareVersion     *string `json:"firmwareVersion"`
+}
+
+func (p deviceInfoPatch) apply(i store.DeviceInfo) (store.DeviceInfo, bool) {
+	changed := false
+	for _, f := range []struct {
+		src *string
+		dst *string
+	}{{p.SiteID, &i.SiteID}, {p.Name, &i.Name}, {p.SerialNumber, &i.SerialNumber}, {p.MeterNumber, &i.MeterNumber},
+		{p.MeasurementLocation, &i.MeasurementLocation}, {p.InstallationPlace, &i.InstallationPlace},
+		{p.Model, &i.Model}, {p.FirmwareVersion, &i.FirmwareVersion}} {
+		if f.src != nil {
+			*f.dst, changed = strings.TrimSpace(*f.src), true
+		}
+	}
+	return i, changed
+}
+
+// checkInfo validates metadata: lengths, and a site of the device's tenant.
+func (a *API) checkInfo(w http.ResponseWriter, r *http.Request, tenantID string, i store.DeviceInfo) bool {
+	for name, v := range map[string]string{"name": i.Name, "serialNumber": i.SerialNumber, "meterNumber": i.MeterNumber,
+		"measurementLocation": i.MeasurementLocation, "installationPlace": i.InstallationPlace, "model": i.Model,
+		"firmwareVersion": i.FirmwareVersion, "siteId": i.SiteID} {
+		if len(v) > 200 {
+			writeError(w, http.StatusBadRequest, "%s: at most 200 characters", name)
+			return false
+		}
+	}
+	if i.SiteID == "" {
+		return true
+	}
+	s, err := a.store.GetSite(r.Context(), i.SiteID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && s.TenantID != tenantID) {
+		writeError(w, http.StatusBadRequest, "siteId: no site %q in the device's tenant %q", i.SiteID, tenantID)
+		return false
+	}
+	if err != nil {
+		a.storeError(w, err)
+		return false
+	}
+	return true
 }
 
 func (a *API) view(d store.Device, withKeys bool) Device {
 	v := Device{ID: d.ID, TenantID: d.TenantID, Status: string(d.Status), CreatedAt: d.CreatedAt,
-		Connected: a.endpoint.Connected(d.ID), LastIP: d.LastIP}
+		Connected: a.endpoint.Connected(d.ID), LastIP: d.LastIP, DeviceInfo: DeviceInfo(d.Info)}
 	seen := d.LastSeen
 	if at, ip, ok := a.endpoint.LastSeen(d.ID); ok && at.After(seen) {
 		seen, v.LastIP = at, ip
@@ -43,10 +112,16 @@ func (a *API) view(d store.Device, withKeys bool) Device {
 	return v
 }
 
+// listDevices lists the devices the caller may see, optionally of one
+// tenant (and its sub-tenants), site or model.
 func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
-	ds, err := a.store.ListDevices(r.Context(), principal(r.Context()).TenantID)
-	if err != nil {
-		a.storeError(w, err)
+	q := r.URL.Query()
+	f := store.DeviceFilter{Model: q.Get("model")}
+	if s := q.Get("site"); s != "" {
+		f.SiteIDs = []string{s}
+	}
+	ds, ok := a.visibleDevices(w, r, f, access.DeviceRead)
+	if !ok {
 		return
 	}
 	out := make([]Device, len(ds))
@@ -78,9 +153,34 @@ func ValidDeviceID(id string) error {
 
 func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		ID string `json:"id"`
+		ID       string `json:"id"`
+		TenantID string `json:"tenantId"` // default: the caller's
+		DeviceInfo
 	}
 	if !decode(w, r, &req) {
+		return
+	}
+	if req.TenantID == "" {
+		req.TenantID = principal(r.Context()).TenantID
+	}
+	res, _, err := a.tenantResource(r.Context(), req.TenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusBadRequest, "tenantId: no tenant %q", req.TenantID)
+		return
+	}
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	res.Kind, res.ID = access.KindDevice, ""
+	if !a.allow(w, r, access.DeviceManage, res) {
+		return
+	}
+	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+		call.owner = req.TenantID
+	}
+	info, _ := deviceInfoPatch{}.apply(req.DeviceInfo.store())
+	if !a.checkInfo(w, r, req.TenantID, info) {
 		return
 	}
 	if err := ValidDeviceID(req.ID); err != nil {
@@ -94,7 +194,7 @@ func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	d := store.Device{ID: req.ID, TenantID: principal(r.Context()).TenantID, Status: store.DeviceEnabled,
+	d := store.Device{ID: req.ID, TenantID: req.TenantID, Status: store.DeviceEnabled, Info: info,
 		PrimaryKey: primary, SecondaryKey: secondary, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
 	if err := a.store.CreateDevice(r.Context(), d); err != nil {
 		a.storeError(w, err)
@@ -104,18 +204,9 @@ func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, a.view(d, true))
 }
 
-// device loads a device of the caller's tenant.
-func (a *API) device(w http.ResponseWriter, r *http.Request) (store.Device, bool) {
-	id := r.PathValue("id")
-	d, err := a.store.GetDevice(r.Context(), id)
-	if err == nil && d.TenantID != principal(r.Context()).TenantID {
-		err = fmt.Errorf("device %q: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		a.storeError(w, err)
-		return store.Device{}, false
-	}
-	return d, true
+// device is the device the route's policy check loaded.
+func (a *API) device(_ http.ResponseWriter, r *http.Request) (store.Device, bool) {
+	return loaded[store.Device](r.Context()), true
 }
 
 func (a *API) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -127,6 +218,7 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request) {
 func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Status *string `json:"status"`
+		deviceInfoPatch
 	}
 	if !decode(w, r, &req) {
 		return
@@ -134,6 +226,16 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 	d, ok := a.device(w, r)
 	if !ok {
 		return
+	}
+	if info, changed := req.apply(d.Info); changed {
+		if !a.checkInfo(w, r, d.TenantID, info) {
+			return
+		}
+		if err := a.store.SetDeviceInfo(r.Context(), d.TenantID, d.ID, info); err != nil {
+			a.storeError(w, err)
+			return
+		}
+		d.Info = info
 	}
 	if req.Status != nil {
 		st := store.DeviceStatus(*req.Status)

@@ -14,25 +14,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// dpsRoutes adds the provisioning endpoints: the tenant's ID scope,
-// enrollment groups, individual enrollments, registrations.
-func (a *API) dpsRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/dps", a.dpsInfo)
-	mux.HandleFunc("GET /api/v1/dps/enrollment-groups", a.listEnrollmentGroups)
-	mux.HandleFunc("POST /api/v1/dps/enrollment-groups", a.createEnrollmentGroup)
-	mux.HandleFunc("GET /api/v1/dps/enrollment-groups/{id}", a.getEnrollmentGroup)
-	mux.HandleFunc("PATCH /api/v1/dps/enrollment-groups/{id}", a.updateEnrollmentGroup)
-	mux.HandleFunc("DELETE /api/v1/dps/enrollment-groups/{id}", a.deleteEnrollmentGroup)
-	mux.HandleFunc("GET /api/v1/dps/enrollments", a.listEnrollments)
-	mux.HandleFunc("POST /api/v1/dps/enrollments", a.createEnrollment)
-	mux.HandleFunc("GET /api/v1/dps/enrollments/{id}", a.getEnrollment)
-	mux.HandleFunc("PATCH /api/v1/dps/enrollments/{id}", a.updateEnrollment)
-	mux.HandleFunc("DELETE /api/v1/dps/enrollments/{id}", a.deleteEnrollment)
-	mux.HandleFunc("GET /api/v1/dps/registrations", a.listRegistrations)
-	mux.HandleFunc("GET /api/v1/dps/registrations/{id}", a.getRegistration)
-	mux.HandleFunc("DELETE /api/v1/dps/registrations/{id}", a.deleteRegistration)
-}
-
 // DPSInfo tells devices of the caller's tenant how to reach the
 // provisioning service: it runs on the MQTT TLS listener, under the hub
 // host name.
@@ -113,7 +94,7 @@ func (a *API) registrationView(r store.Registration) Registration {
 }
 
 func (a *API) dpsInfo(w http.ResponseWriter, r *http.Request) {
-	scope, err := a.store.IDScope(r.Context(), principal(r.Context()).TenantID)
+	scope, err := a.store.IDScope(r.Context(), scopeTenantID(r.Context()))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -260,7 +241,7 @@ func (p enrollmentPatch) update(now time.Time) (store.EnrollmentUpdate, error) {
 func (a *API) stamp() time.Time { return a.now().UTC().Truncate(time.Millisecond) }
 
 func (a *API) listEnrollmentGroups(w http.ResponseWriter, r *http.Request) {
-	gs, err := a.store.ListEnrollmentGroups(r.Context(), principal(r.Context()).TenantID)
+	gs, err := a.store.ListEnrollmentGroups(r.Context(), scopeTenantID(r.Context()))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -297,7 +278,7 @@ func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.stamp()
-	g := store.EnrollmentGroup{ID: req.ID, TenantID: principal(r.Context()).TenantID, Enabled: req.Enabled == nil || *req.Enabled,
+	g := store.EnrollmentGroup{ID: req.ID, TenantID: scopeTenantID(r.Context()), Enabled: req.Enabled == nil || *req.Enabled,
 		PrimaryKey: primary, SecondaryKey: secondary, InitialTwin: twin, CreatedAt: now, UpdatedAt: now}
 	if err := a.store.CreateEnrollmentGroup(r.Context(), g); err != nil {
 		a.dpsStoreError(w, err)
@@ -309,7 +290,7 @@ func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
-	g, err := a.store.GetEnrollmentGroup(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
+	g, err := a.store.GetEnrollmentGroup(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -327,7 +308,7 @@ func (a *API) updateEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	g, err := a.store.UpdateEnrollmentGroup(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"), u)
+	g, err := a.store.UpdateEnrollmentGroup(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"), u)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -339,7 +320,7 @@ func (a *API) updateEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
-	tenant, id := principal(r.Context()).TenantID, r.PathValue("id")
+	tenant, id := scopeTenantID(r.Context()), r.PathValue("id")
 	if err := a.store.DeleteEnrollmentGroup(r.Context(), tenant, id); err != nil {
 		a.storeError(w, err)
 		return
@@ -350,7 +331,7 @@ func (a *API) deleteEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listEnrollments(w http.ResponseWriter, r *http.Request) {
-	es, err := a.store.ListEnrollments(r.Context(), principal(r.Context()).TenantID)
+	es, err := a.store.ListEnrollments(r.Context(), scopeTenantID(r.Context()))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -395,7 +376,7 @@ func (a *API) createEnrollment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.stamp()
-	e := store.Enrollment{RegistrationID: req.RegistrationID, TenantID: principal(r.Context()).TenantID, DeviceID: req.DeviceID,
+	e := store.Enrollment{RegistrationID: req.RegistrationID, TenantID: scopeTenantID(r.Context()), DeviceID: req.DeviceID,
 		Enabled: req.Enabled == nil || *req.Enabled, PrimaryKey: primary, SecondaryKey: secondary, InitialTwin: twin,
 		CreatedAt: now, UpdatedAt: now}
 	if err := a.store.CreateEnrollment(r.Context(), e); err != nil {
@@ -420,7 +401,7 @@ func ValidRegistrationID(id string) error {
 }
 
 func (a *API) getEnrollment(w http.ResponseWriter, r *http.Request) {
-	e, err := a.store.GetEnrollment(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
+	e, err := a.store.GetEnrollment(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -438,7 +419,7 @@ func (a *API) updateEnrollment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	e, err := a.store.UpdateEnrollment(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"), u)
+	e, err := a.store.UpdateEnrollment(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"), u)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -450,7 +431,7 @@ func (a *API) updateEnrollment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteEnrollment(w http.ResponseWriter, r *http.Request) {
-	tenant, id := principal(r.Context()).TenantID, r.PathValue("id")
+	tenant, id := scopeTenantID(r.Context()), r.PathValue("id")
 	if err := a.store.DeleteEnrollment(r.Context(), tenant, id); err != nil {
 		a.storeError(w, err)
 		return
@@ -476,7 +457,7 @@ func (a *API) listRegistrations(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	rs, err := a.store.ListRegistrations(r.Context(), principal(r.Context()).TenantID, r.URL.Query().Get("after"), limit+1)
+	rs, err := a.store.ListRegistrations(r.Context(), scopeTenantID(r.Context()), r.URL.Query().Get("after"), limit+1)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -495,7 +476,7 @@ func (a *API) listRegistrations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getRegistration(w http.ResponseWriter, r *http.Request) {
-	reg, err := a.store.GetRegistration(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
+	reg, err := a.store.GetRegistration(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -507,7 +488,7 @@ func (a *API) getRegistration(w http.ResponseWriter, r *http.Request) {
 // stays. A device of the same id then no longer counts as provisioned by
 // its enrollment, so registering it again fails until it is deleted too.
 func (a *API) deleteRegistration(w http.ResponseWriter, r *http.Request) {
-	tenant, id := principal(r.Context()).TenantID, r.PathValue("id")
+	tenant, id := scopeTenantID(r.Context()), r.PathValue("id")
 	if err := a.store.DeleteRegistration(r.Context(), tenant, id); err != nil {
 		a.storeError(w, err)
 		return

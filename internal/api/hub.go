@@ -18,16 +18,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// hubRoutes adds the device twin, direct method and cloud-to-device
-// message endpoints.
-func (a *API) hubRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/devices/{id}/twin", a.getTwin)
-	mux.HandleFunc("PATCH /api/v1/devices/{id}/twin", a.patchTwin)
-	mux.HandleFunc("POST /api/v1/devices/{id}/methods/{name}", a.invokeMethod)
-	mux.HandleFunc("POST /api/v1/devices/{id}/c2d", a.sendC2D)
-	mux.HandleFunc("GET /api/v1/devices/{id}/c2d", a.listC2D)
-}
-
 // Twin is the full twin document, shaped as IoT Hub's.
 type Twin struct {
 	DeviceID                  string          `json:"deviceId"`
@@ -169,7 +159,7 @@ func (a *API) patchTwin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("twin updated", "device", d.ID, "version", tw.Version, "desired_version", tw.Desired.Version,
-		"caller", principal(r.Context()).ID)
+		"caller", principal(r.Context()).ActorID)
 	a.writeTwin(w, r, d, tw)
 }
 
@@ -237,7 +227,7 @@ func (a *API) invokeMethod(w http.ResponseWriter, r *http.Request) {
 	res, err := a.endpoint.InvokeMethod(r.Context(), d.ID, name, compactJSON(req.Payload), timeout)
 	// The audit trail of remote maintenance: who called what, how it went;
 	// never the payloads.
-	attrs := []any{"device", d.ID, "tenant", d.TenantID, "method", name, "caller", principal(r.Context()).ID,
+	attrs := []any{"device", d.ID, "tenant", d.TenantID, "method", name, "caller", principal(r.Context()).ActorID,
 		"duration", time.Since(start).Round(time.Millisecond)}
 	if err != nil {
 		a.log.Info("direct method failed", append(attrs, "err", err)...)
@@ -407,7 +397,7 @@ func (a *API) sendC2D(w http.ResponseWriter, r *http.Request) {
 	}
 	a.endpoint.DeliverC2D(d.ID)
 	a.log.Info("cloud-to-device message queued", "device", d.ID, "message", m.MessageID, "ttl", ttl,
-		"caller", principal(r.Context()).ID)
+		"caller", principal(r.Context()).ActorID)
 	writeJSON(w, http.StatusAccepted, c2dView(m))
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
@@ -63,14 +64,40 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	page, err := a.tsdb.FleetLatest(r.Context(), principal(r.Context()).TenantID, q.Get("after"), limit)
+	tenant := q.Get("tenant")
+	if tenant == "" {
+		tenant = principal(r.Context()).TenantID
+	}
+	page, err := a.tsdb.FleetLatest(r.Context(), tenant, q.Get("after"), limit)
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]DeviceLatest, len(page))
+	// The page is one tenant's; each device still passes the policy
+	// (a service desk sees only devices of switched-on sites).
+	ids := make([]string, len(page))
 	for i, d := range page {
-		out[i] = DeviceLatest{DeviceID: d.DeviceID, Metrics: metrics(d.Metrics)}
+		ids[i] = d.DeviceID
+	}
+	devs, err := a.store.FindDevices(r.Context(), store.DeviceFilter{IDs: ids})
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	cache, may := a.newResolverCache(), map[string]bool{}
+	for _, d := range devs {
+		res, err := cache.device(r.Context(), d)
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		may[d.ID] = a.allowed(r.Context(), access.DeviceData, res)
+	}
+	out := make([]DeviceLatest, 0, len(page))
+	for _, d := range page {
+		if may[d.DeviceID] {
+			out = append(out, DeviceLatest{DeviceID: d.DeviceID, Metrics: metrics(d.Metrics)})
+		}
 	}
 	resp := map[string]any{"devices": out}
 	if len(page) == limit {

@@ -1,48 +1,242 @@
 package api
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/store"
 )
 
-// Tenant is the API view of the caller's tenant.
+// Tenant is the API view of a tenant. Contract is left out for callers
+// who may not see contract data (supporters, the service desk).
 type Tenant struct {
-	ID                     string    `json:"id"`
-	Name                   string    `json:"name"`
-	CreatedAt              time.Time `json:"createdAt"`
-	TelemetryRetentionDays int       `json:"telemetryRetentionDays"` // 0: kept until deleted
+	ID                     string          `json:"id"`
+	ParentID               string          `json:"parentId,omitempty"`
+	Path                   string          `json:"path"`
+	Name                   string          `json:"name"`
+	Address                store.Address   `json:"address,omitzero"`
+	Contact                store.Contact   `json:"contact,omitzero"`
+	Contract               *store.Contract `json:"contract,omitempty"`
+	CreatedAt              time.Time       `json:"createdAt"`
+	TelemetryRetentionDays int             `json:"telemetryRetentionDays"` // 0: kept until deleted
+}
+
+func (a *API) tenantView(r *http.Request, t store.Tenant) Tenant {
+	v := Tenant{ID: t.ID, ParentID: t.ParentID, Path: t.Path, Name: t.Name, Address: t.Address, Contact: t.Contact,
+		CreatedAt: t.CreatedAt, TelemetryRetentionDays: t.RetentionDays}
+	res := access.Resource{Kind: access.KindTenant, ID: t.ID, TenantID: t.ID, TenantPath: t.Path}
+	if a.allowed(r.Context(), access.TenantContract, res) {
+		c := t.Contract
+		v.Contract = &c
+	}
+	return v
 }
 
 func (a *API) getTenant(w http.ResponseWriter, r *http.Request) {
-	t, err := a.store.GetTenant(r.Context(), principal(r.Context()).TenantID)
+	writeJSON(w, http.StatusOK, a.tenantView(r, loaded[store.Tenant](r.Context())))
+}
+
+func (a *API) getTenantByID(w http.ResponseWriter, r *http.Request) { a.getTenant(w, r) }
+
+func (a *API) listTenants(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("tenant")
+	if id == "" {
+		id = principal(r.Context()).TenantID
+	}
+	ts, err := a.store.TenantsUnder(r.Context(), id)
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, TelemetryRetentionDays: t.RetentionDays})
+	out := []Tenant{}
+	for _, t := range ts {
+		if a.allowed(r.Context(), access.TenantRead, access.Resource{Kind: access.KindTenant, ID: t.ID, TenantID: t.ID, TenantPath: t.Path}) {
+			out = append(out, a.tenantView(r, t))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
+}
+
+// tenantPatch is the changeable part of a tenant.
+type tenantPatch struct {
+	Name                   *string         `json:"name"`
+	Address                *store.Address  `json:"address"`
+	Contact                *store.Contact  `json:"contact"`
+	Contract               *store.Contract `json:"contract"`
+	TelemetryRetentionDays *int            `json:"telemetryRetentionDays"`
 }
 
 // maxRetentionDays is a hundred years: "forever" is 0.
 const maxRetentionDays = 36500
 
-func (a *API) updateTenant(w http.ResponseWriter, r *http.Request) {
+func (p tenantPatch) apply(t *store.Tenant) error {
+	if p.Name != nil {
+		t.Name = strings.TrimSpace(*p.Name)
+	}
+	if t.Name == "" || len(t.Name) > 200 {
+		return errors.New("name: 1 to 200 characters")
+	}
+	if p.Address != nil {
+		if err := checkAddress(*p.Address); err != nil {
+			return err
+		}
+		t.Address = *p.Address
+	}
+	if p.Contact != nil {
+		c := *p.Contact
+		if c.Email != "" {
+			e, err := normalizeEmail(c.Email)
+			if err != nil {
+				return fmt.Errorf("contact.email: %w", err)
+			}
+			c.Email = e
+		}
+		if len(c.Name) > 200 || len(c.Phone) > 50 {
+			return errors.New("contact: name at most 200, phone at most 50 characters")
+		}
+		t.Contact = c
+	}
+	if p.Contract != nil {
+		c := *p.Contract
+		if !c.Start.IsZero() && !c.End.IsZero() && c.End.Before(c.Start) {
+			return errors.New("contract: end before start")
+		}
+		if c.NoticeDays < 0 || c.NoticeDays > 3650 {
+			return errors.New("contract.noticeDays: 0 to 3650")
+		}
+		if len(c.Number) > 100 || len(c.BillingReference) > 200 || len(c.Notes) > 2000 {
+			return errors.New("contract: number at most 100, billingReference 200, notes 2000 characters")
+		}
+		t.Contract = c
+	}
+	if d := p.TelemetryRetentionDays; d != nil {
+		if *d < 0 || *d > maxRetentionDays {
+			return fmt.Errorf("telemetryRetentionDays must be between 0 (keep) and %d", maxRetentionDays)
+		}
+	}
+	return nil
+}
+
+func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		TelemetryRetentionDays *int `json:"telemetryRetentionDays"`
+		ID       string `json:"id"`       // optional; made up if empty
+		ParentID string `json:"parentId"` // default: the caller's tenant
+		tenantPatch
 	}
 	if !decode(w, r, &req) {
 		return
 	}
-	id := principal(r.Context()).TenantID
-	if d := req.TelemetryRetentionDays; d != nil {
-		if *d < 0 || *d > maxRetentionDays {
-			writeError(w, http.StatusBadRequest, "telemetryRetentionDays must be between 0 (keep) and %d", maxRetentionDays)
-			return
-		}
-		if err := a.store.SetTenantRetention(r.Context(), id, *d); err != nil {
+	if req.ParentID == "" {
+		req.ParentID = principal(r.Context()).TenantID
+	}
+	res, _, err := a.tenantResource(r.Context(), req.ParentID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusBadRequest, "parentId: no tenant %q", req.ParentID)
+		return
+	}
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if !a.allow(w, r, access.TenantCreate, res) {
+		return
+	}
+	if req.Contract != nil && !a.allowed(r.Context(), access.TenantContract, res) {
+		writeError(w, http.StatusForbidden, "contract: you may not set contract data")
+		return
+	}
+	if req.ID == "" {
+		if req.ID, err = identity.NewID("cus"); err != nil {
 			a.storeError(w, err)
 			return
 		}
-		a.log.Info("telemetry retention changed", "tenant", id, "days", *d)
+	} else if err := ValidDeviceID(req.ID); err != nil || strings.ContainsAny(req.ID, ":@") {
+		writeError(w, http.StatusBadRequest, "id: 1 to 128 letters, digits, '-', '.' or '_'")
+		return
 	}
-	a.getTenant(w, r)
+	t := store.Tenant{ID: req.ID, ParentID: req.ParentID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
+	if err := req.tenantPatch.apply(&t); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if d := req.TelemetryRetentionDays; d != nil {
+		t.RetentionDays = *d
+	}
+	if err := a.store.CreateTenant(r.Context(), t); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+		call.owner = t.ID
+	}
+	t, err = a.store.GetTenant(r.Context(), t.ID)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.log.Info("tenant created", "tenant", t.ID, "parent", t.ParentID)
+	writeJSON(w, http.StatusCreated, a.tenantView(r, t))
+}
+
+func (a *API) updateTenant(w http.ResponseWriter, r *http.Request) {
+	var req tenantPatch
+	if !decode(w, r, &req) {
+		return
+	}
+	t := loaded[store.Tenant](r.Context())
+	if req.Contract != nil && !a.allowed(r.Context(), access.TenantContract, resourceOf(r.Context())) {
+		writeError(w, http.StatusForbidden, "contract: you may not change contract data")
+		return
+	}
+	if err := req.apply(&t); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if err := a.store.UpdateTenant(r.Context(), t); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if d := req.TelemetryRetentionDays; d != nil {
+		if err := a.store.SetTenantRetention(r.Context(), t.ID, *d); err != nil {
+			a.storeError(w, err)
+			return
+		}
+		t.RetentionDays = *d
+		a.log.Info("telemetry retention changed", "tenant", t.ID, "days", *d)
+	}
+	writeJSON(w, http.StatusOK, a.tenantView(r, t))
+}
+
+func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) {
+	t := loaded[store.Tenant](r.Context())
+	devs, err := a.store.ListDevices(r.Context(), t.ID)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if err := a.store.DeleteTenant(r.Context(), t.ID); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			writeError(w, http.StatusConflict, "tenant %s has sub-tenants: delete them first", t.ID)
+			return
+		}
+		a.storeError(w, err)
+		return
+	}
+	for _, d := range devs {
+		a.endpoint.Disconnect(d.ID)
+	}
+	if a.cfg.Keys != nil {
+		// Without its keys, whatever of the tenant is left in backups
+		// cannot be read.
+		if err := a.cfg.Keys.Shred(r.Context(), t.ID); err != nil {
+			a.log.Error("shred tenant keys", "tenant", t.ID, "err", err)
+		}
+	}
+	a.log.Info("tenant deleted", "tenant", t.ID, "devices", len(devs))
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -37,19 +37,32 @@ const (
 // Anonymous is the actor of a request without a valid credential.
 const Anonymous = "anonymous"
 
-const encodingTag = "warden-audit-v1"
+// Encoding tags: v2 adds the owner tenant at the end; an entry without
+// one is encoded as v1, so chains written before v2 still verify.
+const (
+	encodingTagV1 = "warden-audit-v1"
+	encodingTagV2 = "warden-audit-v2"
+)
 
 // Canonical is the encoding of e that is hashed.
 func Canonical(e store.AuditEntry) []byte {
 	var b bytes.Buffer
-	for _, f := range []string{
-		encodingTag,
+	tag := encodingTagV1
+	if e.OwnerTenantID != "" {
+		tag = encodingTagV2
+	}
+	fields := []string{
+		tag,
 		strconv.FormatInt(e.Seq, 10),
 		strconv.FormatInt(e.At.UnixMilli(), 10),
 		e.TenantID, e.ActorID, e.ActorName, e.Action, e.Target, e.Outcome,
 		strconv.Itoa(e.Status),
 		e.IP, e.UserAgent, e.Browser, e.BrowserVersion, e.OS,
-	} {
+	}
+	if tag == encodingTagV2 {
+		fields = append(fields, e.OwnerTenantID)
+	}
+	for _, f := range fields {
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
 		b.Write(n[:])
@@ -90,9 +103,11 @@ type Event struct {
 	ActorName string
 	Action    string
 	Target    string
-	Status    int // HTTP status; the outcome follows from it
-	IP        string
-	UserAgent string
+	// OwnerTenantID is the tenant whose data the action touched.
+	OwnerTenantID string
+	Status        int // HTTP status; the outcome follows from it
+	IP            string
+	UserAgent     string
 }
 
 // OutcomeOf maps an HTTP status to an outcome.
@@ -135,6 +150,7 @@ func (r *Recorder) Record(ctx context.Context, ev Event) (store.AuditEntry, erro
 		ActorName:      ev.ActorName,
 		Action:         ev.Action,
 		Target:         ev.Target,
+		OwnerTenantID:  ev.OwnerTenantID,
 		Outcome:        OutcomeOf(ev.Status),
 		Status:         ev.Status,
 		IP:             ev.IP,

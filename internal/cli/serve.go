@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/server"
 )
 
@@ -30,6 +31,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		hostnames listFlag
 		logLevel  string
 		logFormat string
+		smtpURL   string
 	)
 	fs.String("config", "", "config file: one \"flag-name value\" per line")
 	fs.StringVar(&cfg.DataDir, "data-dir", "warden-data", "directory for the database, certificates and keys")
@@ -43,6 +45,8 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the master key, created on first start (default <data-dir>/master.key)")
 	fs.DurationVar(&cfg.DedupWindow, "dedup-window", server.DefaultDedupWindow, "how long message ids are remembered to drop duplicates")
 	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "address for Go's pprof profiles at /debug/pprof/, e.g. 127.0.0.1:6060 (empty: off; never expose it)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL people use to reach this server; account e-mail links point there (default https://<first hostname>:<https port>)")
+	fs.StringVar(&smtpURL, "smtp-url", "", "mail server for account e-mails: smtp://user:password@host:587?from=warden@example.com (smtps:// for implicit TLS; empty: links are shown to the admin instead)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	if err := parse(fs, args); err != nil {
@@ -58,6 +62,11 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	}
 	cfg.Hostnames = hostnames
 	cfg.Out = env.Stdout
+	if smtpURL != "" {
+		if cfg.SMTP, err = mail.ParseURL(smtpURL); err != nil {
+			return fmt.Errorf("%w: --smtp-url: %v", errUsage, err)
+		}
+	}
 
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {

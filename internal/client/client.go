@@ -23,7 +23,8 @@ import (
 // Client calls one Warden server.
 type Client struct {
 	base  *url.URL
-	token string
+	token string // empty: a session client or an anonymous one
+	csrf  string // the session's CSRF token
 	http  *http.Client
 }
 
@@ -102,7 +103,12 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.csrf != "" && method != http.MethodGet && method != http.MethodHead {
+		req.Header.Set(api.CSRFHeader, c.csrf)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -24,7 +24,7 @@ func TestAPIErrors(t *testing.T) {
 		status                    int
 		message                   string
 	}{
-		{"GET", "/api/v1/devices", "", "", 401, "missing bearer token"},
+		{"GET", "/api/v1/devices", "", "", 401, "sign in, or send"},
 		{"GET", "/api/v1/devices", "nope", "", 401, "invalid token"},
 		{"GET", "/api/v1/devices/ghost", adminToken, "", 404, "not found"},
 		{"POST", "/api/v1/devices", adminToken, `{"id": "pump-1"}`, 409, "already exists"},

@@ -29,6 +29,7 @@ import (
 	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/ingest"
 	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/pki"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
@@ -61,6 +62,12 @@ type Config struct {
 	// DebugListen, if set, serves Go's profiles at /debug/pprof/ (plain
 	// HTTP: bind it to loopback).
 	DebugListen string
+	// PublicURL is where people reach the HTTPS API and pages (links in
+	// account e-mails point there); default https://<first hostname>:<port>.
+	PublicURL string
+	// SMTP sends account e-mails; without a host, activation links are
+	// handed to the admin who creates an account.
+	SMTP mail.Config
 	// Out receives the one-time operator token banner.
 	Out io.Writer
 }
@@ -274,7 +281,14 @@ func (s *Server) Start(ctx context.Context) error {
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
 	s.broker.SetHubHost(s.hubHost)
 	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), time.Now)
-	a := api.New(api.Config{HubHost: s.hubHost, Audit: rec}, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
+	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.cfg.PublicURL}
+	if acfg.PublicURL == "" {
+		acfg.PublicURL = publicURL(s.cfg.Hostnames, ln.Addr())
+	}
+	if s.cfg.SMTP.Enabled() {
+		acfg.Mailer = mail.New(s.cfg.SMTP, s.log.With("component", "mail"))
+	}
+	a := api.New(acfg, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
 	root := http.NewServeMux()
 	root.Handle(broker.WebSocketPath, s.broker.WebSocketHandler())
 	root.Handle("/", a.Handler())
@@ -365,6 +379,19 @@ func (s *Server) MQTTTCPAddr() string { return s.broker.Addr("tcp") }
 
 // HTTPAddr is the bound HTTPS address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// publicURL is https://<first hostname>:<port of addr>.
+func publicURL(hostnames []string, addr net.Addr) string {
+	host := "localhost"
+	if len(hostnames) > 0 {
+		host = hostnames[0]
+	}
+	_, port, err := net.SplitHostPort(addr.String())
+	if err != nil || port == "443" {
+		return "https://" + host
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
 
 // HubHost is the host name devices use.
 func (s *Server) HubHost() string { return s.hubHost }

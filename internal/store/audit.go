@@ -14,10 +14,13 @@ type AuditEntry struct {
 	TenantID string    // the actor's tenant; empty for an anonymous caller
 	// ActorID and ActorName identify who acted: an API token's id and
 	// name for now, a user later; "anonymous" for a failed sign-in.
-	ActorID        string
-	ActorName      string
-	Action         string // e.g. "device.create", or "POST /api/v1/…" if unnamed
-	Target         string // e.g. a device id; may be empty
+	ActorID   string
+	ActorName string
+	Action    string // e.g. "device.create", or "POST /api/v1/…" if unnamed
+	Target    string // e.g. a device id; may be empty
+	// OwnerTenantID is the tenant whose data or settings the action
+	// touched (a device's, site's or user's tenant); empty if none.
+	OwnerTenantID  string
 	Outcome        string // "success", "denied" or "failed"
 	Status         int    // HTTP status
 	IP             string
@@ -34,9 +37,11 @@ type AuditFilter struct {
 	After    int64     // only entries with Seq > After
 	Since    time.Time // only entries at or after Since
 	TenantID string
-	Action   string
-	Target   string
-	Limit    int // at most this many; 0 means 100
+	// OwnerTenantIDs: only entries whose OwnerTenantID is one of these.
+	OwnerTenantIDs []string
+	Action         string
+	Target         string
+	Limit          int // at most this many; 0 means 100
 }
 
 // AuditStore keeps the tamper-evident audit trail. (Issue 5.) It is

@@ -31,6 +31,12 @@ type Tenant struct {
 	// RetentionDays is how long the tenant's telemetry is kept; 0 keeps it
 	// forever.
 	RetentionDays int
+	// Path is the ids from the root down to this tenant joined by "/",
+	// e.g. "root/acme/acme-north"; the store sets it from ParentID.
+	Path     string
+	Address  Address
+	Contact  Contact
+	Contract Contract
 }
 
 // TenantKey is a tenant's data key, wrapped by the master key.
@@ -60,6 +66,7 @@ type Device struct {
 	CreatedAt    time.Time
 	LastSeen     time.Time // zero if never seen
 	LastIP       string
+	Info         DeviceInfo
 }
 
 // DeviceSeen is a device's latest activity.
@@ -69,20 +76,27 @@ type DeviceSeen struct {
 	IP string
 }
 
-// TokenRole is what an API token may do.
-type TokenRole string
-
-// RoleOperatorAdmin may do everything in its tenant and below.
-const RoleOperatorAdmin TokenRole = "operator-admin"
+// Token scopes. A token acts as its user (or, without one, with its own
+// Role) but only within its scopes.
+const (
+	ScopeRead  = "read"  // every read the principal may do
+	ScopeWrite = "write" // every change the principal may do
+)
 
 // APIToken is a bearer token for the HTTP API; only its SHA-256 is stored.
+// UserID is the user it acts for; the operator's bootstrap token has none
+// and carries its Role itself.
 type APIToken struct {
-	ID        string
-	TenantID  string
-	Name      string
-	Role      TokenRole
-	Hash      []byte
-	CreatedAt time.Time
+	ID         string
+	TenantID   string
+	UserID     string
+	Name       string
+	Role       Role
+	Scopes     []string // empty means every scope
+	Hash       []byte
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // zero: does not expire
+	LastUsedAt time.Time
 }
 
 // Point is one value of one metric at one instant.
@@ -188,6 +202,7 @@ type Store interface {
 	HubStore
 	ProvisioningStore
 	AuditStore
+	IdentityStore
 
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error
@@ -255,6 +270,8 @@ type Store interface {
 	// end at or after it.
 	ChunksSpanning(ctx context.Context, tenantID string, cutoff int64) ([]ChunkRecord, error)
 
+	// CreateTenant adds a tenant below t.ParentID (which must exist) and
+	// sets its Path.
 	CreateTenant(ctx context.Context, t Tenant) error
 	GetTenant(ctx context.Context, id string) (Tenant, error)
 	ListTenants(ctx context.Context) ([]Tenant, error)

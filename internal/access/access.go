@@ -1,0 +1,310 @@
+// Package access is Warden's one authorisation point: Decide says whether
+// a subject (a signed-in user or an API token) may take an action on a
+// resource. It is pure: the API gathers the facts (the resource's tenant
+// path, its site's factory-access switch, the supporter's active grants)
+// and every request goes through Decide.
+//
+// The rules, in short:
+//   - Customers (customer-admin, customer-user) act in their own tenant and
+//     its sub-tenants, never in a parent or a sibling.
+//   - Supporters see only the sites and devices an owner granted them; a
+//     grant ends when it is revoked or expires.
+//   - The operator (operator-admin) administers every tenant, site, device
+//     and account, but a customer's machine data (telemetry, twins,
+//     messages, commands) is open to operator staff only while the owner's
+//     factory-service-access switch of that device's site is on — for the
+//     service desk (operator-service) that switch is the only way in.
+//   - Only the owner turns that switch; supporters and the service desk
+//     never see contract or financial data.
+package access
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// Kind is a kind of resource.
+type Kind string
+
+const (
+	KindTenant     Kind = "tenant"
+	KindSite       Kind = "site"
+	KindDevice     Kind = "device"
+	KindUser       Kind = "user"
+	KindGrant      Kind = "grant"
+	KindToken      Kind = "token"
+	KindEnrollment Kind = "enrollment"
+	KindAudit      Kind = "audit"
+)
+
+// Action is what a subject wants to do.
+type Action string
+
+// The actions. Reads are those whose name ends in ".read" or is ".data"
+// (see Action.Read).
+const (
+	TenantRead     Action = "tenant.read"     // name, address, contact
+	TenantContract Action = "tenant.contract" // contract and financial data
+	TenantCreate   Action = "tenant.create"   // a sub-tenant below the resource
+	TenantUpdate   Action = "tenant.update"
+	TenantDelete   Action = "tenant.delete"
+
+	SiteRead          Action = "site.read"
+	SiteManage        Action = "site.manage" // create (in the resource tenant), update, delete
+	SiteFactoryAccess Action = "site.factory-access"
+
+	DeviceRead    Action = "device.read"    // registry data: id, status, site, metadata
+	DeviceData    Action = "device.data"    // machine data: telemetry, twin, messages
+	DeviceOperate Action = "device.operate" // desired properties, direct methods, C2D
+	DeviceManage  Action = "device.manage"  // create, update, delete, keys, SAS tokens
+
+	UserRead   Action = "user.read"
+	UserManage Action = "user.manage"
+	UserSelf   Action = "user.self" // one's own account, sessions and tokens
+
+	GrantRead   Action = "grant.read"
+	GrantManage Action = "grant.manage"
+
+	EnrollmentRead   Action = "enrollment.read"
+	EnrollmentManage Action = "enrollment.manage"
+
+	AuditRead Action = "audit.read" // the trail of a tenant and its sub-tenants
+	AuditAll  Action = "audit.all"  // the whole trail, every tenant
+)
+
+// Read says whether the action changes nothing.
+func (a Action) Read() bool {
+	s := string(a)
+	return strings.HasSuffix(s, ".read") || a == DeviceData || a == TenantContract || a == AuditAll
+}
+
+// Subject is who asks.
+type Subject struct {
+	UserID     string // empty for the operator's bootstrap token
+	Name       string
+	TenantID   string
+	TenantPath string
+	Role       store.Role
+	// Scopes limit an API token (store.ScopeRead, store.ScopeWrite);
+	// empty means unlimited (a browser session).
+	Scopes []string
+	// Grants are the supporter's grants; only those active at the
+	// decision time count.
+	Grants []store.Grant
+}
+
+func (s Subject) hasScope(scope string) bool {
+	if len(s.Scopes) == 0 {
+		return true
+	}
+	for _, x := range s.Scopes {
+		if x == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// Resource is what is asked for, with the facts the decision needs.
+type Resource struct {
+	Kind       Kind
+	ID         string
+	TenantID   string // the owning tenant
+	TenantPath string
+	// SiteID is a device's site, or the site itself.
+	SiteID string
+	// FactoryAccess is the switch of that site.
+	FactoryAccess bool
+	// UserID is the account a user or token resource belongs to, or a
+	// grant's supporter.
+	UserID string
+}
+
+// ErrDenied is wrapped by every refusal.
+var ErrDenied = errors.New("access denied")
+
+func deny(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrDenied, fmt.Sprintf(format, args...))
+}
+
+// Within says whether path is the tenant at base or below it.
+func Within(path, base string) bool {
+	return path == base || strings.HasPrefix(path, base+"/")
+}
+
+// Decide returns nil if s may take act on r at time now, and an error
+// wrapping ErrDenied that says why not.
+func Decide(s Subject, act Action, r Resource, now time.Time) error {
+	if !act.Read() && !s.hasScope(store.ScopeWrite) {
+		return deny("the token's scopes do not allow changes")
+	}
+	if act.Read() && !s.hasScope(store.ScopeRead) {
+		return deny("the token's scopes do not allow reading")
+	}
+	if act == UserSelf {
+		if s.UserID != "" && r.UserID == s.UserID {
+			return nil
+		}
+		return deny("not your account")
+	}
+	if r.TenantPath == "" {
+		return deny("resource without a tenant")
+	}
+	switch s.Role {
+	case store.RoleOperatorAdmin:
+		return operatorAdmin(s, act, r)
+	case store.RoleOperatorService:
+		return serviceDesk(s, act, r)
+	case store.RoleCustomerAdmin:
+		return customerAdmin(s, act, r)
+	case store.RoleCustomerUser:
+		return customerUser(s, act, r)
+	case store.RoleSupporter:
+		return supporter(s, act, r, now)
+	}
+	return deny("unknown role %q", s.Role)
+}
+
+func inRoot(r Resource) bool { return r.TenantID == store.RootTenantID }
+
+func machineData(act Action) bool { return act == DeviceData || act == DeviceOperate }
+
+func operatorAdmin(s Subject, act Action, r Resource) error {
+	if s.TenantID != store.RootTenantID {
+		return deny("operator roles belong to the operator's tenant")
+	}
+	switch {
+	case act == SiteFactoryAccess && !inRoot(r):
+		return deny("factory service access is the owner's switch")
+	case machineData(act) && !inRoot(r) && !r.FactoryAccess:
+		return deny("the owner has not switched on factory service access for this machine's site")
+	case act == TenantDelete && r.ID == store.RootTenantID:
+		return deny("the operator's tenant cannot be deleted")
+	}
+	return nil
+}
+
+func serviceDesk(s Subject, act Action, r Resource) error {
+	if s.TenantID != store.RootTenantID {
+		return deny("operator roles belong to the operator's tenant")
+	}
+	if inRoot(r) {
+		switch act {
+		case TenantRead, SiteRead, DeviceRead, DeviceData, DeviceOperate, UserRead, EnrollmentRead:
+			return nil
+		}
+		return deny("the service desk may not %s", act)
+	}
+	switch act {
+	case SiteRead, DeviceRead, DeviceData, DeviceOperate:
+		if r.FactoryAccess && (r.Kind == KindDevice || r.Kind == KindSite) {
+			return nil
+		}
+		return deny("the owner has not switched on factory service access")
+	}
+	return deny("the service desk may not %s in a customer's tenant", act)
+}
+
+func customerAdmin(s Subject, act Action, r Resource) error {
+	if s.TenantID == store.RootTenantID {
+		return deny("customer roles belong below the operator's tenant")
+	}
+	if !Within(r.TenantPath, s.TenantPath) {
+		return deny("outside your tenant")
+	}
+	switch {
+	case act == AuditAll:
+		return deny("the whole audit trail is the operator's")
+	case act == TenantDelete && r.ID == s.TenantID:
+		return deny("a tenant cannot delete itself")
+	}
+	return nil
+}
+
+func customerUser(s Subject, act Action, r Resource) error {
+	if s.TenantID == store.RootTenantID {
+		return deny("customer roles belong below the operator's tenant")
+	}
+	if !Within(r.TenantPath, s.TenantPath) {
+		return deny("outside your tenant")
+	}
+	switch act {
+	case TenantRead, TenantContract, SiteRead, DeviceRead, DeviceData, UserRead, GrantRead:
+		return nil
+	}
+	return deny("customer users may read, not %s", act)
+}
+
+func supporter(s Subject, act Action, r Resource, now time.Time) error {
+	switch act {
+	case GrantRead:
+		// A supporter sees the grants made to them (UserID is the
+		// grantee), active or not.
+		if r.Kind == KindGrant && s.UserID != "" && r.UserID == s.UserID {
+			return nil
+		}
+		return deny("not a grant to you")
+	case DeviceRead, DeviceData, DeviceOperate:
+		if r.Kind != KindDevice {
+			return deny("supporters see devices and sites only")
+		}
+	case SiteRead:
+		if r.Kind != KindSite {
+			return deny("supporters see devices and sites only")
+		}
+	default:
+		return deny("supporters may not %s", act)
+	}
+	for _, g := range s.Grants {
+		if g.SupporterUserID != s.UserID || !g.Active(now) {
+			continue
+		}
+		if g.DeviceID != "" && r.Kind == KindDevice && g.DeviceID == r.ID {
+			return nil
+		}
+		if g.SiteID != "" && r.SiteID == g.SiteID {
+			return nil
+		}
+	}
+	return deny("no active grant from the owner")
+}
+
+// CanAssign says whether s may give an account in the tenant at path the
+// given role: operator roles only in the operator's tenant, customer roles
+// only below it, supporters anywhere; customer admins hand out customer
+// roles and supporter accounts in their own tenant and below.
+func CanAssign(s Subject, role store.Role, tenantID, tenantPath string) error {
+	if !role.Valid() {
+		return fmt.Errorf("unknown role %q", role)
+	}
+	root := tenantID == store.RootTenantID
+	switch role {
+	case store.RoleOperatorAdmin, store.RoleOperatorService:
+		if !root {
+			return fmt.Errorf("role %s exists only in the operator's tenant", role)
+		}
+	case store.RoleCustomerAdmin, store.RoleCustomerUser:
+		if root {
+			return fmt.Errorf("role %s exists only in customers' tenants", role)
+		}
+	}
+	switch s.Role {
+	case store.RoleOperatorAdmin:
+		if s.TenantID == store.RootTenantID {
+			return nil
+		}
+	case store.RoleCustomerAdmin:
+		if role == store.RoleOperatorAdmin || role == store.RoleOperatorService {
+			return deny("customer admins cannot make operator accounts")
+		}
+		if Within(tenantPath, s.TenantPath) && !root {
+			return nil
+		}
+		return deny("outside your tenant")
+	}
+	return deny("your role cannot make accounts")
+}

@@ -1,0 +1,469 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// Session and sign-in rules.
+const (
+	// SessionCookie is the only cookie Warden sets: a functional session
+	// cookie, HttpOnly, Secure, SameSite=Strict, without an expiry date.
+	SessionCookie = "warden_session"
+	// CSRFHeader carries the session's CSRF token on every state-changing
+	// request made with the session cookie.
+	CSRFHeader = "X-CSRF-Token"
+
+	SessionIdle     = 12 * time.Hour     // a session unused this long ends
+	SessionMax      = 7 * 24 * time.Hour // and none lives longer than this
+	sessionTouchGap = time.Minute        // activity is written at most this often
+
+	// MaxFailedLogins failed sign-ins in a row lock an account for
+	// LockDuration; each failure before that slows the answer.
+	MaxFailedLogins = 5
+	LockDuration    = 15 * time.Minute
+	failureDelay    = 250 * time.Millisecond
+
+	ActivationTTL = 72 * time.Hour
+	ResetTTL      = time.Hour
+)
+
+// caller is who is calling: the access subject plus how they came in.
+type caller struct {
+	access.Subject
+	ActorID   string // the user's id, or the token's for the bootstrap token
+	TokenID   string // set when a bearer token was used
+	SessionID string // set when the session cookie was used
+	Email     string
+}
+
+type principalKey struct{}
+
+// principal is who is calling.
+func principal(ctx context.Context) caller {
+	c, _ := ctx.Value(principalKey{}).(caller)
+	return c
+}
+
+// csrfToken is derived from the session secret, so it needs no storage
+// and a page that cannot read the HttpOnly cookie cannot compute it.
+func csrfToken(sessionSecret string) string {
+	h := sha256.Sum256([]byte("warden-csrf\x00" + sessionSecret))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+type authError struct {
+	status int
+	msg    string
+}
+
+func (e *authError) Error() string { return e.msg }
+
+func (a *API) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := a.identify(r)
+		if err != nil {
+			var ae *authError
+			if !errors.As(err, &ae) {
+				a.log.Error("authenticate", "err", err)
+				writeError(w, http.StatusServiceUnavailable, "cannot check the credentials now")
+				return
+			}
+			if ae.status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
+			}
+			writeError(w, ae.status, "%s", ae.msg)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, c)))
+	})
+}
+
+// identify finds the caller from a bearer token or the session cookie.
+func (a *API) identify(r *http.Request) (caller, error) {
+	ctx := r.Context()
+	now := a.now()
+	if h := r.Header.Get("Authorization"); h != "" {
+		secret, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || strings.TrimSpace(secret) == "" {
+			return caller{}, &authError{http.StatusUnauthorized, "the Authorization header must be \"Bearer <token>\""}
+		}
+		tok, err := a.store.APITokenByHash(ctx, HashToken(strings.TrimSpace(secret)))
+		if errors.Is(err, store.ErrNotFound) {
+			return caller{}, &authError{http.StatusUnauthorized, "invalid token"}
+		}
+		if err != nil {
+			return caller{}, fmt.Errorf("look up api token: %w", err)
+		}
+		if !tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt) {
+			return caller{}, &authError{http.StatusUnauthorized, "token expired"}
+		}
+		if now.Sub(tok.LastUsedAt) > sessionTouchGap {
+			if err := a.store.TouchAPIToken(ctx, tok.ID, now.UTC()); err != nil {
+				a.log.Warn("record token use", "token", tok.ID, "err", err)
+			}
+		}
+		if tok.UserID == "" {
+			t, err := a.store.GetTenant(ctx, tok.TenantID)
+			if err != nil {
+				return caller{}, fmt.Errorf("tenant of token %s: %w", tok.ID, err)
+			}
+			return caller{Subject: access.Subject{Name: tok.Name, TenantID: tok.TenantID, TenantPath: t.Path,
+				Role: tok.Role, Scopes: tok.Scopes}, ActorID: tok.ID, TokenID: tok.ID}, nil
+		}
+		c, err := a.userCaller(ctx, tok.UserID)
+		if err != nil {
+			return caller{}, err
+		}
+		c.Scopes, c.TokenID = tok.Scopes, tok.ID
+		return c, nil
+	}
+	ck, err := r.Cookie(SessionCookie)
+	if err != nil || ck.Value == "" {
+		return caller{}, &authError{http.StatusUnauthorized, "sign in, or send \"Authorization: Bearer <token>\""}
+	}
+	sess, err := a.store.SessionByHash(ctx, identity.HashSecret(ck.Value))
+	if errors.Is(err, store.ErrNotFound) {
+		return caller{}, &authError{http.StatusUnauthorized, "session ended; sign in again"}
+	}
+	if err != nil {
+		return caller{}, fmt.Errorf("look up session: %w", err)
+	}
+	if !now.Before(sess.ExpiresAt) {
+		_ = a.store.DeleteSession(ctx, sess.ID)
+		return caller{}, &authError{http.StatusUnauthorized, "session ended; sign in again"}
+	}
+	if stateChanging(r.Method) {
+		got := r.Header.Get(CSRFHeader)
+		if subtle.ConstantTimeCompare([]byte(got), []byte(csrfToken(ck.Value))) != 1 {
+			return caller{}, &authError{http.StatusForbidden, "missing or wrong " + CSRFHeader + " header (CSRF protection)"}
+		}
+	}
+	c, err := a.userCaller(ctx, sess.UserID)
+	if err != nil {
+		return caller{}, err
+	}
+	c.SessionID = sess.ID
+	if now.Sub(sess.LastSeenAt) > sessionTouchGap {
+		exp := now.Add(SessionIdle)
+		if hard := sess.CreatedAt.Add(SessionMax); hard.Before(exp) {
+			exp = hard
+		}
+		if err := a.store.TouchSession(ctx, sess.ID, now.UTC(), exp.UTC()); err != nil {
+			a.log.Warn("record session activity", "session", sess.ID, "err", err)
+		}
+	}
+	return c, nil
+}
+
+// userCaller makes the caller of an active account, with a supporter's
+// grants in force now.
+func (a *API) userCaller(ctx context.Context, userID string) (caller, error) {
+	u, err := a.store.GetUser(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return caller{}, &authError{http.StatusUnauthorized, "the account no longer exists"}
+	}
+	if err != nil {
+		return caller{}, fmt.Errorf("load user %s: %w", userID, err)
+	}
+	if u.Status != store.UserActive {
+		return caller{}, &authError{http.StatusUnauthorized, "the account is " + string(u.Status)}
+	}
+	t, err := a.store.GetTenant(ctx, u.TenantID)
+	if err != nil {
+		return caller{}, fmt.Errorf("tenant of user %s: %w", u.ID, err)
+	}
+	c := caller{Subject: access.Subject{UserID: u.ID, Name: u.Email, TenantID: u.TenantID, TenantPath: t.Path, Role: u.Role},
+		ActorID: u.ID, Email: u.Email}
+	if u.Role == store.RoleSupporter {
+		c.Grants, err = a.store.ListGrants(ctx, store.GrantFilter{SupporterUserID: u.ID, ActiveAt: a.now()})
+		if err != nil {
+			return caller{}, fmt.Errorf("grants of %s: %w", u.ID, err)
+		}
+	}
+	return c, nil
+}
+
+// normalizeEmail checks an e-mail address and returns it in lower case.
+func normalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s || addr.Name != "" || len(s) > 254 {
+		return "", fmt.Errorf("%q is not an e-mail address", s)
+	}
+	return strings.ToLower(s), nil
+}
+
+// Session is the answer of a sign-in and of GET /api/v1/auth/session.
+type Session struct {
+	User      User      `json:"user"`
+	CSRFToken string    `json:"csrfToken,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+}
+
+// dummyHash is verified against when the e-mail is unknown, so that an
+// unknown address takes as long as a wrong password.
+const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$4aWMZ9Uf8rY6n0aQ7I3I5ZxH2n1G7tq6hQbYqE7o3Yk"
+
+func (a *API) login(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+		TOTP     string `json:"totp"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	ctx := r.Context()
+	call, _ := ctx.Value(auditCallKey{}).(*auditCall)
+	email := strings.ToLower(strings.TrimSpace(req.Email))
+	if call != nil {
+		call.target = truncate(email, 254)
+	}
+	const wrong = "wrong e-mail address or password"
+	u, err := a.store.UserByEmail(ctx, email)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.PasswordHash == "") {
+		_, _ = identity.VerifyPassword(req.Password, dummyHash)
+		writeError(w, http.StatusUnauthorized, wrong)
+		return
+	}
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if call != nil {
+		call.actorID, call.actorName, call.tenantID, call.owner = u.ID, u.Email, u.TenantID, u.TenantID
+	}
+	now := a.now()
+	if now.Before(u.LockedUntil) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(u.LockedUntil.Sub(now).Seconds())+1))
+		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins: the account is locked until %s", u.LockedUntil.UTC().Format(time.RFC3339))
+		return
+	}
+	ok, err := identity.VerifyPassword(req.Password, u.PasswordHash)
+	if err != nil {
+		a.log.Error("stored password hash unreadable", "user", u.ID, "err", err)
+	}
+	if ok && u.TOTPEnabled {
+		if req.TOTP == "" {
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "a one-time code (TOTP) is required", "status": 401, "totpRequired": true})
+			return
+		}
+		ok = a.checkTOTP(ctx, u, req.TOTP)
+	}
+	if !ok {
+		a.loginFailed(ctx, w, u)
+		return
+	}
+	if u.Status != store.UserActive {
+		writeError(w, http.StatusForbidden, "the account is %s", u.Status)
+		return
+	}
+	if err := a.store.LoginSucceeded(ctx, u.ID, now.UTC()); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	secret, err := identity.NewSecret()
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	id, err := identity.NewID("ses")
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	at := now.UTC().Truncate(time.Millisecond)
+	sess := store.Session{ID: id, UserID: u.ID, Hash: identity.HashSecret(secret), CreatedAt: at, LastSeenAt: at,
+		ExpiresAt: at.Add(SessionIdle), IP: clientIP(r), UserAgent: truncate(r.UserAgent(), 512)}
+	if err := a.store.CreateSession(ctx, sess); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: secret, Path: "/", HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteStrictMode})
+	a.log.Info("signed in", "user", u.ID, "tenant", u.TenantID)
+	writeJSON(w, http.StatusOK, Session{User: userView(u, true), CSRFToken: csrfToken(secret), ExpiresAt: sess.ExpiresAt})
+}
+
+// loginFailed counts a failure, slows the answer down and locks the
+// account after MaxFailedLogins.
+func (a *API) loginFailed(ctx context.Context, w http.ResponseWriter, u store.User) {
+	u2, err := a.store.LoginFailed(ctx, u.ID, a.now().UTC(), MaxFailedLogins, LockDuration)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if !u2.LockedUntil.IsZero() && a.now().Before(u2.LockedUntil) {
+		a.log.Warn("account locked after failed sign-ins", "user", u.ID)
+		w.Header().Set("Retry-After", strconv.Itoa(int(LockDuration.Seconds())))
+		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins: the account is locked until %s", u2.LockedUntil.UTC().Format(time.RFC3339))
+		return
+	}
+	delay := time.Duration(u2.FailedLogins) * failureDelay
+	t := time.NewTimer(delay)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	writeError(w, http.StatusUnauthorized, "wrong e-mail address or password")
+}
+
+func (a *API) logout(w http.ResponseWriter, r *http.Request) {
+	c := principal(r.Context())
+	if c.SessionID != "" {
+		if err := a.store.DeleteSession(r.Context(), c.SessionID); err != nil {
+			a.storeError(w, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteStrictMode})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) session(w http.ResponseWriter, r *http.Request) {
+	c := principal(r.Context())
+	u := loaded[store.User](r.Context())
+	s := Session{User: userView(u, true)}
+	if ck, err := r.Cookie(SessionCookie); err == nil && c.SessionID != "" {
+		s.CSRFToken = csrfToken(ck.Value)
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+// setPasswordWithToken is activation and password reset: the link's
+// token is used once to set a password.
+func (a *API) setPasswordWithToken(ctx context.Context, token, password, purpose string) (store.User, error) {
+	if token == "" {
+		return store.User{}, &authError{http.StatusBadRequest, "the link has no token"}
+	}
+	// The password is checked before the token is spent, so a too short
+	// password does not cost the user their link. The e-mail check needs
+	// the user, which needs the token: it follows below.
+	if err := identity.CheckPassword(password, ""); err != nil {
+		return store.User{}, &authError{http.StatusBadRequest, err.Error()}
+	}
+	tok, err := a.store.ConsumeUserToken(ctx, identity.HashSecret(token), purpose, a.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, &authError{http.StatusGone, "this link is invalid, used or expired; ask for a new one"}
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	u, err := a.store.GetUser(ctx, tok.UserID)
+	if err != nil {
+		return store.User{}, err
+	}
+	if err := identity.CheckPassword(password, u.Email); err != nil {
+		// Give the link back: the user did nothing wrong but choose.
+		_ = a.store.CreateUserToken(ctx, tok)
+		return store.User{}, &authError{http.StatusBadRequest, err.Error()}
+	}
+	if u.Status == store.UserDisabled {
+		return store.User{}, &authError{http.StatusForbidden, "the account is disabled"}
+	}
+	hash, err := identity.HashPassword(password, identity.DefaultParams())
+	if err != nil {
+		return store.User{}, err
+	}
+	if err := a.store.SetPassword(ctx, u.ID, hash); err != nil {
+		return store.User{}, err
+	}
+	if err := a.store.DeleteUserSessions(ctx, u.ID); err != nil {
+		return store.User{}, err
+	}
+	u.Status = store.UserActive
+	return u, nil
+}
+
+func (a *API) answerAuthError(w http.ResponseWriter, err error) {
+	var ae *authError
+	if errors.As(err, &ae) {
+		writeError(w, ae.status, "%s", ae.msg)
+		return
+	}
+	a.storeError(w, err)
+}
+
+func (a *API) activate(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Token    string `json:"token"`
+		Password string `json:"password"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	a.finishLink(w, r, req.Token, req.Password, store.PurposeActivate)
+}
+
+func (a *API) confirmReset(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Token    string `json:"token"`
+		Password string `json:"password"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	a.finishLink(w, r, req.Token, req.Password, store.PurposeReset)
+}
+
+func (a *API) finishLink(w http.ResponseWriter, r *http.Request, token, password, purpose string) {
+	u, err := a.setPasswordWithToken(r.Context(), token, password, purpose)
+	if err != nil {
+		a.answerAuthError(w, err)
+		return
+	}
+	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+		call.actorID, call.actorName, call.tenantID, call.owner, call.target = u.ID, u.Email, u.TenantID, u.TenantID, u.ID
+	}
+	a.log.Info("password set", "user", u.ID, "purpose", purpose)
+	writeJSON(w, http.StatusOK, userView(u, true))
+}
+
+// requestReset mails a reset link if the address belongs to an account;
+// the answer is the same either way.
+func (a *API) requestReset(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email string `json:"email"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	email := strings.ToLower(strings.TrimSpace(req.Email))
+	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+		call.target = truncate(email, 254)
+	}
+	u, err := a.store.UserByEmail(r.Context(), email)
+	if err == nil && u.Status != store.UserDisabled && a.cfg.Mailer != nil {
+		if _, _, err := a.sendLink(r.Context(), u, store.PurposeReset); err != nil {
+			a.log.Error("send password reset", "user", u.ID, "err", err)
+		}
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.log.Error("password reset lookup", "err", err)
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "if the address belongs to an account, a link is on its way"})
+}
+
+func (a *API) checkTOTP(ctx context.Context, u store.User, code string) bool {
+	secret, err := a.openTOTP(ctx, u)
+	if err != nil {
+		a.log.Error("open totp secret", "user", u.ID, "err", err)
+		return false
+	}
+	return identity.CheckTOTP(code, secret, a.now())
+}

@@ -1,0 +1,440 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// route is one authenticated endpoint: the action it needs and how to find
+// the resource it acts on. Every /api/v1/ route is registered through
+// route, so every call passes access.Decide before its handler runs.
+type route struct {
+	pattern string
+	action  access.Action
+	// resolve finds the resource (and the loaded object the handler uses)
+	// from the request.
+	resolve resolver
+	handler http.HandlerFunc
+	summary string
+}
+
+// resolver finds the resource a request acts on. The object it returns is
+// handed to the handler (see loaded).
+type resolver func(a *API, r *http.Request) (access.Resource, any, error)
+
+// listed marks a list route: there is no single resource, so the handler
+// passes every item it returns through a.allowed (the same Decide).
+var listed resolver
+
+type loadedKey struct{}
+
+// target is what the route's resolver found.
+type target struct {
+	res access.Resource
+	obj any
+}
+
+func loaded[T any](ctx context.Context) T {
+	t, _ := ctx.Value(loadedKey{}).(*target)
+	if t == nil {
+		var zero T
+		return zero
+	}
+	v, _ := t.obj.(T)
+	return v
+}
+
+func resourceOf(ctx context.Context) access.Resource {
+	t, _ := ctx.Value(loadedKey{}).(*target)
+	if t == nil {
+		return access.Resource{}
+	}
+	return t.res
+}
+
+// readAction is the read that goes with an action on a kind: a subject
+// that may not even read a resource is told it does not exist.
+func readAction(k access.Kind) access.Action {
+	switch k {
+	case access.KindTenant:
+		return access.TenantRead
+	case access.KindSite:
+		return access.SiteRead
+	case access.KindDevice:
+		return access.DeviceRead
+	case access.KindUser:
+		return access.UserRead
+	case access.KindGrant:
+		return access.GrantRead
+	case access.KindEnrollment:
+		return access.EnrollmentRead
+	}
+	return ""
+}
+
+// guard runs the route's policy check and then its handler.
+func (a *API) guard(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.resolve == nil {
+			rt.handler(w, r)
+			return
+		}
+		res, obj, err := rt.resolve(a, r)
+		if errors.Is(err, errNoAccount) {
+			writeError(w, http.StatusForbidden, "%v", err)
+			return
+		}
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+			call.owner = res.TenantID
+		}
+		if !a.allow(w, r, rt.action, res) {
+			return
+		}
+		a.noteOutsideRead(r, rt.action, res)
+		ctx := context.WithValue(r.Context(), loadedKey{}, &target{res: res, obj: obj})
+		rt.handler(w, r.WithContext(ctx))
+	})
+}
+
+// allow decides and, on refusal, answers: 404 if the caller may not even
+// see the resource, 403 if it may see it but not do this.
+func (a *API) allow(w http.ResponseWriter, r *http.Request, act access.Action, res access.Resource) bool {
+	s := principal(r.Context())
+	err := access.Decide(s.Subject, act, res, a.now())
+	if err == nil {
+		return true
+	}
+	ra := readAction(res.Kind)
+	if ra == "" {
+		ra = act
+	}
+	if res.ID != "" && (ra == act || access.Decide(s.Subject, ra, res, a.now()) != nil) {
+		writeError(w, http.StatusNotFound, "%s %q: not found", res.Kind, res.ID)
+		return false
+	}
+	writeError(w, http.StatusForbidden, "%v", err)
+	return false
+}
+
+// allowed says whether the caller may take act on res, without answering
+// (for filtering lists).
+func (a *API) allowed(ctx context.Context, act access.Action, res access.Resource) bool {
+	return access.Decide(principal(ctx).Subject, act, res, a.now()) == nil
+}
+
+// noteOutsideRead marks, for the audit trail, a read of a customer's
+// machine by someone outside the customer: a supporter or operator staff.
+func (a *API) noteOutsideRead(r *http.Request, act access.Action, res access.Resource) {
+	if res.Kind != access.KindDevice || (act != access.DeviceRead && act != access.DeviceData) {
+		return
+	}
+	switch principal(r.Context()).Role {
+	case store.RoleSupporter, store.RoleOperatorService, store.RoleOperatorAdmin:
+	default:
+		return // customers read inside their own tenant tree
+	}
+	if res.TenantID == store.RootTenantID {
+		return // the operator's own machines
+	}
+	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+		call.outsideRead = string(act)
+	}
+}
+
+// tenantResource loads a tenant as a resource.
+func (a *API) tenantResource(ctx context.Context, id string) (access.Resource, store.Tenant, error) {
+	t, err := a.store.GetTenant(ctx, id)
+	if err != nil {
+		return access.Resource{}, t, err
+	}
+	return access.Resource{Kind: access.KindTenant, ID: t.ID, TenantID: t.ID, TenantPath: t.Path}, t, nil
+}
+
+// deviceResource describes a device with its tenant's path and its site's
+// switch.
+func (a *API) deviceResource(ctx context.Context, d store.Device) (access.Resource, error) {
+	return a.newResolverCache().device(ctx, d)
+}
+
+func siteResource(s store.Site, t store.Tenant) access.Resource {
+	return access.Resource{Kind: access.KindSite, ID: s.ID, TenantID: s.TenantID, TenantPath: t.Path,
+		SiteID: s.ID, FactoryAccess: s.FactoryAccess}
+}
+
+// byDevice resolves the device named by the "id" path value.
+func byDevice(a *API, r *http.Request) (access.Resource, any, error) {
+	d, err := a.store.GetDevice(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	res, err := a.deviceResource(r.Context(), d)
+	return res, d, err
+}
+
+// bySite resolves the site named by the "site" path value.
+func bySite(a *API, r *http.Request) (access.Resource, any, error) {
+	s, err := a.store.GetSite(r.Context(), r.PathValue("site"))
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	t, err := a.store.GetTenant(r.Context(), s.TenantID)
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	return siteResource(s, t), s, nil
+}
+
+// byTenant resolves the tenant named by the "tenant" path value.
+func byTenant(a *API, r *http.Request) (access.Resource, any, error) {
+	res, t, err := a.tenantResource(r.Context(), r.PathValue("tenant"))
+	return res, t, err
+}
+
+// scopeTenant resolves the tenant a tenant-wide request is about: the
+// "tenant" query parameter, or the caller's own tenant.
+func scopeTenant(a *API, r *http.Request) (access.Resource, any, error) {
+	id := r.URL.Query().Get("tenant")
+	if id == "" {
+		id = principal(r.Context()).TenantID
+	}
+	res, t, err := a.tenantResource(r.Context(), id)
+	return res, t, err
+}
+
+// scopeKind is scopeTenant for resources of another kind that live in a
+// tenant (enrollments, the audit trail): the resource is the tenant's
+// collection of that kind.
+func scopeKind(k access.Kind) resolver {
+	return func(a *API, r *http.Request) (access.Resource, any, error) {
+		res, t, err := scopeTenant(a, r)
+		res.Kind, res.ID = k, ""
+		return res, t, err
+	}
+}
+
+// scopeTenantID is the tenant scopeTenant resolved for this request.
+func scopeTenantID(ctx context.Context) string {
+	return loaded[store.Tenant](ctx).ID
+}
+
+// byUser resolves the account named by the "user" path value.
+func byUser(a *API, r *http.Request) (access.Resource, any, error) {
+	u, err := a.store.GetUser(r.Context(), r.PathValue("user"))
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	t, err := a.store.GetTenant(r.Context(), u.TenantID)
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	return access.Resource{Kind: access.KindUser, ID: u.ID, TenantID: u.TenantID, TenantPath: t.Path, UserID: u.ID}, u, nil
+}
+
+// self resolves the caller's own account.
+func self(a *API, r *http.Request) (access.Resource, any, error) {
+	s := principal(r.Context())
+	if s.UserID == "" {
+		return access.Resource{}, nil, fmt.Errorf("this token has no account (it is the operator's bootstrap token): %w", errNoAccount)
+	}
+	u, err := a.store.GetUser(r.Context(), s.UserID)
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	return access.Resource{Kind: access.KindUser, ID: u.ID, TenantID: u.TenantID, TenantPath: s.TenantPath, UserID: u.ID}, u, nil
+}
+
+var errNoAccount = errors.New("no account")
+
+// byGrant resolves the grant named by the "grant" path value.
+func byGrant(a *API, r *http.Request) (access.Resource, any, error) {
+	g, err := a.store.GetGrant(r.Context(), r.PathValue("grant"))
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	t, err := a.store.GetTenant(r.Context(), g.TenantID)
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	return access.Resource{Kind: access.KindGrant, ID: g.ID, TenantID: g.TenantID, TenantPath: t.Path, UserID: g.SupporterUserID}, g, nil
+}
+
+// resolverCache describes many devices without asking the store for the
+// same tenant or site twice.
+type resolverCache struct {
+	a       *API
+	tenants map[string]store.Tenant
+	sites   map[string]store.Site
+}
+
+func (a *API) newResolverCache() *resolverCache {
+	return &resolverCache{a: a, tenants: map[string]store.Tenant{}, sites: map[string]store.Site{}}
+}
+
+func (c *resolverCache) tenant(ctx context.Context, id string) (store.Tenant, error) {
+	if t, ok := c.tenants[id]; ok {
+		return t, nil
+	}
+	t, err := c.a.store.GetTenant(ctx, id)
+	if err != nil {
+		return t, err
+	}
+	c.tenants[id] = t
+	return t, nil
+}
+
+func (c *resolverCache) site(ctx context.Context, id string) (store.Site, error) {
+	if s, ok := c.sites[id]; ok {
+		return s, nil
+	}
+	s, err := c.a.store.GetSite(ctx, id)
+	if err != nil {
+		return s, err
+	}
+	c.sites[id] = s
+	return s, nil
+}
+
+func (c *resolverCache) device(ctx context.Context, d store.Device) (access.Resource, error) {
+	res := access.Resource{Kind: access.KindDevice, ID: d.ID, TenantID: d.TenantID, SiteID: d.Info.SiteID}
+	t, err := c.tenant(ctx, d.TenantID)
+	if err != nil {
+		return res, fmt.Errorf("tenant of device %s: %w", d.ID, err)
+	}
+	res.TenantPath = t.Path
+	if d.Info.SiteID != "" {
+		s, err := c.site(ctx, d.Info.SiteID)
+		switch {
+		case err == nil:
+			res.FactoryAccess = s.FactoryAccess
+		case !errors.Is(err, store.ErrNotFound):
+			return res, fmt.Errorf("site of device %s: %w", d.ID, err)
+		}
+	}
+	return res, nil
+}
+
+// listScope is the tenant subtree a list is about: ?tenant= or the
+// caller's tenant, with all tenants below it.
+func (a *API) listScope(w http.ResponseWriter, r *http.Request) ([]string, bool) {
+	id := r.URL.Query().Get("tenant")
+	if id == "" {
+		id = principal(r.Context()).TenantID
+	}
+	ts, err := a.store.TenantsUnder(r.Context(), id)
+	if err != nil {
+		a.storeError(w, err)
+		return nil, false
+	}
+	ids := make([]string, len(ts))
+	for i, t := range ts {
+		ids[i] = t.ID
+	}
+	return ids, true
+}
+
+// visibleDevices finds the candidates for the caller's role and keeps
+// those Decide allows for act.
+func (a *API) visibleDevices(w http.ResponseWriter, r *http.Request, f store.DeviceFilter, act access.Action) ([]store.Device, bool) {
+	ctx := r.Context()
+	c := principal(ctx)
+	var filters []store.DeviceFilter
+	switch c.Role {
+	case store.RoleSupporter:
+		var devs, sites []string
+		for _, g := range c.Grants {
+			if g.DeviceID != "" {
+				devs = append(devs, g.DeviceID)
+			}
+			if g.SiteID != "" {
+				sites = append(sites, g.SiteID)
+			}
+		}
+		if len(devs) > 0 {
+			g := f
+			g.IDs = devs
+			filters = append(filters, g)
+		}
+		if len(sites) > 0 {
+			g := f
+			g.SiteIDs = intersectOrAll(f.SiteIDs, sites)
+			filters = append(filters, g)
+		}
+	case store.RoleOperatorService:
+		sites, err := a.store.ListSites(ctx, store.SiteFilter{FactoryAccess: true})
+		if err != nil {
+			a.storeError(w, err)
+			return nil, false
+		}
+		ids := make([]string, len(sites))
+		for i, s := range sites {
+			ids[i] = s.ID
+		}
+		own := f
+		own.TenantIDs = []string{store.RootTenantID}
+		filters = append(filters, own)
+		if len(ids) > 0 {
+			g := f
+			g.SiteIDs = intersectOrAll(f.SiteIDs, ids)
+			filters = append(filters, g)
+		}
+	default:
+		tenants, ok := a.listScope(w, r)
+		if !ok {
+			return nil, false
+		}
+		g := f
+		g.TenantIDs = tenants
+		filters = append(filters, g)
+	}
+	cache := a.newResolverCache()
+	seen := map[string]bool{}
+	var out []store.Device
+	for _, g := range filters {
+		ds, err := a.store.FindDevices(ctx, g)
+		if err != nil {
+			a.storeError(w, err)
+			return nil, false
+		}
+		for _, d := range ds {
+			if seen[d.ID] {
+				continue
+			}
+			seen[d.ID] = true
+			res, err := cache.device(ctx, d)
+			if err != nil {
+				a.storeError(w, err)
+				return nil, false
+			}
+			if a.allowed(ctx, act, res) {
+				out = append(out, d)
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y store.Device) int { return strings.Compare(x.ID, y.ID) })
+	return out, true
+}
+
+// intersectOrAll is want ∩ have, or have if want is empty.
+func intersectOrAll(want, have []string) []string {
+	if len(want) == 0 {
+		return have
+	}
+	out := []string{}
+	for _, x := range want {
+		if slices.Contains(have, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}

@@ -1,0 +1,191 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// Site is the API view of a site (an installation, a building).
+type Site struct {
+	ID                     string        `json:"id"`
+	TenantID               string        `json:"tenantId"`
+	Name                   string        `json:"name"`
+	Address                store.Address `json:"address,omitzero"`
+	FactoryAccess          bool          `json:"factoryAccess"`
+	FactoryAccessChangedAt *time.Time    `json:"factoryAccessChangedAt,omitempty"`
+	CreatedAt              time.Time     `json:"createdAt"`
+}
+
+func siteView(s store.Site) Site {
+	v := Site{ID: s.ID, TenantID: s.TenantID, Name: s.Name, Address: s.Address, FactoryAccess: s.FactoryAccess, CreatedAt: s.CreatedAt}
+	if !s.FactoryAccessChangedAt.IsZero() {
+		v.FactoryAccessChangedAt = &s.FactoryAccessChangedAt
+	}
+	return v
+}
+
+func (a *API) listSites(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c := principal(ctx)
+	var f store.SiteFilter
+	switch c.Role {
+	case store.RoleSupporter:
+		f.IDs = []string{}
+		for _, g := range c.Grants {
+			if g.SiteID != "" {
+				f.IDs = append(f.IDs, g.SiteID)
+			}
+		}
+	case store.RoleOperatorService:
+		f.FactoryAccess = true
+	default:
+		tenants, ok := a.listScope(w, r)
+		if !ok {
+			return
+		}
+		f.TenantIDs = tenants
+	}
+	ss, err := a.store.ListSites(ctx, f)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	cache := a.newResolverCache()
+	out := []Site{}
+	for _, s := range ss {
+		t, err := cache.tenant(ctx, s.TenantID)
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		if a.allowed(ctx, access.SiteRead, siteResource(s, t)) {
+			out = append(out, siteView(s))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sites": out})
+}
+
+type sitePatch struct {
+	Name    *string        `json:"name"`
+	Address *store.Address `json:"address"`
+}
+
+func (p sitePatch) apply(s *store.Site) error {
+	if p.Name != nil {
+		s.Name = strings.TrimSpace(*p.Name)
+	}
+	if s.Name == "" || len(s.Name) > 200 {
+		return errors.New("name: 1 to 200 characters")
+	}
+	if p.Address != nil {
+		if err := checkAddress(*p.Address); err != nil {
+			return err
+		}
+		s.Address = *p.Address
+	}
+	return nil
+}
+
+func (a *API) createSite(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		TenantID string `json:"tenantId"` // default: the caller's
+		sitePatch
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.TenantID == "" {
+		req.TenantID = principal(r.Context()).TenantID
+	}
+	res, _, err := a.tenantResource(r.Context(), req.TenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusBadRequest, "tenantId: no tenant %q", req.TenantID)
+		return
+	}
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	res.Kind, res.ID = access.KindSite, ""
+	if !a.allow(w, r, access.SiteManage, res) {
+		return
+	}
+	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+		call.owner = req.TenantID
+	}
+	id, err := identity.NewID("site")
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	s := store.Site{ID: id, TenantID: req.TenantID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
+	if err := req.sitePatch.apply(&s); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if err := a.store.CreateSite(r.Context(), s); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, siteView(s))
+}
+
+func (a *API) getSite(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, siteView(loaded[store.Site](r.Context())))
+}
+
+func (a *API) updateSite(w http.ResponseWriter, r *http.Request) {
+	var req sitePatch
+	if !decode(w, r, &req) {
+		return
+	}
+	s := loaded[store.Site](r.Context())
+	if err := req.apply(&s); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if err := a.store.UpdateSite(r.Context(), s); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, siteView(s))
+}
+
+func (a *API) deleteSite(w http.ResponseWriter, r *http.Request) {
+	s := loaded[store.Site](r.Context())
+	if err := a.store.DeleteSite(r.Context(), s.ID, a.now().UTC()); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// setFactoryAccess is the owner's switch: while it is on, the operator's
+// service desk sees the site's machines.
+func (a *API) setFactoryAccess(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Enabled *bool `json:"enabled"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Enabled == nil {
+		writeError(w, http.StatusBadRequest, "enabled: true or false is required")
+		return
+	}
+	s := loaded[store.Site](r.Context())
+	at := a.now().UTC().Truncate(time.Millisecond)
+	if err := a.store.SetFactoryAccess(r.Context(), s.ID, *req.Enabled, at); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	s.FactoryAccess, s.FactoryAccessChangedAt = *req.Enabled, at
+	a.log.Info("factory service access switched", "site", s.ID, "on", s.FactoryAccess)
+	writeJSON(w, http.StatusOK, siteView(s))
+}

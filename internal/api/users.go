@@ -1,0 +1,681 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/mail"
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// User is the API view of an account. Secrets (password hash, TOTP
+// secret) never leave the server.
+type User struct {
+	ID          string        `json:"id"`
+	TenantID    string        `json:"tenantId"`
+	Email       string        `json:"email"`
+	FirstName   string        `json:"firstName"`
+	LastName    string        `json:"lastName"`
+	Phone       string        `json:"phone,omitempty"`
+	Company     string        `json:"company,omitempty"`
+	Address     store.Address `json:"address,omitzero"`
+	Role        store.Role    `json:"role"`
+	SupporterID string        `json:"supporterId,omitempty"`
+	Status      string        `json:"status"`
+	TOTPEnabled bool          `json:"totpEnabled"`
+	LockedUntil *time.Time    `json:"lockedUntil,omitempty"`
+	LastLoginAt *time.Time    `json:"lastLoginAt,omitempty"`
+	CreatedAt   time.Time     `json:"createdAt"`
+	// ActivationLink is returned once, to the admin who made the account,
+	// when no mail server is configured.
+	ActivationLink string `json:"activationLink,omitempty"`
+	// ActivationMailed says the activation link went out by e-mail.
+	ActivationMailed bool `json:"activationMailed,omitempty"`
+}
+
+func userView(u store.User, full bool) User {
+	v := User{ID: u.ID, TenantID: u.TenantID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
+		Role: u.Role, SupporterID: u.SupporterID, Status: string(u.Status), CreatedAt: u.CreatedAt}
+	if full {
+		v.Phone, v.Company, v.Address, v.TOTPEnabled = u.Phone, u.Company, u.Address, u.TOTPEnabled
+		if !u.LockedUntil.IsZero() {
+			v.LockedUntil = &u.LockedUntil
+		}
+		if !u.LastLoginAt.IsZero() {
+			v.LastLoginAt = &u.LastLoginAt
+		}
+	}
+	return v
+}
+
+// profilePatch is the part of an account its owner may change.
+type profilePatch struct {
+	FirstName *string        `json:"firstName"`
+	LastName  *string        `json:"lastName"`
+	Phone     *string        `json:"phone"`
+	Company   *string        `json:"company"`
+	Address   *store.Address `json:"address"`
+}
+
+func (p profilePatch) apply(u *store.User) error {
+	for _, f := range []struct {
+		name string
+		src  *string
+		dst  *string
+	}{{"firstName", p.FirstName, &u.FirstName}, {"lastName", p.LastName, &u.LastName},
+		{"phone", p.Phone, &u.Phone}, {"company", p.Company, &u.Company}} {
+		if f.src == nil {
+			continue
+		}
+		v := strings.TrimSpace(*f.src)
+		if len(v) > 200 {
+			return fmt.Errorf("%s: at most 200 characters", f.name)
+		}
+		*f.dst = v
+	}
+	if p.Address != nil {
+		if err := checkAddress(*p.Address); err != nil {
+			return err
+		}
+		u.Address = *p.Address
+	}
+	if u.FirstName == "" || u.LastName == "" {
+		return errors.New("firstName and lastName are required")
+	}
+	return nil
+}
+
+func checkAddress(a store.Address) error {
+	for name, v := range map[string]string{"street": a.Street, "postalCode": a.PostalCode, "city": a.City, "country": a.Country} {
+		if len(v) > 200 {
+			return fmt.Errorf("address.%s: at most 200 characters", name)
+		}
+	}
+	return nil
+}
+
+func (a *API) getMe(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, userView(loaded[store.User](r.Context()), true))
+}
+
+func (a *API) updateMe(w http.ResponseWriter, r *http.Request) {
+	var req profilePatch
+	if !decode(w, r, &req) {
+		return
+	}
+	u := loaded[store.User](r.Context())
+	if err := req.apply(&u); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if err := a.store.UpdateUser(r.Context(), u); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, userView(u, true))
+}
+
+func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Current string `json:"currentPassword"`
+		New     string `json:"newPassword"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	u := loaded[store.User](r.Context())
+	if ok, _ := identity.VerifyPassword(req.Current, u.PasswordHash); !ok {
+		writeError(w, http.StatusForbidden, "the current password is wrong")
+		return
+	}
+	if err := identity.CheckPassword(req.New, u.Email); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	hash, err := identity.HashPassword(req.New, identity.DefaultParams())
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if err := a.store.SetPassword(r.Context(), u.ID, hash); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	// Every other session ends; this one stays.
+	sessions, err := a.store.ListSessions(r.Context(), u.ID)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	for _, s := range sessions {
+		if s.ID != principal(r.Context()).SessionID {
+			if err := a.store.DeleteSession(r.Context(), s.ID); err != nil {
+				a.storeError(w, err)
+				return
+			}
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// SessionInfo is one of a user's sessions.
+type SessionInfo struct {
+	ID         string    `json:"id"`
+	Current    bool      `json:"current"`
+	CreatedAt  time.Time `json:"createdAt"`
+	LastSeenAt time.Time `json:"lastSeenAt"`
+	ExpiresAt  time.Time `json:"expiresAt"`
+	IP         string    `json:"ip"`
+	UserAgent  string    `json:"userAgent"`
+}
+
+func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
+	ss, err := a.store.ListSessions(r.Context(), loaded[store.User](r.Context()).ID)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	out := make([]SessionInfo, len(ss))
+	for i, s := range ss {
+		out[i] = SessionInfo{ID: s.ID, Current: s.ID == principal(r.Context()).SessionID, CreatedAt: s.CreatedAt,
+			LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt, IP: s.IP, UserAgent: s.UserAgent}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+}
+
+func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
+	ss, err := a.store.ListSessions(r.Context(), loaded[store.User](r.Context()).ID)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	for _, s := range ss {
+		if s.ID == r.PathValue("session") {
+			if err := a.store.DeleteSession(r.Context(), s.ID); err != nil {
+				a.storeError(w, err)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "session %q: not found", r.PathValue("session"))
+}
+
+// totpAAD binds a sealed TOTP secret to its account.
+func totpAAD(userID string) []byte { return []byte("warden-totp\x00" + userID) }
+
+func (a *API) openTOTP(ctx context.Context, u store.User) (string, error) {
+	if a.cfg.Keys == nil || len(u.TOTPSecret) == 0 {
+		return "", errors.New("no TOTP secret")
+	}
+	b, err := a.cfg.Keys.Open(ctx, u.TenantID, u.TOTPSecret, totpAAD(u.ID))
+	return string(b), err
+}
+
+func (a *API) startTOTP(w http.ResponseWriter, r *http.Request) {
+	u := loaded[store.User](r.Context())
+	if u.TOTPEnabled {
+		writeError(w, http.StatusConflict, "two-factor sign-in is already on; turn it off first")
+		return
+	}
+	if a.cfg.Keys == nil {
+		writeError(w, http.StatusServiceUnavailable, "two-factor sign-in needs the key ring")
+		return
+	}
+	k, err := identity.NewTOTP("Warden", u.Email)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	sealed, err := a.cfg.Keys.Seal(r.Context(), u.TenantID, []byte(k.Secret), totpAAD(u.ID))
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if err := a.store.SetTOTP(r.Context(), u.ID, sealed, false); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"secret": k.Secret, "url": k.URL})
+}
+
+func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	u := loaded[store.User](r.Context())
+	if len(u.TOTPSecret) == 0 {
+		writeError(w, http.StatusConflict, "start with POST /api/v1/me/totp")
+		return
+	}
+	if !a.checkTOTP(r.Context(), u, req.Code) {
+		writeError(w, http.StatusBadRequest, "the code does not match; check the authenticator's clock")
+		return
+	}
+	if err := a.store.SetTOTP(r.Context(), u.ID, u.TOTPSecret, true); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	u.TOTPEnabled = true
+	writeJSON(w, http.StatusOK, userView(u, true))
+}
+
+func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Password string `json:"password"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	u := loaded[store.User](r.Context())
+	if ok, _ := identity.VerifyPassword(req.Password, u.PasswordHash); !ok {
+		writeError(w, http.StatusForbidden, "the password is wrong")
+		return
+	}
+	if err := a.store.SetTOTP(r.Context(), u.ID, nil, false); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Token is the API view of an API token.
+type Token struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Scopes     []string   `json:"scopes"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	ExpiresAt  *time.Time `json:"expiresAt,omitempty"`
+	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
+	// Token is the secret, shown once when the token is made.
+	Token string `json:"token,omitempty"`
+}
+
+func tokenView(t store.APIToken) Token {
+	v := Token{ID: t.ID, Name: t.Name, Scopes: t.Scopes, CreatedAt: t.CreatedAt}
+	if v.Scopes == nil {
+		v.Scopes = []string{store.ScopeRead, store.ScopeWrite}
+	}
+	if !t.ExpiresAt.IsZero() {
+		v.ExpiresAt = &t.ExpiresAt
+	}
+	if !t.LastUsedAt.IsZero() {
+		v.LastUsedAt = &t.LastUsedAt
+	}
+	return v
+}
+
+func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
+	ts, err := a.store.ListAPITokens(r.Context(), loaded[store.User](r.Context()).ID)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	out := make([]Token, len(ts))
+	for i, t := range ts {
+		out[i] = tokenView(t)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
+}
+
+// MaxAPITokenTTL bounds how long an API token may live.
+const MaxAPITokenTTL = 2 * 365 * 24 * time.Hour
+
+func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name   string   `json:"name"`
+		Scopes []string `json:"scopes"` // "read", "write"; default both
+		TTL    string   `json:"ttl"`    // Go duration; default: no expiry
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	u := loaded[store.User](r.Context())
+	c := principal(r.Context())
+	req.Name = strings.TrimSpace(req.Name)
+	if req.Name == "" || len(req.Name) > 100 {
+		writeError(w, http.StatusBadRequest, "name: 1 to 100 characters")
+		return
+	}
+	for _, s := range req.Scopes {
+		if s != store.ScopeRead && s != store.ScopeWrite {
+			writeError(w, http.StatusBadRequest, "scopes: %q is not one of read, write", s)
+			return
+		}
+		// A token cannot have more than the token that makes it.
+		if len(c.Scopes) > 0 && !containsString(c.Scopes, s) {
+			writeError(w, http.StatusForbidden, "scopes: your own credential lacks %q", s)
+			return
+		}
+	}
+	if len(req.Scopes) == 0 {
+		req.Scopes = c.Scopes
+	}
+	now := a.now().UTC().Truncate(time.Millisecond)
+	var exp time.Time
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil || d <= 0 || d > MaxAPITokenTTL {
+			writeError(w, http.StatusBadRequest, "ttl: a positive duration up to %s, like 720h", MaxAPITokenTTL)
+			return
+		}
+		exp = now.Add(d)
+	}
+	secret, err1 := identity.NewSecret()
+	id, err2 := identity.NewID("tok")
+	if err := errors.Join(err1, err2); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	t := store.APIToken{ID: id, TenantID: u.TenantID, UserID: u.ID, Name: req.Name, Role: u.Role, Scopes: req.Scopes,
+		Hash: HashToken(secret), CreatedAt: now, ExpiresAt: exp}
+	if err := a.store.CreateAPIToken(r.Context(), t); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	v := tokenView(t)
+	v.Token = secret
+	writeJSON(w, http.StatusCreated, v)
+}
+
+func containsString(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *API) deleteToken(w http.ResponseWriter, r *http.Request) {
+	t, err := a.store.GetAPIToken(r.Context(), r.PathValue("token"))
+	if err == nil && t.UserID != loaded[store.User](r.Context()).ID {
+		err = fmt.Errorf("token %q: %w", r.PathValue("token"), store.ErrNotFound)
+	}
+	if err == nil {
+		err = a.store.DeleteAPIToken(r.Context(), t.ID)
+	}
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// listUsers lists the accounts of the caller's tenant (or ?tenant=) and
+// below that the caller may see.
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
+	tenants, ok := a.listScope(w, r)
+	if !ok {
+		return
+	}
+	us, err := a.store.ListUsers(r.Context(), tenants)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	cache := a.newResolverCache()
+	out := []User{}
+	for _, u := range us {
+		t, err := cache.tenant(r.Context(), u.TenantID)
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		if a.allowed(r.Context(), access.UserRead, access.Resource{Kind: access.KindUser, ID: u.ID, TenantID: u.TenantID, TenantPath: t.Path}) {
+			out = append(out, userView(u, false))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+}
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		TenantID string     `json:"tenantId"` // default: the caller's
+		Email    string     `json:"email"`
+		Role     store.Role `json:"role"`
+		profilePatch
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	c := principal(r.Context())
+	if req.TenantID == "" {
+		req.TenantID = c.TenantID
+	}
+	res, _, err := a.tenantResource(r.Context(), req.TenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusBadRequest, "tenantId: no tenant %q", req.TenantID)
+		return
+	}
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	res.Kind, res.ID = access.KindUser, ""
+	if !a.allow(w, r, access.UserManage, res) {
+		return
+	}
+	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+		call.owner = req.TenantID
+	}
+	if err := access.CanAssign(c.Subject, req.Role, req.TenantID, res.TenantPath); err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, access.ErrDenied) {
+			status = http.StatusForbidden
+		}
+		writeError(w, status, "role: %v", err)
+		return
+	}
+	email, err := normalizeEmail(req.Email)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "email: %v", err)
+		return
+	}
+	id, err := identity.NewID("usr")
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	u := store.User{ID: id, TenantID: req.TenantID, Email: email, Role: req.Role, Status: store.UserPending,
+		CreatedBy: c.ActorID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
+	if err := req.profilePatch.apply(&u); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	for try := 0; ; try++ {
+		if u.Role == store.RoleSupporter {
+			if u.SupporterID, err = identity.NewSupporterID(); err != nil {
+				a.storeError(w, err)
+				return
+			}
+		}
+		err = a.store.CreateUser(r.Context(), u)
+		if !errors.Is(err, store.ErrConflict) || u.Role != store.RoleSupporter || try == 3 {
+			break
+		}
+		if _, e := a.store.UserByEmail(r.Context(), email); e == nil {
+			break // the e-mail is taken, not the supporter id
+		}
+	}
+	if errors.Is(err, store.ErrConflict) {
+		writeError(w, http.StatusConflict, "an account with e-mail %s exists already", email)
+		return
+	}
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.log.Info("user created", "user", u.ID, "tenant", u.TenantID, "role", u.Role)
+	v := userView(u, true)
+	v.ActivationLink, v.ActivationMailed, err = a.sendLink(r.Context(), u, store.PurposeActivate)
+	if err != nil {
+		// The account exists; the admin can send the link again.
+		a.log.Error("send activation", "user", u.ID, "err", err)
+		writeJSON(w, http.StatusCreated, v)
+		return
+	}
+	writeJSON(w, http.StatusCreated, v)
+}
+
+func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
+	u := loaded[store.User](r.Context())
+	writeJSON(w, http.StatusOK, userView(u, a.allowed(r.Context(), access.UserManage, resourceOf(r.Context()))))
+}
+
+func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Role   *store.Role `json:"role"`
+		Status *string     `json:"status"` // "active" or "disabled"
+		Unlock bool        `json:"unlock"` // lift a sign-in lock
+		profilePatch
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	c := principal(r.Context())
+	u := loaded[store.User](r.Context())
+	res := resourceOf(r.Context())
+	if err := req.profilePatch.apply(&u); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if req.Role != nil && *req.Role != u.Role {
+		if u.ID == c.UserID {
+			writeError(w, http.StatusForbidden, "role: you cannot change your own role")
+			return
+		}
+		if (*req.Role == store.RoleSupporter) != (u.Role == store.RoleSupporter) {
+			writeError(w, http.StatusBadRequest, "role: a supporter account stays a supporter account; make a new account instead")
+			return
+		}
+		if err := access.CanAssign(c.Subject, *req.Role, u.TenantID, res.TenantPath); err != nil {
+			writeError(w, http.StatusForbidden, "role: %v", err)
+			return
+		}
+		u.Role = *req.Role
+	}
+	if req.Status != nil {
+		switch store.UserStatus(*req.Status) {
+		case store.UserDisabled:
+			if u.ID == c.UserID {
+				writeError(w, http.StatusForbidden, "status: you cannot disable yourself")
+				return
+			}
+			u.Status = store.UserDisabled
+		case store.UserActive:
+			if u.Status == store.UserDisabled {
+				u.Status = store.UserActive
+				if u.PasswordHash == "" {
+					u.Status = store.UserPending
+				}
+			}
+		default:
+			writeError(w, http.StatusBadRequest, `status: "active" or "disabled"`)
+			return
+		}
+	}
+	if err := a.store.UpdateUser(r.Context(), u); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if u.Status == store.UserDisabled {
+		if err := a.store.DeleteUserSessions(r.Context(), u.ID); err != nil {
+			a.storeError(w, err)
+			return
+		}
+	}
+	if req.Unlock && u.PasswordHash != "" {
+		if err := a.store.LoginSucceeded(r.Context(), u.ID, u.LastLoginAt); err != nil {
+			a.storeError(w, err)
+			return
+		}
+		u.LockedUntil, u.FailedLogins = time.Time{}, 0
+	}
+	writeJSON(w, http.StatusOK, userView(u, true))
+}
+
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
+	u := loaded[store.User](r.Context())
+	if u.ID == principal(r.Context()).UserID {
+		writeError(w, http.StatusForbidden, "you cannot delete your own account")
+		return
+	}
+	if err := a.store.DeleteUser(r.Context(), u.ID); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.log.Info("user deleted", "user", u.ID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) resendActivation(w http.ResponseWriter, r *http.Request) {
+	u := loaded[store.User](r.Context())
+	if u.Status != store.UserPending {
+		writeError(w, http.StatusConflict, "the account is %s, not waiting for activation", u.Status)
+		return
+	}
+	link, mailed, err := a.sendLink(r.Context(), u, store.PurposeActivate)
+	if err != nil {
+		a.log.Error("send activation", "user", u.ID, "err", err)
+		writeError(w, http.StatusBadGateway, "the mail server did not take the message; try again later")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"activationLink": link, "activationMailed": mailed})
+}
+
+// lookupSupporter tells a customer admin whose supporter id this is, so
+// they can check before granting.
+func (a *API) lookupSupporter(w http.ResponseWriter, r *http.Request) {
+	u, err := a.store.UserBySupporterID(r.Context(), identity.NormalizeSupporterID(r.PathValue("supporterId")))
+	if err == nil && (u.Role != store.RoleSupporter || u.Status == store.UserDisabled) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		a.storeError(w, fmt.Errorf("supporter %q: %w", r.PathValue("supporterId"), err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"supporterId": u.SupporterID, "firstName": u.FirstName,
+		"lastName": u.LastName, "company": u.Company})
+}
+
+// sendLink makes a one-time link for a user and mails it. Without a mail
+// server it returns the link so the admin can hand it over.
+func (a *API) sendLink(ctx context.Context, u store.User, purpose string) (link string, mailed bool, err error) {
+	secret, err := identity.NewSecret()
+	if err != nil {
+		return "", false, err
+	}
+	ttl, page := ActivationTTL, "/activate"
+	if purpose == store.PurposeReset {
+		ttl, page = ResetTTL, "/reset-password"
+	}
+	now := a.now().UTC().Truncate(time.Millisecond)
+	if err := a.store.CreateUserToken(ctx, store.UserToken{Hash: identity.HashSecret(secret), UserID: u.ID,
+		Purpose: purpose, CreatedAt: now, ExpiresAt: now.Add(ttl)}); err != nil {
+		return "", false, err
+	}
+	link = strings.TrimRight(a.cfg.PublicURL, "/") + page + "?token=" + secret
+	if a.cfg.Mailer == nil {
+		return link, false, nil
+	}
+	name := strings.TrimSpace(u.FirstName + " " + u.LastName)
+	msg := mail.Activation(u.Email, name, link, now.Add(ttl), "Warden")
+	if purpose == store.PurposeReset {
+		msg = mail.PasswordReset(u.Email, name, link, now.Add(ttl), "Warden")
+	}
+	if err := a.cfg.Mailer.Send(ctx, msg); err != nil {
+		return "", false, fmt.Errorf("mail %s link: %w", purpose, err)
+	}
+	return "", true, nil
+}
