@@ -100,6 +100,7 @@ func (a *API) Handler() http.Handler {
 		public.HandleFunc(rt.pattern, rt.handler)
 	}
 	a.pageRoutes(mux)
+	mux.HandleFunc("GET "+OpenAPIPath, a.openAPIDoc)
 	mux.Handle("/api/v1/auth/", a.audited(public, a.noStore(jsonMuxErrors(public))))
 	mux.Handle("/api/", a.audited(api, a.noStore(a.authenticate(auditPrincipal(jsonMuxErrors(api))))))
 	return a.logRequests(mux)

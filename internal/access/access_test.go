@@ -1,0 +1,186 @@
+package access
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func dev(tenant, path, site string, factory bool) Resource {
+	return Resource{Kind: KindDevice, ID: "d-" + tenant, TenantID: tenant, TenantPath: path, SiteID: site, FactoryAccess: factory}
+}
+
+func TestDecideTenantTree(t *testing.T) {
+	admin := Subject{UserID: "u1", TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerAdmin}
+	user := Subject{UserID: "u2", TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerUser}
+	cases := []struct {
+		name string
+		s    Subject
+		act  Action
+		r    Resource
+		ok   bool
+	}{
+		{"admin reads own device", admin, DeviceData, dev("a", "root/a", "", false), true},
+		{"admin writes sub-tenant device", admin, DeviceManage, dev("a1", "root/a/a1", "", false), true},
+		{"admin reads parent", admin, DeviceRead, dev("root", "root", "", false), false},
+		{"admin reads sibling", admin, DeviceRead, dev("b", "root/b", "", false), false},
+		// "root/ab" starts with "root/a" but is not below it.
+		{"admin reads prefix-named sibling", admin, DeviceRead, dev("ab", "root/ab", "", false), false},
+		{"admin deletes own tenant", admin, TenantDelete, Resource{Kind: KindTenant, ID: "a", TenantID: "a", TenantPath: "root/a"}, false},
+		{"admin deletes sub-tenant", admin, TenantDelete, Resource{Kind: KindTenant, ID: "a1", TenantID: "a1", TenantPath: "root/a/a1"}, true},
+		{"admin whole audit", admin, AuditAll, Resource{Kind: KindAudit, TenantID: "a", TenantPath: "root/a"}, false},
+		{"user reads", user, DeviceData, dev("a1", "root/a/a1", "", false), true},
+		{"user operates", user, DeviceOperate, dev("a", "root/a", "", false), false},
+		{"user manages users", user, UserManage, Resource{Kind: KindUser, ID: "x", TenantID: "a", TenantPath: "root/a"}, false},
+		{"user flips switch", user, SiteFactoryAccess, Resource{Kind: KindSite, ID: "s", TenantID: "a", TenantPath: "root/a"}, false},
+		{"customer role in root", Subject{TenantID: "root", TenantPath: "root", Role: store.RoleCustomerAdmin}, DeviceRead, dev("root", "root", "", false), false},
+		{"operator role below root", Subject{TenantID: "a", TenantPath: "root/a", Role: store.RoleOperatorAdmin}, DeviceRead, dev("a", "root/a", "", false), false},
+		{"unknown role", Subject{TenantID: "a", TenantPath: "root/a", Role: "god"}, DeviceRead, dev("a", "root/a", "", false), false},
+		{"resource without tenant", admin, DeviceRead, Resource{Kind: KindDevice, ID: "x"}, false},
+	}
+	for _, c := range cases {
+		err := Decide(c.s, c.act, c.r, now)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: Decide = %v, want allowed=%v", c.name, err, c.ok)
+		}
+		if err != nil && !errors.Is(err, ErrDenied) {
+			t.Errorf("%s: error %v does not wrap ErrDenied", c.name, err)
+		}
+	}
+}
+
+func TestDecideOperatorAndFactorySwitch(t *testing.T) {
+	op := Subject{UserID: "o", TenantID: "root", TenantPath: "root", Role: store.RoleOperatorAdmin}
+	desk := Subject{UserID: "s", TenantID: "root", TenantPath: "root", Role: store.RoleOperatorService}
+	off, on := dev("a", "root/a", "s1", false), dev("a", "root/a", "s1", true)
+	site := Resource{Kind: KindSite, ID: "s1", TenantID: "a", TenantPath: "root/a", SiteID: "s1"}
+	for _, c := range []struct {
+		name string
+		s    Subject
+		act  Action
+		r    Resource
+		ok   bool
+	}{
+		{"operator manages customer device", op, DeviceManage, off, true},
+		{"operator reads machine data, switch off", op, DeviceData, off, false},
+		{"operator reads machine data, switch on", op, DeviceData, on, true},
+		{"operator flips the owner's switch", op, SiteFactoryAccess, site, false},
+		{"operator reads contract", op, TenantContract, Resource{Kind: KindTenant, ID: "a", TenantID: "a", TenantPath: "root/a"}, true},
+		{"desk reads machine data, switch off", desk, DeviceData, off, false},
+		{"desk reads machine data, switch on", desk, DeviceData, on, true},
+		{"desk operates, switch on", desk, DeviceOperate, on, true},
+		{"desk manages device, switch on", desk, DeviceManage, on, false},
+		{"desk reads customer tenant", desk, TenantRead, Resource{Kind: KindTenant, ID: "a", TenantID: "a", TenantPath: "root/a"}, false},
+		{"desk reads contract", desk, TenantContract, Resource{Kind: KindTenant, ID: "a", TenantID: "a", TenantPath: "root/a"}, false},
+		{"desk reads own tenant's device", desk, DeviceData, dev("root", "root", "", false), true},
+		{"desk manages users", desk, UserManage, Resource{Kind: KindUser, ID: "u", TenantID: "root", TenantPath: "root"}, false},
+	} {
+		if err := Decide(c.s, c.act, c.r, now); (err == nil) != c.ok {
+			t.Errorf("%s: Decide = %v, want allowed=%v", c.name, err, c.ok)
+		}
+	}
+}
+
+func TestDecideSupporterGrants(t *testing.T) {
+	g := func(site, device string, exp, revoked time.Time) store.Grant {
+		return store.Grant{ID: "g", TenantID: "a", SupporterUserID: "sup", SiteID: site, DeviceID: device, ExpiresAt: exp, RevokedAt: revoked}
+	}
+	var never time.Time
+	d := dev("a", "root/a", "s1", false)
+	for _, c := range []struct {
+		name   string
+		grants []store.Grant
+		act    Action
+		r      Resource
+		ok     bool
+	}{
+		{"no grant", nil, DeviceData, d, false},
+		{"device grant", []store.Grant{g("", d.ID, never, never)}, DeviceData, d, true},
+		{"device grant, operate", []store.Grant{g("", d.ID, never, never)}, DeviceOperate, d, true},
+		{"device grant, manage", []store.Grant{g("", d.ID, never, never)}, DeviceManage, d, false},
+		{"site grant covers its device", []store.Grant{g("s1", "", never, never)}, DeviceData, d, true},
+		{"site grant, other site", []store.Grant{g("s2", "", never, never)}, DeviceData, d, false},
+		{"site grant reads site", []store.Grant{g("s1", "", never, never)}, SiteRead,
+			Resource{Kind: KindSite, ID: "s1", TenantID: "a", TenantPath: "root/a", SiteID: "s1"}, true},
+		{"device grant does not read its site", []store.Grant{g("", d.ID, never, never)}, SiteRead,
+			Resource{Kind: KindSite, ID: "s1", TenantID: "a", TenantPath: "root/a", SiteID: "s1"}, false},
+		{"revoked", []store.Grant{g("", d.ID, never, now.Add(-time.Second))}, DeviceData, d, false},
+		{"expired", []store.Grant{g("", d.ID, now, never)}, DeviceData, d, false},
+		{"expires later", []store.Grant{g("", d.ID, now.Add(time.Millisecond), never)}, DeviceData, d, true},
+		{"someone else's grant", []store.Grant{{ID: "g", SupporterUserID: "other", DeviceID: d.ID}}, DeviceData, d, false},
+		{"tenant read", []store.Grant{g("s1", "", never, never)}, TenantRead, Resource{Kind: KindTenant, ID: "a", TenantID: "a", TenantPath: "root/a"}, false},
+		{"own grant read", nil, GrantRead, Resource{Kind: KindGrant, ID: "g", TenantID: "a", TenantPath: "root/a", UserID: "sup"}, true},
+		{"other's grant read", nil, GrantRead, Resource{Kind: KindGrant, ID: "g", TenantID: "a", TenantPath: "root/a", UserID: "x"}, false},
+	} {
+		s := Subject{UserID: "sup", TenantID: "root", TenantPath: "root", Role: store.RoleSupporter, Grants: c.grants}
+		if err := Decide(s, c.act, c.r, now); (err == nil) != c.ok {
+			t.Errorf("%s: Decide = %v, want allowed=%v", c.name, err, c.ok)
+		}
+	}
+}
+
+func TestDecideScopes(t *testing.T) {
+	s := Subject{UserID: "u", TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerAdmin, Scopes: []string{store.ScopeRead}}
+	d := dev("a", "root/a", "", false)
+	if err := Decide(s, DeviceData, d, now); err != nil {
+		t.Errorf("read scope cannot read: %v", err)
+	}
+	if err := Decide(s, DeviceOperate, d, now); err == nil {
+		t.Error("read scope may operate")
+	}
+	s.Scopes = []string{store.ScopeWrite}
+	if err := Decide(s, DeviceData, d, now); err == nil {
+		t.Error("write-only scope may read")
+	}
+}
+
+func TestDecideSelf(t *testing.T) {
+	s := Subject{UserID: "u", TenantID: "a", TenantPath: "root/a", Role: store.RoleSupporter}
+	if err := Decide(s, UserSelf, Resource{Kind: KindUser, UserID: "u"}, now); err != nil {
+		t.Errorf("self: %v", err)
+	}
+	if err := Decide(s, UserSelf, Resource{Kind: KindUser, UserID: "v"}, now); err == nil {
+		t.Error("another user's account as self")
+	}
+	if err := Decide(Subject{Role: store.RoleOperatorAdmin, TenantID: "root", TenantPath: "root"}, UserSelf, Resource{Kind: KindUser}, now); err == nil {
+		t.Error("a token without account has a self")
+	}
+}
+
+func TestCanAssign(t *testing.T) {
+	op := Subject{TenantID: "root", TenantPath: "root", Role: store.RoleOperatorAdmin}
+	ca := Subject{TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerAdmin}
+	cu := Subject{TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerUser}
+	for _, c := range []struct {
+		name       string
+		s          Subject
+		role       store.Role
+		tenant     string
+		path       string
+		ok, denied bool
+	}{
+		{"operator makes customer admin", op, store.RoleCustomerAdmin, "a", "root/a", true, false},
+		{"operator makes service desk", op, store.RoleOperatorService, "root", "root", true, false},
+		{"operator role in a customer", op, store.RoleOperatorAdmin, "a", "root/a", false, false},
+		{"customer role in root", op, store.RoleCustomerUser, "root", "root", false, false},
+		{"supporter anywhere", op, store.RoleSupporter, "root", "root", true, false},
+		{"customer admin below", ca, store.RoleCustomerUser, "a1", "root/a/a1", true, false},
+		{"customer admin makes supporter", ca, store.RoleSupporter, "a", "root/a", true, false},
+		{"customer admin makes operator", ca, store.RoleOperatorService, "root", "root", false, false},
+		{"customer admin in sibling", ca, store.RoleCustomerUser, "b", "root/b", false, true},
+		{"customer user", cu, store.RoleCustomerUser, "a", "root/a", false, true},
+		{"unknown role", op, "root-of-all", "a", "root/a", false, false},
+	} {
+		err := CanAssign(c.s, c.role, c.tenant, c.path)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: CanAssign = %v, want ok=%v", c.name, err, c.ok)
+		}
+		if c.denied && !errors.Is(err, ErrDenied) {
+			t.Errorf("%s: %v is not a denial", c.name, err)
+		}
+	}
+}
