@@ -303,7 +303,7 @@ type Token struct {
 
 func tokenView(t store.APIToken) Token {
 	v := Token{ID: t.ID, Name: t.Name, Scopes: t.Scopes, CreatedAt: t.CreatedAt}
-	if v.Scopes == nil {
+	if len(v.Scopes) == 0 {
 		v.Scopes = []string{store.ScopeRead, store.ScopeWrite}
 	}
 	if !t.ExpiresAt.IsZero() {

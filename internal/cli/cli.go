@@ -27,6 +27,7 @@ type command struct {
 
 // Env is what a command may use of the process.
 type Env struct {
+	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 }
@@ -41,6 +42,12 @@ func commands() []command {
 		{"c2d", "send and list cloud-to-device messages", runC2D},
 		{"enrollment", "manage provisioning enrollment groups and individual enrollments", runEnrollment},
 		{"registration", "list and delete provisioning registrations", runRegistration},
+		{"tenant", "manage customers and sub-customers (create, list, show, update, delete)", runTenant},
+		{"site", "manage sites and their factory service access switch", runSite},
+		{"user", "manage accounts (create, list, show, update, disable, enable, unlock, delete, activation)", runUser},
+		{"grant", "grant supporters access to a site or device, list and revoke grants", runGrant},
+		{"token", "make, list and revoke API tokens of an account", runToken},
+		{"login", "sign in with e-mail and password and make an API token for the command line", runLogin},
 		{"audit", "verify the tamper-evident audit log (offline) and list its entries", runAudit},
 		{"simulate", "run simulated machines against a server", runSimulate},
 		{"bench", "measure a running server (ingest)", runBench},
@@ -60,8 +67,8 @@ func runVersion(_ context.Context, env *Env, _ []string) error {
 var errUsage = errors.New("usage")
 
 // Main runs the command line and returns the process exit code.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	env := &Env{Stdout: stdout, Stderr: stderr}
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stderr)
 		if len(args) == 0 {

@@ -18,8 +18,14 @@ import (
 
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runInput(t, "", args...)
+}
+
+// runInput runs a command line with input as its standard input.
+func runInput(t *testing.T, input string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	code = Main(t.Context(), args, &out, &errOut)
+	code = Main(t.Context(), args, strings.NewReader(input), &out, &errOut)
 	return out.String(), errOut.String(), code
 }
 
@@ -138,7 +144,7 @@ func TestServeFailsCleanlyOnBusyPort(t *testing.T) {
 	var errOut bytes.Buffer
 	go func() {
 		done <- Main(t.Context(), []string{"serve", "--data-dir", t.TempDir(), "--mqtt-listen", busy.Addr().String(),
-			"--http-listen", "127.0.0.1:0", "--admin-token", "x", "--log-level", "error"}, io.Discard, &errOut)
+			"--http-listen", "127.0.0.1:0", "--admin-token", "x", "--log-level", "error"}, strings.NewReader(""), io.Discard, &errOut)
 	}()
 	select {
 	case code := <-done:

@@ -138,3 +138,192 @@ func (c *Client) Grant(ctx context.Context, supporterID, siteID, deviceID, expir
 func (c *Client) RevokeGrant(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodDelete, "/api/v1/grants/"+url.PathEscape(id), nil, nil, nil)
 }
+
+// NewAnonymous makes a client without credentials for the server at base
+// (an https URL) that trusts the CA certificate in caFile (empty: the
+// system roots): for signing in and the one-time links.
+func NewAnonymous(base, caFile string) (*Client, error) {
+	c, err := New(base, "anonymous", caFile)
+	if err != nil {
+		return nil, err
+	}
+	return c.Anonymous(), nil
+}
+
+// Logout ends the session of a session client.
+func (c *Client) Logout(ctx context.Context) error {
+	return c.Do(ctx, http.MethodDelete, "/api/v1/session", nil, nil, nil)
+}
+
+func tenantQuery(tenant string) url.Values {
+	q := url.Values{}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	return q
+}
+
+// Tenant returns one tenant; id "" is the caller's own.
+func (c *Client) Tenant(ctx context.Context, id string) (api.Tenant, error) {
+	var out api.Tenant
+	path := "/api/v1/tenant"
+	if id != "" {
+		path = "/api/v1/tenants/" + url.PathEscape(id)
+	}
+	err := c.Do(ctx, http.MethodGet, path, nil, nil, &out)
+	return out, err
+}
+
+// Tenants lists the tenants the caller can see: under ("" for the
+// caller's tenant) and the tenants below it.
+func (c *Client) Tenants(ctx context.Context, under string) ([]api.Tenant, error) {
+	var out struct {
+		Tenants []api.Tenant `json:"tenants"`
+	}
+	err := c.Do(ctx, http.MethodGet, "/api/v1/tenants", tenantQuery(under), nil, &out)
+	return out.Tenants, err
+}
+
+// UpdateTenant changes the fields of a tenant that patch holds (name,
+// address, contact, contract, telemetryRetentionDays).
+func (c *Client) UpdateTenant(ctx context.Context, id string, patch map[string]any) (api.Tenant, error) {
+	var out api.Tenant
+	err := c.Do(ctx, http.MethodPatch, "/api/v1/tenants/"+url.PathEscape(id), nil, patch, &out)
+	return out, err
+}
+
+// DeleteTenant deletes a tenant without sub-tenants, with everything in it.
+func (c *Client) DeleteTenant(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/v1/tenants/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// CreateSiteWith makes a site from a request body (tenantId, name,
+// address).
+func (c *Client) CreateSiteWith(ctx context.Context, body map[string]any) (api.Site, error) {
+	var out api.Site
+	err := c.Do(ctx, http.MethodPost, "/api/v1/sites", nil, body, &out)
+	return out, err
+}
+
+// Site returns one site.
+func (c *Client) Site(ctx context.Context, id string) (api.Site, error) {
+	var out api.Site
+	err := c.Do(ctx, http.MethodGet, "/api/v1/sites/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// Sites lists the sites the caller can see, of tenant and below ("" for
+// the caller's tenant).
+func (c *Client) Sites(ctx context.Context, tenant string) ([]api.Site, error) {
+	var out struct {
+		Sites []api.Site `json:"sites"`
+	}
+	err := c.Do(ctx, http.MethodGet, "/api/v1/sites", tenantQuery(tenant), nil, &out)
+	return out.Sites, err
+}
+
+// UpdateSite changes a site's name or address.
+func (c *Client) UpdateSite(ctx context.Context, id string, patch map[string]any) (api.Site, error) {
+	var out api.Site
+	err := c.Do(ctx, http.MethodPatch, "/api/v1/sites/"+url.PathEscape(id), nil, patch, &out)
+	return out, err
+}
+
+// DeleteSite deletes a site; its devices stay, unassigned.
+func (c *Client) DeleteSite(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/v1/sites/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// User returns one account.
+func (c *Client) User(ctx context.Context, id string) (api.User, error) {
+	var out api.User
+	err := c.Do(ctx, http.MethodGet, "/api/v1/users/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// Users lists the accounts the caller can see, of tenant and below (""
+// for the caller's tenant).
+func (c *Client) Users(ctx context.Context, tenant string) ([]api.User, error) {
+	var out struct {
+		Users []api.User `json:"users"`
+	}
+	err := c.Do(ctx, http.MethodGet, "/api/v1/users", tenantQuery(tenant), nil, &out)
+	return out.Users, err
+}
+
+// UpdateUser changes an account: names, phone, company, address, role,
+// status ("active" or "disabled") or unlock (true lifts a sign-in lock).
+func (c *Client) UpdateUser(ctx context.Context, id string, patch map[string]any) (api.User, error) {
+	var out api.User
+	err := c.Do(ctx, http.MethodPatch, "/api/v1/users/"+url.PathEscape(id), nil, patch, &out)
+	return out, err
+}
+
+// DeleteUser deletes an account.
+func (c *Client) DeleteUser(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/v1/users/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// Activation is the answer of a new activation link: the link itself when
+// no mail server is configured, or Mailed.
+type Activation struct {
+	Link   string `json:"activationLink,omitempty"`
+	Mailed bool   `json:"activationMailed"`
+}
+
+// ResendActivation makes a new activation link for an account waiting
+// for activation.
+func (c *Client) ResendActivation(ctx context.Context, id string) (Activation, error) {
+	var out Activation
+	err := c.Do(ctx, http.MethodPost, "/api/v1/users/"+url.PathEscape(id)+"/activation", nil, nil, &out)
+	return out, err
+}
+
+// GrantFilter selects grants; empty fields select all.
+type GrantFilter struct {
+	Tenant string // this tenant and below ("" the caller's)
+	Site   string
+	Device string
+	Active bool // only grants in force now
+}
+
+// Grants lists the grants the caller can see: as owner, or as supporter
+// their own.
+func (c *Client) Grants(ctx context.Context, f GrantFilter) ([]api.Grant, error) {
+	q := tenantQuery(f.Tenant)
+	if f.Site != "" {
+		q.Set("site", f.Site)
+	}
+	if f.Device != "" {
+		q.Set("device", f.Device)
+	}
+	if f.Active {
+		q.Set("active", "true")
+	}
+	var out struct {
+		Grants []api.Grant `json:"grants"`
+	}
+	err := c.Do(ctx, http.MethodGet, "/api/v1/grants", q, nil, &out)
+	return out.Grants, err
+}
+
+// GrantByID returns one grant.
+func (c *Client) GrantByID(ctx context.Context, id string) (api.Grant, error) {
+	var out api.Grant
+	err := c.Do(ctx, http.MethodGet, "/api/v1/grants/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// Tokens lists the API tokens of the signed-in user (without secrets).
+func (c *Client) Tokens(ctx context.Context) ([]api.Token, error) {
+	var out struct {
+		Tokens []api.Token `json:"tokens"`
+	}
+	err := c.Do(ctx, http.MethodGet, "/api/v1/tokens", nil, nil, &out)
+	return out.Tokens, err
+}
+
+// RevokeToken deletes one of the signed-in user's API tokens.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(id), nil, nil, nil)
+}

@@ -111,7 +111,7 @@ func TestAuditTrail(t *testing.T) {
 	caFile := filepath.Join(e.dataDir, "ca.pem")
 	var out, errOut bytes.Buffer
 	if code := cli.Main(e.ctx(), []string{"audit", "list", "--server", base, "--token", adminToken, "--ca", caFile,
-		"--action", "device.disable"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "device.disable") ||
+		"--action", "device.disable"}, strings.NewReader(""), &out, &errOut); code != 0 || !strings.Contains(out.String(), "device.disable") ||
 		strings.Contains(out.String(), "device.create") {
 		t.Fatalf("audit list: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
@@ -119,7 +119,7 @@ func TestAuditTrail(t *testing.T) {
 	verify := func() (int, string) {
 		t.Helper()
 		var out, errOut bytes.Buffer
-		code := cli.Main(e.ctx(), []string{"audit", "verify", "--data-dir", e.dataDir}, &out, &errOut)
+		code := cli.Main(e.ctx(), []string{"audit", "verify", "--data-dir", e.dataDir}, strings.NewReader(""), &out, &errOut)
 		t.Logf("warden audit verify: exit %d: %s%s", code, out.String(), errOut.String())
 		return code, out.String()
 	}
