@@ -1,6 +1,8 @@
-// Package api is Warden's HTTP API under /api/v1/, plus /healthz and
-// /metrics. Every /api/v1/ request carries "Authorization: Bearer <token>";
-// errors are JSON objects {"error": "...", "status": N}.
+// Package api is Warden's HTTP API under /api/v1/, plus /healthz, /metrics,
+// the OpenAPI document and the account-link pages. Requests carry
+// "Authorization: Bearer <token>" or the session cookie (with the CSRF
+// header on changes), except sign-in and the link routes; errors are JSON
+// objects {"error": "...", "status": N}.
 package api
 
 import (

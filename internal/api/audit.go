@@ -418,15 +418,16 @@ func (a *API) accessLog(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			page.Entries = append(page.Entries, auditView(e))
+			if len(page.Entries) == f.Limit {
+				page.Next = e.Seq
+				writeJSON(w, http.StatusOK, page)
+				return
+			}
 		}
 		if len(es) < f.Limit {
 			break
 		}
 		f.After = es[len(es)-1].Seq
-		if len(page.Entries) >= f.Limit {
-			page.Next = f.After
-			break
-		}
 	}
 	writeJSON(w, http.StatusOK, page)
 }

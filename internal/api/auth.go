@@ -207,7 +207,7 @@ func normalizeEmail(s string) (string, error) {
 	return strings.ToLower(s), nil
 }
 
-// Session is the answer of a sign-in and of GET /api/v1/auth/session.
+// Session is the answer of a sign-in and of GET /api/v1/session.
 type Session struct {
 	User      User      `json:"user"`
 	CSRFToken string    `json:"csrfToken,omitempty"`
@@ -342,6 +342,9 @@ func (a *API) session(w http.ResponseWriter, r *http.Request) {
 	s := Session{User: userView(u, true)}
 	if ck, err := r.Cookie(SessionCookie); err == nil && c.SessionID != "" {
 		s.CSRFToken = csrfToken(ck.Value)
+		if sess, err := a.store.SessionByHash(r.Context(), identity.HashSecret(ck.Value)); err == nil {
+			s.ExpiresAt = sess.ExpiresAt
+		}
 	}
 	writeJSON(w, http.StatusOK, s)
 }

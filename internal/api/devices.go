@@ -211,7 +211,7 @@ func (a *API) device(_ http.ResponseWriter, r *http.Request) (store.Device, bool
 
 func (a *API) getDevice(w http.ResponseWriter, r *http.Request) {
 	if d, ok := a.device(w, r); ok {
-		writeJSON(w, http.StatusOK, a.view(d, true))
+		writeJSON(w, http.StatusOK, a.view(d, a.allowed(r.Context(), access.DeviceManage, resourceOf(r.Context()))))
 	}
 }
 
@@ -319,7 +319,7 @@ func (a *API) deviceToken(w http.ResponseWriter, r *http.Request) {
 		TTL string `json:"ttl"` // Go duration, default 1h
 		Key string `json:"key"` // primary (default) or secondary
 	}
-	if !decode(w, r, &req) {
+	if !decodeOptional(w, r, &req) {
 		return
 	}
 	ttl := time.Hour

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -295,7 +296,7 @@ func (a *API) getEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, groupView(g, true))
+	writeJSON(w, http.StatusOK, groupView(g, a.allowed(r.Context(), access.EnrollmentManage, resourceOf(r.Context()))))
 }
 
 func (a *API) updateEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
@@ -406,7 +407,7 @@ func (a *API) getEnrollment(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, enrollmentView(e, true))
+	writeJSON(w, http.StatusOK, enrollmentView(e, a.allowed(r.Context(), access.EnrollmentManage, resourceOf(r.Context()))))
 }
 
 func (a *API) updateEnrollment(w http.ResponseWriter, r *http.Request) {

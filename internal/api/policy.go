@@ -330,6 +330,17 @@ func (a *API) listScope(w http.ResponseWriter, r *http.Request) ([]string, bool)
 	id := r.URL.Query().Get("tenant")
 	if id == "" {
 		id = principal(r.Context()).TenantID
+	} else {
+		// A tenant the caller may not see answers like one that does
+		// not exist.
+		res, _, err := a.tenantResource(r.Context(), id)
+		if err == nil && !a.allowed(r.Context(), access.TenantRead, res) {
+			err = fmt.Errorf("tenant %q: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			a.storeError(w, err)
+			return nil, false
+		}
 	}
 	ts, err := a.store.TenantsUnder(r.Context(), id)
 	if err != nil {

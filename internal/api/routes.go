@@ -7,7 +7,7 @@ import (
 )
 
 // routes is every authenticated endpoint with the policy it needs. The
-// OpenAPI document (openapi.json) is checked against this list.
+// OpenAPI document (openapi.yaml) is checked against this list.
 func (a *API) routes() []route {
 	enroll := scopeKind(access.KindEnrollment)
 	return []route{

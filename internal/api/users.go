@@ -560,7 +560,11 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := access.CanAssign(c.Subject, *req.Role, u.TenantID, res.TenantPath); err != nil {
-			writeError(w, http.StatusForbidden, "role: %v", err)
+			status := http.StatusBadRequest
+			if errors.Is(err, access.ErrDenied) {
+				status = http.StatusForbidden
+			}
+			writeError(w, status, "role: %v", err)
 			return
 		}
 		u.Role = *req.Role
