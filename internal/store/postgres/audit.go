@@ -40,8 +40,9 @@ const migrationAudit = `CREATE TABLE audit_log (
 // lock table does not grow.
 const auditLock int64 = 0x6175646974
 
+// auditColumns: owner_tenant_id came later (migrationIdentity).
 const auditColumns = `seq, at, tenant_id, actor_id, actor_name, action, target, outcome, status,
-	ip, user_agent, browser, browser_version, os, prev_hash, hash`
+	ip, user_agent, browser, browser_version, os, prev_hash, hash, owner_tenant_id`
 
 // AppendAudit appends an entry under the audit advisory lock, reading the
 // last hash inside the locked transaction so the chain stays linear.
@@ -68,9 +69,9 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry, seal func(*
 		return e, fmt.Errorf("append audit: seal: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES
-		($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		e.Seq, e.At.UnixMilli(), e.TenantID, e.ActorID, e.ActorName, e.Action, e.Target, e.Outcome, e.Status,
-		e.IP, e.UserAgent, e.Browser, e.BrowserVersion, e.OS, e.PrevHash, e.Hash); err != nil {
+		e.IP, e.UserAgent, e.Browser, e.BrowserVersion, e.OS, e.PrevHash, e.Hash, e.OwnerTenantID); err != nil {
 		return e, fmt.Errorf("append audit: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -95,6 +96,12 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 			add(c.col+" = ?", c.v)
 		}
 	}
+	if f.OwnerTenantIDs != nil {
+		if len(f.OwnerTenantIDs) == 0 {
+			return nil, nil // an empty, non-nil list matches nothing
+		}
+		add("owner_tenant_id = ANY(?::text[])", f.OwnerTenantIDs)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -112,7 +119,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		var at int64
 		var status int32
 		if err := rows.Scan(&e.Seq, &at, &e.TenantID, &e.ActorID, &e.ActorName, &e.Action, &e.Target, &e.Outcome, &status,
-			&e.IP, &e.UserAgent, &e.Browser, &e.BrowserVersion, &e.OS, &e.PrevHash, &e.Hash); err != nil {
+			&e.IP, &e.UserAgent, &e.Browser, &e.BrowserVersion, &e.OS, &e.PrevHash, &e.Hash, &e.OwnerTenantID); err != nil {
 			return nil, fmt.Errorf("list audit: %w", err)
 		}
 		e.Status = int(status)

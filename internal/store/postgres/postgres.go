@@ -158,6 +158,7 @@ var migrations = []string{
 	migrationHub,
 	migrationDPS,
 	migrationAudit,
+	migrationIdentity,
 }
 
 // migrateLock is the pg_advisory_xact_lock key that serialises Migrate
@@ -201,7 +202,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("migrate to version %d: record version: %w", i+1, err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO tenants (id, parent_id, name, created_at) VALUES ($1, NULL, 'Operator', $2)
+	if _, err := tx.Exec(ctx, `INSERT INTO tenants (id, parent_id, name, created_at, path) VALUES ($1, NULL, 'Operator', $2, $1)
 		ON CONFLICT (id) DO NOTHING`, store.RootTenantID, time.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("migrate: create root tenant: %w", err)
 	}
@@ -234,27 +235,41 @@ func (s *Store) SetMeta(ctx context.Context, key, value string) error {
 	return nil
 }
 
-// CreateDevice registers a device.
+// CreateDevice registers a device with its metadata; a site must be one of
+// the device's tenant.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, d.ID, d.TenantID, string(d.Status), d.PrimaryKey, d.SecondaryKey, d.CreatedAt.UnixMilli())
+	args := append([]any{d.ID, d.TenantID, string(d.Status), d.PrimaryKey, d.SecondaryKey, d.CreatedAt.UnixMilli()},
+		deviceInfoArgs(d.Info)...)
+	tag, err := s.pool.Exec(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at,
+			site_id, name, serial_number, meter_number, measurement_location, installation_place, model, firmware_version)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE `+siteInTenant("$7", "$2"), args...)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("device %q: %w", d.ID, store.ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("create device %q: %w", d.ID, err)
 	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("device %q: site %q of tenant %q: %w", d.ID, d.Info.SiteID, d.TenantID, store.ErrNotFound)
+	}
 	return nil
 }
 
-const deviceColumns = `id, tenant_id, status, primary_key, secondary_key, created_at, last_seen, last_ip`
+const deviceColumns = `id, tenant_id, status, primary_key, secondary_key, created_at, last_seen, last_ip,
+	site_id, name, serial_number, meter_number, measurement_location, installation_place, model, firmware_version`
 
 func scanDevice(row pgx.Row) (store.Device, error) {
 	var d store.Device
 	var status string
 	var created, seen int64
-	if err := row.Scan(&d.ID, &d.TenantID, &status, &d.PrimaryKey, &d.SecondaryKey, &created, &seen, &d.LastIP); err != nil {
+	var site *string
+	i := &d.Info
+	if err := row.Scan(&d.ID, &d.TenantID, &status, &d.PrimaryKey, &d.SecondaryKey, &created, &seen, &d.LastIP,
+		&site, &i.Name, &i.SerialNumber, &i.MeterNumber, &i.MeasurementLocation, &i.InstallationPlace, &i.Model, &i.FirmwareVersion); err != nil {
 		return store.Device{}, err
+	}
+	if site != nil {
+		i.SiteID = *site
 	}
 	d.Status = store.DeviceStatus(status)
 	d.CreatedAt = time.UnixMilli(created).UTC()
@@ -341,8 +356,10 @@ func (s *Store) TouchDevices(ctx context.Context, seen []store.DeviceSeen) error
 	return nil
 }
 
-// DeleteDevice removes a device and everything recorded for it, in one
-// transaction and one round trip for the deletes. The tables come in the
+// DeleteDevice removes a device and everything recorded for it, including
+// the grants on it (deleted, not revoked), in one transaction and one round
+// trip for the deletes. The device row goes first: a CreateGrant holding it
+// finishes before, and its grant is then deleted too. The tables come in the
 // order in which WriteHead locks their rows (latest before head_stats), so
 // the two cannot deadlock; a WriteHead of the device that runs at the same
 // time ends up wholly before or wholly after the delete.
@@ -354,7 +371,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 		found = tag.RowsAffected() > 0
 		return nil
 	})
-	for _, table := range []string{"latest", "head_stats", "head", "chunks", "message_ids", "rejected"} {
+	for _, table := range []string{"latest", "head_stats", "head", "chunks", "message_ids", "rejected", "grants"} {
 		b.Queue(`DELETE FROM `+table+` WHERE device_id = $1`, id)
 	}
 	br := s.pool.SendBatch(ctx, b)
@@ -372,34 +389,42 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 	return nil
 }
 
-// CreateAPIToken stores a token's hash.
+// CreateAPIToken stores a token's hash. A token's user must be one of the
+// token's tenant (otherwise ErrNotFound).
 func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO api_tokens (id, tenant_id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		t.ID, t.TenantID, t.Name, string(t.Role), t.Hash, t.CreatedAt.UnixMilli())
+	scopes, err := joinScopes(t.Scopes)
+	if err != nil {
+		return fmt.Errorf("create api token %q: %w", t.ID, err)
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO api_tokens (`+apiTokenColumns+`)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+		WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $3 AND tenant_id = $2)`,
+		t.ID, t.TenantID, nullIfEmpty(t.UserID), t.Name, string(t.Role), scopes, t.Hash, t.CreatedAt.UnixMilli(),
+		optMillis(t.ExpiresAt), optMillis(t.LastUsedAt))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("api token %q: %w", t.ID, store.ErrConflict)
+	}
+	if isForeignKeyViolation(err) {
+		return fmt.Errorf("api token %q: tenant %q or user %q: %w", t.ID, t.TenantID, t.UserID, store.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("create api token %q: %w", t.ID, err)
 	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("api token %q: user %q of tenant %q: %w", t.ID, t.UserID, t.TenantID, store.ErrNotFound)
+	}
 	return nil
 }
 
-// APITokenByHash finds a token by its hash.
+// APITokenByHash finds a token by its hash, expired or not.
 func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error) {
-	var t store.APIToken
-	var role string
-	var created int64
-	err := s.pool.QueryRow(ctx, `SELECT id, tenant_id, name, role, hash, created_at FROM api_tokens WHERE hash = $1`, hash).
-		Scan(&t.ID, &t.TenantID, &t.Name, &role, &t.Hash, &created)
+	t, err := scanAPIToken(s.pool.QueryRow(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE hash = $1`, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.APIToken{}, fmt.Errorf("api token: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return store.APIToken{}, fmt.Errorf("api token: %w", err)
 	}
-	t.Role = store.TokenRole(role)
-	t.CreatedAt = time.UnixMilli(created).UTC()
 	return t, nil
 }
 
@@ -508,7 +533,8 @@ func isUniqueViolation(err error) bool {
 func (s *Store) Reset(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `DROP TABLE IF EXISTS meta, tenants, tenant_keys, devices, api_tokens, message_ids,
 		head, head_stats, chunks, latest, rejected, device_twins, c2d_messages, device_sessions,
-		id_scopes, enrollment_groups, enrollments, registrations,
+		id_scopes, enrollment_groups, enrollments, registrations, audit_log,
+		sites, users, sessions, user_tokens, grants,
 		schema_migrations CASCADE`)
 	if err != nil {
 		return fmt.Errorf("reset: %w", err)

@@ -630,31 +630,45 @@ func (s *Store) ChunksSpanning(ctx context.Context, tenantID string, cutoff int6
 	return out, nil
 }
 
-// CreateTenant adds a tenant.
+// CreateTenant adds a tenant below its parent, in one statement that takes
+// the path from the parent's row (the foreign key holds the parent until
+// the insert commits): no row is inserted if the parent does not exist.
 func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
-	var parent *string
-	if t.ParentID != "" {
-		parent = &t.ParentID
+	if t.ID == "" || strings.Contains(t.ID, "/") {
+		return fmt.Errorf("create tenant %q: invalid id", t.ID)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO tenants (id, parent_id, name, created_at, retention_days) VALUES ($1, $2, $3, $4, $5)`,
-		t.ID, parent, t.Name, t.CreatedAt.UnixMilli(), t.RetentionDays)
+	addr, contact, contract, err := tenantJSON(t)
+	if err != nil {
+		return fmt.Errorf("create tenant %q: %w", t.ID, err)
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO tenants (id, parent_id, name, created_at, retention_days, path, address, contact, contract)
+		SELECT $1::text, id, $2, $3, $4, path || '/' || $1::text, $5, $6, $7 FROM tenants WHERE id = $8`,
+		t.ID, t.Name, t.CreatedAt.UnixMilli(), int32(t.RetentionDays), addr, contact, contract, t.ParentID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
+	}
+	if isForeignKeyViolation(err) {
+		return fmt.Errorf("parent tenant %q: %w", t.ParentID, store.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("create tenant %q: %w", t.ID, err)
 	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("parent tenant %q: %w", t.ParentID, store.ErrNotFound)
+	}
 	return nil
 }
 
-const tenantColumns = `id, parent_id, name, created_at, retention_days`
+const tenantColumns = `tenants.id, tenants.parent_id, tenants.name, tenants.created_at, tenants.retention_days,
+	tenants.path, tenants.address, tenants.contact, tenants.contract`
 
 func scanTenant(row pgx.Row) (store.Tenant, error) {
 	var t store.Tenant
 	var parent *string
 	var created int64
 	var days int32
-	if err := row.Scan(&t.ID, &parent, &t.Name, &created, &days); err != nil {
+	var addr, contact, contract string
+	if err := row.Scan(&t.ID, &parent, &t.Name, &created, &days, &t.Path, &addr, &contact, &contract); err != nil {
 		return store.Tenant{}, err
 	}
 	if parent != nil {
@@ -662,6 +676,14 @@ func scanTenant(row pgx.Row) (store.Tenant, error) {
 	}
 	t.CreatedAt = time.UnixMilli(created).UTC()
 	t.RetentionDays = int(days)
+	for _, c := range []struct {
+		col string
+		v   any
+	}{{addr, &t.Address}, {contact, &t.Contact}, {contract, &t.Contract}} {
+		if err := fromJSON(c.col, c.v); err != nil {
+			return store.Tenant{}, fmt.Errorf("tenant %q: %w", t.ID, err)
+		}
+	}
 	return t, nil
 }
 
@@ -712,13 +734,20 @@ func (s *Store) SetTenantRetention(ctx context.Context, id string, days int) err
 
 // DeleteTenant removes a tenant and everything it owns, in one transaction
 // and one round trip for the deletes. latest comes before head_stats, the
-// order of WriteHead.
+// order of WriteHead. Its sites, users (with their sessions, tokens and
+// grants) and grants go with it (ON DELETE CASCADE). A tenant with
+// sub-tenants is not deleted (ErrConflict): the batch then fails at the
+// tenants row (foreign key) and is rolled back.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	if id == store.RootTenantID {
 		return errors.New("the root tenant cannot be deleted")
 	}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
+	var children int64
+	b.Queue(`SELECT count(*) FROM tenants WHERE parent_id = $1`, id).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&children)
+	})
 	for _, table := range []string{"latest", "head_stats", "head", "chunks", "message_ids", "rejected", "api_tokens", "tenant_keys", "devices"} {
 		b.Queue(`DELETE FROM `+table+` WHERE tenant_id = $1`, id)
 	}
@@ -730,7 +759,12 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	br := s.pool.SendBatch(ctx, b)
 	tx := br.Tx()
 	defer tx.Rollback(ctx)
-	if err := br.Close(); err != nil {
+	err := br.Close()
+	var pgErr *pgconn.PgError
+	if children > 0 || (errors.As(err, &pgErr) && pgErr.Code == foreignKeyViolation && pgErr.TableName == "tenants") {
+		return fmt.Errorf("tenant %q has sub-tenants: %w", id, store.ErrConflict)
+	}
+	if err != nil {
 		return fmt.Errorf("delete tenant %q: %w", id, err)
 	}
 	if !found {

@@ -33,8 +33,9 @@ const migrationAudit = `CREATE TABLE audit_log (
 	CREATE INDEX audit_log_tenant ON audit_log(tenant_id, seq);
 	CREATE INDEX audit_log_target ON audit_log(target, seq);`
 
+// auditColumns: owner_tenant_id came later (migrationIdentity).
 const auditColumns = `seq, at, tenant_id, actor_id, actor_name, action, target, outcome, status,
-	ip, user_agent, browser, browser_version, os, prev_hash, hash`
+	ip, user_agent, browser, browser_version, os, prev_hash, hash, owner_tenant_id`
 
 // AppendAudit appends an entry through the single writer connection, so
 // appends are serialised and the last hash is read inside the transaction.
@@ -57,9 +58,9 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry, seal func(*
 	if err := seal(&e); err != nil {
 		return e, fmt.Errorf("append audit: seal: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (`+placeholders(16)+`)`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (`+placeholders(17)+`)`,
 		e.Seq, e.At.UnixMilli(), e.TenantID, e.ActorID, e.ActorName, e.Action, e.Target, e.Outcome, e.Status,
-		e.IP, e.UserAgent, e.Browser, e.BrowserVersion, e.OS, e.PrevHash, e.Hash); err != nil {
+		e.IP, e.UserAgent, e.Browser, e.BrowserVersion, e.OS, e.PrevHash, e.Hash, e.OwnerTenantID); err != nil {
 		return e, fmt.Errorf("append audit: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -80,6 +81,14 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 			where, args = append(where, c.col+" = ?"), append(args, c.v)
 		}
 	}
+	if f.OwnerTenantIDs != nil {
+		if len(f.OwnerTenantIDs) == 0 {
+			return nil, nil // an empty, non-nil list matches nothing
+		}
+		var owners filter
+		owners.in("owner_tenant_id", f.OwnerTenantIDs)
+		where, args = append(where, owners.conds...), append(args, owners.args...)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -96,7 +105,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		var e store.AuditEntry
 		var at int64
 		if err := rows.Scan(&e.Seq, &at, &e.TenantID, &e.ActorID, &e.ActorName, &e.Action, &e.Target, &e.Outcome, &e.Status,
-			&e.IP, &e.UserAgent, &e.Browser, &e.BrowserVersion, &e.OS, &e.PrevHash, &e.Hash); err != nil {
+			&e.IP, &e.UserAgent, &e.Browser, &e.BrowserVersion, &e.OS, &e.PrevHash, &e.Hash, &e.OwnerTenantID); err != nil {
 			return nil, fmt.Errorf("list audit: %w", err)
 		}
 		e.At = time.UnixMilli(at).UTC()

@@ -159,6 +159,7 @@ var migrations = []string{
 	migrationHub,
 	migrationDPS,
 	migrationAudit,
+	migrationIdentity,
 }
 
 // Migrate applies pending migrations and makes sure the root tenant exists.
@@ -183,8 +184,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
 		return fmt.Errorf("migrate: set schema version: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, parent_id, name, created_at) VALUES (?, NULL, 'Operator', ?)
-		ON CONFLICT (id) DO NOTHING`, store.RootTenantID, time.Now().UnixMilli()); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, parent_id, name, created_at, path) VALUES (?, NULL, 'Operator', ?, ?)
+		ON CONFLICT (id) DO NOTHING`, store.RootTenantID, time.Now().UnixMilli(), store.RootTenantID); err != nil {
 		return fmt.Errorf("migrate: create root tenant: %w", err)
 	}
 	return tx.Commit()
@@ -213,28 +214,41 @@ func (s *Store) SetMeta(ctx context.Context, key, value string) error {
 	return nil
 }
 
-// CreateDevice registers a device.
+// CreateDevice registers a device with its metadata; a site must be one of
+// the device's tenant.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, d.ID, d.TenantID, string(d.Status), d.PrimaryKey, d.SecondaryKey, d.CreatedAt.UnixMilli())
+	site := nullIfEmpty(d.Info.SiteID)
+	args := append([]any{d.ID, d.TenantID, string(d.Status), d.PrimaryKey, d.SecondaryKey, d.CreatedAt.UnixMilli()},
+		deviceInfoArgs(d.Info)...)
+	res, err := s.w.ExecContext(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at,
+			site_id, name, serial_number, meter_number, measurement_location, installation_place, model, firmware_version)
+		SELECT `+placeholders(14)+` WHERE `+siteInTenant, append(args, site, site, d.TenantID)...)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("device %q: %w", d.ID, store.ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("create device %q: %w", d.ID, err)
 	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("device %q: site %q of tenant %q: %w", d.ID, d.Info.SiteID, d.TenantID, store.ErrNotFound)
+	}
 	return nil
 }
 
-const deviceColumns = `id, tenant_id, status, primary_key, secondary_key, created_at, last_seen, last_ip`
+const deviceColumns = `id, tenant_id, status, primary_key, secondary_key, created_at, last_seen, last_ip,
+	site_id, name, serial_number, meter_number, measurement_location, installation_place, model, firmware_version`
 
 func scanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
 	var d store.Device
 	var status string
 	var created, seen int64
-	if err := row.Scan(&d.ID, &d.TenantID, &status, &d.PrimaryKey, &d.SecondaryKey, &created, &seen, &d.LastIP); err != nil {
+	var site sql.NullString
+	i := &d.Info
+	if err := row.Scan(&d.ID, &d.TenantID, &status, &d.PrimaryKey, &d.SecondaryKey, &created, &seen, &d.LastIP,
+		&site, &i.Name, &i.SerialNumber, &i.MeterNumber, &i.MeasurementLocation, &i.InstallationPlace, &i.Model, &i.FirmwareVersion); err != nil {
 		return store.Device{}, err
 	}
+	i.SiteID = site.String
 	d.Status = store.DeviceStatus(status)
 	d.CreatedAt = time.UnixMilli(created).UTC()
 	if seen != 0 {
@@ -322,7 +336,8 @@ func (s *Store) TouchDevices(ctx context.Context, seen []store.DeviceSeen) error
 	return tx.Commit()
 }
 
-// DeleteDevice removes a device and everything recorded for it.
+// DeleteDevice removes a device and everything recorded for it, including
+// the grants on it (deleted, not revoked).
 func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -336,7 +351,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
 	}
-	for _, table := range []string{"head", "head_stats", "chunks", "latest", "message_ids", "rejected"} {
+	for _, table := range []string{"head", "head_stats", "chunks", "latest", "message_ids", "rejected", "grants"} {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE device_id = ?`, id); err != nil {
 			return fmt.Errorf("delete device %q: %s: %w", id, table, err)
 		}
@@ -347,34 +362,42 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 	return nil
 }
 
-// CreateAPIToken stores a token's hash.
+// CreateAPIToken stores a token's hash. A token's user must be one of the
+// token's tenant (otherwise ErrNotFound).
 func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (id, tenant_id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		t.ID, t.TenantID, t.Name, string(t.Role), t.Hash, t.CreatedAt.UnixMilli())
+	scopes, err := joinScopes(t.Scopes)
+	if err != nil {
+		return fmt.Errorf("create api token %q: %w", t.ID, err)
+	}
+	user := nullIfEmpty(t.UserID)
+	res, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (`+apiTokenColumns+`)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ? AND tenant_id = ?)`,
+		t.ID, t.TenantID, user, t.Name, string(t.Role), scopes, t.Hash, t.CreatedAt.UnixMilli(), optMillis(t.ExpiresAt),
+		optMillis(t.LastUsedAt), user, user, t.TenantID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("api token %q: %w", t.ID, store.ErrConflict)
+	}
+	if isForeignKeyViolation(err) {
+		return fmt.Errorf("api token %q: tenant %q: %w", t.ID, t.TenantID, store.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("create api token %q: %w", t.ID, err)
 	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("api token %q: user %q of tenant %q: %w", t.ID, t.UserID, t.TenantID, store.ErrNotFound)
+	}
 	return nil
 }
 
-// APITokenByHash finds a token by its hash.
+// APITokenByHash finds a token by its hash, expired or not.
 func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error) {
-	var t store.APIToken
-	var role string
-	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, tenant_id, name, role, hash, created_at FROM api_tokens WHERE hash = ?`, hash).
-		Scan(&t.ID, &t.TenantID, &t.Name, &role, &t.Hash, &created)
+	t, err := scanAPIToken(s.r.QueryRowContext(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.APIToken{}, fmt.Errorf("api token: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return store.APIToken{}, fmt.Errorf("api token: %w", err)
 	}
-	t.Role = store.TokenRole(role)
-	t.CreatedAt = time.UnixMilli(created).UTC()
 	return t, nil
 }
 

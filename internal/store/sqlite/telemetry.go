@@ -432,38 +432,59 @@ func (s *Store) ChunksSpanning(ctx context.Context, tenantID string, cutoff int6
 	return out, nil
 }
 
-// CreateTenant adds a tenant.
+// CreateTenant adds a tenant below its parent, in one statement that takes
+// the path from the parent's row: no row is inserted if the parent does not
+// exist.
 func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
-	var parent any
-	if t.ParentID != "" {
-		parent = t.ParentID
+	if t.ID == "" || strings.Contains(t.ID, "/") {
+		return fmt.Errorf("create tenant %q: invalid id", t.ID)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO tenants (id, parent_id, name, created_at, retention_days) VALUES (?, ?, ?, ?, ?)`,
-		t.ID, parent, t.Name, t.CreatedAt.UnixMilli(), t.RetentionDays)
+	addr, contact, contract, err := tenantJSON(t)
+	if err != nil {
+		return fmt.Errorf("create tenant %q: %w", t.ID, err)
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO tenants (id, parent_id, name, created_at, retention_days, path, address, contact, contract)
+		SELECT ?, id, ?, ?, ?, path || '/' || ?, ?, ?, ? FROM tenants WHERE id = ?`,
+		t.ID, t.Name, t.CreatedAt.UnixMilli(), t.RetentionDays, t.ID, addr, contact, contract, t.ParentID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("create tenant %q: %w", t.ID, err)
 	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("parent tenant %q: %w", t.ParentID, store.ErrNotFound)
+	}
 	return nil
 }
+
+const tenantColumns = `tenants.id, tenants.parent_id, tenants.name, tenants.created_at, tenants.retention_days,
+	tenants.path, tenants.address, tenants.contact, tenants.contract`
 
 func scanTenant(row interface{ Scan(...any) error }) (store.Tenant, error) {
 	var t store.Tenant
 	var parent sql.NullString
 	var created int64
-	if err := row.Scan(&t.ID, &parent, &t.Name, &created, &t.RetentionDays); err != nil {
+	var addr, contact, contract string
+	if err := row.Scan(&t.ID, &parent, &t.Name, &created, &t.RetentionDays, &t.Path, &addr, &contact, &contract); err != nil {
 		return t, err
 	}
 	t.ParentID = parent.String
 	t.CreatedAt = time.UnixMilli(created).UTC()
+	for _, c := range []struct {
+		col string
+		v   any
+	}{{addr, &t.Address}, {contact, &t.Contact}, {contract, &t.Contract}} {
+		if err := fromJSON(c.col, c.v); err != nil {
+			return t, fmt.Errorf("tenant %q: %w", t.ID, err)
+		}
+	}
 	return t, nil
 }
 
 // GetTenant returns one tenant.
 func (s *Store) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
-	t, err := scanTenant(s.r.QueryRowContext(ctx, `SELECT id, parent_id, name, created_at, retention_days FROM tenants WHERE id = ?`, id))
+	t, err := scanTenant(s.r.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, fmt.Errorf("tenant %q: %w", id, store.ErrNotFound)
 	}
@@ -475,7 +496,7 @@ func (s *Store) GetTenant(ctx context.Context, id string) (store.Tenant, error) 
 
 // ListTenants returns every tenant in id order.
 func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, parent_id, name, created_at, retention_days FROM tenants ORDER BY id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+tenantColumns+` FROM tenants ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
@@ -503,7 +524,9 @@ func (s *Store) SetTenantRetention(ctx context.Context, id string, days int) err
 	return nil
 }
 
-// DeleteTenant removes a tenant and everything it owns.
+// DeleteTenant removes a tenant and everything it owns; its sites, users
+// (with their sessions, tokens and grants) and grants go with it (ON DELETE
+// CASCADE). A tenant with sub-tenants is not deleted (ErrConflict).
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	if id == store.RootTenantID {
 		return errors.New("the root tenant cannot be deleted")
@@ -513,6 +536,13 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 		return fmt.Errorf("delete tenant %q: %w", id, err)
 	}
 	defer tx.Rollback()
+	var children int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM tenants WHERE parent_id = ?`, id).Scan(&children); err != nil {
+		return fmt.Errorf("delete tenant %q: %w", id, err)
+	}
+	if children > 0 {
+		return fmt.Errorf("tenant %q has %d sub-tenants: %w", id, children, store.ErrConflict)
+	}
 	for _, table := range []string{"head", "head_stats", "chunks", "latest", "message_ids", "rejected", "api_tokens", "tenant_keys", "devices"} {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, id); err != nil {
 			return fmt.Errorf("delete tenant %q: %s: %w", id, table, err)

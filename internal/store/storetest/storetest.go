@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore Factory) {
 	tests = append(tests, hubTests...)
 	tests = append(tests, dpsTests...)
 	tests = append(tests, auditTests...)
+	tests = append(tests, identityTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
