@@ -294,6 +294,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Errorf("the service desk sees contract data: %+v, %v", rootT.Contract, err)
 	}
 
+	// Device keys (enough to impersonate the device) only for those who
+	// manage the device.
+	for role, want := range map[string]bool{"customer-admin": true, "customer-user": false, "supporter": false, "operator-admin": true} {
+		var d api.Device
+		if err := w.as[role].bearer.Do(ctx, "GET", "/api/v1/devices/dev-a", nil, nil, &d); err != nil {
+			t.Fatalf("%s reads dev-a: %v", role, err)
+		}
+		if got := d.PrimaryKey != "" && d.ConnectionString != ""; got != want {
+			t.Errorf("%s sees the device keys: %v, want %v", role, got, want)
+		}
+	}
+
 	// Lists show exactly what single reads allow.
 	for _, role := range roles {
 		var got struct{ Devices []api.Device }

@@ -335,7 +335,9 @@ func TestGrantRevokeAndExpiry(t *testing.T) {
 		"model": "pellet-heater", "serialNumber": "P1234567"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	read := func() error { return tech.bearer.Do(ctx, "GET", "/api/v1/devices/P1234567/telemetry/latest", nil, nil, nil) }
+	read := func() error {
+		return tech.bearer.Do(ctx, "GET", "/api/v1/devices/P1234567/telemetry/latest", nil, nil, nil)
+	}
 	if err := read(); client.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("before any grant: %v", err)
 	}
