@@ -340,6 +340,11 @@ func (s *Server) forgetLoop(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Debug("forgot old message ids", "count", n)
 		}
+		if n, err := s.store.PurgeExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.Warn("purge expired sessions and links", "err", err)
+		} else if n > 0 {
+			s.log.Debug("purged expired sessions and links", "count", n)
+		}
 		select {
 		case <-ctx.Done():
 			return

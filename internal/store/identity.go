@@ -257,6 +257,10 @@ type IdentityStore interface {
 	// purpose if it has not expired at now; otherwise ErrNotFound.
 	ConsumeUserToken(ctx context.Context, hash []byte, purpose string, now time.Time) (UserToken, error)
 
+	// PurgeExpired deletes sessions and one-time tokens that expired
+	// before now, and returns how many.
+	PurgeExpired(ctx context.Context, now time.Time) (int64, error)
+
 	ListAPITokens(ctx context.Context, userID string) ([]APIToken, error)
 	GetAPIToken(ctx context.Context, id string) (APIToken, error)
 	DeleteAPIToken(ctx context.Context, id string) error

@@ -929,3 +929,16 @@ func (s *Store) RevokeGrant(ctx context.Context, id, by string, at time.Time) er
 	}
 	return fmt.Errorf("grant %q: already revoked: %w", id, store.ErrConflict)
 }
+
+// PurgeExpired deletes expired sessions and one-time tokens.
+func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	for _, q := range []string{`DELETE FROM sessions WHERE expires_at <= $1`, `DELETE FROM user_tokens WHERE expires_at <= $1`} {
+		tag, err := s.pool.Exec(ctx, q, now.UnixMilli())
+		if err != nil {
+			return n, fmt.Errorf("purge expired: %w", err)
+		}
+		n += tag.RowsAffected()
+	}
+	return n, nil
+}

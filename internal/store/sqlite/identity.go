@@ -975,3 +975,17 @@ func (s *Store) RevokeGrant(ctx context.Context, id, by string, at time.Time) er
 	}
 	return nil
 }
+
+// PurgeExpired deletes expired sessions and one-time tokens.
+func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	for _, q := range []string{`DELETE FROM sessions WHERE expires_at <= ?`, `DELETE FROM user_tokens WHERE expires_at <= ?`} {
+		res, err := s.w.ExecContext(ctx, q, now.UnixMilli())
+		if err != nil {
+			return n, fmt.Errorf("purge expired: %w", err)
+		}
+		m, _ := res.RowsAffected()
+		n += m
+	}
+	return n, nil
+}

@@ -37,6 +37,31 @@ var identityTests = []suiteTest{
 	{"Grants", testGrants},
 	{"DeleteDeviceTakesGrants", testDeleteDeviceTakesGrants},
 	{"AuditOwnerTenant", testAuditOwnerTenant},
+	{"PurgeExpired", testPurgeExpired},
+}
+
+func testPurgeExpired(t *testing.T, s store.Store) {
+	mustUser(t, s, newUser("u1", store.RootTenantID, store.RoleOperatorAdmin))
+	for i, exp := range []time.Time{t0.Add(time.Hour), t0.Add(3 * time.Hour)} {
+		if err := s.CreateSession(ctx(t), store.Session{ID: fmt.Sprintf("s%d", i), UserID: "u1", Hash: hash(byte(i + 1)), CreatedAt: t0,
+			LastSeenAt: t0, ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateUserToken(ctx(t), store.UserToken{Hash: hash(7), UserID: "u1", Purpose: store.PurposeReset, CreatedAt: t0,
+		ExpiresAt: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PurgeExpired(ctx(t), t0.Add(2*time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("PurgeExpired = %d, %v; want 2 (a session and a link)", n, err)
+	}
+	if _, err := s.SessionByHash(ctx(t), hash(2)); err != nil {
+		t.Errorf("the live session went: %v", err)
+	}
+	if _, err := s.SessionByHash(ctx(t), hash(1)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the expired session stayed: %v", err)
+	}
 }
 
 // subTenant creates tenant id below parent.
