@@ -45,10 +45,11 @@ type Broker struct {
 	sessions map[string]*session // by device id: live connections
 	seen     map[string]presence // by device id: activity not yet written to the store
 
-	hubHost string      // set by SetHubHost once the listener is bound
-	ws      *wsListener // MQTT over WebSocket on the HTTPS server: websocket.go
-	hub     *hubState   // twins, methods, C2D: hub.go
-	dps     *dpsState   // provisioning: dps.go
+	hubHost  string              // set by SetHubHost once the listener is bound
+	presence func(PresenceEvent) // set by OnPresence before Start
+	ws       *wsListener         // MQTT over WebSocket on the HTTPS server: websocket.go
+	hub      *hubState           // twins, methods, C2D: hub.go
+	dps      *dpsState           // provisioning: dps.go
 
 	refused *prometheus.CounterVec
 	started bool // Start succeeded; set before any concurrent use
@@ -222,6 +223,19 @@ var (
 	errTokenExpired  = errors.New("SAS token expired")
 )
 
+// PresenceEvent says a device connected or disconnected.
+type PresenceEvent struct {
+	TenantID  string
+	DeviceID  string
+	Connected bool
+	At        time.Time
+}
+
+// OnPresence registers f to be told of every device connection and
+// disconnection (the alarm monitor's offline rules). Call it before
+// Start; f must not block.
+func (b *Broker) OnPresence(f func(PresenceEvent)) { b.presence = f }
+
 func (b *Broker) attach(cl *mqtt.Client, d store.Device, expiry time.Time) {
 	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now()}
 	s.expiry = time.AfterFunc(expiry.Sub(b.now()), func() {
@@ -235,18 +249,26 @@ func (b *Broker) attach(cl *mqtt.Client, d store.Device, expiry time.Time) {
 	b.sessions[d.ID] = s
 	b.seen[d.ID] = presence{at: s.since, ip: s.ip}
 	b.mu.Unlock()
+	if b.presence != nil {
+		b.presence(PresenceEvent{TenantID: d.TenantID, DeviceID: d.ID, Connected: true, At: s.since})
+	}
 }
 
 func (b *Broker) detach(cl *mqtt.Client) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	s, ok := b.sessions[cl.ID]
 	if !ok || s.client != cl { // taken over by a newer connection
+		b.mu.Unlock()
 		return
 	}
 	s.expiry.Stop()
 	delete(b.sessions, cl.ID)
-	b.seen[cl.ID] = presence{at: b.now(), ip: s.ip}
+	at := b.now()
+	b.seen[cl.ID] = presence{at: at, ip: s.ip}
+	b.mu.Unlock()
+	if b.presence != nil && s.registration == "" {
+		b.presence(PresenceEvent{TenantID: s.tenantID, DeviceID: cl.ID, Connected: false, At: at})
+	}
 }
 
 func (b *Broker) session(cl *mqtt.Client) (*session, bool) {

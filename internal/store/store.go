@@ -203,6 +203,7 @@ type Store interface {
 	ProvisioningStore
 	AuditStore
 	IdentityStore
+	AlarmStore
 
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error
