@@ -39,6 +39,8 @@ const (
 	KindToken      Kind = "token"
 	KindEnrollment Kind = "enrollment"
 	KindAudit      Kind = "audit"
+	KindAlarm      Kind = "alarm" // resource facts are the alarm's device's
+	KindRule       Kind = "rule"
 )
 
 // Action is what a subject wants to do.
@@ -74,12 +76,37 @@ const (
 
 	AuditRead Action = "audit.read" // the trail of a tenant and its sub-tenants
 	AuditAll  Action = "audit.all"  // the whole trail, every tenant
+
+	// Alarms and maintenance of a device are machine data: reading them
+	// follows device.data. Acknowledging is allowed to everyone who may
+	// read them, customer users included; clearing by hand to those who
+	// may operate the device.
+	AlarmRead  Action = "alarm.read"
+	AlarmAck   Action = "alarm.ack"
+	AlarmClear Action = "alarm.clear"
+	// Rules, maintenance plans, webhooks and escalation are a tenant's
+	// configuration.
+	RuleRead       Action = "rule.read"
+	RuleManage     Action = "rule.manage"
+	NotifyManage   Action = "notify.manage" // webhooks, escalation
+	NotifyReadLogs Action = "notify.read"   // webhooks, deliveries and their failures
 )
 
 // Read says whether the action changes nothing.
 func (a Action) Read() bool {
 	s := string(a)
 	return strings.HasSuffix(s, ".read") || a == DeviceData || a == TenantContract || a == AuditAll
+}
+
+// asDevice maps the alarm actions to the device actions they follow.
+func asDevice(a Action) Action {
+	switch a {
+	case AlarmRead:
+		return DeviceData
+	case AlarmClear:
+		return DeviceOperate
+	}
+	return a
 }
 
 // Subject is who asks.
@@ -154,6 +181,12 @@ func Decide(s Subject, act Action, r Resource, now time.Time) error {
 	if r.TenantPath == "" {
 		return deny("resource without a tenant")
 	}
+	if act == AlarmAck {
+		// Acknowledging says "I have seen it": whoever may read the
+		// alarm may, and it needs the write scope.
+		return Decide(s, DeviceData, r, now)
+	}
+	act = asDevice(act)
 	switch s.Role {
 	case store.RoleOperatorAdmin:
 		return operatorAdmin(s, act, r)
@@ -233,7 +266,7 @@ func customerUser(s Subject, act Action, r Resource) error {
 		return deny("outside your tenant")
 	}
 	switch act {
-	case TenantRead, TenantContract, SiteRead, DeviceRead, DeviceData, UserRead, GrantRead:
+	case TenantRead, TenantContract, SiteRead, DeviceRead, DeviceData, UserRead, GrantRead, RuleRead:
 		return nil
 	}
 	return deny("customer users may read, not %s", act)
