@@ -26,7 +26,12 @@ Benchmarks:
             downsampled to 1,000 buckets, latest values of 10,000 devices.
   dps       provisioning registrations per second with a group key (--clients
             concurrent TLS clients), then direct-method round trips and
-            desired-property delivery through the REST API (--hub-calls).`
+            desired-property delivery through the REST API (--hub-calls).
+  alarms    the alarm monitor in process, on a throw-away database: --devices
+            devices × ten rules of every kind, --rounds messages each; prints
+            messages evaluated per second with alarm changes stored. With
+            --server, also publish → alarm visible in the API (p50/p99) on a
+            running server while --rate messages/s of background load run.`
 
 func runBench(ctx context.Context, env *Env, args []string) error {
 	if len(args) > 0 && args[0] == "storage" {
@@ -35,6 +40,9 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	if len(args) > 0 && args[0] == "dps" {
 		return runBenchDPS(ctx, env, args[1:])
 	}
+	if len(args) > 0 && args[0] == "alarms" {
+		return runBenchAlarms(ctx, env, args[1:])
+	}
 	if len(args) == 0 || args[0] != "ingest" {
 		switch {
 		case len(args) == 0:
@@ -42,7 +50,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintln(env.Stderr, "Usage: warden "+benchUsage)
 			return nil
 		default:
-			fmt.Fprintf(env.Stderr, "warden bench: unknown benchmark %q (want ingest or storage)\n\n", args[0])
+			fmt.Fprintf(env.Stderr, "warden bench: unknown benchmark %q (want ingest, storage, dps or alarms)\n\n", args[0])
 		}
 		fmt.Fprintln(env.Stderr, "Usage: warden "+benchUsage)
 		return errUsage
@@ -175,4 +183,33 @@ func runBenchDPS(ctx context.Context, env *Env, args []string) error {
 	// properties, through the REST API, against connected devices.
 	return bench.Hub(ctx, bench.HubOptions{Client: o.Client, RootCAs: o.RootCAs, MQTTAddr: o.MQTTAddr,
 		Calls: hubCalls, Parallel: 4}, env.Stdout)
+}
+
+// runBenchAlarms is "warden bench alarms".
+func runBenchAlarms(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet("bench alarms", "bench alarms [flags]", env.Stderr)
+	var o bench.AlarmsOptions
+	var database string
+	fs.IntVar(&o.Devices, "devices", 10_000, "devices, each watched by ten rules")
+	fs.IntVar(&o.Rounds, "rounds", 20, "messages per device")
+	fs.IntVar(&o.Batch, "batch", 500, "messages per evaluation call (a group commit's worth)")
+	fs.StringVar(&o.Dir, "dir", "", "directory for the throw-away SQLite database (default: a temporary one)")
+	fs.StringVar(&database, "database", "", "use this empty PostgreSQL database instead (postgres://…)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if o.Devices <= 0 || o.Rounds <= 0 || o.Batch <= 0 {
+		return usageError(env, "bench alarms", "--devices, --rounds and --batch must be positive")
+	}
+	if database != "" {
+		o.Open = func(ctx context.Context) (store.Store, error) {
+			st, err := postgres.Open(ctx, database)
+			if err != nil {
+				return nil, err
+			}
+			return st, st.Reset(ctx)
+		}
+	}
+	_, err := bench.Alarms(ctx, o, env.Stdout)
+	return err
 }

@@ -159,6 +159,7 @@ var migrations = []string{
 	migrationDPS,
 	migrationAudit,
 	migrationIdentity,
+	migrationAlarm,
 }
 
 // migrateLock is the pg_advisory_xact_lock key that serialises Migrate
@@ -374,6 +375,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 	for _, table := range []string{"latest", "head_stats", "head", "chunks", "message_ids", "rejected", "grants"} {
 		b.Queue(`DELETE FROM `+table+` WHERE device_id = $1`, id)
 	}
+	queueDeleteDeviceAlarms(b, id)
 	br := s.pool.SendBatch(ctx, b)
 	tx := br.Tx()
 	defer tx.Rollback(ctx)
@@ -535,6 +537,7 @@ func (s *Store) Reset(ctx context.Context) error {
 		head, head_stats, chunks, latest, rejected, device_twins, c2d_messages, device_sessions,
 		id_scopes, enrollment_groups, enrollments, registrations, audit_log,
 		sites, users, sessions, user_tokens, grants,
+		`+alarmTables+`,
 		schema_migrations CASCADE`)
 	if err != nil {
 		return fmt.Errorf("reset: %w", err)

@@ -160,6 +160,7 @@ var migrations = []string{
 	migrationDPS,
 	migrationAudit,
 	migrationIdentity,
+	migrationAlarm,
 }
 
 // Migrate applies pending migrations and makes sure the root tenant exists.
@@ -355,6 +356,9 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE device_id = ?`, id); err != nil {
 			return fmt.Errorf("delete device %q: %s: %w", id, table, err)
 		}
+	}
+	if err := deleteDeviceAlarms(ctx, tx, id); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("delete device %q: %w", id, err)

@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore Factory) {
 	tests = append(tests, dpsTests...)
 	tests = append(tests, auditTests...)
 	tests = append(tests, identityTests...)
+	tests = append(tests, alarmTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))

@@ -1,0 +1,282 @@
+package notify_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warden-iot/warden/internal/mail"
+	"github.com/warden-iot/warden/internal/mail/mailtest"
+	"github.com/warden-iot/warden/internal/notify"
+	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/postgres"
+	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
+	"github.com/warden-iot/warden/internal/store/sqlite"
+)
+
+// t0 is when the tests' world begins.
+var t0 = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+
+// clock is a simulated clock, safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// forEachStore runs fn on a fresh, migrated SQLite store and, if a
+// PostgreSQL test server is reachable (see pgtest), on a PostgreSQL one.
+func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "warden.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if err := st.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		fn(t, st)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		st, err := postgres.Open(t.Context(), pgtest.URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if err := st.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		fn(t, st)
+	})
+}
+
+// env is a notifier on a store holding the test world (see world), with
+// an SMTP sink and a simulated clock.
+type env struct {
+	t     *testing.T
+	st    store.Store
+	clock *clock
+	sink  *mailtest.Sink
+	n     *notify.Notifier
+	cfg   notify.Config
+	seen  int // messages of the sink already returned by newMail
+}
+
+func newEnv(t *testing.T, st store.Store, cfg notify.Config) *env {
+	t.Helper()
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "https://warden.example.com/"
+	}
+	e := &env{t: t, st: st, clock: &clock{t: t0}, sink: mailtest.Start(t), cfg: cfg}
+	world(t, st)
+	e.n = e.notifier()
+	return e
+}
+
+// notifier makes a notifier on e's store, as after a restart.
+func (e *env) notifier() *notify.Notifier {
+	log := slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return notify.New(e.st, mail.New(e.sink.Config(), log), e.cfg, log, e.clock.Now)
+}
+
+// runOnce runs a round and fails the test on error.
+func (e *env) runOnce() {
+	e.t.Helper()
+	if err := e.n.RunOnce(e.t.Context()); err != nil {
+		e.t.Fatalf("RunOnce: %v", err)
+	}
+}
+
+// newMail returns the messages the sink received since the last call.
+func (e *env) newMail() []mailtest.Received {
+	msgs := e.sink.Messages()
+	out := msgs[e.seen:]
+	e.seen = len(msgs)
+	return out
+}
+
+// newRecipients is the sorted recipients of newMail.
+func (e *env) newRecipients() []string {
+	var to []string
+	for _, m := range e.newMail() {
+		to = append(to, m.To...)
+	}
+	slices.Sort(to)
+	return to
+}
+
+// raise stores a raised alarm at the clock's time.
+func (e *env) raise(device, site, rule, severity string) store.Alarm {
+	e.t.Helper()
+	d, err := e.st.GetDevice(e.t.Context(), device)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	as, err := e.st.ApplyAlarmChanges(e.t.Context(), []store.AlarmChange{{
+		Kind: "raised", TenantID: d.TenantID, RuleID: rule, DeviceID: device, SiteID: site,
+		Alarm: store.AlarmKindRule, Severity: severity, Message: "Pressure high", Value: 12.5, At: e.clock.Now(),
+	}})
+	if err != nil || len(as) != 1 || as[0].ID == 0 {
+		e.t.Fatalf("raise %s on %s: %+v, %v", rule, device, as, err)
+	}
+	return as[0]
+}
+
+// notify tells the notifier of an alarm event and fails the test on error.
+func (e *env) notify(a store.Alarm, event string) {
+	e.t.Helper()
+	if err := e.n.Alarm(e.t.Context(), a, event); err != nil {
+		e.t.Fatalf("Alarm(%d, %s): %v", a.ID, event, err)
+	}
+}
+
+// deliveries lists an alarm's deliveries in id order.
+func (e *env) deliveries(alarmID int64) []store.Delivery {
+	e.t.Helper()
+	ds, err := e.st.ListDeliveries(e.t.Context(), store.DeliveryFilter{AlarmID: alarmID, Limit: 1000})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	slices.SortFunc(ds, func(a, b store.Delivery) int { return int(a.ID - b.ID) })
+	return ds
+}
+
+// world creates the tenants, sites, devices, users, settings and grants
+// the tests share:
+//
+//	root ─┬─ acme ── acme-north   sites north-1 (pump), north-2 (fan)
+//	      ├─ beta                 site beta-1 (beta-dev)
+//	      └─ installer            supporters
+//	root's own site root-1 (root-dev)
+func world(t *testing.T, st store.Store) {
+	t.Helper()
+	ctx := t.Context()
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	for _, tn := range [][2]string{{"acme", "root"}, {"acme-north", "acme"}, {"beta", "root"}, {"installer", "root"}} {
+		must("tenant "+tn[0], st.CreateTenant(ctx, store.Tenant{ID: tn[0], ParentID: tn[1], Name: "Tenant " + tn[0], CreatedAt: t0}))
+	}
+	for _, s := range [][2]string{{"north-1", "acme-north"}, {"north-2", "acme-north"}, {"beta-1", "beta"}, {"root-1", "root"}} {
+		must("site "+s[0], st.CreateSite(ctx, store.Site{ID: s[0], TenantID: s[1], Name: "Site " + s[0], CreatedAt: t0}))
+	}
+	for _, d := range [][3]string{{"pump", "acme-north", "north-1"}, {"fan", "acme-north", "north-2"},
+		{"beta-dev", "beta", "beta-1"}, {"root-dev", "root", "root-1"}} {
+		must("device "+d[0], st.CreateDevice(ctx, store.Device{ID: d[0], TenantID: d[1], Status: store.DeviceEnabled,
+			PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32), CreatedAt: t0,
+			Info: store.DeviceInfo{SiteID: d[2], Name: "The " + d[0]}}))
+	}
+	type person struct {
+		id, tenant string
+		role       store.Role
+		status     store.UserStatus
+		prefs      *store.NotificationPrefs
+	}
+	on := &store.NotificationPrefs{Email: true}
+	people := []person{
+		{"acme-admin", "acme", store.RoleCustomerAdmin, store.UserActive, on},
+		{"north-admin", "acme-north", store.RoleCustomerAdmin, store.UserActive, on},
+		{"north-quiet", "acme-north", store.RoleCustomerAdmin, store.UserActive, &store.NotificationPrefs{Email: false}},
+		{"north-unset", "acme-north", store.RoleCustomerUser, store.UserActive, nil},
+		{"north-critical", "acme-north", store.RoleCustomerUser, store.UserActive,
+			&store.NotificationPrefs{Email: true, Severities: []string{"critical"}}},
+		{"north-site2", "acme-north", store.RoleCustomerUser, store.UserActive,
+			&store.NotificationPrefs{Email: true, SiteIDs: []string{"north-2"}}},
+		{"north-pending", "acme-north", store.RoleCustomerUser, store.UserPending, on},
+		{"north-disabled", "acme-north", store.RoleCustomerUser, store.UserDisabled, on},
+		{"beta-admin", "beta", store.RoleCustomerAdmin, store.UserActive, on},
+		{"op-admin", "root", store.RoleOperatorAdmin, store.UserActive, on},
+		{"op-service", "root", store.RoleOperatorService, store.UserActive, on},
+		{"sup-site", "installer", store.RoleSupporter, store.UserActive, on},
+		{"sup-device", "installer", store.RoleSupporter, store.UserActive, on},
+		{"sup-revoked", "installer", store.RoleSupporter, store.UserActive, on},
+		{"sup-expired", "installer", store.RoleSupporter, store.UserActive, on},
+		{"sup-fan", "installer", store.RoleSupporter, store.UserActive, on},
+		{"sup-none", "acme-north", store.RoleSupporter, store.UserActive, on}, // in the tenant, without a grant
+	}
+	for _, p := range people {
+		u := store.User{ID: p.id, TenantID: p.tenant, Email: p.id + "@example.com", FirstName: p.id, LastName: "Test",
+			Role: p.role, Status: p.status, CreatedBy: "test", CreatedAt: t0}
+		if p.role == store.RoleSupporter {
+			u.SupporterID = "S-" + p.id
+		}
+		must("user "+p.id, st.CreateUser(ctx, u))
+		if p.prefs != nil {
+			pr := *p.prefs
+			pr.UserID = p.id
+			must("prefs of "+p.id, st.SetNotificationPrefs(ctx, pr))
+		}
+	}
+	grants := []store.Grant{
+		{ID: "g-site", SupporterUserID: "sup-site", SiteID: "north-1"},
+		{ID: "g-device", SupporterUserID: "sup-device", DeviceID: "pump"},
+		{ID: "g-revoked", SupporterUserID: "sup-revoked", SiteID: "north-1"},
+		{ID: "g-expired", SupporterUserID: "sup-expired", SiteID: "north-1", ExpiresAt: t0.Add(-time.Hour)},
+		{ID: "g-fan", SupporterUserID: "sup-fan", SiteID: "north-2"},
+	}
+	for _, g := range grants {
+		g.TenantID, g.CreatedBy, g.CreatedAt = "acme-north", "north-admin", t0.Add(-2*time.Hour)
+		must("grant "+g.ID, st.CreateGrant(ctx, g))
+	}
+	must("revoke", st.RevokeGrant(ctx, "g-revoked", "north-admin", t0.Add(-time.Hour)))
+	for _, r := range []string{"r-pressure", "r-temp", "r-flow"} {
+		must("rule "+r, st.CreateAlarmRule(ctx, store.AlarmRule{ID: r, TenantID: "acme-north", Name: "Rule " + r,
+			Enabled: true, Spec: json.RawMessage(`{}`), CreatedBy: "north-admin", CreatedAt: t0, UpdatedAt: t0}))
+	}
+}
+
+// emails is the test world's addresses of the given users, sorted.
+func emails(ids ...string) []string {
+	var out []string
+	for _, id := range ids {
+		out = append(out, id+"@example.com")
+	}
+	slices.Sort(out)
+	return out
+}
+
+func itoa(i int64) string { return strconv.FormatInt(i, 10) }
+
+// webhookDeliveries lists an alarm's webhook deliveries in id order.
+func (e *env) webhookDeliveries(alarmID int64) []store.Delivery {
+	e.t.Helper()
+	var ds []store.Delivery
+	for _, d := range e.deliveries(alarmID) {
+		if d.Channel == notify.ChannelWebhook {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// show formats deliveries for messages, without their payloads.
+func show(ds ...store.Delivery) string {
+	var b strings.Builder
+	for _, d := range ds {
+		fmt.Fprintf(&b, "{id %d tenant %s %s %s %s state %s attempts %d next %s error %q sent %s} ", d.ID, d.TenantID,
+			d.Channel, d.Target, d.Event, d.State, d.Attempts, d.NextAt.Format(time.RFC3339), d.LastError, d.SentAt.Format(time.RFC3339))
+	}
+	return b.String()
+}

@@ -1,0 +1,803 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// migrationAlarm adds alarm rules, alarms, notification preferences,
+// webhooks, escalations, the notification outbox (deliveries), maintenance
+// plans and the alarm evaluator's state.
+//
+// Rule and plan specs and delivery payloads are opaque JSON TEXT ("" for
+// none); lists (severities, sites) are JSON TEXT. Optional times are 0 when
+// zero, as elsewhere; an escalation's delay is in milliseconds.
+//
+// Everything a tenant owns goes with the tenant (ON DELETE CASCADE), and a
+// user's notification preferences with the user, so DeleteTenant and
+// DeleteUser need not list them. Alarms name their rule, device and site
+// without a foreign key: deleting a rule keeps its alarms (history), and
+// DeleteDevice deletes the device's alarms and their deliveries itself.
+//
+// At most one alarm per (rule, device) is active: a partial unique index
+// enforces it, and ApplyAlarmChanges upserts against it.
+const migrationAlarm = `CREATE TABLE alarm_rules (
+		id         TEXT PRIMARY KEY,
+		tenant_id  TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+		name       TEXT NOT NULL,
+		enabled    INTEGER NOT NULL DEFAULT 1,
+		spec       TEXT NOT NULL DEFAULT '',
+		created_by TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL DEFAULT 0,
+		updated_at INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX alarm_rules_tenant ON alarm_rules(tenant_id, id);
+
+	CREATE TABLE alarms (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		tenant_id   TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+		rule_id     TEXT NOT NULL,
+		device_id   TEXT NOT NULL,
+		site_id     TEXT NOT NULL DEFAULT '',
+		kind        TEXT NOT NULL,
+		severity    TEXT NOT NULL,
+		message     TEXT NOT NULL DEFAULT '',
+		value       REAL NOT NULL DEFAULT 0,
+		state       TEXT NOT NULL,
+		raised_at   INTEGER NOT NULL,
+		last_at     INTEGER NOT NULL,
+		retriggers  INTEGER NOT NULL DEFAULT 0,
+		acked_at    INTEGER NOT NULL DEFAULT 0,
+		acked_by    TEXT NOT NULL DEFAULT '',
+		ack_comment TEXT NOT NULL DEFAULT '',
+		cleared_at  INTEGER NOT NULL DEFAULT 0,
+		cleared_by  TEXT NOT NULL DEFAULT ''
+	);
+	CREATE UNIQUE INDEX alarms_active ON alarms(rule_id, device_id) WHERE state = 'active';
+	CREATE INDEX alarms_tenant ON alarms(tenant_id, state);
+	CREATE INDEX alarms_device ON alarms(device_id, raised_at);
+	CREATE INDEX alarms_rule ON alarms(rule_id, device_id);
+
+	CREATE TABLE notification_prefs (
+		user_id    TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+		email      INTEGER NOT NULL DEFAULT 0,
+		severities TEXT NOT NULL DEFAULT 'null',
+		site_ids   TEXT NOT NULL DEFAULT 'null'
+	);
+
+	CREATE TABLE webhooks (
+		id         TEXT PRIMARY KEY,
+		tenant_id  TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+		url        TEXT NOT NULL,
+		secret     BLOB NOT NULL,
+		severities TEXT NOT NULL DEFAULT 'null',
+		enabled    INTEGER NOT NULL DEFAULT 1,
+		created_at INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX webhooks_tenant ON webhooks(tenant_id, id);
+
+	CREATE TABLE escalations (
+		tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+		delay_ms  INTEGER NOT NULL,
+		email     TEXT NOT NULL
+	);
+
+	CREATE TABLE deliveries (
+		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		tenant_id  TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+		alarm_id   INTEGER NOT NULL,
+		channel    TEXT NOT NULL,
+		target     TEXT NOT NULL,
+		event      TEXT NOT NULL,
+		payload    TEXT NOT NULL DEFAULT '',
+		state      TEXT NOT NULL,
+		attempts   INTEGER NOT NULL DEFAULT 0,
+		next_at    INTEGER NOT NULL DEFAULT 0,
+		last_error TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL DEFAULT 0,
+		sent_at    INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX deliveries_due ON deliveries(next_at, id) WHERE state = 'pending';
+	CREATE INDEX deliveries_tenant ON deliveries(tenant_id, id);
+	CREATE INDEX deliveries_alarm ON deliveries(alarm_id, id);
+
+	CREATE TABLE maintenance_plans (
+		tenant_id  TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+		model      TEXT NOT NULL,
+		spec       TEXT NOT NULL DEFAULT '',
+		updated_at INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (tenant_id, model)
+	) WITHOUT ROWID;
+
+	CREATE TABLE monitor_state (
+		key   TEXT PRIMARY KEY,
+		state BLOB NOT NULL
+	) WITHOUT ROWID;`
+
+// specText is an opaque JSON document for a TEXT column: "" for none.
+func specText(what string, spec json.RawMessage) (string, error) {
+	if len(spec) == 0 {
+		return "", nil
+	}
+	if !json.Valid(spec) {
+		return "", fmt.Errorf("%s: invalid JSON", what)
+	}
+	return string(spec), nil
+}
+
+// specJSON is specText's inverse.
+func specJSON(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
+}
+
+// ---- Alarm rules ----
+
+const alarmRuleColumns = `id, tenant_id, name, enabled, spec, created_by, created_at, updated_at`
+
+func scanAlarmRule(row rowScanner) (store.AlarmRule, error) {
+	var r store.AlarmRule
+	var spec string
+	var created, updated int64
+	if err := row.Scan(&r.ID, &r.TenantID, &r.Name, &r.Enabled, &spec, &r.CreatedBy, &created, &updated); err != nil {
+		return store.AlarmRule{}, err
+	}
+	r.Spec = specJSON(spec)
+	r.CreatedAt, r.UpdatedAt = optTime(created), optTime(updated)
+	return r, nil
+}
+
+// CreateAlarmRule stores a rule; its tenant must exist.
+func (s *Store) CreateAlarmRule(ctx context.Context, r store.AlarmRule) error {
+	spec, err := specText("alarm rule "+r.ID, r.Spec)
+	if err != nil {
+		return err
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO alarm_rules (`+alarmRuleColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.TenantID, r.Name, r.Enabled, spec, r.CreatedBy, optMillis(r.CreatedAt), optMillis(r.UpdatedAt))
+	switch {
+	case isUniqueViolation(err):
+		return fmt.Errorf("alarm rule %q: %w", r.ID, store.ErrConflict)
+	case isForeignKeyViolation(err):
+		return fmt.Errorf("alarm rule %q: tenant %q: %w", r.ID, r.TenantID, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("create alarm rule %q: %w", r.ID, err)
+	}
+	return nil
+}
+
+// GetAlarmRule returns one rule.
+func (s *Store) GetAlarmRule(ctx context.Context, id string) (store.AlarmRule, error) {
+	r, err := scanAlarmRule(s.r.QueryRowContext(ctx, `SELECT `+alarmRuleColumns+` FROM alarm_rules WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("alarm rule %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return r, fmt.Errorf("get alarm rule %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListAlarmRules returns the rules of the given tenants (nil: all) in id
+// order.
+func (s *Store) ListAlarmRules(ctx context.Context, tenantIDs []string) ([]store.AlarmRule, error) {
+	var w filter
+	w.in("tenant_id", tenantIDs)
+	out := []store.AlarmRule{}
+	if w.none {
+		return out, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+alarmRuleColumns+` FROM alarm_rules`+w.where()+` ORDER BY id`, w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list alarm rules: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanAlarmRule(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list alarm rules: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list alarm rules: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateAlarmRule replaces a rule's name, enabled flag, spec and update
+// time (not its tenant or creation).
+func (s *Store) UpdateAlarmRule(ctx context.Context, r store.AlarmRule) error {
+	spec, err := specText("alarm rule "+r.ID, r.Spec)
+	if err != nil {
+		return err
+	}
+	return s.updateOne(ctx, "alarm rule", r.ID, `UPDATE alarm_rules SET name = ?, enabled = ?, spec = ?, updated_at = ? WHERE id = ?`,
+		r.Name, r.Enabled, spec, optMillis(r.UpdatedAt), r.ID)
+}
+
+// DeleteAlarmRule removes a rule; its alarms stay.
+func (s *Store) DeleteAlarmRule(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM alarm_rules WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete alarm rule %q: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("alarm rule %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// ---- Alarms ----
+
+const alarmColumns = `id, tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state,
+	raised_at, last_at, retriggers, acked_at, acked_by, ack_comment, cleared_at, cleared_by`
+
+func scanAlarm(row rowScanner) (store.Alarm, error) {
+	var a store.Alarm
+	var raised, last, acked, cleared int64
+	if err := row.Scan(&a.ID, &a.TenantID, &a.RuleID, &a.DeviceID, &a.SiteID, &a.Kind, &a.Severity, &a.Message, &a.Value,
+		&a.State, &raised, &last, &a.Retriggers, &acked, &a.AckedBy, &a.AckComment, &cleared, &a.ClearedBy); err != nil {
+		return store.Alarm{}, err
+	}
+	a.RaisedAt, a.LastAt, a.AckedAt, a.ClearedAt = optTime(raised), optTime(last), optTime(acked), optTime(cleared)
+	return a, nil
+}
+
+// Alarm change kinds (store.AlarmChange.Kind).
+const (
+	changeRaised      = "raised"
+	changeRetriggered = "retriggered"
+	changeCleared     = "cleared"
+)
+
+// raiseAlarm inserts an active alarm or, if one is active for the rule
+// and device, counts a retrigger on it.
+const raiseAlarm = `INSERT INTO alarms (tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state, raised_at, last_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)
+	ON CONFLICT (rule_id, device_id) WHERE state = 'active' DO UPDATE SET retriggers = retriggers + 1,
+		last_at = excluded.last_at, value = excluded.value, message = excluded.message
+	RETURNING ` + alarmColumns
+
+// clearAlarm clears the active alarm of a rule and device, if any.
+const clearAlarm = `UPDATE alarms SET state = 'cleared', cleared_at = ?, cleared_by = ?
+	WHERE rule_id = ? AND device_id = ? AND state = 'active'
+	RETURNING ` + alarmColumns
+
+// ApplyAlarmChanges applies the changes in order in one transaction, one
+// statement each: a raise or retrigger is an upsert against the partial
+// unique index of active alarms (so a retrigger without an active alarm
+// raises one, and a raise of an active one retriggers it); a clear without
+// an active alarm touches nothing and gives a zero Alarm.
+func (s *Store) ApplyAlarmChanges(ctx context.Context, changes []store.AlarmChange) ([]store.Alarm, error) {
+	out := make([]store.Alarm, len(changes))
+	if len(changes) == 0 {
+		return out, nil
+	}
+	for _, c := range changes {
+		if c.Kind != changeRaised && c.Kind != changeRetriggered && c.Kind != changeCleared {
+			return nil, fmt.Errorf("apply alarm changes: unknown change %q", c.Kind)
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("apply alarm changes: %w", err)
+	}
+	defer tx.Rollback()
+	var raise, clear *sql.Stmt
+	for i, c := range changes {
+		var row *sql.Row
+		if c.Kind == changeCleared {
+			if clear == nil {
+				if clear, err = tx.PrepareContext(ctx, clearAlarm); err != nil {
+					return nil, fmt.Errorf("apply alarm changes: %w", err)
+				}
+				defer clear.Close()
+			}
+			row = clear.QueryRowContext(ctx, optMillis(c.At), c.By, c.RuleID, c.DeviceID)
+		} else {
+			if raise == nil {
+				if raise, err = tx.PrepareContext(ctx, raiseAlarm); err != nil {
+					return nil, fmt.Errorf("apply alarm changes: %w", err)
+				}
+				defer raise.Close()
+			}
+			kind := c.Alarm
+			if kind == "" {
+				kind = store.AlarmKindRule
+			}
+			at := optMillis(c.At)
+			row = raise.QueryRowContext(ctx, c.TenantID, c.RuleID, c.DeviceID, c.SiteID, kind, c.Severity, c.Message, c.Value, at, at)
+		}
+		a, err := scanAlarm(row)
+		switch {
+		case c.Kind == changeCleared && errors.Is(err, sql.ErrNoRows):
+		case isForeignKeyViolation(err):
+			return nil, fmt.Errorf("alarm %s of rule %q on %q: tenant %q: %w", c.Kind, c.RuleID, c.DeviceID, c.TenantID, store.ErrNotFound)
+		case err != nil:
+			return nil, fmt.Errorf("alarm %s of rule %q on %q: %w", c.Kind, c.RuleID, c.DeviceID, err)
+		default:
+			out[i] = a
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("apply alarm changes: %w", err)
+	}
+	return out, nil
+}
+
+// GetAlarm returns one alarm.
+func (s *Store) GetAlarm(ctx context.Context, id int64) (store.Alarm, error) {
+	a, err := scanAlarm(s.r.QueryRowContext(ctx, `SELECT `+alarmColumns+` FROM alarms WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return a, fmt.Errorf("get alarm %d: %w", id, err)
+	}
+	return a, nil
+}
+
+// ListAlarms returns the alarms matching f in id order, up to f.Limit
+// (default 1000).
+func (s *Store) ListAlarms(ctx context.Context, f store.AlarmFilter) ([]store.Alarm, error) {
+	var w filter
+	w.in("tenant_id", f.TenantIDs)
+	w.in("device_id", f.DeviceIDs)
+	w.in("site_id", f.SiteIDs)
+	if f.RuleID != "" {
+		w.add("rule_id = ?", f.RuleID)
+	}
+	if f.State != "" {
+		w.add("state = ?", f.State)
+	}
+	if f.Severity != "" {
+		w.add("severity = ?", f.Severity)
+	}
+	if !f.Since.IsZero() {
+		w.add("(state = 'active' OR cleared_at >= ?)", f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		w.add("raised_at < ?", f.Until.UnixMilli())
+	}
+	if f.Unacked {
+		w.add("acked_at = 0")
+	}
+	if f.After != 0 {
+		w.add("id > ?", f.After)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	out := []store.Alarm{}
+	if w.none {
+		return out, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+alarmColumns+` FROM alarms`+w.where()+` ORDER BY id LIMIT ?`,
+		append(w.args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list alarms: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		a, err := scanAlarm(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list alarms: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list alarms: %w", err)
+	}
+	return out, nil
+}
+
+// AckAlarm acknowledges an alarm, once.
+func (s *Store) AckAlarm(ctx context.Context, id int64, by, comment string, at time.Time) (store.Alarm, error) {
+	if at.IsZero() {
+		return store.Alarm{}, fmt.Errorf("ack alarm %d: no time given", id)
+	}
+	a, err := scanAlarm(s.w.QueryRowContext(ctx, `UPDATE alarms SET acked_at = ?, acked_by = ?, ack_comment = ?
+		WHERE id = ? AND acked_at = 0 RETURNING `+alarmColumns, at.UnixMilli(), by, comment, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		var one int
+		err := s.w.QueryRowContext(ctx, `SELECT 1 FROM alarms WHERE id = ?`, id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.Alarm{}, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return store.Alarm{}, fmt.Errorf("ack alarm %d: %w", id, err)
+		}
+		return store.Alarm{}, fmt.Errorf("alarm %d: already acknowledged: %w", id, store.ErrConflict)
+	}
+	if err != nil {
+		return store.Alarm{}, fmt.Errorf("ack alarm %d: %w", id, err)
+	}
+	return a, nil
+}
+
+// deleteDeviceAlarms deletes a device's alarms and their deliveries, for
+// DeleteDevice.
+func deleteDeviceAlarms(ctx context.Context, tx *sql.Tx, deviceID string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE alarm_id IN (SELECT id FROM alarms WHERE device_id = ?)`,
+		deviceID); err != nil {
+		return fmt.Errorf("delete device %q: deliveries: %w", deviceID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM alarms WHERE device_id = ?`, deviceID); err != nil {
+		return fmt.Errorf("delete device %q: alarms: %w", deviceID, err)
+	}
+	return nil
+}
+
+// ---- Notification settings ----
+
+// GetNotificationPrefs returns a user's preferences, or the defaults (no
+// e-mail) if the user has set none.
+func (s *Store) GetNotificationPrefs(ctx context.Context, userID string) (store.NotificationPrefs, error) {
+	p := store.NotificationPrefs{UserID: userID}
+	var sev, sites string
+	err := s.r.QueryRowContext(ctx, `SELECT email, severities, site_ids FROM notification_prefs WHERE user_id = ?`, userID).
+		Scan(&p.Email, &sev, &sites)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("notification prefs of %q: %w", userID, err)
+	}
+	if err := fromJSON(sev, &p.Severities); err != nil {
+		return p, fmt.Errorf("notification prefs of %q: %w", userID, err)
+	}
+	if err := fromJSON(sites, &p.SiteIDs); err != nil {
+		return p, fmt.Errorf("notification prefs of %q: %w", userID, err)
+	}
+	return p, nil
+}
+
+// SetNotificationPrefs stores a user's preferences; the user must exist.
+func (s *Store) SetNotificationPrefs(ctx context.Context, p store.NotificationPrefs) error {
+	sev, err := toJSON(p.Severities)
+	if err != nil {
+		return fmt.Errorf("set notification prefs of %q: %w", p.UserID, err)
+	}
+	sites, err := toJSON(p.SiteIDs)
+	if err != nil {
+		return fmt.Errorf("set notification prefs of %q: %w", p.UserID, err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO notification_prefs (user_id, email, severities, site_ids) VALUES (?, ?, ?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, severities = excluded.severities, site_ids = excluded.site_ids`,
+		p.UserID, p.Email, sev, sites)
+	if isForeignKeyViolation(err) {
+		return fmt.Errorf("user %q: %w", p.UserID, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("set notification prefs of %q: %w", p.UserID, err)
+	}
+	return nil
+}
+
+const webhookColumns = `id, tenant_id, url, secret, severities, enabled, created_at`
+
+// CreateWebhook stores a webhook; its tenant must exist.
+func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) error {
+	sev, err := toJSON(w.Severities)
+	if err != nil {
+		return fmt.Errorf("create webhook %q: %w", w.ID, err)
+	}
+	secret := w.Secret
+	if secret == nil {
+		secret = []byte{}
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		w.ID, w.TenantID, w.URL, secret, sev, w.Enabled, optMillis(w.CreatedAt))
+	switch {
+	case isUniqueViolation(err):
+		return fmt.Errorf("webhook %q: %w", w.ID, store.ErrConflict)
+	case isForeignKeyViolation(err):
+		return fmt.Errorf("webhook %q: tenant %q: %w", w.ID, w.TenantID, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("create webhook %q: %w", w.ID, err)
+	}
+	return nil
+}
+
+// ListWebhooks returns the webhooks of the given tenants (nil: all) in id
+// order.
+func (s *Store) ListWebhooks(ctx context.Context, tenantIDs []string) ([]store.Webhook, error) {
+	var f filter
+	f.in("tenant_id", tenantIDs)
+	out := []store.Webhook{}
+	if f.none {
+		return out, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks`+f.where()+` ORDER BY id`, f.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var w store.Webhook
+		var sev string
+		var created int64
+		if err := rows.Scan(&w.ID, &w.TenantID, &w.URL, &w.Secret, &sev, &w.Enabled, &created); err != nil {
+			return nil, fmt.Errorf("list webhooks: %w", err)
+		}
+		if err := fromJSON(sev, &w.Severities); err != nil {
+			return nil, fmt.Errorf("list webhooks: %q: %w", w.ID, err)
+		}
+		w.CreatedAt = optTime(created)
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteWebhook removes a webhook.
+func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM webhooks WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete webhook %q: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("webhook %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// GetEscalation returns a tenant's escalation (ErrNotFound if none).
+func (s *Store) GetEscalation(ctx context.Context, tenantID string) (store.Escalation, error) {
+	e := store.Escalation{TenantID: tenantID}
+	var delay int64
+	err := s.r.QueryRowContext(ctx, `SELECT delay_ms, email FROM escalations WHERE tenant_id = ?`, tenantID).Scan(&delay, &e.Email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Escalation{}, fmt.Errorf("escalation of tenant %q: %w", tenantID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Escalation{}, fmt.Errorf("escalation of tenant %q: %w", tenantID, err)
+	}
+	e.Delay = time.Duration(delay) * time.Millisecond
+	return e, nil
+}
+
+// SetEscalation stores a tenant's escalation; a Delay of 0 (or less)
+// removes it.
+func (s *Store) SetEscalation(ctx context.Context, e store.Escalation) error {
+	if e.Delay <= 0 {
+		if _, err := s.w.ExecContext(ctx, `DELETE FROM escalations WHERE tenant_id = ?`, e.TenantID); err != nil {
+			return fmt.Errorf("remove escalation of tenant %q: %w", e.TenantID, err)
+		}
+		return nil
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO escalations (tenant_id, delay_ms, email) VALUES (?, ?, ?)
+		ON CONFLICT (tenant_id) DO UPDATE SET delay_ms = excluded.delay_ms, email = excluded.email`,
+		e.TenantID, e.Delay.Milliseconds(), e.Email)
+	if isForeignKeyViolation(err) {
+		return fmt.Errorf("escalation: tenant %q: %w", e.TenantID, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("set escalation of tenant %q: %w", e.TenantID, err)
+	}
+	return nil
+}
+
+// ---- Deliveries ----
+
+const deliveryColumns = `id, tenant_id, alarm_id, channel, target, event, payload, state, attempts, next_at, last_error,
+	created_at, sent_at`
+
+func scanDelivery(row rowScanner) (store.Delivery, error) {
+	var d store.Delivery
+	var payload string
+	var next, created, sent int64
+	if err := row.Scan(&d.ID, &d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event, &payload, &d.State, &d.Attempts,
+		&next, &d.LastError, &created, &sent); err != nil {
+		return store.Delivery{}, err
+	}
+	d.Payload = specJSON(payload)
+	d.NextAt, d.CreatedAt, d.SentAt = optTime(next), optTime(created), optTime(sent)
+	return d, nil
+}
+
+// EnqueueDeliveries adds deliveries to the outbox in one transaction; the
+// database assigns their ids (their IDs are ignored), and a delivery
+// without a state is pending.
+func (s *Store) EnqueueDeliveries(ctx context.Context, ds []store.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("enqueue deliveries: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (tenant_id, alarm_id, channel, target, event, payload, state,
+		attempts, next_at, last_error, created_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("enqueue deliveries: %w", err)
+	}
+	defer stmt.Close()
+	for _, d := range ds {
+		payload, err := specText("delivery payload", d.Payload)
+		if err != nil {
+			return fmt.Errorf("enqueue deliveries: %w", err)
+		}
+		state := d.State
+		if state == "" {
+			state = store.DeliveryPending
+		}
+		_, err = stmt.ExecContext(ctx, d.TenantID, d.AlarmID, d.Channel, d.Target, d.Event, payload, state, d.Attempts,
+			optMillis(d.NextAt), d.LastError, optMillis(d.CreatedAt), optMillis(d.SentAt))
+		if isForeignKeyViolation(err) {
+			return fmt.Errorf("enqueue deliveries: tenant %q: %w", d.TenantID, store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("enqueue deliveries: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("enqueue deliveries: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) queryDeliveries(ctx context.Context, query string, args ...any) ([]store.Delivery, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// DueDeliveries returns up to limit pending deliveries due at now, the
+// earliest first.
+func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error) {
+	out, err := s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?`, now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("due deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateDelivery stores a delivery's state, attempts, next time, error and
+// sent time.
+func (s *Store) UpdateDelivery(ctx context.Context, d store.Delivery) error {
+	return s.updateOne(ctx, "delivery", fmt.Sprint(d.ID), `UPDATE deliveries SET state = ?, attempts = ?, next_at = ?,
+		last_error = ?, sent_at = ? WHERE id = ?`, d.State, d.Attempts, optMillis(d.NextAt), d.LastError, optMillis(d.SentAt), d.ID)
+}
+
+// ListDeliveries returns the deliveries matching f, newest first, up to
+// f.Limit (default 100).
+func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, error) {
+	var w filter
+	w.in("tenant_id", f.TenantIDs)
+	if f.AlarmID != 0 {
+		w.add("alarm_id = ?", f.AlarmID)
+	}
+	if f.State != "" {
+		w.add("state = ?", f.State)
+	}
+	if w.none {
+		return []store.Delivery{}, nil
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	out, err := s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries`+w.where()+` ORDER BY id DESC LIMIT ?`,
+		append(w.args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// ---- Maintenance plans ----
+
+// SetMaintenancePlan stores a tenant's plan for a model in place of the
+// previous one; the tenant must exist.
+func (s *Store) SetMaintenancePlan(ctx context.Context, p store.MaintenancePlan) error {
+	spec, err := specText("maintenance plan "+p.Model, p.Spec)
+	if err != nil {
+		return err
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO maintenance_plans (tenant_id, model, spec, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant_id, model) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
+		p.TenantID, p.Model, spec, optMillis(p.UpdatedAt))
+	if isForeignKeyViolation(err) {
+		return fmt.Errorf("maintenance plan %q: tenant %q: %w", p.Model, p.TenantID, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("set maintenance plan %q of tenant %q: %w", p.Model, p.TenantID, err)
+	}
+	return nil
+}
+
+// ListMaintenancePlans returns the plans of the given tenants (nil: all),
+// by tenant and model.
+func (s *Store) ListMaintenancePlans(ctx context.Context, tenantIDs []string) ([]store.MaintenancePlan, error) {
+	var f filter
+	f.in("tenant_id", tenantIDs)
+	out := []store.MaintenancePlan{}
+	if f.none {
+		return out, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant_id, model, spec, updated_at FROM maintenance_plans`+f.where()+
+		` ORDER BY tenant_id, model`, f.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list maintenance plans: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p store.MaintenancePlan
+		var spec string
+		var updated int64
+		if err := rows.Scan(&p.TenantID, &p.Model, &spec, &updated); err != nil {
+			return nil, fmt.Errorf("list maintenance plans: %w", err)
+		}
+		p.Spec, p.UpdatedAt = specJSON(spec), optTime(updated)
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list maintenance plans: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteMaintenancePlan removes a tenant's plan for a model.
+func (s *Store) DeleteMaintenancePlan(ctx context.Context, tenantID, model string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM maintenance_plans WHERE tenant_id = ? AND model = ?`, tenantID, model)
+	if err != nil {
+		return fmt.Errorf("delete maintenance plan %q of tenant %q: %w", model, tenantID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("maintenance plan %q of tenant %q: %w", model, tenantID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// ---- Evaluator state ----
+
+// SaveMonitorState stores the evaluator's state under key.
+func (s *Store) SaveMonitorState(ctx context.Context, key string, state []byte) error {
+	if state == nil {
+		state = []byte{}
+	}
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO monitor_state (key, state) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET state = excluded.state`, key, state); err != nil {
+		return fmt.Errorf("save monitor state %q: %w", key, err)
+	}
+	return nil
+}
+
+// LoadMonitorState returns the state stored under key, nil if none.
+func (s *Store) LoadMonitorState(ctx context.Context, key string) ([]byte, error) {
+	var state []byte
+	err := s.r.QueryRowContext(ctx, `SELECT state FROM monitor_state WHERE key = ?`, key).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
+	}
+	return state, nil
+}
