@@ -24,6 +24,8 @@ import (
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
+	"github.com/warden-iot/warden/internal/monitor"
+	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
@@ -64,6 +66,12 @@ type Config struct {
 	Mailer *mail.Sender
 	// Keys seal the users' TOTP secrets with their tenant's key.
 	Keys *keyring.Keyring
+	// Monitor evaluates the alarm rules; the API tells it when rules
+	// change. Nil: not told (tests).
+	Monitor *monitor.Monitor
+	// Notifier is told of alarms acknowledged and cleared through the
+	// API. Nil: nobody is told (tests).
+	Notifier *notify.Notifier
 }
 
 // API serves the HTTP API.

@@ -65,6 +65,19 @@ var auditActions = map[string]string{
 	"POST /api/v1/users/{user}/activation":     "user.activation.send",
 	"POST /api/v1/grants":                      "grant.create",
 	"DELETE /api/v1/grants/{grant}":            "grant.revoke",
+	"POST /api/v1/rules":                       "rule.create",
+	"PUT /api/v1/rules/{rule}":                 "rule.update",
+	"DELETE /api/v1/rules/{rule}":              "rule.delete",
+	"POST /api/v1/alarms/{alarm}/ack":          "alarm.ack",
+	"POST /api/v1/alarms/{alarm}/clear":        "alarm.clear",
+	"PUT /api/v1/me/notifications":             "user.notifications.update",
+	"POST /api/v1/webhooks":                    "webhook.create",
+	"DELETE /api/v1/webhooks/{webhook}":        "webhook.delete",
+	"PUT /api/v1/escalation":                   "escalation.update",
+
+	"POST /api/v1/devices/{id}/maintenance/service": "maintenance.service",
+	"PUT /api/v1/maintenance-plans/{model}":         "maintenance-plan.set",
+	"DELETE /api/v1/maintenance-plans/{model}":      "maintenance-plan.delete",
 }
 
 // auditedReads are the GET routes that are always recorded too. Reads of

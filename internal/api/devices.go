@@ -236,6 +236,9 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.Info = info
+		if a.cfg.Monitor != nil {
+			a.cfg.Monitor.DeviceChanged(r.Context(), d.ID, false) // its site or model may have changed
+		}
 	}
 	if req.Status != nil {
 		st := store.DeviceStatus(*req.Status)
@@ -266,6 +269,9 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.endpoint.Disconnect(d.ID)
+	if a.cfg.Monitor != nil {
+		a.cfg.Monitor.DeviceChanged(r.Context(), d.ID, true)
+	}
 	a.log.Info("device deleted", "device", d.ID)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -75,6 +75,10 @@ func readAction(k access.Kind) access.Action {
 		return access.GrantRead
 	case access.KindEnrollment:
 		return access.EnrollmentRead
+	case access.KindRule:
+		return access.RuleRead
+	case access.KindAlarm:
+		return access.AlarmRead
 	}
 	return ""
 }

@@ -98,6 +98,33 @@ func (a *API) routes() []route {
 		{"GET /api/v1/access-log", access.AuditRead, scopeKind(access.KindAudit), a.accessLog, "Who did what to a tenant's machines, sites, grants and accounts"},
 		{"GET /api/v1/audit", access.AuditAll, scopeKind(access.KindAudit), a.listAudit, "The whole audit trail (operator)"},
 		{"GET /api/v1/audit/export", access.AuditAll, scopeKind(access.KindAudit), a.exportAudit, "The audit trail as JSON lines (operator)"},
+
+		// Alarm rules, alarms, notifications and key figures.
+		{"GET /api/v1/rules", access.RuleRead, listed, a.listRules, "Alarm rules you can see"},
+		{"POST /api/v1/rules", access.RuleManage, listed, a.createRule, "Make an alarm rule in a tenant"},
+		{"GET /api/v1/rules/{rule}", access.RuleRead, byRule, a.getRule, "One alarm rule"},
+		{"PUT /api/v1/rules/{rule}", access.RuleManage, byRule, a.updateRule, "Replace an alarm rule's definition"},
+		{"DELETE /api/v1/rules/{rule}", access.RuleManage, byRule, a.deleteRule, "Delete an alarm rule; its alarms stay"},
+		{"GET /api/v1/alarms", access.AlarmRead, listed, a.listAlarms, "Alarms of the devices whose data you may read"},
+		{"GET /api/v1/alarms/{alarm}", access.AlarmRead, byAlarm, a.getAlarm, "One alarm"},
+		{"POST /api/v1/alarms/{alarm}/ack", access.AlarmAck, byAlarm, a.ackAlarm, "Acknowledge an alarm"},
+		{"POST /api/v1/alarms/{alarm}/clear", access.AlarmClear, byAlarm, a.clearAlarm, "Clear an active alarm by hand"},
+		{"GET /api/v1/me/notifications", access.UserSelf, self, a.getNotificationPrefs, "Your alarm e-mail preferences"},
+		{"PUT /api/v1/me/notifications", access.UserSelf, self, a.setNotificationPrefs, "Set your alarm e-mail preferences"},
+		{"GET /api/v1/webhooks", access.NotifyReadLogs, scopeTenant, a.listWebhooks, "A tenant's alarm webhooks, without secrets"},
+		{"POST /api/v1/webhooks", access.NotifyManage, listed, a.createWebhook, "Make an alarm webhook; answers its secret, only this once"},
+		{"DELETE /api/v1/webhooks/{webhook}", access.NotifyManage, byWebhook, a.deleteWebhook, "Delete an alarm webhook"},
+		{"GET /api/v1/escalation", access.NotifyReadLogs, scopeTenant, a.getEscalation, "A tenant's escalation of unacknowledged critical alarms"},
+		{"PUT /api/v1/escalation", access.NotifyManage, scopeTenant, a.setEscalation, "Set or remove a tenant's escalation"},
+		{"GET /api/v1/deliveries", access.NotifyReadLogs, scopeTenant, a.listDeliveries, "Alarm notifications sent, pending and failed"},
+		{"GET /api/v1/kpi", access.AlarmRead, listed, a.kpiReport, "Key figures from the alarm history: availability, MTBF, MTTR, utilisation"},
+
+		// Maintenance.
+		{"GET /api/v1/devices/{id}/maintenance", access.AlarmRead, byDevice, a.getMaintenance, "A device's run hours, service forecast, wear trends and anomaly scores"},
+		{"POST /api/v1/devices/{id}/maintenance/service", access.DeviceOperate, byDevice, a.recordService, "Record a service of a device"},
+		{"GET /api/v1/maintenance-plans", access.RuleRead, scopeTenant, a.listMaintenancePlans, "A tenant's maintenance plans, by device model"},
+		{"PUT /api/v1/maintenance-plans/{model}", access.RuleManage, scopeTenant, a.setMaintenancePlan, "Set a tenant's maintenance plan for a device model"},
+		{"DELETE /api/v1/maintenance-plans/{model}", access.RuleManage, scopeTenant, a.deleteMaintenancePlan, "Delete a tenant's maintenance plan for a device model"},
 	}
 }
 

@@ -30,8 +30,9 @@ Benchmarks:
   alarms    the alarm monitor in process, on a throw-away database: --devices
             devices × ten rules of every kind, --rounds messages each; prints
             messages evaluated per second with alarm changes stored. With
-            --server, also publish → alarm visible in the API (p50/p99) on a
-            running server while --rate messages/s of background load run.`
+            --latency: publish → alarm visible in the API (p50/p99) on the
+            running server of --server while --rate messages/s of background
+            load run.`
 
 func runBench(ctx context.Context, env *Env, args []string) error {
 	if len(args) > 0 && args[0] == "storage" {
@@ -188,8 +189,19 @@ func runBenchDPS(ctx context.Context, env *Env, args []string) error {
 // runBenchAlarms is "warden bench alarms".
 func runBenchAlarms(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("bench alarms", "bench alarms [flags]", env.Stderr)
-	var o bench.AlarmsOptions
-	var database string
+	var (
+		o        bench.AlarmsOptions
+		database string
+		latency  bool
+		lo       bench.AlarmLatencyOptions
+		cf       clientFlags
+	)
+	cf.register(fs)
+	fs.BoolVar(&latency, "latency", false, "instead: time publish → alarm visible in the API on the running server of --server")
+	fs.Float64Var(&lo.Rate, "rate", 3000, "with --latency: background messages per second (half what bench ingest measured as the maximum)")
+	fs.IntVar(&lo.Probes, "probes", 200, "with --latency: alarms raised and timed")
+	fs.IntVar(&lo.Devices, "load-devices", 100, "with --latency: devices publishing the background load")
+	fs.StringVar(&lo.MQTTAddr, "mqtt-addr", "", "with --latency: Warden MQTT TLS address host:port (default: the hub host name of the connection strings)")
 	fs.IntVar(&o.Devices, "devices", 10_000, "devices, each watched by ten rules")
 	fs.IntVar(&o.Rounds, "rounds", 20, "messages per device")
 	fs.IntVar(&o.Batch, "batch", 500, "messages per evaluation call (a group commit's worth)")
@@ -197,6 +209,17 @@ func runBenchAlarms(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&database, "database", "", "use this empty PostgreSQL database instead (postgres://…)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if latency {
+		var err error
+		if lo.RootCAs, err = cf.roots(); err != nil {
+			return err
+		}
+		if lo.Client, err = cf.client(); err != nil {
+			return err
+		}
+		lo.Progress = env.Stderr
+		return bench.AlarmLatency(ctx, lo, env.Stdout)
 	}
 	if o.Devices <= 0 || o.Rounds <= 0 || o.Batch <= 0 {
 		return usageError(env, "bench alarms", "--devices, --rounds and --batch must be positive")

@@ -90,6 +90,14 @@ func (m *Monitor) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	plans, err := m.loadPlans(ctx)
+	if err != nil {
+		return err
+	}
+	maint, err := m.loadMaintenance(ctx)
+	if err != nil {
+		return err
+	}
 	var snap alarm.Snapshot
 	blob, err := m.st.LoadMonitorState(ctx, stateKey)
 	if err != nil {
@@ -128,6 +136,7 @@ func (m *Monitor) Start(ctx context.Context) error {
 				}
 			}
 		}
+		s.maintStart(plans, maint[i], now)
 		s.apply(ctx, trs)
 		m.shards[i] = s
 	}
@@ -304,7 +313,7 @@ func (m *Monitor) save(ctx context.Context) error {
 	if err := m.st.SaveMonitorState(ctx, stateKey, blob); err != nil {
 		return fmt.Errorf("monitor: save state: %w", err)
 	}
-	return nil
+	return m.saveMaintenance(ctx)
 }
 
 // deviceFacts is what the rules need to know of a device, cached.

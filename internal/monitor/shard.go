@@ -18,6 +18,7 @@ const (
 	evForget
 	evTick
 	evFlush
+	evCall // runs call on the shard (maintenance.go)
 )
 
 type event struct {
@@ -27,6 +28,7 @@ type event struct {
 	values    map[string]float64
 	connected bool
 	rules     []alarm.Rule
+	call      func(*shard) error
 	done      chan error // answered by broadcast events
 }
 
@@ -39,6 +41,7 @@ type shard struct {
 	// devices is the latest facts of each device the shard has seen: the
 	// alarm's tenant and site come from there.
 	devices map[string]alarm.DeviceFacts
+	mt      maintShard // maintenance.go
 
 	mu   sync.Mutex
 	snap alarm.Snapshot // the state as of the last save tick
@@ -57,7 +60,7 @@ func (s *shard) run(ctx context.Context) {
 	var trs []alarm.Transition
 	for {
 		var ev event
-		var ok bool
+		ok := true // false once the queue is closed
 		select {
 		case ev, ok = <-s.in:
 			if !ok {
@@ -110,6 +113,7 @@ func (s *shard) handle(out []alarm.Transition, ev event) []alarm.Transition {
 	switch ev.kind {
 	case evObserve:
 		s.devices[ev.dev.ID] = ev.dev
+		s.maintObserve(ev.dev, ev.ts, ev.values)
 		return append(out, s.ev.Observe(ev.dev, ev.ts, ev.values)...)
 	case evPresence:
 		s.devices[ev.dev.ID] = ev.dev
@@ -126,19 +130,24 @@ func (s *shard) handle(out []alarm.Transition, ev event) []alarm.Transition {
 	case evForget:
 		trs := s.ev.Forget(ev.dev.ID, ev.ts)
 		out = append(out, trs...)
+		s.maintForget(ev.dev.ID, ev.ts)
 		return out
 	case evTick:
+		s.maintTick(ev.ts)
 		return append(out, s.ev.Tick(ev.ts)...)
+	case evCall:
+		_ = ev.call(s) // the caller reads its own error
 	}
 	return out
 }
 
 // apply stores the alarm changes and tells the notifier.
 func (s *shard) apply(ctx context.Context, trs []alarm.Transition) error {
-	if len(trs) == 0 {
+	maint := s.takeMaintChanges()
+	if len(trs) == 0 && len(maint) == 0 {
 		return nil
 	}
-	changes := make([]store.AlarmChange, len(trs))
+	changes := make([]store.AlarmChange, len(trs), len(trs)+len(maint))
 	for i, t := range trs {
 		f, ok := s.devices[t.DeviceID]
 		tenant := tenantOf(f.TenantPath)
@@ -149,6 +158,7 @@ func (s *shard) apply(ctx context.Context, trs []alarm.Transition) error {
 			SiteID: f.SiteID, Alarm: store.AlarmKindRule, Severity: string(t.Severity), Message: t.Message,
 			Value: t.Value, At: t.At, By: "auto"}
 	}
+	changes = append(changes, maint...)
 	alarms, err := s.m.st.ApplyAlarmChanges(ctx, changes)
 	if err != nil {
 		s.m.log.Error("monitor: store alarm changes", "changes", len(changes), "err", err)
@@ -168,4 +178,5 @@ func (s *shard) snapshot() {
 	s.mu.Lock()
 	s.snap = snap
 	s.mu.Unlock()
+	s.maintSnapshot()
 }

@@ -30,6 +30,8 @@ import (
 	"github.com/warden-iot/warden/internal/ingest"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
+	"github.com/warden-iot/warden/internal/monitor"
+	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/pki"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
@@ -78,19 +80,23 @@ const DefaultDedupWindow = 8 * 24 * time.Hour
 
 // Server is a running Warden.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	store    store.Store
-	pki      *pki.Result
-	keys     *keyring.Keyring
-	engine   *tsdb.Engine
-	pipeline *ingest.Pipeline
-	broker   *broker.Broker
-	http     *http.Server
-	httpLn   net.Listener
-	hubHost  string
-	reg      *prometheus.Registry
-	debug    *http.Server
+	cfg       Config
+	log       *slog.Logger
+	store     store.Store
+	pki       *pki.Result
+	keys      *keyring.Keyring
+	engine    *tsdb.Engine
+	pipeline  *ingest.Pipeline
+	monitor   *monitor.Monitor
+	notifier  *notify.Notifier
+	mailer    *mail.Sender // nil without --smtp-url
+	publicURL string
+	broker    *broker.Broker
+	http      *http.Server
+	httpLn    net.Listener
+	hubHost   string
+	reg       *prometheus.Registry
+	debug     *http.Server
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -154,7 +160,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
-	s.pipeline = ingest.New(s.engine, ingest.Config{}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
+	if cfg.SMTP.Enabled() {
+		if err := cfg.SMTP.Validate(); err != nil {
+			s.store.Close()
+			return nil, fmt.Errorf("smtp: %w", err)
+		}
+		s.mailer = mail.New(cfg.SMTP, log.With("component", "mail"))
+	}
+	s.monitor = monitor.New(s.store, monitor.Config{}, s.onAlarm, log.With("component", "monitor"), time.Now)
+	// Alarms are evaluated on what the group commit made durable.
+	s.pipeline = ingest.New(s.monitor.Wrap(s.engine), ingest.Config{}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
 	s.broker, err = broker.New(broker.Config{
 		TLSListen: cfg.MQTTListen,
 		TCPListen: cfg.MQTTTCPListen,
@@ -164,6 +179,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
+	s.broker.OnPresence(func(ev broker.PresenceEvent) {
+		s.monitor.Presence(context.Background(), ev.TenantID, ev.DeviceID, ev.Connected, ev.At)
+	})
 	s.reg = reg
 	s.http = &http.Server{
 		TLSConfig:         s.pki.TLSConfig(),
@@ -259,6 +277,14 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", s.cfg.HTTPListen, err)
 	}
 	s.httpLn = ln
+	if s.publicURL = s.cfg.PublicURL; s.publicURL == "" {
+		s.publicURL = publicURL(s.cfg.Hostnames, ln.Addr())
+	}
+	s.notifier = notify.New(s.store, s.mailer, notify.Config{PublicURL: s.publicURL}, s.log.With("component", "notify"), time.Now)
+	if err := s.monitor.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.wg.Add(1)
 	go func() {
@@ -281,13 +307,8 @@ func (s *Server) Start(ctx context.Context) error {
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
 	s.broker.SetHubHost(s.hubHost)
 	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), time.Now)
-	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.cfg.PublicURL}
-	if acfg.PublicURL == "" {
-		acfg.PublicURL = publicURL(s.cfg.Hostnames, ln.Addr())
-	}
-	if s.cfg.SMTP.Enabled() {
-		acfg.Mailer = mail.New(s.cfg.SMTP, s.log.With("component", "mail"))
-	}
+	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL}
+	acfg.Mailer, acfg.Monitor, acfg.Notifier = s.mailer, s.monitor, s.notifier
 	a := api.New(acfg, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
 	root := http.NewServeMux()
 	root.Handle(broker.WebSocketPath, s.broker.WebSocketHandler())
@@ -304,6 +325,11 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() {
 		defer s.wg.Done()
 		s.forgetLoop(ctx)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.notifier.Run(ctx)
 	}()
 	s.log.Info("warden is running",
 		"mqtts", s.broker.Addr("tls"), "mqtt", s.broker.Addr("tcp"), "https", ln.Addr().String(),
@@ -368,6 +394,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.pipeline.Close() // commits what devices already sent
 	if s.cancel != nil {
+		// After the broker and the pipeline: nothing feeds it any more.
+		errs = append(errs, s.monitor.Close(ctx))
 		s.engine.Close()
 		s.cancel()
 	}
@@ -396,6 +424,14 @@ func publicURL(hostnames []string, addr net.Addr) string {
 		return "https://" + host
 	}
 	return "https://" + net.JoinHostPort(host, port)
+}
+
+// onAlarm hands a stored alarm change on to the notifier.
+func (s *Server) onAlarm(ctx context.Context, a store.Alarm, event string) {
+	s.log.Debug("alarm", "event", event, "alarm", a.ID, "device", a.DeviceID, "rule", a.RuleID, "severity", a.Severity)
+	if err := s.notifier.Alarm(ctx, a, event); err != nil {
+		s.log.Error("queue alarm notifications", "alarm", a.ID, "event", event, "err", err)
+	}
 }
 
 // HubHost is the host name devices use.

@@ -1,0 +1,378 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// Alarm is the API view of an alarm: one occurrence of a rule's condition
+// on a device, from raised to cleared.
+type Alarm struct {
+	ID         int64      `json:"id"`
+	TenantID   string     `json:"tenantId"`
+	RuleID     string     `json:"ruleId"`
+	RuleName   string     `json:"ruleName,omitempty"`
+	DeviceID   string     `json:"deviceId"`
+	SiteID     string     `json:"siteId,omitempty"`
+	Kind       string     `json:"kind"`
+	Severity   string     `json:"severity"`
+	Message    string     `json:"message"`
+	Value      float64    `json:"value"`
+	State      string     `json:"state"`
+	RaisedAt   time.Time  `json:"raisedAt"`
+	LastAt     time.Time  `json:"lastAt"`
+	Retriggers int        `json:"retriggers"`
+	AckedAt    *time.Time `json:"ackedAt,omitempty"`
+	AckedBy    string     `json:"ackedBy,omitempty"`
+	AckComment string     `json:"ackComment,omitempty"`
+	ClearedAt  *time.Time `json:"clearedAt,omitempty"`
+	ClearedBy  string     `json:"clearedBy,omitempty"`
+}
+
+// AlarmPage is the answer of GET /api/v1/alarms.
+type AlarmPage struct {
+	Alarms []Alarm `json:"alarms"`
+	// Next is the "after" of the next page; 0 when this is the last.
+	Next int64 `json:"next,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func alarmView(al store.Alarm, ruleName string) Alarm {
+	return Alarm{ID: al.ID, TenantID: al.TenantID, RuleID: al.RuleID, RuleName: ruleName, DeviceID: al.DeviceID,
+		SiteID: al.SiteID, Kind: al.Kind, Severity: al.Severity, Message: al.Message, Value: al.Value, State: al.State,
+		RaisedAt: al.RaisedAt, LastAt: al.LastAt, Retriggers: al.Retriggers, AckedAt: timePtr(al.AckedAt),
+		AckedBy: al.AckedBy, AckComment: al.AckComment, ClearedAt: timePtr(al.ClearedAt), ClearedBy: al.ClearedBy}
+}
+
+// ruleNames looks up rule names once per rule; rules that are gone (and
+// maintenance warnings, which have no rule) have none.
+type ruleNames struct {
+	a     *API
+	names map[string]string
+}
+
+func (n *ruleNames) name(ctx context.Context, id string) (string, error) {
+	if name, ok := n.names[id]; ok {
+		return name, nil
+	}
+	var name string
+	if !strings.HasPrefix(id, store.AlarmKindMaintenance+":") {
+		row, err := n.a.store.GetAlarmRule(ctx, id)
+		switch {
+		case err == nil:
+			name = row.Name
+		case !errors.Is(err, store.ErrNotFound):
+			return "", err
+		}
+	}
+	n.names[id] = name
+	return name, nil
+}
+
+func (a *API) alarmView(ctx context.Context, al store.Alarm) (Alarm, error) {
+	name, err := (&ruleNames{a: a, names: map[string]string{}}).name(ctx, al.RuleID)
+	return alarmView(al, name), err
+}
+
+// byAlarm resolves the alarm named by the "alarm" path value. Its resource
+// is its device's: alarms are machine data. An alarm whose device is gone,
+// or that the caller may not even know the device of, is not found.
+func byAlarm(a *API, r *http.Request) (access.Resource, any, error) {
+	ctx := r.Context()
+	s := r.PathValue("alarm")
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return access.Resource{}, nil, fmt.Errorf("alarm %q: %w", s, store.ErrNotFound)
+	}
+	al, err := a.store.GetAlarm(ctx, id)
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	d, err := a.store.GetDevice(ctx, al.DeviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return access.Resource{}, nil, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	res, err := a.deviceResource(ctx, d)
+	if err != nil {
+		return res, nil, err
+	}
+	if !a.allowed(ctx, access.DeviceRead, res) {
+		return access.Resource{}, nil, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
+	}
+	return res, al, nil
+}
+
+// alarmQuery reads the filters of GET /api/v1/alarms.
+func alarmQuery(w http.ResponseWriter, r *http.Request) (store.AlarmFilter, bool) {
+	q := r.URL.Query()
+	f := store.AlarmFilter{Limit: 100}
+	switch s := q.Get("state"); s {
+	case "", store.AlarmActive, store.AlarmCleared:
+		f.State = s
+	default:
+		writeError(w, http.StatusBadRequest, "state: want %s or %s", store.AlarmActive, store.AlarmCleared)
+		return f, false
+	}
+	if s := q.Get("severity"); s != "" {
+		if !validSeverity(s) {
+			writeError(w, http.StatusBadRequest, "severity: want warning or critical")
+			return f, false
+		}
+		f.Severity = s
+	}
+	if s := q.Get("site"); s != "" {
+		f.SiteIDs = []string{s}
+	}
+	for _, x := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if s := q.Get(x.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "%s: %q is not an RFC 3339 time", x.name, s)
+				return f, false
+			}
+			*x.dst = t
+		}
+	}
+	switch s := q.Get("unacked"); s {
+	case "", "false":
+	case "true":
+		f.Unacked = true
+	default:
+		writeError(w, http.StatusBadRequest, "unacked: want true or false")
+		return f, false
+	}
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "after: want an alarm id")
+			return f, false
+		}
+		f.After = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "limit: want 1 to 1000")
+			return f, false
+		}
+		f.Limit = n
+	}
+	return f, true
+}
+
+// listAlarms lists alarms of the devices whose data the caller may read,
+// in id order (oldest first), a page at a time.
+func (a *API) listAlarms(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	f, ok := alarmQuery(w, r)
+	if !ok {
+		return
+	}
+	devs, ok := a.visibleDevices(w, r, store.DeviceFilter{}, access.AlarmRead)
+	if !ok {
+		return
+	}
+	only := r.URL.Query().Get("device")
+	f.DeviceIDs = []string{}
+	for _, d := range devs {
+		if only == "" || d.ID == only {
+			f.DeviceIDs = append(f.DeviceIDs, d.ID)
+		}
+	}
+	als, err := a.store.ListAlarms(ctx, f)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	names := &ruleNames{a: a, names: map[string]string{}}
+	page := AlarmPage{Alarms: make([]Alarm, 0, len(als))}
+	for _, al := range als {
+		name, err := names.name(ctx, al.RuleID)
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		page.Alarms = append(page.Alarms, alarmView(al, name))
+	}
+	if len(als) == f.Limit {
+		page.Next = als[len(als)-1].ID
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// noteOutsideAlarmRead marks, for the audit trail, a supporter's or the
+// operator staff's read of an alarm of a customer's machine (as
+// noteOutsideRead does for the device routes).
+func noteOutsideAlarmRead(r *http.Request, res access.Resource) {
+	switch principal(r.Context()).Role {
+	case store.RoleSupporter, store.RoleOperatorService, store.RoleOperatorAdmin:
+	default:
+		return
+	}
+	if res.TenantID == store.RootTenantID {
+		return
+	}
+	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+		call.outsideRead = "alarm" // recorded as "alarm.read"
+	}
+}
+
+func (a *API) getAlarm(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	v, err := a.alarmView(ctx, loaded[store.Alarm](ctx))
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	noteOutsideAlarmRead(r, resourceOf(ctx))
+	writeJSON(w, http.StatusOK, v)
+}
+
+// MaxAlarmComment bounds an acknowledgement's comment.
+const MaxAlarmComment = 1000
+
+type alarmComment struct {
+	Comment string `json:"comment"`
+}
+
+func readAlarmComment(w http.ResponseWriter, r *http.Request) (string, bool) {
+	var req alarmComment
+	if !decodeOptional(w, r, &req) {
+		return "", false
+	}
+	req.Comment = strings.TrimSpace(req.Comment)
+	if len(req.Comment) > MaxAlarmComment || hasControlExceptNewline(req.Comment) {
+		writeError(w, http.StatusBadRequest, "comment: at most %d bytes of text", MaxAlarmComment)
+		return "", false
+	}
+	return req.Comment, true
+}
+
+func hasControlExceptNewline(s string) bool {
+	for _, c := range s {
+		if (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// actorLabel is who did something, as alarms record it: the account's
+// name (its e-mail address, or a token's name) and its id.
+func actorLabel(c caller) string {
+	if c.Name == "" || c.Name == c.ActorID {
+		return c.ActorID
+	}
+	return c.Name + " (" + c.ActorID + ")"
+}
+
+// notifyAlarm hands an alarm event caused through the API to the
+// notifier; a failure is logged (the change is made).
+func (a *API) notifyAlarm(ctx context.Context, al store.Alarm, event string) {
+	if a.cfg.Notifier == nil {
+		return
+	}
+	if err := a.cfg.Notifier.Alarm(context.WithoutCancel(ctx), al, event); err != nil {
+		a.log.Error("notify alarm", "alarm", al.ID, "event", event, "err", err)
+	}
+}
+
+// ackAlarm acknowledges an alarm, active or cleared: who and when are
+// recorded with the comment. Twice is 409.
+func (a *API) ackAlarm(w http.ResponseWriter, r *http.Request) {
+	comment, ok := readAlarmComment(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	al := loaded[store.Alarm](ctx)
+	if !al.AckedAt.IsZero() {
+		writeError(w, http.StatusConflict, "alarm %d: already acknowledged by %s", al.ID, al.AckedBy)
+		return
+	}
+	acked, err := a.store.AckAlarm(ctx, al.ID, actorLabel(principal(ctx)), comment, a.now().UTC().Truncate(time.Millisecond))
+	if errors.Is(err, store.ErrConflict) {
+		writeError(w, http.StatusConflict, "alarm %d: already acknowledged", al.ID)
+		return
+	}
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.notifyAlarm(ctx, acked, "acknowledged")
+	v, err := a.alarmView(ctx, acked)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// clearAlarm clears an active alarm by hand. If nobody acknowledged it
+// yet, clearing acknowledges it too, with the comment. Clearing one that
+// is not active is 409.
+func (a *API) clearAlarm(w http.ResponseWriter, r *http.Request) {
+	comment, ok := readAlarmComment(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	al := loaded[store.Alarm](ctx)
+	if al.State != store.AlarmActive {
+		writeError(w, http.StatusConflict, "alarm %d is not active (%s)", al.ID, al.State)
+		return
+	}
+	by := actorLabel(principal(ctx))
+	at := a.now().UTC().Truncate(time.Millisecond)
+	got, err := a.store.ApplyAlarmChanges(ctx, []store.AlarmChange{{Kind: "cleared", TenantID: al.TenantID,
+		RuleID: al.RuleID, DeviceID: al.DeviceID, SiteID: al.SiteID, Alarm: al.Kind, Severity: al.Severity,
+		Message: al.Message, Value: al.Value, At: at, By: by}})
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if len(got) != 1 || got[0].ID != al.ID {
+		writeError(w, http.StatusConflict, "alarm %d is not active any more", al.ID)
+		return
+	}
+	al = got[0]
+	if al.AckedAt.IsZero() {
+		switch acked, err := a.store.AckAlarm(ctx, al.ID, by, comment, at); {
+		case err == nil:
+			al = acked
+		case !errors.Is(err, store.ErrConflict): // acknowledged in the meantime: fine
+			a.log.Error("acknowledge cleared alarm", "alarm", al.ID, "err", err)
+		}
+	}
+	a.log.Info("alarm cleared by hand", "alarm", al.ID, "device", al.DeviceID, "by", by)
+	a.notifyAlarm(ctx, al, "cleared")
+	v, err := a.alarmView(ctx, al)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// validSeverity says whether s is a rule severity.
+func validSeverity(s string) bool { return s == "warning" || s == "critical" }

@@ -1,0 +1,363 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/kpi"
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// KPIFigures are the key figures of a device, or of all devices of a
+// report, over its period. Durations are in seconds.
+type KPIFigures struct {
+	// Alarms counts the alarms raised in the period, by severity.
+	Alarms map[string]int `json:"alarms"`
+	// TimeInAlarm: the time at least one alarm was active.
+	TimeInAlarm float64 `json:"timeInAlarm"`
+	// Downtime: the time at least one critical alarm was active.
+	Downtime float64 `json:"downtime"`
+	// Availability is 1 - downtime/period (for all devices: their mean).
+	Availability float64 `json:"availability"`
+	// Failures are the critical alarms raised in the period.
+	Failures int `json:"failures"`
+	// Repairs are the critical alarms cleared in the period.
+	Repairs int `json:"repairs"`
+	// MTBF is (period - downtime) / failures; null without failures.
+	MTBF *float64 `json:"mtbf"`
+	// MTTR is the downtime of the repaired alarms / repairs; null
+	// without repairs.
+	MTTR *float64 `json:"mttr"`
+	// Utilisation is the share of the period the machine ran, from its
+	// maintenance plan's run source; null without one (for all devices:
+	// the mean of those that have one).
+	Utilisation *float64 `json:"utilisation"`
+}
+
+// KPIDevice is one device's figures.
+type KPIDevice struct {
+	DeviceID string `json:"deviceId"`
+	Name     string `json:"name,omitempty"`
+	SiteID   string `json:"siteId,omitempty"`
+	Model    string `json:"model,omitempty"`
+	KPIFigures
+}
+
+// KPIReport is the answer of GET /api/v1/kpi.
+type KPIReport struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Period is To - From in seconds.
+	Period float64 `json:"period"`
+	// Scope is what the report covers: "device", "site" or "tenant", and
+	// its ID.
+	Scope   string      `json:"scope"`
+	ScopeID string      `json:"scopeId"`
+	Total   KPIFigures  `json:"total"`
+	Devices []KPIDevice `json:"devices"`
+}
+
+// Bounds of a KPI period.
+const (
+	DefaultKPIPeriod = 30 * 24 * time.Hour
+	MaxKPIPeriod     = 400 * 24 * time.Hour
+)
+
+func secondsPtr(d time.Duration, ok bool) *float64 {
+	if !ok {
+		return nil
+	}
+	s := round(d.Seconds())
+	return &s
+}
+
+func kpiFigures(f kpi.Figures, utilisation *float64) KPIFigures {
+	out := KPIFigures{Alarms: map[string]int{kpi.Warning: 0, kpi.Critical: 0}, TimeInAlarm: round(f.InAlarm.Seconds()),
+		Downtime: round(f.Downtime.Seconds()), Availability: round(f.Availability), Failures: f.Failures,
+		Repairs: f.Repairs, MTBF: secondsPtr(f.MTBF()), MTTR: secondsPtr(f.MTTR()), Utilisation: utilisation}
+	for k, n := range f.Raised {
+		out.Alarms[k] += n
+	}
+	return out
+}
+
+// kpiQuery reads the period and scope of GET /api/v1/kpi.
+func (a *API) kpiQuery(w http.ResponseWriter, r *http.Request) (from, to time.Time, scope, id string, ok bool) {
+	q := r.URL.Query()
+	now := a.now().UTC().Truncate(time.Millisecond)
+	to = now
+	var err error
+	if s := q.Get("to"); s != "" {
+		if to, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			writeError(w, http.StatusBadRequest, "to: %q is not an RFC 3339 time", s)
+			return
+		}
+	}
+	if to.After(now) {
+		to = now // the future has no alarms yet
+	}
+	from = to.Add(-DefaultKPIPeriod)
+	if s := q.Get("from"); s != "" {
+		if from, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			writeError(w, http.StatusBadRequest, "from: %q is not an RFC 3339 time", s)
+			return
+		}
+	}
+	switch {
+	case !to.After(from):
+		writeError(w, http.StatusBadRequest, "from must be before to (and before now)")
+		return
+	case to.Sub(from) > MaxKPIPeriod:
+		writeError(w, http.StatusBadRequest, "the period is longer than %d days", MaxKPIPeriod/(24*time.Hour))
+		return
+	}
+	var given []string
+	for _, k := range []string{"device", "site", "tenant"} {
+		if v := q.Get(k); v != "" {
+			given = append(given, k)
+			scope, id = k, v
+		}
+	}
+	if len(given) > 1 {
+		writeError(w, http.StatusBadRequest, "give one of device, site and tenant, not %s", strings.Join(given, " and "))
+		return
+	}
+	if scope == "" {
+		scope, id = "tenant", principal(r.Context()).TenantID
+	}
+	return from.UTC(), to.UTC(), scope, id, true
+}
+
+// kpiReport answers GET /api/v1/kpi: key figures of the devices whose
+// alarms the caller may read, from their alarm history in [from, to).
+func (a *API) kpiReport(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	from, to, scope, id, ok := a.kpiQuery(w, r)
+	if !ok {
+		return
+	}
+	var f store.DeviceFilter
+	if scope == "site" {
+		f.SiteIDs = []string{id}
+	}
+	devs, ok := a.visibleDevices(w, r, f, access.AlarmRead)
+	if !ok {
+		return
+	}
+	switch scope {
+	case "device", "site":
+		keep := devs[:0]
+		for _, d := range devs {
+			if (scope == "device" && d.ID == id) || (scope == "site" && d.Info.SiteID == id) {
+				keep = append(keep, d)
+			}
+		}
+		devs = keep
+		if scope == "device" && len(devs) == 0 {
+			writeError(w, http.StatusNotFound, "device %q: not found", id)
+			return
+		}
+	case "tenant":
+		// Customers' lists are of the tenant's tree already; supporters'
+		// and the service desk's are of wherever they have access.
+		if devs, ok = a.devicesWithin(w, r, devs, id); !ok {
+			return
+		}
+	}
+	byDevice, err := a.kpiAlarms(ctx, devs, from, to)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	runs, err := a.runSources(ctx, devs)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	rep := KPIReport{From: from, To: to, Period: round(to.Sub(from).Seconds()), Scope: scope, ScopeID: id,
+		Devices: make([]KPIDevice, 0, len(devs))}
+	all := make([]kpi.Figures, 0, len(devs))
+	var utilSum float64
+	var utilN int
+	for _, d := range devs {
+		fig := kpi.Device(byDevice[d.ID], from, to)
+		all = append(all, fig)
+		var util *float64
+		if src, ok := runs[d.ID]; ok {
+			if util, err = a.utilisation(ctx, d, src, from, to); err != nil {
+				a.storeError(w, err)
+				return
+			}
+		}
+		if util != nil {
+			utilSum += *util
+			utilN++
+		}
+		rep.Devices = append(rep.Devices, KPIDevice{DeviceID: d.ID, Name: d.Info.Name, SiteID: d.Info.SiteID,
+			Model: d.Info.Model, KPIFigures: kpiFigures(fig, util)})
+	}
+	var util *float64
+	if utilN > 0 {
+		u := round(utilSum / float64(utilN))
+		util = &u
+	}
+	rep.Total = kpiFigures(kpi.Aggregate(all), util)
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// devicesWithin keeps the devices of the tenant and its sub-tenants.
+func (a *API) devicesWithin(w http.ResponseWriter, r *http.Request, devs []store.Device, tenantID string) ([]store.Device, bool) {
+	ctx := r.Context()
+	cache := a.newResolverCache()
+	t, err := cache.tenant(ctx, tenantID)
+	if err != nil {
+		a.storeError(w, err)
+		return nil, false
+	}
+	keep := devs[:0]
+	for _, d := range devs {
+		dt, err := cache.tenant(ctx, d.TenantID)
+		if err != nil {
+			a.storeError(w, err)
+			return nil, false
+		}
+		if access.Within(dt.Path, t.Path) {
+			keep = append(keep, d)
+		}
+	}
+	return keep, true
+}
+
+// kpiAlarms reads the rule alarms of devs that overlap [from, to), by
+// device. Maintenance warnings are no faults and do not count.
+func (a *API) kpiAlarms(ctx context.Context, devs []store.Device, from, to time.Time) (map[string][]kpi.Alarm, error) {
+	out := map[string][]kpi.Alarm{}
+	ids := make([]string, len(devs))
+	for i, d := range devs {
+		ids[i] = d.ID
+	}
+	f := store.AlarmFilter{DeviceIDs: ids, Since: from, Until: to, Limit: 1000}
+	for {
+		als, err := a.store.ListAlarms(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, al := range als {
+			if al.Kind != store.AlarmKindRule {
+				continue
+			}
+			out[al.DeviceID] = append(out[al.DeviceID], kpi.Alarm{Severity: al.Severity, Raised: al.RaisedAt, Cleared: al.ClearedAt})
+		}
+		if len(als) < f.Limit {
+			break
+		}
+		f.After = als[len(als)-1].ID
+	}
+	return out, nil
+}
+
+// runSource is where a maintenance plan reads whether a machine runs:
+// "run": {"metric": M, "kind": "onoff"|"hours"} in the plan's spec.
+type runSource struct {
+	Metric string `json:"metric"`
+	// Kind "onoff": M is 1 while running, 0 while not; "hours": M is
+	// a cumulative operating-hours counter.
+	Kind string `json:"kind"`
+}
+
+// runSources finds each device's run source: the maintenance plan of its
+// model in its tenant or, failing that, in the nearest tenant above.
+func (a *API) runSources(ctx context.Context, devs []store.Device) (map[string]runSource, error) {
+	cache := a.newResolverCache()
+	paths := map[string][]string{} // device → its tenant path, root first
+	seen := map[string]bool{}
+	var tenants []string
+	for _, d := range devs {
+		if d.Info.Model == "" {
+			continue
+		}
+		t, err := cache.tenant(ctx, d.TenantID)
+		if err != nil {
+			return nil, err
+		}
+		paths[d.ID] = strings.Split(t.Path, "/")
+		for _, id := range paths[d.ID] {
+			if !seen[id] {
+				seen[id] = true
+				tenants = append(tenants, id)
+			}
+		}
+	}
+	out := map[string]runSource{}
+	if len(tenants) == 0 {
+		return out, nil
+	}
+	plans, err := a.store.ListMaintenancePlans(ctx, tenants)
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ tenant, model string }
+	srcs := map[key]runSource{}
+	for _, p := range plans {
+		var spec struct {
+			Run *runSource `json:"run"`
+		}
+		if json.Unmarshal(p.Spec, &spec) != nil || spec.Run == nil || spec.Run.Metric == "" {
+			continue
+		}
+		if spec.Run.Kind != "onoff" && spec.Run.Kind != "hours" {
+			continue
+		}
+		srcs[key{p.TenantID, p.Model}] = *spec.Run
+	}
+	for _, d := range devs {
+		path := paths[d.ID]
+		for i := len(path) - 1; i >= 0; i-- {
+			if s, ok := srcs[key{path[i], d.Info.Model}]; ok {
+				out[d.ID] = s
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// utilisation is the share of [from, to) the device ran: the mean of an
+// on/off metric, or the operating hours its counter advanced per hour of
+// the period. Nil without readings (or with a counter that went back).
+func (a *API) utilisation(ctx context.Context, d store.Device, src runSource, from, to time.Time) (*float64, error) {
+	if a.tsdb == nil {
+		return nil, nil
+	}
+	// One bucket over the whole period.
+	width := (to.Sub(from) + time.Millisecond).Truncate(time.Millisecond)
+	bs, err := a.tsdb.Downsample(ctx, d.TenantID, d.ID, src.Metric, from, to, width)
+	if err != nil {
+		return nil, fmt.Errorf("utilisation of %s: %w", d.ID, err)
+	}
+	if len(bs) == 0 || bs[0].Count == 0 {
+		return nil, nil
+	}
+	b := bs[0]
+	var u float64
+	switch src.Kind {
+	case "onoff":
+		u = b.Avg()
+	case "hours":
+		if b.Last < b.First {
+			return nil, nil // the counter was reset or replaced
+		}
+		u = (b.Last - b.First) / to.Sub(from).Hours()
+	}
+	if math.IsNaN(u) || math.IsInf(u, 0) {
+		return nil, nil
+	}
+	u = round(u)
+	return &u, nil
+}

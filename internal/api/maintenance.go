@@ -1,0 +1,216 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/maintenance"
+	"github.com/warden-iot/warden/internal/monitor"
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// MaintenancePlan is the API view of a tenant's maintenance plan for a
+// device model: the plan as package maintenance defines it (defaults filled
+// in), with its tenant and when it was last set.
+type MaintenancePlan struct {
+	TenantID string `json:"tenantId"`
+	maintenance.Plan
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+}
+
+func planView(row store.MaintenancePlan) MaintenancePlan {
+	p, err := maintenance.ParsePlan(row.Spec)
+	if err != nil {
+		p = maintenance.Plan{} // written by setMaintenancePlan; a broken one shows the row alone
+	}
+	p.Model = row.Model
+	return MaintenancePlan{TenantID: row.TenantID, Plan: p, UpdatedAt: row.UpdatedAt}
+}
+
+// monitorOr503 is the monitor, or answers 503 if there is none.
+func (a *API) monitorOr503(w http.ResponseWriter) *monitor.Monitor {
+	if a.cfg.Monitor == nil {
+		writeError(w, http.StatusServiceUnavailable, "the alarm monitor is not running")
+	}
+	return a.cfg.Monitor
+}
+
+// maintenanceError answers a monitor failure.
+func (a *API) maintenanceError(w http.ResponseWriter, d store.Device, err error) {
+	if errors.Is(err, monitor.ErrNoPlan) {
+		model := d.Info.Model
+		if model == "" {
+			writeError(w, http.StatusNotFound, "device %q has no model, so no maintenance plan", d.ID)
+			return
+		}
+		writeError(w, http.StatusNotFound, "no maintenance plan for model %q in the device's tenant or above", model)
+		return
+	}
+	a.storeError(w, err)
+}
+
+func (a *API) getMaintenance(w http.ResponseWriter, r *http.Request) {
+	d := loaded[store.Device](r.Context())
+	m := a.monitorOr503(w)
+	if m == nil {
+		return
+	}
+	st, err := m.Maintenance(r.Context(), d.ID)
+	if err != nil {
+		a.maintenanceError(w, d, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// serviceRequest is the body of POST …/maintenance/service.
+type serviceRequest struct {
+	At time.Time `json:"at"` // default now
+}
+
+// maxServiceSkew is how far in the future a recorded service may be
+// (clocks differ a little).
+const maxServiceSkew = 5 * time.Minute
+
+func (a *API) recordService(w http.ResponseWriter, r *http.Request) {
+	var req serviceRequest
+	if !decodeOptional(w, r, &req) {
+		return
+	}
+	ctx := r.Context()
+	d := loaded[store.Device](ctx)
+	now := a.now()
+	switch {
+	case req.At.IsZero():
+		req.At = now
+	case req.At.After(now.Add(maxServiceSkew)):
+		writeError(w, http.StatusBadRequest, "at: %s is in the future", req.At.Format(time.RFC3339))
+		return
+	case req.At.Year() < 2000:
+		writeError(w, http.StatusBadRequest, "at: %s is too far in the past", req.At.Format(time.RFC3339))
+		return
+	}
+	m := a.monitorOr503(w)
+	if m == nil {
+		return
+	}
+	if err := m.RecordService(context.WithoutCancel(ctx), d.ID, req.At); err != nil {
+		a.maintenanceError(w, d, err)
+		return
+	}
+	a.log.Info("service recorded", "device", d.ID, "at", req.At, "by", principal(ctx).UserID)
+	st, err := m.Maintenance(ctx, d.ID)
+	if err != nil {
+		a.maintenanceError(w, d, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *API) listMaintenancePlans(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	rows, err := a.store.ListMaintenancePlans(ctx, []string{scopeTenantID(ctx)})
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	out := make([]MaintenancePlan, 0, len(rows))
+	for _, row := range rows {
+		out = append(out, planView(row))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"plans": out})
+}
+
+// writePlanInvalid answers 400 with ParsePlan's problems, by field.
+func writePlanInvalid(w http.ResponseWriter, err error) {
+	var fields []FieldProblem
+	var msgs []string
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+		var pe *maintenance.PlanError
+		if errors.As(e, &pe) {
+			fields = append(fields, FieldProblem{Field: pe.Field, Problem: pe.Problem})
+		}
+	}
+	writeJSON(w, http.StatusBadRequest, ValidationError{
+		ErrorBody: ErrorBody{Error: "invalid maintenance plan: " + strings.Join(msgs, "; "), Status: http.StatusBadRequest},
+		Fields:    fields,
+	})
+}
+
+func (a *API) setMaintenancePlan(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	model := r.PathValue("model")
+	if model == "" || len(model) > maintenance.MaxPlanModelLen {
+		writePlanInvalid(w, &maintenance.PlanError{Field: "model", Problem: fmt.Sprintf("must be 1 to %d bytes", maintenance.MaxPlanModelLen)})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "request body: %v", err)
+		return
+	}
+	// The model comes from the path; the body may leave it out.
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(body, &probe) == nil && probe != nil {
+		if _, ok := probe["model"]; !ok {
+			probe["model"], _ = json.Marshal(model)
+			body, _ = json.Marshal(probe)
+		}
+	}
+	p, err := maintenance.ParsePlan(body)
+	if err != nil {
+		writePlanInvalid(w, err)
+		return
+	}
+	if p.Model != model {
+		writePlanInvalid(w, &maintenance.PlanError{Field: "model", Problem: fmt.Sprintf("%q differs from the path's %q", p.Model, model)})
+		return
+	}
+	spec, err := json.Marshal(p)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	row := store.MaintenancePlan{TenantID: scopeTenantID(ctx), Model: model, Spec: spec, UpdatedAt: a.now()}
+	if err := a.store.SetMaintenancePlan(ctx, row); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.plansChanged(ctx)
+	a.log.Info("maintenance plan set", "tenant", row.TenantID, "model", model)
+	writeJSON(w, http.StatusOK, planView(row))
+}
+
+func (a *API) deleteMaintenancePlan(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tenant, model := scopeTenantID(ctx), r.PathValue("model")
+	if err := a.store.DeleteMaintenancePlan(ctx, tenant, model); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.plansChanged(ctx)
+	a.log.Info("maintenance plan deleted", "tenant", tenant, "model", model)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// plansChanged tells the monitor to reload the plans. The plan is stored
+// either way; a failed reload is logged (the monitor reloads on restart).
+func (a *API) plansChanged(ctx context.Context) {
+	if a.cfg.Monitor == nil {
+		return
+	}
+	if err := a.cfg.Monitor.PlansChanged(context.WithoutCancel(ctx)); err != nil {
+		a.log.Error("reload maintenance plans", "err", err)
+	}
+}

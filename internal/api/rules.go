@@ -1,0 +1,299 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// Rule is the API view of an alarm rule: the rule as package alarm defines
+// it, with who made it and when.
+type Rule struct {
+	alarm.Rule
+	CreatedBy string    `json:"createdBy,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// ruleView decodes a stored rule; the row's id, tenant, name and enabled
+// flag win over the spec's (as monitor.RuleOf). A spec that no longer
+// decodes shows as the row alone.
+func ruleView(row store.AlarmRule) Rule {
+	var r alarm.Rule
+	_ = json.Unmarshal(row.Spec, &r) // written by createRule/updateRule; a broken one shows the row's fields
+	r.ID, r.TenantID, r.Name, r.Enabled = row.ID, row.TenantID, row.Name, row.Enabled
+	return Rule{Rule: r, CreatedBy: row.CreatedBy, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt}
+}
+
+// ruleRequest is the body of POST and PUT: a rule without its id.
+// Enabled defaults to true.
+type ruleRequest struct {
+	alarm.Rule
+	Enabled *bool `json:"enabled"` // shadows Rule.Enabled
+}
+
+// FieldProblem is one problem with one field of a request body.
+type FieldProblem struct {
+	Field   string `json:"field"`
+	Problem string `json:"problem"`
+}
+
+// ValidationError is the answer to an invalid rule: ErrorBody with each
+// problem by field.
+type ValidationError struct {
+	ErrorBody
+	Fields []FieldProblem `json:"fields"`
+}
+
+// writeRuleInvalid answers 400 with Validate's problems.
+func writeRuleInvalid(w http.ResponseWriter, err error) {
+	var fields []FieldProblem
+	var msgs []string
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+		var fe *alarm.FieldError
+		if errors.As(e, &fe) {
+			fields = append(fields, FieldProblem{Field: fe.Field, Problem: fe.Problem})
+		}
+	}
+	writeJSON(w, http.StatusBadRequest, ValidationError{
+		ErrorBody: ErrorBody{Error: "invalid rule: " + strings.Join(msgs, "; "), Status: http.StatusBadRequest},
+		Fields:    fields,
+	})
+}
+
+// ruleResource describes a rule of a tenant for Decide.
+func ruleResource(id string, t store.Tenant) access.Resource {
+	return access.Resource{Kind: access.KindRule, ID: id, TenantID: t.ID, TenantPath: t.Path}
+}
+
+// byRule resolves the rule named by the "rule" path value. A rule the
+// caller may not read is not found; the resource it returns has no ID, so
+// that a reader refused a change is told 403 (readAction knows no read of
+// rules).
+func byRule(a *API, r *http.Request) (access.Resource, any, error) {
+	ctx := r.Context()
+	row, err := a.store.GetAlarmRule(ctx, r.PathValue("rule"))
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	t, err := a.store.GetTenant(ctx, row.TenantID)
+	if err != nil {
+		return access.Resource{}, nil, err
+	}
+	res := ruleResource(row.ID, t)
+	if !a.allowed(ctx, access.RuleRead, res) {
+		return access.Resource{}, nil, fmt.Errorf("alarm rule %q: %w", row.ID, store.ErrNotFound)
+	}
+	res.ID = ""
+	return res, row, nil
+}
+
+func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tenants, ok := a.listScope(w, r)
+	if !ok {
+		return
+	}
+	rows, err := a.store.ListAlarmRules(ctx, tenants)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	cache := a.newResolverCache()
+	out := []Rule{}
+	for _, row := range rows {
+		t, err := cache.tenant(ctx, row.TenantID)
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		if a.allowed(ctx, access.RuleRead, ruleResource(row.ID, t)) {
+			out = append(out, ruleView(row))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rules": out})
+}
+
+// checkRule completes and validates a rule of tenant t: Validate's
+// problems, and a scope device or site the caller may see in t's tree.
+func (a *API) checkRule(w http.ResponseWriter, r *http.Request, rule alarm.Rule, t store.Tenant) bool {
+	if err := rule.Validate(); err != nil {
+		writeRuleInvalid(w, err)
+		return false
+	}
+	ctx := r.Context()
+	switch {
+	case rule.Scope.DeviceID != "":
+		d, err := a.store.GetDevice(ctx, rule.Scope.DeviceID)
+		var res access.Resource
+		if err == nil {
+			res, err = a.deviceResource(ctx, d)
+		}
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (!access.Within(res.TenantPath, t.Path) || !a.allowed(ctx, access.DeviceRead, res))) {
+			writeRuleInvalid(w, &alarm.FieldError{Field: "scope.deviceId", Problem: fmt.Sprintf("no device %q in tenant %q or below", rule.Scope.DeviceID, t.ID)})
+			return false
+		}
+		if err != nil {
+			a.storeError(w, err)
+			return false
+		}
+	case rule.Scope.SiteID != "":
+		s, err := a.store.GetSite(ctx, rule.Scope.SiteID)
+		var st store.Tenant
+		if err == nil {
+			st, err = a.store.GetTenant(ctx, s.TenantID)
+		}
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (!access.Within(st.Path, t.Path) || !a.allowed(ctx, access.SiteRead, siteResource(s, st)))) {
+			writeRuleInvalid(w, &alarm.FieldError{Field: "scope.siteId", Problem: fmt.Sprintf("no site %q in tenant %q or below", rule.Scope.SiteID, t.ID)})
+			return false
+		}
+		if err != nil {
+			a.storeError(w, err)
+			return false
+		}
+	}
+	return true
+}
+
+// rulesChanged tells the monitor to reload the rules. The rule is stored
+// either way; a failed reload is logged (the monitor reloads on restart).
+func (a *API) rulesChanged(ctx context.Context) {
+	if a.cfg.Monitor == nil {
+		return
+	}
+	if err := a.cfg.Monitor.RulesChanged(context.WithoutCancel(ctx)); err != nil {
+		a.log.Error("reload alarm rules", "err", err)
+	}
+}
+
+func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
+	var req ruleRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	ctx := r.Context()
+	c := principal(ctx)
+	if req.ID != "" {
+		writeRuleInvalid(w, &alarm.FieldError{Field: "id", Problem: "set by the server; leave it out"})
+		return
+	}
+	if req.TenantID == "" {
+		req.TenantID = c.TenantID
+	}
+	t, err := a.store.GetTenant(ctx, req.TenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeRuleInvalid(w, &alarm.FieldError{Field: "tenantId", Problem: fmt.Sprintf("no tenant %q", req.TenantID)})
+		return
+	}
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if !a.allow(w, r, access.RuleManage, ruleResource("", t)) {
+		return
+	}
+	if call, ok := ctx.Value(auditCallKey{}).(*auditCall); ok {
+		call.owner = t.ID
+	}
+	rule := req.Rule
+	rule.Enabled = req.Enabled == nil || *req.Enabled
+	if rule.ID, err = identity.NewID("rule"); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	rule.Name = strings.TrimSpace(rule.Name)
+	if !a.checkRule(w, r, rule, t) {
+		return
+	}
+	spec, err := json.Marshal(rule)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	now := a.now().UTC().Truncate(time.Millisecond)
+	row := store.AlarmRule{ID: rule.ID, TenantID: t.ID, Name: rule.Name, Enabled: rule.Enabled, Spec: spec,
+		CreatedBy: c.ActorID, CreatedAt: now, UpdatedAt: now}
+	if err := a.store.CreateAlarmRule(ctx, row); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.rulesChanged(ctx)
+	a.log.Info("alarm rule created", "rule", row.ID, "tenant", row.TenantID)
+	writeJSON(w, http.StatusCreated, ruleView(row))
+}
+
+func (a *API) getRule(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, ruleView(loaded[store.AlarmRule](r.Context())))
+}
+
+// updateRule replaces a rule's definition; its id, tenant and alarms stay.
+func (a *API) updateRule(w http.ResponseWriter, r *http.Request) {
+	var req ruleRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	ctx := r.Context()
+	row := loaded[store.AlarmRule](ctx)
+	if req.ID != "" && req.ID != row.ID {
+		writeRuleInvalid(w, &alarm.FieldError{Field: "id", Problem: fmt.Sprintf("%q is not this rule's id %q", req.ID, row.ID)})
+		return
+	}
+	if req.TenantID != "" && req.TenantID != row.TenantID {
+		writeRuleInvalid(w, &alarm.FieldError{Field: "tenantId", Problem: "a rule cannot move to another tenant"})
+		return
+	}
+	t, err := a.store.GetTenant(ctx, row.TenantID)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	rule := req.Rule
+	rule.ID, rule.TenantID = row.ID, row.TenantID
+	rule.Enabled = req.Enabled == nil || *req.Enabled
+	rule.Name = strings.TrimSpace(rule.Name)
+	if !a.checkRule(w, r, rule, t) {
+		return
+	}
+	spec, err := json.Marshal(rule)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	row.Name, row.Enabled, row.Spec = rule.Name, rule.Enabled, spec
+	row.UpdatedAt = a.now().UTC().Truncate(time.Millisecond)
+	if err := a.store.UpdateAlarmRule(ctx, row); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.rulesChanged(ctx)
+	a.log.Info("alarm rule updated", "rule", row.ID, "tenant", row.TenantID)
+	writeJSON(w, http.StatusOK, ruleView(row))
+}
+
+// deleteRule removes a rule; its alarms stay (the monitor clears those
+// still active).
+func (a *API) deleteRule(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	row := loaded[store.AlarmRule](ctx)
+	if err := a.store.DeleteAlarmRule(ctx, row.ID); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	a.rulesChanged(ctx)
+	a.log.Info("alarm rule deleted", "rule", row.ID, "tenant", row.TenantID)
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,188 @@
+package bench
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/warden-iot/warden/internal/client"
+)
+
+// AlarmLatencyOptions sizes the end-to-end alarm benchmark against a
+// running server.
+type AlarmLatencyOptions struct {
+	Client   *client.Client
+	RootCAs  *x509.CertPool
+	MQTTAddr string
+	// Devices publish the background load; probes go through them too.
+	Devices int
+	// Rate is the background load in messages per second over all devices
+	// (run it at half the rate bench ingest measured as the maximum).
+	Rate float64
+	// Probes is how many alarms are raised and timed.
+	Probes   int
+	Progress io.Writer
+}
+
+const latencyModel = "alarm-latency-bench"
+
+// AlarmLatency times publish → alarm visible in the API: a device
+// publishes a value over a rule's limit (MQTT over TLS, QoS 1) and the
+// benchmark polls GET /api/v1/alarms until the alarm is there, while the
+// other devices keep up a background load. It prints "name: value unit"
+// lines.
+func AlarmLatency(ctx context.Context, o AlarmLatencyOptions, out io.Writer) error {
+	if o.Devices <= 0 {
+		o.Devices = 100
+	}
+	if o.Probes <= 0 {
+		o.Probes = 200
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	reg := IngestOptions{Client: o.Client, RootCAs: o.RootCAs, MQTTAddr: o.MQTTAddr, Devices: o.Devices,
+		Prefix: "alarm-lat", DialConcurrency: 32, Progress: o.Progress}
+	cfgs, err := reg.dialConfigs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cfgs {
+		if err := o.Client.Do(ctx, http.MethodPatch, "/api/v1/devices/"+url.PathEscape(c.DeviceID), nil,
+			map[string]any{"model": latencyModel}, nil); err != nil {
+			return fmt.Errorf("bench: set model of %s: %w", c.DeviceID, err)
+		}
+	}
+	var rule struct {
+		ID string `json:"id"`
+	}
+	if err := o.Client.Do(ctx, http.MethodPost, "/api/v1/rules", nil, map[string]any{
+		"name": "bench: latency probe", "severity": "warning", "enabled": true, "scope": map[string]string{"model": latencyModel},
+		"threshold": map[string]any{"metric": "probe", "op": "above", "value": 100},
+	}, &rule); err != nil {
+		return fmt.Errorf("bench: create the probe rule: %w", err)
+	}
+	defer o.Client.Do(context.WithoutCancel(ctx), http.MethodDelete, "/api/v1/rules/"+rule.ID, nil, nil, nil)
+
+	fmt.Fprintf(o.Progress, "bench: connecting %d devices\n", len(cfgs))
+	devs, failed, err := connectAll(ctx, cfgs, 32, nil)
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("bench: %d devices did not connect", failed)
+	}
+	defer func() {
+		for _, d := range devs {
+			d.Close()
+		}
+	}()
+
+	// Background load, paced per device.
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	busy := make([]atomic.Bool, len(devs)) // a probe owns the device
+	if o.Rate > 0 {
+		every := time.Duration(float64(time.Second) * float64(len(devs)) / o.Rate)
+		for i, d := range devs {
+			wg.Go(func() {
+				t := time.NewTicker(every)
+				defer t.Stop()
+				for n := 0; ; n++ {
+					select {
+					case <-loadCtx.Done():
+						return
+					case <-t.C:
+					}
+					if busy[i].Load() {
+						continue
+					}
+					body := fmt.Sprintf(`{"temperature":%d,"probe":0}`, 60+n%10)
+					if d.Publish(loadCtx, fmt.Sprintf("bg-%d-%d", i, n), []byte(body)) == nil {
+						sent.Add(1)
+					}
+				}
+			})
+		}
+	}
+	time.Sleep(2 * time.Second) // let the load settle
+	fmt.Fprintf(o.Progress, "bench: %d probes under %.0f msg/s of background load\n", o.Probes, o.Rate)
+	loadStart, sentStart := time.Now(), sent.Load()
+	var lat []time.Duration
+	for p := range o.Probes {
+		i := p % len(devs)
+		busy[i].Store(true)
+		d := devs[i]
+		t0 := time.Now()
+		if err := d.Publish(ctx, "probe-"+strconv.Itoa(p), []byte(`{"probe":200}`)); err != nil {
+			stopLoad()
+			return fmt.Errorf("bench: probe publish: %w", err)
+		}
+		if err := waitAlarm(ctx, o.Client, d.ID(), rule.ID, "active", 10*time.Second); err != nil {
+			stopLoad()
+			return err
+		}
+		lat = append(lat, time.Since(t0))
+		// Clear it before the device is used again.
+		if err := d.Publish(ctx, "probe-clear-"+strconv.Itoa(p), []byte(`{"probe":0}`)); err != nil {
+			stopLoad()
+			return err
+		}
+		if err := waitAlarm(ctx, o.Client, d.ID(), rule.ID, "none", 10*time.Second); err != nil {
+			stopLoad()
+			return err
+		}
+		busy[i].Store(false)
+	}
+	rate := float64(sent.Load()-sentStart) / time.Since(loadStart).Seconds()
+	stopLoad()
+	wg.Wait()
+	slices.Sort(lat)
+	fmt.Fprintf(out, "alarm_probes: %d\n", len(lat))
+	fmt.Fprintf(out, "alarm_background_msgs_per_s: %.0f\n", rate)
+	fmt.Fprintf(out, "alarm_visible_p50_ms: %.1f\n", ms(lat[len(lat)/2]))
+	fmt.Fprintf(out, "alarm_visible_p99_ms: %.1f\n", ms(lat[(len(lat)*99)/100]))
+	fmt.Fprintf(out, "alarm_visible_max_ms: %.1f\n", ms(lat[len(lat)-1]))
+	return nil
+}
+
+// waitAlarm polls until the device has an active alarm of the rule
+// (want "active") or none (want "none").
+func waitAlarm(ctx context.Context, c *client.Client, deviceID, ruleID, want string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	q := url.Values{"device": {deviceID}, "state": {"active"}}
+	for {
+		var page struct {
+			Alarms []struct {
+				RuleID string `json:"ruleId"`
+			} `json:"alarms"`
+		}
+		if err := c.Do(ctx, http.MethodGet, "/api/v1/alarms", q, nil, &page); err != nil {
+			return fmt.Errorf("bench: list alarms: %w", err)
+		}
+		found := false
+		for _, a := range page.Alarms {
+			found = found || a.RuleID == ruleID
+		}
+		if found == (want == "active") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: alarm of %s not %s after %s", deviceID, want, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
