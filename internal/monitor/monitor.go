@@ -53,8 +53,9 @@ type Monitor struct {
 	mu    sync.Mutex
 	facts map[string]alarm.DeviceFacts // by device id
 
-	wg     sync.WaitGroup
-	cancel context.CancelFunc
+	wg        sync.WaitGroup
+	cancel    context.CancelFunc
+	closeOnce sync.Once
 }
 
 const stateKey = "alarm-evaluator"
@@ -153,16 +154,22 @@ func (m *Monitor) Start(ctx context.Context) error {
 
 // Close stops the shards after they evaluated what is queued, and saves
 // the evaluator state.
+// Feeding the monitor after Close is a bug (the server stops the broker and
+// the pipeline first); Close itself may be called again.
 func (m *Monitor) Close(ctx context.Context) error {
 	if m.cancel == nil {
 		return nil
 	}
-	for _, s := range m.shards {
-		close(s.in)
-	}
-	m.wg.Wait()
-	m.cancel()
-	return m.save(ctx)
+	var err error
+	m.closeOnce.Do(func() {
+		for _, s := range m.shards {
+			close(s.in)
+		}
+		m.wg.Wait()
+		m.cancel()
+		err = m.save(ctx)
+	})
+	return err
 }
 
 func (m *Monitor) shardOf(deviceID string) int {
