@@ -86,11 +86,17 @@ func AlarmLatency(ctx context.Context, o AlarmLatencyOptions, out io.Writer) err
 		}
 	}()
 
+	// Message ids must be new: the server drops repeated ones as
+	// duplicates, also from an earlier run.
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+
 	// Background load, paced per device.
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var sent atomic.Int64
 	var wg sync.WaitGroup
-	busy := make([]atomic.Bool, len(devs)) // a probe owns the device
+	// A probe holds its device's lock, so no background message (with
+	// probe 0) lands between the probe and the check.
+	locks := make([]sync.Mutex, len(devs))
 	if o.Rate > 0 {
 		every := time.Duration(float64(time.Second) * float64(len(devs)) / o.Rate)
 		for i, d := range devs {
@@ -103,11 +109,11 @@ func AlarmLatency(ctx context.Context, o AlarmLatencyOptions, out io.Writer) err
 						return
 					case <-t.C:
 					}
-					if busy[i].Load() {
-						continue
-					}
 					body := fmt.Sprintf(`{"temperature":%d,"probe":0}`, 60+n%10)
-					if d.Publish(loadCtx, fmt.Sprintf("bg-%d-%d", i, n), []byte(body)) == nil {
+					locks[i].Lock()
+					err := d.Publish(loadCtx, fmt.Sprintf("%s-bg-%d-%d", run, i, n), []byte(body))
+					locks[i].Unlock()
+					if err == nil {
 						sent.Add(1)
 					}
 				}
@@ -120,10 +126,10 @@ func AlarmLatency(ctx context.Context, o AlarmLatencyOptions, out io.Writer) err
 	var lat []time.Duration
 	for p := range o.Probes {
 		i := p % len(devs)
-		busy[i].Store(true)
+		locks[i].Lock()
 		d := devs[i]
 		t0 := time.Now()
-		if err := d.Publish(ctx, "probe-"+strconv.Itoa(p), []byte(`{"probe":200}`)); err != nil {
+		if err := d.Publish(ctx, run+"-probe-"+strconv.Itoa(p), []byte(`{"probe":200}`)); err != nil {
 			stopLoad()
 			return fmt.Errorf("bench: probe publish: %w", err)
 		}
@@ -133,7 +139,7 @@ func AlarmLatency(ctx context.Context, o AlarmLatencyOptions, out io.Writer) err
 		}
 		lat = append(lat, time.Since(t0))
 		// Clear it before the device is used again.
-		if err := d.Publish(ctx, "probe-clear-"+strconv.Itoa(p), []byte(`{"probe":0}`)); err != nil {
+		if err := d.Publish(ctx, run+"-probe-clear-"+strconv.Itoa(p), []byte(`{"probe":0}`)); err != nil {
 			stopLoad()
 			return err
 		}
@@ -141,7 +147,7 @@ func AlarmLatency(ctx context.Context, o AlarmLatencyOptions, out io.Writer) err
 			stopLoad()
 			return err
 		}
-		busy[i].Store(false)
+		locks[i].Unlock()
 	}
 	rate := float64(sent.Load()-sentStart) / time.Since(loadStart).Seconds()
 	stopLoad()
