@@ -160,25 +160,11 @@ func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if req.TenantID == "" {
-		req.TenantID = principal(r.Context()).TenantID
-	}
-	res, _, err := a.tenantResource(r.Context(), req.TenantID)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusBadRequest, "tenantId: no tenant %q", req.TenantID)
+	tenantID, _, ok := a.inTenant(w, r, req.TenantID, access.KindDevice, access.DeviceManage)
+	if !ok {
 		return
 	}
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	res.Kind, res.ID = access.KindDevice, ""
-	if !a.allow(w, r, access.DeviceManage, res) {
-		return
-	}
-	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
-		call.owner = req.TenantID
-	}
+	req.TenantID = tenantID
 	info, _ := deviceInfoPatch{}.apply(req.DeviceInfo.store())
 	if !a.checkInfo(w, r, req.TenantID, info) {
 		return

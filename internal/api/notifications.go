@@ -213,25 +213,11 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if req.TenantID == "" {
-		req.TenantID = principal(ctx).TenantID
-	}
-	res, _, err := a.tenantResource(ctx, req.TenantID)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusBadRequest, "tenantId: no tenant %q", req.TenantID)
+	tenantID, _, ok := a.inTenant(w, r, req.TenantID, access.KindTenant, access.NotifyManage)
+	if !ok {
 		return
 	}
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	res.ID = ""
-	if !a.allow(w, r, access.NotifyManage, res) {
-		return
-	}
-	if call, ok := ctx.Value(auditCallKey{}).(*auditCall); ok {
-		call.owner = req.TenantID
-	}
+	req.TenantID = tenantID
 	req.URL = strings.TrimSpace(req.URL)
 	if err := checkWebhookURL(req.URL); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)

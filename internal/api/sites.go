@@ -100,25 +100,11 @@ func (a *API) createSite(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if req.TenantID == "" {
-		req.TenantID = principal(r.Context()).TenantID
-	}
-	res, _, err := a.tenantResource(r.Context(), req.TenantID)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusBadRequest, "tenantId: no tenant %q", req.TenantID)
+	tenantID, _, ok := a.inTenant(w, r, req.TenantID, access.KindSite, access.SiteManage)
+	if !ok {
 		return
 	}
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	res.Kind, res.ID = access.KindSite, ""
-	if !a.allow(w, r, access.SiteManage, res) {
-		return
-	}
-	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
-		call.owner = req.TenantID
-	}
+	req.TenantID = tenantID
 	id, err := identity.NewID("site")
 	if err != nil {
 		a.storeError(w, err)

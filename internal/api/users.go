@@ -450,25 +450,11 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := principal(r.Context())
-	if req.TenantID == "" {
-		req.TenantID = c.TenantID
-	}
-	res, _, err := a.tenantResource(r.Context(), req.TenantID)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusBadRequest, "tenantId: no tenant %q", req.TenantID)
+	tenantID, res, ok := a.inTenant(w, r, req.TenantID, access.KindUser, access.UserManage)
+	if !ok {
 		return
 	}
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	res.Kind, res.ID = access.KindUser, ""
-	if !a.allow(w, r, access.UserManage, res) {
-		return
-	}
-	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
-		call.owner = req.TenantID
-	}
+	req.TenantID = tenantID
 	if err := access.CanAssign(c.Subject, req.Role, req.TenantID, res.TenantPath); err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, access.ErrDenied) {
