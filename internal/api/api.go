@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,7 +112,7 @@ func (a *API) Handler() http.Handler {
 	}
 	a.pageRoutes(mux)
 	mux.HandleFunc("GET "+OpenAPIPath, a.openAPIDoc)
-	mux.Handle("/api/v1/auth/", a.audited(public, a.noStore(jsonMuxErrors(public))))
+	mux.Handle("/api/v1/auth/", a.audited(public, a.noStore(jsonOnly(jsonMuxErrors(public)))))
 	mux.Handle("/api/", a.audited(api, a.noStore(a.authenticate(auditPrincipal(jsonMuxErrors(api))))))
 	return a.logRequests(mux)
 }
@@ -129,6 +130,23 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 // HashToken is how API tokens are stored: their SHA-256. Tokens are 256-bit
 // random strings, so a fast hash is enough.
 func HashToken(secret string) []byte { return identity.HashSecret(secret) }
+
+// jsonOnly refuses POSTs whose body is not declared JSON. A page on another
+// site can post a form (urlencoded or text/plain) without a preflight, but
+// not application/json, so this keeps cross-site forms off the sign-in
+// routes (login CSRF), which have no session to carry a CSRF token.
+func jsonOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+			if !strings.EqualFold(strings.TrimSpace(ct), "application/json") {
+				writeError(w, http.StatusUnsupportedMediaType, "send the body as Content-Type: application/json")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // jsonMuxErrors turns the mux's own plain-text answers (404 for an unknown
 // path, 405 with an Allow header for a wrong method) into JSON errors.

@@ -411,3 +411,20 @@ func TestGrantRevokeAndExpiry(t *testing.T) {
 		t.Errorf("supporter reading the owner's access log: %v", err)
 	}
 }
+
+// TestSignInNeedsJSON: a cross-site form cannot post to the sign-in
+// routes (they accept application/json only).
+func TestSignInNeedsJSON(t *testing.T) {
+	e := start(t)
+	hc := browser(t, e)
+	for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"} {
+		resp, err := hc.Post("https://"+e.srv.HTTPAddr()+"/api/v1/auth/login", ct, strings.NewReader(`{"email":"a@b.c","password":"x"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := read(t, resp)
+		if a.status != http.StatusUnsupportedMediaType {
+			t.Errorf("login as %s: %d %s", ct, a.status, a.body)
+		}
+	}
+}
