@@ -560,6 +560,20 @@ func TestKPI(t *testing.T) {
 		t.Errorf("total: %+v", tot)
 	}
 
+	// A series for charts: two buckets whose downtimes add up to the total.
+	var series api.KPIReport
+	qs := url.Values{"from": q["from"], "to": q["to"], "bucket": {"5h"}}
+	if err := w.adminA.Do(ctx, http.MethodGet, "/api/v1/kpi", qs, nil, &series); err != nil {
+		t.Fatal(err)
+	}
+	if len(series.Series) != 2 || !series.Series[0].From.Equal(from) || !series.Series[1].To.Equal(to) {
+		t.Fatalf("series: %+v", series.Series)
+	}
+	near("series downtime", series.Series[0].Downtime+series.Series[1].Downtime, tot.Downtime)
+	if err := w.adminA.Do(ctx, http.MethodGet, "/api/v1/kpi", url.Values{"bucket": {"1s"}}, nil, nil); err == nil {
+		t.Error("a one-second bucket was accepted")
+	}
+
 	// One device, a site; a supporter's view; errors.
 	if err := w.adminA.Do(ctx, http.MethodGet, "/api/v1/kpi", url.Values{"device": {"a2"}, "from": q["from"], "to": q["to"]}, nil, &rep); err != nil ||
 		len(rep.Devices) != 1 || rep.Scope != "device" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,7 +62,20 @@ type KPIReport struct {
 	ScopeID string      `json:"scopeId"`
 	Total   KPIFigures  `json:"total"`
 	Devices []KPIDevice `json:"devices"`
+	// Series is the total per bucket when ?bucket= (e.g. 1d) was given,
+	// for charts; utilisation is left out of it.
+	Series []KPIBucket `json:"series,omitempty"`
 }
+
+// KPIBucket is the total figures of one bucket of a report's period.
+type KPIBucket struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	KPIFigures
+}
+
+// maxKPIBuckets bounds a series.
+const maxKPIBuckets = 1000
 
 // Bounds of a KPI period.
 const (
@@ -142,6 +156,22 @@ func (a *API) kpiReport(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	var bucket time.Duration
+	if b := r.URL.Query().Get("bucket"); b != "" {
+		var err error
+		if strings.HasSuffix(b, "d") {
+			var days float64
+			if days, err = strconv.ParseFloat(strings.TrimSuffix(b, "d"), 64); err == nil {
+				bucket = time.Duration(days * float64(24*time.Hour))
+			}
+		} else {
+			bucket, err = time.ParseDuration(b)
+		}
+		if err != nil || bucket < time.Minute || to.Sub(from)/bucket > maxKPIBuckets {
+			writeError(w, http.StatusBadRequest, "bucket: a duration of at least 1m like 1h or 1d, at most %d buckets in the period", maxKPIBuckets)
+			return
+		}
+	}
 	var f store.DeviceFilter
 	if scope == "site" {
 		f.SiteIDs = []string{id}
@@ -208,6 +238,19 @@ func (a *API) kpiReport(w http.ResponseWriter, r *http.Request) {
 		util = &u
 	}
 	rep.Total = kpiFigures(kpi.Aggregate(all), util)
+	if bucket > 0 {
+		for b := from; b.Before(to); b = b.Add(bucket) {
+			e := b.Add(bucket)
+			if e.After(to) {
+				e = to
+			}
+			figs := make([]kpi.Figures, 0, len(devs))
+			for _, d := range devs {
+				figs = append(figs, kpi.Device(byDevice[d.ID], b, e))
+			}
+			rep.Series = append(rep.Series, KPIBucket{From: b, To: e, KPIFigures: kpiFigures(kpi.Aggregate(figs), nil)})
+		}
+	}
 	writeJSON(w, http.StatusOK, rep)
 }
 
