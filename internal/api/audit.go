@@ -103,6 +103,8 @@ type auditCall struct {
 	// outsideRead is set when a supporter or operator staff read a
 	// customer's machine: the action read.
 	outsideRead string
+	// denied says the policy refused the request (whatever the status).
+	denied bool
 }
 
 type auditCallKey struct{}
@@ -176,7 +178,7 @@ func (a *API) audited(mux *http.ServeMux, next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		authFailed := !call.ok && call.actorID == "" && status == http.StatusUnauthorized && !strings.HasPrefix(route, "POST /api/v1/auth/")
-		outsideRead := call.outsideRead != "" && status < 300
+		outsideRead := call.outsideRead != "" && (status < 300 || call.denied)
 		if !changing && !authFailed && !auditedReads[route] && !outsideRead {
 			return
 		}
@@ -198,6 +200,9 @@ func (a *API) audited(mux *http.ServeMux, next http.Handler) http.Handler {
 			}
 		}
 		ev.OwnerTenantID = call.owner
+		if call.denied {
+			ev.Outcome = audit.Denied
+		}
 		if call.ok {
 			ev.TenantID, ev.ActorID, ev.ActorName = call.caller.TenantID, call.caller.ActorID, call.caller.Name
 		} else if call.actorID != "" {

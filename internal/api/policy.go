@@ -102,10 +102,15 @@ func (a *API) guard(rt route) http.Handler {
 		if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
 			call.owner = res.TenantID
 		}
+		// Reads of a customer's machine by outsiders are recorded, allowed
+		// or refused.
+		a.noteOutsideRead(r, rt.action, res)
 		if !a.allow(w, r, rt.action, res) {
+			if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+				call.denied = true
+			}
 			return
 		}
-		a.noteOutsideRead(r, rt.action, res)
 		ctx := context.WithValue(r.Context(), loadedKey{}, &target{res: res, obj: obj})
 		rt.handler(w, r.WithContext(ctx))
 	})

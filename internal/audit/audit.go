@@ -12,6 +12,7 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -106,6 +107,9 @@ type Event struct {
 	// OwnerTenantID is the tenant whose data the action touched.
 	OwnerTenantID string
 	Status        int // HTTP status; the outcome follows from it
+	// Outcome, if set, overrides the outcome the status implies (a
+	// refusal answered 404 so as not to reveal the resource is "denied").
+	Outcome string
 	IP            string
 	UserAgent     string
 }
@@ -151,7 +155,7 @@ func (r *Recorder) Record(ctx context.Context, ev Event) (store.AuditEntry, erro
 		Action:         ev.Action,
 		Target:         ev.Target,
 		OwnerTenantID:  ev.OwnerTenantID,
-		Outcome:        OutcomeOf(ev.Status),
+		Outcome:        cmp.Or(ev.Outcome, OutcomeOf(ev.Status)),
 		Status:         ev.Status,
 		IP:             ev.IP,
 		UserAgent:      ev.UserAgent,

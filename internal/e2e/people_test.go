@@ -383,17 +383,22 @@ func TestGrantRevokeAndExpiry(t *testing.T) {
 	if err := owner.bearer.Do(ctx, "GET", "/api/v1/access-log", url.Values{"outside": {"true"}, "limit": {"1000"}}, nil, &log); err != nil {
 		t.Fatal(err)
 	}
-	reads := 0
+	reads, refused := 0, 0
 	for _, en := range log.Entries {
 		if en.ActorID == tech.user.ID && en.Action == "device.data.read" && en.Target == "P1234567" && en.OwnerTenantID == "farm" {
-			reads++
+			switch en.Outcome {
+			case "success":
+				reads++
+			case "denied":
+				refused++
+			}
 		}
 		if en.TenantID == "farm" {
 			t.Errorf("outside=true listed an insider's entry: %+v", en)
 		}
 	}
-	if reads != 4 {
-		t.Errorf("access log holds %d reads by the supporter, want 4", reads)
+	if reads != 4 || refused != 3 {
+		t.Errorf("access log holds %d reads and %d refused reads by the supporter, want 4 and 3 (before the grant, after revocation, after expiry)", reads, refused)
 	}
 	if err := owner.bearer.Do(ctx, "GET", "/api/v1/access-log", url.Values{"limit": {"1000"}}, nil, &log); err != nil {
 		t.Fatal(err)
