@@ -85,6 +85,8 @@ type API struct {
 	log      *slog.Logger
 	now      func() time.Time
 	audit    *audit.Recorder
+	// signins limits failed sign-ins and reset requests per client IP.
+	signins *windowLimiter
 }
 
 // New makes the API.
@@ -93,7 +95,8 @@ func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g promethe
 	if rec == nil {
 		rec = audit.NewRecorder(st, log, now)
 	}
-	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, now: now, audit: rec}
+	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, now: now, audit: rec,
+		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow)}
 }
 
 // Handler returns the HTTP handler with every route.

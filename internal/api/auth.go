@@ -37,6 +37,11 @@ const (
 	LockDuration    = 15 * time.Minute
 	failureDelay    = 250 * time.Millisecond
 
+	// MaxSignInFailuresPerIP failed sign-ins (or reset requests) from one
+	// address within SignInWindow make it wait for the window's end.
+	MaxSignInFailuresPerIP = 30
+	SignInWindow           = 15 * time.Minute
+
 	ActivationTTL = 72 * time.Hour
 	ResetTTL      = time.Hour
 )
@@ -233,10 +238,14 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	if call != nil {
 		call.target = truncate(email, 254)
 	}
+	if !a.ipAllowed(w, r) {
+		return
+	}
 	const wrong = "wrong e-mail address or password"
 	u, err := a.store.UserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && u.PasswordHash == "") {
 		_, _ = identity.VerifyPassword(req.Password, dummyHash)
+		a.signins.add(clientIP(r), a.now())
 		writeError(w, http.StatusUnauthorized, wrong)
 		return
 	}
@@ -265,7 +274,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		ok = a.checkTOTP(ctx, u, req.TOTP)
 	}
 	if !ok {
-		a.loginFailed(ctx, w, u)
+		a.loginFailed(ctx, w, r, u)
 		return
 	}
 	if u.Status != store.UserActive {
@@ -301,7 +310,8 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 
 // loginFailed counts a failure, slows the answer down and locks the
 // account after MaxFailedLogins.
-func (a *API) loginFailed(ctx context.Context, w http.ResponseWriter, u store.User) {
+func (a *API) loginFailed(ctx context.Context, w http.ResponseWriter, r *http.Request, u store.User) {
+	a.signins.add(clientIP(r), a.now())
 	u2, err := a.store.LoginFailed(ctx, u.ID, a.now().UTC(), MaxFailedLogins, LockDuration)
 	if err != nil {
 		a.storeError(w, err)
@@ -451,6 +461,10 @@ func (a *API) requestReset(w http.ResponseWriter, r *http.Request) {
 	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
 		call.target = truncate(email, 254)
 	}
+	if !a.ipAllowed(w, r) {
+		return
+	}
+	a.signins.add(clientIP(r), a.now()) // every reset request counts: each may send a mail
 	u, err := a.store.UserByEmail(r.Context(), email)
 	if err == nil && u.Status != store.UserDisabled && a.cfg.Mailer != nil {
 		if _, _, err := a.sendLink(r.Context(), u, store.PurposeReset); err != nil {
@@ -469,4 +483,16 @@ func (a *API) checkTOTP(ctx context.Context, u store.User, code string) bool {
 		return false
 	}
 	return identity.CheckTOTP(code, secret, a.now())
+}
+
+// ipAllowed answers 429 when the client's address has used up its sign-in
+// attempts.
+func (a *API) ipAllowed(w http.ResponseWriter, r *http.Request) bool {
+	over, until := a.signins.exceeded(clientIP(r), a.now())
+	if !over {
+		return true
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(a.now()).Seconds())+1))
+	writeError(w, http.StatusTooManyRequests, "too many failed sign-ins from this address; try again after %s", until.UTC().Format(time.RFC3339))
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -431,5 +432,21 @@ func TestSignInNeedsJSON(t *testing.T) {
 		if a.status != http.StatusUnsupportedMediaType {
 			t.Errorf("login as %s: %d %s", ct, a.status, a.body)
 		}
+	}
+}
+
+// TestSignInLimitPerAddress: one address trying many accounts is stopped,
+// though no single account reaches its lock.
+func TestSignInLimitPerAddress(t *testing.T) {
+	e := start(t)
+	anon := e.api.Anonymous()
+	for i := range api.MaxSignInFailuresPerIP {
+		if _, _, err := anon.Login(e.ctx(), "user"+strconv.Itoa(i)+"@example.com", "guess", ""); client.StatusOf(err) != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	_, _, err := anon.Login(e.ctx(), "another@example.com", "guess", "")
+	if client.StatusOf(err) != http.StatusTooManyRequests || !strings.Contains(err.Error(), "this address") {
+		t.Fatalf("attempt past the limit: %v", err)
 	}
 }
