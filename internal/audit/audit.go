@@ -109,9 +109,9 @@ type Event struct {
 	Status        int // HTTP status; the outcome follows from it
 	// Outcome, if set, overrides the outcome the status implies (a
 	// refusal answered 404 so as not to reveal the resource is "denied").
-	Outcome string
-	IP            string
-	UserAgent     string
+	Outcome   string
+	IP        string
+	UserAgent string
 }
 
 // OutcomeOf maps an HTTP status to an outcome.
