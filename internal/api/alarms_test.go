@@ -408,7 +408,7 @@ func TestWebhooksEscalationAndPrefs(t *testing.T) {
 	if _, err := w.adminA.CreateWebhook(ctx, "", "http://localhost:9000/hook", nil); err != nil {
 		t.Errorf("http to localhost: %v", err)
 	}
-	for _, u := range []string{"http://hooks.example.com/x", "ftp://x/y", "hooks.example.com", ""} {
+	for _, u := range []string{"http://hooks.example.com/x", "ftp://x/y", "hooks.example.com", "", "https://10.0.0.5/hook", "https://[::1]:8443/x", "http://127.0.0.1:9000/hook", "https://169.254.169.254/latest"} {
 		_, err := w.adminA.CreateWebhook(ctx, "", u, nil)
 		wantStatus(t, "url "+u, err, http.StatusBadRequest)
 	}

@@ -73,6 +73,9 @@ type Config struct {
 	// Notifier is told of alarms acknowledged and cleared through the
 	// API. Nil: nobody is told (tests).
 	Notifier *notify.Notifier
+	// WebhookAllowPrivate accepts webhooks to loopback and private
+	// addresses (the notifier must be told the same).
+	WebhookAllowPrivate bool
 }
 
 // API serves the HTTP API.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -145,13 +147,16 @@ const MaxWebhookURL = 2048
 
 // checkWebhookURL allows https URLs, and plain http only to this machine
 // (localhost, 127.0.0.1, ::1), for a receiver next to the server.
-func checkWebhookURL(s string) error {
+func checkWebhookURL(s string, allowPrivate bool) error {
 	if len(s) > MaxWebhookURL {
 		return fmt.Errorf("url: at most %d characters", MaxWebhookURL)
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.Opaque != "" {
 		return fmt.Errorf("url: %q is not an absolute URL like https://hooks.example.com/warden", s)
+	}
+	if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && !allowPrivate && !notify.PublicAddr(ip) {
+		return fmt.Errorf("url: %s is not a public address (the operator can allow inside addresses with --webhook-allow-private)", ip)
 	}
 	switch u.Scheme {
 	case "https":
@@ -219,7 +224,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	req.TenantID = tenantID
 	req.URL = strings.TrimSpace(req.URL)
-	if err := checkWebhookURL(req.URL); err != nil {
+	if err := checkWebhookURL(req.URL, a.cfg.WebhookAllowPrivate); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}

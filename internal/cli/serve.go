@@ -47,6 +47,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "address for Go's pprof profiles at /debug/pprof/, e.g. 127.0.0.1:6060 (empty: off; never expose it)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL people use to reach this server; account e-mail links point there (default https://<first hostname>:<https port>)")
 	fs.StringVar(&smtpURL, "smtp-url", "", "mail server for account e-mails: smtp://user:password@host:587?from=warden@example.com (smtps:// for implicit TLS; empty: links are shown to the admin instead)")
+	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let alarm webhooks reach loopback and private addresses (off: public addresses only)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	if err := parse(fs, args); err != nil {

@@ -92,7 +92,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 // MQTT crossing it, the alarm in the API, a signed webhook for each step,
 // acknowledgement, automatic clearing, and an offline alarm.
 func TestAlarmLifecycleEndToEnd(t *testing.T) {
-	e := start(t)
+	e := start(t, withWebhooksInside())
 	ctx := e.ctx()
 	sink := &webhookSink{t: t}
 	hs := httptest.NewServer(sink)

@@ -40,6 +40,9 @@ type option func(*server.Config)
 
 func withDatabase(url string) option { return func(c *server.Config) { c.Database = url } }
 
+// withWebhooksInside lets webhooks reach test receivers on 127.0.0.1.
+func withWebhooksInside() option { return func(c *server.Config) { c.WebhookAllowPrivate = true } }
+
 func withPlainMQTT() option { return func(c *server.Config) { c.MQTTTCPListen = "127.0.0.1:0" } }
 
 func start(t *testing.T, opts ...option) *env {

@@ -28,7 +28,7 @@ func TestTransportError(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
 	defer srv.Close()
 	defer close(release)
-	_, err := newHTTPClient(50*time.Millisecond).Post(srv.URL+"/hook?token=secret", "application/json", nil)
+	_, err := newHTTPClient(50*time.Millisecond, true).Post(srv.URL+"/hook?token=secret", "application/json", nil)
 	if got := transportError(err, 50*time.Millisecond); got != "timeout after 50ms" {
 		t.Errorf("transportError(%v) = %q, want a timeout", err, got)
 	}

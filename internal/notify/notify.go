@@ -44,11 +44,14 @@ const (
 
 // Config tunes a Notifier; zero values take the defaults.
 type Config struct {
-	PublicURL   string        // links in mails: <PublicURL>/api/v1/alarms/<id>; empty: no link
-	MaxAttempts int           // default 8, then the delivery is "failed"
-	BaseBackoff time.Duration // default 30s; attempt n waits BaseBackoff·2^(n-1), capped at 6h
-	PollEvery   time.Duration // default 2s: how often the worker looks for due deliveries and escalations
-	HTTPTimeout time.Duration // default 10s per webhook call
+	PublicURL string // links in mails: <PublicURL>/api/v1/alarms/<id>; empty: no link
+	// AllowPrivateTargets lets webhooks reach loopback and private
+	// addresses; off, only public addresses are dialled.
+	AllowPrivateTargets bool
+	MaxAttempts         int           // default 8, then the delivery is "failed"
+	BaseBackoff         time.Duration // default 30s; attempt n waits BaseBackoff·2^(n-1), capped at 6h
+	PollEvery           time.Duration // default 2s: how often the worker looks for due deliveries and escalations
+	HTTPTimeout         time.Duration // default 10s per webhook call
 }
 
 // backoff is the wait after the given number of failed tries.
@@ -104,7 +107,7 @@ func New(st store.Store, mailer *mail.Sender, cfg Config, log *slog.Logger, now 
 	}
 	return &Notifier{
 		st: st, mailer: mailer, cfg: cfg, log: log, now: now,
-		client:    newHTTPClient(cfg.HTTPTimeout),
+		client:    newHTTPClient(cfg.HTTPTimeout, cfg.AllowPrivateTargets),
 		escalated: map[escalationKey]bool{},
 	}
 }

@@ -12,9 +12,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/warden-iot/warden/internal/store"
@@ -133,9 +135,18 @@ func Verify(secret []byte, timestamp string, body []byte, signature string, now 
 
 // newHTTPClient is the client for webhook calls: bounded by timeout, and
 // not following redirects (a redirect counts as a failure).
-func newHTTPClient(timeout time.Duration) *http.Client {
+func newHTTPClient(timeout time.Duration, allowPrivate bool) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if !allowPrivate {
+		// Checked on the address actually dialled, after DNS, so a name
+		// that resolves (or re-resolves) to an inside address is refused
+		// too: a tenant's webhook must not reach the operator's network.
+		d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: publicOnly}
+		tr.DialContext = d.DialContext
+		tr.Proxy = nil // a proxy would dial for us, unchecked
+	}
 	return &http.Client{
-		Transport: http.DefaultTransport.(*http.Transport).Clone(),
+		Transport: tr,
 		Timeout:   timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
@@ -219,4 +230,52 @@ func transportError(err error, timeout time.Duration) string {
 		return truncate(op.Op+" "+op.Net+": "+inner.Error(), maxErrorLen)
 	}
 	return truncate(err.Error(), maxErrorLen)
+}
+
+// ErrPrivateTarget is the error of a webhook call to an address that is
+// not public.
+var ErrPrivateTarget = errors.New("webhook target is not a public address")
+
+// publicOnly refuses to connect to loopback, private, link-local,
+// unspecified and multicast addresses (and other non-global ones).
+func publicOnly(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrPrivateTarget, host)
+	}
+	if !PublicAddr(ip) {
+		return fmt.Errorf("%w: %s", ErrPrivateTarget, ip)
+	}
+	return nil
+}
+
+// PublicAddr says whether ip is a global unicast address outside the
+// private, shared (100.64/10), documentation and benchmarking ranges.
+func PublicAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() {
+		return false
+	}
+	for _, p := range nonPublic {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+var nonPublic = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT
+	netip.MustParsePrefix("192.0.0.0/24"),  // IETF protocol assignments
+	netip.MustParsePrefix("192.0.2.0/24"),  // documentation
+	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("2001:db8::/32"),
+	netip.MustParsePrefix("64:ff9b::/96"), // NAT64 can reach inside IPv4
 }

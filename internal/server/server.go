@@ -70,6 +70,10 @@ type Config struct {
 	// SMTP sends account e-mails; without a host, activation links are
 	// handed to the admin who creates an account.
 	SMTP mail.Config
+	// WebhookAllowPrivate lets alarm webhooks reach loopback and private
+	// addresses; off (the default), a tenant's webhook reaches only public
+	// addresses, never the operator's own network.
+	WebhookAllowPrivate bool
 	// Out receives the one-time operator token banner.
 	Out io.Writer
 }
@@ -280,7 +284,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.publicURL = s.cfg.PublicURL; s.publicURL == "" {
 		s.publicURL = publicURL(s.cfg.Hostnames, ln.Addr())
 	}
-	s.notifier = notify.New(s.store, s.mailer, notify.Config{PublicURL: s.publicURL}, s.log.With("component", "notify"), time.Now)
+	s.notifier = notify.New(s.store, s.mailer, notify.Config{PublicURL: s.publicURL, AllowPrivateTargets: s.cfg.WebhookAllowPrivate}, s.log.With("component", "notify"), time.Now)
 	if err := s.monitor.Start(ctx); err != nil {
 		ln.Close()
 		return err
@@ -309,6 +313,7 @@ func (s *Server) Start(ctx context.Context) error {
 	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), time.Now)
 	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL}
 	acfg.Mailer, acfg.Monitor, acfg.Notifier = s.mailer, s.monitor, s.notifier
+	acfg.WebhookAllowPrivate = s.cfg.WebhookAllowPrivate
 	a := api.New(acfg, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
 	root := http.NewServeMux()
 	root.Handle(broker.WebSocketPath, s.broker.WebSocketHandler())
