@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/warden-iot/warden/internal/client"
@@ -31,6 +32,10 @@ func runSimulate(ctx context.Context, env *Env, args []string) error {
 	fs.Int64Var(&opts.Seed, "seed", 1, "fleet seed; the same seed gives the same machines")
 	fs.DurationVar(&opts.Duration, "duration", 0, "stop after this long (0: run until interrupted)")
 	fs.StringVar(&opts.MQTTAddr, "mqtt-addr", "", "MQTT TLS address host:port (default: the hub host name of the devices' connection strings)")
+	fs.Float64Var(&opts.Machine.FaultRatePerDay, "fault-rate", 0, "random faults per machine and day (0: the default rate; negative: none)")
+	fault := fs.String("fault", "", "force this fault on every machine of a kind that has it (e.g. overheat, vacuum-leak, ignition-failure, heater-failure, leak, offline)")
+	faultAfter := fs.Duration("fault-after", time.Minute, "with --fault: when it starts, after the run starts")
+	faultFor := fs.Duration("fault-for", 10*time.Minute, "with --fault: how long it lasts")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := parse(fs, args); err != nil {
@@ -49,6 +54,20 @@ func runSimulate(ctx context.Context, env *Env, args []string) error {
 			return usageError(env, "simulate", "--kinds: %v", err)
 		}
 		opts.Kinds = append(opts.Kinds, kind)
+	}
+	if *fault != "" {
+		if *faultAfter < 0 || *faultFor <= 0 {
+			return usageError(env, "simulate", "--fault-after must not be negative and --fault-for must be positive")
+		}
+		known := false
+		for _, k := range simulate.Kinds() {
+			known = known || slices.Contains(k.Faults(), *fault)
+		}
+		if !known {
+			return usageError(env, "simulate", "--fault: unknown fault %q", *fault)
+		}
+		from := time.Now().Add(*faultAfter)
+		opts.Machine.Faults = []simulate.FaultWindow{{Fault: *fault, From: from, To: from.Add(*faultFor)}}
 	}
 	log, err := newLogger(env.Stderr, *logLevel, *logFormat)
 	if err != nil {

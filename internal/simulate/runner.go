@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,7 +42,8 @@ type RunOptions struct {
 	Seed int64
 	// Duration ends the run after this long; 0 runs until ctx is done.
 	Duration time.Duration
-	// Machine are the options of every machine (faults, wear, location).
+	// Machine are the options of every machine (faults, wear, location);
+	// a forced fault applies to the machines whose kind has it.
 	Machine Options
 	// DialConcurrency bounds the registrations and connections in
 	// progress at once (default 32).
@@ -202,7 +206,15 @@ func (r *runner) device(ctx context.Context, s *sim) error {
 		r.log.Info("all devices connected", "devices", n, "after", time.Since(r.t0).Round(time.Millisecond))
 	}
 
-	m := NewMachineWithOptions(s.kind, s.seed, time.Now(), r.opts.Machine)
+	// Forced faults apply to the machines whose kind has them.
+	mo := r.opts.Machine
+	mo.Faults = nil
+	for _, f := range r.opts.Machine.Faults {
+		if slices.Contains(s.kind.Faults(), f.Fault) {
+			mo.Faults = append(mo.Faults, f)
+		}
+	}
+	m := NewMachineWithOptions(s.kind, s.seed, time.Now(), mo)
 	names := s.kind.Metrics()
 	values := make(map[string]float64, len(names))
 	var body []byte
@@ -251,6 +263,12 @@ func (r *runner) device(ctx context.Context, s *sim) error {
 // connect registers s and dials it, retrying a failed dial twice.
 func (r *runner) connect(ctx context.Context, s *sim) (*Device, error) {
 	cs, err := Register(ctx, r.opts.Client, s.id)
+	if err == nil {
+		// The model names the machine kind, so that rules and
+		// maintenance plans scoped to a model apply to it.
+		err = r.opts.Client.Do(ctx, http.MethodPatch, "/api/v1/devices/"+url.PathEscape(s.id), nil,
+			map[string]string{"model": string(s.kind)}, nil)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil

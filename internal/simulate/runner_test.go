@@ -50,14 +50,17 @@ func TestRunPublishesEveryKindsMetrics(t *testing.T) {
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	opts := RunOptions{
-		Client:       c,
-		RootCAs:      roots, // MQTTAddr derived from the connection strings' host name
-		Devices:      4,
-		Interval:     50 * time.Millisecond,
-		Prefix:       "simtest",
-		Seed:         1,
-		Duration:     1500 * time.Millisecond,
-		Machine:      Options{FaultRatePerDay: -1}, // no random "offline" fault to skip messages
+		Client:   c,
+		RootCAs:  roots, // MQTTAddr derived from the connection strings' host name
+		Devices:  4,
+		Interval: 50 * time.Millisecond,
+		Prefix:   "simtest",
+		Seed:     1,
+		Duration: 1500 * time.Millisecond,
+		// No random "offline" fault to skip messages; a forced overheat,
+		// which only the pump has, must not upset the other kinds.
+		Machine: Options{FaultRatePerDay: -1, Faults: []FaultWindow{{Fault: FaultOverheat,
+			From: time.Now().Add(time.Hour), To: time.Now().Add(2 * time.Hour)}}},
 		SummaryEvery: 500 * time.Millisecond,
 	}
 	start := time.Now()
@@ -82,6 +85,9 @@ func TestRunPublishesEveryKindsMetrics(t *testing.T) {
 		"simtest-meter-0004":  Meter,
 	}
 	for id, kind := range want {
+		if d, err := c.Device(t.Context(), id); err != nil || d.Model != string(kind) {
+			t.Errorf("%s: model %q, %v; want the kind %s (for model-scoped rules)", id, d.Model, err, kind)
+		}
 		ms, err := c.Latest(t.Context(), id)
 		if err != nil {
 			t.Fatalf("latest %s: %v", id, err)
