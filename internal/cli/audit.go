@@ -26,7 +26,11 @@ Subcommands:
          open the database directly (offline) and check the hash chain;
          exits 1 and names the first broken entry if one was edited or deleted
   list [--since 2026-01-02T15:04:05Z] [--tenant id] [--action name] [--target id] [--limit 100]
-         list audit entries through the API (operator token)`
+         list audit entries through the API (operator admins: the whole trail)
+  list --access-log [--outside] [--tenant id] …
+         an owner's view: entries that touched the tenant's machines, sites,
+         grants and accounts; --outside keeps supporters' and operator
+         staff's (customer admins)`
 
 func runAudit(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
@@ -118,8 +122,16 @@ func auditList(ctx context.Context, env *Env, args []string) error {
 	action := fs.String("action", "", "only this action, e.g. device.create")
 	target := fs.String("target", "", "only entries about this target, e.g. a device id")
 	limit := fs.Int("limit", 100, "at most this many entries")
+	accessLog := fs.Bool("access-log", false, "the owner's view of --tenant (default yours): who touched its machines, sites, grants and accounts")
+	outside := fs.Bool("outside", false, "with --access-log: only actors from outside the tenant (supporters, operator staff)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	path := "/api/v1/audit"
+	if *accessLog {
+		path = "/api/v1/access-log"
+	} else if *outside {
+		return usageError(env, "audit list", "--outside goes with --access-log")
 	}
 	q := url.Values{}
 	if *since != "" {
@@ -138,6 +150,9 @@ func auditList(ctx context.Context, env *Env, args []string) error {
 			q.Set(k, v)
 		}
 	}
+	if *outside {
+		q.Set("outside", "true")
+	}
 	c, err := cf.client()
 	if err != nil {
 		return err
@@ -146,7 +161,7 @@ func auditList(ctx context.Context, env *Env, args []string) error {
 	for len(entries) < *limit {
 		q.Set("limit", strconv.Itoa(min(1000, *limit-len(entries))))
 		var page api.AuditPage
-		if err := c.Do(ctx, "GET", "/api/v1/audit", q, nil, &page); err != nil {
+		if err := c.Do(ctx, "GET", path, q, nil, &page); err != nil {
 			return err
 		}
 		entries = append(entries, page.Entries...)

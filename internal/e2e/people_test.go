@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/cli"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/mail/mailtest"
@@ -411,6 +413,14 @@ func TestGrantRevokeAndExpiry(t *testing.T) {
 	if seen["grant.create"] != 2 || seen["grant.revoke"] < 1 {
 		t.Errorf("owner's log actions: %v", seen)
 	}
+	// The same through the command line.
+	var out, errOut bytes.Buffer
+	if code := cli.Main(ctx, []string{"audit", "list", "--access-log", "--outside", "--tenant", "farm", "--server", "https://" + e.srv.HTTPAddr(),
+		"--token", adminToken, "--ca", e.srv.CAFile()}, strings.NewReader(""), &out, &errOut); code != 0 ||
+		strings.Count(out.String(), "device.data.read") != 7 {
+		t.Errorf("warden audit list --access-log: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+
 	// The supporter cannot read the owner's log.
 	if err := tech.bearer.Do(ctx, "GET", "/api/v1/access-log", url.Values{"tenant": {"farm"}}, nil, nil); client.StatusOf(err) != http.StatusForbidden &&
 		client.StatusOf(err) != http.StatusNotFound {
