@@ -48,6 +48,7 @@ func commands() []command {
 		{"grant", "grant supporters access to a site or device, list and revoke grants", runGrant},
 		{"token", "make, list and revoke API tokens of an account", runToken},
 		{"login", "sign in with e-mail and password and make an API token for the command line", runLogin},
+		{"account", "your own account: show, password, sessions, two-factor sign-in (TOTP)", runAccount},
 		{"audit", "verify the tamper-evident audit log (offline) and list its entries", runAudit},
 		{"rule", "manage alarm rules (create, list, show, update, delete)", runRule},
 		{"alarm", "list, show, acknowledge and clear alarms", runAlarm},

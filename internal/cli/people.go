@@ -978,11 +978,17 @@ func runLogin(ctx context.Context, env *Env, args []string) error {
 // readPassword takes the password from WARDEN_PASSWORD, the terminal
 // (without echo) or a line of standard input.
 func readPassword(env *Env) (string, error) {
-	if p, ok := os.LookupEnv("WARDEN_PASSWORD"); ok && p != "" {
+	return readSecret(env, bufio.NewReader(env.Stdin), "WARDEN_PASSWORD", "Password: ")
+}
+
+// readSecret takes a secret from the variable envVar, else from the
+// terminal without echo (after prompt), else as the next line of in.
+func readSecret(env *Env, in *bufio.Reader, envVar, prompt string) (string, error) {
+	if p, ok := os.LookupEnv(envVar); ok && p != "" {
 		return p, nil
 	}
 	if f, ok := env.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(env.Stderr, "Password: ")
+		fmt.Fprint(env.Stderr, prompt)
 		b, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(env.Stderr)
 		if err != nil {
@@ -993,13 +999,13 @@ func readPassword(env *Env) (string, error) {
 		}
 		return string(b), nil
 	}
-	line, err := bufio.NewReader(env.Stdin).ReadString('\n')
+	line, err := in.ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("read the password: %w", err)
 	}
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
-		return "", errors.New("no password: set WARDEN_PASSWORD or give it as a line on standard input")
+		return "", fmt.Errorf("no password: set %s or give it as a line on standard input", envVar)
 	}
 	return line, nil
 }
