@@ -143,7 +143,18 @@ func TestRunStopsOnCancel(t *testing.T) {
 		done <- Run(ctx, RunOptions{Client: c, RootCAs: roots, MQTTAddr: srv.MQTTAddr(), Devices: 3,
 			Kinds: []Kind{Meter}, Interval: 20 * time.Millisecond}, nil)
 	}()
-	time.Sleep(400 * time.Millisecond)
+	// Cancel once every device is registered (and so running).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := c.Device(t.Context(), "sim-meter-0003"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sim-meter-0003 not registered after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
 	cancel()
 	select {
 	case err := <-done:
@@ -152,9 +163,6 @@ func TestRunStopsOnCancel(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not stop after cancel")
-	}
-	if _, err := c.Device(t.Context(), "sim-meter-0003"); err != nil {
-		t.Errorf("device sim-meter-0003: %v", err)
 	}
 }
 
