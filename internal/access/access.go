@@ -77,6 +77,10 @@ const (
 	AuditRead Action = "audit.read" // the trail of a tenant and its sub-tenants
 	AuditAll  Action = "audit.all"  // the whole trail, every tenant
 
+	// MetricsRead is the server's Prometheus metrics (counts, no device
+	// data): the operator's staff only.
+	MetricsRead Action = "metrics.read"
+
 	// Alarms and maintenance of a device are machine data: reading them
 	// follows device.data. Acknowledging is allowed to everyone who may
 	// read them, customer users included; clearing by hand to those who
@@ -96,6 +100,11 @@ const (
 func (a Action) Read() bool {
 	s := string(a)
 	return strings.HasSuffix(s, ".read") || a == DeviceData || a == TenantContract || a == AuditAll
+}
+
+// MetricsResource is what MetricsRead is decided on: the operator's tenant.
+func MetricsResource() Resource {
+	return Resource{Kind: KindTenant, ID: store.RootTenantID, TenantID: store.RootTenantID, TenantPath: store.RootTenantID}
 }
 
 // asDevice maps the alarm actions to the device actions they follow.
@@ -227,7 +236,7 @@ func serviceDesk(s Subject, act Action, r Resource) error {
 	}
 	if inRoot(r) {
 		switch act {
-		case TenantRead, SiteRead, DeviceRead, DeviceData, DeviceOperate, UserRead, EnrollmentRead:
+		case TenantRead, SiteRead, DeviceRead, DeviceData, DeviceOperate, UserRead, EnrollmentRead, MetricsRead:
 			return nil
 		}
 		return deny("the service desk may not %s", act)

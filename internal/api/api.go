@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/identity"
@@ -106,7 +107,14 @@ func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g promethe
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{})
+	mux.Handle("GET /metrics", a.noStore(a.authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := access.Decide(principal(r.Context()).Subject, access.MetricsRead, access.MetricsResource(), a.now()); err != nil {
+			writeError(w, http.StatusForbidden, "%v", err)
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	}))))
 
 	api := http.NewServeMux()
 	for _, rt := range a.routes() {

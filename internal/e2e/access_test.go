@@ -328,6 +328,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 
+	// Prometheus metrics: the operator's staff only, and not anonymously.
+	for role, want := range map[string]bool{"operator-admin": true, "operator-service": true, "customer-admin": false,
+		"customer-user": false, "supporter": false} {
+		if _, err := w.as[role].bearer.Metrics(ctx); (err == nil) != want {
+			t.Errorf("%s reads /metrics: %v, want allowed=%v", role, err, want)
+		}
+	}
+	if _, err := w.e.api.Anonymous().Metrics(ctx); client.StatusOf(err) != http.StatusUnauthorized {
+		t.Errorf("anonymous /metrics: %v", err)
+	}
+
 	// A read-only token cannot change anything its user could.
 	ro, err := w.as["customer-admin"].session.CreateToken(ctx, "read-only", []string{"read"}, "1h")
 	if err != nil {
