@@ -69,7 +69,11 @@ const (
 	UserSelf   Action = "user.self" // one's own account, sessions and tokens
 
 	GrantRead   Action = "grant.read"
-	GrantManage Action = "grant.manage"
+	GrantManage Action = "grant.manage" // revoke, look up supporters
+	// GrantCreate opens a customer's machines to a supporter: the owner's
+	// decision, so operator admins may give it only for the operator's own
+	// machines (they may revoke any grant).
+	GrantCreate Action = "grant.create"
 
 	EnrollmentRead   Action = "enrollment.read"
 	EnrollmentManage Action = "enrollment.manage"
@@ -222,6 +226,8 @@ func operatorAdmin(s Subject, act Action, r Resource) error {
 	switch {
 	case act == SiteFactoryAccess && !inRoot(r):
 		return deny("factory service access is the owner's switch")
+	case act == GrantCreate && !inRoot(r):
+		return deny("access to a customer's machines is the owner's to grant")
 	case machineData(act) && !inRoot(r) && !r.FactoryAccess:
 		return deny("the owner has not switched on factory service access for this machine's site")
 	case act == TenantDelete && r.ID == store.RootTenantID:

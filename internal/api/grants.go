@@ -137,7 +137,7 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 	}
 	owner := res
 	owner.Kind, owner.ID = access.KindGrant, ""
-	if !a.allow(w, r, access.GrantManage, owner) {
+	if !a.allow(w, r, access.GrantCreate, owner) {
 		return
 	}
 	if call, ok := ctx.Value(auditCallKey{}).(*auditCall); ok {

@@ -90,7 +90,7 @@ func (a *API) routes() []route {
 
 		// Owner-controlled access.
 		{"GET /api/v1/grants", access.GrantRead, listed, a.listGrants, "Grants to supporters you can see (as owner or as supporter)"},
-		{"POST /api/v1/grants", access.GrantManage, listed, a.createGrant, "Grant a supporter access to a site or device"},
+		{"POST /api/v1/grants", access.GrantCreate, listed, a.createGrant, "Grant a supporter access to a site or device"},
 		{"GET /api/v1/grants/{grant}", access.GrantRead, byGrant, a.getGrant, "One grant"},
 		{"DELETE /api/v1/grants/{grant}", access.GrantManage, byGrant, a.revokeGrant, "Revoke a grant; effective on the next request"},
 

@@ -141,6 +141,10 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.grant["A"] = g.ID
+	// The operator cannot open a customer's machine to a supporter.
+	if _, err := w.op.Grant(ctx, sup, "", w.device["A"], ""); client.StatusOf(err) != http.StatusForbidden {
+		t.Fatalf("operator granted access to a customer's device: %v", err)
+	}
 	if g, err = aAdmin.Grant(ctx, strings.ToLower(sup), w.site["A1"], "", time.Now().Add(time.Hour).Format(time.RFC3339)); err != nil {
 		t.Fatal(err)
 	}
