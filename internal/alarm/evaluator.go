@@ -471,6 +471,29 @@ func (e *Evaluator) Forget(deviceID string, at time.Time) []Transition {
 	return out
 }
 
+// Reset puts one rule's state on one device back to idle, without a
+// transition: the alarm was cleared by hand. If the condition still holds,
+// the next evaluation raises a new alarm (after MinDuration), as a person
+// who cleared a still-present fault would expect.
+func (e *Evaluator) Reset(ruleID, deviceID string, at time.Time) {
+	d := e.devices[deviceID]
+	if d == nil {
+		return
+	}
+	for k, s := range d.sets {
+		for i, c := range s.rules {
+			if c.rule.ID != ruleID {
+				continue
+			}
+			if st := &d.states[k][i]; st.phase == active {
+				st.phase, st.holding, st.retriggers = idle, false, 0
+				st.lastEvent = latest(st.lastEvent, at)
+			}
+		}
+	}
+	e.reschedule(d)
+}
+
 // Tick evaluates what depends on time passing rather than on samples:
 // stale and offline rules, and MinDuration running out with no new sample.
 // Call it periodically with the current time; how often only changes how

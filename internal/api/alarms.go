@@ -364,6 +364,11 @@ func (a *API) clearAlarm(w http.ResponseWriter, r *http.Request) {
 			a.log.Error("acknowledge cleared alarm", "alarm", al.ID, "err", err)
 		}
 	}
+	if a.cfg.Monitor != nil && al.Kind == store.AlarmKindRule {
+		if err := a.cfg.Monitor.ClearedByHand(ctx, al.RuleID, al.DeviceID, at); err != nil {
+			a.log.Error("tell the monitor of a manual clear", "alarm", al.ID, "err", err)
+		}
+	}
 	a.log.Info("alarm cleared by hand", "alarm", al.ID, "device", al.DeviceID, "by", by)
 	a.notifyAlarm(ctx, al, "cleared")
 	v, err := a.alarmView(ctx, al)

@@ -187,6 +187,33 @@ func TestAlarmLifecycleEndToEnd(t *testing.T) {
 		t.Errorf("%d webhook calls with a bad signature", sink.bad)
 	}
 
+	// Cleared by hand while the fault is still there: the next reading
+	// that still meets the rule raises a new alarm.
+	c.mustPublish(t, topic, `{"flue_temp": 240}`)
+	var again alarmView
+	waitFor(t, "a new alarm", 5*time.Second, func() bool {
+		for _, x := range e.alarms(url.Values{"device": {"boiler-1"}, "state": {"active"}}) {
+			if x.RuleID == rule.ID {
+				again = x
+				return true
+			}
+		}
+		return false
+	})
+	if err := e.api.Do(ctx, "POST", "/api/v1/alarms/"+itoa(again.ID)+"/clear", nil, map[string]string{"comment": "reset"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.mustPublish(t, topic, `{"flue_temp": 241}`)
+	waitFor(t, "the fault to raise again after a manual clear", 5*time.Second, func() bool {
+		for _, x := range e.alarms(url.Values{"device": {"boiler-1"}, "state": {"active"}}) {
+			if x.RuleID == rule.ID && x.ID != again.ID {
+				return true
+			}
+		}
+		return false
+	})
+	c.mustPublish(t, topic, `{"flue_temp": 150}`)
+
 	// Offline: the device goes away; two seconds later the alarm is up.
 	c.c.Disconnect(100)
 	waitFor(t, "the offline alarm", 8*time.Second, func() bool {

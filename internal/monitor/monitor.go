@@ -232,6 +232,19 @@ func (m *Monitor) DeviceChanged(ctx context.Context, deviceID string, deleted bo
 	}
 }
 
+// ClearedByHand tells the rule's evaluator that a person cleared its alarm
+// on the device: if the condition still holds, the next evaluation raises
+// a new alarm.
+func (m *Monitor) ClearedByHand(ctx context.Context, ruleID, deviceID string, at time.Time) error {
+	if m.shards == nil {
+		return nil
+	}
+	return m.call(ctx, deviceID, func(s *shard) error {
+		s.ev.Reset(ruleID, deviceID, at)
+		return nil
+	})
+}
+
 // Observe evaluates accepted messages. It blocks only while a shard's
 // queue is full.
 func (m *Monitor) Observe(ctx context.Context, msgs []store.Message) {
