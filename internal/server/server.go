@@ -267,7 +267,9 @@ func (s *Server) firstToken(ctx context.Context) error {
 		return fmt.Errorf("first start: %w", err)
 	}
 	if generated {
-		fmt.Fprintf(s.cfg.Out, "\nOperator API token (shown only this once; Warden keeps only its hash):\n\n    %s\n\n", secret)
+		fmt.Fprintf(s.cfg.Out, "\nOperator API token (shown only this once; Warden keeps only its hash):\n\n    %s\n\n"+
+			"Make your own account with it (export WARDEN_TOKEN=<the token>), then sign in with that:\n\n"+
+			"    warden user create --role operator-admin --email you@example.com --first-name … --last-name …\n\n", secret)
 	} else {
 		s.log.Info("operator API token set from WARDEN_ADMIN_TOKEN")
 	}
