@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -77,6 +78,9 @@ type Config struct {
 	// WebhookAllowPrivate accepts webhooks to loopback and private
 	// addresses (the notifier must be told the same).
 	WebhookAllowPrivate bool
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (for the audit trail and the sign-in limit).
+	TrustedProxies []netip.Prefix
 }
 
 // API serves the HTTP API.

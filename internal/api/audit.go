@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -187,7 +188,7 @@ func (a *API) audited(mux *http.ServeMux, next http.Handler) http.Handler {
 			Action:    auditActions[route],
 			Target:    routeTarget(pattern, r.URL.EscapedPath()),
 			Status:    status,
-			IP:        clientIP(r),
+			IP:        a.clientIP(r),
 			UserAgent: r.UserAgent(),
 		}
 		if ev.Action == "" {
@@ -272,14 +273,43 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// clientIP is the peer address. Forwarding headers are not trusted: a
-// reverse proxy in front of Warden would be recorded as the client.
-func clientIP(r *http.Request) string {
+// clientIP is the client's address: the peer, or — when the peer is one of
+// the trusted reverse proxies — the last address in X-Forwarded-For that is
+// not a trusted proxy. Forwarding headers from anyone else are ignored, so
+// a client cannot choose the address recorded for it.
+func (a *API) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if len(a.cfg.TrustedProxies) == 0 || !a.trusted(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if _, err := netip.ParseAddr(hop); err != nil {
+			return host // malformed: keep the proxy's own address
+		}
+		if !a.trusted(hop) {
+			return hop
+		}
 	}
 	return host
+}
+
+func (a *API) trusted(addr string) bool {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range a.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // AuditEntry is an audit trail entry as the API shows it.

@@ -245,7 +245,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	u, err := a.store.UserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && u.PasswordHash == "") {
 		_, _ = identity.VerifyPassword(req.Password, dummyHash)
-		a.signins.add(clientIP(r), a.now())
+		a.signins.add(a.clientIP(r), a.now())
 		writeError(w, http.StatusUnauthorized, wrong)
 		return
 	}
@@ -297,7 +297,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	}
 	at := now.UTC().Truncate(time.Millisecond)
 	sess := store.Session{ID: id, UserID: u.ID, Hash: identity.HashSecret(secret), CreatedAt: at, LastSeenAt: at,
-		ExpiresAt: at.Add(SessionIdle), IP: clientIP(r), UserAgent: truncate(r.UserAgent(), 512)}
+		ExpiresAt: at.Add(SessionIdle), IP: a.clientIP(r), UserAgent: truncate(r.UserAgent(), 512)}
 	if err := a.store.CreateSession(ctx, sess); err != nil {
 		a.storeError(w, err)
 		return
@@ -311,7 +311,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 // loginFailed counts a failure, slows the answer down and locks the
 // account after MaxFailedLogins.
 func (a *API) loginFailed(ctx context.Context, w http.ResponseWriter, r *http.Request, u store.User) {
-	a.signins.add(clientIP(r), a.now())
+	a.signins.add(a.clientIP(r), a.now())
 	u2, err := a.store.LoginFailed(ctx, u.ID, a.now().UTC(), MaxFailedLogins, LockDuration)
 	if err != nil {
 		a.storeError(w, err)
@@ -464,7 +464,7 @@ func (a *API) requestReset(w http.ResponseWriter, r *http.Request) {
 	if !a.ipAllowed(w, r) {
 		return
 	}
-	a.signins.add(clientIP(r), a.now()) // every reset request counts: each may send a mail
+	a.signins.add(a.clientIP(r), a.now()) // every reset request counts: each may send a mail
 	u, err := a.store.UserByEmail(r.Context(), email)
 	if err == nil && u.Status != store.UserDisabled && a.cfg.Mailer != nil {
 		if _, _, err := a.sendLink(r.Context(), u, store.PurposeReset); err != nil {
@@ -488,7 +488,7 @@ func (a *API) checkTOTP(ctx context.Context, u store.User, code string) bool {
 // ipAllowed answers 429 when the client's address has used up its sign-in
 // attempts.
 func (a *API) ipAllowed(w http.ResponseWriter, r *http.Request) bool {
-	over, until := a.signins.exceeded(clientIP(r), a.now())
+	over, until := a.signins.exceeded(a.clientIP(r), a.now())
 	if !over {
 		return true
 	}

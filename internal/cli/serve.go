@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -32,6 +33,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		logLevel  string
 		logFormat string
 		smtpURL   string
+		proxies   listFlag
 	)
 	fs.String("config", "", "config file: one \"flag-name value\" per line")
 	fs.StringVar(&cfg.DataDir, "data-dir", "warden-data", "directory for the database, certificates and keys")
@@ -47,6 +49,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "address for Go's pprof profiles at /debug/pprof/, e.g. 127.0.0.1:6060 (empty: off; never expose it)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL people use to reach this server; account e-mail links point there (default https://<first hostname>:<https port>)")
 	fs.StringVar(&smtpURL, "smtp-url", "", "mail server for account e-mails: smtp://user:password@host:587?from=warden@example.com (smtps:// for implicit TLS; empty: links are shown to the admin instead)")
+	fs.Var(&proxies, "trusted-proxies", "reverse proxies in front of the HTTPS API, addresses or CIDRs, comma-separated; their X-Forwarded-For names the client in the audit trail")
 	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let alarm webhooks reach loopback and private addresses (off: public addresses only)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
@@ -63,6 +66,17 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	}
 	cfg.Hostnames = hostnames
 	cfg.Out = env.Stdout
+	for _, p := range proxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return fmt.Errorf("%w: --trusted-proxies: %q is not an address or CIDR", errUsage, p)
+			}
+			pfx = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx.Masked())
+	}
 	if smtpURL != "" {
 		if cfg.SMTP, err = mail.ParseURL(smtpURL); err != nil {
 			return fmt.Errorf("%w: --smtp-url: %v", errUsage, err)

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +75,9 @@ type Config struct {
 	// addresses; off (the default), a tenant's webhook reaches only public
 	// addresses, never the operator's own network.
 	WebhookAllowPrivate bool
+	// TrustedProxies are reverse proxies in front of the HTTPS API whose
+	// X-Forwarded-For header names the client.
+	TrustedProxies []netip.Prefix
 	// Out receives the one-time operator token banner.
 	Out io.Writer
 }
@@ -315,7 +319,7 @@ func (s *Server) Start(ctx context.Context) error {
 	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), time.Now)
 	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL}
 	acfg.Mailer, acfg.Monitor, acfg.Notifier = s.mailer, s.monitor, s.notifier
-	acfg.WebhookAllowPrivate = s.cfg.WebhookAllowPrivate
+	acfg.WebhookAllowPrivate, acfg.TrustedProxies = s.cfg.WebhookAllowPrivate, s.cfg.TrustedProxies
 	a := api.New(acfg, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
 	root := http.NewServeMux()
 	root.Handle(broker.WebSocketPath, s.broker.WebSocketHandler())
