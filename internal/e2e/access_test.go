@@ -11,6 +11,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/api"
 	"github.com/warden-iot/warden/internal/client"
+	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
 
 const testPassword = "correct horse battery staple"
@@ -75,9 +76,9 @@ type world struct {
 	op      *client.Client    // the bootstrap operator token
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, opts ...option) *world {
 	t.Helper()
-	e := start(t)
+	e := start(t, opts...)
 	ctx := e.ctx()
 	w := &world{e: e, op: e.api, tenants: []string{"root", "A", "A1", "B"}, site: map[string]string{},
 		device: map[string]string{}, user: map[string]string{}, grant: map[string]string{}, as: map[string]person{}}
@@ -254,8 +255,14 @@ func allowedIn(role, opName, subjectTenant, tn string) bool {
 	return false
 }
 
-func TestAuthorizationMatrix(t *testing.T) {
-	w := newWorld(t)
+func TestAuthorizationMatrix(t *testing.T) { authorizationMatrix(t, newWorld(t)) }
+
+// TestAuthorizationMatrixPostgres is the same on PostgreSQL.
+func TestAuthorizationMatrixPostgres(t *testing.T) {
+	authorizationMatrix(t, newWorld(t, withDatabase(pgtest.URL(t))))
+}
+
+func authorizationMatrix(t *testing.T, w *world) {
 	ctx := w.e.ctx()
 	roles := []string{"operator-admin", "operator-service", "customer-admin", "customer-user", "supporter"}
 	checked := 0

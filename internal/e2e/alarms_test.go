@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/notify"
+	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
 
 // webhookSink is an HTTP receiver that checks every call's signature.
@@ -91,8 +92,14 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 // TestAlarmLifecycleEndToEnd: a rule made through the API, a device over
 // MQTT crossing it, the alarm in the API, a signed webhook for each step,
 // acknowledgement, automatic clearing, and an offline alarm.
-func TestAlarmLifecycleEndToEnd(t *testing.T) {
-	e := start(t, withWebhooksInside())
+func TestAlarmLifecycleEndToEnd(t *testing.T) { alarmLifecycle(t, start(t, withWebhooksInside())) }
+
+// TestAlarmLifecyclePostgres is the same on PostgreSQL.
+func TestAlarmLifecyclePostgres(t *testing.T) {
+	alarmLifecycle(t, start(t, withWebhooksInside(), withDatabase(pgtest.URL(t))))
+}
+
+func alarmLifecycle(t *testing.T, e *env) {
 	ctx := e.ctx()
 	sink := &webhookSink{t: t}
 	hs := httptest.NewServer(sink)
