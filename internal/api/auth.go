@@ -476,13 +476,25 @@ func (a *API) requestReset(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "if the address belongs to an account, a link is on its way"})
 }
 
+// checkTOTP says whether code is the account's current TOTP code and was
+// not used before (a code seen once, by anyone, is spent).
 func (a *API) checkTOTP(ctx context.Context, u store.User, code string) bool {
 	secret, err := a.openTOTP(ctx, u)
 	if err != nil {
 		a.log.Error("open totp secret", "user", u.ID, "err", err)
 		return false
 	}
-	return identity.CheckTOTP(code, secret, a.now())
+	step, ok := identity.TOTPStep(code, secret, a.now())
+	if !ok {
+		return false
+	}
+	if err := a.store.UseTOTPStep(ctx, u.ID, step); err != nil {
+		if !errors.Is(err, store.ErrConflict) {
+			a.log.Error("record totp step", "user", u.ID, "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // ipAllowed answers 429 when the client's address has used up its sign-in

@@ -45,14 +45,17 @@ func TestAccountCommands(t *testing.T) {
 			secret = v
 		}
 	}
-	code, err := identity.TOTPCode(secret, time.Now())
+	// Each use spends a code, so the three uses take the codes of three
+	// steps, all within the one step of skew either way that is allowed.
+	base := time.Now()
+	code, err := identity.TOTPCode(secret, base.Add(-30*time.Second))
 	if err != nil || secret == "" {
 		t.Fatalf("totp start printed %q: %v", out, err)
 	}
 	wantFail(t, 1, []string{"does not match"}, "account", "totp", "confirm", "000000")
 	mustRun(t, "account", "totp", "confirm", code)
 	wantFail(t, 1, []string{"--totp"}, "login", "--email", "desk@maker.example")
-	code, _ = identity.TOTPCode(secret, time.Now())
+	code, _ = identity.TOTPCode(secret, base)
 	mustRun(t, "login", "--email", "desk@maker.example", "--totp", code)
 
 	// A password change with both passwords on standard input.
@@ -61,7 +64,7 @@ func TestAccountCommands(t *testing.T) {
 	if _, errOut, code := runInput(t, peoplePassword+"\n"+newPW+"\n", "account", "password"); code != 0 {
 		t.Fatalf("account password: exit %d: %s", code, errOut)
 	}
-	code, _ = identity.TOTPCode(secret, time.Now())
+	code, _ = identity.TOTPCode(secret, base.Add(30*time.Second))
 	if _, _, err := c.Login(t.Context(), "desk@maker.example", newPW, code); err != nil {
 		t.Errorf("sign-in with the new password: %v", err)
 	}

@@ -304,7 +304,8 @@ func TestTOTP(t *testing.T) {
 	if err := p.session.Do(ctx, "POST", "/api/v1/me/totp/confirm", nil, map[string]string{"code": "000000"}, nil); client.StatusOf(err) != http.StatusBadRequest {
 		t.Fatalf("wrong confirmation code: %v", err)
 	}
-	code, _ := identity.TOTPCode(k.Secret, time.Now())
+	base := time.Now()
+	code, _ := identity.TOTPCode(k.Secret, base)
 	if err := p.session.Do(ctx, "POST", "/api/v1/me/totp/confirm", nil, map[string]string{"code": code}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -312,9 +313,16 @@ func TestTOTP(t *testing.T) {
 	if client.StatusOf(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "TOTP") {
 		t.Fatalf("sign-in without a code: %v", err)
 	}
-	code, _ = identity.TOTPCode(k.Secret, time.Now())
-	if _, _, err := e.api.Login(ctx, "desk@maker.example", testPassword, code); err != nil {
-		t.Fatalf("sign-in with a code: %v", err)
+	// A code is spent once used, even within its 30 seconds.
+	if _, _, err := e.api.Login(ctx, "desk@maker.example", testPassword, code); client.StatusOf(err) != http.StatusUnauthorized {
+		t.Fatalf("sign-in with the code the confirmation used: %v", err)
+	}
+	next, _ := identity.TOTPCode(k.Secret, base.Add(30*time.Second)) // the next step, within the allowed skew
+	if _, _, err := e.api.Login(ctx, "desk@maker.example", testPassword, next); err != nil {
+		t.Fatalf("sign-in with a fresh code: %v", err)
+	}
+	if _, _, err := e.api.Login(ctx, "desk@maker.example", testPassword, next); client.StatusOf(err) != http.StatusUnauthorized {
+		t.Fatalf("the same code twice: %v", err)
 	}
 }
 

@@ -187,12 +187,33 @@ func NewTOTP(issuer, account string) (TOTP, error) {
 	return TOTP{Secret: k.Secret(), URL: k.URL()}, nil
 }
 
+// totpPeriod is the TOTP time step.
+const totpPeriod = 30
+
 // CheckTOTP says whether code is valid for secret at t (one 30-second
 // step of clock skew either way is allowed).
 func CheckTOTP(code, secret string, t time.Time) bool {
-	ok, err := totp.ValidateCustom(strings.TrimSpace(code), secret, t, totp.ValidateOpts{
-		Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-	return err == nil && ok
+	_, ok := TOTPStep(code, secret, t)
+	return ok
+}
+
+// TOTPStep is the time step (Unix time / 30 s) whose code code is, within
+// one step of t either way; ok is false if it is none of them. Callers
+// remember the step so that a code cannot be used twice.
+func TOTPStep(code, secret string, t time.Time) (step int64, ok bool) {
+	code = strings.TrimSpace(code)
+	if len(code) != 6 {
+		return 0, false
+	}
+	now := t.Unix() / totpPeriod
+	for _, s := range []int64{now, now - 1, now + 1} {
+		want, err := totp.GenerateCodeCustom(secret, time.Unix(s*totpPeriod, 0), totp.ValidateOpts{
+			Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		if err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			return s, true
+		}
+	}
+	return 0, false
 }
 
 // TOTPCode returns the code for secret at t (for tests and tools).

@@ -99,6 +99,13 @@ func TestTOTP(t *testing.T) {
 	if CheckTOTP(code, k.Secret, now.Add(5*time.Minute)) {
 		t.Error("stale code accepted")
 	}
+	step, ok := TOTPStep(code, k.Secret, now.Add(30*time.Second))
+	if !ok || step != now.Unix()/30 {
+		t.Errorf("TOTPStep = %d, %v; want the step of the code, %d", step, ok, now.Unix()/30)
+	}
+	if _, ok := TOTPStep("12345", k.Secret, now); ok {
+		t.Error("a five-digit code passed")
+	}
 }
 
 func TestNewID(t *testing.T) {

@@ -232,6 +232,9 @@ type IdentityStore interface {
 	// and clears failed logins and any lock.
 	SetPassword(ctx context.Context, userID, hash string) error
 	SetTOTP(ctx context.Context, userID string, secret []byte, enabled bool) error
+	// UseTOTPStep records that the TOTP code of time step step was used;
+	// a step not after the last one used is ErrConflict (a replayed code).
+	UseTOTPStep(ctx context.Context, userID string, step int64) error
 	// LoginFailed counts a failed sign-in; once failures reach max the
 	// account is locked until at+lockFor (and the count restarts).
 	LoginFailed(ctx context.Context, userID string, at time.Time, max int, lockFor time.Duration) (User, error)

@@ -160,6 +160,7 @@ var migrations = []string{
 	migrationAudit,
 	migrationIdentity,
 	migrationAlarm,
+	migrationTOTPStep,
 }
 
 // migrateLock is the pg_advisory_xact_lock key that serialises Migrate

@@ -989,3 +989,22 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int64, error) 
 	}
 	return n, nil
 }
+
+// migrationTOTPStep remembers the last TOTP time step used, so a code
+// cannot be used twice.
+const migrationTOTPStep = `ALTER TABLE users ADD COLUMN totp_step INTEGER NOT NULL DEFAULT 0`
+
+// UseTOTPStep records a used TOTP step unless it is not after the last.
+func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE users SET totp_step = ? WHERE id = ? AND totp_step < ?`, step, userID, step)
+	if err != nil {
+		return fmt.Errorf("use totp step of %q: %w", userID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := s.GetUser(ctx, userID); err != nil {
+			return err
+		}
+		return fmt.Errorf("totp code of %q used already: %w", userID, store.ErrConflict)
+	}
+	return nil
+}

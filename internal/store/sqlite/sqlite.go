@@ -161,6 +161,7 @@ var migrations = []string{
 	migrationAudit,
 	migrationIdentity,
 	migrationAlarm,
+	migrationTOTPStep,
 }
 
 // Migrate applies pending migrations and makes sure the root tenant exists.

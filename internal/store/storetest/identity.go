@@ -38,6 +38,20 @@ var identityTests = []suiteTest{
 	{"DeleteDeviceTakesGrants", testDeleteDeviceTakesGrants},
 	{"AuditOwnerTenant", testAuditOwnerTenant},
 	{"PurgeExpired", testPurgeExpired},
+	{"TOTPSteps", testTOTPSteps},
+}
+
+func testTOTPSteps(t *testing.T, s store.Store) {
+	mustUser(t, s, newUser("u1", store.RootTenantID, store.RoleOperatorAdmin))
+	if err := s.UseTOTPStep(ctx(t), "u1", 100); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "the same step again", s.UseTOTPStep(ctx(t), "u1", 100), store.ErrConflict)
+	wantErr(t, "an earlier step", s.UseTOTPStep(ctx(t), "u1", 99), store.ErrConflict)
+	if err := s.UseTOTPStep(ctx(t), "u1", 101); err != nil {
+		t.Errorf("the next step: %v", err)
+	}
+	wantErr(t, "a step of a missing user", s.UseTOTPStep(ctx(t), "ghost", 1), store.ErrNotFound)
 }
 
 func testPurgeExpired(t *testing.T, s store.Store) {
