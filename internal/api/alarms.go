@@ -161,23 +161,9 @@ func alarmQuery(w http.ResponseWriter, r *http.Request) (store.AlarmFilter, bool
 		writeError(w, http.StatusBadRequest, "unacked: want true or false")
 		return f, false
 	}
-	if s := q.Get("after"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "after: want an alarm id")
-			return f, false
-		}
-		f.After = n
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, "limit: want 1 to 1000")
-			return f, false
-		}
-		f.Limit = n
-	}
-	return f, true
+	var ok bool
+	f.After, f.Limit, ok = pageQuery(w, q, "an alarm id", f.Limit)
+	return f, ok
 }
 
 // listAlarms lists alarms of the devices whose data the caller may read,

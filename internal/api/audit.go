@@ -110,6 +110,12 @@ type auditCall struct {
 
 type auditCallKey struct{}
 
+// actAs names u as the actor of a request made without credentials (a
+// sign-in, a link's form): its entry is about u, in u's tenant.
+func (c *auditCall) actAs(u store.User) {
+	c.actorID, c.actorName, c.tenantID, c.owner = u.ID, u.Email, u.TenantID, u.TenantID
+}
+
 // auditPrincipal runs after authenticate and hands the principal to the
 // audited wrapper outside it.
 func auditPrincipal(next http.Handler) http.Handler {
@@ -347,24 +353,35 @@ type AuditPage struct {
 	Next int64 `json:"next,omitempty"`
 }
 
-func auditFilter(w http.ResponseWriter, r *http.Request) (store.AuditFilter, bool) {
-	q := r.URL.Query()
-	f := store.AuditFilter{TenantID: q.Get("tenant"), Action: q.Get("action"), Target: q.Get("target"), Limit: 100}
+// pageQuery reads ?after= (a numeric id, what names it in the error) and
+// ?limit= (1 to 1000, default def) of a paged list.
+func pageQuery(w http.ResponseWriter, q url.Values, what string, def int) (after int64, limit int, ok bool) {
+	limit = def
 	if s := q.Get("after"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "after: want a sequence number")
-			return f, false
+			writeError(w, http.StatusBadRequest, "after: want %s", what)
+			return 0, 0, false
 		}
-		f.After = n
+		after = n
 	}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1000 {
 			writeError(w, http.StatusBadRequest, "limit: want 1 to 1000")
-			return f, false
+			return 0, 0, false
 		}
-		f.Limit = n
+		limit = n
+	}
+	return after, limit, true
+}
+
+func auditFilter(w http.ResponseWriter, r *http.Request) (store.AuditFilter, bool) {
+	q := r.URL.Query()
+	f := store.AuditFilter{TenantID: q.Get("tenant"), Action: q.Get("action"), Target: q.Get("target"), Limit: 100}
+	var ok bool
+	if f.After, f.Limit, ok = pageQuery(w, q, "a sequence number", f.Limit); !ok {
+		return f, false
 	}
 	if s := q.Get("since"); s != "" {
 		t, err := time.Parse(time.RFC3339, s)

@@ -51,8 +51,8 @@ type caller struct {
 	access.Subject
 	ActorID   string // the user's id, or the token's for the bootstrap token
 	TokenID   string // set when a bearer token was used
-	SessionID string // set when the session cookie was used
-	Email     string
+	SessionID string    // set when the session cookie was used
+	ExpiresAt time.Time // the session's end, for the session cookie
 }
 
 type principalKey struct{}
@@ -161,7 +161,7 @@ func (a *API) identify(r *http.Request) (caller, error) {
 	if err != nil {
 		return caller{}, err
 	}
-	c.SessionID = sess.ID
+	c.SessionID, c.ExpiresAt = sess.ID, sess.ExpiresAt
 	if now.Sub(sess.LastSeenAt) > sessionTouchGap {
 		exp := now.Add(SessionIdle)
 		if hard := sess.CreatedAt.Add(SessionMax); hard.Before(exp) {
@@ -169,6 +169,8 @@ func (a *API) identify(r *http.Request) (caller, error) {
 		}
 		if err := a.store.TouchSession(ctx, sess.ID, now.UTC(), exp.UTC()); err != nil {
 			a.log.Warn("record session activity", "session", sess.ID, "err", err)
+		} else {
+			c.ExpiresAt = exp.UTC()
 		}
 	}
 	return c, nil
@@ -192,7 +194,7 @@ func (a *API) userCaller(ctx context.Context, userID string) (caller, error) {
 		return caller{}, fmt.Errorf("tenant of user %s: %w", u.ID, err)
 	}
 	c := caller{Subject: access.Subject{UserID: u.ID, Name: u.Email, TenantID: u.TenantID, TenantPath: t.Path, Role: u.Role},
-		ActorID: u.ID, Email: u.Email}
+		ActorID: u.ID}
 	if u.Role == store.RoleSupporter {
 		c.Grants, err = a.store.ListGrants(ctx, store.GrantFilter{SupporterUserID: u.ID, ActiveAt: a.now()})
 		if err != nil {
@@ -254,7 +256,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if call != nil {
-		call.actorID, call.actorName, call.tenantID, call.owner = u.ID, u.Email, u.TenantID, u.TenantID
+		call.actAs(u)
 	}
 	now := a.now()
 	if now.Before(u.LockedUntil) {
@@ -351,10 +353,7 @@ func (a *API) session(w http.ResponseWriter, r *http.Request) {
 	u := loaded[store.User](r.Context())
 	s := Session{User: userView(u, true)}
 	if ck, err := r.Cookie(SessionCookie); err == nil && c.SessionID != "" {
-		s.CSRFToken = csrfToken(ck.Value)
-		if sess, err := a.store.SessionByHash(r.Context(), identity.HashSecret(ck.Value)); err == nil {
-			s.ExpiresAt = sess.ExpiresAt
-		}
+		s.CSRFToken, s.ExpiresAt = csrfToken(ck.Value), c.ExpiresAt
 	}
 	writeJSON(w, http.StatusOK, s)
 }
@@ -442,7 +441,8 @@ func (a *API) finishLink(w http.ResponseWriter, r *http.Request, token, password
 		return
 	}
 	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
-		call.actorID, call.actorName, call.tenantID, call.owner, call.target = u.ID, u.Email, u.TenantID, u.TenantID, u.ID
+		call.actAs(u)
+		call.target = u.ID
 	}
 	a.log.Info("password set", "user", u.ID, "purpose", purpose)
 	writeJSON(w, http.StatusOK, userView(u, true))

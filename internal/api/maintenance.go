@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/warden-iot/warden/internal/maintenance"
@@ -129,22 +128,12 @@ func (a *API) listMaintenancePlans(w http.ResponseWriter, r *http.Request) {
 
 // writePlanInvalid answers 400 with ParsePlan's problems, by field.
 func writePlanInvalid(w http.ResponseWriter, err error) {
-	var fields []FieldProblem
-	var msgs []string
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
-		msgs = append(msgs, e.Error())
+	writeInvalid(w, "invalid maintenance plan", err, func(e error) (FieldProblem, bool) {
 		var pe *maintenance.PlanError
 		if errors.As(e, &pe) {
-			fields = append(fields, FieldProblem{Field: pe.Field, Problem: pe.Problem})
+			return FieldProblem{Field: pe.Field, Problem: pe.Problem}, true
 		}
-	}
-	writeJSON(w, http.StatusBadRequest, ValidationError{
-		ErrorBody: ErrorBody{Error: "invalid maintenance plan: " + strings.Join(msgs, "; "), Status: http.StatusBadRequest},
-		Fields:    fields,
+		return FieldProblem{}, false
 	})
 }
 

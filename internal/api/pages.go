@@ -105,7 +105,8 @@ func (a *API) linkForm(title, action, purpose string) http.HandlerFunc {
 			return
 		}
 		if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
-			call.actorID, call.actorName, call.tenantID, call.owner, call.target = u.ID, u.Email, u.TenantID, u.TenantID, u.ID
+			call.actAs(u)
+			call.target = u.ID
 		}
 		renderPage(w, http.StatusOK, pageData{Title: title, Done: true})
 	}

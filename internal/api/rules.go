@@ -56,21 +56,32 @@ type ValidationError struct {
 
 // writeRuleInvalid answers 400 with Validate's problems.
 func writeRuleInvalid(w http.ResponseWriter, err error) {
-	var fields []FieldProblem
-	var msgs []string
+	writeInvalid(w, "invalid rule", err, func(e error) (FieldProblem, bool) {
+		var fe *alarm.FieldError
+		if errors.As(e, &fe) {
+			return FieldProblem{Field: fe.Field, Problem: fe.Problem}, true
+		}
+		return FieldProblem{}, false
+	})
+}
+
+// writeInvalid answers 400 with every problem of err (a joined error or a
+// single one), and by field those that fieldOf recognises.
+func writeInvalid(w http.ResponseWriter, what string, err error, fieldOf func(error) (FieldProblem, bool)) {
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
 	}
+	var fields []FieldProblem
+	msgs := make([]string, 0, len(errs))
 	for _, e := range errs {
 		msgs = append(msgs, e.Error())
-		var fe *alarm.FieldError
-		if errors.As(e, &fe) {
-			fields = append(fields, FieldProblem{Field: fe.Field, Problem: fe.Problem})
+		if f, ok := fieldOf(e); ok {
+			fields = append(fields, f)
 		}
 	}
 	writeJSON(w, http.StatusBadRequest, ValidationError{
-		ErrorBody: ErrorBody{Error: "invalid rule: " + strings.Join(msgs, "; "), Status: http.StatusBadRequest},
+		ErrorBody: ErrorBody{Error: what + ": " + strings.Join(msgs, "; "), Status: http.StatusBadRequest},
 		Fields:    fields,
 	})
 }

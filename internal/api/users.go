@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -353,7 +354,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// A token cannot have more than the token that makes it.
-		if len(c.Scopes) > 0 && !containsString(c.Scopes, s) {
+		if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, s) {
 			writeError(w, http.StatusForbidden, "scopes: your own credential lacks %q", s)
 			return
 		}
@@ -386,15 +387,6 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	v := tokenView(t)
 	v.Token = secret
 	writeJSON(w, http.StatusCreated, v)
-}
-
-func containsString(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *API) deleteToken(w http.ResponseWriter, r *http.Request) {

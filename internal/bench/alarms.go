@@ -9,7 +9,6 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/store"
-	"github.com/warden-iot/warden/internal/store/sqlite"
 )
 
 // AlarmsOptions sizes the alarm evaluation benchmark.
@@ -114,28 +112,19 @@ var benchAlarmMetrics = []string{"outlet_temp", "inlet_temp", "pressure", "vibra
 // "name: value unit" lines.
 func Alarms(ctx context.Context, o AlarmsOptions, out io.Writer) (AlarmsResult, error) {
 	o.defaults()
-	var st store.Store
-	var err error
-	if o.Open != nil {
-		st, err = o.Open(ctx)
-	} else {
-		dir := o.Dir
-		if dir == "" {
-			if dir, err = os.MkdirTemp("", "warden-bench-alarms-"); err != nil {
-				return AlarmsResult{}, err
-			}
-			defer os.RemoveAll(dir)
+	dir := o.Dir
+	if dir == "" && o.Open == nil {
+		var err error
+		if dir, err = os.MkdirTemp("", "warden-bench-alarms-"); err != nil {
+			return AlarmsResult{}, err
 		}
-		var s *sqlite.Store
-		if s, err = sqlite.Open(ctx, filepath.Join(dir, "alarms.db")); err == nil {
-			st = s
-			err = s.Migrate(ctx)
-		}
+		defer os.RemoveAll(dir)
 	}
+	st, _, closeStore, err := openStore(ctx, o.Open, dir, "alarms")
 	if err != nil {
 		return AlarmsResult{}, fmt.Errorf("bench alarms: open store: %w", err)
 	}
-	defer st.Close()
+	defer closeStore()
 
 	fmt.Fprintf(out, "# registering %d devices and %d rules\n", o.Devices, len(benchAlarmRules()))
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)

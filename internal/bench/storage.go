@@ -67,24 +67,33 @@ type storageEnv struct {
 	close  func()
 }
 
+// openStore opens a throw-away, migrated store: open's, if set, else a
+// SQLite file name.db in dir. close removes the SQLite file.
+func openStore(ctx context.Context, open func(context.Context) (store.Store, error), dir, name string) (st store.Store, path string, close func(), err error) {
+	if open != nil {
+		st, err = open(ctx)
+		close = func() { st.Close() }
+	} else {
+		path = filepath.Join(dir, name+".db")
+		var s *sqlite.Store
+		s, err = sqlite.Open(ctx, path)
+		st = s
+		close = func() { s.Close(); os.Remove(path); os.Remove(path + "-wal"); os.Remove(path + "-shm") }
+	}
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		close()
+		return nil, "", nil, err
+	}
+	return st, path, close, nil
+}
+
 func newStorageEnv(ctx context.Context, o StorageOptions, name string) (*storageEnv, error) {
 	env := &storageEnv{}
 	var err error
-	if o.Open != nil {
-		env.st, err = o.Open(ctx)
-		env.close = func() { env.st.Close() }
-	} else {
-		env.path = filepath.Join(o.Dir, name+".db")
-		var s *sqlite.Store
-		s, err = sqlite.Open(ctx, env.path)
-		env.st = s
-		env.close = func() { s.Close(); os.Remove(env.path); os.Remove(env.path + "-wal"); os.Remove(env.path + "-shm") }
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := env.st.Migrate(ctx); err != nil {
-		env.close()
+	if env.st, env.path, env.close, err = openStore(ctx, o.Open, o.Dir, name); err != nil {
 		return nil, err
 	}
 	master := make([]byte, keyring.KeySize)

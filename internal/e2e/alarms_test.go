@@ -113,7 +113,7 @@ func alarmLifecycle(t *testing.T, e *env) {
 	err := e.api.Do(ctx, "POST", "/api/v1/rules", nil, map[string]any{"name": "bad", "severity": "critical", "enabled": true,
 		"scope": map[string]string{"model": "pellet-heater"}, "threshold": map[string]any{"metric": "flue_temp", "op": "above",
 			"value": 200, "hysteresis": -1}}, nil)
-	if err == nil || !contains(err.Error(), "hysteresis") {
+	if err == nil || !strings.Contains(err.Error(), "hysteresis") {
 		t.Fatalf("invalid rule: %v", err)
 	}
 	var rule struct {
@@ -245,5 +245,3 @@ func alarmLifecycle(t *testing.T, e *env) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
