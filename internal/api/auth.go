@@ -49,8 +49,8 @@ const (
 // caller is who is calling: the access subject plus how they came in.
 type caller struct {
 	access.Subject
-	ActorID   string // the user's id, or the token's for the bootstrap token
-	TokenID   string // set when a bearer token was used
+	ActorID   string    // the user's id, or the token's for the bootstrap token
+	TokenID   string    // set when a bearer token was used
 	SessionID string    // set when the session cookie was used
 	ExpiresAt time.Time // the session's end, for the session cookie
 }
