@@ -33,6 +33,9 @@ func permanent(msg string) error { return permanentError(msg) }
 // Run delivers due deliveries and escalates until ctx ends, one round every
 // PollEvery (at once again after a full batch).
 func (n *Notifier) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { n.fanOut(ctx) })
+	defer wg.Wait()
 	tick := time.NewTicker(n.cfg.PollEvery)
 	defer tick.Stop()
 	for {
@@ -50,6 +53,34 @@ func (n *Notifier) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+	}
+}
+
+// fanOut turns posted alarm events into deliveries until ctx ends, then
+// those still queued, so that a clean shutdown loses none. An event taken
+// from the queue is written even if ctx ends meanwhile.
+func (n *Notifier) fanOut(ctx context.Context) {
+	do := func(p postedEvent) {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := n.Alarm(wctx, p.alarm, p.event); err != nil {
+			n.log.Error("notify: queue alarm notifications", "alarm", p.alarm.ID, "event", p.event, "err", err)
+		}
+	}
+	for {
+		select {
+		case p := <-n.posted:
+			do(p)
+		case <-ctx.Done():
+			for {
+				select {
+				case p := <-n.posted:
+					do(p)
+				default:
+					return
+				}
+			}
 		}
 	}
 }

@@ -78,7 +78,19 @@ type Notifier struct {
 	// escalations known to be in the outbox, keyed by alarm and tenant.
 	mu        sync.Mutex
 	escalated map[escalationKey]bool
+
+	// posted carries alarm events from Post to Run, which fans them out:
+	// finding recipients takes queries that must not slow the evaluator.
+	posted chan postedEvent
 }
+
+type postedEvent struct {
+	alarm store.Alarm
+	event string
+}
+
+// postQueue is how many alarm events may wait for Run before Post blocks.
+const postQueue = 4096
 
 // New makes a Notifier. mailer nil means no e-mail channel: no e-mail
 // deliveries are made. log nil discards; now nil is time.Now.
@@ -108,6 +120,7 @@ func New(st store.Store, mailer *mail.Sender, cfg Config, log *slog.Logger, now 
 	return &Notifier{
 		st: st, mailer: mailer, cfg: cfg, log: log, now: now,
 		client:    newHTTPClient(cfg.HTTPTimeout, cfg.AllowPrivateTargets),
+		posted:    make(chan postedEvent, postQueue),
 		escalated: map[escalationKey]bool{},
 	}
 }
@@ -115,6 +128,16 @@ func New(st store.Store, mailer *mail.Sender, cfg Config, log *slog.Logger, now 
 // Alarm enqueues the deliveries for one alarm event ("raised",
 // "retriggered", "acknowledged", "cleared"); it only writes the outbox. Call
 // it after the alarm change is stored, with the alarm as stored.
+// Post hands an alarm event to Run, which calls Alarm for it; it blocks
+// only while postQueue events wait (or until ctx ends). The alarm monitor
+// posts, so that its evaluation never waits for recipients to be found.
+func (n *Notifier) Post(ctx context.Context, a store.Alarm, event string) {
+	select {
+	case n.posted <- postedEvent{alarm: a, event: event}:
+	case <-ctx.Done():
+	}
+}
+
 func (n *Notifier) Alarm(ctx context.Context, a store.Alarm, event string) error {
 	switch event {
 	case EventRaised, EventRetriggered, EventAcknowledged, EventCleared:

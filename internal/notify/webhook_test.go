@@ -459,3 +459,21 @@ func TestRun(t *testing.T) {
 		}
 	})
 }
+
+// Post hands events to Run's fan-out; events still queued when Run's
+// context ends are put in the outbox before it returns.
+func TestPostFansOutInRun(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st, notify.Config{PollEvery: time.Hour})
+		r := newReceiver(t, e.clock, nil)
+		r.webhook(t, st, "h-north", "acme-north", nil, true)
+		a := e.raise("pump", "north-1", "r-temp", "warning")
+		e.n.Post(t.Context(), a, notify.EventRaised) // queued before Run starts
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel() // Run stops at once: the queued event must still reach the outbox
+		e.n.Run(ctx)
+		if ds := e.webhookDeliveries(a.ID); len(ds) != 1 || ds[0].Event != notify.EventRaised {
+			t.Fatalf("outbox after Run: %s", show(ds...))
+		}
+	})
+}

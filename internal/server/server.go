@@ -437,12 +437,11 @@ func publicURL(hostnames []string, addr net.Addr) string {
 	return "https://" + net.JoinHostPort(host, port)
 }
 
-// onAlarm hands a stored alarm change on to the notifier.
+// onAlarm hands a stored alarm change on to the notifier (its own goroutine
+// finds the recipients).
 func (s *Server) onAlarm(ctx context.Context, a store.Alarm, event string) {
 	s.log.Debug("alarm", "event", event, "alarm", a.ID, "device", a.DeviceID, "rule", a.RuleID, "severity", a.Severity)
-	if err := s.notifier.Alarm(ctx, a, event); err != nil {
-		s.log.Error("queue alarm notifications", "alarm", a.ID, "event", event, "err", err)
-	}
+	s.notifier.Post(ctx, a, event)
 }
 
 // HubHost is the host name devices use.
