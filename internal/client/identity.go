@@ -58,14 +58,6 @@ func (c *Client) WithoutCSRF() *Client {
 	return &cp
 }
 
-// Cookies are the client's cookies for the server (session clients).
-func (c *Client) Cookies() []*http.Cookie {
-	if c.http.Jar == nil {
-		return nil
-	}
-	return c.http.Jar.Cookies(c.base)
-}
-
 // Activate sets the first password with an activation link's token.
 func (c *Client) Activate(ctx context.Context, token, password string) (api.User, error) {
 	var u api.User

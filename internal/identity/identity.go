@@ -190,13 +190,6 @@ func NewTOTP(issuer, account string) (TOTP, error) {
 // totpPeriod is the TOTP time step.
 const totpPeriod = 30
 
-// CheckTOTP says whether code is valid for secret at t (one 30-second
-// step of clock skew either way is allowed).
-func CheckTOTP(code, secret string, t time.Time) bool {
-	_, ok := TOTPStep(code, secret, t)
-	return ok
-}
-
 // TOTPStep is the time step (Unix time / 30 s) whose code code is, within
 // one step of t either way; ok is false if it is none of them. Callers
 // remember the step so that a code cannot be used twice.

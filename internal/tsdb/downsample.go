@@ -91,6 +91,3 @@ func (d *Downsampler) AddMS(ts int64, v float64) {
 
 // Buckets returns the non-empty buckets in time order.
 func (d *Downsampler) Buckets() []Bucket { return d.out }
-
-// Width is the bucket width.
-func (d *Downsampler) Width() time.Duration { return time.Duration(d.width) * time.Millisecond }
