@@ -73,9 +73,10 @@ type connLimits struct {
 	writeTimeout   time.Duration
 	log            *slog.Logger
 
-	open          atomic.Int64
-	refusedCap    prometheus.Counter
-	writeTimeouts prometheus.Counter
+	open           atomic.Int64
+	refusedCap     prometheus.Counter
+	refusedConnect prometheus.Counter // CONNECT over MaxConnectPacketSize
+	writeTimeouts  prometheus.Counter
 
 	capLog   rateLog
 	writeLog rateLog
@@ -88,6 +89,7 @@ func newConnLimits(cfg Config, refused *prometheus.CounterVec, log *slog.Logger)
 		writeTimeout:   cfg.WriteTimeout,
 		log:            log,
 		refusedCap:     refused.WithLabelValues("connection_cap"),
+		refusedConnect: refused.WithLabelValues("connect_too_large"),
 		writeTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_mqtt_write_timeouts_total",
 			Help: "MQTT clients dropped because a write to them did not complete within the write timeout."}),

@@ -198,6 +198,9 @@ func (l *listener) handle(c net.Conn, establish listeners.EstablishFn) {
 	conn.Close()
 	switch {
 	case err == nil, errors.Is(err, io.EOF):
+	case errors.Is(err, errConnectTooLarge):
+		l.limits.refusedConnect.Inc()
+		l.log.Debug("closed an MQTT connection: CONNECT too large", "remote", remote)
 	case errors.Is(err, packets.ErrPacketTooLarge):
 		l.log.Info("closed an MQTT connection: packet larger than the maximum packet size", "remote", remote)
 	default:

@@ -93,7 +93,11 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the keep-alive deadline.
 	c.NetConn().SetReadDeadline(time.Now().Add(l.limits.connectTimeout))
 	conn := &wsConn{Conn: c.NetConn(), ws: c, limits: l.limits}
-	if err := establish(wsListenerID, &connectGuard{Conn: conn}); err != nil && !errors.Is(err, io.EOF) {
+	err = establish(wsListenerID, &connectGuard{Conn: conn})
+	if errors.Is(err, errConnectTooLarge) {
+		l.limits.refusedConnect.Inc()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
 		l.log.Debug("websocket MQTT connection ended", "remote", r.RemoteAddr, "err", err)
 	}
 	c.Close()

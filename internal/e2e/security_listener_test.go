@@ -715,6 +715,9 @@ func TestMQTTOversizedConnect(t *testing.T) {
 	if allocated > 32<<20 {
 		t.Errorf("%d MB allocated while refusing %d oversized CONNECTs", allocated>>20, len(attempts))
 	}
+	if got := e.metricValue(`warden_connections_refused_total{reason="connect_too_large"}`); got != float64(len(attempts)) {
+		t.Errorf("refused for a large CONNECT = %v, want %d", got, len(attempts))
+	}
 	// A device still connects.
 	key := e.device("after-huge")
 	e.deviceConn("after-huge", key).mustPublish(t, events("after-huge", "%24.mid=1"), `{"temperature": 1}`)
