@@ -98,8 +98,11 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 	if cfg.PresenceFlush <= 0 {
 		cfg.PresenceFlush = 15 * time.Second
 	}
-	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = DefaultMaxConnections(openFileLimit())
+	if nofile := openFileLimit(); cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections(nofile)
+	} else if uint64(cfg.MaxConnections) >= nofile {
+		log.Warn("the MQTT connection cap is not below the open-file limit: the process may run out of file descriptors first",
+			"max_connections", cfg.MaxConnections, "open_file_limit", nofile)
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout

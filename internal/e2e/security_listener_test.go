@@ -30,6 +30,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/warden-iot/warden/internal/broker"
@@ -633,6 +634,22 @@ func TestMQTTSilentConnectionClosed(t *testing.T) {
 			t.Errorf("silent %s: closed %v after %s; want closed at the %s deadline", name, closed, took.Round(time.Millisecond), timeout)
 		}
 	}
+	// MQTT over WebSocket: upgraded, then silent.
+	ws := websocket.Dialer{TLSClientConfig: e.tlsConfig(), Subprotocols: []string{"mqtt"}}
+	dialled := time.Now()
+	wc, _, err := ws.Dial("wss://localhost:"+portOf(e.srv.HTTPAddr())+broker.WebSocketPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc.SetReadDeadline(time.Now().Add(15 * time.Second))
+	_, _, err = wc.ReadMessage()
+	took := time.Since(dialled)
+	wc.Close()
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) || took < timeout-100*time.Millisecond || took > timeout+3*time.Second {
+		t.Errorf("silent WebSocket: %v after %s; want closed at the %s deadline", err, took.Round(time.Millisecond), timeout)
+	}
+
 	// Well past the deadline, both devices are still there.
 	withKeepalive.stillUp(t)
 	withKeepalive.mustPublish(t, events("quiet-a", "%24.mid=1"), `{"temperature": 1}`)
