@@ -16,7 +16,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warden-iot/warden/internal/ingest"
@@ -30,6 +29,21 @@ type Config struct {
 	TLS       *tls.Config // required with TLSListen
 	// PresenceFlush is how often last-seen times are written to the store.
 	PresenceFlush time.Duration
+	// MaxConnections caps the open MQTT connections of this node (TLS,
+	// TCP and WebSocket), authenticated or not; beyond it a connection is
+	// closed at once. 0: DefaultMaxConnections of the open-file limit.
+	MaxConnections int
+	// ConnectTimeout is the time from accept to a complete CONNECT, TLS
+	// handshake included; then the client's keep-alive applies.
+	// 0: DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// WriteTimeout bounds each write to a client; a client that does not
+	// take its bytes within it is dropped. 0: DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// MaxPacketSize is the largest MQTT packet accepted, in bytes; a larger
+	// one closes the connection. MQTT 5 clients are told it in the
+	// CONNACK. 0: DefaultMaxPacketSize.
+	MaxPacketSize int
 }
 
 // Broker is the running device endpoint.
@@ -48,6 +62,8 @@ type Broker struct {
 	hubHost  string              // set by SetHubHost once the listener is bound
 	presence func(PresenceEvent) // set by OnPresence before Start
 	ws       *wsListener         // MQTT over WebSocket on the HTTPS server: websocket.go
+	limits   *connLimits         // the connection cap and bounds: limits.go
+	lns      []*listener         // the TLS and TCP listeners: listener.go
 	hub      *hubState           // twins, methods, C2D: hub.go
 	dps      *dpsState           // provisioning: dps.go
 
@@ -82,6 +98,27 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 	if cfg.PresenceFlush <= 0 {
 		cfg.PresenceFlush = 15 * time.Second
 	}
+	if nofile := openFileLimit(); cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections(nofile)
+	} else if uint64(cfg.MaxConnections) >= nofile {
+		log.Warn("the MQTT connection cap is not below the open-file limit: the process may run out of file descriptors first",
+			"max_connections", cfg.MaxConnections, "open_file_limit", nofile)
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxPacketSize <= 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if cfg.MaxPacketSize > maxMQTTPacketSize {
+		return nil, fmt.Errorf("broker: maximum packet size %d is larger than MQTT allows (%d)", cfg.MaxPacketSize, maxMQTTPacketSize)
+	}
+	if cfg.MaxPacketSize < minMaxPacketSize {
+		return nil, fmt.Errorf("broker: maximum packet size %d is too small for devices (at least %d)", cfg.MaxPacketSize, minMaxPacketSize)
+	}
 	b := &Broker{
 		cfg: cfg, store: st, ingest: p, log: log, now: now,
 		sessions: map[string]*session{},
@@ -91,12 +128,15 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	b.limits = newConnLimits(cfg, b.refused, log)
 	b.hub = newHubState(b)
 	b.dps = newDPSState(b)
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1           // as IoT Hub: no QoS 2
 	caps.RetainAvailable = 0      // devices do not retain
 	caps.WildcardSubAvailable = 1 // devices subscribe to their own .../# filters
+	caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
+	caps.MaximumClientWritesPending = maxPendingWrites
 	b.mqtt = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		// mochi logs every hook at info and every client error at warn, with
@@ -104,7 +144,7 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 		// hooks log refusals themselves, without payloads.
 		Logger: slog.New(minLevel{log.With("component", "mqtt").Handler(), slog.LevelError}),
 	})
-	for _, h := range []mqtt.Hook{&authHook{b: b}, &aclHook{}, &dpsHook{b: b}, &telemetryHook{b: b}, &presenceHook{b: b}, &hubHook{b: b}} {
+	for _, h := range []mqtt.Hook{&limitsHook{maxPacket: uint32(cfg.MaxPacketSize)}, &authHook{b: b}, &aclHook{}, &dpsHook{b: b}, &telemetryHook{b: b}, &presenceHook{b: b}, &hubHook{b: b}} {
 		if err := b.mqtt.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("broker: add hook: %w", err)
 		}
@@ -112,7 +152,15 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 	if reg != nil {
 		reg.MustRegister(b.refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "warden_devices_connected", Help: "Devices connected now."},
-			func() float64 { return float64(b.ConnectedCount()) }))
+			func() float64 { return float64(b.ConnectedCount()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "warden_mqtt_connections_open",
+				Help: "Open MQTT connections (TLS, TCP, WebSocket), authenticated or not; refused beyond warden_mqtt_connections_max."},
+				func() float64 { return float64(b.limits.open.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "warden_mqtt_connections_max", Help: "The node's MQTT connection cap."},
+				func() float64 { return float64(b.limits.max) }),
+			b.limits.writeTimeouts)
 	}
 	return b, nil
 }
@@ -125,16 +173,20 @@ func (b *Broker) SetHubHost(host string) { b.hubHost = host }
 // Start opens the listeners and begins serving.
 func (b *Broker) Start() error {
 	if b.cfg.TLSListen != "" {
-		if err := b.mqtt.AddListener(listeners.NewTCP(listeners.Config{ID: "tls", Address: b.cfg.TLSListen, TLSConfig: b.cfg.TLS})); err != nil {
+		l := newListener("tls", b.cfg.TLSListen, b.cfg.TLS, b.limits, b.log)
+		if err := b.mqtt.AddListener(l); err != nil {
 			return fmt.Errorf("broker: listen on %s (TLS): %w", b.cfg.TLSListen, err)
 		}
+		b.lns = append(b.lns, l)
 	}
 	if b.cfg.TCPListen != "" {
-		if err := b.mqtt.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.cfg.TCPListen})); err != nil {
+		l := newListener("tcp", b.cfg.TCPListen, nil, b.limits, b.log)
+		if err := b.mqtt.AddListener(l); err != nil {
 			return fmt.Errorf("broker: listen on %s: %w", b.cfg.TCPListen, err)
 		}
+		b.lns = append(b.lns, l)
 	}
-	b.ws = newWSListener(b.log)
+	b.ws = newWSListener(b.log, b.limits)
 	if err := b.mqtt.AddListener(b.ws); err != nil {
 		return fmt.Errorf("broker: websocket endpoint: %w", err)
 	}
@@ -143,7 +195,21 @@ func (b *Broker) Start() error {
 	}
 	b.started = true
 	go b.flushPresenceLoop()
+	b.log.Info("MQTT limits", "max_connections", b.cfg.MaxConnections, "connect_timeout", b.cfg.ConnectTimeout,
+		"write_timeout", b.cfg.WriteTimeout, "max_packet_size", b.cfg.MaxPacketSize)
 	return nil
+}
+
+// Health is nil while every MQTT listener accepts connections, or says
+// which does not and why.
+func (b *Broker) Health() error {
+	var errs []error
+	for _, l := range b.lns {
+		if err := l.Health(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // WebSocketHandler serves MQTT over WebSocket; mount it at WebSocketPath on

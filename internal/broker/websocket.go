@@ -26,14 +26,15 @@ type wsListener struct {
 	establish listeners.EstablishFn
 	closed    bool
 	upgrader  websocket.Upgrader
+	limits    *connLimits
 	log       *slog.Logger
 }
 
 const wsListenerID = "wss"
 
-func newWSListener(log *slog.Logger) *wsListener {
+func newWSListener(log *slog.Logger, limits *connLimits) *wsListener {
 	return &wsListener{
-		log: log,
+		log: log, limits: limits,
 		upgrader: websocket.Upgrader{
 			Subprotocols:     []string{"mqtt"},
 			HandshakeTimeout: 30 * time.Second,
@@ -76,14 +77,30 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this endpoint speaks MQTT over WebSocket (subprotocol mqtt)", http.StatusUpgradeRequired)
 		return
 	}
+	// The connection counts against the node's MQTT connection cap until
+	// it ends.
+	if !l.limits.acquire(wsListenerID, r.RemoteAddr) {
+		http.Error(w, "MQTT connection limit reached", http.StatusServiceUnavailable)
+		return
+	}
+	defer l.limits.release()
 	c, err := l.upgrader.Upgrade(w, r, nil) // writes its own error answer
 	if err != nil {
 		l.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	if err := establish(wsListenerID, &wsConn{Conn: c.NetConn(), ws: c}); err != nil && !errors.Is(err, io.EOF) {
+	// The CONNECT must arrive within the connect timeout; mochi then sets
+	// the keep-alive deadline.
+	c.NetConn().SetReadDeadline(time.Now().Add(l.limits.connectTimeout))
+	conn := &wsConn{Conn: c.NetConn(), ws: c, limits: l.limits}
+	err = establish(wsListenerID, &connectGuard{Conn: conn})
+	if errors.Is(err, errConnectTooLarge) {
+		l.limits.refusedConnect.Inc()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
 		l.log.Debug("websocket MQTT connection ended", "remote", r.RemoteAddr, "err", err)
 	}
+	c.Close()
 }
 
 // wsConn is an MQTT byte stream over WebSocket binary messages: a message
@@ -92,6 +109,7 @@ type wsConn struct {
 	net.Conn // deadlines, addresses and Close of the underlying connection
 	ws       *websocket.Conn
 	r        io.Reader // the message being read, if any
+	limits   *connLimits
 }
 
 var errTextFrame = errors.New("MQTT over WebSocket needs binary messages")
@@ -120,11 +138,23 @@ func (c *wsConn) Read(p []byte) (int, error) {
 	}
 }
 
+// Write sends p as one binary message; a message that cannot be written
+// within the write timeout drops the client.
 func (c *wsConn) Write(p []byte) (int, error) {
+	c.ws.SetWriteDeadline(time.Now().Add(c.limits.writeTimeout))
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		// gorilla hides the deadline error behind its own net.Error.
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			c.limits.writeTimedOut(c.RemoteAddr().String())
+			c.ws.Close()
+		}
 		return 0, err
 	}
 	return len(p), nil
 }
+
+// SetDeadline sets the read deadline (mochi's keep-alive); writes have
+// their own bound.
+func (c *wsConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
 
 func (c *wsConn) Close() error { return c.ws.Close() }

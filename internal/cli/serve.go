@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/server"
 )
@@ -39,6 +40,10 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", "warden-data", "directory for the database, certificates and keys")
 	fs.StringVar(&cfg.MQTTListen, "mqtt-listen", ":8883", "MQTT over TLS listen address (empty: off)")
 	fs.StringVar(&cfg.MQTTTCPListen, "mqtt-tcp-listen", "", "plain-TCP MQTT listen address, e.g. :1883 (empty: off)")
+	fs.IntVar(&cfg.MQTTMaxConnections, "mqtt-max-connections", 0, "cap on open MQTT connections of this node, authenticated or not (TLS, TCP and WebSocket); 0: the open-file limit less a reserve")
+	fs.DurationVar(&cfg.MQTTConnectTimeout, "mqtt-connect-timeout", broker.DefaultConnectTimeout, "time a new MQTT connection has for its TLS handshake and CONNECT packet")
+	fs.DurationVar(&cfg.MQTTWriteTimeout, "mqtt-write-timeout", broker.DefaultWriteTimeout, "time each write to an MQTT client may take; a client that does not read is dropped after it")
+	fs.IntVar(&cfg.MQTTMaxPacketSize, "mqtt-max-packet-size", broker.DefaultMaxPacketSize, "largest MQTT packet accepted, in bytes (a larger one closes the connection)")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", ":8443", "HTTPS API listen address")
 	fs.Var(&hostnames, "hostname", "host name(s) devices use to reach this server, comma-separated or repeated; the first is the hub host name (default localhost)")
 	fs.StringVar(&cfg.Database, "database", "", "database: empty for SQLite in the data dir, sqlite:<path>, or postgres://user@host/db")

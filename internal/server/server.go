@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,6 +79,17 @@ type Config struct {
 	// TrustedProxies are reverse proxies in front of the HTTPS API whose
 	// X-Forwarded-For header names the client.
 	TrustedProxies []netip.Prefix
+
+	// MQTT connection limits (zero values: the broker's defaults): a
+	// per-node cap on open connections, authenticated or not (default from
+	// the open-file limit), the time from accept to CONNECT (TLS handshake
+	// included), the bound on each write to a client, and the largest
+	// packet accepted.
+	MQTTMaxConnections int
+	MQTTConnectTimeout time.Duration
+	MQTTWriteTimeout   time.Duration
+	MQTTMaxPacketSize  int
+
 	// Out receives the one-time operator token banner.
 	Out io.Writer
 }
@@ -179,9 +191,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	// Alarms are evaluated on what the group commit made durable.
 	s.pipeline = ingest.New(s.monitor.Wrap(s.engine), ingest.Config{}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
 	s.broker, err = broker.New(broker.Config{
-		TLSListen: cfg.MQTTListen,
-		TCPListen: cfg.MQTTTCPListen,
-		TLS:       s.pki.TLSConfig(),
+		TLSListen:      cfg.MQTTListen,
+		TCPListen:      cfg.MQTTTCPListen,
+		TLS:            s.pki.TLSConfig(),
+		MaxConnections: cfg.MQTTMaxConnections,
+		ConnectTimeout: cfg.MQTTConnectTimeout,
+		WriteTimeout:   cfg.MQTTWriteTimeout,
+		MaxPacketSize:  cfg.MQTTMaxPacketSize,
 	}, s.store, s.pipeline, reg, log.With("component", "broker"), time.Now)
 	if err != nil {
 		s.store.Close()
@@ -323,7 +339,9 @@ func (s *Server) Start(ctx context.Context) error {
 	a := api.New(acfg, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
 	root := http.NewServeMux()
 	root.Handle(broker.WebSocketPath, s.broker.WebSocketHandler())
-	root.Handle("/", a.Handler())
+	apiHandler := a.Handler()
+	root.Handle("GET /healthz", s.healthz(apiHandler))
+	root.Handle("/", apiHandler)
 	s.http.Handler = root
 	s.engine.Start(ctx)
 	s.wg.Add(2)
@@ -346,6 +364,22 @@ func (s *Server) Start(ctx context.Context) error {
 		"mqtts", s.broker.Addr("tls"), "mqtt", s.broker.Addr("tcp"), "https", ln.Addr().String(),
 		"hub_host", s.hubHost, "ca", s.pki.Files.CA, "data_dir", s.cfg.DataDir)
 	return nil
+}
+
+// healthz answers 503 with the reason while an MQTT listener cannot accept
+// connections (stopped, or out of file descriptors); otherwise the API's
+// own check (the database) answers.
+func (s *Server) healthz(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.broker.Health(); err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]any{"error": err.Error(), "status": http.StatusServiceUnavailable})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // serveDebug serves pprof on its own listener, never on the API's.
