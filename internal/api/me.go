@@ -293,12 +293,10 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 		exp = now.Add(d)
 	}
 	// Nor can it outlive it: a token that ends makes only tokens that end
-	// no later.
+	// no later (without a ttl, when it ends).
 	if end := c.TokenExpiresAt; !end.IsZero() {
 		if exp.IsZero() {
-			writeError(w, http.StatusForbidden, "ttl: your own token expires at %s, so a token it makes must expire too (no later)",
-				end.UTC().Format(time.RFC3339))
-			return
+			exp = end
 		}
 		if exp.After(end) {
 			writeError(w, http.StatusForbidden, "ttl: a token cannot outlive the token that makes it (yours expires at %s)",
