@@ -129,8 +129,11 @@ type User struct {
 	PasswordHash string // argon2id in PHC form; empty until activated
 	// TOTPSecret is the sealed (tenant-key encrypted) TOTP secret; nil if
 	// none. TOTPEnabled is set once a code confirmed it.
-	TOTPSecret   []byte
-	TOTPEnabled  bool
+	TOTPSecret  []byte
+	TOTPEnabled bool
+	// FailedLogins and LockedUntil are the sign-in count and lock of the
+	// account's address; they live in SignInStore (the API fills them in
+	// for a view), the columns of the same name are no longer written.
 	FailedLogins int
 	LockedUntil  time.Time
 	LastLoginAt  time.Time
@@ -235,9 +238,6 @@ type IdentityStore interface {
 	// UseTOTPStep records that the TOTP code of time step step was used;
 	// a step not after the last one used is ErrConflict (a replayed code).
 	UseTOTPStep(ctx context.Context, userID string, step int64) error
-	// LoginFailed counts a failed sign-in; once failures reach max the
-	// account is locked until at+lockFor (and the count restarts).
-	LoginFailed(ctx context.Context, userID string, at time.Time, max int, lockFor time.Duration) (User, error)
 	// LoginSucceeded clears failures and any lock and records the time
 	// (also used by an admin to lift a lock).
 	LoginSucceeded(ctx context.Context, userID string, at time.Time) error
