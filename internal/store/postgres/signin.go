@@ -29,7 +29,10 @@ const (
 		retired_at BIGINT NOT NULL,
 		PRIMARY KEY (kind, id)
 	);
-	INSERT INTO retired_ids (kind, id, retired_at)
+	` + backfillRetiredTenants
+	// backfillRetiredTenants retires the ids of tenants deleted before
+	// retired_ids existed: every tenant the audit trail names that is gone.
+	backfillRetiredTenants = `INSERT INTO retired_ids (kind, id, retired_at)
 		SELECT 'tenant', x.id, 0 FROM (
 			SELECT owner_tenant_id AS id FROM audit_log WHERE owner_tenant_id <> ''
 			UNION SELECT tenant_id FROM audit_log WHERE tenant_id <> ''

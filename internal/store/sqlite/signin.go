@@ -27,7 +27,10 @@ const (
 		retired_at INTEGER NOT NULL,
 		PRIMARY KEY (kind, id)
 	);
-	INSERT OR IGNORE INTO retired_ids (kind, id, retired_at)
+	` + backfillRetiredTenants
+	// backfillRetiredTenants retires the ids of tenants deleted before
+	// retired_ids existed: every tenant the audit trail names that is gone.
+	backfillRetiredTenants = `INSERT OR IGNORE INTO retired_ids (kind, id, retired_at)
 		SELECT 'tenant', id, 0 FROM (
 			SELECT owner_tenant_id AS id FROM audit_log WHERE owner_tenant_id <> ''
 			UNION SELECT tenant_id FROM audit_log WHERE tenant_id <> ''

@@ -79,3 +79,33 @@ func testRetiredIDs(t *testing.T, s store.Store) {
 		t.Error("retired for another kind")
 	}
 }
+
+// BackfillRetiredTenants checks an engine's upgrade step that retires the
+// ids of tenants deleted before retired_ids existed: backfill empties
+// retired_ids and runs the step on the store's data.
+func BackfillRetiredTenants(t *testing.T, s store.Store, backfill func() error) {
+	ctx := t.Context()
+	at := t0
+	if err := s.CreateTenant(ctx, store.Tenant{ID: "live", ParentID: store.RootTenantID, Name: "Live", CreatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	seal := func(e *store.AuditEntry) error { e.Hash = []byte{byte(e.Seq)}; return nil }
+	for _, e := range []store.AuditEntry{
+		{At: at, TenantID: store.RootTenantID, OwnerTenantID: "gone-owner", Action: "device.read", Target: "d1"},
+		{At: at, TenantID: "gone-actor", OwnerTenantID: "gone-actor", Action: "auth.login", Target: "x@example.com"},
+		{At: at, TenantID: "live", OwnerTenantID: "live", Action: "auth.login", Target: "y@example.com"},
+		{At: at, Action: "auth.login", Target: "nobody@example.com"},
+	} {
+		if _, err := s.AppendAudit(ctx, e, seal); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := backfill(); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"gone-owner": true, "gone-actor": true, "live": false, store.RootTenantID: false, "": false} {
+		if got, err := s.IDRetired(ctx, "tenant", id); err != nil || got != want {
+			t.Errorf("IDRetired(%q) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+}
