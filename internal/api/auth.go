@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/mail"
 	"strconv"
 	"strings"
 	"time"
@@ -31,10 +30,13 @@ const (
 	SessionMax      = 7 * 24 * time.Hour // and none lives longer than this
 	sessionTouchGap = time.Minute        // activity is written at most this often
 
-	// MaxFailedLogins failed sign-ins in a row lock an account for
-	// LockDuration; each failure before that slows the answer.
+	// MaxFailedLogins failed sign-ins in a row with one e-mail address
+	// (with or without an account) lock it for LockDuration; each failure
+	// before that slows the answer. A count quiet for FailureMemory starts
+	// again.
 	MaxFailedLogins = 5
 	LockDuration    = 15 * time.Minute
+	FailureMemory   = 15 * time.Minute
 	failureDelay    = 250 * time.Millisecond
 
 	// MaxSignInFailuresPerIP failed sign-ins (or reset requests) from one
@@ -53,6 +55,8 @@ type caller struct {
 	TokenID   string    // set when a bearer token was used
 	SessionID string    // set when the session cookie was used
 	ExpiresAt time.Time // the session's end, for the session cookie
+	// TokenExpiresAt is the bearer token's end (zero: it does not end).
+	TokenExpiresAt time.Time
 }
 
 type principalKey struct{}
@@ -127,13 +131,13 @@ func (a *API) identify(r *http.Request) (caller, error) {
 				return caller{}, fmt.Errorf("tenant of token %s: %w", tok.ID, err)
 			}
 			return caller{Subject: access.Subject{Name: tok.Name, TenantID: tok.TenantID, TenantPath: t.Path,
-				Role: tok.Role, Scopes: tok.Scopes}, ActorID: tok.ID, TokenID: tok.ID}, nil
+				Role: tok.Role, Scopes: tok.Scopes}, ActorID: tok.ID, TokenID: tok.ID, TokenExpiresAt: tok.ExpiresAt}, nil
 		}
 		c, err := a.userCaller(ctx, tok.UserID)
 		if err != nil {
 			return caller{}, err
 		}
-		c.Scopes, c.TokenID = tok.Scopes, tok.ID
+		c.Scopes, c.TokenID, c.TokenExpiresAt = tok.Scopes, tok.ID, tok.ExpiresAt
 		return c, nil
 	}
 	ck, err := r.Cookie(SessionCookie)
@@ -204,14 +208,39 @@ func (a *API) userCaller(ctx context.Context, userID string) (caller, error) {
 	return c, nil
 }
 
-// normalizeEmail checks an e-mail address and returns it in lower case.
-func normalizeEmail(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	addr, err := mail.ParseAddress(s)
-	if err != nil || addr.Address != s || addr.Name != "" || len(s) > 254 {
-		return "", fmt.Errorf("%q is not an e-mail address", s)
+// normalizeEmail checks an e-mail address to be stored and returns its
+// normal form (identity.NormalizeEmail).
+func normalizeEmail(s string) (string, error) { return identity.NormalizeEmail(s) }
+
+// userByEmail finds the account of an address as typed: by its normal
+// form or, failing that, as addresses were stored before they were
+// normalised (trimmed and in lower case only).
+func (a *API) userByEmail(ctx context.Context, typed string) (store.User, error) {
+	key := identity.EmailKey(typed)
+	u, err := a.store.UserByEmail(ctx, key)
+	if legacy := strings.ToLower(strings.TrimSpace(typed)); errors.Is(err, store.ErrNotFound) && legacy != key {
+		return a.store.UserByEmail(ctx, legacy)
 	}
-	return strings.ToLower(s), nil
+	return u, err
+}
+
+// signInKey is what failed sign-ins of an address are counted under: a
+// hash of its normal form, so the table holds no addresses.
+func signInKey(email string) []byte {
+	return identity.HashSecret("warden-sign-in\x00" + identity.EmailKey(email))
+}
+
+// withSignInLock sets the account's sign-in lock, for its view.
+func (a *API) withSignInLock(ctx context.Context, u *store.User) error {
+	f, err := a.store.SignInFailures(ctx, signInKey(u.Email))
+	if err != nil {
+		return err
+	}
+	u.LockedUntil, u.FailedLogins = time.Time{}, f.Failures
+	if a.now().Before(f.LockedUntil) {
+		u.LockedUntil = f.LockedUntil
+	}
+	return nil
 }
 
 // Session is the answer of a sign-in and of GET /api/v1/session.
@@ -236,38 +265,45 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	call, _ := ctx.Value(auditCallKey{}).(*auditCall)
-	email := strings.ToLower(strings.TrimSpace(req.Email))
+	email := identity.EmailKey(req.Email)
 	if call != nil {
 		call.target = truncate(email, 254)
 	}
 	if !a.ipAllowed(w, r) {
 		return
 	}
-	const wrong = "wrong e-mail address or password"
-	u, err := a.store.UserByEmail(ctx, email)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && u.PasswordHash == "") {
-		_, _ = identity.VerifyPassword(req.Password, dummyHash)
-		a.signins.add(a.clientIP(r), a.now())
-		writeError(w, http.StatusUnauthorized, wrong)
-		return
-	}
+	// A known and an unknown address take the same steps, the same time
+	// and get the same answers: the same look-ups, the same argon2 work,
+	// the same failure count, slow-down and lock.
+	key := signInKey(email)
+	f, err := a.store.SignInFailures(ctx, key)
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	if call != nil {
+	u, err := a.userByEmail(ctx, req.Email)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.storeError(w, err)
+		return
+	}
+	known := err == nil && u.PasswordHash != ""
+	if known && call != nil {
 		call.actAs(u)
 	}
 	now := a.now()
-	if now.Before(u.LockedUntil) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(u.LockedUntil.Sub(now).Seconds())+1))
-		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins: the account is locked until %s", u.LockedUntil.UTC().Format(time.RFC3339))
+	if now.Before(f.LockedUntil) {
+		a.signInLocked(w, f.LockedUntil)
 		return
 	}
-	ok, err := identity.VerifyPassword(req.Password, u.PasswordHash)
-	if err != nil {
+	hash := dummyHash
+	if known {
+		hash = u.PasswordHash
+	}
+	ok, err := identity.VerifyPassword(req.Password, hash)
+	if err != nil && known {
 		a.log.Error("stored password hash unreadable", "user", u.ID, "err", err)
 	}
+	ok = ok && known
 	if ok && u.TOTPEnabled {
 		if req.TOTP == "" {
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "a one-time code (TOTP) is required", "status": 401, "totpRequired": true})
@@ -276,17 +312,22 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		ok = a.checkTOTP(ctx, u, req.TOTP)
 	}
 	if !ok {
-		a.loginFailed(ctx, w, r, u)
+		a.signInFailed(ctx, w, r, key)
 		return
 	}
 	if u.Status != store.UserActive {
 		writeError(w, http.StatusForbidden, "the account is %s", u.Status)
 		return
 	}
+	if err := a.store.ClearSignInFailures(ctx, key); err != nil {
+		a.storeError(w, err)
+		return
+	}
 	if err := a.store.LoginSucceeded(ctx, u.ID, now.UTC()); err != nil {
 		a.storeError(w, err)
 		return
 	}
+	u.LockedUntil, u.FailedLogins = time.Time{}, 0
 	secret, err := identity.NewSecret()
 	if err != nil {
 		a.storeError(w, err)
@@ -310,29 +351,36 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Session{User: userView(u, true), CSRFToken: csrfToken(secret), ExpiresAt: sess.ExpiresAt})
 }
 
-// loginFailed counts a failure, slows the answer down and locks the
-// account after MaxFailedLogins.
-func (a *API) loginFailed(ctx context.Context, w http.ResponseWriter, r *http.Request, u store.User) {
-	a.signins.add(a.clientIP(r), a.now())
-	u2, err := a.store.LoginFailed(ctx, u.ID, a.now().UTC(), MaxFailedLogins, LockDuration)
+// signInFailed counts a failure of the address (and of the client's),
+// slows the answer down and locks the address after MaxFailedLogins.
+func (a *API) signInFailed(ctx context.Context, w http.ResponseWriter, r *http.Request, key []byte) {
+	now := a.now()
+	a.signins.add(a.limitKey(r), now)
+	f, err := a.store.AddSignInFailure(ctx, key, now.UTC(), FailureMemory, MaxFailedLogins, LockDuration)
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	if !u2.LockedUntil.IsZero() && a.now().Before(u2.LockedUntil) {
-		a.log.Warn("account locked after failed sign-ins", "user", u.ID)
-		w.Header().Set("Retry-After", strconv.Itoa(int(LockDuration.Seconds())))
-		writeError(w, http.StatusTooManyRequests, "too many failed sign-ins: the account is locked until %s", u2.LockedUntil.UTC().Format(time.RFC3339))
+	if now.Before(f.LockedUntil) {
+		a.log.Warn("sign-in locked after failed sign-ins", "ip", a.clientIP(r))
+		a.signInLocked(w, f.LockedUntil)
 		return
 	}
-	delay := time.Duration(u2.FailedLogins) * failureDelay
-	t := time.NewTimer(delay)
+	t := time.NewTimer(time.Duration(f.Failures) * failureDelay)
 	select {
 	case <-t.C:
 	case <-ctx.Done():
 		t.Stop()
 	}
 	writeError(w, http.StatusUnauthorized, "wrong e-mail address or password")
+}
+
+// signInLocked answers a sign-in with a locked address; the answer is
+// the same whether the address has an account or not.
+func (a *API) signInLocked(w http.ResponseWriter, until time.Time) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(a.now()).Seconds())+1))
+	writeError(w, http.StatusTooManyRequests, "too many failed sign-ins with this e-mail address: try again after %s",
+		until.UTC().Format(time.RFC3339))
 }
 
 func (a *API) logout(w http.ResponseWriter, r *http.Request) {
@@ -385,6 +433,10 @@ func (a *API) setPasswordWithToken(ctx context.Context, token, password, purpose
 		// Give the link back: the user did nothing wrong but choose.
 		_ = a.store.CreateUserToken(ctx, tok)
 		return store.User{}, &authError{http.StatusBadRequest, err.Error()}
+	}
+	// A new password lifts a sign-in lock.
+	if err := a.store.ClearSignInFailures(ctx, signInKey(u.Email)); err != nil {
+		return store.User{}, err
 	}
 	if u.Status == store.UserDisabled {
 		return store.User{}, &authError{http.StatusForbidden, "the account is disabled"}
@@ -457,19 +509,25 @@ func (a *API) requestReset(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	email := strings.ToLower(strings.TrimSpace(req.Email))
+	email := identity.EmailKey(req.Email)
 	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
 		call.target = truncate(email, 254)
 	}
 	if !a.ipAllowed(w, r) {
 		return
 	}
-	a.signins.add(a.clientIP(r), a.now()) // every reset request counts: each may send a mail
-	u, err := a.store.UserByEmail(r.Context(), email)
+	a.signins.add(a.limitKey(r), a.now()) // every reset request counts: each may send a mail
+	u, err := a.userByEmail(r.Context(), req.Email)
 	if err == nil && u.Status != store.UserDisabled && a.cfg.Mailer != nil {
-		if _, _, err := a.sendLink(r.Context(), u, store.PurposeReset); err != nil {
-			a.log.Error("send password reset", "user", u.ID, "err", err)
-		}
+		// The link is made and mailed after the answer, so that an
+		// account's address does not answer slower than an unknown one.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Minute)
+		go func() {
+			defer cancel()
+			if _, _, err := a.sendLink(ctx, u, store.PurposeReset); err != nil {
+				a.log.Error("send password reset", "user", u.ID, "err", err)
+			}
+		}()
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		a.log.Error("password reset lookup", "err", err)
 	}
@@ -497,10 +555,14 @@ func (a *API) checkTOTP(ctx context.Context, u store.User, code string) bool {
 	return true
 }
 
+// limitKey is the key the client's address is limited under: its IPv4
+// address or its IPv6 /64.
+func (a *API) limitKey(r *http.Request) string { return limitKey(a.clientIP(r)) }
+
 // ipAllowed answers 429 when the client's address has used up its sign-in
 // attempts.
 func (a *API) ipAllowed(w http.ResponseWriter, r *http.Request) bool {
-	over, until := a.signins.exceeded(a.clientIP(r), a.now())
+	over, until := a.signins.exceeded(a.limitKey(r), a.now())
 	if !over {
 		return true
 	}

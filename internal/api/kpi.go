@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -199,6 +200,14 @@ func (a *API) kpiReport(w http.ResponseWriter, r *http.Request) {
 		if devs, ok = a.devicesWithin(w, r, devs, id); !ok {
 			return
 		}
+		// A tenant the caller may neither read nor see a device of
+		// answers like one that does not exist.
+		if len(devs) == 0 {
+			if _, _, err := a.namedTenant(ctx, id); err != nil {
+				a.storeError(w, err)
+				return
+			}
+		}
 	}
 	byDevice, err := a.kpiAlarms(ctx, devs, from, to)
 	if err != nil {
@@ -259,6 +268,9 @@ func (a *API) devicesWithin(w http.ResponseWriter, r *http.Request, devs []store
 	ctx := r.Context()
 	cache := a.newResolverCache()
 	t, err := cache.tenant(ctx, tenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		err = noTenant(tenantID)
+	}
 	if err != nil {
 		a.storeError(w, err)
 		return nil, false

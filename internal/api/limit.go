@@ -1,9 +1,27 @@
 package api
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 )
+
+// limitKey is the key the sign-in limit counts a client address under:
+// an IPv4 address as it is (also when written as an IPv4-mapped IPv6
+// address), an IPv6 address by its /64, the smallest block one subscriber
+// is given, so a client cannot dodge the limit by walking its own
+// prefix.
+func limitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}
 
 // windowLimiter counts events per key (a client IP) in fixed windows: at
 // most max events per window. It guards sign-in and reset requests from

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -51,5 +52,53 @@ func TestClientIP(t *testing.T) {
 		if got := a.clientIP(r); got != c.want {
 			t.Errorf("peer %s, X-Forwarded-For %q: %s, want %s", c.peer, c.xff, got, c.want)
 		}
+	}
+}
+
+func TestLimitKey(t *testing.T) {
+	for _, c := range []struct{ ip, want string }{
+		{"203.0.113.7", "203.0.113.7"},
+		{"::ffff:203.0.113.7", "203.0.113.7"}, // IPv4-mapped is IPv4
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"not an address", "not an address"},
+	} {
+		if got := limitKey(c.ip); got != c.want {
+			t.Errorf("limitKey(%q) = %q, want %q", c.ip, got, c.want)
+		}
+	}
+}
+
+// One IPv6 /64 is one client: walking its addresses does not reset the
+// limit, and an IPv4-mapped address counts as its IPv4 address.
+func TestSignInLimitPerIPv6Prefix(t *testing.T) {
+	a := &API{signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow), now: time.Now}
+	req := func(peer string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/login", nil)
+		r.RemoteAddr = peer
+		return r
+	}
+	now := time.Now()
+	for i := range MaxSignInFailuresPerIP {
+		// Every attempt from another address of the same /64.
+		a.signins.add(a.limitKey(req(fmt.Sprintf("[2001:db8:aa:bb::%x]:4000", i+1))), now)
+	}
+	if over, _ := a.signins.exceeded(a.limitKey(req("[2001:db8:aa:bb:dead:beef:1:2]:4000")), now); !over {
+		t.Error("a fresh address of the same /64 is not limited")
+	}
+	if over, _ := a.signins.exceeded(a.limitKey(req("[2001:db8:aa:bc::1]:4000")), now); over {
+		t.Error("the neighbouring /64 is limited")
+	}
+	for range MaxSignInFailuresPerIP {
+		a.signins.add(a.limitKey(req("[::ffff:198.51.100.4]:4000")), now)
+	}
+	if over, _ := a.signins.exceeded(a.limitKey(req("198.51.100.4:4000")), now); !over {
+		t.Error("IPv4 and its IPv4-mapped form are counted apart")
+	}
+	w := httptest.NewRecorder()
+	if a.ipAllowed(w, req("[2001:db8:aa:bb::77]:1")) || w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+		t.Errorf("ipAllowed: %d %v", w.Code, w.Header())
 	}
 }

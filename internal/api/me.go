@@ -17,7 +17,12 @@ import (
 )
 
 func (a *API) getMe(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, userView(loaded[store.User](r.Context()), true))
+	u := loaded[store.User](r.Context())
+	if err := a.withSignInLock(r.Context(), &u); err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, userView(u, true))
 }
 
 func (a *API) updateMe(w http.ResponseWriter, r *http.Request) {
@@ -286,6 +291,18 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		exp = now.Add(d)
+	}
+	// Nor can it outlive it: a token that ends makes only tokens that end
+	// no later (without a ttl, when it ends).
+	if end := c.TokenExpiresAt; !end.IsZero() {
+		if exp.IsZero() {
+			exp = end
+		}
+		if exp.After(end) {
+			writeError(w, http.StatusForbidden, "ttl: a token cannot outlive the token that makes it (yours expires at %s)",
+				end.UTC().Format(time.RFC3339))
+			return
+		}
 	}
 	secret, err1 := identity.NewSecret()
 	id, err2 := identity.NewID("tok")

@@ -217,8 +217,31 @@ func scopeTenant(a *API, r *http.Request) (access.Resource, any, error) {
 	if id == "" {
 		id = principal(r.Context()).TenantID
 	}
-	res, t, err := a.tenantResource(r.Context(), id)
+	res, t, err := a.namedTenant(r.Context(), id)
 	return res, t, err
+}
+
+// noTenant is the one answer for a tenant id that names no tenant and for
+// one that names a tenant the caller may not know of.
+func noTenant(id string) error { return fmt.Errorf("tenant %q: %w", id, store.ErrNotFound) }
+
+// namedTenant resolves a tenant a caller names (?tenant=, a body's
+// tenantId): its own, one above it (its path shows them), or one it may
+// read. Any other, existing or not, is noTenant: whether a tenant id
+// exists is not told to those who may not see it.
+func (a *API) namedTenant(ctx context.Context, id string) (access.Resource, store.Tenant, error) {
+	res, t, err := a.tenantResource(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return access.Resource{}, store.Tenant{}, noTenant(id)
+	}
+	if err != nil {
+		return res, t, err
+	}
+	c := principal(ctx)
+	if t.ID == c.TenantID || access.Within(c.TenantPath, t.Path) || a.allowed(ctx, access.TenantRead, res) {
+		return res, t, nil
+	}
+	return access.Resource{}, store.Tenant{}, noTenant(id)
 }
 
 // scopeKind is scopeTenant for resources of another kind that live in a
@@ -343,8 +366,8 @@ func (a *API) listScope(w http.ResponseWriter, r *http.Request) ([]string, bool)
 		// A tenant the caller may not see answers like one that does
 		// not exist.
 		res, _, err := a.tenantResource(r.Context(), id)
-		if err == nil && !a.allowed(r.Context(), access.TenantRead, res) {
-			err = fmt.Errorf("tenant %q: %w", id, store.ErrNotFound)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !a.allowed(r.Context(), access.TenantRead, res)) {
+			err = noTenant(id)
 		}
 		if err != nil {
 			a.storeError(w, err)
@@ -468,7 +491,9 @@ func (a *API) inTenant(w http.ResponseWriter, r *http.Request, tenantID string, 
 	if tenantID == "" {
 		tenantID = principal(r.Context()).TenantID
 	}
-	res, _, err := a.tenantResource(r.Context(), tenantID)
+	// A tenant the caller may not know of answers like one that does
+	// not exist.
+	res, _, err := a.namedTenant(r.Context(), tenantID)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusBadRequest, "tenantId: no tenant %q", tenantID)
 		return "", res, false

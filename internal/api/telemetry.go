@@ -65,43 +65,72 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	tenant := q.Get("tenant")
-	if tenant == "" {
+	known := tenant == ""
+	if known {
 		tenant = principal(r.Context()).TenantID
+	} else {
+		_, _, err := a.namedTenant(r.Context(), tenant)
+		known = err == nil
 	}
-	page, err := a.tsdb.FleetLatest(r.Context(), tenant, q.Get("after"), limit)
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	// The page is one tenant's; each device still passes the policy
-	// (a service desk sees only devices of switched-on sites).
-	ids := make([]string, len(page))
-	for i, d := range page {
-		ids[i] = d.DeviceID
-	}
-	devs, err := a.store.FindDevices(r.Context(), store.DeviceFilter{IDs: ids})
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	cache, may := a.newResolverCache(), map[string]bool{}
-	for _, d := range devs {
-		res, err := cache.device(r.Context(), d)
+	// Pages are read until limit devices the caller may see are found (or
+	// the tenant's end), so that "next" names only a device of the page:
+	// never one the caller may not know of.
+	out := make([]DeviceLatest, 0, min(limit, 1000))
+	cache, after, more := a.newResolverCache(), q.Get("after"), false
+	for {
+		page, err := a.tsdb.FleetLatest(r.Context(), tenant, after, limit)
 		if err != nil {
 			a.storeError(w, err)
 			return
 		}
-		may[d.ID] = a.allowed(r.Context(), access.DeviceData, res)
-	}
-	out := make([]DeviceLatest, 0, len(page))
-	for _, d := range page {
-		if may[d.DeviceID] {
+		// The page is one tenant's; each device still passes the policy
+		// (a service desk sees only devices of switched-on sites).
+		ids := make([]string, len(page))
+		for i, d := range page {
+			ids[i] = d.DeviceID
+		}
+		devs, err := a.store.FindDevices(r.Context(), store.DeviceFilter{IDs: ids})
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		may := map[string]bool{}
+		for _, d := range devs {
+			res, err := cache.device(r.Context(), d)
+			if err != nil {
+				a.storeError(w, err)
+				return
+			}
+			may[d.ID] = a.allowed(r.Context(), access.DeviceData, res)
+		}
+		for _, d := range page {
+			if !may[d.DeviceID] {
+				continue
+			}
+			if len(out) == limit {
+				more = true
+				break
+			}
 			out = append(out, DeviceLatest{DeviceID: d.DeviceID, Metrics: metrics(d.Metrics)})
 		}
+		if len(page) < limit {
+			break // the tenant's end
+		}
+		if len(out) == limit {
+			more = true // there may be more after the page
+			break
+		}
+		after = page[len(page)-1].DeviceID
+	}
+	// A tenant the caller may neither read nor see a device of answers
+	// like one that does not exist.
+	if !known && len(out) == 0 && q.Get("after") == "" {
+		a.storeError(w, noTenant(tenant))
+		return
 	}
 	resp := map[string]any{"devices": out}
-	if len(page) == limit {
-		resp["next"] = page[len(page)-1].DeviceID
+	if more && len(out) > 0 {
+		resp["next"] = out[len(out)-1].DeviceID
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -47,6 +47,15 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("tenant")
 	if id == "" {
 		id = principal(r.Context()).TenantID
+	} else if res, _, err := a.tenantResource(r.Context(), id); errors.Is(err, store.ErrNotFound) ||
+		(err == nil && !a.allowed(r.Context(), access.TenantRead, res)) {
+		// A tenant the caller may not see answers like one that does
+		// not exist.
+		a.storeError(w, noTenant(id))
+		return
+	} else if err != nil {
+		a.storeError(w, err)
+		return
 	}
 	ts, err := a.store.TenantsUnder(r.Context(), id)
 	if err != nil {
@@ -134,7 +143,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
 	if req.ParentID == "" {
 		req.ParentID = principal(r.Context()).TenantID
 	}
-	res, _, err := a.tenantResource(r.Context(), req.ParentID)
+	res, _, err := a.namedTenant(r.Context(), req.ParentID)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusBadRequest, "parentId: no tenant %q", req.ParentID)
 		return
@@ -167,7 +176,17 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
 	if d := req.TelemetryRetentionDays; d != nil {
 		t.RetentionDays = *d
 	}
-	if err := a.store.CreateTenant(r.Context(), t); err != nil {
+	// The id of a deleted tenant is never used again: its history (the
+	// access log) is keyed by it and must not pass to a newcomer. It
+	// answers like a taken id.
+	retired, err := a.store.IDRetired(r.Context(), "tenant", t.ID)
+	if err == nil && retired {
+		err = fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
+	}
+	if err == nil {
+		err = a.store.CreateTenant(r.Context(), t)
+	}
+	if err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -219,6 +238,11 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
+	// Retired first: should the deletion fail, the id stays in use anyway.
+	if err := a.store.RetireID(r.Context(), "tenant", t.ID, a.now().UTC()); err != nil {
+		a.storeError(w, err)
+		return
+	}
 	if err := a.store.DeleteTenant(r.Context(), t.ID); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			writeError(w, http.StatusConflict, "tenant %s has sub-tenants: delete them first", t.ID)
@@ -229,6 +253,11 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, d := range devs {
 		a.endpoint.Disconnect(d.ID)
+		if a.cfg.Monitor != nil {
+			// Its rule and maintenance state go with it, so that a
+			// device made later with the same id starts afresh.
+			a.cfg.Monitor.DeviceChanged(r.Context(), d.ID, true)
+		}
 	}
 	if a.cfg.Keys != nil {
 		// Without its keys, whatever of the tenant is left in backups

@@ -204,6 +204,10 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 	u := loaded[store.User](r.Context())
+	if err := a.withSignInLock(r.Context(), &u); err != nil {
+		a.storeError(w, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, userView(u, a.allowed(r.Context(), access.UserManage, resourceOf(r.Context()))))
 }
 
@@ -273,12 +277,15 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if req.Unlock && u.PasswordHash != "" {
-		if err := a.store.LoginSucceeded(r.Context(), u.ID, u.LastLoginAt); err != nil {
+	if req.Unlock {
+		if err := a.store.ClearSignInFailures(r.Context(), signInKey(u.Email)); err != nil {
 			a.storeError(w, err)
 			return
 		}
-		u.LockedUntil, u.FailedLogins = time.Time{}, 0
+	}
+	if err := a.withSignInLock(r.Context(), &u); err != nil {
+		a.storeError(w, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, userView(u, true))
 }

@@ -850,7 +850,7 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 	fs := in.fs
 	name := fs.String("name", "", "what the token is for (create)")
 	readOnly := fs.Bool("read-only", false, "the token may only read (create)")
-	ttl := fs.Duration("ttl", 0, "lifetime, e.g. 720h (create; default: until revoked)")
+	ttl := fs.Duration("ttl", 0, "lifetime, e.g. 720h, at most that of the token used (create; default: until revoked, or until the token used ends)")
 	err = in.parse(args, map[string]arity{"create": {0, 0, ""}, "list": {0, 0, ""}, "revoke": {1, 1, "a token id"}})
 	if err != nil {
 		return err

@@ -199,7 +199,8 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 	}
 
 	// API tokens of the signed-in account.
-	out, errOut = mustRun(t, "token", "create", "--name", "dashboard", "--read-only", "--ttl", "720h")
+	// (The login token ends in 30 days; a token it makes may not end later.)
+	out, errOut = mustRun(t, "token", "create", "--name", "dashboard", "--read-only", "--ttl", "240h")
 	ro := strings.TrimSpace(out)
 	if ro == "" || strings.Count(out, "\n") != 1 || !strings.Contains(errOut, "shown only now") {
 		t.Fatalf("token create printed %q, %q", out, errOut)

@@ -129,8 +129,11 @@ type User struct {
 	PasswordHash string // argon2id in PHC form; empty until activated
 	// TOTPSecret is the sealed (tenant-key encrypted) TOTP secret; nil if
 	// none. TOTPEnabled is set once a code confirmed it.
-	TOTPSecret   []byte
-	TOTPEnabled  bool
+	TOTPSecret  []byte
+	TOTPEnabled bool
+	// FailedLogins and LockedUntil are the sign-in count and lock of the
+	// account's address; they live in SignInStore (the API fills them in
+	// for a view), the columns of the same name are no longer written.
 	FailedLogins int
 	LockedUntil  time.Time
 	LastLoginAt  time.Time
@@ -235,9 +238,6 @@ type IdentityStore interface {
 	// UseTOTPStep records that the TOTP code of time step step was used;
 	// a step not after the last one used is ErrConflict (a replayed code).
 	UseTOTPStep(ctx context.Context, userID string, step int64) error
-	// LoginFailed counts a failed sign-in; once failures reach max the
-	// account is locked until at+lockFor (and the count restarts).
-	LoginFailed(ctx context.Context, userID string, at time.Time, max int, lockFor time.Duration) (User, error)
 	// LoginSucceeded clears failures and any lock and records the time
 	// (also used by an admin to lift a lock).
 	LoginSucceeded(ctx context.Context, userID string, at time.Time) error
@@ -275,4 +275,40 @@ type IdentityStore interface {
 	ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error)
 	// RevokeGrant marks a grant revoked; revoking twice is ErrConflict.
 	RevokeGrant(ctx context.Context, id, by string, at time.Time) error
+}
+
+// SignInFailure is the count of failed sign-ins of one e-mail address,
+// whether or not an account has it, so that an unknown address is slowed
+// down and locked exactly like a known one (no answer tells them apart).
+type SignInFailure struct {
+	// Failures in a row, since the last success, lock or quiet window.
+	Failures int
+	// LastAt is the last failure.
+	LastAt time.Time
+	// LockedUntil is when a lock ends (zero: none).
+	LockedUntil time.Time
+}
+
+// SignInStore counts failed sign-ins per address key (a hash of the
+// normalised e-mail address) and remembers the ids that may never be used
+// again.
+type SignInStore interface {
+	// SignInFailures returns the count of a key (zero if none).
+	SignInFailures(ctx context.Context, key []byte) (SignInFailure, error)
+	// AddSignInFailure counts a failed sign-in of key at at. A count whose
+	// last failure is window or more before at (and which is not locked)
+	// starts again; reaching max locks the key until at+lockFor and starts
+	// the count again. Counts quiet for window whose lock is over are
+	// dropped, so the table holds only the last window's addresses.
+	AddSignInFailure(ctx context.Context, key []byte, at time.Time, window time.Duration, max int, lockFor time.Duration) (SignInFailure, error)
+	// ClearSignInFailures forgets a key's count and lock (a success, an
+	// admin's unlock, a new password).
+	ClearSignInFailures(ctx context.Context, key []byte) error
+
+	// RetireID records that an id of a kind ("tenant") was used and its
+	// owner deleted: it must never name anything new, so that nothing
+	// keyed by it (the access log) passes to a newcomer.
+	RetireID(ctx context.Context, kind, id string, at time.Time) error
+	// IDRetired says whether RetireID was called for kind and id.
+	IDRetired(ctx context.Context, kind, id string) (bool, error)
 }

@@ -590,23 +590,6 @@ func (s *Store) SetTOTP(ctx context.Context, userID string, secret []byte, enabl
 		secret, enabled, userID)
 }
 
-// LoginFailed counts a failed sign-in in one statement (the row lock
-// serialises concurrent failures); the failure that reaches max (if
-// max > 0) locks the account and restarts the count.
-func (s *Store) LoginFailed(ctx context.Context, userID string, at time.Time, max int, lockFor time.Duration) (store.User, error) {
-	u, err := scanUser(s.pool.QueryRow(ctx, `UPDATE users SET
-			failed_logins = CASE WHEN $1::int > 0 AND failed_logins + 1 >= $1::int THEN 0 ELSE failed_logins + 1 END,
-			locked_until = CASE WHEN $1::int > 0 AND failed_logins + 1 >= $1::int THEN $2 ELSE locked_until END
-		WHERE id = $3 RETURNING `+userColumns, int32(max), at.Add(lockFor).UnixMilli(), userID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return u, fmt.Errorf("user %q: %w", userID, store.ErrNotFound)
-	}
-	if err != nil {
-		return u, fmt.Errorf("login failed for user %q: %w", userID, err)
-	}
-	return u, nil
-}
-
 // LoginSucceeded clears failed logins and any lock, and records the
 // sign-in (package api also uses it, with the last sign-in time, to lift a
 // lock).

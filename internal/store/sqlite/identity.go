@@ -607,23 +607,6 @@ func (s *Store) SetTOTP(ctx context.Context, userID string, secret []byte, enabl
 		secret, enabled, userID)
 }
 
-// LoginFailed counts a failed sign-in in one statement; the failure that
-// reaches max (if max > 0) locks the account and restarts the count.
-func (s *Store) LoginFailed(ctx context.Context, userID string, at time.Time, max int, lockFor time.Duration) (store.User, error) {
-	until := at.Add(lockFor).UnixMilli()
-	u, err := scanUser(s.w.QueryRowContext(ctx, `UPDATE users SET
-			failed_logins = CASE WHEN ? > 0 AND failed_logins + 1 >= ? THEN 0 ELSE failed_logins + 1 END,
-			locked_until = CASE WHEN ? > 0 AND failed_logins + 1 >= ? THEN ? ELSE locked_until END
-		WHERE id = ? RETURNING `+userColumns, max, max, max, max, until, userID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return u, fmt.Errorf("user %q: %w", userID, store.ErrNotFound)
-	}
-	if err != nil {
-		return u, fmt.Errorf("login failed for user %q: %w", userID, err)
-	}
-	return u, nil
-}
-
 // LoginSucceeded clears failed logins and any lock, and records the
 // sign-in (package api also uses it, with the last sign-in time, to lift a
 // lock).

@@ -162,6 +162,8 @@ var migrations = []string{
 	migrationIdentity,
 	migrationAlarm,
 	migrationTOTPStep,
+	migrationSignInFailures,
+	migrationRetiredIDs,
 }
 
 // Migrate applies pending migrations and makes sure the root tenant exists.

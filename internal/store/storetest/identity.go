@@ -27,8 +27,8 @@ var identityTests = []suiteTest{
 	{"FindDevices", testFindDevices},
 	{"Users", testUsers},
 	{"UserPasswordAndTOTP", testUserPasswordAndTOTP},
-	{"LoginFailures", testLoginFailures},
-	{"LoginFailuresConcurrent", testLoginFailuresConcurrent},
+	{"LoginSucceeded", testLoginSucceeded},
+	{"SignInFailuresConcurrent", testSignInFailuresConcurrent},
 	{"DeleteUser", testDeleteUser},
 	{"Sessions", testSessions},
 	{"UserTokens", testUserTokens},
@@ -709,12 +709,6 @@ func testUsers(t *testing.T, s store.Store) {
 
 func testUserPasswordAndTOTP(t *testing.T, s store.Store) {
 	mustUser(t, s, newUser("u1", store.RootTenantID, store.RoleOperatorAdmin))
-	if _, err := s.LoginFailed(ctx(t), "u1", t0, 1, time.Hour); err != nil { // locks
-		t.Fatal(err)
-	}
-	if _, err := s.LoginFailed(ctx(t), "u1", t0, 5, time.Hour); err != nil { // one failure
-		t.Fatal(err)
-	}
 	if err := s.SetPassword(ctx(t), "u1", "$argon2id$v=19$hash1"); err != nil {
 		t.Fatal(err)
 	}
@@ -758,54 +752,22 @@ func testUserPasswordAndTOTP(t *testing.T, s store.Store) {
 	wantErr(t, "SetTOTP(ghost)", s.SetTOTP(ctx(t), "ghost", nil, false), store.ErrNotFound)
 }
 
-func testLoginFailures(t *testing.T, s store.Store) {
+func testLoginSucceeded(t *testing.T, s store.Store) {
 	mustUser(t, s, newUser("u1", store.RootTenantID, store.RoleOperatorAdmin))
-	const max, lockFor = 3, 15 * time.Minute
-	for i := 1; i < max; i++ {
-		u, err := s.LoginFailed(ctx(t), "u1", t0.Add(time.Duration(i)*time.Second), max, lockFor)
-		if err != nil || u.FailedLogins != i || !u.LockedUntil.IsZero() || u.ID != "u1" || u.Email != "u1@example.com" {
-			t.Fatalf("failure %d: %+v, %v; want %d failures, no lock", i, u, err, i)
-		}
-	}
-	at := t0.Add(time.Minute + 500*time.Microsecond)
-	u, err := s.LoginFailed(ctx(t), "u1", at, max, lockFor)
-	if err != nil || u.FailedLogins != 0 || !u.LockedUntil.Equal(at.Add(lockFor).Truncate(time.Millisecond)) {
-		t.Fatalf("failure %d: %+v, %v; want locked until %v and the count restarted", max, u, err, at.Add(lockFor))
-	}
-	if got, _ := s.GetUser(ctx(t), "u1"); got.FailedLogins != 0 || !got.LockedUntil.Equal(u.LockedUntil) {
-		t.Fatalf("stored after lock: %+v", got)
-	}
-	// The count goes on after a lock, and a later lock moves it.
-	if u, _ := s.LoginFailed(ctx(t), "u1", at, max, lockFor); u.FailedLogins != 1 || !u.LockedUntil.Equal(at.Add(lockFor).Truncate(time.Millisecond)) {
-		t.Fatalf("failure after lock: %+v", u)
-	}
 	login := t0.Add(2 * time.Hour)
 	if err := s.LoginSucceeded(ctx(t), "u1", login); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.GetUser(ctx(t), "u1"); got.FailedLogins != 0 || !got.LastLoginAt.Equal(login) || !got.LockedUntil.IsZero() {
-		t.Fatalf("after LoginSucceeded: %+v; want no failures, no lock", got)
-	}
-	// With a zero time (never signed in) it lifts a lock and leaves the
-	// last sign-in zero.
-	mustUser(t, s, newUser("u2", store.RootTenantID, store.RoleOperatorAdmin))
-	if u, _ := s.LoginFailed(ctx(t), "u2", t0, 1, time.Hour); u.LockedUntil.IsZero() {
-		t.Fatalf("not locked: %+v", u)
-	}
-	if err := s.LoginSucceeded(ctx(t), "u2", time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := s.GetUser(ctx(t), "u2"); !got.LockedUntil.IsZero() || !got.LastLoginAt.IsZero() || got.FailedLogins != 0 {
-		t.Fatalf("after LoginSucceeded(zero time): %+v", got)
-	}
-	if _, err := s.LoginFailed(ctx(t), "ghost", t0, max, lockFor); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("LoginFailed(ghost) error = %v", err)
+		t.Fatalf("after LoginSucceeded: %+v", got)
 	}
 	wantErr(t, "LoginSucceeded(ghost)", s.LoginSucceeded(ctx(t), "ghost", t0), store.ErrNotFound)
 }
 
-func testLoginFailuresConcurrent(t *testing.T, s store.Store) {
-	mustUser(t, s, newUser("u1", store.RootTenantID, store.RoleOperatorAdmin))
+// testSignInFailuresConcurrent: concurrent failures of one address are
+// each counted once, and the lock falls on every max-th.
+func testSignInFailuresConcurrent(t *testing.T, s store.Store) {
+	key := []byte("key")
 	const workers, each, max = 4, 5, 7
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -814,14 +776,14 @@ func testLoginFailuresConcurrent(t *testing.T, s store.Store) {
 	for range workers {
 		wg.Go(func() {
 			for range each {
-				u, err := s.LoginFailed(ctx(t), "u1", t0, max, time.Hour)
+				f, err := s.AddSignInFailure(ctx(t), key, t0, time.Hour, max, time.Hour)
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				mu.Lock()
-				counts = append(counts, u.FailedLogins)
-				if u.FailedLogins == 0 {
+				counts = append(counts, f.Failures)
+				if f.Failures == 0 {
 					locks++
 				}
 				mu.Unlock()
@@ -830,10 +792,10 @@ func testLoginFailuresConcurrent(t *testing.T, s store.Store) {
 	}
 	wg.Wait()
 	// 20 failures with max 7: locks at the 7th and 14th, 6 counted since.
-	got, _ := s.GetUser(ctx(t), "u1")
-	if got.FailedLogins != workers*each%max || locks != workers*each/max {
+	got, _ := s.SignInFailures(ctx(t), key)
+	if got.Failures != workers*each%max || locks != workers*each/max {
 		t.Fatalf("after %d concurrent failures: %d counted, %d locks (counts %v); want %d, %d",
-			workers*each, got.FailedLogins, locks, counts, workers*each%max, workers*each/max)
+			workers*each, got.Failures, locks, counts, workers*each%max, workers*each/max)
 	}
 	slices.Sort(counts)
 	want := []int{}

@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore Factory) {
 	tests = append(tests, auditTests...)
 	tests = append(tests, identityTests...)
 	tests = append(tests, alarmTests...)
+	tests = append(tests, signInTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
