@@ -243,8 +243,11 @@ func (k *Keyring) unwrap(tk store.TenantKey) (dataKey, error) {
 
 // Shred destroys every data key of a tenant: what was sealed with them can
 // never be read again, wherever copies of it are.
+// The store also purges its files of the wrapped keys; if only that part
+// failed (store.ErrNotPurged), the keys are still forgotten here.
 func (k *Keyring) Shred(ctx context.Context, tenantID string) error {
-	if err := k.store.DeleteTenantKeys(ctx, tenantID); err != nil {
+	err := k.store.DeleteTenantKeys(ctx, tenantID)
+	if err != nil && !errors.Is(err, store.ErrNotPurged) {
 		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
 	}
 	k.mu.Lock()
@@ -254,6 +257,9 @@ func (k *Keyring) Shred(ctx context.Context, tenantID string) error {
 		if key.tenantID == tenantID {
 			delete(k.keys, id)
 		}
+	}
+	if err != nil {
+		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
 	}
 	return nil
 }

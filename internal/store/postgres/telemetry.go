@@ -824,12 +824,98 @@ func (s *Store) TenantKey(ctx context.Context, id uint32) (store.TenantKey, erro
 	return s.tenantKey(ctx, `id = $1`, int64(id))
 }
 
-// DeleteTenantKeys destroys a tenant's data keys. Unlike SQLite's
-// secure_delete, PostgreSQL cannot overwrite the deleted rows: their bytes
-// stay in the table's pages until VACUUM reuses the space, and in the WAL.
+// DeleteTenantKeys destroys a tenant's data keys and leaves no live or dead
+// tuple holding them (nor any deleted before, e.g. by DeleteTenant): a
+// DELETE only marks rows dead, and their bytes stay in the table's pages
+// until the space is reused, which VACUUM does not promise. VACUUM FULL
+// rewrites the small tenant_keys table and its indexes into new files and
+// drops the old ones. It copies dead rows that a snapshot still sees, so it
+// runs once no transaction older than the deletion is open in the database
+// (see waitForHorizon). PostgreSQL's WAL, and archives of it, still hold the
+// wrapped keys: they stay protected by the master key.
 func (s *Store) DeleteTenantKeys(ctx context.Context, tenantID string) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM tenant_keys WHERE tenant_id = $1`, tenantID); err != nil {
+	var xid string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM tenant_keys WHERE tenant_id = $1`, tenantID); err != nil {
+			return err
+		}
+		// The transaction's id, as the 32-bit xid that backend_xmin is.
+		return tx.QueryRow(ctx, `SELECT (pg_current_xact_id()::text::numeric % 4294967296)::text`).Scan(&xid)
+	})
+	if err != nil {
 		return fmt.Errorf("delete keys of %q: %w", tenantID, err)
+	}
+	waitErr := s.waitForHorizon(ctx, xid, horizonWait)
+	if err := s.vacuumFull(ctx, "tenant_keys"); err != nil {
+		return fmt.Errorf("delete keys of %q: %w: %w", tenantID, store.ErrNotPurged, err)
+	}
+	if waitErr != nil {
+		return fmt.Errorf("delete keys of %q: %w: %w", tenantID, store.ErrNotPurged, waitErr)
 	}
 	return nil
 }
+
+// horizonWait bounds how long DeleteTenantKeys waits for older
+// transactions to end before it vacuums anyway.
+const horizonWait = 15 * time.Second
+
+// waitForHorizon waits until no session of this database (on any node),
+// replication slot or prepared transaction still has a snapshot that may
+// see rows as they were before transaction xid committed; VACUUM can then
+// remove what xid deleted. Sessions of other roles are visible only to
+// roles with pg_read_all_stats.
+func (s *Store) waitForHorizon(ctx context.Context, xid string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		var older int
+		err := s.pool.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL
+				AND (datid IS NULL OR datname = current_database()) AND age(backend_xmin) >= age($1::text::xid))
+			+ (SELECT count(*) FROM pg_replication_slots WHERE xmin IS NOT NULL AND age(xmin) >= age($1::text::xid))
+			+ (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database() AND age(transaction) >= age($1::text::xid))`,
+			xid).Scan(&older)
+		if err != nil {
+			return fmt.Errorf("look for older transactions: %w", err)
+		}
+		if older == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d transactions or replication slots older than the deletion stayed open for %v", older, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// vacuumFull rewrites a (small) table. It holds an exclusive lock on it
+// meanwhile, so it gives up waiting for the lock after a while, and tries
+// again, rather than queueing every other user of the table behind it.
+func (s *Store) vacuumFull(ctx context.Context, table string) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("vacuum %s: %w", table, err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET lock_timeout = '2s'`); err != nil {
+		return fmt.Errorf("vacuum %s: %w", table, err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `RESET lock_timeout`)
+	for attempt := 1; ; attempt++ {
+		_, err := conn.Exec(ctx, `VACUUM FULL `+table)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != lockNotAvailable || attempt == 5 {
+			if err != nil {
+				return fmt.Errorf("vacuum %s: %w", table, err)
+			}
+			return nil
+		}
+	}
+}
+
+// lockNotAvailable is PostgreSQL's SQLSTATE for lock_not_available (here:
+// lock_timeout expired).
+const lockNotAvailable = "55P03"
