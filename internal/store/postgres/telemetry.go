@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -839,8 +840,7 @@ func (s *Store) DeleteTenantKeys(ctx context.Context, tenantID string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM tenant_keys WHERE tenant_id = $1`, tenantID); err != nil {
 			return err
 		}
-		// The transaction's id, as the 32-bit xid that backend_xmin is.
-		return tx.QueryRow(ctx, `SELECT (pg_current_xact_id()::text::numeric % 4294967296)::text`).Scan(&xid)
+		return tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid)
 	})
 	if err != nil {
 		return fmt.Errorf("delete keys of %q: %w", tenantID, err)
@@ -855,25 +855,37 @@ func (s *Store) DeleteTenantKeys(ctx context.Context, tenantID string) error {
 	return nil
 }
 
+// xid32 turns a 64-bit transaction id (epoch and xid, as text) into the
+// 32-bit xid that pg_stat_activity shows.
+func xid32(xid8 string) string {
+	n, err := strconv.ParseUint(xid8, 10, 64)
+	if err != nil {
+		return xid8 // the query then reports the malformed id
+	}
+	return strconv.FormatUint(n&math.MaxUint32, 10)
+}
+
 // horizonWait bounds how long DeleteTenantKeys waits for older
 // transactions to end before it vacuums anyway.
 const horizonWait = 15 * time.Second
 
-// waitForHorizon waits until no session of this database (on any node),
-// replication slot or prepared transaction still has a snapshot that may
-// see rows as they were before transaction xid committed; VACUUM can then
-// remove what xid deleted. Sessions of other roles are visible only to
-// roles with pg_read_all_stats.
+// waitForHorizon waits until no transaction that began before transaction
+// xid committed is still running anywhere on the server (the xmin of a new
+// snapshot, VACUUM's own included, is the oldest running transaction of any
+// database), and no session of this database (on any node) or replication
+// slot still holds a snapshot older than that; VACUUM can then remove what
+// xid deleted. Sessions of other roles are visible only to roles with
+// pg_read_all_stats.
 func (s *Store) waitForHorizon(ctx context.Context, xid string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
 		var older int
 		err := s.pool.QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL
-				AND (datid IS NULL OR datname = current_database()) AND age(backend_xmin) >= age($1::text::xid))
-			+ (SELECT count(*) FROM pg_replication_slots WHERE xmin IS NOT NULL AND age(xmin) >= age($1::text::xid))
-			+ (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database() AND age(transaction) >= age($1::text::xid))`,
-			xid).Scan(&older)
+			(SELECT count(*) WHERE pg_snapshot_xmin(pg_current_snapshot()) <= $1::text::xid8)
+			+ (SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL
+				AND (datid IS NULL OR datname = current_database()) AND age(backend_xmin) >= age($2::text::xid))
+			+ (SELECT count(*) FROM pg_replication_slots WHERE xmin IS NOT NULL AND age(xmin) >= age($2::text::xid))`,
+			xid, xid32(xid)).Scan(&older)
 		if err != nil {
 			return fmt.Errorf("look for older transactions: %w", err)
 		}
@@ -881,7 +893,7 @@ func (s *Store) waitForHorizon(ctx context.Context, xid string, limit time.Durat
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d transactions or replication slots older than the deletion stayed open for %v", older, limit)
+			return fmt.Errorf("%d transactions, sessions or replication slots older than the deletion stayed open for %v", older, limit)
 		}
 		select {
 		case <-ctx.Done():
