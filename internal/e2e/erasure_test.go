@@ -89,8 +89,7 @@ func TestErasureLeavesNoBytesSQLite(t *testing.T) {
 
 // TestErasureLeavesNoBytesPostgres: after a tenant is deleted, no live or
 // dead tuple of the database holds its wrapped data keys: the test reads
-// the files of every relation of the database (as root, after a
-// CHECKPOINT), or else every page of them through pageinspect.
+// every relation file of the database (pgtest.RelationFiles).
 func TestErasureLeavesNoBytesPostgres(t *testing.T) {
 	url := pgtest.URL(t)
 	e := start(t, withDatabase(url), withFastSealing())
@@ -114,72 +113,10 @@ func TestErasureLeavesNoBytesPostgres(t *testing.T) {
 		},
 		files: func(t *testing.T) map[string][]byte {
 			t.Helper()
-			return postgresFiles(t, conn)
+			return pgtest.RelationFiles(t, conn)
 		},
 	}
 	erasure(t, e, spy, false)
-}
-
-// postgresFiles returns the database's relation files after a CHECKPOINT
-// has written every dirty page, read directly if the data directory is
-// readable (the test runs as root or as the server's user), else page by
-// page through pageinspect.
-func postgresFiles(t *testing.T, conn *pgx.Conn) map[string][]byte {
-	t.Helper()
-	ctx := t.Context()
-	if _, err := conn.Exec(ctx, `CHECKPOINT`); err != nil {
-		t.Fatalf("checkpoint (the test needs a superuser): %v", err)
-	}
-	var dataDir, dbOID string
-	if err := conn.QueryRow(ctx, `SELECT current_setting('data_directory'), oid::text FROM pg_database
-		WHERE datname = current_database()`).Scan(&dataDir, &dbOID); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(dataDir, "base", dbOID)
-	out := map[string][]byte{}
-	if entries, err := os.ReadDir(dir); err == nil {
-		for _, en := range entries {
-			b, err := os.ReadFile(filepath.Join(dir, en.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[en.Name()] = b
-		}
-		return out
-	} else {
-		t.Logf("cannot read %s (%v): reading pages through pageinspect", dir, err)
-	}
-	if _, err := conn.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pageinspect`); err != nil {
-		t.Fatalf("neither the data directory nor pageinspect is available: %v", err)
-	}
-	rows, err := conn.Query(ctx, `SELECT c.oid::regclass::text, pg_relation_size(c.oid) / current_setting('block_size')::int
-		FROM pg_class c WHERE c.relkind IN ('r', 'i', 't', 'm') AND c.relpersistence = 'p'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type rel struct {
-		name   string
-		blocks int64
-	}
-	rels, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rel, error) {
-		var x rel
-		return x, r.Scan(&x.name, &x.blocks)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rels {
-		var buf bytes.Buffer
-		for blk := int64(0); blk < r.blocks; blk++ {
-			var page []byte
-			if err := conn.QueryRow(ctx, `SELECT get_raw_page($1, $2)`, r.name, blk).Scan(&page); err != nil {
-				t.Fatalf("page %d of %s: %v", blk, r.name, err)
-			}
-			buf.Write(page)
-		}
-		out[r.name] = buf.Bytes()
-	}
-	return out
 }
 
 // secret is a byte string that must (before) or must not (after) appear in

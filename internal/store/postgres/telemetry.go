@@ -845,7 +845,7 @@ func (s *Store) DeleteTenantKeys(ctx context.Context, tenantID string) error {
 	if err != nil {
 		return fmt.Errorf("delete keys of %q: %w", tenantID, err)
 	}
-	waitErr := s.waitForHorizon(ctx, xid, horizonWait)
+	waitErr := s.waitForHorizon(ctx, xid, s.horizonWait)
 	if err := s.vacuumFull(ctx, "tenant_keys"); err != nil {
 		return fmt.Errorf("delete keys of %q: %w: %w", tenantID, store.ErrNotPurged, err)
 	}
@@ -864,10 +864,6 @@ func xid32(xid8 string) string {
 	}
 	return strconv.FormatUint(n&math.MaxUint32, 10)
 }
-
-// horizonWait bounds how long DeleteTenantKeys waits for older
-// transactions to end before it vacuums anyway.
-const horizonWait = 15 * time.Second
 
 // waitForHorizon waits until no transaction that began before transaction
 // xid committed is still running anywhere on the server (the xmin of a new
