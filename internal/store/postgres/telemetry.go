@@ -745,6 +745,9 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
+	// Lock the tenant first: a CreateTenantKey under way finishes before,
+	// and its key is deleted too; one that starts later finds no tenant.
+	b.Queue(`SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, id)
 	var children int64
 	b.Queue(`SELECT count(*) FROM tenants WHERE parent_id = $1`, id).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&children)
@@ -793,9 +796,17 @@ func (s *Store) CreateTenantKey(ctx context.Context, tenantID string, at time.Ti
 	if k.Wrapped, err = wrap(k.ID); err != nil {
 		return store.TenantKey{}, fmt.Errorf("create key: wrap: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO tenant_keys (id, tenant_id, wrapped, created_at) VALUES ($1, $2, $3, $4)`,
-		id, tenantID, k.Wrapped, at.UnixMilli()); err != nil {
+	// Only for a tenant that exists, whose row is locked against
+	// DeleteTenant meanwhile: a key made for a tenant being deleted would
+	// outlive it.
+	tag, err := s.pool.Exec(ctx, `INSERT INTO tenant_keys (id, tenant_id, wrapped, created_at)
+		SELECT $1, id, $3, $4 FROM tenants WHERE id = $2 FOR SHARE`,
+		id, tenantID, k.Wrapped, at.UnixMilli())
+	if err != nil {
 		return store.TenantKey{}, fmt.Errorf("create key: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.TenantKey{}, fmt.Errorf("create key: tenant %q: %w", tenantID, store.ErrNotFound)
 	}
 	return k, nil
 }

@@ -566,8 +566,15 @@ func (s *Store) CreateTenantKey(ctx context.Context, tenantID string, at time.Ti
 	}
 	defer tx.Rollback()
 	var id int64
-	if err := tx.QueryRowContext(ctx, `INSERT INTO tenant_keys (tenant_id, wrapped, created_at) VALUES (?, x'', ?) RETURNING id`,
-		tenantID, at.UnixMilli()).Scan(&id); err != nil {
+	// Only for a tenant that exists: a key made for a tenant being deleted
+	// would outlive it.
+	err = tx.QueryRowContext(ctx, `INSERT INTO tenant_keys (tenant_id, wrapped, created_at)
+		SELECT ?, x'', ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?) RETURNING id`,
+		tenantID, at.UnixMilli(), tenantID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.TenantKey{}, fmt.Errorf("create key: tenant %q: %w", tenantID, store.ErrNotFound)
+	}
+	if err != nil {
 		return store.TenantKey{}, fmt.Errorf("create key: %w", err)
 	}
 	k := store.TenantKey{ID: uint32(id), TenantID: tenantID, CreatedAt: at.Truncate(time.Millisecond)}
