@@ -641,7 +641,10 @@ func testTenantKeys(t *testing.T, s store.Store) {
 	if _, err := s.ActiveTenantKey(ctx(t), "ghost"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a key was stored for a missing tenant: %v", err)
 	}
-	if err := s.DeleteTenantKeys(ctx(t), store.RootTenantID); err != nil {
+	// ErrNotPurged (a transaction elsewhere on a shared server kept the
+	// purge from finishing) still deletes the keys; the purge itself is
+	// tested against the raw files of each store.
+	if err := s.DeleteTenantKeys(ctx(t), store.RootTenantID); err != nil && !errors.Is(err, store.ErrNotPurged) {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
