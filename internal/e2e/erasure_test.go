@@ -243,18 +243,22 @@ func erasure(t *testing.T, e *env, spy dbSpy, wholeRows bool) {
 	mustFind("before deletion", acme1)
 	mustFind("before deletion", acme2)
 
+	began := time.Now()
 	if err := e.api.DeleteDevice(ctx, "acme-2"); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("deleting a device took %v", time.Since(began).Round(time.Millisecond))
 	if wholeRows {
 		mustNotFind("after deleting device acme-2", acme2)
 		mustFind("after deleting device acme-2", acme1) // the scan still sees what is left
 	}
 	mustFind("after deleting device acme-2", keySecrets)
 
+	began = time.Now()
 	if err := e.api.DeleteTenant(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("deleting the tenant, with its keys purged, took %v", time.Since(began).Round(time.Millisecond))
 	mustNotFind("after deleting tenant acme", keySecrets)
 	if wholeRows {
 		mustNotFind("after deleting tenant acme", acme1)
