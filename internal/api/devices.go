@@ -250,7 +250,8 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := a.store.DeleteDevice(r.Context(), d.TenantID, d.ID); err != nil {
+	err := a.store.DeleteDevice(r.Context(), d.TenantID, d.ID)
+	if err != nil && !errors.Is(err, store.ErrNotPurged) {
 		a.storeError(w, err)
 		return
 	}
@@ -259,6 +260,10 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) {
 		a.cfg.Monitor.DeviceChanged(r.Context(), d.ID, true)
 	}
 	a.log.Info("device deleted", "device", d.ID)
+	if err != nil {
+		a.notPurged(w, "device "+d.ID, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

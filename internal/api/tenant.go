@@ -259,13 +259,23 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) {
 			a.cfg.Monitor.DeviceChanged(r.Context(), d.ID, true)
 		}
 	}
+	a.log.Info("tenant deleted", "tenant", t.ID, "devices", len(devs))
 	if a.cfg.Keys != nil {
 		// Without its keys, whatever of the tenant is left in backups
-		// cannot be read.
+		// cannot be read; shredding also purges the database files of
+		// them.
 		if err := a.cfg.Keys.Shred(r.Context(), t.ID); err != nil {
-			a.log.Error("shred tenant keys", "tenant", t.ID, "err", err)
+			a.notPurged(w, "tenant "+t.ID, err)
+			return
 		}
 	}
-	a.log.Info("tenant deleted", "tenant", t.ID, "devices", len(devs))
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// notPurged answers a deletion that committed but whose bytes may remain
+// in the database files: the caller must know that erasure is unfinished.
+func (a *API) notPurged(w http.ResponseWriter, what string, err error) {
+	a.log.Error("deleted, but not purged from the database files", "what", what, "err", err)
+	writeError(w, http.StatusInternalServerError,
+		"%s was deleted, but purging it from the database files did not finish (the next deletion retries); see the server log", what)
 }

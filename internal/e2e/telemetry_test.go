@@ -1,12 +1,19 @@
 package e2e
 
 import (
+	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	pahomqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
+	"github.com/warden-iot/warden/internal/tsdb"
 )
 
 func TestTelemetryRoundTripSQLite(t *testing.T) { roundTrip(t, start(t)) }
@@ -261,5 +268,63 @@ func TestMessagePropertiesKept(t *testing.T) {
 		m.App["alert"] != "false" || m.App["unit name"] != "C/°" || len(m.Values) != 1 ||
 		!m.Values[0].TS.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("message = %+v; want its properties, stamped with the creation time", m)
+	}
+}
+
+// TestMessagesListedAfterSealing: right after the sealer has folded a busy
+// device's head into chunks, GET /devices/{id}/messages still lists its
+// newest 240 messages with their properties, as docs/telemetry.md promises,
+// and history still has every point.
+func TestMessagesListedAfterSealing(t *testing.T) {
+	e := start(t, func(c *server.Config) { c.Engine = tsdb.Config{SealEvery: 50 * time.Millisecond} })
+	key := e.device("pump-s")
+	dev := e.deviceConn("pump-s", key)
+	const sent = 500 // a head of 480 is due
+	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	var toks []pahomqtt.Token
+	for i := range sent {
+		toks = append(toks, dev.c.Publish(events("pump-s", fmt.Sprintf("$.mid=m%d&seq=%d", i, i)), 1, false,
+			fmt.Sprintf(`{"ts": %q, "values": {"flow": %d}}`, t0.Add(time.Duration(i)*time.Second).Format(time.RFC3339), i)))
+	}
+	for i, tok := range toks {
+		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tok.Error())
+		}
+	}
+	type listed struct {
+		Messages []struct {
+			MessageID string            `json:"messageId"`
+			App       map[string]string `json:"properties"`
+			Values    []api.Metric      `json:"values"`
+		} `json:"messages"`
+	}
+	var out listed
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out = listed{}
+		if err := e.api.Do(e.ctx(), "GET", "/api/v1/devices/pump-s/messages", url.Values{"limit": {"1000"}}, nil, &out); err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) < sent {
+			break // sealed
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the head of %d messages was not sealed", sent)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(out.Messages) != 240 {
+		t.Fatalf("%d messages listed right after sealing, want the newest 240", len(out.Messages))
+	}
+	for j, m := range out.Messages {
+		i := sent - 1 - j
+		if m.MessageID != fmt.Sprintf("m%d", i) || m.App["seq"] != strconv.Itoa(i) || len(m.Values) != 1 || m.Values[0].Value != float64(i) {
+			t.Fatalf("message %d = %+v, want m%d with its properties and value", j, m, i)
+		}
+	}
+	q := url.Values{"from": {t0.Format(time.RFC3339)}, "to": {t0.Add(sent * time.Second).Format(time.RFC3339)}}
+	h, err := e.api.History(e.ctx(), "pump-s", "flow", q)
+	if err != nil || len(h.Points) != sent {
+		t.Fatalf("history after sealing: %d points, %v; want %d", len(h.Points), err, sent)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -243,8 +244,11 @@ func (k *Keyring) unwrap(tk store.TenantKey) (dataKey, error) {
 
 // Shred destroys every data key of a tenant: what was sealed with them can
 // never be read again, wherever copies of it are.
+// The store also purges its files of the wrapped keys; if only that part
+// failed (store.ErrNotPurged), the keys are still forgotten here.
 func (k *Keyring) Shred(ctx context.Context, tenantID string) error {
-	if err := k.store.DeleteTenantKeys(ctx, tenantID); err != nil {
+	err := k.store.DeleteTenantKeys(ctx, tenantID)
+	if err != nil && !errors.Is(err, store.ErrNotPurged) {
 		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
 	}
 	k.mu.Lock()
@@ -255,14 +259,33 @@ func (k *Keyring) Shred(ctx context.Context, tenantID string) error {
 			delete(k.keys, id)
 		}
 	}
+	if err != nil {
+		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
+	}
 	return nil
 }
 
+// InUse reports whether data keys in the database were wrapped with a
+// master key (its fingerprint is recorded): then a new master key would
+// leave everything sealed unreadable.
+func InUse(ctx context.Context, st store.Store) (bool, error) {
+	_, err := st.GetMeta(ctx, metaMasterCheck)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("master key check: %w", err)
+	}
+	return true, nil
+}
+
 // LoadMaster returns the master key: from value (base64, e.g. the
-// WARDEN_MASTER_KEY variable) if set, else from file, which is created with
-// a new random key (mode 0600) if it does not exist. created says whether a
-// new key was made.
-func LoadMaster(value, file string) (key []byte, created bool, err error) {
+// WARDEN_MASTER_KEY variable) if set, else from file. If file does not
+// exist, it is created with a new random key (mode 0600) when create is
+// true, and an error wrapping os.ErrNotExist is returned otherwise. A key
+// file that other users may read, or group or others may write, is refused.
+// created says whether a new key was made.
+func LoadMaster(value, file string, create bool) (key []byte, created bool, err error) {
 	if value != "" {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
 		if err != nil || len(key) != KeySize {
@@ -272,13 +295,16 @@ func LoadMaster(value, file string) (key []byte, created bool, err error) {
 	}
 	b, err := os.ReadFile(file)
 	if err == nil {
+		if err := checkKeyFileMode(file); err != nil {
+			return nil, false, err
+		}
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
 		if err != nil || len(key) != KeySize {
 			return nil, false, fmt.Errorf("master key file %s: want %d bytes in base64", file, KeySize)
 		}
 		return key, false, nil
 	}
-	if !errors.Is(err, os.ErrNotExist) {
+	if !errors.Is(err, os.ErrNotExist) || !create {
 		return nil, false, fmt.Errorf("master key file: %w", err)
 	}
 	key = make([]byte, KeySize)
@@ -298,4 +324,23 @@ func LoadMaster(value, file string) (key []byte, created bool, err error) {
 		return nil, false, fmt.Errorf("write master key file: %w", err)
 	}
 	return key, true, f.Close()
+}
+
+// checkKeyFileMode refuses a key file (or the file a link points to) that
+// others may read, or group or others may write. Group read is allowed: a
+// secret mounted for a service's group, such as a Kubernetes secret volume
+// with fsGroup, is 0440.
+func checkKeyFileMode(file string) error {
+	if runtime.GOOS == "windows" {
+		return nil // no Unix permission bits
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		return fmt.Errorf("master key file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o027 != 0 {
+		return fmt.Errorf("master key file %s has mode %04o: other users could read or replace it; "+
+			"make it readable by Warden's user only (chmod 600; for a Kubernetes secret volume, defaultMode 0400)", file, perm)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,26 +142,46 @@ func TestWrongMasterKeyRefused(t *testing.T) {
 
 func TestLoadMaster(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "master.key")
-	k1, created, err := LoadMaster("", file)
+	k1, created, err := LoadMaster("", file, true)
 	if err != nil || !created || len(k1) != KeySize {
 		t.Fatalf("first load: %d bytes, created %v, %v", len(k1), created, err)
 	}
 	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("master key file mode %v, want 0600", fi.Mode().Perm())
 	}
-	k2, created, err := LoadMaster("", file)
+	k2, created, err := LoadMaster("", file, true)
 	if err != nil || created || !bytes.Equal(k1, k2) {
 		t.Fatalf("second load: created %v, %v, same %v", created, err, bytes.Equal(k1, k2))
 	}
 	env := base64.StdEncoding.EncodeToString(master)
-	if k, _, err := LoadMaster(env, file); err != nil || !bytes.Equal(k, master) {
+	if k, _, err := LoadMaster(env, file, false); err != nil || !bytes.Equal(k, master) {
 		t.Fatalf("from value: %v", err)
 	}
-	if _, _, err := LoadMaster("bm90IDMyIGJ5dGVz", file); err == nil {
+	if _, _, err := LoadMaster("bm90IDMyIGJ5dGVz", file, false); err == nil {
 		t.Fatal("a short key in the variable was accepted")
 	}
+	for _, mode := range []os.FileMode{0o644, 0o604, 0o620, 0o606} {
+		os.Chmod(file, mode)
+		if _, _, err := LoadMaster("", file, false); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("key file of mode %04o: %v, want it refused", mode, err)
+		}
+	}
+	for _, mode := range []os.FileMode{0o400, 0o440, 0o600} {
+		os.Chmod(file, mode)
+		if k, _, err := LoadMaster("", file, false); err != nil || !bytes.Equal(k, k1) {
+			t.Errorf("key file of mode %04o: %v", mode, err)
+		}
+	}
+	os.Chmod(file, 0o600)
 	os.WriteFile(file, []byte("garbage"), 0o600)
-	if _, _, err := LoadMaster("", file); err == nil {
+	if _, _, err := LoadMaster("", file, true); err == nil {
 		t.Fatal("a garbage key file was accepted")
+	}
+	missing := filepath.Join(t.TempDir(), "elsewhere.key")
+	if _, _, err := LoadMaster("", missing, false); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing key file, creation not allowed: %v", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a key file was created although creation was not allowed")
 	}
 }

@@ -57,8 +57,9 @@ type Config struct {
 	// DedupWindow is how long message ids are remembered.
 	DedupWindow time.Duration
 	// MasterKey (base64) wraps the tenants' data keys; if empty, the key
-	// is read from MasterKeyFile (default <DataDir>/master.key), which is
-	// created on first start.
+	// is read from MasterKeyFile. A MasterKeyFile that is set must exist;
+	// the default, <DataDir>/master.key, is created on first start (while
+	// the database has no data keys wrapped with another master key).
 	MasterKey     string
 	MasterKeyFile string
 	// Engine tunes the telemetry engine (zero values: defaults).
@@ -161,16 +162,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
-	if cfg.MasterKeyFile == "" {
-		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
-	}
-	master, created, err := keyring.LoadMaster(cfg.MasterKey, cfg.MasterKeyFile)
+	master, err := loadMaster(ctx, cfg, s.store, log)
 	if err != nil {
 		s.store.Close()
 		return nil, err
-	}
-	if created {
-		log.Info("created the master key; back it up apart from the database", "file", cfg.MasterKeyFile)
 	}
 	if s.keys, err = keyring.New(ctx, master, s.store, time.Now); err != nil {
 		s.store.Close()
@@ -214,6 +209,53 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug),
 	}
 	return s, nil
+}
+
+// loadMaster finds the master key (see Config.MasterKey). It makes a new
+// key only at the default place and only for a database without data keys:
+// a key file that is configured but missing (a secret not mounted, a typo)
+// or a lost default file is refused, since a new key would leave everything
+// sealed unreadable.
+func loadMaster(ctx context.Context, cfg Config, st store.Store, log *slog.Logger) ([]byte, error) {
+	file, create := cfg.MasterKeyFile, false
+	if file == "" {
+		file = filepath.Join(cfg.DataDir, "master.key")
+		inUse, err := keyring.InUse(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		create = !inUse
+	}
+	master, created, err := keyring.LoadMaster(cfg.MasterKey, file, create)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && cfg.MasterKeyFile != "":
+		return nil, fmt.Errorf("the master key file %s (--master-key-file) does not exist: Warden does not make one there; "+
+			"mount or restore it, or make a new key for a new installation: (umask 077; openssl rand -base64 32 > %s)", file, file)
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("the master key file %s does not exist, but the database's data keys were made with a master key: "+
+			"restore the file, or point --master-key-file or WARDEN_MASTER_KEY at the key; a new key would leave all encrypted data unreadable", file)
+	case err != nil:
+		return nil, err
+	}
+	if created {
+		log.Info("created the master key; keep it apart from the database and its backups", "file", file)
+	}
+	if cfg.MasterKey == "" && inDir(file, cfg.DataDir) {
+		log.Warn("the master key is in the data directory, next to the database: in production keep it apart from the database "+
+			"and its backups (--master-key-file or WARDEN_MASTER_KEY; see docs/storage.md)", "file", file)
+	}
+	return master, nil
+}
+
+// inDir says whether file lies in dir or below it.
+func inDir(file, dir string) bool {
+	f, err1 := filepath.Abs(file)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, f)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 func openStore(ctx context.Context, cfg Config) (store.Store, error) {

@@ -16,6 +16,10 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
+	// ErrNotPurged: a deletion committed, but copies of what it deleted may
+	// remain in the database files until a later purge (the next deletion
+	// of a device or of keys) succeeds.
+	ErrNotPurged = errors.New("deleted, but not yet purged from the database files")
 )
 
 // RootTenantID is the operator's tenant, created by Migrate. Every other
@@ -288,7 +292,9 @@ type Store interface {
 	// ActiveTenantKey returns the tenant's newest data key.
 	ActiveTenantKey(ctx context.Context, tenantID string) (TenantKey, error)
 	TenantKey(ctx context.Context, id uint32) (TenantKey, error)
-	// DeleteTenantKeys destroys every data key of a tenant.
+	// DeleteTenantKeys destroys every data key of a tenant, and leaves no
+	// copy of it, nor of keys deleted before (by DeleteTenant), in the
+	// database files (ErrNotPurged if it could not make sure of that).
 	DeleteTenantKeys(ctx context.Context, tenantID string) error
 
 	AddRejected(ctx context.Context, r Rejected) error

@@ -16,11 +16,14 @@ import (
 
 // Config tunes the engine.
 type Config struct {
-	// SealRows: a device's head is sealed into chunks once it holds this
-	// many messages…
+	// SealRows and SealAge: the sealer leaves a device's newest SealRows
+	// messages of the last SealAge in its head, where they are listed
+	// with their properties (RecentMessages). It seals a head once it holds
+	// twice SealRows messages, or once its oldest message is twice SealAge
+	// old, so that each seal folds about SealRows messages or SealAge of
+	// them at a time.
 	SealRows int
-	// SealAge: …or once its oldest message is this old.
-	SealAge time.Duration
+	SealAge  time.Duration
 	// ChunkPoints is the most points in one chunk.
 	ChunkPoints int
 	// SealEvery is how often the sealer looks for heads to seal.

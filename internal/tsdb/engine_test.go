@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -115,12 +116,20 @@ func TestWriteSealQuery(t *testing.T) {
 	te.write(t, "pump-1", want, "temperature")
 
 	sameSeries(t, "from the head", te.rangeAll(t, "pump-1", "temperature"), want)
+	// The sealer leaves the newest SealRows messages in the head.
 	n, err := te.SealDue(t.Context())
-	if err != nil || n != len(want) {
-		t.Fatalf("SealDue = %d, %v; want %d points sealed", n, err, len(want))
+	if err != nil || n != len(want)-100 {
+		t.Fatalf("SealDue = %d, %v; want %d points sealed", n, err, len(want)-100)
+	}
+	if head, _ := te.st.HeadRecords(t.Context(), "pump-1"); len(head) != 100 {
+		t.Fatalf("%d head records left after SealDue, want 100", len(head))
+	}
+	sameSeries(t, "from chunks and head", te.rangeAll(t, "pump-1", "temperature"), want)
+	if n, err := te.SealDevice(t.Context(), store.RootTenantID, "pump-1"); err != nil || n != 100 {
+		t.Fatalf("SealDevice = %d, %v; want the last 100 points sealed", n, err)
 	}
 	if head, _ := te.st.HeadRecords(t.Context(), "pump-1"); len(head) != 0 {
-		t.Fatalf("%d head records left after sealing", len(head))
+		t.Fatalf("%d head records left after SealDevice", len(head))
 	}
 	sameSeries(t, "from chunks", te.rangeAll(t, "pump-1", "temperature"), want)
 	_, chunks, _ := te.st.ReadSeries(t.Context(), store.RootTenantID, "pump-1", "temperature", 0, math.MaxInt64)
@@ -152,6 +161,69 @@ func TestWriteSealQuery(t *testing.T) {
 	if len(got) != 5 || got[0].TS.UnixMilli() != want[10].ts {
 		t.Fatalf("limited range = %v", got)
 	}
+}
+
+// TestMessagesListedAfterSealing: the sealer leaves at least the newest
+// SealRows messages of the last SealAge in the head, so a device's message
+// list still shows them, with their properties, right after sealing.
+func TestMessagesListedAfterSealing(t *testing.T) {
+	te := newTestEngine(t, Config{}) // the defaults: 240 messages, 2 hours
+	te.device(t, store.RootTenantID, "pump-1")
+	send := func(from, n int, every time.Duration) {
+		t.Helper()
+		for i := from; i < from+n; i++ {
+			te.now = te.now.Add(every)
+			msg := store.Message{TenantID: store.RootTenantID, DeviceID: "pump-1", MessageID: fmt.Sprintf("m%d", i),
+				ReceivedAt: te.now, App: map[string]string{"seq": strconv.Itoa(i)},
+				Points: []store.Point{{Metric: "inletPressure", TS: te.now, Value: float64(i)}}}
+			if _, err := te.Write(t.Context(), []store.Message{msg}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(what string, wantNewest, wantCount int) {
+		t.Helper()
+		ms, err := te.RecentMessages(t.Context(), "pump-1", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != wantCount {
+			t.Fatalf("%s: %d messages listed, want %d", what, len(ms), wantCount)
+		}
+		for j, m := range ms {
+			i := wantNewest - j
+			if m.MessageID != fmt.Sprintf("m%d", i) || m.App["seq"] != strconv.Itoa(i) ||
+				len(m.Points) != 1 || m.Points[0].Value != float64(i) {
+				t.Fatalf("%s: message %d = %+v, want m%d with its properties and point", what, j, m, i)
+			}
+		}
+	}
+
+	// A busy device: a message a second. Nothing is due below 480.
+	send(0, 479, time.Second)
+	if n, err := te.SealDue(t.Context()); err != nil || n != 0 {
+		t.Fatalf("SealDue with 479 messages = %d, %v; want nothing sealed", n, err)
+	}
+	send(479, 121, time.Second)
+	if n, err := te.SealDue(t.Context()); err != nil || n != 600-240 {
+		t.Fatalf("SealDue with 600 messages = %d, %v; want %d points sealed", n, err, 600-240)
+	}
+	check("after sealing a busy device", 599, 240)
+	// Queries still see every point, from chunks and head.
+	var got int
+	err := te.Range(t.Context(), store.RootTenantID, "pump-1", "inletPressure", now0, te.now.Add(time.Second), 0,
+		func(store.Sample) bool { got++; return true })
+	if err != nil || got != 600 {
+		t.Fatalf("Range after sealing = %d points, %v; want 600", got, err)
+	}
+
+	// Then a slow one: a message every 10 minutes for 5 hours. The head is
+	// due once its oldest message is 4 hours old, and keeps the last 2.
+	send(600, 30, 10*time.Minute)
+	if _, err := te.SealDue(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	check("after sealing a slow device", 629, 12) // m618 (110 minutes old) is kept, m617 (2 hours) sealed
 }
 
 // TestLateAndOutOfOrder: an edge box that was offline uploads days of

@@ -17,10 +17,11 @@ type RecentMessage struct {
 }
 
 // RecentMessages returns up to limit of a device's newest messages that are
-// still in its head (not yet sealed into chunks: at least the last 240 or
-// the last two hours by default), newest first, with their properties.
-// Sealing keeps the points, not the per-message properties. The caller
-// checks that the device belongs to the tenant.
+// still in its head, newest first, with their properties. The sealer leaves
+// the newest SealRows messages of the last SealAge there (240 and two hours
+// by default), so at least those are listed; sealing keeps the points, not
+// the per-message properties. The caller checks that the device belongs to
+// the tenant.
 func (e *Engine) RecentMessages(ctx context.Context, deviceID string, limit int) ([]RecentMessage, error) {
 	head, err := e.store.HeadRecords(ctx, deviceID)
 	if err != nil {

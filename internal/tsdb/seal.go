@@ -6,24 +6,30 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb/chunkenc"
 )
 
-// SealDue seals every device whose head is due (enough rows, or old
-// enough) and returns how many points went into chunks.
+// SealDue seals every device whose head is due (twice SealRows messages, or
+// its oldest twice SealAge old), leaving its newest messages in the head
+// (see Config), and returns how many points went into chunks.
 func (e *Engine) SealDue(ctx context.Context) (int, error) {
 	const page = 100
 	total := 0
 	for {
-		due, err := e.store.DevicesToSeal(ctx, e.cfg.SealRows, e.now().Add(-e.cfg.SealAge), page)
+		now := e.now()
+		due, err := e.store.DevicesToSeal(ctx, 2*e.cfg.SealRows, now.Add(-2*e.cfg.SealAge), page)
 		if err != nil {
 			return total, fmt.Errorf("find heads to seal: %w", err)
 		}
+		keepAfter := now.Add(-e.cfg.SealAge)
 		for _, d := range due {
-			n, err := e.SealDevice(ctx, d.TenantID, d.DeviceID)
+			n, err := e.seal(ctx, d.TenantID, d.DeviceID, func(head []store.HeadRecord) int {
+				return sealable(head, e.cfg.SealRows, keepAfter)
+			})
 			if errors.Is(err, store.ErrConflict) {
 				continue // another node sealed it meanwhile
 			}
@@ -44,12 +50,32 @@ type tv struct {
 	v  float64
 }
 
+// sealable returns how many of the oldest head records (in arrival order)
+// are sealed: all but the newest keep that arrived after keepAfter.
+func sealable(head []store.HeadRecord, keep int, keepAfter time.Time) int {
+	n := max(len(head)-keep, 0)
+	for n < len(head) && !head[n].ReceivedAt.After(keepAfter) {
+		n++
+	}
+	return n
+}
+
 // SealDevice folds a device's whole head into its series' chunks and
 // returns the number of points sealed.
 func (e *Engine) SealDevice(ctx context.Context, tenantID, deviceID string) (int, error) {
+	return e.seal(ctx, tenantID, deviceID, func(head []store.HeadRecord) int { return len(head) })
+}
+
+// seal folds the oldest records of a device's head, as many as pick says,
+// into its series' chunks and returns the number of points sealed.
+func (e *Engine) seal(ctx context.Context, tenantID, deviceID string, pick func([]store.HeadRecord) int) (int, error) {
 	head, err := e.store.HeadRecords(ctx, deviceID)
-	if err != nil || len(head) == 0 {
+	if err != nil {
 		return 0, err
+	}
+	head = head[:pick(head)]
+	if len(head) == 0 {
+		return 0, nil
 	}
 	ids := make([]int64, len(head))
 	series := map[string][]tv{}

@@ -21,6 +21,9 @@ import (
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
+	// horizonWait bounds how long DeleteTenantKeys waits for older
+	// transactions to end before it vacuums anyway.
+	horizonWait time.Duration
 }
 
 var _ store.Store = (*Store)(nil)
@@ -47,7 +50,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, horizonWait: 15 * time.Second}, nil
 }
 
 // Close closes the connection pool, waiting for connections in use to be

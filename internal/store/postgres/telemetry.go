@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -744,6 +745,9 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
+	// Lock the tenant first: a CreateTenantKey under way finishes before,
+	// and its key is deleted too; one that starts later finds no tenant.
+	b.Queue(`SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, id)
 	var children int64
 	b.Queue(`SELECT count(*) FROM tenants WHERE parent_id = $1`, id).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&children)
@@ -792,9 +796,17 @@ func (s *Store) CreateTenantKey(ctx context.Context, tenantID string, at time.Ti
 	if k.Wrapped, err = wrap(k.ID); err != nil {
 		return store.TenantKey{}, fmt.Errorf("create key: wrap: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO tenant_keys (id, tenant_id, wrapped, created_at) VALUES ($1, $2, $3, $4)`,
-		id, tenantID, k.Wrapped, at.UnixMilli()); err != nil {
+	// Only for a tenant that exists, whose row is locked against
+	// DeleteTenant meanwhile: a key made for a tenant being deleted would
+	// outlive it.
+	tag, err := s.pool.Exec(ctx, `INSERT INTO tenant_keys (id, tenant_id, wrapped, created_at)
+		SELECT $1, id, $3, $4 FROM tenants WHERE id = $2 FOR SHARE`,
+		id, tenantID, k.Wrapped, at.UnixMilli())
+	if err != nil {
 		return store.TenantKey{}, fmt.Errorf("create key: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.TenantKey{}, fmt.Errorf("create key: tenant %q: %w", tenantID, store.ErrNotFound)
 	}
 	return k, nil
 }
@@ -824,12 +836,105 @@ func (s *Store) TenantKey(ctx context.Context, id uint32) (store.TenantKey, erro
 	return s.tenantKey(ctx, `id = $1`, int64(id))
 }
 
-// DeleteTenantKeys destroys a tenant's data keys. Unlike SQLite's
-// secure_delete, PostgreSQL cannot overwrite the deleted rows: their bytes
-// stay in the table's pages until VACUUM reuses the space, and in the WAL.
+// DeleteTenantKeys destroys a tenant's data keys and leaves no live or dead
+// tuple holding them (nor any deleted before, e.g. by DeleteTenant): a
+// DELETE only marks rows dead, and their bytes stay in the table's pages
+// until the space is reused, which VACUUM does not promise. VACUUM FULL
+// rewrites the small tenant_keys table and its indexes into new files and
+// drops the old ones. It copies dead rows that a snapshot still sees, so it
+// runs once no transaction older than the deletion is open in the database
+// (see waitForHorizon). PostgreSQL's WAL, and archives of it, still hold the
+// wrapped keys: they stay protected by the master key.
 func (s *Store) DeleteTenantKeys(ctx context.Context, tenantID string) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM tenant_keys WHERE tenant_id = $1`, tenantID); err != nil {
+	var xid string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM tenant_keys WHERE tenant_id = $1`, tenantID); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid)
+	})
+	if err != nil {
 		return fmt.Errorf("delete keys of %q: %w", tenantID, err)
+	}
+	waitErr := s.waitForHorizon(ctx, xid, s.horizonWait)
+	if err := s.vacuumFull(ctx, "tenant_keys"); err != nil {
+		return fmt.Errorf("delete keys of %q: %w: %w", tenantID, store.ErrNotPurged, err)
+	}
+	if waitErr != nil {
+		return fmt.Errorf("delete keys of %q: %w: %w", tenantID, store.ErrNotPurged, waitErr)
 	}
 	return nil
 }
+
+// xid32 turns a 64-bit transaction id (epoch and xid, as text) into the
+// 32-bit xid that pg_stat_activity shows.
+func xid32(xid8 string) string {
+	n, err := strconv.ParseUint(xid8, 10, 64)
+	if err != nil {
+		return xid8 // the query then reports the malformed id
+	}
+	return strconv.FormatUint(n&math.MaxUint32, 10)
+}
+
+// waitForHorizon waits until no transaction that began before transaction
+// xid committed is still running anywhere on the server (the xmin of a new
+// snapshot, VACUUM's own included, is the oldest running transaction of any
+// database), and no session of this database (on any node) or replication
+// slot still holds a snapshot older than that; VACUUM can then remove what
+// xid deleted. Sessions of other roles are visible only to roles with
+// pg_read_all_stats.
+func (s *Store) waitForHorizon(ctx context.Context, xid string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		var older int
+		err := s.pool.QueryRow(ctx, `SELECT
+			(SELECT count(*) WHERE pg_snapshot_xmin(pg_current_snapshot()) <= $1::text::xid8)
+			+ (SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL
+				AND (datid IS NULL OR datname = current_database()) AND age(backend_xmin) >= age($2::text::xid))
+			+ (SELECT count(*) FROM pg_replication_slots WHERE xmin IS NOT NULL AND age(xmin) >= age($2::text::xid))`,
+			xid, xid32(xid)).Scan(&older)
+		if err != nil {
+			return fmt.Errorf("look for older transactions: %w", err)
+		}
+		if older == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d transactions, sessions or replication slots older than the deletion stayed open for %v", older, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// vacuumFull rewrites a (small) table. It holds an exclusive lock on it
+// meanwhile, so it gives up waiting for the lock after a while, and tries
+// again, rather than queueing every other user of the table behind it.
+func (s *Store) vacuumFull(ctx context.Context, table string) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("vacuum %s: %w", table, err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET lock_timeout = '2s'`); err != nil {
+		return fmt.Errorf("vacuum %s: %w", table, err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `RESET lock_timeout`)
+	for attempt := 1; ; attempt++ {
+		_, err := conn.Exec(ctx, `VACUUM FULL `+table)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != lockNotAvailable || attempt == 5 {
+			if err != nil {
+				return fmt.Errorf("vacuum %s: %w", table, err)
+			}
+			return nil
+		}
+	}
+}
+
+// lockNotAvailable is PostgreSQL's SQLSTATE for lock_not_available (here:
+// lock_timeout expired).
+const lockNotAvailable = "55P03"

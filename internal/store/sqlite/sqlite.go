@@ -39,7 +39,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	// secure_delete overwrites what a write deletes or replaces (cells,
+	// freed and overflow pages) with zeros, so deleted rows leave no bytes
+	// in the database file once the WAL is checkpointed (see purge).
+	w, err := sql.Open("sqlite", dsn+"&_pragma=secure_delete(ON)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -366,7 +369,38 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("delete device %q: %w", id, err)
 	}
+	if err := s.purge(ctx); err != nil {
+		return fmt.Errorf("delete device %q: %w: %w", id, store.ErrNotPurged, err)
+	}
 	return nil
+}
+
+// purgeAttempts bounds how often purge retries a checkpoint that readers
+// kept from finishing; each attempt waits up to the busy timeout.
+const purgeAttempts = 3
+
+// purge checkpoints the WAL into the database file and truncates it to
+// zero bytes. With secure_delete, the database file's pages then hold no
+// byte of what was deleted, and the WAL no older page version holding it.
+// It fails if readers keep the checkpoint from finishing.
+func (s *Store) purge(ctx context.Context) error {
+	var busy, logFrames, checkpointed int
+	for attempt := 1; ; attempt++ {
+		if err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if busy == 0 {
+			return nil
+		}
+		if attempt == purgeAttempts {
+			return fmt.Errorf("checkpoint: readers kept it from finishing (%d of %d WAL frames copied)", checkpointed, logFrames)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("checkpoint: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // CreateAPIToken stores a token's hash. A token's user must be one of the

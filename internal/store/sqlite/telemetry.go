@@ -566,8 +566,15 @@ func (s *Store) CreateTenantKey(ctx context.Context, tenantID string, at time.Ti
 	}
 	defer tx.Rollback()
 	var id int64
-	if err := tx.QueryRowContext(ctx, `INSERT INTO tenant_keys (tenant_id, wrapped, created_at) VALUES (?, x'', ?) RETURNING id`,
-		tenantID, at.UnixMilli()).Scan(&id); err != nil {
+	// Only for a tenant that exists: a key made for a tenant being deleted
+	// would outlive it.
+	err = tx.QueryRowContext(ctx, `INSERT INTO tenant_keys (tenant_id, wrapped, created_at)
+		SELECT ?, x'', ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?) RETURNING id`,
+		tenantID, at.UnixMilli(), tenantID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.TenantKey{}, fmt.Errorf("create key: tenant %q: %w", tenantID, store.ErrNotFound)
+	}
+	if err != nil {
 		return store.TenantKey{}, fmt.Errorf("create key: %w", err)
 	}
 	k := store.TenantKey{ID: uint32(id), TenantID: tenantID, CreatedAt: at.Truncate(time.Millisecond)}
@@ -605,28 +612,17 @@ func (s *Store) TenantKey(ctx context.Context, id uint32) (store.TenantKey, erro
 	return s.tenantKey(ctx, `id = ?`, int64(id))
 }
 
-// DeleteTenantKeys destroys a tenant's data keys. secure_delete overwrites
-// the freed space, and the checkpoint moves the change out of the WAL, so
-// the wrapped keys do not linger in the database files.
+// DeleteTenantKeys destroys a tenant's data keys and purges the database
+// files: secure_delete has overwritten the deleted rows (of this call and of
+// DeleteTenant before it) in their pages, and the checkpoint copies those
+// pages into the database file and empties the WAL, where older versions
+// of the pages were. So no byte of the wrapped keys remains in either file.
 func (s *Store) DeleteTenantKeys(ctx context.Context, tenantID string) error {
-	conn, err := s.w.Conn(ctx)
-	if err != nil {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM tenant_keys WHERE tenant_id = ?`, tenantID); err != nil {
 		return fmt.Errorf("delete keys of %q: %w", tenantID, err)
 	}
-	defer conn.Close()
-	for _, q := range []string{
-		`PRAGMA secure_delete = ON`,
-		`DELETE FROM tenant_keys WHERE tenant_id = ?`,
-		`PRAGMA secure_delete = OFF`,
-		`PRAGMA wal_checkpoint(TRUNCATE)`,
-	} {
-		var args []any
-		if strings.Contains(q, "?") {
-			args = append(args, tenantID)
-		}
-		if _, err := conn.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("delete keys of %q: %w", tenantID, err)
-		}
+	if err := s.purge(ctx); err != nil {
+		return fmt.Errorf("delete keys of %q: %w: %w", tenantID, store.ErrNotPurged, err)
 	}
 	return nil
 }
