@@ -53,6 +53,9 @@ func notAuthorized(reason string, err error) *refusal {
 // OnConnect does the authentication, so that it can choose the CONNACK code;
 // mochi's OnConnectAuthenticate only knows yes or no.
 func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if r := checkConnect(cl, pk); r != nil { // protocol.go
+		return h.refuse(cl, r)
+	}
 	if scope, regID, ok, err := parseDPSUsername(string(pk.Connect.Username)); ok {
 		if err != nil {
 			return h.refuse(cl, refuse("bad-username", packets.ErrMalformedUsername, packets.ErrBadUsernameOrPassword, err))
@@ -116,6 +119,12 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (store.Devic
 	if tokDevice != cl.ID || !strings.EqualFold(tokHost, host) {
 		return store.Device{}, time.Time{}, notAuthorized("wrong-resource",
 			fmt.Errorf("token is for %q, connection is %q", res, host+"/devices/"+cl.ID))
+	}
+	// A token signed for another hub (the device's key may be known
+	// there too) is not for this one, even with a user name to match.
+	if !h.b.isHubName(tokHost) {
+		return store.Device{}, time.Time{}, notAuthorized("foreign-hub",
+			fmt.Errorf("token is for hub %q, this hub is %q", tokHost, h.b.hubHost))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -59,10 +59,9 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.P
 			return
 		}
 		if qos > 0 {
-			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: packetID}
-			if err := cl.WritePacket(ack); err != nil {
-				h.b.log.Debug("puback not sent", "device", cl.ID, "err", err)
-			}
+			// Queued, not written: this runs on the committer goroutine,
+			// which must never wait for one device's socket (outbox.go).
+			h.b.send(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: packetID})
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

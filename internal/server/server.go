@@ -315,7 +315,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	// Devices must be told the port actually bound (it may have been 0).
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
-	s.broker.SetHubHost(s.hubHost)
+	s.broker.SetHubHost(s.hubHost, s.cfg.Hostnames...)
 	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), time.Now)
 	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL}
 	acfg.Mailer, acfg.Monitor, acfg.Notifier = s.mailer, s.monitor, s.notifier
