@@ -73,6 +73,9 @@ type session struct {
 	ip           string
 	since        time.Time
 	expiry       *time.Timer // closes the connection when its SAS token expires
+	// pending holds a token for each telemetry message of this connection
+	// in the ingest pipeline: telemetry.go.
+	pending chan struct{}
 }
 
 type presence struct {
@@ -278,7 +281,8 @@ type PresenceEvent struct {
 func (b *Broker) OnPresence(f func(PresenceEvent)) { b.presence = f }
 
 func (b *Broker) attach(cl *mqtt.Client, d store.Device, expiry time.Time) {
-	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now()}
+	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now(),
+		pending: make(chan struct{}, maxPendingPerConn)}
 	s.expiry = time.AfterFunc(expiry.Sub(b.now()), func() {
 		b.log.Info("closing connection: SAS token expired", "device", d.ID)
 		cl.Stop(errTokenExpired)

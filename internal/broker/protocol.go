@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -215,8 +216,32 @@ func scanConnect(l listeners.Listener) listeners.Listener { return &scanListener
 
 func (l *scanListener) Serve(establish listeners.EstablishFn) {
 	l.Listener.Serve(func(id string, c net.Conn) error {
+		limitSendBuffer(c)
 		return establish(id, &scannedConn{Conn: c})
 	})
+}
+
+// sendBufferBytes is the kernel send buffer of a device connection. Left
+// to itself, Linux grows it to 4 MiB: 150,000 PUBACKs that a device which
+// does not read would take before its writes block and its outbox fills
+// (outbox.go). What Warden sends a device (acknowledgements, answers,
+// C2D messages of at most 64 KiB) needs far less.
+const sendBufferBytes = 32 << 10
+
+func limitSendBuffer(c net.Conn) {
+	for {
+		switch x := c.(type) {
+		case *net.TCPConn:
+			_ = x.SetWriteBuffer(sendBufferBytes) // best effort
+			return
+		case *tls.Conn:
+			c = x.NetConn()
+		case *wsConn:
+			c = x.Conn
+		default:
+			return
+		}
+	}
 }
 
 // scannedConn watches the bytes of the first packet as mochi reads them

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -425,5 +427,142 @@ func TestReceiveMaximumZero(t *testing.T) {
 	}
 	if n := e.metricValue(`warden_connections_refused_total{reason="receive-maximum-zero"}`); n != 1 {
 		t.Errorf("refused receive-maximum-zero = %v, want 1", n)
+	}
+}
+
+// TestNonReadingClientDoesNotStallOthers: one device publishes QoS 1
+// messages as fast as it can and never reads its socket, so its PUBACKs
+// pile up; beside it 50 devices publish QoS 1 steadily. Their PUBACKs keep
+// coming (p99 under 100 ms), and the device that does not read is
+// disconnected.
+func TestNonReadingClientDoesNotStallOthers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing test")
+	}
+	e := start(t)
+	const devices = 50
+	keys := make([][]byte, devices)
+	for i := range keys {
+		keys[i] = e.device(fmt.Sprintf("steady-%02d", i))
+	}
+	mute := e.device("mute")
+
+	// The steady devices: one message every 20 ms each, the PUBACK
+	// latency of each recorded once the mute device floods.
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		failures  []error
+	)
+	measuring := make(chan struct{})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range devices {
+		id := fmt.Sprintf("steady-%02d", i)
+		d := e.deviceConn(id, keys[i])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				t0 := time.Now()
+				tok := d.c.Publish(events(id, fmt.Sprintf("%%24.mid=%d", n)), 1, false, `{"temperature": 21.5}`)
+				ok := tok.WaitTimeout(5 * time.Second)
+				lat := time.Since(t0)
+				select {
+				case <-measuring:
+				default:
+					continue
+				}
+				mu.Lock()
+				switch {
+				case !ok:
+					failures = append(failures, fmt.Errorf("%s: no PUBACK within 5s", id))
+				case tok.Error() != nil:
+					failures = append(failures, fmt.Errorf("%s: %w", id, tok.Error()))
+				default:
+					latencies = append(latencies, lat)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(time.Second) // warm up
+
+	// The mute device: a raw TLS connection, CONNECT (keep-alive 0: no deadline) and PUBLISHes, never a read.
+	raw, err := net.Dial("tcp", e.srv.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := tls.Client(raw, e.tlsConfig())
+	if err := conn.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	m := &rawMQTT{t: t, c: conn, version: 4}
+	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: packets.ConnectParams{
+		ClientIdentifier: "mute", Clean: true, Keepalive: 0,
+		UsernameFlag: true, Username: []byte(e.username("mute")),
+		PasswordFlag: true, Password: []byte(e.token("mute", mute, time.Hour)),
+	}}
+	if err := m.write(connect); err != nil {
+		t.Fatal(err)
+	}
+	close(measuring)
+	floodStart := time.Now()
+	dropped := make(chan error, 1)
+	sent := 0
+	go func() {
+		var buf bytes.Buffer
+		for id := uint16(1); ; id++ {
+			if id == 0 {
+				id = 1
+			}
+			buf.Reset()
+			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, ProtocolVersion: 4,
+				TopicName: events("mute", ""), PacketID: id, Payload: []byte(`{"flood": 1}`)}
+			pk.PublishEncode(&buf)
+			conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := conn.Write(buf.Bytes()); err != nil {
+				dropped <- err
+				return
+			}
+			sent++
+		}
+	}()
+	var dropErr error
+	select {
+	case dropErr = <-dropped:
+	case <-time.After(60 * time.Second):
+	}
+	dropAfter := time.Since(floodStart)
+	time.Sleep(2 * time.Second) // and the steady devices go on after it
+	close(stop)
+	wg.Wait()
+
+	if dropErr == nil {
+		t.Fatalf("the non-reading device was not disconnected within 60s")
+	}
+	if n := e.metricValue("warden_clients_dropped_slow_total"); n != 1 {
+		t.Errorf("warden_clients_dropped_slow_total = %v, want 1", n)
+	}
+	for _, err := range failures {
+		t.Error(err)
+	}
+	if len(latencies) < devices*50 {
+		t.Fatalf("only %d PUBACKs measured", len(latencies))
+	}
+	slices.Sort(latencies)
+	p50, p99 := latencies[len(latencies)/2], latencies[len(latencies)*99/100]
+	t.Logf("non-reading device dropped after %v (%d messages sent, %v); %d PUBACKs of the steady devices: p50 %v, p99 %v, max %v",
+		dropAfter.Round(time.Millisecond), sent, dropErr, len(latencies), p50, p99, latencies[len(latencies)-1])
+	if p99 >= 100*time.Millisecond {
+		t.Errorf("PUBACK p99 %v, want under 100ms", p99)
 	}
 }
