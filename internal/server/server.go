@@ -60,6 +60,10 @@ type Config struct {
 	// created on first start.
 	MasterKey     string
 	MasterKeyFile string
+	// MaxMessageSize is the largest telemetry payload stored, in bytes; a
+	// larger one is kept as rejected, with its size, hash and first KiB
+	// (0: ingest.DefaultMaxPayload, 256 KiB as IoT Hub).
+	MaxMessageSize int
 	// Engine tunes the telemetry engine (zero values: defaults).
 	Engine tsdb.Config
 	// DebugListen, if set, serves Go's profiles at /debug/pprof/ (plain
@@ -177,7 +181,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.monitor = monitor.New(s.store, monitor.Config{}, s.onAlarm, log.With("component", "monitor"), time.Now)
 	// Alarms are evaluated on what the group commit made durable.
-	s.pipeline = ingest.New(s.monitor.Wrap(s.engine), ingest.Config{}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
+	s.pipeline = ingest.New(s.monitor.Wrap(s.engine), ingest.Config{MaxPayload: cfg.MaxMessageSize}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
 	s.broker, err = broker.New(broker.Config{
 		TLSListen: cfg.MQTTListen,
 		TCPListen: cfg.MQTTTCPListen,

@@ -648,7 +648,8 @@ func testRejected(t *testing.T, s store.Store) {
 	for i := range 3 {
 		r := store.Rejected{TenantID: store.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
 			Topic: "devices/a/messages/events/", Reason: fmt.Sprint("reason ", i),
-			Payload: []byte{'{', byte(i), 0xff}, ReceivedAt: t0.Add(time.Duration(i) * time.Second)}
+			Payload: []byte{'{', byte(i), 0xff}, ReceivedAt: t0.Add(time.Duration(i) * time.Second),
+			Size: int64(100 + i), Sealed: []byte{0, byte(i), 0xfe}}
 		if err := s.AddRejected(ctx(t), r); err != nil {
 			t.Fatal(err)
 		}
@@ -659,7 +660,8 @@ func testRejected(t *testing.T, s store.Store) {
 	}
 	if len(got) != 2 || got[0].Reason != "reason 2" || got[1].Reason != "reason 1" ||
 		!bytes.Equal(got[0].Payload, []byte{'{', 2, 0xff}) || got[0].MessageID != "m2" ||
-		got[0].Topic != "devices/a/messages/events/" || !got[0].ReceivedAt.Equal(t0.Add(2*time.Second)) || got[0].ID == 0 {
+		got[0].Topic != "devices/a/messages/events/" || !got[0].ReceivedAt.Equal(t0.Add(2*time.Second)) || got[0].ID == 0 ||
+		got[0].Size != 102 || !bytes.Equal(got[0].Sealed, []byte{0, 2, 0xfe}) {
 		t.Fatalf("ListRejected = %+v", got)
 	}
 }
