@@ -3,24 +3,32 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/jackc/pgx/v5"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/warden-iot/warden/internal/api"
 	"github.com/warden-iot/warden/internal/sas"
+	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
 
 // Attacks on the MQTT edge by devices with valid credentials: each test
@@ -565,4 +573,145 @@ func TestNonReadingClientDoesNotStallOthers(t *testing.T) {
 	if p99 >= 100*time.Millisecond {
 		t.Errorf("PUBACK p99 %v, want under 100ms", p99)
 	}
+}
+
+// TestOversizedPayloadKeptAsRejected: a payload just over the
+// per-message limit (over MQTT/TLS), a 10 MiB one (over WebSocket) and an
+// unreadable one are acknowledged and kept as rejected with their size,
+// SHA-256 and first KiB only: a marker placed beyond the first KiB is not
+// in the database files, nor are the topics and reasons in clear.
+func TestOversizedPayloadKeptAsRejected(t *testing.T) {
+	e := start(t)
+	oversizedPayloads(t, e, func(markers ...string) {
+		t.Helper()
+		var files []string
+		for _, f := range []string{"warden.db", "warden.db-wal"} {
+			files = append(files, filepath.Join(e.dataDir, f))
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range markers {
+				if bytes.Contains(b, []byte(m)) {
+					t.Errorf("%s contains %q", filepath.Base(f), m)
+				}
+			}
+		}
+	})
+}
+
+func TestOversizedPayloadKeptAsRejectedPostgres(t *testing.T) {
+	url := pgtest.URL(t)
+	e := start(t, withDatabase(url))
+	oversizedPayloads(t, e, func(markers ...string) {
+		t.Helper()
+		conn, err := pgx.Connect(e.ctx(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(e.ctx())
+		rows, err := conn.Query(e.ctx(), `SELECT topic, reason, payload, COALESCE(sealed, ''::bytea) FROM rejected`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var topic, reason string
+			var payload, sealed []byte
+			if err := rows.Scan(&topic, &reason, &payload, &sealed); err != nil {
+				t.Fatal(err)
+			}
+			row := topic + reason + string(payload) + string(sealed)
+			for _, m := range markers {
+				if bytes.Contains([]byte(row), []byte(m)) {
+					t.Errorf("a rejected row contains %q", m)
+				}
+			}
+		}
+	})
+}
+
+func oversizedPayloads(t *testing.T, e *env, rawCheck func(markers ...string)) {
+	key := e.device("big")
+	dev := e.deviceConn("big", key)
+	tail := func(name string) string { return "TAIL-" + name + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) }
+
+	// body builds a payload of n bytes: '{"x":"aaa…' with a marker at the
+	// end, well beyond the first KiB.
+	body := func(n int, marker string, valid bool) []byte {
+		b := bytes.Repeat([]byte("a"), n)
+		copy(b, `{"x":"`)
+		end := `"}`
+		if !valid {
+			end = `!}`
+		}
+		copy(b[n-len(marker)-len(end):], marker+end)
+		return b
+	}
+	type sent struct {
+		payload []byte
+		reason  string
+	}
+	var all []sent
+	const limit = 256 << 10
+	justOver := tail("justover")
+	p := body(limit+1, justOver, true)
+	dev.mustPublish(t, events("big", "%24.mid=big-1&secret=TOPIC-MARKER-1"), string(p))
+	all = append(all, sent{p, "over the limit"})
+	unreadable := tail("unreadable")
+	p = body(8<<10, unreadable, false)
+	dev.mustPublish(t, events("big", "%24.mid=big-2&secret=TOPIC-MARKER-2"), string(p))
+	all = append(all, sent{p, "JSON"})
+	// Exactly at the limit: stored (JSON padded with spaces).
+	atLimit := bytes.Repeat([]byte(" "), limit)
+	copy(atLimit, `{"v": 1`)
+	atLimit[limit-1] = '}'
+	dev.mustPublish(t, events("big", "%24.mid=big-3"), string(atLimit))
+
+	// 10 MiB over WebSocket.
+	_, port, _ := net.SplitHostPort(e.srv.HTTPAddr())
+	ws := pahomqtt.NewClient(pahomqtt.NewClientOptions().
+		AddBroker("wss://localhost:"+port+"/$iothub/websocket").
+		SetClientID("big").SetUsername(e.username("big")).SetPassword(e.token("big", key, time.Hour)).
+		SetTLSConfig(e.tlsConfig()).SetProtocolVersion(4).SetAutoReconnect(false).SetCleanSession(true))
+	if tok := ws.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect over WebSocket: %v", tok.Error())
+	}
+	defer ws.Disconnect(50)
+	huge := tail("huge")
+	p = body(10<<20, huge, true)
+	if tok := ws.Publish(events("big", "%24.mid=big-4&secret=TOPIC-MARKER-3"), 1, false, p); !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish 10 MiB over WebSocket: %v", tok.Error())
+	}
+	all = append(all, sent{p, "over the limit"})
+
+	rs, err := e.api.Rejected(e.ctx(), "big", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != len(all) {
+		for _, r := range rs {
+			t.Logf("rejected: %s (%d bytes): %s", r.MessageID, r.Size, r.Reason)
+		}
+		t.Fatalf("%d rejected messages, want %d", len(rs), len(all))
+	}
+	for i, s := range all {
+		r := rs[len(rs)-1-i] // newest first
+		sum := sha256.Sum256(s.payload)
+		if r.Size != int64(len(s.payload)) || r.SHA256 != hex.EncodeToString(sum[:]) || !r.Truncated ||
+			r.Payload != string(s.payload[:1024]) || !strings.Contains(r.Reason, s.reason) ||
+			!strings.Contains(r.Topic, "TOPIC-MARKER-") {
+			t.Errorf("rejected %d: size %d, sha256 %s, truncated %v, payload %d bytes, reason %q, topic %q; want size %d, sha256 %x",
+				i, r.Size, r.SHA256, r.Truncated, len(r.Payload), r.Reason, r.Topic, len(s.payload), sum)
+		}
+	}
+	if l, err := e.api.Latest(e.ctx(), "big"); err != nil || len(l) != 1 || l[0].Name != "v" {
+		t.Errorf("latest = %+v, %v; want the message at the limit", l, err)
+	}
+	rawCheck(justOver, unreadable, huge, "TOPIC-MARKER-", "over the limit")
 }
