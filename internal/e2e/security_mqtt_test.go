@@ -676,7 +676,7 @@ func oversizedPayloads(t *testing.T, e *env, rawCheck func(markers ...string)) {
 	// 10 MiB over WebSocket.
 	_, port, _ := net.SplitHostPort(e.srv.HTTPAddr())
 	ws := pahomqtt.NewClient(pahomqtt.NewClientOptions().
-		AddBroker("wss://localhost:"+port+"/$iothub/websocket").
+		AddBroker("wss://localhost:" + port + "/$iothub/websocket").
 		SetClientID("big").SetUsername(e.username("big")).SetPassword(e.token("big", key, time.Hour)).
 		SetTLSConfig(e.tlsConfig()).SetProtocolVersion(4).SetAutoReconnect(false).SetCleanSession(true))
 	if tok := ws.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
