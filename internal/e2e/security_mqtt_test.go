@@ -715,3 +715,36 @@ func oversizedPayloads(t *testing.T, e *env, rawCheck func(markers ...string)) {
 	}
 	rawCheck(justOver, unreadable, huge, "TOPIC-MARKER-", "over the limit")
 }
+
+// TestModelIDInTwin: the model id an IoT Plug and Play device announces in
+// its user name is the twin's modelId; a later connection with another
+// one replaces it; one that is not a DTMI is refused.
+func TestModelIDInTwin(t *testing.T) {
+	e := start(t)
+	key := e.device("thermo")
+	if tw, err := e.api.Twin(e.ctx(), "thermo"); err != nil || tw.ModelID != "" {
+		t.Fatalf("twin before connecting: modelId %q, %v", tw.ModelID, err)
+	}
+	for _, c := range []struct{ param, want string }{
+		{"dtmi:com:example:Thermostat;1", "dtmi:com:example:Thermostat;1"},
+		{"dtmi%3Acom%3Aexample%3AThermostat%3B2", "dtmi:com:example:Thermostat;2"}, // as the Node SDK encodes it
+	} {
+		m, rc, err := e.connect311("thermo", e.username("thermo")+"&model-id="+c.param, e.token("thermo", key, time.Hour))
+		if err != nil {
+			t.Fatalf("connect with model-id %s: rc %d, %v", c.param, rc, err)
+		}
+		m.c.Disconnect(50)
+		tw, err := e.api.Twin(e.ctx(), "thermo")
+		if err != nil || tw.ModelID != c.want {
+			t.Fatalf("twin modelId = %q, %v; want %q", tw.ModelID, err, c.want)
+		}
+	}
+	if _, rc, err := e.connect311("thermo", e.username("thermo")+"&model-id=not-a-dtmi", e.token("thermo", key, time.Hour)); err == nil || rc != rcBadCredentials {
+		t.Fatalf("connect with an invalid model-id: rc %d, %v; want 4", rc, err)
+	}
+	// A connection without a model id leaves the last one.
+	e.deviceConn("thermo", key).c.Disconnect(50)
+	if tw, err := e.api.Twin(e.ctx(), "thermo"); err != nil || tw.ModelID != "dtmi:com:example:Thermostat;2" {
+		t.Fatalf("twin modelId after a connection without one = %q, %v", tw.ModelID, err)
+	}
+}

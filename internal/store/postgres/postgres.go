@@ -162,7 +162,11 @@ var migrations = []string{
 	migrationAlarm,
 	migrationTOTPStep,
 	migrationRejectedSealed,
+	migrationModelID,
 }
+
+// migrationModelID: the model id a device announces at connect.
+const migrationModelID = `ALTER TABLE devices ADD COLUMN model_id TEXT NOT NULL DEFAULT ''`
 
 // migrationRejectedSealed: rejected messages keep their size, and their
 // topic, reason and hash encrypted (sealed); the payload column holds only

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Tenants", testTenants},
 		{"TenantKeys", testTenantKeys},
 		{"Rejected", testRejected},
+		{"ModelID", testModelID},
 		{"DeleteDeviceRemovesData", testDeleteDeviceRemovesData},
 		{"MigrateTwice", testMigrateTwice},
 		{"ConcurrentWriters", testConcurrentWriters},
@@ -743,4 +744,27 @@ func ids(ds []store.Device) []string {
 		out[i] = d.ID
 	}
 	return out
+}
+
+func testModelID(t *testing.T, s store.Store) {
+	mustCreate(t, s, "a")
+	if id, err := s.DeviceModelID(ctx(t), store.RootTenantID, "a"); err != nil || id != "" {
+		t.Fatalf("model id of a new device = %q, %v", id, err)
+	}
+	const dtmi = "dtmi:com:example:Thermostat;1"
+	if err := s.SetDeviceModelID(ctx(t), store.RootTenantID, "a", dtmi); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := s.DeviceModelID(ctx(t), store.RootTenantID, "a"); err != nil || id != dtmi {
+		t.Fatalf("model id = %q, %v; want %q", id, err, dtmi)
+	}
+	if err := s.SetDeviceModelID(ctx(t), "other-tenant", "a", "dtmi:x;1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetDeviceModelID in another tenant: %v, want ErrNotFound", err)
+	}
+	if _, err := s.DeviceModelID(ctx(t), "other-tenant", "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeviceModelID in another tenant: %v, want ErrNotFound", err)
+	}
+	if _, err := s.DeviceModelID(ctx(t), store.RootTenantID, "ghost"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeviceModelID of an unknown device: %v, want ErrNotFound", err)
+	}
 }
