@@ -240,6 +240,32 @@ func TestWillMessageAttackAcrossTenants(t *testing.T) {
 			m.c.Close()
 		}
 	}
+	// A provisioning client cannot have a will either.
+	scope := e.idScope()
+	groupKey := e.enrollGroup("g1", "")
+	for _, v := range []byte{4, 5} {
+		m := e.rawDial(v)
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: packets.ConnectParams{
+			ClientIdentifier: "box-1", Clean: true, Keepalive: 60,
+			UsernameFlag: true, Username: []byte(dpsUser(scope, "box-1")),
+			PasswordFlag: true, Password: []byte(dpsToken(scope, "box-1", sas.DeriveDeviceKey(groupKey, "box-1"), time.Hour)),
+			WillFlag: true, WillTopic: "devices/victim/messages/devicebound/#", WillPayload: []byte(`{"pwned":true}`), WillQos: 1,
+		}}
+		if err := m.write(pk); err != nil {
+			t.Fatal(err)
+		}
+		attempts++
+		typ, body, err := m.read(10 * time.Second)
+		want := byte(rcNotAuthorized)
+		if v == 5 {
+			want = 0x83
+		}
+		if err != nil || typ != packets.Connack || len(body) < 2 || body[1] != want {
+			t.Fatalf("provisioning client with a will (MQTT %d): type %d %x %v; want CONNACK %#x", v, typ, body, err, want)
+		}
+		m.c.Close()
+	}
+
 	victim.none(t, 2*time.Second)
 	if err := victim.c.Publish(events("victim", ""), 1, false, `{"alive":1}`); !err.WaitTimeout(10*time.Second) || err.Error() != nil {
 		t.Fatalf("victim cannot publish: %v", err.Error())
