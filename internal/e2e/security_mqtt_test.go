@@ -596,7 +596,7 @@ func TestNonReadingClientDoesNotStallOthers(t *testing.T) {
 	p50, p99 := latencies[len(latencies)/2], latencies[len(latencies)*99/100]
 	t.Logf("non-reading device dropped after %v (%d messages sent, %v); %d PUBACKs of the steady devices: p50 %v, p99 %v, max %v",
 		dropAfter.Round(time.Millisecond), sent, dropErr, len(latencies), p50, p99, latencies[len(latencies)-1])
-	if p99 >= 100*time.Millisecond {
+	if p99 >= 100*time.Millisecond && !raceEnabled {
 		t.Errorf("PUBACK p99 %v, want under 100ms", p99)
 	}
 }
