@@ -96,7 +96,11 @@ type protocolHook struct {
 func (h *protocolHook) ID() string { return "warden-protocol" }
 
 func (h *protocolHook) Provides(b byte) bool {
-	return b == mqtt.OnPacketRead || b == mqtt.OnWill || b == mqtt.OnWillSent || b == mqtt.OnDisconnect
+	switch b {
+	case mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnWill, mqtt.OnWillSent, mqtt.OnDisconnect:
+		return true
+	}
+	return false
 }
 
 var errTopicName = errors.New("topic name invalid")
@@ -104,6 +108,16 @@ var errTopicName = errors.New("topic name invalid")
 // OnPacketRead runs in the client's read loop, after decoding. An error
 // ends the connection.
 func (h *protocolHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Connect && pk.Connect.WillFlag {
+		// mochi refuses some wills itself, before any hook, with codes
+		// that 3.1.1 does not have (0x9A for a retained will, 0x9B for
+		// QoS 2) or for a will that MQTT allows (an empty payload). Every
+		// will is refused by checkConnect instead, with one code and
+		// counted, so only the flag is kept.
+		pk.Connect.WillRetain, pk.Connect.WillQos = false, 0
+		pk.Connect.WillTopic, pk.Connect.WillPayload = "-", []byte{0}
+		return pk, nil
+	}
 	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
 		return pk, nil
 	}
@@ -172,6 +186,15 @@ func (h *protocolHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.mu.Lock()
 	delete(h.byClient, cl)
 	h.mu.Unlock()
+}
+
+// OnPacketEncode announces the Topic Alias Maximum in an MQTT 5 CONNACK
+// (mochi does not), so that clients know they may use aliases.
+func (h *protocolHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && pk.ProtocolVersion >= 5 && pk.ReasonCode == 0 {
+		pk.Properties.TopicAliasMaximum = maxTopicAlias
+	}
+	return pk
 }
 
 // closeWith logs a refused PUBLISH (never its payload) and closes the

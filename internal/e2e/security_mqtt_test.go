@@ -220,8 +220,27 @@ func TestWillMessageAttackAcrossTenants(t *testing.T) {
 		}
 		conn.Close()
 
-		// Raw: the CONNECT with a will, then the TCP connection killed at
-		// once, without reading or DISCONNECT.
+		// Raw: the CONNECT with a will (retained, QoS 2 or empty, which
+		// mochi alone would refuse with other codes), then the TCP
+		// connection killed at once, without reading or DISCONNECT.
+		for _, w := range []struct {
+			retain  bool
+			qos     byte
+			payload string
+		}{{true, 1, "x"}, {false, 2, "x"}, {false, 0, ""}} {
+			for _, v := range []byte{4, 5} {
+				m := e.rawDial(v)
+				rc := m.connect(e, "attacker", keyA, func(pk *packets.Packet) {
+					pk.Connect.WillFlag, pk.Connect.WillTopic, pk.Connect.WillPayload = true, topic, []byte(w.payload)
+					pk.Connect.WillRetain, pk.Connect.WillQos = w.retain, w.qos
+				})
+				attempts++
+				if want := map[byte]byte{4: rcNotAuthorized, 5: 0x83}[v]; rc != want {
+					t.Fatalf("will %+v over MQTT %d: CONNACK %#x, want %#x", w, v, rc, want)
+				}
+				m.c.Close()
+			}
+		}
 		for _, v := range []byte{4, 5} {
 			m := e.rawDial(v)
 			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: packets.ConnectParams{
