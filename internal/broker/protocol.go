@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -251,16 +250,16 @@ func (l *scanListener) Serve(establish listeners.EstablishFn) {
 // C2D messages of at most 64 KiB) needs far less.
 const sendBufferBytes = 32 << 10
 
+// limitSendBuffer sets the send buffer of the TCP connection under c,
+// found through wrappers that have a NetConn method (as *tls.Conn has).
 func limitSendBuffer(c net.Conn) {
-	for {
+	for range 8 {
 		switch x := c.(type) {
 		case *net.TCPConn:
 			_ = x.SetWriteBuffer(sendBufferBytes) // best effort
 			return
-		case *tls.Conn:
+		case interface{ NetConn() net.Conn }:
 			c = x.NetConn()
-		case *wsConn:
-			c = x.Conn
 		default:
 			return
 		}

@@ -128,3 +128,6 @@ func (c *wsConn) Write(p []byte) (int, error) {
 }
 
 func (c *wsConn) Close() error { return c.ws.Close() }
+
+// NetConn returns the connection under the WebSocket.
+func (c *wsConn) NetConn() net.Conn { return c.Conn }
