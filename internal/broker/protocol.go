@@ -24,20 +24,21 @@ import (
 //     an OnWill hook empties any will that would still be sent.
 //   - Topic names. A PUBLISH topic name with '+' or '#' is malformed
 //     (MQTT-3.3.2-2), however it arrives: directly, or through an MQTT 5
-//     topic alias (an alias can only be bound by a PUBLISH that carries the
-//     name, which is checked; Warden keeps the bindings so that a PUBLISH
-//     by alias is checked against the name it stands for). The connection is closed with DISCONNECT 0x90
+//     topic alias (an alias is bound by a PUBLISH that carries the name,
+//     which is checked). The connection is closed, with DISCONNECT 0x90
 //     (Topic Name invalid) on MQTT 5. mochi would close it too, with 0x82,
-//     and logs the whole packet, payload included, at warn level, which
-//     Warden discards; Warden logs the refusal itself, without the payload.
-//     A PUBLISH with an empty topic name and an alias that was never bound
-//     is a protocol error (0x82): mochi would pass the empty name on.
+//     and log the whole packet, payload included, at warn level (which
+//     Warden discards): Warden logs the refusal itself, without the
+//     payload. mochi resolves an alias only after its ACL check, so Warden
+//     keeps each connection's aliases and gives the ACL and telemetry
+//     hooks the name an alias stands for; an alias never bound is a
+//     protocol error (0x82).
 //   - Receive Maximum. An MQTT 5 CONNECT with the Receive Maximum property
 //     present and 0 is a protocol error (MQTT 5, 3.1.2.11.3: "It is a
 //     Protocol Error to include the Receive Maximum value more than once or
-//     for it to have the value 0"): CONNACK 0x82. mochi
-//     decodes an absent property and a 0 alike, so the CONNECT's bytes are
-//     read as they arrive (connectScanner).
+//     for it to have the value 0"): CONNACK 0x82. mochi decodes an absent
+//     property and a 0 alike, so the CONNECT's bytes are read as they
+//     arrive (connectScanner).
 
 // Why a connection is refused: metric labels of warden_connections_refused_total.
 const (
@@ -59,7 +60,7 @@ func willRefusal() *refusal {
 
 func receiveMaximumRefusal() *refusal {
 	return refuse(reasonReceiveMaximum, packets.ErrProtocolViolation, packets.ErrProtocolViolation,
-		errors.New("Receive Maximum 0 is a protocol error"))
+		errors.New("a Receive Maximum of 0 is a protocol error"))
 }
 
 // checkConnect refuses what no identity may ask for. It runs before
