@@ -28,7 +28,7 @@ import (
 // Bounds of one client's outbox. A healthy device reads its PUBACKs as
 // fast as they come; the socket buffers alone hold thousands.
 const (
-	outboxMaxPackets = 4096
+	outboxMaxPackets = 1024
 	outboxMaxBytes   = 4 << 20
 )
 

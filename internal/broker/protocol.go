@@ -249,7 +249,7 @@ func (l *scanListener) Serve(establish listeners.EstablishFn) {
 // does not read would take before its writes block and its outbox fills
 // (outbox.go). What Warden sends a device (acknowledgements, answers,
 // C2D messages of at most 64 KiB) needs far less.
-const sendBufferBytes = 32 << 10
+const sendBufferBytes = 16 << 10
 
 // limitSendBuffer sets the send buffer of the TCP connection under c,
 // found through wrappers that have a NetConn method (as *tls.Conn has).

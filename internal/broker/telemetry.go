@@ -17,7 +17,7 @@ import (
 // as it can would fill it, and every other device's message would wait
 // behind thousands of its own. With it, a device that sends more waits
 // (its connection is not read) while the others go on.
-const maxPendingPerConn = 128
+const maxPendingPerConn = 64
 
 // telemetryHook takes every device publish away from mochi's fan-out and
 // gives telemetry to the ingest pipeline. A QoS 1 message is acknowledged
