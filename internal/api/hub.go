@@ -68,6 +68,9 @@ func (a *API) twinView(r *http.Request, d store.Device, tw store.Twin) Twin {
 	if pending, err := a.store.PendingC2D(r.Context(), d.ID, a.now()); err == nil {
 		out.CloudToDeviceMessageCount = len(pending)
 	}
+	if id, err := a.store.DeviceModelID(r.Context(), d.TenantID, d.ID); err == nil {
+		out.ModelID = id
+	}
 	return out
 }
 

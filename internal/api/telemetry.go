@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -331,7 +332,10 @@ func round(v float64) float64 {
 	return f
 }
 
-// Rejected is a message Warden could not accept.
+// Rejected is a message Warden could not accept. Only the start of its
+// payload is kept: Payload (or PayloadB64) is at most the first 1 KiB,
+// Truncated says when it is not the whole, Size and SHA256 describe the
+// payload as it was received.
 type Rejected struct {
 	ID         int64     `json:"id"`
 	MessageID  string    `json:"messageId,omitempty"`
@@ -339,6 +343,9 @@ type Rejected struct {
 	Reason     string    `json:"reason"`
 	Payload    string    `json:"payload"` // as text when it is valid UTF-8
 	PayloadB64 string    `json:"payloadBase64,omitempty"`
+	Truncated  bool      `json:"truncated"`
+	Size       int64     `json:"size"`
+	SHA256     string    `json:"sha256"` // hex
 	ReceivedAt time.Time `json:"receivedAt"`
 }
 
@@ -362,7 +369,8 @@ func (a *API) rejected(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]Rejected, len(rs))
 	for i, x := range rs {
-		out[i] = Rejected{ID: x.ID, MessageID: x.MessageID, Topic: x.Topic, Reason: x.Reason, ReceivedAt: x.ReceivedAt}
+		out[i] = Rejected{ID: x.ID, MessageID: x.MessageID, Topic: x.Topic, Reason: x.Reason, ReceivedAt: x.ReceivedAt,
+			Truncated: x.Truncated(), Size: x.Size, SHA256: hex.EncodeToString(x.SHA256)}
 		if utf8.Valid(x.Payload) {
 			out[i].Payload = string(x.Payload)
 		} else {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -53,6 +54,9 @@ func notAuthorized(reason string, err error) *refusal {
 // OnConnect does the authentication, so that it can choose the CONNACK code;
 // mochi's OnConnectAuthenticate only knows yes or no.
 func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if r := checkConnect(cl, pk); r != nil { // protocol.go
+		return h.refuse(cl, r)
+	}
 	if scope, regID, ok, err := parseDPSUsername(string(pk.Connect.Username)); ok {
 		if err != nil {
 			return h.refuse(cl, refuse("bad-username", packets.ErrMalformedUsername, packets.ErrBadUsernameOrPassword, err))
@@ -69,6 +73,13 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	dev, expiry, r := h.authenticate(cl, pk)
 	if r != nil {
 		return h.refuse(cl, r)
+	}
+	modelID, err := modelIDFromUsername(string(pk.Connect.Username))
+	if err != nil {
+		return h.refuse(cl, refuse("bad-model-id", packets.ErrMalformedUsername, packets.ErrBadUsernameOrPassword, err))
+	}
+	if modelID != "" {
+		h.b.recordModelID(dev, modelID)
 	}
 	h.b.attach(cl, dev, expiry)
 	h.b.log.Debug("device connected", "device", dev.ID, "remote", cl.Net.Remote, "mqtt", cl.Properties.ProtocolVersion)
@@ -116,6 +127,12 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (store.Devic
 	if tokDevice != cl.ID || !strings.EqualFold(tokHost, host) {
 		return store.Device{}, time.Time{}, notAuthorized("wrong-resource",
 			fmt.Errorf("token is for %q, connection is %q", res, host+"/devices/"+cl.ID))
+	}
+	// A token signed for another hub (the device's key may be known
+	// there too) is not for this one, even with a user name to match.
+	if !h.b.isHubName(tokHost) {
+		return store.Device{}, time.Time{}, notAuthorized("foreign-hub",
+			fmt.Errorf("token is for hub %q, this hub is %q", tokHost, h.b.hubHost))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -286,4 +303,75 @@ func verifyReason(err error) string {
 		return "expired-token"
 	}
 	return "bad-signature"
+}
+
+// modelIDFromUsername returns the model id an IoT Plug and Play device
+// announces in its user name, "…/?api-version=…&model-id=dtmi:…;1" (the
+// SDKs percent-encode it, or not), or "" if it announces none.
+func modelIDFromUsername(u string) (string, error) {
+	_, query, _ := strings.Cut(u, "?")
+	for kv := range strings.SplitSeq(query, "&") {
+		raw, ok := strings.CutPrefix(kv, "model-id=")
+		if !ok {
+			continue
+		}
+		id, err := url.PathUnescape(raw)
+		if err != nil {
+			return "", fmt.Errorf("model-id %q: %w", truncateForLog(raw), err)
+		}
+		if !validDTMI(id) {
+			return "", fmt.Errorf("model-id %q is not a DTMI (dtmi:segment:segment;version)", truncateForLog(id))
+		}
+		return id, nil
+	}
+	return "", nil
+}
+
+// validDTMI checks the syntax of a Digital Twin Model Identifier:
+// "dtmi:" path segments separated by ':' (each a letter, then letters,
+// digits and '_', not ending with '_'), ';' and a version of 1 to 9 digits
+// (or a major.minor version), 4096 characters at most.
+func validDTMI(id string) bool {
+	path, version, ok := strings.Cut(strings.TrimPrefix(id, "dtmi:"), ";")
+	if !ok || !strings.HasPrefix(id, "dtmi:") || len(id) > 4096 || path == "" {
+		return false
+	}
+	for seg := range strings.SplitSeq(path, ":") {
+		if seg == "" || !isLetter(seg[0]) || seg[len(seg)-1] == '_' {
+			return false
+		}
+		for _, c := range []byte(seg) {
+			if !isLetter(c) && !('0' <= c && c <= '9') && c != '_' {
+				return false
+			}
+		}
+	}
+	major, minor, hasMinor := strings.Cut(version, ".")
+	return validVersionPart(major, false) && (!hasMinor || validVersionPart(minor, true))
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+func validVersionPart(s string, zero bool) bool {
+	if s == "" || len(s) > 9 || (s[0] == '0' && !(zero && s == "0")) {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// recordModelID keeps the model id a device announced, if it changed.
+func (b *Broker) recordModelID(d store.Device, modelID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if old, err := b.store.DeviceModelID(ctx, d.TenantID, d.ID); err == nil && old == modelID {
+		return
+	}
+	if err := b.store.SetDeviceModelID(ctx, d.TenantID, d.ID, modelID); err != nil {
+		b.log.Warn("model id not recorded", "device", d.ID, "err", err)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +61,7 @@ type Broker struct {
 	seen     map[string]presence // by device id: activity not yet written to the store
 
 	hubHost  string              // set by SetHubHost once the listener is bound
+	hubNames []string            // host names (no port) SAS tokens may be for: SetHubHost
 	presence func(PresenceEvent) // set by OnPresence before Start
 	ws       *wsListener         // MQTT over WebSocket on the HTTPS server: websocket.go
 	limits   *connLimits         // the connection cap and bounds: limits.go
@@ -67,10 +69,14 @@ type Broker struct {
 	hub      *hubState           // twins, methods, C2D: hub.go
 	dps      *dpsState           // provisioning: dps.go
 
-	refused *prometheus.CounterVec
-	started bool // Start succeeded; set before any concurrent use
-	stop    chan struct{}
-	done    chan struct{}
+	outMu    sync.Mutex
+	outboxes map[*mqtt.Client]*outbox // what is being written to each client: outbox.go
+
+	refused     *prometheus.CounterVec
+	slowClients prometheus.Counter
+	started     bool // Start succeeded; set before any concurrent use
+	stop        chan struct{}
+	done        chan struct{}
 }
 
 // session is one authenticated device connection.
@@ -83,6 +89,9 @@ type session struct {
 	ip           string
 	since        time.Time
 	expiry       *time.Timer // closes the connection when its SAS token expires
+	// pending holds a token for each telemetry message of this connection
+	// in the ingest pipeline: telemetry.go.
+	pending chan struct{}
 }
 
 type presence struct {
@@ -123,6 +132,9 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 		cfg: cfg, store: st, ingest: p, log: log, now: now,
 		sessions: map[string]*session{},
 		seen:     map[string]presence{},
+		outboxes: map[*mqtt.Client]*outbox{},
+		slowClients: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_clients_dropped_slow_total", Help: "Connections closed because they did not read what was sent to them."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_connections_refused_total", Help: "Device connections refused, by reason."}, []string{"reason"}),
 		stop: make(chan struct{}),
@@ -137,6 +149,7 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 	caps.WildcardSubAvailable = 1 // devices subscribe to their own .../# filters
 	caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
 	caps.MaximumClientWritesPending = maxPendingWrites
+	caps.TopicAliasMaximum = maxTopicAlias
 	b.mqtt = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		// mochi logs every hook at info and every client error at warn, with
@@ -144,13 +157,13 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 		// hooks log refusals themselves, without payloads.
 		Logger: slog.New(minLevel{log.With("component", "mqtt").Handler(), slog.LevelError}),
 	})
-	for _, h := range []mqtt.Hook{&limitsHook{maxPacket: uint32(cfg.MaxPacketSize)}, &authHook{b: b}, &aclHook{}, &dpsHook{b: b}, &telemetryHook{b: b}, &presenceHook{b: b}, &hubHook{b: b}} {
+	for _, h := range []mqtt.Hook{&protocolHook{b: b, byClient: map[*mqtt.Client]*topicAliases{}}, &limitsHook{maxPacket: uint32(cfg.MaxPacketSize)}, &authHook{b: b}, &aclHook{}, &dpsHook{b: b}, &telemetryHook{b: b}, &presenceHook{b: b}, &hubHook{b: b}, &outboxHook{b: b}} {
 		if err := b.mqtt.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("broker: add hook: %w", err)
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(b.refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		reg.MustRegister(b.refused, b.slowClients, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "warden_devices_connected", Help: "Devices connected now."},
 			func() float64 { return float64(b.ConnectedCount()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -166,28 +179,59 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 }
 
 // SetHubHost tells the broker the host name devices use (host[:port]), for
-// what it hands out, such as the assigned hub of a provisioned device.
-// Call it before devices connect.
-func (b *Broker) SetHubHost(host string) { b.hubHost = host }
+// what it hands out, such as the assigned hub of a provisioned device, and
+// the names a device's SAS token may be signed for: that host and the
+// aliases (other names devices dial). The port of a token's host is not
+// compared: a server behind a port mapping is dialled on another port than
+// the one it binds. Call it before devices connect.
+func (b *Broker) SetHubHost(host string, aliases ...string) {
+	b.hubHost = host
+	b.hubNames = nil
+	for _, h := range append([]string{host}, aliases...) {
+		if h = hostOnly(h); h != "" {
+			b.hubNames = append(b.hubNames, h)
+		}
+	}
+}
+
+// isHubName reports whether host (host[:port]) names this hub.
+func (b *Broker) isHubName(host string) bool {
+	host = hostOnly(host)
+	for _, n := range b.hubNames {
+		if strings.EqualFold(n, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostOnly drops the port of "host:port" or "[v6]:port", and the brackets
+// of "[v6]".
+func hostOnly(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+}
 
 // Start opens the listeners and begins serving.
 func (b *Broker) Start() error {
 	if b.cfg.TLSListen != "" {
 		l := newListener("tls", b.cfg.TLSListen, b.cfg.TLS, b.limits, b.log)
-		if err := b.mqtt.AddListener(l); err != nil {
+		if err := b.mqtt.AddListener(scanConnect(l)); err != nil {
 			return fmt.Errorf("broker: listen on %s (TLS): %w", b.cfg.TLSListen, err)
 		}
 		b.lns = append(b.lns, l)
 	}
 	if b.cfg.TCPListen != "" {
 		l := newListener("tcp", b.cfg.TCPListen, nil, b.limits, b.log)
-		if err := b.mqtt.AddListener(l); err != nil {
+		if err := b.mqtt.AddListener(scanConnect(l)); err != nil {
 			return fmt.Errorf("broker: listen on %s: %w", b.cfg.TCPListen, err)
 		}
 		b.lns = append(b.lns, l)
 	}
 	b.ws = newWSListener(b.log, b.limits)
-	if err := b.mqtt.AddListener(b.ws); err != nil {
+	if err := b.mqtt.AddListener(scanConnect(b.ws)); err != nil {
 		return fmt.Errorf("broker: websocket endpoint: %w", err)
 	}
 	if err := b.mqtt.Serve(); err != nil {
@@ -303,7 +347,8 @@ type PresenceEvent struct {
 func (b *Broker) OnPresence(f func(PresenceEvent)) { b.presence = f }
 
 func (b *Broker) attach(cl *mqtt.Client, d store.Device, expiry time.Time) {
-	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now()}
+	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now(),
+		pending: make(chan struct{}, maxPendingPerConn)}
 	s.expiry = time.AfterFunc(expiry.Sub(b.now()), func() {
 		b.log.Info("closing connection: SAS token expired", "device", d.ID)
 		cl.Stop(errTokenExpired)

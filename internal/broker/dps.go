@@ -318,7 +318,7 @@ func (b *Broker) dpsPublish(cl *mqtt.Client, s *session, pk packets.Packet) {
 		return
 	}
 	if pk.FixedHeader.Qos > 0 {
-		cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+		b.send(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
 	}
 	path, query, _ := strings.Cut(pk.TopicName, "?")
 	rid := queryParam(query, "$rid")
@@ -555,8 +555,8 @@ func (d *dpsState) reply(cl *mqtt.Client, status int, rid, extra string, body an
 		return
 	}
 	topic := "$dps/registrations/res/" + strconv.Itoa(status) + "/?$rid=" + rid + extra
-	if err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, Payload: payload}); err != nil {
-		d.b.log.Debug("provisioning: answer not sent", "client", cl.ID, "err", err)
+	if !d.b.send(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, Payload: payload}) {
+		d.b.log.Debug("provisioning: answer not sent", "client", cl.ID)
 	}
 }
 

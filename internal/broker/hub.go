@@ -56,7 +56,7 @@ func newHubState(b *Broker) *hubState {
 // device's read loop, so one device's requests are handled in order.
 func (b *Broker) hubPublish(cl *mqtt.Client, s *session, pk packets.Packet) {
 	if pk.FixedHeader.Qos > 0 {
-		cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+		b.send(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
 	}
 	if s.registration != "" {
 		return // a provisioning client is not a device
@@ -104,13 +104,19 @@ func subscribed(cl *mqtt.Client, filter string) (packets.Subscription, bool) {
 	return cl.State.Subscriptions.Get(filter)
 }
 
-// publishTo writes a QoS 0 PUBLISH to one connection.
-func publishTo(cl *mqtt.Client, topic string, body []byte) error {
-	return cl.WritePacket(packets.Packet{
+// errNotSent: a packet for a client that is gone, or does not read.
+var errNotSent = errors.New("connection closed or not reading")
+
+// publishTo queues a QoS 0 PUBLISH for one connection (outbox.go).
+func (b *Broker) publishTo(cl *mqtt.Client, topic string, body []byte) error {
+	if !b.send(cl, packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish},
 		TopicName:   topic,
 		Payload:     body,
-	})
+	}) {
+		return errNotSent
+	}
+	return nil
 }
 
 // deviceSession returns the live connection of a device (not of a
@@ -141,7 +147,7 @@ func (b *Broker) twinReply(cl *mqtt.Client, status int, rid string, version int6
 	if version > 0 {
 		topic += "&$version=" + strconv.FormatInt(version, 10)
 	}
-	if err := publishTo(cl, topic, body); err != nil {
+	if err := b.publishTo(cl, topic, body); err != nil {
 		b.log.Debug("twin response not sent", "device", cl.ID, "err", err)
 	}
 }
@@ -227,7 +233,7 @@ func (b *Broker) UpdateTwin(ctx context.Context, tenantID, deviceID string, u st
 		return tw, nil
 	}
 	topic := "$iothub/twin/PATCH/properties/desired/?$version=" + strconv.FormatInt(tw.Desired.Version, 10)
-	if err := publishTo(s.client, topic, body); err != nil {
+	if err := b.publishTo(s.client, topic, body); err != nil {
 		b.log.Debug("desired patch not sent", "device", deviceID, "err", err)
 	}
 	return tw, nil

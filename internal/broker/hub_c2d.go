@@ -199,11 +199,11 @@ func (h *hubState) deliverC2D(deviceID string) {
 			conn.inflight[pid] = m.ID
 		}
 		h.mu.Unlock()
-		if err := cl.WritePacket(pk); err != nil {
+		if !b.send(cl, pk) {
 			h.mu.Lock()
 			delete(conn.inflight, pid)
 			h.mu.Unlock()
-			b.log.Debug("cloud-to-device message not written; it goes out on the next connection", "device", deviceID, "err", err)
+			b.log.Debug("cloud-to-device message not written; it goes out on the next connection", "device", deviceID)
 			return
 		}
 		b.log.Debug("cloud-to-device message delivered", "device", deviceID, "message", m.MessageID, "attempt", m.DeliveryCount+1)

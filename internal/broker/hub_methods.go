@@ -67,7 +67,7 @@ func (b *Broker) InvokeMethod(ctx context.Context, deviceID, name string, payloa
 		delete(h.calls, rid)
 		h.mu.Unlock()
 	}()
-	if err := publishTo(cl, "$iothub/methods/POST/"+name+"/?$rid="+rid, payload); err != nil {
+	if err := b.publishTo(cl, "$iothub/methods/POST/"+name+"/?$rid="+rid, payload); err != nil {
 		return MethodResult{}, fmt.Errorf("%w: device %q: %v", ErrDeviceOffline, deviceID, err)
 	}
 	t := time.NewTimer(timeout)

@@ -58,3 +58,23 @@ func TestHubMayPublish(t *testing.T) {
 		}
 	}
 }
+
+func TestModelIDFromUsername(t *testing.T) {
+	for u, want := range map[string]string{
+		"h/d/?api-version=2021-04-12":                                                "",
+		"h/d/?api-version=2021-04-12&model-id=dtmi:com:example:Thermostat;1":         "dtmi:com:example:Thermostat;1",
+		"h/d/?api-version=2021-04-12&model-id=dtmi%3Acom%3Aexample%3AThermostat%3B1": "dtmi:com:example:Thermostat;1",
+		"h/d/?model-id=dtmi:a_b:C2;12&api-version=2021-04-12&DeviceClientType=x":     "dtmi:a_b:C2;12",
+		"h/d/?api-version=2021-04-12&model-id=dtmi:com:example:Thermostat;1.2":       "dtmi:com:example:Thermostat;1.2",
+	} {
+		if got, err := modelIDFromUsername(u); err != nil || got != want {
+			t.Errorf("modelIDFromUsername(%q) = %q, %v; want %q", u, got, err, want)
+		}
+	}
+	for _, bad := range []string{"dtmi:com:example", "dtmi:;1", "dtmi:1abc;1", "dtmi:a_;1", "dtmi:a;0", "dtmi:a;01",
+		"urn:a;1", "dtmi:a:;1", "dtmi:a-b;1", "dtmi:a;1;2", "dtmi:a%zz;1", "dtmi:a;1234567890"} {
+		if got, err := modelIDFromUsername("h/d/?api-version=1&model-id=" + bad); err == nil {
+			t.Errorf("model-id %q accepted as %q", bad, got)
+		}
+	}
+}

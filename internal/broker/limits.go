@@ -184,6 +184,9 @@ func (c *boundedConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// NetConn returns the connection below, for socket options.
+func (c *boundedConn) NetConn() net.Conn { return c.Conn }
+
 // SetDeadline sets the read deadline and the callers' write deadline.
 func (c *boundedConn) SetDeadline(t time.Time) error {
 	c.SetWriteDeadline(t)
@@ -228,6 +231,9 @@ type connectGuard struct {
 	length  uint32 // remaining length decoded so far
 	shift   uint
 }
+
+// NetConn returns the connection below, for socket options.
+func (g *connectGuard) NetConn() net.Conn { return g.Conn }
 
 func (g *connectGuard) Read(p []byte) (int, error) {
 	n, err := g.Conn.Read(p)

@@ -11,6 +11,14 @@ import (
 	"github.com/warden-iot/warden/internal/ingest"
 )
 
+// maxPendingPerConn bounds the telemetry messages of one connection in the
+// ingest pipeline (parsed, not yet committed). The pipeline's queue is
+// shared by all devices: without the bound, one device publishing as fast
+// as it can would fill it, and every other device's message would wait
+// behind thousands of its own. With it, a device that sends more waits
+// (its connection is not read) while the others go on.
+const maxPendingPerConn = 64
+
 // telemetryHook takes every device publish away from mochi's fan-out and
 // gives telemetry to the ingest pipeline. A QoS 1 message is acknowledged
 // only when the pipeline reports its outcome durable; if the commit fails,
@@ -43,7 +51,7 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.P
 		return pk, packets.ErrRejectPacket
 	}
 	bag, ok := ingest.TelemetryBag(pk.TopicName, cl.ID)
-	if !ok { // the ACL hook lets nothing else through
+	if !ok || s.pending == nil { // the ACL hook lets nothing else through
 		return pk, packets.ErrRejectPacket
 	}
 	h.b.touch(cl.ID, s.ip)
@@ -51,23 +59,31 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.P
 		TenantID: s.tenantID, DeviceID: cl.ID, Topic: pk.TopicName, Bag: bag,
 		Body: pk.Payload, ReceivedAt: h.b.now(),
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	select {
+	case s.pending <- struct{}{}:
+	case <-ctx.Done():
+		h.b.log.Warn("telemetry not accepted: the device's earlier messages are not committed", "device", cl.ID)
+		cl.Stop(ctx.Err())
+		return pk, packets.ErrRejectPacket
+	}
 	qos, packetID := pk.FixedHeader.Qos, pk.PacketID
 	done := func(_ ingest.Outcome, err error) {
+		<-s.pending
 		if err != nil {
 			h.b.log.Error("telemetry not committed; closing connection so the device resends", "device", cl.ID, "err", err)
 			cl.Stop(err)
 			return
 		}
 		if qos > 0 {
-			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: packetID}
-			if err := cl.WritePacket(ack); err != nil {
-				h.b.log.Debug("puback not sent", "device", cl.ID, "err", err)
-			}
+			// Queued, not written: this runs on the committer goroutine,
+			// which must never wait for one device's socket (outbox.go).
+			h.b.send(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: packetID})
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	if err := h.b.ingest.Submit(ctx, raw, done); err != nil {
+		<-s.pending
 		h.b.log.Warn("telemetry not accepted", "device", cl.ID, "err", err)
 		cl.Stop(err)
 	}

@@ -158,3 +158,6 @@ func (c *wsConn) Write(p []byte) (int, error) {
 func (c *wsConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
 
 func (c *wsConn) Close() error { return c.ws.Close() }
+
+// NetConn returns the connection under the WebSocket.
+func (c *wsConn) NetConn() net.Conn { return c.Conn }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/broker"
+	"github.com/warden-iot/warden/internal/ingest"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/server"
 )
@@ -50,6 +51,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "operator API token to set on first start instead of generating one")
 	fs.StringVar(&cfg.MasterKey, "master-key", "", "master key, base64 of 32 bytes (prefer the WARDEN_MASTER_KEY variable; default: the key file)")
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file holding the master key, e.g. a mounted secret apart from the database; it must exist (default <data-dir>/master.key, created on first start)")
+	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", ingest.DefaultMaxPayload, "largest telemetry payload stored, in bytes; larger ones are kept as rejected with their size, hash and first KiB")
 	fs.DurationVar(&cfg.DedupWindow, "dedup-window", server.DefaultDedupWindow, "how long message ids are remembered to drop duplicates")
 	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "address for Go's pprof profiles at /debug/pprof/, e.g. 127.0.0.1:6060 (empty: off; never expose it)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL people use to reach this server; account e-mail links point there (default https://<first hostname>:<https port>)")

@@ -369,6 +369,9 @@ func TestDPSConnectionsRefused(t *testing.T) {
 		{"no registration id", "box-1", scope + "/registrations//api-version=2019-03-31", dpsToken(scope, "box-1", devKey, time.Hour), rcBadCredentials},
 		{"no api-version", "box-1", scope + "/registrations/box-1/", dpsToken(scope, "box-1", devKey, time.Hour), rcBadCredentials},
 		{"password is not a SAS token", "box-1", dpsUser(scope, "box-1"), "hunter2", rcBadCredentials},
+		{"token for another scope", "box-1", dpsUser(scope, "box-1"), dpsToken("0ne0000FFFF", "box-1", devKey, time.Hour), rcNotAuthorized},
+		{"token with a host name", "box-1", dpsUser(scope, "box-1"),
+			sas.SignRaw(devKey, "evil.azure-devices-provisioning.net/"+res, "registration", hour), rcNotAuthorized},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

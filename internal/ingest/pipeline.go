@@ -5,7 +5,9 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,7 +62,14 @@ type Config struct {
 	// Queue is how many messages may wait for the committer before Submit
 	// blocks (and so the sending connection stops being read).
 	Queue int
+	// MaxPayload is the largest message body accepted, in bytes; a larger
+	// one is kept as rejected (its size, hash and first bytes). 0 means
+	// DefaultMaxPayload.
+	MaxPayload int
 }
+
+// DefaultMaxPayload is IoT Hub's limit of a device-to-cloud message.
+const DefaultMaxPayload = 256 << 10
 
 // Sink is where committed telemetry goes: the telemetry engine (tsdb), or,
 // with several nodes, a durable stream in front of it.
@@ -101,6 +110,9 @@ func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, now func() time.Ti
 	if cfg.Queue <= 0 {
 		cfg.Queue = 8 * cfg.MaxBatch
 	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
 	return &Pipeline{
 		sink: sink, log: log, now: now, cfg: cfg, metrics: m,
 		queue: make(chan job, cfg.Queue),
@@ -116,12 +128,19 @@ var ErrClosed = errors.New("ingest pipeline closed")
 // outcome is durable. Submit blocks while the queue is full.
 func (p *Pipeline) Submit(ctx context.Context, r Raw, done Done) error {
 	j := job{done: done, queued: p.now()}
-	msg, err := Parse(r, j.queued)
-	if err != nil {
-		j.rejected = &store.Rejected{
-			TenantID: r.TenantID, DeviceID: r.DeviceID, MessageID: msg.MessageID, Topic: r.Topic,
-			Reason: err.Error(), Payload: r.Body, ReceivedAt: r.ReceivedAt,
+	var msg store.Message
+	var err error
+	if len(r.Body) > p.cfg.MaxPayload {
+		msg = store.Message{TenantID: r.TenantID, DeviceID: r.DeviceID, ReceivedAt: r.ReceivedAt}
+		if props, perr := ParseProperties(r.Bag); perr == nil {
+			msg.MessageID = props.MessageID
 		}
+		err = fmt.Errorf("payload of %d bytes is over the limit of %d bytes", len(r.Body), p.cfg.MaxPayload)
+	} else {
+		msg, err = Parse(r, j.queued)
+	}
+	if err != nil {
+		j.rejected = rejectedOf(r, msg.MessageID, err)
 	} else {
 		j.msg = msg
 	}
@@ -139,6 +158,19 @@ func (p *Pipeline) Submit(ctx context.Context, r Raw, done Done) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// rejectedOf describes a refused message without keeping it whole: its
+// size, hash and first store.RejectedPrefixBytes (copied, so that the
+// received buffer is not held).
+func rejectedOf(r Raw, messageID string, err error) *store.Rejected {
+	sum := sha256.Sum256(r.Body)
+	prefix := r.Body[:min(len(r.Body), store.RejectedPrefixBytes)]
+	return &store.Rejected{
+		TenantID: r.TenantID, DeviceID: r.DeviceID, MessageID: messageID, Topic: r.Topic,
+		Reason: err.Error(), Payload: bytes.Clone(prefix), Size: int64(len(r.Body)), SHA256: sum[:],
+		ReceivedAt: r.ReceivedAt,
 	}
 }
 

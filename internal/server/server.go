@@ -62,6 +62,10 @@ type Config struct {
 	// the database has no data keys wrapped with another master key).
 	MasterKey     string
 	MasterKeyFile string
+	// MaxMessageSize is the largest telemetry payload stored, in bytes; a
+	// larger one is kept as rejected, with its size, hash and first KiB
+	// (0: ingest.DefaultMaxPayload, 256 KiB as IoT Hub).
+	MaxMessageSize int
 	// Engine tunes the telemetry engine (zero values: defaults).
 	Engine tsdb.Config
 	// DebugListen, if set, serves Go's profiles at /debug/pprof/ (plain
@@ -184,7 +188,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.monitor = monitor.New(s.store, monitor.Config{}, s.onAlarm, log.With("component", "monitor"), time.Now)
 	// Alarms are evaluated on what the group commit made durable.
-	s.pipeline = ingest.New(s.monitor.Wrap(s.engine), ingest.Config{}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
+	s.pipeline = ingest.New(s.monitor.Wrap(s.engine), ingest.Config{MaxPayload: cfg.MaxMessageSize}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
 	s.broker, err = broker.New(broker.Config{
 		TLSListen:      cfg.MQTTListen,
 		TCPListen:      cfg.MQTTTCPListen,
@@ -373,7 +377,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	// Devices must be told the port actually bound (it may have been 0).
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
-	s.broker.SetHubHost(s.hubHost)
+	s.broker.SetHubHost(s.hubHost, s.cfg.Hostnames...)
 	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), time.Now)
 	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL}
 	acfg.Mailer, acfg.Monitor, acfg.Notifier = s.mailer, s.monitor, s.notifier

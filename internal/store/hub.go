@@ -22,6 +22,10 @@ import (
 type HubStore interface {
 	// GetTwin returns a device's twin (the empty twin if none is stored).
 	GetTwin(ctx context.Context, tenantID, deviceID string) (Twin, error)
+	// SetDeviceModelID records the model id (a DTMI) a device announced
+	// when it connected; DeviceModelID returns it ("" if none was).
+	SetDeviceModelID(ctx context.Context, tenantID, deviceID, modelID string) error
+	DeviceModelID(ctx context.Context, tenantID, deviceID string) (string, error)
 	// UpdateTwin applies an operator's change (tags and desired
 	// properties, JSON merge patches) atomically. A bad patch is an error
 	// wrapping ErrInvalidTwin; a failed IfVersion check wraps ErrTwinChanged.

@@ -129,6 +129,8 @@ type WriteResult struct {
 }
 
 // Rejected is a message Warden could not accept, kept with the reason.
+// Its payload is never kept whole: Payload holds at most the first
+// RejectedPrefixBytes of it, Size its length and SHA256 its hash.
 type Rejected struct {
 	ID         int64
 	TenantID   string
@@ -137,8 +139,20 @@ type Rejected struct {
 	Topic      string
 	Reason     string
 	Payload    []byte
+	Size       int64  // bytes received; -1 in entries kept before sizes were (Payload is whole)
+	SHA256     []byte // of the whole payload
 	ReceivedAt time.Time
+	// Sealed is what the store keeps of Topic, Reason and SHA256:
+	// encrypted with the tenant's key by the telemetry engine, which
+	// passes them empty (entries kept before have them in clear).
+	Sealed []byte
 }
+
+// RejectedPrefixBytes is how much of a rejected payload is kept.
+const RejectedPrefixBytes = 1024
+
+// Truncated reports whether Payload is only the start of the payload.
+func (r Rejected) Truncated() bool { return r.Size > int64(len(r.Payload)) }
 
 // HeadRecord is one accepted message in a device's head, not yet sealed
 // into chunks. Blob holds its points, encrypted; MinTS and MaxTS (Unix ms)

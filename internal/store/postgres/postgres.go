@@ -166,7 +166,18 @@ var migrations = []string{
 	migrationTOTPStep,
 	migrationSignInFailures,
 	migrationRetiredIDs,
+	migrationRejectedSealed,
+	migrationModelID,
 }
+
+// migrationModelID: the model id a device announces at connect.
+const migrationModelID = `ALTER TABLE devices ADD COLUMN model_id TEXT NOT NULL DEFAULT ''`
+
+// migrationRejectedSealed: rejected messages keep their size, and their
+// topic, reason and hash encrypted (sealed); the payload column holds only
+// a prefix from then on.
+const migrationRejectedSealed = `ALTER TABLE rejected ADD COLUMN size BIGINT NOT NULL DEFAULT -1;
+	ALTER TABLE rejected ADD COLUMN sealed BYTEA`
 
 // migrateLock is the pg_advisory_xact_lock key that serialises Migrate
 // across nodes starting at the same time ("warden" in ASCII).
@@ -481,8 +492,9 @@ func (s *Store) AddRejected(ctx context.Context, r store.Rejected) error {
 	}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`INSERT INTO rejected (tenant_id, device_id, message_id, topic, reason, payload, received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, r.TenantID, r.DeviceID, r.MessageID, r.Topic, r.Reason, payload, r.ReceivedAt.UnixMilli())
+	b.Queue(`INSERT INTO rejected (tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, r.TenantID, r.DeviceID, r.MessageID, r.Topic, r.Reason, payload,
+		r.ReceivedAt.UnixMilli(), r.Size, r.Sealed)
 	// The subquery is NULL, and nothing is deleted, while the device has
 	// no more entries than the bound.
 	b.Queue(`DELETE FROM rejected WHERE device_id = $1 AND id <
@@ -505,7 +517,7 @@ func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, lim
 	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at
+	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
 		FROM rejected WHERE device_id = $1 ORDER BY id DESC LIMIT $2`, deviceID, limitArg(limit))
 	if err != nil {
 		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
@@ -515,7 +527,7 @@ func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, lim
 	for rows.Next() {
 		var r store.Rejected
 		var at int64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at); err != nil {
+		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
 			return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
 		}
 		r.ReceivedAt = time.UnixMilli(at).UTC()

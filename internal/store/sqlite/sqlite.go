@@ -167,7 +167,18 @@ var migrations = []string{
 	migrationTOTPStep,
 	migrationSignInFailures,
 	migrationRetiredIDs,
+	migrationRejectedSealed,
+	migrationModelID,
 }
+
+// migrationModelID: the model id a device announces at connect.
+const migrationModelID = `ALTER TABLE devices ADD COLUMN model_id TEXT NOT NULL DEFAULT ''`
+
+// migrationRejectedSealed: rejected messages keep their size, and their
+// topic, reason and hash encrypted (sealed); the payload column holds only
+// a prefix from then on.
+const migrationRejectedSealed = `ALTER TABLE rejected ADD COLUMN size INTEGER NOT NULL DEFAULT -1;
+	ALTER TABLE rejected ADD COLUMN sealed BLOB`
 
 // Migrate applies pending migrations and makes sure the root tenant exists.
 func (s *Store) Migrate(ctx context.Context) error {
@@ -479,8 +490,9 @@ func (s *Store) AddRejected(ctx context.Context, r store.Rejected) error {
 	if payload == nil {
 		payload = []byte{}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO rejected (tenant_id, device_id, message_id, topic, reason, payload, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, r.TenantID, r.DeviceID, r.MessageID, r.Topic, r.Reason, payload, r.ReceivedAt.UnixMilli()); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO rejected (tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.TenantID, r.DeviceID, r.MessageID, r.Topic, r.Reason, payload, r.ReceivedAt.UnixMilli(),
+		r.Size, r.Sealed); err != nil {
 		return fmt.Errorf("add rejected: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM rejected WHERE device_id = ? AND id NOT IN
@@ -496,7 +508,7 @@ func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, lim
 	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at
+	rows, err := s.r.QueryContext(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
 		FROM rejected WHERE device_id = ? ORDER BY id DESC LIMIT ?`, deviceID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
@@ -506,7 +518,7 @@ func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, lim
 	for rows.Next() {
 		var r store.Rejected
 		var at int64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at); err != nil {
+		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
 			return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
 		}
 		r.ReceivedAt = time.UnixMilli(at).UTC()

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Tenants", testTenants},
 		{"TenantKeys", testTenantKeys},
 		{"Rejected", testRejected},
+		{"ModelID", testModelID},
 		{"DeleteDeviceRemovesData", testDeleteDeviceRemovesData},
 		{"MigrateTwice", testMigrateTwice},
 		{"ConcurrentWriters", testConcurrentWriters},
@@ -660,7 +661,8 @@ func testRejected(t *testing.T, s store.Store) {
 	for i := range 3 {
 		r := store.Rejected{TenantID: store.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
 			Topic: "devices/a/messages/events/", Reason: fmt.Sprint("reason ", i),
-			Payload: []byte{'{', byte(i), 0xff}, ReceivedAt: t0.Add(time.Duration(i) * time.Second)}
+			Payload: []byte{'{', byte(i), 0xff}, ReceivedAt: t0.Add(time.Duration(i) * time.Second),
+			Size: int64(100 + i), Sealed: []byte{0, byte(i), 0xfe}}
 		if err := s.AddRejected(ctx(t), r); err != nil {
 			t.Fatal(err)
 		}
@@ -671,7 +673,8 @@ func testRejected(t *testing.T, s store.Store) {
 	}
 	if len(got) != 2 || got[0].Reason != "reason 2" || got[1].Reason != "reason 1" ||
 		!bytes.Equal(got[0].Payload, []byte{'{', 2, 0xff}) || got[0].MessageID != "m2" ||
-		got[0].Topic != "devices/a/messages/events/" || !got[0].ReceivedAt.Equal(t0.Add(2*time.Second)) || got[0].ID == 0 {
+		got[0].Topic != "devices/a/messages/events/" || !got[0].ReceivedAt.Equal(t0.Add(2*time.Second)) || got[0].ID == 0 ||
+		got[0].Size != 102 || !bytes.Equal(got[0].Sealed, []byte{0, 2, 0xfe}) {
 		t.Fatalf("ListRejected = %+v", got)
 	}
 }
@@ -753,4 +756,27 @@ func ids(ds []store.Device) []string {
 		out[i] = d.ID
 	}
 	return out
+}
+
+func testModelID(t *testing.T, s store.Store) {
+	mustCreate(t, s, "a")
+	if id, err := s.DeviceModelID(ctx(t), store.RootTenantID, "a"); err != nil || id != "" {
+		t.Fatalf("model id of a new device = %q, %v", id, err)
+	}
+	const dtmi = "dtmi:com:example:Thermostat;1"
+	if err := s.SetDeviceModelID(ctx(t), store.RootTenantID, "a", dtmi); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := s.DeviceModelID(ctx(t), store.RootTenantID, "a"); err != nil || id != dtmi {
+		t.Fatalf("model id = %q, %v; want %q", id, err, dtmi)
+	}
+	if err := s.SetDeviceModelID(ctx(t), "other-tenant", "a", "dtmi:x;1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetDeviceModelID in another tenant: %v, want ErrNotFound", err)
+	}
+	if _, err := s.DeviceModelID(ctx(t), "other-tenant", "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeviceModelID in another tenant: %v, want ErrNotFound", err)
+	}
+	if _, err := s.DeviceModelID(ctx(t), store.RootTenantID, "ghost"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeviceModelID of an unknown device: %v, want ErrNotFound", err)
+	}
 }

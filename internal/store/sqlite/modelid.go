@@ -1,0 +1,37 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// SetDeviceModelID records the model id a device announced at connect.
+func (s *Store) SetDeviceModelID(ctx context.Context, tenantID, deviceID, modelID string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE devices SET model_id = ? WHERE tenant_id = ? AND id = ?`, modelID, tenantID, deviceID)
+	if err != nil {
+		return fmt.Errorf("model id of %q: %w", deviceID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("model id of %q: %w", deviceID, err)
+	} else if n == 0 {
+		return fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeviceModelID returns the model id a device last announced ("" if none).
+func (s *Store) DeviceModelID(ctx context.Context, tenantID, deviceID string) (string, error) {
+	var id string
+	err := s.r.QueryRowContext(ctx, `SELECT model_id FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, deviceID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("model id of %q: %w", deviceID, err)
+	}
+	return id, nil
+}
