@@ -50,6 +50,7 @@ type Broker struct {
 	ws       *wsListener         // MQTT over WebSocket on the HTTPS server: websocket.go
 	hub      *hubState           // twins, methods, C2D: hub.go
 	dps      *dpsState           // provisioning: dps.go
+	staff    StaffCredentials    // set by SetStaffCredentials before Start: staff.go
 
 	refused *prometheus.CounterVec
 	started bool // Start succeeded; set before any concurrent use
@@ -67,6 +68,9 @@ type session struct {
 	ip           string
 	since        time.Time
 	expiry       *time.Timer // closes the connection when its SAS token expires
+	// staff is the id of the staff credential the device connected with
+	// (staff.go), "" for the device's own.
+	staff string
 }
 
 type presence struct {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
@@ -82,6 +83,10 @@ type Notifier struct {
 	// posted carries alarm events from Post to Run, which fans them out:
 	// finding recipients takes queries that must not slow the evaluator.
 	posted chan postedEvent
+
+	// sweep asks the next round to give up the operator's deliveries
+	// about machines whose factory service access closed (factory.go).
+	sweep atomic.Bool
 }
 
 type postedEvent struct {

@@ -204,6 +204,7 @@ type Store interface {
 	AuditStore
 	IdentityStore
 	AlarmStore
+	FactoryStore
 
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error

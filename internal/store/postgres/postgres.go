@@ -161,6 +161,7 @@ var migrations = []string{
 	migrationIdentity,
 	migrationAlarm,
 	migrationTOTPStep,
+	migrationStaffCredentials,
 }
 
 // migrateLock is the pg_advisory_xact_lock key that serialises Migrate
@@ -537,7 +538,7 @@ func (s *Store) Reset(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `DROP TABLE IF EXISTS meta, tenants, tenant_keys, devices, api_tokens, message_ids,
 		head, head_stats, chunks, latest, rejected, device_twins, c2d_messages, device_sessions,
 		id_scopes, enrollment_groups, enrollments, registrations, audit_log,
-		sites, users, sessions, user_tokens, grants,
+		sites, users, sessions, user_tokens, grants, staff_credentials,
 		`+alarmTables+`,
 		schema_migrations CASCADE`)
 	if err != nil {

@@ -162,6 +162,7 @@ var migrations = []string{
 	migrationIdentity,
 	migrationAlarm,
 	migrationTOTPStep,
+	migrationStaffCredentials,
 }
 
 // Migrate applies pending migrations and makes sure the root tenant exists.
