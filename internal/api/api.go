@@ -23,8 +23,8 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/audit"
-	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/broker"
+	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
