@@ -85,6 +85,7 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cache, may := a.newResolverCache(), map[string]bool{}
+	var shown []store.Device
 	for _, d := range devs {
 		res, err := cache.device(r.Context(), d)
 		if err != nil {
@@ -92,7 +93,11 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		may[d.ID] = a.allowed(r.Context(), access.DeviceData, res)
+		if may[d.ID] {
+			shown = append(shown, d)
+		}
 	}
+	noteOutsideList(r, "telemetry.latest.read", shown)
 	out := make([]DeviceLatest, 0, len(page))
 	for _, d := range page {
 		if may[d.DeviceID] {
