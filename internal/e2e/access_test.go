@@ -232,7 +232,9 @@ type op struct {
 	undo func(w *world, tenant string) error
 }
 
-func devicePath(w *world, tn string, rest string) string { return "/api/v1/devices/" + w.device[tn] + rest }
+func devicePath(w *world, tn string, rest string) string {
+	return "/api/v1/devices/" + w.device[tn] + rest
+}
 
 var matrixOps = []op{
 	{name: "tenant.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/tenants/" + tn }},
@@ -284,10 +286,10 @@ var matrixOps = []op{
 		body: func(tn string) any { r := matrixRule(tn, nil); delete(r, "tenantId"); return r }},
 	// The operator's own rule, aimed at the tenant's machine.
 	{name: "rule.root-on-device", method: "POST", path: func(*world, string) string { return "/api/v1/rules" },
-		body: func(w *world, tn string) any { return matrixRule("root", map[string]string{"deviceId": w.device[tn]}) },
+		body:    func(w *world, tn string) any { return matrixRule("root", map[string]string{"deviceId": w.device[tn]}) },
 		refusal: http.StatusBadRequest},
 	{name: "rule.root-on-site", method: "POST", path: func(*world, string) string { return "/api/v1/rules" },
-		body: func(w *world, tn string) any { return matrixRule("root", map[string]string{"siteId": w.site[tn]}) },
+		body:    func(w *world, tn string) any { return matrixRule("root", map[string]string{"siteId": w.site[tn]}) },
 		refusal: http.StatusBadRequest},
 	{name: "plan.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/maintenance-plans?tenant=" + tn }},
 	{name: "plan.write", method: "PUT", path: func(w *world, tn string) string { return "/api/v1/maintenance-plans/boiler?tenant=" + tn },
@@ -358,7 +360,7 @@ var expected = map[string]map[string][]string{
 		"site.switch": {"root"}, "device.read": {"own", "sub"}, "device.write": {"own", "sub"},
 		"device.data": {"root", "A1", "B"}, "device.twin": {"root", "A1", "B"}, "device.operate": {"root", "A1", "B"},
 		"user.read": {"own", "sub"}, "user.write": {"own", "sub"}, "grant.read": {"own", "sub"}, "access-log": {"own", "sub"},
-		"dps.read": {"own", "sub"},
+		"dps.read":    {"own", "sub"},
 		"device.keys": {"root"}, "device.rekey.keys": {"root"}, "device.token": {"root", "A1", "B"}, "device.move": {"root", "A1", "B"},
 		"device.messages": {"root", "A1", "B"}, "device.rejected": {"root", "A1", "B"}, "device.c2d.read": {"root", "A1", "B"},
 		"device.twin.write": {"root", "A1", "B"}, "maintenance.read": {"root", "A1", "B"}, "maintenance.service": {"root", "A1", "B"},
