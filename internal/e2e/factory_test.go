@@ -16,6 +16,7 @@ import (
 	"github.com/warden-iot/warden/internal/api"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/factory"
+	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
@@ -272,6 +273,9 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 	count := map[string]int{}
 	raw, _ := json.Marshal(log)
 	for _, en := range log.Entries {
+		if en.Action == notify.ActionOperatorNotified && en.OwnerTenantID == "acme" && en.ActorName == hook.ID {
+			count["operator notified"]++
+		}
 		if en.OwnerTenantID != "acme" || en.ActorName != "admin@maker.example" {
 			continue
 		}
@@ -285,6 +289,10 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 		if count[want] == 0 {
 			t.Errorf("the owner's access log has no %s entry by the operator's admin: %v", want, count)
 		}
+	}
+	if count["operator notified"] != 1 {
+		t.Errorf("the operator's webhook heard of the machine %d times in the owner's access log, want once (raised, while on)",
+			count["operator notified"])
 	}
 	if count[factory.ActionConnect+":success"] < 3 || count[factory.ActionConnect+":denied"] < 2 {
 		t.Errorf("staff connections in the access log: %v, want at least 3 allowed and 2 refused", count)

@@ -169,7 +169,7 @@ func (n *Notifier) webhooksByID(ctx context.Context, ds []store.Delivery) (map[s
 // about recording: a failed try is the delivery's business.
 func (n *Notifier) deliver(ctx context.Context, d store.Delivery, hooks map[string]store.Webhook) error {
 	var err error
-	closed, cerr := n.operatorClosed(ctx, d)
+	closed, owner, cerr := n.operatorClosed(ctx, d)
 	switch {
 	case cerr != nil:
 		return fmt.Errorf("notify: delivery %d: %w", d.ID, cerr) // it stays due
@@ -214,6 +214,9 @@ func (n *Notifier) deliver(ctx context.Context, d store.Delivery, hooks map[stri
 	defer cancel()
 	if err := n.st.UpdateDelivery(ctx, d); err != nil {
 		return fmt.Errorf("notify: record delivery %d: %w", d.ID, err)
+	}
+	if d.State == store.DeliverySent {
+		n.recordOperatorDelivery(ctx, d, owner)
 	}
 	return nil
 }

@@ -291,8 +291,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.publicURL = s.cfg.PublicURL; s.publicURL == "" {
 		s.publicURL = publicURL(s.cfg.Hostnames, ln.Addr())
 	}
-	s.notifier = notify.New(s.store, s.mailer, notify.Config{PublicURL: s.publicURL, AllowPrivateTargets: s.cfg.WebhookAllowPrivate}, s.log.With("component", "notify"), time.Now)
 	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), time.Now)
+	s.notifier = notify.New(s.store, s.mailer, notify.Config{PublicURL: s.publicURL, AllowPrivateTargets: s.cfg.WebhookAllowPrivate,
+		Audit: rec}, s.log.With("component", "notify"), time.Now)
 	// Connections with credentials the operator's staff made for customers'
 	// devices are decided by the owner's switch and recorded in the trail;
 	// when the switch closes, the broker and the notifier react.
