@@ -69,13 +69,14 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	dev, expiry, r := h.authenticate(cl, pk)
 	var staff string
 	if r == nil {
-		staff, r = h.authorizeStaff(cl, pk, dev)
+		var release func()
+		staff, release, r = h.authorizeStaff(cl, pk, dev)
+		defer release()
 	}
 	if r != nil {
 		return h.refuse(cl, r)
 	}
-	h.b.attach(cl, dev, expiry)
-	h.b.markStaff(cl, staff)
+	h.b.attach(cl, dev, expiry, staff)
 	h.b.log.Debug("device connected", "device", dev.ID, "remote", cl.Net.Remote, "mqtt", cl.Properties.ProtocolVersion)
 	return nil
 }

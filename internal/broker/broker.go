@@ -51,6 +51,9 @@ type Broker struct {
 	hub      *hubState           // twins, methods, C2D: hub.go
 	dps      *dpsState           // provisioning: dps.go
 	staff    StaffCredentials    // set by SetStaffCredentials before Start: staff.go
+	// staffMu orders staff connections and RecheckStaff: a connection
+	// holds it (read) from its check until its session is attached.
+	staffMu sync.RWMutex
 
 	refused *prometheus.CounterVec
 	started bool // Start succeeded; set before any concurrent use
@@ -240,8 +243,8 @@ type PresenceEvent struct {
 // Start; f must not block.
 func (b *Broker) OnPresence(f func(PresenceEvent)) { b.presence = f }
 
-func (b *Broker) attach(cl *mqtt.Client, d store.Device, expiry time.Time) {
-	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now()}
+func (b *Broker) attach(cl *mqtt.Client, d store.Device, expiry time.Time, staff string) {
+	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now(), staff: staff}
 	s.expiry = time.AfterFunc(expiry.Sub(b.now()), func() {
 		b.log.Info("closing connection: SAS token expired", "device", d.ID)
 		cl.Stop(errTokenExpired)

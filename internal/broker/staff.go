@@ -38,42 +38,36 @@ func deviceKeys(d store.Device, skn string) [][]byte {
 
 // authorizeStaff checks a connection authenticated with a staff credential
 // (the token's signature is already verified): it returns the credential's
-// id, or "" for a device's own token.
-func (h *authHook) authorizeStaff(cl *mqtt.Client, pk packets.Packet, d store.Device) (string, *refusal) {
+// id, or "" for a device's own token. For a staff credential it holds
+// staffMu (read) until release is called, after the session is attached,
+// so that RecheckStaff sees either the switch still on here or the
+// session there.
+func (h *authHook) authorizeStaff(cl *mqtt.Client, pk packets.Packet, d store.Device) (id string, release func(), r *refusal) {
+	release = func() {}
 	tok, err := sas.Parse(string(pk.Connect.Password))
 	if err != nil {
-		return "", refuse("bad-password", packets.ErrMalformedPassword, packets.ErrBadUsernameOrPassword, err)
+		return "", release, refuse("bad-password", packets.ErrMalformedPassword, packets.ErrBadUsernameOrPassword, err)
 	}
 	id, ok := factory.CredentialID(tok.KeyName)
 	if !ok {
-		return "", nil
+		return "", release, nil
 	}
 	if h.b.staff == nil {
-		return "", notAuthorized("staff-credential", errStaffClosed)
+		return "", release, notAuthorized("staff-credential", errStaffClosed)
 	}
+	h.b.staffMu.RLock()
+	release = h.b.staffMu.RUnlock
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = h.b.staff.Authorize(ctx, id, d, remoteIP(cl.Net.Remote), true)
 	switch {
 	case errors.Is(err, factory.ErrClosed):
-		return "", notAuthorized("staff-credential", err)
+		return "", release, notAuthorized("staff-credential", err)
 	case err != nil:
-		return "", refuse("store-error", packets.ErrServerUnavailable, packets.ErrServerUnavailable, err)
+		return "", release, refuse("store-error", packets.ErrServerUnavailable, packets.ErrServerUnavailable, err)
 	}
 	h.b.log.Info("device connected with a staff credential", "device", d.ID, "credential", id, "remote", cl.Net.Remote)
-	return id, nil
-}
-
-// markStaff notes the staff credential of cl's new session.
-func (b *Broker) markStaff(cl *mqtt.Client, id string) {
-	if id == "" {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s, ok := b.sessions[cl.ID]; ok && s.client == cl {
-		s.staff = id
-	}
+	return id, release, nil
 }
 
 // RecheckStaff checks every live connection made with a staff credential
@@ -85,6 +79,8 @@ func (b *Broker) RecheckStaff(ctx context.Context) {
 		client *mqtt.Client
 		staff  string
 	}
+	b.staffMu.Lock()
+	defer b.staffMu.Unlock()
 	b.mu.Lock()
 	var conns []conn
 	for _, s := range b.sessions {
