@@ -11,9 +11,12 @@
 //     grant ends when it is revoked or expires.
 //   - The operator (operator-admin) administers every tenant, site, device
 //     and account, but a customer's machine data (telemetry, twins,
-//     messages, commands) is open to operator staff only while the owner's
-//     factory-service-access switch of that device's site is on — for the
-//     service desk (operator-service) that switch is the only way in.
+//     messages, commands, a token to connect as the device) is open to
+//     operator staff only while the owner's factory-service-access switch
+//     of that device's site is on — for the service desk (operator-service)
+//     that switch is the only way in. Whatever would reach the data beyond
+//     the switch is never the operator's in a customer's tenant: device and
+//     enrollment keys, rules, webhooks, escalation, delivery records.
 //   - Only the owner turns that switch; supporters and the service desk
 //     never see contract or financial data.
 package access
