@@ -75,6 +75,17 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 	sink := &webhookSink{t: t}
 	hs := httptest.NewServer(sink)
 	t.Cleanup(hs.Close)
+	// The owner's own webhook, which the operator must not even list.
+	ownerSink := &webhookSink{t: t}
+	ohs := httptest.NewServer(ownerSink)
+	t.Cleanup(ohs.Close)
+	ownHook, err := owner.CreateWebhook(ctx, "acme", ohs.URL+"/acme", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownerSink.mu.Lock()
+	ownerSink.secret = []byte(ownHook.Secret)
+	ownerSink.mu.Unlock()
 
 	refused := func(what string, err error) {
 		t.Helper()
@@ -262,6 +273,30 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 	case <-impostor.lost:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the staff connection survived the device leaving its site")
+	}
+
+	// The customer's webhook and its deliveries do not show through the
+	// operator's own tenant either.
+	hooks, err := staff.Webhooks(ctx, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hooks {
+		if h.TenantID != "root" {
+			t.Errorf("staff list the webhook %s of tenant %s", h.ID, h.TenantID)
+		}
+	}
+	if len(ownerSink.seen()) == 0 {
+		t.Error("the owner's webhook heard nothing")
+	}
+	ds, err := staff.Deliveries(ctx, client.DeliveryFilter{Tenant: "root", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.TenantID != "root" {
+			t.Errorf("staff list a delivery of tenant %s: %+v", d.TenantID, d)
+		}
 	}
 
 	// The owner's access log names every staff credential made, each
