@@ -115,6 +115,39 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 			url.Values{"tenant": {"acme"}}, map[string]any{"registrationId": "pump-1"}, nil))
 	}
 
+	// A box the owner provisions through its own enrollment group: the
+	// operator sees the registration, not the group's key nor what the box
+	// sent.
+	var group api.EnrollmentGroup
+	if err := owner.Do(ctx, "POST", "/api/v1/dps/enrollment-groups", nil, map[string]any{"id": "acme-line"}, &group); err != nil {
+		t.Fatal(err)
+	}
+	groupKey, _ := base64.StdEncoding.DecodeString(group.PrimaryKey)
+	var info api.DPSInfo
+	if err := owner.Do(ctx, "GET", "/api/v1/dps", nil, nil, &info); err != nil {
+		t.Fatal(err)
+	}
+	p := e.provisionConn(info.IDScope, "box-7", sas.DeriveDeviceKey(groupKey, "box-7"))
+	p.register("box-7", map[string]any{"burnerHours": 4242})
+	p.finish()
+	var reg api.Registration
+	if err := owner.Do(ctx, "GET", "/api/v1/dps/registrations/box-7", nil, nil, &reg); err != nil || !strings.Contains(string(reg.Payload), "4242") {
+		t.Fatalf("the owner's view of the registration: %s, %v", reg.Payload, err)
+	}
+	q := url.Values{"tenant": {"acme"}}
+	var staffReg api.Registration
+	if err := staff.Do(ctx, "GET", "/api/v1/dps/registrations/box-7", q, nil, &staffReg); err != nil || staffReg.DeviceID != "box-7" ||
+		len(staffReg.Payload) != 0 || len(staffReg.InitialTwin) != 0 {
+		t.Errorf("staff's view of the registration: %+v, %v; want it without the payload", staffReg, err)
+	}
+	var staffGroup api.EnrollmentGroup
+	if err := staff.Do(ctx, "GET", "/api/v1/dps/enrollment-groups/acme-line", q, nil, &staffGroup); err != nil ||
+		staffGroup.ID != "acme-line" || staffGroup.PrimaryKey != "" || staffGroup.SecondaryKey != "" {
+		t.Errorf("staff's view of the enrollment group: %v; want it without keys", err)
+	}
+	refused("staff change the customer's enrollment group", staff.Do(ctx, "PATCH", "/api/v1/dps/enrollment-groups/acme-line", q,
+		map[string]any{"enabled": false}, nil))
+
 	// Switch off: no token, no keys, no rule on the machine, no moving it
 	// into the open workshop, no forwarding.
 	never("off")
