@@ -417,7 +417,7 @@ func (a *API) staffCredential(r *http.Request, d store.Device, expiry time.Time)
 		return store.StaffCredential{}, err
 	}
 	cred := store.StaffCredential{ID: id, TenantID: d.TenantID, DeviceID: d.ID, SiteID: d.Info.SiteID,
-		ActorID: c.ActorID, ActorName: c.Name, ActorTenantID: c.TenantID,
+		ActorUserID: c.UserID, ActorID: c.ActorID, ActorName: c.Name, ActorTenantID: c.TenantID,
 		CreatedAt: a.now().UTC().Truncate(time.Millisecond), ExpiresAt: expiry.UTC()}
 	if err := a.store.CreateStaffCredential(r.Context(), cred); err != nil {
 		return store.StaffCredential{}, err

@@ -55,7 +55,8 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 		t.Fatal("the operator was told the keys of the customer's new device")
 	}
 	owner := signUp(t, e, e.api, "acme", "customer-admin", "owner@acme.example").bearer
-	staff := signUp(t, e, e.api, "root", "operator-admin", "admin@maker.example").bearer
+	staffPerson := signUp(t, e, e.api, "root", "operator-admin", "admin@maker.example")
+	staff := staffPerson.bearer
 	if _, err := owner.SetFactoryAccess(ctx, open.ID, true); err != nil {
 		t.Fatal(err)
 	}
@@ -308,6 +309,22 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 		t.Fatal("the staff connection survived the device leaving its site")
 	}
 
+	// A staff credential acts for its maker: once the account is disabled
+	// it connects no more, whatever the switch says.
+	if err := staff.Do(ctx, "POST", "/api/v1/devices/pump-1/token", nil, map[string]any{"ttl": "1h"}, &minted); err != nil {
+		t.Fatal(err)
+	}
+	staffConnect(t, e, "pump-1", minted.Token).c.Disconnect(50)
+	if err := e.api.Do(ctx, "PATCH", "/api/v1/users/"+staffPerson.user.ID, nil, map[string]any{"status": "disabled"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, rc, err := e.connect311("pump-1", e.username("pump-1"), minted.Token); err == nil || rc == 0 {
+		t.Fatalf("a disabled account's staff token connected: rc %d", rc)
+	}
+	if err := e.api.Do(ctx, "PATCH", "/api/v1/users/"+staffPerson.user.ID, nil, map[string]any{"status": "active"}, nil); err != nil {
+		t.Fatal(err)
+	}
+
 	// The customer's webhook and its deliveries do not show through the
 	// operator's own tenant either.
 	hooks, err := staff.Webhooks(ctx, "root")
@@ -362,8 +379,8 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 		t.Errorf("the operator's webhook heard of the machine %d times in the owner's access log, want once (raised, while on)",
 			count["operator notified"])
 	}
-	if count[factory.ActionConnect+":success"] < 3 || count[factory.ActionConnect+":denied"] < 2 {
-		t.Errorf("staff connections in the access log: %v, want at least 3 allowed and 2 refused", count)
+	if count[factory.ActionConnect+":success"] < 4 || count[factory.ActionConnect+":denied"] < 3 {
+		t.Errorf("staff connections in the access log: %v, want at least 4 allowed and 3 refused", count)
 	}
 	if strings.Contains(string(raw), tok.Signature) || strings.Contains(string(raw), sas.Escape(tok.Signature)) {
 		t.Error("the access log holds a staff token's signature")

@@ -18,7 +18,8 @@
 //   - its record exists (it goes with its device) and has not expired;
 //   - the device is still at the site it was made for, and that site's
 //     switch is on and has not been switched since the credential was made
-//     (switched off and on again, it stays dead).
+//     (switched off and on again, it stays dead);
+//   - the account that made it is still an active operator admin.
 //
 // Every connection attempt with one, allowed or refused, is written to the
 // audit trail as the staff member's action on the owner's device
@@ -133,6 +134,19 @@ func (c *Credentials) Authorize(ctx context.Context, id string, d store.Device, 
 		}
 	}
 	verdict := Valid(cred, d, site, c.now())
+	if verdict == nil && cred.ActorUserID != "" {
+		// It acts for its maker: a disabled or deleted account, or one no
+		// longer an operator admin, takes its credentials along.
+		u, err := c.st.GetUser(ctx, cred.ActorUserID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			verdict = fmt.Errorf("%w: the account that made it is gone", ErrClosed)
+		case err != nil:
+			return err
+		case u.Status != store.UserActive || u.Role != store.RoleOperatorAdmin:
+			verdict = fmt.Errorf("%w: the account that made it is %s %s", ErrClosed, u.Status, u.Role)
+		}
+	}
 	if record && c.audit != nil {
 		ev := audit.Event{TenantID: cred.ActorTenantID, ActorID: cred.ActorID, ActorName: cred.ActorName,
 			Action: ActionConnect, Target: d.ID + "/" + cred.ID, OwnerTenantID: d.TenantID, IP: ip, Outcome: audit.Success}

@@ -17,7 +17,9 @@ type StaffCredential struct {
 	// SiteID is the device's site when the credential was made: the site
 	// whose switch it depends on.
 	SiteID string
-	// Who made it.
+	// Who made it: ActorUserID is the account ("" for the operator's
+	// bootstrap token), ActorID the audit trail's actor id.
+	ActorUserID   string
 	ActorID       string
 	ActorName     string
 	ActorTenantID string

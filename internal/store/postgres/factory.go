@@ -18,6 +18,7 @@ const migrationStaffCredentials = `CREATE TABLE staff_credentials (
 		tenant_id       TEXT NOT NULL,
 		device_id       TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
 		site_id         TEXT NOT NULL,
+		actor_user_id   TEXT NOT NULL,
 		actor_id        TEXT NOT NULL,
 		actor_name      TEXT NOT NULL,
 		actor_tenant_id TEXT NOT NULL,
@@ -28,9 +29,9 @@ const migrationStaffCredentials = `CREATE TABLE staff_credentials (
 
 // CreateStaffCredential records a credential made by operator staff.
 func (s *Store) CreateStaffCredential(ctx context.Context, c store.StaffCredential) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO staff_credentials (id, tenant_id, device_id, site_id, actor_id, actor_name,
-		actor_tenant_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		c.ID, c.TenantID, c.DeviceID, c.SiteID, c.ActorID, c.ActorName, c.ActorTenantID, c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli())
+	_, err := s.pool.Exec(ctx, `INSERT INTO staff_credentials (id, tenant_id, device_id, site_id, actor_user_id, actor_id,
+		actor_name, actor_tenant_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		c.ID, c.TenantID, c.DeviceID, c.SiteID, c.ActorUserID, c.ActorID, c.ActorName, c.ActorTenantID, c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("create staff credential for %q: %w", c.DeviceID, err)
 	}
@@ -41,9 +42,9 @@ func (s *Store) CreateStaffCredential(ctx context.Context, c store.StaffCredenti
 func (s *Store) GetStaffCredential(ctx context.Context, id string) (store.StaffCredential, error) {
 	var c store.StaffCredential
 	var created, expires int64
-	err := s.pool.QueryRow(ctx, `SELECT id, tenant_id, device_id, site_id, actor_id, actor_name, actor_tenant_id,
+	err := s.pool.QueryRow(ctx, `SELECT id, tenant_id, device_id, site_id, actor_user_id, actor_id, actor_name, actor_tenant_id,
 		created_at, expires_at FROM staff_credentials WHERE id = $1`, id).
-		Scan(&c.ID, &c.TenantID, &c.DeviceID, &c.SiteID, &c.ActorID, &c.ActorName, &c.ActorTenantID, &created, &expires)
+		Scan(&c.ID, &c.TenantID, &c.DeviceID, &c.SiteID, &c.ActorUserID, &c.ActorID, &c.ActorName, &c.ActorTenantID, &created, &expires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, fmt.Errorf("staff credential %q: %w", id, store.ErrNotFound)
 	}
