@@ -11,9 +11,12 @@
 //     grant ends when it is revoked or expires.
 //   - The operator (operator-admin) administers every tenant, site, device
 //     and account, but a customer's machine data (telemetry, twins,
-//     messages, commands) is open to operator staff only while the owner's
-//     factory-service-access switch of that device's site is on — for the
-//     service desk (operator-service) that switch is the only way in.
+//     messages, commands, a token to connect as the device) is open to
+//     operator staff only while the owner's factory-service-access switch
+//     of that device's site is on — for the service desk (operator-service)
+//     that switch is the only way in. Whatever would reach the data beyond
+//     the switch is never the operator's in a customer's tenant: device and
+//     enrollment keys, rules, webhooks, escalation, delivery records.
 //   - Only the owner turns that switch; supporters and the service desk
 //     never see contract or financial data.
 package access
@@ -62,7 +65,16 @@ const (
 	DeviceRead    Action = "device.read"    // registry data: id, status, site, metadata
 	DeviceData    Action = "device.data"    // machine data: telemetry, twin, messages
 	DeviceOperate Action = "device.operate" // desired properties, direct methods, C2D
-	DeviceManage  Action = "device.manage"  // create, update, delete, keys, SAS tokens
+	DeviceManage  Action = "device.manage"  // create, update, delete, replace keys
+	// DeviceKeys is reading a device's keys and connection string: with
+	// them anyone can be the device for ever, beyond any switch, so
+	// operator staff never get those of a customer's device.
+	DeviceKeys Action = "device.keys"
+	// DeviceToken is making a SAS token to connect as the device. Operator
+	// admins make one for a customer's device only while the owner's
+	// switch is on; such a token is recorded and stops working when the
+	// switch goes off (package factory).
+	DeviceToken Action = "device.token"
 
 	UserRead   Action = "user.read"
 	UserManage Action = "user.manage"
@@ -219,6 +231,19 @@ func inRoot(r Resource) bool { return r.TenantID == store.RootTenantID }
 
 func machineData(act Action) bool { return act == DeviceData || act == DeviceOperate }
 
+// ownersOnly are the actions in a customer's tenant that the operator's
+// admins may not take whatever the switch says: each either hands out a
+// lasting way to be one of the customer's devices (keys, enrollments) or
+// forwards the customer's machine data to wherever its author chooses
+// (rules, webhooks, escalation, their delivery records).
+func ownersOnly(act Action) bool {
+	switch act {
+	case DeviceKeys, EnrollmentManage, RuleManage, NotifyManage, NotifyReadLogs:
+		return true
+	}
+	return false
+}
+
 func operatorAdmin(s Subject, act Action, r Resource) error {
 	if s.TenantID != store.RootTenantID {
 		return deny("operator roles belong to the operator's tenant")
@@ -228,8 +253,10 @@ func operatorAdmin(s Subject, act Action, r Resource) error {
 		return deny("factory service access is the owner's switch")
 	case act == GrantCreate && !inRoot(r):
 		return deny("access to a customer's machines is the owner's to grant")
-	case machineData(act) && !inRoot(r) && !r.FactoryAccess:
+	case (machineData(act) || act == DeviceToken) && !inRoot(r) && !r.FactoryAccess:
 		return deny("the owner has not switched on factory service access for this machine's site")
+	case !inRoot(r) && ownersOnly(act):
+		return deny("%s in a customer's tenant is the owner's: it would reach the machines' data beyond the factory service access switch", act)
 	case act == TenantDelete && r.ID == store.RootTenantID:
 		return deny("the operator's tenant cannot be deleted")
 	}

@@ -190,6 +190,17 @@ func (a *API) listAlarms(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
+	shown := map[string]bool{}
+	for _, al := range als {
+		shown[al.DeviceID] = true
+	}
+	var seen []store.Device
+	for _, d := range devs {
+		if shown[d.ID] {
+			seen = append(seen, d)
+		}
+	}
+	noteOutsideList(r, "alarm.list", seen)
 	names := &ruleNames{a: a, names: map[string]string{}}
 	page := AlarmPage{Alarms: make([]Alarm, 0, len(als))}
 	for _, al := range als {

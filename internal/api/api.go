@@ -24,6 +24,7 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
+	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
@@ -75,6 +76,10 @@ type Config struct {
 	// Notifier is told of alarms acknowledged and cleared through the
 	// API. Nil: nobody is told (tests).
 	Notifier *notify.Notifier
+	// Factory is told when operator staff may have lost access to a
+	// customer's machines (the switch went off, a device left its site, a
+	// site was deleted). Nil: nobody is told (tests).
+	Factory *factory.Events
 	// WebhookAllowPrivate accepts webhooks to loopback and private
 	// addresses (the notifier must be told the same).
 	WebhookAllowPrivate bool

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,6 +107,11 @@ type auditCall struct {
 	outsideRead string
 	// denied says the policy refused the request (whatever the status).
 	denied bool
+	// listed is, for a list of machine data shown to an outsider, the
+	// customers' devices it showed by owner tenant: each owner gets an
+	// entry listAction naming them (noteOutsideList).
+	listed     map[string][]string
+	listAction string
 }
 
 type auditCallKey struct{}
@@ -186,6 +192,9 @@ func (a *API) audited(mux *http.ServeMux, next http.Handler) http.Handler {
 		}
 		authFailed := !call.ok && call.actorID == "" && status == http.StatusUnauthorized && !strings.HasPrefix(route, "POST /api/v1/auth/")
 		outsideRead := call.outsideRead != "" && (status < 300 || call.denied)
+		if status < 300 && len(call.listed) > 0 {
+			a.recordOutsideList(r, call, status)
+		}
 		if !changing && !authFailed && !auditedReads[route] && !outsideRead {
 			return
 		}
@@ -248,6 +257,25 @@ func (a *API) audited(mux *http.ServeMux, next http.Handler) http.Handler {
 		defer cancel()
 		_, _ = a.audit.Record(ctx, ev) // Record logs its own failure
 	})
+}
+
+// recordOutsideList writes one entry per owner tenant whose devices a list
+// showed an outsider (noteOutsideList), naming the devices.
+func (a *API) recordOutsideList(r *http.Request, call *auditCall, status int) {
+	owners := make([]string, 0, len(call.listed))
+	for o := range call.listed {
+		owners = append(owners, o)
+	}
+	slices.Sort(owners)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	for _, o := range owners {
+		ids := call.listed[o]
+		slices.Sort(ids)
+		_, _ = a.audit.Record(ctx, audit.Event{TenantID: call.caller.TenantID, ActorID: call.caller.ActorID,
+			ActorName: call.caller.Name, Action: call.listAction, Target: truncate(strings.Join(ids, ","), 200),
+			OwnerTenantID: o, Status: status, IP: a.clientIP(r), UserAgent: r.UserAgent()}) // Record logs its own failure
+	}
 }
 
 // routeTarget is the pattern's wildcard values joined by "/", e.g.

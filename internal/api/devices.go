@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/factory"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -187,7 +190,12 @@ func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("device created", "device", d.ID, "tenant", d.TenantID)
-	writeJSON(w, http.StatusCreated, a.view(d, true))
+	res, err := a.deviceResource(r.Context(), d)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a.view(d, a.allowed(r.Context(), access.DeviceKeys, res)))
 }
 
 // device is the device the route's policy check loaded.
@@ -197,7 +205,7 @@ func (a *API) device(_ http.ResponseWriter, r *http.Request) (store.Device, bool
 
 func (a *API) getDevice(w http.ResponseWriter, r *http.Request) {
 	if d, ok := a.device(w, r); ok {
-		writeJSON(w, http.StatusOK, a.view(d, a.allowed(r.Context(), access.DeviceManage, resourceOf(r.Context()))))
+		writeJSON(w, http.StatusOK, a.view(d, a.allowed(r.Context(), access.DeviceKeys, resourceOf(r.Context()))))
 	}
 }
 
@@ -213,8 +221,12 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	oldSite := d.Info.SiteID
 	if info, changed := req.apply(d.Info); changed {
 		if !a.checkInfo(w, r, d.TenantID, info) {
+			return
+		}
+		if info.SiteID != oldSite && !a.mayMove(w, r, d, info.SiteID) {
 			return
 		}
 		if err := a.store.SetDeviceInfo(r.Context(), d.TenantID, d.ID, info); err != nil {
@@ -224,6 +236,10 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 		d.Info = info
 		if a.cfg.Monitor != nil {
 			a.cfg.Monitor.DeviceChanged(r.Context(), d.ID, false) // its site or model may have changed
+		}
+		if oldSite != "" && info.SiteID != oldSite {
+			a.cfg.Factory.Publish(context.WithoutCancel(r.Context()), factory.AccessClosed{TenantID: d.TenantID,
+				DeviceID: d.ID, At: a.now().UTC()})
 		}
 	}
 	if req.Status != nil {
@@ -243,6 +259,27 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 		a.log.Info("device status changed", "device", d.ID, "status", st)
 	}
 	writeJSON(w, http.StatusOK, a.view(d, false))
+}
+
+// mayMove refuses a change of a device's site that would open the device's
+// machine data to the caller: moving a customer's machine into a site whose
+// factory service access is on is the owner's decision, not the operator's.
+func (a *API) mayMove(w http.ResponseWriter, r *http.Request, d store.Device, siteID string) bool {
+	ctx := r.Context()
+	before := resourceOf(ctx)
+	after := d
+	after.Info.SiteID = siteID
+	res, err := a.deviceResource(ctx, after)
+	if err != nil {
+		a.storeError(w, err)
+		return false
+	}
+	if a.allowed(ctx, access.DeviceData, res) && !a.allowed(ctx, access.DeviceData, before) {
+		writeError(w, http.StatusForbidden, "%v: moving the device to site %q would open its machine data to you; "+
+			"that is the owner's factory service access switch", access.ErrDenied, siteID)
+		return false
+	}
+	return true
 }
 
 func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) {
@@ -305,7 +342,9 @@ func (a *API) regenerateKeys(w http.ResponseWriter, r *http.Request) {
 	// A connection made with a token of a replaced key must not live on.
 	a.endpoint.Disconnect(d.ID)
 	a.log.Info("device keys regenerated", "device", d.ID, "key", req.Key)
-	writeJSON(w, http.StatusOK, a.view(d, true))
+	// The operator's admins may replace a customer's keys (to lock out a
+	// stolen box) but never learn them.
+	writeJSON(w, http.StatusOK, a.view(d, a.allowed(r.Context(), access.DeviceKeys, resourceOf(r.Context()))))
 }
 
 // MaxTokenTTL bounds the lifetime of a SAS token made by the API.
@@ -341,9 +380,52 @@ func (a *API) deviceToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	expiry := a.now().Add(ttl).Truncate(time.Second)
-	writeJSON(w, http.StatusOK, map[string]any{
-		"token":     sas.Sign(key, sas.DeviceResource(a.cfg.HubHost, d.ID), expiry),
-		"expiresAt": expiry.UTC(),
-		"hostName":  a.cfg.HubHost,
-	})
+	resource := sas.DeviceResource(a.cfg.HubHost, d.ID)
+	ans := map[string]any{"expiresAt": expiry.UTC(), "hostName": a.cfg.HubHost}
+	if a.underSwitch(r.Context(), access.DeviceToken, resourceOf(r.Context())) {
+		// Allowed only by the owner's switch: a staff credential, recorded,
+		// that stops working when the switch goes off.
+		cred, err := a.staffCredential(r, d, expiry)
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		skn := factory.KeyName(cred.ID)
+		ans["token"] = sas.SignRaw(factory.DeriveKey(key, skn), sas.Escape(resource), skn, expiry)
+		ans["credentialId"] = cred.ID
+		if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+			call.target = d.ID + "/" + cred.ID
+		}
+		a.log.Info("staff credential made", "device", d.ID, "credential", cred.ID, "by", principal(r.Context()).ActorID, "until", expiry)
+	} else {
+		ans["token"] = sas.Sign(key, resource, expiry)
+	}
+	writeJSON(w, http.StatusOK, ans)
+}
+
+// underSwitch says whether the caller may take act on res only because the
+// owner's factory service access switch of its site is on.
+func (a *API) underSwitch(ctx context.Context, act access.Action, res access.Resource) bool {
+	if !res.FactoryAccess || !a.allowed(ctx, act, res) {
+		return false
+	}
+	res.FactoryAccess = false
+	return !a.allowed(ctx, act, res)
+}
+
+// staffCredential records a device credential made under the owner's
+// switch, until expiry.
+func (a *API) staffCredential(r *http.Request, d store.Device, expiry time.Time) (store.StaffCredential, error) {
+	c := principal(r.Context())
+	id, err := identity.NewID("stf")
+	if err != nil {
+		return store.StaffCredential{}, err
+	}
+	cred := store.StaffCredential{ID: id, TenantID: d.TenantID, DeviceID: d.ID, SiteID: d.Info.SiteID,
+		ActorUserID: c.UserID, ActorID: c.ActorID, ActorName: c.Name, ActorTenantID: c.TenantID,
+		CreatedAt: a.now().UTC().Truncate(time.Millisecond), ExpiresAt: expiry.UTC()}
+	if err := a.store.CreateStaffCredential(r.Context(), cred); err != nil {
+		return store.StaffCredential{}, err
+	}
+	return cred, nil
 }

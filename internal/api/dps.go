@@ -87,11 +87,18 @@ func enrollmentView(e store.Enrollment, withKeys bool) Enrollment {
 	return v
 }
 
-func (a *API) registrationView(r store.Registration) Registration {
-	return Registration{RegistrationID: r.RegistrationID, DeviceID: r.DeviceID, TenantID: r.TenantID,
+// registrationView shows a registration; the payload the device sent and
+// the twin it was given are machine data, shown only with withData (to
+// those who manage the tenant's enrollments: not to operator staff in a
+// customer's tenant).
+func (a *API) registrationView(r store.Registration, withData bool) Registration {
+	v := Registration{RegistrationID: r.RegistrationID, DeviceID: r.DeviceID, TenantID: r.TenantID,
 		EnrollmentType: string(r.EnrollmentKind), EnrollmentID: r.EnrollmentID, Status: r.Status, Substatus: r.Substatus,
-		AssignedHub: a.cfg.HubHost, OperationID: r.OperationID, ETag: r.ETag, Payload: r.Payload, InitialTwin: r.InitialTwin,
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		AssignedHub: a.cfg.HubHost, OperationID: r.OperationID, ETag: r.ETag, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	if withData {
+		v.Payload, v.InitialTwin = r.Payload, r.InitialTwin
+	}
+	return v
 }
 
 func (a *API) dpsInfo(w http.ResponseWriter, r *http.Request) {
@@ -469,8 +476,9 @@ func (a *API) listRegistrations(w http.ResponseWriter, r *http.Request) {
 		out["next"] = rs[limit-1].RegistrationID
 	}
 	views := make([]Registration, len(rs))
+	withData := a.allowed(r.Context(), access.EnrollmentManage, resourceOf(r.Context()))
 	for i, reg := range rs {
-		views[i] = a.registrationView(reg)
+		views[i] = a.registrationView(reg, withData)
 	}
 	out["registrations"] = views
 	writeJSON(w, http.StatusOK, out)
@@ -482,7 +490,7 @@ func (a *API) getRegistration(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.registrationView(reg))
+	writeJSON(w, http.StatusOK, a.registrationView(reg, a.allowed(r.Context(), access.EnrollmentManage, resourceOf(r.Context()))))
 }
 
 // deleteRegistration removes the registration record only: the device

@@ -209,6 +209,7 @@ func (a *API) kpiReport(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	noteOutsideList(r, "kpi.read", devs)
 	byDevice, err := a.kpiAlarms(ctx, devs, from, to)
 	if err != nil {
 		a.storeError(w, err)

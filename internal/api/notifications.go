@@ -186,10 +186,27 @@ func (a *API) tenantsBelow(r *http.Request, id string) ([]string, error) {
 	return ids, nil
 }
 
+// notifyTenantsBelow is the ids of the tenant and its sub-tenants whose
+// webhooks and deliveries the caller may read: the operator's admins see
+// the operator's own, not those of the customers below it.
+func (a *API) notifyTenantsBelow(r *http.Request, id string) ([]string, error) {
+	ts, err := a.store.TenantsUnder(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(ts))
+	for _, t := range ts {
+		if a.allowed(r.Context(), access.NotifyReadLogs, access.Resource{Kind: access.KindTenant, ID: t.ID, TenantID: t.ID, TenantPath: t.Path}) {
+			ids = append(ids, t.ID)
+		}
+	}
+	return ids, nil
+}
+
 // listWebhooks lists the webhooks of the tenant (scopeTenant) and its
 // sub-tenants, without secrets.
 func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
-	ids, err := a.tenantsBelow(r, scopeTenantID(r.Context()))
+	ids, err := a.notifyTenantsBelow(r, scopeTenantID(r.Context()))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -405,7 +422,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	ids, err := a.tenantsBelow(r, scopeTenantID(r.Context()))
+	ids, err := a.notifyTenantsBelow(r, scopeTenantID(r.Context()))
 	if err != nil {
 		a.storeError(w, err)
 		return

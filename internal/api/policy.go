@@ -145,19 +145,51 @@ func (a *API) allowed(ctx context.Context, act access.Action, res access.Resourc
 // noteOutsideRead marks, for the audit trail, a read of a customer's
 // machine by someone outside the customer: a supporter or operator staff.
 func (a *API) noteOutsideRead(r *http.Request, act access.Action, res access.Resource) {
-	if res.Kind != access.KindDevice || (act != access.DeviceRead && act != access.DeviceData) {
+	if res.Kind != access.KindDevice || (act != access.DeviceRead && act != access.DeviceData && act != access.AlarmRead) {
 		return
 	}
-	switch principal(r.Context()).Role {
-	case store.RoleSupporter, store.RoleOperatorService, store.RoleOperatorAdmin:
-	default:
-		return // customers read inside their own tenant tree
-	}
-	if res.TenantID == store.RootTenantID {
-		return // the operator's own machines
+	if !outsider(r.Context()) || res.TenantID == store.RootTenantID {
+		return // customers read inside their own tenant tree; the operator's own machines
 	}
 	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
 		call.outsideRead = string(act)
+		if act == access.AlarmRead {
+			call.outsideRead = "alarm" // recorded as "alarm.read" (a device's alarms, maintenance)
+		}
+	}
+}
+
+// outsider says whether the caller is outside every customer: a supporter
+// or operator staff.
+func outsider(ctx context.Context) bool {
+	switch principal(ctx).Role {
+	case store.RoleSupporter, store.RoleOperatorService, store.RoleOperatorAdmin:
+		return true
+	}
+	return false
+}
+
+// noteOutsideList marks, for the audit trail, a list of machine data (as
+// action) that showed an outsider devices of customers: the owner of each
+// finds an entry in the access log naming its devices.
+func noteOutsideList(r *http.Request, action string, devs []store.Device) {
+	if !outsider(r.Context()) {
+		return
+	}
+	call, ok := r.Context().Value(auditCallKey{}).(*auditCall)
+	if !ok {
+		return
+	}
+	for _, d := range devs {
+		if d.TenantID == store.RootTenantID {
+			continue
+		}
+		if call.listed == nil {
+			call.listed, call.listAction = map[string][]string{}, action
+		}
+		if !slices.Contains(call.listed[d.TenantID], d.ID) {
+			call.listed[d.TenantID] = append(call.listed[d.TenantID], d.ID)
+		}
 	}
 }
 

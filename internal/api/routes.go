@@ -50,7 +50,7 @@ func (a *API) routes() []route {
 		{"PATCH /api/v1/devices/{id}", access.DeviceManage, byDevice, a.updateDevice, "Enable or disable a device, change its site or metadata"},
 		{"DELETE /api/v1/devices/{id}", access.DeviceManage, byDevice, a.deleteDevice, "Delete a device and its data"},
 		{"POST /api/v1/devices/{id}/keys/regenerate", access.DeviceManage, byDevice, a.regenerateKeys, "Replace a device's keys"},
-		{"POST /api/v1/devices/{id}/token", access.DeviceManage, byDevice, a.deviceToken, "Make a SAS token for a device"},
+		{"POST /api/v1/devices/{id}/token", access.DeviceToken, byDevice, a.deviceToken, "Make a SAS token for a device"},
 		{"GET /api/v1/devices/{id}/telemetry/latest", access.DeviceData, byDevice, a.latest, "A device's latest values"},
 		{"GET /api/v1/devices/{id}/telemetry/{metric}", access.DeviceData, byDevice, a.history, "One metric's history, raw or downsampled"},
 		{"GET /api/v1/devices/{id}/telemetry", access.DeviceData, byDevice, a.historyMany, "Several metrics' history"},

@@ -140,7 +140,8 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkRule completes and validates a rule of tenant t: Validate's
-// problems, and a scope device or site the caller may see in t's tree.
+// problems, and a scope device or site in t's tree whose alarms the caller
+// may read (operator staff: only while the owner's switch is on).
 func (a *API) checkRule(w http.ResponseWriter, r *http.Request, rule alarm.Rule, t store.Tenant) bool {
 	if err := rule.Validate(); err != nil {
 		writeRuleInvalid(w, err)
@@ -154,7 +155,7 @@ func (a *API) checkRule(w http.ResponseWriter, r *http.Request, rule alarm.Rule,
 		if err == nil {
 			res, err = a.deviceResource(ctx, d)
 		}
-		if errors.Is(err, store.ErrNotFound) || (err == nil && (!access.Within(res.TenantPath, t.Path) || !a.allowed(ctx, access.DeviceRead, res))) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (!access.Within(res.TenantPath, t.Path) || !a.allowed(ctx, access.AlarmRead, res))) {
 			writeRuleInvalid(w, &alarm.FieldError{Field: "scope.deviceId", Problem: fmt.Sprintf("no device %q in tenant %q or below", rule.Scope.DeviceID, t.ID)})
 			return false
 		}
@@ -168,7 +169,7 @@ func (a *API) checkRule(w http.ResponseWriter, r *http.Request, rule alarm.Rule,
 		if err == nil {
 			st, err = a.store.GetTenant(ctx, s.TenantID)
 		}
-		if errors.Is(err, store.ErrNotFound) || (err == nil && (!access.Within(st.Path, t.Path) || !a.allowed(ctx, access.SiteRead, siteResource(s, st)))) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (!access.Within(st.Path, t.Path) || !a.allowed(ctx, access.AlarmRead, siteResource(s, st)))) {
 			writeRuleInvalid(w, &alarm.FieldError{Field: "scope.siteId", Problem: fmt.Sprintf("no site %q in tenant %q or below", rule.Scope.SiteID, t.ID)})
 			return false
 		}

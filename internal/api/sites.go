@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -149,6 +151,9 @@ func (a *API) deleteSite(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
+	if s.FactoryAccess {
+		a.cfg.Factory.Publish(context.WithoutCancel(r.Context()), factory.AccessClosed{TenantID: s.TenantID, SiteID: s.ID, At: a.now().UTC()})
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -171,7 +176,11 @@ func (a *API) setFactoryAccess(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
+	was := s.FactoryAccess
 	s.FactoryAccess, s.FactoryAccessChangedAt = *req.Enabled, at
 	a.log.Info("factory service access switched", "site", s.ID, "on", s.FactoryAccess)
+	if was && !s.FactoryAccess {
+		a.cfg.Factory.Publish(context.WithoutCancel(r.Context()), factory.AccessClosed{TenantID: s.TenantID, SiteID: s.ID, At: at})
+	}
 	writeJSON(w, http.StatusOK, siteView(s))
 }

@@ -78,6 +78,7 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 	// never one the caller may not know of.
 	out := make([]DeviceLatest, 0, min(limit, 1000))
 	cache, after, more := a.newResolverCache(), q.Get("after"), false
+	var shown []store.Device // for the owners' access logs
 	for {
 		page, err := a.tsdb.FleetLatest(r.Context(), tenant, after, limit)
 		if err != nil {
@@ -95,17 +96,20 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 			a.storeError(w, err)
 			return
 		}
-		may := map[string]bool{}
+		may := map[string]store.Device{}
 		for _, d := range devs {
 			res, err := cache.device(r.Context(), d)
 			if err != nil {
 				a.storeError(w, err)
 				return
 			}
-			may[d.ID] = a.allowed(r.Context(), access.DeviceData, res)
+			if a.allowed(r.Context(), access.DeviceData, res) {
+				may[d.ID] = d
+			}
 		}
 		for _, d := range page {
-			if !may[d.DeviceID] {
+			dev, ok := may[d.DeviceID]
+			if !ok {
 				continue
 			}
 			if len(out) == limit {
@@ -113,6 +117,7 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 			out = append(out, DeviceLatest{DeviceID: d.DeviceID, Metrics: metrics(d.Metrics)})
+			shown = append(shown, dev)
 		}
 		if len(page) < limit {
 			break // the tenant's end
@@ -123,6 +128,7 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 		}
 		after = page[len(page)-1].DeviceID
 	}
+	noteOutsideList(r, "telemetry.latest.read", shown)
 	// A tenant the caller may neither read nor see a device of answers
 	// like one that does not exist.
 	if !known && len(out) == 0 && q.Get("after") == "" {

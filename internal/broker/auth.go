@@ -71,6 +71,12 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return nil
 	}
 	dev, expiry, r := h.authenticate(cl, pk)
+	var staff string
+	if r == nil {
+		var release func()
+		staff, release, r = h.authorizeStaff(cl, pk, dev)
+		defer release()
+	}
 	if r != nil {
 		return h.refuse(cl, r)
 	}
@@ -81,7 +87,7 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if modelID != "" {
 		h.b.recordModelID(dev, modelID)
 	}
-	h.b.attach(cl, dev, expiry)
+	h.b.attach(cl, dev, expiry, staff)
 	h.b.log.Debug("device connected", "device", dev.ID, "remote", cl.Net.Remote, "mqtt", cl.Properties.ProtocolVersion)
 	return nil
 }
@@ -143,7 +149,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (store.Devic
 	if err != nil {
 		return store.Device{}, time.Time{}, refuse("store-error", packets.ErrServerUnavailable, packets.ErrServerUnavailable, err)
 	}
-	if err := sas.Verify(tok, h.b.now(), dev.PrimaryKey, dev.SecondaryKey); err != nil {
+	if err := sas.Verify(tok, h.b.now(), deviceKeys(dev, tok.KeyName)...); err != nil {
 		reason := "bad-signature"
 		if errors.Is(err, sas.ErrExpired) {
 			reason = "expired-token"

@@ -68,6 +68,10 @@ type Broker struct {
 	lns      []*listener         // the TLS and TCP listeners: listener.go
 	hub      *hubState           // twins, methods, C2D: hub.go
 	dps      *dpsState           // provisioning: dps.go
+	staff    StaffCredentials    // set by SetStaffCredentials before Start: staff.go
+	// staffMu orders staff connections and RecheckStaff: a connection
+	// holds it (read) from its check until its session is attached.
+	staffMu sync.RWMutex
 
 	outMu    sync.Mutex
 	outboxes map[*mqtt.Client]*outbox // what is being written to each client: outbox.go
@@ -92,6 +96,9 @@ type session struct {
 	// pending holds a token for each telemetry message of this connection
 	// in the ingest pipeline: telemetry.go.
 	pending chan struct{}
+	// staff is the id of the staff credential the device connected with
+	// (staff.go), "" for the device's own.
+	staff string
 }
 
 type presence struct {
@@ -346,8 +353,8 @@ type PresenceEvent struct {
 // Start; f must not block.
 func (b *Broker) OnPresence(f func(PresenceEvent)) { b.presence = f }
 
-func (b *Broker) attach(cl *mqtt.Client, d store.Device, expiry time.Time) {
-	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now(),
+func (b *Broker) attach(cl *mqtt.Client, d store.Device, expiry time.Time, staff string) {
+	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now(), staff: staff,
 		pending: make(chan struct{}, maxPendingPerConn)}
 	s.expiry = time.AfterFunc(expiry.Sub(b.now()), func() {
 		b.log.Info("closing connection: SAS token expired", "device", d.ID)

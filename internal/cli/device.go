@@ -109,6 +109,11 @@ func runDevice(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
+		if d.ConnectionString == "" {
+			// The operator replaces a customer's keys but is not told them.
+			fmt.Fprintf(env.Stderr, "keys of device %s replaced; its owner reads the new connection string\n", id)
+			return nil
+		}
 		fmt.Fprintln(env.Stdout, d.ConnectionString)
 	case "rejected":
 		rs, err := c.Rejected(ctx, id, *limit)

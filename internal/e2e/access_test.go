@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -72,6 +73,9 @@ type world struct {
 	device  map[string]string
 	user    map[string]string // a customer user (root: a service-desk user) per tenant
 	grant   map[string]string // tenant → a grant made there
+	spare   map[string]string // tenant → a second site, without devices, whose switch is on
+	rule    map[string]string // tenant → an alarm rule its owner made
+	group   string            // the id of an enrollment group each tenant's owner made
 	as      map[string]person // by role
 	op      *client.Client    // the bootstrap operator token
 }
@@ -81,7 +85,8 @@ func newWorld(t *testing.T, opts ...option) *world {
 	e := start(t, opts...)
 	ctx := e.ctx()
 	w := &world{e: e, op: e.api, tenants: []string{"root", "A", "A1", "B"}, site: map[string]string{},
-		device: map[string]string{}, user: map[string]string{}, grant: map[string]string{}, as: map[string]person{}}
+		device: map[string]string{}, user: map[string]string{}, grant: map[string]string{}, as: map[string]person{},
+		spare: map[string]string{}, rule: map[string]string{}, group: "matrix-group"}
 	for _, tn := range []struct{ id, parent string }{{"A", ""}, {"A1", "A"}, {"B", ""}} {
 		if _, err := w.op.CreateTenant(ctx, map[string]any{"id": tn.id, "parentId": tn.parent, "name": "Customer " + tn.id,
 			"address":  map[string]string{"street": "Hauptstraße 1", "city": "Wien"},
@@ -161,8 +166,52 @@ func newWorld(t *testing.T, opts ...option) *world {
 	if _, err = bAdmin.bearer.Grant(ctx, sup, w.site["B"], "", exp.Format(time.RFC3339Nano)); err != nil {
 		t.Fatal(err)
 	}
+	// Every tenant has a second site, open to factory service (each owner
+	// opens its own; the operator its own), and an alarm rule and an
+	// enrollment group made by its owner; the operator's maintenance plan
+	// covers every pellet heater.
+	owner := map[string]*client.Client{"root": w.op, "A": aAdmin, "A1": aAdmin, "B": bAdmin.bearer}
+	for _, tn := range w.tenants {
+		s, err := w.op.CreateSite(ctx, tn, "Open building of "+tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := owner[tn].SetFactoryAccess(ctx, s.ID, true); err != nil {
+			t.Fatalf("open the spare site of %s: %v", tn, err)
+		}
+		w.spare[tn] = s.ID
+		var rule api.Rule
+		if err := owner[tn].Do(ctx, "POST", "/api/v1/rules", nil, matrixRule(tn, nil), &rule); err != nil {
+			t.Fatalf("rule of %s: %v", tn, err)
+		}
+		w.rule[tn] = rule.ID
+		if err := owner[tn].Do(ctx, "POST", "/api/v1/dps/enrollment-groups", url.Values{"tenant": {tn}},
+			map[string]any{"id": w.group}, nil); err != nil {
+			t.Fatalf("enrollment group of %s: %v", tn, err)
+		}
+	}
+	if err := w.op.Do(ctx, "PUT", "/api/v1/maintenance-plans/pellet-heater", nil,
+		map[string]any{"service": map[string]any{"everyMonths": 6}}, nil); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(time.Until(exp) + 50*time.Millisecond)
 	return w
+}
+
+// matrixRule is a rule body in tenant tn, scoped to scope (nil: the
+// tenant's pellet heaters).
+func matrixRule(tn string, scope map[string]string) map[string]any {
+	if scope == nil {
+		scope = map[string]string{"model": "pellet-heater"}
+	}
+	return map[string]any{"tenantId": tn, "name": "Flue too hot", "severity": "critical", "scope": scope,
+		"threshold": map[string]any{"metric": "flue_temp", "op": "above", "value": 250}}
+}
+
+// hasKeys says whether a device's answer carries its keys.
+func hasKeys(raw json.RawMessage) bool {
+	var d api.Device
+	return json.Unmarshal(raw, &d) == nil && d.PrimaryKey != "" && d.SecondaryKey != "" && d.ConnectionString != ""
 }
 
 // op is one request of the matrix.
@@ -170,29 +219,96 @@ type op struct {
 	name   string
 	method string
 	path   func(w *world, tenant string) string
-	body   any
+	// body is the request body: a value, func(tenant) any or
+	// func(*world, tenant) any.
+	body any
+	// success, if set, decides from a 2xx answer whether the caller got
+	// what the operation is about (e.g. the device keys in the answer).
+	success func(json.RawMessage) bool
+	// refusal is a status other than 403 and 404 that means "refused"
+	// (a rule naming a device the caller may not see is invalid: 400).
+	refusal int
+	// undo puts the world back after a request that succeeded.
+	undo func(w *world, tenant string) error
+}
+
+func devicePath(w *world, tn string, rest string) string {
+	return "/api/v1/devices/" + w.device[tn] + rest
 }
 
 var matrixOps = []op{
-	{"tenant.read", "GET", func(w *world, tn string) string { return "/api/v1/tenants/" + tn }, nil},
-	{"tenant.write", "PATCH", func(w *world, tn string) string { return "/api/v1/tenants/" + tn },
-		map[string]any{"contact": map[string]string{"name": "Eva", "phone": "+43 1"}}},
-	{"site.read", "GET", func(w *world, tn string) string { return "/api/v1/sites/" + w.site[tn] }, nil},
-	{"site.write", "PATCH", func(w *world, tn string) string { return "/api/v1/sites/" + w.site[tn] }, map[string]any{"name": "Renamed"}},
-	{"site.switch", "PUT", func(w *world, tn string) string { return "/api/v1/sites/" + w.site[tn] + "/factory-access" },
-		func(tn string) any { return map[string]any{"enabled": tn == "A1" || tn == "B"} }}, // sets it to what it is
-	{"device.read", "GET", func(w *world, tn string) string { return "/api/v1/devices/" + w.device[tn] }, nil},
-	{"device.data", "GET", func(w *world, tn string) string { return "/api/v1/devices/" + w.device[tn] + "/telemetry/latest" }, nil},
-	{"device.twin", "GET", func(w *world, tn string) string { return "/api/v1/devices/" + w.device[tn] + "/twin" }, nil},
-	{"device.operate", "POST", func(w *world, tn string) string { return "/api/v1/devices/" + w.device[tn] + "/c2d" },
-		map[string]any{"payload": "ping"}},
-	{"device.write", "PATCH", func(w *world, tn string) string { return "/api/v1/devices/" + w.device[tn] },
-		map[string]any{"firmwareVersion": "2.06"}},
-	{"user.read", "GET", func(w *world, tn string) string { return "/api/v1/users/" + w.user[tn] }, nil},
-	{"user.write", "PATCH", func(w *world, tn string) string { return "/api/v1/users/" + w.user[tn] }, map[string]any{"phone": "+43 2"}},
-	{"grant.read", "GET", func(w *world, tn string) string { return "/api/v1/grants/" + w.grant[tn] }, nil},
-	{"access-log", "GET", func(w *world, tn string) string { return "/api/v1/access-log?tenant=" + tn }, nil},
-	{"dps.read", "GET", func(w *world, tn string) string { return "/api/v1/dps/enrollment-groups?tenant=" + tn }, nil},
+	{name: "tenant.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/tenants/" + tn }},
+	{name: "tenant.write", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/tenants/" + tn },
+		body: map[string]any{"contact": map[string]string{"name": "Eva", "phone": "+43 1"}}},
+	{name: "site.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/sites/" + w.site[tn] }},
+	{name: "site.write", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/sites/" + w.site[tn] },
+		body: map[string]any{"name": "Renamed"}},
+	{name: "site.switch", method: "PUT", path: func(w *world, tn string) string { return "/api/v1/sites/" + w.site[tn] + "/factory-access" },
+		body: func(tn string) any { return map[string]any{"enabled": tn == "A1" || tn == "B"} }}, // sets it to what it is
+	{name: "device.read", method: "GET", path: func(w *world, tn string) string { return devicePath(w, tn, "") }},
+	{name: "device.data", method: "GET", path: func(w *world, tn string) string { return devicePath(w, tn, "/telemetry/latest") }},
+	{name: "device.twin", method: "GET", path: func(w *world, tn string) string { return devicePath(w, tn, "/twin") }},
+	{name: "device.operate", method: "POST", path: func(w *world, tn string) string { return devicePath(w, tn, "/c2d") },
+		body: map[string]any{"payload": "ping"}},
+	{name: "device.write", method: "PATCH", path: func(w *world, tn string) string { return devicePath(w, tn, "") },
+		body: map[string]any{"firmwareVersion": "2.06"}},
+	{name: "user.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/users/" + w.user[tn] }},
+	{name: "user.write", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.user[tn] },
+		body: map[string]any{"phone": "+43 2"}},
+	{name: "grant.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/grants/" + w.grant[tn] }},
+	{name: "access-log", method: "GET", path: func(w *world, tn string) string { return "/api/v1/access-log?tenant=" + tn }},
+	{name: "dps.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/dps/enrollment-groups?tenant=" + tn }},
+
+	// Every path to a customer's machine data beyond the device routes,
+	// and the credentials that would let someone be the device.
+	{name: "device.keys", method: "GET", path: func(w *world, tn string) string { return devicePath(w, tn, "") }, success: hasKeys},
+	{name: "device.rekey.keys", method: "POST", path: func(w *world, tn string) string { return devicePath(w, tn, "/keys/regenerate") },
+		body: map[string]any{"key": "secondary"}, success: hasKeys},
+	{name: "device.token", method: "POST", path: func(w *world, tn string) string { return devicePath(w, tn, "/token") },
+		body: map[string]any{"ttl": "5m"}},
+	{name: "device.move", method: "PATCH", path: func(w *world, tn string) string { return devicePath(w, tn, "") },
+		body: func(w *world, tn string) any { return map[string]any{"siteId": w.spare[tn]} },
+		undo: func(w *world, tn string) error {
+			return w.op.Do(w.e.ctx(), "PATCH", devicePath(w, tn, ""), nil, map[string]any{"siteId": w.site[tn]}, nil)
+		}},
+	{name: "device.messages", method: "GET", path: func(w *world, tn string) string { return devicePath(w, tn, "/messages") }},
+	{name: "device.rejected", method: "GET", path: func(w *world, tn string) string { return devicePath(w, tn, "/rejected") }},
+	{name: "device.c2d.read", method: "GET", path: func(w *world, tn string) string { return devicePath(w, tn, "/c2d") }},
+	{name: "device.twin.write", method: "PATCH", path: func(w *world, tn string) string { return devicePath(w, tn, "/twin") },
+		body: map[string]any{"tags": map[string]any{"matrix": true}}},
+	{name: "maintenance.read", method: "GET", path: func(w *world, tn string) string { return devicePath(w, tn, "/maintenance") }},
+	{name: "maintenance.service", method: "POST", path: func(w *world, tn string) string { return devicePath(w, tn, "/maintenance/service") }},
+	{name: "kpi", method: "GET", path: func(w *world, tn string) string { return "/api/v1/kpi?device=" + w.device[tn] }},
+	{name: "rule.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/rules/" + w.rule[tn] }},
+	{name: "rule.create", method: "POST", path: func(*world, string) string { return "/api/v1/rules" },
+		body: func(tn string) any { return matrixRule(tn, nil) }},
+	{name: "rule.update", method: "PUT", path: func(w *world, tn string) string { return "/api/v1/rules/" + w.rule[tn] },
+		body: func(tn string) any { r := matrixRule(tn, nil); delete(r, "tenantId"); return r }},
+	// The operator's own rule, aimed at the tenant's machine.
+	{name: "rule.root-on-device", method: "POST", path: func(*world, string) string { return "/api/v1/rules" },
+		body:    func(w *world, tn string) any { return matrixRule("root", map[string]string{"deviceId": w.device[tn]}) },
+		refusal: http.StatusBadRequest},
+	{name: "rule.root-on-site", method: "POST", path: func(*world, string) string { return "/api/v1/rules" },
+		body:    func(w *world, tn string) any { return matrixRule("root", map[string]string{"siteId": w.site[tn]}) },
+		refusal: http.StatusBadRequest},
+	{name: "plan.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/maintenance-plans?tenant=" + tn }},
+	{name: "plan.write", method: "PUT", path: func(w *world, tn string) string { return "/api/v1/maintenance-plans/boiler?tenant=" + tn },
+		body: map[string]any{"service": map[string]any{"everyMonths": 12}}},
+	{name: "webhook.create", method: "POST", path: func(*world, string) string { return "/api/v1/webhooks" },
+		body: func(tn string) any { return map[string]any{"tenantId": tn, "url": "https://hooks.example.com/warden"} }},
+	{name: "webhook.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/webhooks?tenant=" + tn }},
+	{name: "escalation.write", method: "PUT", path: func(w *world, tn string) string { return "/api/v1/escalation?tenant=" + tn },
+		body: map[string]any{"delayMinutes": 30, "email": "night-shift@maker.example"}},
+	{name: "escalation.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/escalation?tenant=" + tn }},
+	{name: "deliveries", method: "GET", path: func(w *world, tn string) string { return "/api/v1/deliveries?tenant=" + tn }},
+	{name: "dps.keys", method: "GET", path: func(w *world, tn string) string {
+		return "/api/v1/dps/enrollment-groups/" + w.group + "?tenant=" + tn
+	}, success: func(raw json.RawMessage) bool {
+		var g api.EnrollmentGroup
+		return json.Unmarshal(raw, &g) == nil && g.PrimaryKey != ""
+	}},
+	{name: "dps.write", method: "POST", path: func(w *world, tn string) string { return "/api/v1/dps/enrollments?tenant=" + tn },
+		body: func(tn string) any { return map[string]any{"registrationId": "matrix-" + strings.ToLower(tn)} }},
 }
 
 // relation of a tenant to a subject's tenant.
@@ -219,30 +335,55 @@ var expected = map[string]map[string][]string{
 		"site.switch": {"own", "sub"}, "device.read": {"own", "sub"}, "device.data": {"own", "sub"}, "device.twin": {"own", "sub"},
 		"device.operate": {"own", "sub"}, "device.write": {"own", "sub"}, "user.read": {"own", "sub"}, "user.write": {"own", "sub"},
 		"grant.read": {"own", "sub"}, "access-log": {"own", "sub"}, "dps.read": {"own", "sub"},
+		"device.keys": {"own", "sub"}, "device.rekey.keys": {"own", "sub"}, "device.token": {"own", "sub"}, "device.move": {"own", "sub"},
+		"device.messages": {"own", "sub"}, "device.rejected": {"own", "sub"}, "device.c2d.read": {"own", "sub"},
+		"device.twin.write": {"own", "sub"}, "maintenance.read": {"own", "sub"}, "maintenance.service": {"own", "sub"},
+		"kpi": {"own", "sub"}, "rule.read": {"own", "sub"}, "rule.create": {"own", "sub"}, "rule.update": {"own", "sub"},
+		"plan.read": {"own", "sub"}, "plan.write": {"own", "sub"}, "webhook.create": {"own", "sub"}, "webhook.read": {"own", "sub"},
+		"escalation.write": {"own", "sub"}, "escalation.read": {"own", "sub"}, "deliveries": {"own", "sub"},
+		"dps.keys": {"own", "sub"}, "dps.write": {"own", "sub"},
 	},
 	"customer-user": {
 		"tenant.read": {"own", "sub"}, "site.read": {"own", "sub"}, "device.read": {"own", "sub"}, "device.data": {"own", "sub"},
 		"device.twin": {"own", "sub"}, "user.read": {"own", "sub"}, "grant.read": {"own", "sub"},
+		"device.messages": {"own", "sub"}, "device.rejected": {"own", "sub"}, "device.c2d.read": {"own", "sub"},
+		"maintenance.read": {"own", "sub"}, "kpi": {"own", "sub"}, "rule.read": {"own", "sub"}, "plan.read": {"own", "sub"},
 	},
 	// The operator administers everything but reads and commands a
-	// customer's machine only where the owner's switch is on (A1, B).
+	// customer's machine, and makes a token to connect as it, only where
+	// the owner's switch is on (A1, B). It never learns a customer's device
+	// or enrollment keys, and never sets up anything in a customer's tenant
+	// that forwards machine data (rules, plans, webhooks, escalation); its
+	// own rules may aim only at machines open to it.
 	"operator-admin": {
 		"tenant.read": {"own", "sub"}, "tenant.write": {"own", "sub"}, "site.read": {"own", "sub"}, "site.write": {"own", "sub"},
 		"site.switch": {"root"}, "device.read": {"own", "sub"}, "device.write": {"own", "sub"},
 		"device.data": {"root", "A1", "B"}, "device.twin": {"root", "A1", "B"}, "device.operate": {"root", "A1", "B"},
 		"user.read": {"own", "sub"}, "user.write": {"own", "sub"}, "grant.read": {"own", "sub"}, "access-log": {"own", "sub"},
-		"dps.read": {"own", "sub"},
+		"dps.read":    {"own", "sub"},
+		"device.keys": {"root"}, "device.rekey.keys": {"root"}, "device.token": {"root", "A1", "B"}, "device.move": {"root", "A1", "B"},
+		"device.messages": {"root", "A1", "B"}, "device.rejected": {"root", "A1", "B"}, "device.c2d.read": {"root", "A1", "B"},
+		"device.twin.write": {"root", "A1", "B"}, "maintenance.read": {"root", "A1", "B"}, "maintenance.service": {"root", "A1", "B"},
+		"kpi": {"root", "A1", "B"}, "rule.read": {"own", "sub"}, "rule.create": {"root"}, "rule.update": {"root"},
+		"rule.root-on-device": {"root", "A1", "B"}, "rule.root-on-site": {"root", "A1", "B"},
+		"plan.read": {"own", "sub"}, "plan.write": {"root"}, "webhook.create": {"root"}, "webhook.read": {"root"},
+		"escalation.write": {"root"}, "escalation.read": {"root"}, "deliveries": {"root"}, "dps.keys": {"root"}, "dps.write": {"root"},
 	},
 	"operator-service": {
 		"tenant.read": {"root"}, "site.read": {"root", "A1", "B"}, "device.read": {"root", "A1", "B"},
 		"device.data": {"root", "A1", "B"}, "device.twin": {"root", "A1", "B"}, "device.operate": {"root", "A1", "B"},
 		"user.read": {"root"}, "dps.read": {"root"},
+		"device.messages": {"root", "A1", "B"}, "device.rejected": {"root", "A1", "B"}, "device.c2d.read": {"root", "A1", "B"},
+		"device.twin.write": {"root", "A1", "B"}, "maintenance.read": {"root", "A1", "B"}, "maintenance.service": {"root", "A1", "B"},
+		"kpi": {"root", "A1", "B"},
 	},
 	// Active grants: A's device, A1's site (and so its device). B's device
 	// grant is revoked and B's site grant expired.
 	"supporter": {
 		"device.read": {"A", "A1"}, "device.data": {"A", "A1"}, "device.twin": {"A", "A1"}, "device.operate": {"A", "A1"},
 		"site.read": {"A1"}, "grant.read": {"A", "A1", "B"},
+		"device.messages": {"A", "A1"}, "device.rejected": {"A", "A1"}, "device.c2d.read": {"A", "A1"},
+		"device.twin.write": {"A", "A1"}, "maintenance.read": {"A", "A1"}, "maintenance.service": {"A", "A1"}, "kpi": {"A", "A1"},
 	},
 }
 
@@ -275,15 +416,27 @@ func authorizationMatrix(t *testing.T, w *world) {
 				}
 				want := allowedIn(role, o.name, p.user.TenantID, tn)
 				body := o.body
-				if f, ok := body.(func(string) any); ok {
+				switch f := body.(type) {
+				case func(string) any:
 					body = f(tn)
+				case func(*world, string) any:
+					body = f(w, tn)
 				}
-				err := p.bearer.Do(ctx, o.method, pathOnly(o.path(w, tn)), queryOf(o.path(w, tn)), body, nil)
+				var raw json.RawMessage
+				err := p.bearer.Do(ctx, o.method, pathOnly(o.path(w, tn)), queryOf(o.path(w, tn)), body, &raw)
 				status := client.StatusOf(err)
 				got := err == nil
-				if err != nil && status != http.StatusForbidden && status != http.StatusNotFound {
+				if err != nil && status != http.StatusForbidden && status != http.StatusNotFound && (o.refusal == 0 || status != o.refusal) {
 					t.Errorf("%s %s on %s (%s): unexpected error %v", role, o.name, tn, relation(p.user.TenantID, tn), err)
 					continue
+				}
+				if got && o.undo != nil {
+					if err := o.undo(w, tn); err != nil {
+						t.Fatalf("undo %s %s on %s: %v", role, o.name, tn, err)
+					}
+				}
+				if got && o.success != nil {
+					got = o.success(raw)
 				}
 				if got != want {
 					t.Errorf("%s %s on %s's %s (%s): allowed=%v, want %v (%v)", role, o.name, tn, strings.Split(o.name, ".")[0],
@@ -307,7 +460,7 @@ func authorizationMatrix(t *testing.T, w *world) {
 
 	// Device keys (enough to impersonate the device) only for those who
 	// manage the device.
-	for role, want := range map[string]bool{"customer-admin": true, "customer-user": false, "supporter": false, "operator-admin": true} {
+	for role, want := range map[string]bool{"customer-admin": true, "customer-user": false, "supporter": false, "operator-admin": false} {
 		var d api.Device
 		if err := w.as[role].bearer.Do(ctx, "GET", "/api/v1/devices/dev-a", nil, nil, &d); err != nil {
 			t.Fatalf("%s reads dev-a: %v", role, err)

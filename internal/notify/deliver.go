@@ -103,9 +103,10 @@ func (n *Notifier) RunOnce(ctx context.Context) error {
 func (n *Notifier) round(ctx context.Context) (full bool, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	sweepErr := n.sweepClosed(ctx)
 	escErr := n.escalate(ctx)
 	full, delErr := n.deliverDue(ctx)
-	return full, errors.Join(escErr, delErr)
+	return full, errors.Join(sweepErr, escErr, delErr)
 }
 
 // deliverDue sends up to batchSize due deliveries.
@@ -168,10 +169,15 @@ func (n *Notifier) webhooksByID(ctx context.Context, ds []store.Delivery) (map[s
 // about recording: a failed try is the delivery's business.
 func (n *Notifier) deliver(ctx context.Context, d store.Delivery, hooks map[string]store.Webhook) error {
 	var err error
-	switch d.Channel {
-	case ChannelEmail:
+	closed, owner, cerr := n.operatorClosed(ctx, d)
+	switch {
+	case cerr != nil:
+		return fmt.Errorf("notify: delivery %d: %w", d.ID, cerr) // it stays due
+	case closed:
+		err = permanent(errAccessClosed)
+	case d.Channel == ChannelEmail:
 		err = n.sendMail(ctx, d)
-	case ChannelWebhook:
+	case d.Channel == ChannelWebhook:
 		switch h, ok := hooks[d.Target]; {
 		case !ok:
 			err = permanent("webhook deleted")
@@ -208,6 +214,9 @@ func (n *Notifier) deliver(ctx context.Context, d store.Delivery, hooks map[stri
 	defer cancel()
 	if err := n.st.UpdateDelivery(ctx, d); err != nil {
 		return fmt.Errorf("notify: record delivery %d: %w", d.ID, err)
+	}
+	if d.State == store.DeliverySent {
+		n.recordOperatorDelivery(ctx, d, owner)
 	}
 	return nil
 }

@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -52,6 +54,10 @@ type Config struct {
 	BaseBackoff         time.Duration // default 30s; attempt n waits BaseBackoff·2^(n-1), capped at 6h
 	PollEvery           time.Duration // default 2s: how often the worker looks for due deliveries and escalations
 	HTTPTimeout         time.Duration // default 10s per webhook call
+	// Audit, if set, records every notification about a customer's
+	// machine sent to the operator (under the owner's switch), for the
+	// owner's access log.
+	Audit *audit.Recorder
 }
 
 // backoff is the wait after the given number of failed tries.
@@ -82,6 +88,10 @@ type Notifier struct {
 	// posted carries alarm events from Post to Run, which fans them out:
 	// finding recipients takes queries that must not slow the evaluator.
 	posted chan postedEvent
+
+	// sweep asks the next round to give up the operator's deliveries
+	// about machines whose factory service access closed (factory.go).
+	sweep atomic.Bool
 }
 
 type postedEvent struct {

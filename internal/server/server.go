@@ -29,6 +29,7 @@ import (
 	"github.com/warden-iot/warden/internal/api"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
+	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/ingest"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
@@ -352,7 +353,19 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.publicURL = s.cfg.PublicURL; s.publicURL == "" {
 		s.publicURL = publicURL(s.cfg.Hostnames, ln.Addr())
 	}
-	s.notifier = notify.New(s.store, s.mailer, notify.Config{PublicURL: s.publicURL, AllowPrivateTargets: s.cfg.WebhookAllowPrivate}, s.log.With("component", "notify"), time.Now)
+	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), time.Now)
+	s.notifier = notify.New(s.store, s.mailer, notify.Config{PublicURL: s.publicURL, AllowPrivateTargets: s.cfg.WebhookAllowPrivate,
+		Audit: rec}, s.log.With("component", "notify"), time.Now)
+	// Connections with credentials the operator's staff made for customers'
+	// devices are decided by the owner's switch and recorded in the trail;
+	// when the switch closes, the broker and the notifier react.
+	s.broker.SetStaffCredentials(factory.NewCredentials(s.store, rec, time.Now))
+	events := &factory.Events{}
+	events.Subscribe(func(ctx context.Context, ev factory.AccessClosed) {
+		s.log.Info("factory service access closed", "tenant", ev.TenantID, "site", ev.SiteID, "device", ev.DeviceID)
+		s.broker.RecheckStaff(ctx)
+	})
+	events.Subscribe(func(context.Context, factory.AccessClosed) { s.notifier.AccessClosed() })
 	if err := s.monitor.Start(ctx); err != nil {
 		ln.Close()
 		return err
@@ -378,8 +391,7 @@ func (s *Server) Start(ctx context.Context) error {
 	// Devices must be told the port actually bound (it may have been 0).
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
 	s.broker.SetHubHost(s.hubHost, s.cfg.Hostnames...)
-	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), time.Now)
-	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL}
+	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL, Factory: events}
 	acfg.Mailer, acfg.Monitor, acfg.Notifier = s.mailer, s.monitor, s.notifier
 	acfg.WebhookAllowPrivate, acfg.TrustedProxies = s.cfg.WebhookAllowPrivate, s.cfg.TrustedProxies
 	a := api.New(acfg, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)

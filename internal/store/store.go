@@ -223,6 +223,7 @@ type Store interface {
 	IdentityStore
 	AlarmStore
 	SignInStore
+	FactoryStore
 
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error

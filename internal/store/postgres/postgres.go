@@ -168,6 +168,7 @@ var migrations = []string{
 	migrationRetiredIDs,
 	migrationRejectedSealed,
 	migrationModelID,
+	migrationStaffCredentials,
 }
 
 // migrationModelID: the model id a device announces at connect.
@@ -555,6 +556,7 @@ func (s *Store) Reset(ctx context.Context) error {
 		head, head_stats, chunks, latest, rejected, device_twins, c2d_messages, device_sessions,
 		id_scopes, enrollment_groups, enrollments, registrations, audit_log,
 		sites, users, sessions, user_tokens, grants, sign_in_failures, retired_ids,
+		sites, users, sessions, user_tokens, grants, staff_credentials,
 		`+alarmTables+`,
 		schema_migrations CASCADE`)
 	if err != nil {

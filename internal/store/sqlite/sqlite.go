@@ -169,6 +169,7 @@ var migrations = []string{
 	migrationRetiredIDs,
 	migrationRejectedSealed,
 	migrationModelID,
+	migrationStaffCredentials,
 }
 
 // migrationModelID: the model id a device announces at connect.
