@@ -294,8 +294,10 @@ var matrixOps = []op{
 	{name: "plan.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/maintenance-plans?tenant=" + tn }},
 	{name: "plan.write", method: "PUT", path: func(w *world, tn string) string { return "/api/v1/maintenance-plans/boiler?tenant=" + tn },
 		body: map[string]any{"service": map[string]any{"everyMonths": 12}}},
+	// A tenantId the caller may not know of answers like an unknown one: 400.
 	{name: "webhook.create", method: "POST", path: func(*world, string) string { return "/api/v1/webhooks" },
-		body: func(tn string) any { return map[string]any{"tenantId": tn, "url": "https://hooks.example.com/warden"} }},
+		body:    func(tn string) any { return map[string]any{"tenantId": tn, "url": "https://hooks.example.com/warden"} },
+		refusal: http.StatusBadRequest},
 	{name: "webhook.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/webhooks?tenant=" + tn }},
 	{name: "escalation.write", method: "PUT", path: func(w *world, tn string) string { return "/api/v1/escalation?tenant=" + tn },
 		body: map[string]any{"delayMinutes": 30, "email": "night-shift@maker.example"}},

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -166,9 +165,7 @@ func erasure(t *testing.T, e *env, spy dbSpy, wholeRows bool) {
 		if err := e.api.Do(ctx, http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": d.id, "tenantId": d.tenant}, &dev); err != nil {
 			t.Fatalf("device %s: %v", d.id, err)
 		}
-		if keys[d.id], err = base64.StdEncoding.DecodeString(dev.PrimaryKey); err != nil || len(keys[d.id]) == 0 {
-			t.Fatalf("device %s: primary key %q: %v", d.id, dev.PrimaryKey, err)
-		}
+		keys[d.id] = e.ownerKey(d.tenant, d.id)
 	}
 	for id, key := range keys {
 		conn := e.deviceConn(id, key)

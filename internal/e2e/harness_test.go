@@ -34,6 +34,7 @@ type env struct {
 	roots   *x509.CertPool
 	hubHost string
 	dataDir string
+	owners  map[string]*client.Client // by tenant: ownerKey's customer admins
 }
 
 type option func(*server.Config)
@@ -81,6 +82,38 @@ func startWith(t *testing.T, cfg server.Config) *env {
 }
 
 func (e *env) ctx() context.Context { return e.t.Context() }
+
+// ownerKey returns the primary key of a device in a customer's tenant, read
+// by a customer admin of that tenant: operator staff never see the keys
+// of a customer's machine.
+func (e *env) ownerKey(tenantID, deviceID string) []byte {
+	e.t.Helper()
+	if tenantID == "root" {
+		d, err := e.api.Device(e.ctx(), deviceID)
+		if err != nil {
+			e.t.Fatalf("device %s: %v", deviceID, err)
+		}
+		key, _ := base64.StdEncoding.DecodeString(d.PrimaryKey)
+		return key
+	}
+	if e.owners == nil {
+		e.owners = map[string]*client.Client{}
+	}
+	owner, ok := e.owners[tenantID]
+	if !ok {
+		owner = signUp(e.t, e, e.api, tenantID, "customer-admin", "keys@"+strings.ToLower(tenantID)+".example").bearer
+		e.owners[tenantID] = owner
+	}
+	d, err := owner.Device(e.ctx(), deviceID)
+	if err != nil {
+		e.t.Fatalf("device %s read by its owner: %v", deviceID, err)
+	}
+	key, err := base64.StdEncoding.DecodeString(d.PrimaryKey)
+	if err != nil || len(key) != 32 {
+		e.t.Fatalf("device %s: the owner's view has no primary key (%q)", deviceID, d.PrimaryKey)
+	}
+	return key
+}
 
 // device registers a device and returns its primary key.
 func (e *env) device(id string) []byte {

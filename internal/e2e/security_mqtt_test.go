@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -43,11 +42,7 @@ func (e *env) tenantDevice(tenant, id string) []byte {
 	if err := e.api.Do(e.ctx(), http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": id, "tenantId": tenant}, &d); err != nil {
 		e.t.Fatalf("device %s in %s: %v", id, tenant, err)
 	}
-	key, err := base64.StdEncoding.DecodeString(d.PrimaryKey)
-	if err != nil || len(key) != 32 {
-		e.t.Fatalf("device %s: primary key %q", id, d.PrimaryKey)
-	}
-	return key
+	return e.ownerKey(tenant, id)
 }
 
 func (e *env) tenant(id string) {

@@ -314,7 +314,7 @@ func TestIDParametersAnswerAlike(t *testing.T) {
 	if err := w.op.Do(ctx, http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": "dev-c", "tenantId": "C", "siteId": site.ID}, &dc); err != nil {
 		t.Fatal(err)
 	}
-	key, _ := base64.StdEncoding.DecodeString(dc.PrimaryKey)
+	key := e.ownerKey("C", "dev-c")
 	e.deviceConn("dev-c", key).mustPublish(t, "devices/dev-c/messages/events/", `{"temperature": 61.5}`)
 	w.site["C"], w.device["C"] = site.ID, "dev-c"
 	cAdmin := signUp(t, e, w.op, "C", "customer-admin", "boss@c.example").bearer
