@@ -21,6 +21,8 @@ import (
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
+
+	sealer store.Sealer // set once by SetSealer, before use
 }
 
 var _ store.Store = (*Store)(nil)
@@ -161,6 +163,7 @@ var migrations = []string{
 	migrationIdentity,
 	migrationAlarm,
 	migrationTOTPStep,
+	migrationSealed,
 }
 
 // migrateLock is the pg_advisory_xact_lock key that serialises Migrate

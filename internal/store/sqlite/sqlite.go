@@ -21,6 +21,8 @@ import (
 type Store struct {
 	w *sql.DB // exactly one connection: all writes
 	r *sql.DB // readers
+
+	sealer store.Sealer // set once by SetSealer, before use
 }
 
 var _ store.Store = (*Store)(nil)
@@ -162,6 +164,7 @@ var migrations = []string{
 	migrationIdentity,
 	migrationAlarm,
 	migrationTOTPStep,
+	migrationSealed,
 }
 
 // Migrate applies pending migrations and makes sure the root tenant exists.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -55,9 +56,30 @@ func Run(t *testing.T, newStore Factory) {
 	tests = append(tests, alarmTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			s, _ := withKeyring(t, newStore(t))
+			tc.fn(t, s)
+		})
+	}
+	for _, tc := range sealedTests {
+		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
 		})
 	}
+}
+
+// testMaster is the suite's master key.
+var testMaster = bytes.Repeat([]byte{0x5e}, keyring.KeySize)
+
+// withKeyring gives s a keyring to seal machine data with, as the server
+// does.
+func withKeyring(t *testing.T, s store.Store) (store.Store, *keyring.Keyring) {
+	t.Helper()
+	kr, err := keyring.New(t.Context(), testMaster, s, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetSealer(kr)
+	return s, kr
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
