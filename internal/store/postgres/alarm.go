@@ -845,4 +845,3 @@ func (s *Store) DeleteMaintenancePlan(ctx context.Context, tenantID, model strin
 	}
 	return nil
 }
-

@@ -117,8 +117,8 @@ func plaintextPasses() []plaintextPass {
 			return []any{p, e, d.ID}, err
 		},
 	}, {
-		table: "maintenance_plans",
-		query: `SELECT tenant_id, model, spec FROM maintenance_plans WHERE sealed IS NULL LIMIT $1`,
+		table:  "maintenance_plans",
+		query:  `SELECT tenant_id, model, spec FROM maintenance_plans WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE maintenance_plans SET sealed = $1, spec = '' WHERE tenant_id = $2 AND model = $3 AND sealed IS NULL`,
 		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
 			var p store.MaintenancePlan

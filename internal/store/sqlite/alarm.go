@@ -846,4 +846,3 @@ func (s *Store) DeleteMaintenancePlan(ctx context.Context, tenantID, model strin
 	}
 	return nil
 }
-

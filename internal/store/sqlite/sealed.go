@@ -117,8 +117,8 @@ func (s *Store) plaintextPasses() []plaintextPass {
 			return []any{p, e, d.ID}, err
 		},
 	}, {
-		table: "maintenance_plans",
-		query: `SELECT tenant_id, model, spec FROM maintenance_plans WHERE sealed IS NULL LIMIT ?`,
+		table:  "maintenance_plans",
+		query:  `SELECT tenant_id, model, spec FROM maintenance_plans WHERE sealed IS NULL LIMIT ?`,
 		update: `UPDATE maintenance_plans SET sealed = ?, spec = '' WHERE tenant_id = ? AND model = ? AND sealed IS NULL`,
 		seal: func(ctx context.Context, sl store.Sealer, rows *sql.Rows) ([]any, error) {
 			var p store.MaintenancePlan
