@@ -70,16 +70,20 @@ func Run(t *testing.T, newStore Factory) {
 // testMaster is the suite's master key.
 var testMaster = bytes.Repeat([]byte{0x5e}, keyring.KeySize)
 
-// withKeyring gives s a keyring to seal machine data with, as the server
-// does.
 func withKeyring(t *testing.T, s store.Store) (store.Store, *keyring.Keyring) {
+	return s, WithKeyring(t, s)
+}
+
+// WithKeyring gives a migrated store a keyring (over a fixed test master
+// key) to seal machine data with, as the server does, and returns it.
+func WithKeyring(t *testing.T, s store.Store) *keyring.Keyring {
 	t.Helper()
 	kr, err := keyring.New(t.Context(), testMaster, s, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.SetSealer(kr)
-	return s, kr
+	return kr
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
