@@ -241,25 +241,38 @@ func (s *Store) DeleteAlarmRule(ctx context.Context, id string) error {
 const alarmColumns = `id, tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state,
 	raised_at, last_at, retriggers, acked_at, acked_by, ack_comment, cleared_at, cleared_by, sealed, sealed_comment`
 
+// sealedAlarm is an alarm as stored, its sealed parts not opened yet.
+type sealedAlarm struct {
+	store.Alarm
+	sealed, comment []byte
+}
+
+func scanSealedAlarm(row pgx.Row) (sealedAlarm, error) {
+	var a sealedAlarm
+	var raised, last, acked, cleared int64
+	var retriggers int32
+	if err := row.Scan(&a.ID, &a.TenantID, &a.RuleID, &a.DeviceID, &a.SiteID, &a.Kind, &a.Severity, &a.Message, &a.Value,
+		&a.State, &raised, &last, &retriggers, &acked, &a.AckedBy, &a.AckComment, &cleared, &a.ClearedBy,
+		&a.sealed, &a.comment); err != nil {
+		return sealedAlarm{}, err
+	}
+	a.Retriggers = int(retriggers)
+	a.RaisedAt, a.LastAt, a.AckedAt, a.ClearedAt = optTime(raised), optTime(last), optTime(acked), optTime(cleared)
+	return a, nil
+}
+
 // scanAlarm reads an alarm and opens its sealed parts; one that cannot be
 // opened is marked Unreadable.
 func (s *Store) scanAlarm(ctx context.Context) func(row pgx.Row) (store.Alarm, error) {
 	return func(row pgx.Row) (store.Alarm, error) {
-		var a store.Alarm
-		var raised, last, acked, cleared int64
-		var retriggers int32
-		var sealed, comment []byte
-		if err := row.Scan(&a.ID, &a.TenantID, &a.RuleID, &a.DeviceID, &a.SiteID, &a.Kind, &a.Severity, &a.Message, &a.Value,
-			&a.State, &raised, &last, &retriggers, &acked, &a.AckedBy, &a.AckComment, &cleared, &a.ClearedBy,
-			&sealed, &comment); err != nil {
+		a, err := scanSealedAlarm(row)
+		if err != nil {
 			return store.Alarm{}, err
 		}
-		a.Retriggers = int(retriggers)
-		a.RaisedAt, a.LastAt, a.AckedAt, a.ClearedAt = optTime(raised), optTime(last), optTime(acked), optTime(cleared)
-		if err := store.OpenAlarmRow(ctx, s.sealer, &a, sealed, comment); err != nil {
+		if err := store.OpenAlarmRow(ctx, s.sealer, &a.Alarm, a.sealed, a.comment); err != nil {
 			return store.Alarm{}, err
 		}
-		return a, nil
+		return a.Alarm, nil
 	}
 }
 
@@ -315,6 +328,8 @@ func (s *Store) ApplyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 			return nil, fmt.Errorf("apply alarm changes: unknown change %q", c.Kind)
 		}
 	}
+	// Seal before the batch holds a connection of the pool (the keyring
+	// may need one).
 	sealed := make([][]byte, len(changes))
 	for i, c := range changes {
 		if c.Kind == changeCleared {
@@ -334,8 +349,7 @@ func (s *Store) ApplyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 }
 
 func (s *Store) applyAlarmChanges(ctx context.Context, changes []store.AlarmChange, sealed [][]byte) ([]store.Alarm, error) {
-	scan := s.scanAlarm(ctx)
-	out := make([]store.Alarm, len(changes))
+	got := make([]sealedAlarm, len(changes))
 	// Changes of different alarms commute, so they run sorted by rule and
 	// device (stably: those of one alarm keep their order). Concurrent
 	// calls then lock alarms in the same order and cannot deadlock.
@@ -361,7 +375,7 @@ func (s *Store) applyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 			q = b.Queue(raiseAlarm, c.TenantID, c.RuleID, c.DeviceID, c.SiteID, kind, c.Severity, optMillis(c.At), sealed[i])
 		}
 		q.QueryRow(func(row pgx.Row) error {
-			a, err := scan(row)
+			a, err := scanSealedAlarm(row)
 			switch {
 			case c.Kind == changeCleared && errors.Is(err, pgx.ErrNoRows):
 			case isForeignKeyViolation(err):
@@ -369,7 +383,7 @@ func (s *Store) applyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 			case err != nil:
 				return fmt.Errorf("alarm %s of rule %q on %q: %w", c.Kind, c.RuleID, c.DeviceID, err)
 			default:
-				out[i] = a
+				got[i] = a
 			}
 			return nil
 		})
@@ -382,6 +396,17 @@ func (s *Store) applyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("apply alarm changes: commit: %w", err)
+	}
+	// Opened after the batch gave its connection back.
+	out := make([]store.Alarm, len(changes))
+	for i, a := range got {
+		if a.ID == 0 {
+			continue
+		}
+		if err := store.OpenAlarmRow(ctx, s.sealer, &a.Alarm, a.sealed, a.comment); err != nil {
+			return nil, fmt.Errorf("apply alarm changes: %w", err)
+		}
+		out[i] = a.Alarm
 	}
 	return out, nil
 }

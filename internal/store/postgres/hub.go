@@ -115,6 +115,12 @@ func (s *Store) GetTwin(ctx context.Context, tenantID, deviceID string) (store.T
 // changeTwin runs a read-modify-write of a twin in one transaction, with
 // the device row locked. change returns false if there is nothing to write.
 func (s *Store) changeTwin(ctx context.Context, tenantID, deviceID string, change func(tw *store.Twin, exists bool) (bool, error)) (store.Twin, error) {
+	// Before the transaction: the keyring may need a connection of the
+	// pool to load (or create) the tenant's key, and concurrent changes
+	// each holding one must not wait for it.
+	if err := store.PrepareSeal(ctx, s.sealer, tenantID); err != nil {
+		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
