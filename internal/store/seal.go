@@ -357,3 +357,53 @@ func SealLegacyAlarm(ctx context.Context, s Sealer, a Alarm) ([]any, error) {
 	}
 	return []any{sealed, comment, a.ID}, nil
 }
+
+// OpenC2DRow opens a stored message's sealed part (nil: not sealed); a
+// message whose part cannot be opened is marked Unreadable, with no
+// payload or properties. Only a missing sealer is an error.
+func OpenC2DRow(ctx context.Context, s Sealer, m *C2DMessage, sealed []byte) error {
+	if sealed == nil {
+		return nil
+	}
+	if err := OpenC2D(ctx, s, m, sealed); err != nil {
+		if errors.Is(err, ErrNoSealer) {
+			return err
+		}
+		m.Payload, m.Properties, m.Unreadable = []byte{}, map[string]string{}, true
+	}
+	return nil
+}
+
+// OpenPlans opens stored plans' sealed specs (nil: not sealed). A plan
+// whose spec cannot be opened is left out: without its spec it is no plan.
+func OpenPlans(ctx context.Context, s Sealer, plans []MaintenancePlan, sealed [][]byte) ([]MaintenancePlan, error) {
+	out := make([]MaintenancePlan, 0, len(plans))
+	for i, p := range plans {
+		if sealed[i] != nil {
+			if err := OpenPlan(ctx, s, &p, sealed[i]); err != nil {
+				if errors.Is(err, ErrNoSealer) {
+					return nil, err
+				}
+				continue
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// OpenMonitorStates opens the sealed parts of a monitor state, by tenant;
+// parts that cannot be opened are left out.
+func OpenMonitorStates(ctx context.Context, s Sealer, key string, sealed map[string][]byte) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(sealed))
+	for tenantID, blob := range sealed {
+		state, err := OpenMonitorState(ctx, s, key, tenantID, blob)
+		if errors.Is(err, ErrNoSealer) {
+			return nil, err
+		}
+		if err == nil {
+			out[tenantID] = state
+		}
+	}
+	return out, nil
+}

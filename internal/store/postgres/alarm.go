@@ -460,9 +460,17 @@ func (s *Store) ListAlarms(ctx context.Context, f store.AlarmFilter) ([]store.Al
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+alarmColumns+` FROM alarms`+w.where()+` ORDER BY id LIMIT `+w.next(),
 		append(w.args, int64(limit))...)
-	out, err := collect(rows, err, s.scanAlarm(ctx))
+	got, err := collect(rows, err, scanSealedAlarm)
 	if err != nil {
 		return nil, fmt.Errorf("list alarms: %w", err)
+	}
+	// Opened with the rows closed: the keyring may need a connection.
+	out := make([]store.Alarm, 0, len(got))
+	for _, a := range got {
+		if err := store.OpenAlarmRow(ctx, s.sealer, &a.Alarm, a.sealed, a.comment); err != nil {
+			return nil, fmt.Errorf("list alarms: %w", err)
+		}
+		out = append(out, a.Alarm)
 	}
 	return out, nil
 }
@@ -660,29 +668,45 @@ func (s *Store) SetEscalation(ctx context.Context, e store.Escalation) error {
 const deliveryColumns = `id, tenant_id, alarm_id, channel, target, event, payload, state, attempts, next_at, last_error,
 	created_at, sent_at, sealed, sealed_error`
 
-// scanDelivery reads a delivery and opens its sealed parts; one that
-// cannot be opened is marked Unreadable.
-func (s *Store) scanDelivery(ctx context.Context) func(row pgx.Row) (store.Delivery, error) {
-	return func(row pgx.Row) (store.Delivery, error) {
-		var d store.Delivery
-		var payload string
-		var attempts int32
-		var next, created, sent int64
-		var sealed, sealedErr []byte
-		if err := row.Scan(&d.ID, &d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event, &payload, &d.State, &attempts,
-			&next, &d.LastError, &created, &sent, &sealed, &sealedErr); err != nil {
-			return store.Delivery{}, err
-		}
-		d.Attempts = int(attempts)
-		d.NextAt, d.CreatedAt, d.SentAt = optTime(next), optTime(created), optTime(sent)
-		if sealed == nil {
-			d.Payload = specJSON(payload)
-		}
-		if err := store.OpenDeliveryRow(ctx, s.sealer, &d, sealed, sealedErr); err != nil {
-			return store.Delivery{}, err
-		}
-		return d, nil
+// sealedDelivery is a delivery as stored, its sealed parts not opened yet.
+type sealedDelivery struct {
+	store.Delivery
+	sealed, lastErr []byte
+}
+
+func scanDelivery(row pgx.Row) (sealedDelivery, error) {
+	var d sealedDelivery
+	var payload string
+	var attempts int32
+	var next, created, sent int64
+	if err := row.Scan(&d.ID, &d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event, &payload, &d.State, &attempts,
+		&next, &d.LastError, &created, &sent, &d.sealed, &d.lastErr); err != nil {
+		return sealedDelivery{}, err
 	}
+	d.Attempts = int(attempts)
+	d.NextAt, d.CreatedAt, d.SentAt = optTime(next), optTime(created), optTime(sent)
+	if d.sealed == nil {
+		d.Payload = specJSON(payload)
+	}
+	return d, nil
+}
+
+// collectDeliveries reads deliveries, then opens their sealed parts with
+// the rows closed (the keyring may need a connection); one that cannot be
+// opened is marked Unreadable.
+func (s *Store) collectDeliveries(ctx context.Context, rows pgx.Rows, err error) ([]store.Delivery, error) {
+	got, err := collect(rows, err, scanDelivery)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Delivery, 0, len(got))
+	for _, d := range got {
+		if err := store.OpenDeliveryRow(ctx, s.sealer, &d.Delivery, d.sealed, d.lastErr); err != nil {
+			return nil, err
+		}
+		out = append(out, d.Delivery)
+	}
+	return out, nil
 }
 
 // EnqueueDeliveries adds deliveries to the outbox in one transaction and
@@ -733,7 +757,7 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []store.Delivery) erro
 func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
 		WHERE state = 'pending' AND next_at <= $1 ORDER BY next_at, id LIMIT $2`, now.UnixMilli(), limitArg(limit))
-	out, err := collect(rows, err, s.scanDelivery(ctx))
+	out, err := s.collectDeliveries(ctx, rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("due deliveries: %w", err)
 	}
@@ -782,7 +806,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries`+w.where()+` ORDER BY id DESC LIMIT `+w.next(),
 		append(w.args, int64(limit))...)
-	out, err := collect(rows, err, s.scanDelivery(ctx))
+	out, err := s.collectDeliveries(ctx, rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}

@@ -61,6 +61,19 @@ const migrationHub = `CREATE TABLE device_twins (
 // statement, so under READ COMMITTED it sees what the previous holder of
 // the lock committed.
 func (s *Store) loadTwin(ctx context.Context, q pgx.Tx, tenantID, deviceID string, lock bool) (store.Twin, bool, error) {
+	tw, exists, sealed, err := loadSealedTwin(ctx, q, tenantID, deviceID, lock)
+	if err != nil || sealed == nil {
+		return tw, exists, err
+	}
+	if err := store.OpenTwin(ctx, s.sealer, &tw, sealed); err != nil {
+		return store.Twin{}, false, err
+	}
+	return tw, exists, nil
+}
+
+// loadSealedTwin is loadTwin without opening the sealed documents: it
+// returns them (nil for a twin not stored, or stored before sealing).
+func loadSealedTwin(ctx context.Context, q pgx.Tx, tenantID, deviceID string, lock bool) (store.Twin, bool, []byte, error) {
 	query := `SELECT created_at FROM devices WHERE id = $1 AND tenant_id = $2`
 	if lock {
 		query += ` FOR NO KEY UPDATE`
@@ -68,10 +81,10 @@ func (s *Store) loadTwin(ctx context.Context, q pgx.Tx, tenantID, deviceID strin
 	var created int64
 	err := q.QueryRow(ctx, query, deviceID, tenantID).Scan(&created)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Twin{}, false, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return store.Twin{}, false, nil, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
 	}
 	if err != nil {
-		return store.Twin{}, false, fmt.Errorf("twin of %q: %w", deviceID, err)
+		return store.Twin{}, false, nil, fmt.Errorf("twin of %q: %w", deviceID, err)
 	}
 	tw := store.NewTwin(tenantID, deviceID, time.UnixMilli(created).UTC())
 	var tags, desired, dmeta, reported, rmeta string
@@ -82,23 +95,20 @@ func (s *Store) loadTwin(ctx context.Context, q pgx.Tx, tenantID, deviceID strin
 		FROM device_twins WHERE device_id = $1`, deviceID).
 		Scan(&tw.Version, &tags, &desired, &tw.Desired.Version, &dmeta, &reported, &tw.Reported.Version, &rmeta, &updated, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return tw, false, nil
+		return tw, false, nil, nil
 	}
 	if err != nil {
-		return store.Twin{}, false, fmt.Errorf("twin of %q: %w", deviceID, err)
+		return store.Twin{}, false, nil, fmt.Errorf("twin of %q: %w", deviceID, err)
 	}
 	tw.UpdatedAt = time.UnixMilli(updated).UTC()
 	if sealed != nil {
-		if err := store.OpenTwin(ctx, s.sealer, &tw, sealed); err != nil {
-			return store.Twin{}, false, err
-		}
-		return tw, true, nil
+		return tw, true, sealed, nil
 	}
 	// Written before sealing: SealPlaintext has not reached it yet.
 	tw.Tags = json.RawMessage(tags)
 	tw.Desired.Doc, tw.Desired.Metadata = json.RawMessage(desired), json.RawMessage(dmeta)
 	tw.Reported.Doc, tw.Reported.Metadata = json.RawMessage(reported), json.RawMessage(rmeta)
-	return tw, true, nil
+	return tw, true, nil, nil
 }
 
 // GetTwin returns a device's twin.
@@ -108,8 +118,18 @@ func (s *Store) GetTwin(ctx context.Context, tenantID, deviceID string) (store.T
 		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
 	}
 	defer tx.Rollback(ctx)
-	tw, _, err := s.loadTwin(ctx, tx, tenantID, deviceID, false)
-	return tw, err
+	tw, _, sealed, err := loadSealedTwin(ctx, tx, tenantID, deviceID, false)
+	if err != nil || sealed == nil {
+		return tw, err
+	}
+	// Opened with the connection given back: the keyring may need one.
+	if err := tx.Rollback(ctx); err != nil {
+		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
+	}
+	if err := store.OpenTwin(ctx, s.sealer, &tw, sealed); err != nil {
+		return store.Twin{}, err
+	}
+	return tw, nil
 }
 
 // changeTwin runs a read-modify-write of a twin in one transaction, with
@@ -182,9 +202,8 @@ func (s *Store) SetInitialTwin(ctx context.Context, tenantID, deviceID string, t
 const c2dColumns = `id, tenant_id, device_id, message_id, correlation_id, properties, payload, state,
 	created_at, expires_at, delivered_at, completed_at, expired_at, delivery_count, sealed`
 
-// scanC2D reads a message; one whose sealed part cannot be opened is
-// marked Unreadable.
-func (s *Store) scanC2D(ctx context.Context, row pgx.Row) (store.C2DMessage, error) {
+// scanC2D reads a message without opening its sealed part (returned).
+func scanC2D(row pgx.Row) (store.C2DMessage, []byte, error) {
 	var m store.C2DMessage
 	var props, state string
 	var created, expires, delivered, completed, expired int64
@@ -192,19 +211,12 @@ func (s *Store) scanC2D(ctx context.Context, row pgx.Row) (store.C2DMessage, err
 	var sealed []byte
 	if err := row.Scan(&m.ID, &m.TenantID, &m.DeviceID, &m.MessageID, &m.CorrelationID, &props, &m.Payload, &state,
 		&created, &expires, &delivered, &completed, &expired, &count, &sealed); err != nil {
-		return store.C2DMessage{}, err
+		return store.C2DMessage{}, nil, err
 	}
-	if sealed != nil {
-		if err := store.OpenC2D(ctx, s.sealer, &m, sealed); err != nil {
-			if errors.Is(err, store.ErrNoSealer) {
-				return store.C2DMessage{}, err
-			}
-			m.Payload, m.Properties, m.Unreadable = []byte{}, map[string]string{}, true
-		}
-	} else {
+	if sealed == nil {
 		var err error
 		if m.Properties, err = store.DecodeC2DProperties(props); err != nil {
-			return store.C2DMessage{}, err
+			return store.C2DMessage{}, nil, err
 		}
 	}
 	m.DeliveryCount = int(count)
@@ -214,7 +226,7 @@ func (s *Store) scanC2D(ctx context.Context, row pgx.Row) (store.C2DMessage, err
 	m.DeliveredAt = optTime(delivered)
 	m.CompletedAt = optTime(completed)
 	m.ExpiredAt = optTime(expired)
-	return m, nil
+	return m, sealed, nil
 }
 
 func optTime(ms int64) time.Time {
@@ -299,15 +311,24 @@ func (s *Store) queryC2D(ctx context.Context, deviceID, query string, args ...an
 	}
 	defer rows.Close()
 	out := []store.C2DMessage{}
+	var sealed [][]byte
 	for rows.Next() {
-		m, err := s.scanC2D(ctx, rows)
+		m, blob, err := scanC2D(rows)
 		if err != nil {
 			return nil, fmt.Errorf("messages of %q: %w", deviceID, err)
 		}
 		out = append(out, m)
+		sealed = append(sealed, blob)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("messages of %q: %w", deviceID, err)
+	}
+	// Opened with the rows closed: the keyring may need a connection.
+	for i := range out {
+		if err := store.OpenC2DRow(ctx, s.sealer, &out[i], sealed[i]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -260,15 +260,13 @@ func (s *Store) LoadMonitorState(ctx context.Context, key string) (map[string][]
 	if err != nil {
 		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
 	}
-	out := map[string][]byte{}
+	sealed := make(map[string][]byte, len(parts))
 	for _, p := range parts {
-		state, err := store.OpenMonitorState(ctx, s.sealer, key, p.tenantID, p.blob)
-		if errors.Is(err, store.ErrNoSealer) {
-			return nil, err
-		}
-		if err == nil {
-			out[p.tenantID] = state
-		}
+		sealed[p.tenantID] = p.blob
+	}
+	out, err := store.OpenMonitorStates(ctx, s.sealer, key, sealed)
+	if err != nil {
+		return nil, err
 	}
 	var legacy []byte
 	err = s.pool.QueryRow(ctx, `SELECT state FROM monitor_state WHERE key = $1`, key).Scan(&legacy)

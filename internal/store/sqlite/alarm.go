@@ -241,22 +241,35 @@ func (s *Store) DeleteAlarmRule(ctx context.Context, id string) error {
 const alarmColumns = `id, tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state,
 	raised_at, last_at, retriggers, acked_at, acked_by, ack_comment, cleared_at, cleared_by, sealed, sealed_comment`
 
-// scanAlarm reads an alarm and opens its sealed parts; one that cannot be
-// opened is marked Unreadable.
-func (s *Store) scanAlarm(ctx context.Context, row rowScanner) (store.Alarm, error) {
-	var a store.Alarm
+// sealedAlarm is an alarm as stored, its sealed parts not opened yet.
+type sealedAlarm struct {
+	store.Alarm
+	sealed, comment []byte
+}
+
+func scanSealedAlarm(row rowScanner) (sealedAlarm, error) {
+	var a sealedAlarm
 	var raised, last, acked, cleared int64
-	var sealed, comment []byte
 	if err := row.Scan(&a.ID, &a.TenantID, &a.RuleID, &a.DeviceID, &a.SiteID, &a.Kind, &a.Severity, &a.Message, &a.Value,
 		&a.State, &raised, &last, &a.Retriggers, &acked, &a.AckedBy, &a.AckComment, &cleared, &a.ClearedBy,
-		&sealed, &comment); err != nil {
-		return store.Alarm{}, err
+		&a.sealed, &a.comment); err != nil {
+		return sealedAlarm{}, err
 	}
 	a.RaisedAt, a.LastAt, a.AckedAt, a.ClearedAt = optTime(raised), optTime(last), optTime(acked), optTime(cleared)
-	if err := store.OpenAlarmRow(ctx, s.sealer, &a, sealed, comment); err != nil {
+	return a, nil
+}
+
+// scanAlarm reads one alarm (a single row: nothing else is open) and opens
+// its sealed parts; one that cannot be opened is marked Unreadable.
+func (s *Store) scanAlarm(ctx context.Context, row rowScanner) (store.Alarm, error) {
+	a, err := scanSealedAlarm(row)
+	if err != nil {
 		return store.Alarm{}, err
 	}
-	return a, nil
+	if err := store.OpenAlarmRow(ctx, s.sealer, &a.Alarm, a.sealed, a.comment); err != nil {
+		return store.Alarm{}, err
+	}
+	return a.Alarm, nil
 }
 
 // Alarm change kinds (store.AlarmChange.Kind).
@@ -407,15 +420,23 @@ func (s *Store) ListAlarms(ctx context.Context, f store.AlarmFilter) ([]store.Al
 		return nil, fmt.Errorf("list alarms: %w", err)
 	}
 	defer rows.Close()
+	var got []sealedAlarm
 	for rows.Next() {
-		a, err := s.scanAlarm(ctx, rows)
+		a, err := scanSealedAlarm(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list alarms: %w", err)
 		}
-		out = append(out, a)
+		got = append(got, a)
 	}
-	if err := rows.Err(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("list alarms: %w", err)
+	}
+	// Opened with the rows closed: the keyring may need a connection.
+	for _, a := range got {
+		if err := store.OpenAlarmRow(ctx, s.sealer, &a.Alarm, a.sealed, a.comment); err != nil {
+			return nil, fmt.Errorf("list alarms: %w", err)
+		}
+		out = append(out, a.Alarm)
 	}
 	return out, nil
 }
@@ -622,23 +643,24 @@ func (s *Store) SetEscalation(ctx context.Context, e store.Escalation) error {
 const deliveryColumns = `id, tenant_id, alarm_id, channel, target, event, payload, state, attempts, next_at, last_error,
 	created_at, sent_at, sealed, sealed_error`
 
-// scanDelivery reads a delivery and opens its sealed parts; one that
-// cannot be opened is marked Unreadable.
-func (s *Store) scanDelivery(ctx context.Context, row rowScanner) (store.Delivery, error) {
-	var d store.Delivery
+// sealedDelivery is a delivery as stored, its sealed parts not opened yet.
+type sealedDelivery struct {
+	store.Delivery
+	sealed, lastErr []byte
+}
+
+// scanDelivery reads a delivery without opening its sealed parts.
+func scanDelivery(row rowScanner) (sealedDelivery, error) {
+	var d sealedDelivery
 	var payload string
 	var next, created, sent int64
-	var sealed, sealedErr []byte
 	if err := row.Scan(&d.ID, &d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event, &payload, &d.State, &d.Attempts,
-		&next, &d.LastError, &created, &sent, &sealed, &sealedErr); err != nil {
-		return store.Delivery{}, err
+		&next, &d.LastError, &created, &sent, &d.sealed, &d.lastErr); err != nil {
+		return sealedDelivery{}, err
 	}
 	d.NextAt, d.CreatedAt, d.SentAt = optTime(next), optTime(created), optTime(sent)
-	if sealed == nil {
+	if d.sealed == nil {
 		d.Payload = specJSON(payload)
-	}
-	if err := store.OpenDeliveryRow(ctx, s.sealer, &d, sealed, sealedErr); err != nil {
-		return store.Delivery{}, err
 	}
 	return d, nil
 }
@@ -701,15 +723,26 @@ func (s *Store) queryDeliveries(ctx context.Context, query string, args ...any) 
 		return nil, err
 	}
 	defer rows.Close()
-	out := []store.Delivery{}
+	var got []sealedDelivery
 	for rows.Next() {
-		d, err := s.scanDelivery(ctx, rows)
+		d, err := scanDelivery(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, d)
+		got = append(got, d)
 	}
-	return out, rows.Err()
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	// Opened with the rows closed: the keyring may need a connection.
+	out := make([]store.Delivery, 0, len(got))
+	for _, d := range got {
+		if err := store.OpenDeliveryRow(ctx, s.sealer, &d.Delivery, d.sealed, d.lastErr); err != nil {
+			return nil, err
+		}
+		out = append(out, d.Delivery)
+	}
+	return out, nil
 }
 
 // DueDeliveries returns up to limit pending deliveries due at now, the
@@ -810,29 +843,23 @@ func (s *Store) ListMaintenancePlans(ctx context.Context, tenantIDs []string) ([
 		return nil, fmt.Errorf("list maintenance plans: %w", err)
 	}
 	defer rows.Close()
+	var got []store.MaintenancePlan
+	var sealed [][]byte
 	for rows.Next() {
 		var p store.MaintenancePlan
 		var spec string
 		var updated int64
-		var sealed []byte
-		if err := rows.Scan(&p.TenantID, &p.Model, &spec, &updated, &sealed); err != nil {
+		var blob []byte
+		if err := rows.Scan(&p.TenantID, &p.Model, &spec, &updated, &blob); err != nil {
 			return nil, fmt.Errorf("list maintenance plans: %w", err)
 		}
 		p.Spec, p.UpdatedAt = specJSON(spec), optTime(updated)
-		if sealed != nil {
-			if err := store.OpenPlan(ctx, s.sealer, &p, sealed); err != nil {
-				if errors.Is(err, store.ErrNoSealer) {
-					return nil, err
-				}
-				continue // its tenant's keys are gone: a plan without its spec is no plan
-			}
-		}
-		out = append(out, p)
+		got, sealed = append(got, p), append(sealed, blob)
 	}
-	if err := rows.Err(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("list maintenance plans: %w", err)
 	}
-	return out, nil
+	return store.OpenPlans(ctx, s.sealer, got, sealed)
 }
 
 // DeleteMaintenancePlan removes a tenant's plan for a model.

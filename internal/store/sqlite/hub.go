@@ -176,28 +176,20 @@ func (s *Store) SetInitialTwin(ctx context.Context, tenantID, deviceID string, t
 const c2dColumns = `id, tenant_id, device_id, message_id, correlation_id, properties, payload, state,
 	created_at, expires_at, delivered_at, completed_at, expired_at, delivery_count, sealed`
 
-// scanC2D reads a message; one whose sealed part cannot be opened is
-// marked Unreadable.
-func (s *Store) scanC2D(ctx context.Context, row interface{ Scan(...any) error }) (store.C2DMessage, error) {
+// scanC2D reads a message without opening its sealed part (returned).
+func scanC2D(row interface{ Scan(...any) error }) (store.C2DMessage, []byte, error) {
 	var m store.C2DMessage
 	var props, state string
 	var created, expires, delivered, completed, expired int64
 	var sealed []byte
 	if err := row.Scan(&m.ID, &m.TenantID, &m.DeviceID, &m.MessageID, &m.CorrelationID, &props, &m.Payload, &state,
 		&created, &expires, &delivered, &completed, &expired, &m.DeliveryCount, &sealed); err != nil {
-		return store.C2DMessage{}, err
+		return store.C2DMessage{}, nil, err
 	}
-	if sealed != nil {
-		if err := store.OpenC2D(ctx, s.sealer, &m, sealed); err != nil {
-			if errors.Is(err, store.ErrNoSealer) {
-				return store.C2DMessage{}, err
-			}
-			m.Payload, m.Properties, m.Unreadable = []byte{}, map[string]string{}, true
-		}
-	} else {
+	if sealed == nil {
 		var err error
 		if m.Properties, err = store.DecodeC2DProperties(props); err != nil {
-			return store.C2DMessage{}, err
+			return store.C2DMessage{}, nil, err
 		}
 	}
 	m.State = store.C2DState(state)
@@ -206,7 +198,7 @@ func (s *Store) scanC2D(ctx context.Context, row interface{ Scan(...any) error }
 	m.DeliveredAt = optTime(delivered)
 	m.CompletedAt = optTime(completed)
 	m.ExpiredAt = optTime(expired)
-	return m, nil
+	return m, sealed, nil
 }
 
 func optTime(ms int64) time.Time {
@@ -288,15 +280,23 @@ func (s *Store) queryC2D(ctx context.Context, deviceID, query string, args ...an
 	}
 	defer rows.Close()
 	out := []store.C2DMessage{}
+	var sealed [][]byte
 	for rows.Next() {
-		m, err := s.scanC2D(ctx, rows)
+		m, blob, err := scanC2D(rows)
 		if err != nil {
 			return nil, fmt.Errorf("messages of %q: %w", deviceID, err)
 		}
 		out = append(out, m)
+		sealed = append(sealed, blob)
 	}
-	if err := rows.Err(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("messages of %q: %w", deviceID, err)
+	}
+	// Opened with the rows closed: the keyring may need a connection.
+	for i := range out {
+		if err := store.OpenC2DRow(ctx, s.sealer, &out[i], sealed[i]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

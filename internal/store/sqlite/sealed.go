@@ -263,28 +263,26 @@ func (s *Store) SaveMonitorState(ctx context.Context, key string, byTenant map[s
 // parts that cannot be opened are left out. A state saved before sealing
 // comes back under "".
 func (s *Store) LoadMonitorState(ctx context.Context, key string) (map[string][]byte, error) {
-	out := map[string][]byte{}
 	rows, err := s.r.QueryContext(ctx, `SELECT tenant_id, sealed FROM monitor_states WHERE key = ?`, key)
 	if err != nil {
 		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
 	}
 	defer rows.Close()
+	sealed := map[string][]byte{}
 	for rows.Next() {
 		var tenantID string
 		var blob []byte
 		if err := rows.Scan(&tenantID, &blob); err != nil {
 			return nil, fmt.Errorf("load monitor state %q: %w", key, err)
 		}
-		state, err := store.OpenMonitorState(ctx, s.sealer, key, tenantID, blob)
-		if errors.Is(err, store.ErrNoSealer) {
-			return nil, err
-		}
-		if err == nil {
-			out[tenantID] = state
-		}
+		sealed[tenantID] = blob
 	}
-	if err := rows.Err(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
+	}
+	out, err := store.OpenMonitorStates(ctx, s.sealer, key, sealed)
+	if err != nil {
+		return nil, err
 	}
 	var legacy []byte
 	err = s.r.QueryRowContext(ctx, `SELECT state FROM monitor_state WHERE key = ?`, key).Scan(&legacy)
