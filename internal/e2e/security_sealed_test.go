@@ -60,7 +60,12 @@ func sealedMarkers() map[string][]byte {
 // alarm evaluator save its state) before it reads the database.
 func startStoppable(t *testing.T, database string) (*env, func()) {
 	t.Helper()
-	cfg := server.Config{DataDir: t.TempDir(), MQTTListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0",
+	return startStoppableIn(t, t.TempDir(), database)
+}
+
+func startStoppableIn(t *testing.T, dataDir, database string) (*env, func()) {
+	t.Helper()
+	cfg := server.Config{DataDir: dataDir, MQTTListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0",
 		AdminToken: adminToken, Out: io.Discard, Database: database, WebhookAllowPrivate: true}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := server.New(t.Context(), cfg, log)
@@ -175,11 +180,12 @@ func putMarkers(t *testing.T, e *env) {
 			t.Errorf("twin read through the API lacks %s", m)
 		}
 	}
-	var c2d []byte
-	if err := e.api.Do(ctx, "GET", "/api/v1/devices/seal-dev/messages/c2d", nil, nil, (*rawBody)(&c2d)); err == nil {
-		if !bytes.Contains(c2d, []byte(markC2DProp)) {
-			t.Errorf("C2D list lacks its property: %s", c2d)
-		}
+	var c2d rawBody
+	if err := e.api.Do(ctx, "GET", "/api/v1/devices/seal-dev/c2d", nil, nil, &c2d); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(c2d, []byte(markC2DProp)) {
+		t.Errorf("C2D list lacks its property: %s", c2d)
 	}
 	d.disconnect()
 }

@@ -157,9 +157,11 @@ func (s *Store) SealPlaintext(ctx context.Context) (int64, error) {
 }
 
 func (s *Store) sealPlaintextBatch(ctx context.Context, p plaintextPass) (int, error) {
-	// Seal outside the write transaction: a tenant's first sealing
-	// creates its key through the one writer connection.
-	rows, err := s.w.QueryContext(ctx, p.query, sealBatch)
+	// Read through the readers and seal outside the write transaction: a
+	// tenant's first sealing creates its key through the one writer
+	// connection. The UPDATE's "sealed IS NULL" makes a row sealed
+	// meanwhile stay as it is.
+	rows, err := s.r.QueryContext(ctx, p.query, sealBatch)
 	if err != nil {
 		return 0, err
 	}
