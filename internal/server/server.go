@@ -305,11 +305,10 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	// The monitor has sealed a state saved before sealing, if there was
-	// one: rewrite the database so that no replaced plaintext remains.
+	// one: rewrite the database so that no replaced plaintext remains. If
+	// that fails the data is still sealed; the next start tries again.
 	if err := s.store.CompactSealed(ctx); err != nil {
-		ln.Close()
-		s.monitor.Close(context.WithoutCancel(ctx))
-		return fmt.Errorf("compact the database after sealing: %w", err)
+		s.log.Error("could not compact the database after sealing: copies of replaced plaintext may remain in free space until the next start", "err", err)
 	}
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.wg.Add(1)
