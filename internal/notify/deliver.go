@@ -168,10 +168,13 @@ func (n *Notifier) webhooksByID(ctx context.Context, ds []store.Delivery) (map[s
 // about recording: a failed try is the delivery's business.
 func (n *Notifier) deliver(ctx context.Context, d store.Delivery, hooks map[string]store.Webhook) error {
 	var err error
-	switch d.Channel {
-	case ChannelEmail:
+	switch {
+	case d.Unreadable:
+		// Its tenant's keys were destroyed: there is nothing left to send.
+		err = permanent("payload unreadable: the tenant's keys were destroyed")
+	case d.Channel == ChannelEmail:
 		err = n.sendMail(ctx, d)
-	case ChannelWebhook:
+	case d.Channel == ChannelWebhook:
 		switch h, ok := hooks[d.Target]; {
 		case !ok:
 			err = permanent("webhook deleted")
