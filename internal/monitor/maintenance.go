@@ -948,6 +948,9 @@ func (m *Monitor) saveMaintenance(ctx context.Context) error {
 				return fmt.Errorf("monitor: save maintenance state: %w", err)
 			}
 			tn := tenantOf(st.Device.TenantPath)
+			if tn == "" {
+				continue // no tenant to seal it for (never the case for a known device)
+			}
 			byTenant[tn] = append(byTenant[tn], it)
 		}
 	}

@@ -343,6 +343,9 @@ func (m *Monitor) save(ctx context.Context) error {
 	byTenant := map[string]*alarm.Snapshot{}
 	for _, d := range all.Devices {
 		tn := tenantOf(d.Device.TenantPath)
+		if tn == "" {
+			continue // no tenant to seal it for (never the case for a known device)
+		}
 		if byTenant[tn] == nil {
 			byTenant[tn] = &alarm.Snapshot{}
 		}

@@ -797,6 +797,12 @@ func testMonitorState(t *testing.T, s store.Store) {
 	if got, _ := s.LoadMonitorState(ctx(t), "alarm"); len(got) != 1 || string(got["beta"]) != "only" {
 		t.Errorf("after saving only beta: %q", got)
 	}
+	if err := s.DeleteTenant(ctx(t), "beta"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LoadMonitorState(ctx(t), "alarm"); len(got) != 0 {
+		t.Errorf("after deleting beta its state is still there: %q", got)
+	}
 }
 
 func testDeleteTenantTakesAlarms(t *testing.T, s store.Store) {
