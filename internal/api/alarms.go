@@ -33,6 +33,7 @@ type Alarm struct {
 	AckedAt    *time.Time `json:"ackedAt,omitempty"`
 	AckedBy    string     `json:"ackedBy,omitempty"`
 	AckComment string     `json:"ackComment,omitempty"`
+	Unreadable bool       `json:"unreadable,omitempty"` // its tenant's keys were destroyed
 	ClearedAt  *time.Time `json:"clearedAt,omitempty"`
 	ClearedBy  string     `json:"clearedBy,omitempty"`
 }
@@ -55,7 +56,8 @@ func alarmView(al store.Alarm, ruleName string) Alarm {
 	return Alarm{ID: al.ID, TenantID: al.TenantID, RuleID: al.RuleID, RuleName: ruleName, DeviceID: al.DeviceID,
 		SiteID: al.SiteID, Kind: al.Kind, Severity: al.Severity, Message: al.Message, Value: al.Value, State: al.State,
 		RaisedAt: al.RaisedAt, LastAt: al.LastAt, Retriggers: al.Retriggers, AckedAt: timePtr(al.AckedAt),
-		AckedBy: al.AckedBy, AckComment: al.AckComment, ClearedAt: timePtr(al.ClearedAt), ClearedBy: al.ClearedBy}
+		AckedBy: al.AckedBy, AckComment: al.AckComment, Unreadable: al.Unreadable, ClearedAt: timePtr(al.ClearedAt),
+		ClearedBy: al.ClearedBy}
 }
 
 // ruleNames looks up rule names once per rule; rules that are gone (and

@@ -279,6 +279,7 @@ type C2DMessage struct {
 	CompletedAt   *time.Time        `json:"completedAt,omitempty"`
 	ExpiredAt     *time.Time        `json:"expiredAt,omitempty"`
 	DeliveryCount int               `json:"deliveryCount"`
+	Unreadable    bool              `json:"unreadable,omitempty"` // its tenant's keys were destroyed
 }
 
 func c2dView(m store.C2DMessage) C2DMessage {
@@ -294,7 +295,7 @@ func c2dView(m store.C2DMessage) C2DMessage {
 	}
 	return C2DMessage{ID: m.MessageID, CorrelationID: m.CorrelationID, State: string(m.State), Payload: string(m.Payload),
 		Properties: props, CreatedAt: m.CreatedAt, ExpiresAt: m.ExpiresAt, DeliveredAt: opt(m.DeliveredAt),
-		CompletedAt: opt(m.CompletedAt), ExpiredAt: opt(m.ExpiredAt), DeliveryCount: m.DeliveryCount}
+		CompletedAt: opt(m.CompletedAt), ExpiredAt: opt(m.ExpiredAt), DeliveryCount: m.DeliveryCount, Unreadable: m.Unreadable}
 }
 
 func validMessageID(id string) error {

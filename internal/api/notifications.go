@@ -380,14 +380,16 @@ type Delivery struct {
 	Attempts  int        `json:"attempts"`
 	NextAt    *time.Time `json:"nextAt,omitempty"`
 	LastError string     `json:"lastError,omitempty"`
-	CreatedAt time.Time  `json:"createdAt"`
-	SentAt    *time.Time `json:"sentAt,omitempty"`
+	// Unreadable: its tenant's keys were destroyed.
+	Unreadable bool       `json:"unreadable,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	SentAt     *time.Time `json:"sentAt,omitempty"`
 }
 
 func deliveryView(d store.Delivery) Delivery {
 	v := Delivery{ID: d.ID, TenantID: d.TenantID, AlarmID: d.AlarmID, Channel: d.Channel, Target: d.Target,
-		Event: d.Event, State: d.State, Attempts: d.Attempts, LastError: d.LastError, CreatedAt: d.CreatedAt,
-		SentAt: timePtr(d.SentAt)}
+		Event: d.Event, State: d.State, Attempts: d.Attempts, LastError: d.LastError, Unreadable: d.Unreadable,
+		CreatedAt: d.CreatedAt, SentAt: timePtr(d.SentAt)}
 	if d.State == store.DeliveryPending {
 		v.NextAt = timePtr(d.NextAt)
 	}

@@ -103,6 +103,7 @@ func newStorageEnv(ctx context.Context, o StorageOptions, name string) (*storage
 		env.close()
 		return nil, err
 	}
+	env.st.SetSealer(keys)
 	env.engine = tsdb.New(tsdb.Config{}, env.st, keys, o.Log, time.Now)
 	return env, nil
 }

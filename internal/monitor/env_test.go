@@ -16,6 +16,7 @@ import (
 	"github.com/warden-iot/warden/internal/simulate"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/store/storetest"
 )
 
 // monday is the first day of the tests' simulated world (a Monday).
@@ -56,6 +57,7 @@ func newEnv(t *testing.T) *env {
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	storetest.WithKeyring(t, st)
 	if err := st.CreateTenant(t.Context(), store.Tenant{ID: "acme", ParentID: store.RootTenantID, Name: "Acme", CreatedAt: monday}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package monitor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -926,11 +925,10 @@ func (s *shard) maintSnapshot() {
 }
 
 // saveMaintenance stores every shard's maintenance state as of its last
-// snapshot: a JSON array of the shards' arrays of device states.
+// snapshot, one part per tenant (sealed with the tenant's key): a JSON
+// array holding the array of the tenant's device states.
 func (m *Monitor) saveMaintenance(ctx context.Context) error {
-	var b bytes.Buffer
-	b.WriteByte('[')
-	n := 0
+	byTenant := map[string][]json.RawMessage{}
 	for _, s := range m.shards {
 		s.mu.Lock()
 		snap := s.mt.snap
@@ -938,41 +936,61 @@ func (m *Monitor) saveMaintenance(ctx context.Context) error {
 		if len(snap) == 0 {
 			continue
 		}
-		if n > 0 {
-			b.WriteByte(',')
+		var items []json.RawMessage
+		if err := json.Unmarshal(snap, &items); err != nil {
+			return fmt.Errorf("monitor: save maintenance state: %w", err)
 		}
-		b.Write(snap)
-		n++
+		for _, it := range items {
+			var st struct {
+				Device alarm.DeviceFacts `json:"device"`
+			}
+			if err := json.Unmarshal(it, &st); err != nil {
+				return fmt.Errorf("monitor: save maintenance state: %w", err)
+			}
+			tn := tenantOf(st.Device.TenantPath)
+			if tn == "" {
+				continue // no tenant to seal it for (never the case for a known device)
+			}
+			byTenant[tn] = append(byTenant[tn], it)
+		}
 	}
-	b.WriteByte(']')
-	if err := m.st.SaveMonitorState(ctx, maintStateKey, b.Bytes()); err != nil {
+	blobs := make(map[string][]byte, len(byTenant))
+	for tn, items := range byTenant {
+		b, err := json.Marshal([][]json.RawMessage{items})
+		if err != nil {
+			return fmt.Errorf("monitor: save maintenance state: %w", err)
+		}
+		blobs[tn] = b
+	}
+	if err := m.st.SaveMonitorState(ctx, maintStateKey, blobs); err != nil {
 		return fmt.Errorf("monitor: save maintenance state: %w", err)
 	}
 	return nil
 }
 
 // loadMaintenance reads the saved maintenance state, by shard.
-func (m *Monitor) loadMaintenance(ctx context.Context) ([][]maintDeviceState, error) {
-	parts := make([][]maintDeviceState, m.cfg.Shards)
-	blob, err := m.st.LoadMonitorState(ctx, maintStateKey)
+// legacy says whether it was saved before states were sealed.
+func (m *Monitor) loadMaintenance(ctx context.Context) (parts [][]maintDeviceState, legacy bool, err error) {
+	parts = make([][]maintDeviceState, m.cfg.Shards)
+	blobs, err := m.st.LoadMonitorState(ctx, maintStateKey)
 	if err != nil {
-		return nil, fmt.Errorf("monitor: load maintenance state: %w", err)
+		return nil, false, fmt.Errorf("monitor: load maintenance state: %w", err)
 	}
-	if blob == nil {
-		return parts, nil
-	}
-	var saved [][]maintDeviceState
-	if err := json.Unmarshal(blob, &saved); err != nil {
-		m.log.Error("monitor: saved maintenance state unreadable; starting afresh", "err", err)
-		return parts, nil
-	}
-	for _, shard := range saved {
-		for _, st := range shard {
-			i := m.shardOf(st.Device.ID)
-			parts[i] = append(parts[i], st)
+	_, legacy = blobs[""]
+	for tenantID, blob := range blobs {
+		var saved [][]maintDeviceState
+		if err := json.Unmarshal(blob, &saved); err != nil {
+			m.log.Error("monitor: saved maintenance state unreadable; starting afresh", "tenant", tenantID, "err", err)
+			continue
+		}
+		for _, shard := range saved {
+			for _, st := range shard {
+				i := m.shardOf(st.Device.ID)
+				parts[i] = append(parts[i], st)
+			}
 		}
 	}
-	return parts, nil
+	return parts, legacy, nil
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

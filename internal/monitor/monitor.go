@@ -95,20 +95,23 @@ func (m *Monitor) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	maint, err := m.loadMaintenance(ctx)
+	maint, legacyMaint, err := m.loadMaintenance(ctx)
 	if err != nil {
 		return err
 	}
 	var snap alarm.Snapshot
-	blob, err := m.st.LoadMonitorState(ctx, stateKey)
+	blobs, err := m.st.LoadMonitorState(ctx, stateKey)
 	if err != nil {
 		return fmt.Errorf("monitor: load state: %w", err)
 	}
-	if blob != nil {
-		if err := json.Unmarshal(blob, &snap); err != nil {
-			m.log.Error("monitor: saved evaluator state unreadable; starting afresh", "err", err)
-			snap = alarm.Snapshot{}
+	_, legacy := blobs[""]
+	for tenantID, blob := range blobs {
+		var part alarm.Snapshot
+		if err := json.Unmarshal(blob, &part); err != nil {
+			m.log.Error("monitor: saved evaluator state unreadable; starting afresh", "tenant", tenantID, "err", err)
+			continue
 		}
+		snap.Devices = append(snap.Devices, part.Devices...)
 	}
 	parts := make([]alarm.Snapshot, m.cfg.Shards)
 	for _, d := range snap.Devices {
@@ -140,6 +143,16 @@ func (m *Monitor) Start(ctx context.Context) error {
 		s.maintStart(plans, maint[i], now)
 		s.apply(ctx, trs)
 		m.shards[i] = s
+	}
+	if legacy || legacyMaint {
+		// A state saved before states were sealed: save it now, sealed
+		// by tenant, which drops the plaintext one.
+		for _, s := range m.shards {
+			s.snapshot()
+		}
+		if err := m.save(ctx); err != nil {
+			return err
+		}
 	}
 	for _, s := range m.shards {
 		m.wg.Add(1)
@@ -326,11 +339,27 @@ func (m *Monitor) save(ctx context.Context) error {
 		all.Devices = append(all.Devices, s.snap.Devices...)
 		s.mu.Unlock()
 	}
-	blob, err := json.Marshal(all)
-	if err != nil {
-		return fmt.Errorf("monitor: encode state: %w", err)
+	// One part per tenant, sealed with the tenant's key.
+	byTenant := map[string]*alarm.Snapshot{}
+	for _, d := range all.Devices {
+		tn := tenantOf(d.Device.TenantPath)
+		if tn == "" {
+			continue // no tenant to seal it for (never the case for a known device)
+		}
+		if byTenant[tn] == nil {
+			byTenant[tn] = &alarm.Snapshot{}
+		}
+		byTenant[tn].Devices = append(byTenant[tn].Devices, d)
 	}
-	if err := m.st.SaveMonitorState(ctx, stateKey, blob); err != nil {
+	blobs := make(map[string][]byte, len(byTenant))
+	for tn, part := range byTenant {
+		blob, err := json.Marshal(part)
+		if err != nil {
+			return fmt.Errorf("monitor: encode state: %w", err)
+		}
+		blobs[tn] = blob
+	}
+	if err := m.st.SaveMonitorState(ctx, stateKey, blobs); err != nil {
 		return fmt.Errorf("monitor: save state: %w", err)
 	}
 	return m.saveMaintenance(ctx)

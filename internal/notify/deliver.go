@@ -175,6 +175,9 @@ func (n *Notifier) deliver(ctx context.Context, d store.Delivery, hooks map[stri
 		return fmt.Errorf("notify: delivery %d: %w", d.ID, cerr) // it stays due
 	case closed:
 		err = permanent(errAccessClosed)
+	case d.Unreadable:
+		// Its tenant's keys were destroyed: there is nothing left to send.
+		err = permanent("payload unreadable: the tenant's keys were destroyed")
 	case d.Channel == ChannelEmail:
 		err = n.sendMail(ctx, d)
 	case d.Channel == ChannelWebhook:

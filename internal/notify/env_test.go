@@ -19,6 +19,7 @@ import (
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/store/storetest"
 )
 
 // t0 is when the tests' world begins.
@@ -54,6 +55,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 		if err := st.Migrate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
+		storetest.WithKeyring(t, st)
 		fn(t, st)
 	})
 	t.Run("postgres", func(t *testing.T) {
@@ -65,6 +67,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 		if err := st.Migrate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
+		storetest.WithKeyring(t, st)
 		fn(t, st)
 	})
 }

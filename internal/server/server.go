@@ -176,6 +176,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
+	// Machine data is stored sealed with its tenant's key; rows written
+	// before that are sealed now, before anything reads them.
+	s.store.SetSealer(s.keys)
+	if n, err := s.store.SealPlaintext(ctx); err != nil {
+		s.store.Close()
+		return nil, fmt.Errorf("seal stored machine data: %w", err)
+	} else if n > 0 {
+		log.Info("sealed machine data stored before encryption", "rows", n)
+	}
 	s.engine = tsdb.New(cfg.Engine, s.store, s.keys, log.With("component", "tsdb"), time.Now)
 
 	reg := prometheus.NewRegistry()
@@ -369,6 +378,12 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.monitor.Start(ctx); err != nil {
 		ln.Close()
 		return err
+	}
+	// The monitor has sealed a state saved before sealing, if there was
+	// one: rewrite the database so that no replaced plaintext remains. If
+	// that fails the data is still sealed; the next start tries again.
+	if err := s.store.CompactSealed(ctx); err != nil {
+		s.log.Error("could not compact the database after sealing: copies of replaced plaintext may remain in free space until the next start", "err", err)
 	}
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.wg.Add(1)

@@ -52,6 +52,9 @@ type Alarm struct {
 	AckComment string
 	ClearedAt  time.Time
 	ClearedBy  string // "auto" when the condition ended, else who cleared it
+	// Unreadable: the sealed message, value or comment cannot be opened
+	// (the tenant's keys were destroyed); they read as empty.
+	Unreadable bool
 }
 
 // AlarmChange is a transition to apply to the alarm table.
@@ -136,6 +139,9 @@ type Delivery struct {
 	LastError string
 	CreatedAt time.Time
 	SentAt    time.Time
+	// Unreadable: the sealed payload or error cannot be opened (the
+	// tenant's keys were destroyed); they read as empty.
+	Unreadable bool
 }
 
 // DeliveryFilter selects deliveries.
@@ -198,8 +204,13 @@ type AlarmStore interface {
 	ListMaintenancePlans(ctx context.Context, tenantIDs []string) ([]MaintenancePlan, error)
 	DeleteMaintenancePlan(ctx context.Context, tenantID, model string) error
 
-	// SaveMonitorState stores the alarm evaluator's state under a key;
-	// LoadMonitorState returns nil if there is none.
-	SaveMonitorState(ctx context.Context, key string, state []byte) error
-	LoadMonitorState(ctx context.Context, key string) ([]byte, error)
+	// SaveMonitorState replaces the alarm evaluator's state under a key:
+	// one part per tenant, each sealed with its tenant's key. Tenants not
+	// in byTenant lose their part.
+	SaveMonitorState(ctx context.Context, key string, byTenant map[string][]byte) error
+	// LoadMonitorState returns the parts stored under key, by tenant
+	// (empty if none). A part that cannot be opened (its tenant's keys were
+	// destroyed) is left out. A state saved before states were sealed
+	// comes back whole under the tenant "".
+	LoadMonitorState(ctx context.Context, key string) (map[string][]byte, error)
 }

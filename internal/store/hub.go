@@ -499,6 +499,9 @@ type C2DMessage struct {
 	CompletedAt   time.Time // zero unless completed
 	ExpiredAt     time.Time // zero unless expired
 	DeliveryCount int       // how many times it was sent
+	// Unreadable: the sealed payload and properties cannot be opened (the
+	// tenant's keys were destroyed); they read as empty.
+	Unreadable bool
 }
 
 // EncodeC2DProperties is how the stores keep Properties: a JSON object.

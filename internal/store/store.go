@@ -227,6 +227,22 @@ type Store interface {
 
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error
+	// SetSealer gives the store the keyring it seals machine data with
+	// (see seal.go). Until it is set, writing machine data fails with
+	// ErrNoSealer. Call it once, before use.
+	SetSealer(s Sealer)
+	// SealPlaintext seals the rows written before sealing existed (their
+	// sealed column is NULL) and empties their plaintext columns, each row
+	// in one statement, so that it can be interrupted and run again. It
+	// returns how many rows it sealed; if any, it notes that the database
+	// must be compacted (CompactSealed).
+	SealPlaintext(ctx context.Context) (int64, error)
+	// CompactSealed, if SealPlaintext or SaveMonitorState replaced
+	// plaintext since the last compaction, rewrites the database so that no
+	// copy of the replaced plaintext remains in free pages, the journal or
+	// dead tuples (SQLite: VACUUM and a WAL checkpoint; PostgreSQL: VACUUM
+	// FULL of the tables concerned). It does nothing otherwise.
+	CompactSealed(ctx context.Context) error
 	Close() error
 
 	// Meta is a small key/value table for server-wide settings

@@ -129,7 +129,7 @@ const migrationAlarm = `CREATE TABLE alarm_rules (
 	);`
 
 // alarmTables are the tables of migrationAlarm, for Reset.
-const alarmTables = `alarm_rules, alarms, notification_prefs, webhooks, escalations, deliveries, maintenance_plans, monitor_state`
+const alarmTables = `alarm_rules, alarms, notification_prefs, webhooks, escalations, deliveries, maintenance_plans, monitor_state, monitor_states`
 
 // specText is an opaque JSON document for a TEXT column: "" for none.
 func specText(what string, spec json.RawMessage) (string, error) {
@@ -239,19 +239,41 @@ func (s *Store) DeleteAlarmRule(ctx context.Context, id string) error {
 // ---- Alarms ----
 
 const alarmColumns = `id, tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state,
-	raised_at, last_at, retriggers, acked_at, acked_by, ack_comment, cleared_at, cleared_by`
+	raised_at, last_at, retriggers, acked_at, acked_by, ack_comment, cleared_at, cleared_by, sealed, sealed_comment`
 
-func scanAlarm(row pgx.Row) (store.Alarm, error) {
-	var a store.Alarm
+// sealedAlarm is an alarm as stored, its sealed parts not opened yet.
+type sealedAlarm struct {
+	store.Alarm
+	sealed, comment []byte
+}
+
+func scanSealedAlarm(row pgx.Row) (sealedAlarm, error) {
+	var a sealedAlarm
 	var raised, last, acked, cleared int64
 	var retriggers int32
 	if err := row.Scan(&a.ID, &a.TenantID, &a.RuleID, &a.DeviceID, &a.SiteID, &a.Kind, &a.Severity, &a.Message, &a.Value,
-		&a.State, &raised, &last, &retriggers, &acked, &a.AckedBy, &a.AckComment, &cleared, &a.ClearedBy); err != nil {
-		return store.Alarm{}, err
+		&a.State, &raised, &last, &retriggers, &acked, &a.AckedBy, &a.AckComment, &cleared, &a.ClearedBy,
+		&a.sealed, &a.comment); err != nil {
+		return sealedAlarm{}, err
 	}
 	a.Retriggers = int(retriggers)
 	a.RaisedAt, a.LastAt, a.AckedAt, a.ClearedAt = optTime(raised), optTime(last), optTime(acked), optTime(cleared)
 	return a, nil
+}
+
+// scanAlarm reads an alarm and opens its sealed parts; one that cannot be
+// opened is marked Unreadable.
+func (s *Store) scanAlarm(ctx context.Context) func(row pgx.Row) (store.Alarm, error) {
+	return func(row pgx.Row) (store.Alarm, error) {
+		a, err := scanSealedAlarm(row)
+		if err != nil {
+			return store.Alarm{}, err
+		}
+		if err := store.OpenAlarmRow(ctx, s.sealer, &a.Alarm, a.sealed, a.comment); err != nil {
+			return store.Alarm{}, err
+		}
+		return a.Alarm, nil
+	}
 }
 
 // Alarm change kinds (store.AlarmChange.Kind).
@@ -263,10 +285,11 @@ const (
 
 // raiseAlarm inserts an active alarm or, if one is active for the rule
 // and device, counts a retrigger on it.
-const raiseAlarm = `INSERT INTO alarms (tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state, raised_at, last_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $9)
+const raiseAlarm = `INSERT INTO alarms (tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state, raised_at,
+		last_at, sealed)
+	VALUES ($1, $2, $3, $4, $5, $6, '', 0, 'active', $7, $7, $8)
 	ON CONFLICT (rule_id, device_id) WHERE state = 'active' DO UPDATE SET retriggers = alarms.retriggers + 1,
-		last_at = excluded.last_at, value = excluded.value, message = excluded.message
+		last_at = excluded.last_at, value = 0, message = '', sealed = excluded.sealed
 	RETURNING ` + alarmColumns
 
 // clearAlarm clears the active alarm of a rule and device, if any.
@@ -305,16 +328,28 @@ func (s *Store) ApplyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 			return nil, fmt.Errorf("apply alarm changes: unknown change %q", c.Kind)
 		}
 	}
+	// Seal before the batch holds a connection of the pool (the keyring
+	// may need one).
+	sealed := make([][]byte, len(changes))
+	for i, c := range changes {
+		if c.Kind == changeCleared {
+			continue
+		}
+		var err error
+		if sealed[i], err = store.SealAlarm(ctx, s.sealer, c.TenantID, c.RuleID, c.DeviceID, c.Message, c.Value); err != nil {
+			return nil, fmt.Errorf("alarm %s of rule %q on %q: %w", c.Kind, c.RuleID, c.DeviceID, err)
+		}
+	}
 	for attempt := 1; ; attempt++ {
-		out, err := s.applyAlarmChanges(ctx, changes)
+		out, err := s.applyAlarmChanges(ctx, changes, sealed)
 		if err == nil || attempt == 5 || !isRetryable(err) || ctx.Err() != nil {
 			return out, err
 		}
 	}
 }
 
-func (s *Store) applyAlarmChanges(ctx context.Context, changes []store.AlarmChange) ([]store.Alarm, error) {
-	out := make([]store.Alarm, len(changes))
+func (s *Store) applyAlarmChanges(ctx context.Context, changes []store.AlarmChange, sealed [][]byte) ([]store.Alarm, error) {
+	got := make([]sealedAlarm, len(changes))
 	// Changes of different alarms commute, so they run sorted by rule and
 	// device (stably: those of one alarm keep their order). Concurrent
 	// calls then lock alarms in the same order and cannot deadlock.
@@ -337,10 +372,10 @@ func (s *Store) applyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 			if kind == "" {
 				kind = store.AlarmKindRule
 			}
-			q = b.Queue(raiseAlarm, c.TenantID, c.RuleID, c.DeviceID, c.SiteID, kind, c.Severity, c.Message, c.Value, optMillis(c.At))
+			q = b.Queue(raiseAlarm, c.TenantID, c.RuleID, c.DeviceID, c.SiteID, kind, c.Severity, optMillis(c.At), sealed[i])
 		}
 		q.QueryRow(func(row pgx.Row) error {
-			a, err := scanAlarm(row)
+			a, err := scanSealedAlarm(row)
 			switch {
 			case c.Kind == changeCleared && errors.Is(err, pgx.ErrNoRows):
 			case isForeignKeyViolation(err):
@@ -348,7 +383,7 @@ func (s *Store) applyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 			case err != nil:
 				return fmt.Errorf("alarm %s of rule %q on %q: %w", c.Kind, c.RuleID, c.DeviceID, err)
 			default:
-				out[i] = a
+				got[i] = a
 			}
 			return nil
 		})
@@ -362,12 +397,23 @@ func (s *Store) applyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("apply alarm changes: commit: %w", err)
 	}
+	// Opened after the batch gave its connection back.
+	out := make([]store.Alarm, len(changes))
+	for i, a := range got {
+		if a.ID == 0 {
+			continue
+		}
+		if err := store.OpenAlarmRow(ctx, s.sealer, &a.Alarm, a.sealed, a.comment); err != nil {
+			return nil, fmt.Errorf("apply alarm changes: %w", err)
+		}
+		out[i] = a.Alarm
+	}
 	return out, nil
 }
 
 // GetAlarm returns one alarm.
 func (s *Store) GetAlarm(ctx context.Context, id int64) (store.Alarm, error) {
-	a, err := scanAlarm(s.pool.QueryRow(ctx, `SELECT `+alarmColumns+` FROM alarms WHERE id = $1`, id))
+	a, err := s.scanAlarm(ctx)(s.pool.QueryRow(ctx, `SELECT `+alarmColumns+` FROM alarms WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
 	}
@@ -414,9 +460,17 @@ func (s *Store) ListAlarms(ctx context.Context, f store.AlarmFilter) ([]store.Al
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+alarmColumns+` FROM alarms`+w.where()+` ORDER BY id LIMIT `+w.next(),
 		append(w.args, int64(limit))...)
-	out, err := collect(rows, err, scanAlarm)
+	got, err := collect(rows, err, scanSealedAlarm)
 	if err != nil {
 		return nil, fmt.Errorf("list alarms: %w", err)
+	}
+	// Opened with the rows closed: the keyring may need a connection.
+	out := make([]store.Alarm, 0, len(got))
+	for _, a := range got {
+		if err := store.OpenAlarmRow(ctx, s.sealer, &a.Alarm, a.sealed, a.comment); err != nil {
+			return nil, fmt.Errorf("list alarms: %w", err)
+		}
+		out = append(out, a.Alarm)
 	}
 	return out, nil
 }
@@ -426,17 +480,25 @@ func (s *Store) AckAlarm(ctx context.Context, id int64, by, comment string, at t
 	if at.IsZero() {
 		return store.Alarm{}, fmt.Errorf("ack alarm %d: no time given", id)
 	}
-	a, err := scanAlarm(s.pool.QueryRow(ctx, `UPDATE alarms SET acked_at = $1, acked_by = $2, ack_comment = $3
-		WHERE id = $4 AND acked_at = 0 RETURNING `+alarmColumns, at.UnixMilli(), by, comment, id))
+	var tenantID string
+	var ackedAt int64
+	err := s.pool.QueryRow(ctx, `SELECT tenant_id, acked_at FROM alarms WHERE id = $1`, id).Scan(&tenantID, &ackedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		var one int
-		err := s.pool.QueryRow(ctx, `SELECT 1 FROM alarms WHERE id = $1`, id).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.Alarm{}, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
-		}
-		if err != nil {
-			return store.Alarm{}, fmt.Errorf("ack alarm %d: %w", id, err)
-		}
+		return store.Alarm{}, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Alarm{}, fmt.Errorf("ack alarm %d: %w", id, err)
+	}
+	if ackedAt != 0 {
+		return store.Alarm{}, fmt.Errorf("alarm %d: already acknowledged: %w", id, store.ErrConflict)
+	}
+	sealed, err := store.SealAckComment(ctx, s.sealer, tenantID, id, comment)
+	if err != nil {
+		return store.Alarm{}, fmt.Errorf("ack alarm %d: %w", id, err)
+	}
+	a, err := s.scanAlarm(ctx)(s.pool.QueryRow(ctx, `UPDATE alarms SET acked_at = $1, acked_by = $2, ack_comment = '',
+		sealed_comment = $3 WHERE id = $4 AND acked_at = 0 RETURNING `+alarmColumns, at.UnixMilli(), by, sealed, id))
+	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Alarm{}, fmt.Errorf("alarm %d: already acknowledged: %w", id, store.ErrConflict)
 	}
 	if err != nil {
@@ -604,21 +666,47 @@ func (s *Store) SetEscalation(ctx context.Context, e store.Escalation) error {
 // ---- Deliveries ----
 
 const deliveryColumns = `id, tenant_id, alarm_id, channel, target, event, payload, state, attempts, next_at, last_error,
-	created_at, sent_at`
+	created_at, sent_at, sealed, sealed_error`
 
-func scanDelivery(row pgx.Row) (store.Delivery, error) {
-	var d store.Delivery
+// sealedDelivery is a delivery as stored, its sealed parts not opened yet.
+type sealedDelivery struct {
+	store.Delivery
+	sealed, lastErr []byte
+}
+
+func scanDelivery(row pgx.Row) (sealedDelivery, error) {
+	var d sealedDelivery
 	var payload string
 	var attempts int32
 	var next, created, sent int64
 	if err := row.Scan(&d.ID, &d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event, &payload, &d.State, &attempts,
-		&next, &d.LastError, &created, &sent); err != nil {
-		return store.Delivery{}, err
+		&next, &d.LastError, &created, &sent, &d.sealed, &d.lastErr); err != nil {
+		return sealedDelivery{}, err
 	}
 	d.Attempts = int(attempts)
-	d.Payload = specJSON(payload)
 	d.NextAt, d.CreatedAt, d.SentAt = optTime(next), optTime(created), optTime(sent)
+	if d.sealed == nil {
+		d.Payload = specJSON(payload)
+	}
 	return d, nil
+}
+
+// collectDeliveries reads deliveries, then opens their sealed parts with
+// the rows closed (the keyring may need a connection); one that cannot be
+// opened is marked Unreadable.
+func (s *Store) collectDeliveries(ctx context.Context, rows pgx.Rows, err error) ([]store.Delivery, error) {
+	got, err := collect(rows, err, scanDelivery)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Delivery, 0, len(got))
+	for _, d := range got {
+		if err := store.OpenDeliveryRow(ctx, s.sealer, &d.Delivery, d.sealed, d.lastErr); err != nil {
+			return nil, err
+		}
+		out = append(out, d.Delivery)
+	}
+	return out, nil
 }
 
 // EnqueueDeliveries adds deliveries to the outbox in one transaction and
@@ -631,7 +719,10 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []store.Delivery) erro
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	for _, d := range ds {
-		payload, err := specText("delivery payload", d.Payload)
+		if _, err := specText("delivery payload", d.Payload); err != nil {
+			return fmt.Errorf("enqueue deliveries: %w", err)
+		}
+		sealed, sealedErr, err := store.SealDeliveryRow(ctx, s.sealer, d)
 		if err != nil {
 			return fmt.Errorf("enqueue deliveries: %w", err)
 		}
@@ -640,9 +731,10 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []store.Delivery) erro
 			state = store.DeliveryPending
 		}
 		b.Queue(`INSERT INTO deliveries (tenant_id, alarm_id, channel, target, event, payload, state,
-			attempts, next_at, last_error, created_at, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			d.TenantID, d.AlarmID, d.Channel, d.Target, d.Event, payload, state, int32(d.Attempts),
-			optMillis(d.NextAt), d.LastError, optMillis(d.CreatedAt), optMillis(d.SentAt))
+			attempts, next_at, last_error, created_at, sent_at, sealed, sealed_error)
+			VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, '', $9, $10, $11, $12)`,
+			d.TenantID, d.AlarmID, d.Channel, d.Target, d.Event, state, int32(d.Attempts),
+			optMillis(d.NextAt), optMillis(d.CreatedAt), optMillis(d.SentAt), sealed, sealedErr)
 	}
 	br := s.pool.SendBatch(ctx, b)
 	tx := br.Tx()
@@ -665,7 +757,7 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []store.Delivery) erro
 func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries
 		WHERE state = 'pending' AND next_at <= $1 ORDER BY next_at, id LIMIT $2`, now.UnixMilli(), limitArg(limit))
-	out, err := collect(rows, err, scanDelivery)
+	out, err := s.collectDeliveries(ctx, rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("due deliveries: %w", err)
 	}
@@ -675,8 +767,22 @@ func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]
 // UpdateDelivery stores a delivery's state, attempts, next time, error and
 // sent time.
 func (s *Store) UpdateDelivery(ctx context.Context, d store.Delivery) error {
+	// The error is sealed bound to the stored delivery, whatever the
+	// caller's copy says.
+	err := s.pool.QueryRow(ctx, `SELECT tenant_id, alarm_id, channel, target, event FROM deliveries WHERE id = $1`, d.ID).
+		Scan(&d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("update delivery %d: %w", d.ID, err)
+	}
+	sealedErr, err := store.SealDeliveryError(ctx, s.sealer, d)
+	if err != nil {
+		return fmt.Errorf("update delivery %d: %w", d.ID, err)
+	}
 	return s.updateOne(ctx, "delivery", fmt.Sprint(d.ID), `UPDATE deliveries SET state = $1, attempts = $2, next_at = $3,
-		last_error = $4, sent_at = $5 WHERE id = $6`, d.State, int32(d.Attempts), optMillis(d.NextAt), d.LastError,
+		last_error = '', sealed_error = $4, sent_at = $5 WHERE id = $6`, d.State, int32(d.Attempts), optMillis(d.NextAt), sealedErr,
 		optMillis(d.SentAt), d.ID)
 }
 
@@ -700,7 +806,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries`+w.where()+` ORDER BY id DESC LIMIT `+w.next(),
 		append(w.args, int64(limit))...)
-	out, err := collect(rows, err, scanDelivery)
+	out, err := s.collectDeliveries(ctx, rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
@@ -712,13 +818,16 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 // SetMaintenancePlan stores a tenant's plan for a model in place of the
 // previous one; the tenant must exist.
 func (s *Store) SetMaintenancePlan(ctx context.Context, p store.MaintenancePlan) error {
-	spec, err := specText("maintenance plan "+p.Model, p.Spec)
-	if err != nil {
+	if _, err := specText("maintenance plan "+p.Model, p.Spec); err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO maintenance_plans (tenant_id, model, spec, updated_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (tenant_id, model) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
-		p.TenantID, p.Model, spec, optMillis(p.UpdatedAt))
+	sealed, err := store.SealPlan(ctx, s.sealer, p)
+	if err != nil {
+		return fmt.Errorf("set maintenance plan %q of tenant %q: %w", p.Model, p.TenantID, err)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO maintenance_plans (tenant_id, model, spec, updated_at, sealed) VALUES ($1, $2, '', $3, $4)
+		ON CONFLICT (tenant_id, model) DO UPDATE SET spec = '', updated_at = excluded.updated_at, sealed = excluded.sealed`,
+		p.TenantID, p.Model, optMillis(p.UpdatedAt), sealed)
 	if isForeignKeyViolation(err) {
 		return fmt.Errorf("maintenance plan %q: tenant %q: %w", p.Model, p.TenantID, store.ErrNotFound)
 	}
@@ -728,14 +837,20 @@ func (s *Store) SetMaintenancePlan(ctx context.Context, p store.MaintenancePlan)
 	return nil
 }
 
-func scanMaintenancePlan(row pgx.Row) (store.MaintenancePlan, error) {
-	var p store.MaintenancePlan
+// planRow is a stored plan with its sealed spec (nil: not sealed yet).
+type planRow struct {
+	plan   store.MaintenancePlan
+	sealed []byte
+}
+
+func scanMaintenancePlan(row pgx.Row) (planRow, error) {
+	var p planRow
 	var spec string
 	var updated int64
-	if err := row.Scan(&p.TenantID, &p.Model, &spec, &updated); err != nil {
-		return store.MaintenancePlan{}, err
+	if err := row.Scan(&p.plan.TenantID, &p.plan.Model, &spec, &updated, &p.sealed); err != nil {
+		return planRow{}, err
 	}
-	p.Spec, p.UpdatedAt = specJSON(spec), optTime(updated)
+	p.plan.Spec, p.plan.UpdatedAt = specJSON(spec), optTime(updated)
 	return p, nil
 }
 
@@ -747,11 +862,23 @@ func (s *Store) ListMaintenancePlans(ctx context.Context, tenantIDs []string) ([
 	if f.none {
 		return []store.MaintenancePlan{}, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT tenant_id, model, spec, updated_at FROM maintenance_plans`+f.where()+
+	rows, err := s.pool.Query(ctx, `SELECT tenant_id, model, spec, updated_at, sealed FROM maintenance_plans`+f.where()+
 		` ORDER BY tenant_id, model`, f.args...)
-	out, err := collect(rows, err, scanMaintenancePlan)
+	prs, err := collect(rows, err, scanMaintenancePlan)
 	if err != nil {
 		return nil, fmt.Errorf("list maintenance plans: %w", err)
+	}
+	out := make([]store.MaintenancePlan, 0, len(prs))
+	for _, pr := range prs {
+		if pr.sealed != nil {
+			if err := store.OpenPlan(ctx, s.sealer, &pr.plan, pr.sealed); err != nil {
+				if errors.Is(err, store.ErrNoSealer) {
+					return nil, err
+				}
+				continue // its tenant's keys are gone: a plan without its spec is no plan
+			}
+		}
+		out = append(out, pr.plan)
 	}
 	return out, nil
 }
@@ -766,31 +893,4 @@ func (s *Store) DeleteMaintenancePlan(ctx context.Context, tenantID, model strin
 		return fmt.Errorf("maintenance plan %q of tenant %q: %w", model, tenantID, store.ErrNotFound)
 	}
 	return nil
-}
-
-// ---- Evaluator state ----
-
-// SaveMonitorState stores the evaluator's state under key.
-func (s *Store) SaveMonitorState(ctx context.Context, key string, state []byte) error {
-	if state == nil {
-		state = []byte{}
-	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO monitor_state (key, state) VALUES ($1, $2)
-		ON CONFLICT (key) DO UPDATE SET state = excluded.state`, key, state); err != nil {
-		return fmt.Errorf("save monitor state %q: %w", key, err)
-	}
-	return nil
-}
-
-// LoadMonitorState returns the state stored under key, nil if none.
-func (s *Store) LoadMonitorState(ctx context.Context, key string) ([]byte, error) {
-	var state []byte
-	err := s.pool.QueryRow(ctx, `SELECT state FROM monitor_state WHERE key = $1`, key).Scan(&state)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
-	}
-	return state, nil
 }

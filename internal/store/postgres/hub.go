@@ -60,7 +60,20 @@ const migrationHub = `CREATE TABLE device_twins (
 // still pass) until the transaction ends; the twin is read by a later
 // statement, so under READ COMMITTED it sees what the previous holder of
 // the lock committed.
-func loadTwin(ctx context.Context, q pgx.Tx, tenantID, deviceID string, lock bool) (store.Twin, bool, error) {
+func (s *Store) loadTwin(ctx context.Context, q pgx.Tx, tenantID, deviceID string, lock bool) (store.Twin, bool, error) {
+	tw, exists, sealed, err := loadSealedTwin(ctx, q, tenantID, deviceID, lock)
+	if err != nil || sealed == nil {
+		return tw, exists, err
+	}
+	if err := store.OpenTwin(ctx, s.sealer, &tw, sealed); err != nil {
+		return store.Twin{}, false, err
+	}
+	return tw, exists, nil
+}
+
+// loadSealedTwin is loadTwin without opening the sealed documents: it
+// returns them (nil for a twin not stored, or stored before sealing).
+func loadSealedTwin(ctx context.Context, q pgx.Tx, tenantID, deviceID string, lock bool) (store.Twin, bool, []byte, error) {
 	query := `SELECT created_at FROM devices WHERE id = $1 AND tenant_id = $2`
 	if lock {
 		query += ` FOR NO KEY UPDATE`
@@ -68,29 +81,34 @@ func loadTwin(ctx context.Context, q pgx.Tx, tenantID, deviceID string, lock boo
 	var created int64
 	err := q.QueryRow(ctx, query, deviceID, tenantID).Scan(&created)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Twin{}, false, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return store.Twin{}, false, nil, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
 	}
 	if err != nil {
-		return store.Twin{}, false, fmt.Errorf("twin of %q: %w", deviceID, err)
+		return store.Twin{}, false, nil, fmt.Errorf("twin of %q: %w", deviceID, err)
 	}
 	tw := store.NewTwin(tenantID, deviceID, time.UnixMilli(created).UTC())
 	var tags, desired, dmeta, reported, rmeta string
 	var updated int64
+	var sealed []byte
 	err = q.QueryRow(ctx, `SELECT version, tags, desired, desired_version, desired_meta,
-			reported, reported_version, reported_meta, updated_at
+			reported, reported_version, reported_meta, updated_at, sealed
 		FROM device_twins WHERE device_id = $1`, deviceID).
-		Scan(&tw.Version, &tags, &desired, &tw.Desired.Version, &dmeta, &reported, &tw.Reported.Version, &rmeta, &updated)
+		Scan(&tw.Version, &tags, &desired, &tw.Desired.Version, &dmeta, &reported, &tw.Reported.Version, &rmeta, &updated, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return tw, false, nil
+		return tw, false, nil, nil
 	}
 	if err != nil {
-		return store.Twin{}, false, fmt.Errorf("twin of %q: %w", deviceID, err)
+		return store.Twin{}, false, nil, fmt.Errorf("twin of %q: %w", deviceID, err)
 	}
+	tw.UpdatedAt = time.UnixMilli(updated).UTC()
+	if sealed != nil {
+		return tw, true, sealed, nil
+	}
+	// Written before sealing: SealPlaintext has not reached it yet.
 	tw.Tags = json.RawMessage(tags)
 	tw.Desired.Doc, tw.Desired.Metadata = json.RawMessage(desired), json.RawMessage(dmeta)
 	tw.Reported.Doc, tw.Reported.Metadata = json.RawMessage(reported), json.RawMessage(rmeta)
-	tw.UpdatedAt = time.UnixMilli(updated).UTC()
-	return tw, true, nil
+	return tw, true, nil, nil
 }
 
 // GetTwin returns a device's twin.
@@ -100,19 +118,35 @@ func (s *Store) GetTwin(ctx context.Context, tenantID, deviceID string) (store.T
 		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
 	}
 	defer tx.Rollback(ctx)
-	tw, _, err := loadTwin(ctx, tx, tenantID, deviceID, false)
-	return tw, err
+	tw, _, sealed, err := loadSealedTwin(ctx, tx, tenantID, deviceID, false)
+	if err != nil || sealed == nil {
+		return tw, err
+	}
+	// Opened with the connection given back: the keyring may need one.
+	if err := tx.Rollback(ctx); err != nil {
+		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
+	}
+	if err := store.OpenTwin(ctx, s.sealer, &tw, sealed); err != nil {
+		return store.Twin{}, err
+	}
+	return tw, nil
 }
 
 // changeTwin runs a read-modify-write of a twin in one transaction, with
 // the device row locked. change returns false if there is nothing to write.
 func (s *Store) changeTwin(ctx context.Context, tenantID, deviceID string, change func(tw *store.Twin, exists bool) (bool, error)) (store.Twin, error) {
+	// Before the transaction: the keyring may need a connection of the
+	// pool to load (or create) the tenant's key, and concurrent changes
+	// each holding one must not wait for it.
+	if err := store.PrepareSeal(ctx, s.sealer, tenantID); err != nil {
+		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
 	}
 	defer tx.Rollback(ctx)
-	tw, exists, err := loadTwin(ctx, tx, tenantID, deviceID, true)
+	tw, exists, err := s.loadTwin(ctx, tx, tenantID, deviceID, true)
 	if err != nil {
 		return store.Twin{}, err
 	}
@@ -120,16 +154,18 @@ func (s *Store) changeTwin(ctx context.Context, tenantID, deviceID string, chang
 	if err != nil || !write {
 		return tw, err
 	}
+	sealed, err := store.SealTwin(ctx, s.sealer, tw)
+	if err != nil {
+		return store.Twin{}, fmt.Errorf("save twin of %q: %w", deviceID, err)
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO device_twins (device_id, tenant_id, version, tags, desired, desired_version,
-			desired_meta, reported, reported_version, reported_meta, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-		ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, tags = excluded.tags,
-			desired = excluded.desired, desired_version = excluded.desired_version, desired_meta = excluded.desired_meta,
-			reported = excluded.reported, reported_version = excluded.reported_version,
-			reported_meta = excluded.reported_meta, updated_at = excluded.updated_at`,
-		tw.DeviceID, tw.TenantID, tw.Version, string(tw.Tags), string(tw.Desired.Doc), tw.Desired.Version,
-		string(tw.Desired.Metadata), string(tw.Reported.Doc), tw.Reported.Version, string(tw.Reported.Metadata),
-		tw.UpdatedAt.UnixMilli()); err != nil {
+			desired_meta, reported, reported_version, reported_meta, updated_at, sealed)
+		VALUES ($1, $2, $3, '', '', $4, '', '', $5, '', $6, $7)
+		ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, tags = '',
+			desired = '', desired_version = excluded.desired_version, desired_meta = '',
+			reported = '', reported_version = excluded.reported_version,
+			reported_meta = '', updated_at = excluded.updated_at, sealed = excluded.sealed`,
+		tw.DeviceID, tw.TenantID, tw.Version, tw.Desired.Version, tw.Reported.Version, tw.UpdatedAt.UnixMilli(), sealed); err != nil {
 		return store.Twin{}, fmt.Errorf("save twin of %q: %w", deviceID, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -164,20 +200,24 @@ func (s *Store) SetInitialTwin(ctx context.Context, tenantID, deviceID string, t
 }
 
 const c2dColumns = `id, tenant_id, device_id, message_id, correlation_id, properties, payload, state,
-	created_at, expires_at, delivered_at, completed_at, expired_at, delivery_count`
+	created_at, expires_at, delivered_at, completed_at, expired_at, delivery_count, sealed`
 
-func scanC2D(row pgx.Row) (store.C2DMessage, error) {
+// scanC2D reads a message without opening its sealed part (returned).
+func scanC2D(row pgx.Row) (store.C2DMessage, []byte, error) {
 	var m store.C2DMessage
 	var props, state string
 	var created, expires, delivered, completed, expired int64
 	var count int32
+	var sealed []byte
 	if err := row.Scan(&m.ID, &m.TenantID, &m.DeviceID, &m.MessageID, &m.CorrelationID, &props, &m.Payload, &state,
-		&created, &expires, &delivered, &completed, &expired, &count); err != nil {
-		return store.C2DMessage{}, err
+		&created, &expires, &delivered, &completed, &expired, &count, &sealed); err != nil {
+		return store.C2DMessage{}, nil, err
 	}
-	var err error
-	if m.Properties, err = store.DecodeC2DProperties(props); err != nil {
-		return store.C2DMessage{}, err
+	if sealed == nil {
+		var err error
+		if m.Properties, err = store.DecodeC2DProperties(props); err != nil {
+			return store.C2DMessage{}, nil, err
+		}
 	}
 	m.DeliveryCount = int(count)
 	m.State = store.C2DState(state)
@@ -186,7 +226,7 @@ func scanC2D(row pgx.Row) (store.C2DMessage, error) {
 	m.DeliveredAt = optTime(delivered)
 	m.CompletedAt = optTime(completed)
 	m.ExpiredAt = optTime(expired)
-	return m, nil
+	return m, sealed, nil
 }
 
 func optTime(ms int64) time.Time {
@@ -199,6 +239,13 @@ func optTime(ms int64) time.Time {
 // EnqueueC2D queues a cloud-to-device message. The device row is locked so
 // that concurrent sends count the queue one after the other.
 func (s *Store) EnqueueC2D(ctx context.Context, m store.C2DMessage, maxPending int) (store.C2DMessage, error) {
+	if m.Payload == nil {
+		m.Payload = []byte{}
+	}
+	sealed, err := store.SealC2D(ctx, s.sealer, m)
+	if err != nil {
+		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
@@ -221,18 +268,14 @@ func (s *Store) EnqueueC2D(ctx context.Context, m store.C2DMessage, maxPending i
 	if pending >= maxPending {
 		return store.C2DMessage{}, fmt.Errorf("device %q has %d undelivered messages: %w", m.DeviceID, pending, store.ErrQueueFull)
 	}
-	payload := m.Payload
-	if payload == nil {
-		payload = []byte{}
-	}
 	m.State = store.C2DQueued
 	m.CreatedAt = m.CreatedAt.Truncate(time.Millisecond)
 	m.ExpiresAt = m.ExpiresAt.Truncate(time.Millisecond)
 	err = tx.QueryRow(ctx, `INSERT INTO c2d_messages (tenant_id, device_id, message_id, correlation_id, properties,
-			payload, state, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-		m.TenantID, m.DeviceID, m.MessageID, m.CorrelationID, store.EncodeC2DProperties(m.Properties), payload,
-		string(m.State), m.CreatedAt.UnixMilli(), m.ExpiresAt.UnixMilli()).Scan(&m.ID)
+			payload, state, created_at, expires_at, sealed)
+		VALUES ($1, $2, $3, $4, '', ''::bytea, $5, $6, $7, $8) RETURNING id`,
+		m.TenantID, m.DeviceID, m.MessageID, m.CorrelationID,
+		string(m.State), m.CreatedAt.UnixMilli(), m.ExpiresAt.UnixMilli(), sealed).Scan(&m.ID)
 	if isUniqueViolation(err) {
 		return store.C2DMessage{}, fmt.Errorf("message id %q of device %q: %w", m.MessageID, m.DeviceID, store.ErrConflict)
 	}
@@ -268,15 +311,24 @@ func (s *Store) queryC2D(ctx context.Context, deviceID, query string, args ...an
 	}
 	defer rows.Close()
 	out := []store.C2DMessage{}
+	var sealed [][]byte
 	for rows.Next() {
-		m, err := scanC2D(rows)
+		m, blob, err := scanC2D(rows)
 		if err != nil {
 			return nil, fmt.Errorf("messages of %q: %w", deviceID, err)
 		}
 		out = append(out, m)
+		sealed = append(sealed, blob)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("messages of %q: %w", deviceID, err)
+	}
+	// Opened with the rows closed: the keyring may need a connection.
+	for i := range out {
+		if err := store.OpenC2DRow(ctx, s.sealer, &out[i], sealed[i]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -292,7 +344,7 @@ func (s *Store) PendingC2D(ctx context.Context, deviceID string, now time.Time) 
 	}
 	live := ms[:0]
 	for _, m := range ms {
-		if m.ExpiresAt.After(now) {
+		if m.ExpiresAt.After(now) && !m.Unreadable {
 			live = append(live, m)
 		}
 	}

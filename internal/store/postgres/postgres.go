@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,8 @@ type Store struct {
 	// horizonWait bounds how long DeleteTenantKeys waits for older
 	// transactions to end before it vacuums anyway.
 	horizonWait time.Duration
+
+	sealer store.Sealer // set once by SetSealer, before use
 }
 
 var _ store.Store = (*Store)(nil)
@@ -169,6 +172,7 @@ var migrations = []string{
 	migrationRejectedSealed,
 	migrationModelID,
 	migrationStaffCredentials,
+	migrationSealed,
 }
 
 // migrationModelID: the model id a device announces at connect.
@@ -188,7 +192,15 @@ const migrateLock int64 = 0x77617264656e
 // all in one transaction under an advisory lock, so several nodes may
 // migrate at once: the first does the work, the others then find nothing
 // to do.
-func (s *Store) Migrate(ctx context.Context) error {
+func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, len(migrations)) }
+
+// MigrateBeforeSealing brings a new database to the schema just before
+// machine data was sealed, for tests of the upgrade from it.
+func (s *Store) MigrateBeforeSealing(ctx context.Context) error {
+	return s.migrate(ctx, slices.Index(migrations, migrationSealed))
+}
+
+func (s *Store) migrate(ctx context.Context, upTo int) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -210,7 +222,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if version > len(migrations) {
 		return fmt.Errorf("migrate: database schema version %d is newer than this warden (%d)", version, len(migrations))
 	}
-	for i := version; i < len(migrations); i++ {
+	for i := version; i < upTo; i++ {
 		// Without arguments pgx uses the simple protocol, which allows
 		// several statements in one Exec.
 		if _, err := tx.Exec(ctx, migrations[i]); err != nil {

@@ -752,7 +752,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	b.Queue(`SELECT count(*) FROM tenants WHERE parent_id = $1`, id).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&children)
 	})
-	for _, table := range []string{"latest", "head_stats", "head", "chunks", "message_ids", "rejected", "api_tokens", "tenant_keys", "devices"} {
+	for _, table := range []string{"latest", "head_stats", "head", "chunks", "message_ids", "rejected", "api_tokens", "tenant_keys", "monitor_states", "devices"} {
 		b.Queue(`DELETE FROM `+table+` WHERE tenant_id = $1`, id)
 	}
 	var found bool

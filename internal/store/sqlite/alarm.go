@@ -239,17 +239,37 @@ func (s *Store) DeleteAlarmRule(ctx context.Context, id string) error {
 // ---- Alarms ----
 
 const alarmColumns = `id, tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state,
-	raised_at, last_at, retriggers, acked_at, acked_by, ack_comment, cleared_at, cleared_by`
+	raised_at, last_at, retriggers, acked_at, acked_by, ack_comment, cleared_at, cleared_by, sealed, sealed_comment`
 
-func scanAlarm(row rowScanner) (store.Alarm, error) {
-	var a store.Alarm
+// sealedAlarm is an alarm as stored, its sealed parts not opened yet.
+type sealedAlarm struct {
+	store.Alarm
+	sealed, comment []byte
+}
+
+func scanSealedAlarm(row rowScanner) (sealedAlarm, error) {
+	var a sealedAlarm
 	var raised, last, acked, cleared int64
 	if err := row.Scan(&a.ID, &a.TenantID, &a.RuleID, &a.DeviceID, &a.SiteID, &a.Kind, &a.Severity, &a.Message, &a.Value,
-		&a.State, &raised, &last, &a.Retriggers, &acked, &a.AckedBy, &a.AckComment, &cleared, &a.ClearedBy); err != nil {
-		return store.Alarm{}, err
+		&a.State, &raised, &last, &a.Retriggers, &acked, &a.AckedBy, &a.AckComment, &cleared, &a.ClearedBy,
+		&a.sealed, &a.comment); err != nil {
+		return sealedAlarm{}, err
 	}
 	a.RaisedAt, a.LastAt, a.AckedAt, a.ClearedAt = optTime(raised), optTime(last), optTime(acked), optTime(cleared)
 	return a, nil
+}
+
+// scanAlarm reads one alarm (a single row: nothing else is open) and opens
+// its sealed parts; one that cannot be opened is marked Unreadable.
+func (s *Store) scanAlarm(ctx context.Context, row rowScanner) (store.Alarm, error) {
+	a, err := scanSealedAlarm(row)
+	if err != nil {
+		return store.Alarm{}, err
+	}
+	if err := store.OpenAlarmRow(ctx, s.sealer, &a.Alarm, a.sealed, a.comment); err != nil {
+		return store.Alarm{}, err
+	}
+	return a.Alarm, nil
 }
 
 // Alarm change kinds (store.AlarmChange.Kind).
@@ -261,10 +281,11 @@ const (
 
 // raiseAlarm inserts an active alarm or, if one is active for the rule
 // and device, counts a retrigger on it.
-const raiseAlarm = `INSERT INTO alarms (tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state, raised_at, last_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)
+const raiseAlarm = `INSERT INTO alarms (tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state, raised_at,
+		last_at, sealed)
+	VALUES (?, ?, ?, ?, ?, ?, '', 0, 'active', ?, ?, ?)
 	ON CONFLICT (rule_id, device_id) WHERE state = 'active' DO UPDATE SET retriggers = retriggers + 1,
-		last_at = excluded.last_at, value = excluded.value, message = excluded.message
+		last_at = excluded.last_at, value = 0, message = '', sealed = excluded.sealed
 	RETURNING ` + alarmColumns
 
 // clearAlarm clears the active alarm of a rule and device, if any.
@@ -285,6 +306,17 @@ func (s *Store) ApplyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 	for _, c := range changes {
 		if c.Kind != changeRaised && c.Kind != changeRetriggered && c.Kind != changeCleared {
 			return nil, fmt.Errorf("apply alarm changes: unknown change %q", c.Kind)
+		}
+	}
+	// Seal before the transaction: a tenant's first sealing creates its key.
+	sealed := make([][]byte, len(changes))
+	for i, c := range changes {
+		if c.Kind == changeCleared {
+			continue
+		}
+		var err error
+		if sealed[i], err = store.SealAlarm(ctx, s.sealer, c.TenantID, c.RuleID, c.DeviceID, c.Message, c.Value); err != nil {
+			return nil, fmt.Errorf("alarm %s of rule %q on %q: %w", c.Kind, c.RuleID, c.DeviceID, err)
 		}
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -315,9 +347,9 @@ func (s *Store) ApplyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 				kind = store.AlarmKindRule
 			}
 			at := optMillis(c.At)
-			row = raise.QueryRowContext(ctx, c.TenantID, c.RuleID, c.DeviceID, c.SiteID, kind, c.Severity, c.Message, c.Value, at, at)
+			row = raise.QueryRowContext(ctx, c.TenantID, c.RuleID, c.DeviceID, c.SiteID, kind, c.Severity, at, at, sealed[i])
 		}
-		a, err := scanAlarm(row)
+		a, err := s.scanAlarm(ctx, row)
 		switch {
 		case c.Kind == changeCleared && errors.Is(err, sql.ErrNoRows):
 		case isForeignKeyViolation(err):
@@ -336,7 +368,7 @@ func (s *Store) ApplyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 
 // GetAlarm returns one alarm.
 func (s *Store) GetAlarm(ctx context.Context, id int64) (store.Alarm, error) {
-	a, err := scanAlarm(s.r.QueryRowContext(ctx, `SELECT `+alarmColumns+` FROM alarms WHERE id = ?`, id))
+	a, err := s.scanAlarm(ctx, s.r.QueryRowContext(ctx, `SELECT `+alarmColumns+` FROM alarms WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
 	}
@@ -388,15 +420,23 @@ func (s *Store) ListAlarms(ctx context.Context, f store.AlarmFilter) ([]store.Al
 		return nil, fmt.Errorf("list alarms: %w", err)
 	}
 	defer rows.Close()
+	var got []sealedAlarm
 	for rows.Next() {
-		a, err := scanAlarm(rows)
+		a, err := scanSealedAlarm(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list alarms: %w", err)
 		}
-		out = append(out, a)
+		got = append(got, a)
 	}
-	if err := rows.Err(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("list alarms: %w", err)
+	}
+	// Opened with the rows closed: the keyring may need a connection.
+	for _, a := range got {
+		if err := store.OpenAlarmRow(ctx, s.sealer, &a.Alarm, a.sealed, a.comment); err != nil {
+			return nil, fmt.Errorf("list alarms: %w", err)
+		}
+		out = append(out, a.Alarm)
 	}
 	return out, nil
 }
@@ -406,17 +446,25 @@ func (s *Store) AckAlarm(ctx context.Context, id int64, by, comment string, at t
 	if at.IsZero() {
 		return store.Alarm{}, fmt.Errorf("ack alarm %d: no time given", id)
 	}
-	a, err := scanAlarm(s.w.QueryRowContext(ctx, `UPDATE alarms SET acked_at = ?, acked_by = ?, ack_comment = ?
-		WHERE id = ? AND acked_at = 0 RETURNING `+alarmColumns, at.UnixMilli(), by, comment, id))
+	var tenantID string
+	var ackedAt int64
+	err := s.w.QueryRowContext(ctx, `SELECT tenant_id, acked_at FROM alarms WHERE id = ?`, id).Scan(&tenantID, &ackedAt)
 	if errors.Is(err, sql.ErrNoRows) {
-		var one int
-		err := s.w.QueryRowContext(ctx, `SELECT 1 FROM alarms WHERE id = ?`, id).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.Alarm{}, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
-		}
-		if err != nil {
-			return store.Alarm{}, fmt.Errorf("ack alarm %d: %w", id, err)
-		}
+		return store.Alarm{}, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Alarm{}, fmt.Errorf("ack alarm %d: %w", id, err)
+	}
+	if ackedAt != 0 {
+		return store.Alarm{}, fmt.Errorf("alarm %d: already acknowledged: %w", id, store.ErrConflict)
+	}
+	sealed, err := store.SealAckComment(ctx, s.sealer, tenantID, id, comment)
+	if err != nil {
+		return store.Alarm{}, fmt.Errorf("ack alarm %d: %w", id, err)
+	}
+	a, err := s.scanAlarm(ctx, s.w.QueryRowContext(ctx, `UPDATE alarms SET acked_at = ?, acked_by = ?, ack_comment = '',
+		sealed_comment = ? WHERE id = ? AND acked_at = 0 RETURNING `+alarmColumns, at.UnixMilli(), by, sealed, id))
+	if errors.Is(err, sql.ErrNoRows) {
 		return store.Alarm{}, fmt.Errorf("alarm %d: already acknowledged: %w", id, store.ErrConflict)
 	}
 	if err != nil {
@@ -593,18 +641,27 @@ func (s *Store) SetEscalation(ctx context.Context, e store.Escalation) error {
 // ---- Deliveries ----
 
 const deliveryColumns = `id, tenant_id, alarm_id, channel, target, event, payload, state, attempts, next_at, last_error,
-	created_at, sent_at`
+	created_at, sent_at, sealed, sealed_error`
 
-func scanDelivery(row rowScanner) (store.Delivery, error) {
-	var d store.Delivery
+// sealedDelivery is a delivery as stored, its sealed parts not opened yet.
+type sealedDelivery struct {
+	store.Delivery
+	sealed, lastErr []byte
+}
+
+// scanDelivery reads a delivery without opening its sealed parts.
+func scanDelivery(row rowScanner) (sealedDelivery, error) {
+	var d sealedDelivery
 	var payload string
 	var next, created, sent int64
 	if err := row.Scan(&d.ID, &d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event, &payload, &d.State, &d.Attempts,
-		&next, &d.LastError, &created, &sent); err != nil {
-		return store.Delivery{}, err
+		&next, &d.LastError, &created, &sent, &d.sealed, &d.lastErr); err != nil {
+		return sealedDelivery{}, err
 	}
-	d.Payload = specJSON(payload)
 	d.NextAt, d.CreatedAt, d.SentAt = optTime(next), optTime(created), optTime(sent)
+	if d.sealed == nil {
+		d.Payload = specJSON(payload)
+	}
 	return d, nil
 }
 
@@ -615,28 +672,38 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []store.Delivery) erro
 	if len(ds) == 0 {
 		return nil
 	}
+	// Seal before the transaction: a tenant's first sealing creates its key.
+	type sealedParts struct{ payload, lastErr []byte }
+	parts := make([]sealedParts, len(ds))
+	for i, d := range ds {
+		if _, err := specText("delivery payload", d.Payload); err != nil {
+			return fmt.Errorf("enqueue deliveries: %w", err)
+		}
+		p, e, err := store.SealDeliveryRow(ctx, s.sealer, d)
+		if err != nil {
+			return fmt.Errorf("enqueue deliveries: %w", err)
+		}
+		parts[i] = sealedParts{p, e}
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("enqueue deliveries: %w", err)
 	}
 	defer tx.Rollback()
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (tenant_id, alarm_id, channel, target, event, payload, state,
-		attempts, next_at, last_error, created_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		attempts, next_at, last_error, created_at, sent_at, sealed, sealed_error)
+		VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, '', ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("enqueue deliveries: %w", err)
 	}
 	defer stmt.Close()
-	for _, d := range ds {
-		payload, err := specText("delivery payload", d.Payload)
-		if err != nil {
-			return fmt.Errorf("enqueue deliveries: %w", err)
-		}
+	for i, d := range ds {
 		state := d.State
 		if state == "" {
 			state = store.DeliveryPending
 		}
-		_, err = stmt.ExecContext(ctx, d.TenantID, d.AlarmID, d.Channel, d.Target, d.Event, payload, state, d.Attempts,
-			optMillis(d.NextAt), d.LastError, optMillis(d.CreatedAt), optMillis(d.SentAt))
+		_, err := stmt.ExecContext(ctx, d.TenantID, d.AlarmID, d.Channel, d.Target, d.Event, state, d.Attempts,
+			optMillis(d.NextAt), optMillis(d.CreatedAt), optMillis(d.SentAt), parts[i].payload, parts[i].lastErr)
 		if isForeignKeyViolation(err) {
 			return fmt.Errorf("enqueue deliveries: tenant %q: %w", d.TenantID, store.ErrNotFound)
 		}
@@ -656,15 +723,26 @@ func (s *Store) queryDeliveries(ctx context.Context, query string, args ...any) 
 		return nil, err
 	}
 	defer rows.Close()
-	out := []store.Delivery{}
+	var got []sealedDelivery
 	for rows.Next() {
 		d, err := scanDelivery(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, d)
+		got = append(got, d)
 	}
-	return out, rows.Err()
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	// Opened with the rows closed: the keyring may need a connection.
+	out := make([]store.Delivery, 0, len(got))
+	for _, d := range got {
+		if err := store.OpenDeliveryRow(ctx, s.sealer, &d.Delivery, d.sealed, d.lastErr); err != nil {
+			return nil, err
+		}
+		out = append(out, d.Delivery)
+	}
+	return out, nil
 }
 
 // DueDeliveries returns up to limit pending deliveries due at now, the
@@ -681,8 +759,23 @@ func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]
 // UpdateDelivery stores a delivery's state, attempts, next time, error and
 // sent time.
 func (s *Store) UpdateDelivery(ctx context.Context, d store.Delivery) error {
+	// The error is sealed bound to the stored delivery, whatever the
+	// caller's copy says.
+	err := s.w.QueryRowContext(ctx, `SELECT tenant_id, alarm_id, channel, target, event FROM deliveries WHERE id = ?`, d.ID).
+		Scan(&d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("delivery %d: %w", d.ID, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("update delivery %d: %w", d.ID, err)
+	}
+	sealedErr, err := store.SealDeliveryError(ctx, s.sealer, d)
+	if err != nil {
+		return fmt.Errorf("update delivery %d: %w", d.ID, err)
+	}
 	return s.updateOne(ctx, "delivery", fmt.Sprint(d.ID), `UPDATE deliveries SET state = ?, attempts = ?, next_at = ?,
-		last_error = ?, sent_at = ? WHERE id = ?`, d.State, d.Attempts, optMillis(d.NextAt), d.LastError, optMillis(d.SentAt), d.ID)
+		last_error = '', sealed_error = ?, sent_at = ? WHERE id = ?`, d.State, d.Attempts, optMillis(d.NextAt), sealedErr,
+		optMillis(d.SentAt), d.ID)
 }
 
 // ListDeliveries returns the deliveries matching f, newest first, up to
@@ -716,13 +809,16 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 // SetMaintenancePlan stores a tenant's plan for a model in place of the
 // previous one; the tenant must exist.
 func (s *Store) SetMaintenancePlan(ctx context.Context, p store.MaintenancePlan) error {
-	spec, err := specText("maintenance plan "+p.Model, p.Spec)
-	if err != nil {
+	if _, err := specText("maintenance plan "+p.Model, p.Spec); err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO maintenance_plans (tenant_id, model, spec, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (tenant_id, model) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
-		p.TenantID, p.Model, spec, optMillis(p.UpdatedAt))
+	sealed, err := store.SealPlan(ctx, s.sealer, p)
+	if err != nil {
+		return fmt.Errorf("set maintenance plan %q of tenant %q: %w", p.Model, p.TenantID, err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO maintenance_plans (tenant_id, model, spec, updated_at, sealed) VALUES (?, ?, '', ?, ?)
+		ON CONFLICT (tenant_id, model) DO UPDATE SET spec = '', updated_at = excluded.updated_at, sealed = excluded.sealed`,
+		p.TenantID, p.Model, optMillis(p.UpdatedAt), sealed)
 	if isForeignKeyViolation(err) {
 		return fmt.Errorf("maintenance plan %q: tenant %q: %w", p.Model, p.TenantID, store.ErrNotFound)
 	}
@@ -741,26 +837,29 @@ func (s *Store) ListMaintenancePlans(ctx context.Context, tenantIDs []string) ([
 	if f.none {
 		return out, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT tenant_id, model, spec, updated_at FROM maintenance_plans`+f.where()+
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant_id, model, spec, updated_at, sealed FROM maintenance_plans`+f.where()+
 		` ORDER BY tenant_id, model`, f.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list maintenance plans: %w", err)
 	}
 	defer rows.Close()
+	var got []store.MaintenancePlan
+	var sealed [][]byte
 	for rows.Next() {
 		var p store.MaintenancePlan
 		var spec string
 		var updated int64
-		if err := rows.Scan(&p.TenantID, &p.Model, &spec, &updated); err != nil {
+		var blob []byte
+		if err := rows.Scan(&p.TenantID, &p.Model, &spec, &updated, &blob); err != nil {
 			return nil, fmt.Errorf("list maintenance plans: %w", err)
 		}
 		p.Spec, p.UpdatedAt = specJSON(spec), optTime(updated)
-		out = append(out, p)
+		got, sealed = append(got, p), append(sealed, blob)
 	}
-	if err := rows.Err(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("list maintenance plans: %w", err)
 	}
-	return out, nil
+	return store.OpenPlans(ctx, s.sealer, got, sealed)
 }
 
 // DeleteMaintenancePlan removes a tenant's plan for a model.
@@ -773,31 +872,4 @@ func (s *Store) DeleteMaintenancePlan(ctx context.Context, tenantID, model strin
 		return fmt.Errorf("maintenance plan %q of tenant %q: %w", model, tenantID, store.ErrNotFound)
 	}
 	return nil
-}
-
-// ---- Evaluator state ----
-
-// SaveMonitorState stores the evaluator's state under key.
-func (s *Store) SaveMonitorState(ctx context.Context, key string, state []byte) error {
-	if state == nil {
-		state = []byte{}
-	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO monitor_state (key, state) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET state = excluded.state`, key, state); err != nil {
-		return fmt.Errorf("save monitor state %q: %w", key, err)
-	}
-	return nil
-}
-
-// LoadMonitorState returns the state stored under key, nil if none.
-func (s *Store) LoadMonitorState(ctx context.Context, key string) ([]byte, error) {
-	var state []byte
-	err := s.r.QueryRowContext(ctx, `SELECT state FROM monitor_state WHERE key = ?`, key).Scan(&state)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
-	}
-	return state, nil
 }

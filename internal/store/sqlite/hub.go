@@ -58,15 +58,16 @@ type queryer interface {
 
 // loadTwin reads a device's twin (the empty one if none is stored) and
 // whether a row exists.
-func loadTwin(ctx context.Context, q queryer, tenantID, deviceID string) (store.Twin, bool, error) {
+func (s *Store) loadTwin(ctx context.Context, q queryer, tenantID, deviceID string) (store.Twin, bool, error) {
 	var created int64
 	var version, dv, rv, updated sql.NullInt64
 	var tags, desired, dmeta, reported, rmeta sql.NullString
+	var sealed []byte
 	err := q.QueryRowContext(ctx, `SELECT d.created_at, t.version, t.tags, t.desired, t.desired_version, t.desired_meta,
-			t.reported, t.reported_version, t.reported_meta, t.updated_at
+			t.reported, t.reported_version, t.reported_meta, t.updated_at, t.sealed
 		FROM devices d LEFT JOIN device_twins t ON t.device_id = d.id
 		WHERE d.id = ? AND d.tenant_id = ?`, deviceID, tenantID).
-		Scan(&created, &version, &tags, &desired, &dv, &dmeta, &reported, &rv, &rmeta, &updated)
+		Scan(&created, &version, &tags, &desired, &dv, &dmeta, &reported, &rv, &rmeta, &updated, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Twin{}, false, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
 	}
@@ -78,24 +79,34 @@ func loadTwin(ctx context.Context, q queryer, tenantID, deviceID string) (store.
 		return tw, false, nil
 	}
 	tw.Version = version.Int64
-	tw.Tags = json.RawMessage(tags.String)
-	tw.Desired = store.TwinProperties{Doc: json.RawMessage(desired.String), Version: dv.Int64, Metadata: json.RawMessage(dmeta.String)}
-	tw.Reported = store.TwinProperties{Doc: json.RawMessage(reported.String), Version: rv.Int64, Metadata: json.RawMessage(rmeta.String)}
+	tw.Desired.Version, tw.Reported.Version = dv.Int64, rv.Int64
 	tw.UpdatedAt = time.UnixMilli(updated.Int64).UTC()
+	if sealed != nil {
+		if err := store.OpenTwin(ctx, s.sealer, &tw, sealed); err != nil {
+			return store.Twin{}, false, err
+		}
+		return tw, true, nil
+	}
+	// Written before sealing: SealPlaintext has not reached it yet.
+	tw.Tags = json.RawMessage(tags.String)
+	tw.Desired.Doc, tw.Desired.Metadata = json.RawMessage(desired.String), json.RawMessage(dmeta.String)
+	tw.Reported.Doc, tw.Reported.Metadata = json.RawMessage(reported.String), json.RawMessage(rmeta.String)
 	return tw, true, nil
 }
 
-func saveTwin(ctx context.Context, tx *sql.Tx, tw store.Twin) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO device_twins (device_id, tenant_id, version, tags, desired, desired_version,
-			desired_meta, reported, reported_version, reported_meta, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, tags = excluded.tags,
-			desired = excluded.desired, desired_version = excluded.desired_version, desired_meta = excluded.desired_meta,
-			reported = excluded.reported, reported_version = excluded.reported_version,
-			reported_meta = excluded.reported_meta, updated_at = excluded.updated_at`,
-		tw.DeviceID, tw.TenantID, tw.Version, string(tw.Tags), string(tw.Desired.Doc), tw.Desired.Version,
-		string(tw.Desired.Metadata), string(tw.Reported.Doc), tw.Reported.Version, string(tw.Reported.Metadata),
-		tw.UpdatedAt.UnixMilli())
+func (s *Store) saveTwin(ctx context.Context, tx *sql.Tx, tw store.Twin) error {
+	sealed, err := store.SealTwin(ctx, s.sealer, tw)
+	if err != nil {
+		return fmt.Errorf("save twin of %q: %w", tw.DeviceID, err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO device_twins (device_id, tenant_id, version, tags, desired, desired_version,
+			desired_meta, reported, reported_version, reported_meta, updated_at, sealed)
+		VALUES (?, ?, ?, '', '', ?, '', '', ?, '', ?, ?)
+		ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, tags = '',
+			desired = '', desired_version = excluded.desired_version, desired_meta = '',
+			reported = '', reported_version = excluded.reported_version,
+			reported_meta = '', updated_at = excluded.updated_at, sealed = excluded.sealed`,
+		tw.DeviceID, tw.TenantID, tw.Version, tw.Desired.Version, tw.Reported.Version, tw.UpdatedAt.UnixMilli(), sealed)
 	if err != nil {
 		return fmt.Errorf("save twin of %q: %w", tw.DeviceID, err)
 	}
@@ -104,7 +115,7 @@ func saveTwin(ctx context.Context, tx *sql.Tx, tw store.Twin) error {
 
 // GetTwin returns a device's twin.
 func (s *Store) GetTwin(ctx context.Context, tenantID, deviceID string) (store.Twin, error) {
-	tw, _, err := loadTwin(ctx, s.r, tenantID, deviceID)
+	tw, _, err := s.loadTwin(ctx, s.r, tenantID, deviceID)
 	return tw, err
 }
 
@@ -112,12 +123,15 @@ func (s *Store) GetTwin(ctx context.Context, tenantID, deviceID string) (store.T
 // (SQLite has one writer, so nothing else changes it meanwhile). change
 // returns false if there is nothing to write.
 func (s *Store) changeTwin(ctx context.Context, tenantID, deviceID string, change func(tw *store.Twin, exists bool) (bool, error)) (store.Twin, error) {
+	if err := store.PrepareSeal(ctx, s.sealer, tenantID); err != nil {
+		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
 	}
 	defer tx.Rollback()
-	tw, exists, err := loadTwin(ctx, tx, tenantID, deviceID)
+	tw, exists, err := s.loadTwin(ctx, tx, tenantID, deviceID)
 	if err != nil {
 		return store.Twin{}, err
 	}
@@ -125,7 +139,7 @@ func (s *Store) changeTwin(ctx context.Context, tenantID, deviceID string, chang
 	if err != nil || !write {
 		return tw, err
 	}
-	if err := saveTwin(ctx, tx, tw); err != nil {
+	if err := s.saveTwin(ctx, tx, tw); err != nil {
 		return store.Twin{}, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -160,19 +174,23 @@ func (s *Store) SetInitialTwin(ctx context.Context, tenantID, deviceID string, t
 }
 
 const c2dColumns = `id, tenant_id, device_id, message_id, correlation_id, properties, payload, state,
-	created_at, expires_at, delivered_at, completed_at, expired_at, delivery_count`
+	created_at, expires_at, delivered_at, completed_at, expired_at, delivery_count, sealed`
 
-func scanC2D(row interface{ Scan(...any) error }) (store.C2DMessage, error) {
+// scanC2D reads a message without opening its sealed part (returned).
+func scanC2D(row interface{ Scan(...any) error }) (store.C2DMessage, []byte, error) {
 	var m store.C2DMessage
 	var props, state string
 	var created, expires, delivered, completed, expired int64
+	var sealed []byte
 	if err := row.Scan(&m.ID, &m.TenantID, &m.DeviceID, &m.MessageID, &m.CorrelationID, &props, &m.Payload, &state,
-		&created, &expires, &delivered, &completed, &expired, &m.DeliveryCount); err != nil {
-		return store.C2DMessage{}, err
+		&created, &expires, &delivered, &completed, &expired, &m.DeliveryCount, &sealed); err != nil {
+		return store.C2DMessage{}, nil, err
 	}
-	var err error
-	if m.Properties, err = store.DecodeC2DProperties(props); err != nil {
-		return store.C2DMessage{}, err
+	if sealed == nil {
+		var err error
+		if m.Properties, err = store.DecodeC2DProperties(props); err != nil {
+			return store.C2DMessage{}, nil, err
+		}
 	}
 	m.State = store.C2DState(state)
 	m.CreatedAt = time.UnixMilli(created).UTC()
@@ -180,7 +198,7 @@ func scanC2D(row interface{ Scan(...any) error }) (store.C2DMessage, error) {
 	m.DeliveredAt = optTime(delivered)
 	m.CompletedAt = optTime(completed)
 	m.ExpiredAt = optTime(expired)
-	return m, nil
+	return m, sealed, nil
 }
 
 func optTime(ms int64) time.Time {
@@ -192,6 +210,13 @@ func optTime(ms int64) time.Time {
 
 // EnqueueC2D queues a cloud-to-device message.
 func (s *Store) EnqueueC2D(ctx context.Context, m store.C2DMessage, maxPending int) (store.C2DMessage, error) {
+	if m.Payload == nil {
+		m.Payload = []byte{}
+	}
+	sealed, err := store.SealC2D(ctx, s.sealer, m)
+	if err != nil {
+		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
@@ -214,18 +239,14 @@ func (s *Store) EnqueueC2D(ctx context.Context, m store.C2DMessage, maxPending i
 	if pending >= maxPending {
 		return store.C2DMessage{}, fmt.Errorf("device %q has %d undelivered messages: %w", m.DeviceID, pending, store.ErrQueueFull)
 	}
-	payload := m.Payload
-	if payload == nil {
-		payload = []byte{}
-	}
 	m.State = store.C2DQueued
 	m.CreatedAt = m.CreatedAt.Truncate(time.Millisecond)
 	m.ExpiresAt = m.ExpiresAt.Truncate(time.Millisecond)
 	err = tx.QueryRowContext(ctx, `INSERT INTO c2d_messages (tenant_id, device_id, message_id, correlation_id, properties,
-			payload, state, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		m.TenantID, m.DeviceID, m.MessageID, m.CorrelationID, store.EncodeC2DProperties(m.Properties), payload,
-		string(m.State), m.CreatedAt.UnixMilli(), m.ExpiresAt.UnixMilli()).Scan(&m.ID)
+			payload, state, created_at, expires_at, sealed)
+		VALUES (?, ?, ?, ?, '', x'', ?, ?, ?, ?) RETURNING id`,
+		m.TenantID, m.DeviceID, m.MessageID, m.CorrelationID,
+		string(m.State), m.CreatedAt.UnixMilli(), m.ExpiresAt.UnixMilli(), sealed).Scan(&m.ID)
 	if isUniqueViolation(err) {
 		return store.C2DMessage{}, fmt.Errorf("message id %q of device %q: %w", m.MessageID, m.DeviceID, store.ErrConflict)
 	}
@@ -259,15 +280,23 @@ func (s *Store) queryC2D(ctx context.Context, deviceID, query string, args ...an
 	}
 	defer rows.Close()
 	out := []store.C2DMessage{}
+	var sealed [][]byte
 	for rows.Next() {
-		m, err := scanC2D(rows)
+		m, blob, err := scanC2D(rows)
 		if err != nil {
 			return nil, fmt.Errorf("messages of %q: %w", deviceID, err)
 		}
 		out = append(out, m)
+		sealed = append(sealed, blob)
 	}
-	if err := rows.Err(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("messages of %q: %w", deviceID, err)
+	}
+	// Opened with the rows closed: the keyring may need a connection.
+	for i := range out {
+		if err := store.OpenC2DRow(ctx, s.sealer, &out[i], sealed[i]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -283,7 +312,7 @@ func (s *Store) PendingC2D(ctx context.Context, deviceID string, now time.Time) 
 	}
 	live := ms[:0]
 	for _, m := range ms {
-		if m.ExpiresAt.After(now) {
+		if m.ExpiresAt.After(now) && !m.Unreadable {
 			live = append(live, m)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,8 @@ import (
 type Store struct {
 	w *sql.DB // exactly one connection: all writes
 	r *sql.DB // readers
+
+	sealer store.Sealer // set once by SetSealer, before use
 }
 
 var _ store.Store = (*Store)(nil)
@@ -170,6 +173,7 @@ var migrations = []string{
 	migrationRejectedSealed,
 	migrationModelID,
 	migrationStaffCredentials,
+	migrationSealed,
 }
 
 // migrationModelID: the model id a device announces at connect.
@@ -182,7 +186,15 @@ const migrationRejectedSealed = `ALTER TABLE rejected ADD COLUMN size INTEGER NO
 	ALTER TABLE rejected ADD COLUMN sealed BLOB`
 
 // Migrate applies pending migrations and makes sure the root tenant exists.
-func (s *Store) Migrate(ctx context.Context) error {
+func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, len(migrations)) }
+
+// MigrateBeforeSealing brings a new database to the schema just before
+// machine data was sealed, for tests of the upgrade from it.
+func (s *Store) MigrateBeforeSealing(ctx context.Context) error {
+	return s.migrate(ctx, slices.Index(migrations, migrationSealed))
+}
+
+func (s *Store) migrate(ctx context.Context, upTo int) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -195,12 +207,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if version > len(migrations) {
 		return fmt.Errorf("migrate: database schema version %d is newer than this warden (%d)", version, len(migrations))
 	}
-	for i := version; i < len(migrations); i++ {
+	for i := version; i < upTo; i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 			return fmt.Errorf("migrate to version %d: %w", i+1, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, max(version, upTo))); err != nil {
 		return fmt.Errorf("migrate: set schema version: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, parent_id, name, created_at, path) VALUES (?, NULL, 'Operator', ?, ?)

@@ -543,7 +543,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	if children > 0 {
 		return fmt.Errorf("tenant %q has %d sub-tenants: %w", id, children, store.ErrConflict)
 	}
-	for _, table := range []string{"head", "head_stats", "chunks", "latest", "message_ids", "rejected", "api_tokens", "tenant_keys", "devices"} {
+	for _, table := range []string{"head", "head_stats", "chunks", "latest", "message_ids", "rejected", "api_tokens", "tenant_keys", "monitor_states", "devices"} {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, id); err != nil {
 			return fmt.Errorf("delete tenant %q: %s: %w", id, table, err)
 		}

@@ -765,23 +765,43 @@ func testMaintenancePlans(t *testing.T, s store.Store) {
 }
 
 func testMonitorState(t *testing.T, s store.Store) {
-	if got, err := s.LoadMonitorState(ctx(t), "alarm"); err != nil || got != nil {
-		t.Fatalf("LoadMonitorState without state = %q, %v; want nil, nil", got, err)
+	mustTenant(t, s, "acme")
+	mustTenant(t, s, "beta")
+	if got, err := s.LoadMonitorState(ctx(t), "alarm"); err != nil || len(got) != 0 {
+		t.Fatalf("LoadMonitorState without state = %q, %v; want none", got, err)
 	}
 	big := bytes.Repeat([]byte{0, 1, 2, 0xfe}, 1<<16)
-	for _, v := range [][]byte{[]byte("first"), big} {
+	for _, v := range []map[string][]byte{{"acme": []byte("first")}, {"acme": big, "beta": []byte("b")}} {
 		if err := s.SaveMonitorState(ctx(t), "alarm", v); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := s.LoadMonitorState(ctx(t), "alarm"); err != nil || !bytes.Equal(got, v) {
-			t.Fatalf("LoadMonitorState = %d bytes, %v; want %d", len(got), err, len(v))
+		got, err := s.LoadMonitorState(ctx(t), "alarm")
+		if err != nil || len(got) != len(v) {
+			t.Fatalf("LoadMonitorState = %d parts, %v; want %d", len(got), err, len(v))
+		}
+		for tn, want := range v {
+			if !bytes.Equal(got[tn], want) {
+				t.Fatalf("LoadMonitorState[%s] = %d bytes; want %d", tn, len(got[tn]), len(want))
+			}
 		}
 	}
-	if err := s.SaveMonitorState(ctx(t), "maintenance", []byte("other")); err != nil {
+	if err := s.SaveMonitorState(ctx(t), "maintenance", map[string][]byte{"beta": []byte("other")}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.LoadMonitorState(ctx(t), "alarm"); !bytes.Equal(got, big) {
+	if got, _ := s.LoadMonitorState(ctx(t), "alarm"); !bytes.Equal(got["acme"], big) || len(got) != 2 {
 		t.Error("saving another key changed the first")
+	}
+	if err := s.SaveMonitorState(ctx(t), "alarm", map[string][]byte{"beta": []byte("only")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LoadMonitorState(ctx(t), "alarm"); len(got) != 1 || string(got["beta"]) != "only" {
+		t.Errorf("after saving only beta: %q", got)
+	}
+	if err := s.DeleteTenant(ctx(t), "beta"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LoadMonitorState(ctx(t), "alarm"); len(got) != 0 {
+		t.Errorf("after deleting beta its state is still there: %q", got)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -57,9 +58,34 @@ func Run(t *testing.T, newStore Factory) {
 	tests = append(tests, signInTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			s, _ := withKeyring(t, newStore(t))
+			tc.fn(t, s)
+		})
+	}
+	for _, tc := range sealedTests {
+		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
 		})
 	}
+}
+
+// testMaster is the suite's master key.
+var testMaster = bytes.Repeat([]byte{0x5e}, keyring.KeySize)
+
+func withKeyring(t *testing.T, s store.Store) (store.Store, *keyring.Keyring) {
+	return s, WithKeyring(t, s)
+}
+
+// WithKeyring gives a migrated store a keyring (over a fixed test master
+// key) to seal machine data with, as the server does, and returns it.
+func WithKeyring(t *testing.T, s store.Store) *keyring.Keyring {
+	t.Helper()
+	kr, err := keyring.New(t.Context(), testMaster, s, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetSealer(kr)
+	return kr
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -1,0 +1,257 @@
+package e2e
+
+import (
+	"bytes"
+	"database/sql"
+	bin "encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/postgres"
+	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
+	"github.com/warden-iot/warden/internal/store/sqlite"
+)
+
+// Markers of the plaintext rows an old database holds.
+const (
+	upTags     = "zqx-up-tags-91"
+	upDesired  = "zqx-up-desired-92"
+	upReported = "zqx-up-reported-93"
+	upC2D      = "zqx-up-c2d-94"
+	upC2DProp  = "zqx-up-c2dprop-95"
+	upMessage  = "zqx-up-alarm-message-96"
+	upAck      = "zqx-up-ack-97"
+	upPayload  = "zqx-up-delivery-98"
+	upError    = "zqx-up-error-99"
+	upPlan     = "zqxupplan90"
+	upEvalMark = "zqx-up-evaluator-model-89"
+	upMaintMk  = "zqx-up-maint-trend-88"
+	upValue    = 6143.375
+)
+
+func upgradeMarkers() map[string][]byte {
+	m := map[string][]byte{}
+	for _, s := range []string{upTags, upDesired, upReported, upC2D, upC2DProp, upMessage, upAck, upPayload, upError,
+		upPlan, upEvalMark, upMaintMk} {
+		m[s] = []byte(s)
+	}
+	m["value as float64 (big endian)"] = bin.BigEndian.AppendUint64(nil, math.Float64bits(upValue))
+	m["value as float64 (little endian)"] = bin.LittleEndian.AppendUint64(nil, math.Float64bits(upValue))
+	m["value as text"] = []byte("6143.375")
+	return m
+}
+
+// oldRows writes, with plain SQL, the rows a database from before sealing
+// holds in clear: placeholder turns a 1-based index into the engine's.
+func oldRows(t *testing.T, exec func(query string, args ...any) error, placeholder func(int) string) {
+	t.Helper()
+	now := time.Now().UnixMilli()
+	q := func(query string, n int) string {
+		for i := n; i >= 1; i-- {
+			query = strings.ReplaceAll(query, fmt.Sprintf("$%d", i), placeholder(i))
+		}
+		return query
+	}
+	meta := `{"$lastUpdated":"2026-01-01T00:00:00Z"}`
+	steps := []struct {
+		query string
+		args  []any
+	}{
+		{`INSERT INTO device_twins (device_id, tenant_id, version, tags, desired, desired_version, desired_meta, reported,
+			reported_version, reported_meta, updated_at) VALUES ($1, $2, 3, $3, $4, 2, $5, $6, 2, $7, $8)`,
+			[]any{"up-dev", store.RootTenantID, `{"owner":"` + upTags + `"}`, `{"note":"` + upDesired + `"}`, meta,
+				`{"fw":"` + upReported + `"}`, meta, now}},
+		{`INSERT INTO c2d_messages (tenant_id, device_id, message_id, correlation_id, properties, payload, state, created_at,
+			expires_at) VALUES ($1, $2, 'm1', '', $3, $4, 'queued', $5, $6)`,
+			[]any{store.RootTenantID, "up-dev", `{"k":"` + upC2DProp + `"}`, []byte(upC2D), now, now + 3600_000}},
+		{`INSERT INTO alarms (tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state, raised_at, last_at,
+			acked_at, acked_by, ack_comment, cleared_at, cleared_by) VALUES ($1, 'old-rule', $2, '', 'rule', 'critical', $3, $4,
+			'cleared', $5, $5, $5, 'someone', $6, $5, 'auto')`,
+			[]any{store.RootTenantID, "up-dev", upMessage + " 6143.375", upValue, now, upAck}},
+		{`INSERT INTO deliveries (tenant_id, alarm_id, channel, target, event, payload, state, attempts, next_at, last_error,
+			created_at, sent_at) SELECT $1, id, 'webhook', 'hook', 'raised', $2, 'failed', 3, 0, $3, $4, 0 FROM alarms`,
+			[]any{store.RootTenantID, `{"message":"` + upPayload + `"}`, "500: " + upError, now}},
+		{`INSERT INTO maintenance_plans (tenant_id, model, spec, updated_at) VALUES ($1, 'up-model', $2, $3)`,
+			[]any{store.RootTenantID, `{"model":"up-model","trends":[{"metric":"` + upPlan + `","limit":3.3,"window":"1d"}]}`, now}},
+		{`INSERT INTO monitor_state (key, state) VALUES ('alarm-evaluator', $1)`,
+			[]any{[]byte(`{"devices":[{"device":{"id":"up-dev","tenantPath":"root","model":"` + upEvalMark + `"}}]}`)}},
+		{`INSERT INTO monitor_state (key, state) VALUES ('maintenance', $1)`,
+			[]any{[]byte(`[[{"device":{"id":"up-dev","tenantPath":"root"},"planTenant":"root","trends":[{"metric":"` + upMaintMk + `"}]}]]`)}},
+	}
+	for _, st := range steps {
+		if err := exec(q(st.query, len(st.args)), st.args...); err != nil {
+			t.Fatalf("%s: %v", st.query, err)
+		}
+	}
+}
+
+// checkUpgraded reads the upgraded data back through the API.
+func checkUpgraded(t *testing.T, e *env) {
+	tw, err := e.api.Twin(e.ctx(), "up-dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{upTags, upDesired, upReported} {
+		if !bytes.Contains(mustJSON(t, tw), []byte(m)) {
+			t.Errorf("upgraded twin lacks %s: %s", m, mustJSON(t, tw))
+		}
+	}
+	var c2d rawBody
+	if err := e.api.Do(e.ctx(), "GET", "/api/v1/devices/up-dev/c2d", nil, nil, &c2d); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(c2d, []byte(upC2DProp)) {
+		t.Errorf("upgraded C2D message lacks its property: %s", c2d)
+	}
+	var alarms rawBody
+	if err := e.api.Do(e.ctx(), "GET", "/api/v1/alarms", nil, nil, &alarms); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(alarms, []byte(upMessage)) || !bytes.Contains(alarms, []byte(upAck)) || !bytes.Contains(alarms, []byte("6143.375")) {
+		t.Errorf("upgraded alarm lacks its message, comment or value: %s", alarms)
+	}
+	var plans rawBody
+	if err := e.api.Do(e.ctx(), "GET", "/api/v1/maintenance-plans", nil, nil, &plans); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(plans, []byte(upPlan)) {
+		t.Errorf("upgraded plan lacks its spec: %s", plans)
+	}
+}
+
+// TestSealUpgradeSQLite: a database at the schema from before sealing,
+// with machine data in clear, is upgraded by starting a server on it; then
+// everything reads back, and no byte of the plaintext is left in the
+// database file or its WAL.
+func TestSealUpgradeSQLite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "warden.db")
+	st, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MigrateBeforeSealing(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateDevice(t.Context(), store.Device{ID: "up-dev", TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+		PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRows(t, func(q string, args ...any) error { _, err := db.Exec(q, args...); return err },
+		func(i int) string { return fmt.Sprintf("?%d", i) })
+	db.Close()
+	raw := readFiles(t, dir)
+	for _, m := range []string{upTags, upC2D, upMessage, upPlan, upEvalMark} {
+		if !bytes.Contains(raw, []byte(m)) {
+			t.Fatalf("the old database does not hold %s in clear: the scan would prove nothing", m)
+		}
+	}
+
+	e, stop := startStoppableIn(t, dir, "")
+	checkUpgraded(t, e)
+	stop()
+	raw = readFiles(t, dir)
+	for what, m := range upgradeMarkers() {
+		if i := bytes.Index(raw, m); i >= 0 {
+			t.Errorf("%s left in the upgraded database at byte %d: …%q…", what, i, raw[max(0, i-40):min(len(raw), i+len(m)+40)])
+		}
+	}
+}
+
+func readFiles(t *testing.T, dir string) []byte {
+	t.Helper()
+	var raw []byte
+	for _, f := range []string{"warden.db", "warden.db-wal"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		raw = append(raw, b...)
+	}
+	return raw
+}
+
+// TestSealUpgradePostgres is TestSealUpgradeSQLite on PostgreSQL: the
+// upgraded tables hold no plaintext in any live row, and, rewritten by
+// VACUUM FULL, no dead tuple keeps it in their files.
+func TestSealUpgradePostgres(t *testing.T) {
+	dbURL := pgtest.URL(t)
+	st, err := postgres.Open(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MigrateBeforeSealing(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateDevice(t.Context(), store.Device{ID: "up-dev", TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+		PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRows(t, func(q string, args ...any) error { _, err := conn.Exec(t.Context(), q, args...); return err },
+		func(i int) string { return fmt.Sprintf("$%d", i) })
+	conn.Close(t.Context())
+	if dump := pgDump(t, dbURL); !strings.Contains(dump, upTags) {
+		t.Fatal("the old database does not hold the twin in clear: the scan would prove nothing")
+	}
+
+	e, stop := startStoppableIn(t, t.TempDir(), dbURL)
+	checkUpgraded(t, e)
+	stop()
+	dump := pgDump(t, dbURL)
+	for what, m := range upgradeMarkers() {
+		if strings.Contains(dump, string(m)) || strings.Contains(dump, hex.EncodeToString(m)) {
+			t.Errorf("%s left in the upgraded database", what)
+		}
+	}
+	// The dead tuples: the tables' files hold no plaintext either.
+	conn, err = pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var pending int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM meta WHERE key = 'sealed_compact_pending'`).Scan(&pending); err != nil || pending != 0 {
+		t.Errorf("compaction still pending (%d, %v)", pending, err)
+	}
+	var dataDir string
+	if err := conn.QueryRow(t.Context(), `SHOW data_directory`).Scan(&dataDir); err != nil {
+		t.Skipf("cannot read the server's files (%v); live rows were checked", err)
+	}
+	if _, err := conn.Exec(t.Context(), `CHECKPOINT`); err != nil {
+		t.Skipf("cannot checkpoint (%v); live rows were checked", err)
+	}
+	for _, table := range []string{"device_twins", "c2d_messages", "alarms", "deliveries", "maintenance_plans", "monitor_state"} {
+		var rel string
+		if err := conn.QueryRow(t.Context(), `SELECT pg_relation_filepath($1::regclass)`, table).Scan(&rel); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dataDir, rel))
+		if err != nil {
+			t.Skipf("cannot read the server's files (%v); live rows were checked", err)
+		}
+		for what, m := range upgradeMarkers() {
+			if bytes.Contains(b, m) {
+				t.Errorf("%s left in the file of %s", what, table)
+			}
+		}
+	}
+}

@@ -1,0 +1,318 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// migrationSealed adds the sealed columns of machine data (store/seal.go),
+// as in store/sqlite: a NULL sealed column marks a row written before,
+// whose plaintext is still in the old columns until SealPlaintext seals it
+// and empties them. The alarm evaluator's state moves to monitor_states,
+// one sealed row per key and tenant.
+const migrationSealed = `ALTER TABLE device_twins ADD COLUMN sealed BYTEA;
+	ALTER TABLE c2d_messages ADD COLUMN sealed BYTEA;
+	ALTER TABLE alarms ADD COLUMN sealed BYTEA;
+	ALTER TABLE alarms ADD COLUMN sealed_comment BYTEA;
+	ALTER TABLE deliveries ADD COLUMN sealed BYTEA;
+	ALTER TABLE deliveries ADD COLUMN sealed_error BYTEA;
+	ALTER TABLE maintenance_plans ADD COLUMN sealed BYTEA;
+	CREATE TABLE monitor_states (
+		key       TEXT COLLATE "C" NOT NULL,
+		tenant_id TEXT COLLATE "C" NOT NULL,
+		sealed    BYTEA NOT NULL,
+		PRIMARY KEY (key, tenant_id)
+	);`
+
+// sealedTables are the tables whose plaintext SealPlaintext replaces, for
+// CompactSealed.
+const sealedTables = `device_twins, c2d_messages, alarms, deliveries, maintenance_plans, monitor_state`
+
+// metaCompactPending is set in the transaction that replaces plaintext,
+// and removed once CompactSealed has rewritten the tables.
+const metaCompactPending = "sealed_compact_pending"
+
+// SetSealer sets the keyring machine data is sealed with.
+func (s *Store) SetSealer(sl store.Sealer) { s.sealer = sl }
+
+const sealBatch = 200
+
+type plaintextPass struct {
+	table  string
+	query  string
+	update string
+	seal   func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error)
+}
+
+func plaintextPasses() []plaintextPass {
+	return []plaintextPass{{
+		table: "device_twins",
+		query: `SELECT device_id, tenant_id, tags, desired, desired_meta, reported, reported_meta
+			FROM device_twins WHERE sealed IS NULL LIMIT $1`,
+		update: `UPDATE device_twins SET sealed = $1, tags = '', desired = '', desired_meta = '', reported = '',
+			reported_meta = '' WHERE device_id = $2 AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
+			var tw store.Twin
+			var tags, desired, dmeta, reported, rmeta string
+			if err := rows.Scan(&tw.DeviceID, &tw.TenantID, &tags, &desired, &dmeta, &reported, &rmeta); err != nil {
+				return nil, err
+			}
+			tw.Tags = json.RawMessage(tags)
+			tw.Desired.Doc, tw.Desired.Metadata = json.RawMessage(desired), json.RawMessage(dmeta)
+			tw.Reported.Doc, tw.Reported.Metadata = json.RawMessage(reported), json.RawMessage(rmeta)
+			blob, err := store.SealTwin(ctx, sl, tw)
+			return []any{blob, tw.DeviceID}, err
+		},
+	}, {
+		table: "c2d_messages",
+		query: `SELECT id, tenant_id, device_id, message_id, properties, payload FROM c2d_messages
+			WHERE sealed IS NULL LIMIT $1`,
+		update: `UPDATE c2d_messages SET sealed = $1, properties = '', payload = ''::bytea WHERE id = $2 AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
+			var m store.C2DMessage
+			var props string
+			if err := rows.Scan(&m.ID, &m.TenantID, &m.DeviceID, &m.MessageID, &props, &m.Payload); err != nil {
+				return nil, err
+			}
+			var err error
+			if m.Properties, err = store.DecodeC2DProperties(props); err != nil {
+				return nil, err
+			}
+			blob, err := store.SealC2D(ctx, sl, m)
+			return []any{blob, m.ID}, err
+		},
+	}, {
+		table: "alarms",
+		query: `SELECT id, tenant_id, rule_id, device_id, message, value, ack_comment FROM alarms
+			WHERE sealed IS NULL LIMIT $1`,
+		update: `UPDATE alarms SET sealed = $1, sealed_comment = $2, message = '', value = 0, ack_comment = ''
+			WHERE id = $3 AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
+			var a store.Alarm
+			if err := rows.Scan(&a.ID, &a.TenantID, &a.RuleID, &a.DeviceID, &a.Message, &a.Value, &a.AckComment); err != nil {
+				return nil, err
+			}
+			return store.SealLegacyAlarm(ctx, sl, a)
+		},
+	}, {
+		table: "deliveries",
+		query: `SELECT id, tenant_id, alarm_id, channel, target, event, payload, last_error FROM deliveries
+			WHERE sealed IS NULL LIMIT $1`,
+		update: `UPDATE deliveries SET sealed = $1, sealed_error = $2, payload = '', last_error = ''
+			WHERE id = $3 AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
+			var d store.Delivery
+			var payload string
+			if err := rows.Scan(&d.ID, &d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event, &payload, &d.LastError); err != nil {
+				return nil, err
+			}
+			d.Payload = specJSON(payload)
+			p, e, err := store.SealDeliveryRow(ctx, sl, d)
+			return []any{p, e, d.ID}, err
+		},
+	}, {
+		table:  "maintenance_plans",
+		query:  `SELECT tenant_id, model, spec FROM maintenance_plans WHERE sealed IS NULL LIMIT $1`,
+		update: `UPDATE maintenance_plans SET sealed = $1, spec = '' WHERE tenant_id = $2 AND model = $3 AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
+			var p store.MaintenancePlan
+			var spec string
+			if err := rows.Scan(&p.TenantID, &p.Model, &spec); err != nil {
+				return nil, err
+			}
+			p.Spec = specJSON(spec)
+			blob, err := store.SealPlan(ctx, sl, p)
+			return []any{blob, p.TenantID, p.Model}, err
+		},
+	}}
+}
+
+// SealPlaintext seals the rows written before sealing existed, in batches
+// of one transaction each (a crash loses at most the batch, which the next
+// run seals again).
+func (s *Store) SealPlaintext(ctx context.Context) (int64, error) {
+	if s.sealer == nil {
+		return 0, store.ErrNoSealer
+	}
+	var total int64
+	for _, p := range plaintextPasses() {
+		for {
+			n, err := s.sealPlaintextBatch(ctx, p)
+			if err != nil {
+				return total, fmt.Errorf("seal plaintext rows of %s: %w", p.table, err)
+			}
+			total += int64(n)
+			if n < sealBatch {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+func (s *Store) sealPlaintextBatch(ctx context.Context, p plaintextPass) (int, error) {
+	rows, err := s.pool.Query(ctx, p.query, sealBatch)
+	if err != nil {
+		return 0, err
+	}
+	var updates [][]any
+	for rows.Next() {
+		args, err := p.seal(ctx, s.sealer, rows)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		updates = append(updates, args)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if len(updates) == 0 {
+		return 0, nil
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(ctx)
+	for _, args := range updates {
+		if _, err := tx.Exec(ctx, p.update, args...); err != nil {
+			return 0, err
+		}
+	}
+	if err := setCompactPending(ctx, tx); err != nil {
+		return 0, err
+	}
+	return len(updates), tx.Commit(ctx)
+}
+
+func setCompactPending(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ($1, '1') ON CONFLICT (key) DO NOTHING`, metaCompactPending)
+	return err
+}
+
+// CompactSealed rewrites the tables whose plaintext was replaced (VACUUM
+// FULL writes new files without the dead tuples) if that happened since
+// the last compaction.
+func (s *Store) CompactSealed(ctx context.Context) error {
+	if _, err := s.GetMeta(ctx, metaCompactPending); errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	if err := s.waitOlderSnapshots(ctx); err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, `VACUUM FULL `+sealedTables); err != nil {
+		return fmt.Errorf("compact: vacuum: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM meta WHERE key = $1`, metaCompactPending); err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	return nil
+}
+
+// waitOlderSnapshots waits until no other session of this database holds a
+// snapshot or transaction older than now: VACUUM FULL keeps the row
+// versions such a snapshot may still see, plaintext included.
+func (s *Store) waitOlderSnapshots(ctx context.Context) error {
+	var now string
+	if err := s.pool.QueryRow(ctx, `SELECT pg_current_xact_id()::xid::text`).Scan(&now); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(compactWait)
+	for {
+		var older int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()
+				AND (age(backend_xmin) >= age($1::xid) OR age(backend_xid) >= age($1::xid))`, now).Scan(&older); err != nil {
+			return err
+		}
+		if older == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d sessions keep snapshots older than the sealing for more than %s; compaction runs again at the next start", older, compactWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// compactWait bounds waitOlderSnapshots.
+const compactWait = time.Minute
+
+// SaveMonitorState replaces the evaluator's state under key, one sealed
+// row per tenant, and drops a state saved before sealing.
+func (s *Store) SaveMonitorState(ctx context.Context, key string, byTenant map[string][]byte) error {
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(`DELETE FROM monitor_states WHERE key = $1`, key)
+	for tenantID, state := range byTenant {
+		blob, err := store.SealMonitorState(ctx, s.sealer, key, tenantID, state)
+		if err != nil {
+			return fmt.Errorf("save monitor state %q: %w", key, err)
+		}
+		b.Queue(`INSERT INTO monitor_states (key, tenant_id, sealed) VALUES ($1, $2, $3)`, key, tenantID, blob)
+	}
+	b.Queue(`WITH gone AS (DELETE FROM monitor_state WHERE key = $1 RETURNING 1)
+		INSERT INTO meta (key, value) SELECT $2, '1' WHERE EXISTS (SELECT 1 FROM gone)
+		ON CONFLICT (key) DO NOTHING`, key, metaCompactPending)
+	br := s.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	defer tx.Rollback(ctx)
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("save monitor state %q: %w", key, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("save monitor state %q: commit: %w", key, err)
+	}
+	return nil
+}
+
+// LoadMonitorState returns the evaluator's state under key, by tenant;
+// parts that cannot be opened are left out. A state saved before sealing
+// comes back under "".
+func (s *Store) LoadMonitorState(ctx context.Context, key string) (map[string][]byte, error) {
+	type part struct {
+		tenantID string
+		blob     []byte
+	}
+	rows, err := s.pool.Query(ctx, `SELECT tenant_id, sealed FROM monitor_states WHERE key = $1`, key)
+	parts, err := collect(rows, err, func(row pgx.Row) (part, error) {
+		var p part
+		return p, row.Scan(&p.tenantID, &p.blob)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
+	}
+	sealed := make(map[string][]byte, len(parts))
+	for _, p := range parts {
+		sealed[p.tenantID] = p.blob
+	}
+	out, err := store.OpenMonitorStates(ctx, s.sealer, key, sealed)
+	if err != nil {
+		return nil, err
+	}
+	var legacy []byte
+	err = s.pool.QueryRow(ctx, `SELECT state FROM monitor_state WHERE key = $1`, key).Scan(&legacy)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
+	default:
+		out[""] = legacy
+	}
+	return out, nil
+}

@@ -1,0 +1,409 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Sealer encrypts and decrypts a tenant's data with the tenant's own key
+// (package keyring). aad is authenticated, not stored: Open needs the same
+// bytes Seal was given.
+type Sealer interface {
+	Seal(ctx context.Context, tenantID string, plaintext, aad []byte) ([]byte, error)
+	Open(ctx context.Context, tenantID string, blob, aad []byte) ([]byte, error)
+}
+
+// Everything of a machine that is not an id, a time or a state is stored
+// sealed with its tenant's key: twin documents (tags, desired and reported
+// properties with their metadata), cloud-to-device payloads and properties,
+// alarm messages, values and acknowledgement comments, notification
+// payloads and delivery errors, maintenance plans and the alarm evaluator's
+// state. The stores keep such a row's sealed blob in a "sealed" column; a
+// row whose sealed column is NULL was written before sealing existed and
+// still holds its plaintext in the old columns until SealPlaintext seals it.
+//
+// The functions below are the one encoding of each class, shared by both
+// engines, so that the SQL only moves bytes. Every blob is bound by its
+// additional data to the row it belongs to (tenant, class and the row's
+// identity), so a blob copied into another row, of the same tenant or not,
+// does not open.
+
+// ErrNoSealer: the store was asked to keep machine data before SetSealer.
+var ErrNoSealer = errors.New("no sealer set: machine data is only stored encrypted")
+
+// ErrUnreadable: a sealed row cannot be opened, usually because its
+// tenant's keys were destroyed. Lists mark such rows (Unreadable) rather
+// than fail.
+var ErrUnreadable = errors.New("sealed data cannot be read")
+
+// sealAAD is a blob's additional data: a fixed prefix, the class, the
+// tenant and the row's identity, each length-prefixed so that no two
+// different identities give the same bytes.
+func sealAAD(class, tenantID string, ids ...string) []byte {
+	var b strings.Builder
+	b.WriteString("warden sealed row\x00")
+	for _, s := range append([]string{class, tenantID}, ids...) {
+		b.WriteString(strconv.Itoa(len(s)))
+		b.WriteByte(':')
+		b.WriteString(s)
+	}
+	return []byte(b.String())
+}
+
+// sealParts seals parts, framed each with its length (uvarint), so that
+// they come back byte for byte.
+func sealParts(ctx context.Context, s Sealer, tenantID string, aad []byte, parts ...[]byte) ([]byte, error) {
+	if s == nil {
+		return nil, ErrNoSealer
+	}
+	n := 0
+	for _, p := range parts {
+		n += binary.MaxVarintLen64 + len(p)
+	}
+	pt := make([]byte, 0, n)
+	for _, p := range parts {
+		pt = binary.AppendUvarint(pt, uint64(len(p)))
+		pt = append(pt, p...)
+	}
+	blob, err := s.Seal(ctx, tenantID, pt, aad)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	return blob, nil
+}
+
+// openParts opens what sealParts sealed; it wants exactly n parts.
+func openParts(ctx context.Context, s Sealer, tenantID string, blob, aad []byte, n int) ([][]byte, error) {
+	if s == nil {
+		return nil, ErrNoSealer
+	}
+	pt, err := s.Open(ctx, tenantID, blob, aad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	parts := make([][]byte, 0, n)
+	for len(pt) > 0 {
+		l, k := binary.Uvarint(pt)
+		if k <= 0 || l > uint64(len(pt)-k) {
+			return nil, fmt.Errorf("%w: bad framing", ErrUnreadable)
+		}
+		parts = append(parts, pt[k:k+int(l)])
+		pt = pt[k+int(l):]
+	}
+	if len(parts) != n {
+		return nil, fmt.Errorf("%w: %d parts, want %d", ErrUnreadable, len(parts), n)
+	}
+	return parts, nil
+}
+
+func float64Bytes(v float64) []byte { return binary.BigEndian.AppendUint64(nil, math.Float64bits(v)) }
+
+func bytesFloat64(b []byte) (float64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: bad number", ErrUnreadable)
+	}
+	return math.Float64frombits(binary.BigEndian.Uint64(b)), nil
+}
+
+// rawOrNil is a stored JSON document: nil when empty.
+func rawOrNil(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	return json.RawMessage(b)
+}
+
+// SealTwin seals a twin's documents (not its versions and times).
+func SealTwin(ctx context.Context, s Sealer, tw Twin) ([]byte, error) {
+	return sealParts(ctx, s, tw.TenantID, sealAAD("twin", tw.TenantID, tw.DeviceID),
+		tw.Tags, tw.Desired.Doc, tw.Desired.Metadata, tw.Reported.Doc, tw.Reported.Metadata)
+}
+
+// OpenTwin fills tw's documents from its sealed blob; tw's tenant and
+// device must be set.
+func OpenTwin(ctx context.Context, s Sealer, tw *Twin, blob []byte) error {
+	p, err := openParts(ctx, s, tw.TenantID, blob, sealAAD("twin", tw.TenantID, tw.DeviceID), 5)
+	if err != nil {
+		return fmt.Errorf("twin of %q: %w", tw.DeviceID, err)
+	}
+	tw.Tags = json.RawMessage(p[0])
+	tw.Desired.Doc, tw.Desired.Metadata = json.RawMessage(p[1]), json.RawMessage(p[2])
+	tw.Reported.Doc, tw.Reported.Metadata = json.RawMessage(p[3]), json.RawMessage(p[4])
+	return nil
+}
+
+// SealC2D seals a cloud-to-device message's payload and properties.
+func SealC2D(ctx context.Context, s Sealer, m C2DMessage) ([]byte, error) {
+	return sealParts(ctx, s, m.TenantID, sealAAD("c2d", m.TenantID, m.DeviceID, m.MessageID),
+		[]byte(EncodeC2DProperties(m.Properties)), m.Payload)
+}
+
+// OpenC2D fills m's payload and properties from its sealed blob.
+func OpenC2D(ctx context.Context, s Sealer, m *C2DMessage, blob []byte) error {
+	p, err := openParts(ctx, s, m.TenantID, blob, sealAAD("c2d", m.TenantID, m.DeviceID, m.MessageID), 2)
+	if err == nil {
+		m.Properties, err = DecodeC2DProperties(string(p[0]))
+	}
+	if err != nil {
+		return fmt.Errorf("message %d of %q: %w", m.ID, m.DeviceID, err)
+	}
+	m.Payload = append([]byte{}, p[1]...)
+	return nil
+}
+
+// SealAlarm seals an alarm's message and value. The blob is bound to the
+// tenant, rule and device: the alarm's id is not known before it is
+// inserted.
+func SealAlarm(ctx context.Context, s Sealer, tenantID, ruleID, deviceID, message string, value float64) ([]byte, error) {
+	return sealParts(ctx, s, tenantID, sealAAD("alarm", tenantID, ruleID, deviceID), []byte(message), float64Bytes(value))
+}
+
+// OpenAlarm fills a's message and value from its sealed blob. If it cannot
+// be opened, a is marked Unreadable and the error returned.
+func OpenAlarm(ctx context.Context, s Sealer, a *Alarm, blob []byte) error {
+	p, err := openParts(ctx, s, a.TenantID, blob, sealAAD("alarm", a.TenantID, a.RuleID, a.DeviceID), 2)
+	var v float64
+	if err == nil {
+		v, err = bytesFloat64(p[1])
+	}
+	if err != nil {
+		a.Message, a.Value, a.Unreadable = "", 0, true
+		return fmt.Errorf("alarm %d: %w", a.ID, err)
+	}
+	a.Message, a.Value = string(p[0]), v
+	return nil
+}
+
+// SealAckComment seals the comment of an alarm's acknowledgement.
+func SealAckComment(ctx context.Context, s Sealer, tenantID string, alarmID int64, comment string) ([]byte, error) {
+	return sealParts(ctx, s, tenantID, sealAAD("alarm-ack", tenantID, strconv.FormatInt(alarmID, 10)), []byte(comment))
+}
+
+// OpenAckComment fills a's acknowledgement comment from its sealed blob.
+func OpenAckComment(ctx context.Context, s Sealer, a *Alarm, blob []byte) error {
+	p, err := openParts(ctx, s, a.TenantID, blob, sealAAD("alarm-ack", a.TenantID, strconv.FormatInt(a.ID, 10)), 1)
+	if err != nil {
+		a.AckComment, a.Unreadable = "", true
+		return fmt.Errorf("alarm %d: %w", a.ID, err)
+	}
+	a.AckComment = string(p[0])
+	return nil
+}
+
+func deliveryAAD(d Delivery) []byte {
+	return sealAAD("delivery", d.TenantID, strconv.FormatInt(d.AlarmID, 10), d.Channel, d.Target, d.Event)
+}
+
+func deliveryErrorAAD(d Delivery) []byte {
+	return sealAAD("delivery-error", d.TenantID, strconv.FormatInt(d.AlarmID, 10), d.Channel, d.Target, d.Event)
+}
+
+// SealDeliveryPayload seals a delivery's payload.
+func SealDeliveryPayload(ctx context.Context, s Sealer, d Delivery) ([]byte, error) {
+	return sealParts(ctx, s, d.TenantID, deliveryAAD(d), d.Payload)
+}
+
+// OpenDeliveryPayload fills d's payload from its sealed blob, or marks d
+// Unreadable.
+func OpenDeliveryPayload(ctx context.Context, s Sealer, d *Delivery, blob []byte) error {
+	p, err := openParts(ctx, s, d.TenantID, blob, deliveryAAD(*d), 1)
+	if err != nil {
+		d.Payload, d.Unreadable = nil, true
+		return fmt.Errorf("delivery %d: %w", d.ID, err)
+	}
+	d.Payload = rawOrNil(p[0])
+	return nil
+}
+
+// SealDeliveryError seals a delivery's last error (it may quote what the
+// receiver answered).
+func SealDeliveryError(ctx context.Context, s Sealer, d Delivery) ([]byte, error) {
+	return sealParts(ctx, s, d.TenantID, deliveryErrorAAD(d), []byte(d.LastError))
+}
+
+// OpenDeliveryError fills d's last error from its sealed blob.
+func OpenDeliveryError(ctx context.Context, s Sealer, d *Delivery, blob []byte) error {
+	p, err := openParts(ctx, s, d.TenantID, blob, deliveryErrorAAD(*d), 1)
+	if err != nil {
+		d.LastError, d.Unreadable = "", true
+		return fmt.Errorf("delivery %d: %w", d.ID, err)
+	}
+	d.LastError = string(p[0])
+	return nil
+}
+
+// SealPlan seals a maintenance plan's spec.
+func SealPlan(ctx context.Context, s Sealer, p MaintenancePlan) ([]byte, error) {
+	return sealParts(ctx, s, p.TenantID, sealAAD("maintenance-plan", p.TenantID, p.Model), p.Spec)
+}
+
+// OpenPlan fills p's spec from its sealed blob.
+func OpenPlan(ctx context.Context, s Sealer, p *MaintenancePlan, blob []byte) error {
+	parts, err := openParts(ctx, s, p.TenantID, blob, sealAAD("maintenance-plan", p.TenantID, p.Model), 1)
+	if err != nil {
+		return fmt.Errorf("maintenance plan %q of tenant %q: %w", p.Model, p.TenantID, err)
+	}
+	p.Spec = rawOrNil(parts[0])
+	return nil
+}
+
+// SealMonitorState seals one tenant's part of the alarm evaluator's state.
+func SealMonitorState(ctx context.Context, s Sealer, key, tenantID string, state []byte) ([]byte, error) {
+	if s == nil {
+		return nil, ErrNoSealer
+	}
+	blob, err := s.Seal(ctx, tenantID, state, sealAAD("monitor-state", tenantID, key))
+	if err != nil {
+		return nil, fmt.Errorf("seal monitor state %q of tenant %q: %w", key, tenantID, err)
+	}
+	return blob, nil
+}
+
+// OpenMonitorState opens what SealMonitorState sealed.
+func OpenMonitorState(ctx context.Context, s Sealer, key, tenantID string, blob []byte) ([]byte, error) {
+	if s == nil {
+		return nil, ErrNoSealer
+	}
+	pt, err := s.Open(ctx, tenantID, blob, sealAAD("monitor-state", tenantID, key))
+	if err != nil {
+		return nil, fmt.Errorf("monitor state %q of tenant %q: %w: %w", key, tenantID, ErrUnreadable, err)
+	}
+	return pt, nil
+}
+
+// OpenAlarmRow opens what a stored alarm row holds sealed: message and
+// value (sealed; nil for a row from before sealing, whose plaintext a
+// already holds) and acknowledgement comment (sealedComment). A part that
+// cannot be opened marks a Unreadable; only a missing sealer is an error.
+func OpenAlarmRow(ctx context.Context, s Sealer, a *Alarm, sealed, sealedComment []byte) error {
+	if sealed != nil {
+		if err := OpenAlarm(ctx, s, a, sealed); errors.Is(err, ErrNoSealer) {
+			return err
+		}
+	}
+	if sealedComment != nil {
+		if err := OpenAckComment(ctx, s, a, sealedComment); errors.Is(err, ErrNoSealer) {
+			return err
+		}
+	}
+	return nil
+}
+
+// SealDeliveryRow seals a new delivery's payload and, if it has one, its
+// last error (nil if not).
+func SealDeliveryRow(ctx context.Context, s Sealer, d Delivery) (payload, lastErr []byte, err error) {
+	if payload, err = SealDeliveryPayload(ctx, s, d); err != nil {
+		return nil, nil, err
+	}
+	if d.LastError != "" {
+		if lastErr, err = SealDeliveryError(ctx, s, d); err != nil {
+			return nil, nil, err
+		}
+	}
+	return payload, lastErr, nil
+}
+
+// OpenDeliveryRow opens a stored delivery's sealed payload and error (nil:
+// not sealed). A part that cannot be opened marks d Unreadable; only a
+// missing sealer is an error.
+func OpenDeliveryRow(ctx context.Context, s Sealer, d *Delivery, payload, lastErr []byte) error {
+	if payload != nil {
+		if err := OpenDeliveryPayload(ctx, s, d, payload); errors.Is(err, ErrNoSealer) {
+			return err
+		}
+	}
+	if lastErr != nil {
+		if err := OpenDeliveryError(ctx, s, d, lastErr); errors.Is(err, ErrNoSealer) {
+			return err
+		}
+	}
+	return nil
+}
+
+// PrepareSeal makes sure the tenant has a data key before a caller enters
+// a transaction that will seal: creating the key writes to the store, which
+// on SQLite's single writer connection must not happen inside another
+// transaction. With the key cached it costs one sealing of nothing.
+func PrepareSeal(ctx context.Context, s Sealer, tenantID string) error {
+	if s == nil {
+		return ErrNoSealer
+	}
+	if _, err := s.Seal(ctx, tenantID, nil, []byte("warden prepare")); err != nil {
+		return fmt.Errorf("data key of tenant %q: %w", tenantID, err)
+	}
+	return nil
+}
+
+// SealLegacyAlarm seals an alarm row written before sealing: its message
+// and value, and its acknowledgement comment if it has one. It returns the
+// arguments of the stores' UPDATE: sealed, sealed comment (nil if none),
+// id.
+func SealLegacyAlarm(ctx context.Context, s Sealer, a Alarm) ([]any, error) {
+	sealed, err := SealAlarm(ctx, s, a.TenantID, a.RuleID, a.DeviceID, a.Message, a.Value)
+	if err != nil {
+		return nil, err
+	}
+	var comment []byte
+	if a.AckComment != "" {
+		if comment, err = SealAckComment(ctx, s, a.TenantID, a.ID, a.AckComment); err != nil {
+			return nil, err
+		}
+	}
+	return []any{sealed, comment, a.ID}, nil
+}
+
+// OpenC2DRow opens a stored message's sealed part (nil: not sealed); a
+// message whose part cannot be opened is marked Unreadable, with no
+// payload or properties. Only a missing sealer is an error.
+func OpenC2DRow(ctx context.Context, s Sealer, m *C2DMessage, sealed []byte) error {
+	if sealed == nil {
+		return nil
+	}
+	if err := OpenC2D(ctx, s, m, sealed); err != nil {
+		if errors.Is(err, ErrNoSealer) {
+			return err
+		}
+		m.Payload, m.Properties, m.Unreadable = []byte{}, map[string]string{}, true
+	}
+	return nil
+}
+
+// OpenPlans opens stored plans' sealed specs (nil: not sealed). A plan
+// whose spec cannot be opened is left out: without its spec it is no plan.
+func OpenPlans(ctx context.Context, s Sealer, plans []MaintenancePlan, sealed [][]byte) ([]MaintenancePlan, error) {
+	out := make([]MaintenancePlan, 0, len(plans))
+	for i, p := range plans {
+		if sealed[i] != nil {
+			if err := OpenPlan(ctx, s, &p, sealed[i]); err != nil {
+				if errors.Is(err, ErrNoSealer) {
+					return nil, err
+				}
+				continue
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// OpenMonitorStates opens the sealed parts of a monitor state, by tenant;
+// parts that cannot be opened are left out.
+func OpenMonitorStates(ctx context.Context, s Sealer, key string, sealed map[string][]byte) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(sealed))
+	for tenantID, blob := range sealed {
+		state, err := OpenMonitorState(ctx, s, key, tenantID, blob)
+		if errors.Is(err, ErrNoSealer) {
+			return nil, err
+		}
+		if err == nil {
+			out[tenantID] = state
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,299 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// migrationSealed adds the sealed columns of machine data (store/seal.go).
+// A NULL sealed column marks a row written before: its plaintext is still
+// in the old columns until SealPlaintext seals it and empties them. The
+// alarm evaluator's state moves to monitor_states, one sealed row per key
+// and tenant; monitor_state keeps a state saved before, until the next save
+// replaces it.
+const migrationSealed = `ALTER TABLE device_twins ADD COLUMN sealed BLOB;
+	ALTER TABLE c2d_messages ADD COLUMN sealed BLOB;
+	ALTER TABLE alarms ADD COLUMN sealed BLOB;
+	ALTER TABLE alarms ADD COLUMN sealed_comment BLOB;
+	ALTER TABLE deliveries ADD COLUMN sealed BLOB;
+	ALTER TABLE deliveries ADD COLUMN sealed_error BLOB;
+	ALTER TABLE maintenance_plans ADD COLUMN sealed BLOB;
+	CREATE TABLE monitor_states (
+		key       TEXT NOT NULL,
+		tenant_id TEXT NOT NULL,
+		sealed    BLOB NOT NULL,
+		PRIMARY KEY (key, tenant_id)
+	) WITHOUT ROWID;`
+
+// metaCompactPending is set in the transaction that replaces plaintext,
+// and removed once CompactSealed has rewritten the file: a crash in
+// between leaves it set, and the next start compacts.
+const metaCompactPending = "sealed_compact_pending"
+
+// SetSealer sets the keyring machine data is sealed with.
+func (s *Store) SetSealer(sl store.Sealer) { s.sealer = sl }
+
+// sealBatch is how many plaintext rows SealPlaintext seals per transaction.
+const sealBatch = 200
+
+// plaintextPass seals one table's plaintext rows: query selects up to
+// sealBatch of them, seal turns one row into its UPDATE's arguments.
+type plaintextPass struct {
+	table  string
+	query  string
+	update string
+	seal   func(ctx context.Context, sl store.Sealer, rows *sql.Rows) ([]any, error)
+}
+
+func (s *Store) plaintextPasses() []plaintextPass {
+	return []plaintextPass{{
+		table: "device_twins",
+		query: `SELECT device_id, tenant_id, tags, desired, desired_meta, reported, reported_meta
+			FROM device_twins WHERE sealed IS NULL LIMIT ?`,
+		update: `UPDATE device_twins SET sealed = ?, tags = '', desired = '', desired_meta = '', reported = '',
+			reported_meta = '' WHERE device_id = ? AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows *sql.Rows) ([]any, error) {
+			var tw store.Twin
+			var tags, desired, dmeta, reported, rmeta string
+			if err := rows.Scan(&tw.DeviceID, &tw.TenantID, &tags, &desired, &dmeta, &reported, &rmeta); err != nil {
+				return nil, err
+			}
+			tw.Tags = json.RawMessage(tags)
+			tw.Desired.Doc, tw.Desired.Metadata = json.RawMessage(desired), json.RawMessage(dmeta)
+			tw.Reported.Doc, tw.Reported.Metadata = json.RawMessage(reported), json.RawMessage(rmeta)
+			blob, err := store.SealTwin(ctx, sl, tw)
+			return []any{blob, tw.DeviceID}, err
+		},
+	}, {
+		table: "c2d_messages",
+		query: `SELECT id, tenant_id, device_id, message_id, properties, payload FROM c2d_messages
+			WHERE sealed IS NULL LIMIT ?`,
+		update: `UPDATE c2d_messages SET sealed = ?, properties = '', payload = x'' WHERE id = ? AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows *sql.Rows) ([]any, error) {
+			var m store.C2DMessage
+			var props string
+			if err := rows.Scan(&m.ID, &m.TenantID, &m.DeviceID, &m.MessageID, &props, &m.Payload); err != nil {
+				return nil, err
+			}
+			var err error
+			if m.Properties, err = store.DecodeC2DProperties(props); err != nil {
+				return nil, err
+			}
+			blob, err := store.SealC2D(ctx, sl, m)
+			return []any{blob, m.ID}, err
+		},
+	}, {
+		table: "alarms",
+		query: `SELECT id, tenant_id, rule_id, device_id, message, value, ack_comment FROM alarms
+			WHERE sealed IS NULL LIMIT ?`,
+		update: `UPDATE alarms SET sealed = ?, sealed_comment = ?, message = '', value = 0, ack_comment = ''
+			WHERE id = ? AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows *sql.Rows) ([]any, error) {
+			var a store.Alarm
+			if err := rows.Scan(&a.ID, &a.TenantID, &a.RuleID, &a.DeviceID, &a.Message, &a.Value, &a.AckComment); err != nil {
+				return nil, err
+			}
+			return store.SealLegacyAlarm(ctx, sl, a)
+		},
+	}, {
+		table: "deliveries",
+		query: `SELECT id, tenant_id, alarm_id, channel, target, event, payload, last_error FROM deliveries
+			WHERE sealed IS NULL LIMIT ?`,
+		update: `UPDATE deliveries SET sealed = ?, sealed_error = ?, payload = '', last_error = ''
+			WHERE id = ? AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows *sql.Rows) ([]any, error) {
+			var d store.Delivery
+			var payload string
+			if err := rows.Scan(&d.ID, &d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event, &payload, &d.LastError); err != nil {
+				return nil, err
+			}
+			d.Payload = specJSON(payload)
+			p, e, err := store.SealDeliveryRow(ctx, sl, d)
+			return []any{p, e, d.ID}, err
+		},
+	}, {
+		table:  "maintenance_plans",
+		query:  `SELECT tenant_id, model, spec FROM maintenance_plans WHERE sealed IS NULL LIMIT ?`,
+		update: `UPDATE maintenance_plans SET sealed = ?, spec = '' WHERE tenant_id = ? AND model = ? AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows *sql.Rows) ([]any, error) {
+			var p store.MaintenancePlan
+			var spec string
+			if err := rows.Scan(&p.TenantID, &p.Model, &spec); err != nil {
+				return nil, err
+			}
+			p.Spec = specJSON(spec)
+			blob, err := store.SealPlan(ctx, sl, p)
+			return []any{blob, p.TenantID, p.Model}, err
+		},
+	}}
+}
+
+// SealPlaintext seals the rows written before sealing existed, in batches
+// of one transaction each (a crash loses at most the batch, which the next
+// run seals again).
+func (s *Store) SealPlaintext(ctx context.Context) (int64, error) {
+	if s.sealer == nil {
+		return 0, store.ErrNoSealer
+	}
+	var total int64
+	for _, p := range s.plaintextPasses() {
+		for {
+			n, err := s.sealPlaintextBatch(ctx, p)
+			if err != nil {
+				return total, fmt.Errorf("seal plaintext rows of %s: %w", p.table, err)
+			}
+			total += int64(n)
+			if n < sealBatch {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+func (s *Store) sealPlaintextBatch(ctx context.Context, p plaintextPass) (int, error) {
+	// Read through the readers and seal outside the write transaction: a
+	// tenant's first sealing creates its key through the one writer
+	// connection. The UPDATE's "sealed IS NULL" makes a row sealed
+	// meanwhile stay as it is.
+	rows, err := s.r.QueryContext(ctx, p.query, sealBatch)
+	if err != nil {
+		return 0, err
+	}
+	var updates [][]any
+	for rows.Next() {
+		args, err := p.seal(ctx, s.sealer, rows)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		updates = append(updates, args)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, err
+	}
+	if len(updates) == 0 {
+		return 0, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	for _, args := range updates {
+		if _, err := tx.ExecContext(ctx, p.update, args...); err != nil {
+			return 0, err
+		}
+	}
+	if err := setCompactPending(ctx, tx); err != nil {
+		return 0, err
+	}
+	return len(updates), tx.Commit()
+}
+
+func setCompactPending(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO NOTHING`, metaCompactPending)
+	return err
+}
+
+// CompactSealed rewrites the database file (VACUUM) and empties the WAL
+// if plaintext was replaced since the last compaction.
+func (s *Store) CompactSealed(ctx context.Context) error {
+	if _, err := s.GetMeta(ctx, metaCompactPending); errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("compact: vacuum: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM meta WHERE key = ?`, metaCompactPending); err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("compact: checkpoint: %w", err)
+	}
+	return nil
+}
+
+// SaveMonitorState replaces the evaluator's state under key, one sealed
+// row per tenant, and drops a state saved before sealing.
+func (s *Store) SaveMonitorState(ctx context.Context, key string, byTenant map[string][]byte) error {
+	sealed := make(map[string][]byte, len(byTenant))
+	for tenantID, state := range byTenant {
+		blob, err := store.SealMonitorState(ctx, s.sealer, key, tenantID, state)
+		if err != nil {
+			return fmt.Errorf("save monitor state %q: %w", key, err)
+		}
+		sealed[tenantID] = blob
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save monitor state %q: %w", key, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM monitor_states WHERE key = ?`, key); err != nil {
+		return fmt.Errorf("save monitor state %q: %w", key, err)
+	}
+	for tenantID, blob := range sealed {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO monitor_states (key, tenant_id, sealed) VALUES (?, ?, ?)`,
+			key, tenantID, blob); err != nil {
+			return fmt.Errorf("save monitor state %q: %w", key, err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM monitor_state WHERE key = ?`, key)
+	if err != nil {
+		return fmt.Errorf("save monitor state %q: %w", key, err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		if err := setCompactPending(ctx, tx); err != nil {
+			return fmt.Errorf("save monitor state %q: %w", key, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save monitor state %q: %w", key, err)
+	}
+	return nil
+}
+
+// LoadMonitorState returns the evaluator's state under key, by tenant;
+// parts that cannot be opened are left out. A state saved before sealing
+// comes back under "".
+func (s *Store) LoadMonitorState(ctx context.Context, key string) (map[string][]byte, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant_id, sealed FROM monitor_states WHERE key = ?`, key)
+	if err != nil {
+		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
+	}
+	defer rows.Close()
+	sealed := map[string][]byte{}
+	for rows.Next() {
+		var tenantID string
+		var blob []byte
+		if err := rows.Scan(&tenantID, &blob); err != nil {
+			return nil, fmt.Errorf("load monitor state %q: %w", key, err)
+		}
+		sealed[tenantID] = blob
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
+	}
+	out, err := store.OpenMonitorStates(ctx, s.sealer, key, sealed)
+	if err != nil {
+		return nil, err
+	}
+	var legacy []byte
+	err = s.r.QueryRowContext(ctx, `SELECT state FROM monitor_state WHERE key = ?`, key).Scan(&legacy)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
+	default:
+		out[""] = legacy
+	}
+	return out, nil
+}

@@ -1,0 +1,126 @@
+package storetest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/warden-iot/warden/internal/store"
+)
+
+// sealedTests get a store without a sealer: each sets up what it needs.
+var sealedTests = []suiteTest{
+	{"NoSealerRefusesMachineData", testNoSealer},
+	{"ShreddedTenantReadsCleanly", testShreddedTenant},
+}
+
+func testNoSealer(t *testing.T, s store.Store) {
+	mustCreate(t, s, "dev")
+	_, err := s.UpdateTwin(ctx(t), store.RootTenantID, "dev", store.TwinUpdate{Tags: json.RawMessage(`{"a":1}`)}, t0)
+	wantErr(t, "UpdateTwin without a sealer", err, store.ErrNoSealer)
+	_, err = s.EnqueueC2D(ctx(t), store.C2DMessage{TenantID: store.RootTenantID, DeviceID: "dev", MessageID: "m",
+		Payload: []byte("x"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, 10)
+	wantErr(t, "EnqueueC2D without a sealer", err, store.ErrNoSealer)
+	_, err = s.ApplyAlarmChanges(ctx(t), []store.AlarmChange{raised(store.RootTenantID, "r", "dev", t0, 1)})
+	wantErr(t, "ApplyAlarmChanges without a sealer", err, store.ErrNoSealer)
+	wantErr(t, "SetMaintenancePlan without a sealer", s.SetMaintenancePlan(ctx(t), store.MaintenancePlan{
+		TenantID: store.RootTenantID, Model: "m", Spec: json.RawMessage(`{}`), UpdatedAt: t0}), store.ErrNoSealer)
+	wantErr(t, "SaveMonitorState without a sealer", s.SaveMonitorState(ctx(t), "k",
+		map[string][]byte{store.RootTenantID: []byte("x")}), store.ErrNoSealer)
+}
+
+// testShreddedTenant: after a tenant's keys are destroyed, its sealed rows
+// give clean errors (one row) or are marked or left out (lists), and other
+// tenants are untouched.
+func testShreddedTenant(t *testing.T, s store.Store) {
+	s, kr := withKeyring(t, s)
+	for _, tn := range []string{"acme", "beta"} {
+		mustTenant(t, s, tn)
+		if err := s.CreateDevice(ctx(t), store.Device{ID: "dev-" + tn, TenantID: tn, Status: store.DeviceEnabled,
+			PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpdateTwin(ctx(t), tn, "dev-"+tn, store.TwinUpdate{Tags: json.RawMessage(`{"site":"x"}`)}, t0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.EnqueueC2D(ctx(t), store.C2DMessage{TenantID: tn, DeviceID: "dev-" + tn, MessageID: "m1",
+			Properties: map[string]string{"k": "v"}, Payload: []byte("hello"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, 10); err != nil {
+			t.Fatal(err)
+		}
+		mustRule(t, s, "rule-"+tn, tn)
+		a := apply(t, s, raised(tn, "rule-"+tn, "dev-"+tn, t0, 42))[0]
+		if _, err := s.AckAlarm(ctx(t), a.ID, "u", "seen", t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.EnqueueDeliveries(ctx(t), []store.Delivery{{TenantID: tn, AlarmID: a.ID, Channel: "webhook", Target: "h",
+			Event: "raised", Payload: json.RawMessage(`{"v":42}`), CreatedAt: t0, NextAt: t0}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetMaintenancePlan(ctx(t), store.MaintenancePlan{TenantID: tn, Model: "P1", Spec: json.RawMessage(`{"x":1}`), UpdatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SaveMonitorState(ctx(t), "k", map[string][]byte{"acme": []byte("a"), "beta": []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.Shred(ctx(t), "acme"); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := s.GetTwin(ctx(t), "acme", "dev-acme")
+	wantErr(t, "GetTwin of a shredded tenant", err, store.ErrUnreadable)
+	_, err = s.UpdateReported(ctx(t), "acme", "dev-acme", json.RawMessage(`{"a":1}`), t0)
+	wantErr(t, "UpdateReported of a shredded tenant", err, store.ErrUnreadable)
+	if tw, err := s.GetTwin(ctx(t), "beta", "dev-beta"); err != nil || string(tw.Tags) != `{"site":"x"}` {
+		t.Errorf("GetTwin of the other tenant = %s, %v", tw.Tags, err)
+	}
+
+	if ms, err := s.ListC2D(ctx(t), "acme", "dev-acme", t0, 10); err != nil || len(ms) != 1 || !ms[0].Unreadable || len(ms[0].Payload) != 0 {
+		t.Errorf("ListC2D of a shredded tenant = %+v, %v; want one message marked unreadable", ms, err)
+	}
+	if ms, err := s.PendingC2D(ctx(t), "dev-acme", t0); err != nil || len(ms) != 0 {
+		t.Errorf("PendingC2D of a shredded tenant = %d messages, %v; want none", len(ms), err)
+	}
+	if ms, err := s.PendingC2D(ctx(t), "dev-beta", t0); err != nil || len(ms) != 1 || string(ms[0].Payload) != "hello" ||
+		ms[0].Properties["k"] != "v" {
+		t.Errorf("PendingC2D of the other tenant = %+v, %v", ms, err)
+	}
+
+	as, err := s.ListAlarms(ctx(t), store.AlarmFilter{})
+	if err != nil || len(as) != 2 {
+		t.Fatalf("ListAlarms = %d, %v", len(as), err)
+	}
+	for _, a := range as {
+		shredded := a.TenantID == "acme"
+		if a.Unreadable != shredded || (shredded && (a.Message != "" || a.Value != 0 || a.AckComment != "")) ||
+			(!shredded && (a.Message != "value 42" || a.Value != 42 || a.AckComment != "seen")) {
+			t.Errorf("alarm of %s = %+v", a.TenantID, a)
+		}
+	}
+	ds, err := s.DueDeliveries(ctx(t), t0, 10)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("DueDeliveries = %d, %v", len(ds), err)
+	}
+	for _, d := range ds {
+		shredded := d.TenantID == "acme"
+		if d.Unreadable != shredded || (shredded && d.Payload != nil) || (!shredded && string(d.Payload) != `{"v":42}`) {
+			t.Errorf("delivery of %s = %+v", d.TenantID, d)
+		}
+	}
+	ps, err := s.ListMaintenancePlans(ctx(t), nil)
+	if err != nil || len(ps) != 1 || ps[0].TenantID != "beta" || string(ps[0].Spec) != `{"x":1}` {
+		t.Errorf("ListMaintenancePlans = %+v, %v; want beta's only", ps, err)
+	}
+	st, err := s.LoadMonitorState(ctx(t), "k")
+	if err != nil || len(st) != 1 || string(st["beta"]) != "b" {
+		t.Errorf("LoadMonitorState = %q, %v; want beta's only", st, err)
+	}
+	if n, err := s.SealPlaintext(ctx(t)); err != nil || n != 0 {
+		t.Errorf("SealPlaintext with nothing to seal = %d, %v", n, err)
+	}
+	if errors.Is(s.CompactSealed(ctx(t)), store.ErrNoSealer) {
+		t.Error("CompactSealed needs no sealer")
+	}
+}
