@@ -3,5 +3,5 @@
 package e2e
 
 // raceEnabled: the race detector slows everything several times, so
-// latency bounds are not checked under it.
+// tests of latency bounds skip under it.
 const raceEnabled = true

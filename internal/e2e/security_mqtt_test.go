@@ -488,6 +488,13 @@ func TestNonReadingClientDoesNotStallOthers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timing test")
 	}
+	if raceEnabled {
+		// Under the race detector the server is several times slower: the
+		// flooding device is then throttled by the server's pace instead of
+		// filling its outbox, and latencies say nothing. The README's test
+		// command runs this test again without -race.
+		t.Skip("timing test: run without -race")
+	}
 	e := start(t)
 	const devices = 50
 	keys := make([][]byte, devices)
@@ -611,7 +618,7 @@ func TestNonReadingClientDoesNotStallOthers(t *testing.T) {
 	p50, p99 := latencies[len(latencies)/2], latencies[len(latencies)*99/100]
 	t.Logf("non-reading device dropped after %v (%d messages sent, %v); %d PUBACKs of the steady devices: p50 %v, p99 %v, max %v",
 		dropAfter.Round(time.Millisecond), sent, dropErr, len(latencies), p50, p99, latencies[len(latencies)-1])
-	if p99 >= 100*time.Millisecond && !raceEnabled {
+	if p99 >= 100*time.Millisecond {
 		t.Errorf("PUBACK p99 %v, want under 100ms", p99)
 	}
 }
