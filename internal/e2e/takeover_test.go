@@ -128,6 +128,9 @@ func accountTakeover(t *testing.T, e *env) {
 	if _, err := staff.UpdateUser(ctx, deputy.user.ID, map[string]any{"status": "disabled"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := deputy.bearer.Tokens(ctx); client.StatusOf(err) != http.StatusUnauthorized {
+		t.Errorf("a disabled administrator's token still works: %v", err)
+	}
 	_, err = staff.CreateUser(ctx, map[string]any{"tenantId": "acme", "role": "customer-admin",
 		"email": "evil-again@maker.example", "firstName": "Evil", "lastName": "Again"})
 	refused("operator makes an administrator while the customer's are disabled", err)
