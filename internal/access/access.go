@@ -17,6 +17,14 @@
 //     that switch is the only way in. Whatever would reach the data beyond
 //     the switch is never the operator's in a customer's tenant: device and
 //     enrollment keys, rules, webhooks, escalation, delivery records.
+//   - The operator onboards a customer: it makes the first accounts of a
+//     customer tenant. Once a customer administrator of the tenant (or of
+//     one above or below it) has activated their account, the customer's
+//     accounts are the customer's: operator admins may still disable,
+//     unlock and delete them (except such an administrator), but no longer
+//     make accounts there, change roles, enable disabled accounts or send
+//     activation links — each would let operator staff sign in as the
+//     customer and read its machines beyond the switch.
 //   - Only the owner turns that switch; supporters and the service desk
 //     never see contract or financial data.
 package access
@@ -76,8 +84,18 @@ const (
 	// switch goes off (package factory).
 	DeviceToken Action = "device.token"
 
-	UserRead   Action = "user.read"
+	UserRead Action = "user.read"
+	// UserManage is administering an existing account: names, phone,
+	// address, disabling it, lifting a sign-in lock.
 	UserManage Action = "user.manage"
+	// UserCreate is making an account in the resource tenant.
+	UserCreate Action = "user.create"
+	// UserEntrust decides who holds an account and what it may do:
+	// changing its role, enabling a disabled account, sending a new
+	// activation link.
+	UserEntrust Action = "user.entrust"
+	// UserDelete is deleting an account.
+	UserDelete Action = "user.delete"
 	UserSelf   Action = "user.self" // one's own account, sessions and tokens
 
 	GrantRead   Action = "grant.read"
@@ -174,6 +192,15 @@ type Resource struct {
 	// UserID is the account a user or token resource belongs to, or a
 	// grant's supporter.
 	UserID string
+	// CustomerAdministered says a customer has taken its accounts over
+	// from the operator: a customer administrator who has activated their
+	// account (whether enabled or disabled now) exists in the resource's
+	// tenant, in a customer tenant above it or in one below it — the
+	// tenants an account made there would see, or whose admins see it.
+	CustomerAdministered bool
+	// ActivatedAdmin says a user resource is such a customer
+	// administrator.
+	ActivatedAdmin bool
 }
 
 // ErrDenied is wrapped by every refusal.
@@ -257,6 +284,10 @@ func operatorAdmin(s Subject, act Action, r Resource) error {
 		return deny("the owner has not switched on factory service access for this machine's site")
 	case !inRoot(r) && ownersOnly(act):
 		return deny("%s in a customer's tenant is the owner's: it would reach the machines' data beyond the factory service access switch", act)
+	case !inRoot(r) && r.CustomerAdministered && (act == UserCreate || act == UserEntrust):
+		return deny("the customer's administrator has taken over its accounts: making accounts, changing roles, enabling accounts and sending activation links there is the customer's; operator staff may disable, unlock and delete them")
+	case !inRoot(r) && act == UserDelete && r.ActivatedAdmin:
+		return deny("an activated customer administrator can be disabled, not deleted, by the operator: deleting the last one would give the customer's accounts back to the operator")
 	case act == TenantDelete && r.ID == store.RootTenantID:
 		return deny("the operator's tenant cannot be deleted")
 	}

@@ -204,3 +204,59 @@ func TestCanAssign(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideCustomerAccounts(t *testing.T) {
+	op := Subject{UserID: "o", TenantID: "root", TenantPath: "root", Role: store.RoleOperatorAdmin}
+	desk := Subject{UserID: "s", TenantID: "root", TenantPath: "root", Role: store.RoleOperatorService}
+	ca := Subject{UserID: "c", TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerAdmin}
+	cu := Subject{UserID: "u", TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerUser}
+	onboarding := Resource{Kind: KindUser, TenantID: "a", TenantPath: "root/a"}
+	takenOver := Resource{Kind: KindUser, TenantID: "a", TenantPath: "root/a", CustomerAdministered: true}
+	account := func(r Resource, admin bool) Resource {
+		r.ID, r.UserID, r.ActivatedAdmin = "x", "x", admin
+		return r
+	}
+	rootUsers := Resource{Kind: KindUser, TenantID: "root", TenantPath: "root"}
+	for _, c := range []struct {
+		name string
+		s    Subject
+		act  Action
+		r    Resource
+		ok   bool
+	}{
+		// Onboarding: no customer administrator has taken over yet.
+		{"operator makes the first account", op, UserCreate, onboarding, true},
+		{"operator sends an activation link, onboarding", op, UserEntrust, account(onboarding, false), true},
+		{"operator changes a role, onboarding", op, UserEntrust, account(onboarding, false), true},
+		// After the customer's administrator has activated their account.
+		{"operator makes an account, taken over", op, UserCreate, takenOver, false},
+		{"operator entrusts an account, taken over", op, UserEntrust, account(takenOver, false), false},
+		{"operator administers an account, taken over", op, UserManage, account(takenOver, false), true},
+		{"operator reads an account, taken over", op, UserRead, account(takenOver, false), true},
+		{"operator deletes a user, taken over", op, UserDelete, account(takenOver, false), true},
+		{"operator deletes an activated admin", op, UserDelete, account(takenOver, true), false},
+		{"operator disables an activated admin", op, UserManage, account(takenOver, true), true},
+		// The operator's own tenant stays the operator's.
+		{"operator makes staff", op, UserCreate, rootUsers, true},
+		{"operator entrusts staff", op, UserEntrust, account(rootUsers, false), true},
+		{"operator deletes staff", op, UserDelete, account(rootUsers, false), true},
+		{"desk makes staff", desk, UserCreate, rootUsers, false},
+		{"desk makes a customer account, onboarding", desk, UserCreate, onboarding, false},
+		// Customers run their own accounts.
+		{"customer admin makes an account", ca, UserCreate, takenOver, true},
+		{"customer admin entrusts an account", ca, UserEntrust, account(takenOver, false), true},
+		{"customer admin deletes an admin", ca, UserDelete, account(takenOver, true), true},
+		{"customer admin makes an account in a sibling", ca, UserCreate, Resource{Kind: KindUser, TenantID: "b", TenantPath: "root/b"}, false},
+		{"customer user makes an account", cu, UserCreate, takenOver, false},
+		{"customer user entrusts an account", cu, UserEntrust, account(takenOver, false), false},
+		{"customer user deletes an account", cu, UserDelete, account(takenOver, false), false},
+	} {
+		err := Decide(c.s, c.act, c.r, now)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: Decide = %v, want allowed=%v", c.name, err, c.ok)
+		}
+		if err != nil && !errors.Is(err, ErrDenied) {
+			t.Errorf("%s: %v is not a denial", c.name, err)
+		}
+	}
+}

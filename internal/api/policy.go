@@ -124,6 +124,9 @@ func (a *API) allow(w http.ResponseWriter, r *http.Request, act access.Action, r
 	if err == nil {
 		return true
 	}
+	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
+		call.denied = true
+	}
 	ra := readAction(res.Kind)
 	if ra == "" {
 		ra = act
@@ -302,7 +305,45 @@ func byUser(a *API, r *http.Request) (access.Resource, any, error) {
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
-	return access.Resource{Kind: access.KindUser, ID: u.ID, TenantID: u.TenantID, TenantPath: t.Path, UserID: u.ID}, u, nil
+	res := access.Resource{Kind: access.KindUser, ID: u.ID, TenantID: u.TenantID, TenantPath: t.Path, UserID: u.ID,
+		ActivatedAdmin: activatedAdmin(u)}
+	if res.CustomerAdministered, err = a.customerAdministered(r.Context(), t); err != nil {
+		return access.Resource{}, nil, err
+	}
+	return res, u, nil
+}
+
+// activatedAdmin says u is a customer administrator who has set a password
+// (enabled or disabled now): the customer has taken its accounts over.
+func activatedAdmin(u store.User) bool {
+	return u.Role == store.RoleCustomerAdmin && u.PasswordHash != ""
+}
+
+// customerAdministered is the fact access.Resource.CustomerAdministered
+// for accounts in tenant t: whether an activated customer administrator
+// exists in t, in a customer tenant above it or in one below it.
+func (a *API) customerAdministered(ctx context.Context, t store.Tenant) (bool, error) {
+	if t.ID == store.RootTenantID {
+		return false, nil
+	}
+	ids := []string{}
+	for _, id := range strings.Split(t.Path, "/") {
+		if id != store.RootTenantID && id != t.ID {
+			ids = append(ids, id)
+		}
+	}
+	below, err := a.store.TenantsUnder(ctx, t.ID)
+	if err != nil {
+		return false, fmt.Errorf("tenants under %s: %w", t.ID, err)
+	}
+	for _, x := range below {
+		ids = append(ids, x.ID)
+	}
+	us, err := a.store.ListUsers(ctx, ids)
+	if err != nil {
+		return false, fmt.Errorf("accounts around tenant %s: %w", t.ID, err)
+	}
+	return slices.ContainsFunc(us, activatedAdmin), nil
 }
 
 // self resolves the caller's own account.
@@ -525,7 +566,7 @@ func (a *API) inTenant(w http.ResponseWriter, r *http.Request, tenantID string, 
 	}
 	// A tenant the caller may not know of answers like one that does
 	// not exist.
-	res, _, err := a.namedTenant(r.Context(), tenantID)
+	res, t, err := a.namedTenant(r.Context(), tenantID)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusBadRequest, "tenantId: no tenant %q", tenantID)
 		return "", res, false
@@ -535,11 +576,19 @@ func (a *API) inTenant(w http.ResponseWriter, r *http.Request, tenantID string, 
 		return "", res, false
 	}
 	res.Kind, res.ID = kind, ""
-	if !a.allow(w, r, act, res) {
-		return "", res, false
+	if kind == access.KindUser {
+		if res.CustomerAdministered, err = a.customerAdministered(r.Context(), t); err != nil {
+			a.storeError(w, err)
+			return "", res, false
+		}
 	}
+	// The tenant is one the caller may know of: what is done there, or
+	// refused, is in its owner's access log.
 	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
 		call.owner = tenantID
+	}
+	if !a.allow(w, r, act, res) {
+		return "", res, false
 	}
 	return tenantID, res, true
 }

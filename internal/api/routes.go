@@ -81,11 +81,11 @@ func (a *API) routes() []route {
 
 		// People.
 		{"GET /api/v1/users", access.UserRead, listed, a.listUsers, "Accounts you can see"},
-		{"POST /api/v1/users", access.UserManage, listed, a.createUser, "Make an account; the person gets an activation link"},
+		{"POST /api/v1/users", access.UserCreate, listed, a.createUser, "Make an account; the person gets an activation link"},
 		{"GET /api/v1/users/{user}", access.UserRead, byUser, a.getUser, "One account"},
 		{"PATCH /api/v1/users/{user}", access.UserManage, byUser, a.updateUser, "Change an account: names, role, enabled or disabled"},
-		{"DELETE /api/v1/users/{user}", access.UserManage, byUser, a.deleteUser, "Delete an account"},
-		{"POST /api/v1/users/{user}/activation", access.UserManage, byUser, a.resendActivation, "Send a new activation link"},
+		{"DELETE /api/v1/users/{user}", access.UserDelete, byUser, a.deleteUser, "Delete an account"},
+		{"POST /api/v1/users/{user}/activation", access.UserEntrust, byUser, a.resendActivation, "Send a new activation link"},
 		{"GET /api/v1/supporters/{supporterId}", access.GrantManage, scopeTenant, a.lookupSupporter, "Who a supporter id belongs to, before granting"},
 
 		// Owner-controlled access.

@@ -138,7 +138,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := principal(r.Context())
-	tenantID, res, ok := a.inTenant(w, r, req.TenantID, access.KindUser, access.UserManage)
+	tenantID, res, ok := a.inTenant(w, r, req.TenantID, access.KindUser, access.UserCreate)
 	if !ok {
 		return
 	}
@@ -237,6 +237,9 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "role: a supporter account stays a supporter account; make a new account instead")
 			return
 		}
+		if !a.allow(w, r, access.UserEntrust, res) {
+			return
+		}
 		if err := access.CanAssign(c.Subject, *req.Role, u.TenantID, res.TenantPath); err != nil {
 			status := http.StatusBadRequest
 			if errors.Is(err, access.ErrDenied) {
@@ -257,6 +260,9 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 			u.Status = store.UserDisabled
 		case store.UserActive:
 			if u.Status == store.UserDisabled {
+				if !a.allow(w, r, access.UserEntrust, res) {
+					return
+				}
 				u.Status = store.UserActive
 				if u.PasswordHash == "" {
 					u.Status = store.UserPending

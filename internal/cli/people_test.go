@@ -226,13 +226,33 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 	wantFail(t, 2, []string{"--name is required"}, "token", "create")
 	wantFail(t, 1, []string{"403", "bootstrap", "warden login"}, "token", "list", "--token", op)
 
-	// The operator disables, enables and unlocks the customer admin.
-	mustRun(t, "user", "disable", boss.ID, "--token", op)
-	wantFail(t, 1, []string{"401", "disabled"}, "token", "list")
-	if _, errOut = mustRun(t, "user", "enable", boss.ID, "--token", op); !strings.Contains(errOut, "status active") {
+	// The operator disables and enables an account of its own tenant.
+	mustRun(t, "user", "disable", supID, "--token", op)
+	if _, errOut = mustRun(t, "user", "enable", supID, "--token", op); !strings.Contains(errOut, "status pending") {
 		t.Errorf("enable said %q", errOut)
 	}
-	mustRun(t, "token", "list")
+	// In A, whose administrator has taken its accounts over, the
+	// operator disables an account and lifts a sign-in lock, but enabling
+	// an account is the customer's.
+	out, _ = mustRun(t, "user", "create", "--email", "staff@a.example", "--role", "customer-user",
+		"--first-name", "Sam", "--last-name", "Staff", "--tenant", "A")
+	var staffID string
+	list, _ := mustRun(t, "user", "list", "--json")
+	for _, x := range decodeJSON[[]api.User](t, list) {
+		if x.Email == "staff@a.example" {
+			staffID = x.ID
+		}
+	}
+	if staffID == "" {
+		t.Fatalf("the customer admin's new account is not listed (create printed %q)", out)
+	}
+	mustRun(t, "user", "disable", staffID, "--token", op)
+	wantFail(t, 1, []string{"403", "taken over"}, "user", "enable", staffID, "--token", op)
+	wantFail(t, 1, []string{"403", "taken over"}, "user", "create", "--email", "evil@maker.example", "--role", "customer-admin",
+		"--first-name", "Evil", "--last-name", "Admin", "--tenant", "A", "--token", op)
+	if _, errOut = mustRun(t, "user", "enable", staffID); !strings.Contains(errOut, "status pending") {
+		t.Errorf("enable by the customer admin said %q", errOut)
+	}
 	mustRun(t, "user", "unlock", boss.ID, "--token", op)
 
 	// Sign-in with the password on standard input, and a wrong one.

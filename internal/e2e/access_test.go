@@ -76,8 +76,11 @@ type world struct {
 	spare   map[string]string // tenant → a second site, without devices, whose switch is on
 	rule    map[string]string // tenant → an alarm rule its owner made
 	group   string            // the id of an enrollment group each tenant's owner made
+	pending map[string]string // tenant → an account its owner made, waiting for activation
+	off     map[string]string // tenant → an account its owner made and disabled
 	as      map[string]person // by role
 	op      *client.Client    // the bootstrap operator token
+	owner   map[string]*client.Client
 }
 
 func newWorld(t *testing.T, opts ...option) *world {
@@ -86,7 +89,8 @@ func newWorld(t *testing.T, opts ...option) *world {
 	ctx := e.ctx()
 	w := &world{e: e, op: e.api, tenants: []string{"root", "A", "A1", "B"}, site: map[string]string{},
 		device: map[string]string{}, user: map[string]string{}, grant: map[string]string{}, as: map[string]person{},
-		spare: map[string]string{}, rule: map[string]string{}, group: "matrix-group"}
+		spare: map[string]string{}, rule: map[string]string{}, group: "matrix-group",
+		pending: map[string]string{}, off: map[string]string{}}
 	for _, tn := range []struct{ id, parent string }{{"A", ""}, {"A1", "A"}, {"B", ""}} {
 		if _, err := w.op.CreateTenant(ctx, map[string]any{"id": tn.id, "parentId": tn.parent, "name": "Customer " + tn.id,
 			"address":  map[string]string{"street": "Hauptstraße 1", "city": "Wien"},
@@ -120,8 +124,14 @@ func newWorld(t *testing.T, opts ...option) *world {
 	w.as["supporter"] = signUp(t, e, w.op, "root", "supporter", "tech@installer.example")
 	w.user["root"] = w.as["operator-service"].user.ID
 	w.user["A"] = w.as["customer-user"].user.ID
+	// A's administrator has taken A's accounts over, and so A1's: from
+	// now on the operator makes no account there.
 	for _, tn := range []string{"A1", "B"} {
-		u, err := w.op.CreateUser(ctx, map[string]any{"tenantId": tn, "role": "customer-user", "email": "user@" + strings.ToLower(tn) + ".example",
+		maker := w.op
+		if tn == "A1" {
+			maker = w.as["customer-admin"].bearer
+		}
+		u, err := maker.CreateUser(ctx, map[string]any{"tenantId": tn, "role": "customer-user", "email": "user@" + strings.ToLower(tn) + ".example",
 			"firstName": "U", "lastName": tn})
 		if err != nil {
 			t.Fatal(err)
@@ -171,6 +181,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 	// enrollment group made by its owner; the operator's maintenance plan
 	// covers every pellet heater.
 	owner := map[string]*client.Client{"root": w.op, "A": aAdmin, "A1": aAdmin, "B": bAdmin.bearer}
+	w.owner = owner
 	for _, tn := range w.tenants {
 		s, err := w.op.CreateSite(ctx, tn, "Open building of "+tn)
 		if err != nil {
@@ -190,12 +201,39 @@ func newWorld(t *testing.T, opts ...option) *world {
 			t.Fatalf("enrollment group of %s: %v", tn, err)
 		}
 	}
+	// Each owner has an account waiting for activation and a disabled one.
+	for _, tn := range w.tenants {
+		for _, k := range []string{"pending", "off"} {
+			u, err := owner[tn].CreateUser(ctx, map[string]any{"tenantId": tn, "role": matrixRole(tn),
+				"email": k + "@" + strings.ToLower(tn) + ".example", "firstName": k, "lastName": tn})
+			if err != nil {
+				t.Fatalf("%s account of %s: %v", k, tn, err)
+			}
+			if k == "pending" {
+				w.pending[tn] = u.ID
+				continue
+			}
+			if _, err := owner[tn].UpdateUser(ctx, u.ID, map[string]any{"status": "disabled"}); err != nil {
+				t.Fatalf("disable an account of %s: %v", tn, err)
+			}
+			w.off[tn] = u.ID
+		}
+	}
 	if err := w.op.Do(ctx, "PUT", "/api/v1/maintenance-plans/pellet-heater", nil,
 		map[string]any{"service": map[string]any{"everyMonths": 6}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Until(exp) + 50*time.Millisecond)
 	return w
+}
+
+// matrixRole is a role an account of tenant tn can have, short of an
+// administrator.
+func matrixRole(tn string) string {
+	if tn == "root" {
+		return "operator-service"
+	}
+	return "customer-user"
 }
 
 // matrixRule is a rule body in tenant tn, scoped to scope (nil: the
@@ -228,8 +266,17 @@ type op struct {
 	// refusal is a status other than 403 and 404 that means "refused"
 	// (a rule naming a device the caller may not see is invalid: 400).
 	refusal int
-	// undo puts the world back after a request that succeeded.
-	undo func(w *world, tenant string) error
+	// undo puts the world back after a request that succeeded (raw is
+	// its answer).
+	undo func(w *world, tenant string, raw json.RawMessage) error
+}
+
+// setUser is an undo: the tenant's owner sets fields of an account back.
+func setUser(id func(w *world, tn string) string, patch func(tn string) map[string]any) func(*world, string, json.RawMessage) error {
+	return func(w *world, tn string, _ json.RawMessage) error {
+		_, err := w.owner[tn].UpdateUser(w.e.ctx(), id(w, tn), patch(tn))
+		return err
+	}
 }
 
 func devicePath(w *world, tn string, rest string) string {
@@ -255,6 +302,43 @@ var matrixOps = []op{
 	{name: "user.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/users/" + w.user[tn] }},
 	{name: "user.write", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.user[tn] },
 		body: map[string]any{"phone": "+43 2"}},
+	// Accounts in a customer's tenant are the customer's once its
+	// administrator has taken over (in A, A1 and B): the operator may
+	// still administer them, but not make or entrust them.
+	{name: "user.create", method: "POST", path: func(*world, string) string { return "/api/v1/users" },
+		body: func(tn string) any {
+			return map[string]any{"tenantId": tn, "role": matrixRole(tn), "firstName": "New", "lastName": tn,
+				"email": fmt.Sprintf("new-%d@%s.example", time.Now().UnixNano(), strings.ToLower(tn))}
+		},
+		refusal: http.StatusBadRequest,
+		undo: func(w *world, tn string, raw json.RawMessage) error {
+			var u api.User
+			if err := json.Unmarshal(raw, &u); err != nil {
+				return err
+			}
+			return w.owner[tn].Do(w.e.ctx(), "DELETE", "/api/v1/users/"+u.ID, nil, nil, nil)
+		}},
+	{name: "user.role", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.user[tn] },
+		body: func(tn string) any {
+			return map[string]any{"role": map[bool]string{true: "operator-admin", false: "customer-admin"}[tn == "root"]}
+		},
+		undo: setUser(func(w *world, tn string) string { return w.user[tn] },
+			func(tn string) map[string]any { return map[string]any{"role": matrixRole(tn)} })},
+	{name: "user.enable", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.off[tn] },
+		body: map[string]any{"status": "active"},
+		undo: setUser(func(w *world, tn string) string { return w.off[tn] },
+			func(string) map[string]any { return map[string]any{"status": "disabled"} })},
+	{name: "user.activation", method: "POST", path: func(w *world, tn string) string { return "/api/v1/users/" + w.pending[tn] + "/activation" },
+		success: func(raw json.RawMessage) bool {
+			var ans struct{ ActivationLink string }
+			return json.Unmarshal(raw, &ans) == nil && ans.ActivationLink != ""
+		}},
+	{name: "user.disable", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.pending[tn] },
+		body: map[string]any{"status": "disabled"},
+		undo: setUser(func(w *world, tn string) string { return w.pending[tn] },
+			func(string) map[string]any { return map[string]any{"status": "active"} })},
+	{name: "user.unlock", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.user[tn] },
+		body: map[string]any{"unlock": true}},
 	{name: "grant.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/grants/" + w.grant[tn] }},
 	{name: "access-log", method: "GET", path: func(w *world, tn string) string { return "/api/v1/access-log?tenant=" + tn }},
 	{name: "dps.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/dps/enrollment-groups?tenant=" + tn }},
@@ -268,7 +352,7 @@ var matrixOps = []op{
 		body: map[string]any{"ttl": "5m"}},
 	{name: "device.move", method: "PATCH", path: func(w *world, tn string) string { return devicePath(w, tn, "") },
 		body: func(w *world, tn string) any { return map[string]any{"siteId": w.spare[tn]} },
-		undo: func(w *world, tn string) error {
+		undo: func(w *world, tn string, _ json.RawMessage) error {
 			return w.op.Do(w.e.ctx(), "PATCH", devicePath(w, tn, ""), nil, map[string]any{"siteId": w.site[tn]}, nil)
 		}},
 	{name: "device.messages", method: "GET", path: func(w *world, tn string) string { return devicePath(w, tn, "/messages") }},
@@ -337,6 +421,8 @@ var expected = map[string]map[string][]string{
 		"site.switch": {"own", "sub"}, "device.read": {"own", "sub"}, "device.data": {"own", "sub"}, "device.twin": {"own", "sub"},
 		"device.operate": {"own", "sub"}, "device.write": {"own", "sub"}, "user.read": {"own", "sub"}, "user.write": {"own", "sub"},
 		"grant.read": {"own", "sub"}, "access-log": {"own", "sub"}, "dps.read": {"own", "sub"},
+		"user.create": {"own", "sub"}, "user.role": {"own", "sub"}, "user.enable": {"own", "sub"},
+		"user.activation": {"own", "sub"}, "user.disable": {"own", "sub"}, "user.unlock": {"own", "sub"},
 		"device.keys": {"own", "sub"}, "device.rekey.keys": {"own", "sub"}, "device.token": {"own", "sub"}, "device.move": {"own", "sub"},
 		"device.messages": {"own", "sub"}, "device.rejected": {"own", "sub"}, "device.c2d.read": {"own", "sub"},
 		"device.twin.write": {"own", "sub"}, "maintenance.read": {"own", "sub"}, "maintenance.service": {"own", "sub"},
@@ -362,7 +448,10 @@ var expected = map[string]map[string][]string{
 		"site.switch": {"root"}, "device.read": {"own", "sub"}, "device.write": {"own", "sub"},
 		"device.data": {"root", "A1", "B"}, "device.twin": {"root", "A1", "B"}, "device.operate": {"root", "A1", "B"},
 		"user.read": {"own", "sub"}, "user.write": {"own", "sub"}, "grant.read": {"own", "sub"}, "access-log": {"own", "sub"},
-		"dps.read":    {"own", "sub"},
+		"dps.read": {"own", "sub"},
+		// Every customer here has an administrator who has taken over.
+		"user.create": {"root"}, "user.role": {"root"}, "user.enable": {"root"}, "user.activation": {"root"},
+		"user.disable": {"own", "sub"}, "user.unlock": {"own", "sub"},
 		"device.keys": {"root"}, "device.rekey.keys": {"root"}, "device.token": {"root", "A1", "B"}, "device.move": {"root", "A1", "B"},
 		"device.messages": {"root", "A1", "B"}, "device.rejected": {"root", "A1", "B"}, "device.c2d.read": {"root", "A1", "B"},
 		"device.twin.write": {"root", "A1", "B"}, "maintenance.read": {"root", "A1", "B"}, "maintenance.service": {"root", "A1", "B"},
@@ -433,7 +522,7 @@ func authorizationMatrix(t *testing.T, w *world) {
 					continue
 				}
 				if got && o.undo != nil {
-					if err := o.undo(w, tn); err != nil {
+					if err := o.undo(w, tn, raw); err != nil {
 						t.Fatalf("undo %s %s on %s: %v", role, o.name, tn, err)
 					}
 				}

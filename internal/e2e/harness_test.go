@@ -83,6 +83,23 @@ func startWith(t *testing.T, cfg server.Config) *env {
 
 func (e *env) ctx() context.Context { return e.t.Context() }
 
+// customerAdmin is an administrator of a customer's tenant, made by the
+// operator (the tenant's onboarding) the first time it is asked for. Once
+// it exists the tenant's accounts are the customer's: make further ones
+// through it.
+func (e *env) customerAdmin(tenantID string) *client.Client {
+	e.t.Helper()
+	if e.owners == nil {
+		e.owners = map[string]*client.Client{}
+	}
+	owner, ok := e.owners[tenantID]
+	if !ok {
+		owner = signUp(e.t, e, e.api, tenantID, "customer-admin", "keys@"+strings.ToLower(tenantID)+".example").bearer
+		e.owners[tenantID] = owner
+	}
+	return owner
+}
+
 // ownerKey returns the primary key of a device in a customer's tenant, read
 // by a customer admin of that tenant: operator staff never see the keys
 // of a customer's machine.
@@ -96,15 +113,7 @@ func (e *env) ownerKey(tenantID, deviceID string) []byte {
 		key, _ := base64.StdEncoding.DecodeString(d.PrimaryKey)
 		return key
 	}
-	if e.owners == nil {
-		e.owners = map[string]*client.Client{}
-	}
-	owner, ok := e.owners[tenantID]
-	if !ok {
-		owner = signUp(e.t, e, e.api, tenantID, "customer-admin", "keys@"+strings.ToLower(tenantID)+".example").bearer
-		e.owners[tenantID] = owner
-	}
-	d, err := owner.Device(e.ctx(), deviceID)
+	d, err := e.customerAdmin(tenantID).Device(e.ctx(), deviceID)
 	if err != nil {
 		e.t.Fatalf("device %s read by its owner: %v", deviceID, err)
 	}

@@ -317,7 +317,7 @@ func TestIDParametersAnswerAlike(t *testing.T) {
 	key := e.ownerKey("C", "dev-c")
 	e.deviceConn("dev-c", key).mustPublish(t, "devices/dev-c/messages/events/", `{"temperature": 61.5}`)
 	w.site["C"], w.device["C"] = site.ID, "dev-c"
-	cAdmin := signUp(t, e, w.op, "C", "customer-admin", "boss@c.example").bearer
+	cAdmin := signUp(t, e, e.customerAdmin("C"), "C", "customer-admin", "boss@c.example").bearer
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var page struct{ Devices []api.DeviceLatest }
