@@ -266,8 +266,11 @@ func (s *Store) CompactSealed(ctx context.Context) error {
 }
 
 // waitOlderSnapshots waits until no other session of this database holds a
-// snapshot or transaction older than now: VACUUM FULL keeps the row
-// versions such a snapshot may still see, plaintext included.
+// snapshot or transaction older than now, and no session of any database
+// a transaction older than now: VACUUM FULL keeps the row versions such a
+// snapshot may still see, plaintext included, and a transaction still
+// running in another database holds back the snapshots of this one (they
+// must treat it as in progress).
 func (s *Store) waitOlderSnapshots(ctx context.Context) error {
 	var now string
 	if err := s.pool.QueryRow(ctx, `SELECT pg_current_xact_id()::xid::text`).Scan(&now); err != nil {
@@ -277,8 +280,8 @@ func (s *Store) waitOlderSnapshots(ctx context.Context) error {
 	for {
 		var older int
 		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid()
-				AND (age(backend_xmin) >= age($1::xid) OR age(backend_xid) >= age($1::xid))`, now).Scan(&older); err != nil {
+			WHERE pid <> pg_backend_pid() AND (age(backend_xid) >= age($1::xid)
+				OR (datname = current_database() AND age(backend_xmin) >= age($1::xid)))`, now).Scan(&older); err != nil {
 			return err
 		}
 		if older == 0 {
