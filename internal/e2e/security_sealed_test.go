@@ -3,8 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	bin "encoding/binary"
 	"encoding/base64"
+	bin "encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"

@@ -265,37 +265,20 @@ func (s *Store) CompactSealed(ctx context.Context) error {
 	return nil
 }
 
-// waitOlderSnapshots waits until no other session of this database holds a
-// snapshot or transaction older than now, and no session of any database
-// a transaction older than now: VACUUM FULL keeps the row versions such a
-// snapshot may still see, plaintext included, and a transaction still
-// running in another database holds back the snapshots of this one (they
-// must treat it as in progress).
+// waitOlderSnapshots waits until no transaction, snapshot or replication
+// slot older than now holds back the horizon of this database (see
+// waitForHorizon; a transaction still running in another database counts,
+// since this one's snapshots must treat it as in progress): VACUUM FULL
+// keeps the row versions such a snapshot may still see, plaintext included.
 func (s *Store) waitOlderSnapshots(ctx context.Context) error {
 	var now string
-	if err := s.pool.QueryRow(ctx, `SELECT pg_current_xact_id()::xid::text`).Scan(&now); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&now); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(compactWait)
-	for {
-		var older int
-		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE pid <> pg_backend_pid() AND (age(backend_xid) >= age($1::xid)
-				OR (datname = current_database() AND age(backend_xmin) >= age($1::xid)))`, now).Scan(&older); err != nil {
-			return err
-		}
-		if older == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d sessions keep snapshots older than the sealing for more than %s; compaction runs again at the next start", older, compactWait)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := s.waitForHorizon(ctx, now, compactWait); err != nil {
+		return fmt.Errorf("%w; compaction runs again at the next start", err)
 	}
+	return nil
 }
 
 // compactWait bounds waitOlderSnapshots.
