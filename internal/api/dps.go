@@ -34,6 +34,7 @@ type EnrollmentGroup struct {
 	InitialTwin  json.RawMessage `json:"initialTwin,omitempty"`
 	CreatedAt    time.Time       `json:"createdAt"`
 	UpdatedAt    time.Time       `json:"updatedAt"`
+	Unreadable   bool            `json:"unreadable,omitempty"` // its tenant's keys were destroyed: the initial twin is lost
 }
 
 // Enrollment is the API view of an individual enrollment.
@@ -47,6 +48,7 @@ type Enrollment struct {
 	InitialTwin    json.RawMessage `json:"initialTwin,omitempty"`
 	CreatedAt      time.Time       `json:"createdAt"`
 	UpdatedAt      time.Time       `json:"updatedAt"`
+	Unreadable     bool            `json:"unreadable,omitempty"` // its tenant's keys were destroyed
 }
 
 // Registration is the API view of a registration record.
@@ -65,13 +67,14 @@ type Registration struct {
 	InitialTwin    json.RawMessage `json:"initialTwin,omitempty"`
 	CreatedAt      time.Time       `json:"createdAt"`
 	UpdatedAt      time.Time       `json:"updatedAt"`
+	Unreadable     bool            `json:"unreadable,omitempty"` // its tenant's keys were destroyed
 }
 
 func b64(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
 
 func groupView(g store.EnrollmentGroup, withKeys bool) EnrollmentGroup {
 	v := EnrollmentGroup{ID: g.ID, TenantID: g.TenantID, Enabled: g.Enabled, InitialTwin: g.InitialTwin,
-		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt}
+		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt, Unreadable: g.Unreadable}
 	if withKeys {
 		v.PrimaryKey, v.SecondaryKey = b64(g.PrimaryKey), b64(g.SecondaryKey)
 	}
@@ -80,7 +83,7 @@ func groupView(g store.EnrollmentGroup, withKeys bool) EnrollmentGroup {
 
 func enrollmentView(e store.Enrollment, withKeys bool) Enrollment {
 	v := Enrollment{RegistrationID: e.RegistrationID, DeviceID: e.DeviceID, TenantID: e.TenantID, Enabled: e.Enabled,
-		InitialTwin: e.InitialTwin, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+		InitialTwin: e.InitialTwin, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Unreadable: e.Unreadable}
 	if withKeys {
 		v.PrimaryKey, v.SecondaryKey = b64(e.PrimaryKey), b64(e.SecondaryKey)
 	}
@@ -94,7 +97,8 @@ func enrollmentView(e store.Enrollment, withKeys bool) Enrollment {
 func (a *API) registrationView(r store.Registration, withData bool) Registration {
 	v := Registration{RegistrationID: r.RegistrationID, DeviceID: r.DeviceID, TenantID: r.TenantID,
 		EnrollmentType: string(r.EnrollmentKind), EnrollmentID: r.EnrollmentID, Status: r.Status, Substatus: r.Substatus,
-		AssignedHub: a.cfg.HubHost, OperationID: r.OperationID, ETag: r.ETag, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		AssignedHub: a.cfg.HubHost, OperationID: r.OperationID, ETag: r.ETag, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		Unreadable: r.Unreadable}
 	if withData {
 		v.Payload, v.InitialTwin = r.Payload, r.InitialTwin
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	bin "encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -23,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/warden-iot/warden/internal/client"
+	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
@@ -40,6 +42,13 @@ const (
 	markAck      = "zqx-ack-comment-marker-76"
 	markTrend    = "zqxtrendmarker77" // a maintenance plan's trend metric: also in the maintenance state
 	markControl  = "zqx-control-device-name-79"
+	// Provisioning: the payloads two devices send when they register, the
+	// initial twins of an enrollment group and of an individual enrollment
+	// (each also copied into the registration record, and into the twin).
+	markDPSPayload   = "zqx-dps-payload-marker-81"
+	markDPSPayloadIn = "zqx-dps-payload-individual-82"
+	markGroupTwin    = "zqx-group-twin-marker-83"
+	markEnrollTwin   = "zqx-enrollment-twin-marker-84"
 	// markValue is the alarm's value: in its message, its value, the
 	// webhook delivery's payload and the evaluator's state.
 	markValue = 8317.625
@@ -47,7 +56,8 @@ const (
 
 func sealedMarkers() map[string][]byte {
 	m := map[string][]byte{}
-	for _, s := range []string{markDesired, markReported, markTags, markC2D, markC2DProp, markAck, markTrend} {
+	for _, s := range []string{markDesired, markReported, markTags, markC2D, markC2DProp, markAck, markTrend,
+		markDPSPayload, markDPSPayloadIn, markGroupTwin, markEnrollTwin} {
 		m[s] = []byte(s)
 	}
 	m["value as text"] = []byte("8317.625")
@@ -188,6 +198,54 @@ func putMarkers(t *testing.T, e *env) {
 		t.Errorf("C2D list lacks its property: %s", c2d)
 	}
 	d.disconnect()
+	putDPSMarkers(t, e)
+}
+
+// putDPSMarkers provisions two devices over MQTT, as the SDK does, one
+// through an enrollment group and one through an individual enrollment,
+// each with an initial twin and a custom payload carrying markers; the
+// devices get their answers and the API reads everything back as before.
+func putDPSMarkers(t *testing.T, e *env) {
+	ctx := e.ctx()
+	scope := e.idScope()
+	groupKey := e.enrollGroup("seal-group", `{"tags":{"site":"`+markGroupTwin+`"}}`)
+	en, err := e.api.CreateEnrollment(ctx, client.NewEnrollment{RegistrationID: "seal-ind",
+		InitialTwin: json.RawMessage(`{"properties":{"desired":{"note":"` + markEnrollTwin + `"}}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	indKey, err := base64.StdEncoding.DecodeString(en.PrimaryKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dev := range []struct {
+		id, payloadMark, twinMark, enrollment string
+		key                                   []byte
+	}{
+		{"seal-prov", markDPSPayload, markGroupTwin, "group", sas.DeriveDeviceKey(groupKey, "seal-prov")},
+		{"seal-ind", markDPSPayloadIn, markEnrollTwin, "individual", indKey},
+	} {
+		p := e.provisionConn(scope, dev.id, dev.key)
+		a := p.register(dev.id, map[string]any{"serial": dev.payloadMark})
+		p.finish()
+		if a.body["status"] != "assigned" || state(a, "deviceId") != dev.id || state(a, "substatus") != "initialAssignment" ||
+			state(a, "assignedHub") != e.hubHost {
+			t.Fatalf("registration of %s = %v", dev.id, a.body)
+		}
+		reg, err := e.api.Registration(ctx, dev.id)
+		if err != nil || reg.EnrollmentType != dev.enrollment || reg.Unreadable ||
+			string(reg.Payload) != `{"serial":"`+dev.payloadMark+`"}` || !bytes.Contains(reg.InitialTwin, []byte(dev.twinMark)) {
+			t.Fatalf("registration record of %s = %+v, %v", dev.id, reg, err)
+		}
+		tw, err := e.api.Twin(ctx, dev.id)
+		if err != nil || !bytes.Contains(mustJSON(t, tw), []byte(dev.twinMark)) {
+			t.Fatalf("twin of %s = %s, %v; want the initial twin", dev.id, mustJSON(t, tw), err)
+		}
+	}
+	g, err := e.api.EnrollmentGroup(ctx, "seal-group")
+	if err != nil || !bytes.Contains(g.InitialTwin, []byte(markGroupTwin)) {
+		t.Fatalf("enrollment group = %+v, %v", g, err)
+	}
 }
 
 // rawBody keeps a JSON answer as it is.

@@ -35,13 +35,17 @@ const (
 	upPlan     = "zqxupplan90"
 	upEvalMark = "zqx-up-evaluator-model-89"
 	upMaintMk  = "zqx-up-maint-trend-88"
+	upDPSPay   = "zqx-up-dps-payload-87"
+	upDPSTwin  = "zqx-up-dps-twin-86"
+	upGrpTwin  = "zqx-up-group-twin-85"
+	upEnrTwin  = "zqx-up-enrollment-twin-84"
 	upValue    = 6143.375
 )
 
 func upgradeMarkers() map[string][]byte {
 	m := map[string][]byte{}
 	for _, s := range []string{upTags, upDesired, upReported, upC2D, upC2DProp, upMessage, upAck, upPayload, upError,
-		upPlan, upEvalMark, upMaintMk} {
+		upPlan, upEvalMark, upMaintMk, upDPSPay, upDPSTwin, upGrpTwin, upEnrTwin} {
 		m[s] = []byte(s)
 	}
 	m["value as float64 (big endian)"] = bin.BigEndian.AppendUint64(nil, math.Float64bits(upValue))
@@ -86,6 +90,24 @@ func oldRows(t *testing.T, exec func(query string, args ...any) error, placehold
 			[]any{[]byte(`{"devices":[{"device":{"id":"up-dev","tenantPath":"root","model":"` + upEvalMark + `"}}]}`)}},
 		{`INSERT INTO monitor_state (key, state) VALUES ('maintenance', $1)`,
 			[]any{[]byte(`[[{"device":{"id":"up-dev","tenantPath":"root"},"planTenant":"root","trends":[{"metric":"` + upMaintMk + `"}]}]]`)}},
+		{`INSERT INTO enrollment_groups (tenant_id, id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at)
+			VALUES ($1, 'up-group', $2, $3, $3, $4, $5, $5)`,
+			[]any{store.RootTenantID, true, bytes.Repeat([]byte{3}, 32), `{"tags":{"site":"` + upGrpTwin + `"}}`, now}},
+		{`INSERT INTO enrollment_groups (tenant_id, id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at)
+			VALUES ($1, 'up-group-bare', $2, $3, $3, NULL, $4, $4)`,
+			[]any{store.RootTenantID, true, bytes.Repeat([]byte{4}, 32), now}},
+		{`INSERT INTO enrollments (tenant_id, registration_id, device_id, enabled, primary_key, secondary_key, initial_twin,
+			created_at, updated_at) VALUES ($1, 'up-ind', 'up-ind', $2, $3, $3, $4, $5, $5)`,
+			[]any{store.RootTenantID, true, bytes.Repeat([]byte{5}, 32), `{"properties":{"desired":{"note":"` + upEnrTwin + `"}}}`, now}},
+		{`INSERT INTO registrations (tenant_id, registration_id, device_id, enrollment_kind, enrollment_id, status, substatus,
+			operation_id, etag, payload, initial_twin, created_at, updated_at)
+			VALUES ($1, 'up-reg', 'up-reg', 'group', 'up-group', 'assigned', 'initialAssignment', 'op.1', 'etag1', $2, $3, $4, $4)`,
+			[]any{store.RootTenantID, `{"serial":"` + upDPSPay + `"}`, `{"tags":{"site":"` + upDPSTwin + `"}}`, now}},
+		{`INSERT INTO registrations (tenant_id, registration_id, device_id, enrollment_kind, enrollment_id, status, substatus,
+			operation_id, etag, payload, initial_twin, created_at, updated_at)
+			VALUES ($1, 'up-reg-bare', 'up-reg-bare', 'group', 'up-group-bare', 'assigned', 'initialAssignment', 'op.2', 'etag2',
+			NULL, NULL, $2, $2)`,
+			[]any{store.RootTenantID, now}},
 	}
 	for _, st := range steps {
 		if err := exec(q(st.query, len(st.args)), st.args...); err != nil {
@@ -126,6 +148,22 @@ func checkUpgraded(t *testing.T, e *env) {
 	if !bytes.Contains(plans, []byte(upPlan)) {
 		t.Errorf("upgraded plan lacks its spec: %s", plans)
 	}
+	if reg, err := e.api.Registration(e.ctx(), "up-reg"); err != nil || reg.Unreadable || reg.EnrollmentID != "up-group" ||
+		string(reg.Payload) != `{"serial":"`+upDPSPay+`"}` || string(reg.InitialTwin) != `{"tags":{"site":"`+upDPSTwin+`"}}` {
+		t.Errorf("upgraded registration = %+v, %v", reg, err)
+	}
+	if reg, err := e.api.Registration(e.ctx(), "up-reg-bare"); err != nil || reg.Unreadable || reg.Payload != nil || reg.InitialTwin != nil {
+		t.Errorf("upgraded registration without payload or twin = %+v, %v", reg, err)
+	}
+	if g, err := e.api.EnrollmentGroup(e.ctx(), "up-group"); err != nil || g.Unreadable || string(g.InitialTwin) != `{"tags":{"site":"`+upGrpTwin+`"}}` {
+		t.Errorf("upgraded enrollment group = %+v, %v", g, err)
+	}
+	if g, err := e.api.EnrollmentGroup(e.ctx(), "up-group-bare"); err != nil || g.Unreadable || g.InitialTwin != nil {
+		t.Errorf("upgraded enrollment group without initial twin = %+v, %v", g, err)
+	}
+	if en, err := e.api.Enrollment(e.ctx(), "up-ind"); err != nil || en.Unreadable || !bytes.Contains(en.InitialTwin, []byte(upEnrTwin)) {
+		t.Errorf("upgraded enrollment = %+v, %v", en, err)
+	}
 }
 
 // TestSealUpgradeSQLite: a database at the schema from before sealing,
@@ -155,7 +193,7 @@ func TestSealUpgradeSQLite(t *testing.T) {
 		func(i int) string { return fmt.Sprintf("?%d", i) })
 	db.Close()
 	raw := readFiles(t, dir)
-	for _, m := range []string{upTags, upC2D, upMessage, upPlan, upEvalMark} {
+	for _, m := range []string{upTags, upC2D, upMessage, upPlan, upEvalMark, upDPSPay, upGrpTwin, upEnrTwin} {
 		if !bytes.Contains(raw, []byte(m)) {
 			t.Fatalf("the old database does not hold %s in clear: the scan would prove nothing", m)
 		}
@@ -209,8 +247,8 @@ func TestSealUpgradePostgres(t *testing.T) {
 	oldRows(t, func(q string, args ...any) error { _, err := conn.Exec(t.Context(), q, args...); return err },
 		func(i int) string { return fmt.Sprintf("$%d", i) })
 	conn.Close(t.Context())
-	if dump := pgDump(t, dbURL); !strings.Contains(dump, upTags) {
-		t.Fatal("the old database does not hold the twin in clear: the scan would prove nothing")
+	if dump := pgDump(t, dbURL); !strings.Contains(dump, upTags) || !strings.Contains(dump, upDPSPay) || !strings.Contains(dump, upGrpTwin) {
+		t.Fatal("the old database does not hold the twin and provisioning data in clear: the scan would prove nothing")
 	}
 
 	e, stop := startStoppableIn(t, t.TempDir(), dbURL)
@@ -239,7 +277,8 @@ func TestSealUpgradePostgres(t *testing.T) {
 	if _, err := conn.Exec(t.Context(), `CHECKPOINT`); err != nil {
 		t.Skipf("cannot checkpoint (%v); live rows were checked", err)
 	}
-	for _, table := range []string{"device_twins", "c2d_messages", "alarms", "deliveries", "maintenance_plans", "monitor_state"} {
+	for _, table := range []string{"device_twins", "c2d_messages", "alarms", "deliveries", "maintenance_plans", "monitor_state",
+		"registrations", "enrollment_groups", "enrollments"} {
 		var rel string
 		if err := conn.QueryRow(t.Context(), `SELECT pg_relation_filepath($1::regclass)`, table).Scan(&rel); err != nil {
 			t.Fatal(err)

@@ -108,6 +108,9 @@ type EnrollmentGroup struct {
 	InitialTwin []byte
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	// Unreadable: the sealed initial twin cannot be opened (the tenant's
+	// keys were destroyed); InitialTwin is nil.
+	Unreadable bool
 }
 
 // Enrollment is an individual enrollment: one registration id with keys of
@@ -124,6 +127,7 @@ type Enrollment struct {
 	InitialTwin  []byte // as in EnrollmentGroup
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	Unreadable   bool // as in EnrollmentGroup
 }
 
 // EnrollmentUpdate changes an enrollment group or individual enrollment;
@@ -178,6 +182,9 @@ type Registration struct {
 	InitialTwin []byte
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	// Unreadable: the sealed payload and initial twin cannot be opened
+	// (the tenant's keys were destroyed); both are nil.
+	Unreadable bool
 }
 
 // Assignment asks AssignRegistrations to assign a device. Registration

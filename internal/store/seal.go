@@ -407,3 +407,127 @@ func OpenMonitorStates(ctx context.Context, s Sealer, key string, sealed map[str
 	}
 	return out, nil
 }
+
+// optPart frames a document that may be absent (nil) as one part: a
+// leading 0 for none, 1 and the bytes otherwise, so that nil and empty
+// come back as they went in.
+func optPart(b []byte) []byte {
+	if b == nil {
+		return []byte{0}
+	}
+	return append([]byte{1}, b...)
+}
+
+func partOpt(p []byte) ([]byte, error) {
+	switch {
+	case len(p) == 1 && p[0] == 0:
+		return nil, nil
+	case len(p) >= 1 && p[0] == 1:
+		return append([]byte{}, p[1:]...), nil
+	}
+	return nil, fmt.Errorf("%w: bad optional part", ErrUnreadable)
+}
+
+// registrationAAD binds a registration record's blob to its tenant, its
+// registration id and the enrollment it came through (all written together
+// by every assignment).
+func registrationAAD(r Registration) []byte {
+	return sealAAD("registration", r.TenantID, r.RegistrationID, string(r.EnrollmentKind), r.EnrollmentID)
+}
+
+// SealRegistration seals a registration record's payload (what the device
+// sent) and initial twin (what it was given), either of which may be nil.
+func SealRegistration(ctx context.Context, s Sealer, r Registration) ([]byte, error) {
+	return sealParts(ctx, s, r.TenantID, registrationAAD(r), optPart(r.Payload), optPart(r.InitialTwin))
+}
+
+// OpenRegistration fills r's payload and initial twin from its sealed
+// blob; r's tenant, registration id and enrollment must be set. If it
+// cannot be opened, r is marked Unreadable and the error returned.
+func OpenRegistration(ctx context.Context, s Sealer, r *Registration, blob []byte) error {
+	p, err := openParts(ctx, s, r.TenantID, blob, registrationAAD(*r), 2)
+	var payload, twin []byte
+	if err == nil {
+		if payload, err = partOpt(p[0]); err == nil {
+			twin, err = partOpt(p[1])
+		}
+	}
+	if err != nil {
+		r.Payload, r.InitialTwin, r.Unreadable = nil, nil, true
+		return fmt.Errorf("registration %q: %w", r.RegistrationID, err)
+	}
+	r.Payload, r.InitialTwin = payload, twin
+	return nil
+}
+
+// OpenRegistrationRow opens a stored registration's sealed part (nil: a
+// record from before sealing, whose plaintext r already holds). A record
+// that cannot be opened is marked Unreadable; only a missing sealer is an
+// error.
+func OpenRegistrationRow(ctx context.Context, s Sealer, r *Registration, sealed []byte) error {
+	if sealed == nil {
+		return nil
+	}
+	if err := OpenRegistration(ctx, s, r, sealed); errors.Is(err, ErrNoSealer) {
+		return err
+	}
+	return nil
+}
+
+func enrollmentGroupAAD(tenantID, groupID string) []byte {
+	return sealAAD("enrollment-group", tenantID, groupID)
+}
+
+func enrollmentAAD(tenantID, registrationID string) []byte {
+	return sealAAD("enrollment", tenantID, registrationID)
+}
+
+// SealGroupTwin seals an enrollment group's initial twin (nil: none). The
+// initial twin becomes the twin of every device the group assigns, which
+// is sealed too: it is sealed like it.
+func SealGroupTwin(ctx context.Context, s Sealer, tenantID, groupID string, twin []byte) ([]byte, error) {
+	return sealParts(ctx, s, tenantID, enrollmentGroupAAD(tenantID, groupID), optPart(twin))
+}
+
+// SealEnrollmentTwin seals an individual enrollment's initial twin (nil:
+// none).
+func SealEnrollmentTwin(ctx context.Context, s Sealer, tenantID, registrationID string, twin []byte) ([]byte, error) {
+	return sealParts(ctx, s, tenantID, enrollmentAAD(tenantID, registrationID), optPart(twin))
+}
+
+func openInitialTwin(ctx context.Context, s Sealer, tenantID string, blob, aad []byte) ([]byte, error) {
+	p, err := openParts(ctx, s, tenantID, blob, aad, 1)
+	if err != nil {
+		return nil, err
+	}
+	return partOpt(p[0])
+}
+
+// OpenGroupRow opens a stored group's sealed initial twin (nil: a group
+// from before sealing, whose plaintext g already holds). A twin that
+// cannot be opened leaves g without one, marked Unreadable; only a missing
+// sealer is an error.
+func OpenGroupRow(ctx context.Context, s Sealer, g *EnrollmentGroup, sealed []byte) error {
+	if sealed == nil {
+		return nil
+	}
+	twin, err := openInitialTwin(ctx, s, g.TenantID, sealed, enrollmentGroupAAD(g.TenantID, g.ID))
+	if errors.Is(err, ErrNoSealer) {
+		return err
+	}
+	g.InitialTwin, g.Unreadable = twin, err != nil
+	return nil
+}
+
+// OpenEnrollmentRow is OpenGroupRow for an individual enrollment.
+func OpenEnrollmentRow(ctx context.Context, s Sealer, e *Enrollment, sealed []byte) error {
+	if sealed == nil {
+		return nil
+	}
+	twin, err := openInitialTwin(ctx, s, e.TenantID, sealed, enrollmentAAD(e.TenantID, e.RegistrationID))
+	if errors.Is(err, ErrNoSealer) {
+		return err
+	}
+	e.InitialTwin, e.Unreadable = twin, err != nil
+	return nil
+}

@@ -65,13 +65,14 @@ const migrationDPS = `CREATE TABLE IF NOT EXISTS id_scopes (
 		PRIMARY KEY (tenant_id, registration_id)
 	);`
 
-// jsonArg passes a JSON document (nil: NULL) as TEXT.
-func jsonArg(b []byte) any {
-	if b == nil {
-		return nil
-	}
-	return string(b)
-}
+// migrationDPSSealed adds the sealed columns of the provisioning service,
+// as in store/sqlite: a registration's payload and initial twin, and the
+// initial twins of enrollment groups and individual enrollments. A NULL
+// sealed column marks a row written before, whose plaintext is still in the
+// old columns until SealPlaintext seals it; a sealed row has NULL there.
+const migrationDPSSealed = `ALTER TABLE registrations ADD COLUMN IF NOT EXISTS sealed BYTEA;
+	ALTER TABLE enrollment_groups ADD COLUMN IF NOT EXISTS sealed BYTEA;
+	ALTER TABLE enrollments ADD COLUMN IF NOT EXISTS sealed BYTEA;`
 
 // IDScope returns the tenant's ID scope, creating it on first use.
 func (s *Store) IDScope(ctx context.Context, tenantID string) (string, error) {
@@ -124,26 +125,42 @@ func (s *Store) TenantByIDScope(ctx context.Context, idScope string) (string, er
 	return tenant, nil
 }
 
-const groupColumns = `id, tenant_id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at`
+const groupColumns = `id, tenant_id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at, sealed`
 
-func scanGroup(row pgx.Row) (store.EnrollmentGroup, error) {
+// scanGroup reads a group and opens its sealed initial twin.
+func (s *Store) scanGroup(ctx context.Context, row pgx.Row) (store.EnrollmentGroup, error) {
 	var g store.EnrollmentGroup
 	var created, updated int64
-	if err := row.Scan(&g.ID, &g.TenantID, &g.Enabled, &g.PrimaryKey, &g.SecondaryKey, &g.InitialTwin, &created, &updated); err != nil {
+	var twin *string
+	var sealed []byte
+	if err := row.Scan(&g.ID, &g.TenantID, &g.Enabled, &g.PrimaryKey, &g.SecondaryKey, &twin, &created, &updated, &sealed); err != nil {
 		return store.EnrollmentGroup{}, err
 	}
+	g.InitialTwin = textBytes(twin)
 	g.CreatedAt, g.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
-	return g, nil
+	return g, store.OpenGroupRow(ctx, s.sealer, &g, sealed)
+}
+
+// textBytes is a nullable TEXT column's bytes (nil: NULL).
+func textBytes(s *string) []byte {
+	if s == nil {
+		return nil
+	}
+	return []byte(*s)
 }
 
 // CreateEnrollmentGroup adds a group, unless the tenant has
 // MaxEnrollmentGroups already. (Two nodes adding groups at the same instant
 // may both pass the count: the bound is approximate there.)
 func (s *Store) CreateEnrollmentGroup(ctx context.Context, g store.EnrollmentGroup) error {
+	sealed, err := store.SealGroupTwin(ctx, s.sealer, g.TenantID, g.ID, g.InitialTwin)
+	if err != nil {
+		return fmt.Errorf("create enrollment group %q: %w", g.ID, err)
+	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO enrollment_groups (`+groupColumns+`)
-		SELECT $1::text, $2::text, $3::boolean, $4::bytea, $5::bytea, $6::text, $7::bigint, $8::bigint
+		SELECT $1::text, $2::text, $3::boolean, $4::bytea, $5::bytea, NULL, $6::bigint, $7::bigint, $8::bytea
 		WHERE (SELECT count(*) FROM enrollment_groups WHERE tenant_id = $2) < $9`,
-		g.ID, g.TenantID, g.Enabled, g.PrimaryKey, g.SecondaryKey, jsonArg(g.InitialTwin), g.CreatedAt.UnixMilli(), g.UpdatedAt.UnixMilli(),
+		g.ID, g.TenantID, g.Enabled, g.PrimaryKey, g.SecondaryKey, g.CreatedAt.UnixMilli(), g.UpdatedAt.UnixMilli(), sealed,
 		store.MaxEnrollmentGroups)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("enrollment group %q: %w", g.ID, store.ErrConflict)
@@ -159,7 +176,7 @@ func (s *Store) CreateEnrollmentGroup(ctx context.Context, g store.EnrollmentGro
 
 // GetEnrollmentGroup returns one group of a tenant.
 func (s *Store) GetEnrollmentGroup(ctx context.Context, tenantID, id string) (store.EnrollmentGroup, error) {
-	g, err := scanGroup(s.pool.QueryRow(ctx, `SELECT `+groupColumns+` FROM enrollment_groups WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	g, err := s.scanGroup(ctx, s.pool.QueryRow(ctx, `SELECT `+groupColumns+` FROM enrollment_groups WHERE tenant_id = $1 AND id = $2`, tenantID, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return g, fmt.Errorf("enrollment group %q: %w", id, store.ErrNotFound)
 	}
@@ -178,7 +195,7 @@ func (s *Store) ListEnrollmentGroups(ctx context.Context, tenantID string) ([]st
 	defer rows.Close()
 	out := []store.EnrollmentGroup{}
 	for rows.Next() {
-		g, err := scanGroup(rows)
+		g, err := s.scanGroup(ctx, rows)
 		if err != nil {
 			return nil, fmt.Errorf("list enrollment groups: %w", err)
 		}
@@ -191,8 +208,9 @@ func (s *Store) ListEnrollmentGroups(ctx context.Context, tenantID string) ([]st
 }
 
 // updateSet is the SET clause shared by both enrollment kinds, with
-// parameters $1…$6, and its arguments.
-func updateSet(u store.EnrollmentUpdate) (string, []any) {
+// parameters $1…$6, and its arguments; sealedTwin is the sealed new
+// initial twin if u sets one.
+func updateSet(u store.EnrollmentUpdate, sealedTwin []byte) (string, []any) {
 	var enabled any
 	if u.Enabled != nil {
 		enabled = *u.Enabled
@@ -206,14 +224,22 @@ func updateSet(u store.EnrollmentUpdate) (string, []any) {
 	}
 	return `enabled = COALESCE($1::boolean, enabled), primary_key = COALESCE($2::bytea, primary_key),
 		secondary_key = COALESCE($3::bytea, secondary_key),
-		initial_twin = CASE WHEN $4::boolean THEN $5::text ELSE initial_twin END, updated_at = $6`,
-		[]any{enabled, primary, secondary, u.SetInitialTwin, jsonArg(u.InitialTwin), u.UpdatedAt.UnixMilli()}
+		sealed = CASE WHEN $4::boolean THEN $5::bytea ELSE sealed END,
+		initial_twin = CASE WHEN $4::boolean THEN NULL ELSE initial_twin END, updated_at = $6`,
+		[]any{enabled, primary, secondary, u.SetInitialTwin, sealedTwin, u.UpdatedAt.UnixMilli()}
 }
 
 // UpdateEnrollmentGroup changes a group and returns it.
 func (s *Store) UpdateEnrollmentGroup(ctx context.Context, tenantID, id string, u store.EnrollmentUpdate) (store.EnrollmentGroup, error) {
-	set, args := updateSet(u)
-	g, err := scanGroup(s.pool.QueryRow(ctx, `UPDATE enrollment_groups SET `+set+` WHERE tenant_id = $7 AND id = $8 RETURNING `+groupColumns,
+	var sealed []byte
+	if u.SetInitialTwin {
+		var err error
+		if sealed, err = store.SealGroupTwin(ctx, s.sealer, tenantID, id, u.InitialTwin); err != nil {
+			return store.EnrollmentGroup{}, fmt.Errorf("update enrollment group %q: %w", id, err)
+		}
+	}
+	set, args := updateSet(u, sealed)
+	g, err := s.scanGroup(ctx, s.pool.QueryRow(ctx, `UPDATE enrollment_groups SET `+set+` WHERE tenant_id = $7 AND id = $8 RETURNING `+groupColumns,
 		append(args, tenantID, id)...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return g, fmt.Errorf("enrollment group %q: %w", id, store.ErrNotFound)
@@ -240,23 +266,31 @@ func (s *Store) deleteOne(ctx context.Context, what, id, query string, args ...a
 	return nil
 }
 
-const enrollmentColumns = `registration_id, tenant_id, device_id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at`
+const enrollmentColumns = `registration_id, tenant_id, device_id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at, sealed`
 
-func scanEnrollment(row pgx.Row) (store.Enrollment, error) {
+// scanEnrollment reads an enrollment and opens its sealed initial twin.
+func (s *Store) scanEnrollment(ctx context.Context, row pgx.Row) (store.Enrollment, error) {
 	var e store.Enrollment
 	var created, updated int64
-	if err := row.Scan(&e.RegistrationID, &e.TenantID, &e.DeviceID, &e.Enabled, &e.PrimaryKey, &e.SecondaryKey, &e.InitialTwin, &created, &updated); err != nil {
+	var twin *string
+	var sealed []byte
+	if err := row.Scan(&e.RegistrationID, &e.TenantID, &e.DeviceID, &e.Enabled, &e.PrimaryKey, &e.SecondaryKey, &twin, &created, &updated, &sealed); err != nil {
 		return store.Enrollment{}, err
 	}
+	e.InitialTwin = textBytes(twin)
 	e.CreatedAt, e.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
-	return e, nil
+	return e, store.OpenEnrollmentRow(ctx, s.sealer, &e, sealed)
 }
 
 // CreateEnrollment adds an individual enrollment.
 func (s *Store) CreateEnrollment(ctx context.Context, e store.Enrollment) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO enrollments (`+enrollmentColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		e.RegistrationID, e.TenantID, e.DeviceID, e.Enabled, e.PrimaryKey, e.SecondaryKey, jsonArg(e.InitialTwin),
-		e.CreatedAt.UnixMilli(), e.UpdatedAt.UnixMilli())
+	sealed, err := store.SealEnrollmentTwin(ctx, s.sealer, e.TenantID, e.RegistrationID, e.InitialTwin)
+	if err != nil {
+		return fmt.Errorf("create enrollment %q: %w", e.RegistrationID, err)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO enrollments (`+enrollmentColumns+`) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9)`,
+		e.RegistrationID, e.TenantID, e.DeviceID, e.Enabled, e.PrimaryKey, e.SecondaryKey,
+		e.CreatedAt.UnixMilli(), e.UpdatedAt.UnixMilli(), sealed)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("enrollment %q: %w", e.RegistrationID, store.ErrConflict)
 	}
@@ -268,7 +302,7 @@ func (s *Store) CreateEnrollment(ctx context.Context, e store.Enrollment) error 
 
 // GetEnrollment returns one individual enrollment of a tenant.
 func (s *Store) GetEnrollment(ctx context.Context, tenantID, registrationID string) (store.Enrollment, error) {
-	e, err := scanEnrollment(s.pool.QueryRow(ctx, `SELECT `+enrollmentColumns+` FROM enrollments
+	e, err := s.scanEnrollment(ctx, s.pool.QueryRow(ctx, `SELECT `+enrollmentColumns+` FROM enrollments
 		WHERE tenant_id = $1 AND registration_id = $2`, tenantID, registrationID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return e, fmt.Errorf("enrollment %q: %w", registrationID, store.ErrNotFound)
@@ -288,7 +322,7 @@ func (s *Store) ListEnrollments(ctx context.Context, tenantID string) ([]store.E
 	defer rows.Close()
 	out := []store.Enrollment{}
 	for rows.Next() {
-		e, err := scanEnrollment(rows)
+		e, err := s.scanEnrollment(ctx, rows)
 		if err != nil {
 			return nil, fmt.Errorf("list enrollments: %w", err)
 		}
@@ -302,8 +336,15 @@ func (s *Store) ListEnrollments(ctx context.Context, tenantID string) ([]store.E
 
 // UpdateEnrollment changes an individual enrollment and returns it.
 func (s *Store) UpdateEnrollment(ctx context.Context, tenantID, registrationID string, u store.EnrollmentUpdate) (store.Enrollment, error) {
-	set, args := updateSet(u)
-	e, err := scanEnrollment(s.pool.QueryRow(ctx, `UPDATE enrollments SET `+set+` WHERE tenant_id = $7 AND registration_id = $8
+	var sealed []byte
+	if u.SetInitialTwin {
+		var err error
+		if sealed, err = store.SealEnrollmentTwin(ctx, s.sealer, tenantID, registrationID, u.InitialTwin); err != nil {
+			return store.Enrollment{}, fmt.Errorf("update enrollment %q: %w", registrationID, err)
+		}
+	}
+	set, args := updateSet(u, sealed)
+	e, err := s.scanEnrollment(ctx, s.pool.QueryRow(ctx, `UPDATE enrollments SET `+set+` WHERE tenant_id = $7 AND registration_id = $8
 		RETURNING `+enrollmentColumns, append(args, tenantID, registrationID)...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return e, fmt.Errorf("enrollment %q: %w", registrationID, store.ErrNotFound)
@@ -320,19 +361,34 @@ func (s *Store) DeleteEnrollment(ctx context.Context, tenantID, registrationID s
 }
 
 const registrationColumns = `registration_id, tenant_id, device_id, enrollment_kind, enrollment_id, status, substatus,
-	operation_id, etag, payload, initial_twin, created_at, updated_at`
+	operation_id, etag, payload, initial_twin, created_at, updated_at, sealed`
 
-func scanRegistration(row pgx.Row) (store.Registration, error) {
+// scanRegistrationRaw reads a registration record and its sealed part,
+// unopened.
+func scanRegistrationRaw(row pgx.Row) (store.Registration, []byte, error) {
 	var r store.Registration
 	var kind string
 	var created, updated int64
+	var payload, twin *string
+	var sealed []byte
 	if err := row.Scan(&r.RegistrationID, &r.TenantID, &r.DeviceID, &kind, &r.EnrollmentID, &r.Status, &r.Substatus,
-		&r.OperationID, &r.ETag, &r.Payload, &r.InitialTwin, &created, &updated); err != nil {
-		return store.Registration{}, err
+		&r.OperationID, &r.ETag, &payload, &twin, &created, &updated, &sealed); err != nil {
+		return store.Registration{}, nil, err
 	}
+	r.Payload, r.InitialTwin = textBytes(payload), textBytes(twin)
 	r.EnrollmentKind = store.EnrollmentKind(kind)
 	r.CreatedAt, r.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
-	return r, nil
+	return r, sealed, nil
+}
+
+// scanRegistration reads a registration record and opens its sealed
+// payload and initial twin.
+func (s *Store) scanRegistration(ctx context.Context, row pgx.Row) (store.Registration, error) {
+	r, sealed, err := scanRegistrationRaw(row)
+	if err != nil {
+		return r, err
+	}
+	return r, store.OpenRegistrationRow(ctx, s.sealer, &r, sealed)
 }
 
 // AssignRegistrations carries out a batch of assignments in one
@@ -340,8 +396,16 @@ func scanRegistration(row pgx.Row) (store.Registration, error) {
 // (SELECT … FOR UPDATE), so that two nodes assigning the same registration
 // id run one after the other; a device created by another node in between
 // is a conflict for this assignment, as the rule says, not an error of the
-// batch.
+// batch. The payloads and initial twins are sealed before the transaction
+// begins.
 func (s *Store) AssignRegistrations(ctx context.Context, as []store.Assignment) ([]store.AssignResult, error) {
+	sealed := make([][]byte, len(as))
+	for i, a := range as {
+		var err error
+		if sealed[i], err = store.SealRegistration(ctx, s.sealer, a.Registration); err != nil {
+			return nil, fmt.Errorf("assign registrations: %w", err)
+		}
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("assign registrations: %w", err)
@@ -361,7 +425,7 @@ func (s *Store) AssignRegistrations(ctx context.Context, as []store.Assignment) 
 	for _, i := range order {
 		a := as[i]
 		r := a.Registration
-		prior, err := scanRegistration(tx.QueryRow(ctx, `SELECT `+registrationColumns+` FROM registrations
+		prior, _, err := scanRegistrationRaw(tx.QueryRow(ctx, `SELECT `+registrationColumns+` FROM registrations
 			WHERE tenant_id = $1 AND registration_id = $2 FOR UPDATE`, r.TenantID, r.RegistrationID))
 		hadPrior := err == nil
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -398,14 +462,13 @@ func (s *Store) AssignRegistrations(ctx context.Context, as []store.Assignment) 
 			r.Substatus, r.CreatedAt = store.SubstatusDeviceDataReset, prior.CreatedAt
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO registrations (`+registrationColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, $10, $11, $12)
 			ON CONFLICT (tenant_id, registration_id) DO UPDATE SET device_id = excluded.device_id,
 				enrollment_kind = excluded.enrollment_kind, enrollment_id = excluded.enrollment_id, status = excluded.status,
 				substatus = excluded.substatus, operation_id = excluded.operation_id, etag = excluded.etag,
-				payload = excluded.payload, initial_twin = excluded.initial_twin, updated_at = excluded.updated_at`,
+				payload = NULL, initial_twin = NULL, sealed = excluded.sealed, updated_at = excluded.updated_at`,
 			r.RegistrationID, r.TenantID, r.DeviceID, string(r.EnrollmentKind), r.EnrollmentID,
-			r.Status, r.Substatus, r.OperationID, r.ETag, jsonArg(r.Payload), jsonArg(r.InitialTwin),
-			r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli()); err != nil {
+			r.Status, r.Substatus, r.OperationID, r.ETag, r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli(), sealed[i]); err != nil {
 			return nil, fmt.Errorf("assign %q: record registration: %w", r.RegistrationID, err)
 		}
 		r.CreatedAt, r.UpdatedAt = r.CreatedAt.Truncate(time.Millisecond), r.UpdatedAt.Truncate(time.Millisecond)
@@ -419,7 +482,7 @@ func (s *Store) AssignRegistrations(ctx context.Context, as []store.Assignment) 
 
 // GetRegistration returns one registration record.
 func (s *Store) GetRegistration(ctx context.Context, tenantID, registrationID string) (store.Registration, error) {
-	r, err := scanRegistration(s.pool.QueryRow(ctx, `SELECT `+registrationColumns+` FROM registrations
+	r, err := s.scanRegistration(ctx, s.pool.QueryRow(ctx, `SELECT `+registrationColumns+` FROM registrations
 		WHERE tenant_id = $1 AND registration_id = $2`, tenantID, registrationID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("registration %q: %w", registrationID, store.ErrNotFound)
@@ -440,7 +503,7 @@ func (s *Store) ListRegistrations(ctx context.Context, tenantID, after string, l
 	defer rows.Close()
 	out := []store.Registration{}
 	for rows.Next() {
-		r, err := scanRegistration(rows)
+		r, err := s.scanRegistration(ctx, rows)
 		if err != nil {
 			return nil, fmt.Errorf("list registrations: %w", err)
 		}

@@ -173,6 +173,7 @@ var migrations = []string{
 	migrationModelID,
 	migrationStaffCredentials,
 	migrationSealed,
+	migrationDPSSealed,
 }
 
 // migrationModelID: the model id a device announces at connect.

@@ -33,7 +33,8 @@ const migrationSealed = `ALTER TABLE device_twins ADD COLUMN sealed BYTEA;
 
 // sealedTables are the tables whose plaintext SealPlaintext replaces, for
 // CompactSealed.
-const sealedTables = `device_twins, c2d_messages, alarms, deliveries, maintenance_plans, monitor_state`
+const sealedTables = `device_twins, c2d_messages, alarms, deliveries, maintenance_plans, monitor_state,
+	registrations, enrollment_groups, enrollments`
 
 // metaCompactPending is set in the transaction that replaces plaintext,
 // and removed once CompactSealed has rewritten the tables.
@@ -131,6 +132,50 @@ func plaintextPasses() []plaintextPass {
 			blob, err := store.SealPlan(ctx, sl, p)
 			return []any{blob, p.TenantID, p.Model}, err
 		},
+	}, {
+		table: "registrations",
+		query: `SELECT tenant_id, registration_id, enrollment_kind, enrollment_id, payload, initial_twin FROM registrations
+			WHERE sealed IS NULL LIMIT $1`,
+		update: `UPDATE registrations SET sealed = $1, payload = NULL, initial_twin = NULL
+			WHERE tenant_id = $2 AND registration_id = $3 AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
+			var r store.Registration
+			var kind string
+			var payload, twin *string
+			if err := rows.Scan(&r.TenantID, &r.RegistrationID, &kind, &r.EnrollmentID, &payload, &twin); err != nil {
+				return nil, err
+			}
+			r.EnrollmentKind, r.Payload, r.InitialTwin = store.EnrollmentKind(kind), textBytes(payload), textBytes(twin)
+			blob, err := store.SealRegistration(ctx, sl, r)
+			return []any{blob, r.TenantID, r.RegistrationID}, err
+		},
+	}, {
+		table:  "enrollment_groups",
+		query:  `SELECT tenant_id, id, initial_twin FROM enrollment_groups WHERE sealed IS NULL LIMIT $1`,
+		update: `UPDATE enrollment_groups SET sealed = $1, initial_twin = NULL WHERE tenant_id = $2 AND id = $3 AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
+			var tenantID, id string
+			var twin *string
+			if err := rows.Scan(&tenantID, &id, &twin); err != nil {
+				return nil, err
+			}
+			blob, err := store.SealGroupTwin(ctx, sl, tenantID, id, textBytes(twin))
+			return []any{blob, tenantID, id}, err
+		},
+	}, {
+		table: "enrollments",
+		query: `SELECT tenant_id, registration_id, initial_twin FROM enrollments WHERE sealed IS NULL LIMIT $1`,
+		update: `UPDATE enrollments SET sealed = $1, initial_twin = NULL
+			WHERE tenant_id = $2 AND registration_id = $3 AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
+			var tenantID, id string
+			var twin *string
+			if err := rows.Scan(&tenantID, &id, &twin); err != nil {
+				return nil, err
+			}
+			blob, err := store.SealEnrollmentTwin(ctx, sl, tenantID, id, textBytes(twin))
+			return []any{blob, tenantID, id}, err
+		},
 	}}
 }
 
@@ -220,9 +265,11 @@ func (s *Store) CompactSealed(ctx context.Context) error {
 	return nil
 }
 
-// waitOlderSnapshots waits until no transaction or snapshot older than
-// now remains (see waitForHorizon): VACUUM FULL keeps the row versions
-// such a snapshot may still see, plaintext included.
+// waitOlderSnapshots waits until no transaction, snapshot or replication
+// slot older than now holds back the horizon of this database (see
+// waitForHorizon; a transaction still running in another database counts,
+// since this one's snapshots must treat it as in progress): VACUUM FULL
+// keeps the row versions such a snapshot may still see, plaintext included.
 func (s *Store) waitOlderSnapshots(ctx context.Context) error {
 	var now string
 	if err := s.pool.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&now); err != nil {

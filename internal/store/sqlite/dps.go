@@ -60,13 +60,14 @@ const migrationDPS = `CREATE TABLE id_scopes (
 		PRIMARY KEY (tenant_id, registration_id)
 	) WITHOUT ROWID;`
 
-// jsonArg passes a JSON document (nil: NULL) as TEXT.
-func jsonArg(b []byte) any {
-	if b == nil {
-		return nil
-	}
-	return string(b)
-}
+// migrationDPSSealed adds the sealed columns of the provisioning service
+// (store/seal.go): a registration's payload and initial twin, and the
+// initial twins of enrollment groups and individual enrollments. A NULL
+// sealed column marks a row written before, whose plaintext is still in the
+// old columns until SealPlaintext seals it; a sealed row has NULL there.
+const migrationDPSSealed = `ALTER TABLE registrations ADD COLUMN sealed BLOB;
+	ALTER TABLE enrollment_groups ADD COLUMN sealed BLOB;
+	ALTER TABLE enrollments ADD COLUMN sealed BLOB;`
 
 // IDScope returns the tenant's ID scope, creating it on first use.
 func (s *Store) IDScope(ctx context.Context, tenantID string) (string, error) {
@@ -115,24 +116,30 @@ func (s *Store) TenantByIDScope(ctx context.Context, idScope string) (string, er
 	return tenant, nil
 }
 
-const groupColumns = `id, tenant_id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at`
+const groupColumns = `id, tenant_id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at, sealed`
 
-func scanGroup(row interface{ Scan(...any) error }) (store.EnrollmentGroup, error) {
+// scanGroup reads a group and opens its sealed initial twin.
+func (s *Store) scanGroup(ctx context.Context, row interface{ Scan(...any) error }) (store.EnrollmentGroup, error) {
 	var g store.EnrollmentGroup
 	var created, updated int64
-	if err := row.Scan(&g.ID, &g.TenantID, &g.Enabled, &g.PrimaryKey, &g.SecondaryKey, &g.InitialTwin, &created, &updated); err != nil {
+	var sealed []byte
+	if err := row.Scan(&g.ID, &g.TenantID, &g.Enabled, &g.PrimaryKey, &g.SecondaryKey, &g.InitialTwin, &created, &updated, &sealed); err != nil {
 		return store.EnrollmentGroup{}, err
 	}
 	g.CreatedAt, g.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
-	return g, nil
+	return g, store.OpenGroupRow(ctx, s.sealer, &g, sealed)
 }
 
 // CreateEnrollmentGroup adds a group, unless the tenant has
 // MaxEnrollmentGroups already.
 func (s *Store) CreateEnrollmentGroup(ctx context.Context, g store.EnrollmentGroup) error {
+	sealed, err := store.SealGroupTwin(ctx, s.sealer, g.TenantID, g.ID, g.InitialTwin)
+	if err != nil {
+		return fmt.Errorf("create enrollment group %q: %w", g.ID, err)
+	}
 	res, err := s.w.ExecContext(ctx, `INSERT INTO enrollment_groups (`+groupColumns+`)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE (SELECT count(*) FROM enrollment_groups WHERE tenant_id = ?) < ?`,
-		g.ID, g.TenantID, g.Enabled, g.PrimaryKey, g.SecondaryKey, jsonArg(g.InitialTwin), g.CreatedAt.UnixMilli(), g.UpdatedAt.UnixMilli(),
+		SELECT ?, ?, ?, ?, ?, NULL, ?, ?, ? WHERE (SELECT count(*) FROM enrollment_groups WHERE tenant_id = ?) < ?`,
+		g.ID, g.TenantID, g.Enabled, g.PrimaryKey, g.SecondaryKey, g.CreatedAt.UnixMilli(), g.UpdatedAt.UnixMilli(), sealed,
 		g.TenantID, store.MaxEnrollmentGroups)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("enrollment group %q: %w", g.ID, store.ErrConflict)
@@ -148,7 +155,7 @@ func (s *Store) CreateEnrollmentGroup(ctx context.Context, g store.EnrollmentGro
 
 // GetEnrollmentGroup returns one group of a tenant.
 func (s *Store) GetEnrollmentGroup(ctx context.Context, tenantID, id string) (store.EnrollmentGroup, error) {
-	g, err := scanGroup(s.r.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM enrollment_groups WHERE tenant_id = ? AND id = ?`, tenantID, id))
+	g, err := s.scanGroup(ctx, s.r.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM enrollment_groups WHERE tenant_id = ? AND id = ?`, tenantID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return g, fmt.Errorf("enrollment group %q: %w", id, store.ErrNotFound)
 	}
@@ -167,7 +174,7 @@ func (s *Store) ListEnrollmentGroups(ctx context.Context, tenantID string) ([]st
 	defer rows.Close()
 	out := []store.EnrollmentGroup{}
 	for rows.Next() {
-		g, err := scanGroup(rows)
+		g, err := s.scanGroup(ctx, rows)
 		if err != nil {
 			return nil, fmt.Errorf("list enrollment groups: %w", err)
 		}
@@ -180,8 +187,8 @@ func (s *Store) ListEnrollmentGroups(ctx context.Context, tenantID string) ([]st
 }
 
 // updateSet is the SET clause shared by both enrollment kinds, and its
-// arguments.
-func updateSet(u store.EnrollmentUpdate) (string, []any) {
+// arguments; sealedTwin is the sealed new initial twin if u sets one.
+func updateSet(u store.EnrollmentUpdate, sealedTwin []byte) (string, []any) {
 	var enabled any
 	if u.Enabled != nil {
 		enabled = *u.Enabled
@@ -194,14 +201,21 @@ func updateSet(u store.EnrollmentUpdate) (string, []any) {
 		secondary = u.SecondaryKey
 	}
 	return `enabled = COALESCE(?, enabled), primary_key = COALESCE(?, primary_key), secondary_key = COALESCE(?, secondary_key),
-		initial_twin = CASE WHEN ? THEN ? ELSE initial_twin END, updated_at = ?`,
-		[]any{enabled, primary, secondary, u.SetInitialTwin, jsonArg(u.InitialTwin), u.UpdatedAt.UnixMilli()}
+		sealed = CASE WHEN ? THEN ? ELSE sealed END, initial_twin = CASE WHEN ? THEN NULL ELSE initial_twin END, updated_at = ?`,
+		[]any{enabled, primary, secondary, u.SetInitialTwin, sealedTwin, u.SetInitialTwin, u.UpdatedAt.UnixMilli()}
 }
 
 // UpdateEnrollmentGroup changes a group and returns it.
 func (s *Store) UpdateEnrollmentGroup(ctx context.Context, tenantID, id string, u store.EnrollmentUpdate) (store.EnrollmentGroup, error) {
-	set, args := updateSet(u)
-	g, err := scanGroup(s.w.QueryRowContext(ctx, `UPDATE enrollment_groups SET `+set+` WHERE tenant_id = ? AND id = ? RETURNING `+groupColumns,
+	var sealed []byte
+	if u.SetInitialTwin {
+		var err error
+		if sealed, err = store.SealGroupTwin(ctx, s.sealer, tenantID, id, u.InitialTwin); err != nil {
+			return store.EnrollmentGroup{}, fmt.Errorf("update enrollment group %q: %w", id, err)
+		}
+	}
+	set, args := updateSet(u, sealed)
+	g, err := s.scanGroup(ctx, s.w.QueryRowContext(ctx, `UPDATE enrollment_groups SET `+set+` WHERE tenant_id = ? AND id = ? RETURNING `+groupColumns,
 		append(args, tenantID, id)...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return g, fmt.Errorf("enrollment group %q: %w", id, store.ErrNotFound)
@@ -228,23 +242,29 @@ func (s *Store) deleteOne(ctx context.Context, what, id, query string, args ...a
 	return nil
 }
 
-const enrollmentColumns = `registration_id, tenant_id, device_id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at`
+const enrollmentColumns = `registration_id, tenant_id, device_id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at, sealed`
 
-func scanEnrollment(row interface{ Scan(...any) error }) (store.Enrollment, error) {
+// scanEnrollment reads an enrollment and opens its sealed initial twin.
+func (s *Store) scanEnrollment(ctx context.Context, row interface{ Scan(...any) error }) (store.Enrollment, error) {
 	var e store.Enrollment
 	var created, updated int64
-	if err := row.Scan(&e.RegistrationID, &e.TenantID, &e.DeviceID, &e.Enabled, &e.PrimaryKey, &e.SecondaryKey, &e.InitialTwin, &created, &updated); err != nil {
+	var sealed []byte
+	if err := row.Scan(&e.RegistrationID, &e.TenantID, &e.DeviceID, &e.Enabled, &e.PrimaryKey, &e.SecondaryKey, &e.InitialTwin, &created, &updated, &sealed); err != nil {
 		return store.Enrollment{}, err
 	}
 	e.CreatedAt, e.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
-	return e, nil
+	return e, store.OpenEnrollmentRow(ctx, s.sealer, &e, sealed)
 }
 
 // CreateEnrollment adds an individual enrollment.
 func (s *Store) CreateEnrollment(ctx context.Context, e store.Enrollment) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO enrollments (`+enrollmentColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.RegistrationID, e.TenantID, e.DeviceID, e.Enabled, e.PrimaryKey, e.SecondaryKey, jsonArg(e.InitialTwin),
-		e.CreatedAt.UnixMilli(), e.UpdatedAt.UnixMilli())
+	sealed, err := store.SealEnrollmentTwin(ctx, s.sealer, e.TenantID, e.RegistrationID, e.InitialTwin)
+	if err != nil {
+		return fmt.Errorf("create enrollment %q: %w", e.RegistrationID, err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO enrollments (`+enrollmentColumns+`) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)`,
+		e.RegistrationID, e.TenantID, e.DeviceID, e.Enabled, e.PrimaryKey, e.SecondaryKey,
+		e.CreatedAt.UnixMilli(), e.UpdatedAt.UnixMilli(), sealed)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("enrollment %q: %w", e.RegistrationID, store.ErrConflict)
 	}
@@ -256,7 +276,7 @@ func (s *Store) CreateEnrollment(ctx context.Context, e store.Enrollment) error 
 
 // GetEnrollment returns one individual enrollment of a tenant.
 func (s *Store) GetEnrollment(ctx context.Context, tenantID, registrationID string) (store.Enrollment, error) {
-	e, err := scanEnrollment(s.r.QueryRowContext(ctx, `SELECT `+enrollmentColumns+` FROM enrollments
+	e, err := s.scanEnrollment(ctx, s.r.QueryRowContext(ctx, `SELECT `+enrollmentColumns+` FROM enrollments
 		WHERE tenant_id = ? AND registration_id = ?`, tenantID, registrationID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, fmt.Errorf("enrollment %q: %w", registrationID, store.ErrNotFound)
@@ -276,7 +296,7 @@ func (s *Store) ListEnrollments(ctx context.Context, tenantID string) ([]store.E
 	defer rows.Close()
 	out := []store.Enrollment{}
 	for rows.Next() {
-		e, err := scanEnrollment(rows)
+		e, err := s.scanEnrollment(ctx, rows)
 		if err != nil {
 			return nil, fmt.Errorf("list enrollments: %w", err)
 		}
@@ -290,8 +310,15 @@ func (s *Store) ListEnrollments(ctx context.Context, tenantID string) ([]store.E
 
 // UpdateEnrollment changes an individual enrollment and returns it.
 func (s *Store) UpdateEnrollment(ctx context.Context, tenantID, registrationID string, u store.EnrollmentUpdate) (store.Enrollment, error) {
-	set, args := updateSet(u)
-	e, err := scanEnrollment(s.w.QueryRowContext(ctx, `UPDATE enrollments SET `+set+` WHERE tenant_id = ? AND registration_id = ?
+	var sealed []byte
+	if u.SetInitialTwin {
+		var err error
+		if sealed, err = store.SealEnrollmentTwin(ctx, s.sealer, tenantID, registrationID, u.InitialTwin); err != nil {
+			return store.Enrollment{}, fmt.Errorf("update enrollment %q: %w", registrationID, err)
+		}
+	}
+	set, args := updateSet(u, sealed)
+	e, err := s.scanEnrollment(ctx, s.w.QueryRowContext(ctx, `UPDATE enrollments SET `+set+` WHERE tenant_id = ? AND registration_id = ?
 		RETURNING `+enrollmentColumns, append(args, tenantID, registrationID)...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, fmt.Errorf("enrollment %q: %w", registrationID, store.ErrNotFound)
@@ -308,19 +335,22 @@ func (s *Store) DeleteEnrollment(ctx context.Context, tenantID, registrationID s
 }
 
 const registrationColumns = `registration_id, tenant_id, device_id, enrollment_kind, enrollment_id, status, substatus,
-	operation_id, etag, payload, initial_twin, created_at, updated_at`
+	operation_id, etag, payload, initial_twin, created_at, updated_at, sealed`
 
-func scanRegistration(row interface{ Scan(...any) error }) (store.Registration, error) {
+// scanRegistration reads a registration record and opens its sealed
+// payload and initial twin.
+func (s *Store) scanRegistration(ctx context.Context, row interface{ Scan(...any) error }) (store.Registration, error) {
 	var r store.Registration
 	var kind string
 	var created, updated int64
+	var sealed []byte
 	if err := row.Scan(&r.RegistrationID, &r.TenantID, &r.DeviceID, &kind, &r.EnrollmentID, &r.Status, &r.Substatus,
-		&r.OperationID, &r.ETag, &r.Payload, &r.InitialTwin, &created, &updated); err != nil {
+		&r.OperationID, &r.ETag, &r.Payload, &r.InitialTwin, &created, &updated, &sealed); err != nil {
 		return store.Registration{}, err
 	}
 	r.EnrollmentKind = store.EnrollmentKind(kind)
 	r.CreatedAt, r.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
-	return r, nil
+	return r, store.OpenRegistrationRow(ctx, s.sealer, &r, sealed)
 }
 
 // AssignRegistrations carries out a batch of assignments in one
@@ -329,8 +359,17 @@ func scanRegistration(row interface{ Scan(...any) error }) (store.Registration, 
 // statement is its parsing): the devices are inserted, those that existed
 // are checked and re-keyed one by one, and the registrations are upserted.
 // An id that comes twice in a batch is handled in a later round, after the
-// first.
+// first. The payloads and initial twins are sealed before the transaction
+// begins: a tenant's first sealing creates its key through the one writer
+// connection.
 func (s *Store) AssignRegistrations(ctx context.Context, as []store.Assignment) ([]store.AssignResult, error) {
+	sealed := make([][]byte, len(as))
+	for i, a := range as {
+		var err error
+		if sealed[i], err = store.SealRegistration(ctx, s.sealer, a.Registration); err != nil {
+			return nil, fmt.Errorf("assign registrations: %w", err)
+		}
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("assign registrations: %w", err)
@@ -339,7 +378,7 @@ func (s *Store) AssignRegistrations(ctx context.Context, as []store.Assignment) 
 	results := make([]store.AssignResult, len(as))
 	for _, round := range assignRounds(as) {
 		for part := range slices.Chunk(round, 100) {
-			if err := assignRound(ctx, tx, as, part, results); err != nil {
+			if err := assignRound(ctx, tx, as, sealed, part, results); err != nil {
 				return nil, fmt.Errorf("assign registrations: %w", err)
 			}
 		}
@@ -369,8 +408,9 @@ func assignRounds(as []store.Assignment) [][]int {
 	return rounds
 }
 
-// assignRound assigns the batch entries idx, whose ids are distinct.
-func assignRound(ctx context.Context, tx *sql.Tx, as []store.Assignment, idx []int, results []store.AssignResult) error {
+// assignRound assigns the batch entries idx, whose ids are distinct;
+// sealed holds each entry's sealed payload and initial twin.
+func assignRound(ctx context.Context, tx *sql.Tx, as []store.Assignment, sealed [][]byte, idx []int, results []store.AssignResult) error {
 	// New devices.
 	args := make([]any, 0, 6*len(idx))
 	for _, i := range idx {
@@ -442,15 +482,16 @@ func assignRound(ctx context.Context, tx *sql.Tx, as []store.Assignment, idx []i
 	for _, i := range ok {
 		r := as[i].Registration
 		args = append(args, r.RegistrationID, r.TenantID, r.DeviceID, string(r.EnrollmentKind), r.EnrollmentID,
-			store.RegistrationAssigned, store.SubstatusInitialAssignment, r.OperationID, r.ETag, jsonArg(r.Payload), jsonArg(r.InitialTwin),
-			r.UpdatedAt.UnixMilli(), r.UpdatedAt.UnixMilli())
+			store.RegistrationAssigned, store.SubstatusInitialAssignment, r.OperationID, r.ETag, nil, nil,
+			r.UpdatedAt.UnixMilli(), r.UpdatedAt.UnixMilli(), sealed[i])
 	}
 	args = append(args, store.SubstatusDeviceDataReset)
-	rows, err = tx.QueryContext(ctx, `INSERT INTO registrations (`+registrationColumns+`) VALUES `+values(len(ok), 13)+`
+	rows, err = tx.QueryContext(ctx, `INSERT INTO registrations (`+registrationColumns+`) VALUES `+values(len(ok), 14)+`
 		ON CONFLICT (tenant_id, registration_id) DO UPDATE SET device_id = excluded.device_id,
 			enrollment_kind = excluded.enrollment_kind, enrollment_id = excluded.enrollment_id, status = excluded.status,
 			substatus = ?, operation_id = excluded.operation_id, etag = excluded.etag,
-			payload = excluded.payload, initial_twin = excluded.initial_twin, updated_at = excluded.updated_at
+			payload = excluded.payload, initial_twin = excluded.initial_twin, sealed = excluded.sealed,
+			updated_at = excluded.updated_at
 		RETURNING tenant_id, registration_id, substatus, created_at`, args...)
 	if err != nil {
 		return fmt.Errorf("record registrations: %w", err)
@@ -488,7 +529,7 @@ func assignRound(ctx context.Context, tx *sql.Tx, as []store.Assignment, idx []i
 
 // GetRegistration returns one registration record.
 func (s *Store) GetRegistration(ctx context.Context, tenantID, registrationID string) (store.Registration, error) {
-	r, err := scanRegistration(s.r.QueryRowContext(ctx, `SELECT `+registrationColumns+` FROM registrations
+	r, err := s.scanRegistration(ctx, s.r.QueryRowContext(ctx, `SELECT `+registrationColumns+` FROM registrations
 		WHERE tenant_id = ? AND registration_id = ?`, tenantID, registrationID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("registration %q: %w", registrationID, store.ErrNotFound)
@@ -509,7 +550,7 @@ func (s *Store) ListRegistrations(ctx context.Context, tenantID, after string, l
 	defer rows.Close()
 	out := []store.Registration{}
 	for rows.Next() {
-		r, err := scanRegistration(rows)
+		r, err := s.scanRegistration(ctx, rows)
 		if err != nil {
 			return nil, fmt.Errorf("list registrations: %w", err)
 		}

@@ -126,3 +126,31 @@ func BenchmarkSealTwin(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAssignRegistrations measures a batch of 100 provisioning
+// assignments (new devices, each with a custom payload and an initial
+// twin), sealed and in clear.
+func BenchmarkAssignRegistrations(b *testing.B) {
+	for _, sealed := range []bool{false, true} {
+		name := map[bool]string{false: "clear", true: "sealed"}[sealed]
+		b.Run("Batch100/"+name, func(b *testing.B) {
+			s := benchStore(b, sealed)
+			as := make([]store.Assignment, 100)
+			for i := 0; b.Loop(); i++ {
+				now := time.Now()
+				for j := range as {
+					id := fmt.Sprintf("reg-%d-%d", i, j)
+					as[j] = store.Assignment{Registration: store.Registration{RegistrationID: id, TenantID: store.RootTenantID,
+						DeviceID: id, EnrollmentKind: store.EnrollmentGroupKind, EnrollmentID: "factory", OperationID: "op." + id,
+						ETag: "e", Payload: []byte(`{"model":"X2","serial":"` + id + `"}`),
+						InitialTwin: []byte(`{"tags":{"site":"lyon"},"properties":{"desired":{"interval":30}}}`), UpdatedAt: now},
+						PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32)}
+				}
+				res, err := s.AssignRegistrations(b.Context(), as)
+				if err != nil || res[0].Err != nil {
+					b.Fatal(err, res[0].Err)
+				}
+			}
+		})
+	}
+}

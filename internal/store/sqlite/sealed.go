@@ -130,6 +130,49 @@ func (s *Store) plaintextPasses() []plaintextPass {
 			blob, err := store.SealPlan(ctx, sl, p)
 			return []any{blob, p.TenantID, p.Model}, err
 		},
+	}, {
+		table: "registrations",
+		query: `SELECT tenant_id, registration_id, enrollment_kind, enrollment_id, payload, initial_twin FROM registrations
+			WHERE sealed IS NULL LIMIT ?`,
+		update: `UPDATE registrations SET sealed = ?, payload = NULL, initial_twin = NULL
+			WHERE tenant_id = ? AND registration_id = ? AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows *sql.Rows) ([]any, error) {
+			var r store.Registration
+			var kind string
+			if err := rows.Scan(&r.TenantID, &r.RegistrationID, &kind, &r.EnrollmentID, &r.Payload, &r.InitialTwin); err != nil {
+				return nil, err
+			}
+			r.EnrollmentKind = store.EnrollmentKind(kind)
+			blob, err := store.SealRegistration(ctx, sl, r)
+			return []any{blob, r.TenantID, r.RegistrationID}, err
+		},
+	}, {
+		table:  "enrollment_groups",
+		query:  `SELECT tenant_id, id, initial_twin FROM enrollment_groups WHERE sealed IS NULL LIMIT ?`,
+		update: `UPDATE enrollment_groups SET sealed = ?, initial_twin = NULL WHERE tenant_id = ? AND id = ? AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows *sql.Rows) ([]any, error) {
+			var tenantID, id string
+			var twin []byte
+			if err := rows.Scan(&tenantID, &id, &twin); err != nil {
+				return nil, err
+			}
+			blob, err := store.SealGroupTwin(ctx, sl, tenantID, id, twin)
+			return []any{blob, tenantID, id}, err
+		},
+	}, {
+		table: "enrollments",
+		query: `SELECT tenant_id, registration_id, initial_twin FROM enrollments WHERE sealed IS NULL LIMIT ?`,
+		update: `UPDATE enrollments SET sealed = ?, initial_twin = NULL
+			WHERE tenant_id = ? AND registration_id = ? AND sealed IS NULL`,
+		seal: func(ctx context.Context, sl store.Sealer, rows *sql.Rows) ([]any, error) {
+			var tenantID, id string
+			var twin []byte
+			if err := rows.Scan(&tenantID, &id, &twin); err != nil {
+				return nil, err
+			}
+			blob, err := store.SealEnrollmentTwin(ctx, sl, tenantID, id, twin)
+			return []any{blob, tenantID, id}, err
+		},
 	}}
 }
 

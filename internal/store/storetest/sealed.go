@@ -61,6 +61,19 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 		if err := s.SetMaintenancePlan(ctx(t), store.MaintenancePlan{TenantID: tn, Model: "P1", Spec: json.RawMessage(`{"x":1}`), UpdatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.CreateEnrollmentGroup(ctx(t), store.EnrollmentGroup{ID: "g", TenantID: tn, Enabled: true, PrimaryKey: key(1),
+			SecondaryKey: key(2), InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateEnrollment(ctx(t), store.Enrollment{RegistrationID: "ind-" + tn, TenantID: tn, DeviceID: "ind-" + tn,
+			Enabled: true, PrimaryKey: key(3), SecondaryKey: key(4), InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		ra := assignment(tn, "reg-"+tn, "g", 10, t0)
+		ra.Registration.Payload, ra.Registration.InitialTwin = []byte(`{"model":"X2"}`), twin
+		if res := assign(t, s, ra); res[0].Err != nil {
+			t.Fatal(res[0].Err)
+		}
 	}
 	if err := s.SaveMonitorState(ctx(t), "k", map[string][]byte{"acme": []byte("a"), "beta": []byte("b")}); err != nil {
 		t.Fatal(err)
@@ -117,6 +130,41 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 	if err != nil || len(st) != 1 || string(st["beta"]) != "b" {
 		t.Errorf("LoadMonitorState = %q, %v; want beta's only", st, err)
 	}
+	for _, tn := range []string{"acme", "beta"} {
+		shredded := tn == "acme"
+		r, err := s.GetRegistration(ctx(t), tn, "reg-"+tn)
+		if err != nil || r.Unreadable != shredded || r.DeviceID != "reg-"+tn || (shredded && (r.Payload != nil || r.InitialTwin != nil)) ||
+			(!shredded && (string(r.Payload) != `{"model":"X2"}` || string(r.InitialTwin) != string(twin))) {
+			t.Errorf("GetRegistration of %s = %+v, %v", tn, r, err)
+		}
+		if rs, err := s.ListRegistrations(ctx(t), tn, "", 10); err != nil || len(rs) != 1 || rs[0].Unreadable != shredded {
+			t.Errorf("ListRegistrations of %s = %+v, %v", tn, rs, err)
+		}
+		gs, err := s.ListEnrollmentGroups(ctx(t), tn)
+		if err != nil || len(gs) != 1 || gs[0].Unreadable != shredded || !bytes.Equal(gs[0].PrimaryKey, key(1)) ||
+			(shredded && gs[0].InitialTwin != nil) || (!shredded && string(gs[0].InitialTwin) != string(twin)) {
+			t.Errorf("ListEnrollmentGroups of %s = %+v, %v", tn, gs, err)
+		}
+		e, err := s.GetEnrollment(ctx(t), tn, "ind-"+tn)
+		if err != nil || e.Unreadable != shredded || (shredded && e.InitialTwin != nil) || (!shredded && string(e.InitialTwin) != string(twin)) {
+			t.Errorf("GetEnrollment of %s = %+v, %v", tn, e, err)
+		}
+	}
+	// The shredded tenant's devices still provision (sealed with its new
+	// key), and a new initial twin is readable again.
+	a := assignment("acme", "reg-acme", "g", 20, t0.Add(time.Hour))
+	a.Registration.Payload = []byte(`{"model":"X3"}`)
+	if res := assign(t, s, a); res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	if r, err := s.GetRegistration(ctx(t), "acme", "reg-acme"); err != nil || r.Unreadable || string(r.Payload) != `{"model":"X3"}` {
+		t.Errorf("registration of the shredded tenant after a new assignment = %+v, %v", r, err)
+	}
+	if g, err := s.UpdateEnrollmentGroup(ctx(t), "acme", "g", store.EnrollmentUpdate{SetInitialTwin: true, InitialTwin: twin,
+		UpdatedAt: t0}); err != nil || g.Unreadable || string(g.InitialTwin) != string(twin) {
+		t.Errorf("new initial twin of the shredded tenant's group = %+v, %v", g, err)
+	}
+
 	if n, err := s.SealPlaintext(ctx(t)); err != nil || n != 0 {
 		t.Errorf("SealPlaintext with nothing to seal = %d, %v", n, err)
 	}
