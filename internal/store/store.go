@@ -349,8 +349,9 @@ type Store interface {
 	ListRejected(ctx context.Context, tenantID, deviceID string, limit int) ([]Rejected, error)
 	// OldRejected returns up to limit rejected messages of every tenant
 	// kept in the old form (Size RejectedOld) with an id above afterID, in
-	// id order.
-	OldRejected(ctx context.Context, afterID int64, limit int) ([]Rejected, error)
+	// id order; it stops after the one that brings their payloads to
+	// maxBytes (old payloads were kept whole, however large).
+	OldRejected(ctx context.Context, afterID int64, limit int, maxBytes int64) ([]Rejected, error)
 	// UpgradeRejected stores the new form of old rejected messages (by
 	// ID: Payload, Size, Sealed; topic and reason are emptied), each only
 	// if it is still in the old form, in one transaction that notes that

@@ -89,9 +89,13 @@ func (e *Engine) ListRejected(ctx context.Context, tenantID, deviceID string, li
 	return rs, nil
 }
 
-// upgradeBatch is how many old rejected messages UpgradeRejected rewrites
-// per transaction.
-const upgradeBatch = 200
+// UpgradeRejected rewrites up to upgradeBatch old rejected messages per
+// transaction, fewer if their payloads (kept whole, however large) add up
+// to upgradeBatchBytes.
+const (
+	upgradeBatch      = 200
+	upgradeBatchBytes = 32 << 20
+)
 
 // UpgradeRejected rewrites the rejected messages kept in the old form
 // (whole payload, topic and reason in clear) into the form AddRejected
@@ -101,7 +105,8 @@ const upgradeBatch = 200
 // its payload (and its topic and reason, unless they can be sealed) and is
 // marked store.RejectedUnreadable so that it is not tried again.
 //
-// It works in batches of one transaction each, and a batch only replaces
+// It works in batches of one transaction each (bounded in rows and
+// bytes), and a batch only replaces
 // entries still in the old form, so it can be interrupted, and run by
 // several nodes at once. The store notes that the database must be
 // compacted (store.Store.CompactSealed), which removes the old bytes: run
@@ -111,7 +116,7 @@ func (e *Engine) UpgradeRejected(ctx context.Context) (int64, error) {
 	var total, after int64
 	unreadable := 0
 	for {
-		rs, err := e.store.OldRejected(ctx, after, upgradeBatch)
+		rs, err := e.store.OldRejected(ctx, after, upgradeBatch, upgradeBatchBytes)
 		if err != nil {
 			return total, fmt.Errorf("upgrade rejected messages: %w", err)
 		}
@@ -131,9 +136,6 @@ func (e *Engine) UpgradeRejected(ctx context.Context) (int64, error) {
 		total += n
 		if err != nil {
 			return total, err
-		}
-		if len(rs) < upgradeBatch {
-			break
 		}
 	}
 	if unreadable > 0 {

@@ -3,6 +3,7 @@ package tsdb
 import (
 	"bytes"
 	"crypto/sha256"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -39,6 +40,10 @@ func TestUpgradeRejected(t *testing.T) {
 	te.addOldRejected(t, store.RootTenantID, "own", "topic-big", "reason-big", big)
 	te.addOldRejected(t, store.RootTenantID, "own", "topic-small", "reason-small", []byte("small"))
 	te.addOldRejected(t, "acme", "acme-pump", "topic-shredded", "reason-shredded", big)
+	te.device(t, store.RootTenantID, "many")
+	for i := range 2*upgradeBatch + 10 { // more than one batch
+		te.addOldRejected(t, store.RootTenantID, "many", "t", "r", []byte(strconv.Itoa(i)))
+	}
 	if err := te.st.AddRejected(ctx, store.Rejected{TenantID: store.RootTenantID, DeviceID: "own", Topic: "topic-corrupt",
 		Reason: "reason-corrupt", Payload: []byte("not a sealed blob at all"), Size: store.RejectedOld, ReceivedAt: now0}); err != nil {
 		t.Fatal(err)
@@ -47,22 +52,22 @@ func TestUpgradeRejected(t *testing.T) {
 		Reason: "reason-new", Payload: []byte("new"), ReceivedAt: now0}); err != nil {
 		t.Fatal(err)
 	}
-	stale, err := te.st.OldRejected(ctx, 0, 10)
-	if err != nil || len(stale) != 4 {
-		t.Fatalf("old rejected before the upgrade: %d, %v; want 4", len(stale), err)
+	stale, err := te.st.OldRejected(ctx, 0, 1000, 1<<30)
+	if err != nil || len(stale) != 4+2*upgradeBatch+10 {
+		t.Fatalf("old rejected before the upgrade: %d, %v; want %d", len(stale), err, 4+2*upgradeBatch+10)
 	}
 	if err := te.keys.Shred(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 
 	n, err := te.UpgradeRejected(ctx)
-	if err != nil || n != 4 {
-		t.Fatalf("UpgradeRejected = %d, %v; want 4", n, err)
+	if err != nil || n != int64(len(stale)) {
+		t.Fatalf("UpgradeRejected = %d, %v; want %d", n, err, len(stale))
 	}
 	if _, err := te.st.GetMeta(ctx, "sealed_compact_pending"); err != nil {
 		t.Errorf("compaction not noted as pending: %v", err)
 	}
-	if left, err := te.st.OldRejected(ctx, 0, 10); err != nil || len(left) != 0 {
+	if left, err := te.st.OldRejected(ctx, 0, 10, 1<<30); err != nil || len(left) != 0 {
 		t.Errorf("old rejected after the upgrade: %d, %v", len(left), err)
 	}
 	if n, err := te.UpgradeRejected(ctx); err != nil || n != 0 {
@@ -74,13 +79,13 @@ func TestUpgradeRejected(t *testing.T) {
 	}
 
 	// Stored: nothing in clear, the payload cut.
-	for _, dev := range []struct{ tenant, id string }{{store.RootTenantID, "own"}, {"acme", "acme-pump"}} {
-		raw, err := te.st.ListRejected(ctx, dev.tenant, dev.id, 10)
+	for _, dev := range []struct{ tenant, id string }{{store.RootTenantID, "own"}, {"acme", "acme-pump"}, {store.RootTenantID, "many"}} {
+		raw, err := te.st.ListRejected(ctx, dev.tenant, dev.id, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range raw {
-			if r.Topic != "" || r.Reason != "" || len(r.Payload) > store.RejectedPrefixBytes+64 {
+			if r.Topic != "" || r.Reason != "" || len(r.Payload) > store.RejectedPrefixBytes+64 || r.Size < 0 && r.Size != store.RejectedUnreadable {
 				t.Errorf("stored row %d: topic %q, reason %q, payload of %d bytes", r.ID, r.Topic, r.Reason, len(r.Payload))
 			}
 		}

@@ -545,8 +545,9 @@ func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, lim
 }
 
 // OldRejected returns up to limit rejected messages kept in the old form
-// with an id above afterID, in id order.
-func (s *Store) OldRejected(ctx context.Context, afterID int64, limit int) ([]store.Rejected, error) {
+// with an id above afterID, in id order, stopping after the one that
+// brings their payloads to maxBytes.
+func (s *Store) OldRejected(ctx context.Context, afterID int64, limit int, maxBytes int64) ([]store.Rejected, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
 		FROM rejected WHERE size = ? AND id > ? ORDER BY id LIMIT ?`, store.RejectedOld, afterID, limit)
 	if err != nil {
@@ -562,6 +563,9 @@ func (s *Store) OldRejected(ctx context.Context, afterID int64, limit int) ([]st
 		}
 		r.ReceivedAt = time.UnixMilli(at).UTC()
 		out = append(out, r)
+		if maxBytes -= int64(len(r.Payload)); maxBytes <= 0 {
+			break
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("old rejected messages: %w", err)

@@ -723,7 +723,7 @@ func testRejectedUpgrade(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	first, err := s.OldRejected(ctx(t), 0, 3)
+	first, err := s.OldRejected(ctx(t), 0, 3, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -731,9 +731,13 @@ func testRejectedUpgrade(t *testing.T, s store.Store) {
 		first[0].Topic != "topic 0" || first[0].Reason != "reason 0" || len(first[0].Payload) != 2000 || first[0].Size != store.RejectedOld {
 		t.Fatalf("OldRejected = %+v", first)
 	}
-	rest, err := s.OldRejected(ctx(t), first[2].ID, 3)
+	rest, err := s.OldRejected(ctx(t), first[2].ID, 3, 1<<20)
 	if err != nil || len(rest) != 1 || rest[0].MessageID != "m4" {
 		t.Fatalf("OldRejected after %d = %+v, %v", first[2].ID, rest, err)
+	}
+	// A byte budget ends the page after the row that reaches it.
+	if page, err := s.OldRejected(ctx(t), 0, 3, 3000); err != nil || len(page) != 2 || page[1].MessageID != "m1" {
+		t.Fatalf("OldRejected with 3000 bytes = %d rows, %v; want 2", len(page), err)
 	}
 	if _, err := s.GetMeta(ctx(t), "sealed_compact_pending"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("compaction pending before any upgrade: %v", err)
@@ -754,7 +758,7 @@ func testRejectedUpgrade(t *testing.T, s store.Store) {
 	if n, err := s.UpgradeRejected(ctx(t), up[:1]); err != nil || n != 0 {
 		t.Errorf("second UpgradeRejected = %d, %v; want 0", n, err)
 	}
-	if left, err := s.OldRejected(ctx(t), 0, 10); err != nil || len(left) != 1 || left[0].MessageID != "m4" {
+	if left, err := s.OldRejected(ctx(t), 0, 10, 1<<20); err != nil || len(left) != 1 || left[0].MessageID != "m4" {
 		t.Errorf("OldRejected after the upgrade = %+v, %v", left, err)
 	}
 	got, err := s.ListRejected(ctx(t), store.RootTenantID, "a", 10)
