@@ -343,15 +343,19 @@ func round(v float64) float64 {
 // Truncated says when it is not the whole, Size and SHA256 describe the
 // payload as it was received.
 type Rejected struct {
-	ID         int64     `json:"id"`
-	MessageID  string    `json:"messageId,omitempty"`
-	Topic      string    `json:"topic"`
-	Reason     string    `json:"reason"`
-	Payload    string    `json:"payload"` // as text when it is valid UTF-8
-	PayloadB64 string    `json:"payloadBase64,omitempty"`
-	Truncated  bool      `json:"truncated"`
-	Size       int64     `json:"size"`
-	SHA256     string    `json:"sha256"` // hex
+	ID         int64  `json:"id"`
+	MessageID  string `json:"messageId,omitempty"`
+	Topic      string `json:"topic"`
+	Reason     string `json:"reason"`
+	Payload    string `json:"payload"` // as text when it is valid UTF-8
+	PayloadB64 string `json:"payloadBase64,omitempty"`
+	Truncated  bool   `json:"truncated"`
+	Size       int64  `json:"size"`
+	SHA256     string `json:"sha256"` // hex
+	// Unreadable: kept before payloads were cut to a prefix, and found
+	// unreadable when it was rewritten (its tenant's keys were destroyed):
+	// its payload is gone.
+	Unreadable bool      `json:"unreadable,omitempty"`
 	ReceivedAt time.Time `json:"receivedAt"`
 }
 
@@ -376,7 +380,7 @@ func (a *API) rejected(w http.ResponseWriter, r *http.Request) {
 	out := make([]Rejected, len(rs))
 	for i, x := range rs {
 		out[i] = Rejected{ID: x.ID, MessageID: x.MessageID, Topic: x.Topic, Reason: x.Reason, ReceivedAt: x.ReceivedAt,
-			Truncated: x.Truncated(), Size: x.Size, SHA256: hex.EncodeToString(x.SHA256)}
+			Truncated: x.Truncated(), Size: x.Size, SHA256: hex.EncodeToString(x.SHA256), Unreadable: x.Unreadable}
 		if utf8.Valid(x.Payload) {
 			out[i].Payload = string(x.Payload)
 		} else {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"database/sql"
 	bin "encoding/binary"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
@@ -39,13 +41,16 @@ const (
 	upDPSTwin  = "zqx-up-dps-twin-86"
 	upGrpTwin  = "zqx-up-group-twin-85"
 	upEnrTwin  = "zqx-up-enrollment-twin-84"
+	upRejTopic = "devices/up-dev/messages/events/zqx-up-rej-topic-83"
+	upRejWhy   = "zqx-up-rej-reason-82"
+	upRejTail  = "zqx-up-rej-tail-81"
 	upValue    = 6143.375
 )
 
 func upgradeMarkers() map[string][]byte {
 	m := map[string][]byte{}
 	for _, s := range []string{upTags, upDesired, upReported, upC2D, upC2DProp, upMessage, upAck, upPayload, upError,
-		upPlan, upEvalMark, upMaintMk, upDPSPay, upDPSTwin, upGrpTwin, upEnrTwin} {
+		upPlan, upEvalMark, upMaintMk, upDPSPay, upDPSTwin, upGrpTwin, upEnrTwin, upRejTopic, upRejWhy, upRejTail} {
 		m[s] = []byte(s)
 	}
 	m["value as float64 (big endian)"] = bin.BigEndian.AppendUint64(nil, math.Float64bits(upValue))
@@ -113,6 +118,82 @@ func oldRows(t *testing.T, exec func(query string, args ...any) error, placehold
 		if err := exec(q(st.query, len(st.args)), st.args...); err != nil {
 			t.Fatalf("%s: %v", st.query, err)
 		}
+	}
+}
+
+// oldRejected is a rejected message as versions before sizes were recorded
+// kept it: the whole payload (3 KiB, upRejTail beyond its first KiB),
+// sealed with the tenant's key, topic and reason in clear.
+type oldRejected struct {
+	payload []byte
+	blob    []byte
+}
+
+// sealOldRejected seals the payload with the keyring the server will use:
+// its master key is made in dir, where the server finds it.
+func sealOldRejected(t *testing.T, st store.Store, dir string) oldRejected {
+	t.Helper()
+	master, _, err := keyring.LoadMaster("", filepath.Join(dir, "master.key"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := keyring.New(t.Context(), master, st, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := append(bytes.Repeat([]byte("p"), 2*store.RejectedPrefixBytes), upRejTail...)
+	payload = append(payload, bytes.Repeat([]byte("q"), store.RejectedPrefixBytes)...)
+	blob, err := keys.Seal(t.Context(), store.RootTenantID, payload, []byte("rejected\x00up-dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return oldRejected{payload: payload, blob: blob}
+}
+
+// tail is a piece of the old sealed payload well beyond its first KiB: it
+// stays in the database as long as the whole payload does.
+func (o oldRejected) tail() []byte {
+	return o.blob[keyring.Overhead+store.RejectedPrefixBytes+200 : keyring.Overhead+store.RejectedPrefixBytes+264]
+}
+
+// insert writes the row with plain SQL, as the old schema had it (its size
+// and sealed columns get their defaults: -1, NULL).
+func (o oldRejected) insert(t *testing.T, exec func(query string, args ...any) error, placeholder func(int) string) {
+	t.Helper()
+	query := `INSERT INTO rejected (tenant_id, device_id, message_id, topic, reason, payload, received_at)
+		VALUES (` + placeholder(1) + `, 'up-dev', 'rej-1', ` + placeholder(2) + `, ` + placeholder(3) + `, ` + placeholder(4) + `, ` + placeholder(5) + `)`
+	if err := exec(query, store.RootTenantID, upRejTopic, "payload is not JSON: "+upRejWhy, o.blob, time.Now().UnixMilli()); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// check reads the upgraded message back through the API: size and hash
+// of the whole payload, its first KiB, topic and reason.
+func (o oldRejected) check(t *testing.T, e *env) {
+	t.Helper()
+	var body struct {
+		Rejected []struct {
+			Topic      string `json:"topic"`
+			Reason     string `json:"reason"`
+			Payload    string `json:"payload"`
+			Truncated  bool   `json:"truncated"`
+			Size       int64  `json:"size"`
+			SHA256     string `json:"sha256"`
+			Unreadable bool   `json:"unreadable"`
+		} `json:"rejected"`
+	}
+	if err := e.api.Do(e.ctx(), "GET", "/api/v1/devices/up-dev/rejected", nil, nil, &body); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(o.payload)
+	if len(body.Rejected) != 1 {
+		t.Fatalf("%d rejected messages after the upgrade, want 1", len(body.Rejected))
+	}
+	r := body.Rejected[0]
+	if r.Topic != upRejTopic || r.Reason != "payload is not JSON: "+upRejWhy || r.Size != int64(len(o.payload)) ||
+		r.SHA256 != hex.EncodeToString(sum[:]) || r.Payload != string(o.payload[:store.RejectedPrefixBytes]) || !r.Truncated || r.Unreadable {
+		t.Errorf("upgraded rejected message: topic %q, reason %q, size %d, sha256 %s, truncated %v, unreadable %v, payload of %d bytes",
+			r.Topic, r.Reason, r.Size, r.SHA256, r.Truncated, r.Unreadable, len(r.Payload))
 	}
 }
 
@@ -184,26 +265,35 @@ func TestSealUpgradeSQLite(t *testing.T) {
 		PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	rej := sealOldRejected(t, st, dir)
 	st.Close()
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldRows(t, func(q string, args ...any) error { _, err := db.Exec(q, args...); return err },
-		func(i int) string { return fmt.Sprintf("?%d", i) })
+	exec := func(q string, args ...any) error { _, err := db.Exec(q, args...); return err }
+	placeholder := func(i int) string { return fmt.Sprintf("?%d", i) }
+	oldRows(t, exec, placeholder)
+	rej.insert(t, exec, placeholder)
 	db.Close()
 	raw := readFiles(t, dir)
-	for _, m := range []string{upTags, upC2D, upMessage, upPlan, upEvalMark, upDPSPay, upGrpTwin, upEnrTwin} {
+	for _, m := range []string{upTags, upC2D, upMessage, upPlan, upEvalMark, upDPSPay, upGrpTwin, upEnrTwin, upRejTopic, upRejWhy} {
 		if !bytes.Contains(raw, []byte(m)) {
 			t.Fatalf("the old database does not hold %s in clear: the scan would prove nothing", m)
 		}
 	}
+	if !bytes.Contains(raw, rej.tail()) {
+		t.Fatal("the old database does not hold the rejected payload whole: the scan would prove nothing")
+	}
 
 	e, stop := startStoppableIn(t, dir, "")
 	checkUpgraded(t, e)
+	rej.check(t, e)
 	stop()
 	raw = readFiles(t, dir)
-	for what, m := range upgradeMarkers() {
+	markers := upgradeMarkers()
+	markers["rejected payload beyond its first KiB (sealed)"] = rej.tail()
+	for what, m := range markers {
 		if i := bytes.Index(raw, m); i >= 0 {
 			t.Errorf("%s left in the upgraded database at byte %d: …%q…", what, i, raw[max(0, i-40):min(len(raw), i+len(m)+40)])
 		}
@@ -239,23 +329,35 @@ func TestSealUpgradePostgres(t *testing.T) {
 		PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir()
+	rej := sealOldRejected(t, st, dir)
 	st.Close()
 	conn, err := pgx.Connect(t.Context(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldRows(t, func(q string, args ...any) error { _, err := conn.Exec(t.Context(), q, args...); return err },
-		func(i int) string { return fmt.Sprintf("$%d", i) })
-	conn.Close(t.Context())
-	if dump := pgDump(t, dbURL); !strings.Contains(dump, upTags) || !strings.Contains(dump, upDPSPay) || !strings.Contains(dump, upGrpTwin) {
-		t.Fatal("the old database does not hold the twin and provisioning data in clear: the scan would prove nothing")
+	exec := func(q string, args ...any) error { _, err := conn.Exec(t.Context(), q, args...); return err }
+	placeholder := func(i int) string { return fmt.Sprintf("$%d", i) }
+	oldRows(t, exec, placeholder)
+	rej.insert(t, exec, placeholder)
+	if dump := pgDump(t, dbURL); !strings.Contains(dump, upTags) || !strings.Contains(dump, upDPSPay) || !strings.Contains(dump, upGrpTwin) ||
+		!strings.Contains(dump, upRejTopic) || !strings.Contains(dump, upRejWhy) || !strings.Contains(dump, hex.EncodeToString(rej.tail())) {
+		t.Fatal("the old database does not hold the twin, provisioning and rejected data in clear: the scan would prove nothing")
 	}
+	// The files too, where this test can read them.
+	if files, ok := pgTableFiles(t, conn, "rejected"); ok && (!bytes.Contains(files, rej.tail()) || !bytes.Contains(files, []byte(upRejWhy))) {
+		t.Fatal("the files of the old rejected table do not hold its payload and reason: the scan would prove nothing")
+	}
+	conn.Close(t.Context())
 
-	e, stop := startStoppableIn(t, t.TempDir(), dbURL)
+	e, stop := startStoppableIn(t, dir, dbURL)
 	checkUpgraded(t, e)
+	rej.check(t, e)
 	stop()
 	dump := pgDump(t, dbURL)
-	for what, m := range upgradeMarkers() {
+	markers := upgradeMarkers()
+	markers["rejected payload beyond its first KiB (sealed)"] = rej.tail()
+	for what, m := range markers {
 		if strings.Contains(dump, string(m)) || strings.Contains(dump, hex.EncodeToString(m)) {
 			t.Errorf("%s left in the upgraded database", what)
 		}
@@ -270,27 +372,50 @@ func TestSealUpgradePostgres(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM meta WHERE key = 'sealed_compact_pending'`).Scan(&pending); err != nil || pending != 0 {
 		t.Errorf("compaction still pending (%d, %v)", pending, err)
 	}
-	var dataDir string
-	if err := conn.QueryRow(t.Context(), `SHOW data_directory`).Scan(&dataDir); err != nil {
-		t.Skipf("cannot read the server's files (%v); live rows were checked", err)
-	}
-	if _, err := conn.Exec(t.Context(), `CHECKPOINT`); err != nil {
-		t.Skipf("cannot checkpoint (%v); live rows were checked", err)
-	}
 	for _, table := range []string{"device_twins", "c2d_messages", "alarms", "deliveries", "maintenance_plans", "monitor_state",
-		"registrations", "enrollment_groups", "enrollments"} {
-		var rel string
-		if err := conn.QueryRow(t.Context(), `SELECT pg_relation_filepath($1::regclass)`, table).Scan(&rel); err != nil {
-			t.Fatal(err)
+		"registrations", "enrollment_groups", "enrollments", "rejected"} {
+		b, ok := pgTableFiles(t, conn, table)
+		if !ok {
+			t.Skip("cannot read the server's files; live rows were checked")
 		}
-		b, err := os.ReadFile(filepath.Join(dataDir, rel))
-		if err != nil {
-			t.Skipf("cannot read the server's files (%v); live rows were checked", err)
-		}
-		for what, m := range upgradeMarkers() {
+		for what, m := range markers {
 			if bytes.Contains(b, m) {
-				t.Errorf("%s left in the file of %s", what, table)
+				t.Errorf("%s left in the files of %s", what, table)
 			}
 		}
 	}
+}
+
+// pgTableFiles returns, after a CHECKPOINT, the bytes of a table's file
+// and of its TOAST table's (where large values such as a whole payload
+// live); ok is false if this test cannot read the server's files.
+func pgTableFiles(t *testing.T, conn *pgx.Conn, table string) (b []byte, ok bool) {
+	t.Helper()
+	var dataDir string
+	if err := conn.QueryRow(t.Context(), `SHOW data_directory`).Scan(&dataDir); err != nil {
+		t.Logf("cannot read the server's data directory: %v", err)
+		return nil, false
+	}
+	if _, err := conn.Exec(t.Context(), `CHECKPOINT`); err != nil {
+		t.Logf("cannot checkpoint: %v", err)
+		return nil, false
+	}
+	var rels []string
+	rows, err := conn.Query(t.Context(), `SELECT pg_relation_filepath(c.oid) FROM pg_class c WHERE c.oid = $1::regclass
+		UNION ALL SELECT pg_relation_filepath(c.reltoastrelid) FROM pg_class c WHERE c.oid = $1::regclass AND c.reltoastrelid <> 0`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rels, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range rels {
+		f, err := os.ReadFile(filepath.Join(dataDir, rel))
+		if err != nil {
+			t.Logf("cannot read the server's files: %v", err)
+			return nil, false
+		}
+		b = append(b, f...)
+	}
+	return b, true
 }

@@ -186,6 +186,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		log.Info("sealed machine data stored before encryption", "rows", n)
 	}
 	s.engine = tsdb.New(cfg.Engine, s.store, s.keys, log.With("component", "tsdb"), time.Now)
+	// Rejected messages kept before their payload was cut to a prefix and
+	// their topic and reason sealed are rewritten too; the compaction in
+	// Start removes the old bytes.
+	if n, err := s.engine.UpgradeRejected(ctx); err != nil {
+		s.store.Close()
+		return nil, fmt.Errorf("upgrade stored rejected messages: %w", err)
+	} else if n > 0 {
+		log.Info("rewrote rejected messages stored whole or with topic and reason in clear", "rows", n)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())

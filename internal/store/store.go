@@ -139,17 +139,33 @@ type Rejected struct {
 	Topic      string
 	Reason     string
 	Payload    []byte
-	Size       int64  // bytes received; -1 in entries kept before sizes were (Payload is whole)
+	Size       int64  // bytes received; RejectedOld (Payload is whole) or RejectedUnreadable, see below
 	SHA256     []byte // of the whole payload
 	ReceivedAt time.Time
 	// Sealed is what the store keeps of Topic, Reason and SHA256:
 	// encrypted with the tenant's key by the telemetry engine, which
 	// passes them empty (entries kept before have them in clear).
 	Sealed []byte
+	// Unreadable: the telemetry engine's lists mark an entry whose
+	// payload was dropped because it could not be opened (see
+	// RejectedUnreadable).
+	Unreadable bool
 }
 
 // RejectedPrefixBytes is how much of a rejected payload is kept.
 const RejectedPrefixBytes = 1024
+
+// Sizes that mark a rejected message not in the current form.
+const (
+	// RejectedOld: kept before sizes were recorded; Payload holds the
+	// whole payload and Topic and Reason are in clear, until the telemetry
+	// engine's upgrade rewrites the entry.
+	RejectedOld = -1
+	// RejectedUnreadable: an old entry the upgrade could not open (its
+	// tenant's keys were destroyed, or it was corrupt): its payload, and
+	// its topic and reason unless they could be sealed, were dropped.
+	RejectedUnreadable = -2
+)
 
 // Truncated reports whether Payload is only the start of the payload.
 func (r Rejected) Truncated() bool { return r.Size > int64(len(r.Payload)) }
@@ -331,4 +347,15 @@ type Store interface {
 	AddRejected(ctx context.Context, r Rejected) error
 	// ListRejected returns a device's rejected messages, newest first.
 	ListRejected(ctx context.Context, tenantID, deviceID string, limit int) ([]Rejected, error)
+	// OldRejected returns up to limit rejected messages of every tenant
+	// kept in the old form (Size RejectedOld) with an id above afterID, in
+	// id order; it stops after the one that brings their payloads to
+	// maxBytes (old payloads were kept whole, however large).
+	OldRejected(ctx context.Context, afterID int64, limit int, maxBytes int64) ([]Rejected, error)
+	// UpgradeRejected stores the new form of old rejected messages (by
+	// ID: Payload, Size, Sealed; topic and reason are emptied), each only
+	// if it is still in the old form, in one transaction that notes that
+	// the database must be compacted (CompactSealed). It returns how many
+	// it replaced.
+	UpgradeRejected(ctx context.Context, rs []Rejected) (int64, error)
 }

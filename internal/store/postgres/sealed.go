@@ -31,10 +31,11 @@ const migrationSealed = `ALTER TABLE device_twins ADD COLUMN sealed BYTEA;
 		PRIMARY KEY (key, tenant_id)
 	);`
 
-// sealedTables are the tables whose plaintext SealPlaintext replaces, for
+// sealedTables are the tables whose plaintext SealPlaintext (and the
+// telemetry engine's upgrade of old rejected messages) replaces, for
 // CompactSealed.
 const sealedTables = `device_twins, c2d_messages, alarms, deliveries, maintenance_plans, monitor_state,
-	registrations, enrollment_groups, enrollments`
+	registrations, enrollment_groups, enrollments, rejected`
 
 // metaCompactPending is set in the transaction that replaces plaintext,
 // and removed once CompactSealed has rewritten the tables.

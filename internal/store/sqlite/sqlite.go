@@ -544,6 +544,74 @@ func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, lim
 	return out, nil
 }
 
+// OldRejected returns up to limit rejected messages kept in the old form
+// with an id above afterID, in id order, stopping after the one that
+// brings their payloads to maxBytes.
+func (s *Store) OldRejected(ctx context.Context, afterID int64, limit int, maxBytes int64) ([]store.Rejected, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
+		FROM rejected WHERE size = ? AND id > ? ORDER BY id LIMIT ?`, store.RejectedOld, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("old rejected messages: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Rejected
+	for rows.Next() {
+		var r store.Rejected
+		var at int64
+		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
+			return nil, fmt.Errorf("old rejected messages: %w", err)
+		}
+		r.ReceivedAt = time.UnixMilli(at).UTC()
+		out = append(out, r)
+		if maxBytes -= int64(len(r.Payload)); maxBytes <= 0 {
+			break
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("old rejected messages: %w", err)
+	}
+	return out, nil
+}
+
+// UpgradeRejected stores the new form of old rejected messages, each only
+// if it is still old (another node may have upgraded it meanwhile).
+func (s *Store) UpgradeRejected(ctx context.Context, rs []store.Rejected) (int64, error) {
+	if len(rs) == 0 {
+		return 0, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("upgrade rejected messages: %w", err)
+	}
+	defer tx.Rollback()
+	var n int64
+	for _, r := range rs {
+		payload := r.Payload
+		if payload == nil {
+			payload = []byte{}
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE rejected SET payload = ?, size = ?, sealed = ?, topic = '', reason = ''
+			WHERE id = ? AND size = ?`, payload, r.Size, r.Sealed, r.ID, store.RejectedOld)
+		if err != nil {
+			return 0, fmt.Errorf("upgrade rejected message %d: %w", r.ID, err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("upgrade rejected message %d: %w", r.ID, err)
+		}
+		n += k
+	}
+	if n > 0 {
+		if err := setCompactPending(ctx, tx); err != nil {
+			return 0, fmt.Errorf("upgrade rejected messages: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("upgrade rejected messages: %w", err)
+	}
+	return n, nil
+}
+
 func isUniqueViolation(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,6 +46,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Tenants", testTenants},
 		{"TenantKeys", testTenantKeys},
 		{"Rejected", testRejected},
+		{"RejectedUpgrade", testRejectedUpgrade},
 		{"ModelID", testModelID},
 		{"DeleteDeviceRemovesData", testDeleteDeviceRemovesData},
 		{"MigrateTwice", testMigrateTwice},
@@ -702,6 +704,80 @@ func testRejected(t *testing.T, s store.Store) {
 		got[0].Topic != "devices/a/messages/events/" || !got[0].ReceivedAt.Equal(t0.Add(2*time.Second)) || got[0].ID == 0 ||
 		got[0].Size != 102 || !bytes.Equal(got[0].Sealed, []byte{0, 2, 0xfe}) {
 		t.Fatalf("ListRejected = %+v", got)
+	}
+}
+
+// testRejectedUpgrade: OldRejected pages through the entries in the old
+// form only; UpgradeRejected replaces each only while it is still old,
+// empties topic and reason and notes the compaction as due.
+func testRejectedUpgrade(t *testing.T, s store.Store) {
+	mustCreate(t, s, "a")
+	for i := range 5 {
+		r := store.Rejected{TenantID: store.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
+			Topic: fmt.Sprint("topic ", i), Reason: fmt.Sprint("reason ", i), Payload: bytes.Repeat([]byte{byte(i)}, 2000),
+			ReceivedAt: t0, Size: store.RejectedOld}
+		if i == 2 { // in today's form
+			r.Topic, r.Reason, r.Payload, r.Size, r.Sealed = "", "", []byte{2}, 2000, []byte{9}
+		}
+		if err := s.AddRejected(ctx(t), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := s.OldRejected(ctx(t), 0, 3, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 3 || first[0].MessageID != "m0" || first[1].MessageID != "m1" || first[2].MessageID != "m3" ||
+		first[0].Topic != "topic 0" || first[0].Reason != "reason 0" || len(first[0].Payload) != 2000 || first[0].Size != store.RejectedOld {
+		t.Fatalf("OldRejected = %+v", first)
+	}
+	rest, err := s.OldRejected(ctx(t), first[2].ID, 3, 1<<20)
+	if err != nil || len(rest) != 1 || rest[0].MessageID != "m4" {
+		t.Fatalf("OldRejected after %d = %+v, %v", first[2].ID, rest, err)
+	}
+	// A byte budget ends the page after the row that reaches it.
+	if page, err := s.OldRejected(ctx(t), 0, 3, 3000); err != nil || len(page) != 2 || page[1].MessageID != "m1" {
+		t.Fatalf("OldRejected with 3000 bytes = %d rows, %v; want 2", len(page), err)
+	}
+	if _, err := s.GetMeta(ctx(t), "sealed_compact_pending"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("compaction pending before any upgrade: %v", err)
+	}
+	up := slices.Clone(first)
+	for i := range up {
+		up[i].Payload, up[i].Size, up[i].Sealed = []byte{byte(i), 1}, 2000, []byte{byte(i), 2}
+	}
+	up[2].Size = store.RejectedUnreadable
+	if n, err := s.UpgradeRejected(ctx(t), up); err != nil || n != 3 {
+		t.Fatalf("UpgradeRejected = %d, %v; want 3", n, err)
+	}
+	if _, err := s.GetMeta(ctx(t), "sealed_compact_pending"); err != nil {
+		t.Errorf("compaction not noted as due: %v", err)
+	}
+	// Upgraded meanwhile (by another node): nothing changes.
+	up[0].Payload = []byte("stale")
+	if n, err := s.UpgradeRejected(ctx(t), up[:1]); err != nil || n != 0 {
+		t.Errorf("second UpgradeRejected = %d, %v; want 0", n, err)
+	}
+	if left, err := s.OldRejected(ctx(t), 0, 10, 1<<20); err != nil || len(left) != 1 || left[0].MessageID != "m4" {
+		t.Errorf("OldRejected after the upgrade = %+v, %v", left, err)
+	}
+	got, err := s.ListRejected(ctx(t), store.RootTenantID, "a", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]store.Rejected{}
+	for _, r := range got {
+		byID[r.MessageID] = r
+	}
+	if r := byID["m0"]; r.Topic != "" || r.Reason != "" || !bytes.Equal(r.Payload, []byte{0, 1}) || r.Size != 2000 ||
+		!bytes.Equal(r.Sealed, []byte{0, 2}) {
+		t.Errorf("upgraded entry = %+v", r)
+	}
+	if r := byID["m3"]; r.Size != store.RejectedUnreadable || r.Topic != "" {
+		t.Errorf("entry upgraded as unreadable = %+v", r)
+	}
+	if r := byID["m4"]; r.Topic != "topic 4" || r.Size != store.RejectedOld || len(r.Payload) != 2000 {
+		t.Errorf("entry not in the batch = %+v", r)
 	}
 }
 
