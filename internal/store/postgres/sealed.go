@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -50,7 +49,7 @@ type plaintextPass struct {
 	table  string
 	query  string
 	update string
-	seal   func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error)
+	seal   store.PlaintextSealer
 }
 
 func plaintextPasses() []plaintextPass {
@@ -60,123 +59,50 @@ func plaintextPasses() []plaintextPass {
 			FROM device_twins WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE device_twins SET sealed = $1, tags = '', desired = '', desired_meta = '', reported = '',
 			reported_meta = '' WHERE device_id = $2 AND sealed IS NULL`,
-		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
-			var tw store.Twin
-			var tags, desired, dmeta, reported, rmeta string
-			if err := rows.Scan(&tw.DeviceID, &tw.TenantID, &tags, &desired, &dmeta, &reported, &rmeta); err != nil {
-				return nil, err
-			}
-			tw.Tags = json.RawMessage(tags)
-			tw.Desired.Doc, tw.Desired.Metadata = json.RawMessage(desired), json.RawMessage(dmeta)
-			tw.Reported.Doc, tw.Reported.Metadata = json.RawMessage(reported), json.RawMessage(rmeta)
-			blob, err := store.SealTwin(ctx, sl, tw)
-			return []any{blob, tw.DeviceID}, err
-		},
+		seal: store.SealPlaintextTwin,
 	}, {
 		table: "c2d_messages",
 		query: `SELECT id, tenant_id, device_id, message_id, properties, payload FROM c2d_messages
 			WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE c2d_messages SET sealed = $1, properties = '', payload = ''::bytea WHERE id = $2 AND sealed IS NULL`,
-		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
-			var m store.C2DMessage
-			var props string
-			if err := rows.Scan(&m.ID, &m.TenantID, &m.DeviceID, &m.MessageID, &props, &m.Payload); err != nil {
-				return nil, err
-			}
-			var err error
-			if m.Properties, err = store.DecodeC2DProperties(props); err != nil {
-				return nil, err
-			}
-			blob, err := store.SealC2D(ctx, sl, m)
-			return []any{blob, m.ID}, err
-		},
+		seal:   store.SealPlaintextC2D,
 	}, {
 		table: "alarms",
 		query: `SELECT id, tenant_id, rule_id, device_id, message, value, ack_comment FROM alarms
 			WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE alarms SET sealed = $1, sealed_comment = $2, message = '', value = 0, ack_comment = ''
 			WHERE id = $3 AND sealed IS NULL`,
-		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
-			var a store.Alarm
-			if err := rows.Scan(&a.ID, &a.TenantID, &a.RuleID, &a.DeviceID, &a.Message, &a.Value, &a.AckComment); err != nil {
-				return nil, err
-			}
-			return store.SealLegacyAlarm(ctx, sl, a)
-		},
+		seal: store.SealPlaintextAlarm,
 	}, {
 		table: "deliveries",
 		query: `SELECT id, tenant_id, alarm_id, channel, target, event, payload, last_error FROM deliveries
 			WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE deliveries SET sealed = $1, sealed_error = $2, payload = '', last_error = ''
 			WHERE id = $3 AND sealed IS NULL`,
-		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
-			var d store.Delivery
-			var payload string
-			if err := rows.Scan(&d.ID, &d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event, &payload, &d.LastError); err != nil {
-				return nil, err
-			}
-			d.Payload = specJSON(payload)
-			p, e, err := store.SealDeliveryRow(ctx, sl, d)
-			return []any{p, e, d.ID}, err
-		},
+		seal: store.SealPlaintextDelivery,
 	}, {
 		table:  "maintenance_plans",
 		query:  `SELECT tenant_id, model, spec FROM maintenance_plans WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE maintenance_plans SET sealed = $1, spec = '' WHERE tenant_id = $2 AND model = $3 AND sealed IS NULL`,
-		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
-			var p store.MaintenancePlan
-			var spec string
-			if err := rows.Scan(&p.TenantID, &p.Model, &spec); err != nil {
-				return nil, err
-			}
-			p.Spec = specJSON(spec)
-			blob, err := store.SealPlan(ctx, sl, p)
-			return []any{blob, p.TenantID, p.Model}, err
-		},
+		seal:   store.SealPlaintextPlan,
 	}, {
 		table: "registrations",
 		query: `SELECT tenant_id, registration_id, enrollment_kind, enrollment_id, payload, initial_twin FROM registrations
 			WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE registrations SET sealed = $1, payload = NULL, initial_twin = NULL
 			WHERE tenant_id = $2 AND registration_id = $3 AND sealed IS NULL`,
-		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
-			var r store.Registration
-			var kind string
-			var payload, twin *string
-			if err := rows.Scan(&r.TenantID, &r.RegistrationID, &kind, &r.EnrollmentID, &payload, &twin); err != nil {
-				return nil, err
-			}
-			r.EnrollmentKind, r.Payload, r.InitialTwin = store.EnrollmentKind(kind), textBytes(payload), textBytes(twin)
-			blob, err := store.SealRegistration(ctx, sl, r)
-			return []any{blob, r.TenantID, r.RegistrationID}, err
-		},
+		seal: store.SealPlaintextRegistration,
 	}, {
 		table:  "enrollment_groups",
 		query:  `SELECT tenant_id, id, initial_twin FROM enrollment_groups WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE enrollment_groups SET sealed = $1, initial_twin = NULL WHERE tenant_id = $2 AND id = $3 AND sealed IS NULL`,
-		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
-			var tenantID, id string
-			var twin *string
-			if err := rows.Scan(&tenantID, &id, &twin); err != nil {
-				return nil, err
-			}
-			blob, err := store.SealGroupTwin(ctx, sl, tenantID, id, textBytes(twin))
-			return []any{blob, tenantID, id}, err
-		},
+		seal:   store.SealPlaintextGroup,
 	}, {
 		table: "enrollments",
 		query: `SELECT tenant_id, registration_id, initial_twin FROM enrollments WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE enrollments SET sealed = $1, initial_twin = NULL
 			WHERE tenant_id = $2 AND registration_id = $3 AND sealed IS NULL`,
-		seal: func(ctx context.Context, sl store.Sealer, rows pgx.Rows) ([]any, error) {
-			var tenantID, id string
-			var twin *string
-			if err := rows.Scan(&tenantID, &id, &twin); err != nil {
-				return nil, err
-			}
-			blob, err := store.SealEnrollmentTwin(ctx, sl, tenantID, id, textBytes(twin))
-			return []any{blob, tenantID, id}, err
-		},
+		seal: store.SealPlaintextEnrollment,
 	}}
 }
 
