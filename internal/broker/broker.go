@@ -164,7 +164,7 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 		// hooks log refusals themselves, without payloads.
 		Logger: slog.New(minLevel{log.With("component", "mqtt").Handler(), slog.LevelError}),
 	})
-	for _, h := range []mqtt.Hook{&protocolHook{b: b, byClient: map[*mqtt.Client]*topicAliases{}}, &limitsHook{maxPacket: uint32(cfg.MaxPacketSize)}, &authHook{b: b}, &aclHook{}, &dpsHook{b: b}, &telemetryHook{b: b}, &presenceHook{b: b}, &hubHook{b: b}, &outboxHook{b: b}} {
+	for _, h := range []mqtt.Hook{&protocolHook{b: b, maxPacket: uint32(cfg.MaxPacketSize), byClient: map[*mqtt.Client]*topicAliases{}}, &authHook{b: b}, &aclHook{}, &dpsHook{b: b}, &telemetryHook{b: b}, &presenceHook{b: b}, &hubHook{b: b}, &outboxHook{b: b}} {
 		if err := b.mqtt.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("broker: add hook: %w", err)
 		}
@@ -225,20 +225,20 @@ func hostOnly(h string) string {
 func (b *Broker) Start() error {
 	if b.cfg.TLSListen != "" {
 		l := newListener("tls", b.cfg.TLSListen, b.cfg.TLS, b.limits, b.log)
-		if err := b.mqtt.AddListener(scanConnect(l)); err != nil {
+		if err := b.mqtt.AddListener(l); err != nil {
 			return fmt.Errorf("broker: listen on %s (TLS): %w", b.cfg.TLSListen, err)
 		}
 		b.lns = append(b.lns, l)
 	}
 	if b.cfg.TCPListen != "" {
 		l := newListener("tcp", b.cfg.TCPListen, nil, b.limits, b.log)
-		if err := b.mqtt.AddListener(scanConnect(l)); err != nil {
+		if err := b.mqtt.AddListener(l); err != nil {
 			return fmt.Errorf("broker: listen on %s: %w", b.cfg.TCPListen, err)
 		}
 		b.lns = append(b.lns, l)
 	}
 	b.ws = newWSListener(b.log, b.limits)
-	if err := b.mqtt.AddListener(scanConnect(b.ws)); err != nil {
+	if err := b.mqtt.AddListener(b.ws); err != nil {
 		return fmt.Errorf("broker: websocket endpoint: %w", err)
 	}
 	if err := b.mqtt.Serve(); err != nil {

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -219,28 +217,23 @@ func (c *boundedConn) Close() error {
 // MaxConnectPacketSize bytes.
 var errConnectTooLarge = fmt.Errorf("CONNECT packet larger than %d bytes", MaxConnectPacketSize)
 
-// connectGuard reads the fixed header of the first packet on a connection
-// as it passes and fails the read that would complete a header announcing
-// more than MaxConnectPacketSize bytes, before mochi allocates a buffer of
-// the announced size. Later packets pass untouched (mochi checks them
-// against the maximum packet size).
-type connectGuard struct {
-	net.Conn
+// connectHeader follows the fixed header of a connection's first packet
+// as its bytes pass and fails once the header announces more than
+// MaxConnectPacketSize bytes, before mochi allocates a buffer of the
+// announced size. Later packets are mochi's to check against the maximum
+// packet size.
+type connectHeader struct {
 	checked bool
 	header  int    // bytes of the fixed header seen: the type byte and the length
 	length  uint32 // remaining length decoded so far
 	shift   uint
 }
 
-// NetConn returns the connection below, for socket options.
-func (g *connectGuard) NetConn() net.Conn { return g.Conn }
-
-func (g *connectGuard) Read(p []byte) (int, error) {
-	n, err := g.Conn.Read(p)
+func (g *connectHeader) check(p []byte) error {
 	if g.checked {
-		return n, err
+		return nil
 	}
-	for _, b := range p[:n] {
+	for _, b := range p {
 		if g.header == 0 { // the packet type
 			g.header++
 			continue
@@ -249,30 +242,12 @@ func (g *connectGuard) Read(p []byte) (int, error) {
 		g.length |= uint32(b&0x7f) << g.shift
 		g.shift += 7
 		if g.length > MaxConnectPacketSize || (b&0x80 != 0 && g.header == 5) {
-			return 0, errConnectTooLarge
+			return errConnectTooLarge
 		}
 		if b&0x80 == 0 {
 			g.checked = true
 			break
 		}
 	}
-	return n, err
-}
-
-// limitsHook tells MQTT 5 clients the maximum packet size in the CONNACK
-// (mochi enforces it on what it reads but does not announce it).
-type limitsHook struct {
-	mqtt.HookBase
-	maxPacket uint32
-}
-
-func (h *limitsHook) ID() string { return "warden-limits" }
-
-func (h *limitsHook) Provides(b byte) bool { return b == mqtt.OnPacketEncode }
-
-func (h *limitsHook) OnPacketEncode(_ *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode < packets.ErrUnspecifiedError.Code {
-		pk.Properties.MaximumPacketSize = h.maxPacket
-	}
-	return pk
+	return nil
 }

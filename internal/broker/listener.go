@@ -194,7 +194,7 @@ func (l *listener) handle(c net.Conn, establish listeners.EstablishFn) {
 		}
 		conn = tc
 	}
-	err := establish(l.id, &connectGuard{Conn: conn})
+	err := establish(l.id, newFirstPacketConn(conn))
 	conn.Close()
 	switch {
 	case err == nil, errors.Is(err, io.EOF):

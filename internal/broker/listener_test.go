@@ -289,7 +289,7 @@ func TestConnectGuard(t *testing.T) {
 					b.Write(make([]byte, 8)) // then part of a body
 					b.Close()
 				}()
-				g := &connectGuard{Conn: a}
+				g := &firstPacketConn{Conn: a}
 				got, err := io.ReadAll(g)
 				if tc.ok && (err != nil || len(got) != len(tc.header)+8) {
 					t.Fatalf("read %d bytes, %v; want everything", len(got), err)

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -71,7 +70,7 @@ func checkConnect(cl *mqtt.Client, pk packets.Packet) *refusal {
 		return willRefusal()
 	}
 	if pk.ProtocolVersion >= 5 {
-		if sc, ok := cl.Net.Conn.(*scannedConn); ok && sc.zeroReceiveMaximum() {
+		if sc, ok := cl.Net.Conn.(*firstPacketConn); ok && sc.zeroReceiveMaximum() {
 			return receiveMaximumRefusal()
 		}
 	}
@@ -87,7 +86,8 @@ func clearWill(cl *mqtt.Client) {
 // and makes sure no will is ever sent.
 type protocolHook struct {
 	mqtt.HookBase
-	b *Broker
+	b         *Broker
+	maxPacket uint32 // announced in CONNACKs
 
 	mu       sync.Mutex
 	byClient map[*mqtt.Client]*topicAliases // MQTT 5 connections that bound an alias
@@ -188,10 +188,12 @@ func (h *protocolHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.mu.Unlock()
 }
 
-// OnPacketEncode announces the Topic Alias Maximum in an MQTT 5 CONNACK
-// (mochi does not), so that clients know they may use aliases.
+// OnPacketEncode announces in an MQTT 5 CONNACK what mochi enforces but
+// does not announce: the maximum packet size, and the Topic Alias Maximum
+// so that clients know they may use aliases.
 func (h *protocolHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type == packets.Connack && pk.ProtocolVersion >= 5 && pk.ReasonCode == 0 {
+	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == 0 {
+		pk.Properties.MaximumPacketSize = h.maxPacket
 		pk.Properties.TopicAliasMaximum = maxTopicAlias
 	}
 	return pk
@@ -229,21 +231,6 @@ func truncateForLog(s string) string {
 	return s[:max] + "…"
 }
 
-// scanListener wraps a mochi listener so that each connection's CONNECT is
-// scanned as it is read (see scannedConn).
-type scanListener struct {
-	listeners.Listener
-}
-
-func scanConnect(l listeners.Listener) listeners.Listener { return &scanListener{Listener: l} }
-
-func (l *scanListener) Serve(establish listeners.EstablishFn) {
-	l.Listener.Serve(func(id string, c net.Conn) error {
-		limitSendBuffer(c)
-		return establish(id, &scannedConn{Conn: c})
-	})
-}
-
 // sendBufferBytes is the kernel send buffer of a device connection. Left
 // to itself, Linux grows it to 4 MiB: 150,000 PUBACKs that a device which
 // does not read would take before its writes block and its outbox fills
@@ -267,19 +254,35 @@ func limitSendBuffer(c net.Conn) {
 	}
 }
 
-// scannedConn watches the bytes of the first packet as mochi reads them
-// and notes what the decoded packet cannot tell: whether an MQTT 5
-// CONNECT carried Receive Maximum = 0. After the CONNECT's properties it
-// only passes reads through.
-type scannedConn struct {
+// firstPacketConn is a client's connection as mochi reads it. It watches
+// the bytes of the first packet: it fails a CONNECT announcing more than
+// MaxConnectPacketSize bytes before mochi allocates it (connectHeader), and
+// notes what the decoded packet cannot tell: whether an MQTT 5 CONNECT
+// carried Receive Maximum = 0. After the CONNECT's properties it only
+// passes reads through.
+type firstPacketConn struct {
 	net.Conn
-	mu   sync.Mutex
-	scan connectScanner
+	header connectHeader // used by Read only: mochi's one reader
+	mu     sync.Mutex
+	scan   connectScanner
 }
 
-func (c *scannedConn) Read(p []byte) (int, error) {
+// newFirstPacketConn wraps a client's connection for mochi and bounds its
+// kernel send buffer.
+func newFirstPacketConn(c net.Conn) *firstPacketConn {
+	limitSendBuffer(c)
+	return &firstPacketConn{Conn: c}
+}
+
+// NetConn returns the connection below, for socket options.
+func (c *firstPacketConn) NetConn() net.Conn { return c.Conn }
+
+func (c *firstPacketConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
+		if herr := c.header.check(p[:n]); herr != nil {
+			return 0, herr
+		}
 		c.mu.Lock()
 		c.scan.feed(p[:n])
 		c.mu.Unlock()
@@ -287,7 +290,7 @@ func (c *scannedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *scannedConn) zeroReceiveMaximum() bool {
+func (c *firstPacketConn) zeroReceiveMaximum() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.scan.zeroReceiveMax

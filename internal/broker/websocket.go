@@ -93,7 +93,7 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the keep-alive deadline.
 	c.NetConn().SetReadDeadline(time.Now().Add(l.limits.connectTimeout))
 	conn := &wsConn{Conn: c.NetConn(), ws: c, limits: l.limits}
-	err = establish(wsListenerID, &connectGuard{Conn: conn})
+	err = establish(wsListenerID, newFirstPacketConn(conn))
 	if errors.Is(err, errConnectTooLarge) {
 		l.limits.refusedConnect.Inc()
 	}
