@@ -19,6 +19,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/ingest"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -60,15 +61,15 @@ type Broker struct {
 	sessions map[string]*session // by device id: live connections
 	seen     map[string]presence // by device id: activity not yet written to the store
 
-	hubHost  string              // set by SetHubHost once the listener is bound
-	hubNames []string            // host names (no port) SAS tokens may be for: SetHubHost
-	presence func(PresenceEvent) // set by OnPresence before Start
-	ws       *wsListener         // MQTT over WebSocket on the HTTPS server: websocket.go
-	limits   *connLimits         // the connection cap and bounds: limits.go
-	lns      []*listener         // the TLS and TCP listeners: listener.go
-	hub      *hubState           // twins, methods, C2D: hub.go
-	dps      *dpsState           // provisioning: dps.go
-	staff    StaffCredentials    // set by SetStaffCredentials before Start: staff.go
+	hubHost  string               // set by SetHubHost once the listener is bound
+	hubNames []string             // host names (no port) SAS tokens may be for: SetHubHost
+	presence func(PresenceEvent)  // set by OnPresence before Start
+	ws       *wsListener          // MQTT over WebSocket on the HTTPS server: websocket.go
+	limits   *connLimits          // the connection cap and bounds: limits.go
+	lns      []*listener          // the TLS and TCP listeners: listener.go
+	hub      *hubState            // twins, methods, C2D: hub.go
+	dps      *dpsState            // provisioning: dps.go
+	staff    *factory.Credentials // set by SetStaffCredentials before Start: staff.go
 	// staffMu orders staff connections and RecheckStaff: a connection
 	// holds it (read) from its check until its session is attached.
 	staffMu sync.RWMutex

@@ -13,16 +13,10 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// StaffCredentials decides about device connections made with a credential
-// the operator's staff made for a customer's device (package factory):
-// factory.Credentials. record says to write the attempt to the audit trail.
-type StaffCredentials interface {
-	Authorize(ctx context.Context, id string, d store.Device, ip string, record bool) error
-}
-
-// SetStaffCredentials sets who decides about staff credentials; without
-// one, every staff credential is refused. Call it before Start.
-func (b *Broker) SetStaffCredentials(c StaffCredentials) { b.staff = c }
+// SetStaffCredentials sets who decides about device connections made with
+// a credential the operator's staff made for a customer's device; without
+// it, every staff credential is refused. Call it before Start.
+func (b *Broker) SetStaffCredentials(c *factory.Credentials) { b.staff = c }
 
 var errStaffClosed = errors.New("the staff credential is no longer valid")
 
