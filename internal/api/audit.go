@@ -22,7 +22,7 @@ import (
 // here is still recorded, as "METHOD pattern".
 var auditActions = map[string]string{
 	"POST /api/v1/devices":                      "device.create",
-	"PATCH /api/v1/devices/{id}":                "device.update", // device.enable / device.disable from the answer
+	"PATCH /api/v1/devices/{id}":                "device.update", // device.enable / device.disable when only the status changed
 	"DELETE /api/v1/devices/{id}":               "device.delete",
 	"POST /api/v1/devices/{id}/keys/regenerate": "device.keys.regenerate",
 	"POST /api/v1/devices/{id}/token":           "device.token",
@@ -100,8 +100,9 @@ type auditCall struct {
 	actorID, actorName, tenantID string
 	// owner is the tenant whose data the request touched.
 	owner string
-	// target overrides the target taken from the path.
-	target string
+	// target overrides the target taken from the path; action the action
+	// of the route, where the handler knows better what the request did.
+	target, action string
 	// outsideRead is set when a supporter or operator staff read a
 	// customer's machine: the action read.
 	outsideRead string
@@ -227,6 +228,9 @@ func (a *API) audited(mux *http.ServeMux, next http.Handler) http.Handler {
 		if call.target != "" {
 			ev.Target = call.target
 		}
+		if call.action != "" {
+			ev.Action = call.action
+		}
 		if authFailed {
 			ev.Action, ev.Target = ActionAuthFailed, truncate(r.Method+" "+r.URL.Path, 200)
 		}
@@ -238,9 +242,6 @@ func (a *API) audited(mux *http.ServeMux, next http.Handler) http.Handler {
 			_ = json.Unmarshal(aw.tee.Bytes(), &ans) // a non-JSON answer leaves both empty
 			if ev.Target == "" {
 				ev.Target = ans.ID
-			}
-			if ev.Action == "device.update" && (ans.Status == string(store.DeviceEnabled) || ans.Status == string(store.DeviceDisabled)) {
-				ev.Action = "device." + strings.TrimSuffix(ans.Status, "d")
 			}
 			if ev.Action == "site.factory-access" {
 				var sw struct {
@@ -427,16 +428,21 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// One more than asked tells whether another page follows.
+	limit := f.Limit
+	f.Limit++
 	es, err := a.store.ListAudit(r.Context(), f)
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
+	more := len(es) > limit
+	es = es[:min(len(es), limit)]
 	page := AuditPage{Entries: make([]AuditEntry, 0, len(es))}
 	for _, e := range es {
 		page.Entries = append(page.Entries, auditView(e))
 	}
-	if len(es) == f.Limit {
+	if more {
 		page.Next = es[len(es)-1].Seq
 	}
 	writeJSON(w, http.StatusOK, page)

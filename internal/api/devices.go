@@ -222,7 +222,8 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	oldSite := d.Info.SiteID
-	if info, changed := req.apply(d.Info); changed {
+	info, changed := req.apply(d.Info)
+	if changed {
 		if !a.checkInfo(w, r, d.TenantID, info) {
 			return
 		}
@@ -255,6 +256,9 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 		d.Status = st
 		if st == store.DeviceDisabled {
 			a.endpoint.Disconnect(d.ID)
+		}
+		if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok && !changed {
+			call.action = "device." + strings.TrimSuffix(string(st), "d") // device.enable, device.disable
 		}
 		a.log.Info("device status changed", "device", d.ID, "status", st)
 	}

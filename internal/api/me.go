@@ -51,7 +51,28 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := loaded[store.User](r.Context())
+	// Guessing the current password with a stolen session or token counts
+	// as failed sign-ins of the address, and is locked out like them.
+	key := signInKey(identity.EmailKey(u.Email))
+	f, err := a.store.SignInFailures(r.Context(), key)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	if a.now().Before(f.LockedUntil) {
+		a.signInLocked(w, f.LockedUntil)
+		return
+	}
 	if ok, _ := identity.VerifyPassword(req.Current, u.PasswordHash); !ok {
+		f, err := a.store.AddSignInFailure(r.Context(), key, a.now().UTC(), FailureMemory, MaxFailedLogins, LockDuration)
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		if a.now().Before(f.LockedUntil) {
+			a.signInLocked(w, f.LockedUntil)
+			return
+		}
 		writeError(w, http.StatusForbidden, "the current password is wrong")
 		return
 	}

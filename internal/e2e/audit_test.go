@@ -30,6 +30,10 @@ func TestAuditTrail(t *testing.T) {
 	if _, err := e.api.SetDeviceStatus(e.ctx(), "pump-1", "disabled"); err != nil {
 		t.Fatal(err)
 	}
+	// A change of the registry data alone is an update, not a disable.
+	if err := e.api.Do(e.ctx(), "PATCH", "/api/v1/devices/pump-1", nil, map[string]any{"serialNumber": "P1234567"}, nil); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.api.DeviceToken(e.ctx(), "pump-1", time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +75,7 @@ func TestAuditTrail(t *testing.T) {
 	want := []row{
 		{"operator", "device.create", "pump-1", "success"},
 		{"operator", "device.disable", "pump-1", "success"},
+		{"operator", "device.update", "pump-1", "success"},
 		{"operator", "device.token", "pump-1", "success"},
 		{"anonymous", "auth.failed", "POST /api/v1/devices", "denied"},
 		{"anonymous", "auth.failed", "GET /api/v1/devices", "denied"},
@@ -83,9 +88,9 @@ func TestAuditTrail(t *testing.T) {
 			t.Errorf("entry %d = %+v, want %+v", i+1, got[i], want[i])
 		}
 	}
-	denied := page.Entries[3]
+	denied := page.Entries[4]
 	if denied.Status != 401 || denied.IP != "127.0.0.1" || denied.Browser != "Firefox" || denied.BrowserVersion != "128.0" ||
-		!strings.HasPrefix(denied.OS, "Linux") || denied.TenantID != "" || denied.Seq != 4 || denied.Hash == "" {
+		!strings.HasPrefix(denied.OS, "Linux") || denied.TenantID != "" || denied.Seq != 5 || denied.Hash == "" {
 		t.Errorf("refused request's entry = %+v", denied)
 	}
 	raw, _ := json.Marshal(page)
@@ -123,7 +128,7 @@ func TestAuditTrail(t *testing.T) {
 		t.Logf("warden audit verify: exit %d: %s%s", code, out.String(), errOut.String())
 		return code, out.String()
 	}
-	if code, msg := verify(); code != 0 || !strings.Contains(msg, "audit chain OK: 6 entries") {
+	if code, msg := verify(); code != 0 || !strings.Contains(msg, "audit chain OK: 7 entries") {
 		t.Fatalf("intact chain: exit %d, %q", code, msg)
 	}
 

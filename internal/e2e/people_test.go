@@ -468,3 +468,38 @@ func TestSignInLimitPerAddress(t *testing.T) {
 		t.Fatalf("attempt past the limit: %v", err)
 	}
 }
+
+// TestPasswordChangeGuessesLock: guessing the current password through
+// PUT /me/password (with a stolen session, say) counts as failed sign-ins
+// of the address and locks it like them.
+func TestPasswordChangeGuessesLock(t *testing.T) {
+	e := start(t)
+	ctx := e.ctx()
+	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "cafe", "name": "Café Central"}); err != nil {
+		t.Fatal(err)
+	}
+	signUp(t, e, e.api, "cafe", "customer-admin", "chef@cafe.example")
+	sc, _, err := e.api.Login(ctx, "chef@cafe.example", testPassword, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= api.MaxFailedLogins; i++ {
+		err := sc.Do(ctx, "PUT", "/api/v1/me/password", nil,
+			map[string]any{"currentPassword": "guess " + strconv.Itoa(i), "newPassword": "a brand new passphrase"}, nil)
+		want := http.StatusForbidden
+		if i == api.MaxFailedLogins {
+			want = http.StatusTooManyRequests
+		}
+		if client.StatusOf(err) != want {
+			t.Fatalf("guess %d: %v, want HTTP %d", i, err, want)
+		}
+	}
+	// Now even the right current password is refused, and so is a sign-in.
+	if err := sc.Do(ctx, "PUT", "/api/v1/me/password", nil,
+		map[string]any{"currentPassword": testPassword, "newPassword": "a brand new passphrase"}, nil); client.StatusOf(err) != http.StatusTooManyRequests {
+		t.Fatalf("right password while locked: %v", err)
+	}
+	if _, _, err := e.api.Anonymous().Login(ctx, "chef@cafe.example", testPassword, ""); client.StatusOf(err) != http.StatusTooManyRequests {
+		t.Fatalf("sign-in while locked: %v", err)
+	}
+}
