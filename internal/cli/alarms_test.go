@@ -87,7 +87,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, "rule", "update", rule, "--file", file)
-	out, _ = mustRun(t, "rule", "show", rule)
+	out, _ = mustRun(t, "rule", "show", rule, "--json")
 	if r := decodeJSON[api.Rule](t, out); r.Enabled || *r.Threshold.Value != 95 {
 		t.Errorf("rule after update: %+v", r)
 	}
@@ -124,7 +124,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 		t.Errorf("clear said %q", errOut)
 	}
 	wantFail(t, 1, []string{"409", "not active"}, "alarm", "clear", id)
-	out, _ = mustRun(t, "alarm", "show", id)
+	out, _ = mustRun(t, "alarm", "show", id, "--json")
 	if a := decodeJSON[api.Alarm](t, out); a.State != "cleared" || a.AckComment != "on my way" {
 		t.Errorf("alarm show: %+v", a)
 	}
@@ -150,7 +150,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 
 	// Escalation.
 	out, _ = mustRun(t, "escalation", "set", "--delay", "15m", "--email", "chief@a.example")
-	if !strings.Contains(out, "15m0s") || !strings.Contains(out, "chief@a.example") {
+	if !strings.Contains(out, "within 15m go to chief@a.example") {
 		t.Errorf("escalation set printed %q", out)
 	}
 	wantFail(t, 2, []string{"whole minutes"}, "escalation", "set", "--delay", "90s", "--email", "chief@a.example")
@@ -161,8 +161,11 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 	}
 
 	// Deliveries.
-	if out, _ = mustRun(t, "deliveries", "--state", "failed"); !strings.Contains(out, "LAST ERROR") {
-		t.Errorf("deliveries printed %q", out)
+	if out, errOut = mustRun(t, "deliveries", "--state", "failed"); out != "" || !strings.Contains(errOut, "no notifications") {
+		t.Errorf("deliveries printed %q, %q", out, errOut)
+	}
+	if out, _ = mustRun(t, "deliveries", "--json"); !strings.HasPrefix(out, "[") {
+		t.Errorf("deliveries --json printed %q", out)
 	}
 	wantFail(t, 2, []string{"--state"}, "deliveries", "--state", "lost")
 
