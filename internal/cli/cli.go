@@ -81,11 +81,12 @@ var errUsage = errors.New("usage")
 // Main runs the command line and returns the process exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}
-	if len(args) == 0 || isHelp(args[0]) || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	if isHelp(args[0]) || args[0] == "help" {
+		usage(stdout)
 		return 0
 	}
 	if args[0] == "--version" || args[0] == "-version" || args[0] == "-v" {
@@ -179,11 +180,12 @@ type invocation struct {
 // begin takes the subcommand off args and makes its flag set; the command
 // then adds its own flags and calls parse.
 func begin(env *Env, cmd, usage string, args []string) (*invocation, []string, error) {
-	if len(args) == 0 || isHelp(args[0]) {
+	if len(args) == 0 {
 		fmt.Fprintln(env.Stderr, "Usage: warden "+usage)
-		if len(args) == 0 {
-			return nil, nil, errUsage
-		}
+		return nil, nil, errUsage
+	}
+	if isHelp(args[0]) {
+		fmt.Fprintf(env.Stdout, "Usage: warden %s\n\nRun \"warden %s <subcommand> --help\" for its flags.\n", usage, cmd)
 		return nil, nil, flag.ErrHelp
 	}
 	in := beginPlain(env, cmd, usage)
@@ -193,9 +195,11 @@ func begin(env *Env, cmd, usage string, args []string) (*invocation, []string, e
 }
 
 // beginPlain is begin for a command without subcommands.
+// Help asked for goes to stdout, usage after a mistake to stderr.
 func beginPlain(env *Env, cmd, usage string) *invocation {
-	return &invocation{env: env, cmd: cmd, name: cmd, usage: usage, given: map[string]bool{},
-		fs: newFlagSet(cmd, usage, env.Stderr)}
+	fs := newFlagSet(cmd, usage, env.Stderr)
+	fs.Usage = func() { printUsage(env.Stdout, fs, usage) }
+	return &invocation{env: env, cmd: cmd, name: cmd, usage: usage, given: map[string]bool{}, fs: fs}
 }
 
 // parse checks the subcommand (a two-word one like "group create" takes
@@ -210,11 +214,21 @@ func (in *invocation) parse(args []string, subs map[string]arity) error {
 		}
 	}
 	if !ok {
-		if in.sub == "" || isHelp(in.sub) {
-			fmt.Fprintln(in.env.Stderr, "Usage: warden "+in.usage)
+		var more []string
+		for k := range subs {
+			if rest, found := strings.CutPrefix(k, in.sub+" "); found {
+				more = append(more, rest)
+			}
+		}
+		if len(more) > 0 && len(args) > 0 && isHelp(args[0]) {
+			fmt.Fprintln(in.env.Stdout, "Usage: warden "+in.usage)
 			return flag.ErrHelp
 		}
 		fmt.Fprintln(in.env.Stderr, "Usage: warden "+in.usage)
+		if len(more) > 0 {
+			slices.Sort(more)
+			return usageError(in.env, in.cmd, "%s: want one of %s", in.sub, strings.Join(more, ", "))
+		}
 		return usageError(in.env, in.cmd, "unknown subcommand %q", in.sub)
 	}
 	switch n.access {
