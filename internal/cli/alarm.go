@@ -12,8 +12,7 @@ import (
 const alarmUsage = `alarm <subcommand> [flags]
 
 Subcommands:
-  list [--active|--cleared] [--unacked] [--device D] [--site S] [--severity warning|critical]
-       [--tenant T] [--limit N] [--after ID]
+  list [--active|--cleared] [--unacked] [--device D] [--site S] [--severity warning|critical] [--tenant T] [--limit N] [--after ID]
                         list alarms of the devices whose data you may read,
                         oldest first, a page at a time
   show ID               print an alarm

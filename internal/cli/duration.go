@@ -117,11 +117,11 @@ func formatDuration(d time.Duration) string {
 	}
 	if d > 0 {
 		s := d.String()
-		if d >= time.Minute {
+		if strings.HasSuffix(s, "m0s") {
 			s = strings.TrimSuffix(s, "0s")
-			if d >= time.Hour {
-				s = strings.TrimSuffix(s, "0m")
-			}
+		}
+		if strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
 		}
 		b.WriteString(s)
 	}
