@@ -455,3 +455,25 @@ func urlToken(t *testing.T, link string) string {
 	tok, _, _ = strings.Cut(tok, "&")
 	return tok
 }
+
+func TestParseArgsAnywhere(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		pos  string
+		ttl  time.Duration
+		json bool
+	}{
+		{[]string{"a", "--ttl", "2d", "b"}, "a b", 2 * day, false},
+		{[]string{"--json", "a", "b", "--ttl=1w"}, "a b", week, true},
+		{[]string{"a", "--", "--ttl", "-x"}, "a --ttl -x", time.Hour, false},
+		{[]string{"-", "--json"}, "-", time.Hour, true},
+	} {
+		fs := newFlagSet("t", "t", &strings.Builder{})
+		ttl := durationFlagOf(fs, "ttl", time.Hour, "")
+		js := fs.Bool("json", false, "")
+		pos, err := parseArgs(fs, tc.args)
+		if err != nil || strings.Join(pos, " ") != tc.pos || *ttl != tc.ttl || *js != tc.json {
+			t.Errorf("parseArgs(%q) = %q, ttl %v, json %v, %v; want %q, %v, %v", tc.args, pos, *ttl, *js, err, tc.pos, tc.ttl, tc.json)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func printList[T any](in *invocation, items []T, empty string, header []string, 
 
 // printObject prints v: JSON with --json, else one aligned "field  value"
 // line per JSON field of v (nested objects as "parent.field"; empty ones
-// left out).
+// and zero times left out).
 func printObject(in *invocation, v any) error {
 	if in.json {
 		return printJSON(in.env, v)
@@ -127,7 +127,7 @@ func flatten(raw json.RawMessage, prefix string, out *[]field) error {
 		}
 		name := prefix + k.(string)
 		switch t := bytes.TrimSpace(val); {
-		case string(t) == "null", string(t) == `""`, string(t) == "{}", string(t) == "[]":
+		case string(t) == "null", string(t) == `""`, string(t) == "{}", string(t) == "[]", string(t) == `"0001-01-01T00:00:00Z"`:
 		case t[0] == '{' && prefix == "":
 			if err := flatten(val, name+".", out); err != nil {
 				return err
