@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -149,14 +150,17 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 	mustRun(t, "webhook", "delete", hooks[0].ID)
 
 	// Escalation.
-	out, _ = mustRun(t, "escalation", "set", "--delay", "15m", "--email", "chief@a.example")
-	if !strings.Contains(out, "within 15m go to chief@a.example") {
-		t.Errorf("escalation set printed %q", out)
+	_, errOut = mustRun(t, "escalation", "set", "--delay", "15m", "--email", "chief@a.example")
+	if !strings.Contains(errOut, "within 15m go to chief@a.example") {
+		t.Errorf("escalation set said %q", errOut)
+	}
+	if out, _ = mustRun(t, "escalation", "show"); !regexp.MustCompile(`(?m)^delay +15m$`).MatchString(out) {
+		t.Errorf("escalation show printed %q", out)
 	}
 	wantFail(t, 2, []string{"whole minutes"}, "escalation", "set", "--delay", "90s", "--email", "chief@a.example")
 	wantFail(t, 2, []string{"--email is required"}, "escalation", "set", "--delay", "15m")
 	mustRun(t, "escalation", "set", "--delay", "0")
-	if out, _ = mustRun(t, "escalation", "show"); !strings.Contains(out, "no escalation") {
+	if out, _ = mustRun(t, "escalation", "show", "--json"); decodeJSON[api.Escalation](t, out).DelayMinutes != 0 {
 		t.Errorf("escalation show printed %q", out)
 	}
 
@@ -185,12 +189,12 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 	wantFail(t, 2, []string{"--last"}, "kpi", "--last", "soon")
 
 	// Notifications: a person's own settings; not the bootstrap token's.
-	out, _ = mustRun(t, "notifications", "set", "--email", "on", "--severity", "critical", "--site", site.ID)
-	if !strings.Contains(out, "alarm e-mails on: critical alarms of sites "+site.ID) {
-		t.Errorf("notifications set printed %q", out)
+	_, errOut = mustRun(t, "notifications", "set", "--email", "on", "--severity", "critical", "--site", site.ID)
+	if !strings.Contains(errOut, "alarm e-mails on: critical alarms of sites "+site.ID) {
+		t.Errorf("notifications set said %q", errOut)
 	}
 	mustRun(t, "notifications", "set", "--severity", "all")
-	if out, _ = mustRun(t, "notifications", "show"); !strings.Contains(out, "on: all alarms of sites "+site.ID) {
+	if out, _ = mustRun(t, "notifications", "show"); !regexp.MustCompile(`(?m)^severities +all\nsites +sites `+site.ID+`$`).MatchString(out) {
 		t.Errorf("notifications show printed %q", out)
 	}
 	wantFail(t, 2, []string{"nothing to change"}, "notifications", "set")

@@ -448,9 +448,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 
 // registerAnonymous registers the flags of a command that needs no token.
 func (c *clientFlags) registerAnonymous(fs *flag.FlagSet) {
-	if fs.Lookup("server") == nil {
-		fs.StringVar(&c.server, "server", "https://localhost:8443", "Warden server URL")
-	}
+	fs.StringVar(&c.server, "server", "https://localhost:8443", "Warden server URL")
 	fs.StringVar(&c.ca, "ca", "", "CA certificate file to trust, the server's ca.pem (default: ./warden-data/ca.pem if present)")
 }
 

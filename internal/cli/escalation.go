@@ -19,13 +19,22 @@ Subcommands:
                         removes the escalation
   show [--tenant T]     print the escalation of T (default: yours)`
 
-func printEscalation(env *Env, e api.Escalation) {
-	if e.DelayMinutes == 0 {
-		fmt.Fprintf(env.Stdout, "tenant %s: no escalation\n", e.TenantID)
-		return
+// printEscalation prints what set did as a line on stderr, or what show
+// found as field lines.
+func printEscalation(in *invocation, e api.Escalation) error {
+	delay := formatDuration(time.Duration(e.DelayMinutes) * time.Minute)
+	if in.sub == "show" {
+		if e.DelayMinutes == 0 {
+			return printFields(in.env.Stdout, []field{{"tenant", e.TenantID}, {"delay", "none: no escalation"}})
+		}
+		return printFields(in.env.Stdout, []field{{"tenant", e.TenantID}, {"delay", delay}, {"email", e.Email}})
 	}
-	fmt.Fprintf(env.Stdout, "tenant %s: critical alarms not acknowledged within %s go to %s\n", e.TenantID,
-		formatDuration(time.Duration(e.DelayMinutes)*time.Minute), e.Email)
+	if e.DelayMinutes == 0 {
+		fmt.Fprintf(in.env.Stderr, "tenant %s: no escalation\n", e.TenantID)
+		return nil
+	}
+	fmt.Fprintf(in.env.Stderr, "tenant %s: critical alarms not acknowledged within %s go to %s\n", e.TenantID, delay, e.Email)
+	return nil
 }
 
 func runEscalation(ctx context.Context, env *Env, args []string) error {
@@ -66,6 +75,5 @@ func runEscalation(ctx context.Context, env *Env, args []string) error {
 	if in.json {
 		return printJSON(env, e)
 	}
-	printEscalation(env, e)
-	return nil
+	return printEscalation(in, e)
 }

@@ -83,6 +83,10 @@ func runNotifications(ctx context.Context, env *Env, args []string) error {
 	if len(p.SiteIDs) > 0 {
 		sitesText = "sites " + strings.Join(p.SiteIDs, ", ")
 	}
-	fmt.Fprintf(env.Stdout, "alarm e-mails %s: %s alarms of %s\n", onOff(p.Email), severitiesOrAll(p.Severities), sitesText)
+	if in.sub == "show" {
+		return printFields(env.Stdout, []field{{"email", onOff(p.Email)}, {"severities", severitiesOrAll(p.Severities)},
+			{"sites", sitesText}})
+	}
+	fmt.Fprintf(env.Stderr, "alarm e-mails %s: %s alarms of %s\n", onOff(p.Email), severitiesOrAll(p.Severities), sitesText)
 	return nil
 }
