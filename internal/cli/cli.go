@@ -85,6 +85,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		usage(stderr)
 		return 2
 	}
+	if args[0] == "help" && len(args) > 1 {
+		args = append(args[1:], "--help")
+	}
 	if isHelp(args[0]) || args[0] == "help" {
 		usage(stdout)
 		return 0

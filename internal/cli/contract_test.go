@@ -92,6 +92,9 @@ var flagLine = regexp.MustCompile(`^(  --\S+(?: \S+)?)( +)\S`)
 func TestHelpExitsZeroAndAligns(t *testing.T) {
 	out, _ := mustRun(t, "--help")
 	checkColumns(t, "warden --help", out, "Commands:")
+	if out, _ := mustRun(t, "help", "device", "token"); !strings.Contains(out, "Usage: warden device") || !strings.Contains(out, "--ttl duration") {
+		t.Errorf("warden help device token:\n%s", out)
+	}
 	for _, args := range helpCases() {
 		for _, h := range []string{"--help", "-h"} {
 			name := strings.Join(append(args, h), " ")
