@@ -31,7 +31,7 @@ func TestAccountCommands(t *testing.T) {
 	out, _ := mustRun(t, "login", "--email", "desk@maker.example")
 	t.Setenv("WARDEN_TOKEN", exported(t, out, "WARDEN_TOKEN"))
 
-	out, _ = mustRun(t, "account", "show")
+	out, _ = mustRun(t, "account", "show", "--json")
 	if me := decodeJSON[api.User](t, out); me.Email != "desk@maker.example" || me.TOTPEnabled {
 		t.Fatalf("account show: %+v", me)
 	}
@@ -41,8 +41,8 @@ func TestAccountCommands(t *testing.T) {
 	out, _ = mustRun(t, "account", "totp", "start")
 	var secret string
 	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, "secret: "); ok {
-			secret = v
+		if v, ok := strings.CutPrefix(line, "secret "); ok {
+			secret = strings.TrimSpace(v)
 		}
 	}
 	// Each use spends a code, so the three uses take the codes of three
@@ -71,5 +71,5 @@ func TestAccountCommands(t *testing.T) {
 	if _, errOut, code := runInput(t, newPW+"\n", "account", "totp", "off"); code != 0 {
 		t.Fatalf("account totp off: exit %d: %s", code, errOut)
 	}
-	wantFail(t, 2, []string{"want 1 argument"}, "account", "end-session")
+	wantFail(t, 2, []string{"takes a session id"}, "account", "end-session")
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, "rule", "update", rule, "--file", file)
-	out, _ = mustRun(t, "rule", "show", rule)
+	out, _ = mustRun(t, "rule", "show", rule, "--json")
 	if r := decodeJSON[api.Rule](t, out); r.Enabled || *r.Threshold.Value != 95 {
 		t.Errorf("rule after update: %+v", r)
 	}
@@ -124,7 +125,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 		t.Errorf("clear said %q", errOut)
 	}
 	wantFail(t, 1, []string{"409", "not active"}, "alarm", "clear", id)
-	out, _ = mustRun(t, "alarm", "show", id)
+	out, _ = mustRun(t, "alarm", "show", id, "--json")
 	if a := decodeJSON[api.Alarm](t, out); a.State != "cleared" || a.AckComment != "on my way" {
 		t.Errorf("alarm show: %+v", a)
 	}
@@ -149,20 +150,26 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 	mustRun(t, "webhook", "delete", hooks[0].ID)
 
 	// Escalation.
-	out, _ = mustRun(t, "escalation", "set", "--delay", "15m", "--email", "chief@a.example")
-	if !strings.Contains(out, "15m0s") || !strings.Contains(out, "chief@a.example") {
-		t.Errorf("escalation set printed %q", out)
+	_, errOut = mustRun(t, "escalation", "set", "--delay", "15m", "--email", "chief@a.example")
+	if !strings.Contains(errOut, "within 15m go to chief@a.example") {
+		t.Errorf("escalation set said %q", errOut)
+	}
+	if out, _ = mustRun(t, "escalation", "show"); !regexp.MustCompile(`(?m)^delay +15m$`).MatchString(out) {
+		t.Errorf("escalation show printed %q", out)
 	}
 	wantFail(t, 2, []string{"whole minutes"}, "escalation", "set", "--delay", "90s", "--email", "chief@a.example")
 	wantFail(t, 2, []string{"--email is required"}, "escalation", "set", "--delay", "15m")
 	mustRun(t, "escalation", "set", "--delay", "0")
-	if out, _ = mustRun(t, "escalation", "show"); !strings.Contains(out, "no escalation") {
+	if out, _ = mustRun(t, "escalation", "show", "--json"); decodeJSON[api.Escalation](t, out).DelayMinutes != 0 {
 		t.Errorf("escalation show printed %q", out)
 	}
 
 	// Deliveries.
-	if out, _ = mustRun(t, "deliveries", "--state", "failed"); !strings.Contains(out, "LAST ERROR") {
-		t.Errorf("deliveries printed %q", out)
+	if out, errOut = mustRun(t, "deliveries", "--state", "failed"); out != "" || !strings.Contains(errOut, "no notifications") {
+		t.Errorf("deliveries printed %q, %q", out, errOut)
+	}
+	if out, _ = mustRun(t, "deliveries", "--json"); !strings.HasPrefix(out, "[") {
+		t.Errorf("deliveries --json printed %q", out)
 	}
 	wantFail(t, 2, []string{"--state"}, "deliveries", "--state", "lost")
 
@@ -182,12 +189,12 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 	wantFail(t, 2, []string{"--last"}, "kpi", "--last", "soon")
 
 	// Notifications: a person's own settings; not the bootstrap token's.
-	out, _ = mustRun(t, "notifications", "set", "--email", "on", "--severity", "critical", "--site", site.ID)
-	if !strings.Contains(out, "alarm e-mails on: critical alarms of sites "+site.ID) {
-		t.Errorf("notifications set printed %q", out)
+	_, errOut = mustRun(t, "notifications", "set", "--email", "on", "--severity", "critical", "--site", site.ID)
+	if !strings.Contains(errOut, "alarm e-mails on: critical alarms of sites "+site.ID) {
+		t.Errorf("notifications set said %q", errOut)
 	}
 	mustRun(t, "notifications", "set", "--severity", "all")
-	if out, _ = mustRun(t, "notifications", "show"); !strings.Contains(out, "on: all alarms of sites "+site.ID) {
+	if out, _ = mustRun(t, "notifications", "show"); !regexp.MustCompile(`(?m)^severities +all\nsites +sites `+site.ID+`$`).MatchString(out) {
 		t.Errorf("notifications show printed %q", out)
 	}
 	wantFail(t, 2, []string{"nothing to change"}, "notifications", "set")

@@ -2,112 +2,186 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"text/tabwriter"
+	"net"
+	"strconv"
 	"time"
+
+	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/client"
 )
 
-const deviceUsage = `device <subcommand> [flags] <device-id>
+const deviceUsage = `device <subcommand> [flags]
 
 Subcommands:
-  create <id>           register a device; prints its connection string
+  create ID [--tenant T] [--site S] [--serial N] [--name N] [--model M]
+                        register a device; prints only its connection string
   list                  list devices with status, connection and last seen
-  show <id>             print a device as JSON, with its keys
-  token <id> [--ttl 1h] print a SAS token for the device
-  enable <id>           let the device connect again
-  disable <id>          refuse the device's connections (and close the current one)
-  delete <id>           remove the device and all its data
-  regenerate-key <id> [--key primary|secondary|both]
+  show ID               print a device, with its keys and connection string
+                        when you may read them
+  update ID [--site S | --no-site] [--serial N] [--name N] [--model M]
+                        change only what the given flags say
+  token ID [--ttl 1h]   print a SAS token for the device
+  credentials ID [--ttl 1h]
+                        print MQTT_HOST, MQTT_PORT, MQTT_CLIENT_ID,
+                        MQTT_USERNAME and MQTT_PASSWORD as shell assignments
+                        for a plain MQTT client:
+                        eval "$(warden device credentials pump-1)"
+  enable ID             let the device connect again
+  disable ID            refuse the device's connections (and close the current one)
+  delete ID             remove the device and all its data
+  regenerate-key ID [--key primary|secondary|both]
                         replace keys; prints the new connection string
-  rejected <id>         list messages of the device that could not be stored`
+  rejected ID [--limit 20]
+                        list messages of the device that could not be stored`
+
+// mqttAPIVersion is the IoT Hub API version put in MQTT user names.
+const mqttAPIVersion = "2021-04-12"
 
 func runDevice(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(env.Stderr, "Usage: warden "+deviceUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("device "+sub, deviceUsage, env.Stderr)
-	var cf clientFlags
-	cf.register(fs)
-	ttl := fs.Duration("ttl", time.Hour, "token lifetime (token)")
-	key := fs.String("key", "", "which key: primary, secondary or both (regenerate-key; default both)")
-	limit := fs.Int("limit", 20, "how many rejected messages (rejected)")
-	// Flags may follow the device id: "warden device token pump-1 --ttl 2h".
-	var id string
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		id, args = args[0], args[1:]
-	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-	}
-	if sub != "list" && id == "" {
-		fs.Usage()
-		return fmt.Errorf("%w: missing device id", errUsage)
-	}
-	c, err := cf.client()
+	in, args, err := begin(env, "device", deviceUsage, args)
 	if err != nil {
 		return err
 	}
-	switch sub {
+	fs := in.fs
+	ttl := durationFlagOf(fs, "ttl", time.Hour, "token lifetime, e.g. 1h, 30d or 2w (token, credentials)")
+	key := fs.String("key", "both", "which key: primary, secondary or both (regenerate-key)")
+	limit := fs.Int("limit", 20, "how many rejected messages, newest first (rejected)")
+	tenant := fs.String("tenant", "", "the device's tenant (create; default: yours)")
+	fs.String("site", "", "the device's site (create, update)")
+	noSite := fs.Bool("no-site", false, "take the device out of its site (update)")
+	fs.String("serial", "", "serial or control-unit number (create, update)")
+	fs.String("name", "", "a name (create, update)")
+	fs.String("model", "", "model, which alarm rules may scope to (create, update)")
+	one := arity{1, 1, "a device id", withToken}
+	err = in.parse(args, map[string]arity{"create": one, "list": {}, "show": one, "update": one, "token": one,
+		"credentials": one, "enable": one, "disable": one, "delete": one, "regenerate-key": one, "rejected": one})
+	if err != nil {
+		return err
+	}
+	id := in.arg(0)
+	info := map[string]string{"site": "siteId", "serial": "serialNumber", "name": "name", "model": "model"}
+	body := map[string]any{}
+	switch in.sub {
 	case "create":
-		d, err := c.CreateDevice(ctx, id)
-		if err != nil {
+		in.stringsGiven(body, info)
+		body["id"] = id
+		if *tenant != "" {
+			body["tenantId"] = *tenant
+		}
+	case "update":
+		in.stringsGiven(body, info)
+		if *noSite {
+			if in.given["site"] {
+				return in.usageError("give --site or --no-site, not both")
+			}
+			body["siteId"] = ""
+		}
+		if len(body) == 0 {
+			return in.usageError("nothing to change: give --site, --no-site, --serial, --name or --model")
+		}
+	case "token", "credentials":
+		if *ttl <= 0 {
+			return in.usageError("--ttl must be positive")
+		}
+	case "regenerate-key":
+		if err := in.oneOf("key", *key, "primary", "secondary", "both"); err != nil {
 			return err
+		}
+	case "rejected":
+		if *limit < 1 {
+			return in.usageError("--limit must be positive")
+		}
+	}
+	c, err := in.client()
+	if err != nil {
+		return err
+	}
+	switch in.sub {
+	case "create":
+		d, err := c.CreateDeviceWith(ctx, body)
+		if err != nil {
+			return fmt.Errorf("create device %s: %w", id, err)
+		}
+		if in.json {
+			return printJSON(env, d)
+		}
+		if d.ConnectionString == "" {
+			fmt.Fprintf(env.Stderr, "device %s created in tenant %s; its owner reads the connection string\n", d.ID, d.TenantID)
+			return nil
 		}
 		fmt.Fprintln(env.Stdout, d.ConnectionString)
 	case "list":
 		ds, err := c.Devices(ctx)
 		if err != nil {
-			return err
+			return fmt.Errorf("list devices: %w", err)
 		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATUS\tCONNECTED\tLAST SEEN\tLAST IP")
-		for _, d := range ds {
-			seen := "never"
-			if d.LastSeen != nil {
-				seen = d.LastSeen.Local().Format(time.DateTime)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", d.ID, d.Status, d.Connected, seen, d.LastIP)
-		}
-		return tw.Flush()
+		return printList(in, ds, "no devices", []string{"ID", "TENANT", "SITE", "STATUS", "CONNECTED", "LAST SEEN", "LAST IP"},
+			func(d api.Device) []any {
+				return []any{d.ID, d.TenantID, dash(d.SiteID), d.Status, d.Connected, localTimePtr(d.LastSeen, "never"), dash(d.LastIP)}
+			})
 	case "show":
 		d, err := c.Device(ctx, id)
 		if err != nil {
-			return err
+			return fmt.Errorf("show device %s: %w", id, err)
 		}
-		return printJSON(env, d)
+		return printObject(in, d)
+	case "update":
+		d, err := c.UpdateDevice(ctx, id, body)
+		if err != nil {
+			return fmt.Errorf("update device %s: %w", id, err)
+		}
+		if in.json {
+			return printJSON(env, d)
+		}
+		fmt.Fprintf(env.Stderr, "device %s updated\n", d.ID)
 	case "token":
-		tok, err := c.DeviceToken(ctx, id, *ttl)
+		cred, err := c.DeviceCredential(ctx, id, *ttl)
+		if err != nil {
+			return fmt.Errorf("token of device %s: %w", id, err)
+		}
+		if in.json {
+			return printJSON(env, cred)
+		}
+		fmt.Fprintln(env.Stdout, cred.Token)
+	case "credentials":
+		cred, err := c.DeviceCredential(ctx, id, *ttl)
+		if err != nil {
+			return fmt.Errorf("credentials of device %s: %w", id, err)
+		}
+		m, err := mqttCredentials(id, cred)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(env.Stdout, tok)
-	case "enable", "disable":
-		if _, err := c.SetDeviceStatus(ctx, id, sub+"d"); err != nil {
-			return err
+		if in.json {
+			return printJSON(env, m)
 		}
-		fmt.Fprintf(env.Stderr, "device %s %sd\n", id, sub)
+		for _, kv := range [][2]string{{"MQTT_HOST", m.Host}, {"MQTT_PORT", strconv.Itoa(m.Port)}, {"MQTT_CLIENT_ID", m.ClientID},
+			{"MQTT_USERNAME", m.Username}, {"MQTT_PASSWORD", m.Password}} {
+			fmt.Fprintf(env.Stdout, "%s=%s\n", kv[0], shellQuote(kv[1]))
+		}
+		fmt.Fprintf(env.Stderr, "MQTT credentials of device %s over TLS, valid until %s\n", id, localTime(cred.ExpiresAt))
+	case "enable", "disable":
+		d, err := c.SetDeviceStatus(ctx, id, in.sub+"d")
+		if err != nil {
+			return fmt.Errorf("%s device %s: %w", in.sub, id, err)
+		}
+		if in.json {
+			return printJSON(env, d)
+		}
+		fmt.Fprintf(env.Stderr, "device %s %sd\n", id, in.sub)
 	case "delete":
 		if err := c.DeleteDevice(ctx, id); err != nil {
-			return err
+			return fmt.Errorf("delete device %s: %w", id, err)
 		}
 		fmt.Fprintf(env.Stderr, "device %s deleted with its data\n", id)
 	case "regenerate-key":
-		which := *key
-		if which == "" {
-			which = "both"
-		}
-		d, err := c.RegenerateKeys(ctx, id, which)
+		d, err := c.RegenerateKeys(ctx, id, *key)
 		if err != nil {
-			return err
+			return fmt.Errorf("regenerate keys of device %s: %w", id, err)
+		}
+		if in.json {
+			return printJSON(env, d)
 		}
 		if d.ConnectionString == "" {
 			// The operator replaces a customer's keys but is not told them.
@@ -118,18 +192,49 @@ func runDevice(ctx context.Context, env *Env, args []string) error {
 	case "rejected":
 		rs, err := c.Rejected(ctx, id, *limit)
 		if err != nil {
-			return err
+			return fmt.Errorf("rejected messages of device %s: %w", id, err)
 		}
-		return printJSON(env, rs)
-	default:
-		fs.Usage()
-		return fmt.Errorf("%w: unknown subcommand %q", errUsage, sub)
+		return printList(in, rs, "no rejected messages", []string{"ID", "RECEIVED", "REASON", "SIZE", "TOPIC", "SHA-256", "PAYLOAD"},
+			func(r api.Rejected) []any {
+				payload := r.Payload
+				switch {
+				case r.Unreadable:
+					payload = "(unreadable)"
+				case payload == "" && r.PayloadB64 != "":
+					payload = "base64:" + r.PayloadB64
+				}
+				return []any{r.ID, localTime(r.ReceivedAt), r.Reason, r.Size, shorten(r.Topic, 50), shorten(r.SHA256, 16), dash(shorten(payload, 40))}
+			})
 	}
 	return nil
 }
 
-func printJSON(env *Env, v any) error {
-	enc := json.NewEncoder(env.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// mqttCreds is what a plain MQTT client needs to connect as a device.
+type mqttCreds struct {
+	Host      string    `json:"host"`
+	Port      int       `json:"port"`
+	ClientID  string    `json:"clientId"`
+	Username  string    `json:"username"`
+	Password  string    `json:"password"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// mqttCredentials makes the MQTT connection settings of a device from a
+// SAS token: host and port are the hub host name's (8883 when it has
+// none), the user name "{hub host}/{device id}/?api-version=…" with the
+// hub host as the token names it, port included.
+func mqttCredentials(id string, cred client.DeviceCredential) (mqttCreds, error) {
+	host, port := cred.HostName, 8883
+	if h, p, err := net.SplitHostPort(cred.HostName); err == nil {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 65535 {
+			return mqttCreds{}, fmt.Errorf("the server's hub host name %q has no valid port", cred.HostName)
+		}
+		host, port = h, n
+	}
+	if host == "" {
+		return mqttCreds{}, fmt.Errorf("the server named no hub host for device %s", id)
+	}
+	return mqttCreds{Host: host, Port: port, ClientID: id, Password: cred.Token, ExpiresAt: cred.ExpiresAt,
+		Username: cred.HostName + "/" + id + "/?api-version=" + mqttAPIVersion}, nil
 }

@@ -77,7 +77,7 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 	wantFail(t, 2, []string{"nothing to change"}, "tenant", "update", "A")
 	wantFail(t, 2, []string{"unknown subcommand"}, "tenant", "frobnicate")
 	mustRun(t, "tenant", "update", "A", "--postal-code", "1010", "--contact-phone", "+43 1 234")
-	out, _ = mustRun(t, "tenant", "show", "A")
+	out, _ = mustRun(t, "tenant", "show", "A", "--json")
 	ta := decodeJSON[api.Tenant](t, out)
 	if ta.Name != "Customer A" || ta.Address.City != "Wien" || ta.Address.PostalCode != "1010" ||
 		ta.Contact.Name != "Eva" || ta.Contact.Phone != "+43 1 234" || ta.TelemetryRetentionDays != 30 {
@@ -98,7 +98,7 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 		t.Fatalf("site create printed %q", out)
 	}
 	mustRun(t, "site", "update", site, "--city", "Wien")
-	out, _ = mustRun(t, "site", "show", site)
+	out, _ = mustRun(t, "site", "show", site, "--json")
 	if s := decodeJSON[api.Site](t, out); s.Address.Street != "Hauptstraße 1" || s.Address.City != "Wien" || s.FactoryAccess {
 		t.Errorf("site after update: %+v", s)
 	}
@@ -109,11 +109,14 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 		"--role", "boss", "--first-name", "Eva", "--last-name", "Boss", "--tenant", "A")
 	wantFail(t, 2, []string{"--last-name is required"}, "user", "create", "--email", "boss@a.example",
 		"--role", "customer-admin", "--first-name", "Eva", "--tenant", "A")
-	out, _ = mustRun(t, "user", "create", "--email", "boss@a.example", "--role", "customer-admin",
+	out, errOut := mustRun(t, "user", "create", "--email", "boss@a.example", "--role", "customer-admin",
 		"--first-name", "Eva", "--last-name", "Boss", "--tenant", "A")
+	if !strings.HasPrefix(out, "usr") || strings.Count(out, "\n") != 1 {
+		t.Errorf("user create printed %q on stdout, want only the id", out)
+	}
 	var link string
-	for _, line := range strings.Split(out, "\n") {
-		if l, ok := strings.CutPrefix(line, "no mail server configured: give this link to the person: "); ok {
+	for _, line := range strings.Split(errOut, "\n") {
+		if l, ok := strings.CutPrefix(line, activationPrefix); ok {
 			link = l
 		}
 	}
@@ -127,10 +130,10 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 	}
 
 	// A supporter, made by the operator.
-	out, _ = mustRun(t, "user", "create", "--email", "tech@installer.example", "--role", "supporter",
+	_, errOut = mustRun(t, "user", "create", "--email", "tech@installer.example", "--role", "supporter",
 		"--first-name", "Tom", "--last-name", "Tech", "--company", "Installer GmbH", "--tenant", "root")
 	var sup string
-	for _, line := range strings.Split(out, "\n") {
+	for _, line := range strings.Split(errOut, "\n") {
 		if s, ok := strings.CutPrefix(line, "supporter id: "); ok {
 			sup, _, _ = strings.Cut(s, " ")
 		}
@@ -150,18 +153,18 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 		t.Fatalf("user list lacks the supporter %s:\n%s", sup, out)
 	}
 	out, _ = mustRun(t, "user", "activation", supID)
-	if !strings.Contains(out, "no mail server configured: give this link to the person: https://") {
+	if !strings.Contains(out, activationPrefix+"https://") {
 		t.Errorf("user activation printed %q", out)
 	}
 	mustRun(t, "user", "update", supID, "--company", "Service AG")
-	out, _ = mustRun(t, "user", "show", supID)
+	out, _ = mustRun(t, "user", "show", supID, "--json")
 	if x := decodeJSON[api.User](t, out); x.Company != "Service AG" || x.FirstName != "Tom" || x.Role != "supporter" {
 		t.Errorf("supporter after update: %+v", x)
 	}
 
 	// The customer admin signs in through the command line.
 	t.Setenv("WARDEN_PASSWORD", peoplePassword)
-	out, errOut := mustRun(t, "login", "--email", "boss@a.example")
+	out, errOut = mustRun(t, "login", "--email", "boss@a.example")
 	tok := exported(t, out, "WARDEN_TOKEN")
 	if exported(t, out, "WARDEN_SERVER") != "https://"+srv.HTTPAddr() || exported(t, out, "WARDEN_CA") == "" {
 		t.Errorf("login printed:\n%s", out)

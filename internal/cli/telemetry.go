@@ -4,89 +4,119 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"text/tabwriter"
+	"strconv"
 	"time"
+
+	"github.com/warden-iot/warden/internal/api"
 )
 
 const telemetryUsage = `telemetry <subcommand> [flags]
 
 Subcommands:
-  latest <device-id>                 newest value of every metric
-  history <device-id> <metric>       points or buckets of one metric
-      [--from RFC3339] [--to RFC3339] [--since 24h] [--bucket 5m | --buckets 100] [--limit N]`
+  latest DEVICE         the newest value of every metric of a device
+  history DEVICE METRIC [--from TIME] [--to TIME] [--since 24h] [--bucket 5m | --buckets 100] [--limit N]
+                        the points of one metric, or with --bucket or
+                        --buckets its downsampled buckets (count, min, max,
+                        avg); TIME is RFC 3339 or a date; --since: from this
+                        long before --to (default now), e.g. 24h, 7d, 2w`
 
 func runTelemetry(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(env.Stderr, "Usage: warden "+telemetryUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("telemetry "+sub, telemetryUsage, env.Stderr)
-	var cf clientFlags
-	cf.register(fs)
-	from := fs.String("from", "", "start, RFC 3339")
-	to := fs.String("to", "", "end, RFC 3339 (default now)")
-	since := fs.Duration("since", 0, "start this long before --to (instead of --from)")
-	bucket := fs.String("bucket", "", "bucket width, e.g. 5m")
-	buckets := fs.Int("buckets", 0, "bucket count")
-	limit := fs.Int("limit", 0, "most raw points")
-	var pos []string
-	for len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		pos, args = append(pos, args[0]), args[1:]
-	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	pos = append(pos, fs.Args()...)
-	c, err := cf.client()
+	in, args, err := begin(env, "telemetry", telemetryUsage, args)
 	if err != nil {
 		return err
 	}
-	switch {
-	case sub == "latest" && len(pos) == 1:
-		ms, err := c.Latest(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "METRIC\tVALUE\tTIME")
-		for _, m := range ms {
-			fmt.Fprintf(tw, "%s\t%g\t%s\n", m.Name, m.Value, m.TS.Format(time.RFC3339Nano))
-		}
-		return tw.Flush()
-	case sub == "history" && len(pos) == 2:
-		q := url.Values{}
+	fs := in.fs
+	from := fs.String("from", "", "start: RFC 3339 time or date (history)")
+	to := fs.String("to", "", "end: RFC 3339 time or date (history; default now)")
+	since := durationFlagOf(fs, "since", 0, "start this long before --to, e.g. 24h or 7d, instead of --from (history)")
+	bucket := durationFlagOf(fs, "bucket", 0, "bucket width, e.g. 5m or 1d (history)")
+	buckets := fs.Int("buckets", 0, "number of buckets (history)")
+	limit := fs.Int("limit", 0, "at most this many raw points (history)")
+	err = in.parse(args, map[string]arity{"latest": {1, 1, "a device id", withToken},
+		"history": {2, 2, "a device id and a metric name", withToken}})
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if in.sub == "history" {
 		end := time.Now()
 		if *to != "" {
-			q.Set("to", *to)
-			if t, err := time.Parse(time.RFC3339Nano, *to); err == nil {
-				end = t
+			t, err := parseTimeArg(*to)
+			if err != nil {
+				return in.usageError("--to %q: %v", *to, err)
 			}
+			end = t
+			q.Set("to", t.UTC().Format(time.RFC3339Nano))
 		}
-		if *from != "" {
-			q.Set("from", *from)
-		} else if *since > 0 {
-			q.Set("from", end.Add(-*since).Format(time.RFC3339Nano))
+		switch {
+		case *from != "" && in.given["since"]:
+			return in.usageError("give --from or --since, not both")
+		case *from != "":
+			t, err := parseTimeArg(*from)
+			if err != nil {
+				return in.usageError("--from %q: %v", *from, err)
+			}
+			q.Set("from", t.UTC().Format(time.RFC3339Nano))
+		case *since > 0:
+			q.Set("from", end.Add(-*since).UTC().Format(time.RFC3339Nano))
+		case *since < 0:
+			return in.usageError("--since must be positive")
 		}
-		if *bucket != "" {
-			q.Set("bucket", *bucket)
+		if *bucket < 0 || *buckets < 0 || *limit < 0 {
+			return in.usageError("--bucket, --buckets and --limit must not be negative")
+		}
+		if *bucket > 0 {
+			q.Set("bucket", bucket.String())
 		}
 		if *buckets > 0 {
-			q.Set("buckets", fmt.Sprint(*buckets))
+			q.Set("buckets", strconv.Itoa(*buckets))
 		}
 		if *limit > 0 {
-			q.Set("limit", fmt.Sprint(*limit))
+			q.Set("limit", strconv.Itoa(*limit))
 		}
-		h, err := c.History(ctx, pos[0], pos[1], q)
+	}
+	c, err := in.client()
+	if err != nil {
+		return err
+	}
+	dev := in.arg(0)
+	switch in.sub {
+	case "latest":
+		ms, err := c.Latest(ctx, dev)
+		if err != nil {
+			return fmt.Errorf("latest telemetry of %s: %w", dev, err)
+		}
+		return printList(in, ms, "no telemetry of device "+dev, []string{"METRIC", "VALUE", "TIME"},
+			func(m api.Metric) []any {
+				return []any{m.Name, strconv.FormatFloat(m.Value, 'g', -1, 64), m.TS.Format(time.RFC3339Nano)}
+			})
+	case "history":
+		h, err := c.History(ctx, dev, in.arg(1), q)
+		if err != nil {
+			return fmt.Errorf("history of %s %s: %w", dev, in.arg(1), err)
+		}
+		if in.json {
+			return printJSON(env, h)
+		}
+		num := func(f float64) string { return strconv.FormatFloat(f, 'g', 6, 64) }
+		empty := fmt.Sprintf("no %s points of device %s from %s to %s", h.Metric, dev, localTime(h.From), localTime(h.To))
+		if h.Bucket != "" || len(h.Buckets) > 0 {
+			err = printList(in, h.Buckets, empty, []string{"START", "COUNT", "MIN", "MAX", "AVG", "FIRST", "LAST"},
+				func(b api.Bucket) []any {
+					return []any{b.Start.Format(time.RFC3339), b.Count, num(b.Min), num(b.Max), num(b.Avg), num(b.First), num(b.Last)}
+				})
+		} else {
+			err = printList(in, h.Points, empty, []string{"TIME", "VALUE"},
+				func(p api.Sample) []any {
+					return []any{p.TS.Format(time.RFC3339Nano), strconv.FormatFloat(p.Value, 'g', -1, 64)}
+				})
+		}
 		if err != nil {
 			return err
 		}
-		return printJSON(env, h)
-	default:
-		fmt.Fprintln(env.Stderr, "Usage: warden "+telemetryUsage)
-		return errUsage
+		if h.Truncated {
+			fmt.Fprintln(env.Stderr, "more points than --limit: narrow --from/--to or use --buckets")
+		}
 	}
+	return nil
 }

@@ -149,6 +149,23 @@ func (c *Client) CreateDevice(ctx context.Context, id string) (api.Device, error
 	return d, err
 }
 
+// CreateDeviceWith registers a device described by body: id, and
+// optionally tenantId, siteId, name, serialNumber, model and the other
+// metadata of api.DeviceInfo.
+func (c *Client) CreateDeviceWith(ctx context.Context, body map[string]any) (api.Device, error) {
+	var d api.Device
+	err := c.Do(ctx, http.MethodPost, "/api/v1/devices", nil, body, &d)
+	return d, err
+}
+
+// UpdateDevice changes what patch says of a device's metadata (siteId,
+// name, serialNumber, …; "" clears a field) or its status.
+func (c *Client) UpdateDevice(ctx context.Context, id string, patch map[string]any) (api.Device, error) {
+	var d api.Device
+	err := c.Do(ctx, http.MethodPatch, devicePath(id), nil, patch, &d)
+	return d, err
+}
+
 // Device returns one device, with its keys.
 func (c *Client) Device(ctx context.Context, id string) (api.Device, error) {
 	var d api.Device
@@ -191,6 +208,22 @@ func (c *Client) DeviceToken(ctx context.Context, id string, ttl time.Duration) 
 	}
 	err := c.Do(ctx, http.MethodPost, devicePath(id, "/token"), nil, map[string]string{"ttl": ttl.String()}, &out)
 	return out.Token, err
+}
+
+// DeviceCredential is a SAS token of a device with the hub host name it is
+// for.
+type DeviceCredential struct {
+	Token     string    `json:"token"`
+	HostName  string    `json:"hostName"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// DeviceCredential asks the server for a SAS token of a device and the hub
+// host name devices connect to.
+func (c *Client) DeviceCredential(ctx context.Context, id string, ttl time.Duration) (DeviceCredential, error) {
+	var out DeviceCredential
+	err := c.Do(ctx, http.MethodPost, devicePath(id, "/token"), nil, map[string]string{"ttl": ttl.String()}, &out)
+	return out, err
 }
 
 // Latest returns the newest value of each metric of a device.
