@@ -28,9 +28,12 @@ import (
 
 // DPSOptions configure DPS.
 type DPSOptions struct {
-	// Client is the API client of the Warden server: it reads the ID scope
-	// and creates the enrollment group, and reads /metrics.
+	// Client is the caller's API client: it reads /metrics and, without
+	// Tenant, makes a throw-away tenant for the benchmark.
 	Client *client.Client
+	// Tenant is where the enrollment group is made and the devices are
+	// provisioned (nil: a throw-away tenant, deleted afterwards).
+	Tenant *Tenant
 	// MQTTAddr overrides the MQTT TLS address (default: the provisioning
 	// host the server names).
 	MQTTAddr string
@@ -110,16 +113,22 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 	if err := o.defaults(); err != nil {
 		return DPSResult{}, err
 	}
+	if o.Tenant == nil {
+		var res DPSResult
+		err := InTenant(ctx, TenantOptions{Caller: o.Client, Progress: o.Progress}, func(t *Tenant) error {
+			o.Tenant = t
+			var err error
+			res, err = DPS(ctx, o, out)
+			return err
+		})
+		return res, err
+	}
 	res := DPSResult{Clients: o.Clients, Window: o.Duration, BenchCPUSeconds: math.NaN(), ServerCPUSeconds: math.NaN(), ServerRSSMB: math.NaN()}
-	info, err := o.Client.DPSInfo(ctx)
+	info, err := o.Tenant.DPSInfo(ctx)
 	if err != nil {
 		return res, fmt.Errorf("bench: provisioning info: %w", err)
 	}
-	g, err := o.Client.EnrollmentGroup(ctx, o.Group)
-	if client.IsNotFound(err) {
-		fmt.Fprintf(o.Progress, "bench: creating enrollment group %s\n", o.Group)
-		g, err = o.Client.CreateEnrollmentGroup(ctx, client.NewEnrollmentGroup{ID: o.Group})
-	}
+	g, err := o.Tenant.EnrollmentGroup(ctx, o.Group)
 	if err != nil {
 		return res, fmt.Errorf("bench: enrollment group %s: %w", o.Group, err)
 	}
@@ -165,10 +174,15 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 	var seq atomic.Int64
 	nextID := func() string {
 		n := seq.Add(1)
+		id := o.Prefix + "-" + nonce + "-" + strconv.FormatInt(n, 10)
 		if o.IDs > 0 {
-			return fmt.Sprintf("%s-%06d", o.Prefix, n%int64(o.IDs))
+			id = fmt.Sprintf("%s-%06d", o.Prefix, n%int64(o.IDs))
+			if n > int64(o.IDs) {
+				return id
+			}
 		}
-		return o.Prefix + "-" + nonce + "-" + strconv.FormatInt(n, 10)
+		o.Tenant.registered(id)
+		return id
 	}
 
 	begin := time.Now()
@@ -185,6 +199,20 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 		w := &workers[i]
 		wg.Go(func() { w.run(runCtx, d, nextID, wStart, wEnd) })
 	}
+	stop := ticker(o.Progress, "provisioning", func() string {
+		var n int64
+		for i := range workers {
+			n += workers[i].done.Load()
+		}
+		phase := "warm-up"
+		if now := time.Now(); !now.Before(wEnd) {
+			phase = "waiting for the last registrations"
+		} else if !now.Before(wStart) {
+			phase = fmt.Sprintf("measuring, %s left", wEnd.Sub(now).Round(time.Second))
+		}
+		return fmt.Sprintf("%s, %d registrations done", phase, n)
+	})
+	defer stop()
 	cpu0, cpu1 := math.NaN(), math.NaN()
 	var m1, m2 map[string]float64
 	if sleepUntil(ctx, wStart) {
@@ -194,6 +222,7 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 		cpu1, m2 = processCPU(), serverFigures(ctx, o.Client, o.Progress)
 	}
 	wg.Wait()
+	stop()
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
@@ -210,7 +239,7 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 		}
 	}
 	if firstErr != nil {
-		fmt.Fprintf(o.Progress, "bench: %d registrations failed; first error: %v\n", res.Errors, firstErr)
+		fmt.Fprintf(o.Progress, "warning: %d registrations failed; first error: %v\n", res.Errors, firstErr)
 	}
 	res.PerSec = float64(res.Registrations) / o.Duration.Seconds()
 	res.P50, res.P99 = percentile(lat, 0.50), percentile(lat, 0.99)
@@ -293,6 +322,7 @@ func (p *certPin) verify(cs tls.ConnectionState) error {
 
 // dpsWorker is one provisioning client, registering again and again.
 type dpsWorker struct {
+	done     atomic.Int64 // completed, whole run (progress)
 	counted  int64
 	errors   int64
 	firstErr error
@@ -318,6 +348,7 @@ func (w *dpsWorker) run(ctx context.Context, d *dpsDialer, nextID func() string,
 			}
 			continue
 		}
+		w.done.Add(1)
 		if !done.Before(wStart) && done.Before(wEnd) {
 			w.counted++
 			w.lat = append(w.lat, uint32(min(done.Sub(start)/time.Microsecond, math.MaxUint32)))
