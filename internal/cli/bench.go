@@ -162,6 +162,7 @@ buckets, latest values of 10,000 devices.`, env.Stderr)
 			return st, st.Reset(ctx)
 		}
 	}
+	o.Progress = env.Stderr
 	return bench.Storage(ctx, o, env.Stdout)
 }
 
@@ -282,6 +283,7 @@ background load run, in a throw-away tenant.`, env.Stderr)
 			return st, st.Reset(ctx)
 		}
 	}
+	o.Progress = env.Stderr
 	_, err := bench.Alarms(ctx, o, env.Stdout)
 	return err
 }
