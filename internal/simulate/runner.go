@@ -215,10 +215,17 @@ func (r *runner) device(ctx context.Context, s *sim) error {
 		}
 	}
 	m := NewMachineWithOptions(s.kind, s.seed, time.Now(), mo)
+	ag := newAgent(dev, s.kind, r.opts.Interval, r.log)
+	if err := ag.start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.log.Warn("twin, methods and cloud-to-device messages not set up", "device", s.id, "err", err)
+	}
 	names := s.kind.Metrics()
 	values := make(map[string]float64, len(names))
 	var body []byte
-	interval := r.opts.Interval
+	interval := ag.Interval()
 	// Spread the devices' first messages evenly over one interval.
 	next := r.t0.Add(time.Duration(int64(interval) * int64(s.index) / int64(len(r.sims))))
 	timer := time.NewTimer(time.Hour)
@@ -232,15 +239,26 @@ func (r *runner) device(ctx context.Context, s *sim) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-ag.Changed():
+			// The cloud set another interval: the next message one new
+			// interval from now.
+			interval = ag.Interval()
+			next = time.Now().Add(interval)
+			continue
 		case <-timer.C:
 		}
 		next = next.Add(interval)
 		at := time.Now()
-		if m.ActiveFault(at) == FaultOffline {
+		if ag.Paused(at) {
+			continue // rebooting
+		}
+		fault := m.ActiveFault(at)
+		if fault == FaultOffline {
 			r.offline.Add(1)
 			continue
 		}
 		m.SampleInto(at, values)
+		ag.sampled(at, values, fault)
 		body = appendSample(body[:0], at, names, values)
 		mid := s.id + "-" + strconv.FormatInt(at.UnixMilli(), 10)
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)

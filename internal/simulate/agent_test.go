@@ -1,0 +1,169 @@
+package simulate
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warden-iot/warden/internal/client"
+)
+
+// eventually retries check until it returns "" or the time is up.
+func eventually(t *testing.T, limit time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func reported(t *testing.T, c *client.Client, id string) map[string]any {
+	t.Helper()
+	tw, err := c.Twin(t.Context(), id)
+	if err != nil {
+		return map[string]any{"error": err.Error()} // not registered yet
+	}
+	var r map[string]any
+	if err := json.Unmarshal(tw.Properties.Reported, &r); err != nil {
+		t.Fatalf("reported of %s: %v", id, err)
+	}
+	return r
+}
+
+// runOne runs one simulated pump until the test ends.
+func runOne(t *testing.T, opts RunOptions) *syncBuffer {
+	t.Helper()
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, opts, log) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v\n%s", err, logs.String())
+		}
+	})
+	return &logs
+}
+
+func TestSimulatedDeviceTwinMethodsAndC2D(t *testing.T) {
+	srv, c := startServer(t)
+	roots, err := client.LoadCA(srv.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := runOne(t, RunOptions{Client: c, RootCAs: roots, Devices: 1, Kinds: []Kind{VacuumPump},
+		Interval: 200 * time.Millisecond, Prefix: "agent", Machine: Options{FaultRatePerDay: -1}})
+	const id = "agent-pump-0001"
+	ctx := t.Context()
+
+	// On connect it reports its kind, firmware and interval.
+	eventually(t, 15*time.Second, func() string {
+		r := reported(t, c, id)
+		if r["kind"] != "vacuum-pump" || r["firmware"] != VacuumPump.Firmware() || r["interval"] != 0.2 {
+			return "reported properties after connecting: " + string(mustJSON(r))
+		}
+		return ""
+	})
+
+	eventually(t, 10*time.Second, func() string {
+		if countMessages(t, c, id) < 3 {
+			return "the device does not publish"
+		}
+		return ""
+	})
+
+	// A desired interval is applied and reported back.
+	if _, err := c.UpdateTwin(ctx, id, client.TwinPatch{Desired: json.RawMessage(`{"interval":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() string {
+		if r := reported(t, c, id); r["interval"] != 2.0 {
+			return "reported interval after the desired 2: " + string(mustJSON(r))
+		}
+		return ""
+	})
+	// And it changes how often the device publishes.
+	h0 := countMessages(t, c, id)
+	time.Sleep(1500 * time.Millisecond)
+	if n := countMessages(t, c, id) - h0; n > 2 {
+		t.Errorf("%d messages in 1.5 s at a 2 s interval", n)
+	}
+
+	// Direct methods.
+	res, err := c.InvokeMethod(ctx, id, "getStatus", nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status struct {
+		Kind     string             `json:"kind"`
+		Interval float64            `json:"interval"`
+		Values   map[string]float64 `json:"values"`
+	}
+	if err := json.Unmarshal(res.Payload, &status); err != nil || res.Status != 200 || status.Kind != "vacuum-pump" ||
+		status.Interval != 2 || len(status.Values) != len(VacuumPump.Metrics()) {
+		t.Errorf("getStatus answered %d %s\n%s", res.Status, res.Payload, logs.String())
+	}
+	res, err = c.InvokeMethod(ctx, id, "reboot", json.RawMessage(`{"delay":1}`), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reboot map[string]any
+	if err := json.Unmarshal(res.Payload, &reboot); err != nil || res.Status != 200 || reboot["rebooting"] != true || reboot["delay"] != 1.0 {
+		t.Errorf("reboot answered %d %s", res.Status, res.Payload)
+	}
+	res, err = c.InvokeMethod(ctx, id, "selfDestruct", nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unknown map[string]string
+	if err := json.Unmarshal(res.Payload, &unknown); err != nil || res.Status != 404 || unknown["error"] == "" {
+		t.Errorf("an unknown method answered %d %s", res.Status, res.Payload)
+	}
+
+	// Cloud-to-device messages are delivered and logged with their
+	// properties.
+	if _, err := c.SendC2D(ctx, id, client.C2DSend{Payload: "open valve 3", Properties: map[string]string{"priority": "high"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() string {
+		l := logs.String()
+		if !strings.Contains(l, `msg="cloud-to-device message"`) || !strings.Contains(l, `body="open valve 3"`) ||
+			!strings.Contains(l, "priority:high") {
+			return "no cloud-to-device message in the log:\n" + l
+		}
+		return ""
+	})
+	eventually(t, 10*time.Second, func() string {
+		ms, err := c.C2DMessages(ctx, id, 10)
+		if err != nil || len(ms) != 1 || ms[0].State != "completed" {
+			return "C2D message not completed: " + string(mustJSON(ms))
+		}
+		return ""
+	})
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func countMessages(t *testing.T, c *client.Client, id string) int {
+	t.Helper()
+	h, err := c.History(t.Context(), id, MetricTemperature, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(h.Points)
+}
