@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -166,4 +167,61 @@ func countMessages(t *testing.T, c *client.Client, id string) int {
 		t.Fatal(err)
 	}
 	return len(h.Points)
+}
+
+func TestSimulateProvisionsThroughAnEnrollmentGroup(t *testing.T) {
+	srv, c := startServer(t)
+	roots, err := client.LoadCA(srv.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	g, err := c.CreateEnrollmentGroup(ctx, client.NewEnrollmentGroup{ID: "factory-line-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With the API: the group key, the ID scope and the host are read
+	// through it.
+	logs := runOne(t, RunOptions{Client: c, RootCAs: roots, IDs: []string{"pump-0042", "line1-box-7"},
+		Kinds: []Kind{Meter}, Interval: 100 * time.Millisecond, Machine: Options{FaultRatePerDay: -1},
+		Provisioning: &Provisioning{Group: "factory-line-1"}})
+	// Without: everything given.
+	info, err := c.DPSInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := base64.StdEncoding.DecodeString(g.PrimaryKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runOne(t, RunOptions{RootCAs: roots, IDs: []string{"coffee-9"}, Interval: 100 * time.Millisecond,
+		Machine: Options{FaultRatePerDay: -1}, Provisioning: &Provisioning{GroupKey: key, IDScope: info.IDScope, Host: info.ProvisioningHost}})
+
+	for id, kind := range map[string]Kind{"pump-0042": VacuumPump, "line1-box-7": Meter, "coffee-9": CoffeeMachine} {
+		eventually(t, 20*time.Second, func() string {
+			r := reported(t, c, id)
+			if r["kind"] != string(kind) {
+				return id + ": reported " + string(mustJSON(r)) + "\n" + logs.String()
+			}
+			ms, err := c.Latest(ctx, id)
+			if err != nil || len(ms) != len(kind.Metrics()) {
+				return id + ": no telemetry"
+			}
+			return ""
+		})
+		regs, _, err := c.Registrations(ctx, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, r := range regs {
+			found = found || (r.RegistrationID == id && r.EnrollmentType == "group" && r.EnrollmentID == "factory-line-1")
+		}
+		if !found {
+			t.Errorf("%s: no registration through factory-line-1 in %+v", id, regs)
+		}
+	}
+	if d, err := c.Device(ctx, "pump-0042"); err != nil || d.Model != string(VacuumPump) {
+		t.Errorf("pump-0042: model %q, %v", d.Model, err)
+	}
 }
