@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +224,46 @@ func TestSimulateProvisionsThroughAnEnrollmentGroup(t *testing.T) {
 	}
 	if d, err := c.Device(ctx, "pump-0042"); err != nil || d.Model != string(VacuumPump) {
 		t.Errorf("pump-0042: model %q, %v", d.Model, err)
+	}
+}
+
+// The README's walkthrough: the rule below raises an alarm within about
+// half a minute of a forced overheat's start.
+func TestForcedOverheatRaisesTheWalkthroughAlarm(t *testing.T) {
+	srv, c := startServer(t)
+	roots, err := client.LoadCA(srv.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	var rule map[string]any
+	if err := json.Unmarshal([]byte(`{"name": "pump overheating", "severity": "critical", "scope": {"model": "vacuum-pump"},
+	 "threshold": {"metric": "temperature", "op": "above", "value": 95, "hysteresis": 5}}`), &rule); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "POST", "/api/v1/rules", nil, rule, nil); err != nil {
+		t.Fatal(err)
+	}
+	faultAt := time.Now().Add(5 * time.Second)
+	runOne(t, RunOptions{Client: c, RootCAs: roots, Devices: 1, Kinds: []Kind{VacuumPump}, Interval: 2 * time.Second,
+		Prefix: "walk", Machine: Options{Faults: []FaultWindow{{Fault: FaultOverheat, From: faultAt, To: faultAt.Add(10 * time.Minute)}}}})
+	eventually(t, 45*time.Second, func() string {
+		var page struct {
+			Alarms []struct {
+				Severity string `json:"severity"`
+			} `json:"alarms"`
+		}
+		if err := c.Do(ctx, "GET", "/api/v1/alarms", url.Values{"device": {"walk-pump-0001"}, "state": {"active"}}, nil, &page); err != nil {
+			return err.Error()
+		}
+		if len(page.Alarms) == 0 {
+			return "no alarm 40 s after the fault started"
+		}
+		return ""
+	})
+	took := time.Since(faultAt)
+	t.Logf("alarm %v after the fault started", took.Round(time.Second))
+	if took > 35*time.Second {
+		t.Errorf("alarm %v after the fault started, want within about 30 s", took)
 	}
 }
