@@ -148,10 +148,14 @@ func makeThrowAway(ctx context.Context, caller *client.Client, progress io.Write
 		return nil, err
 	}
 	id := "bench-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(rnd[:])
+	t := &Tenant{ID: id, Caller: caller, throwAway: true, progress: progress}
 	if _, err := caller.CreateTenant(ctx, map[string]any{"id": id, "name": "Warden benchmark (throw-away)"}); err != nil {
+		if ctx.Err() != nil {
+			// Interrupted: the server may have made it all the same.
+			t.Close()
+		}
 		return nil, fmt.Errorf("make tenant %s: %w", id, err)
 	}
-	t := &Tenant{ID: id, Caller: caller, throwAway: true, progress: progress}
 	fmt.Fprintf(progress, "bench: made the throw-away tenant %s\n", id)
 	api, err := benchAccount(ctx, caller, id)
 	if err != nil {
@@ -213,7 +217,10 @@ func (t *Tenant) Close() error {
 		stop := ticker(t.progress, "deleting the throw-away tenant "+t.ID, nil)
 		err := t.Caller.DeleteTenant(ctx, t.ID)
 		stop()
-		if err != nil && !client.IsNotFound(err) {
+		if client.IsNotFound(err) {
+			return nil // never made
+		}
+		if err != nil {
 			fmt.Fprintf(t.progress, "warning: the throw-away tenant %s was not deleted: %v; delete it with DELETE /api/v1/tenants/%s\n", t.ID, err, t.ID)
 			return fmt.Errorf("bench: delete the throw-away tenant %s: %w", t.ID, err)
 		}

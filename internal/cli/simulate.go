@@ -67,9 +67,6 @@ func runSimulate(ctx context.Context, env *Env, args []string) error {
 		if prov.Group == "" {
 			return usageError(env, "simulate", "--group-key needs --enrollment-group")
 		}
-		if len(ids) == 0 {
-			return usageError(env, "simulate", "--enrollment-group needs --ids: the registration ids of the devices")
-		}
 		if *groupKey != "" {
 			k, err := base64.StdEncoding.DecodeString(*groupKey)
 			if err != nil || len(k) == 0 {
