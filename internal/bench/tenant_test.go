@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -270,4 +271,56 @@ func TestExistingTenantGuards(t *testing.T) {
 	if err != nil || len(devs) != 1 || devs[0].ID != "pump-1" {
 		t.Errorf("devices of acme after the refused run: %v, %v", devs, err)
 	}
+}
+
+// A token that may not make tenants falls back to its own tenant, which
+// the guard refuses when it holds other devices.
+func TestNoThrowAwayTenantFallsBackToTheGuardedOwnTenant(t *testing.T) {
+	_, c := startServer(t)
+	ctx := t.Context()
+	if _, err := c.CreateTenant(ctx, map[string]any{"id": "acme", "name": "ACME"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "POST", "/api/v1/devices", nil, map[string]string{"id": "pump-1", "tenantId": "acme"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A customer user of acme: reads, makes nothing.
+	user, err := benchAccountAs(ctx, c, "acme", "customer-user", "reader@acme.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress syncBuffer
+	_, err = OpenTenant(ctx, TenantOptions{Caller: user, Progress: &progress})
+	if err == nil || !strings.Contains(err.Error(), "tenant acme holds 1 devices") {
+		t.Fatalf("OpenTenant as a customer user = %v\n%s", err, progress.String())
+	}
+	if !strings.Contains(progress.String(), "cannot make a throw-away tenant") {
+		t.Errorf("the progress does not say why it is not a throw-away tenant:\n%s", progress.String())
+	}
+}
+
+// benchAccountAs makes an activated account and returns a client with a
+// token of it.
+func benchAccountAs(ctx context.Context, c *client.Client, tenant, role, email string) (*client.Client, error) {
+	u, err := c.CreateUser(ctx, map[string]any{"tenantId": tenant, "role": role, "email": email, "firstName": "T", "lastName": "U"})
+	if err != nil {
+		return nil, err
+	}
+	link, err := url.Parse(u.ActivationLink)
+	if err != nil {
+		return nil, err
+	}
+	const pw = "correct horse battery staple"
+	if _, err := c.Anonymous().Activate(ctx, link.Query().Get("token"), pw); err != nil {
+		return nil, err
+	}
+	sc, _, err := c.Login(ctx, email, pw, "")
+	if err != nil {
+		return nil, err
+	}
+	tok, err := sc.CreateToken(ctx, "test", nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return c.WithToken(tok.Token), nil
 }
