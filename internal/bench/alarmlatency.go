@@ -75,7 +75,7 @@ func AlarmLatency(ctx context.Context, o AlarmLatencyOptions, out io.Writer) err
 	width := max(4, len(strconv.Itoa(o.Devices)))
 	cfgs := make([]simulate.DialConfig, o.Devices)
 	for i := range cfgs {
-		cfgs[i] = simulate.DialConfig{DeviceID: fmt.Sprintf("alarm-lat-%0*d", width, i+1), RootCAs: o.RootCAs}
+		cfgs[i] = simulate.DialConfig{DeviceID: fmt.Sprintf("%s-%0*d", t.DevicePrefix("alarm-lat"), width, i+1), RootCAs: o.RootCAs}
 	}
 	if err := registerAll(ctx, t, cfgs, o.MQTTAddr, 32, o.Progress); err != nil {
 		return err

@@ -167,12 +167,13 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 	}}
 
 	nonce := strconv.FormatInt(time.Now().UnixMilli(), 36)
+	prefix := o.Tenant.DevicePrefix(o.Prefix)
 	var seq atomic.Int64
 	nextID := func() string {
 		n := seq.Add(1)
-		id := o.Prefix + "-" + nonce + "-" + strconv.FormatInt(n, 10)
+		id := prefix + "-" + nonce + "-" + strconv.FormatInt(n, 10)
 		if o.IDs > 0 {
-			id = fmt.Sprintf("%s-%06d", o.Prefix, n%int64(o.IDs))
+			id = fmt.Sprintf("%s-%06d", prefix, n%int64(o.IDs))
 			if n > int64(o.IDs) {
 				return id
 			}

@@ -65,7 +65,7 @@ func Hub(ctx context.Context, o HubOptions, out io.Writer) error {
 	devs := make([]*simulate.Device, o.Devices)
 	ids := make([]string, o.Devices)
 	for i := range devs {
-		ids[i] = fmt.Sprintf("bench-hub-%03d", i)
+		ids[i] = fmt.Sprintf("%s-%03d", o.Tenant.DevicePrefix("bench-hub"), i)
 		cs, err := o.Tenant.Register(ctx, ids[i])
 		if err != nil {
 			return err

@@ -279,8 +279,12 @@ func (o *IngestOptions) target() string {
 func (o *IngestOptions) dialConfigs(ctx context.Context) ([]simulate.DialConfig, error) {
 	width := max(4, len(strconv.Itoa(o.Devices)))
 	cfgs := make([]simulate.DialConfig, o.Devices)
+	prefix := o.Prefix
+	if o.Tenant != nil && o.Broker == "" {
+		prefix = o.Tenant.DevicePrefix(prefix)
+	}
 	for i := range cfgs {
-		cfgs[i].DeviceID = fmt.Sprintf("%s-%0*d", o.Prefix, width, i+1)
+		cfgs[i].DeviceID = fmt.Sprintf("%s-%0*d", prefix, width, i+1)
 		cfgs[i].RootCAs = o.RootCAs
 	}
 	if o.Broker != "" {

@@ -95,7 +95,7 @@ func TestIngestAgainstWarden(t *testing.T) {
 			return err
 		}
 		// The devices are stored, with ten metrics each.
-		ms, err := tn.API.Latest(t.Context(), "bench-0007")
+		ms, err := tn.API.Latest(t.Context(), tn.DevicePrefix("bench")+"-0007")
 		if err != nil || len(ms) != 10 {
 			t.Errorf("latest of bench-0007: %v, %v", ms, err)
 		}

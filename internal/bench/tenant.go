@@ -20,10 +20,6 @@ import (
 	"github.com/warden-iot/warden/internal/sas"
 )
 
-// DevicePrefixes are the device id prefixes the benchmarks register: in a
-// tenant they did not make, only devices with these prefixes are theirs.
-var DevicePrefixes = []string{"bench-", "alarm-lat-", "dps-bench-"}
-
 // TenantOptions say where a benchmark against a running server works.
 type TenantOptions struct {
 	// Caller is the API client of the person running the benchmark.
@@ -135,8 +131,26 @@ func OpenTenant(ctx context.Context, o TenantOptions) (*Tenant, error) {
 	return t, nil
 }
 
+// benchDevice says whether id is a benchmark's device: in a tenant the
+// benchmarks did not make, only devices with these prefixes are theirs.
 func benchDevice(id string) bool {
-	return slices.ContainsFunc(DevicePrefixes, func(p string) bool { return strings.HasPrefix(id, p) })
+	for _, p := range []string{"bench-", "alarm-lat-", "dps-bench-"} {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// DevicePrefix is the device id prefix a benchmark uses for prefix p.
+// Device ids are unique across tenants, so in a throw-away tenant it
+// carries the tenant's random part: benchmark devices another tenant
+// still holds (from another run) do not collide with this run's.
+func (t *Tenant) DevicePrefix(p string) string {
+	if !t.throwAway {
+		return p
+	}
+	return p + "-" + t.ID[strings.LastIndexByte(t.ID, '-')+1:]
 }
 
 // makeThrowAway makes the tenant bench-<time>-<random> below the caller's

@@ -324,3 +324,33 @@ func benchAccountAs(ctx context.Context, c *client.Client, tenant, role, email s
 	}
 	return c.WithToken(tok.Token), nil
 }
+
+// Benchmark devices left in another tenant (device ids are unique across
+// tenants) do not collide with a throw-away tenant's.
+func TestThrowAwayDevicesDoNotCollideWithOldOnes(t *testing.T) {
+	srv, c := startServer(t)
+	roots, err := client.LoadCA(srv.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"bench-0001", "alarm-lat-0001", "bench-hub-000"} {
+		if _, err := c.CreateDevice(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var progress syncBuffer
+	if _, err := Ingest(t.Context(), IngestOptions{Client: c, RootCAs: roots, Devices: 2, Duration: 200 * time.Millisecond,
+		Warmup: -1, Progress: &progress}, &bytes.Buffer{}); err != nil {
+		t.Fatalf("Ingest: %v\n%s", err, progress.String())
+	}
+	if err := AlarmLatency(t.Context(), AlarmLatencyOptions{Client: c, RootCAs: roots, Devices: 1, Probes: 1, Rate: 10, Progress: &progress}, &bytes.Buffer{}); err != nil {
+		t.Fatalf("AlarmLatency: %v\n%s", err, progress.String())
+	}
+	if err := Hub(t.Context(), HubOptions{Client: c, RootCAs: roots, Devices: 1, Calls: 2, Progress: &progress}, &bytes.Buffer{}); err != nil {
+		t.Fatalf("Hub: %v\n%s", err, progress.String())
+	}
+	devs, err := srv.Store().ListDevices(t.Context(), store.RootTenantID)
+	if err != nil || len(devs) != 3 {
+		t.Errorf("the root's devices afterwards: %d, %v", len(devs), err)
+	}
+}
