@@ -68,7 +68,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 
 --devices MQTT devices publish at QoS 1, each with --inflight messages outstanding, for --warmup and then
 --duration; prints msg/s, points/s, PUBACK p50/p99, errors and the server's CPU and memory. Targets the
-Warden server of --server (devices bench-0001… in a throw-away tenant), or any MQTT broker with
+Warden server of --server (devices bench-<run>-0001… in a throw-away tenant), or any MQTT broker with
 --broker mqtt[s]://host:port (anonymous). --compare URL alternates runs against Warden and that broker and
 prints the medians and ratio_vs_reference.`, env.Stderr)
 	var (
