@@ -33,6 +33,9 @@ type AlarmsOptions struct {
 	// commit's worth).
 	Batch int
 	Log   *slog.Logger
+	// Progress receives a note every few seconds of a long step (nil:
+	// none).
+	Progress io.Writer
 }
 
 // AlarmsResult is what the benchmark measured.
@@ -128,7 +131,11 @@ func Alarms(ctx context.Context, o AlarmsOptions, out io.Writer) (AlarmsResult, 
 
 	fmt.Fprintf(out, "# registering %d devices and %d rules\n", o.Devices, len(benchAlarmRules()))
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var made atomic.Int64
+	stop := ticker(o.Progress, "registering devices", func() string { return fmt.Sprintf("%d of %d", made.Load(), o.Devices) })
+	defer stop()
 	for i := range o.Devices {
+		made.Add(1)
 		d := store.Device{ID: fmt.Sprintf("alarm-bench-%05d", i), TenantID: store.RootTenantID, Status: store.DeviceEnabled,
 			PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32), CreatedAt: t0, Info: store.DeviceInfo{Model: benchAlarmModel}}
 		if err := st.CreateDevice(ctx, d); err != nil {
@@ -171,6 +178,8 @@ func Alarms(ctx context.Context, o AlarmsOptions, out io.Writer) (AlarmsResult, 
 		}
 		return store.Message{TenantID: store.RootTenantID, DeviceID: fmt.Sprintf("alarm-bench-%05d", dev), ReceivedAt: ts, Points: pts}
 	}
+	stop()
+	stop = ticker(o.Progress, "warm-up: every device seen once", nil)
 	// Warm-up: every device seen once (facts loaded, states made).
 	batch := make([]store.Message, 0, o.Batch)
 	for dev := range o.Devices {
@@ -201,13 +210,20 @@ func Alarms(ctx context.Context, o AlarmsOptions, out io.Writer) (AlarmsResult, 
 	if len(batch) > 0 {
 		msgs = append(msgs, batch)
 	}
+	stop()
+	var observed atomic.Int64
+	stop = ticker(o.Progress, "evaluating", func() string {
+		return fmt.Sprintf("%d of %d batches", observed.Load(), len(msgs))
+	})
 	start := time.Now()
 	for _, b := range msgs {
 		m.Observe(ctx, b)
+		observed.Add(1)
 	}
 	if err := m.Flush(ctx); err != nil {
 		return AlarmsResult{}, err
 	}
+	stop()
 	el := time.Since(start)
 	n := o.Rounds * o.Devices
 	res := AlarmsResult{Messages: n, Seconds: el.Seconds(), MsgsPerSec: float64(n) / el.Seconds(), Transitions: int(changes.Load()),

@@ -1,14 +1,11 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,17 +17,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/sas"
+	"github.com/warden-iot/warden/internal/simulate"
 )
 
 // DPSOptions configure DPS.
 type DPSOptions struct {
-	// Client is the API client of the Warden server: it reads the ID scope
-	// and creates the enrollment group, and reads /metrics.
+	// Client is the caller's API client: it reads /metrics and, without
+	// Tenant, makes a throw-away tenant for the benchmark.
 	Client *client.Client
+	// Tenant is where the enrollment group is made and the devices are
+	// provisioned (nil: a throw-away tenant, deleted afterwards).
+	Tenant *Tenant
 	// MQTTAddr overrides the MQTT TLS address (default: the provisioning
 	// host the server names).
 	MQTTAddr string
@@ -110,16 +109,22 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 	if err := o.defaults(); err != nil {
 		return DPSResult{}, err
 	}
+	if o.Tenant == nil {
+		var res DPSResult
+		err := InTenant(ctx, TenantOptions{Caller: o.Client, Progress: o.Progress}, func(t *Tenant) error {
+			o.Tenant = t
+			var err error
+			res, err = DPS(ctx, o, out)
+			return err
+		})
+		return res, err
+	}
 	res := DPSResult{Clients: o.Clients, Window: o.Duration, BenchCPUSeconds: math.NaN(), ServerCPUSeconds: math.NaN(), ServerRSSMB: math.NaN()}
-	info, err := o.Client.DPSInfo(ctx)
+	info, err := o.Tenant.DPSInfo(ctx)
 	if err != nil {
 		return res, fmt.Errorf("bench: provisioning info: %w", err)
 	}
-	g, err := o.Client.EnrollmentGroup(ctx, o.Group)
-	if client.IsNotFound(err) {
-		fmt.Fprintf(o.Progress, "bench: creating enrollment group %s\n", o.Group)
-		g, err = o.Client.CreateEnrollmentGroup(ctx, client.NewEnrollmentGroup{ID: o.Group})
-	}
+	g, err := o.Tenant.EnrollmentGroup(ctx, o.Group)
 	if err != nil {
 		return res, fmt.Errorf("bench: enrollment group %s: %w", o.Group, err)
 	}
@@ -146,9 +151,9 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	d := &dpsDialer{
-		addr: addr, scope: info.IDScope, groupKey: groupKey, pollDelay: o.PollDelay,
-		tls: &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12,
+	d := &dpsDialer{groupKey: groupKey, prov: simulate.Provisioner{
+		Addr: addr, IDScope: info.IDScope, PollDelay: o.PollDelay,
+		TLS: &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12,
 			// What Node offers first; Go's default hybrid post-quantum
 			// exchange would cost this load generator CPU the server
 			// needs.
@@ -159,16 +164,22 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 			InsecureSkipVerify: true,
 			VerifyConnection:   (&certPin{roots: o.RootCAs, host: host}).verify,
 		},
-	}
+	}}
 
 	nonce := strconv.FormatInt(time.Now().UnixMilli(), 36)
+	prefix := o.Tenant.DevicePrefix(o.Prefix)
 	var seq atomic.Int64
 	nextID := func() string {
 		n := seq.Add(1)
+		id := prefix + "-" + nonce + "-" + strconv.FormatInt(n, 10)
 		if o.IDs > 0 {
-			return fmt.Sprintf("%s-%06d", o.Prefix, n%int64(o.IDs))
+			id = fmt.Sprintf("%s-%06d", prefix, n%int64(o.IDs))
+			if n > int64(o.IDs) {
+				return id
+			}
 		}
-		return o.Prefix + "-" + nonce + "-" + strconv.FormatInt(n, 10)
+		o.Tenant.registered(id)
+		return id
 	}
 
 	begin := time.Now()
@@ -185,6 +196,20 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 		w := &workers[i]
 		wg.Go(func() { w.run(runCtx, d, nextID, wStart, wEnd) })
 	}
+	stop := ticker(o.Progress, "provisioning", func() string {
+		var n int64
+		for i := range workers {
+			n += workers[i].done.Load()
+		}
+		phase := "warm-up"
+		if now := time.Now(); !now.Before(wEnd) {
+			phase = "waiting for the last registrations"
+		} else if !now.Before(wStart) {
+			phase = fmt.Sprintf("measuring, %s left", wEnd.Sub(now).Round(time.Second))
+		}
+		return fmt.Sprintf("%s, %d registrations done", phase, n)
+	})
+	defer stop()
 	cpu0, cpu1 := math.NaN(), math.NaN()
 	var m1, m2 map[string]float64
 	if sleepUntil(ctx, wStart) {
@@ -194,6 +219,7 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 		cpu1, m2 = processCPU(), serverFigures(ctx, o.Client, o.Progress)
 	}
 	wg.Wait()
+	stop()
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
@@ -210,7 +236,7 @@ func DPS(ctx context.Context, o DPSOptions, out io.Writer) (DPSResult, error) {
 		}
 	}
 	if firstErr != nil {
-		fmt.Fprintf(o.Progress, "bench: %d registrations failed; first error: %v\n", res.Errors, firstErr)
+		fmt.Fprintf(o.Progress, "warning: %d registrations failed; first error: %v\n", res.Errors, firstErr)
 	}
 	res.PerSec = float64(res.Registrations) / o.Duration.Seconds()
 	res.P50, res.P99 = percentile(lat, 0.50), percentile(lat, 0.99)
@@ -293,6 +319,7 @@ func (p *certPin) verify(cs tls.ConnectionState) error {
 
 // dpsWorker is one provisioning client, registering again and again.
 type dpsWorker struct {
+	done     atomic.Int64 // completed, whole run (progress)
 	counted  int64
 	errors   int64
 	firstErr error
@@ -318,6 +345,7 @@ func (w *dpsWorker) run(ctx context.Context, d *dpsDialer, nextID func() string,
 			}
 			continue
 		}
+		w.done.Add(1)
 		if !done.Before(wStart) && done.Before(wEnd) {
 			w.counted++
 			w.lat = append(w.lat, uint32(min(done.Sub(start)/time.Microsecond, math.MaxUint32)))
@@ -325,179 +353,14 @@ func (w *dpsWorker) run(ctx context.Context, d *dpsDialer, nextID func() string,
 	}
 }
 
-// dpsDialer is a minimal MQTT 3.1.1 provisioning client: it speaks exactly
-// the packets of the SDK's registration and nothing else, so that the load
-// generator leaves the CPU to the server.
+// dpsDialer registers devices of one enrollment group.
 type dpsDialer struct {
-	addr      string
-	scope     string
-	groupKey  []byte
-	tls       *tls.Config
-	pollDelay time.Duration
+	prov     simulate.Provisioner
+	groupKey []byte
 }
 
 // register provisions regID once, on a connection of its own.
 func (d *dpsDialer) register(ctx context.Context, regID string) error {
-	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: d.tls}
-	nc, err := dialer.DialContext(ctx, "tcp", d.addr)
-	if err != nil {
-		return fmt.Errorf("dial %s: %w", d.addr, err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(30 * time.Second)) // the SDK's limit per request
-	c := &mqttConn{r: bufio.NewReader(nc), w: bufio.NewWriter(nc)}
-
-	key := sas.DeriveDeviceKey(d.groupKey, regID)
-	res := d.scope + "/registrations/" + regID
-	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 180, ClientIdentifier: regID,
-			UsernameFlag: true, Username: []byte(res + "/api-version=2019-03-31&ClientVersion=warden-bench"),
-			PasswordFlag: true, Password: []byte(sas.SignRaw(key, res, "registration", time.Now().Add(time.Hour)))}}
-	if err := c.send(connect.ConnectEncode); err != nil {
-		return err
-	}
-	if typ, body, err := c.read(); err != nil || typ != packets.Connack || len(body) < 2 || body[1] != 0 {
-		return fmt.Errorf("%s: CONNACK: %w", regID, packetErr(typ, body, err))
-	}
-
-	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: 1,
-		Filters: packets.Subscriptions{{Filter: "$dps/registrations/res/#", Qos: 1}}}
-	if err := c.send(sub.SubscribeEncode); err != nil {
-		return err
-	}
-	if typ, body, err := c.read(); err != nil || typ != packets.Suback || len(body) < 3 || body[2] != 1 {
-		return fmt.Errorf("%s: SUBACK: %w", regID, packetErr(typ, body, err))
-	}
-
-	rid := "1"
-	status, answer, err := c.request(2, "$dps/registrations/PUT/iotdps-register/?$rid="+rid, `{"registrationId":"`+regID+`"}`, rid)
-	if err != nil || status != 202 {
-		return fmt.Errorf("%s: register: %d %s: %w", regID, status, answer, err)
-	}
-	var op struct {
-		OperationID string `json:"operationId"`
-		Status      string `json:"status"`
-	}
-	if err := json.Unmarshal(answer, &op); err != nil || op.Status != "assigning" {
-		return fmt.Errorf("%s: register: answer %s", regID, answer)
-	}
-	for try := 0; ; try++ {
-		if d.pollDelay > 0 {
-			time.Sleep(d.pollDelay)
-		}
-		rid = strconv.Itoa(try + 2)
-		status, answer, err = c.request(uint16(try+3), "$dps/registrations/GET/iotdps-get-operationstatus/?$rid="+rid+"&operationId="+op.OperationID, " ", rid)
-		if err != nil {
-			return fmt.Errorf("%s: poll: %w", regID, err)
-		}
-		if err := json.Unmarshal(answer, &op); err != nil {
-			return fmt.Errorf("%s: poll: answer %s", regID, answer)
-		}
-		if status == 200 && op.Status == "assigned" {
-			break
-		}
-		if (status != 202 && status < 429) || try == 10 {
-			return fmt.Errorf("%s: poll: %d %s", regID, status, answer)
-		}
-		time.Sleep(time.Second) // retry-after
-	}
-
-	unsub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Unsubscribe, Qos: 1}, ProtocolVersion: 4, PacketID: 100,
-		Filters: packets.Subscriptions{{Filter: "$dps/registrations/res/#"}}}
-	if err := c.send(unsub.UnsubscribeEncode); err != nil {
-		return err
-	}
-	if typ, body, err := c.read(); err != nil || typ != packets.Unsuback {
-		return fmt.Errorf("%s: UNSUBACK: %w", regID, packetErr(typ, body, err))
-	}
-	disconnect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: 4}
-	return c.send(disconnect.DisconnectEncode)
-}
-
-func packetErr(typ byte, body []byte, err error) error {
-	if err != nil {
-		return err
-	}
-	return fmt.Errorf("unexpected packet type %d, % x", typ, body[:min(len(body), 16)])
-}
-
-// mqttConn reads and writes MQTT packets.
-type mqttConn struct {
-	r   *bufio.Reader
-	w   *bufio.Writer
-	buf bytes.Buffer
-}
-
-func (c *mqttConn) send(encode func(*bytes.Buffer) error) error {
-	c.buf.Reset()
-	if err := encode(&c.buf); err != nil {
-		return err
-	}
-	if _, err := c.w.Write(c.buf.Bytes()); err != nil {
-		return err
-	}
-	return c.w.Flush()
-}
-
-// read returns the next packet's type and body.
-func (c *mqttConn) read() (byte, []byte, error) {
-	h, err := c.r.ReadByte()
-	if err != nil {
-		return 0, nil, err
-	}
-	n, _, err := packets.DecodeLength(c.r)
-	if err != nil {
-		return 0, nil, err
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(c.r, body); err != nil {
-		return 0, nil, err
-	}
-	return h >> 4, body, nil
-}
-
-// request publishes at QoS 1 and waits for the PUBACK and for the answer
-// whose $rid is rid; it returns the answer's status and body.
-func (c *mqttConn) request(id uint16, topic, body, rid string) (int, []byte, error) {
-	pub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, ProtocolVersion: 4, PacketID: id,
-		TopicName: topic, Payload: []byte(body)}
-	if err := c.send(pub.PublishEncode); err != nil {
-		return 0, nil, err
-	}
-	acked := false
-	for {
-		typ, p, err := c.read()
-		if err != nil {
-			return 0, nil, err
-		}
-		switch typ {
-		case packets.Puback:
-			if len(p) < 2 || binary.BigEndian.Uint16(p) != id {
-				return 0, nil, fmt.Errorf("PUBACK of another packet")
-			}
-			acked = true
-			continue
-		case packets.Publish:
-		default:
-			return 0, nil, packetErr(typ, p, nil)
-		}
-		if len(p) < 2 || int(binary.BigEndian.Uint16(p))+2 > len(p) {
-			return 0, nil, errors.New("malformed PUBLISH")
-		}
-		n := int(binary.BigEndian.Uint16(p))
-		t, payload := string(p[2:2+n]), p[2+n:] // QoS 0: no packet id
-		rest, ok := strings.CutPrefix(t, "$dps/registrations/res/")
-		status, query, ok2 := strings.Cut(rest, "/?")
-		if !ok || !ok2 || !strings.Contains("&"+query+"&", "&$rid="+rid+"&") {
-			return 0, nil, fmt.Errorf("answer on %q", t)
-		}
-		code, err := strconv.Atoi(status)
-		if err != nil {
-			return 0, nil, fmt.Errorf("answer on %q", t)
-		}
-		if !acked {
-			return 0, nil, fmt.Errorf("answer on %q before the PUBACK", t)
-		}
-		return code, payload, nil
-	}
+	_, err := d.prov.Register(ctx, regID, sas.DeriveDeviceKey(d.groupKey, regID))
+	return err
 }

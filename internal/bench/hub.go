@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-iot/warden/internal/client"
@@ -18,7 +19,13 @@ import (
 
 // HubOptions sizes the direct-method and desired-property benchmark.
 type HubOptions struct {
-	Client   *client.Client
+	// Client is the caller's API client; without Tenant it makes a
+	// throw-away tenant for the benchmark.
+	Client *client.Client
+	// Tenant is where the answering devices are registered (nil: a
+	// throw-away tenant, deleted afterwards).
+	Tenant   *Tenant
+	Progress io.Writer
 	RootCAs  *x509.CertPool
 	MQTTAddr string // default: from the hub host name
 	Devices  int    // connected devices answering (default 10)
@@ -40,12 +47,26 @@ func Hub(ctx context.Context, o HubOptions, out io.Writer) error {
 	if o.Parallel <= 0 {
 		o.Parallel = 4
 	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Tenant == nil {
+		if o.Client == nil {
+			return errors.New("bench: want a Warden server")
+		}
+		return InTenant(ctx, TenantOptions{Caller: o.Client, Progress: o.Progress}, func(t *Tenant) error {
+			o.Tenant = t
+			return Hub(ctx, o, out)
+		})
+	}
+	api := o.Tenant.API
+	fmt.Fprintf(o.Progress, "bench: registering and connecting %d devices that answer methods and desired properties\n", o.Devices)
 	received := newWaiters()
 	devs := make([]*simulate.Device, o.Devices)
 	ids := make([]string, o.Devices)
 	for i := range devs {
-		ids[i] = fmt.Sprintf("bench-hub-%03d", i)
-		cs, err := simulate.Register(ctx, o.Client, ids[i])
+		ids[i] = fmt.Sprintf("%s-%03d", o.Tenant.DevicePrefix("bench-hub"), i)
+		cs, err := o.Tenant.Register(ctx, ids[i])
 		if err != nil {
 			return err
 		}
@@ -81,9 +102,14 @@ func Hub(ctx context.Context, o HubOptions, out io.Writer) error {
 		}
 	}
 
+	var calls atomic.Int64
+	phase := "direct methods"
+	stop := ticker(o.Progress, "hub calls", func() string { return fmt.Sprintf("%s, %d of %d", phase, calls.Load(), o.Calls) })
+	defer stop()
 	methodLat, methodTook, err := parallel(ctx, o.Calls, o.Parallel, func(i int) (time.Duration, error) {
 		start := time.Now()
-		res, err := o.Client.InvokeMethod(ctx, ids[i%len(ids)], "bench", json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), 10*time.Second)
+		defer calls.Add(1)
+		res, err := api.InvokeMethod(ctx, ids[i%len(ids)], "bench", json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), 10*time.Second)
 		if err == nil && res.Status != 200 {
 			err = fmt.Errorf("method answered %d", res.Status)
 		}
@@ -92,11 +118,16 @@ func Hub(ctx context.Context, o HubOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("direct methods: %w", err)
 	}
+	stop()
+	calls.Store(0)
+	phase = "desired properties"
+	stop = ticker(o.Progress, "hub calls", func() string { return fmt.Sprintf("%s, %d of %d", phase, calls.Load(), o.Calls) })
 	desiredLat, _, err := parallel(ctx, o.Calls, o.Parallel, func(i int) (time.Duration, error) {
+		defer calls.Add(1)
 		seq := fmt.Sprint(i)
 		ch := received.expect(seq)
 		start := time.Now()
-		if _, err := o.Client.UpdateTwin(ctx, ids[i%len(ids)], client.TwinPatch{Desired: json.RawMessage(`{"benchSeq":"` + seq + `"}`)}); err != nil {
+		if _, err := api.UpdateTwin(ctx, ids[i%len(ids)], client.TwinPatch{Desired: json.RawMessage(`{"benchSeq":"` + seq + `"}`)}); err != nil {
 			return 0, err
 		}
 		select {
@@ -108,6 +139,7 @@ func Hub(ctx context.Context, o HubOptions, out io.Writer) error {
 			return 0, ctx.Err()
 		}
 	})
+	stop()
 	if err != nil {
 		return fmt.Errorf("desired patches: %w", err)
 	}

@@ -25,9 +25,12 @@ import (
 // IngestOptions configure Ingest. Exactly one target: a Warden server
 // (Client set, Broker empty) or another MQTT broker (Broker set).
 type IngestOptions struct {
-	// Client is the API client of the Warden target: it registers the
-	// devices (ids Prefix-0001…, reused if they exist) and reads /metrics.
+	// Client is the API client of the Warden target: it reads /metrics
+	// and, without Tenant, makes a throw-away tenant for the devices.
 	Client *client.Client
+	// Tenant is where the devices (ids Prefix-0001…) are registered (nil:
+	// a throw-away tenant, deleted afterwards).
+	Tenant *Tenant
 	// MQTTAddr overrides the Warden target's MQTT TLS address (default: the
 	// hub host name of the connection strings).
 	MQTTAddr string
@@ -121,6 +124,16 @@ func Ingest(ctx context.Context, o IngestOptions, out io.Writer) (IngestResult, 
 	if err := o.defaults(); err != nil {
 		return IngestResult{}, err
 	}
+	if o.Broker == "" && o.Tenant == nil {
+		var res IngestResult
+		err := InTenant(ctx, TenantOptions{Caller: o.Client, Progress: o.Progress}, func(t *Tenant) error {
+			o.Tenant = t
+			var err error
+			res, err = Ingest(ctx, o, out)
+			return err
+		})
+		return res, err
+	}
 	res := IngestResult{Target: o.target(), BenchCPUSeconds: math.NaN(), ServerRSSMB: math.NaN(),
 		ServerCPUSeconds: math.NaN(), ServerRejected: math.NaN(), ServerDuplicates: math.NaN()}
 	cfgs, err := o.dialConfigs(ctx)
@@ -130,7 +143,7 @@ func Ingest(ctx context.Context, o IngestOptions, out io.Writer) (IngestResult, 
 	var lost atomic.Int64
 	onLost := func(string, error) { lost.Add(1) }
 	fmt.Fprintf(o.Progress, "bench: connecting %d devices to %s\n", len(cfgs), res.Target)
-	devs, failures, firstErr := connectAll(ctx, cfgs, o.DialConcurrency, onLost)
+	devs, failures, firstErr := connectAll(ctx, cfgs, o.DialConcurrency, onLost, o.Progress)
 	defer closeAll(devs)
 	if ctx.Err() != nil {
 		return res, ctx.Err()
@@ -170,6 +183,20 @@ func Ingest(ctx context.Context, o IngestOptions, out io.Writer) (IngestResult, 
 		w := &workers[i]
 		wg.Go(func() { w.run(runCtx, wStart, wEnd) })
 	}
+	stopTicker := ticker(o.Progress, "publishing", func() string {
+		var n int64
+		for i := range workers {
+			n += workers[i].sent.Load()
+		}
+		phase := "warm-up"
+		if now := time.Now(); !now.Before(wEnd) {
+			phase = "waiting for the last acknowledgements"
+		} else if !now.Before(wStart) {
+			phase = fmt.Sprintf("measuring, %s left", wEnd.Sub(now).Round(time.Second))
+		}
+		return fmt.Sprintf("%s, %d messages acknowledged", phase, n)
+	})
+	defer stopTicker()
 
 	cpu0, cpu1 := math.NaN(), math.NaN()
 	var m1, m2 map[string]float64
@@ -180,6 +207,7 @@ func Ingest(ctx context.Context, o IngestOptions, out io.Writer) (IngestResult, 
 		cpu1, m2 = processCPU(), o.serverMetrics(ctx)
 	}
 	wg.Wait()
+	stopTicker()
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
@@ -202,7 +230,14 @@ func Ingest(ctx context.Context, o IngestOptions, out io.Writer) (IngestResult, 
 	res.ServerCPUSeconds = metric(m2, "process_cpu_seconds_total") - metric(m1, "process_cpu_seconds_total")
 	res.ServerRejected = metric(m3, "warden_messages_rejected_total") - metric(m0, "warden_messages_rejected_total")
 	res.ServerDuplicates = metric(m3, "warden_messages_duplicate_total") - metric(m0, "warden_messages_duplicate_total")
-	return res, res.Write(out, "")
+	if err := res.Write(out, ""); err != nil {
+		return res, err
+	}
+	shortfall(out, o.Progress, "devices_connected_ratio", "devices", float64(o.Devices), float64(res.Devices), "devices connected")
+	if res.Errors > 0 {
+		fmt.Fprintf(o.Progress, "warning: %d publishes failed or were not acknowledged\n", res.Errors)
+	}
+	return res, nil
 }
 
 // Write prints the figures, each name prefixed with prefix, skipping
@@ -244,8 +279,12 @@ func (o *IngestOptions) target() string {
 func (o *IngestOptions) dialConfigs(ctx context.Context) ([]simulate.DialConfig, error) {
 	width := max(4, len(strconv.Itoa(o.Devices)))
 	cfgs := make([]simulate.DialConfig, o.Devices)
+	prefix := o.Prefix
+	if o.Tenant != nil && o.Broker == "" {
+		prefix = o.Tenant.DevicePrefix(prefix)
+	}
 	for i := range cfgs {
-		cfgs[i].DeviceID = fmt.Sprintf("%s-%0*d", o.Prefix, width, i+1)
+		cfgs[i].DeviceID = fmt.Sprintf("%s-%0*d", prefix, width, i+1)
 		cfgs[i].RootCAs = o.RootCAs
 	}
 	if o.Broker != "" {
@@ -270,10 +309,21 @@ func (o *IngestOptions) dialConfigs(ctx context.Context) ([]simulate.DialConfig,
 		}
 		return cfgs, nil
 	}
-	fmt.Fprintf(o.Progress, "bench: registering %d devices\n", o.Devices)
+	return cfgs, registerAll(ctx, o.Tenant, cfgs, o.MQTTAddr, o.DialConcurrency, o.Progress)
+}
+
+// registerAll registers the devices of cfgs in t, at most conc at once,
+// and fills in their keys and addresses.
+func registerAll(ctx context.Context, t *Tenant, cfgs []simulate.DialConfig, mqttAddr string, conc int, progress io.Writer) error {
+	fmt.Fprintf(progress, "bench: registering %d devices in tenant %s\n", len(cfgs), t.ID)
+	var registered atomic.Int64
+	stop := ticker(progress, "registering devices", func() string {
+		return fmt.Sprintf("%d of %d", registered.Load(), len(cfgs))
+	})
+	defer stop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sem := make(chan struct{}, o.DialConcurrency)
+	sem := make(chan struct{}, conc)
 	var (
 		wg    sync.WaitGroup
 		once  sync.Once
@@ -288,12 +338,13 @@ func (o *IngestOptions) dialConfigs(ctx context.Context) ([]simulate.DialConfig,
 			}
 			defer func() { <-sem }()
 			c := &cfgs[i]
-			cs, err := simulate.Register(ctx, o.Client, c.DeviceID)
+			cs, err := t.Register(ctx, c.DeviceID)
 			if err != nil {
 				once.Do(func() { first = fmt.Errorf("bench: register %s: %w", c.DeviceID, err); cancel() })
 				return
 			}
-			c.HubHost, c.Key, c.Addr = cs.HostName, cs.SharedAccessKey, o.MQTTAddr
+			registered.Add(1)
+			c.HubHost, c.Key, c.Addr = cs.HostName, cs.SharedAccessKey, mqttAddr
 			if c.Addr == "" {
 				c.Addr = simulate.HubAddr(cs.HostName)
 			}
@@ -303,12 +354,17 @@ func (o *IngestOptions) dialConfigs(ctx context.Context) ([]simulate.DialConfig,
 	if first == nil {
 		first = ctx.Err()
 	}
-	return cfgs, first
+	return first
 }
 
 // connectAll dials every device, at most conc at once; failed ones are nil.
-func connectAll(ctx context.Context, cfgs []simulate.DialConfig, conc int, onLost func(string, error)) ([]*simulate.Device, int, error) {
+func connectAll(ctx context.Context, cfgs []simulate.DialConfig, conc int, onLost func(string, error), progress io.Writer) ([]*simulate.Device, int, error) {
 	devs := make([]*simulate.Device, len(cfgs))
+	var connected atomic.Int64
+	stop := ticker(progress, "connecting devices", func() string {
+		return fmt.Sprintf("%d of %d connected", connected.Load(), len(cfgs))
+	})
+	defer stop()
 	sem := make(chan struct{}, conc)
 	var (
 		wg       sync.WaitGroup
@@ -337,6 +393,7 @@ func connectAll(ctx context.Context, cfgs []simulate.DialConfig, conc int, onLos
 				return
 			}
 			devs[i] = d
+			connected.Add(1)
 		})
 	}
 	wg.Wait()
@@ -360,9 +417,10 @@ type worker struct {
 	midPrefix string
 	rng       uint64
 
-	counted int64    // acknowledged within the window
-	errors  int64    // failed publishes
-	lat     []uint32 // PUBACK latencies within the window, µs
+	sent    atomic.Int64 // acknowledged, whole run (progress)
+	counted int64        // acknowledged within the window
+	errors  int64        // failed publishes
+	lat     []uint32     // PUBACK latencies within the window, µs
 }
 
 func (w *worker) run(ctx context.Context, wStart, wEnd time.Time) {
@@ -388,7 +446,7 @@ func (w *worker) run(ctx context.Context, wStart, wEnd time.Time) {
 			if !sleepUntil(ctx, done.Add(100*time.Millisecond)) {
 				return
 			}
-		} else if !done.Before(wStart) && done.Before(wEnd) {
+		} else if w.sent.Add(1); !done.Before(wStart) && done.Before(wEnd) {
 			w.counted++
 			w.lat = append(w.lat, uint32(min(done.Sub(now)/time.Microsecond, math.MaxUint32)))
 		}

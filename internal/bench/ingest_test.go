@@ -84,10 +84,23 @@ func TestIngestAgainstWarden(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	res, err := Ingest(t.Context(), IngestOptions{
-		Client: c, RootCAs: roots, Devices: 20, InFlight: 2,
-		Duration: time.Second, Warmup: 200 * time.Millisecond,
-	}, &out)
+	var res IngestResult
+	err = InTenant(t.Context(), TenantOptions{Caller: c}, func(tn *Tenant) error {
+		var err error
+		res, err = Ingest(t.Context(), IngestOptions{
+			Client: c, Tenant: tn, RootCAs: roots, Devices: 20, InFlight: 2,
+			Duration: time.Second, Warmup: 200 * time.Millisecond,
+		}, &out)
+		if err != nil {
+			return err
+		}
+		// The devices are stored, with ten metrics each.
+		ms, err := tn.API.Latest(t.Context(), tn.DevicePrefix("bench")+"-0007")
+		if err != nil || len(ms) != 10 {
+			t.Errorf("latest of bench-0007: %v, %v", ms, err)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatalf("Ingest: %v\n%s", err, out.String())
 	}
@@ -105,11 +118,6 @@ func TestIngestAgainstWarden(t *testing.T) {
 	}
 	if f["points_per_s"] != math.Round(10*res.MessagesPerSec) || res.P99 < res.P50 || res.P50 <= 0 {
 		t.Errorf("inconsistent result %+v", res)
-	}
-	// The devices are stored, with ten metrics each.
-	ms, err := c.Latest(t.Context(), "bench-0007")
-	if err != nil || len(ms) != 10 {
-		t.Errorf("latest of bench-0007: %v, %v", ms, err)
 	}
 }
 

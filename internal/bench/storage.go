@@ -36,6 +36,9 @@ type StorageOptions struct {
 	// Runs of each timed query; the median is reported.
 	Runs int
 	Log  *slog.Logger
+	// Progress receives a note every few seconds of a long step (nil:
+	// none).
+	Progress io.Writer
 }
 
 func (o *StorageOptions) defaults() {
@@ -250,17 +253,26 @@ func Storage(ctx context.Context, o StorageOptions, out io.Writer) error {
 		defer os.RemoveAll(dir)
 		o.Dir = dir
 	}
-	sim := simulatorShape(o)
-	walk := walkShape(o.SimDevices, len(sim.msgs)/o.SimDevices)
+	step := func(what string, fn func() error) error {
+		stop := ticker(o.Progress, what, nil)
+		defer stop()
+		return fn()
+	}
+	var sim, walk shape
+	step("making the simulator and random-walk data", func() error {
+		sim = simulatorShape(o)
+		walk = walkShape(o.SimDevices, len(sim.msgs)/o.SimDevices)
+		return nil
+	})
 	for _, sh := range []shape{sim, walk} {
-		if err := measureShape(ctx, o, sh, out); err != nil {
+		if err := step("writing, sealing and sizing the "+sh.name+" data", func() error { return measureShape(ctx, o, sh, out) }); err != nil {
 			return fmt.Errorf("shape %s: %w", sh.name, err)
 		}
 	}
-	if err := measureYear(ctx, o, out); err != nil {
+	if err := step("a year of one metric, downsampled", func() error { return measureYear(ctx, o, out) }); err != nil {
 		return fmt.Errorf("year query: %w", err)
 	}
-	if err := measureFleet(ctx, o, out); err != nil {
+	if err := step("latest values of the fleet", func() error { return measureFleet(ctx, o, out) }); err != nil {
 		return fmt.Errorf("fleet latest: %w", err)
 	}
 	return nil

@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/warden-iot/warden/internal/bench"
+	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 )
@@ -13,26 +16,31 @@ import (
 const benchUsage = `bench <benchmark> [flags]
 
 Benchmarks:
-  ingest    telemetry ingest: --devices MQTT devices publish at QoS 1, each with
-            --inflight messages outstanding; prints msg/s, points/s, PUBACK
-            p50/p99, errors and the server's CPU and memory. Targets the Warden
-            server of --server (devices bench-0001… are registered or reused),
-            or any MQTT broker with --broker mqtt[s]://host:port (anonymous).
-            --compare URL alternates runs against Warden and that broker and
-            prints the medians and ratio_vs_reference.
-  storage   the telemetry engine in process, on a throw-away database: bytes
-            per point on disk (simulator data and a random-walk/counter/constant
-            shape), ingest and sealing points/s, a year of one metric
-            downsampled to 1,000 buckets, latest values of 10,000 devices.
-  dps       provisioning registrations per second with a group key (--clients
-            concurrent TLS clients), then direct-method round trips and
-            desired-property delivery through the REST API (--hub-calls).
-  alarms    the alarm monitor in process, on a throw-away database: --devices
-            devices × ten rules of every kind, --rounds messages each; prints
-            messages evaluated per second with alarm changes stored. With
-            --latency: publish → alarm visible in the API (p50/p99) on the
-            running server of --server while --rate messages/s of background
-            load run.`
+  ingest    MQTT telemetry ingest of a running server (or any MQTT broker): msg/s, PUBACK latency, server CPU
+  storage   the telemetry engine in process, on a throw-away database: bytes per point, query times
+  dps       device provisioning of a running server: registrations/s, then direct methods and desired properties
+  alarms    the alarm monitor in process (messages evaluated/s), or with --latency publish → alarm visible
+
+Benchmarks against a running server work in a throw-away tenant they make and delete afterwards (also when
+interrupted), through an account of their own in it. With --tenant, or when the token may not make tenants,
+they work in an existing tenant, refuse one that holds other devices (unless --allow-existing-devices) and
+delete what they made there. Progress and warnings go to stderr, figures ("name: value unit") to stdout.
+"warden bench <benchmark> --help" lists a benchmark's flags.`
+
+// tenantFlags choose where a benchmark against a running server works.
+type tenantFlags struct {
+	tenant        string
+	allowExisting bool
+}
+
+func (t *tenantFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.tenant, "tenant", "", "work in this existing tenant instead of a throw-away one (what the benchmark makes there is deleted afterwards)")
+	fs.BoolVar(&t.allowExisting, "allow-existing-devices", false, "run even in a tenant that holds devices other than benchmark devices (only without a throw-away tenant)")
+}
+
+func (t *tenantFlags) options(c *client.Client, progress io.Writer) bench.TenantOptions {
+	return bench.TenantOptions{Caller: c, Tenant: t.tenant, AllowExistingDevices: t.allowExisting, Progress: progress}
+}
 
 func runBench(ctx context.Context, env *Env, args []string) error {
 	if len(args) > 0 && args[0] == "storage" {
@@ -47,7 +55,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 || args[0] != "ingest" {
 		switch {
 		case len(args) == 0:
-		case args[0] == "-h" || args[0] == "--help":
+		case args[0] == "-h" || args[0] == "--help" || args[0] == "help":
 			fmt.Fprintln(env.Stderr, "Usage: warden "+benchUsage)
 			return nil
 		default:
@@ -56,14 +64,22 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintln(env.Stderr, "Usage: warden "+benchUsage)
 		return errUsage
 	}
-	fs := newFlagSet("bench ingest", "bench ingest [flags]", env.Stderr)
+	fs := newFlagSet("bench ingest", `bench ingest [flags]
+
+--devices MQTT devices publish at QoS 1, each with --inflight messages outstanding, for --warmup and then
+--duration; prints msg/s, points/s, PUBACK p50/p99, errors and the server's CPU and memory. Targets the
+Warden server of --server (devices bench-<run>-0001… in a throw-away tenant), or any MQTT broker with
+--broker mqtt[s]://host:port (anonymous). --compare URL alternates runs against Warden and that broker and
+prints the medians and ratio_vs_reference.`, env.Stderr)
 	var (
 		cf      clientFlags
+		tf      tenantFlags
 		o       bench.IngestOptions
 		compare string
 		rounds  int
 	)
 	cf.register(fs)
+	tf.register(fs)
 	fs.IntVar(&o.Devices, "devices", 1000, "number of device connections")
 	fs.IntVar(&o.Metrics, "metrics", 10, "numeric values per message")
 	fs.IntVar(&o.InFlight, "inflight", 1, "messages each device keeps outstanding")
@@ -101,19 +117,30 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 	}
-	if compare == "" {
+	if o.Broker != "" {
 		_, err = bench.Ingest(ctx, o, env.Stdout)
 		return err
 	}
-	ref := o
-	ref.Client, ref.Broker, ref.MQTTAddr = nil, compare, ""
-	o.Insecure = false
-	_, err = bench.Compare(ctx, bench.CompareOptions{Warden: o, Reference: ref, Rounds: rounds}, env.Stdout)
-	return err
+	return bench.InTenant(ctx, tf.options(o.Client, env.Stderr), func(t *bench.Tenant) error {
+		o.Tenant = t
+		if compare == "" {
+			_, err := bench.Ingest(ctx, o, env.Stdout)
+			return err
+		}
+		ref := o
+		ref.Client, ref.Tenant, ref.Broker, ref.MQTTAddr = nil, nil, compare, ""
+		o.Insecure = false
+		_, err := bench.Compare(ctx, bench.CompareOptions{Warden: o, Reference: ref, Rounds: rounds}, env.Stdout)
+		return err
+	})
 }
 
 func runBenchStorage(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet("bench storage", "bench storage [flags]", env.Stderr)
+	fs := newFlagSet("bench storage", `bench storage [flags]
+
+The telemetry engine in process, on a throw-away database: bytes per point on disk (simulator data and a
+random-walk/counter/constant shape), ingest and sealing points/s, a year of one metric downsampled to 1,000
+buckets, latest values of 10,000 devices.`, env.Stderr)
 	var o bench.StorageOptions
 	var database string
 	fs.IntVar(&o.SimDevices, "devices", 40, "simulated machines (and random-walk devices)")
@@ -135,18 +162,25 @@ func runBenchStorage(ctx context.Context, env *Env, args []string) error {
 			return st, st.Reset(ctx)
 		}
 	}
+	o.Progress = env.Stderr
 	return bench.Storage(ctx, o, env.Stdout)
 }
 
 // runBenchDPS is "warden bench dps".
 func runBenchDPS(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet("bench dps", "bench dps [flags]", env.Stderr)
+	fs := newFlagSet("bench dps", `bench dps [flags]
+
+Provisioning registrations per second with a group key (--clients concurrent TLS clients), then
+direct-method round trips and desired-property delivery through the REST API (--hub-calls), in a
+throw-away tenant.`, env.Stderr)
 	var (
 		cf       clientFlags
+		tf       tenantFlags
 		o        bench.DPSOptions
 		hubCalls int
 	)
 	cf.register(fs)
+	tf.register(fs)
 	fs.IntVar(&o.Clients, "clients", 64, "concurrent provisioning clients, each registering one device after another")
 	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "measured time")
 	fs.DurationVar(&o.Warmup, "warmup", 3*time.Second, "load before the measured time, not counted")
@@ -177,26 +211,36 @@ func runBenchDPS(ctx context.Context, env *Env, args []string) error {
 	if o.Client, err = cf.client(); err != nil {
 		return err
 	}
-	if _, err = bench.DPS(ctx, o, env.Stdout); err != nil || hubCalls == 0 {
-		return err
-	}
-	// The device channels of the same issue: direct methods and desired
-	// properties, through the REST API, against connected devices.
-	return bench.Hub(ctx, bench.HubOptions{Client: o.Client, RootCAs: o.RootCAs, MQTTAddr: o.MQTTAddr,
-		Calls: hubCalls, Parallel: 4}, env.Stdout)
+	return bench.InTenant(ctx, tf.options(o.Client, env.Stderr), func(t *bench.Tenant) error {
+		o.Tenant = t
+		if _, err := bench.DPS(ctx, o, env.Stdout); err != nil || hubCalls == 0 {
+			return err
+		}
+		// The other device channels: direct methods and desired
+		// properties, through the REST API, against connected devices.
+		return bench.Hub(ctx, bench.HubOptions{Client: o.Client, Tenant: t, RootCAs: o.RootCAs, MQTTAddr: o.MQTTAddr,
+			Calls: hubCalls, Parallel: 4, Progress: env.Stderr}, env.Stdout)
+	})
 }
 
 // runBenchAlarms is "warden bench alarms".
 func runBenchAlarms(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet("bench alarms", "bench alarms [flags]", env.Stderr)
+	fs := newFlagSet("bench alarms", `bench alarms [flags]
+
+The alarm monitor in process, on a throw-away database: --devices devices × ten rules of every kind,
+--rounds messages each; prints messages evaluated per second with alarm changes stored. With --latency:
+publish → alarm visible in the API (p50/p99) on the running server of --server while --rate messages/s of
+background load run, in a throw-away tenant.`, env.Stderr)
 	var (
 		o        bench.AlarmsOptions
 		database string
 		latency  bool
 		lo       bench.AlarmLatencyOptions
 		cf       clientFlags
+		tf       tenantFlags
 	)
 	cf.register(fs)
+	tf.register(fs)
 	fs.BoolVar(&latency, "latency", false, "instead: time publish → alarm visible in the API on the running server of --server")
 	fs.Float64Var(&lo.Rate, "rate", 3000, "with --latency: background messages per second (half what bench ingest measured as the maximum)")
 	fs.IntVar(&lo.Probes, "probes", 200, "with --latency: alarms raised and timed")
@@ -218,8 +262,14 @@ func runBenchAlarms(ctx context.Context, env *Env, args []string) error {
 		if lo.Client, err = cf.client(); err != nil {
 			return err
 		}
+		if lo.Rate < 0 || lo.Probes < 0 || lo.Devices <= 0 {
+			return usageError(env, "bench alarms", "--load-devices must be positive, --rate and --probes not negative")
+		}
 		lo.Progress = env.Stderr
-		return bench.AlarmLatency(ctx, lo, env.Stdout)
+		return bench.InTenant(ctx, tf.options(lo.Client, env.Stderr), func(t *bench.Tenant) error {
+			lo.Tenant = t
+			return bench.AlarmLatency(ctx, lo, env.Stdout)
+		})
 	}
 	if o.Devices <= 0 || o.Rounds <= 0 || o.Batch <= 0 {
 		return usageError(env, "bench alarms", "--devices, --rounds and --batch must be positive")
@@ -233,6 +283,7 @@ func runBenchAlarms(ctx context.Context, env *Env, args []string) error {
 			return st, st.Reset(ctx)
 		}
 	}
+	o.Progress = env.Stderr
 	_, err := bench.Alarms(ctx, o, env.Stdout)
 	return err
 }

@@ -638,3 +638,47 @@ func medianOf(ps []point, metric, flag string) float64 {
 	}
 	return median(v)
 }
+
+// The README's walkthrough: a forced overheat (warden simulate --fault
+// overheat --fault-after 5s) raises an alarm with the rule "temperature
+// above 95" within half a minute, at any time of day, while a pump without
+// a fault never reaches 95 °C.
+func TestForcedOverheatPassesTheThresholdQuickly(t *testing.T) {
+	const threshold = 95.0
+	starts := []time.Time{at(0, 3, 17), at(2, 10, 41), at(6, 14, 5), at(4, 23, 59)} // night, shift, Sunday, late
+	slowest := time.Duration(0)
+	for seed := int64(1); seed <= 30; seed++ {
+		for i, start := range starts {
+			from := start.Add(time.Duration(seed*7+int64(i)*3) * time.Second % (10 * time.Second)) // off the 10 s grid
+			m := NewMachineWithOptions(VacuumPump, seed, monday, Options{FaultRatePerDay: -1,
+				Faults: []FaultWindow{{Fault: FaultOverheat, From: from, To: from.Add(10 * time.Minute)}}})
+			m.Sample(from.Add(-time.Minute))
+			crossed := time.Duration(-1)
+			for d := time.Duration(0); d <= time.Minute; d += time.Second {
+				if m.Sample(from.Add(d))[MetricTemperature] > threshold {
+					crossed = d
+					break
+				}
+			}
+			if crossed < 0 || crossed > 30*time.Second {
+				t.Errorf("seed %d, fault at %v: temperature above %.0f after %v, want within 30 s", seed, from, threshold, crossed)
+			}
+			slowest = max(slowest, crossed)
+			// It stays above for the window and the pump runs.
+			if v := m.Sample(from.Add(5 * time.Minute)); v[MetricTemperature] <= threshold || v[MetricRunning] != 1 {
+				t.Errorf("seed %d, fault at %v: 5 min in %v", seed, from, v)
+			}
+		}
+	}
+	t.Logf("slowest crossing: %v", slowest)
+	for seed := int64(1); seed <= 30; seed++ {
+		m := NewMachineWithOptions(VacuumPump, seed, monday, quiet)
+		hottest := 0.0
+		for _, p := range run(m, monday, 14*24*time.Hour, 5*time.Minute) {
+			hottest = math.Max(hottest, p.v[MetricTemperature])
+		}
+		if hottest >= threshold {
+			t.Errorf("seed %d: %.1f °C without a fault, want below %.0f", seed, hottest, threshold)
+		}
+	}
+}

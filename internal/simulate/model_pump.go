@@ -27,6 +27,7 @@ type pumpModel struct {
 	outletRise           float64 // bar above atmosphere while running
 
 	aWarm, aCool, aOver, aPumpdown, aVent float64
+	aOverForced                           float64
 }
 
 type pumpState struct {
@@ -50,8 +51,10 @@ func newPump(m *Machine) *pumpModel {
 		aWarm:      alpha(1500),
 		aCool:      alpha(2400),
 		aOver:      alpha(900),
-		aPumpdown:  alpha(45),
-		aVent:      alpha(300),
+		// A forced overheat: 10 s (one step).
+		aOverForced: alpha(10),
+		aPumpdown:   alpha(45),
+		aVent:       alpha(300),
 	}
 	quarter := func(h float64) int64 { return int64(math.Round(h*4)) * 900 }
 	if m.unitAt(sParam, 0) < 0.6 { // two shifts
@@ -118,8 +121,15 @@ func (p *pumpModel) step(m *Machine, t int64) {
 	if s.running && fault == FaultOverheat {
 		over = 35
 	}
-	s.over += (over - s.over) * p.aOver
-	s.running = p.scheduled(m, t+stepSec)
+	if fault == FaultOverheat && m.forcedAt(t, FaultOverheat) {
+		// A forced overheat shows at once, whatever the schedule: the
+		// pump runs warm and the heat builds in seconds.
+		s.warm = 1
+		s.over += (over - s.over) * p.aOverForced
+	} else {
+		s.over += (over - s.over) * p.aOver
+	}
+	s.running = p.scheduled(m, t+stepSec) || m.forcedAt(t+stepSec, FaultOverheat)
 	p.prev, p.cur = p.cur, s
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,29 @@ type RunOptions struct {
 	DialConcurrency int
 	// SummaryEvery is the period of the summary log line (default 30 s).
 	SummaryEvery time.Duration
+	// IDs, if set, are the device ids (registration ids with
+	// Provisioning) instead of Prefix-kind-0001…; Devices is then
+	// len(IDs). An id naming a kind's short name (pump, coffee, heater,
+	// meter) gets that kind, others get Kinds round robin.
+	IDs []string
+	// Provisioning, if set, registers the devices through the Device
+	// Provisioning Service with an enrollment group instead of the
+	// registry API.
+	Provisioning *Provisioning
+}
+
+// Provisioning is how the simulator registers its devices through DPS.
+type Provisioning struct {
+	// Group is the enrollment group.
+	Group string
+	// GroupKey is the group's key; nil: read through Client (the caller
+	// must be allowed to read the group's keys).
+	GroupKey []byte
+	// IDScope is the tenant's ID scope; empty: read through Client.
+	IDScope string
+	// Host is the provisioning endpoint, host[:port] (default: the one
+	// the server names, port 8883).
+	Host string
 }
 
 // Run registers opts.Devices simulated machines with the server (reusing
@@ -61,8 +85,11 @@ type RunOptions struct {
 // returns an error only if the devices cannot be set up; a run stopped by
 // ctx returns nil.
 func Run(ctx context.Context, opts RunOptions, log *slog.Logger) error {
-	if opts.Client == nil {
+	if opts.Client == nil && opts.Provisioning == nil {
 		return errors.New("simulate: no API client")
+	}
+	if len(opts.IDs) > 0 {
+		opts.Devices = len(opts.IDs)
 	}
 	if opts.Devices <= 0 {
 		opts.Devices = 1
@@ -103,16 +130,25 @@ func Run(ctx context.Context, opts RunOptions, log *slog.Logger) error {
 	)
 
 	r := &runner{opts: opts, log: log, t0: time.Now(), sem: make(chan struct{}, opts.DialConcurrency)}
+	if opts.Provisioning != nil {
+		prov, err := newProvisioner(ctx, opts)
+		if err != nil {
+			return err
+		}
+		r.prov = prov
+		log.Info("registering through the provisioning service", "group", opts.Provisioning.Group,
+			"endpoint", prov.Addr, "id_scope", prov.IDScope)
+	}
 	r.sims = make([]*sim, opts.Devices)
 	width := max(4, len(strconv.Itoa(opts.Devices)))
 	for i := range r.sims {
 		kind := opts.Kinds[i%len(opts.Kinds)]
-		r.sims[i] = &sim{
-			index: i,
-			id:    fmt.Sprintf("%s-%s-%0*d", opts.Prefix, shortKind(kind), width, i+1),
-			kind:  kind,
-			seed:  DeviceSeed(opts.Seed, i),
+		id := fmt.Sprintf("%s-%s-%0*d", opts.Prefix, shortKind(kind), width, i+1)
+		if len(opts.IDs) > 0 {
+			id = opts.IDs[i]
+			kind = kindOfID(id, kind)
 		}
+		r.sims[i] = &sim{index: i, id: id, kind: kind, seed: DeviceSeed(opts.Seed, i)}
 	}
 	log.Info("simulation starting", "devices", opts.Devices, "interval", opts.Interval,
 		"kinds", opts.Kinds, "first", r.sims[0].id)
@@ -147,6 +183,7 @@ func Run(ctx context.Context, opts RunOptions, log *slog.Logger) error {
 
 type runner struct {
 	opts RunOptions
+	prov *groupProvisioner // nil: the registry API
 	log  *slog.Logger
 	t0   time.Time
 	sem  chan struct{} // bounds registrations and dials in progress
@@ -215,10 +252,17 @@ func (r *runner) device(ctx context.Context, s *sim) error {
 		}
 	}
 	m := NewMachineWithOptions(s.kind, s.seed, time.Now(), mo)
+	ag := newAgent(dev, s.kind, r.opts.Interval, r.log)
+	if err := ag.start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.log.Warn("twin, methods and cloud-to-device messages not set up", "device", s.id, "err", err)
+	}
 	names := s.kind.Metrics()
 	values := make(map[string]float64, len(names))
 	var body []byte
-	interval := r.opts.Interval
+	interval := ag.Interval()
 	// Spread the devices' first messages evenly over one interval.
 	next := r.t0.Add(time.Duration(int64(interval) * int64(s.index) / int64(len(r.sims))))
 	timer := time.NewTimer(time.Hour)
@@ -232,15 +276,26 @@ func (r *runner) device(ctx context.Context, s *sim) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-ag.Changed():
+			// The cloud set another interval: the next message one new
+			// interval from now.
+			interval = ag.Interval()
+			next = time.Now().Add(interval)
+			continue
 		case <-timer.C:
 		}
 		next = next.Add(interval)
 		at := time.Now()
-		if m.ActiveFault(at) == FaultOffline {
+		if ag.Paused(at) {
+			continue // rebooting
+		}
+		fault := m.ActiveFault(at)
+		if fault == FaultOffline {
 			r.offline.Add(1)
 			continue
 		}
 		m.SampleInto(at, values)
+		ag.sampled(at, values, fault)
 		body = appendSample(body[:0], at, names, values)
 		mid := s.id + "-" + strconv.FormatInt(at.UnixMilli(), 10)
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -262,12 +317,25 @@ func (r *runner) device(ctx context.Context, s *sim) error {
 
 // connect registers s and dials it, retrying a failed dial twice.
 func (r *runner) connect(ctx context.Context, s *sim) (*Device, error) {
-	cs, err := Register(ctx, r.opts.Client, s.id)
-	if err == nil {
-		// The model names the machine kind, so that rules and
-		// maintenance plans scoped to a model apply to it.
-		err = r.opts.Client.Do(ctx, http.MethodPatch, "/api/v1/devices/"+url.PathEscape(s.id), nil,
-			map[string]string{"model": string(s.kind)}, nil)
+	var (
+		cs  sas.ConnectionString
+		err error
+	)
+	if r.prov != nil {
+		cs, err = r.prov.register(ctx, s.id)
+		if err == nil {
+			if cs.DeviceID != s.id {
+				r.log.Info("provisioned under another device id", "registration", s.id, "device", cs.DeviceID)
+			}
+			r.log.Info("provisioned", "device", cs.DeviceID, "hub", cs.HostName)
+			s.id = cs.DeviceID
+			r.setModel(ctx, s, false)
+		}
+	} else {
+		cs, err = Register(ctx, r.opts.Client, s.id)
+		if err == nil {
+			err = r.setModel(ctx, s, true)
+		}
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -305,6 +373,34 @@ func (r *runner) connect(ctx context.Context, s *sim) (*Device, error) {
 			return nil, nil
 		}
 	}
+}
+
+// setModel sets the device's model to its kind, so that rules and
+// maintenance plans scoped to a model apply to it. Without must, a
+// failure (no API client, or one that may not change the device) is only
+// logged: a provisioned device reports its kind in its twin all the same.
+func (r *runner) setModel(ctx context.Context, s *sim, must bool) error {
+	if r.opts.Client == nil {
+		return nil
+	}
+	err := r.opts.Client.Do(ctx, http.MethodPatch, "/api/v1/devices/"+url.PathEscape(s.id), nil,
+		map[string]string{"model": string(s.kind)}, nil)
+	if err != nil && !must {
+		r.log.Warn("model not set; rules scoped to the model will not apply", "device", s.id, "err", err)
+		return nil
+	}
+	return err
+}
+
+// kindOfID is the kind whose short name is a word of id, or def.
+func kindOfID(id string, def Kind) Kind {
+	words := strings.FieldsFunc(strings.ToLower(id), func(r rune) bool { return r == '-' || r == '_' || r == '.' || r == ':' || r == '@' })
+	for _, k := range Kinds() {
+		if slices.Contains(words, shortKind(k)) || slices.Contains(words, string(k)) {
+			return k
+		}
+	}
+	return def
 }
 
 // Register creates the device id through the API, or fetches it if it
