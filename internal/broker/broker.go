@@ -29,6 +29,11 @@ type Config struct {
 	TLSListen string      // MQTT over TLS, e.g. ":8883"; empty: off
 	TCPListen string      // plain MQTT, e.g. ":1883"; empty: off
 	TLS       *tls.Config // required with TLSListen
+	// TLSListener and TCPListener, if set, are sockets already bound to
+	// TLSListen and TCPListen (so that a server finds a taken port before
+	// it does anything else); the broker serves on them and closes them.
+	TLSListener net.Listener
+	TCPListener net.Listener
 	// PresenceFlush is how often last-seen times are written to the store.
 	PresenceFlush time.Duration
 	// MaxConnections caps the open MQTT connections of this node (TLS,
@@ -226,6 +231,7 @@ func hostOnly(h string) string {
 func (b *Broker) Start() error {
 	if b.cfg.TLSListen != "" {
 		l := newListener("tls", b.cfg.TLSListen, b.cfg.TLS, b.limits, b.log)
+		l.ln = b.cfg.TLSListener
 		if err := b.mqtt.AddListener(l); err != nil {
 			return fmt.Errorf("broker: listen on %s (TLS): %w", b.cfg.TLSListen, err)
 		}
@@ -233,6 +239,7 @@ func (b *Broker) Start() error {
 	}
 	if b.cfg.TCPListen != "" {
 		l := newListener("tcp", b.cfg.TCPListen, nil, b.limits, b.log)
+		l.ln = b.cfg.TCPListener
 		if err := b.mqtt.AddListener(l); err != nil {
 			return fmt.Errorf("broker: listen on %s: %w", b.cfg.TCPListen, err)
 		}
