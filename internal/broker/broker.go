@@ -170,7 +170,7 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 		// hooks log refusals themselves, without payloads.
 		Logger: slog.New(minLevel{log.With("component", "mqtt").Handler(), slog.LevelError}),
 	})
-	for _, h := range []mqtt.Hook{&protocolHook{b: b, maxPacket: uint32(cfg.MaxPacketSize), byClient: map[*mqtt.Client]*topicAliases{}}, &authHook{b: b}, &aclHook{}, &dpsHook{b: b}, &telemetryHook{b: b}, &presenceHook{b: b}, &hubHook{b: b}, &outboxHook{b: b}} {
+	for _, h := range []mqtt.Hook{&protocolHook{b: b, maxPacket: uint32(cfg.MaxPacketSize), byClient: map[*mqtt.Client]*topicAliases{}}, &authHook{b: b}, &aclHook{b: b}, &dpsHook{b: b}, &telemetryHook{b: b}, &presenceHook{b: b}, &hubHook{b: b}, &outboxHook{b: b}} {
 		if err := b.mqtt.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("broker: add hook: %w", err)
 		}
