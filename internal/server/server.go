@@ -574,13 +574,18 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.notifier.Run(ctx)
 	}()
-	s.log.Info("warden is running",
-		"mqtts", s.broker.Addr("tls"), "mqtt", s.broker.Addr("tcp"), "https", ln.Addr().String(),
-		"hub_host", s.hubHost, "ca", s.pki.Files.CA, "data_dir", s.cfg.DataDir)
 	if err := runCtx.Err(); err != nil {
 		return fmt.Errorf("start-up interrupted: %w", err)
 	}
-	return s.storeOperatorToken(runCtx)
+	// The token is stored and shown only now that the server runs; the
+	// line that says so comes last, when the token works.
+	if err := s.storeOperatorToken(runCtx); err != nil {
+		return err
+	}
+	s.log.Info("warden is running",
+		"mqtts", s.broker.Addr("tls"), "mqtt", s.broker.Addr("tcp"), "https", ln.Addr().String(),
+		"hub_host", s.hubHost, "ca", s.pki.Files.CA, "data_dir", s.cfg.DataDir)
+	return nil
 }
 
 // healthz answers 503 with the reason while an MQTT listener cannot accept
