@@ -27,10 +27,29 @@ type NotificationPrefs struct {
 	Severities []string `json:"severities"`
 	// SiteIDs: empty means every site the user may see.
 	SiteIDs []string `json:"siteIds"`
+	// Warnings (answers only) say why the settings cannot take effect
+	// yet, e.g. e-mail on while the server has no mail server.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
-func prefsView(p store.NotificationPrefs) NotificationPrefs {
-	v := NotificationPrefs{Email: p.Email, Severities: p.Severities, SiteIDs: p.SiteIDs}
+// noMailServer is the warning for e-mail settings while the server has no
+// mail server: they are kept, and take effect once one is configured.
+func noMailServer(what string) string {
+	return "no mail server is configured (--smtp-url): " + what + " are not sent until the operator configures one; the setting is kept"
+}
+
+// mailWarnings warns about a setting that needs e-mail when the server
+// cannot send any.
+func (a *API) mailWarnings(needsMail bool, what string) []string {
+	if !needsMail || a.cfg.Mailer != nil {
+		return nil
+	}
+	return []string{noMailServer(what)}
+}
+
+func (a *API) prefsView(p store.NotificationPrefs) NotificationPrefs {
+	v := NotificationPrefs{Email: p.Email, Severities: p.Severities, SiteIDs: p.SiteIDs,
+		Warnings: a.mailWarnings(p.Email, "alarm e-mails")}
 	if v.Severities == nil {
 		v.Severities = []string{}
 	}
@@ -64,7 +83,7 @@ func (a *API) getNotificationPrefs(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, prefsView(p))
+	writeJSON(w, http.StatusOK, a.prefsView(p))
 }
 
 // setNotificationPrefs replaces the caller's preferences. Sites must be
@@ -119,7 +138,7 @@ func (a *API) setNotificationPrefs(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, prefsView(p))
+	writeJSON(w, http.StatusOK, a.prefsView(p))
 }
 
 // Webhook is the API view of a webhook. Secret is only in the answer that
@@ -311,6 +330,9 @@ type Escalation struct {
 	TenantID     string `json:"tenantId"`
 	DelayMinutes int    `json:"delayMinutes"`
 	Email        string `json:"email,omitempty"`
+	// Warnings say why the escalation cannot take effect yet, e.g. an
+	// e-mail recipient while the server has no mail server.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // MaxEscalationMinutes is a week.
@@ -327,7 +349,8 @@ func (a *API) getEscalation(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Escalation{TenantID: tid, DelayMinutes: int(e.Delay / time.Minute), Email: e.Email})
+	writeJSON(w, http.StatusOK, Escalation{TenantID: tid, DelayMinutes: int(e.Delay / time.Minute), Email: e.Email,
+		Warnings: a.mailWarnings(e.Delay > 0 && e.Email != "", "escalation e-mails")})
 }
 
 // setEscalation sets or (delayMinutes 0) removes the tenant's escalation.
@@ -365,7 +388,8 @@ func (a *API) setEscalation(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Escalation{TenantID: tid, DelayMinutes: *req.DelayMinutes, Email: e.Email})
+	writeJSON(w, http.StatusOK, Escalation{TenantID: tid, DelayMinutes: *req.DelayMinutes, Email: e.Email,
+		Warnings: a.mailWarnings(e.Delay > 0 && e.Email != "", "escalation e-mails")})
 }
 
 // Delivery is one notification in the outbox, with how its sending went.

@@ -29,6 +29,11 @@ type Config struct {
 	TLSListen string      // MQTT over TLS, e.g. ":8883"; empty: off
 	TCPListen string      // plain MQTT, e.g. ":1883"; empty: off
 	TLS       *tls.Config // required with TLSListen
+	// TLSListener and TCPListener, if set, are sockets already bound to
+	// TLSListen and TCPListen (so that a server finds a taken port before
+	// it does anything else); the broker serves on them and closes them.
+	TLSListener net.Listener
+	TCPListener net.Listener
 	// PresenceFlush is how often last-seen times are written to the store.
 	PresenceFlush time.Duration
 	// MaxConnections caps the open MQTT connections of this node (TLS,
@@ -165,7 +170,7 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 		// hooks log refusals themselves, without payloads.
 		Logger: slog.New(minLevel{log.With("component", "mqtt").Handler(), slog.LevelError}),
 	})
-	for _, h := range []mqtt.Hook{&protocolHook{b: b, maxPacket: uint32(cfg.MaxPacketSize), byClient: map[*mqtt.Client]*topicAliases{}}, &authHook{b: b}, &aclHook{}, &dpsHook{b: b}, &telemetryHook{b: b}, &presenceHook{b: b}, &hubHook{b: b}, &outboxHook{b: b}} {
+	for _, h := range []mqtt.Hook{&protocolHook{b: b, maxPacket: uint32(cfg.MaxPacketSize), byClient: map[*mqtt.Client]*topicAliases{}}, &authHook{b: b}, &aclHook{b: b}, &dpsHook{b: b}, &telemetryHook{b: b}, &presenceHook{b: b}, &hubHook{b: b}, &outboxHook{b: b}} {
 		if err := b.mqtt.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("broker: add hook: %w", err)
 		}
@@ -226,6 +231,7 @@ func hostOnly(h string) string {
 func (b *Broker) Start() error {
 	if b.cfg.TLSListen != "" {
 		l := newListener("tls", b.cfg.TLSListen, b.cfg.TLS, b.limits, b.log)
+		l.ln = b.cfg.TLSListener
 		if err := b.mqtt.AddListener(l); err != nil {
 			return fmt.Errorf("broker: listen on %s (TLS): %w", b.cfg.TLSListen, err)
 		}
@@ -233,6 +239,7 @@ func (b *Broker) Start() error {
 	}
 	if b.cfg.TCPListen != "" {
 		l := newListener("tcp", b.cfg.TCPListen, nil, b.limits, b.log)
+		l.ln = b.cfg.TCPListener
 		if err := b.mqtt.AddListener(l); err != nil {
 			return fmt.Errorf("broker: listen on %s: %w", b.cfg.TCPListen, err)
 		}

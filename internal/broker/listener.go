@@ -66,8 +66,11 @@ func (l *listener) Address() string {
 	return l.addr
 }
 
-// Init opens the socket.
+// Init opens the socket, unless it was handed over already bound.
 func (l *listener) Init(*slog.Logger) error {
+	if l.ln != nil {
+		return nil
+	}
 	ln, err := net.Listen("tcp", l.addr)
 	if err != nil {
 		return err

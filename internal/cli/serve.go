@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"time"
@@ -92,11 +93,13 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
-		return err
+		return startErr(ctx, log, err)
 	}
 	if err := srv.Start(ctx); err != nil {
-		shutdown(srv)
-		return err
+		if serr := shutdown(srv); serr != nil {
+			log.Warn("stopping after a failed start", "err", serr)
+		}
+		return startErr(ctx, log, err)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -105,6 +108,16 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startErr is what a start that failed returns: nil when it was asked to
+// stop (a signal during start-up), which is no failure.
+func startErr(ctx context.Context, log *slog.Logger, err error) error {
+	if ctx.Err() != nil {
+		log.Info("stopped during start-up", "err", err)
+		return nil
+	}
+	return err
 }
 
 func shutdown(srv *server.Server) error {

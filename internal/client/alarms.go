@@ -130,6 +130,7 @@ func (c *Client) NotificationPrefs(ctx context.Context) (api.NotificationPrefs, 
 // SetNotificationPrefs replaces the caller's alarm e-mail preferences.
 func (c *Client) SetNotificationPrefs(ctx context.Context, p api.NotificationPrefs) (api.NotificationPrefs, error) {
 	var out api.NotificationPrefs
+	p.Warnings = nil // answers only
 	err := c.Do(ctx, http.MethodPut, "/api/v1/me/notifications", nil, p, &out)
 	return out, err
 }

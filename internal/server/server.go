@@ -123,14 +123,35 @@ type Server struct {
 	hubHost   string
 	reg       *prometheus.Registry
 	debug     *http.Server
+	debugLn   net.Listener
+	// The MQTT sockets, bound in New and served by the broker from Start.
+	mqttTLSLn net.Listener
+	mqttTCPLn net.Listener
+	lock      *dirLock // the data directory's, from New to Shutdown
+	// operator is the operator token to make once the server runs, when
+	// none was made on an earlier start.
+	operator *operatorToken
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// What Start got to, for Shutdown.
+	serving         bool // the HTTPS server runs
+	pipelineRunning bool
+	cancel          context.CancelFunc
+	wg              sync.WaitGroup
 }
 
-// New opens storage, makes or loads certificates and wires the parts; Start
-// opens the listeners.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+// operatorToken is the first start's operator token, made in New and
+// stored and shown by Start once the server runs.
+type operatorToken struct {
+	secret    string
+	generated bool // shown to the operator; otherwise it is Config.AdminToken
+}
+
+// New locks the data directory and binds every listener before anything
+// else, so that a directory in use or a port taken is reported before
+// anything is made; then it makes or loads certificates, opens storage and
+// wires the parts. Start serves. If New fails, it leaves nothing open;
+// if it succeeds, Shutdown releases what it holds, whether Start ran or not.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("data directory not set")
 	}
@@ -140,12 +161,33 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.Out == nil {
 		cfg.Out = os.Stdout
 	}
+	if cfg.SMTP.Enabled() {
+		if err := cfg.SMTP.Validate(); err != nil {
+			return nil, fmt.Errorf("smtp: %w", err)
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.release()
+		}
+	}()
+	if s.lock, err = lockDataDir(cfg.DataDir, time.Now()); err != nil {
+		return nil, err
+	}
+	if !lockSupported {
+		log.Warn("this system has no file lock Warden uses: make sure no other server uses this data directory", "data_dir", cfg.DataDir)
+	}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start-up interrupted: %w", err)
+	}
 
-	var err error
 	if s.pki, err = pki.Ensure(cfg.DataDir, cfg.Hostnames, time.Now()); err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
@@ -160,27 +202,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	if err := s.store.Migrate(ctx); err != nil {
-		s.store.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
-	if err := s.firstToken(ctx); err != nil {
-		s.store.Close()
+	if s.operator, err = s.pendingOperatorToken(ctx); err != nil {
 		return nil, err
 	}
 	master, err := loadMaster(ctx, cfg, s.store, log)
 	if err != nil {
-		s.store.Close()
 		return nil, err
 	}
 	if s.keys, err = keyring.New(ctx, master, s.store, time.Now); err != nil {
-		s.store.Close()
 		return nil, err
 	}
 	// Machine data is stored sealed with its tenant's key; rows written
 	// before that are sealed now, before anything reads them.
 	s.store.SetSealer(s.keys)
 	if n, err := s.store.SealPlaintext(ctx); err != nil {
-		s.store.Close()
 		return nil, fmt.Errorf("seal stored machine data: %w", err)
 	} else if n > 0 {
 		log.Info("sealed machine data stored before encryption", "rows", n)
@@ -190,7 +227,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	// their topic and reason sealed are rewritten too; the compaction in
 	// Start removes the old bytes.
 	if n, err := s.engine.UpgradeRejected(ctx); err != nil {
-		s.store.Close()
 		return nil, fmt.Errorf("upgrade stored rejected messages: %w", err)
 	} else if n > 0 {
 		log.Info("rewrote rejected messages stored whole or with topic and reason in clear", "rows", n)
@@ -199,10 +235,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	if cfg.SMTP.Enabled() {
-		if err := cfg.SMTP.Validate(); err != nil {
-			s.store.Close()
-			return nil, fmt.Errorf("smtp: %w", err)
-		}
 		s.mailer = mail.New(cfg.SMTP, log.With("component", "mail"))
 	}
 	s.monitor = monitor.New(s.store, monitor.Config{}, s.onAlarm, log.With("component", "monitor"), time.Now)
@@ -211,6 +243,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.broker, err = broker.New(broker.Config{
 		TLSListen:      cfg.MQTTListen,
 		TCPListen:      cfg.MQTTTCPListen,
+		TLSListener:    s.mqttTLSLn,
+		TCPListener:    s.mqttTCPLn,
 		TLS:            s.pki.TLSConfig(),
 		MaxConnections: cfg.MQTTMaxConnections,
 		ConnectTimeout: cfg.MQTTConnectTimeout,
@@ -218,7 +252,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		MaxPacketSize:  cfg.MQTTMaxPacketSize,
 	}, s.store, s.pipeline, reg, log.With("component", "broker"), time.Now)
 	if err != nil {
-		s.store.Close()
 		return nil, err
 	}
 	s.broker.OnPresence(func(ev broker.PresenceEvent) {
@@ -326,48 +359,148 @@ func hubHost(hostnames []string, mqttAddr string) string {
 	return host
 }
 
+// ListenError is a listener that could not be opened: the flag that sets
+// its address, the address, and why.
+type ListenError struct {
+	Flag string // e.g. "--http-listen"
+	Addr string
+	Err  error
+}
+
+func (e *ListenError) Error() string {
+	cause := e.Err
+	var op *net.OpError
+	if errors.As(cause, &op) {
+		cause = op.Err
+		var sys *os.SyscallError
+		if errors.As(cause, &sys) {
+			cause = sys.Err
+		}
+	}
+	return fmt.Sprintf("%s %s: %v", e.Flag, e.Addr, cause)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// listen binds every configured listener (HTTPS, MQTT over TLS, plain
+// MQTT, debug) and records them in the lock file.
+func (s *Server) listen() error {
+	bind := func(flag, addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, &ListenError{Flag: flag, Addr: addr, Err: err}
+		}
+		return ln, nil
+	}
+	var err error
+	if s.httpLn, err = bind("--http-listen", s.cfg.HTTPListen); err != nil {
+		return err
+	}
+	listen := map[string]string{"https": s.httpLn.Addr().String()}
+	if s.cfg.MQTTListen != "" {
+		if s.mqttTLSLn, err = bind("--mqtt-listen", s.cfg.MQTTListen); err != nil {
+			return err
+		}
+		listen["mqtts"] = s.mqttTLSLn.Addr().String()
+	}
+	if s.cfg.MQTTTCPListen != "" {
+		if s.mqttTCPLn, err = bind("--mqtt-tcp-listen", s.cfg.MQTTTCPListen); err != nil {
+			return err
+		}
+		listen["mqtt"] = s.mqttTCPLn.Addr().String()
+	}
+	if s.cfg.DebugListen != "" {
+		if s.debugLn, err = bind("--debug-listen", s.cfg.DebugListen); err != nil {
+			return err
+		}
+		listen["debug"] = s.debugLn.Addr().String()
+	}
+	return s.lock.setListen(listen)
+}
+
+// release closes what New opened, after a failed New or at the end of
+// Shutdown: sockets not served, storage, and the data directory lock.
+func (s *Server) release() error {
+	for _, ln := range []net.Listener{s.httpLn, s.mqttTLSLn, s.mqttTCPLn, s.debugLn} {
+		if ln != nil {
+			ln.Close() // already closed if it was served
+		}
+	}
+	var errs []error
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	errs = append(errs, s.lock.release())
+	return errors.Join(errs...)
+}
+
 const metaOperatorToken = "operator_token_created"
 
-// firstToken creates the operator API token on the first start.
-func (s *Server) firstToken(ctx context.Context) error {
+// pendingOperatorToken makes the operator API token of the first start:
+// one the database has not been given yet. It is stored and shown by
+// Start, once the server runs; a start that fails before that leaves the
+// next start to make a new one.
+func (s *Server) pendingOperatorToken(ctx context.Context) (*operatorToken, error) {
+	if _, err := s.store.GetMeta(ctx, metaOperatorToken); err == nil {
+		return nil, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("first start: %w", err)
+	}
+	if s.cfg.AdminToken != "" {
+		return &operatorToken{secret: s.cfg.AdminToken}, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("first start: %w", err)
+	}
+	return &operatorToken{secret: "wdn_" + base64.RawURLEncoding.EncodeToString(b), generated: true}, nil
+}
+
+// storeOperatorToken stores the first start's operator token, replacing
+// one an earlier start stored but never showed, marks it made, and shows
+// it.
+func (s *Server) storeOperatorToken(ctx context.Context) error {
+	op := s.operator
+	if op == nil {
+		return nil
+	}
+	// Another node sharing the database may have made it meanwhile.
 	if _, err := s.store.GetMeta(ctx, metaOperatorToken); err == nil {
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("first start: %w", err)
 	}
-	secret, generated := s.cfg.AdminToken, false
-	if secret == "" {
-		b := make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return fmt.Errorf("first start: %w", err)
-		}
-		secret, generated = "wdn_"+base64.RawURLEncoding.EncodeToString(b), true
-	}
 	tok := store.APIToken{ID: "operator", TenantID: store.RootTenantID, Name: "operator (first start)",
-		Role: store.RoleOperatorAdmin, Hash: api.HashToken(secret), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
-	if err := s.store.CreateAPIToken(ctx, tok); err != nil && !errors.Is(err, store.ErrConflict) {
+		Role: store.RoleOperatorAdmin, Hash: api.HashToken(op.secret), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	err := s.store.CreateAPIToken(ctx, tok)
+	if errors.Is(err, store.ErrConflict) { // left by a start that stopped before showing it
+		if err = s.store.DeleteAPIToken(ctx, tok.ID); err == nil || errors.Is(err, store.ErrNotFound) {
+			err = s.store.CreateAPIToken(ctx, tok)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("first start: create operator token: %w", err)
 	}
 	if err := s.store.SetMeta(ctx, metaOperatorToken, time.Now().UTC().Format(time.RFC3339)); err != nil {
 		return fmt.Errorf("first start: %w", err)
 	}
-	if generated {
+	s.operator = nil
+	if op.generated {
 		fmt.Fprintf(s.cfg.Out, "\nOperator API token (shown only this once; Warden keeps only its hash):\n\n    %s\n\n"+
 			"Make your own account with it (export WARDEN_TOKEN=<the token>), then sign in with that:\n\n"+
-			"    warden user create --role operator-admin --email you@example.com --first-name … --last-name …\n\n", secret)
+			"    warden user create --role operator-admin --email you@example.com --first-name … --last-name …\n\n", op.secret)
 	} else {
 		s.log.Info("operator API token set from WARDEN_ADMIN_TOKEN")
 	}
 	return nil
 }
 
-// Start opens the MQTT and HTTPS listeners and the background jobs.
+// Start serves on the listeners New bound and starts the background jobs;
+// on the first start it then stores and shows the operator token. If Start
+// fails or ctx ends first, it returns an error and Shutdown releases
+// whatever it got to.
 func (s *Server) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.HTTPListen, err)
-	}
-	s.httpLn = ln
+	ln := s.httpLn
 	if s.publicURL = s.cfg.PublicURL; s.publicURL == "" {
 		s.publicURL = publicURL(s.cfg.Hostnames, ln.Addr())
 	}
@@ -385,32 +518,30 @@ func (s *Server) Start(ctx context.Context) error {
 	})
 	events.Subscribe(func(context.Context, factory.AccessClosed) { s.notifier.AccessClosed() })
 	if err := s.monitor.Start(ctx); err != nil {
-		ln.Close()
 		return err
 	}
 	// The monitor has sealed a state saved before sealing, if there was
 	// one: rewrite the database so that no replaced plaintext remains. If
 	// that fails the data is still sealed; the next start tries again.
-	if err := s.store.CompactSealed(ctx); err != nil {
+	if err := s.store.CompactSealed(ctx); err != nil && ctx.Err() == nil {
 		s.log.Error("could not compact the database after sealing: copies of replaced plaintext may remain in free space until the next start", "err", err)
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start-up interrupted: %w", err)
+	}
+	runCtx := ctx
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.wg.Add(1)
+	s.pipelineRunning = true
 	go func() {
 		defer s.wg.Done()
 		s.pipeline.Run(ctx)
 	}()
 	if err := s.broker.Start(); err != nil {
-		ln.Close()
-		s.cancel()
-		s.pipeline.Close()
-		s.wg.Wait()
 		return err
 	}
-	if s.cfg.DebugListen != "" {
-		if err := s.serveDebug(); err != nil {
-			return err
-		}
+	if s.debugLn != nil {
+		s.serveDebug()
 	}
 	// Devices must be told the port actually bound (it may have been 0).
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
@@ -426,6 +557,7 @@ func (s *Server) Start(ctx context.Context) error {
 	root.Handle("/", apiHandler)
 	s.http.Handler = root
 	s.engine.Start(ctx)
+	s.serving = true
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -442,6 +574,14 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.notifier.Run(ctx)
 	}()
+	if err := runCtx.Err(); err != nil {
+		return fmt.Errorf("start-up interrupted: %w", err)
+	}
+	// The token is stored and shown only now that the server runs; the
+	// line that says so comes last, when the token works.
+	if err := s.storeOperatorToken(runCtx); err != nil {
+		return err
+	}
 	s.log.Info("warden is running",
 		"mqtts", s.broker.Addr("tls"), "mqtt", s.broker.Addr("tcp"), "https", ln.Addr().String(),
 		"hub_host", s.hubHost, "ca", s.pki.Files.CA, "data_dir", s.cfg.DataDir)
@@ -465,11 +605,8 @@ func (s *Server) healthz(next http.Handler) http.Handler {
 }
 
 // serveDebug serves pprof on its own listener, never on the API's.
-func (s *Server) serveDebug() error {
-	ln, err := net.Listen("tcp", s.cfg.DebugListen)
-	if err != nil {
-		return fmt.Errorf("debug listener: %w", err)
-	}
+func (s *Server) serveDebug() {
+	ln := s.debugLn
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -479,7 +616,6 @@ func (s *Server) serveDebug() error {
 	s.debug = srv
 	go srv.Serve(ln)
 	s.log.Warn("serving Go profiles; do not expose this address", "debug", ln.Addr().String())
-	return nil
 }
 
 // forgetLoop drops message ids older than the dedup window, hourly.
@@ -506,11 +642,12 @@ func (s *Server) forgetLoop(ctx context.Context) {
 	}
 }
 
-// Shutdown stops taking connections, lets queued telemetry commit, and
-// closes storage.
+// Shutdown stops taking connections, lets queued telemetry commit, closes
+// storage and releases the data directory. It may follow a New or a Start
+// that failed part way: it stops only what was started.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
-	if s.httpLn != nil {
+	if s.serving {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
 	if s.debug != nil {
@@ -519,15 +656,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.broker != nil {
 		errs = append(errs, s.broker.Close())
 	}
-	s.pipeline.Close() // commits what devices already sent
+	if s.pipelineRunning {
+		s.pipeline.Close() // commits what devices already sent
+	}
 	if s.cancel != nil {
 		// After the broker and the pipeline: nothing feeds it any more.
 		errs = append(errs, s.monitor.Close(ctx))
 		s.engine.Close()
 		s.cancel()
+	} else if s.monitor != nil {
+		errs = append(errs, s.monitor.Close(ctx)) // Start may have started it
 	}
 	s.wg.Wait()
-	errs = append(errs, s.store.Close())
+	errs = append(errs, s.release())
 	return errors.Join(errs...)
 }
 
