@@ -22,6 +22,7 @@ Subcommands:
 // printEscalation prints what set did as a line on stderr, or what show
 // found as field lines.
 func printEscalation(in *invocation, e api.Escalation) error {
+	printWarnings(in.env, e.Warnings)
 	delay := formatDuration(time.Duration(e.DelayMinutes) * time.Minute)
 	if in.sub == "show" {
 		if e.DelayMinutes == 0 {
@@ -73,6 +74,7 @@ func runEscalation(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("%s escalation: %w", in.sub, err)
 	}
 	if in.json {
+		printWarnings(env, e.Warnings)
 		return printJSON(env, e)
 	}
 	return printEscalation(in, e)

@@ -76,6 +76,7 @@ func runNotifications(ctx context.Context, env *Env, args []string) error {
 			return selfError("set notification preferences", err)
 		}
 	}
+	printWarnings(env, p.Warnings)
 	if in.json {
 		return printJSON(env, p)
 	}

@@ -233,3 +233,11 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// printWarnings tells the user, on stderr, what the server said will not
+// work as they might expect (a setting that needs a mail server, say).
+func printWarnings(env *Env, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintln(env.Stderr, "warning:", w)
+	}
+}

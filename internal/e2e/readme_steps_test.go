@@ -47,7 +47,7 @@ func readmeSteps() []walkStep {
 				{"--devices 1000 --duration 20s", "--devices 20 --duration 3s"},
 				{"--rounds 3", "--rounds 1 --devices 20 --duration 2s"},
 				{"--clients 64 --duration 20s", "--clients 4 --duration 2s"},
-				{"--latency --rate 3000", "--latency --rate 100 --devices 10 --duration 3s"},
+				{"--latency --rate 3000", "--latency --rate 100 --load-devices 10 --probes 10"},
 			},
 			needsTCP: "127.0.0.1:1883",
 			timeout:  5 * time.Minute,
