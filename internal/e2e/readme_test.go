@@ -339,6 +339,7 @@ func (w *walkthrough) runChecked(name string, s *walkStep, body string) {
 		out := w.run(name, s, body, timeout)
 		failed := w.check(s, out)
 		if failed == "" {
+			w.t.Logf("%s: output:\n%s", name, out)
 			for k, re := range s.capture {
 				m := regexp.MustCompile(re).FindStringSubmatch(out)
 				if m == nil {
