@@ -194,7 +194,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 		t.Errorf("notifications set said %q", errOut)
 	}
 	mustRun(t, "notifications", "set", "--severity", "all")
-	if out, _ = mustRun(t, "notifications", "show"); !regexp.MustCompile(`(?m)^severities +all\nsites +sites `+site.ID+`$`).MatchString(out) {
+	if out, _ = mustRun(t, "notifications", "show"); !regexp.MustCompile(`(?m)^severities +all\nsites +sites ` + site.ID + `$`).MatchString(out) {
 		t.Errorf("notifications show printed %q", out)
 	}
 	wantFail(t, 2, []string{"nothing to change"}, "notifications", "set")
