@@ -100,7 +100,7 @@ func runSimulate(ctx context.Context, env *Env, args []string) error {
 			return usageError(env, "simulate", "--fault: unknown fault %q", *fault)
 		}
 		from := time.Now().Add(*faultAfter)
-		opts.Machine.Faults = []simulate.FaultWindow{{Fault: *fault, From: from, To: from.Add(*faultFor)}}
+		opts.Machine.Faults = []simulate.FaultWindow{{Fault: *fault, From: from, To: from.Add(*faultFor), Demo: true}}
 	}
 	log, err := newLogger(env.Stderr, *logLevel, *logFormat)
 	if err != nil {

@@ -246,7 +246,7 @@ func TestForcedOverheatRaisesTheWalkthroughAlarm(t *testing.T) {
 	}
 	faultAt := time.Now().Add(5 * time.Second)
 	runOne(t, RunOptions{Client: c, RootCAs: roots, Devices: 1, Kinds: []Kind{VacuumPump}, Interval: 2 * time.Second,
-		Prefix: "walk", Machine: Options{Faults: []FaultWindow{{Fault: FaultOverheat, From: faultAt, To: faultAt.Add(10 * time.Minute)}}}})
+		Prefix: "walk", Machine: Options{Faults: []FaultWindow{{Fault: FaultOverheat, From: faultAt, To: faultAt.Add(10 * time.Minute), Demo: true}}}})
 	eventually(t, 45*time.Second, func() string {
 		var page struct {
 			Alarms []struct {

@@ -12,8 +12,8 @@ const (
 	// FaultOverheat (vacuum pump): the cooling fails while the pump runs;
 	// the temperature climbs about 35 °C above normal, past 100 °C, and the
 	// motor current rises a little. Random ones happen during a shift and
-	// last 1–3 h; the heat builds over a quarter of an hour. A forced one
-	// is a demonstration that shows at any time of day: the pump runs warm
+	// last 1–3 h; the heat builds over a quarter of an hour. A demonstration
+	// window (FaultWindow.Demo) shows at any time of day: the pump runs warm
 	// for the whole window and the temperature passes 95 °C within about
 	// 20 s of its start.
 	FaultOverheat = "overheat"
@@ -65,15 +65,21 @@ func (k Kind) Faults() []string {
 type FaultWindow struct {
 	Fault    string
 	From, To time.Time
+	// Demo makes the fault show at once, whatever the time of day, for a
+	// demonstration (warden simulate --fault): a demo overheat runs the
+	// pump warm and passes 95 °C within about 20 s, where a real one builds
+	// over a quarter of an hour.
+	Demo bool
 }
 
 type faultWindow struct {
 	name     string
 	from, to int64 // unix seconds, [from, to)
+	demo     bool
 }
 
 func (w faultWindow) export() FaultWindow {
-	return FaultWindow{Fault: w.name, From: time.Unix(w.from, 0).UTC(), To: time.Unix(w.to, 0).UTC()}
+	return FaultWindow{Fault: w.name, From: time.Unix(w.from, 0).UTC(), To: time.Unix(w.to, 0).UTC(), Demo: w.demo}
 }
 
 func (m *Machine) addForced(f FaultWindow) {
@@ -83,7 +89,7 @@ func (m *Machine) addForced(f FaultWindow) {
 	if f.To.Before(f.From) {
 		panic(fmt.Sprintf("simulate: fault %q ends (%v) before it begins (%v)", f.Fault, f.To, f.From))
 	}
-	m.forced = append(m.forced, faultWindow{name: f.Fault, from: f.From.Unix(), to: f.To.Unix()})
+	m.forced = append(m.forced, faultWindow{name: f.Fault, from: f.From.Unix(), to: f.To.Unix(), demo: f.Demo})
 	m.day.valid = false
 }
 
@@ -104,10 +110,10 @@ func (m *Machine) faultAt(sec int64) string {
 	return ""
 }
 
-// forcedAt says whether the fault active at sec is a forced one.
-func (m *Machine) forcedAt(sec int64, name string) bool {
+// demoAt says whether a demonstration window of the fault is active at sec.
+func (m *Machine) demoAt(sec int64, name string) bool {
 	for _, w := range m.forced {
-		if w.name == name && sec >= w.from && sec < w.to {
+		if w.demo && w.name == name && sec >= w.from && sec < w.to {
 			return true
 		}
 	}

@@ -639,7 +639,7 @@ func medianOf(ps []point, metric, flag string) float64 {
 	return median(v)
 }
 
-// The README's walkthrough: a forced overheat (warden simulate --fault
+// The README's walkthrough: a demonstration overheat (warden simulate --fault
 // overheat --fault-after 5s) raises an alarm with the rule "temperature
 // above 95" within half a minute, at any time of day, while a pump without
 // a fault never reaches 95 °C.
@@ -651,7 +651,7 @@ func TestForcedOverheatPassesTheThresholdQuickly(t *testing.T) {
 		for i, start := range starts {
 			from := start.Add(time.Duration(seed*7+int64(i)*3) * time.Second % (10 * time.Second)) // off the 10 s grid
 			m := NewMachineWithOptions(VacuumPump, seed, monday, Options{FaultRatePerDay: -1,
-				Faults: []FaultWindow{{Fault: FaultOverheat, From: from, To: from.Add(10 * time.Minute)}}})
+				Faults: []FaultWindow{{Fault: FaultOverheat, From: from, To: from.Add(10 * time.Minute), Demo: true}}})
 			m.Sample(from.Add(-time.Minute))
 			crossed := time.Duration(-1)
 			for d := time.Duration(0); d <= time.Minute; d += time.Second {

@@ -51,7 +51,7 @@ func newPump(m *Machine) *pumpModel {
 		aWarm:      alpha(1500),
 		aCool:      alpha(2400),
 		aOver:      alpha(900),
-		// A forced overheat: 10 s (one step).
+		// A demonstration overheat: 10 s (one step).
 		aOverForced: alpha(10),
 		aPumpdown:   alpha(45),
 		aVent:       alpha(300),
@@ -121,15 +121,15 @@ func (p *pumpModel) step(m *Machine, t int64) {
 	if s.running && fault == FaultOverheat {
 		over = 35
 	}
-	if fault == FaultOverheat && m.forcedAt(t, FaultOverheat) {
-		// A forced overheat shows at once, whatever the schedule: the
+	if fault == FaultOverheat && m.demoAt(t, FaultOverheat) {
+		// A demonstration overheat shows at once, whatever the schedule: the
 		// pump runs warm and the heat builds in seconds.
 		s.warm = 1
 		s.over += (over - s.over) * p.aOverForced
 	} else {
 		s.over += (over - s.over) * p.aOver
 	}
-	s.running = p.scheduled(m, t+stepSec) || m.forcedAt(t+stepSec, FaultOverheat)
+	s.running = p.scheduled(m, t+stepSec) || m.demoAt(t+stepSec, FaultOverheat)
 	p.prev, p.cur = p.cur, s
 }
 
