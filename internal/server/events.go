@@ -73,6 +73,12 @@ func (s *Server) subscribe(bus event.Bus) {
 		}
 		return bus.Publish(ctx, event.KeysShredded{TenantID: ev.TenantID, At: time.Now().UTC()})
 	})
+	// Keys held in memory go too (a no-op on the node that shredded them;
+	// another node sharing the database must not keep opening with them).
+	event.On(bus, "keyring.forget", func(_ context.Context, ev event.KeysShredded) error {
+		s.keys.Forget(ev.TenantID)
+		return nil
+	})
 
 	// Factory service access closed: the broker closes the connections
 	// made with staff credentials no longer allowed, and the notifier
