@@ -29,7 +29,6 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/monitor"
-	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
@@ -68,17 +67,14 @@ type Config struct {
 	Mailer *mail.Sender
 	// Keys seal the users' TOTP secrets with their tenant's key.
 	Keys *keyring.Keyring
-	// Monitor evaluates the alarm rules: the API asks it for maintenance
-	// status and tells it of alarms cleared by hand. Nil: not asked
-	// (tests).
+	// Monitor runs the maintenance plans: the API asks it for a device's
+	// maintenance status and records services. Nil: not asked (tests).
 	Monitor *monitor.Monitor
-	// Notifier is told of alarms acknowledged and cleared through the
-	// API. Nil: nobody is told (tests).
-	Notifier *notify.Notifier
 	// Events takes the facts the API commits (a tenant or device deleted,
 	// a device changed or re-keyed, rules, plans, enrollments or grants
-	// changed, factory service access closed); the reactions (the device
-	// endpoint, the alarm runtime, the keyring, the notifier) subscribe.
+	// changed, alarms acknowledged or cleared by hand, factory service
+	// access closed); the reactions (the device endpoint, the alarm
+	// runtime, the keyring, the notifier) subscribe.
 	// Nil: an in-process bus nobody subscribed to (tests).
 	Events event.Publisher
 	// WebhookAllowPrivate accepts webhooks to loopback and private

@@ -154,6 +154,8 @@ func TestFacts(t *testing.T) {
 		event.GrantCreated{TenantID: "acme", GrantID: "g1", SupporterUserID: "u1", SiteID: "s1", ExpiresAt: at.Add(time.Hour), At: at},
 		event.GrantRevoked{TenantID: "acme", GrantID: "g1", SupporterUserID: "u1", DeviceID: "d1", At: at},
 		event.FactoryAccessClosed{TenantID: "acme", SiteID: "s1", At: at},
+		event.AlarmAcknowledged{TenantID: "acme", DeviceID: "d1", AlarmID: 7, By: "ann@acme.example (usr_1)", At: at},
+		event.AlarmClearedByHand{TenantID: "acme", DeviceID: "d1", AlarmID: 7, Kind: "rule", RuleID: "r1", By: "ann", At: at},
 	}
 	var subs []event.Subscription
 	rec := recorder{subs: &subs}
@@ -169,6 +171,8 @@ func TestFacts(t *testing.T) {
 	event.On(rec, "x", func(context.Context, event.GrantCreated) error { return nil })
 	event.On(rec, "x", func(context.Context, event.GrantRevoked) error { return nil })
 	event.On(rec, "x", func(context.Context, event.FactoryAccessClosed) error { return nil })
+	event.On(rec, "x", func(context.Context, event.AlarmAcknowledged) error { return nil })
+	event.On(rec, "x", func(context.Context, event.AlarmClearedByHand) error { return nil })
 	seen := map[string]bool{}
 	for i, ev := range facts {
 		typ := ev.Type()

@@ -138,3 +138,29 @@ type FactoryAccessClosed struct {
 }
 
 func (FactoryAccessClosed) Type() string { return "factory.access-closed" }
+
+// AlarmAcknowledged: a person acknowledged an alarm (By: who, as the
+// alarm records it).
+type AlarmAcknowledged struct {
+	TenantID string    `json:"tenantId"`
+	DeviceID string    `json:"deviceId"`
+	AlarmID  int64     `json:"alarmId"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+}
+
+func (AlarmAcknowledged) Type() string { return "alarm.acknowledged" }
+
+// AlarmClearedByHand: a person cleared an active alarm. Kind is the
+// alarm's kind ("rule" or "maintenance"), RuleID its rule.
+type AlarmClearedByHand struct {
+	TenantID string    `json:"tenantId"`
+	DeviceID string    `json:"deviceId"`
+	AlarmID  int64     `json:"alarmId"`
+	Kind     string    `json:"kind"`
+	RuleID   string    `json:"ruleId"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+}
+
+func (AlarmClearedByHand) Type() string { return "alarm.cleared-by-hand" }

@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/warden-iot/warden/internal/event"
+	"github.com/warden-iot/warden/internal/notify"
+	"github.com/warden-iot/warden/internal/store"
 )
 
 // subscribe wires the reactions to the facts the services publish: every
@@ -63,6 +66,23 @@ func (s *Server) subscribe(bus event.Bus) {
 	event.On(bus, "monitor.plans", func(ctx context.Context, _ event.MaintenancePlansChanged) error {
 		return s.monitor.PlansChanged(ctx)
 	})
+	// A rule's alarm cleared by hand raises again if its condition still
+	// holds.
+	event.On(bus, "monitor.cleared-by-hand", func(ctx context.Context, ev event.AlarmClearedByHand) error {
+		if ev.Kind != store.AlarmKindRule {
+			return nil
+		}
+		return s.monitor.ClearedByHand(ctx, ev.RuleID, ev.DeviceID, ev.At)
+	})
+
+	// The notifier tells those told of an alarm that a person
+	// acknowledged or cleared it.
+	event.On(bus, "notifier.acknowledged", func(ctx context.Context, ev event.AlarmAcknowledged) error {
+		return s.notifyAlarm(ctx, ev.AlarmID, notify.EventAcknowledged)
+	})
+	event.On(bus, "notifier.cleared-by-hand", func(ctx context.Context, ev event.AlarmClearedByHand) error {
+		return s.notifyAlarm(ctx, ev.AlarmID, notify.EventCleared)
+	})
 
 	// The keyring: a deleted tenant's keys are shredded, so that what is
 	// left of it in backups cannot be read; shredding also purges the
@@ -92,4 +112,13 @@ func (s *Server) subscribe(bus event.Bus) {
 		s.notifier.AccessClosed()
 		return nil
 	})
+}
+
+// notifyAlarm hands the alarm as stored now to the notifier.
+func (s *Server) notifyAlarm(ctx context.Context, alarmID int64, ev string) error {
+	a, err := s.store.GetAlarm(ctx, alarmID)
+	if err != nil {
+		return fmt.Errorf("notify alarm %d %s: %w", alarmID, ev, err)
+	}
+	return s.notifier.Alarm(ctx, a, ev)
 }
