@@ -39,8 +39,14 @@ func (m *Monitor) TenantDeleted(ctx context.Context, tenantID string, deviceIDs 
 		return err
 	}
 	delete(plans, tenantID)
-	return m.broadcast(ctx, event{kind: evForgetTenant, tenant: tenantID, rules: rules, plans: plans,
+	err = m.broadcast(ctx, event{kind: evForgetTenant, tenant: tenantID, rules: rules, plans: plans,
 		devices: deviceIDs, ts: m.now()})
+	// A failed alarm write of the same round is another device's (the
+	// shard logged it), not the forgetting's.
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("monitor: forget tenant %s: %w", tenantID, err)
+	}
+	return nil
 }
 
 // forgetTenant is TenantDeleted on the shard. What the tenant's devices
