@@ -141,9 +141,25 @@ func (tt *twoTenants) stored(t *testing.T, device string) []store.Alarm {
 // device races the deletion). The deleted tenant's offline rule never
 // fires, and the other tenant's alarm, due in the same round, is stored.
 func TestDeletedTenantNeverFires(t *testing.T) {
-	tt := newTwoTenants(t, map[string]string{"a1": "acme", "d1": "doomed"})
+	tt := newTwoTenants(t, map[string]string{"a1": "acme", "d1": "doomed", "d2": "doomed"})
 	ctx := t.Context()
 	t0 := monday.Add(8 * time.Hour)
+	// d2 of the doomed tenant is offline before: its alarm is active.
+	tt.m.Presence(ctx, "doomed", "d2", true, t0.Add(-time.Hour))
+	tt.m.Presence(ctx, "doomed", "d2", false, t0.Add(-time.Hour))
+	if err := tt.m.TickNow(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	if as := tt.stored(t, "d2"); len(as) != 1 || as[0].State != store.AlarmActive {
+		t.Fatalf("premise: d2's alarms %+v, want its offline alarm", as)
+	}
+	tt.st.mu.Lock()
+	tt.st.attempted = nil
+	tt.st.mu.Unlock()
+	tt.mu.Lock()
+	tt.told = nil
+	tt.mu.Unlock()
+
 	tt.m.Presence(ctx, "acme", "a1", true, t0)
 	tt.m.Presence(ctx, "acme", "a1", false, t0.Add(time.Minute))
 	// The deletion lands between the monitor reading d1's tenant and
@@ -163,8 +179,10 @@ func TestDeletedTenantNeverFires(t *testing.T) {
 			t.Logf("tick %s: %v", at, err)
 		}
 	}
+	// Neither d1's raise nor the clearing of d2's alarm (gone with its
+	// tenant) is written.
 	if tried := tt.st.tried("doomed"); len(tried) > 0 {
-		t.Errorf("the deleted tenant's rule fired: %+v", tried)
+		t.Errorf("alarm changes of the deleted tenant: %+v", tried)
 	}
 	as := tt.stored(t, "a1")
 	if len(as) != 1 || as[0].RuleID != "acme-offline" || as[0].State != store.AlarmActive {
