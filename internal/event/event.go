@@ -119,14 +119,21 @@ func NewLocal(log *slog.Logger) *Local {
 }
 
 // Subscribe adds a reaction after those already subscribed to its type. A
-// subscription without a name, type or handler is a programming error and
-// panics.
+// subscription without a name, type or handler, or with a name taken, is a
+// programming error and panics.
 func (b *Local) Subscribe(s Subscription) {
 	if s.Name == "" || s.Type == "" || s.Handle == nil {
 		panic(fmt.Sprintf("event: incomplete subscription %q to %q", s.Name, s.Type))
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for _, subs := range b.subs {
+		for _, o := range subs {
+			if o.Name == s.Name {
+				panic(fmt.Sprintf("event: two subscriptions named %q", s.Name))
+			}
+		}
+	}
 	// A new slice each time: Publish ranges over the one it read.
 	subs := make([]Subscription, 0, len(b.subs[s.Type])+1)
 	b.subs[s.Type] = append(append(subs, b.subs[s.Type]...), s)

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,3 +214,49 @@ func TestFacts(t *testing.T) {
 type recorder struct{ subs *[]event.Subscription }
 
 func (r recorder) Subscribe(s event.Subscription) { *r.subs = append(*r.subs, s) }
+
+// TestSubscriptionNames: a name is one reaction; a second use panics.
+func TestSubscriptionNames(t *testing.T) {
+	b, _ := newBus(t)
+	event.On(b, "broker.disconnect", func(context.Context, event.DeviceDeleted) error { return nil })
+	defer func() {
+		if recover() == nil {
+			t.Error("a second subscription named broker.disconnect was taken")
+		}
+	}()
+	event.On(b, "broker.disconnect", func(context.Context, event.DeviceRekeyed) error { return nil })
+}
+
+// TestConcurrent: publishing and subscribing from several goroutines is
+// safe (run with -race), and every publish reaches the subscribers that
+// were there before it began.
+func TestConcurrent(t *testing.T) {
+	b, _ := newBus(t)
+	var mu sync.Mutex
+	count := 0
+	event.On(b, "counter", func(context.Context, event.DeviceCreated) error {
+		mu.Lock()
+		count++
+		mu.Unlock()
+		return nil
+	})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				if err := b.Publish(t.Context(), event.DeviceCreated{DeviceID: "d"}); err != nil {
+					t.Error(err)
+				}
+				if i%25 == 0 {
+					event.On(b, fmt.Sprintf("late-%d-%d", g, i), func(context.Context, event.DeviceCreated) error { return nil })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if count != 800 {
+		t.Fatalf("counter ran %d times, want 800", count)
+	}
+}
