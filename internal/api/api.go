@@ -35,8 +35,8 @@ import (
 
 // Endpoint is what the API needs from the device endpoint (the MQTT broker):
 // presence, and reaching connected devices. What the endpoint must do when
-// devices, keys or enrollments change it learns from the events the API
-// publishes (Config.Events).
+// devices, keys, enrollments or queued messages change it learns from the
+// events the API publishes (Config.Events).
 type Endpoint interface {
 	Connected(deviceID string) bool
 	LastSeen(deviceID string) (at time.Time, ip string, ok bool)
@@ -47,9 +47,6 @@ type Endpoint interface {
 	// InvokeMethod calls a direct method on a connected device and waits
 	// for its answer (errors: broker.ErrDeviceOffline, ErrMethodTimeout).
 	InvokeMethod(ctx context.Context, deviceID, name string, payload json.RawMessage, timeout time.Duration) (broker.MethodResult, error)
-	// DeliverC2D sends a device's queued cloud-to-device messages if it
-	// is connected and subscribed.
-	DeliverC2D(deviceID string)
 }
 
 // Config is what the API needs to know about the deployment.
@@ -72,9 +69,10 @@ type Config struct {
 	Monitor *monitor.Monitor
 	// Events takes the facts the API commits (a tenant or device deleted,
 	// a device changed or re-keyed, rules, plans, enrollments or grants
-	// changed, alarms acknowledged or cleared by hand, factory service
-	// access closed); the reactions (the device endpoint, the alarm
-	// runtime, the keyring, the notifier) subscribe.
+	// changed, alarms acknowledged or cleared by hand, a cloud-to-device
+	// message queued, factory service access closed); the reactions (the
+	// device endpoint, the alarm runtime, the keyring, the notifier)
+	// subscribe.
 	// Nil: an in-process bus nobody subscribed to (tests).
 	Events event.Publisher
 	// WebhookAllowPrivate accepts webhooks to loopback and private

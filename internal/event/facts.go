@@ -164,3 +164,13 @@ type AlarmClearedByHand struct {
 }
 
 func (AlarmClearedByHand) Type() string { return "alarm.cleared-by-hand" }
+
+// CloudToDeviceQueued: a cloud-to-device message was queued for a device.
+type CloudToDeviceQueued struct {
+	TenantID  string    `json:"tenantId"`
+	DeviceID  string    `json:"deviceId"`
+	MessageID string    `json:"messageId"`
+	At        time.Time `json:"at"`
+}
+
+func (CloudToDeviceQueued) Type() string { return "hub.c2d-queued" }

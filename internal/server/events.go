@@ -44,6 +44,12 @@ func (s *Server) subscribe(bus event.Bus) {
 		s.broker.EnrollmentsChanged(ev.TenantID)
 		return nil
 	})
+	// A queued cloud-to-device message goes out at once if the device is
+	// connected and subscribed.
+	event.On(bus, "broker.deliver-c2d", func(_ context.Context, ev event.CloudToDeviceQueued) error {
+		s.broker.DeliverC2D(ev.DeviceID)
+		return nil
+	})
 
 	// The alarm and maintenance runtime: what it knows of a device (site,
 	// model) is read again; a deleted device's or tenant's states go, so
