@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -285,17 +286,6 @@ func actorLabel(c caller) string {
 	return c.Name + " (" + c.ActorID + ")"
 }
 
-// notifyAlarm hands an alarm event caused through the API to the
-// notifier; a failure is logged (the change is made).
-func (a *API) notifyAlarm(ctx context.Context, al store.Alarm, event string) {
-	if a.cfg.Notifier == nil {
-		return
-	}
-	if err := a.cfg.Notifier.Alarm(context.WithoutCancel(ctx), al, event); err != nil {
-		a.log.Error("notify alarm", "alarm", al.ID, "event", event, "err", err)
-	}
-}
-
 // ackAlarm acknowledges an alarm, active or cleared: who and when are
 // recorded with the comment. Twice is 409.
 func (a *API) ackAlarm(w http.ResponseWriter, r *http.Request) {
@@ -318,7 +308,8 @@ func (a *API) ackAlarm(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.notifyAlarm(ctx, acked, "acknowledged")
+	a.publish(ctx, event.AlarmAcknowledged{TenantID: acked.TenantID, DeviceID: acked.DeviceID, AlarmID: acked.ID,
+		By: acked.AckedBy, At: acked.AckedAt})
 	v, err := a.alarmView(ctx, acked)
 	if err != nil {
 		a.storeError(w, err)
@@ -363,13 +354,11 @@ func (a *API) clearAlarm(w http.ResponseWriter, r *http.Request) {
 			a.log.Error("acknowledge cleared alarm", "alarm", al.ID, "err", err)
 		}
 	}
-	if a.cfg.Monitor != nil && al.Kind == store.AlarmKindRule {
-		if err := a.cfg.Monitor.ClearedByHand(ctx, al.RuleID, al.DeviceID, at); err != nil {
-			a.log.Error("tell the monitor of a manual clear", "alarm", al.ID, "err", err)
-		}
-	}
 	a.log.Info("alarm cleared by hand", "alarm", al.ID, "device", al.DeviceID, "by", by)
-	a.notifyAlarm(ctx, al, "cleared")
+	// The alarm runtime lets the rule raise again if the condition still
+	// holds; the notifier tells those who were told of the alarm.
+	a.publish(ctx, event.AlarmClearedByHand{TenantID: al.TenantID, DeviceID: al.DeviceID, AlarmID: al.ID, Kind: al.Kind,
+		RuleID: al.RuleID, By: by, At: at})
 	v, err := a.alarmView(ctx, al)
 	if err != nil {
 		a.storeError(w, err)

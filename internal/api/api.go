@@ -24,22 +24,22 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
-	"github.com/warden-iot/warden/internal/factory"
+	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/monitor"
-	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
 
 // Endpoint is what the API needs from the device endpoint (the MQTT broker):
-// presence, and reaching connected devices.
+// presence, and reaching connected devices. What the endpoint must do when
+// devices, keys, enrollments or queued messages change it learns from the
+// events the API publishes (Config.Events).
 type Endpoint interface {
 	Connected(deviceID string) bool
 	LastSeen(deviceID string) (at time.Time, ip string, ok bool)
-	Disconnect(deviceID string)
 
 	// UpdateTwin changes a twin and pushes the desired-properties patch
 	// to the device if it is connected (hub.go).
@@ -47,12 +47,6 @@ type Endpoint interface {
 	// InvokeMethod calls a direct method on a connected device and waits
 	// for its answer (errors: broker.ErrDeviceOffline, ErrMethodTimeout).
 	InvokeMethod(ctx context.Context, deviceID, name string, payload json.RawMessage, timeout time.Duration) (broker.MethodResult, error)
-	// DeliverC2D sends a device's queued cloud-to-device messages if it
-	// is connected and subscribed.
-	DeliverC2D(deviceID string)
-	// EnrollmentsChanged drops cached provisioning enrollments of a tenant
-	// after the API changed them.
-	EnrollmentsChanged(tenantID string)
 }
 
 // Config is what the API needs to know about the deployment.
@@ -70,16 +64,17 @@ type Config struct {
 	Mailer *mail.Sender
 	// Keys seal the users' TOTP secrets with their tenant's key.
 	Keys *keyring.Keyring
-	// Monitor evaluates the alarm rules; the API tells it when rules
-	// change. Nil: not told (tests).
+	// Monitor runs the maintenance plans: the API asks it for a device's
+	// maintenance status and records services. Nil: not asked (tests).
 	Monitor *monitor.Monitor
-	// Notifier is told of alarms acknowledged and cleared through the
-	// API. Nil: nobody is told (tests).
-	Notifier *notify.Notifier
-	// Factory is told when operator staff may have lost access to a
-	// customer's machines (the switch went off, a device left its site, a
-	// site was deleted). Nil: nobody is told (tests).
-	Factory *factory.Events
+	// Events takes the facts the API commits (a tenant or device deleted,
+	// a device changed or re-keyed, rules, plans, enrollments or grants
+	// changed, alarms acknowledged or cleared by hand, a cloud-to-device
+	// message queued, factory service access closed); the reactions (the
+	// device endpoint, the alarm runtime, the keyring, the notifier)
+	// subscribe.
+	// Nil: an in-process bus nobody subscribed to (tests).
+	Events event.Publisher
 	// WebhookAllowPrivate accepts webhooks to loopback and private
 	// addresses (the notifier must be told the same).
 	WebhookAllowPrivate bool
@@ -107,6 +102,9 @@ func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g promethe
 	rec := cfg.Audit
 	if rec == nil {
 		rec = audit.NewRecorder(st, log, now)
+	}
+	if cfg.Events == nil {
+		cfg.Events = event.NewLocal(log)
 	}
 	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, now: now, audit: rec,
 		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow)}
@@ -138,6 +136,13 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("/api/v1/auth/", a.audited(public, a.noStore(jsonOnly(jsonMuxErrors(public)))))
 	mux.Handle("/api/", a.audited(api, a.noStore(a.authenticate(auditPrincipal(jsonMuxErrors(api))))))
 	return a.logRequests(mux)
+}
+
+// publish tells the subscribers of a fact the API committed. A reaction
+// that failed is logged by the bus; the fact stands, so the request's
+// answer does not change.
+func (a *API) publish(ctx context.Context, ev event.Event) {
+	_ = a.cfg.Events.Publish(ctx, ev)
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {

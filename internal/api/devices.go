@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/sas"
@@ -190,6 +191,7 @@ func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("device created", "device", d.ID, "tenant", d.TenantID)
+	a.publish(r.Context(), event.DeviceCreated{TenantID: d.TenantID, DeviceID: d.ID, At: d.CreatedAt})
 	res, err := a.deviceResource(r.Context(), d)
 	if err != nil {
 		a.storeError(w, err)
@@ -235,12 +237,10 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.Info = info
-		if a.cfg.Monitor != nil {
-			a.cfg.Monitor.DeviceChanged(r.Context(), d.ID, false) // its site or model may have changed
-		}
+		at := a.now().UTC()
+		a.publish(r.Context(), a.deviceChanged(d, oldSite, at))
 		if oldSite != "" && info.SiteID != oldSite {
-			a.cfg.Factory.Publish(context.WithoutCancel(r.Context()), factory.AccessClosed{TenantID: d.TenantID,
-				DeviceID: d.ID, At: a.now().UTC()})
+			a.publish(r.Context(), event.FactoryAccessClosed{TenantID: d.TenantID, DeviceID: d.ID, At: at})
 		}
 	}
 	if req.Status != nil {
@@ -254,15 +254,19 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.Status = st
-		if st == store.DeviceDisabled {
-			a.endpoint.Disconnect(d.ID)
-		}
+		a.publish(r.Context(), a.deviceChanged(d, d.Info.SiteID, a.now().UTC()))
 		if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok && !changed {
 			call.action = "device." + strings.TrimSuffix(string(st), "d") // device.enable, device.disable
 		}
 		a.log.Info("device status changed", "device", d.ID, "status", st)
 	}
 	writeJSON(w, http.StatusOK, a.view(d, false))
+}
+
+// deviceChanged is the fact of d as it is now, at oldSite before.
+func (a *API) deviceChanged(d store.Device, oldSite string, at time.Time) event.DeviceChanged {
+	return event.DeviceChanged{TenantID: d.TenantID, DeviceID: d.ID, SiteID: d.Info.SiteID, PreviousSiteID: oldSite,
+		Model: d.Info.Model, Status: string(d.Status), At: at}
 }
 
 // mayMove refuses a change of a device's site that would open the device's
@@ -296,11 +300,8 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.endpoint.Disconnect(d.ID)
-	if a.cfg.Monitor != nil {
-		a.cfg.Monitor.DeviceChanged(r.Context(), d.ID, true)
-	}
 	a.log.Info("device deleted", "device", d.ID)
+	a.publish(r.Context(), event.DeviceDeleted{TenantID: d.TenantID, DeviceID: d.ID, At: a.now().UTC()})
 	if err != nil {
 		a.notPurged(w, "device "+d.ID, err)
 		return
@@ -343,9 +344,8 @@ func (a *API) regenerateKeys(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	// A connection made with a token of a replaced key must not live on.
-	a.endpoint.Disconnect(d.ID)
 	a.log.Info("device keys regenerated", "device", d.ID, "key", req.Key)
+	a.publish(r.Context(), event.DeviceRekeyed{TenantID: d.TenantID, DeviceID: d.ID, Keys: req.Key, At: a.now().UTC()})
 	// The operator's admins may replace a customer's keys (to lock out a
 	// stolen box) but never learn them.
 	writeJSON(w, http.StatusOK, a.view(d, a.allowed(r.Context(), access.DeviceKeys, resourceOf(r.Context()))))

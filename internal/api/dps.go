@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -114,11 +116,11 @@ func (a *API) dpsInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, DPSInfo{IDScope: scope, ProvisioningHost: a.cfg.HubHost})
 }
 
-// enrollmentsChanged tells the device endpoint, which caches enrollments
-// for authentication, that a tenant's changed, so that a disabled or
-// re-keyed enrollment is refused from the next connection on.
-func (a *API) enrollmentsChanged(tenantID string) {
-	a.endpoint.EnrollmentsChanged(tenantID)
+// enrollmentsChanged publishes that a tenant's enrollments changed: the
+// device endpoint, which caches them for authentication, refuses a
+// disabled or re-keyed enrollment from the next connection on.
+func (a *API) enrollmentsChanged(ctx context.Context, tenantID string) {
+	a.publish(ctx, event.EnrollmentsChanged{TenantID: tenantID, At: a.now().UTC()})
 }
 
 // dpsStoreError answers a store failure of a provisioning endpoint.
@@ -296,7 +298,7 @@ func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 		a.dpsStoreError(w, err)
 		return
 	}
-	a.enrollmentsChanged(g.TenantID)
+	a.enrollmentsChanged(r.Context(), g.TenantID)
 	a.log.Info("enrollment group created", "group", g.ID, "tenant", g.TenantID)
 	writeJSON(w, http.StatusCreated, groupView(g, true))
 }
@@ -325,7 +327,7 @@ func (a *API) updateEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.enrollmentsChanged(g.TenantID)
+	a.enrollmentsChanged(r.Context(), g.TenantID)
 	a.log.Info("enrollment group changed", "group", g.ID, "tenant", g.TenantID, "enabled", g.Enabled,
 		"newKeys", u.PrimaryKey != nil || u.SecondaryKey != nil, "newInitialTwin", u.SetInitialTwin)
 	writeJSON(w, http.StatusOK, groupView(g, true))
@@ -337,7 +339,7 @@ func (a *API) deleteEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.enrollmentsChanged(tenant)
+	a.enrollmentsChanged(r.Context(), tenant)
 	a.log.Info("enrollment group deleted", "group", id, "tenant", tenant)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -395,7 +397,7 @@ func (a *API) createEnrollment(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.enrollmentsChanged(e.TenantID)
+	a.enrollmentsChanged(r.Context(), e.TenantID)
 	a.log.Info("individual enrollment created", "registration", e.RegistrationID, "device", e.DeviceID, "tenant", e.TenantID)
 	writeJSON(w, http.StatusCreated, enrollmentView(e, true))
 }
@@ -436,7 +438,7 @@ func (a *API) updateEnrollment(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.enrollmentsChanged(e.TenantID)
+	a.enrollmentsChanged(r.Context(), e.TenantID)
 	a.log.Info("individual enrollment changed", "registration", e.RegistrationID, "tenant", e.TenantID, "enabled", e.Enabled,
 		"newKeys", u.PrimaryKey != nil || u.SecondaryKey != nil, "newInitialTwin", u.SetInitialTwin)
 	writeJSON(w, http.StatusOK, enrollmentView(e, true))
@@ -448,7 +450,7 @@ func (a *API) deleteEnrollment(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.enrollmentsChanged(tenant)
+	a.enrollmentsChanged(r.Context(), tenant)
 	a.log.Info("individual enrollment deleted", "registration", id, "tenant", tenant)
 	w.WriteHeader(http.StatusNoContent)
 }

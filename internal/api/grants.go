@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -172,6 +173,8 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("access granted", "grant", g.ID, "tenant", g.TenantID, "supporter", sup.ID, "site", g.SiteID, "device", g.DeviceID)
+	a.publish(ctx, event.GrantCreated{TenantID: g.TenantID, GrantID: g.ID, SupporterUserID: g.SupporterUserID,
+		SiteID: g.SiteID, DeviceID: g.DeviceID, ExpiresAt: g.ExpiresAt, At: now})
 	writeJSON(w, http.StatusCreated, grantView(g, sup, now))
 }
 
@@ -197,5 +200,7 @@ func (a *API) revokeGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("access revoked", "grant", g.ID, "tenant", g.TenantID)
+	a.publish(r.Context(), event.GrantRevoked{TenantID: g.TenantID, GrantID: g.ID, SupporterUserID: g.SupporterUserID,
+		SiteID: g.SiteID, DeviceID: g.DeviceID, At: at})
 	w.WriteHeader(http.StatusNoContent)
 }

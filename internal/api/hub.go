@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/warden-iot/warden/internal/broker"
+	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -399,9 +400,9 @@ func (a *API) sendC2D(w http.ResponseWriter, r *http.Request) {
 		a.hubError(w, err)
 		return
 	}
-	a.endpoint.DeliverC2D(d.ID)
 	a.log.Info("cloud-to-device message queued", "device", d.ID, "message", m.MessageID, "ttl", ttl,
 		"caller", principal(r.Context()).ActorID)
+	a.publish(r.Context(), event.CloudToDeviceQueued{TenantID: d.TenantID, DeviceID: d.ID, MessageID: m.MessageID, At: now})
 	writeJSON(w, http.StatusAccepted, c2dView(m))
 }
 

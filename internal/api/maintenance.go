@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/maintenance"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/store"
@@ -176,7 +177,7 @@ func (a *API) setMaintenancePlan(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.plansChanged(ctx)
+	a.plansChanged(ctx, row.TenantID, model)
 	a.log.Info("maintenance plan set", "tenant", row.TenantID, "model", model)
 	writeJSON(w, http.StatusOK, planView(row))
 }
@@ -188,18 +189,14 @@ func (a *API) deleteMaintenancePlan(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.plansChanged(ctx)
+	a.plansChanged(ctx, tenant, model)
 	a.log.Info("maintenance plan deleted", "tenant", tenant, "model", model)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// plansChanged tells the monitor to reload the plans. The plan is stored
-// either way; a failed reload is logged (the monitor reloads on restart).
-func (a *API) plansChanged(ctx context.Context) {
-	if a.cfg.Monitor == nil {
-		return
-	}
-	if err := a.cfg.Monitor.PlansChanged(context.WithoutCancel(ctx)); err != nil {
-		a.log.Error("reload maintenance plans", "err", err)
-	}
+// plansChanged publishes the change of a plan (the maintenance runtime
+// reloads the plans). The plan is stored either way; a failed reload is
+// logged (the runtime reloads on restart).
+func (a *API) plansChanged(ctx context.Context, tenantID, model string) {
+	a.publish(ctx, event.MaintenancePlansChanged{TenantID: tenantID, Model: model, At: a.now().UTC()})
 }

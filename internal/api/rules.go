@@ -11,6 +11,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -181,15 +182,11 @@ func (a *API) checkRule(w http.ResponseWriter, r *http.Request, rule alarm.Rule,
 	return true
 }
 
-// rulesChanged tells the monitor to reload the rules. The rule is stored
-// either way; a failed reload is logged (the monitor reloads on restart).
-func (a *API) rulesChanged(ctx context.Context) {
-	if a.cfg.Monitor == nil {
-		return
-	}
-	if err := a.cfg.Monitor.RulesChanged(context.WithoutCancel(ctx)); err != nil {
-		a.log.Error("reload alarm rules", "err", err)
-	}
+// rulesChanged publishes the change of a rule (the alarm runtime reloads
+// the rules). The rule is stored either way; a failed reload is logged
+// (the runtime reloads on restart).
+func (a *API) rulesChanged(ctx context.Context, tenantID, ruleID string) {
+	a.publish(ctx, event.RulesChanged{TenantID: tenantID, RuleID: ruleID, At: a.now().UTC()})
 }
 
 func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
@@ -243,7 +240,7 @@ func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.rulesChanged(ctx)
+	a.rulesChanged(ctx, row.TenantID, row.ID)
 	a.log.Info("alarm rule created", "rule", row.ID, "tenant", row.TenantID)
 	writeJSON(w, http.StatusCreated, ruleView(row))
 }
@@ -291,7 +288,7 @@ func (a *API) updateRule(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.rulesChanged(ctx)
+	a.rulesChanged(ctx, row.TenantID, row.ID)
 	a.log.Info("alarm rule updated", "rule", row.ID, "tenant", row.TenantID)
 	writeJSON(w, http.StatusOK, ruleView(row))
 }
@@ -305,7 +302,7 @@ func (a *API) deleteRule(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.rulesChanged(ctx)
+	a.rulesChanged(ctx, row.TenantID, row.ID)
 	a.log.Info("alarm rule deleted", "rule", row.ID, "tenant", row.TenantID)
 	w.WriteHeader(http.StatusNoContent)
 }

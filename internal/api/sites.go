@@ -1,14 +1,13 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
-	"github.com/warden-iot/warden/internal/factory"
+	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -152,7 +151,7 @@ func (a *API) deleteSite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.FactoryAccess {
-		a.cfg.Factory.Publish(context.WithoutCancel(r.Context()), factory.AccessClosed{TenantID: s.TenantID, SiteID: s.ID, At: a.now().UTC()})
+		a.publish(r.Context(), event.FactoryAccessClosed{TenantID: s.TenantID, SiteID: s.ID, At: a.now().UTC()})
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -180,7 +179,7 @@ func (a *API) setFactoryAccess(w http.ResponseWriter, r *http.Request) {
 	s.FactoryAccess, s.FactoryAccessChangedAt = *req.Enabled, at
 	a.log.Info("factory service access switched", "site", s.ID, "on", s.FactoryAccess)
 	if was && !s.FactoryAccess {
-		a.cfg.Factory.Publish(context.WithoutCancel(r.Context()), factory.AccessClosed{TenantID: s.TenantID, SiteID: s.ID, At: at})
+		a.publish(r.Context(), event.FactoryAccessClosed{TenantID: s.TenantID, SiteID: s.ID, At: at})
 	}
 	writeJSON(w, http.StatusOK, siteView(s))
 }

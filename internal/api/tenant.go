@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -251,23 +252,19 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	for _, d := range devs {
-		a.endpoint.Disconnect(d.ID)
-		if a.cfg.Monitor != nil {
-			// Its rule and maintenance state go with it, so that a
-			// device made later with the same id starts afresh.
-			a.cfg.Monitor.DeviceChanged(r.Context(), d.ID, true)
-		}
+	ids := make([]string, len(devs))
+	for i, d := range devs {
+		ids[i] = d.ID
 	}
 	a.log.Info("tenant deleted", "tenant", t.ID, "devices", len(devs))
-	if a.cfg.Keys != nil {
-		// Without its keys, whatever of the tenant is left in backups
-		// cannot be read; shredding also purges the database files of
-		// them.
-		if err := a.cfg.Keys.Shred(r.Context(), t.ID); err != nil {
-			a.notPurged(w, "tenant "+t.ID, err)
-			return
-		}
+	// Its devices are disconnected, their rule and maintenance state
+	// forgotten, and its keys shredded: without them, whatever of the
+	// tenant is left in backups cannot be read, and shredding purges the
+	// database files of it. A reaction that did not finish is the
+	// caller's to know.
+	if err := a.cfg.Events.Publish(r.Context(), event.TenantDeleted{TenantID: t.ID, DeviceIDs: ids, At: a.now().UTC()}); err != nil {
+		a.notPurged(w, "tenant "+t.ID, err)
+		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -66,8 +66,8 @@ func (h *authHook) authorizeStaff(cl *mqtt.Client, pk packets.Packet, d store.De
 
 // RecheckStaff checks every live connection made with a staff credential
 // again and closes those no longer allowed: the reaction to
-// factory.AccessClosed. A connection whose check fails for a store error is
-// closed too.
+// event.FactoryAccessClosed. A connection whose check fails for a store
+// error is closed too.
 func (b *Broker) RecheckStaff(ctx context.Context) {
 	type conn struct {
 		client *mqtt.Client

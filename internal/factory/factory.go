@@ -29,7 +29,7 @@
 //
 // When staff may lose access to some of a customer's machines — the owner
 // switched a site off, a device left a site, a site was deleted — the API
-// publishes an AccessClosed event on Events; the server subscribes the
+// publishes an event.FactoryAccessClosed; the server subscribes the
 // reactions: the broker re-checks the live connections made with staff
 // credentials and closes those no longer allowed, and the notifier stops the
 // operator's pending notifications about those machines.
@@ -42,7 +42,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/warden-iot/warden/internal/audit"
@@ -156,42 +155,4 @@ func (c *Credentials) Authorize(ctx context.Context, id string, d store.Device, 
 		_, _ = c.audit.Record(ctx, ev) // Record logs its own failure
 	}
 	return verdict
-}
-
-// AccessClosed says operator staff may have lost access to machines of a
-// customer: the owner switched a site's factory service access off
-// (SiteID), a device left a site (DeviceID), or a site was deleted.
-type AccessClosed struct {
-	TenantID string
-	SiteID   string
-	DeviceID string
-	At       time.Time
-}
-
-// Events hands AccessClosed events to the reactions subscribed. It is safe
-// for concurrent use; the zero value has no subscribers.
-type Events struct {
-	mu   sync.RWMutex
-	subs []func(context.Context, AccessClosed)
-}
-
-// Subscribe adds a reaction. It runs on the publisher's goroutine and must
-// not block for long.
-func (e *Events) Subscribe(f func(context.Context, AccessClosed)) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.subs = append(e.subs, f)
-}
-
-// Publish tells every subscriber, in order. A nil *Events does nothing.
-func (e *Events) Publish(ctx context.Context, ev AccessClosed) {
-	if e == nil {
-		return
-	}
-	e.mu.RLock()
-	subs := e.subs
-	e.mu.RUnlock()
-	for _, f := range subs {
-		f(ctx, ev)
-	}
 }

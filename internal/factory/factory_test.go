@@ -1,7 +1,6 @@
 package factory
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -65,18 +64,5 @@ func TestKeyNameAndDerivedKey(t *testing.T) {
 	}
 	if DeriveKey(nil, KeyName("stf_a")) != nil {
 		t.Error("a missing device key must derive no key")
-	}
-}
-
-func TestEvents(t *testing.T) {
-	var nilEvents *Events
-	nilEvents.Publish(context.Background(), AccessClosed{}) // no subscribers, no panic
-	var e Events
-	var got []string
-	e.Subscribe(func(_ context.Context, ev AccessClosed) { got = append(got, "broker "+ev.SiteID) })
-	e.Subscribe(func(_ context.Context, ev AccessClosed) { got = append(got, "notifier "+ev.SiteID) })
-	e.Publish(context.Background(), AccessClosed{TenantID: "acme", SiteID: "s1"})
-	if len(got) != 2 || got[0] != "broker s1" || got[1] != "notifier s1" {
-		t.Errorf("reactions %q", got)
 	}
 }

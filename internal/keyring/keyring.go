@@ -251,6 +251,17 @@ func (k *Keyring) Shred(ctx context.Context, tenantID string) error {
 	if err != nil && !errors.Is(err, store.ErrNotPurged) {
 		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
 	}
+	k.Forget(tenantID)
+	if err != nil {
+		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
+	}
+	return nil
+}
+
+// Forget drops the tenant's keys this keyring holds in memory, so that it
+// reads them from the store again: the reaction of a node whose keyring did
+// not shred them itself (Shred forgets its own).
+func (k *Keyring) Forget(tenantID string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.active, tenantID)
@@ -259,10 +270,6 @@ func (k *Keyring) Shred(ctx context.Context, tenantID string) error {
 			delete(k.keys, id)
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
-	}
-	return nil
 }
 
 // InUse reports whether data keys in the database were wrapped with a

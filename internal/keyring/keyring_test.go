@@ -98,6 +98,35 @@ func TestTenantsHaveTheirOwnKeys(t *testing.T) {
 	}
 }
 
+// TestForget: a keyring that did not shred a tenant's keys (another node's)
+// keeps opening with the keys it holds until it forgets them.
+func TestForget(t *testing.T) {
+	st := newStore(t)
+	a, _ := New(t.Context(), master, st, time.Now)
+	b, _ := New(t.Context(), master, st, time.Now)
+	blob, _ := a.Seal(t.Context(), "acme", []byte("secret"), nil)
+	other, _ := a.Seal(t.Context(), store.RootTenantID, []byte("kept"), nil)
+	if _, err := b.Open(t.Context(), "acme", blob, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Open(t.Context(), store.RootTenantID, other, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Shred(t.Context(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Open(t.Context(), "acme", blob, nil); err != nil {
+		t.Fatalf("before Forget the key held in memory still opens: %v", err)
+	}
+	b.Forget("acme")
+	if _, err := b.Open(t.Context(), "acme", blob, nil); !errors.Is(err, ErrShredded) {
+		t.Fatalf("after Forget: %v, want ErrShredded", err)
+	}
+	if got, err := b.Open(t.Context(), store.RootTenantID, other, nil); err != nil || string(got) != "kept" {
+		t.Fatalf("other tenant after Forget: %q, %v", got, err)
+	}
+}
+
 func TestShred(t *testing.T) {
 	st := newStore(t)
 	k, _ := New(t.Context(), master, st, time.Now)

@@ -52,6 +52,7 @@ type Monitor struct {
 
 	mu    sync.Mutex
 	facts map[string]alarm.DeviceFacts // by device id
+	gone  map[string]bool              // tenants deleted (TenantDeleted)
 
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
@@ -80,7 +81,8 @@ func New(st store.Store, cfg Config, onAlarm AlarmFunc, log *slog.Logger, now fu
 	if onAlarm == nil {
 		onAlarm = func(context.Context, store.Alarm, string) {}
 	}
-	return &Monitor{cfg: cfg, st: st, log: log, now: now, onAlarm: onAlarm, facts: map[string]alarm.DeviceFacts{}}
+	return &Monitor{cfg: cfg, st: st, log: log, now: now, onAlarm: onAlarm, facts: map[string]alarm.DeviceFacts{},
+		gone: map[string]bool{}}
 }
 
 // Start loads the rules and the saved evaluator state and starts the
@@ -387,8 +389,11 @@ func (m *Monitor) deviceFacts(ctx context.Context, tenantID, deviceID string) (a
 	}
 	f = alarm.DeviceFacts{ID: d.ID, TenantPath: t.Path, SiteID: d.Info.SiteID, Model: d.Info.Model}
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gone[d.TenantID] {
+		return f, false // deleted while it was read
+	}
 	m.facts[deviceID] = f
-	m.mu.Unlock()
 	return f, true
 }
 

@@ -18,7 +18,8 @@ const (
 	evForget
 	evTick
 	evFlush
-	evCall // runs call on the shard (maintenance.go)
+	evCall         // runs call on the shard (maintenance.go)
+	evForgetTenant // tenant.go
 )
 
 type event struct {
@@ -29,6 +30,9 @@ type event struct {
 	connected bool
 	rules     []alarm.Rule
 	call      func(*shard) error
+	tenant    string     // evForgetTenant: the tenant deleted
+	devices   []string   // evForgetTenant: its devices
+	plans     planIndex  // evForgetTenant: the plans left
 	done      chan error // answered by broadcast events
 }
 
@@ -42,6 +46,9 @@ type shard struct {
 	// alarm's tenant and site come from there.
 	devices map[string]alarm.DeviceFacts
 	mt      maintShard // maintenance.go
+	// gone is the tenants deleted while the shard ran: later events of
+	// their devices are dropped (tenant.go).
+	gone map[string]bool
 
 	mu   sync.Mutex
 	snap alarm.Snapshot // the state as of the last save tick
@@ -112,10 +119,16 @@ func (s *shard) run(ctx context.Context) {
 func (s *shard) handle(out []alarm.Transition, ev event) []alarm.Transition {
 	switch ev.kind {
 	case evObserve:
+		if s.goneDevice(ev.dev) {
+			return out
+		}
 		s.devices[ev.dev.ID] = ev.dev
 		s.maintObserve(ev.dev, ev.ts, ev.values)
 		return append(out, s.ev.Observe(ev.dev, ev.ts, ev.values)...)
 	case evPresence:
+		if s.goneDevice(ev.dev) {
+			return out
+		}
 		s.devices[ev.dev.ID] = ev.dev
 		if ev.connected {
 			return append(out, s.ev.Connected(ev.dev, ev.ts)...)
@@ -137,6 +150,8 @@ func (s *shard) handle(out []alarm.Transition, ev event) []alarm.Transition {
 		return append(out, s.ev.Tick(ev.ts)...)
 	case evCall:
 		_ = ev.call(s) // the caller reads its own error
+	case evForgetTenant:
+		return s.forgetTenant(out, ev)
 	}
 	return out
 }
@@ -159,17 +174,13 @@ func (s *shard) apply(ctx context.Context, trs []alarm.Transition) error {
 			Value: t.Value, At: t.At, By: "auto"}
 	}
 	changes = append(changes, maint...)
-	alarms, err := s.m.st.ApplyAlarmChanges(ctx, changes)
-	if err != nil {
-		s.m.log.Error("monitor: store alarm changes", "changes", len(changes), "err", err)
-		return err
-	}
+	alarms, err := s.write(ctx, changes)
 	for i, a := range alarms {
 		if a.ID != 0 {
 			s.m.onAlarm(ctx, a, changes[i].Kind)
 		}
 	}
-	return nil
+	return err
 }
 
 // snapshot keeps the evaluator's state for the next save.

@@ -57,7 +57,7 @@ func (n *Notifier) recordOperatorDelivery(ctx context.Context, d store.Delivery,
 		OwnerTenantID: owner, Outcome: audit.Success}) // Record logs its own failure
 }
 
-// AccessClosed is the reaction to factory.AccessClosed: the next round
+// AccessClosed is the reaction to event.FactoryAccessClosed: the next round
 // gives up the operator's pending deliveries about machines it may no
 // longer hear of, rather than when each falls due.
 func (n *Notifier) AccessClosed() { n.sweep.Store(true) }

@@ -29,6 +29,7 @@ import (
 	"github.com/warden-iot/warden/internal/api"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
+	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/ingest"
 	"github.com/warden-iot/warden/internal/keyring"
@@ -511,12 +512,9 @@ func (s *Server) Start(ctx context.Context) error {
 	// devices are decided by the owner's switch and recorded in the trail;
 	// when the switch closes, the broker and the notifier react.
 	s.broker.SetStaffCredentials(factory.NewCredentials(s.store, rec, time.Now))
-	events := &factory.Events{}
-	events.Subscribe(func(ctx context.Context, ev factory.AccessClosed) {
-		s.log.Info("factory service access closed", "tenant", ev.TenantID, "site", ev.SiteID, "device", ev.DeviceID)
-		s.broker.RecheckStaff(ctx)
-	})
-	events.Subscribe(func(context.Context, factory.AccessClosed) { s.notifier.AccessClosed() })
+	// The facts the API commits reach the parts that react to them.
+	events := event.NewLocal(s.log.With("component", "events"))
+	s.subscribe(events)
 	if err := s.monitor.Start(ctx); err != nil {
 		return err
 	}
@@ -546,8 +544,8 @@ func (s *Server) Start(ctx context.Context) error {
 	// Devices must be told the port actually bound (it may have been 0).
 	s.hubHost = hubHost(s.cfg.Hostnames, s.broker.Addr("tls"))
 	s.broker.SetHubHost(s.hubHost, s.cfg.Hostnames...)
-	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL, Factory: events}
-	acfg.Mailer, acfg.Monitor, acfg.Notifier = s.mailer, s.monitor, s.notifier
+	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL, Events: events}
+	acfg.Mailer, acfg.Monitor = s.mailer, s.monitor
 	acfg.WebhookAllowPrivate, acfg.TrustedProxies = s.cfg.WebhookAllowPrivate, s.cfg.TrustedProxies
 	a := api.New(acfg, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
 	root := http.NewServeMux()
