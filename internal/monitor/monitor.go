@@ -41,6 +41,11 @@ type Config struct {
 	TickEvery time.Duration // how often time-based conditions are checked; default 1s
 	SaveEvery time.Duration // how often the evaluator state is saved; default 1m
 	QueueLen  int           // without Log: records kept per partition before Observe waits; default 65536
+	// Evaluators make further evaluators, one for each partition; they run
+	// after the alarm rules and the maintenance plans, on the same records,
+	// and their alarm changes are stored with theirs. Their state is
+	// theirs to keep.
+	Evaluators []func(partition int) Evaluator
 }
 
 // Consumer is the monitor's consumer name in the message log.
@@ -149,6 +154,9 @@ func (m *Monitor) Start(ctx context.Context) error {
 			rules: &ruleEval{log: m.log, now: m.now, ev: ev, devices: map[string]alarm.DeviceFacts{}},
 			maint: &maintEval{log: m.log, part: i}}
 		s.evals = []Evaluator{s.rules, s.maint}
+		for _, mk := range m.cfg.Evaluators {
+			s.evals = append(s.evals, mk(i))
+		}
 		if len(parts[i].Devices) > 0 {
 			trs, err := ev.Restore(parts[i], now)
 			if err != nil {

@@ -37,7 +37,7 @@ type shard struct {
 	id    int // the partition
 	rules *ruleEval
 	maint *maintEval
-	evals []Evaluator // rules and maint, in this order
+	evals []Evaluator // rules, maint, then Config.Evaluators
 	in    chan event
 	next  int64 // offset of the next record to evaluate
 	// failed holds the errors of storing alarm changes since the last
