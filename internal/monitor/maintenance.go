@@ -240,8 +240,8 @@ func (m *Monitor) maintFacts(ctx context.Context, deviceID string) (alarm.Device
 	return facts, nil
 }
 
-// call runs fn on the device's shard and waits until it ran and the alarm
-// changes it made are stored.
+// call runs fn on the device's shard, after the records appended before,
+// and waits until it ran and the alarm changes it made are stored.
 func (m *Monitor) call(ctx context.Context, deviceID string, fn func(*shard) error) error {
 	var fnErr error
 	done := make(chan error, 1)
@@ -249,10 +249,8 @@ func (m *Monitor) call(ctx context.Context, deviceID string, fn func(*shard) err
 		fnErr = fn(s)
 		return fnErr
 	}}
-	select {
-	case m.shards[m.shardOf(deviceID)].in <- ev:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := m.send(ctx, deviceID, ev); err != nil {
+		return err
 	}
 	select {
 	case err := <-done:

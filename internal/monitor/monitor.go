@@ -292,7 +292,9 @@ func (m *Monitor) DeviceChanged(ctx context.Context, deviceID string, deleted bo
 	delete(m.facts, deviceID)
 	m.mu.Unlock()
 	if deleted && m.shards != nil {
-		m.send(ctx, deviceID, event{kind: evForget, dev: alarm.DeviceFacts{ID: deviceID}, ts: m.now()})
+		if err := m.send(ctx, deviceID, event{kind: evForget, dev: alarm.DeviceFacts{ID: deviceID}, ts: m.now()}); err != nil {
+			m.log.Error("monitor: forget a deleted device", "device", deviceID, "err", err)
+		}
 	}
 }
 
@@ -337,12 +339,6 @@ func (m *Monitor) appendLog(ctx context.Context, recs []msglog.Record) {
 // evaluated and its alarms stored (tests and benchmarks). It returns the
 // errors of storing alarm changes since the last Flush.
 func (m *Monitor) Flush(ctx context.Context) error {
-	if m.shards == nil {
-		return nil
-	}
-	if err := m.caughtUp(ctx); err != nil {
-		return err
-	}
 	return m.broadcast(ctx, event{kind: evFlush})
 }
 
@@ -352,20 +348,33 @@ func (m *Monitor) TickNow(ctx context.Context, t time.Time) error {
 	return m.broadcast(ctx, event{kind: evTick, ts: t})
 }
 
-func (m *Monitor) send(ctx context.Context, deviceID string, ev event) {
+// send hands ev to the device's partition once it evaluated the records
+// appended before, so that ev comes after them.
+func (m *Monitor) send(ctx context.Context, deviceID string, ev event) error {
 	if m.shards == nil {
-		return
+		return nil
+	}
+	i := m.shardOf(deviceID)
+	s := m.shards[i]
+	if err := s.waitFor(ctx, m.msgs.End(i)); err != nil {
+		return err
 	}
 	select {
-	case m.shards[m.shardOf(deviceID)].in <- ev:
+	case s.in <- ev:
+		return nil
 	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-// broadcast sends ev to every shard and waits until each has handled it.
+// broadcast sends ev to every shard, after the records appended before,
+// and waits until each has handled it.
 func (m *Monitor) broadcast(ctx context.Context, ev event) error {
 	if m.shards == nil {
 		return nil
+	}
+	if err := m.caughtUp(ctx); err != nil {
+		return err
 	}
 	dones := make([]chan error, len(m.shards))
 	for i, s := range m.shards {

@@ -73,8 +73,8 @@ func NewMemory(cfg MemoryConfig) *Memory {
 func (m *Memory) Partitions() int { return len(m.parts) }
 
 // PartitionOf implements Log.
-func (m *Memory) PartitionOf(tenantID, deviceID string) int {
-	return Partition(tenantID, deviceID, len(m.parts))
+func (m *Memory) PartitionOf(deviceID string) int {
+	return Partition(deviceID, len(m.parts))
 }
 
 // Dropped is how many records Append dropped because their partition was
@@ -95,7 +95,7 @@ func (m *Memory) Append(ctx context.Context, recs []Record) error {
 	expired := false              // the wait is over for this call
 	dropped := 0
 	for _, r := range recs {
-		p := m.parts[m.PartitionOf(r.TenantID, r.DeviceID)]
+		p := m.parts[m.PartitionOf(r.DeviceID)]
 		for {
 			p.mu.Lock()
 			if len(p.committed) == 0 {
@@ -137,7 +137,7 @@ func (m *Memory) Append(ctx context.Context, recs []Record) error {
 	}
 	if dropped > 0 {
 		m.dropped.Add(int64(dropped))
-		return fmt.Errorf("%w: %d of %d records dropped", ErrFull, dropped, len(recs))
+		return &FullError{Dropped: dropped, Of: len(recs)}
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ func TestOrderPerPartition(t *testing.T) {
 				if r.Offset != off {
 					t.Fatalf("partition %d: offset %d, want %d", p, r.Offset, off)
 				}
-				if got := l.PartitionOf(r.TenantID, r.DeviceID); got != p {
+				if got := l.PartitionOf(r.DeviceID); got != p {
 					t.Fatalf("device %s read from partition %d, belongs to %d", r.DeviceID, p, got)
 				}
 				if want := fmt.Sprint(next[r.DeviceID]); r.Message.MessageID != want {

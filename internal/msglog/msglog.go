@@ -15,6 +15,7 @@ package msglog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"time"
 
@@ -45,7 +46,7 @@ type Appender interface {
 	// Append adds the records, each to its device's partition, in order.
 	// While a partition is full it waits, up to a bound the log sets; the
 	// records that still find no room are not appended, and Append returns
-	// an error wrapping ErrFull that says how many.
+	// a *FullError (matching ErrFull) that says how many.
 	Append(ctx context.Context, recs []Record) error
 }
 
@@ -55,7 +56,7 @@ type Log interface {
 	// Partitions is the number of partitions, fixed for the log's life.
 	Partitions() int
 	// PartitionOf is the partition of a device's records.
-	PartitionOf(tenantID, deviceID string) int
+	PartitionOf(deviceID string) int
 	// Read returns up to limit records of partition p from offset on, in
 	// order; it blocks until there is at least one or ctx ends. A from
 	// below the oldest record kept starts at the oldest record kept.
@@ -73,15 +74,27 @@ type Log interface {
 // past the bounded wait.
 var ErrFull = errors.New("message log partition full")
 
+// FullError is Append's error when it dropped records; it matches ErrFull.
+type FullError struct {
+	Dropped, Of int
+}
+
+func (e *FullError) Error() string {
+	return fmt.Sprintf("%v: %d of %d records dropped", ErrFull, e.Dropped, e.Of)
+}
+
+// Is makes errors.Is(err, ErrFull) hold.
+func (e *FullError) Is(target error) bool { return target == ErrFull }
+
 // ErrClosed is returned by Read and Append after Close.
 var ErrClosed = errors.New("message log closed")
 
 // Partition is the partition of a device among n: an FNV-1a hash of the
-// tenant and device ids.
-func Partition(tenantID, deviceID string, n int) int {
+// device id. Device ids are unique across tenants, and the tenant is left
+// out on purpose: a device moved to another tenant stays in its partition,
+// with its evaluation state.
+func Partition(deviceID string, n int) int {
 	h := fnv.New32a()
-	h.Write([]byte(tenantID))
-	h.Write([]byte{0})
 	h.Write([]byte(deviceID))
 	return int(h.Sum32() % uint32(n))
 }
