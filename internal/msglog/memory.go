@@ -94,8 +94,19 @@ func (m *Memory) Append(ctx context.Context, recs []Record) error {
 	var deadline <-chan time.Time // set when a partition is first found full
 	expired := false              // the wait is over for this call
 	dropped := 0
+	// Readers are woken once per partition and call, and before waiting
+	// for room.
+	appended := make([]bool, len(m.parts))
+	defer func() {
+		for i, ok := range appended {
+			if ok {
+				m.parts[i].wake()
+			}
+		}
+	}()
 	for _, r := range recs {
-		p := m.parts[m.PartitionOf(r.DeviceID)]
+		pi := m.PartitionOf(r.DeviceID)
+		p := m.parts[pi]
 		for {
 			p.mu.Lock()
 			if len(p.committed) == 0 {
@@ -107,13 +118,16 @@ func (m *Memory) Append(ctx context.Context, recs []Record) error {
 			if len(p.recs) < m.cfg.Capacity {
 				r.Offset = p.base + int64(len(p.recs))
 				p.recs = append(p.recs, r)
-				close(p.data)
-				p.data = make(chan struct{})
 				p.mu.Unlock()
+				appended[pi] = true
 				break
 			}
 			room := p.room
 			p.mu.Unlock()
+			if appended[pi] {
+				p.wake()
+				appended[pi] = false
+			}
 			if expired {
 				dropped++
 				break
@@ -140,6 +154,14 @@ func (m *Memory) Append(ctx context.Context, recs []Record) error {
 		return &FullError{Dropped: dropped, Of: len(recs)}
 	}
 	return nil
+}
+
+// wake tells the partition's readers of new records.
+func (p *partition) wake() {
+	p.mu.Lock()
+	close(p.data)
+	p.data = make(chan struct{})
+	p.mu.Unlock()
 }
 
 // Read implements Log.
