@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -144,5 +145,50 @@ func TestLogDropsCounted(t *testing.T) {
 	}
 	if !errors.Is(lg.err, msglog.ErrFull) {
 		t.Fatal("FullError does not match ErrFull")
+	}
+}
+
+// BenchmarkPipelineLog measures the committer with and without the message
+// log (an in-process one, read and committed by one consumer per
+// partition): the log's share of the ingest path.
+func BenchmarkPipelineLog(b *testing.B) {
+	for _, withLog := range []bool{false, true} {
+		b.Run(fmt.Sprintf("log=%v", withLog), func(b *testing.B) {
+			cfg := Config{MaxBatch: 1000}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if withLog {
+				lg := msglog.NewMemory(msglog.MemoryConfig{Partitions: 2, Consumers: []string{"c"}})
+				for p := range lg.Partitions() {
+					go func() {
+						var off int64
+						for {
+							recs, err := lg.Read(ctx, p, off, 512)
+							if err != nil {
+								return
+							}
+							off = recs[len(recs)-1].Offset + 1
+							_ = lg.Commit(ctx, "c", p, off)
+						}
+					}()
+				}
+				cfg.Log = lg
+			}
+			p := New(&memStore{}, cfg, NewMetrics(nil), slog.New(slog.DiscardHandler), fakeNow)
+			go p.Run(context.Background())
+			var wg sync.WaitGroup
+			wg.Add(b.N)
+			done := func(Outcome, error) { wg.Done() }
+			b.ResetTimer()
+			for i := range b.N {
+				dev := fmt.Sprintf("d%d", i%200)
+				if err := p.Submit(ctx, rawMsg(dev, "", `{"t": 1, "p": 2}`), done); err != nil {
+					b.Fatal(err)
+				}
+			}
+			wg.Wait()
+			b.StopTimer()
+			p.Close()
+		})
 	}
 }
