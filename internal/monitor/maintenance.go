@@ -53,9 +53,6 @@ import (
 // in its tenant or above.
 var ErrNoPlan = errors.New("no maintenance plan for the device's model")
 
-// maintStateKey is the monitor state key of the maintenance state.
-const maintStateKey = "maintenance"
-
 // Maintenance timing.
 const (
 	maintCheckEvery  = time.Hour           // service-due checks, and trend forecasts at most
@@ -226,7 +223,7 @@ func (m *Monitor) RecordService(ctx context.Context, deviceID string, at time.Ti
 	if err := m.call(ctx, deviceID, func(s *shard) error { return s.maint.maintService(facts, at, m.now()) }); err != nil {
 		return err
 	}
-	return m.saveMaintenance(ctx)
+	return m.shards[m.shardOf(deviceID)].save(ctx)
 }
 
 func (m *Monitor) maintFacts(ctx context.Context, deviceID string) (alarm.DeviceFacts, error) {
@@ -946,75 +943,6 @@ func (s *maintEval) maintSnapshot() {
 	s.mu.Lock()
 	s.snap = blob
 	s.mu.Unlock()
-}
-
-// saveMaintenance stores every shard's maintenance state as of its last
-// snapshot, one part per tenant (sealed with the tenant's key): a JSON
-// array holding the array of the tenant's device states.
-func (m *Monitor) saveMaintenance(ctx context.Context) error {
-	byTenant := map[string][]json.RawMessage{}
-	for _, s := range m.shards {
-		s.maint.mu.Lock()
-		snap := s.maint.snap
-		s.maint.mu.Unlock()
-		if len(snap) == 0 {
-			continue
-		}
-		var items []json.RawMessage
-		if err := json.Unmarshal(snap, &items); err != nil {
-			return fmt.Errorf("monitor: save maintenance state: %w", err)
-		}
-		for _, it := range items {
-			var st struct {
-				Device alarm.DeviceFacts `json:"device"`
-			}
-			if err := json.Unmarshal(it, &st); err != nil {
-				return fmt.Errorf("monitor: save maintenance state: %w", err)
-			}
-			tn := tenantOf(st.Device.TenantPath)
-			if tn == "" {
-				continue // no tenant to seal it for (never the case for a known device)
-			}
-			byTenant[tn] = append(byTenant[tn], it)
-		}
-	}
-	blobs := make(map[string][]byte, len(byTenant))
-	for tn, items := range byTenant {
-		b, err := json.Marshal([][]json.RawMessage{items})
-		if err != nil {
-			return fmt.Errorf("monitor: save maintenance state: %w", err)
-		}
-		blobs[tn] = b
-	}
-	if err := m.st.SaveMonitorState(ctx, maintStateKey, blobs); err != nil {
-		return fmt.Errorf("monitor: save maintenance state: %w", err)
-	}
-	return nil
-}
-
-// loadMaintenance reads the saved maintenance state, by shard.
-// legacy says whether it was saved before states were sealed.
-func (m *Monitor) loadMaintenance(ctx context.Context) (parts [][]maintDeviceState, legacy bool, err error) {
-	parts = make([][]maintDeviceState, m.cfg.Shards)
-	blobs, err := m.st.LoadMonitorState(ctx, maintStateKey)
-	if err != nil {
-		return nil, false, fmt.Errorf("monitor: load maintenance state: %w", err)
-	}
-	_, legacy = blobs[""]
-	for tenantID, blob := range blobs {
-		var saved [][]maintDeviceState
-		if err := json.Unmarshal(blob, &saved); err != nil {
-			m.log.Error("monitor: saved maintenance state unreadable; starting afresh", "tenant", tenantID, "err", err)
-			continue
-		}
-		for _, shard := range saved {
-			for _, st := range shard {
-				i := m.shardOf(st.Device.ID)
-				parts[i] = append(parts[i], st)
-			}
-		}
-	}
-	return parts, legacy, nil
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -76,8 +76,6 @@ type Monitor struct {
 	closeOnce sync.Once
 }
 
-const stateKey = "alarm-evaluator"
-
 // New makes a monitor; Start loads the rules and the saved state.
 func New(st store.Store, cfg Config, onAlarm AlarmFunc, log *slog.Logger, now func() time.Time) *Monitor {
 	if cfg.Shards <= 0 {
@@ -115,28 +113,21 @@ func (m *Monitor) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	maint, legacyMaint, err := m.loadMaintenance(ctx)
+	saved, err := m.savedPartitions(ctx)
 	if err != nil {
 		return err
 	}
-	var snap alarm.Snapshot
-	blobs, err := m.st.LoadMonitorState(ctx, stateKey)
+	maint, rewriteMaint, err := m.loadMaintenance(ctx, saved)
 	if err != nil {
-		return fmt.Errorf("monitor: load state: %w", err)
+		return err
 	}
-	_, legacy := blobs[""]
-	for tenantID, blob := range blobs {
-		var part alarm.Snapshot
-		if err := json.Unmarshal(blob, &part); err != nil {
-			m.log.Error("monitor: saved evaluator state unreadable; starting afresh", "tenant", tenantID, "err", err)
-			continue
-		}
-		snap.Devices = append(snap.Devices, part.Devices...)
+	parts, rewrite, err := m.loadRuleState(ctx, saved)
+	if err != nil {
+		return err
 	}
-	parts := make([]alarm.Snapshot, m.cfg.Shards)
-	for _, d := range snap.Devices {
-		i := m.shardOf(d.Device.ID)
-		parts[i].Devices = append(parts[i].Devices, d)
+	devices := 0
+	for _, p := range parts {
+		devices += len(p.Devices)
 	}
 	now := m.now()
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -175,13 +166,10 @@ func (m *Monitor) Start(ctx context.Context) error {
 		s.apply(ctx)
 		m.shards[i] = s
 	}
-	if legacy || legacyMaint {
-		// A state saved before states were sealed: save it now, sealed
-		// by tenant, which drops the plaintext one.
-		for _, s := range m.shards {
-			s.snapshot()
-		}
-		if err := m.save(ctx); err != nil {
+	if rewrite || rewriteMaint {
+		// A state saved whole, unsealed, or with another number of
+		// partitions: save it by partition, sealed, and drop the old.
+		if err := m.rewriteState(ctx, saved); err != nil {
 			return err
 		}
 	}
@@ -199,7 +187,7 @@ func (m *Monitor) Start(ctx context.Context) error {
 			s.read(readCtx, s.next)
 		}()
 	}
-	m.log.Info("alarm monitor started", "rules", len(rules), "shards", len(m.shards), "devices", len(snap.Devices))
+	m.log.Info("alarm monitor started", "rules", len(rules), "partitions", len(m.shards), "devices", devices)
 	return nil
 }
 
@@ -397,40 +385,6 @@ func (m *Monitor) broadcast(ctx context.Context, ev event) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// save stores the evaluator state of every shard as one snapshot.
-func (m *Monitor) save(ctx context.Context) error {
-	var all alarm.Snapshot
-	for _, s := range m.shards {
-		s.rules.mu.Lock()
-		all.Devices = append(all.Devices, s.rules.snap.Devices...)
-		s.rules.mu.Unlock()
-	}
-	// One part per tenant, sealed with the tenant's key.
-	byTenant := map[string]*alarm.Snapshot{}
-	for _, d := range all.Devices {
-		tn := tenantOf(d.Device.TenantPath)
-		if tn == "" {
-			continue // no tenant to seal it for (never the case for a known device)
-		}
-		if byTenant[tn] == nil {
-			byTenant[tn] = &alarm.Snapshot{}
-		}
-		byTenant[tn].Devices = append(byTenant[tn].Devices, d)
-	}
-	blobs := make(map[string][]byte, len(byTenant))
-	for tn, part := range byTenant {
-		blob, err := json.Marshal(part)
-		if err != nil {
-			return fmt.Errorf("monitor: encode state: %w", err)
-		}
-		blobs[tn] = blob
-	}
-	if err := m.st.SaveMonitorState(ctx, stateKey, blobs); err != nil {
-		return fmt.Errorf("monitor: save state: %w", err)
-	}
-	return m.saveMaintenance(ctx)
 }
 
 // deviceFacts is what the rules need to know of a device, cached.

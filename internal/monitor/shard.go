@@ -44,6 +44,8 @@ type shard struct {
 	// flush event.
 	failed error
 
+	saveMu sync.Mutex // one save of the partition at a time
+
 	pmu      sync.Mutex
 	done     int64         // records below it are evaluated and their changes stored
 	progress chan struct{} // closed when done moves
@@ -101,10 +103,8 @@ func (s *shard) run(ctx context.Context) {
 			ev = event{kind: evTick, ts: s.m.now()}
 		case <-save.C:
 			s.snapshot()
-			if s.id == 0 {
-				if err := s.m.save(ctx); err != nil {
-					s.m.log.Error("monitor: save state", "err", err)
-				}
+			if err := s.save(ctx); err != nil {
+				s.m.log.Error("monitor: save state", "partition", s.id, "err", err)
 			}
 			continue
 		}
