@@ -40,7 +40,7 @@ type Config struct {
 	Shards    int           // without Log: partitions; default GOMAXPROCS
 	TickEvery time.Duration // how often time-based conditions are checked; default 1s
 	SaveEvery time.Duration // how often the evaluator state is saved; default 1m
-	QueueLen  int           // without Log: records kept per partition before Observe waits; default 65536
+	QueueLen  int           // without Log: records kept per partition before Observe waits; default 16384
 	// Evaluators make further evaluators, one for each partition; they run
 	// after the alarm rules and the maintenance plans, on the same records,
 	// and their alarm changes are stored with theirs. Their state is

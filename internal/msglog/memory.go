@@ -15,7 +15,7 @@ type MemoryConfig struct {
 	// Partitions is the number of partitions (default GOMAXPROCS).
 	Partitions int
 	// Capacity is how many records a partition holds that a consumer has
-	// not committed yet (default 65536). It bounds the log's memory.
+	// not committed yet (default 16384). It bounds the log's memory.
 	Capacity int
 	// MaxWait is how long one Append waits, in all, for room in full
 	// partitions before it drops what does not fit (default 5s).
@@ -53,7 +53,7 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		cfg.Partitions = runtime.GOMAXPROCS(0)
 	}
 	if cfg.Capacity <= 0 {
-		cfg.Capacity = 1 << 16
+		cfg.Capacity = 1 << 14
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 5 * time.Second
