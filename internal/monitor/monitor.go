@@ -318,6 +318,9 @@ func (m *Monitor) Presence(ctx context.Context, tenantID, deviceID string, conne
 }
 
 func (m *Monitor) appendLog(ctx context.Context, recs []msglog.Record) {
+	if m.shards == nil {
+		return // not started: nobody would read them
+	}
 	if err := m.msgs.Append(ctx, recs); err != nil {
 		m.log.Error("monitor: message log refused records: alarm rules did not see them", "records", len(recs), "err", err)
 	}
