@@ -158,3 +158,54 @@ func TestEvaluationOffTheAckPath(t *testing.T) {
 		}
 	}
 }
+
+// Observe keeps what it was given, not the caller's slice: a caller that
+// reuses its batch (as a committer does) does not change what is evaluated.
+func TestObserveKeepsMessages(t *testing.T) {
+	e := newEnv(t)
+	e.device("p1", "pump")
+	e.device("p2", "pump")
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var evals []*blockingEval
+	var mu sync.Mutex
+	m := monitor.New(e.st, monitor.Config{Shards: 1, TickEvery: time.Hour, SaveEvery: time.Hour,
+		Evaluators: []func(int) monitor.Evaluator{func(int) monitor.Evaluator {
+			b := &blockingEval{release: release, entered: entered}
+			mu.Lock()
+			evals = append(evals, b)
+			mu.Unlock()
+			return b
+		}}}, nil, slog.New(slog.DiscardHandler), time.Now)
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	msg := func(dev string, sec int) store.Message {
+		at := monday.Add(time.Duration(sec) * time.Second)
+		return store.Message{TenantID: "acme", DeviceID: dev, ReceivedAt: at,
+			Points: []store.Point{{Metric: "t", TS: at, Value: 1}}}
+	}
+	batch := []store.Message{msg("p1", 0)}
+	m.Observe(t.Context(), batch)
+	select {
+	case <-entered: // the partition is held: what follows waits in the log
+	case <-time.After(10 * time.Second):
+		t.Fatal("the evaluator never saw the first message")
+	}
+	batch[0] = msg("p1", 1)
+	m.Observe(t.Context(), batch)
+	batch[0] = msg("p2", 2) // reused, as a committer would
+	m.Observe(t.Context(), batch)
+	close(release)
+	if err := m.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint([]string{fmt.Sprintf("p1@%d", monday.Unix()), fmt.Sprintf("p1@%d", monday.Unix()+1),
+		fmt.Sprintf("p2@%d", monday.Unix()+2)})
+	if got := fmt.Sprint(evals[0].seen); got != want {
+		t.Fatalf("evaluated %s, want %s", got, want)
+	}
+}

@@ -301,8 +301,11 @@ func (m *Monitor) ClearedByHand(ctx context.Context, ruleID, deviceID string, at
 
 // Observe appends accepted messages to the monitor's log, to be evaluated
 // (the server's ingest pipeline appends to the log itself). It waits while
-// the log is full, within the log's bound.
+// the log is full, within the log's bound. The slice may be reused once
+// Observe returns; the messages' points must stay as they are until
+// evaluated.
 func (m *Monitor) Observe(ctx context.Context, msgs []store.Message) {
+	msgs = slices.Clone(msgs)
 	recs := make([]msglog.Record, len(msgs))
 	for i := range msgs {
 		recs[i] = msglog.Record{TenantID: msgs[i].TenantID, DeviceID: msgs[i].DeviceID, Message: &msgs[i]}

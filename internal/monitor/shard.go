@@ -51,8 +51,8 @@ type shard struct {
 	progress chan struct{} // closed when done moves
 }
 
-// maxBatch bounds how many records or events one round evaluates before it
-// stores their alarms.
+// maxBatch bounds how many records (and other events) one round evaluates
+// before it stores their alarms; the reader reads at most as many at once.
 const maxBatch = 512
 
 // read feeds the partition's records from offset from to the shard, until
@@ -109,18 +109,20 @@ func (s *shard) run(ctx context.Context) {
 			continue
 		}
 		s.handle(ctx, ev)
+		n := max(1, len(ev.recs)) // records (or other events) in this round
 		var dones []chan error
 		if ev.done != nil {
 			dones = append(dones, ev.done)
 		}
 	drain:
-		for n := 0; n < maxBatch; n++ {
+		for n < maxBatch {
 			select {
 			case ev, ok = <-s.in:
 				if !ok {
 					break drain
 				}
 				s.handle(ctx, ev)
+				n += max(1, len(ev.recs))
 				if ev.done != nil {
 					dones = append(dones, ev.done)
 				}
