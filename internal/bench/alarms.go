@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -128,6 +130,14 @@ func Alarms(ctx context.Context, o AlarmsOptions, out io.Writer) (AlarmsResult, 
 		return AlarmsResult{}, fmt.Errorf("bench alarms: open store: %w", err)
 	}
 	defer closeStore()
+	// Alarms are machine data: the store seals them.
+	master := make([]byte, keyring.KeySize)
+	rand.Read(master)
+	keys, err := keyring.New(ctx, master, st, time.Now)
+	if err != nil {
+		return AlarmsResult{}, fmt.Errorf("bench alarms: %w", err)
+	}
+	st.SetSealer(keys)
 
 	fmt.Fprintf(out, "# registering %d devices and %d rules\n", o.Devices, len(benchAlarmRules()))
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -66,6 +67,12 @@ type Config struct {
 	// one is kept as rejected (its size, hash and first bytes). 0 means
 	// DefaultMaxPayload.
 	MaxPayload int
+	// Log, if set, receives every accepted (stored, not duplicate) message
+	// of a group commit, and the connection changes given to Presence, in
+	// the order they were submitted — after the senders were told the
+	// outcome: acknowledgements wait for the commit only. A full log slows
+	// the committer down (its Append waits, within its bound).
+	Log msglog.Appender
 }
 
 // DefaultMaxPayload is IoT Hub's limit of a device-to-cloud message.
@@ -98,6 +105,7 @@ type Pipeline struct {
 type job struct {
 	msg      store.Message
 	rejected *store.Rejected
+	presence *msglog.Presence // a connection change: no commit, only the log
 	done     Done
 	queued   time.Time
 }
@@ -146,6 +154,31 @@ func (p *Pipeline) Submit(ctx context.Context, r Raw, done Done) error {
 	}
 	// Close closes stop under the write lock: once stop is seen open here,
 	// Run cannot finish draining before this job is queued.
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	select {
+	case <-p.stop:
+		return ErrClosed
+	default:
+	}
+	select {
+	case p.queue <- j:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Presence queues a device's connection change for the log, behind the
+// messages submitted before it, so that the log has a device's messages and
+// connection changes in the order they happened. It blocks while the queue
+// is full. Without a log it does nothing.
+func (p *Pipeline) Presence(ctx context.Context, tenantID, deviceID string, connected bool, at time.Time) error {
+	if p.cfg.Log == nil {
+		return nil
+	}
+	j := job{msg: store.Message{TenantID: tenantID, DeviceID: deviceID}, presence: &msglog.Presence{Connected: connected, At: at},
+		queued: p.now()}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	select {
@@ -280,6 +313,9 @@ func (p *Pipeline) commit(ctx context.Context, batch []job) {
 	msgs := make([]store.Message, 0, len(batch))
 	var rejectErrs map[int]error
 	for i, j := range batch {
+		if j.presence != nil {
+			continue
+		}
 		if j.rejected == nil {
 			msgs = append(msgs, j.msg)
 			continue
@@ -308,8 +344,17 @@ func (p *Pipeline) commit(ctx context.Context, batch []job) {
 	// Report in submission order: a device's acknowledgements must go out
 	// in the order its messages arrived.
 	m := 0
+	var recs []msglog.Record
+	if p.cfg.Log != nil {
+		recs = make([]msglog.Record, 0, len(batch))
+	}
 	for i, j := range batch {
 		switch {
+		case j.presence != nil:
+			if recs != nil {
+				recs = append(recs, msglog.Record{TenantID: j.msg.TenantID, DeviceID: j.msg.DeviceID, Presence: j.presence})
+			}
+			continue
 		case j.rejected != nil:
 			j.done(Rejected, rejectErrs[i])
 			continue
@@ -322,9 +367,29 @@ func (p *Pipeline) commit(ctx context.Context, batch []job) {
 			p.metrics.messages.Inc()
 			p.metrics.points.Add(float64(len(j.msg.Points)))
 			j.done(Stored, nil)
+			if recs != nil {
+				recs = append(recs, msglog.Record{TenantID: j.msg.TenantID, DeviceID: j.msg.DeviceID, Message: &msgs[m]})
+			}
 		}
 		m++
 	}
+	if len(recs) > 0 {
+		if err := p.cfg.Log.Append(ctx, recs); err != nil {
+			// Stored, acknowledged, but not evaluated: the alarms they
+			// would have raised are lost. Say so loudly.
+			p.metrics.logDropped.Add(float64(droppedOf(err, len(recs))))
+			p.log.Error("message log refused committed messages: alarm rules did not see them", "records", len(recs), "err", err)
+		}
+	}
+}
+
+// droppedOf is how many of n records an Append error says were dropped:
+// the count of a msglog.FullError, else all of them.
+func droppedOf(err error, n int) int {
+	if fe, ok := errors.AsType[*msglog.FullError](err); ok {
+		return fe.Dropped
+	}
+	return n
 }
 
 // Metrics are the pipeline's Prometheus metrics.
@@ -335,6 +400,7 @@ type Metrics struct {
 	rejects       prometheus.Counter
 	commitSeconds prometheus.Histogram
 	batchSize     prometheus.Histogram
+	logDropped    prometheus.Counter
 }
 
 // NewMetrics makes the pipeline's metrics and registers them with reg.
@@ -354,9 +420,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "warden_commit_batch_messages", Help: "Messages per group commit.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		logDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_log_dropped_total", Help: "Committed messages and connection changes the alarm runtime did not see because its log stayed full."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.points, m.duplicates, m.rejects, m.commitSeconds, m.batchSize)
+		reg.MustRegister(m.messages, m.points, m.duplicates, m.rejects, m.commitSeconds, m.batchSize, m.logDropped)
 	}
 	return m
 }

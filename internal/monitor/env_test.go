@@ -30,6 +30,8 @@ type env struct {
 	m  *monitor.Monitor
 	// stopped: m was closed (Close must not be called twice).
 	stopped bool
+	// shards is the number of partitions of the next start (0: 2).
+	shards int
 
 	mu     sync.Mutex
 	now    time.Time
@@ -125,7 +127,11 @@ func (e *env) start(at time.Time) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// The real tickers never fire within a test: time is what the test
 	// says (TickNow).
-	e.m = monitor.New(e.st, monitor.Config{Shards: 2, TickEvery: time.Hour, SaveEvery: time.Hour}, onAlarm, log, e.clock)
+	shards := e.shards
+	if shards == 0 {
+		shards = 2
+	}
+	e.m = monitor.New(e.st, monitor.Config{Shards: shards, TickEvery: time.Hour, SaveEvery: time.Hour}, onAlarm, log, e.clock)
 	if err := e.m.Start(e.t.Context()); err != nil {
 		e.t.Fatal(err)
 	}

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
@@ -50,9 +52,6 @@ import (
 // ErrNoPlan is returned for a device whose model has no maintenance plan
 // in its tenant or above.
 var ErrNoPlan = errors.New("no maintenance plan for the device's model")
-
-// maintStateKey is the monitor state key of the maintenance state.
-const maintStateKey = "maintenance"
 
 // Maintenance timing.
 const (
@@ -134,7 +133,7 @@ func (m *Monitor) PlansChanged(ctx context.Context) error {
 		return err
 	}
 	return m.broadcast(ctx, event{kind: evCall, call: func(s *shard) error {
-		s.maintSetPlans(plans, m.now())
+		s.maint.maintSetPlans(plans, m.now())
 		return nil
 	}})
 }
@@ -206,7 +205,7 @@ func (m *Monitor) Maintenance(ctx context.Context, deviceID string) (Maintenance
 	var st MaintenanceStatus
 	err = m.call(ctx, deviceID, func(s *shard) error {
 		var err error
-		st, err = s.maintStatus(facts, m.now())
+		st, err = s.maint.maintStatus(facts, m.now())
 		return err
 	})
 	return st, err
@@ -221,10 +220,10 @@ func (m *Monitor) RecordService(ctx context.Context, deviceID string, at time.Ti
 	if err != nil {
 		return err
 	}
-	if err := m.call(ctx, deviceID, func(s *shard) error { return s.maintService(facts, at, m.now()) }); err != nil {
+	if err := m.call(ctx, deviceID, func(s *shard) error { return s.maint.maintService(facts, at, m.now()) }); err != nil {
 		return err
 	}
-	return m.saveMaintenance(ctx)
+	return m.shards[m.shardOf(deviceID)].save(ctx)
 }
 
 func (m *Monitor) maintFacts(ctx context.Context, deviceID string) (alarm.DeviceFacts, error) {
@@ -238,8 +237,8 @@ func (m *Monitor) maintFacts(ctx context.Context, deviceID string) (alarm.Device
 	return facts, nil
 }
 
-// call runs fn on the device's shard and waits until it ran and the alarm
-// changes it made are stored.
+// call runs fn on the device's shard, after the records appended before,
+// and waits until it ran and the alarm changes it made are stored.
 func (m *Monitor) call(ctx context.Context, deviceID string, fn func(*shard) error) error {
 	var fnErr error
 	done := make(chan error, 1)
@@ -247,10 +246,8 @@ func (m *Monitor) call(ctx context.Context, deviceID string, fn func(*shard) err
 		fnErr = fn(s)
 		return fnErr
 	}}
-	select {
-	case m.shards[m.shardOf(deviceID)].in <- ev:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := m.send(ctx, deviceID, ev); err != nil {
+		return err
 	}
 	select {
 	case err := <-done:
@@ -265,14 +262,38 @@ func (m *Monitor) call(ctx context.Context, deviceID string, fn func(*shard) err
 
 // ---- State of a shard ----
 
-// maintShard is a shard's maintenance state; only the shard's goroutine
-// touches it, except snap (under shard.mu).
-type maintShard struct {
+// maintEval is a partition's maintenance runtime, its Evaluator; only the
+// partition's goroutine touches it, except snap (under mu).
+type maintEval struct {
+	log     *slog.Logger
+	part    int
 	plans   planIndex
 	devices map[string]*mdev
 	changes []store.AlarmChange // not yet stored
-	snap    []byte              // JSON of the device states at the last snapshot
+
+	mu   sync.Mutex
+	snap []byte // JSON of the device states at the last snapshot
 }
+
+// Observe implements Evaluator.
+func (s *maintEval) Observe(dev alarm.DeviceFacts, at time.Time, values map[string]float64) {
+	s.maintObserve(dev, at, values)
+}
+
+// Presence implements Evaluator: connections do not count for maintenance.
+func (s *maintEval) Presence(alarm.DeviceFacts, time.Time, bool) {}
+
+// Forget implements Evaluator.
+func (s *maintEval) Forget(deviceID string, at time.Time) { s.maintForget(deviceID, at) }
+
+// Tick implements Evaluator.
+func (s *maintEval) Tick(at time.Time) { s.maintTick(at) }
+
+// Changes implements Evaluator.
+func (s *maintEval) Changes() []store.AlarmChange { return s.takeMaintChanges() }
+
+// Snapshot implements Evaluator.
+func (s *maintEval) Snapshot() { s.maintSnapshot() }
 
 // mdev is one device's maintenance state.
 type mdev struct {
@@ -461,21 +482,21 @@ func (t *mtrend) close() {
 
 // mdevice returns the device's state, making or rebinding it when its plan
 // is new or changed; nil if its model has no plan.
-func (s *shard) mdevice(f alarm.DeviceFacts, at time.Time) *mdev {
-	d := s.mt.devices[f.ID]
+func (s *maintEval) mdevice(f alarm.DeviceFacts, at time.Time) *mdev {
+	d := s.devices[f.ID]
 	if d != nil && d.facts == f {
 		return d
 	}
-	p := s.mt.plans.lookup(f)
+	p := s.plans.lookup(f)
 	if d == nil {
 		if p == nil {
 			return nil
 		}
-		if s.mt.devices == nil {
-			s.mt.devices = map[string]*mdev{}
+		if s.devices == nil {
+			s.devices = map[string]*mdev{}
 		}
 		d = newMdev(f, p, at)
-		s.mt.devices[f.ID] = d
+		s.devices[f.ID] = d
 		return d
 	}
 	return s.rebind(d, f, p, at)
@@ -483,7 +504,7 @@ func (s *shard) mdevice(f alarm.DeviceFacts, at time.Time) *mdev {
 
 // rebind moves a device to a changed plan (or facts), keeping what still
 // applies; nil p drops it.
-func (s *shard) rebind(d *mdev, f alarm.DeviceFacts, p *mplan, at time.Time) *mdev {
+func (s *maintEval) rebind(d *mdev, f alarm.DeviceFacts, p *mplan, at time.Time) *mdev {
 	if p != nil && p.tenant == d.plan.tenant && p.fp == d.plan.fp {
 		d.facts, d.plan = f, p
 		return d
@@ -492,22 +513,22 @@ func (s *shard) rebind(d *mdev, f alarm.DeviceFacts, p *mplan, at time.Time) *md
 	st.Device = f
 	nd := s.restore(st, p, at)
 	if nd == nil {
-		delete(s.mt.devices, f.ID)
+		delete(s.devices, f.ID)
 	} else {
-		s.mt.devices[f.ID] = nd
+		s.devices[f.ID] = nd
 	}
 	return nd
 }
 
 // maintSetPlans takes new plans.
-func (s *shard) maintSetPlans(plans planIndex, now time.Time) {
-	s.mt.plans = plans
-	for _, d := range s.mt.devices {
+func (s *maintEval) maintSetPlans(plans planIndex, now time.Time) {
+	s.plans = plans
+	for _, d := range s.devices {
 		s.rebind(d, d.facts, plans.lookup(d.facts), now)
 	}
 }
 
-func (s *shard) maintObserve(f alarm.DeviceFacts, ts time.Time, values map[string]float64) {
+func (s *maintEval) maintObserve(f alarm.DeviceFacts, ts time.Time, values map[string]float64) {
 	d := s.mdevice(f, ts)
 	if d == nil || ts.Before(d.last) {
 		return
@@ -567,8 +588,8 @@ func (s *shard) maintObserve(f alarm.DeviceFacts, ts time.Time, values map[strin
 }
 
 // maintTick runs the time-based checks of every device.
-func (s *shard) maintTick(now time.Time) {
-	for _, d := range s.mt.devices {
+func (s *maintEval) maintTick(now time.Time) {
+	for _, d := range s.devices {
 		if !now.Before(d.last) {
 			s.maintCheck(d, now)
 		}
@@ -577,7 +598,7 @@ func (s *shard) maintTick(now time.Time) {
 
 // maintCheck runs the service-due check hourly and forecasts each trend
 // at most once an hour (once a bucket for long windows).
-func (s *shard) maintCheck(d *mdev, now time.Time) {
+func (s *maintEval) maintCheck(d *mdev, now time.Time) {
 	if !now.Before(d.nextCheck) {
 		d.nextCheck = now.Add(maintCheckEvery)
 		s.serviceCheck(d, now)
@@ -608,7 +629,7 @@ func (s *shard) maintCheck(d *mdev, now time.Time) {
 	}
 }
 
-func (s *shard) serviceCheck(d *mdev, now time.Time) {
+func (s *maintEval) serviceCheck(d *mdev, now time.Time) {
 	sp := d.plan.plan.Service
 	if sp == nil {
 		return
@@ -634,7 +655,7 @@ func (s *shard) serviceCheck(d *mdev, now time.Time) {
 // maintService records, at now, a service done at at. The warnings it
 // ends clear when it is recorded (at the service if that is later): they
 // were shown until then.
-func (s *shard) maintService(f alarm.DeviceFacts, at, now time.Time) error {
+func (s *maintEval) maintService(f alarm.DeviceFacts, at, now time.Time) error {
 	d := s.mdevice(f, at)
 	if d == nil {
 		return ErrNoPlan
@@ -667,18 +688,18 @@ func (s *shard) maintService(f alarm.DeviceFacts, at, now time.Time) error {
 }
 
 // maintForget drops a deleted device, clearing its warnings.
-func (s *shard) maintForget(deviceID string, at time.Time) {
-	d := s.mt.devices[deviceID]
+func (s *maintEval) maintForget(deviceID string, at time.Time) {
+	d := s.devices[deviceID]
 	if d == nil {
 		return
 	}
 	for _, rule := range slices.Sorted(maps.Keys(d.active)) {
 		s.maintClear(d, rule, at, "cleared: device forgotten")
 	}
-	delete(s.mt.devices, deviceID)
+	delete(s.devices, deviceID)
 }
 
-func (s *shard) maintRaise(d *mdev, rule string, at time.Time, v float64, msg string) {
+func (s *maintEval) maintRaise(d *mdev, rule string, at time.Time, v float64, msg string) {
 	if _, on := d.active[rule]; on {
 		return
 	}
@@ -686,7 +707,7 @@ func (s *shard) maintRaise(d *mdev, rule string, at time.Time, v float64, msg st
 	s.maintChange(d.facts, d.plan.tenant, "raised", rule, at, v, msg)
 }
 
-func (s *shard) maintClear(d *mdev, rule string, at time.Time, msg string) {
+func (s *maintEval) maintClear(d *mdev, rule string, at time.Time, msg string) {
 	raised, on := d.active[rule]
 	if !on {
 		return
@@ -695,28 +716,28 @@ func (s *shard) maintClear(d *mdev, rule string, at time.Time, msg string) {
 	s.maintChange(d.facts, d.plan.tenant, "cleared", rule, latest(at, raised), 0, msg)
 }
 
-func (s *shard) maintChange(f alarm.DeviceFacts, planTenant, kind, rule string, at time.Time, v float64, msg string) {
+func (s *maintEval) maintChange(f alarm.DeviceFacts, planTenant, kind, rule string, at time.Time, v float64, msg string) {
 	tenant := tenantOf(f.TenantPath)
 	if tenant == "" {
 		tenant = planTenant
 	}
-	s.mt.changes = append(s.mt.changes, store.AlarmChange{Kind: kind, TenantID: tenant, RuleID: rule, DeviceID: f.ID,
+	s.changes = append(s.changes, store.AlarmChange{Kind: kind, TenantID: tenant, RuleID: rule, DeviceID: f.ID,
 		SiteID: f.SiteID, Alarm: store.AlarmKindMaintenance, Severity: string(alarm.Warning), Message: msg,
 		Value: v, At: at, By: "auto"})
 }
 
 // takeMaintChanges hands over the maintenance alarm changes not yet stored.
-func (s *shard) takeMaintChanges() []store.AlarmChange {
-	c := s.mt.changes
-	s.mt.changes = nil
+func (s *maintEval) takeMaintChanges() []store.AlarmChange {
+	c := s.changes
+	s.changes = nil
 	return c
 }
 
 // maintStatus is the status of a device at now.
-func (s *shard) maintStatus(f alarm.DeviceFacts, now time.Time) (MaintenanceStatus, error) {
-	d := s.mt.devices[f.ID]
+func (s *maintEval) maintStatus(f alarm.DeviceFacts, now time.Time) (MaintenanceStatus, error) {
+	d := s.devices[f.ID]
 	if d == nil || d.facts != f {
-		p := s.mt.plans.lookup(f)
+		p := s.plans.lookup(f)
 		if p == nil {
 			return MaintenanceStatus{}, ErrNoPlan
 		}
@@ -826,7 +847,7 @@ func (d *mdev) state() maintDeviceState {
 // restore makes a device's state under plan p from a saved state, keeping
 // what p still has, and clears (at now) the saved warnings p does not
 // have. nil p: the device has no plan any more; every warning clears.
-func (s *shard) restore(st maintDeviceState, p *mplan, now time.Time) *mdev {
+func (s *maintEval) restore(st maintDeviceState, p *mplan, now time.Time) *mdev {
 	if p == nil {
 		for _, rule := range slices.Sorted(maps.Keys(st.Active)) {
 			s.maintChange(st.Device, st.PlanTenant, "cleared", rule, latest(now, st.Active[rule]), 0,
@@ -895,102 +916,33 @@ func sameRun(a, b maintenance.RunSource) bool {
 
 // maintStart sets up a shard's maintenance from the plans and the saved
 // device states of the shard.
-func (s *shard) maintStart(plans planIndex, saved []maintDeviceState, now time.Time) {
-	s.mt.plans = plans
-	s.mt.devices = map[string]*mdev{}
+func (s *maintEval) maintStart(plans planIndex, saved []maintDeviceState, now time.Time) {
+	s.plans = plans
+	s.devices = map[string]*mdev{}
 	for _, st := range saved {
-		if st.Device.ID == "" || s.mt.devices[st.Device.ID] != nil {
+		if st.Device.ID == "" || s.devices[st.Device.ID] != nil {
 			continue
 		}
 		if d := s.restore(st, plans.lookup(st.Device), now); d != nil {
-			s.mt.devices[st.Device.ID] = d
+			s.devices[st.Device.ID] = d
 		}
 	}
 }
 
 // maintSnapshot keeps the maintenance state for the next save.
-func (s *shard) maintSnapshot() {
-	states := make([]maintDeviceState, 0, len(s.mt.devices))
-	for _, id := range slices.Sorted(maps.Keys(s.mt.devices)) {
-		states = append(states, s.mt.devices[id].state())
+func (s *maintEval) maintSnapshot() {
+	states := make([]maintDeviceState, 0, len(s.devices))
+	for _, id := range slices.Sorted(maps.Keys(s.devices)) {
+		states = append(states, s.devices[id].state())
 	}
 	blob, err := json.Marshal(states)
 	if err != nil {
-		s.m.log.Error("monitor: encode maintenance state", "shard", s.id, "err", err)
+		s.log.Error("monitor: encode maintenance state", "partition", s.part, "err", err)
 		return
 	}
 	s.mu.Lock()
-	s.mt.snap = blob
+	s.snap = blob
 	s.mu.Unlock()
-}
-
-// saveMaintenance stores every shard's maintenance state as of its last
-// snapshot, one part per tenant (sealed with the tenant's key): a JSON
-// array holding the array of the tenant's device states.
-func (m *Monitor) saveMaintenance(ctx context.Context) error {
-	byTenant := map[string][]json.RawMessage{}
-	for _, s := range m.shards {
-		s.mu.Lock()
-		snap := s.mt.snap
-		s.mu.Unlock()
-		if len(snap) == 0 {
-			continue
-		}
-		var items []json.RawMessage
-		if err := json.Unmarshal(snap, &items); err != nil {
-			return fmt.Errorf("monitor: save maintenance state: %w", err)
-		}
-		for _, it := range items {
-			var st struct {
-				Device alarm.DeviceFacts `json:"device"`
-			}
-			if err := json.Unmarshal(it, &st); err != nil {
-				return fmt.Errorf("monitor: save maintenance state: %w", err)
-			}
-			tn := tenantOf(st.Device.TenantPath)
-			if tn == "" {
-				continue // no tenant to seal it for (never the case for a known device)
-			}
-			byTenant[tn] = append(byTenant[tn], it)
-		}
-	}
-	blobs := make(map[string][]byte, len(byTenant))
-	for tn, items := range byTenant {
-		b, err := json.Marshal([][]json.RawMessage{items})
-		if err != nil {
-			return fmt.Errorf("monitor: save maintenance state: %w", err)
-		}
-		blobs[tn] = b
-	}
-	if err := m.st.SaveMonitorState(ctx, maintStateKey, blobs); err != nil {
-		return fmt.Errorf("monitor: save maintenance state: %w", err)
-	}
-	return nil
-}
-
-// loadMaintenance reads the saved maintenance state, by shard.
-// legacy says whether it was saved before states were sealed.
-func (m *Monitor) loadMaintenance(ctx context.Context) (parts [][]maintDeviceState, legacy bool, err error) {
-	parts = make([][]maintDeviceState, m.cfg.Shards)
-	blobs, err := m.st.LoadMonitorState(ctx, maintStateKey)
-	if err != nil {
-		return nil, false, fmt.Errorf("monitor: load maintenance state: %w", err)
-	}
-	_, legacy = blobs[""]
-	for tenantID, blob := range blobs {
-		var saved [][]maintDeviceState
-		if err := json.Unmarshal(blob, &saved); err != nil {
-			m.log.Error("monitor: saved maintenance state unreadable; starting afresh", "tenant", tenantID, "err", err)
-			continue
-		}
-		for _, shard := range saved {
-			for _, st := range shard {
-				i := m.shardOf(st.Device.ID)
-				parts[i] = append(parts[i], st)
-			}
-		}
-	}
-	return parts, legacy, nil
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

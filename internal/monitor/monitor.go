@@ -1,13 +1,16 @@
-// Package monitor watches the telemetry stream as it is committed: it feeds
-// every accepted message and every connection change to the alarm rules
-// (package alarm), stores the alarms that result, and hands them to the
-// notifier. Evaluation happens in the ingest path, after the group commit
-// and before anything polls the database; the evaluator's state is saved
-// periodically and on shutdown, so alarms survive a restart.
+// Package monitor is the alarm and maintenance runtime: it reads the log of
+// what the server accepted (package msglog: committed telemetry messages and
+// connection changes, partitioned by device), feeds each record to the
+// partition's evaluators — the alarm rules (package alarm) and the
+// maintenance plans (package maintenance), behind the Evaluator interface —
+// stores the alarms that result, and hands them to the notifier.
 //
-// Devices are spread over shards by id; each shard is one goroutine owning
-// one alarm.Evaluator, so a device's events are evaluated in order without
-// locks. With several nodes the same Observe is fed from a durable stream.
+// The ingest committer appends to the log after a group commit and after the
+// devices were acknowledged, so evaluation never holds an acknowledgement.
+// Each partition is one goroutine with its own evaluators, so a device's
+// records are evaluated in order without locks; it commits its log offset
+// once the alarm changes of what it read are stored. The evaluators' state
+// is saved periodically and on shutdown, so alarms survive a restart.
 package monitor
 
 import (
@@ -15,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -24,17 +26,30 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
-	"github.com/warden-iot/warden/internal/ingest"
+	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/store"
 )
 
 // Config tunes the monitor; zero values take defaults.
 type Config struct {
-	Shards    int           // default GOMAXPROCS
+	// Log is the message log the monitor reads as consumer Consumer (nil:
+	// an in-process log of its own with Shards partitions, fed by Observe
+	// and Presence). With a log, the monitor has one partition goroutine
+	// per log partition.
+	Log       msglog.Log
+	Shards    int           // without Log: partitions; default GOMAXPROCS
 	TickEvery time.Duration // how often time-based conditions are checked; default 1s
 	SaveEvery time.Duration // how often the evaluator state is saved; default 1m
-	QueueLen  int           // events waiting per shard before Observe blocks; default 4096
+	QueueLen  int           // without Log: records kept per partition before Observe waits; default 16384
+	// Evaluators make further evaluators, one for each partition; they run
+	// after the alarm rules and the maintenance plans, on the same records,
+	// and their alarm changes are stored with theirs. Their state is
+	// theirs to keep.
+	Evaluators []func(partition int) Evaluator
 }
+
+// Consumer is the monitor's consumer name in the message log.
+const Consumer = "alarms"
 
 // AlarmFunc is told of every stored alarm change: the alarm as it is now
 // and the event ("raised", "retriggered", "cleared").
@@ -47,6 +62,7 @@ type Monitor struct {
 	log     *slog.Logger
 	now     func() time.Time
 	onAlarm AlarmFunc
+	msgs    msglog.Log
 
 	shards []*shard
 
@@ -54,26 +70,28 @@ type Monitor struct {
 	facts map[string]alarm.DeviceFacts // by device id
 	gone  map[string]bool              // tenants deleted (TenantDeleted)
 
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // the partitions
+	readers   sync.WaitGroup // their log readers
 	cancel    context.CancelFunc
+	stopRead  context.CancelFunc
 	closeOnce sync.Once
 }
-
-const stateKey = "alarm-evaluator"
 
 // New makes a monitor; Start loads the rules and the saved state.
 func New(st store.Store, cfg Config, onAlarm AlarmFunc, log *slog.Logger, now func() time.Time) *Monitor {
 	if cfg.Shards <= 0 {
 		cfg.Shards = runtime.GOMAXPROCS(0)
 	}
+	if cfg.Log == nil {
+		cfg.Log = msglog.NewMemory(msglog.MemoryConfig{Partitions: cfg.Shards, Capacity: cfg.QueueLen,
+			Consumers: []string{Consumer}})
+	}
+	cfg.Shards = cfg.Log.Partitions()
 	if cfg.TickEvery <= 0 {
 		cfg.TickEvery = time.Second
 	}
 	if cfg.SaveEvery <= 0 {
 		cfg.SaveEvery = time.Minute
-	}
-	if cfg.QueueLen <= 0 {
-		cfg.QueueLen = 4096
 	}
 	if now == nil {
 		now = time.Now
@@ -81,7 +99,7 @@ func New(st store.Store, cfg Config, onAlarm AlarmFunc, log *slog.Logger, now fu
 	if onAlarm == nil {
 		onAlarm = func(context.Context, store.Alarm, string) {}
 	}
-	return &Monitor{cfg: cfg, st: st, log: log, now: now, onAlarm: onAlarm, facts: map[string]alarm.DeviceFacts{},
+	return &Monitor{cfg: cfg, st: st, log: log, now: now, onAlarm: onAlarm, msgs: cfg.Log, facts: map[string]alarm.DeviceFacts{},
 		gone: map[string]bool{}}
 }
 
@@ -97,28 +115,21 @@ func (m *Monitor) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	maint, legacyMaint, err := m.loadMaintenance(ctx)
+	saved, err := m.savedPartitions(ctx)
 	if err != nil {
 		return err
 	}
-	var snap alarm.Snapshot
-	blobs, err := m.st.LoadMonitorState(ctx, stateKey)
+	maint, rewriteMaint, err := m.loadMaintenance(ctx, saved)
 	if err != nil {
-		return fmt.Errorf("monitor: load state: %w", err)
+		return err
 	}
-	_, legacy := blobs[""]
-	for tenantID, blob := range blobs {
-		var part alarm.Snapshot
-		if err := json.Unmarshal(blob, &part); err != nil {
-			m.log.Error("monitor: saved evaluator state unreadable; starting afresh", "tenant", tenantID, "err", err)
-			continue
-		}
-		snap.Devices = append(snap.Devices, part.Devices...)
+	parts, rewrite, err := m.loadRuleState(ctx, saved)
+	if err != nil {
+		return err
 	}
-	parts := make([]alarm.Snapshot, m.cfg.Shards)
-	for _, d := range snap.Devices {
-		i := m.shardOf(d.Device.ID)
-		parts[i].Devices = append(parts[i].Devices, d)
+	devices := 0
+	for _, p := range parts {
+		devices += len(p.Devices)
 	}
 	now := m.now()
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -128,48 +139,63 @@ func (m *Monitor) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("monitor: rules: %w", err)
 		}
-		s := &shard{m: m, id: i, ev: ev, in: make(chan event, m.cfg.QueueLen), devices: map[string]alarm.DeviceFacts{}}
-		var trs []alarm.Transition
+		from, err := m.msgs.Committed(ctx, Consumer, i)
+		if err != nil {
+			return fmt.Errorf("monitor: message log: %w", err)
+		}
+		s := &shard{m: m, id: i, in: make(chan event, 64), next: from, done: from, progress: make(chan struct{}),
+			rules: &ruleEval{log: m.log, now: m.now, ev: ev, devices: map[string]alarm.DeviceFacts{}},
+			maint: &maintEval{log: m.log, part: i}}
+		s.evals = []Evaluator{s.rules, s.maint}
+		for _, mk := range m.cfg.Evaluators {
+			s.evals = append(s.evals, mk(i))
+		}
 		if len(parts[i].Devices) > 0 {
-			if trs, err = ev.Restore(parts[i], now); err != nil {
+			trs, err := ev.Restore(parts[i], now)
+			if err != nil {
 				m.log.Error("monitor: saved evaluator state refused; starting afresh", "shard", i, "err", err)
 				trs = nil
 			}
 			for _, d := range parts[i].Devices {
-				s.devices[d.Device.ID] = d.Device
+				s.rules.devices[d.Device.ID] = d.Device
 				if d.Connected {
 					trs = append(trs, ev.Disconnected(d.Device, now)...)
 				}
 			}
+			s.rules.add(trs)
 		}
-		s.maintStart(plans, maint[i], now)
-		s.apply(ctx, trs)
+		s.maint.maintStart(plans, maint[i], now)
+		s.apply(ctx)
 		m.shards[i] = s
 	}
-	if legacy || legacyMaint {
-		// A state saved before states were sealed: save it now, sealed
-		// by tenant, which drops the plaintext one.
-		for _, s := range m.shards {
-			s.snapshot()
-		}
-		if err := m.save(ctx); err != nil {
+	if rewrite || rewriteMaint {
+		// A state saved whole, unsealed, or with another number of
+		// partitions: save it by partition, sealed, and drop the old.
+		if err := m.rewriteState(ctx, saved); err != nil {
 			return err
 		}
 	}
+	var readCtx context.Context
+	readCtx, m.stopRead = context.WithCancel(ctx)
 	for _, s := range m.shards {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
 			s.run(ctx)
 		}()
+		m.readers.Add(1)
+		go func() {
+			defer m.readers.Done()
+			s.read(readCtx, s.next)
+		}()
 	}
-	m.log.Info("alarm monitor started", "rules", len(rules), "shards", len(m.shards), "devices", len(snap.Devices))
+	m.log.Info("alarm monitor started", "rules", len(rules), "partitions", len(m.shards), "devices", devices)
 	return nil
 }
 
-// Close stops the shards after they evaluated what is queued, and saves
-// the evaluator state.
-// Feeding the monitor after Close is a bug (the server stops the broker and
+// Close stops the partitions after they evaluated what the log holds (or
+// ctx ends), and saves the evaluator state.
+// Appending to the log after Close is a bug (the server stops the broker and
 // the pipeline first); Close itself may be called again.
 func (m *Monitor) Close(ctx context.Context) error {
 	if m.cancel == nil {
@@ -177,21 +203,31 @@ func (m *Monitor) Close(ctx context.Context) error {
 	}
 	var err error
 	m.closeOnce.Do(func() {
+		err = m.caughtUp(ctx)
+		m.stopRead()
+		m.readers.Wait()
 		for _, s := range m.shards {
 			close(s.in)
 		}
 		m.wg.Wait()
 		m.cancel()
-		err = m.save(ctx)
+		err = errors.Join(err, m.save(ctx))
 	})
 	return err
 }
 
-func (m *Monitor) shardOf(deviceID string) int {
-	h := fnv.New32a()
-	h.Write([]byte(deviceID))
-	return int(h.Sum32() % uint32(m.cfg.Shards))
+// caughtUp waits until every partition evaluated what the log held when it
+// was called.
+func (m *Monitor) caughtUp(ctx context.Context) error {
+	for i, s := range m.shards {
+		if err := s.waitFor(ctx, m.msgs.End(i)); err != nil {
+			return fmt.Errorf("monitor: evaluate the message log: %w", err)
+		}
+	}
+	return nil
 }
+
+func (m *Monitor) shardOf(deviceID string) int { return m.msgs.PartitionOf(deviceID) }
 
 // loadRules reads every tenant's rules.
 func (m *Monitor) loadRules(ctx context.Context) ([]alarm.Rule, error) {
@@ -232,7 +268,10 @@ func (m *Monitor) RulesChanged(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return m.broadcast(ctx, event{kind: evRules, rules: rules})
+	return m.broadcast(ctx, event{kind: evCall, call: func(s *shard) error {
+		s.rules.setRules(rules)
+		return nil
+	}})
 }
 
 // DeviceChanged drops what the monitor knows of a device (its site, model
@@ -243,7 +282,9 @@ func (m *Monitor) DeviceChanged(ctx context.Context, deviceID string, deleted bo
 	delete(m.facts, deviceID)
 	m.mu.Unlock()
 	if deleted && m.shards != nil {
-		m.send(ctx, deviceID, event{kind: evForget, dev: alarm.DeviceFacts{ID: deviceID}, ts: m.now()})
+		if err := m.send(ctx, deviceID, event{kind: evForget, dev: alarm.DeviceFacts{ID: deviceID}, ts: m.now()}); err != nil {
+			m.log.Error("monitor: forget a deleted device", "device", deviceID, "err", err)
+		}
 	}
 }
 
@@ -255,36 +296,44 @@ func (m *Monitor) ClearedByHand(ctx context.Context, ruleID, deviceID string, at
 		return nil
 	}
 	return m.call(ctx, deviceID, func(s *shard) error {
-		s.ev.Reset(ruleID, deviceID, at)
+		s.rules.ev.Reset(ruleID, deviceID, at)
 		return nil
 	})
 }
 
-// Observe evaluates accepted messages. It blocks only while a shard's
-// queue is full.
+// Observe appends accepted messages to the monitor's log, to be evaluated
+// (the server's ingest pipeline appends to the log itself). It waits while
+// the log is full, within the log's bound. The slice may be reused once
+// Observe returns; the messages' points must stay as they are until
+// evaluated.
 func (m *Monitor) Observe(ctx context.Context, msgs []store.Message) {
-	for _, msg := range msgs {
-		dev, ok := m.deviceFacts(ctx, msg.TenantID, msg.DeviceID)
-		if !ok {
-			continue
-		}
-		for _, g := range byTime(msg.Points) {
-			m.send(ctx, dev.ID, event{kind: evObserve, dev: dev, ts: g.ts, values: g.values})
-		}
+	msgs = slices.Clone(msgs)
+	recs := make([]msglog.Record, len(msgs))
+	for i := range msgs {
+		recs[i] = msglog.Record{TenantID: msgs[i].TenantID, DeviceID: msgs[i].DeviceID, Message: &msgs[i]}
 	}
+	m.appendLog(ctx, recs)
 }
 
-// Presence records a device's connection or disconnection.
+// Presence appends a device's connection or disconnection to the monitor's
+// log, behind the device's messages appended before.
 func (m *Monitor) Presence(ctx context.Context, tenantID, deviceID string, connected bool, at time.Time) {
-	dev, ok := m.deviceFacts(ctx, tenantID, deviceID)
-	if !ok {
-		return
-	}
-	m.send(ctx, deviceID, event{kind: evPresence, dev: dev, ts: at, connected: connected})
+	m.appendLog(ctx, []msglog.Record{{TenantID: tenantID, DeviceID: deviceID,
+		Presence: &msglog.Presence{Connected: connected, At: at}}})
 }
 
-// Flush waits until every event queued so far has been evaluated and its
-// alarms stored (tests and benchmarks).
+func (m *Monitor) appendLog(ctx context.Context, recs []msglog.Record) {
+	if m.shards == nil {
+		return // not started: nobody would read them
+	}
+	if err := m.msgs.Append(ctx, recs); err != nil {
+		m.log.Error("monitor: message log refused records: alarm rules did not see them", "records", len(recs), "err", err)
+	}
+}
+
+// Flush waits until everything appended to the log so far has been
+// evaluated and its alarms stored (tests and benchmarks). It returns the
+// errors of storing alarm changes since the last Flush.
 func (m *Monitor) Flush(ctx context.Context) error {
 	return m.broadcast(ctx, event{kind: evFlush})
 }
@@ -295,20 +344,33 @@ func (m *Monitor) TickNow(ctx context.Context, t time.Time) error {
 	return m.broadcast(ctx, event{kind: evTick, ts: t})
 }
 
-func (m *Monitor) send(ctx context.Context, deviceID string, ev event) {
+// send hands ev to the device's partition once it evaluated the records
+// appended before, so that ev comes after them.
+func (m *Monitor) send(ctx context.Context, deviceID string, ev event) error {
 	if m.shards == nil {
-		return
+		return nil
+	}
+	i := m.shardOf(deviceID)
+	s := m.shards[i]
+	if err := s.waitFor(ctx, m.msgs.End(i)); err != nil {
+		return err
 	}
 	select {
-	case m.shards[m.shardOf(deviceID)].in <- ev:
+	case s.in <- ev:
+		return nil
 	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-// broadcast sends ev to every shard and waits until each has handled it.
+// broadcast sends ev to every shard, after the records appended before,
+// and waits until each has handled it.
 func (m *Monitor) broadcast(ctx context.Context, ev event) error {
 	if m.shards == nil {
 		return nil
+	}
+	if err := m.caughtUp(ctx); err != nil {
+		return err
 	}
 	dones := make([]chan error, len(m.shards))
 	for i, s := range m.shards {
@@ -331,40 +393,6 @@ func (m *Monitor) broadcast(ctx context.Context, ev event) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// save stores the evaluator state of every shard as one snapshot.
-func (m *Monitor) save(ctx context.Context) error {
-	var all alarm.Snapshot
-	for _, s := range m.shards {
-		s.mu.Lock()
-		all.Devices = append(all.Devices, s.snap.Devices...)
-		s.mu.Unlock()
-	}
-	// One part per tenant, sealed with the tenant's key.
-	byTenant := map[string]*alarm.Snapshot{}
-	for _, d := range all.Devices {
-		tn := tenantOf(d.Device.TenantPath)
-		if tn == "" {
-			continue // no tenant to seal it for (never the case for a known device)
-		}
-		if byTenant[tn] == nil {
-			byTenant[tn] = &alarm.Snapshot{}
-		}
-		byTenant[tn].Devices = append(byTenant[tn].Devices, d)
-	}
-	blobs := make(map[string][]byte, len(byTenant))
-	for tn, part := range byTenant {
-		blob, err := json.Marshal(part)
-		if err != nil {
-			return fmt.Errorf("monitor: encode state: %w", err)
-		}
-		blobs[tn] = blob
-	}
-	if err := m.st.SaveMonitorState(ctx, stateKey, blobs); err != nil {
-		return fmt.Errorf("monitor: save state: %w", err)
-	}
-	return m.saveMaintenance(ctx)
 }
 
 // deviceFacts is what the rules need to know of a device, cached.
@@ -443,41 +471,4 @@ func tenantOf(path string) string {
 		return path[i+1:]
 	}
 	return path
-}
-
-// Sink evaluates what the wrapped sink committed.
-type Sink struct {
-	next ingest.Sink
-	m    *Monitor
-}
-
-// Wrap returns an ingest sink that commits through next and then hands the
-// accepted (not duplicate) messages to the monitor.
-func (m *Monitor) Wrap(next ingest.Sink) *Sink { return &Sink{next: next, m: m} }
-
-// Write commits and then evaluates.
-func (s *Sink) Write(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
-	res, err := s.next.Write(ctx, msgs)
-	if err != nil {
-		return res, err
-	}
-	accepted := msgs
-	for _, r := range res {
-		if r.Duplicate {
-			accepted = make([]store.Message, 0, len(msgs))
-			for j, m := range msgs {
-				if !res[j].Duplicate {
-					accepted = append(accepted, m)
-				}
-			}
-			break
-		}
-	}
-	s.m.Observe(ctx, accepted)
-	return res, nil
-}
-
-// AddRejected passes through.
-func (s *Sink) AddRejected(ctx context.Context, r store.Rejected) error {
-	return s.next.AddRejected(ctx, r)
 }

@@ -200,6 +200,17 @@ func TestScenarioStaleAndOffline(t *testing.T) {
 // uninterrupted run, and the run hours of the maintenance plan lose
 // nothing.
 func TestScenarioRestart(t *testing.T) {
+	testRestart(t, []int{2, 2, 2})
+}
+
+// TestScenarioRestartRepartitioned is TestScenarioRestart with another
+// number of partitions at each start: each partition saves its own state,
+// and a start spreads what the partitions saved over its own.
+func TestScenarioRestartRepartitioned(t *testing.T) {
+	testRestart(t, []int{2, 5, 1})
+}
+
+func testRestart(t *testing.T, shards []int) {
 	e := newEnv(t)
 	e.device("vp-1", "vp-40")
 	e.rule("hot", hotRule)
@@ -214,6 +225,7 @@ func TestScenarioRestart(t *testing.T) {
 	cuts := []time.Time{from, tue.Add(10*time.Hour + 20*time.Minute), tue.Add(11 * time.Hour), to}
 	var samples []sample
 	for i := range len(cuts) - 1 {
+		e.shards = shards[i]
 		e.start(cuts[i])
 		samples = append(samples, e.drive("vp-1", machine, cuts[i], cuts[i+1], time.Minute, 0, nil)...)
 		if i == 0 {

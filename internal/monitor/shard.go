@@ -2,61 +2,87 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/store"
 )
 
 type eventKind int
 
 const (
-	evObserve eventKind = iota
-	evPresence
-	evRules
+	evRecords eventKind = iota // records read from the log
 	evForget
 	evTick
 	evFlush
-	evCall         // runs call on the shard (maintenance.go)
-	evForgetTenant // tenant.go
+	evCall // runs call on the shard
 )
 
 type event struct {
-	kind      eventKind
-	dev       alarm.DeviceFacts
-	ts        time.Time
-	values    map[string]float64
-	connected bool
-	rules     []alarm.Rule
-	call      func(*shard) error
-	tenant    string     // evForgetTenant: the tenant deleted
-	devices   []string   // evForgetTenant: its devices
-	plans     planIndex  // evForgetTenant: the plans left
-	done      chan error // answered by broadcast events
+	kind eventKind
+	recs []msglog.Record
+	dev  alarm.DeviceFacts
+	ts   time.Time
+	call func(*shard) error
+	done chan error // answered by broadcast events
 }
 
-// shard is one goroutine with its own evaluator.
+// shard is one partition of the log: one goroutine evaluating the
+// partition's records in order, with its own evaluators.
 type shard struct {
-	m  *Monitor
-	id int
-	ev *alarm.Evaluator
-	in chan event
-	// devices is the latest facts of each device the shard has seen: the
-	// alarm's tenant and site come from there.
-	devices map[string]alarm.DeviceFacts
-	mt      maintShard // maintenance.go
-	// gone is the tenants deleted while the shard ran: later events of
-	// their devices are dropped (tenant.go).
-	gone map[string]bool
+	m     *Monitor
+	id    int // the partition
+	rules *ruleEval
+	maint *maintEval
+	evals []Evaluator // rules, maint, then Config.Evaluators
+	in    chan event
+	next  int64 // offset of the next record to evaluate
+	// failed holds the errors of storing alarm changes since the last
+	// flush event.
+	failed error
 
-	mu   sync.Mutex
-	snap alarm.Snapshot // the state as of the last save tick
+	saveMu sync.Mutex // one save of the partition at a time
+
+	pmu      sync.Mutex
+	done     int64         // records below it are evaluated and their changes stored
+	progress chan struct{} // closed when done moves
 }
 
-// maxBatch bounds how many queued events one round evaluates before it
-// stores their alarms.
+// maxBatch bounds how many records (and other events) one round evaluates
+// before it stores their alarms; the reader reads at most as many at once.
 const maxBatch = 512
+
+// read feeds the partition's records from offset from to the shard, until
+// ctx ends or the log closes.
+func (s *shard) read(ctx context.Context, from int64) {
+	for {
+		recs, err := s.m.msgs.Read(ctx, s.id, from, maxBatch)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, msglog.ErrClosed) {
+				return
+			}
+			s.m.log.Error("monitor: read the message log; retrying", "partition", s.id, "err", err)
+			select {
+			case <-time.After(time.Second):
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		from = recs[len(recs)-1].Offset + 1
+		select {
+		case s.in <- event{kind: evRecords, recs: recs}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
 
 func (s *shard) run(ctx context.Context) {
 	tick := time.NewTicker(s.m.cfg.TickEvery)
@@ -64,7 +90,6 @@ func (s *shard) run(ctx context.Context) {
 	save := time.NewTicker(s.m.cfg.SaveEvery)
 	defer save.Stop()
 	s.snapshot()
-	var trs []alarm.Transition
 	for {
 		var ev event
 		ok := true // false once the queue is closed
@@ -78,26 +103,26 @@ func (s *shard) run(ctx context.Context) {
 			ev = event{kind: evTick, ts: s.m.now()}
 		case <-save.C:
 			s.snapshot()
-			if s.id == 0 {
-				if err := s.m.save(ctx); err != nil {
-					s.m.log.Error("monitor: save state", "err", err)
-				}
+			if err := s.save(ctx); err != nil {
+				s.m.log.Error("monitor: save state", "partition", s.id, "err", err)
 			}
 			continue
 		}
-		trs = s.handle(trs[:0], ev)
+		s.handle(ctx, ev)
+		n := max(1, len(ev.recs)) // records (or other events) in this round
 		var dones []chan error
 		if ev.done != nil {
 			dones = append(dones, ev.done)
 		}
 	drain:
-		for n := 0; n < maxBatch; n++ {
+		for n < maxBatch {
 			select {
 			case ev, ok = <-s.in:
 				if !ok {
 					break drain
 				}
-				trs = s.handle(trs, ev)
+				s.handle(ctx, ev)
+				n += max(1, len(ev.recs))
 				if ev.done != nil {
 					dones = append(dones, ev.done)
 				}
@@ -105,9 +130,15 @@ func (s *shard) run(ctx context.Context) {
 				break drain
 			}
 		}
-		err := s.apply(ctx, trs)
-		for _, d := range dones {
-			d <- err
+		if err := s.apply(ctx); err != nil {
+			s.failed = errors.Join(s.failed, err)
+		}
+		s.advance(ctx)
+		if len(dones) > 0 {
+			for _, d := range dones {
+				d <- s.failed
+			}
+			s.failed = nil
 		}
 		if !ok {
 			s.snapshot()
@@ -116,64 +147,50 @@ func (s *shard) run(ctx context.Context) {
 	}
 }
 
-func (s *shard) handle(out []alarm.Transition, ev event) []alarm.Transition {
+func (s *shard) handle(ctx context.Context, ev event) {
 	switch ev.kind {
-	case evObserve:
-		if s.goneDevice(ev.dev) {
-			return out
+	case evRecords:
+		for _, r := range ev.recs {
+			s.next = r.Offset + 1
+			dev, ok := s.m.deviceFacts(ctx, r.TenantID, r.DeviceID)
+			if !ok {
+				continue
+			}
+			switch {
+			case r.Message != nil:
+				for _, g := range byTime(r.Message.Points) {
+					for _, e := range s.evals {
+						e.Observe(dev, g.ts, g.values)
+					}
+				}
+			case r.Presence != nil:
+				for _, e := range s.evals {
+					e.Presence(dev, r.Presence.At, r.Presence.Connected)
+				}
+			}
 		}
-		s.devices[ev.dev.ID] = ev.dev
-		s.maintObserve(ev.dev, ev.ts, ev.values)
-		return append(out, s.ev.Observe(ev.dev, ev.ts, ev.values)...)
-	case evPresence:
-		if s.goneDevice(ev.dev) {
-			return out
-		}
-		s.devices[ev.dev.ID] = ev.dev
-		if ev.connected {
-			return append(out, s.ev.Connected(ev.dev, ev.ts)...)
-		}
-		return append(out, s.ev.Disconnected(ev.dev, ev.ts)...)
-	case evRules:
-		trs, err := s.ev.SetRules(ev.rules, s.m.now())
-		if err != nil {
-			s.m.log.Error("monitor: rules refused", "err", err)
-		}
-		return append(out, trs...)
 	case evForget:
-		trs := s.ev.Forget(ev.dev.ID, ev.ts)
-		out = append(out, trs...)
-		s.maintForget(ev.dev.ID, ev.ts)
-		return out
+		for _, e := range s.evals {
+			e.Forget(ev.dev.ID, ev.ts)
+		}
 	case evTick:
-		s.maintTick(ev.ts)
-		return append(out, s.ev.Tick(ev.ts)...)
+		for _, e := range s.evals {
+			e.Tick(ev.ts)
+		}
 	case evCall:
 		_ = ev.call(s) // the caller reads its own error
-	case evForgetTenant:
-		return s.forgetTenant(out, ev)
 	}
-	return out
 }
 
-// apply stores the alarm changes and tells the notifier.
-func (s *shard) apply(ctx context.Context, trs []alarm.Transition) error {
-	maint := s.takeMaintChanges()
-	if len(trs) == 0 && len(maint) == 0 {
+// apply stores the evaluators' alarm changes and tells the notifier.
+func (s *shard) apply(ctx context.Context) error {
+	var changes []store.AlarmChange
+	for _, e := range s.evals {
+		changes = append(changes, e.Changes()...)
+	}
+	if len(changes) == 0 {
 		return nil
 	}
-	changes := make([]store.AlarmChange, len(trs), len(trs)+len(maint))
-	for i, t := range trs {
-		f, ok := s.devices[t.DeviceID]
-		tenant := tenantOf(f.TenantPath)
-		if !ok || tenant == "" {
-			tenant = t.TenantID
-		}
-		changes[i] = store.AlarmChange{Kind: string(t.Kind), TenantID: tenant, RuleID: t.RuleID, DeviceID: t.DeviceID,
-			SiteID: f.SiteID, Alarm: store.AlarmKindRule, Severity: string(t.Severity), Message: t.Message,
-			Value: t.Value, At: t.At, By: "auto"}
-	}
-	changes = append(changes, maint...)
 	alarms, err := s.write(ctx, changes)
 	for i, a := range alarms {
 		if a.ID != 0 {
@@ -183,11 +200,45 @@ func (s *shard) apply(ctx context.Context, trs []alarm.Transition) error {
 	return err
 }
 
-// snapshot keeps the evaluator's state for the next save.
+// advance commits the records evaluated so far to the log, and wakes those
+// waiting for them.
+func (s *shard) advance(ctx context.Context) {
+	s.pmu.Lock()
+	moved := s.next > s.done
+	if moved {
+		s.done = s.next
+		close(s.progress)
+		s.progress = make(chan struct{})
+	}
+	s.pmu.Unlock()
+	if moved {
+		if err := s.m.msgs.Commit(ctx, Consumer, s.id, s.next); err != nil {
+			s.m.log.Error("monitor: commit the message log offset", "partition", s.id, "err", err)
+		}
+	}
+}
+
+// waitFor waits until the records below offset are evaluated and their
+// alarm changes stored.
+func (s *shard) waitFor(ctx context.Context, offset int64) error {
+	for {
+		s.pmu.Lock()
+		done, progress := s.done, s.progress
+		s.pmu.Unlock()
+		if done >= offset {
+			return nil
+		}
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// snapshot keeps the evaluators' state for the next save.
 func (s *shard) snapshot() {
-	snap := s.ev.State()
-	s.mu.Lock()
-	s.snap = snap
-	s.mu.Unlock()
-	s.maintSnapshot()
+	for _, e := range s.evals {
+		e.Snapshot()
+	}
 }

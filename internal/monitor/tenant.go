@@ -12,18 +12,22 @@ import (
 
 // TenantDeleted forgets a deleted tenant: its rules and maintenance plans,
 // the rule and maintenance state of its devices (deviceIDs, and any other
-// device of it the monitor knows), and from then on every event of its
+// device of it the monitor knows), and from then on every record of its
 // devices still on its way. Its rules never fire again.
 func (m *Monitor) TenantDeleted(ctx context.Context, tenantID string, deviceIDs []string) error {
+	mine := map[string]bool{}
+	for _, id := range deviceIDs {
+		mine[id] = true
+	}
 	m.mu.Lock()
 	m.gone[tenantID] = true
-	for _, id := range deviceIDs {
-		delete(m.facts, id)
-	}
 	for id, f := range m.facts {
 		if tenantOf(f.TenantPath) == tenantID {
-			delete(m.facts, id)
+			mine[id] = true
 		}
+	}
+	for id := range mine {
+		delete(m.facts, id)
 	}
 	m.mu.Unlock()
 	if m.shards == nil {
@@ -39,8 +43,22 @@ func (m *Monitor) TenantDeleted(ctx context.Context, tenantID string, deviceIDs 
 		return err
 	}
 	delete(plans, tenantID)
-	err = m.broadcast(ctx, event{kind: evForgetTenant, tenant: tenantID, rules: rules, plans: plans,
-		devices: deviceIDs, ts: m.now()})
+	now := m.now()
+	// What the tenant's devices leave behind is not stored (their alarms
+	// went with the tenant: write drops it); the other tenants'
+	// transitions from the rule reload are.
+	err = m.broadcast(ctx, event{kind: evCall, call: func(s *shard) error {
+		for id := range mine {
+			if m.shardOf(id) == s.id {
+				for _, e := range s.evals {
+					e.Forget(id, now)
+				}
+			}
+		}
+		s.rules.setRules(rules)
+		s.maint.maintSetPlans(plans, now)
+		return nil
+	}})
 	// A failed alarm write of the same round is another device's (the
 	// shard logged it), not the forgetting's.
 	if err != nil && ctx.Err() != nil {
@@ -49,39 +67,11 @@ func (m *Monitor) TenantDeleted(ctx context.Context, tenantID string, deviceIDs 
 	return nil
 }
 
-// forgetTenant is TenantDeleted on the shard. What the tenant's devices
-// leave behind is not stored (their alarms went with the tenant); the
-// other tenants' transitions from the rule reload are.
-func (s *shard) forgetTenant(out []alarm.Transition, ev event) []alarm.Transition {
-	if s.gone == nil {
-		s.gone = map[string]bool{}
-	}
-	s.gone[ev.tenant] = true
-	mine := map[string]bool{}
-	for _, id := range ev.devices {
-		mine[id] = true
-	}
-	for id, f := range s.devices {
-		if tenantOf(f.TenantPath) == ev.tenant {
-			mine[id] = true
-		}
-	}
-	for id := range mine {
-		s.ev.Forget(id, ev.ts)
-		s.maintForget(id, ev.ts)
-		delete(s.devices, id)
-	}
-	trs, err := s.ev.SetRules(ev.rules, ev.ts)
-	if err != nil {
-		s.m.log.Error("monitor: rules refused", "err", err)
-	}
-	s.maintSetPlans(ev.plans, ev.ts)
-	return append(out, trs...)
-}
-
-// goneDevice says whether an event of the device is of a deleted tenant.
-func (s *shard) goneDevice(f alarm.DeviceFacts) bool {
-	return len(s.gone) > 0 && s.gone[tenantOf(f.TenantPath)]
+// isGone says whether the tenant was deleted while the monitor ran.
+func (m *Monitor) isGone(tenantID string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gone[tenantID]
 }
 
 // write stores the round's alarm changes: all in one transaction, or, if
@@ -94,7 +84,7 @@ func (s *shard) write(ctx context.Context, changes []store.AlarmChange) ([]store
 	out := make([]store.Alarm, len(changes))
 	keep := make([]int, 0, len(changes)) // indexes into changes
 	for i, c := range changes {
-		if !s.gone[c.TenantID] {
+		if !s.m.isGone(c.TenantID) {
 			keep = append(keep, i)
 		}
 	}

@@ -163,16 +163,21 @@ func TestDeletedTenantNeverFires(t *testing.T) {
 	tt.m.Presence(ctx, "acme", "a1", true, t0)
 	tt.m.Presence(ctx, "acme", "a1", false, t0.Add(time.Minute))
 	// The deletion lands between the monitor reading d1's tenant and
-	// queueing d1's disconnection.
+	// evaluating d1's disconnection: the store deletes the tenant, and the
+	// tenant-deleted reaction runs (as on the API's goroutine) while the
+	// partition is still at work on d1's record.
+	deleted := make(chan error, 1)
 	tt.st.onTenant["doomed"] = func() {
 		if err := tt.st.DeleteTenant(ctx, "doomed"); err != nil {
-			t.Fatal(err)
+			deleted <- err
+			return
 		}
-		if err := tt.m.TenantDeleted(ctx, "doomed", []string{"d1"}); err != nil {
-			t.Fatal(err)
-		}
+		go func() { deleted <- tt.m.TenantDeleted(ctx, "doomed", []string{"d1"}) }()
 	}
 	tt.m.Presence(ctx, "doomed", "d1", false, t0.Add(time.Minute))
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
 	// Both offline rules are due at t0+11m: one round.
 	for _, at := range []time.Duration{12 * time.Minute, time.Hour, 24 * time.Hour} {
 		if err := tt.m.TickNow(ctx, t0.Add(at)); err != nil {

@@ -35,6 +35,7 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/monitor"
+	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/pki"
 	"github.com/warden-iot/warden/internal/store"
@@ -238,9 +239,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if cfg.SMTP.Enabled() {
 		s.mailer = mail.New(cfg.SMTP, log.With("component", "mail"))
 	}
-	s.monitor = monitor.New(s.store, monitor.Config{}, s.onAlarm, log.With("component", "monitor"), time.Now)
-	// Alarms are evaluated on what the group commit made durable.
-	s.pipeline = ingest.New(s.monitor.Wrap(s.engine), ingest.Config{MaxPayload: cfg.MaxMessageSize}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
+	// What the group commit made durable, and connection changes, go to
+	// the message log after the devices were acknowledged; the alarm
+	// runtime reads it partitioned by device.
+	msgs := msglog.NewMemory(msglog.MemoryConfig{Consumers: []string{monitor.Consumer}})
+	s.monitor = monitor.New(s.store, monitor.Config{Log: msgs}, s.onAlarm, log.With("component", "monitor"), time.Now)
+	s.pipeline = ingest.New(s.engine, ingest.Config{MaxPayload: cfg.MaxMessageSize, Log: msgs}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
 	s.broker, err = broker.New(broker.Config{
 		TLSListen:      cfg.MQTTListen,
 		TCPListen:      cfg.MQTTTCPListen,
@@ -256,7 +260,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	s.broker.OnPresence(func(ev broker.PresenceEvent) {
-		s.monitor.Presence(context.Background(), ev.TenantID, ev.DeviceID, ev.Connected, ev.At)
+		// Through the pipeline, behind the device's messages.
+		if err := s.pipeline.Presence(context.Background(), ev.TenantID, ev.DeviceID, ev.Connected, ev.At); err != nil {
+			log.Warn("connection change not evaluated", "device", ev.DeviceID, "connected", ev.Connected, "err", err)
+		}
 	})
 	s.reg = reg
 	s.http = &http.Server{
