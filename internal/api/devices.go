@@ -10,40 +10,15 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// Device is the API view of a device.
-type Device struct {
-	ID               string     `json:"id"`
-	TenantID         string     `json:"tenantId"`
-	Status           string     `json:"status"`
-	Connected        bool       `json:"connected"`
-	LastSeen         *time.Time `json:"lastSeen,omitempty"`
-	LastIP           string     `json:"lastIp,omitempty"`
-	CreatedAt        time.Time  `json:"createdAt"`
-	PrimaryKey       string     `json:"primaryKey,omitempty"`
-	SecondaryKey     string     `json:"secondaryKey,omitempty"`
-	ConnectionString string     `json:"connectionString,omitempty"`
-	DeviceInfo
-}
-
-// DeviceInfo is a device's descriptive metadata.
-type DeviceInfo struct {
-	SiteID              string `json:"siteId,omitempty"`
-	Name                string `json:"name,omitempty"`
-	SerialNumber        string `json:"serialNumber,omitempty"` // serial or control-unit number, e.g. "P1234567"
-	MeterNumber         string `json:"meterNumber,omitempty"`
-	MeasurementLocation string `json:"measurementLocation,omitempty"`
-	InstallationPlace   string `json:"installationPlace,omitempty"`
-	Model               string `json:"model,omitempty"`
-	FirmwareVersion     string `json:"firmwareVersion,omitempty"`
-}
-
-func (i DeviceInfo) store() store.DeviceInfo { return store.DeviceInfo(i) }
+// storeInfo is the stored form of a device's metadata.
+func storeInfo(i apiv1.DeviceInfo) store.DeviceInfo { return store.DeviceInfo(i) }
 
 // deviceInfoPatch changes some metadata fields; a field left out stays.
 type deviceInfoPatch struct {
@@ -97,9 +72,9 @@ func (a *API) checkInfo(w http.ResponseWriter, r *http.Request, tenantID string,
 	return true
 }
 
-func (a *API) view(d store.Device, withKeys bool) Device {
-	v := Device{ID: d.ID, TenantID: d.TenantID, Status: string(d.Status), CreatedAt: d.CreatedAt,
-		Connected: a.endpoint.Connected(d.ID), LastIP: d.LastIP, DeviceInfo: DeviceInfo(d.Info)}
+func (a *API) view(d store.Device, withKeys bool) apiv1.Device {
+	v := apiv1.Device{ID: d.ID, TenantID: d.TenantID, Status: string(d.Status), CreatedAt: d.CreatedAt,
+		Connected: a.endpoint.Connected(d.ID), LastIP: d.LastIP, DeviceInfo: apiv1.DeviceInfo(d.Info)}
 	seen := d.LastSeen
 	if at, ip, ok := a.endpoint.LastSeen(d.ID); ok && at.After(seen) {
 		seen, v.LastIP = at, ip
@@ -127,7 +102,7 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := make([]Device, len(ds))
+	out := make([]apiv1.Device, len(ds))
 	for i, d := range ds {
 		out[i] = a.view(d, false)
 	}
@@ -157,8 +132,9 @@ func ValidDeviceID(id string) error {
 func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ID       string `json:"id"`
-		TenantID string `json:"tenantId"` // default: the caller's
-		DeviceInfo
+		TenantID string `json:"tenantId"`
+		apiv1.   // default: the caller's
+				DeviceInfo
 	}
 	if !decode(w, r, &req) {
 		return
@@ -168,7 +144,7 @@ func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.TenantID = tenantID
-	info, _ := deviceInfoPatch{}.apply(req.DeviceInfo.store())
+	info, _ := deviceInfoPatch{}.apply(storeInfo(req.DeviceInfo))
 	if !a.checkInfo(w, r, req.TenantID, info) {
 		return
 	}

@@ -6,29 +6,13 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// Grant is the API view of an owner's grant to a supporter.
-type Grant struct {
-	ID          string     `json:"id"`
-	TenantID    string     `json:"tenantId"`
-	SupporterID string     `json:"supporterId"`
-	Supporter   string     `json:"supporter"` // name and company
-	SiteID      string     `json:"siteId,omitempty"`
-	DeviceID    string     `json:"deviceId,omitempty"`
-	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
-	CreatedBy   string     `json:"createdBy"`
-	CreatedAt   time.Time  `json:"createdAt"`
-	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
-	RevokedBy   string     `json:"revokedBy,omitempty"`
-	// State is "active", "expired" or "revoked".
-	State string `json:"state"`
-}
-
-func grantView(g store.Grant, sup store.User, now time.Time) Grant {
-	v := Grant{ID: g.ID, TenantID: g.TenantID, SupporterID: sup.SupporterID, SiteID: g.SiteID, DeviceID: g.DeviceID,
+func grantView(g store.Grant, sup store.User, now time.Time) apiv1.Grant {
+	v := apiv1.Grant{ID: g.ID, TenantID: g.TenantID, SupporterID: sup.SupporterID, SiteID: g.SiteID, DeviceID: g.DeviceID,
 		CreatedBy: g.CreatedBy, CreatedAt: g.CreatedAt, RevokedBy: g.RevokedBy, State: "active"}
 	v.Supporter = sup.FirstName + " " + sup.LastName
 	if sup.Company != "" {
@@ -70,7 +54,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 	}
 	cache := a.newResolverCache()
 	users := map[string]store.User{}
-	out := []Grant{}
+	out := []apiv1.Grant{}
 	for _, g := range gs {
 		t, err := cache.tenant(ctx, g.TenantID)
 		if err != nil {

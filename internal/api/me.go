@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -106,26 +107,15 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// SessionInfo is one of a user's sessions.
-type SessionInfo struct {
-	ID         string    `json:"id"`
-	Current    bool      `json:"current"`
-	CreatedAt  time.Time `json:"createdAt"`
-	LastSeenAt time.Time `json:"lastSeenAt"`
-	ExpiresAt  time.Time `json:"expiresAt"`
-	IP         string    `json:"ip"`
-	UserAgent  string    `json:"userAgent"`
-}
-
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 	ss, err := a.store.ListSessions(r.Context(), loaded[store.User](r.Context()).ID)
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]SessionInfo, len(ss))
+	out := make([]apiv1.SessionInfo, len(ss))
 	for i, s := range ss {
-		out[i] = SessionInfo{ID: s.ID, Current: s.ID == principal(r.Context()).SessionID, CreatedAt: s.CreatedAt,
+		out[i] = apiv1.SessionInfo{ID: s.ID, Current: s.ID == principal(r.Context()).SessionID, CreatedAt: s.CreatedAt,
 			LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt, IP: s.IP, UserAgent: s.UserAgent}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
@@ -231,20 +221,8 @@ func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// Token is the API view of an API token.
-type Token struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Scopes     []string   `json:"scopes"`
-	CreatedAt  time.Time  `json:"createdAt"`
-	ExpiresAt  *time.Time `json:"expiresAt,omitempty"`
-	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
-	// Token is the secret, shown once when the token is made.
-	Token string `json:"token,omitempty"`
-}
-
-func tokenView(t store.APIToken) Token {
-	v := Token{ID: t.ID, Name: t.Name, Scopes: t.Scopes, CreatedAt: t.CreatedAt}
+func tokenView(t store.APIToken) apiv1.Token {
+	v := apiv1.Token{ID: t.ID, Name: t.Name, Scopes: t.Scopes, CreatedAt: t.CreatedAt}
 	if len(v.Scopes) == 0 {
 		v.Scopes = []string{store.ScopeRead, store.ScopeWrite}
 	}
@@ -263,7 +241,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]Token, len(ts))
+	out := make([]apiv1.Token, len(ts))
 	for i, t := range ts {
 		out[i] = tokenView(t)
 	}

@@ -9,41 +9,17 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// User is the API view of an account. Secrets (password hash, TOTP
-// secret) never leave the server.
-type User struct {
-	ID          string        `json:"id"`
-	TenantID    string        `json:"tenantId"`
-	Email       string        `json:"email"`
-	FirstName   string        `json:"firstName"`
-	LastName    string        `json:"lastName"`
-	Phone       string        `json:"phone,omitempty"`
-	Company     string        `json:"company,omitempty"`
-	Address     store.Address `json:"address,omitzero"`
-	Role        store.Role    `json:"role"`
-	SupporterID string        `json:"supporterId,omitempty"`
-	Status      string        `json:"status"`
-	TOTPEnabled bool          `json:"totpEnabled"`
-	LockedUntil *time.Time    `json:"lockedUntil,omitempty"`
-	LastLoginAt *time.Time    `json:"lastLoginAt,omitempty"`
-	CreatedAt   time.Time     `json:"createdAt"`
-	// ActivationLink is returned once, to the admin who made the account,
-	// when no mail server is configured.
-	ActivationLink string `json:"activationLink,omitempty"`
-	// ActivationMailed says the activation link went out by e-mail.
-	ActivationMailed bool `json:"activationMailed,omitempty"`
-}
-
-func userView(u store.User, full bool) User {
-	v := User{ID: u.ID, TenantID: u.TenantID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
-		Role: u.Role, SupporterID: u.SupporterID, Status: string(u.Status), CreatedAt: u.CreatedAt}
+func userView(u store.User, full bool) apiv1.User {
+	v := apiv1.User{ID: u.ID, TenantID: u.TenantID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
+		Role: string(u.Role), SupporterID: u.SupporterID, Status: string(u.Status), CreatedAt: u.CreatedAt}
 	if full {
-		v.Phone, v.Company, v.Address, v.TOTPEnabled = u.Phone, u.Company, u.Address, u.TOTPEnabled
+		v.Phone, v.Company, v.Address, v.TOTPEnabled = u.Phone, u.Company, addressView(u.Address), u.TOTPEnabled
 		if !u.LockedUntil.IsZero() {
 			v.LockedUntil = &u.LockedUntil
 		}
@@ -113,7 +89,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cache := a.newResolverCache()
-	out := []User{}
+	out := []apiv1.User{}
 	for _, u := range us {
 		t, err := cache.tenant(r.Context(), u.TenantID)
 		if err != nil {

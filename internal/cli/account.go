@@ -9,7 +9,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/identity"
 )
@@ -55,7 +55,7 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 	}
 	switch in.sub {
 	case "show":
-		var u api.User
+		var u apiv1.User
 		if err := c.Do(ctx, http.MethodGet, "/api/v1/me", nil, nil, &u); err != nil {
 			return selfError("show your account", err)
 		}
@@ -78,12 +78,12 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintln(env.Stderr, "password changed; your other sessions are signed out")
 	case "sessions":
-		var out struct{ Sessions []api.SessionInfo }
+		var out struct{ Sessions []apiv1.SessionInfo }
 		if err := c.Do(ctx, http.MethodGet, "/api/v1/me/sessions", nil, nil, &out); err != nil {
 			return selfError("list sessions", err)
 		}
 		return printList(in, out.Sessions, "no signed-in sessions", []string{"ID", "SINCE", "LAST SEEN", "EXPIRES", "IP", "BROWSER"},
-			func(s api.SessionInfo) []any {
+			func(s apiv1.SessionInfo) []any {
 				return []any{s.ID, localTime(s.CreatedAt), localTime(s.LastSeenAt), localTime(s.ExpiresAt), s.IP, dash(shorten(s.UserAgent, 60))}
 			})
 	case "end-session":

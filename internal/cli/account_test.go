@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/server/servertest"
@@ -32,7 +32,7 @@ func TestAccountCommands(t *testing.T) {
 	t.Setenv("WARDEN_TOKEN", exported(t, out, "WARDEN_TOKEN"))
 
 	out, _ = mustRun(t, "account", "show", "--json")
-	if me := decodeJSON[api.User](t, out); me.Email != "desk@maker.example" || me.TOTPEnabled {
+	if me := decodeJSON[apiv1.User](t, out); me.Email != "desk@maker.example" || me.TOTPEnabled {
 		t.Fatalf("account show: %+v", me)
 	}
 	mustRun(t, "account", "sessions")

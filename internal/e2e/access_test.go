@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
@@ -19,7 +19,7 @@ const testPassword = "correct horse battery staple"
 
 // person is a signed-up account with a bearer-token client and a session.
 type person struct {
-	user    api.User
+	user    apiv1.User
 	bearer  *client.Client
 	session *client.Client
 }
@@ -191,7 +191,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 			t.Fatalf("open the spare site of %s: %v", tn, err)
 		}
 		w.spare[tn] = s.ID
-		var rule api.Rule
+		var rule apiv1.Rule
 		if err := owner[tn].Do(ctx, "POST", "/api/v1/rules", nil, matrixRule(tn, nil), &rule); err != nil {
 			t.Fatalf("rule of %s: %v", tn, err)
 		}
@@ -248,7 +248,7 @@ func matrixRule(tn string, scope map[string]string) map[string]any {
 
 // hasKeys says whether a device's answer carries its keys.
 func hasKeys(raw json.RawMessage) bool {
-	var d api.Device
+	var d apiv1.Device
 	return json.Unmarshal(raw, &d) == nil && d.PrimaryKey != "" && d.SecondaryKey != "" && d.ConnectionString != ""
 }
 
@@ -312,7 +312,7 @@ var matrixOps = []op{
 		},
 		refusal: http.StatusBadRequest,
 		undo: func(w *world, tn string, raw json.RawMessage) error {
-			var u api.User
+			var u apiv1.User
 			if err := json.Unmarshal(raw, &u); err != nil {
 				return err
 			}
@@ -390,7 +390,7 @@ var matrixOps = []op{
 	{name: "dps.keys", method: "GET", path: func(w *world, tn string) string {
 		return "/api/v1/dps/enrollment-groups/" + w.group + "?tenant=" + tn
 	}, success: func(raw json.RawMessage) bool {
-		var g api.EnrollmentGroup
+		var g apiv1.EnrollmentGroup
 		return json.Unmarshal(raw, &g) == nil && g.PrimaryKey != ""
 	}},
 	{name: "dps.write", method: "POST", path: func(w *world, tn string) string { return "/api/v1/dps/enrollments?tenant=" + tn },
@@ -540,11 +540,11 @@ func authorizationMatrix(t *testing.T, w *world) {
 	t.Logf("%d role × operation × tenant cases checked", checked)
 
 	// Contract data: customers see their own; nobody else's.
-	var tn api.Tenant
+	var tn apiv1.Tenant
 	if err := w.as["customer-user"].bearer.Do(ctx, "GET", "/api/v1/tenants/A1", nil, nil, &tn); err != nil || tn.Contract == nil || tn.Contract.Number != "K-A1" {
 		t.Errorf("customer user reading its sub-tenant's contract: %+v, %v", tn.Contract, err)
 	}
-	var rootT api.Tenant
+	var rootT apiv1.Tenant
 	if err := w.as["operator-service"].bearer.Do(ctx, "GET", "/api/v1/tenants/root", nil, nil, &rootT); err != nil || rootT.Contract != nil {
 		t.Errorf("the service desk sees contract data: %+v, %v", rootT.Contract, err)
 	}
@@ -552,7 +552,7 @@ func authorizationMatrix(t *testing.T, w *world) {
 	// Device keys (enough to impersonate the device) only for those who
 	// manage the device.
 	for role, want := range map[string]bool{"customer-admin": true, "customer-user": false, "supporter": false, "operator-admin": false} {
-		var d api.Device
+		var d apiv1.Device
 		if err := w.as[role].bearer.Do(ctx, "GET", "/api/v1/devices/dev-a", nil, nil, &d); err != nil {
 			t.Fatalf("%s reads dev-a: %v", role, err)
 		}
@@ -563,7 +563,7 @@ func authorizationMatrix(t *testing.T, w *world) {
 
 	// Lists show exactly what single reads allow.
 	for _, role := range roles {
-		var got struct{ Devices []api.Device }
+		var got struct{ Devices []apiv1.Device }
 		if err := w.as[role].bearer.Do(ctx, "GET", "/api/v1/devices", nil, nil, &got); err != nil {
 			t.Fatalf("%s lists devices: %v", role, err)
 		}

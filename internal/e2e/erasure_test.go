@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/tsdb"
@@ -161,7 +161,7 @@ func erasure(t *testing.T, e *env, spy dbSpy, wholeRows bool) {
 	keys := map[string][]byte{}
 	var err error
 	for _, d := range []struct{ id, tenant string }{{"acme-1", "acme"}, {"acme-2", "acme"}, {"root-1", "root"}} {
-		var dev api.Device
+		var dev apiv1.Device
 		if err := e.api.Do(ctx, http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": d.id, "tenantId": d.tenant}, &dev); err != nil {
 			t.Fatalf("device %s: %v", d.id, err)
 		}

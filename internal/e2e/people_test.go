@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/cli"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/identity"
@@ -85,7 +86,7 @@ func TestActivationByMail(t *testing.T) {
 	if s.User.TenantID != "pellets-gmbh" || s.User.Role != "customer-admin" || s.User.Status != "active" {
 		t.Fatalf("signed in as %+v", s.User)
 	}
-	var me api.User
+	var me apiv1.User
 	if err := sc.Do(ctx, "GET", "/api/v1/me", nil, nil, &me); err != nil || me.Email != "anna.huber@pellets.example" {
 		t.Fatalf("me: %+v %v", me, err)
 	}
@@ -193,7 +194,7 @@ func TestSessionCookieCSRFAndLockout(t *testing.T) {
 		t.Fatalf("login: %d %s, cookies %v", a.status, a.body, cookies)
 	}
 	ck := cookies[0]
-	if ck.Name != api.SessionCookie || !ck.HttpOnly || !ck.Secure || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" ||
+	if ck.Name != apiv1.SessionCookie || !ck.HttpOnly || !ck.Secure || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" ||
 		!ck.Expires.IsZero() || ck.MaxAge != 0 || len(ck.Value) < 40 {
 		t.Errorf("session cookie %q: HttpOnly=%v Secure=%v SameSite=%v Path=%q Expires=%v MaxAge=%d",
 			resp.Header.Get("Set-Cookie"), ck.HttpOnly, ck.Secure, ck.SameSite, ck.Path, ck.Expires, ck.MaxAge)
@@ -221,7 +222,7 @@ func TestSessionCookieCSRFAndLockout(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = other
-	var sess api.Session
+	var sess apiv1.Session
 	if err := sc.Do(ctx, "GET", "/api/v1/session", nil, nil, &sess); err != nil || sess.CSRFToken == s2.CSRFToken {
 		t.Errorf("two sessions share a CSRF token: %v", err)
 	}
@@ -274,7 +275,7 @@ func TestSessionCookieCSRFAndLockout(t *testing.T) {
 	}
 
 	// The trail has the sign-ins, the failures, the lock and the sign-out.
-	var page api.AuditPage
+	var page apiv1.AuditPage
 	if err := e.api.Do(ctx, "GET", "/api/v1/audit", url.Values{"limit": {"1000"}}, nil, &page); err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +391,7 @@ func TestGrantRevokeAndExpiry(t *testing.T) {
 	}
 
 	// The owner sees the supporter's reads and the grant changes.
-	var log api.AuditPage
+	var log apiv1.AuditPage
 	if err := owner.bearer.Do(ctx, "GET", "/api/v1/access-log", url.Values{"outside": {"true"}, "limit": {"1000"}}, nil, &log); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
@@ -62,7 +63,7 @@ func signInFrom(t *testing.T, e *env, hc *http.Client, ip, email, password strin
 }
 
 // activeAccount makes an account with testPassword, without signing in.
-func activeAccount(t *testing.T, e *env, tenant, email string) api.User {
+func activeAccount(t *testing.T, e *env, tenant, email string) apiv1.User {
 	t.Helper()
 	u, err := e.api.CreateUser(e.ctx(), map[string]any{"tenantId": tenant, "role": "customer-user", "email": email,
 		"firstName": "Test", "lastName": "User"})
@@ -226,11 +227,11 @@ func TestLockoutAnswersAlike(t *testing.T) {
 				t.Fatalf("right password while locked: known %s\nunknown %s", shape(k), shape(x))
 			}
 			// The admin sees the lock and lifts it.
-			var v api.User
+			var v apiv1.User
 			if err := e.api.Do(e.ctx(), http.MethodGet, "/api/v1/users/"+u.ID, nil, nil, &v); err != nil || v.LockedUntil == nil {
 				t.Fatalf("locked account's view: %+v, %v", v.LockedUntil, err)
 			}
-			var after api.User
+			var after apiv1.User
 			if err := e.api.Do(e.ctx(), http.MethodPatch, "/api/v1/users/"+u.ID, nil, map[string]any{"unlock": true}, &after); err != nil || after.LockedUntil != nil {
 				t.Fatalf("unlock: %+v, %v", after.LockedUntil, err)
 			}
@@ -310,7 +311,7 @@ func TestIDParametersAnswerAlike(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dc api.Device
+	var dc apiv1.Device
 	if err := w.op.Do(ctx, http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": "dev-c", "tenantId": "C", "siteId": site.ID}, &dc); err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +321,7 @@ func TestIDParametersAnswerAlike(t *testing.T) {
 	cAdmin := signUp(t, e, e.customerAdmin("C"), "C", "customer-admin", "boss@c.example").bearer
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var page struct{ Devices []api.DeviceLatest }
+		var page struct{ Devices []apiv1.DeviceLatest }
 		if err := cAdmin.Do(ctx, http.MethodGet, "/api/v1/telemetry/latest", nil, nil, &page); err != nil {
 			t.Fatal(err)
 		}
@@ -442,7 +443,7 @@ func tenantIDNeverReused(t *testing.T, e *env) {
 	// History in "gone": an account that signs in (e-mail, IP, browser in
 	// the access log) and a device with a refused message.
 	gone := signUp(t, e, e.api, "gone", "customer-admin", "secret.person@gone.example").bearer
-	var d api.Device
+	var d apiv1.Device
 	if err := gone.Do(ctx, http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": "pump-7"}, &d); err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +460,7 @@ func tenantIDNeverReused(t *testing.T, e *env) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	var log api.AuditPage
+	var log apiv1.AuditPage
 	if err := e.api.Do(ctx, http.MethodGet, "/api/v1/access-log", url.Values{"tenant": {"gone"}}, nil, &log); err != nil {
 		t.Fatal(err)
 	}
@@ -489,11 +490,11 @@ func tenantIDNeverReused(t *testing.T, e *env) {
 	if err := admin.bearer.Do(ctx, http.MethodGet, "/api/v1/devices/pump-7/rejected", nil, nil, &rejected); err != nil || len(rejected.Rejected) != 0 {
 		t.Errorf("the new pump-7's refused messages: %d, %v", len(rejected.Rejected), err)
 	}
-	var alarms api.AlarmPage
+	var alarms apiv1.AlarmPage
 	if err := admin.bearer.Do(ctx, http.MethodGet, "/api/v1/alarms", url.Values{"device": {"pump-7"}}, nil, &alarms); err != nil || len(alarms.Alarms) != 0 {
 		t.Errorf("the new pump-7's alarms: %d, %v", len(alarms.Alarms), err)
 	}
-	log = api.AuditPage{}
+	log = apiv1.AuditPage{}
 	if err := admin.bearer.Do(ctx, http.MethodGet, "/api/v1/access-log", url.Values{"limit": {"1000"}}, nil, &log); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
@@ -153,7 +153,7 @@ func accountTakeover(t *testing.T, e *env) {
 	// The owner's access log (GET /api/v1/access-log?tenant=acme, the same
 	// answer the owner gets; read by the operator here because the
 	// customer's administrators are disabled now) holds every attempt.
-	var log api.AuditPage
+	var log apiv1.AuditPage
 	if err := e.api.Do(ctx, "GET", "/api/v1/access-log", url.Values{"tenant": {"acme"}, "outside": {"true"}, "limit": {"1000"}}, nil, &log); err != nil {
 		t.Fatal(err)
 	}
