@@ -41,8 +41,7 @@ type alarmWorld struct {
 func signUpAs(t *testing.T, op, admin *client.Client, tenant, role, email string) (*client.Client, apiv1.User) {
 	t.Helper()
 	ctx := t.Context()
-	u, err := admin.CreateUser(ctx, map[string]any{"tenantId": tenant, "role": role, "email": email,
-		"firstName": "Test", "lastName": role})
+	u, err := admin.CreateUser(ctx, apiv1.NewUser{TenantID: tenant, Role: role, Email: email, Profile: apiv1.Profile{FirstName: apiv1.Ptr("Test"), LastName: apiv1.Ptr(role)}})
 	if err != nil {
 		t.Fatalf("create %s: %v", email, err)
 	}
@@ -70,7 +69,7 @@ func newAlarmWorld(t *testing.T) *alarmWorld {
 	ctx := t.Context()
 	w := &alarmWorld{srv: srv, op: op, st: srv.Store()}
 	for _, tn := range []string{"A", "B"} {
-		if _, err := op.CreateTenant(ctx, map[string]any{"id": tn, "name": "Customer " + tn}); err != nil {
+		if _, err := op.CreateTenant(ctx, apiv1.NewTenant{ID: tn, TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Customer " + tn)}}); err != nil {
 			t.Fatal(err)
 		}
 	}

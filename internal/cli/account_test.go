@@ -18,8 +18,7 @@ func TestAccountCommands(t *testing.T) {
 	t.Setenv("WARDEN_SERVER", "https://"+srv.HTTPAddr())
 	t.Setenv("WARDEN_TOKEN", op)
 	t.Setenv("WARDEN_CA", srv.CAFile())
-	u, err := c.CreateUser(t.Context(), map[string]any{"role": "operator-service", "email": "desk@maker.example",
-		"firstName": "Dora", "lastName": "Desk"})
+	u, err := c.CreateUser(t.Context(), apiv1.NewUser{Role: "operator-service", Email: "desk@maker.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("Dora"), LastName: apiv1.Ptr("Desk")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 	ctx := t.Context()
 
 	// A customer with a device and an admin who acts through the CLI.
-	if _, err := c.CreateTenant(ctx, map[string]any{"id": "A", "name": "Customer A"}); err != nil {
+	if _, err := c.CreateTenant(ctx, apiv1.NewTenant{ID: "A", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Customer A")}}); err != nil {
 		t.Fatal(err)
 	}
 	site, err := c.CreateSite(ctx, "A", "Boiler house")
@@ -36,8 +36,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 		"siteId": site.ID, "model": "vp-40"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	u, err := c.CreateUser(ctx, map[string]any{"tenantId": "A", "role": "customer-admin", "email": "boss@a.example",
-		"firstName": "Eva", "lastName": "Boss"})
+	u, err := c.CreateUser(ctx, apiv1.NewUser{TenantID: "A", Role: "customer-admin", Email: "boss@a.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("Eva"), LastName: apiv1.Ptr("Boss")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,7 @@ type person struct {
 // answer (no mail server is configured), signs in and makes an API token.
 func signUp(t *testing.T, e *env, admin *client.Client, tenant, role, email string) person {
 	t.Helper()
-	u, err := admin.CreateUser(e.ctx(), map[string]any{"tenantId": tenant, "role": role, "email": email,
-		"firstName": "Test", "lastName": role, "company": "Firma " + tenant})
+	u, err := admin.CreateUser(e.ctx(), apiv1.NewUser{TenantID: tenant, Role: role, Email: email, Profile: apiv1.Profile{FirstName: apiv1.Ptr("Test"), LastName: apiv1.Ptr(role), Company: apiv1.Ptr("Firma " + tenant)}})
 	if err != nil {
 		t.Fatalf("create %s %s in %s: %v", role, email, tenant, err)
 	}
@@ -92,9 +91,8 @@ func newWorld(t *testing.T, opts ...option) *world {
 		spare: map[string]string{}, rule: map[string]string{}, group: "matrix-group",
 		pending: map[string]string{}, off: map[string]string{}}
 	for _, tn := range []struct{ id, parent string }{{"A", ""}, {"A1", "A"}, {"B", ""}} {
-		if _, err := w.op.CreateTenant(ctx, map[string]any{"id": tn.id, "parentId": tn.parent, "name": "Customer " + tn.id,
-			"address":  map[string]string{"street": "Hauptstraße 1", "city": "Wien"},
-			"contract": map[string]any{"number": "K-" + tn.id, "noticeDays": 90}}); err != nil {
+		if _, err := w.op.CreateTenant(ctx, apiv1.NewTenant{ID: tn.id, ParentID: tn.parent, TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Customer " + tn.id), Address: &apiv1.Address{Street: "Hauptstraße 1", City: "Wien"},
+			Contract: &apiv1.Contract{Number: "K-" + tn.id, NoticeDays: 90}}}); err != nil {
 			t.Fatalf("tenant %s: %v", tn.id, err)
 		}
 	}
@@ -131,8 +129,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 		if tn == "A1" {
 			maker = w.as["customer-admin"].bearer
 		}
-		u, err := maker.CreateUser(ctx, map[string]any{"tenantId": tn, "role": "customer-user", "email": "user@" + strings.ToLower(tn) + ".example",
-			"firstName": "U", "lastName": tn})
+		u, err := maker.CreateUser(ctx, apiv1.NewUser{TenantID: tn, Role: "customer-user", Email: "user@" + strings.ToLower(tn) + ".example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("U"), LastName: apiv1.Ptr(tn)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,8 +201,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 	// Each owner has an account waiting for activation and a disabled one.
 	for _, tn := range w.tenants {
 		for _, k := range []string{"pending", "off"} {
-			u, err := owner[tn].CreateUser(ctx, map[string]any{"tenantId": tn, "role": matrixRole(tn),
-				"email": k + "@" + strings.ToLower(tn) + ".example", "firstName": k, "lastName": tn})
+			u, err := owner[tn].CreateUser(ctx, apiv1.NewUser{TenantID: tn, Role: matrixRole(tn), Email: k + "@" + strings.ToLower(tn) + ".example", Profile: apiv1.Profile{FirstName: apiv1.Ptr(k), LastName: apiv1.Ptr(tn)}})
 			if err != nil {
 				t.Fatalf("%s account of %s: %v", k, tn, err)
 			}
@@ -213,7 +209,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 				w.pending[tn] = u.ID
 				continue
 			}
-			if _, err := owner[tn].UpdateUser(ctx, u.ID, map[string]any{"status": "disabled"}); err != nil {
+			if _, err := owner[tn].UpdateUser(ctx, u.ID, apiv1.UserPatch{Status: apiv1.Ptr("disabled")}); err != nil {
 				t.Fatalf("disable an account of %s: %v", tn, err)
 			}
 			w.off[tn] = u.ID
@@ -272,7 +268,7 @@ type op struct {
 }
 
 // setUser is an undo: the tenant's owner sets fields of an account back.
-func setUser(id func(w *world, tn string) string, patch func(tn string) map[string]any) func(*world, string, json.RawMessage) error {
+func setUser(id func(w *world, tn string) string, patch func(tn string) apiv1.UserPatch) func(*world, string, json.RawMessage) error {
 	return func(w *world, tn string, _ json.RawMessage) error {
 		_, err := w.owner[tn].UpdateUser(w.e.ctx(), id(w, tn), patch(tn))
 		return err
@@ -323,11 +319,11 @@ var matrixOps = []op{
 			return map[string]any{"role": map[bool]string{true: "operator-admin", false: "customer-admin"}[tn == "root"]}
 		},
 		undo: setUser(func(w *world, tn string) string { return w.user[tn] },
-			func(tn string) map[string]any { return map[string]any{"role": matrixRole(tn)} })},
+			func(tn string) apiv1.UserPatch { return apiv1.UserPatch{Role: apiv1.Ptr(matrixRole(tn))} })},
 	{name: "user.enable", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.off[tn] },
 		body: map[string]any{"status": "active"},
 		undo: setUser(func(w *world, tn string) string { return w.off[tn] },
-			func(string) map[string]any { return map[string]any{"status": "disabled"} })},
+			func(string) apiv1.UserPatch { return apiv1.UserPatch{Status: apiv1.Ptr("disabled")} })},
 	{name: "user.activation", method: "POST", path: func(w *world, tn string) string { return "/api/v1/users/" + w.pending[tn] + "/activation" },
 		success: func(raw json.RawMessage) bool {
 			var ans struct{ ActivationLink string }
@@ -336,7 +332,7 @@ var matrixOps = []op{
 	{name: "user.disable", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.pending[tn] },
 		body: map[string]any{"status": "disabled"},
 		undo: setUser(func(w *world, tn string) string { return w.pending[tn] },
-			func(string) map[string]any { return map[string]any{"status": "active"} })},
+			func(string) apiv1.UserPatch { return apiv1.UserPatch{Status: apiv1.Ptr("active")} })},
 	{name: "user.unlock", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.user[tn] },
 		body: map[string]any{"unlock": true}},
 	{name: "grant.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/grants/" + w.grant[tn] }},

@@ -155,7 +155,7 @@ func blobSecrets(what string, blobs [][]byte) []secret {
 // (SQLite); otherwise only the keys are checked.
 func erasure(t *testing.T, e *env, spy dbSpy, wholeRows bool) {
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "acme", "name": "Acme Pumps"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "acme", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Acme Pumps")}}); err != nil {
 		t.Fatal(err)
 	}
 	keys := map[string][]byte{}

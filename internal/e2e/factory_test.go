@@ -34,7 +34,7 @@ func TestFactorySwitchAttacksPostgres(t *testing.T) {
 
 func factorySwitchAttacks(t *testing.T, e *env) {
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "acme", "name": "Acme Heating"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "acme", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Acme Heating")}}); err != nil {
 		t.Fatal(err)
 	}
 	site, err := e.api.CreateSite(ctx, "acme", "Boiler house")

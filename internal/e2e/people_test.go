@@ -30,11 +30,10 @@ func TestActivationByMail(t *testing.T) {
 	sink := mailtest.Start(t)
 	e := start(t, withSMTP(sink))
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "pellets-gmbh", "name": "Pellets GmbH"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "pellets-gmbh", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Pellets GmbH")}}); err != nil {
 		t.Fatal(err)
 	}
-	u, err := e.api.CreateUser(ctx, map[string]any{"tenantId": "pellets-gmbh", "role": "customer-admin",
-		"email": "Anna.Huber@Pellets.example", "firstName": "Anna", "lastName": "Huber"})
+	u, err := e.api.CreateUser(ctx, apiv1.NewUser{TenantID: "pellets-gmbh", Role: "customer-admin", Email: "Anna.Huber@Pellets.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("Anna"), LastName: apiv1.Ptr("Huber")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +175,7 @@ func read(t *testing.T, resp *http.Response) answer {
 func TestSessionCookieCSRFAndLockout(t *testing.T) {
 	e := start(t)
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "cafe", "name": "Café Central"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "cafe", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Café Central")}}); err != nil {
 		t.Fatal(err)
 	}
 	p := signUp(t, e, e.api, "cafe", "customer-admin", "chef@cafe.example")
@@ -334,7 +333,7 @@ func TestTOTP(t *testing.T) {
 func TestGrantRevokeAndExpiry(t *testing.T) {
 	e := start(t)
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "farm", "name": "Bauernhof Gruber"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "farm", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Bauernhof Gruber")}}); err != nil {
 		t.Fatal(err)
 	}
 	owner := signUp(t, e, e.api, "farm", "customer-admin", "gruber@farm.example")
@@ -476,7 +475,7 @@ func TestSignInLimitPerAddress(t *testing.T) {
 func TestPasswordChangeGuessesLock(t *testing.T) {
 	e := start(t)
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "cafe", "name": "Café Central"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "cafe", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Café Central")}}); err != nil {
 		t.Fatal(err)
 	}
 	signUp(t, e, e.api, "cafe", "customer-admin", "chef@cafe.example")

@@ -47,7 +47,7 @@ func (e *env) tenantDevice(tenant, id string) []byte {
 
 func (e *env) tenant(id string) {
 	e.t.Helper()
-	if _, err := e.api.CreateTenant(e.ctx(), map[string]any{"id": id, "name": "Customer " + id}); err != nil {
+	if _, err := e.api.CreateTenant(e.ctx(), apiv1.NewTenant{ID: id, TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Customer " + id)}}); err != nil {
 		e.t.Fatalf("tenant %s: %v", id, err)
 	}
 }
