@@ -219,12 +219,8 @@ func (a *API) getAlarm(w http.ResponseWriter, r *http.Request) {
 // MaxAlarmComment bounds an acknowledgement's comment.
 const MaxAlarmComment = 1000
 
-type alarmComment struct {
-	Comment string `json:"comment"`
-}
-
 func readAlarmComment(w http.ResponseWriter, r *http.Request) (string, bool) {
-	var req alarmComment
+	var req apiv1.AlarmComment
 	if !decodeOptional(w, r, &req) {
 		return "", false
 	}

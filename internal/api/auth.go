@@ -242,11 +242,7 @@ func (a *API) withSignInLock(ctx context.Context, u *store.User) error {
 const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$4aWMZ9Uf8rY6n0aQ7I3I5ZxH2n1G7tq6hQbYqE7o3Yk"
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Email    string `json:"email"`
-		Password string `json:"password"`
-		TOTP     string `json:"totp"`
-	}
+	var req apiv1.Login
 	if !decode(w, r, &req) {
 		return
 	}
@@ -452,10 +448,7 @@ func (a *API) answerAuthError(w http.ResponseWriter, err error) {
 }
 
 func (a *API) activate(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Token    string `json:"token"`
-		Password string `json:"password"`
-	}
+	var req apiv1.PasswordLink
 	if !decode(w, r, &req) {
 		return
 	}
@@ -463,10 +456,7 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) confirmReset(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Token    string `json:"token"`
-		Password string `json:"password"`
-	}
+	var req apiv1.PasswordLink
 	if !decode(w, r, &req) {
 		return
 	}

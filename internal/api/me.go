@@ -27,12 +27,12 @@ func (a *API) getMe(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateMe(w http.ResponseWriter, r *http.Request) {
-	var req profilePatch
+	var req apiv1.Profile
 	if !decode(w, r, &req) {
 		return
 	}
 	u := loaded[store.User](r.Context())
-	if err := req.apply(&u); err != nil {
+	if err := applyProfile(req, &u); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
@@ -252,11 +252,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
 const MaxAPITokenTTL = 2 * 365 * 24 * time.Hour
 
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Name   string   `json:"name"`
-		Scopes []string `json:"scopes"` // "read", "write"; default both
-		TTL    string   `json:"ttl"`    // Go duration; default: no expiry
-	}
+	var req apiv1.NewToken
 	if !decode(w, r, &req) {
 		return
 	}

@@ -222,11 +222,7 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 // createWebhook makes a webhook and answers with its signing secret, the
 // only time it is shown.
 func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		TenantID   string   `json:"tenantId"` // default: the caller's
-		URL        string   `json:"url"`
-		Severities []string `json:"severities"`
-	}
+	var req apiv1.NewWebhook
 	if !decode(w, r, &req) {
 		return
 	}

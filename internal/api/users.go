@@ -30,16 +30,8 @@ func userView(u store.User, full bool) apiv1.User {
 	return v
 }
 
-// profilePatch is the part of an account its owner may change.
-type profilePatch struct {
-	FirstName *string        `json:"firstName"`
-	LastName  *string        `json:"lastName"`
-	Phone     *string        `json:"phone"`
-	Company   *string        `json:"company"`
-	Address   *store.Address `json:"address"`
-}
-
-func (p profilePatch) apply(u *store.User) error {
+// applyProfile changes the part of an account its owner may change.
+func applyProfile(p apiv1.Profile, u *store.User) error {
 	for _, f := range []struct {
 		name string
 		src  *string
@@ -56,10 +48,11 @@ func (p profilePatch) apply(u *store.User) error {
 		*f.dst = v
 	}
 	if p.Address != nil {
-		if err := checkAddress(*p.Address); err != nil {
+		a := store.Address(*p.Address)
+		if err := checkAddress(a); err != nil {
 			return err
 		}
-		u.Address = *p.Address
+		u.Address = a
 	}
 	if u.FirstName == "" || u.LastName == "" {
 		return errors.New("firstName and lastName are required")
@@ -104,22 +97,18 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		TenantID string     `json:"tenantId"` // default: the caller's
-		Email    string     `json:"email"`
-		Role     store.Role `json:"role"`
-		profilePatch
-	}
+	var req apiv1.NewUser
 	if !decode(w, r, &req) {
 		return
 	}
+	role := store.Role(req.Role)
 	c := principal(r.Context())
 	tenantID, res, ok := a.inTenant(w, r, req.TenantID, access.KindUser, access.UserCreate)
 	if !ok {
 		return
 	}
 	req.TenantID = tenantID
-	if err := access.CanAssign(c.Subject, req.Role, req.TenantID, res.TenantPath); err != nil {
+	if err := access.CanAssign(c.Subject, role, req.TenantID, res.TenantPath); err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, access.ErrDenied) {
 			status = http.StatusForbidden
@@ -137,9 +126,9 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	u := store.User{ID: id, TenantID: req.TenantID, Email: email, Role: req.Role, Status: store.UserPending,
+	u := store.User{ID: id, TenantID: req.TenantID, Email: email, Role: role, Status: store.UserPending,
 		CreatedBy: c.ActorID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
-	if err := req.profilePatch.apply(&u); err != nil {
+	if err := applyProfile(req.Profile, &u); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
@@ -188,35 +177,31 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Role   *store.Role `json:"role"`
-		Status *string     `json:"status"` // "active" or "disabled"
-		Unlock bool        `json:"unlock"` // lift a sign-in lock
-		profilePatch
-	}
+	var req apiv1.UserPatch
 	if !decode(w, r, &req) {
 		return
 	}
 	c := principal(r.Context())
 	u := loaded[store.User](r.Context())
 	res := resourceOf(r.Context())
-	if err := req.profilePatch.apply(&u); err != nil {
+	if err := applyProfile(req.Profile, &u); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	if req.Role != nil && *req.Role != u.Role {
+	if req.Role != nil && store.Role(*req.Role) != u.Role {
+		role := store.Role(*req.Role)
 		if u.ID == c.UserID {
 			writeError(w, http.StatusForbidden, "role: you cannot change your own role")
 			return
 		}
-		if (*req.Role == store.RoleSupporter) != (u.Role == store.RoleSupporter) {
+		if (role == store.RoleSupporter) != (u.Role == store.RoleSupporter) {
 			writeError(w, http.StatusBadRequest, "role: a supporter account stays a supporter account; make a new account instead")
 			return
 		}
 		if !a.allow(w, r, access.UserEntrust, res) {
 			return
 		}
-		if err := access.CanAssign(c.Subject, *req.Role, u.TenantID, res.TenantPath); err != nil {
+		if err := access.CanAssign(c.Subject, role, u.TenantID, res.TenantPath); err != nil {
 			status := http.StatusBadRequest
 			if errors.Is(err, access.ErrDenied) {
 				status = http.StatusForbidden
@@ -224,7 +209,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 			writeError(w, status, "role: %v", err)
 			return
 		}
-		u.Role = *req.Role
+		u.Role = role
 	}
 	if req.Status != nil {
 		switch store.UserStatus(*req.Status) {

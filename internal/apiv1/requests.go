@@ -13,9 +13,10 @@ type Login struct {
 	TOTP     string `json:"totp,omitempty"` // the current code, for accounts with two-factor sign-in
 }
 
-// Activation is the body of POST /api/v1/auth/activate: an activation
-// link's token and the first password.
-type Activation struct {
+// PasswordLink is the body of POST /api/v1/auth/activate and
+// /api/v1/auth/password-reset/confirm: a one-time link's token and the new
+// password.
+type PasswordLink struct {
 	Token    string `json:"token"`
 	Password string `json:"password"`
 }
@@ -113,8 +114,9 @@ type UserPatch struct {
 	Profile
 }
 
-// NewToken is the body of POST /api/v1/tokens. TTL is a duration such as
-// "90d" (empty: the server's default).
+// NewToken is the body of POST /api/v1/tokens. Scopes are "read" and
+// "write" (empty: those of the caller); TTL is a Go duration such as
+// "720h" (empty: the token does not end).
 type NewToken struct {
 	Name   string   `json:"name"`
 	Scopes []string `json:"scopes,omitempty"`

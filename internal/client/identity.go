@@ -58,7 +58,7 @@ func (c *Client) WithoutCSRF() *Client {
 // Activate sets the first password with an activation link's token.
 func (c *Client) Activate(ctx context.Context, token, password string) (apiv1.User, error) {
 	var u apiv1.User
-	err := c.Do(ctx, http.MethodPost, "/api/v1/auth/activate", nil, apiv1.Activation{Token: token, Password: password}, &u)
+	err := c.Do(ctx, http.MethodPost, "/api/v1/auth/activate", nil, apiv1.PasswordLink{Token: token, Password: password}, &u)
 	return u, err
 }
 
