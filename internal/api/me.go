@@ -44,10 +44,7 @@ func (a *API) updateMe(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Current string `json:"currentPassword"`
-		New     string `json:"newPassword"`
-	}
+	var req apiv1.PasswordChange
 	if !decode(w, r, &req) {
 		return
 	}
@@ -64,7 +61,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.signInLocked(w, f.LockedUntil)
 		return
 	}
-	if ok, _ := identity.VerifyPassword(req.Current, u.PasswordHash); !ok {
+	if ok, _ := identity.VerifyPassword(req.CurrentPassword, u.PasswordHash); !ok {
 		f, err := a.store.AddSignInFailure(r.Context(), key, a.now().UTC(), FailureMemory, MaxFailedLogins, LockDuration)
 		if err != nil {
 			a.storeError(w, err)
@@ -77,11 +74,11 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "the current password is wrong")
 		return
 	}
-	if err := identity.CheckPassword(req.New, u.Email); err != nil {
+	if err := identity.CheckPassword(req.NewPassword, u.Email); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	hash, err := identity.HashPassword(req.New, identity.DefaultParams())
+	hash, err := identity.HashPassword(req.NewPassword, identity.DefaultParams())
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -175,13 +172,11 @@ func (a *API) startTOTP(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"secret": k.Secret, "url": k.URL})
+	writeJSON(w, http.StatusOK, apiv1.TOTPSetup{Secret: k.Secret, URL: k.URL})
 }
 
 func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Code string `json:"code"`
-	}
+	var req apiv1.TOTPCode
 	if !decode(w, r, &req) {
 		return
 	}
@@ -203,9 +198,7 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Password string `json:"password"`
-	}
+	var req apiv1.PasswordCheck
 	if !decode(w, r, &req) {
 		return
 	}

@@ -297,8 +297,8 @@ func (a *API) lookupSupporter(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, fmt.Errorf("supporter %q: %w", r.PathValue("supporterId"), err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"supporterId": u.SupporterID, "firstName": u.FirstName,
-		"lastName": u.LastName, "company": u.Company})
+	writeJSON(w, http.StatusOK, apiv1.Supporter{SupporterID: u.SupporterID, FirstName: u.FirstName,
+		LastName: u.LastName, Company: u.Company})
 }
 
 // sendLink makes a one-time link for a user and mails it. Without a mail

@@ -58,3 +58,19 @@ type User struct {
 	// ActivationMailed says the activation link went out by e-mail.
 	ActivationMailed bool `json:"activationMailed,omitempty"`
 }
+
+// TOTPSetup is the answer of POST /api/v1/me/totp: the new secret, and as
+// an otpauth:// URL for authenticator apps.
+type TOTPSetup struct {
+	Secret string `json:"secret"`
+	URL    string `json:"url"`
+}
+
+// Supporter is the answer of GET /api/v1/supporters/{supporterId}: who a
+// supporter id belongs to, for owners to check before granting.
+type Supporter struct {
+	Company     string `json:"company"`
+	FirstName   string `json:"firstName"`
+	LastName    string `json:"lastName"`
+	SupporterID string `json:"supporterId"`
+}

@@ -216,3 +216,21 @@ type EnrollmentPatch struct {
 
 // Ptr returns a pointer to v, for the fields of a patch.
 func Ptr[T any](v T) *T { return &v }
+
+// PasswordChange is the body of PUT /api/v1/me/password.
+type PasswordChange struct {
+	CurrentPassword string `json:"currentPassword"`
+	NewPassword     string `json:"newPassword"`
+}
+
+// TOTPCode is the body of POST /api/v1/me/totp/confirm: a code of the
+// authenticator app.
+type TOTPCode struct {
+	Code string `json:"code"`
+}
+
+// PasswordCheck is the body of DELETE /api/v1/me/totp: the account's
+// password.
+type PasswordCheck struct {
+	Password string `json:"password"`
+}

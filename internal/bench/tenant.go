@@ -314,12 +314,11 @@ func (t *Tenant) Register(ctx context.Context, id string) (sas.ConnectionString,
 		t.devices[id] = true
 		t.mu.Unlock()
 	}
-	body := map[string]string{"id": id}
+	body := apiv1.NewDevice{ID: id}
 	if t.scoped {
-		body["tenantId"] = t.ID
+		body.TenantID = t.ID
 	}
-	var d apiv1.Device
-	err := t.API.Do(ctx, http.MethodPost, "/api/v1/devices", nil, body, &d)
+	d, err := t.API.CreateDeviceWith(ctx, body)
 	if client.IsConflict(err) {
 		d, err = t.API.Device(ctx, id)
 		if err == nil && d.TenantID != t.ID {

@@ -73,7 +73,7 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 		if err := identity.CheckPassword(next, ""); err != nil {
 			return fmt.Errorf("new password: %w", err)
 		}
-		if err := c.Do(ctx, http.MethodPut, "/api/v1/me/password", nil, map[string]string{"currentPassword": cur, "newPassword": next}, nil); err != nil {
+		if err := c.Do(ctx, http.MethodPut, "/api/v1/me/password", nil, apiv1.PasswordChange{CurrentPassword: cur, NewPassword: next}, nil); err != nil {
 			return selfError("change the password", err)
 		}
 		fmt.Fprintln(env.Stderr, "password changed; your other sessions are signed out")
@@ -92,10 +92,7 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintf(env.Stderr, "session %s ended\n", in.arg(0))
 	case "totp start":
-		var k struct {
-			Secret string `json:"secret"`
-			URL    string `json:"url"`
-		}
+		var k apiv1.TOTPSetup
 		if err := c.Do(ctx, http.MethodPost, "/api/v1/me/totp", nil, nil, &k); err != nil {
 			return selfError("start two-factor sign-in", err)
 		}
@@ -104,7 +101,7 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintln(env.Stderr, "add it to an authenticator app, then: warden account totp confirm CODE")
 	case "totp confirm":
-		if err := c.Do(ctx, http.MethodPost, "/api/v1/me/totp/confirm", nil, map[string]string{"code": in.arg(0)}, nil); err != nil {
+		if err := c.Do(ctx, http.MethodPost, "/api/v1/me/totp/confirm", nil, apiv1.TOTPCode{Code: in.arg(0)}, nil); err != nil {
 			return selfError("confirm two-factor sign-in", err)
 		}
 		fmt.Fprintln(env.Stderr, "two-factor sign-in is on: warden login now needs --totp")
@@ -113,7 +110,7 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := c.Do(ctx, http.MethodDelete, "/api/v1/me/totp", nil, map[string]string{"password": pw}, nil); err != nil {
+		if err := c.Do(ctx, http.MethodDelete, "/api/v1/me/totp", nil, apiv1.PasswordCheck{Password: pw}, nil); err != nil {
 			return selfError("turn two-factor sign-in off", err)
 		}
 		fmt.Fprintln(env.Stderr, "two-factor sign-in is off")
