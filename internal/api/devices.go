@@ -106,7 +106,7 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
 	for i, d := range ds {
 		out[i] = a.view(d, false)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+	writeJSON(w, http.StatusOK, apiv1.DeviceList{Devices: out})
 }
 
 // MaxDeviceIDLen is IoT Hub's limit.
@@ -331,10 +331,7 @@ func (a *API) regenerateKeys(w http.ResponseWriter, r *http.Request) {
 const MaxTokenTTL = 365 * 24 * time.Hour
 
 func (a *API) deviceToken(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		TTL string `json:"ttl"` // Go duration, default 1h
-		Key string `json:"key"` // primary (default) or secondary
-	}
+	var req apiv1.DeviceTokenRequest
 	if !decodeOptional(w, r, &req) {
 		return
 	}
@@ -361,7 +358,7 @@ func (a *API) deviceToken(w http.ResponseWriter, r *http.Request) {
 	}
 	expiry := a.now().Add(ttl).Truncate(time.Second)
 	resource := sas.DeviceResource(a.cfg.HubHost, d.ID)
-	ans := map[string]any{"expiresAt": expiry.UTC(), "hostName": a.cfg.HubHost}
+	ans := apiv1.DeviceToken{ExpiresAt: expiry.UTC(), HostName: a.cfg.HubHost}
 	if a.underSwitch(r.Context(), access.DeviceToken, resourceOf(r.Context())) {
 		// Allowed only by the owner's switch: a staff credential, recorded,
 		// that stops working when the switch goes off.
@@ -371,14 +368,14 @@ func (a *API) deviceToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		skn := factory.KeyName(cred.ID)
-		ans["token"] = sas.SignRaw(factory.DeriveKey(key, skn), sas.Escape(resource), skn, expiry)
-		ans["credentialId"] = cred.ID
+		ans.Token = sas.SignRaw(factory.DeriveKey(key, skn), sas.Escape(resource), skn, expiry)
+		ans.CredentialID = cred.ID
 		if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
 			call.target = d.ID + "/" + cred.ID
 		}
 		a.log.Info("staff credential made", "device", d.ID, "credential", cred.ID, "by", principal(r.Context()).ActorID, "until", expiry)
 	} else {
-		ans["token"] = sas.Sign(key, resource, expiry)
+		ans.Token = sas.Sign(key, resource, expiry)
 	}
 	writeJSON(w, http.StatusOK, ans)
 }

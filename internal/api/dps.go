@@ -208,7 +208,7 @@ func (a *API) listEnrollmentGroups(w http.ResponseWriter, r *http.Request) {
 	for i, g := range gs {
 		out[i] = groupView(g, false)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"enrollmentGroups": out})
+	writeJSON(w, http.StatusOK, apiv1.EnrollmentGroupList{EnrollmentGroups: out})
 }
 
 func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
@@ -298,7 +298,7 @@ func (a *API) listEnrollments(w http.ResponseWriter, r *http.Request) {
 	for i, e := range es {
 		out[i] = enrollmentView(e, false)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"enrollments": out})
+	writeJSON(w, http.StatusOK, apiv1.EnrollmentList{Enrollments: out})
 }
 
 func (a *API) createEnrollment(w http.ResponseWriter, r *http.Request) {
@@ -420,17 +420,17 @@ func (a *API) listRegistrations(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := map[string]any{}
+	var out apiv1.RegistrationPage
 	if len(rs) > limit {
 		rs = rs[:limit]
-		out["next"] = rs[limit-1].RegistrationID
+		out.Next = rs[limit-1].RegistrationID
 	}
 	views := make([]apiv1.Registration, len(rs))
 	withData := a.allowed(r.Context(), access.EnrollmentManage, resourceOf(r.Context()))
 	for i, reg := range rs {
 		views[i] = a.registrationView(reg, withData)
 	}
-	out["registrations"] = views
+	out.Registrations = views
 	writeJSON(w, http.StatusOK, out)
 }
 

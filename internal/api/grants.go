@@ -75,7 +75,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, grantView(g, sup, a.now()))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"grants": out})
+	writeJSON(w, http.StatusOK, apiv1.GrantList{Grants: out})
 }
 
 func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {

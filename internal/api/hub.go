@@ -367,5 +367,5 @@ func (a *API) listC2D(w http.ResponseWriter, r *http.Request) {
 	for i, m := range ms {
 		out[i] = c2dView(m)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+	writeJSON(w, http.StatusOK, apiv1.C2DMessageList{Messages: out})
 }

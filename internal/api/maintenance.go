@@ -115,7 +115,7 @@ func (a *API) listMaintenancePlans(w http.ResponseWriter, r *http.Request) {
 	for _, row := range rows {
 		out = append(out, planView(row))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"plans": out})
+	writeJSON(w, http.StatusOK, apiv1.MaintenancePlanList{Plans: out})
 }
 
 // writePlanInvalid answers 400 with ParsePlan's problems, by field.

@@ -115,7 +115,7 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 		out[i] = apiv1.SessionInfo{ID: s.ID, Current: s.ID == principal(r.Context()).SessionID, CreatedAt: s.CreatedAt,
 			LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt, IP: s.IP, UserAgent: s.UserAgent}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+	writeJSON(w, http.StatusOK, apiv1.SessionList{Sessions: out})
 }
 
 func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
@@ -238,7 +238,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
 	for i, t := range ts {
 		out[i] = tokenView(t)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
+	writeJSON(w, http.StatusOK, apiv1.TokenList{Tokens: out})
 }
 
 // MaxAPITokenTTL bounds how long an API token may live.

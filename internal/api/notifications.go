@@ -216,7 +216,7 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	for i, h := range hs {
 		out[i] = webhookView(h)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"webhooks": out})
+	writeJSON(w, http.StatusOK, apiv1.WebhookList{Webhooks: out})
 }
 
 // createWebhook makes a webhook and answers with its signing secret, the
@@ -407,5 +407,5 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	for i, d := range ds {
 		out[i] = deliveryView(d)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": out})
+	writeJSON(w, http.StatusOK, apiv1.DeliveryList{Deliveries: out})
 }

@@ -115,7 +115,7 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 			out = append(out, ruleView(row))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": out})
+	writeJSON(w, http.StatusOK, apiv1.RuleList{Rules: out})
 }
 
 // checkRule completes and validates a rule of tenant t: Validate's

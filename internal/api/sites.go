@@ -60,7 +60,7 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request) {
 			out = append(out, siteView(s))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sites": out})
+	writeJSON(w, http.StatusOK, apiv1.SiteList{Sites: out})
 }
 
 type sitePatch struct {

@@ -37,7 +37,7 @@ func (a *API) latest(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "metrics": metrics(ls)})
+	writeJSON(w, http.StatusOK, apiv1.DeviceMetrics{DeviceID: d.ID, Metrics: metrics(ls)})
 }
 
 // fleetLatest answers GET /api/v1/telemetry/latest?after=&limit=: the newest
@@ -246,10 +246,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) {
 		a.queryError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, struct {
-		DeviceID string `json:"deviceId"`
-		apiv1.Series
-	}{d.ID, s})
+	writeJSON(w, http.StatusOK, apiv1.MetricHistory{DeviceID: d.ID, Series: s})
 }
 
 // maxMetricsPerQuery bounds GET …/telemetry?metrics=….
@@ -284,7 +281,7 @@ func (a *API) historyMany(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "series": out})
+	writeJSON(w, http.StatusOK, apiv1.DeviceSeries{DeviceID: d.ID, Series: out})
 }
 
 // round trims float noise from averages to 12 significant digits.
@@ -324,7 +321,7 @@ func (a *API) rejected(w http.ResponseWriter, r *http.Request) {
 			out[i].PayloadB64 = base64.StdEncoding.EncodeToString(x.Payload)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "rejected": out})
+	writeJSON(w, http.StatusOK, apiv1.RejectedList{DeviceID: d.ID, Rejected: out})
 }
 
 // messages answers GET /api/v1/devices/{id}/messages?limit=: the device's
@@ -361,5 +358,5 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) {
 			out[i].Values = append(out[i].Values, apiv1.Metric{Name: p.Metric, Value: p.Value, TS: p.TS})
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "messages": out})
+	writeJSON(w, http.StatusOK, apiv1.MessageList{DeviceID: d.ID, Messages: out})
 }

@@ -54,7 +54,7 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request) {
 			out = append(out, a.tenantView(r, t))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
+	writeJSON(w, http.StatusOK, apiv1.TenantList{Tenants: out})
 }
 
 // tenantPatch is the changeable part of a tenant.

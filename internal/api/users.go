@@ -93,7 +93,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 			out = append(out, userView(u, false))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+	writeJSON(w, http.StatusOK, apiv1.UserList{Users: out})
 }
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request) {

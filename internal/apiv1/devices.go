@@ -30,3 +30,13 @@ type DeviceInfo struct {
 	Model               string `json:"model,omitempty"`
 	FirmwareVersion     string `json:"firmwareVersion,omitempty"`
 }
+
+// DeviceToken is the answer of POST /api/v1/devices/{id}/token: a SAS
+// token of the device and the hub host name it is for. CredentialID is set
+// for a staff credential made under the owner's factory access switch.
+type DeviceToken struct {
+	CredentialID string    `json:"credentialId,omitempty"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+	HostName     string    `json:"hostName"`
+	Token        string    `json:"token"`
+}

@@ -59,3 +59,10 @@ type Registration struct {
 	UpdatedAt      time.Time       `json:"updatedAt"`
 	Unreadable     bool            `json:"unreadable,omitempty"` // its tenant's keys were destroyed
 }
+
+// RegistrationPage is the answer of GET /api/v1/dps/registrations. Next is
+// the "after" of the next page; empty when this is the last.
+type RegistrationPage struct {
+	Next          string         `json:"next,omitempty"`
+	Registrations []Registration `json:"registrations"`
+}

@@ -49,9 +49,11 @@ type KeyRegeneration struct {
 }
 
 // DeviceTokenRequest is the body of POST /api/v1/devices/{id}/token: the
-// SAS token's lifetime as a Go duration, e.g. "1h".
+// SAS token's lifetime as a Go duration, e.g. "1h" (empty: 1h), and the
+// key that signs it, "primary" (the default) or "secondary".
 type DeviceTokenRequest struct {
 	TTL string `json:"ttl"`
+	Key string `json:"key,omitempty"`
 }
 
 // NewTenant is the body of POST /api/v1/tenants.

@@ -78,7 +78,7 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintln(env.Stderr, "password changed; your other sessions are signed out")
 	case "sessions":
-		var out struct{ Sessions []apiv1.SessionInfo }
+		var out apiv1.SessionList
 		if err := c.Do(ctx, http.MethodGet, "/api/v1/me/sessions", nil, nil, &out); err != nil {
 			return selfError("list sessions", err)
 		}

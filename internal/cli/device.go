@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/apiv1"
-	"github.com/warden-iot/warden/internal/client"
 )
 
 const deviceUsage = `device <subcommand> [flags]
@@ -217,7 +216,7 @@ type mqttCreds struct {
 // SAS token: host and port are the hub host name's (8883 when it has
 // none), the user name "{hub host}/{device id}/?api-version=…" with the
 // hub host as the token names it, port included.
-func mqttCredentials(id string, cred client.DeviceCredential) (mqttCreds, error) {
+func mqttCredentials(id string, cred apiv1.DeviceToken) (mqttCreds, error) {
 	host, port := cred.HostName, 8883
 	if h, p, err := net.SplitHostPort(cred.HostName); err == nil {
 		n, err := strconv.Atoi(p)

@@ -21,9 +21,7 @@ func (c *Client) CreateRule(ctx context.Context, rule json.RawMessage) (apiv1.Ru
 
 // Rules lists the alarm rules of a tenant ("": the caller's) and below.
 func (c *Client) Rules(ctx context.Context, tenant string) ([]apiv1.Rule, error) {
-	var out struct {
-		Rules []apiv1.Rule `json:"rules"`
-	}
+	var out apiv1.RuleList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/rules", tenantQuery(tenant), nil, &out)
 	return out.Rules, err
 }
@@ -137,9 +135,7 @@ func (c *Client) SetNotificationPrefs(ctx context.Context, p apiv1.NotificationP
 
 // Webhooks lists the webhooks of a tenant ("": the caller's) and below.
 func (c *Client) Webhooks(ctx context.Context, tenant string) ([]apiv1.Webhook, error) {
-	var out struct {
-		Webhooks []apiv1.Webhook `json:"webhooks"`
-	}
+	var out apiv1.WebhookList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/webhooks", tenantQuery(tenant), nil, &out)
 	return out.Webhooks, err
 }
@@ -193,9 +189,7 @@ func (c *Client) Deliveries(ctx context.Context, f DeliveryFilter) ([]apiv1.Deli
 	if f.Limit > 0 {
 		q.Set("limit", fmt.Sprint(f.Limit))
 	}
-	var out struct {
-		Deliveries []apiv1.Delivery `json:"deliveries"`
-	}
+	var out apiv1.DeliveryList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/deliveries", q, nil, &out)
 	return out.Deliveries, err
 }

@@ -174,9 +174,7 @@ func (c *Client) Device(ctx context.Context, id string) (apiv1.Device, error) {
 
 // Devices lists the devices of the caller's tenant.
 func (c *Client) Devices(ctx context.Context) ([]apiv1.Device, error) {
-	var out struct {
-		Devices []apiv1.Device `json:"devices"`
-	}
+	var out apiv1.DeviceList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/devices", nil, nil, &out)
 	return out.Devices, err
 }
@@ -202,34 +200,22 @@ func (c *Client) RegenerateKeys(ctx context.Context, id, which string) (apiv1.De
 
 // DeviceToken asks the server for a SAS token of a device.
 func (c *Client) DeviceToken(ctx context.Context, id string, ttl time.Duration) (string, error) {
-	var out struct {
-		Token string `json:"token"`
-	}
+	var out apiv1.DeviceToken
 	err := c.Do(ctx, http.MethodPost, devicePath(id, "/token"), nil, apiv1.DeviceTokenRequest{TTL: ttl.String()}, &out)
 	return out.Token, err
 }
 
-// DeviceCredential is a SAS token of a device with the hub host name it is
-// for.
-type DeviceCredential struct {
-	Token     string    `json:"token"`
-	HostName  string    `json:"hostName"`
-	ExpiresAt time.Time `json:"expiresAt"`
-}
-
 // DeviceCredential asks the server for a SAS token of a device and the hub
 // host name devices connect to.
-func (c *Client) DeviceCredential(ctx context.Context, id string, ttl time.Duration) (DeviceCredential, error) {
-	var out DeviceCredential
+func (c *Client) DeviceCredential(ctx context.Context, id string, ttl time.Duration) (apiv1.DeviceToken, error) {
+	var out apiv1.DeviceToken
 	err := c.Do(ctx, http.MethodPost, devicePath(id, "/token"), nil, apiv1.DeviceTokenRequest{TTL: ttl.String()}, &out)
 	return out, err
 }
 
 // Latest returns the newest value of each metric of a device.
 func (c *Client) Latest(ctx context.Context, id string) ([]apiv1.Metric, error) {
-	var out struct {
-		Metrics []apiv1.Metric `json:"metrics"`
-	}
+	var out apiv1.DeviceMetrics
 	err := c.Do(ctx, http.MethodGet, devicePath(id, "/telemetry/latest"), nil, nil, &out)
 	return out.Metrics, err
 }
@@ -256,9 +242,7 @@ func (c *Client) History(ctx context.Context, id, metric string, q url.Values) (
 
 // Rejected lists a device's rejected messages, newest first.
 func (c *Client) Rejected(ctx context.Context, id string, limit int) ([]apiv1.Rejected, error) {
-	var out struct {
-		Rejected []apiv1.Rejected `json:"rejected"`
-	}
+	var out apiv1.RejectedList
 	q := url.Values{}
 	if limit > 0 {
 		q.Set("limit", fmt.Sprint(limit))

@@ -28,11 +28,9 @@ func (c *Client) CreateEnrollmentGroup(ctx context.Context, g apiv1.NewEnrollmen
 
 // EnrollmentGroups lists the groups of the caller's tenant, without keys.
 func (c *Client) EnrollmentGroups(ctx context.Context) ([]apiv1.EnrollmentGroup, error) {
-	var out struct {
-		Groups []apiv1.EnrollmentGroup `json:"enrollmentGroups"`
-	}
+	var out apiv1.EnrollmentGroupList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/dps/enrollment-groups", nil, nil, &out)
-	return out.Groups, err
+	return out.EnrollmentGroups, err
 }
 
 // EnrollmentGroup returns one group, with its keys.
@@ -66,9 +64,7 @@ func (c *Client) CreateEnrollment(ctx context.Context, e apiv1.NewEnrollment) (a
 // Enrollments lists the individual enrollments of the caller's tenant,
 // without keys.
 func (c *Client) Enrollments(ctx context.Context) ([]apiv1.Enrollment, error) {
-	var out struct {
-		Enrollments []apiv1.Enrollment `json:"enrollments"`
-	}
+	var out apiv1.EnrollmentList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/dps/enrollments", nil, nil, &out)
 	return out.Enrollments, err
 }
@@ -103,10 +99,7 @@ func (c *Client) Registrations(ctx context.Context, after string, limit int) ([]
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out struct {
-		Registrations []apiv1.Registration `json:"registrations"`
-		Next          string               `json:"next"`
-	}
+	var out apiv1.RegistrationPage
 	err := c.Do(ctx, http.MethodGet, "/api/v1/dps/registrations", q, nil, &out)
 	return out.Registrations, out.Next, err
 }

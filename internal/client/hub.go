@@ -84,9 +84,7 @@ func (c *Client) SendC2D(ctx context.Context, id string, m C2DSend) (apiv1.C2DMe
 // C2DMessages lists a device's cloud-to-device messages, newest first
 // (limit 0: the server's default).
 func (c *Client) C2DMessages(ctx context.Context, id string, limit int) ([]apiv1.C2DMessage, error) {
-	var out struct {
-		Messages []apiv1.C2DMessage `json:"messages"`
-	}
+	var out apiv1.C2DMessageList
 	q := url.Values{}
 	if limit > 0 {
 		q.Set("limit", fmt.Sprint(limit))

@@ -151,9 +151,7 @@ func (c *Client) Tenant(ctx context.Context, id string) (apiv1.Tenant, error) {
 // Tenants lists the tenants the caller can see: under ("" for the
 // caller's tenant) and the tenants below it.
 func (c *Client) Tenants(ctx context.Context, under string) ([]apiv1.Tenant, error) {
-	var out struct {
-		Tenants []apiv1.Tenant `json:"tenants"`
-	}
+	var out apiv1.TenantList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/tenants", tenantQuery(under), nil, &out)
 	return out.Tenants, err
 }
@@ -188,9 +186,7 @@ func (c *Client) Site(ctx context.Context, id string) (apiv1.Site, error) {
 // Sites lists the sites the caller can see, of tenant and below ("" for
 // the caller's tenant).
 func (c *Client) Sites(ctx context.Context, tenant string) ([]apiv1.Site, error) {
-	var out struct {
-		Sites []apiv1.Site `json:"sites"`
-	}
+	var out apiv1.SiteList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/sites", tenantQuery(tenant), nil, &out)
 	return out.Sites, err
 }
@@ -217,9 +213,7 @@ func (c *Client) User(ctx context.Context, id string) (apiv1.User, error) {
 // Users lists the accounts the caller can see, of tenant and below (""
 // for the caller's tenant).
 func (c *Client) Users(ctx context.Context, tenant string) ([]apiv1.User, error) {
-	var out struct {
-		Users []apiv1.User `json:"users"`
-	}
+	var out apiv1.UserList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/users", tenantQuery(tenant), nil, &out)
 	return out.Users, err
 }
@@ -273,9 +267,7 @@ func (c *Client) Grants(ctx context.Context, f GrantFilter) ([]apiv1.Grant, erro
 	if f.Active {
 		q.Set("active", "true")
 	}
-	var out struct {
-		Grants []apiv1.Grant `json:"grants"`
-	}
+	var out apiv1.GrantList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/grants", q, nil, &out)
 	return out.Grants, err
 }
@@ -289,9 +281,7 @@ func (c *Client) GrantByID(ctx context.Context, id string) (apiv1.Grant, error) 
 
 // Tokens lists the API tokens of the signed-in user (without secrets).
 func (c *Client) Tokens(ctx context.Context) ([]apiv1.Token, error) {
-	var out struct {
-		Tokens []apiv1.Token `json:"tokens"`
-	}
+	var out apiv1.TokenList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/tokens", nil, nil, &out)
 	return out.Tokens, err
 }
