@@ -480,9 +480,7 @@ func (a *API) finishLink(w http.ResponseWriter, r *http.Request, token, password
 // requestReset mails a reset link if the address belongs to an account;
 // the answer is the same either way.
 func (a *API) requestReset(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Email string `json:"email"`
-	}
+	var req apiv1.PasswordReset
 	if !decode(w, r, &req) {
 		return
 	}

@@ -140,19 +140,10 @@ func checkInitialTwin(raw json.RawMessage) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// enrollmentPatch is the body of a PATCH of either kind of enrollment.
-type enrollmentPatch struct {
-	Enabled *bool `json:"enabled"`
-	// InitialTwin replaces the initial twin; null removes it; absent
-	// leaves it.
-	InitialTwin json.RawMessage `json:"initialTwin"`
-	// RegenerateKey makes new keys: primary, secondary or both.
-	RegenerateKey string `json:"regenerateKey"`
-	keyFields
-}
-
-// update turns a PATCH into a store update, or says what is wrong.
-func (p enrollmentPatch) update(now time.Time) (store.EnrollmentUpdate, error) {
+// enrollmentUpdate turns the PATCH of either kind of enrollment into a
+// store update, or says what is wrong. InitialTwin replaces the initial
+// twin; null removes it; absent leaves it.
+func enrollmentUpdate(p apiv1.EnrollmentPatch, now time.Time) (store.EnrollmentUpdate, error) {
 	u := store.EnrollmentUpdate{Enabled: p.Enabled, UpdatedAt: now}
 	if p.InitialTwin != nil {
 		twin, err := checkInitialTwin(p.InitialTwin)
@@ -212,12 +203,7 @@ func (a *API) listEnrollmentGroups(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		ID          string          `json:"id"`
-		Enabled     *bool           `json:"enabled"`
-		InitialTwin json.RawMessage `json:"initialTwin"`
-		keyFields
-	}
+	var req apiv1.NewEnrollmentGroup
 	if !decode(w, r, &req) {
 		return
 	}
@@ -230,7 +216,7 @@ func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	primary, secondary, err := req.keys()
+	primary, secondary, err := keyFields{req.PrimaryKey, req.SecondaryKey}.keys()
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -257,11 +243,11 @@ func (a *API) getEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
-	var req enrollmentPatch
+	var req apiv1.EnrollmentPatch
 	if !decode(w, r, &req) {
 		return
 	}
-	u, err := req.update(a.stamp())
+	u, err := enrollmentUpdate(req, a.stamp())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -302,13 +288,7 @@ func (a *API) listEnrollments(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) createEnrollment(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		RegistrationID string          `json:"registrationId"`
-		DeviceID       string          `json:"deviceId"` // default: the registration id
-		Enabled        *bool           `json:"enabled"`
-		InitialTwin    json.RawMessage `json:"initialTwin"`
-		keyFields
-	}
+	var req apiv1.NewEnrollment
 	if !decode(w, r, &req) {
 		return
 	}
@@ -328,7 +308,7 @@ func (a *API) createEnrollment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	primary, secondary, err := req.keys()
+	primary, secondary, err := keyFields{req.PrimaryKey, req.SecondaryKey}.keys()
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -368,11 +348,11 @@ func (a *API) getEnrollment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateEnrollment(w http.ResponseWriter, r *http.Request) {
-	var req enrollmentPatch
+	var req apiv1.EnrollmentPatch
 	if !decode(w, r, &req) {
 		return
 	}
-	u, err := req.update(a.stamp())
+	u, err := enrollmentUpdate(req, a.stamp())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return

@@ -153,10 +153,7 @@ func validMethodName(name string) error {
 }
 
 func (a *API) invokeMethod(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Payload        json.RawMessage `json:"payload"`
-		TimeoutSeconds *float64        `json:"timeoutSeconds"`
-	}
+	var req apiv1.MethodCall
 	if !decodeOptional(w, r, &req) {
 		return
 	}
@@ -261,13 +258,7 @@ func newMessageID() (string, error) {
 }
 
 func (a *API) sendC2D(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Payload       json.RawMessage   `json:"payload"`
-		Properties    map[string]string `json:"properties"`
-		TTLSeconds    *int64            `json:"ttlSeconds"`
-		MessageID     string            `json:"messageId"`
-		CorrelationID string            `json:"correlationId"`
-	}
+	var req apiv1.C2DSend
 	if !decode(w, r, &req) {
 		return
 	}

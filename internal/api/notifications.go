@@ -317,10 +317,7 @@ func (a *API) getEscalation(w http.ResponseWriter, r *http.Request) {
 
 // setEscalation sets or (delayMinutes 0) removes the tenant's escalation.
 func (a *API) setEscalation(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		DelayMinutes *int   `json:"delayMinutes"`
-		Email        string `json:"email"`
-	}
+	var req apiv1.EscalationSetting
 	if !decode(w, r, &req) {
 		return
 	}

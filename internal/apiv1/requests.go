@@ -147,10 +147,10 @@ type NewWebhook struct {
 	Severities []string `json:"severities,omitempty"`
 }
 
-// EscalationSetting is the body of PUT /api/v1/escalation; DelayMinutes 0
-// removes the escalation.
+// EscalationSetting is the body of PUT /api/v1/escalation. DelayMinutes
+// is required; 0 removes the escalation.
 type EscalationSetting struct {
-	DelayMinutes int    `json:"delayMinutes"`
+	DelayMinutes *int   `json:"delayMinutes"`
 	Email        string `json:"email"`
 }
 
@@ -167,18 +167,20 @@ type DesiredPatch struct {
 }
 
 // MethodCall is the body of POST /api/v1/devices/{id}/methods/{name}.
-// TimeoutSeconds 0: DefaultMethodTimeout.
+// TimeoutSeconds nil: DefaultMethodTimeout.
 type MethodCall struct {
 	Payload        json.RawMessage `json:"payload,omitempty"`
-	TimeoutSeconds float64         `json:"timeoutSeconds,omitempty"`
+	TimeoutSeconds *float64        `json:"timeoutSeconds,omitempty"`
 }
 
-// C2DSend is the body of POST /api/v1/devices/{id}/c2d. TTLSeconds 0: the
-// server's default (1 h); MessageID empty: the server makes one.
+// C2DSend is the body of POST /api/v1/devices/{id}/c2d. Payload is a JSON
+// string (sent as its text) or any other JSON value (sent as JSON);
+// TTLSeconds nil: the server's default (1 h); MessageID empty: the server
+// makes one.
 type C2DSend struct {
 	Payload       json.RawMessage   `json:"payload"`
 	Properties    map[string]string `json:"properties,omitempty"`
-	TTLSeconds    int64             `json:"ttlSeconds,omitempty"`
+	TTLSeconds    *int64            `json:"ttlSeconds,omitempty"`
 	MessageID     string            `json:"messageId,omitempty"`
 	CorrelationID string            `json:"correlationId,omitempty"`
 }
@@ -218,6 +220,12 @@ type EnrollmentPatch struct {
 
 // Ptr returns a pointer to v, for the fields of a patch.
 func Ptr[T any](v T) *T { return &v }
+
+// PasswordReset is the body of POST /api/v1/auth/password-reset: the
+// e-mail address of the account.
+type PasswordReset struct {
+	Email string `json:"email"`
+}
 
 // PasswordChange is the body of PUT /api/v1/me/password.
 type PasswordChange struct {

@@ -165,7 +165,7 @@ func (c *Client) Escalation(ctx context.Context, tenant string) (apiv1.Escalatio
 func (c *Client) SetEscalation(ctx context.Context, tenant string, delayMinutes int, email string) (apiv1.Escalation, error) {
 	var out apiv1.Escalation
 	err := c.Do(ctx, http.MethodPut, "/api/v1/escalation", tenantQuery(tenant),
-		apiv1.EscalationSetting{DelayMinutes: delayMinutes, Email: email}, &out)
+		apiv1.EscalationSetting{DelayMinutes: &delayMinutes, Email: email}, &out)
 	return out, err
 }
 

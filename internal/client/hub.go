@@ -49,7 +49,7 @@ func (c *Client) InvokeMethod(ctx context.Context, id, method string, payload js
 	body := apiv1.MethodCall{Payload: payload}
 	wait := apiv1.DefaultMethodTimeout
 	if timeout > 0 {
-		body.TimeoutSeconds = timeout.Seconds()
+		body.TimeoutSeconds = apiv1.Ptr(timeout.Seconds())
 		wait = timeout
 	}
 	var out apiv1.MethodResponse
@@ -74,7 +74,7 @@ func (c *Client) SendC2D(ctx context.Context, id string, m C2DSend) (apiv1.C2DMe
 	}
 	body := apiv1.C2DSend{Payload: payload, Properties: m.Properties, MessageID: m.MessageID, CorrelationID: m.CorrelationID}
 	if m.TTL > 0 {
-		body.TTLSeconds = int64(m.TTL.Round(time.Second) / time.Second)
+		body.TTLSeconds = apiv1.Ptr(int64(m.TTL.Round(time.Second) / time.Second))
 	}
 	var out apiv1.C2DMessage
 	err = c.Do(ctx, http.MethodPost, devicePath(id, "/c2d"), nil, body, &out)
