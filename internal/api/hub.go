@@ -88,13 +88,7 @@ func (a *API) getTwin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) patchTwin(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Properties *struct {
-			Desired  json.RawMessage `json:"desired"`
-			Reported json.RawMessage `json:"reported"`
-		} `json:"properties"`
-		Tags json.RawMessage `json:"tags"`
-	}
+	var req apiv1.TwinPatch
 	if !decode(w, r, &req) {
 		return
 	}

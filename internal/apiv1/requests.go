@@ -157,13 +157,15 @@ type EscalationSetting struct {
 // TwinPatch is the body of PATCH /api/v1/devices/{id}/twin: JSON merge
 // patches of the desired properties and of the tags (nil: unchanged).
 type TwinPatch struct {
-	Properties *DesiredPatch   `json:"properties,omitempty"`
-	Tags       json.RawMessage `json:"tags,omitempty"`
+	Properties *PropertiesPatch `json:"properties,omitempty"`
+	Tags       json.RawMessage  `json:"tags,omitempty"`
 }
 
-// DesiredPatch is the properties part of a TwinPatch.
-type DesiredPatch struct {
-	Desired json.RawMessage `json:"desired"`
+// PropertiesPatch is the properties part of a TwinPatch. Only the device
+// reports its reported properties: a patch of them is refused.
+type PropertiesPatch struct {
+	Desired  json.RawMessage `json:"desired"`
+	Reported json.RawMessage `json:"reported,omitempty"`
 }
 
 // MethodCall is the body of POST /api/v1/devices/{id}/methods/{name}.

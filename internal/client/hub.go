@@ -31,7 +31,7 @@ type TwinPatch struct {
 func (c *Client) UpdateTwin(ctx context.Context, id string, p TwinPatch) (apiv1.Twin, error) {
 	body := apiv1.TwinPatch{Tags: p.Tags}
 	if p.Desired != nil {
-		body.Properties = &apiv1.DesiredPatch{Desired: p.Desired}
+		body.Properties = &apiv1.PropertiesPatch{Desired: p.Desired}
 	}
 	var tw apiv1.Twin
 	var hdr http.Header
