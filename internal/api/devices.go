@@ -130,12 +130,7 @@ func ValidDeviceID(id string) error {
 }
 
 func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		ID       string `json:"id"`
-		TenantID string `json:"tenantId"`
-		apiv1.   // default: the caller's
-				DeviceInfo
-	}
+	var req apiv1.NewDevice
 	if !decode(w, r, &req) {
 		return
 	}
