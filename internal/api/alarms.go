@@ -10,41 +10,10 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/store"
 )
-
-// Alarm is the API view of an alarm: one occurrence of a rule's condition
-// on a device, from raised to cleared.
-type Alarm struct {
-	ID         int64      `json:"id"`
-	TenantID   string     `json:"tenantId"`
-	RuleID     string     `json:"ruleId"`
-	RuleName   string     `json:"ruleName,omitempty"`
-	DeviceID   string     `json:"deviceId"`
-	SiteID     string     `json:"siteId,omitempty"`
-	Kind       string     `json:"kind"`
-	Severity   string     `json:"severity"`
-	Message    string     `json:"message"`
-	Value      float64    `json:"value"`
-	State      string     `json:"state"`
-	RaisedAt   time.Time  `json:"raisedAt"`
-	LastAt     time.Time  `json:"lastAt"`
-	Retriggers int        `json:"retriggers"`
-	AckedAt    *time.Time `json:"ackedAt,omitempty"`
-	AckedBy    string     `json:"ackedBy,omitempty"`
-	AckComment string     `json:"ackComment,omitempty"`
-	Unreadable bool       `json:"unreadable,omitempty"` // its tenant's keys were destroyed
-	ClearedAt  *time.Time `json:"clearedAt,omitempty"`
-	ClearedBy  string     `json:"clearedBy,omitempty"`
-}
-
-// AlarmPage is the answer of GET /api/v1/alarms.
-type AlarmPage struct {
-	Alarms []Alarm `json:"alarms"`
-	// Next is the "after" of the next page; 0 when this is the last.
-	Next int64 `json:"next,omitempty"`
-}
 
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
@@ -53,8 +22,8 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func alarmView(al store.Alarm, ruleName string) Alarm {
-	return Alarm{ID: al.ID, TenantID: al.TenantID, RuleID: al.RuleID, RuleName: ruleName, DeviceID: al.DeviceID,
+func alarmView(al store.Alarm, ruleName string) apiv1.Alarm {
+	return apiv1.Alarm{ID: al.ID, TenantID: al.TenantID, RuleID: al.RuleID, RuleName: ruleName, DeviceID: al.DeviceID,
 		SiteID: al.SiteID, Kind: al.Kind, Severity: al.Severity, Message: al.Message, Value: al.Value, State: al.State,
 		RaisedAt: al.RaisedAt, LastAt: al.LastAt, Retriggers: al.Retriggers, AckedAt: timePtr(al.AckedAt),
 		AckedBy: al.AckedBy, AckComment: al.AckComment, Unreadable: al.Unreadable, ClearedAt: timePtr(al.ClearedAt),
@@ -86,7 +55,7 @@ func (n *ruleNames) name(ctx context.Context, id string) (string, error) {
 	return name, nil
 }
 
-func (a *API) alarmView(ctx context.Context, al store.Alarm) (Alarm, error) {
+func (a *API) alarmView(ctx context.Context, al store.Alarm) (apiv1.Alarm, error) {
 	name, err := (&ruleNames{a: a, names: map[string]string{}}).name(ctx, al.RuleID)
 	return alarmView(al, name), err
 }
@@ -205,7 +174,7 @@ func (a *API) listAlarms(w http.ResponseWriter, r *http.Request) {
 	}
 	noteOutsideList(r, "alarm.list", seen)
 	names := &ruleNames{a: a, names: map[string]string{}}
-	page := AlarmPage{Alarms: make([]Alarm, 0, len(als))}
+	page := apiv1.AlarmPage{Alarms: make([]apiv1.Alarm, 0, len(als))}
 	for _, al := range als {
 		name, err := names.name(ctx, al.RuleID)
 		if err != nil {
@@ -251,12 +220,8 @@ func (a *API) getAlarm(w http.ResponseWriter, r *http.Request) {
 // MaxAlarmComment bounds an acknowledgement's comment.
 const MaxAlarmComment = 1000
 
-type alarmComment struct {
-	Comment string `json:"comment"`
-}
-
 func readAlarmComment(w http.ResponseWriter, r *http.Request) (string, bool) {
-	var req alarmComment
+	var req apiv1.AlarmComment
 	if !decodeOptional(w, r, &req) {
 		return "", false
 	}

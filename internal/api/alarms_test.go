@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/server/servertest"
@@ -37,11 +38,10 @@ type alarmWorld struct {
 
 // signUpAs makes an account through admin, activates it, signs in and
 // returns a client with an API token of it.
-func signUpAs(t *testing.T, op, admin *client.Client, tenant, role, email string) (*client.Client, api.User) {
+func signUpAs(t *testing.T, op, admin *client.Client, tenant, role, email string) (*client.Client, apiv1.User) {
 	t.Helper()
 	ctx := t.Context()
-	u, err := admin.CreateUser(ctx, map[string]any{"tenantId": tenant, "role": role, "email": email,
-		"firstName": "Test", "lastName": role})
+	u, err := admin.CreateUser(ctx, apiv1.NewUser{TenantID: tenant, Role: role, Email: email, Profile: apiv1.Profile{FirstName: apiv1.Ptr("Test"), LastName: apiv1.Ptr(role)}})
 	if err != nil {
 		t.Fatalf("create %s: %v", email, err)
 	}
@@ -69,7 +69,7 @@ func newAlarmWorld(t *testing.T) *alarmWorld {
 	ctx := t.Context()
 	w := &alarmWorld{srv: srv, op: op, st: srv.Store()}
 	for _, tn := range []string{"A", "B"} {
-		if _, err := op.CreateTenant(ctx, map[string]any{"id": tn, "name": "Customer " + tn}); err != nil {
+		if _, err := op.CreateTenant(ctx, apiv1.NewTenant{ID: tn, TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Customer " + tn)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -91,7 +91,7 @@ func newAlarmWorld(t *testing.T) *alarmWorld {
 	w.adminA, _ = signUpAs(t, op, op, "A", "customer-admin", w.adminAE)
 	w.userA, _ = signUpAs(t, op, w.adminA, "A", "customer-user", w.userAEmail)
 	w.adminB, _ = signUpAs(t, op, op, "B", "customer-admin", "boss@b.example")
-	var sup api.User
+	var sup apiv1.User
 	w.supporter, sup = signUpAs(t, op, op, "root", "supporter", "tech@installer.example")
 	if _, err := w.adminA.Grant(ctx, sup.SupporterID, "", "a1", ""); err != nil {
 		t.Fatalf("grant: %v", err)
@@ -462,16 +462,16 @@ func TestWebhooksEscalationAndPrefs(t *testing.T) {
 	if p, err := w.userA.NotificationPrefs(ctx); err != nil || p.Email || p.Severities == nil {
 		t.Errorf("default prefs: %v %+v", err, p)
 	}
-	p, err := w.userA.SetNotificationPrefs(ctx, api.NotificationPrefs{Email: true, Severities: []string{"critical", "critical"}, SiteIDs: []string{w.siteA}})
+	p, err := w.userA.SetNotificationPrefs(ctx, apiv1.NotificationPrefs{Email: true, Severities: []string{"critical", "critical"}, SiteIDs: []string{w.siteA}})
 	if err != nil || !p.Email || len(p.Severities) != 1 || len(p.SiteIDs) != 1 {
 		t.Errorf("set prefs: %v %+v", err, p)
 	}
 	if p, _ := w.userA.NotificationPrefs(ctx); !p.Email || p.SiteIDs[0] != w.siteA {
 		t.Errorf("prefs after set: %+v", p)
 	}
-	_, err = w.adminB.SetNotificationPrefs(ctx, api.NotificationPrefs{Email: true, SiteIDs: []string{w.siteA}})
+	_, err = w.adminB.SetNotificationPrefs(ctx, apiv1.NotificationPrefs{Email: true, SiteIDs: []string{w.siteA}})
 	wantStatus(t, "another customer's site", err, http.StatusBadRequest)
-	_, err = w.userA.SetNotificationPrefs(ctx, api.NotificationPrefs{Email: true, Severities: []string{"info"}})
+	_, err = w.userA.SetNotificationPrefs(ctx, apiv1.NotificationPrefs{Email: true, Severities: []string{"info"}})
 	wantStatus(t, "bad severity", err, http.StatusBadRequest)
 	_, err = w.op.NotificationPrefs(ctx)
 	wantStatus(t, "bootstrap token", err, http.StatusForbidden)
@@ -520,7 +520,7 @@ func TestKPI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var rep api.KPIReport
+	var rep apiv1.KPIReport
 	q := url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}}
 	if err := w.adminA.Do(ctx, http.MethodGet, "/api/v1/kpi", q, nil, &rep); err != nil {
 		t.Fatal(err)
@@ -561,7 +561,7 @@ func TestKPI(t *testing.T) {
 	}
 
 	// A series for charts: two buckets whose downtimes add up to the total.
-	var series api.KPIReport
+	var series apiv1.KPIReport
 	qs := url.Values{"from": q["from"], "to": q["to"], "bucket": {"5h"}}
 	if err := w.adminA.Do(ctx, http.MethodGet, "/api/v1/kpi", qs, nil, &series); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/event"
@@ -233,14 +234,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v) // the client went away; nothing to do
 }
 
-// ErrorBody is the JSON of every error response.
-type ErrorBody struct {
-	Error  string `json:"error"`
-	Status int    `json:"status"`
-}
-
 func writeError(w http.ResponseWriter, status int, format string, args ...any) {
-	writeJSON(w, status, ErrorBody{Error: fmt.Sprintf(format, args...), Status: status})
+	writeJSON(w, status, apiv1.ErrorBody{Error: fmt.Sprintf(format, args...), Status: status})
 }
 
 // storeError answers a store failure: not found, conflict or internal.

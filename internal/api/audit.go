@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -347,39 +348,11 @@ func (a *API) trusted(addr string) bool {
 	return false
 }
 
-// AuditEntry is an audit trail entry as the API shows it.
-type AuditEntry struct {
-	Seq            int64     `json:"seq"`
-	At             time.Time `json:"at"`
-	TenantID       string    `json:"tenantId"`
-	ActorID        string    `json:"actorId"`
-	ActorName      string    `json:"actorName,omitempty"`
-	Action         string    `json:"action"`
-	Target         string    `json:"target,omitempty"`
-	OwnerTenantID  string    `json:"ownerTenantId,omitempty"`
-	Outcome        string    `json:"outcome"`
-	Status         int       `json:"status"`
-	IP             string    `json:"ip"`
-	UserAgent      string    `json:"userAgent,omitempty"`
-	Browser        string    `json:"browser,omitempty"`
-	BrowserVersion string    `json:"browserVersion,omitempty"`
-	OS             string    `json:"os,omitempty"`
-	PrevHash       string    `json:"prevHash"`
-	Hash           string    `json:"hash"`
-}
-
-func auditView(e store.AuditEntry) AuditEntry {
-	return AuditEntry{Seq: e.Seq, At: e.At, TenantID: e.TenantID, ActorID: e.ActorID, ActorName: e.ActorName,
+func auditView(e store.AuditEntry) apiv1.AuditEntry {
+	return apiv1.AuditEntry{Seq: e.Seq, At: e.At, TenantID: e.TenantID, ActorID: e.ActorID, ActorName: e.ActorName,
 		Action: e.Action, Target: e.Target, OwnerTenantID: e.OwnerTenantID, Outcome: e.Outcome, Status: e.Status, IP: e.IP, UserAgent: e.UserAgent,
 		Browser: e.Browser, BrowserVersion: e.BrowserVersion, OS: e.OS,
 		PrevHash: hex.EncodeToString(e.PrevHash), Hash: hex.EncodeToString(e.Hash)}
-}
-
-// AuditPage is the answer of GET /api/v1/audit.
-type AuditPage struct {
-	Entries []AuditEntry `json:"entries"`
-	// Next is the "after" of the next page; 0 when this is the last.
-	Next int64 `json:"next,omitempty"`
 }
 
 // pageQuery reads ?after= (a numeric id, what names it in the error) and
@@ -438,7 +411,7 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	more := len(es) > limit
 	es = es[:min(len(es), limit)]
-	page := AuditPage{Entries: make([]AuditEntry, 0, len(es))}
+	page := apiv1.AuditPage{Entries: make([]apiv1.AuditEntry, 0, len(es))}
 	for _, e := range es {
 		page.Entries = append(page.Entries, auditView(e))
 	}
@@ -505,7 +478,7 @@ func (a *API) accessLog(w http.ResponseWriter, r *http.Request) {
 		inside[t.ID] = true
 	}
 	outside := r.URL.Query().Get("outside") == "true"
-	page := AuditPage{Entries: []AuditEntry{}}
+	page := apiv1.AuditPage{Entries: []apiv1.AuditEntry{}}
 	for {
 		es, err := a.store.ListAudit(r.Context(), f)
 		if err != nil {

@@ -13,19 +13,13 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
 
 // Session and sign-in rules.
 const (
-	// SessionCookie is the only cookie Warden sets: a functional session
-	// cookie, HttpOnly, Secure, SameSite=Strict, without an expiry date.
-	SessionCookie = "warden_session"
-	// CSRFHeader carries the session's CSRF token on every state-changing
-	// request made with the session cookie.
-	CSRFHeader = "X-CSRF-Token"
-
 	SessionIdle     = 12 * time.Hour     // a session unused this long ends
 	SessionMax      = 7 * 24 * time.Hour // and none lives longer than this
 	sessionTouchGap = time.Minute        // activity is written at most this often
@@ -140,7 +134,7 @@ func (a *API) identify(r *http.Request) (caller, error) {
 		c.Scopes, c.TokenID, c.TokenExpiresAt = tok.Scopes, tok.ID, tok.ExpiresAt
 		return c, nil
 	}
-	ck, err := r.Cookie(SessionCookie)
+	ck, err := r.Cookie(apiv1.SessionCookie)
 	if err != nil || ck.Value == "" {
 		return caller{}, &authError{http.StatusUnauthorized, "sign in, or send \"Authorization: Bearer <token>\""}
 	}
@@ -156,9 +150,9 @@ func (a *API) identify(r *http.Request) (caller, error) {
 		return caller{}, &authError{http.StatusUnauthorized, "session ended; sign in again"}
 	}
 	if stateChanging(r.Method) {
-		got := r.Header.Get(CSRFHeader)
+		got := r.Header.Get(apiv1.CSRFHeader)
 		if subtle.ConstantTimeCompare([]byte(got), []byte(csrfToken(ck.Value))) != 1 {
-			return caller{}, &authError{http.StatusForbidden, "missing or wrong " + CSRFHeader + " header (CSRF protection)"}
+			return caller{}, &authError{http.StatusForbidden, "missing or wrong " + apiv1.CSRFHeader + " header (CSRF protection)"}
 		}
 	}
 	c, err := a.userCaller(ctx, sess.UserID)
@@ -243,23 +237,12 @@ func (a *API) withSignInLock(ctx context.Context, u *store.User) error {
 	return nil
 }
 
-// Session is the answer of a sign-in and of GET /api/v1/session.
-type Session struct {
-	User      User      `json:"user"`
-	CSRFToken string    `json:"csrfToken,omitempty"`
-	ExpiresAt time.Time `json:"expiresAt,omitzero"`
-}
-
 // dummyHash is verified against when the e-mail is unknown, so that an
 // unknown address takes as long as a wrong password.
 const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$4aWMZ9Uf8rY6n0aQ7I3I5ZxH2n1G7tq6hQbYqE7o3Yk"
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Email    string `json:"email"`
-		Password string `json:"password"`
-		TOTP     string `json:"totp"`
-	}
+	var req apiv1.Login
 	if !decode(w, r, &req) {
 		return
 	}
@@ -345,10 +328,10 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: secret, Path: "/", HttpOnly: true, Secure: true,
+	http.SetCookie(w, &http.Cookie{Name: apiv1.SessionCookie, Value: secret, Path: "/", HttpOnly: true, Secure: true,
 		SameSite: http.SameSiteStrictMode})
 	a.log.Info("signed in", "user", u.ID, "tenant", u.TenantID)
-	writeJSON(w, http.StatusOK, Session{User: userView(u, true), CSRFToken: csrfToken(secret), ExpiresAt: sess.ExpiresAt})
+	writeJSON(w, http.StatusOK, apiv1.Session{User: userView(u, true), CSRFToken: csrfToken(secret), ExpiresAt: sess.ExpiresAt})
 }
 
 // signInFailed counts a failure of the address (and of the client's),
@@ -391,7 +374,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true,
+	http.SetCookie(w, &http.Cookie{Name: apiv1.SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true,
 		SameSite: http.SameSiteStrictMode})
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -399,8 +382,8 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 func (a *API) session(w http.ResponseWriter, r *http.Request) {
 	c := principal(r.Context())
 	u := loaded[store.User](r.Context())
-	s := Session{User: userView(u, true)}
-	if ck, err := r.Cookie(SessionCookie); err == nil && c.SessionID != "" {
+	s := apiv1.Session{User: userView(u, true)}
+	if ck, err := r.Cookie(apiv1.SessionCookie); err == nil && c.SessionID != "" {
 		s.CSRFToken, s.ExpiresAt = csrfToken(ck.Value), c.ExpiresAt
 	}
 	writeJSON(w, http.StatusOK, s)
@@ -465,10 +448,7 @@ func (a *API) answerAuthError(w http.ResponseWriter, err error) {
 }
 
 func (a *API) activate(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Token    string `json:"token"`
-		Password string `json:"password"`
-	}
+	var req apiv1.PasswordLink
 	if !decode(w, r, &req) {
 		return
 	}
@@ -476,10 +456,7 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) confirmReset(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Token    string `json:"token"`
-		Password string `json:"password"`
-	}
+	var req apiv1.PasswordLink
 	if !decode(w, r, &req) {
 		return
 	}
@@ -503,9 +480,7 @@ func (a *API) finishLink(w http.ResponseWriter, r *http.Request, token, password
 // requestReset mails a reset link if the address belongs to an account;
 // the answer is the same either way.
 func (a *API) requestReset(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Email string `json:"email"`
-	}
+	var req apiv1.PasswordReset
 	if !decode(w, r, &req) {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/identity"
@@ -17,34 +18,8 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// Device is the API view of a device.
-type Device struct {
-	ID               string     `json:"id"`
-	TenantID         string     `json:"tenantId"`
-	Status           string     `json:"status"`
-	Connected        bool       `json:"connected"`
-	LastSeen         *time.Time `json:"lastSeen,omitempty"`
-	LastIP           string     `json:"lastIp,omitempty"`
-	CreatedAt        time.Time  `json:"createdAt"`
-	PrimaryKey       string     `json:"primaryKey,omitempty"`
-	SecondaryKey     string     `json:"secondaryKey,omitempty"`
-	ConnectionString string     `json:"connectionString,omitempty"`
-	DeviceInfo
-}
-
-// DeviceInfo is a device's descriptive metadata.
-type DeviceInfo struct {
-	SiteID              string `json:"siteId,omitempty"`
-	Name                string `json:"name,omitempty"`
-	SerialNumber        string `json:"serialNumber,omitempty"` // serial or control-unit number, e.g. "P1234567"
-	MeterNumber         string `json:"meterNumber,omitempty"`
-	MeasurementLocation string `json:"measurementLocation,omitempty"`
-	InstallationPlace   string `json:"installationPlace,omitempty"`
-	Model               string `json:"model,omitempty"`
-	FirmwareVersion     string `json:"firmwareVersion,omitempty"`
-}
-
-func (i DeviceInfo) store() store.DeviceInfo { return store.DeviceInfo(i) }
+// storeInfo is the stored form of a device's metadata.
+func storeInfo(i apiv1.DeviceInfo) store.DeviceInfo { return store.DeviceInfo(i) }
 
 // deviceInfoPatch changes some metadata fields; a field left out stays.
 type deviceInfoPatch struct {
@@ -98,9 +73,9 @@ func (a *API) checkInfo(w http.ResponseWriter, r *http.Request, tenantID string,
 	return true
 }
 
-func (a *API) view(d store.Device, withKeys bool) Device {
-	v := Device{ID: d.ID, TenantID: d.TenantID, Status: string(d.Status), CreatedAt: d.CreatedAt,
-		Connected: a.endpoint.Connected(d.ID), LastIP: d.LastIP, DeviceInfo: DeviceInfo(d.Info)}
+func (a *API) view(d store.Device, withKeys bool) apiv1.Device {
+	v := apiv1.Device{ID: d.ID, TenantID: d.TenantID, Status: string(d.Status), CreatedAt: d.CreatedAt,
+		Connected: a.endpoint.Connected(d.ID), LastIP: d.LastIP, DeviceInfo: apiv1.DeviceInfo(d.Info)}
 	seen := d.LastSeen
 	if at, ip, ok := a.endpoint.LastSeen(d.ID); ok && at.After(seen) {
 		seen, v.LastIP = at, ip
@@ -128,11 +103,11 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := make([]Device, len(ds))
+	out := make([]apiv1.Device, len(ds))
 	for i, d := range ds {
 		out[i] = a.view(d, false)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+	writeJSON(w, http.StatusOK, apiv1.DeviceList{Devices: out})
 }
 
 // MaxDeviceIDLen is IoT Hub's limit.
@@ -156,11 +131,7 @@ func ValidDeviceID(id string) error {
 }
 
 func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		ID       string `json:"id"`
-		TenantID string `json:"tenantId"` // default: the caller's
-		DeviceInfo
-	}
+	var req apiv1.NewDevice
 	if !decode(w, r, &req) {
 		return
 	}
@@ -169,7 +140,7 @@ func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.TenantID = tenantID
-	info, _ := deviceInfoPatch{}.apply(req.DeviceInfo.store())
+	info, _ := deviceInfoPatch{}.apply(storeInfo(req.DeviceInfo))
 	if !a.checkInfo(w, r, req.TenantID, info) {
 		return
 	}
@@ -355,10 +326,7 @@ func (a *API) regenerateKeys(w http.ResponseWriter, r *http.Request) {
 const MaxTokenTTL = 365 * 24 * time.Hour
 
 func (a *API) deviceToken(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		TTL string `json:"ttl"` // Go duration, default 1h
-		Key string `json:"key"` // primary (default) or secondary
-	}
+	var req apiv1.DeviceTokenRequest
 	if !decodeOptional(w, r, &req) {
 		return
 	}
@@ -385,7 +353,7 @@ func (a *API) deviceToken(w http.ResponseWriter, r *http.Request) {
 	}
 	expiry := a.now().Add(ttl).Truncate(time.Second)
 	resource := sas.DeviceResource(a.cfg.HubHost, d.ID)
-	ans := map[string]any{"expiresAt": expiry.UTC(), "hostName": a.cfg.HubHost}
+	ans := apiv1.DeviceToken{ExpiresAt: expiry.UTC(), HostName: a.cfg.HubHost}
 	if a.underSwitch(r.Context(), access.DeviceToken, resourceOf(r.Context())) {
 		// Allowed only by the owner's switch: a staff credential, recorded,
 		// that stops working when the switch goes off.
@@ -395,14 +363,14 @@ func (a *API) deviceToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		skn := factory.KeyName(cred.ID)
-		ans["token"] = sas.SignRaw(factory.DeriveKey(key, skn), sas.Escape(resource), skn, expiry)
-		ans["credentialId"] = cred.ID
+		ans.Token = sas.SignRaw(factory.DeriveKey(key, skn), sas.Escape(resource), skn, expiry)
+		ans.CredentialID = cred.ID
 		if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
 			call.target = d.ID + "/" + cred.ID
 		}
 		a.log.Info("staff credential made", "device", d.ID, "credential", cred.ID, "by", principal(r.Context()).ActorID, "until", expiry)
 	} else {
-		ans["token"] = sas.Sign(key, resource, expiry)
+		ans.Token = sas.Sign(key, resource, expiry)
 	}
 	writeJSON(w, http.StatusOK, ans)
 }

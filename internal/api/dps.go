@@ -12,70 +12,16 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// DPSInfo tells devices of the caller's tenant how to reach the
-// provisioning service: it runs on the MQTT TLS listener, under the hub
-// host name.
-type DPSInfo struct {
-	IDScope          string `json:"idScope"`
-	ProvisioningHost string `json:"provisioningHost"`
-}
-
-// EnrollmentGroup is the API view of an enrollment group. Keys are base64;
-// a device's key is sas.DeriveDeviceKey(group key, registration id).
-type EnrollmentGroup struct {
-	ID           string          `json:"id"`
-	TenantID     string          `json:"tenantId"`
-	Enabled      bool            `json:"enabled"`
-	PrimaryKey   string          `json:"primaryKey,omitempty"`
-	SecondaryKey string          `json:"secondaryKey,omitempty"`
-	InitialTwin  json.RawMessage `json:"initialTwin,omitempty"`
-	CreatedAt    time.Time       `json:"createdAt"`
-	UpdatedAt    time.Time       `json:"updatedAt"`
-	Unreadable   bool            `json:"unreadable,omitempty"` // its tenant's keys were destroyed: the initial twin is lost
-}
-
-// Enrollment is the API view of an individual enrollment.
-type Enrollment struct {
-	RegistrationID string          `json:"registrationId"`
-	DeviceID       string          `json:"deviceId"`
-	TenantID       string          `json:"tenantId"`
-	Enabled        bool            `json:"enabled"`
-	PrimaryKey     string          `json:"primaryKey,omitempty"`
-	SecondaryKey   string          `json:"secondaryKey,omitempty"`
-	InitialTwin    json.RawMessage `json:"initialTwin,omitempty"`
-	CreatedAt      time.Time       `json:"createdAt"`
-	UpdatedAt      time.Time       `json:"updatedAt"`
-	Unreadable     bool            `json:"unreadable,omitempty"` // its tenant's keys were destroyed
-}
-
-// Registration is the API view of a registration record.
-type Registration struct {
-	RegistrationID string          `json:"registrationId"`
-	DeviceID       string          `json:"deviceId"`
-	TenantID       string          `json:"tenantId"`
-	EnrollmentType string          `json:"enrollmentType"` // group or individual
-	EnrollmentID   string          `json:"enrollmentId"`   // the group id, or the registration id
-	Status         string          `json:"status"`
-	Substatus      string          `json:"substatus"`
-	AssignedHub    string          `json:"assignedHub"`
-	OperationID    string          `json:"operationId"`
-	ETag           string          `json:"etag"`
-	Payload        json.RawMessage `json:"payload,omitempty"`
-	InitialTwin    json.RawMessage `json:"initialTwin,omitempty"`
-	CreatedAt      time.Time       `json:"createdAt"`
-	UpdatedAt      time.Time       `json:"updatedAt"`
-	Unreadable     bool            `json:"unreadable,omitempty"` // its tenant's keys were destroyed
-}
-
 func b64(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
 
-func groupView(g store.EnrollmentGroup, withKeys bool) EnrollmentGroup {
-	v := EnrollmentGroup{ID: g.ID, TenantID: g.TenantID, Enabled: g.Enabled, InitialTwin: g.InitialTwin,
+func groupView(g store.EnrollmentGroup, withKeys bool) apiv1.EnrollmentGroup {
+	v := apiv1.EnrollmentGroup{ID: g.ID, TenantID: g.TenantID, Enabled: g.Enabled, InitialTwin: g.InitialTwin,
 		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt, Unreadable: g.Unreadable}
 	if withKeys {
 		v.PrimaryKey, v.SecondaryKey = b64(g.PrimaryKey), b64(g.SecondaryKey)
@@ -83,8 +29,8 @@ func groupView(g store.EnrollmentGroup, withKeys bool) EnrollmentGroup {
 	return v
 }
 
-func enrollmentView(e store.Enrollment, withKeys bool) Enrollment {
-	v := Enrollment{RegistrationID: e.RegistrationID, DeviceID: e.DeviceID, TenantID: e.TenantID, Enabled: e.Enabled,
+func enrollmentView(e store.Enrollment, withKeys bool) apiv1.Enrollment {
+	v := apiv1.Enrollment{RegistrationID: e.RegistrationID, DeviceID: e.DeviceID, TenantID: e.TenantID, Enabled: e.Enabled,
 		InitialTwin: e.InitialTwin, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Unreadable: e.Unreadable}
 	if withKeys {
 		v.PrimaryKey, v.SecondaryKey = b64(e.PrimaryKey), b64(e.SecondaryKey)
@@ -96,8 +42,8 @@ func enrollmentView(e store.Enrollment, withKeys bool) Enrollment {
 // the twin it was given are machine data, shown only with withData (to
 // those who manage the tenant's enrollments: not to operator staff in a
 // customer's tenant).
-func (a *API) registrationView(r store.Registration, withData bool) Registration {
-	v := Registration{RegistrationID: r.RegistrationID, DeviceID: r.DeviceID, TenantID: r.TenantID,
+func (a *API) registrationView(r store.Registration, withData bool) apiv1.Registration {
+	v := apiv1.Registration{RegistrationID: r.RegistrationID, DeviceID: r.DeviceID, TenantID: r.TenantID,
 		EnrollmentType: string(r.EnrollmentKind), EnrollmentID: r.EnrollmentID, Status: r.Status, Substatus: r.Substatus,
 		AssignedHub: a.cfg.HubHost, OperationID: r.OperationID, ETag: r.ETag, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		Unreadable: r.Unreadable}
@@ -113,7 +59,7 @@ func (a *API) dpsInfo(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, DPSInfo{IDScope: scope, ProvisioningHost: a.cfg.HubHost})
+	writeJSON(w, http.StatusOK, apiv1.DPSInfo{IDScope: scope, ProvisioningHost: a.cfg.HubHost})
 }
 
 // enrollmentsChanged publishes that a tenant's enrollments changed: the
@@ -196,19 +142,10 @@ func checkInitialTwin(raw json.RawMessage) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// enrollmentPatch is the body of a PATCH of either kind of enrollment.
-type enrollmentPatch struct {
-	Enabled *bool `json:"enabled"`
-	// InitialTwin replaces the initial twin; null removes it; absent
-	// leaves it.
-	InitialTwin json.RawMessage `json:"initialTwin"`
-	// RegenerateKey makes new keys: primary, secondary or both.
-	RegenerateKey string `json:"regenerateKey"`
-	keyFields
-}
-
-// update turns a PATCH into a store update, or says what is wrong.
-func (p enrollmentPatch) update(now time.Time) (store.EnrollmentUpdate, error) {
+// enrollmentUpdate turns the PATCH of either kind of enrollment into a
+// store update, or says what is wrong. InitialTwin replaces the initial
+// twin; null removes it; absent leaves it.
+func enrollmentUpdate(p apiv1.EnrollmentPatch, now time.Time) (store.EnrollmentUpdate, error) {
 	u := store.EnrollmentUpdate{Enabled: p.Enabled, UpdatedAt: now}
 	if p.InitialTwin != nil {
 		twin, err := checkInitialTwin(p.InitialTwin)
@@ -260,20 +197,15 @@ func (a *API) listEnrollmentGroups(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]EnrollmentGroup, len(gs))
+	out := make([]apiv1.EnrollmentGroup, len(gs))
 	for i, g := range gs {
 		out[i] = groupView(g, false)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"enrollmentGroups": out})
+	writeJSON(w, http.StatusOK, apiv1.EnrollmentGroupList{EnrollmentGroups: out})
 }
 
 func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		ID          string          `json:"id"`
-		Enabled     *bool           `json:"enabled"`
-		InitialTwin json.RawMessage `json:"initialTwin"`
-		keyFields
-	}
+	var req apiv1.NewEnrollmentGroup
 	if !decode(w, r, &req) {
 		return
 	}
@@ -286,7 +218,7 @@ func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	primary, secondary, err := req.keys()
+	primary, secondary, err := keyFields{req.PrimaryKey, req.SecondaryKey}.keys()
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -313,11 +245,11 @@ func (a *API) getEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
-	var req enrollmentPatch
+	var req apiv1.EnrollmentPatch
 	if !decode(w, r, &req) {
 		return
 	}
-	u, err := req.update(a.stamp())
+	u, err := enrollmentUpdate(req, a.stamp())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -350,21 +282,15 @@ func (a *API) listEnrollments(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]Enrollment, len(es))
+	out := make([]apiv1.Enrollment, len(es))
 	for i, e := range es {
 		out[i] = enrollmentView(e, false)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"enrollments": out})
+	writeJSON(w, http.StatusOK, apiv1.EnrollmentList{Enrollments: out})
 }
 
 func (a *API) createEnrollment(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		RegistrationID string          `json:"registrationId"`
-		DeviceID       string          `json:"deviceId"` // default: the registration id
-		Enabled        *bool           `json:"enabled"`
-		InitialTwin    json.RawMessage `json:"initialTwin"`
-		keyFields
-	}
+	var req apiv1.NewEnrollment
 	if !decode(w, r, &req) {
 		return
 	}
@@ -384,7 +310,7 @@ func (a *API) createEnrollment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	primary, secondary, err := req.keys()
+	primary, secondary, err := keyFields{req.PrimaryKey, req.SecondaryKey}.keys()
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -424,11 +350,11 @@ func (a *API) getEnrollment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateEnrollment(w http.ResponseWriter, r *http.Request) {
-	var req enrollmentPatch
+	var req apiv1.EnrollmentPatch
 	if !decode(w, r, &req) {
 		return
 	}
-	u, err := req.update(a.stamp())
+	u, err := enrollmentUpdate(req, a.stamp())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -476,17 +402,17 @@ func (a *API) listRegistrations(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := map[string]any{}
+	var out apiv1.RegistrationPage
 	if len(rs) > limit {
 		rs = rs[:limit]
-		out["next"] = rs[limit-1].RegistrationID
+		out.Next = rs[limit-1].RegistrationID
 	}
-	views := make([]Registration, len(rs))
+	views := make([]apiv1.Registration, len(rs))
 	withData := a.allowed(r.Context(), access.EnrollmentManage, resourceOf(r.Context()))
 	for i, reg := range rs {
 		views[i] = a.registrationView(reg, withData)
 	}
-	out["registrations"] = views
+	out.Registrations = views
 	writeJSON(w, http.StatusOK, out)
 }
 

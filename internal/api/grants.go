@@ -6,30 +6,14 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// Grant is the API view of an owner's grant to a supporter.
-type Grant struct {
-	ID          string     `json:"id"`
-	TenantID    string     `json:"tenantId"`
-	SupporterID string     `json:"supporterId"`
-	Supporter   string     `json:"supporter"` // name and company
-	SiteID      string     `json:"siteId,omitempty"`
-	DeviceID    string     `json:"deviceId,omitempty"`
-	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
-	CreatedBy   string     `json:"createdBy"`
-	CreatedAt   time.Time  `json:"createdAt"`
-	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
-	RevokedBy   string     `json:"revokedBy,omitempty"`
-	// State is "active", "expired" or "revoked".
-	State string `json:"state"`
-}
-
-func grantView(g store.Grant, sup store.User, now time.Time) Grant {
-	v := Grant{ID: g.ID, TenantID: g.TenantID, SupporterID: sup.SupporterID, SiteID: g.SiteID, DeviceID: g.DeviceID,
+func grantView(g store.Grant, sup store.User, now time.Time) apiv1.Grant {
+	v := apiv1.Grant{ID: g.ID, TenantID: g.TenantID, SupporterID: sup.SupporterID, SiteID: g.SiteID, DeviceID: g.DeviceID,
 		CreatedBy: g.CreatedBy, CreatedAt: g.CreatedAt, RevokedBy: g.RevokedBy, State: "active"}
 	v.Supporter = sup.FirstName + " " + sup.LastName
 	if sup.Company != "" {
@@ -71,7 +55,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 	}
 	cache := a.newResolverCache()
 	users := map[string]store.User{}
-	out := []Grant{}
+	out := []apiv1.Grant{}
 	for _, g := range gs {
 		t, err := cache.tenant(ctx, g.TenantID)
 		if err != nil {
@@ -92,7 +76,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, grantView(g, sup, a.now()))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"grants": out})
+	writeJSON(w, http.StatusOK, apiv1.GrantList{Grants: out})
 }
 
 func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {

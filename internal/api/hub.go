@@ -14,51 +14,18 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// Twin is the full twin document, shaped as IoT Hub's.
-type Twin struct {
-	DeviceID                  string          `json:"deviceId"`
-	ETag                      string          `json:"etag"`
-	DeviceETag                string          `json:"deviceEtag"`
-	Status                    string          `json:"status"`
-	StatusUpdateTime          time.Time       `json:"statusUpdateTime"`
-	ConnectionState           string          `json:"connectionState"`
-	LastActivityTime          time.Time       `json:"lastActivityTime"`
-	CloudToDeviceMessageCount int             `json:"cloudToDeviceMessageCount"`
-	AuthenticationType        string          `json:"authenticationType"`
-	X509Thumbprint            X509Thumbprint  `json:"x509Thumbprint"`
-	ModelID                   string          `json:"modelId"`
-	Version                   int64           `json:"version"`
-	Tags                      json.RawMessage `json:"tags"`
-	Properties                TwinProperties  `json:"properties"`
-	Capabilities              struct {
-		IoTEdge bool `json:"iotEdge"`
-	} `json:"capabilities"`
-}
-
-// X509Thumbprint is always empty: Warden devices use SAS keys.
-type X509Thumbprint struct {
-	Primary   *string `json:"primaryThumbprint"`
-	Secondary *string `json:"secondaryThumbprint"`
-}
-
-// TwinProperties are the desired and reported sections, each with its
-// "$metadata" and "$version".
-type TwinProperties struct {
-	Desired  json.RawMessage `json:"desired"`
-	Reported json.RawMessage `json:"reported"`
-}
-
-func (a *API) twinView(r *http.Request, d store.Device, tw store.Twin) Twin {
+func (a *API) twinView(r *http.Request, d store.Device, tw store.Twin) apiv1.Twin {
 	v := a.view(d, false)
-	out := Twin{
+	out := apiv1.Twin{
 		DeviceID: d.ID, ETag: tw.ETag(), DeviceETag: deviceETag(d), Status: string(d.Status),
 		ConnectionState: "Disconnected", AuthenticationType: "sas", Version: tw.Version, Tags: tw.Tags,
-		Properties: TwinProperties{Desired: tw.Desired.WithVersion(true), Reported: tw.Reported.WithVersion(true)},
+		Properties: apiv1.TwinProperties{Desired: tw.Desired.WithVersion(true), Reported: tw.Reported.WithVersion(true)},
 	}
 	if v.Connected {
 		out.ConnectionState = "Connected"
@@ -122,13 +89,7 @@ func (a *API) getTwin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) patchTwin(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Properties *struct {
-			Desired  json.RawMessage `json:"desired"`
-			Reported json.RawMessage `json:"reported"`
-		} `json:"properties"`
-		Tags json.RawMessage `json:"tags"`
-	}
+	var req apiv1.TwinPatch
 	if !decode(w, r, &req) {
 		return
 	}
@@ -167,20 +128,8 @@ func (a *API) patchTwin(w http.ResponseWriter, r *http.Request) {
 	a.writeTwin(w, r, d, tw)
 }
 
-// Direct-method limits (those of IoT Hub).
-const (
-	MinMethodTimeout     = 5 * time.Second
-	MaxMethodTimeout     = 300 * time.Second
-	DefaultMethodTimeout = 30 * time.Second
-	MaxMethodPayload     = 128 * 1024
-	maxMethodNameLen     = 100
-)
-
-// MethodResponse is the device's answer to a direct method.
-type MethodResponse struct {
-	Status  int             `json:"status"`
-	Payload json.RawMessage `json:"payload"`
-}
+// maxMethodNameLen is IoT Hub's limit on a direct method's name.
+const maxMethodNameLen = 100
 
 // validMethodName allows what fits safely in the request topic.
 func validMethodName(name string) error {
@@ -199,10 +148,7 @@ func validMethodName(name string) error {
 }
 
 func (a *API) invokeMethod(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Payload        json.RawMessage `json:"payload"`
-		TimeoutSeconds *float64        `json:"timeoutSeconds"`
-	}
+	var req apiv1.MethodCall
 	if !decodeOptional(w, r, &req) {
 		return
 	}
@@ -211,16 +157,16 @@ func (a *API) invokeMethod(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	timeout := DefaultMethodTimeout
+	timeout := apiv1.DefaultMethodTimeout
 	if req.TimeoutSeconds != nil {
 		timeout = time.Duration(*req.TimeoutSeconds * float64(time.Second))
-		if timeout < MinMethodTimeout || timeout > MaxMethodTimeout {
-			writeError(w, http.StatusBadRequest, "timeoutSeconds must be from %d to %d", int(MinMethodTimeout.Seconds()), int(MaxMethodTimeout.Seconds()))
+		if timeout < apiv1.MinMethodTimeout || timeout > apiv1.MaxMethodTimeout {
+			writeError(w, http.StatusBadRequest, "timeoutSeconds must be from %d to %d", int(apiv1.MinMethodTimeout.Seconds()), int(apiv1.MaxMethodTimeout.Seconds()))
 			return
 		}
 	}
-	if len(req.Payload) > MaxMethodPayload {
-		writeError(w, http.StatusRequestEntityTooLarge, "method payload is %d bytes; the limit is %d", len(req.Payload), MaxMethodPayload)
+	if len(req.Payload) > apiv1.MaxMethodPayload {
+		writeError(w, http.StatusRequestEntityTooLarge, "method payload is %d bytes; the limit is %d", len(req.Payload), apiv1.MaxMethodPayload)
 		return
 	}
 	d, ok := a.device(w, r)
@@ -239,7 +185,7 @@ func (a *API) invokeMethod(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("direct method invoked", append(attrs, "status", res.Status)...)
-	writeJSON(w, http.StatusOK, MethodResponse{Status: res.Status, Payload: res.Payload})
+	writeJSON(w, http.StatusOK, apiv1.MethodResponse{Status: res.Status, Payload: res.Payload})
 }
 
 // compactJSON drops insignificant white space (the payload was decoded, so
@@ -267,23 +213,7 @@ const (
 	maxC2DListLen     = store.C2DHistory + MaxC2DQueued
 )
 
-// C2DMessage is the API view of a cloud-to-device message.
-type C2DMessage struct {
-	ID            string            `json:"id"` // the message id ($.mid)
-	CorrelationID string            `json:"correlationId,omitempty"`
-	State         string            `json:"state"` // queued, delivered, completed or expired
-	Payload       string            `json:"payload"`
-	Properties    map[string]string `json:"properties"`
-	CreatedAt     time.Time         `json:"createdAt"`
-	ExpiresAt     time.Time         `json:"expiresAt"`
-	DeliveredAt   *time.Time        `json:"deliveredAt,omitempty"`
-	CompletedAt   *time.Time        `json:"completedAt,omitempty"`
-	ExpiredAt     *time.Time        `json:"expiredAt,omitempty"`
-	DeliveryCount int               `json:"deliveryCount"`
-	Unreadable    bool              `json:"unreadable,omitempty"` // its tenant's keys were destroyed
-}
-
-func c2dView(m store.C2DMessage) C2DMessage {
+func c2dView(m store.C2DMessage) apiv1.C2DMessage {
 	opt := func(t time.Time) *time.Time {
 		if t.IsZero() {
 			return nil
@@ -294,7 +224,7 @@ func c2dView(m store.C2DMessage) C2DMessage {
 	if props == nil {
 		props = map[string]string{}
 	}
-	return C2DMessage{ID: m.MessageID, CorrelationID: m.CorrelationID, State: string(m.State), Payload: string(m.Payload),
+	return apiv1.C2DMessage{ID: m.MessageID, CorrelationID: m.CorrelationID, State: string(m.State), Payload: string(m.Payload),
 		Properties: props, CreatedAt: m.CreatedAt, ExpiresAt: m.ExpiresAt, DeliveredAt: opt(m.DeliveredAt),
 		CompletedAt: opt(m.CompletedAt), ExpiredAt: opt(m.ExpiredAt), DeliveryCount: m.DeliveryCount, Unreadable: m.Unreadable}
 }
@@ -323,13 +253,7 @@ func newMessageID() (string, error) {
 }
 
 func (a *API) sendC2D(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Payload       json.RawMessage   `json:"payload"`
-		Properties    map[string]string `json:"properties"`
-		TTLSeconds    *int64            `json:"ttlSeconds"`
-		MessageID     string            `json:"messageId"`
-		CorrelationID string            `json:"correlationId"`
-	}
+	var req apiv1.C2DSend
 	if !decode(w, r, &req) {
 		return
 	}
@@ -425,9 +349,9 @@ func (a *API) listC2D(w http.ResponseWriter, r *http.Request) {
 		a.hubError(w, err)
 		return
 	}
-	out := make([]C2DMessage, len(ms))
+	out := make([]apiv1.C2DMessage, len(ms))
 	for i, m := range ms {
 		out[i] = c2dView(m)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+	writeJSON(w, http.StatusOK, apiv1.C2DMessageList{Messages: out})
 }

@@ -12,68 +12,10 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/kpi"
 	"github.com/warden-iot/warden/internal/store"
 )
-
-// KPIFigures are the key figures of a device, or of all devices of a
-// report, over its period. Durations are in seconds.
-type KPIFigures struct {
-	// Alarms counts the alarms raised in the period, by severity.
-	Alarms map[string]int `json:"alarms"`
-	// TimeInAlarm: the time at least one alarm was active.
-	TimeInAlarm float64 `json:"timeInAlarm"`
-	// Downtime: the time at least one critical alarm was active.
-	Downtime float64 `json:"downtime"`
-	// Availability is 1 - downtime/period (for all devices: their mean).
-	Availability float64 `json:"availability"`
-	// Failures are the critical alarms raised in the period.
-	Failures int `json:"failures"`
-	// Repairs are the critical alarms cleared in the period.
-	Repairs int `json:"repairs"`
-	// MTBF is (period - downtime) / failures; null without failures.
-	MTBF *float64 `json:"mtbf"`
-	// MTTR is the downtime of the repaired alarms / repairs; null
-	// without repairs.
-	MTTR *float64 `json:"mttr"`
-	// Utilisation is the share of the period the machine ran, from its
-	// maintenance plan's run source; null without one (for all devices:
-	// the mean of those that have one).
-	Utilisation *float64 `json:"utilisation"`
-}
-
-// KPIDevice is one device's figures.
-type KPIDevice struct {
-	DeviceID string `json:"deviceId"`
-	Name     string `json:"name,omitempty"`
-	SiteID   string `json:"siteId,omitempty"`
-	Model    string `json:"model,omitempty"`
-	KPIFigures
-}
-
-// KPIReport is the answer of GET /api/v1/kpi.
-type KPIReport struct {
-	From time.Time `json:"from"`
-	To   time.Time `json:"to"`
-	// Period is To - From in seconds.
-	Period float64 `json:"period"`
-	// Scope is what the report covers: "device", "site" or "tenant", and
-	// its ID.
-	Scope   string      `json:"scope"`
-	ScopeID string      `json:"scopeId"`
-	Total   KPIFigures  `json:"total"`
-	Devices []KPIDevice `json:"devices"`
-	// Series is the total per bucket when ?bucket= (e.g. 1d) was given,
-	// for charts; utilisation is left out of it.
-	Series []KPIBucket `json:"series,omitempty"`
-}
-
-// KPIBucket is the total figures of one bucket of a report's period.
-type KPIBucket struct {
-	From time.Time `json:"from"`
-	To   time.Time `json:"to"`
-	KPIFigures
-}
 
 // maxKPIBuckets bounds a series.
 const maxKPIBuckets = 1000
@@ -92,8 +34,8 @@ func secondsPtr(d time.Duration, ok bool) *float64 {
 	return &s
 }
 
-func kpiFigures(f kpi.Figures, utilisation *float64) KPIFigures {
-	out := KPIFigures{Alarms: map[string]int{kpi.Warning: 0, kpi.Critical: 0}, TimeInAlarm: round(f.InAlarm.Seconds()),
+func kpiFigures(f kpi.Figures, utilisation *float64) apiv1.KPIFigures {
+	out := apiv1.KPIFigures{Alarms: map[string]int{kpi.Warning: 0, kpi.Critical: 0}, TimeInAlarm: round(f.InAlarm.Seconds()),
 		Downtime: round(f.Downtime.Seconds()), Availability: round(f.Availability), Failures: f.Failures,
 		Repairs: f.Repairs, MTBF: secondsPtr(f.MTBF()), MTTR: secondsPtr(f.MTTR()), Utilisation: utilisation}
 	for k, n := range f.Raised {
@@ -220,8 +162,8 @@ func (a *API) kpiReport(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	rep := KPIReport{From: from, To: to, Period: round(to.Sub(from).Seconds()), Scope: scope, ScopeID: id,
-		Devices: make([]KPIDevice, 0, len(devs))}
+	rep := apiv1.KPIReport{From: from, To: to, Period: round(to.Sub(from).Seconds()), Scope: scope, ScopeID: id,
+		Devices: make([]apiv1.KPIDevice, 0, len(devs))}
 	all := make([]kpi.Figures, 0, len(devs))
 	var utilSum float64
 	var utilN int
@@ -239,7 +181,7 @@ func (a *API) kpiReport(w http.ResponseWriter, r *http.Request) {
 			utilSum += *util
 			utilN++
 		}
-		rep.Devices = append(rep.Devices, KPIDevice{DeviceID: d.ID, Name: d.Info.Name, SiteID: d.Info.SiteID,
+		rep.Devices = append(rep.Devices, apiv1.KPIDevice{DeviceID: d.ID, Name: d.Info.Name, SiteID: d.Info.SiteID,
 			Model: d.Info.Model, KPIFigures: kpiFigures(fig, util)})
 	}
 	var util *float64
@@ -258,7 +200,7 @@ func (a *API) kpiReport(w http.ResponseWriter, r *http.Request) {
 			for _, d := range devs {
 				figs = append(figs, kpi.Device(byDevice[d.ID], b, e))
 			}
-			rep.Series = append(rep.Series, KPIBucket{From: b, To: e, KPIFigures: kpiFigures(kpi.Aggregate(figs), nil)})
+			rep.Series = append(rep.Series, apiv1.KPIBucket{From: b, To: e, KPIFigures: kpiFigures(kpi.Aggregate(figs), nil)})
 		}
 	}
 	writeJSON(w, http.StatusOK, rep)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/mail/mailtest"
@@ -65,7 +65,7 @@ func TestMailSettingsWarnWithoutMailServer(t *testing.T) {
 				}
 			}
 
-			p, err := c.SetNotificationPrefs(ctx, api.NotificationPrefs{Email: true})
+			p, err := c.SetNotificationPrefs(ctx, apiv1.NotificationPrefs{Email: true})
 			if err != nil || !p.Email {
 				t.Fatalf("e-mail on: %+v, %v", p, err)
 			}

@@ -9,28 +9,20 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/maintenance"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// MaintenancePlan is the API view of a tenant's maintenance plan for a
-// device model: the plan as package maintenance defines it (defaults filled
-// in), with its tenant and when it was last set.
-type MaintenancePlan struct {
-	TenantID string `json:"tenantId"`
-	maintenance.Plan
-	UpdatedAt time.Time `json:"updatedAt,omitzero"`
-}
-
-func planView(row store.MaintenancePlan) MaintenancePlan {
+func planView(row store.MaintenancePlan) apiv1.MaintenancePlan {
 	p, err := maintenance.ParsePlan(row.Spec)
 	if err != nil {
 		p = maintenance.Plan{} // written by setMaintenancePlan; a broken one shows the row alone
 	}
 	p.Model = row.Model
-	return MaintenancePlan{TenantID: row.TenantID, Plan: p, UpdatedAt: row.UpdatedAt}
+	return apiv1.MaintenancePlan{TenantID: row.TenantID, Plan: planSpecView(p), UpdatedAt: row.UpdatedAt}
 }
 
 // monitorOr503 is the monitor, or answers 503 if there is none.
@@ -120,21 +112,21 @@ func (a *API) listMaintenancePlans(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]MaintenancePlan, 0, len(rows))
+	out := make([]apiv1.MaintenancePlan, 0, len(rows))
 	for _, row := range rows {
 		out = append(out, planView(row))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"plans": out})
+	writeJSON(w, http.StatusOK, apiv1.MaintenancePlanList{Plans: out})
 }
 
 // writePlanInvalid answers 400 with ParsePlan's problems, by field.
 func writePlanInvalid(w http.ResponseWriter, err error) {
-	writeInvalid(w, "invalid maintenance plan", err, func(e error) (FieldProblem, bool) {
+	writeInvalid(w, "invalid maintenance plan", err, func(e error) (apiv1.FieldProblem, bool) {
 		var pe *maintenance.PlanError
 		if errors.As(e, &pe) {
-			return FieldProblem{Field: pe.Field, Problem: pe.Problem}, true
+			return apiv1.FieldProblem{Field: pe.Field, Problem: pe.Problem}, true
 		}
-		return FieldProblem{}, false
+		return apiv1.FieldProblem{}, false
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -26,12 +27,12 @@ func (a *API) getMe(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateMe(w http.ResponseWriter, r *http.Request) {
-	var req profilePatch
+	var req apiv1.Profile
 	if !decode(w, r, &req) {
 		return
 	}
 	u := loaded[store.User](r.Context())
-	if err := req.apply(&u); err != nil {
+	if err := applyProfile(req, &u); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
@@ -43,10 +44,7 @@ func (a *API) updateMe(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Current string `json:"currentPassword"`
-		New     string `json:"newPassword"`
-	}
+	var req apiv1.PasswordChange
 	if !decode(w, r, &req) {
 		return
 	}
@@ -63,7 +61,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.signInLocked(w, f.LockedUntil)
 		return
 	}
-	if ok, _ := identity.VerifyPassword(req.Current, u.PasswordHash); !ok {
+	if ok, _ := identity.VerifyPassword(req.CurrentPassword, u.PasswordHash); !ok {
 		f, err := a.store.AddSignInFailure(r.Context(), key, a.now().UTC(), FailureMemory, MaxFailedLogins, LockDuration)
 		if err != nil {
 			a.storeError(w, err)
@@ -76,11 +74,11 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "the current password is wrong")
 		return
 	}
-	if err := identity.CheckPassword(req.New, u.Email); err != nil {
+	if err := identity.CheckPassword(req.NewPassword, u.Email); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	hash, err := identity.HashPassword(req.New, identity.DefaultParams())
+	hash, err := identity.HashPassword(req.NewPassword, identity.DefaultParams())
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -106,29 +104,18 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// SessionInfo is one of a user's sessions.
-type SessionInfo struct {
-	ID         string    `json:"id"`
-	Current    bool      `json:"current"`
-	CreatedAt  time.Time `json:"createdAt"`
-	LastSeenAt time.Time `json:"lastSeenAt"`
-	ExpiresAt  time.Time `json:"expiresAt"`
-	IP         string    `json:"ip"`
-	UserAgent  string    `json:"userAgent"`
-}
-
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 	ss, err := a.store.ListSessions(r.Context(), loaded[store.User](r.Context()).ID)
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]SessionInfo, len(ss))
+	out := make([]apiv1.SessionInfo, len(ss))
 	for i, s := range ss {
-		out[i] = SessionInfo{ID: s.ID, Current: s.ID == principal(r.Context()).SessionID, CreatedAt: s.CreatedAt,
+		out[i] = apiv1.SessionInfo{ID: s.ID, Current: s.ID == principal(r.Context()).SessionID, CreatedAt: s.CreatedAt,
 			LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt, IP: s.IP, UserAgent: s.UserAgent}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+	writeJSON(w, http.StatusOK, apiv1.SessionList{Sessions: out})
 }
 
 func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
@@ -185,13 +172,11 @@ func (a *API) startTOTP(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"secret": k.Secret, "url": k.URL})
+	writeJSON(w, http.StatusOK, apiv1.TOTPSetup{Secret: k.Secret, URL: k.URL})
 }
 
 func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Code string `json:"code"`
-	}
+	var req apiv1.TOTPCode
 	if !decode(w, r, &req) {
 		return
 	}
@@ -213,9 +198,7 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Password string `json:"password"`
-	}
+	var req apiv1.PasswordCheck
 	if !decode(w, r, &req) {
 		return
 	}
@@ -231,20 +214,8 @@ func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// Token is the API view of an API token.
-type Token struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Scopes     []string   `json:"scopes"`
-	CreatedAt  time.Time  `json:"createdAt"`
-	ExpiresAt  *time.Time `json:"expiresAt,omitempty"`
-	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
-	// Token is the secret, shown once when the token is made.
-	Token string `json:"token,omitempty"`
-}
-
-func tokenView(t store.APIToken) Token {
-	v := Token{ID: t.ID, Name: t.Name, Scopes: t.Scopes, CreatedAt: t.CreatedAt}
+func tokenView(t store.APIToken) apiv1.Token {
+	v := apiv1.Token{ID: t.ID, Name: t.Name, Scopes: t.Scopes, CreatedAt: t.CreatedAt}
 	if len(v.Scopes) == 0 {
 		v.Scopes = []string{store.ScopeRead, store.ScopeWrite}
 	}
@@ -263,22 +234,18 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]Token, len(ts))
+	out := make([]apiv1.Token, len(ts))
 	for i, t := range ts {
 		out[i] = tokenView(t)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
+	writeJSON(w, http.StatusOK, apiv1.TokenList{Tokens: out})
 }
 
 // MaxAPITokenTTL bounds how long an API token may live.
 const MaxAPITokenTTL = 2 * 365 * 24 * time.Hour
 
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Name   string   `json:"name"`
-		Scopes []string `json:"scopes"` // "read", "write"; default both
-		TTL    string   `json:"ttl"`    // Go duration; default: no expiry
-	}
+	var req apiv1.NewToken
 	if !decode(w, r, &req) {
 		return
 	}

@@ -15,22 +15,11 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/store"
 )
-
-// NotificationPrefs is what a user wants to be told about by e-mail.
-type NotificationPrefs struct {
-	Email bool `json:"email"`
-	// Severities: empty means every severity.
-	Severities []string `json:"severities"`
-	// SiteIDs: empty means every site the user may see.
-	SiteIDs []string `json:"siteIds"`
-	// Warnings (answers only) say why the settings cannot take effect
-	// yet, e.g. e-mail on while the server has no mail server.
-	Warnings []string `json:"warnings,omitempty"`
-}
 
 // noMailServer is the warning for e-mail settings while the server has no
 // mail server: they are kept, and take effect once one is configured.
@@ -47,8 +36,8 @@ func (a *API) mailWarnings(needsMail bool, what string) []string {
 	return []string{noMailServer(what)}
 }
 
-func (a *API) prefsView(p store.NotificationPrefs) NotificationPrefs {
-	v := NotificationPrefs{Email: p.Email, Severities: p.Severities, SiteIDs: p.SiteIDs,
+func (a *API) prefsView(p store.NotificationPrefs) apiv1.NotificationPrefs {
+	v := apiv1.NotificationPrefs{Email: p.Email, Severities: p.Severities, SiteIDs: p.SiteIDs,
 		Warnings: a.mailWarnings(p.Email, "alarm e-mails")}
 	if v.Severities == nil {
 		v.Severities = []string{}
@@ -141,20 +130,8 @@ func (a *API) setNotificationPrefs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.prefsView(p))
 }
 
-// Webhook is the API view of a webhook. Secret is only in the answer that
-// made it.
-type Webhook struct {
-	ID         string    `json:"id"`
-	TenantID   string    `json:"tenantId"`
-	URL        string    `json:"url"`
-	Severities []string  `json:"severities"`
-	Enabled    bool      `json:"enabled"`
-	CreatedAt  time.Time `json:"createdAt"`
-	Secret     string    `json:"secret,omitempty"`
-}
-
-func webhookView(h store.Webhook) Webhook {
-	v := Webhook{ID: h.ID, TenantID: h.TenantID, URL: h.URL, Severities: h.Severities, Enabled: h.Enabled, CreatedAt: h.CreatedAt}
+func webhookView(h store.Webhook) apiv1.Webhook {
+	v := apiv1.Webhook{ID: h.ID, TenantID: h.TenantID, URL: h.URL, Severities: h.Severities, Enabled: h.Enabled, CreatedAt: h.CreatedAt}
 	if v.Severities == nil {
 		v.Severities = []string{}
 	}
@@ -235,21 +212,17 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]Webhook, len(hs))
+	out := make([]apiv1.Webhook, len(hs))
 	for i, h := range hs {
 		out[i] = webhookView(h)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"webhooks": out})
+	writeJSON(w, http.StatusOK, apiv1.WebhookList{Webhooks: out})
 }
 
 // createWebhook makes a webhook and answers with its signing secret, the
 // only time it is shown.
 func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		TenantID   string   `json:"tenantId"` // default: the caller's
-		URL        string   `json:"url"`
-		Severities []string `json:"severities"`
-	}
+	var req apiv1.NewWebhook
 	if !decode(w, r, &req) {
 		return
 	}
@@ -324,17 +297,6 @@ func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// Escalation is a tenant's escalation: an unacknowledged critical alarm
-// goes to Email after DelayMinutes. DelayMinutes 0: none.
-type Escalation struct {
-	TenantID     string `json:"tenantId"`
-	DelayMinutes int    `json:"delayMinutes"`
-	Email        string `json:"email,omitempty"`
-	// Warnings say why the escalation cannot take effect yet, e.g. an
-	// e-mail recipient while the server has no mail server.
-	Warnings []string `json:"warnings,omitempty"`
-}
-
 // MaxEscalationMinutes is a week.
 const MaxEscalationMinutes = 7 * 24 * 60
 
@@ -342,23 +304,20 @@ func (a *API) getEscalation(w http.ResponseWriter, r *http.Request) {
 	tid := scopeTenantID(r.Context())
 	e, err := a.store.GetEscalation(r.Context(), tid)
 	if errors.Is(err, store.ErrNotFound) {
-		writeJSON(w, http.StatusOK, Escalation{TenantID: tid})
+		writeJSON(w, http.StatusOK, apiv1.Escalation{TenantID: tid})
 		return
 	}
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Escalation{TenantID: tid, DelayMinutes: int(e.Delay / time.Minute), Email: e.Email,
+	writeJSON(w, http.StatusOK, apiv1.Escalation{TenantID: tid, DelayMinutes: int(e.Delay / time.Minute), Email: e.Email,
 		Warnings: a.mailWarnings(e.Delay > 0 && e.Email != "", "escalation e-mails")})
 }
 
 // setEscalation sets or (delayMinutes 0) removes the tenant's escalation.
 func (a *API) setEscalation(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		DelayMinutes *int   `json:"delayMinutes"`
-		Email        string `json:"email"`
-	}
+	var req apiv1.EscalationSetting
 	if !decode(w, r, &req) {
 		return
 	}
@@ -388,30 +347,12 @@ func (a *API) setEscalation(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Escalation{TenantID: tid, DelayMinutes: *req.DelayMinutes, Email: e.Email,
+	writeJSON(w, http.StatusOK, apiv1.Escalation{TenantID: tid, DelayMinutes: *req.DelayMinutes, Email: e.Email,
 		Warnings: a.mailWarnings(e.Delay > 0 && e.Email != "", "escalation e-mails")})
 }
 
-// Delivery is one notification in the outbox, with how its sending went.
-type Delivery struct {
-	ID        int64      `json:"id"`
-	TenantID  string     `json:"tenantId"`
-	AlarmID   int64      `json:"alarmId"`
-	Channel   string     `json:"channel"`
-	Target    string     `json:"target"`
-	Event     string     `json:"event"`
-	State     string     `json:"state"`
-	Attempts  int        `json:"attempts"`
-	NextAt    *time.Time `json:"nextAt,omitempty"`
-	LastError string     `json:"lastError,omitempty"`
-	// Unreadable: its tenant's keys were destroyed.
-	Unreadable bool       `json:"unreadable,omitempty"`
-	CreatedAt  time.Time  `json:"createdAt"`
-	SentAt     *time.Time `json:"sentAt,omitempty"`
-}
-
-func deliveryView(d store.Delivery) Delivery {
-	v := Delivery{ID: d.ID, TenantID: d.TenantID, AlarmID: d.AlarmID, Channel: d.Channel, Target: d.Target,
+func deliveryView(d store.Delivery) apiv1.Delivery {
+	v := apiv1.Delivery{ID: d.ID, TenantID: d.TenantID, AlarmID: d.AlarmID, Channel: d.Channel, Target: d.Target,
 		Event: d.Event, State: d.State, Attempts: d.Attempts, LastError: d.LastError, Unreadable: d.Unreadable,
 		CreatedAt: d.CreatedAt, SentAt: timePtr(d.SentAt)}
 	if d.State == store.DeliveryPending {
@@ -459,9 +400,9 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]Delivery, len(ds))
+	out := make([]apiv1.Delivery, len(ds))
 	for i, d := range ds {
 		out[i] = deliveryView(d)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": out})
+	writeJSON(w, http.StatusOK, apiv1.DeliveryList{Deliveries: out})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/broker"
 )
 
@@ -175,11 +176,11 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		}
 	}
 	if s := doc.Components.SecuritySchemes["sessionCookie"]; s != nil && s.Value != nil {
-		if s.Value.In != "cookie" || s.Value.Name != SessionCookie {
-			t.Errorf("sessionCookie scheme: in %q name %q, want cookie %q", s.Value.In, s.Value.Name, SessionCookie)
+		if s.Value.In != "cookie" || s.Value.Name != apiv1.SessionCookie {
+			t.Errorf("sessionCookie scheme: in %q name %q, want cookie %q", s.Value.In, s.Value.Name, apiv1.SessionCookie)
 		}
-		if !strings.Contains(s.Value.Description, CSRFHeader) {
-			t.Errorf("sessionCookie scheme does not mention the %s header", CSRFHeader)
+		if !strings.Contains(s.Value.Description, apiv1.CSRFHeader) {
+			t.Errorf("sessionCookie scheme does not mention the %s header", apiv1.CSRFHeader)
 		}
 	}
 }

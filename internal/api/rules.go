@@ -11,28 +11,20 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// Rule is the API view of an alarm rule: the rule as package alarm defines
-// it, with who made it and when.
-type Rule struct {
-	alarm.Rule
-	CreatedBy string    `json:"createdBy,omitempty"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
-}
-
 // ruleView decodes a stored rule; the row's id, tenant, name and enabled
 // flag win over the spec's (as monitor.RuleOf). A spec that no longer
 // decodes shows as the row alone.
-func ruleView(row store.AlarmRule) Rule {
+func ruleView(row store.AlarmRule) apiv1.Rule {
 	var r alarm.Rule
 	_ = json.Unmarshal(row.Spec, &r) // written by createRule/updateRule; a broken one shows the row's fields
 	r.ID, r.TenantID, r.Name, r.Enabled = row.ID, row.TenantID, row.Name, row.Enabled
-	return Rule{Rule: r, CreatedBy: row.CreatedBy, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt}
+	return apiv1.Rule{RuleSpec: ruleSpecView(r), CreatedBy: row.CreatedBy, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt}
 }
 
 // ruleRequest is the body of POST and PUT: a rule without its id.
@@ -42,38 +34,25 @@ type ruleRequest struct {
 	Enabled *bool `json:"enabled"` // shadows Rule.Enabled
 }
 
-// FieldProblem is one problem with one field of a request body.
-type FieldProblem struct {
-	Field   string `json:"field"`
-	Problem string `json:"problem"`
-}
-
-// ValidationError is the answer to an invalid rule: ErrorBody with each
-// problem by field.
-type ValidationError struct {
-	ErrorBody
-	Fields []FieldProblem `json:"fields"`
-}
-
 // writeRuleInvalid answers 400 with Validate's problems.
 func writeRuleInvalid(w http.ResponseWriter, err error) {
-	writeInvalid(w, "invalid rule", err, func(e error) (FieldProblem, bool) {
+	writeInvalid(w, "invalid rule", err, func(e error) (apiv1.FieldProblem, bool) {
 		var fe *alarm.FieldError
 		if errors.As(e, &fe) {
-			return FieldProblem{Field: fe.Field, Problem: fe.Problem}, true
+			return apiv1.FieldProblem{Field: fe.Field, Problem: fe.Problem}, true
 		}
-		return FieldProblem{}, false
+		return apiv1.FieldProblem{}, false
 	})
 }
 
 // writeInvalid answers 400 with every problem of err (a joined error or a
 // single one), and by field those that fieldOf recognises.
-func writeInvalid(w http.ResponseWriter, what string, err error, fieldOf func(error) (FieldProblem, bool)) {
+func writeInvalid(w http.ResponseWriter, what string, err error, fieldOf func(error) (apiv1.FieldProblem, bool)) {
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
 	}
-	var fields []FieldProblem
+	var fields []apiv1.FieldProblem
 	msgs := make([]string, 0, len(errs))
 	for _, e := range errs {
 		msgs = append(msgs, e.Error())
@@ -81,8 +60,8 @@ func writeInvalid(w http.ResponseWriter, what string, err error, fieldOf func(er
 			fields = append(fields, f)
 		}
 	}
-	writeJSON(w, http.StatusBadRequest, ValidationError{
-		ErrorBody: ErrorBody{Error: what + ": " + strings.Join(msgs, "; "), Status: http.StatusBadRequest},
+	writeJSON(w, http.StatusBadRequest, apiv1.ValidationError{
+		ErrorBody: apiv1.ErrorBody{Error: what + ": " + strings.Join(msgs, "; "), Status: http.StatusBadRequest},
 		Fields:    fields,
 	})
 }
@@ -126,7 +105,7 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cache := a.newResolverCache()
-	out := []Rule{}
+	out := []apiv1.Rule{}
 	for _, row := range rows {
 		t, err := cache.tenant(ctx, row.TenantID)
 		if err != nil {
@@ -137,7 +116,7 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 			out = append(out, ruleView(row))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": out})
+	writeJSON(w, http.StatusOK, apiv1.RuleList{Rules: out})
 }
 
 // checkRule completes and validates a rule of tenant t: Validate's

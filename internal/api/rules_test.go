@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 func TestWriteRuleInvalidListsFields(t *testing.T) {
@@ -21,7 +22,7 @@ func TestWriteRuleInvalidListsFields(t *testing.T) {
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("status %d", rec.Code)
 	}
-	var body ValidationError
+	var body apiv1.ValidationError
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func TestWriteRuleInvalidListsFields(t *testing.T) {
 	// A single problem, not joined.
 	rec = httptest.NewRecorder()
 	writeRuleInvalid(rec, &alarm.FieldError{Field: "scope.deviceId", Problem: "no device"})
-	body = ValidationError{}
+	body = apiv1.ValidationError{}
 	_ = json.Unmarshal(rec.Body.Bytes(), &body)
 	if len(body.Fields) != 1 || body.Fields[0].Field != "scope.deviceId" || body.Error != "invalid rule: scope.deviceId: no device" {
 		t.Errorf("single: %+v", body)

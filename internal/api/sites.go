@@ -7,24 +7,14 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// Site is the API view of a site (an installation, a building).
-type Site struct {
-	ID                     string        `json:"id"`
-	TenantID               string        `json:"tenantId"`
-	Name                   string        `json:"name"`
-	Address                store.Address `json:"address,omitzero"`
-	FactoryAccess          bool          `json:"factoryAccess"`
-	FactoryAccessChangedAt *time.Time    `json:"factoryAccessChangedAt,omitempty"`
-	CreatedAt              time.Time     `json:"createdAt"`
-}
-
-func siteView(s store.Site) Site {
-	v := Site{ID: s.ID, TenantID: s.TenantID, Name: s.Name, Address: s.Address, FactoryAccess: s.FactoryAccess, CreatedAt: s.CreatedAt}
+func siteView(s store.Site) apiv1.Site {
+	v := apiv1.Site{ID: s.ID, TenantID: s.TenantID, Name: s.Name, Address: addressView(s.Address), FactoryAccess: s.FactoryAccess, CreatedAt: s.CreatedAt}
 	if !s.FactoryAccessChangedAt.IsZero() {
 		v.FactoryAccessChangedAt = &s.FactoryAccessChangedAt
 	}
@@ -58,7 +48,7 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cache := a.newResolverCache()
-	out := []Site{}
+	out := []apiv1.Site{}
 	for _, s := range ss {
 		t, err := cache.tenant(ctx, s.TenantID)
 		if err != nil {
@@ -69,7 +59,7 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request) {
 			out = append(out, siteView(s))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sites": out})
+	writeJSON(w, http.StatusOK, apiv1.SiteList{Sites: out})
 }
 
 type sitePatch struct {

@@ -14,21 +14,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
 
-// Metric is a metric's newest value.
-type Metric struct {
-	Name  string    `json:"name"`
-	Value float64   `json:"value"`
-	TS    time.Time `json:"ts"`
-}
-
-func metrics(ls []store.Latest) []Metric {
-	out := make([]Metric, len(ls))
+func metrics(ls []store.Latest) []apiv1.Metric {
+	out := make([]apiv1.Metric, len(ls))
 	for i, l := range ls {
-		out[i] = Metric{Name: l.Metric, Value: l.Value, TS: l.TS}
+		out[i] = apiv1.Metric{Name: l.Metric, Value: l.Value, TS: l.TS}
 	}
 	return out
 }
@@ -43,13 +37,7 @@ func (a *API) latest(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "metrics": metrics(ls)})
-}
-
-// DeviceLatest is one device of a fleet page.
-type DeviceLatest struct {
-	DeviceID string   `json:"deviceId"`
-	Metrics  []Metric `json:"metrics"`
+	writeJSON(w, http.StatusOK, apiv1.DeviceMetrics{DeviceID: d.ID, Metrics: metrics(ls)})
 }
 
 // fleetLatest answers GET /api/v1/telemetry/latest?after=&limit=: the newest
@@ -76,7 +64,7 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 	// Pages are read until limit devices the caller may see are found (or
 	// the tenant's end), so that "next" names only a device of the page:
 	// never one the caller may not know of.
-	out := make([]DeviceLatest, 0, min(limit, 1000))
+	out := make([]apiv1.DeviceLatest, 0, min(limit, 1000))
 	cache, after, more := a.newResolverCache(), q.Get("after"), false
 	var shown []store.Device // for the owners' access logs
 	for {
@@ -116,7 +104,7 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 				more = true
 				break
 			}
-			out = append(out, DeviceLatest{DeviceID: d.DeviceID, Metrics: metrics(d.Metrics)})
+			out = append(out, apiv1.DeviceLatest{DeviceID: d.DeviceID, Metrics: metrics(d.Metrics)})
 			shown = append(shown, dev)
 		}
 		if len(page) < limit {
@@ -147,36 +135,6 @@ const (
 	defaultLimit = 10_000
 	maxLimit     = 100_000
 )
-
-// Sample is one raw point.
-type Sample struct {
-	TS    time.Time `json:"ts"`
-	Value float64   `json:"value"`
-}
-
-// Bucket is one downsampled interval.
-type Bucket struct {
-	Start time.Time `json:"start"`
-	Count int       `json:"count"`
-	Min   float64   `json:"min"`
-	Max   float64   `json:"max"`
-	Avg   float64   `json:"avg"`
-	Sum   float64   `json:"sum"`
-	First float64   `json:"first"`
-	Last  float64   `json:"last"`
-}
-
-// Series is the answer for one metric: Points for raw queries, Buckets for
-// downsampled ones.
-type Series struct {
-	Metric    string    `json:"metric"`
-	From      time.Time `json:"from"`
-	To        time.Time `json:"to"`
-	Points    []Sample  `json:"points,omitempty"`
-	Truncated bool      `json:"truncated,omitempty"`
-	Bucket    string    `json:"bucket,omitempty"`
-	Buckets   []Bucket  `json:"buckets,omitempty"`
-}
 
 // seriesQuery is a parsed history query.
 type seriesQuery struct {
@@ -238,24 +196,24 @@ func (a *API) parseSeriesQuery(q url.Values) (seriesQuery, error) {
 	return sq, nil
 }
 
-func (a *API) series(r *http.Request, d store.Device, metric string, sq seriesQuery) (Series, error) {
-	out := Series{Metric: metric, From: sq.from.UTC(), To: sq.to.UTC()}
+func (a *API) series(r *http.Request, d store.Device, metric string, sq seriesQuery) (apiv1.Series, error) {
+	out := apiv1.Series{Metric: metric, From: sq.from.UTC(), To: sq.to.UTC()}
 	if sq.width > 0 {
 		bs, err := a.tsdb.Downsample(r.Context(), d.TenantID, d.ID, metric, sq.from, sq.to, sq.width)
 		if err != nil {
 			return out, err
 		}
 		out.Bucket = sq.width.String()
-		out.Buckets = make([]Bucket, len(bs))
+		out.Buckets = make([]apiv1.Bucket, len(bs))
 		for i, b := range bs {
-			out.Buckets[i] = Bucket{Start: b.Start.UTC(), Count: b.Count, Min: b.Min, Max: b.Max, Avg: round(b.Avg()),
+			out.Buckets[i] = apiv1.Bucket{Start: b.Start.UTC(), Count: b.Count, Min: b.Min, Max: b.Max, Avg: round(b.Avg()),
 				Sum: b.Sum, First: b.First, Last: b.Last}
 		}
 		return out, nil
 	}
-	out.Points = []Sample{}
+	out.Points = []apiv1.Sample{}
 	err := a.tsdb.Range(r.Context(), d.TenantID, d.ID, metric, sq.from, sq.to, sq.limit+1, func(s store.Sample) bool {
-		out.Points = append(out.Points, Sample{TS: s.TS, Value: s.Value})
+		out.Points = append(out.Points, apiv1.Sample{TS: s.TS, Value: s.Value})
 		return true
 	})
 	if len(out.Points) > sq.limit {
@@ -288,10 +246,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) {
 		a.queryError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, struct {
-		DeviceID string `json:"deviceId"`
-		Series
-	}{d.ID, s})
+	writeJSON(w, http.StatusOK, apiv1.MetricHistory{DeviceID: d.ID, Series: s})
 }
 
 // maxMetricsPerQuery bounds GET …/telemetry?metrics=….
@@ -319,14 +274,14 @@ func (a *API) historyMany(w http.ResponseWriter, r *http.Request) {
 		a.queryError(w, err)
 		return
 	}
-	out := make([]Series, len(names))
+	out := make([]apiv1.Series, len(names))
 	for i, m := range names {
 		if out[i], err = a.series(r, d, m, sq); err != nil {
 			a.queryError(w, err)
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "series": out})
+	writeJSON(w, http.StatusOK, apiv1.DeviceSeries{DeviceID: d.ID, Series: out})
 }
 
 // round trims float noise from averages to 12 significant digits.
@@ -336,27 +291,6 @@ func round(v float64) float64 {
 	}
 	f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 12, 64), 64)
 	return f
-}
-
-// Rejected is a message Warden could not accept. Only the start of its
-// payload is kept: Payload (or PayloadB64) is at most the first 1 KiB,
-// Truncated says when it is not the whole, Size and SHA256 describe the
-// payload as it was received.
-type Rejected struct {
-	ID         int64  `json:"id"`
-	MessageID  string `json:"messageId,omitempty"`
-	Topic      string `json:"topic"`
-	Reason     string `json:"reason"`
-	Payload    string `json:"payload"` // as text when it is valid UTF-8
-	PayloadB64 string `json:"payloadBase64,omitempty"`
-	Truncated  bool   `json:"truncated"`
-	Size       int64  `json:"size"`
-	SHA256     string `json:"sha256"` // hex
-	// Unreadable: kept before payloads were cut to a prefix, and found
-	// unreadable when it was rewritten (its tenant's keys were destroyed):
-	// its payload is gone.
-	Unreadable bool      `json:"unreadable,omitempty"`
-	ReceivedAt time.Time `json:"receivedAt"`
 }
 
 func (a *API) rejected(w http.ResponseWriter, r *http.Request) {
@@ -377,9 +311,9 @@ func (a *API) rejected(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]Rejected, len(rs))
+	out := make([]apiv1.Rejected, len(rs))
 	for i, x := range rs {
-		out[i] = Rejected{ID: x.ID, MessageID: x.MessageID, Topic: x.Topic, Reason: x.Reason, ReceivedAt: x.ReceivedAt,
+		out[i] = apiv1.Rejected{ID: x.ID, MessageID: x.MessageID, Topic: x.Topic, Reason: x.Reason, ReceivedAt: x.ReceivedAt,
 			Truncated: x.Truncated(), Size: x.Size, SHA256: hex.EncodeToString(x.SHA256), Unreadable: x.Unreadable}
 		if utf8.Valid(x.Payload) {
 			out[i].Payload = string(x.Payload)
@@ -387,16 +321,7 @@ func (a *API) rejected(w http.ResponseWriter, r *http.Request) {
 			out[i].PayloadB64 = base64.StdEncoding.EncodeToString(x.Payload)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "rejected": out})
-}
-
-// Message is a recent telemetry message with its properties.
-type Message struct {
-	MessageID  string            `json:"messageId,omitempty"`
-	ReceivedAt time.Time         `json:"receivedAt"`
-	System     map[string]string `json:"systemProperties"`
-	App        map[string]string `json:"properties"`
-	Values     []Metric          `json:"values"`
+	writeJSON(w, http.StatusOK, apiv1.RejectedList{DeviceID: d.ID, Rejected: out})
 }
 
 // messages answers GET /api/v1/devices/{id}/messages?limit=: the device's
@@ -420,9 +345,9 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := make([]Message, len(ms))
+	out := make([]apiv1.Message, len(ms))
 	for i, m := range ms {
-		out[i] = Message{MessageID: m.MessageID, ReceivedAt: m.ReceivedAt, System: m.System, App: m.App}
+		out[i] = apiv1.Message{MessageID: m.MessageID, ReceivedAt: m.ReceivedAt, System: m.System, App: m.App}
 		if out[i].System == nil {
 			out[i].System = map[string]string{}
 		}
@@ -430,8 +355,8 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) {
 			out[i].App = map[string]string{}
 		}
 		for _, p := range m.Points {
-			out[i].Values = append(out[i].Values, Metric{Name: p.Metric, Value: p.Value, TS: p.TS})
+			out[i].Values = append(out[i].Values, apiv1.Metric{Name: p.Metric, Value: p.Value, TS: p.TS})
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "messages": out})
+	writeJSON(w, http.StatusOK, apiv1.MessageList{DeviceID: d.ID, Messages: out})
 }

@@ -8,32 +8,18 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// Tenant is the API view of a tenant. Contract is left out for callers
-// who may not see contract data (supporters, the service desk).
-type Tenant struct {
-	ID                     string          `json:"id"`
-	ParentID               string          `json:"parentId,omitempty"`
-	Path                   string          `json:"path"`
-	Name                   string          `json:"name"`
-	Address                store.Address   `json:"address,omitzero"`
-	Contact                store.Contact   `json:"contact,omitzero"`
-	Contract               *store.Contract `json:"contract,omitempty"`
-	CreatedAt              time.Time       `json:"createdAt"`
-	TelemetryRetentionDays int             `json:"telemetryRetentionDays"` // 0: kept until deleted
-}
-
-func (a *API) tenantView(r *http.Request, t store.Tenant) Tenant {
-	v := Tenant{ID: t.ID, ParentID: t.ParentID, Path: t.Path, Name: t.Name, Address: t.Address, Contact: t.Contact,
+func (a *API) tenantView(r *http.Request, t store.Tenant) apiv1.Tenant {
+	v := apiv1.Tenant{ID: t.ID, ParentID: t.ParentID, Path: t.Path, Name: t.Name, Address: addressView(t.Address), Contact: contactView(t.Contact),
 		CreatedAt: t.CreatedAt, TelemetryRetentionDays: t.RetentionDays}
 	res := access.Resource{Kind: access.KindTenant, ID: t.ID, TenantID: t.ID, TenantPath: t.Path}
 	if a.allowed(r.Context(), access.TenantContract, res) {
-		c := t.Contract
-		v.Contract = &c
+		v.Contract = contractView(t.Contract)
 	}
 	return v
 }
@@ -63,13 +49,13 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	out := []Tenant{}
+	out := []apiv1.Tenant{}
 	for _, t := range ts {
 		if a.allowed(r.Context(), access.TenantRead, access.Resource{Kind: access.KindTenant, ID: t.ID, TenantID: t.ID, TenantPath: t.Path}) {
 			out = append(out, a.tenantView(r, t))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
+	writeJSON(w, http.StatusOK, apiv1.TenantList{Tenants: out})
 }
 
 // tenantPatch is the changeable part of a tenant.

@@ -9,41 +9,17 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// User is the API view of an account. Secrets (password hash, TOTP
-// secret) never leave the server.
-type User struct {
-	ID          string        `json:"id"`
-	TenantID    string        `json:"tenantId"`
-	Email       string        `json:"email"`
-	FirstName   string        `json:"firstName"`
-	LastName    string        `json:"lastName"`
-	Phone       string        `json:"phone,omitempty"`
-	Company     string        `json:"company,omitempty"`
-	Address     store.Address `json:"address,omitzero"`
-	Role        store.Role    `json:"role"`
-	SupporterID string        `json:"supporterId,omitempty"`
-	Status      string        `json:"status"`
-	TOTPEnabled bool          `json:"totpEnabled"`
-	LockedUntil *time.Time    `json:"lockedUntil,omitempty"`
-	LastLoginAt *time.Time    `json:"lastLoginAt,omitempty"`
-	CreatedAt   time.Time     `json:"createdAt"`
-	// ActivationLink is returned once, to the admin who made the account,
-	// when no mail server is configured.
-	ActivationLink string `json:"activationLink,omitempty"`
-	// ActivationMailed says the activation link went out by e-mail.
-	ActivationMailed bool `json:"activationMailed,omitempty"`
-}
-
-func userView(u store.User, full bool) User {
-	v := User{ID: u.ID, TenantID: u.TenantID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
-		Role: u.Role, SupporterID: u.SupporterID, Status: string(u.Status), CreatedAt: u.CreatedAt}
+func userView(u store.User, full bool) apiv1.User {
+	v := apiv1.User{ID: u.ID, TenantID: u.TenantID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
+		Role: string(u.Role), SupporterID: u.SupporterID, Status: string(u.Status), CreatedAt: u.CreatedAt}
 	if full {
-		v.Phone, v.Company, v.Address, v.TOTPEnabled = u.Phone, u.Company, u.Address, u.TOTPEnabled
+		v.Phone, v.Company, v.Address, v.TOTPEnabled = u.Phone, u.Company, addressView(u.Address), u.TOTPEnabled
 		if !u.LockedUntil.IsZero() {
 			v.LockedUntil = &u.LockedUntil
 		}
@@ -54,16 +30,8 @@ func userView(u store.User, full bool) User {
 	return v
 }
 
-// profilePatch is the part of an account its owner may change.
-type profilePatch struct {
-	FirstName *string        `json:"firstName"`
-	LastName  *string        `json:"lastName"`
-	Phone     *string        `json:"phone"`
-	Company   *string        `json:"company"`
-	Address   *store.Address `json:"address"`
-}
-
-func (p profilePatch) apply(u *store.User) error {
+// applyProfile changes the part of an account its owner may change.
+func applyProfile(p apiv1.Profile, u *store.User) error {
 	for _, f := range []struct {
 		name string
 		src  *string
@@ -80,10 +48,11 @@ func (p profilePatch) apply(u *store.User) error {
 		*f.dst = v
 	}
 	if p.Address != nil {
-		if err := checkAddress(*p.Address); err != nil {
+		a := store.Address(*p.Address)
+		if err := checkAddress(a); err != nil {
 			return err
 		}
-		u.Address = *p.Address
+		u.Address = a
 	}
 	if u.FirstName == "" || u.LastName == "" {
 		return errors.New("firstName and lastName are required")
@@ -113,7 +82,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cache := a.newResolverCache()
-	out := []User{}
+	out := []apiv1.User{}
 	for _, u := range us {
 		t, err := cache.tenant(r.Context(), u.TenantID)
 		if err != nil {
@@ -124,26 +93,22 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 			out = append(out, userView(u, false))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+	writeJSON(w, http.StatusOK, apiv1.UserList{Users: out})
 }
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		TenantID string     `json:"tenantId"` // default: the caller's
-		Email    string     `json:"email"`
-		Role     store.Role `json:"role"`
-		profilePatch
-	}
+	var req apiv1.NewUser
 	if !decode(w, r, &req) {
 		return
 	}
+	role := store.Role(req.Role)
 	c := principal(r.Context())
 	tenantID, res, ok := a.inTenant(w, r, req.TenantID, access.KindUser, access.UserCreate)
 	if !ok {
 		return
 	}
 	req.TenantID = tenantID
-	if err := access.CanAssign(c.Subject, req.Role, req.TenantID, res.TenantPath); err != nil {
+	if err := access.CanAssign(c.Subject, role, req.TenantID, res.TenantPath); err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, access.ErrDenied) {
 			status = http.StatusForbidden
@@ -161,9 +126,9 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	u := store.User{ID: id, TenantID: req.TenantID, Email: email, Role: req.Role, Status: store.UserPending,
+	u := store.User{ID: id, TenantID: req.TenantID, Email: email, Role: role, Status: store.UserPending,
 		CreatedBy: c.ActorID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
-	if err := req.profilePatch.apply(&u); err != nil {
+	if err := applyProfile(req.Profile, &u); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
@@ -212,35 +177,31 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Role   *store.Role `json:"role"`
-		Status *string     `json:"status"` // "active" or "disabled"
-		Unlock bool        `json:"unlock"` // lift a sign-in lock
-		profilePatch
-	}
+	var req apiv1.UserPatch
 	if !decode(w, r, &req) {
 		return
 	}
 	c := principal(r.Context())
 	u := loaded[store.User](r.Context())
 	res := resourceOf(r.Context())
-	if err := req.profilePatch.apply(&u); err != nil {
+	if err := applyProfile(req.Profile, &u); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	if req.Role != nil && *req.Role != u.Role {
+	if req.Role != nil && store.Role(*req.Role) != u.Role {
+		role := store.Role(*req.Role)
 		if u.ID == c.UserID {
 			writeError(w, http.StatusForbidden, "role: you cannot change your own role")
 			return
 		}
-		if (*req.Role == store.RoleSupporter) != (u.Role == store.RoleSupporter) {
+		if (role == store.RoleSupporter) != (u.Role == store.RoleSupporter) {
 			writeError(w, http.StatusBadRequest, "role: a supporter account stays a supporter account; make a new account instead")
 			return
 		}
 		if !a.allow(w, r, access.UserEntrust, res) {
 			return
 		}
-		if err := access.CanAssign(c.Subject, *req.Role, u.TenantID, res.TenantPath); err != nil {
+		if err := access.CanAssign(c.Subject, role, u.TenantID, res.TenantPath); err != nil {
 			status := http.StatusBadRequest
 			if errors.Is(err, access.ErrDenied) {
 				status = http.StatusForbidden
@@ -248,7 +209,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 			writeError(w, status, "role: %v", err)
 			return
 		}
-		u.Role = *req.Role
+		u.Role = role
 	}
 	if req.Status != nil {
 		switch store.UserStatus(*req.Status) {
@@ -336,8 +297,8 @@ func (a *API) lookupSupporter(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, fmt.Errorf("supporter %q: %w", r.PathValue("supporterId"), err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"supporterId": u.SupporterID, "firstName": u.FirstName,
-		"lastName": u.LastName, "company": u.Company})
+	writeJSON(w, http.StatusOK, apiv1.Supporter{SupporterID: u.SupporterID, FirstName: u.FirstName,
+		LastName: u.LastName, Company: u.Company})
 }
 
 // sendLink makes a one-time link for a user and mails it. Without a mail

@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/sas"
 )
@@ -110,7 +110,7 @@ func OpenTenant(ctx context.Context, o TenantOptions) (*Tenant, error) {
 	}
 	t := &Tenant{ID: o.Tenant, API: o.Caller, Caller: o.Caller, scoped: true, progress: o.Progress, devices: map[string]bool{}}
 	var page struct {
-		Devices []api.Device `json:"devices"`
+		Devices []apiv1.Device `json:"devices"`
 	}
 	if err := o.Caller.Do(ctx, http.MethodGet, "/api/v1/devices", url.Values{"tenant": {t.ID}}, nil, &page); err != nil {
 		return nil, fmt.Errorf("bench: devices of tenant %s: %w", t.ID, err)
@@ -163,7 +163,8 @@ func makeThrowAway(ctx context.Context, caller *client.Client, progress io.Write
 	}
 	id := "bench-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(rnd[:])
 	t := &Tenant{ID: id, Caller: caller, throwAway: true, progress: progress}
-	if _, err := caller.CreateTenant(ctx, map[string]any{"id": id, "name": "Warden benchmark (throw-away)"}); err != nil {
+	if _, err := caller.CreateTenant(ctx, apiv1.NewTenant{ID: id,
+		TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Warden benchmark (throw-away)")}}); err != nil {
 		if ctx.Err() != nil {
 			// Interrupted: the server may have made it all the same.
 			t.Close()
@@ -186,8 +187,8 @@ func makeThrowAway(ctx context.Context, caller *client.Client, progress io.Write
 // activation link, signs in and returns a client with a token of it.
 func benchAccount(ctx context.Context, caller *client.Client, tenant string) (*client.Client, error) {
 	email := tenant + "@bench.invalid"
-	u, err := caller.CreateUser(ctx, map[string]any{"tenantId": tenant, "role": "customer-admin", "email": email,
-		"firstName": "Warden", "lastName": "Benchmark"})
+	u, err := caller.CreateUser(ctx, apiv1.NewUser{TenantID: tenant, Role: apiv1.RoleCustomerAdmin, Email: email,
+		Profile: apiv1.Profile{FirstName: apiv1.Ptr("Warden"), LastName: apiv1.Ptr("Benchmark")}})
 	if err != nil {
 		return nil, fmt.Errorf("make the benchmark account of %s: %w", tenant, err)
 	}
@@ -313,12 +314,11 @@ func (t *Tenant) Register(ctx context.Context, id string) (sas.ConnectionString,
 		t.devices[id] = true
 		t.mu.Unlock()
 	}
-	body := map[string]string{"id": id}
+	body := apiv1.NewDevice{ID: id}
 	if t.scoped {
-		body["tenantId"] = t.ID
+		body.TenantID = t.ID
 	}
-	var d api.Device
-	err := t.API.Do(ctx, http.MethodPost, "/api/v1/devices", nil, body, &d)
+	d, err := t.API.CreateDeviceWith(ctx, body)
 	if client.IsConflict(err) {
 		d, err = t.API.Device(ctx, id)
 		if err == nil && d.TenantID != t.ID {
@@ -353,22 +353,22 @@ func (t *Tenant) CreateRule(ctx context.Context, body map[string]any) (string, e
 }
 
 // DPSInfo is the tenant's ID scope and provisioning host.
-func (t *Tenant) DPSInfo(ctx context.Context) (api.DPSInfo, error) {
-	var out api.DPSInfo
+func (t *Tenant) DPSInfo(ctx context.Context) (apiv1.DPSInfo, error) {
+	var out apiv1.DPSInfo
 	err := t.API.Do(ctx, http.MethodGet, "/api/v1/dps", t.query(), nil, &out)
 	return out, err
 }
 
 // EnrollmentGroup returns the group id, with its keys, making it if
 // absent.
-func (t *Tenant) EnrollmentGroup(ctx context.Context, id string) (api.EnrollmentGroup, error) {
-	var g api.EnrollmentGroup
+func (t *Tenant) EnrollmentGroup(ctx context.Context, id string) (apiv1.EnrollmentGroup, error) {
+	var g apiv1.EnrollmentGroup
 	err := t.API.Do(ctx, http.MethodGet, "/api/v1/dps/enrollment-groups/"+url.PathEscape(id), t.query(), nil, &g)
 	if !client.IsNotFound(err) {
 		return g, err
 	}
 	fmt.Fprintf(t.progress, "bench: making the enrollment group %s\n", id)
-	err = t.API.Do(ctx, http.MethodPost, "/api/v1/dps/enrollment-groups", t.query(), client.NewEnrollmentGroup{ID: id}, &g)
+	err = t.API.Do(ctx, http.MethodPost, "/api/v1/dps/enrollment-groups", t.query(), apiv1.NewEnrollmentGroup{ID: id}, &g)
 	if err == nil {
 		t.mu.Lock()
 		t.groups = append(t.groups, id)

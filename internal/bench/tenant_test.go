@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"net/url"
 	"regexp"
 	"strings"
@@ -246,7 +247,7 @@ func TestExistingTenantCleanUp(t *testing.T) {
 func TestExistingTenantGuards(t *testing.T) {
 	srv, c := startServer(t)
 	ctx := t.Context()
-	if _, err := c.CreateTenant(ctx, map[string]any{"id": "acme", "name": "ACME"}); err != nil {
+	if _, err := c.CreateTenant(ctx, apiv1.NewTenant{ID: "acme", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("ACME")}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Do(ctx, "POST", "/api/v1/devices", nil, map[string]string{"id": "pump-1", "tenantId": "acme"}, nil); err != nil {
@@ -278,7 +279,7 @@ func TestExistingTenantGuards(t *testing.T) {
 func TestNoThrowAwayTenantFallsBackToTheGuardedOwnTenant(t *testing.T) {
 	_, c := startServer(t)
 	ctx := t.Context()
-	if _, err := c.CreateTenant(ctx, map[string]any{"id": "acme", "name": "ACME"}); err != nil {
+	if _, err := c.CreateTenant(ctx, apiv1.NewTenant{ID: "acme", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("ACME")}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Do(ctx, "POST", "/api/v1/devices", nil, map[string]string{"id": "pump-1", "tenantId": "acme"}, nil); err != nil {
@@ -302,7 +303,7 @@ func TestNoThrowAwayTenantFallsBackToTheGuardedOwnTenant(t *testing.T) {
 // benchAccountAs makes an activated account and returns a client with a
 // token of it.
 func benchAccountAs(ctx context.Context, c *client.Client, tenant, role, email string) (*client.Client, error) {
-	u, err := c.CreateUser(ctx, map[string]any{"tenantId": tenant, "role": role, "email": email, "firstName": "T", "lastName": "U"})
+	u, err := c.CreateUser(ctx, apiv1.NewUser{TenantID: tenant, Role: role, Email: email, Profile: apiv1.Profile{FirstName: apiv1.Ptr("T"), LastName: apiv1.Ptr("U")}})
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/identity"
 )
@@ -55,7 +55,7 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 	}
 	switch in.sub {
 	case "show":
-		var u api.User
+		var u apiv1.User
 		if err := c.Do(ctx, http.MethodGet, "/api/v1/me", nil, nil, &u); err != nil {
 			return selfError("show your account", err)
 		}
@@ -73,17 +73,17 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 		if err := identity.CheckPassword(next, ""); err != nil {
 			return fmt.Errorf("new password: %w", err)
 		}
-		if err := c.Do(ctx, http.MethodPut, "/api/v1/me/password", nil, map[string]string{"currentPassword": cur, "newPassword": next}, nil); err != nil {
+		if err := c.Do(ctx, http.MethodPut, "/api/v1/me/password", nil, apiv1.PasswordChange{CurrentPassword: cur, NewPassword: next}, nil); err != nil {
 			return selfError("change the password", err)
 		}
 		fmt.Fprintln(env.Stderr, "password changed; your other sessions are signed out")
 	case "sessions":
-		var out struct{ Sessions []api.SessionInfo }
+		var out apiv1.SessionList
 		if err := c.Do(ctx, http.MethodGet, "/api/v1/me/sessions", nil, nil, &out); err != nil {
 			return selfError("list sessions", err)
 		}
 		return printList(in, out.Sessions, "no signed-in sessions", []string{"ID", "SINCE", "LAST SEEN", "EXPIRES", "IP", "BROWSER"},
-			func(s api.SessionInfo) []any {
+			func(s apiv1.SessionInfo) []any {
 				return []any{s.ID, localTime(s.CreatedAt), localTime(s.LastSeenAt), localTime(s.ExpiresAt), s.IP, dash(shorten(s.UserAgent, 60))}
 			})
 	case "end-session":
@@ -92,10 +92,7 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintf(env.Stderr, "session %s ended\n", in.arg(0))
 	case "totp start":
-		var k struct {
-			Secret string `json:"secret"`
-			URL    string `json:"url"`
-		}
+		var k apiv1.TOTPSetup
 		if err := c.Do(ctx, http.MethodPost, "/api/v1/me/totp", nil, nil, &k); err != nil {
 			return selfError("start two-factor sign-in", err)
 		}
@@ -104,7 +101,7 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 		}
 		fmt.Fprintln(env.Stderr, "add it to an authenticator app, then: warden account totp confirm CODE")
 	case "totp confirm":
-		if err := c.Do(ctx, http.MethodPost, "/api/v1/me/totp/confirm", nil, map[string]string{"code": in.arg(0)}, nil); err != nil {
+		if err := c.Do(ctx, http.MethodPost, "/api/v1/me/totp/confirm", nil, apiv1.TOTPCode{Code: in.arg(0)}, nil); err != nil {
 			return selfError("confirm two-factor sign-in", err)
 		}
 		fmt.Fprintln(env.Stderr, "two-factor sign-in is on: warden login now needs --totp")
@@ -113,7 +110,7 @@ func runAccount(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := c.Do(ctx, http.MethodDelete, "/api/v1/me/totp", nil, map[string]string{"password": pw}, nil); err != nil {
+		if err := c.Do(ctx, http.MethodDelete, "/api/v1/me/totp", nil, apiv1.PasswordCheck{Password: pw}, nil); err != nil {
 			return selfError("turn two-factor sign-in off", err)
 		}
 		fmt.Fprintln(env.Stderr, "two-factor sign-in is off")

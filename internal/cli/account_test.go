@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/server/servertest"
@@ -18,8 +18,7 @@ func TestAccountCommands(t *testing.T) {
 	t.Setenv("WARDEN_SERVER", "https://"+srv.HTTPAddr())
 	t.Setenv("WARDEN_TOKEN", op)
 	t.Setenv("WARDEN_CA", srv.CAFile())
-	u, err := c.CreateUser(t.Context(), map[string]any{"role": "operator-service", "email": "desk@maker.example",
-		"firstName": "Dora", "lastName": "Desk"})
+	u, err := c.CreateUser(t.Context(), apiv1.NewUser{Role: "operator-service", Email: "desk@maker.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("Dora"), LastName: apiv1.Ptr("Desk")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +31,7 @@ func TestAccountCommands(t *testing.T) {
 	t.Setenv("WARDEN_TOKEN", exported(t, out, "WARDEN_TOKEN"))
 
 	out, _ = mustRun(t, "account", "show", "--json")
-	if me := decodeJSON[api.User](t, out); me.Email != "desk@maker.example" || me.TOTPEnabled {
+	if me := decodeJSON[apiv1.User](t, out); me.Email != "desk@maker.example" || me.TOTPEnabled {
 		t.Fatalf("account show: %+v", me)
 	}
 	mustRun(t, "account", "sessions")

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 )
 
@@ -30,14 +30,14 @@ func (in *invocation) alarmID() (int64, error) {
 	return id, nil
 }
 
-func alarmAck(a api.Alarm) string {
+func alarmAck(a apiv1.Alarm) string {
 	if a.AckedAt == nil {
 		return "-"
 	}
 	return localTime(*a.AckedAt)
 }
 
-func alarmRule(a api.Alarm) string {
+func alarmRule(a apiv1.Alarm) string {
 	if a.RuleName != "" {
 		return a.RuleName
 	}
@@ -100,7 +100,7 @@ func runAlarm(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("list alarms: %w", err)
 		}
 		err = printList(in, page.Alarms, "no alarms", []string{"ID", "STATE", "SEVERITY", "DEVICE", "RULE", "RAISED", "RETRIGGERS", "ACKED", "MESSAGE"},
-			func(a api.Alarm) []any {
+			func(a apiv1.Alarm) []any {
 				return []any{a.ID, a.State, a.Severity, a.DeviceID, shorten(alarmRule(a), 30), localTime(a.RaisedAt), a.Retriggers,
 					alarmAck(a), shorten(a.Message, 60)}
 			})
@@ -117,7 +117,7 @@ func runAlarm(ctx context.Context, env *Env, args []string) error {
 		}
 		return printObject(in, a)
 	case "ack", "clear":
-		var a api.Alarm
+		var a apiv1.Alarm
 		if in.sub == "ack" {
 			a, err = c.AckAlarm(ctx, id, *comment)
 		} else {

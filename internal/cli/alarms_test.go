@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/server/servertest"
 	"github.com/warden-iot/warden/internal/store"
@@ -25,7 +25,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 	ctx := t.Context()
 
 	// A customer with a device and an admin who acts through the CLI.
-	if _, err := c.CreateTenant(ctx, map[string]any{"id": "A", "name": "Customer A"}); err != nil {
+	if _, err := c.CreateTenant(ctx, apiv1.NewTenant{ID: "A", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Customer A")}}); err != nil {
 		t.Fatal(err)
 	}
 	site, err := c.CreateSite(ctx, "A", "Boiler house")
@@ -36,8 +36,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 		"siteId": site.ID, "model": "vp-40"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	u, err := c.CreateUser(ctx, map[string]any{"tenantId": "A", "role": "customer-admin", "email": "boss@a.example",
-		"firstName": "Eva", "lastName": "Boss"})
+	u, err := c.CreateUser(ctx, apiv1.NewUser{TenantID: "A", Role: "customer-admin", Email: "boss@a.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("Eva"), LastName: apiv1.Ptr("Boss")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +88,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 	}
 	mustRun(t, "rule", "update", rule, "--file", file)
 	out, _ = mustRun(t, "rule", "show", rule, "--json")
-	if r := decodeJSON[api.Rule](t, out); r.Enabled || *r.Threshold.Value != 95 {
+	if r := decodeJSON[apiv1.Rule](t, out); r.Enabled || *r.Threshold.Value != 95 {
 		t.Errorf("rule after update: %+v", r)
 	}
 	mustRun(t, "rule", "delete", offline)
@@ -126,7 +125,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 	}
 	wantFail(t, 1, []string{"409", "not active"}, "alarm", "clear", id)
 	out, _ = mustRun(t, "alarm", "show", id, "--json")
-	if a := decodeJSON[api.Alarm](t, out); a.State != "cleared" || a.AckComment != "on my way" {
+	if a := decodeJSON[apiv1.Alarm](t, out); a.State != "cleared" || a.AckComment != "on my way" {
 		t.Errorf("alarm show: %+v", a)
 	}
 
@@ -141,7 +140,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 		t.Errorf("webhook list:\n%s", out)
 	}
 	out, _ = mustRun(t, "webhook", "list", "--json")
-	hooks := decodeJSON[[]api.Webhook](t, out)
+	hooks := decodeJSON[[]apiv1.Webhook](t, out)
 	if len(hooks) != 1 || hooks[0].Secret != "" {
 		t.Fatalf("webhook list --json: %s", out)
 	}
@@ -160,7 +159,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 	wantFail(t, 2, []string{"whole minutes"}, "escalation", "set", "--delay", "90s", "--email", "chief@a.example")
 	wantFail(t, 2, []string{"--email is required"}, "escalation", "set", "--delay", "15m")
 	mustRun(t, "escalation", "set", "--delay", "0")
-	if out, _ = mustRun(t, "escalation", "show", "--json"); decodeJSON[api.Escalation](t, out).DelayMinutes != 0 {
+	if out, _ = mustRun(t, "escalation", "show", "--json"); decodeJSON[apiv1.Escalation](t, out).DelayMinutes != 0 {
 		t.Errorf("escalation show printed %q", out)
 	}
 
@@ -180,7 +179,7 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 		t.Errorf("kpi:\n%s", out)
 	}
 	out, _ = mustRun(t, "kpi", "--device", "pump-1", "--last", "1d", "--json")
-	rep := decodeJSON[api.KPIReport](t, out)
+	rep := decodeJSON[apiv1.KPIReport](t, out)
 	if len(rep.Devices) != 1 || rep.Total.Failures != 1 || rep.Total.Downtime < 7190 || rep.Total.Downtime > 7300 {
 		t.Errorf("kpi --json: %+v", rep)
 	}

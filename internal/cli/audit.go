@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
@@ -90,10 +90,10 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	entries := []api.AuditEntry{}
+	entries := []apiv1.AuditEntry{}
 	for len(entries) < *limit {
 		q.Set("limit", strconv.Itoa(min(1000, *limit-len(entries))))
-		var page api.AuditPage
+		var page apiv1.AuditPage
 		if err := c.Do(ctx, "GET", path, q, nil, &page); err != nil {
 			return fmt.Errorf("list audit entries: %w", err)
 		}
@@ -104,7 +104,7 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 		q.Set("after", strconv.FormatInt(page.Next, 10))
 	}
 	return printList(in, entries, "no audit entries", []string{"SEQ", "TIME", "TENANT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "IP", "BROWSER", "OS"},
-		func(e api.AuditEntry) []any {
+		func(e apiv1.AuditEntry) []any {
 			browser := strings.TrimSpace(e.Browser + " " + e.BrowserVersion)
 			return []any{e.Seq, localTime(e.At), dash(e.TenantID), dash(e.ActorID), e.Action, dash(e.Target),
 				fmt.Sprintf("%s %d", e.Outcome, e.Status), dash(e.IP), dash(browser), dash(e.OS)}

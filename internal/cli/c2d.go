@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 )
 
@@ -64,7 +64,7 @@ func runC2D(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("messages of %s: %w", dev, err)
 		}
 		return printList(in, ms, "no cloud-to-device messages for "+dev, []string{"ID", "STATE", "CREATED", "EXPIRES", "DELIVERIES", "PAYLOAD"},
-			func(m api.C2DMessage) []any {
+			func(m apiv1.C2DMessage) []any {
 				return []any{m.ID, m.State, localTime(m.CreatedAt), localTime(m.ExpiresAt), m.DeliveryCount, shorten(m.Payload, 40)}
 			})
 	}

@@ -286,13 +286,22 @@ func (in *invocation) arg(i int) string {
 	return ""
 }
 
-// stringsGiven puts the given string flags into body under their keys.
-func (in *invocation) stringsGiven(body map[string]any, flagToKey map[string]string) {
-	for f, k := range flagToKey {
-		if in.given[f] {
-			body[k] = in.fs.Lookup(f).Value.String()
-		}
+// stringGiven is the value of a string flag if it was given (even empty),
+// else nil: a field of a patch.
+func (in *invocation) stringGiven(name string) *string {
+	if !in.given[name] {
+		return nil
 	}
+	v := in.fs.Lookup(name).Value.String()
+	return &v
+}
+
+// deref is *p, or "" for nil.
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 // parseArgs parses flags that may come before, between or after the

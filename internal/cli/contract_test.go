@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/server"
@@ -249,7 +249,7 @@ func TestOutputContract(t *testing.T) {
 	}
 	mustRun(t, "device", "update", "pump-1", "--site", site)
 	out, _ = mustRun(t, "device", "show", "pump-1", "--json")
-	if d := decodeJSON[api.Device](t, out); d.SiteID != site || d.SerialNumber != "P1234567" || d.Model != "vp-40" {
+	if d := decodeJSON[apiv1.Device](t, out); d.SiteID != site || d.SerialNumber != "P1234567" || d.Model != "vp-40" {
 		t.Errorf("device after update: %+v", d)
 	}
 	wantFail(t, 2, []string{"not both"}, "device", "update", "pump-1", "--site", site, "--no-site")
@@ -262,7 +262,7 @@ func TestOutputContract(t *testing.T) {
 	// A site of root cannot hold a device of B.
 	wantFail(t, 1, []string{"400", "siteId"}, "device", "create", "pump-2", "--tenant", "B", "--site", site)
 	out, _ = mustRun(t, "device", "create", "pump-2", "--tenant", "B", "--json")
-	if d := decodeJSON[api.Device](t, out); d.TenantID != "B" || d.ID != "pump-2" {
+	if d := decodeJSON[apiv1.Device](t, out); d.TenantID != "B" || d.ID != "pump-2" {
 		t.Errorf("device create --tenant B --json: %s", out)
 	}
 
@@ -443,7 +443,7 @@ func TestAccountActivate(t *testing.T) {
 	t.Setenv("WARDEN_TOKEN", servertest.Token)
 	link = newUser("bob@maker.example")
 	out, _ = mustRun(t, "account", "activate", urlToken(t, link), "--json")
-	if a := decodeJSON[api.User](t, out); a.Email != "bob@maker.example" || a.Status != "active" {
+	if a := decodeJSON[apiv1.User](t, out); a.Email != "bob@maker.example" || a.Status != "active" {
 		t.Errorf("account activate --json: %s", out)
 	}
 }

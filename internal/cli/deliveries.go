@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 )
 
@@ -39,7 +39,7 @@ func runDeliveries(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("list deliveries: %w", err)
 	}
 	return printList(in, ds, "no notifications", []string{"ID", "ALARM", "EVENT", "CHANNEL", "TARGET", "STATE", "ATTEMPTS", "CREATED", "NEXT", "LAST ERROR"},
-		func(d api.Delivery) []any {
+		func(d apiv1.Delivery) []any {
 			return []any{d.ID, d.AlarmID, d.Event, d.Channel, shorten(d.Target, 40), d.State, d.Attempts, localTime(d.CreatedAt),
 				localTimePtr(d.NextAt, "-"), dash(shorten(d.LastError, 60))}
 		})

@@ -7,8 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
-	"github.com/warden-iot/warden/internal/client"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 const deviceUsage = `device <subcommand> [flags]
@@ -60,24 +59,17 @@ func runDevice(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	id := in.arg(0)
-	info := map[string]string{"site": "siteId", "serial": "serialNumber", "name": "name", "model": "model"}
-	body := map[string]any{}
+	patch := apiv1.DevicePatch{SiteID: in.stringGiven("site"), SerialNumber: in.stringGiven("serial"),
+		Name: in.stringGiven("name"), Model: in.stringGiven("model")}
 	switch in.sub {
-	case "create":
-		in.stringsGiven(body, info)
-		body["id"] = id
-		if *tenant != "" {
-			body["tenantId"] = *tenant
-		}
 	case "update":
-		in.stringsGiven(body, info)
 		if *noSite {
 			if in.given["site"] {
 				return in.usageError("give --site or --no-site, not both")
 			}
-			body["siteId"] = ""
+			patch.SiteID = apiv1.Ptr("")
 		}
-		if len(body) == 0 {
+		if patch == (apiv1.DevicePatch{}) {
 			return in.usageError("nothing to change: give --site, --no-site, --serial, --name or --model")
 		}
 	case "token", "credentials":
@@ -99,7 +91,8 @@ func runDevice(ctx context.Context, env *Env, args []string) error {
 	}
 	switch in.sub {
 	case "create":
-		d, err := c.CreateDeviceWith(ctx, body)
+		d, err := c.CreateDeviceWith(ctx, apiv1.NewDevice{ID: id, TenantID: *tenant, DeviceInfo: apiv1.DeviceInfo{
+			SiteID: deref(patch.SiteID), SerialNumber: deref(patch.SerialNumber), Name: deref(patch.Name), Model: deref(patch.Model)}})
 		if err != nil {
 			return fmt.Errorf("create device %s: %w", id, err)
 		}
@@ -117,7 +110,7 @@ func runDevice(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("list devices: %w", err)
 		}
 		return printList(in, ds, "no devices", []string{"ID", "TENANT", "SITE", "STATUS", "CONNECTED", "LAST SEEN", "LAST IP"},
-			func(d api.Device) []any {
+			func(d apiv1.Device) []any {
 				return []any{d.ID, d.TenantID, dash(d.SiteID), d.Status, d.Connected, localTimePtr(d.LastSeen, "never"), dash(d.LastIP)}
 			})
 	case "show":
@@ -127,7 +120,7 @@ func runDevice(ctx context.Context, env *Env, args []string) error {
 		}
 		return printObject(in, d)
 	case "update":
-		d, err := c.UpdateDevice(ctx, id, body)
+		d, err := c.UpdateDevice(ctx, id, patch)
 		if err != nil {
 			return fmt.Errorf("update device %s: %w", id, err)
 		}
@@ -195,7 +188,7 @@ func runDevice(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("rejected messages of device %s: %w", id, err)
 		}
 		return printList(in, rs, "no rejected messages", []string{"ID", "RECEIVED", "REASON", "SIZE", "TOPIC", "SHA-256", "PAYLOAD"},
-			func(r api.Rejected) []any {
+			func(r apiv1.Rejected) []any {
 				payload := r.Payload
 				switch {
 				case r.Unreadable:
@@ -223,7 +216,7 @@ type mqttCreds struct {
 // SAS token: host and port are the hub host name's (8883 when it has
 // none), the user name "{hub host}/{device id}/?api-version=…" with the
 // hub host as the token names it, port included.
-func mqttCredentials(id string, cred client.DeviceCredential) (mqttCreds, error) {
+func mqttCredentials(id string, cred apiv1.DeviceToken) (mqttCreds, error) {
 	host, port := cred.HostName, 8883
 	if h, p, err := net.SplitHostPort(cred.HostName); err == nil {
 		n, err := strconv.Atoi(p)

@@ -7,8 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/warden-iot/warden/internal/api"
-	"github.com/warden-iot/warden/internal/client"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/sas"
 )
 
@@ -72,7 +71,7 @@ func runEnrollment(ctx context.Context, env *Env, args []string) error {
 			return in.usageError("%v", err)
 		}
 	}
-	var patch client.EnrollmentPatch
+	var patch apiv1.EnrollmentPatch
 	switch sub {
 	case "enable", "disable":
 		on := sub == "enable"
@@ -113,7 +112,7 @@ func runEnrollment(ctx context.Context, env *Env, args []string) error {
 	if kind == "group" {
 		switch sub {
 		case "create":
-			g, err := c.CreateEnrollmentGroup(ctx, client.NewEnrollmentGroup{ID: id, Enabled: &enabled, InitialTwin: twin,
+			g, err := c.CreateEnrollmentGroup(ctx, apiv1.NewEnrollmentGroup{ID: id, Enabled: &enabled, InitialTwin: twin,
 				PrimaryKey: *primary, SecondaryKey: *secondary})
 			if err != nil {
 				return fmt.Errorf("create enrollment group %s: %w", id, err)
@@ -136,7 +135,7 @@ func runEnrollment(ctx context.Context, env *Env, args []string) error {
 				return fmt.Errorf("list enrollment groups: %w", err)
 			}
 			return printList(in, gs, "no enrollment groups", []string{"ID", "TENANT", "ENABLED", "INITIAL TWIN", "UPDATED"},
-				func(g api.EnrollmentGroup) []any {
+				func(g apiv1.EnrollmentGroup) []any {
 					return []any{g.ID, g.TenantID, g.Enabled, g.InitialTwin != nil, localTime(g.UpdatedAt)}
 				})
 		case "show":
@@ -185,7 +184,7 @@ func runEnrollment(ctx context.Context, env *Env, args []string) error {
 	}
 	switch sub {
 	case "create":
-		e, err := c.CreateEnrollment(ctx, client.NewEnrollment{RegistrationID: id, DeviceID: *deviceID, Enabled: &enabled,
+		e, err := c.CreateEnrollment(ctx, apiv1.NewEnrollment{RegistrationID: id, DeviceID: *deviceID, Enabled: &enabled,
 			InitialTwin: twin, PrimaryKey: *primary, SecondaryKey: *secondary})
 		if err != nil {
 			return fmt.Errorf("create enrollment %s: %w", id, err)
@@ -207,7 +206,7 @@ func runEnrollment(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("list enrollments: %w", err)
 		}
 		return printList(in, es, "no individual enrollments", []string{"REGISTRATION ID", "DEVICE ID", "TENANT", "ENABLED", "INITIAL TWIN", "UPDATED"},
-			func(e api.Enrollment) []any {
+			func(e apiv1.Enrollment) []any {
 				return []any{e.RegistrationID, e.DeviceID, e.TenantID, e.Enabled, e.InitialTwin != nil, localTime(e.UpdatedAt)}
 			})
 	case "show":

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 const escalationUsage = `escalation <subcommand> [flags]
@@ -21,7 +21,7 @@ Subcommands:
 
 // printEscalation prints what set did as a line on stderr, or what show
 // found as field lines.
-func printEscalation(in *invocation, e api.Escalation) error {
+func printEscalation(in *invocation, e apiv1.Escalation) error {
 	printWarnings(in.env, e.Warnings)
 	delay := formatDuration(time.Duration(e.DelayMinutes) * time.Minute)
 	if in.sub == "show" {
@@ -64,7 +64,7 @@ func runEscalation(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var e api.Escalation
+	var e apiv1.Escalation
 	if in.sub == "set" {
 		e, err = c.SetEscalation(ctx, *tenant, int(*delay/time.Minute), *email)
 	} else {

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 // addressFlags are the flags of a postal address.
@@ -24,7 +24,7 @@ func (f *addressFlags) register(fs *flag.FlagSet) {
 
 // merge overlays the given address flags on cur; ok says whether any was
 // given.
-func (f *addressFlags) merge(in *invocation, cur store.Address) (a store.Address, ok bool) {
+func (f *addressFlags) merge(in *invocation, cur apiv1.Address) (a apiv1.Address, ok bool) {
 	for _, x := range []struct {
 		flag string
 		v    string
@@ -47,7 +47,7 @@ func (f *contactFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.phone, "contact-phone", "", "contact person's phone number")
 }
 
-func (f *contactFlags) merge(in *invocation, cur store.Contact) (c store.Contact, ok bool) {
+func (f *contactFlags) merge(in *invocation, cur apiv1.Contact) (c apiv1.Contact, ok bool) {
 	for _, x := range []struct {
 		flag string
 		v    string

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 )
 
@@ -81,7 +81,7 @@ func runGrant(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("list grants: %w", err)
 		}
 		return printList(in, gs, "no grants", []string{"ID", "STATE", "SUPPORTER ID", "SUPPORTER", "OPENS", "TENANT", "EXPIRES", "CREATED"},
-			func(g api.Grant) []any {
+			func(g apiv1.Grant) []any {
 				return []any{g.ID, g.State, g.SupporterID, shorten(g.Supporter, 40), grantKind(g) + " " + grantTarget(g),
 					g.TenantID, localTimePtr(g.ExpiresAt, "never"), localTime(g.CreatedAt)}
 			})
@@ -100,16 +100,16 @@ func runGrant(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-func grantKind(g api.Grant) string {
+func grantKind(g apiv1.Grant) string {
 	if g.SiteID != "" {
 		return "site"
 	}
 	return "device"
 }
 
-func grantTarget(g api.Grant) string { return g.SiteID + g.DeviceID }
+func grantTarget(g apiv1.Grant) string { return g.SiteID + g.DeviceID }
 
-func grantUntil(g api.Grant) string {
+func grantUntil(g apiv1.Grant) string {
 	if g.ExpiresAt == nil {
 		return "until revoked"
 	}

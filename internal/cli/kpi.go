@@ -6,7 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 )
 
@@ -18,7 +18,7 @@ availability, failures, MTBF, MTTR and utilisation, per device and in total.
 Default: your tenant, the last 30 days. TIME is RFC 3339
 (2026-03-01T00:00:00Z) or a date (2026-03-01, midnight UTC).`
 
-func kpiRow(name string, f api.KPIFigures) string {
+func kpiRow(name string, f apiv1.KPIFigures) string {
 	return fmt.Sprintf("%s\t%d/%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s", name, f.Alarms["warning"], f.Alarms["critical"],
 		humanSeconds(f.TimeInAlarm), humanSeconds(f.Downtime), percent(f.Availability), f.Failures,
 		humanSecondsPtr(f.MTBF), humanSecondsPtr(f.MTTR), percentPtr(f.Utilisation))

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/server/servertest"
 )
@@ -78,7 +78,7 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 	wantFail(t, 2, []string{"unknown subcommand"}, "tenant", "frobnicate")
 	mustRun(t, "tenant", "update", "A", "--postal-code", "1010", "--contact-phone", "+43 1 234")
 	out, _ = mustRun(t, "tenant", "show", "A", "--json")
-	ta := decodeJSON[api.Tenant](t, out)
+	ta := decodeJSON[apiv1.Tenant](t, out)
 	if ta.Name != "Customer A" || ta.Address.City != "Wien" || ta.Address.PostalCode != "1010" ||
 		ta.Contact.Name != "Eva" || ta.Contact.Phone != "+43 1 234" || ta.TelemetryRetentionDays != 30 {
 		t.Errorf("after update, tenant A is %+v; want only postal code and phone changed", ta)
@@ -99,7 +99,7 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 	}
 	mustRun(t, "site", "update", site, "--city", "Wien")
 	out, _ = mustRun(t, "site", "show", site, "--json")
-	if s := decodeJSON[api.Site](t, out); s.Address.Street != "Hauptstraße 1" || s.Address.City != "Wien" || s.FactoryAccess {
+	if s := decodeJSON[apiv1.Site](t, out); s.Address.Street != "Hauptstraße 1" || s.Address.City != "Wien" || s.FactoryAccess {
 		t.Errorf("site after update: %+v", s)
 	}
 	wantFail(t, 2, []string{"want on or off"}, "site", "factory-access", site, "maybe")
@@ -142,7 +142,7 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 		t.Fatalf("user create of a supporter printed no supporter id:\n%s", out)
 	}
 	out, _ = mustRun(t, "user", "list", "--json")
-	users := decodeJSON[[]api.User](t, out)
+	users := decodeJSON[[]apiv1.User](t, out)
 	var supID string
 	for _, x := range users {
 		if x.SupporterID == sup {
@@ -158,7 +158,7 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 	}
 	mustRun(t, "user", "update", supID, "--company", "Service AG")
 	out, _ = mustRun(t, "user", "show", supID, "--json")
-	if x := decodeJSON[api.User](t, out); x.Company != "Service AG" || x.FirstName != "Tom" || x.Role != "supporter" {
+	if x := decodeJSON[apiv1.User](t, out); x.Company != "Service AG" || x.FirstName != "Tom" || x.Role != "supporter" {
 		t.Errorf("supporter after update: %+v", x)
 	}
 
@@ -188,7 +188,7 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 		t.Fatalf("grant create printed %q", out)
 	}
 	out, _ = mustRun(t, "grant", "list", "--active", "--json")
-	gs := decodeJSON[[]api.Grant](t, out)
+	gs := decodeJSON[[]apiv1.Grant](t, out)
 	if len(gs) != 1 || gs[0].ID != grant || gs[0].SiteID != site || gs[0].ExpiresAt == nil ||
 		time.Until(*gs[0].ExpiresAt) < 71*time.Hour || time.Until(*gs[0].ExpiresAt) > 73*time.Hour {
 		t.Fatalf("grant list --active: %s", out)
@@ -216,7 +216,7 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 	}
 	out, _ = mustRun(t, "token", "list", "--json")
 	var roID string
-	for _, x := range decodeJSON[[]api.Token](t, out) {
+	for _, x := range decodeJSON[[]apiv1.Token](t, out) {
 		if x.Name == "dashboard" {
 			roID = x.ID
 			if len(x.Scopes) != 1 || x.Scopes[0] != "read" || x.ExpiresAt == nil {
@@ -241,7 +241,7 @@ func TestPeopleCommandsAgainstServer(t *testing.T) {
 		"--first-name", "Sam", "--last-name", "Staff", "--tenant", "A")
 	var staffID string
 	list, _ := mustRun(t, "user", "list", "--json")
-	for _, x := range decodeJSON[[]api.User](t, list) {
+	for _, x := range decodeJSON[[]apiv1.User](t, list) {
 		if x.Email == "staff@a.example" {
 			staffID = x.ID
 		}

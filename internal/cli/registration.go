@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 const registrationUsage = `registration <subcommand> [flags]
@@ -30,7 +30,7 @@ func runRegistration(ctx context.Context, env *Env, args []string) error {
 	}
 	switch in.sub {
 	case "list":
-		var all []api.Registration
+		var all []apiv1.Registration
 		for after := ""; ; {
 			rs, next, err := c.Registrations(ctx, after, 0)
 			if err != nil {
@@ -43,7 +43,7 @@ func runRegistration(ctx context.Context, env *Env, args []string) error {
 			after = next
 		}
 		return printList(in, all, "no registrations", []string{"REGISTRATION ID", "DEVICE ID", "ENROLLMENT", "STATUS", "SUBSTATUS", "UPDATED"},
-			func(r api.Registration) []any {
+			func(r apiv1.Registration) []any {
 				return []any{r.RegistrationID, r.DeviceID, r.EnrollmentType + "/" + r.EnrollmentID, r.Status, dash(r.Substatus), localTime(r.UpdatedAt)}
 			})
 	case "show":

@@ -8,7 +8,7 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 const ruleUsage = `rule <subcommand> [flags]
@@ -57,7 +57,7 @@ func readRuleFile(env *Env, name, tenant string) (json.RawMessage, error) {
 }
 
 // ruleScope says what a rule watches, e.g. "model vp-40".
-func ruleScope(r api.Rule) string {
+func ruleScope(r apiv1.Rule) string {
 	switch {
 	case r.Scope.DeviceID != "":
 		return "device " + r.Scope.DeviceID
@@ -70,7 +70,7 @@ func ruleScope(r api.Rule) string {
 }
 
 // ruleCondition summarises a rule's condition.
-func ruleCondition(r api.Rule) string {
+func ruleCondition(r apiv1.Rule) string {
 	num := func(p *float64) string {
 		if p == nil {
 			return "?"
@@ -128,7 +128,7 @@ func runRule(ctx context.Context, env *Env, args []string) error {
 	id := in.arg(0)
 	switch in.sub {
 	case "create", "update":
-		var r api.Rule
+		var r apiv1.Rule
 		if in.sub == "create" {
 			r, err = c.CreateRule(ctx, body)
 		} else {
@@ -151,7 +151,7 @@ func runRule(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("list rules: %w", err)
 		}
 		return printList(in, rs, "no rules", []string{"ID", "NAME", "TENANT", "SEVERITY", "ENABLED", "SCOPE", "CONDITION"},
-			func(r api.Rule) []any {
+			func(r apiv1.Rule) []any {
 				return []any{r.ID, shorten(r.Name, 40), r.TenantID, r.Severity, r.Enabled, ruleScope(r), shorten(ruleCondition(r), 50)}
 			})
 	case "show":

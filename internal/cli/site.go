@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/warden-iot/warden/internal/api"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 const siteUsage = `site <subcommand> [flags]
@@ -45,23 +44,19 @@ func runSite(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	body := map[string]any{}
-	in.stringsGiven(body, map[string]string{"name": "name"})
-	_, addrGiven := addr.merge(in, store.Address{})
+	patch := apiv1.SitePatch{Name: in.stringGiven("name")}
+	_, addrGiven := addr.merge(in, apiv1.Address{})
 	var on bool
 	switch in.sub {
 	case "create":
 		if err := in.require("name"); err != nil {
 			return err
 		}
-		if *tenant != "" {
-			body["tenantId"] = *tenant
-		}
-		if a, ok := addr.merge(in, store.Address{}); ok {
-			body["address"] = a
+		if a, ok := addr.merge(in, apiv1.Address{}); ok {
+			patch.Address = &a
 		}
 	case "update":
-		if len(body) == 0 && !addrGiven {
+		if patch == (apiv1.SitePatch{}) && !addrGiven {
 			return in.usageError("nothing to change: give --name or address flags")
 		}
 	case "factory-access":
@@ -75,7 +70,7 @@ func runSite(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	// done prints a changed site: JSON with --json, else msg on stderr.
-	done := func(s api.Site, msg string) error {
+	done := func(s apiv1.Site, msg string) error {
 		if in.json {
 			return printJSON(env, s)
 		}
@@ -84,7 +79,7 @@ func runSite(ctx context.Context, env *Env, args []string) error {
 	}
 	switch in.sub {
 	case "create":
-		s, err := c.CreateSiteWith(ctx, body)
+		s, err := c.CreateSiteWith(ctx, apiv1.NewSite{TenantID: *tenant, SitePatch: patch})
 		if err != nil {
 			return fmt.Errorf("create site: %w", err)
 		}
@@ -99,7 +94,7 @@ func runSite(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("list sites: %w", err)
 		}
 		return printList(in, ss, "no sites", []string{"ID", "TENANT", "NAME", "ADDRESS", "FACTORY ACCESS", "CREATED"},
-			func(s api.Site) []any {
+			func(s apiv1.Site) []any {
 				place := strings.TrimSpace(strings.Join([]string{s.Address.Street, strings.TrimSpace(s.Address.PostalCode + " " + s.Address.City)}, ", "))
 				return []any{s.ID, s.TenantID, shorten(s.Name, 40), dash(shorten(strings.Trim(place, ", "), 50)),
 					onOff(s.FactoryAccess), localTime(s.CreatedAt)}
@@ -117,9 +112,10 @@ func runSite(ctx context.Context, env *Env, args []string) error {
 			if err != nil {
 				return fmt.Errorf("update site %s: %w", sid, err)
 			}
-			body["address"], _ = addr.merge(in, cur.Address)
+			a, _ := addr.merge(in, cur.Address)
+			patch.Address = &a
 		}
-		s, err := c.UpdateSite(ctx, sid, body)
+		s, err := c.UpdateSite(ctx, sid, patch)
 		if err != nil {
 			return fmt.Errorf("update site %s: %w", sid, err)
 		}

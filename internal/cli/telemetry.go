@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 const telemetryUsage = `telemetry <subcommand> [flags]
@@ -87,7 +87,7 @@ func runTelemetry(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("latest telemetry of %s: %w", dev, err)
 		}
 		return printList(in, ms, "no telemetry of device "+dev, []string{"METRIC", "VALUE", "TIME"},
-			func(m api.Metric) []any {
+			func(m apiv1.Metric) []any {
 				return []any{m.Name, strconv.FormatFloat(m.Value, 'g', -1, 64), m.TS.Format(time.RFC3339Nano)}
 			})
 	case "history":
@@ -102,12 +102,12 @@ func runTelemetry(ctx context.Context, env *Env, args []string) error {
 		empty := fmt.Sprintf("no %s points of device %s from %s to %s", h.Metric, dev, localTime(h.From), localTime(h.To))
 		if h.Bucket != "" || len(h.Buckets) > 0 {
 			err = printList(in, h.Buckets, empty, []string{"START", "COUNT", "MIN", "MAX", "AVG", "FIRST", "LAST"},
-				func(b api.Bucket) []any {
+				func(b apiv1.Bucket) []any {
 					return []any{b.Start.Format(time.RFC3339), b.Count, num(b.Min), num(b.Max), num(b.Avg), num(b.First), num(b.Last)}
 				})
 		} else {
 			err = printList(in, h.Points, empty, []string{"TIME", "VALUE"},
-				func(p api.Sample) []any {
+				func(p apiv1.Sample) []any {
 					return []any{p.TS.Format(time.RFC3339Nano), strconv.FormatFloat(p.Value, 'g', -1, 64)}
 				})
 		}

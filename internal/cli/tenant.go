@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/warden-iot/warden/internal/api"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 const tenantUsage = `tenant <subcommand> [flags]
@@ -49,27 +48,25 @@ func runTenant(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	body := map[string]any{}
-	in.stringsGiven(body, map[string]string{"name": "name"})
+	patch := apiv1.TenantPatch{Name: in.stringGiven("name")}
 	if in.given["retention-days"] {
-		body["telemetryRetentionDays"] = *retention
+		patch.TelemetryRetentionDays = retention
 	}
-	_, addrGiven := addr.merge(in, store.Address{})
-	_, contactGiven := contact.merge(in, store.Contact{})
+	_, addrGiven := addr.merge(in, apiv1.Address{})
+	_, contactGiven := contact.merge(in, apiv1.Contact{})
 	switch in.sub {
 	case "create":
 		if err := in.require("name"); err != nil {
 			return err
 		}
-		in.stringsGiven(body, map[string]string{"id": "id", "parent": "parentId"})
-		if a, ok := addr.merge(in, store.Address{}); ok {
-			body["address"] = a
+		if a, ok := addr.merge(in, apiv1.Address{}); ok {
+			patch.Address = &a
 		}
-		if c, ok := contact.merge(in, store.Contact{}); ok {
-			body["contact"] = c
+		if ct, ok := contact.merge(in, apiv1.Contact{}); ok {
+			patch.Contact = &ct
 		}
 	case "update":
-		if len(body) == 0 && !addrGiven && !contactGiven {
+		if patch == (apiv1.TenantPatch{}) && !addrGiven && !contactGiven {
 			return in.usageError("nothing to change: give --name, address, contact or --retention-days flags")
 		}
 	}
@@ -79,7 +76,8 @@ func runTenant(ctx context.Context, env *Env, args []string) error {
 	}
 	switch in.sub {
 	case "create":
-		t, err := c.CreateTenant(ctx, body)
+		t, err := c.CreateTenant(ctx, apiv1.NewTenant{ID: deref(in.stringGiven("id")), ParentID: deref(in.stringGiven("parent")),
+			TenantPatch: patch})
 		if err != nil {
 			return fmt.Errorf("create tenant: %w", err)
 		}
@@ -94,7 +92,7 @@ func runTenant(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("list tenants: %w", err)
 		}
 		return printList(in, ts, "no tenants", []string{"ID", "NAME", "PATH", "CITY", "CONTACT", "RETENTION", "CREATED"},
-			func(t api.Tenant) []any {
+			func(t apiv1.Tenant) []any {
 				ret := "forever"
 				if t.TelemetryRetentionDays > 0 {
 					ret = fmt.Sprintf("%d days", t.TelemetryRetentionDays)
@@ -118,13 +116,15 @@ func runTenant(ctx context.Context, env *Env, args []string) error {
 				return fmt.Errorf("update tenant %s: %w", tid, err)
 			}
 			if addrGiven {
-				body["address"], _ = addr.merge(in, cur.Address)
+				a, _ := addr.merge(in, cur.Address)
+				patch.Address = &a
 			}
 			if contactGiven {
-				body["contact"], _ = contact.merge(in, cur.Contact)
+				ct, _ := contact.merge(in, cur.Contact)
+				patch.Contact = &ct
 			}
 		}
-		t, err := c.UpdateTenant(ctx, tid, body)
+		t, err := c.UpdateTenant(ctx, tid, patch)
 		if err != nil {
 			return fmt.Errorf("update tenant %s: %w", tid, err)
 		}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -72,7 +72,7 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 			return selfError("list tokens", err)
 		}
 		return printList(in, ts, "no tokens", []string{"ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED"},
-			func(t api.Token) []any {
+			func(t apiv1.Token) []any {
 				return []any{t.ID, shorten(t.Name, 40), tokenScopes(t), localTime(t.CreatedAt),
 					localTimePtr(t.ExpiresAt, "never"), localTimePtr(t.LastUsedAt, "never")}
 			})
@@ -94,14 +94,14 @@ func ttlString(d time.Duration) string {
 }
 
 // tokenScopes are what a token may do; none listed means both.
-func tokenScopes(t api.Token) string {
+func tokenScopes(t apiv1.Token) string {
 	if len(t.Scopes) == 0 {
 		return store.ScopeRead + "," + store.ScopeWrite
 	}
 	return strings.Join(t.Scopes, ",")
 }
 
-func tokenValidity(t api.Token) string {
+func tokenValidity(t apiv1.Token) string {
 	if t.ExpiresAt == nil {
 		return "until revoked"
 	}

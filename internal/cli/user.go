@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -69,10 +69,10 @@ func runUser(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	body := map[string]any{}
-	in.stringsGiven(body, map[string]string{"role": "role", "first-name": "firstName",
-		"last-name": "lastName", "phone": "phone", "company": "company"})
-	_, addrGiven := addr.merge(in, store.Address{})
+	profile := apiv1.Profile{FirstName: in.stringGiven("first-name"), LastName: in.stringGiven("last-name"),
+		Phone: in.stringGiven("phone"), Company: in.stringGiven("company")}
+	patch := apiv1.UserPatch{Role: in.stringGiven("role"), Profile: profile}
+	_, addrGiven := addr.merge(in, apiv1.Address{})
 	switch in.sub {
 	case "create":
 		if err := in.require("email", "role", "first-name", "last-name"); err != nil {
@@ -81,12 +81,8 @@ func runUser(ctx context.Context, env *Env, args []string) error {
 		if err := in.checkRole(*role); err != nil {
 			return err
 		}
-		body["email"] = in.fs.Lookup("email").Value.String()
-		if *tenant != "" {
-			body["tenantId"] = *tenant
-		}
-		if a, ok := addr.merge(in, store.Address{}); ok {
-			body["address"] = a
+		if a, ok := addr.merge(in, apiv1.Address{}); ok {
+			profile.Address = &a
 		}
 	case "update":
 		// The e-mail address (the sign-in name) cannot be changed.
@@ -95,15 +91,15 @@ func runUser(ctx context.Context, env *Env, args []string) error {
 				return err
 			}
 		}
-		if len(body) == 0 && !addrGiven {
+		if patch == (apiv1.UserPatch{}) && !addrGiven {
 			return in.usageError("nothing to change: give --role, --first-name, --last-name, --phone, --company or address flags")
 		}
 	case "disable":
-		body = map[string]any{"status": "disabled"}
+		patch = apiv1.UserPatch{Status: apiv1.Ptr("disabled")}
 	case "enable":
-		body = map[string]any{"status": "active"}
+		patch = apiv1.UserPatch{Status: apiv1.Ptr("active")}
 	case "unlock":
-		body = map[string]any{"unlock": true}
+		patch = apiv1.UserPatch{Unlock: true}
 	}
 	c, err := in.client()
 	if err != nil {
@@ -112,7 +108,8 @@ func runUser(ctx context.Context, env *Env, args []string) error {
 	uid := in.arg(0)
 	switch in.sub {
 	case "create":
-		u, err := c.CreateUser(ctx, body)
+		u, err := c.CreateUser(ctx, apiv1.NewUser{TenantID: *tenant, Email: in.fs.Lookup("email").Value.String(),
+			Role: *role, Profile: profile})
 		if err != nil {
 			return fmt.Errorf("create user: %w", err)
 		}
@@ -131,7 +128,7 @@ func runUser(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("list users: %w", err)
 		}
 		return printList(in, us, "no accounts", []string{"ID", "EMAIL", "NAME", "ROLE", "STATUS", "TENANT", "SUPPORTER ID"},
-			func(u api.User) []any {
+			func(u apiv1.User) []any {
 				return []any{u.ID, u.Email, shorten(u.FirstName+" "+u.LastName, 40), u.Role, u.Status, u.TenantID, dash(u.SupporterID)}
 			})
 	case "show":
@@ -146,9 +143,10 @@ func runUser(ctx context.Context, env *Env, args []string) error {
 			if err != nil {
 				return fmt.Errorf("%s user %s: %w", in.sub, uid, err)
 			}
-			body["address"], _ = addr.merge(in, cur.Address)
+			a, _ := addr.merge(in, cur.Address)
+			patch.Address = &a
 		}
-		u, err := c.UpdateUser(ctx, uid, body)
+		u, err := c.UpdateUser(ctx, uid, patch)
 		if err != nil {
 			return fmt.Errorf("%s user %s: %w", in.sub, uid, err)
 		}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 const webhookUsage = `webhook <subcommand> [flags]
@@ -82,7 +82,7 @@ func runWebhook(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("list webhooks: %w", err)
 		}
 		return printList(in, hs, "no webhooks", []string{"ID", "TENANT", "URL", "SEVERITIES", "ENABLED", "CREATED"},
-			func(h api.Webhook) []any {
+			func(h apiv1.Webhook) []any {
 				return []any{h.ID, h.TenantID, shorten(h.URL, 60), severitiesOrAll(h.Severities), h.Enabled, localTime(h.CreatedAt)}
 			})
 	case "delete":

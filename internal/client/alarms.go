@@ -8,22 +8,20 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 // CreateRule makes an alarm rule from its JSON (package alarm's Rule
 // without an id).
-func (c *Client) CreateRule(ctx context.Context, rule json.RawMessage) (api.Rule, error) {
-	var out api.Rule
+func (c *Client) CreateRule(ctx context.Context, rule json.RawMessage) (apiv1.Rule, error) {
+	var out apiv1.Rule
 	err := c.Do(ctx, http.MethodPost, "/api/v1/rules", nil, rule, &out)
 	return out, err
 }
 
 // Rules lists the alarm rules of a tenant ("": the caller's) and below.
-func (c *Client) Rules(ctx context.Context, tenant string) ([]api.Rule, error) {
-	var out struct {
-		Rules []api.Rule `json:"rules"`
-	}
+func (c *Client) Rules(ctx context.Context, tenant string) ([]apiv1.Rule, error) {
+	var out apiv1.RuleList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/rules", tenantQuery(tenant), nil, &out)
 	return out.Rules, err
 }
@@ -31,15 +29,15 @@ func (c *Client) Rules(ctx context.Context, tenant string) ([]api.Rule, error) {
 func rulePath(id string) string { return "/api/v1/rules/" + url.PathEscape(id) }
 
 // Rule returns one alarm rule.
-func (c *Client) Rule(ctx context.Context, id string) (api.Rule, error) {
-	var out api.Rule
+func (c *Client) Rule(ctx context.Context, id string) (apiv1.Rule, error) {
+	var out apiv1.Rule
 	err := c.Do(ctx, http.MethodGet, rulePath(id), nil, nil, &out)
 	return out, err
 }
 
 // UpdateRule replaces a rule's definition.
-func (c *Client) UpdateRule(ctx context.Context, id string, rule json.RawMessage) (api.Rule, error) {
-	var out api.Rule
+func (c *Client) UpdateRule(ctx context.Context, id string, rule json.RawMessage) (apiv1.Rule, error) {
+	var out apiv1.Rule
 	err := c.Do(ctx, http.MethodPut, rulePath(id), nil, rule, &out)
 	return out, err
 }
@@ -91,8 +89,8 @@ func (f AlarmFilter) query() url.Values {
 
 // Alarms returns one page of alarms; the page's Next is the After of the
 // following one.
-func (c *Client) Alarms(ctx context.Context, f AlarmFilter) (api.AlarmPage, error) {
-	var out api.AlarmPage
+func (c *Client) Alarms(ctx context.Context, f AlarmFilter) (apiv1.AlarmPage, error) {
+	var out apiv1.AlarmPage
 	err := c.Do(ctx, http.MethodGet, "/api/v1/alarms", f.query(), nil, &out)
 	return out, err
 }
@@ -100,61 +98,53 @@ func (c *Client) Alarms(ctx context.Context, f AlarmFilter) (api.AlarmPage, erro
 func alarmPath(id int64, rest string) string { return fmt.Sprintf("/api/v1/alarms/%d%s", id, rest) }
 
 // Alarm returns one alarm.
-func (c *Client) Alarm(ctx context.Context, id int64) (api.Alarm, error) {
-	var out api.Alarm
+func (c *Client) Alarm(ctx context.Context, id int64) (apiv1.Alarm, error) {
+	var out apiv1.Alarm
 	err := c.Do(ctx, http.MethodGet, alarmPath(id, ""), nil, nil, &out)
 	return out, err
 }
 
 // AckAlarm acknowledges an alarm with an optional comment.
-func (c *Client) AckAlarm(ctx context.Context, id int64, comment string) (api.Alarm, error) {
-	var out api.Alarm
-	err := c.Do(ctx, http.MethodPost, alarmPath(id, "/ack"), nil, map[string]string{"comment": comment}, &out)
+func (c *Client) AckAlarm(ctx context.Context, id int64, comment string) (apiv1.Alarm, error) {
+	var out apiv1.Alarm
+	err := c.Do(ctx, http.MethodPost, alarmPath(id, "/ack"), nil, apiv1.AlarmComment{Comment: comment}, &out)
 	return out, err
 }
 
 // ClearAlarm clears an active alarm by hand.
-func (c *Client) ClearAlarm(ctx context.Context, id int64, comment string) (api.Alarm, error) {
-	var out api.Alarm
-	err := c.Do(ctx, http.MethodPost, alarmPath(id, "/clear"), nil, map[string]string{"comment": comment}, &out)
+func (c *Client) ClearAlarm(ctx context.Context, id int64, comment string) (apiv1.Alarm, error) {
+	var out apiv1.Alarm
+	err := c.Do(ctx, http.MethodPost, alarmPath(id, "/clear"), nil, apiv1.AlarmComment{Comment: comment}, &out)
 	return out, err
 }
 
 // NotificationPrefs returns the caller's alarm e-mail preferences.
-func (c *Client) NotificationPrefs(ctx context.Context) (api.NotificationPrefs, error) {
-	var out api.NotificationPrefs
+func (c *Client) NotificationPrefs(ctx context.Context) (apiv1.NotificationPrefs, error) {
+	var out apiv1.NotificationPrefs
 	err := c.Do(ctx, http.MethodGet, "/api/v1/me/notifications", nil, nil, &out)
 	return out, err
 }
 
 // SetNotificationPrefs replaces the caller's alarm e-mail preferences.
-func (c *Client) SetNotificationPrefs(ctx context.Context, p api.NotificationPrefs) (api.NotificationPrefs, error) {
-	var out api.NotificationPrefs
+func (c *Client) SetNotificationPrefs(ctx context.Context, p apiv1.NotificationPrefs) (apiv1.NotificationPrefs, error) {
+	var out apiv1.NotificationPrefs
 	p.Warnings = nil // answers only
 	err := c.Do(ctx, http.MethodPut, "/api/v1/me/notifications", nil, p, &out)
 	return out, err
 }
 
 // Webhooks lists the webhooks of a tenant ("": the caller's) and below.
-func (c *Client) Webhooks(ctx context.Context, tenant string) ([]api.Webhook, error) {
-	var out struct {
-		Webhooks []api.Webhook `json:"webhooks"`
-	}
+func (c *Client) Webhooks(ctx context.Context, tenant string) ([]apiv1.Webhook, error) {
+	var out apiv1.WebhookList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/webhooks", tenantQuery(tenant), nil, &out)
 	return out.Webhooks, err
 }
 
 // CreateWebhook makes a webhook in a tenant ("": the caller's); the answer
 // holds its secret, shown only this once.
-func (c *Client) CreateWebhook(ctx context.Context, tenant, webhookURL string, severities []string) (api.Webhook, error) {
-	body := map[string]any{"url": webhookURL}
-	if tenant != "" {
-		body["tenantId"] = tenant
-	}
-	if len(severities) > 0 {
-		body["severities"] = severities
-	}
-	var out api.Webhook
+func (c *Client) CreateWebhook(ctx context.Context, tenant, webhookURL string, severities []string) (apiv1.Webhook, error) {
+	body := apiv1.NewWebhook{TenantID: tenant, URL: webhookURL, Severities: severities}
+	var out apiv1.Webhook
 	err := c.Do(ctx, http.MethodPost, "/api/v1/webhooks", nil, body, &out)
 	return out, err
 }
@@ -165,17 +155,17 @@ func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 }
 
 // Escalation returns a tenant's escalation ("": the caller's tenant).
-func (c *Client) Escalation(ctx context.Context, tenant string) (api.Escalation, error) {
-	var out api.Escalation
+func (c *Client) Escalation(ctx context.Context, tenant string) (apiv1.Escalation, error) {
+	var out apiv1.Escalation
 	err := c.Do(ctx, http.MethodGet, "/api/v1/escalation", tenantQuery(tenant), nil, &out)
 	return out, err
 }
 
 // SetEscalation sets a tenant's escalation; a delay of 0 removes it.
-func (c *Client) SetEscalation(ctx context.Context, tenant string, delayMinutes int, email string) (api.Escalation, error) {
-	var out api.Escalation
+func (c *Client) SetEscalation(ctx context.Context, tenant string, delayMinutes int, email string) (apiv1.Escalation, error) {
+	var out apiv1.Escalation
 	err := c.Do(ctx, http.MethodPut, "/api/v1/escalation", tenantQuery(tenant),
-		map[string]any{"delayMinutes": delayMinutes, "email": email}, &out)
+		apiv1.EscalationSetting{DelayMinutes: &delayMinutes, Email: email}, &out)
 	return out, err
 }
 
@@ -188,7 +178,7 @@ type DeliveryFilter struct {
 }
 
 // Deliveries lists the newest notifications of a tenant and below.
-func (c *Client) Deliveries(ctx context.Context, f DeliveryFilter) ([]api.Delivery, error) {
+func (c *Client) Deliveries(ctx context.Context, f DeliveryFilter) ([]apiv1.Delivery, error) {
 	q := tenantQuery(f.Tenant)
 	if f.State != "" {
 		q.Set("state", f.State)
@@ -199,9 +189,7 @@ func (c *Client) Deliveries(ctx context.Context, f DeliveryFilter) ([]api.Delive
 	if f.Limit > 0 {
 		q.Set("limit", fmt.Sprint(f.Limit))
 	}
-	var out struct {
-		Deliveries []api.Delivery `json:"deliveries"`
-	}
+	var out apiv1.DeliveryList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/deliveries", q, nil, &out)
 	return out.Deliveries, err
 }
@@ -214,7 +202,7 @@ type KPIQuery struct {
 }
 
 // KPI computes key figures from the alarm history.
-func (c *Client) KPI(ctx context.Context, k KPIQuery) (api.KPIReport, error) {
+func (c *Client) KPI(ctx context.Context, k KPIQuery) (apiv1.KPIReport, error) {
 	q := url.Values{}
 	for name, v := range map[string]string{"device": k.Device, "site": k.Site, "tenant": k.Tenant} {
 		if v != "" {
@@ -227,7 +215,7 @@ func (c *Client) KPI(ctx context.Context, k KPIQuery) (api.KPIReport, error) {
 	if !k.To.IsZero() {
 		q.Set("to", k.To.UTC().Format(time.RFC3339Nano))
 	}
-	var out api.KPIReport
+	var out apiv1.KPIReport
 	err := c.Do(ctx, http.MethodGet, "/api/v1/kpi", q, nil, &out)
 	return out, err
 }

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 // Client calls one Warden server.
@@ -107,7 +107,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	if c.csrf != "" && method != http.MethodGet && method != http.MethodHead {
-		req.Header.Set(api.CSRFHeader, c.csrf)
+		req.Header.Set(apiv1.CSRFHeader, c.csrf)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -122,7 +122,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		var e api.ErrorBody
+		var e apiv1.ErrorBody
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))
 		}
@@ -143,49 +143,46 @@ func devicePath(id string, rest ...string) string {
 
 // CreateDevice registers a device; the answer holds its keys and
 // connection string.
-func (c *Client) CreateDevice(ctx context.Context, id string) (api.Device, error) {
-	var d api.Device
-	err := c.Do(ctx, http.MethodPost, "/api/v1/devices", nil, map[string]string{"id": id}, &d)
+func (c *Client) CreateDevice(ctx context.Context, id string) (apiv1.Device, error) {
+	var d apiv1.Device
+	err := c.Do(ctx, http.MethodPost, "/api/v1/devices", nil, apiv1.NewDevice{ID: id}, &d)
 	return d, err
 }
 
-// CreateDeviceWith registers a device described by body: id, and
-// optionally tenantId, siteId, name, serialNumber, model and the other
-// metadata of api.DeviceInfo.
-func (c *Client) CreateDeviceWith(ctx context.Context, body map[string]any) (api.Device, error) {
-	var d api.Device
+// CreateDeviceWith registers a device described by body: its id, and
+// optionally its tenant and metadata.
+func (c *Client) CreateDeviceWith(ctx context.Context, body apiv1.NewDevice) (apiv1.Device, error) {
+	var d apiv1.Device
 	err := c.Do(ctx, http.MethodPost, "/api/v1/devices", nil, body, &d)
 	return d, err
 }
 
-// UpdateDevice changes what patch says of a device's metadata (siteId,
-// name, serialNumber, …; "" clears a field) or its status.
-func (c *Client) UpdateDevice(ctx context.Context, id string, patch map[string]any) (api.Device, error) {
-	var d api.Device
+// UpdateDevice changes what patch says of a device's metadata (a pointer
+// to "" clears a field) or its status.
+func (c *Client) UpdateDevice(ctx context.Context, id string, patch apiv1.DevicePatch) (apiv1.Device, error) {
+	var d apiv1.Device
 	err := c.Do(ctx, http.MethodPatch, devicePath(id), nil, patch, &d)
 	return d, err
 }
 
 // Device returns one device, with its keys.
-func (c *Client) Device(ctx context.Context, id string) (api.Device, error) {
-	var d api.Device
+func (c *Client) Device(ctx context.Context, id string) (apiv1.Device, error) {
+	var d apiv1.Device
 	err := c.Do(ctx, http.MethodGet, devicePath(id), nil, nil, &d)
 	return d, err
 }
 
 // Devices lists the devices of the caller's tenant.
-func (c *Client) Devices(ctx context.Context) ([]api.Device, error) {
-	var out struct {
-		Devices []api.Device `json:"devices"`
-	}
+func (c *Client) Devices(ctx context.Context) ([]apiv1.Device, error) {
+	var out apiv1.DeviceList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/devices", nil, nil, &out)
 	return out.Devices, err
 }
 
 // SetDeviceStatus enables or disables a device.
-func (c *Client) SetDeviceStatus(ctx context.Context, id, status string) (api.Device, error) {
-	var d api.Device
-	err := c.Do(ctx, http.MethodPatch, devicePath(id), nil, map[string]string{"status": status}, &d)
+func (c *Client) SetDeviceStatus(ctx context.Context, id, status string) (apiv1.Device, error) {
+	var d apiv1.Device
+	err := c.Do(ctx, http.MethodPatch, devicePath(id), nil, apiv1.DevicePatch{Status: &status}, &d)
 	return d, err
 }
 
@@ -195,42 +192,30 @@ func (c *Client) DeleteDevice(ctx context.Context, id string) error {
 }
 
 // RegenerateKeys replaces the "primary", "secondary" or "both" keys.
-func (c *Client) RegenerateKeys(ctx context.Context, id, which string) (api.Device, error) {
-	var d api.Device
-	err := c.Do(ctx, http.MethodPost, devicePath(id, "/keys/regenerate"), nil, map[string]string{"key": which}, &d)
+func (c *Client) RegenerateKeys(ctx context.Context, id, which string) (apiv1.Device, error) {
+	var d apiv1.Device
+	err := c.Do(ctx, http.MethodPost, devicePath(id, "/keys/regenerate"), nil, apiv1.KeyRegeneration{Key: which}, &d)
 	return d, err
 }
 
 // DeviceToken asks the server for a SAS token of a device.
 func (c *Client) DeviceToken(ctx context.Context, id string, ttl time.Duration) (string, error) {
-	var out struct {
-		Token string `json:"token"`
-	}
-	err := c.Do(ctx, http.MethodPost, devicePath(id, "/token"), nil, map[string]string{"ttl": ttl.String()}, &out)
+	var out apiv1.DeviceToken
+	err := c.Do(ctx, http.MethodPost, devicePath(id, "/token"), nil, apiv1.DeviceTokenRequest{TTL: ttl.String()}, &out)
 	return out.Token, err
-}
-
-// DeviceCredential is a SAS token of a device with the hub host name it is
-// for.
-type DeviceCredential struct {
-	Token     string    `json:"token"`
-	HostName  string    `json:"hostName"`
-	ExpiresAt time.Time `json:"expiresAt"`
 }
 
 // DeviceCredential asks the server for a SAS token of a device and the hub
 // host name devices connect to.
-func (c *Client) DeviceCredential(ctx context.Context, id string, ttl time.Duration) (DeviceCredential, error) {
-	var out DeviceCredential
-	err := c.Do(ctx, http.MethodPost, devicePath(id, "/token"), nil, map[string]string{"ttl": ttl.String()}, &out)
+func (c *Client) DeviceCredential(ctx context.Context, id string, ttl time.Duration) (apiv1.DeviceToken, error) {
+	var out apiv1.DeviceToken
+	err := c.Do(ctx, http.MethodPost, devicePath(id, "/token"), nil, apiv1.DeviceTokenRequest{TTL: ttl.String()}, &out)
 	return out, err
 }
 
 // Latest returns the newest value of each metric of a device.
-func (c *Client) Latest(ctx context.Context, id string) ([]api.Metric, error) {
-	var out struct {
-		Metrics []api.Metric `json:"metrics"`
-	}
+func (c *Client) Latest(ctx context.Context, id string) ([]apiv1.Metric, error) {
+	var out apiv1.DeviceMetrics
 	err := c.Do(ctx, http.MethodGet, devicePath(id, "/telemetry/latest"), nil, nil, &out)
 	return out.Metrics, err
 }
@@ -238,14 +223,14 @@ func (c *Client) Latest(ctx context.Context, id string) ([]api.Metric, error) {
 // History is the answer of a history query: Points for raw queries,
 // Buckets for downsampled ones.
 type History struct {
-	DeviceID  string       `json:"deviceId"`
-	Metric    string       `json:"metric"`
-	From      time.Time    `json:"from"`
-	To        time.Time    `json:"to"`
-	Points    []api.Sample `json:"points"`
-	Truncated bool         `json:"truncated"`
-	Bucket    string       `json:"bucket"`
-	Buckets   []api.Bucket `json:"buckets"`
+	DeviceID  string         `json:"deviceId"`
+	Metric    string         `json:"metric"`
+	From      time.Time      `json:"from"`
+	To        time.Time      `json:"to"`
+	Points    []apiv1.Sample `json:"points"`
+	Truncated bool           `json:"truncated"`
+	Bucket    string         `json:"bucket"`
+	Buckets   []apiv1.Bucket `json:"buckets"`
 }
 
 // History queries one metric; q may hold from, to, bucket, buckets, limit.
@@ -256,10 +241,8 @@ func (c *Client) History(ctx context.Context, id, metric string, q url.Values) (
 }
 
 // Rejected lists a device's rejected messages, newest first.
-func (c *Client) Rejected(ctx context.Context, id string, limit int) ([]api.Rejected, error) {
-	var out struct {
-		Rejected []api.Rejected `json:"rejected"`
-	}
+func (c *Client) Rejected(ctx context.Context, id string, limit int) ([]apiv1.Rejected, error) {
+	var out apiv1.RejectedList
 	q := url.Values{}
 	if limit > 0 {
 		q.Set("limit", fmt.Sprint(limit))

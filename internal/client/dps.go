@@ -2,70 +2,47 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 // DPSInfo returns the ID scope of the caller's tenant and the provisioning
 // host devices should use.
-func (c *Client) DPSInfo(ctx context.Context) (api.DPSInfo, error) {
-	var out api.DPSInfo
+func (c *Client) DPSInfo(ctx context.Context) (apiv1.DPSInfo, error) {
+	var out apiv1.DPSInfo
 	err := c.Do(ctx, http.MethodGet, "/api/v1/dps", nil, nil, &out)
 	return out, err
-}
-
-// NewEnrollmentGroup is what CreateEnrollmentGroup sends. Keys are base64
-// and optional (new random keys if empty); Enabled defaults to true.
-type NewEnrollmentGroup struct {
-	ID           string          `json:"id"`
-	Enabled      *bool           `json:"enabled,omitempty"`
-	InitialTwin  json.RawMessage `json:"initialTwin,omitempty"`
-	PrimaryKey   string          `json:"primaryKey,omitempty"`
-	SecondaryKey string          `json:"secondaryKey,omitempty"`
-}
-
-// EnrollmentPatch is what the Update… methods send; empty fields change
-// nothing. InitialTwin "null" removes the initial twin.
-type EnrollmentPatch struct {
-	Enabled       *bool           `json:"enabled,omitempty"`
-	InitialTwin   json.RawMessage `json:"initialTwin,omitempty"`
-	RegenerateKey string          `json:"regenerateKey,omitempty"` // primary, secondary or both
-	PrimaryKey    string          `json:"primaryKey,omitempty"`
-	SecondaryKey  string          `json:"secondaryKey,omitempty"`
 }
 
 func groupPath(id string) string { return "/api/v1/dps/enrollment-groups/" + url.PathEscape(id) }
 
 // CreateEnrollmentGroup adds an enrollment group; the answer holds its keys.
-func (c *Client) CreateEnrollmentGroup(ctx context.Context, g NewEnrollmentGroup) (api.EnrollmentGroup, error) {
-	var out api.EnrollmentGroup
+func (c *Client) CreateEnrollmentGroup(ctx context.Context, g apiv1.NewEnrollmentGroup) (apiv1.EnrollmentGroup, error) {
+	var out apiv1.EnrollmentGroup
 	err := c.Do(ctx, http.MethodPost, "/api/v1/dps/enrollment-groups", nil, g, &out)
 	return out, err
 }
 
 // EnrollmentGroups lists the groups of the caller's tenant, without keys.
-func (c *Client) EnrollmentGroups(ctx context.Context) ([]api.EnrollmentGroup, error) {
-	var out struct {
-		Groups []api.EnrollmentGroup `json:"enrollmentGroups"`
-	}
+func (c *Client) EnrollmentGroups(ctx context.Context) ([]apiv1.EnrollmentGroup, error) {
+	var out apiv1.EnrollmentGroupList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/dps/enrollment-groups", nil, nil, &out)
-	return out.Groups, err
+	return out.EnrollmentGroups, err
 }
 
 // EnrollmentGroup returns one group, with its keys.
-func (c *Client) EnrollmentGroup(ctx context.Context, id string) (api.EnrollmentGroup, error) {
-	var out api.EnrollmentGroup
+func (c *Client) EnrollmentGroup(ctx context.Context, id string) (apiv1.EnrollmentGroup, error) {
+	var out apiv1.EnrollmentGroup
 	err := c.Do(ctx, http.MethodGet, groupPath(id), nil, nil, &out)
 	return out, err
 }
 
 // UpdateEnrollmentGroup changes a group.
-func (c *Client) UpdateEnrollmentGroup(ctx context.Context, id string, p EnrollmentPatch) (api.EnrollmentGroup, error) {
-	var out api.EnrollmentGroup
+func (c *Client) UpdateEnrollmentGroup(ctx context.Context, id string, p apiv1.EnrollmentPatch) (apiv1.EnrollmentGroup, error) {
+	var out apiv1.EnrollmentGroup
 	err := c.Do(ctx, http.MethodPatch, groupPath(id), nil, p, &out)
 	return out, err
 }
@@ -75,46 +52,33 @@ func (c *Client) DeleteEnrollmentGroup(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodDelete, groupPath(id), nil, nil, nil)
 }
 
-// NewEnrollment is what CreateEnrollment sends. DeviceID defaults to the
-// registration id; keys as in NewEnrollmentGroup.
-type NewEnrollment struct {
-	RegistrationID string          `json:"registrationId"`
-	DeviceID       string          `json:"deviceId,omitempty"`
-	Enabled        *bool           `json:"enabled,omitempty"`
-	InitialTwin    json.RawMessage `json:"initialTwin,omitempty"`
-	PrimaryKey     string          `json:"primaryKey,omitempty"`
-	SecondaryKey   string          `json:"secondaryKey,omitempty"`
-}
-
 func enrollmentPath(id string) string { return "/api/v1/dps/enrollments/" + url.PathEscape(id) }
 
 // CreateEnrollment adds an individual enrollment; the answer holds its keys.
-func (c *Client) CreateEnrollment(ctx context.Context, e NewEnrollment) (api.Enrollment, error) {
-	var out api.Enrollment
+func (c *Client) CreateEnrollment(ctx context.Context, e apiv1.NewEnrollment) (apiv1.Enrollment, error) {
+	var out apiv1.Enrollment
 	err := c.Do(ctx, http.MethodPost, "/api/v1/dps/enrollments", nil, e, &out)
 	return out, err
 }
 
 // Enrollments lists the individual enrollments of the caller's tenant,
 // without keys.
-func (c *Client) Enrollments(ctx context.Context) ([]api.Enrollment, error) {
-	var out struct {
-		Enrollments []api.Enrollment `json:"enrollments"`
-	}
+func (c *Client) Enrollments(ctx context.Context) ([]apiv1.Enrollment, error) {
+	var out apiv1.EnrollmentList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/dps/enrollments", nil, nil, &out)
 	return out.Enrollments, err
 }
 
 // Enrollment returns one individual enrollment, with its keys.
-func (c *Client) Enrollment(ctx context.Context, registrationID string) (api.Enrollment, error) {
-	var out api.Enrollment
+func (c *Client) Enrollment(ctx context.Context, registrationID string) (apiv1.Enrollment, error) {
+	var out apiv1.Enrollment
 	err := c.Do(ctx, http.MethodGet, enrollmentPath(registrationID), nil, nil, &out)
 	return out, err
 }
 
 // UpdateEnrollment changes an individual enrollment.
-func (c *Client) UpdateEnrollment(ctx context.Context, registrationID string, p EnrollmentPatch) (api.Enrollment, error) {
-	var out api.Enrollment
+func (c *Client) UpdateEnrollment(ctx context.Context, registrationID string, p apiv1.EnrollmentPatch) (apiv1.Enrollment, error) {
+	var out apiv1.Enrollment
 	err := c.Do(ctx, http.MethodPatch, enrollmentPath(registrationID), nil, p, &out)
 	return out, err
 }
@@ -127,7 +91,7 @@ func (c *Client) DeleteEnrollment(ctx context.Context, registrationID string) er
 // Registrations returns a page of registrations after the given id (""
 // for the first) and the after of the next page ("" on the last). limit 0
 // is the server's default.
-func (c *Client) Registrations(ctx context.Context, after string, limit int) ([]api.Registration, string, error) {
+func (c *Client) Registrations(ctx context.Context, after string, limit int) ([]apiv1.Registration, string, error) {
 	q := url.Values{}
 	if after != "" {
 		q.Set("after", after)
@@ -135,17 +99,14 @@ func (c *Client) Registrations(ctx context.Context, after string, limit int) ([]
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out struct {
-		Registrations []api.Registration `json:"registrations"`
-		Next          string             `json:"next"`
-	}
+	var out apiv1.RegistrationPage
 	err := c.Do(ctx, http.MethodGet, "/api/v1/dps/registrations", q, nil, &out)
 	return out.Registrations, out.Next, err
 }
 
 // Registration returns one registration record.
-func (c *Client) Registration(ctx context.Context, registrationID string) (api.Registration, error) {
-	var out api.Registration
+func (c *Client) Registration(ctx context.Context, registrationID string) (apiv1.Registration, error) {
+	var out apiv1.Registration
 	err := c.Do(ctx, http.MethodGet, "/api/v1/dps/registrations/"+url.PathEscape(registrationID), nil, nil, &out)
 	return out, err
 }

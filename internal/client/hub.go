@@ -8,12 +8,12 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 // Twin returns a device's full twin.
-func (c *Client) Twin(ctx context.Context, id string) (api.Twin, error) {
-	var tw api.Twin
+func (c *Client) Twin(ctx context.Context, id string) (apiv1.Twin, error) {
+	var tw apiv1.Twin
 	err := c.Do(ctx, http.MethodGet, devicePath(id, "/twin"), nil, nil, &tw)
 	return tw, err
 }
@@ -28,15 +28,12 @@ type TwinPatch struct {
 }
 
 // UpdateTwin applies a patch to a device's twin and returns the new twin.
-func (c *Client) UpdateTwin(ctx context.Context, id string, p TwinPatch) (api.Twin, error) {
-	body := map[string]any{}
+func (c *Client) UpdateTwin(ctx context.Context, id string, p TwinPatch) (apiv1.Twin, error) {
+	body := apiv1.TwinPatch{Tags: p.Tags}
 	if p.Desired != nil {
-		body["properties"] = map[string]any{"desired": p.Desired}
+		body.Properties = &apiv1.PropertiesPatch{Desired: p.Desired}
 	}
-	if p.Tags != nil {
-		body["tags"] = p.Tags
-	}
-	var tw api.Twin
+	var tw apiv1.Twin
 	var hdr http.Header
 	if p.IfMatch != "" {
 		hdr = http.Header{"If-Match": {`"` + p.IfMatch + `"`}}
@@ -48,17 +45,14 @@ func (c *Client) UpdateTwin(ctx context.Context, id string, p TwinPatch) (api.Tw
 // InvokeMethod calls a direct method on a device and waits up to timeout
 // (0: the server's default of 30 s) for its answer. payload must be JSON
 // (nil: none).
-func (c *Client) InvokeMethod(ctx context.Context, id, method string, payload json.RawMessage, timeout time.Duration) (api.MethodResponse, error) {
-	body := map[string]any{}
-	if payload != nil {
-		body["payload"] = payload
-	}
-	wait := api.DefaultMethodTimeout
+func (c *Client) InvokeMethod(ctx context.Context, id, method string, payload json.RawMessage, timeout time.Duration) (apiv1.MethodResponse, error) {
+	body := apiv1.MethodCall{Payload: payload}
+	wait := apiv1.DefaultMethodTimeout
 	if timeout > 0 {
-		body["timeoutSeconds"] = timeout.Seconds()
+		body.TimeoutSeconds = apiv1.Ptr(timeout.Seconds())
 		wait = timeout
 	}
-	var out api.MethodResponse
+	var out apiv1.MethodResponse
 	err := c.doWithHeader(ctx, http.MethodPost, devicePath(id, "/methods/", url.PathEscape(method)), nil, body, &out, wait+30*time.Second)
 	return out, err
 }
@@ -73,31 +67,24 @@ type C2DSend struct {
 }
 
 // SendC2D queues a cloud-to-device message for a device.
-func (c *Client) SendC2D(ctx context.Context, id string, m C2DSend) (api.C2DMessage, error) {
-	body := map[string]any{"payload": m.Payload}
-	if len(m.Properties) > 0 {
-		body["properties"] = m.Properties
+func (c *Client) SendC2D(ctx context.Context, id string, m C2DSend) (apiv1.C2DMessage, error) {
+	payload, err := json.Marshal(m.Payload)
+	if err != nil {
+		return apiv1.C2DMessage{}, fmt.Errorf("c2d payload: %w", err)
 	}
+	body := apiv1.C2DSend{Payload: payload, Properties: m.Properties, MessageID: m.MessageID, CorrelationID: m.CorrelationID}
 	if m.TTL > 0 {
-		body["ttlSeconds"] = int64(m.TTL.Round(time.Second) / time.Second)
+		body.TTLSeconds = apiv1.Ptr(int64(m.TTL.Round(time.Second) / time.Second))
 	}
-	if m.MessageID != "" {
-		body["messageId"] = m.MessageID
-	}
-	if m.CorrelationID != "" {
-		body["correlationId"] = m.CorrelationID
-	}
-	var out api.C2DMessage
-	err := c.Do(ctx, http.MethodPost, devicePath(id, "/c2d"), nil, body, &out)
+	var out apiv1.C2DMessage
+	err = c.Do(ctx, http.MethodPost, devicePath(id, "/c2d"), nil, body, &out)
 	return out, err
 }
 
 // C2DMessages lists a device's cloud-to-device messages, newest first
 // (limit 0: the server's default).
-func (c *Client) C2DMessages(ctx context.Context, id string, limit int) ([]api.C2DMessage, error) {
-	var out struct {
-		Messages []api.C2DMessage `json:"messages"`
-	}
+func (c *Client) C2DMessages(ctx context.Context, id string, limit int) ([]apiv1.C2DMessage, error) {
+	var out apiv1.C2DMessageList
 	q := url.Values{}
 	if limit > 0 {
 		q.Set("limit", fmt.Sprint(limit))

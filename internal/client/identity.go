@@ -8,7 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 // StatusOf is the HTTP status of an API error, or 0.
@@ -32,17 +32,14 @@ func (c *Client) Anonymous() *Client { return c.WithToken("") }
 // Login signs in with e-mail and password (and a TOTP code if the account
 // has two-factor sign-in) and returns a client that sends the session
 // cookie and CSRF token, as a browser would.
-func (c *Client) Login(ctx context.Context, email, password, totp string) (*Client, api.Session, error) {
+func (c *Client) Login(ctx context.Context, email, password, totp string) (*Client, apiv1.Session, error) {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
-		return nil, api.Session{}, fmt.Errorf("login: %w", err)
+		return nil, apiv1.Session{}, fmt.Errorf("login: %w", err)
 	}
 	sc := &Client{base: c.base, http: &http.Client{Transport: c.http.Transport, Timeout: c.http.Timeout, Jar: jar}}
-	var s api.Session
-	body := map[string]string{"email": email, "password": password}
-	if totp != "" {
-		body["totp"] = totp
-	}
+	var s apiv1.Session
+	body := apiv1.Login{Email: email, Password: password, TOTP: totp}
 	if err := sc.Do(ctx, http.MethodPost, "/api/v1/auth/login", nil, body, &s); err != nil {
 		return nil, s, err
 	}
@@ -59,69 +56,54 @@ func (c *Client) WithoutCSRF() *Client {
 }
 
 // Activate sets the first password with an activation link's token.
-func (c *Client) Activate(ctx context.Context, token, password string) (api.User, error) {
-	var u api.User
-	err := c.Do(ctx, http.MethodPost, "/api/v1/auth/activate", nil, map[string]string{"token": token, "password": password}, &u)
+func (c *Client) Activate(ctx context.Context, token, password string) (apiv1.User, error) {
+	var u apiv1.User
+	err := c.Do(ctx, http.MethodPost, "/api/v1/auth/activate", nil, apiv1.PasswordLink{Token: token, Password: password}, &u)
 	return u, err
 }
 
-// CreateTenant makes a tenant below parent ("" for the caller's).
-func (c *Client) CreateTenant(ctx context.Context, t map[string]any) (api.Tenant, error) {
-	var out api.Tenant
+// CreateTenant makes a tenant.
+func (c *Client) CreateTenant(ctx context.Context, t apiv1.NewTenant) (apiv1.Tenant, error) {
+	var out apiv1.Tenant
 	err := c.Do(ctx, http.MethodPost, "/api/v1/tenants", nil, t, &out)
 	return out, err
 }
 
 // CreateSite makes a site.
-func (c *Client) CreateSite(ctx context.Context, tenantID, name string) (api.Site, error) {
-	var out api.Site
-	err := c.Do(ctx, http.MethodPost, "/api/v1/sites", nil, map[string]any{"tenantId": tenantID, "name": name}, &out)
+func (c *Client) CreateSite(ctx context.Context, tenantID, name string) (apiv1.Site, error) {
+	var out apiv1.Site
+	err := c.Do(ctx, http.MethodPost, "/api/v1/sites", nil, apiv1.NewSite{TenantID: tenantID, SitePatch: apiv1.SitePatch{Name: &name}}, &out)
 	return out, err
 }
 
 // SetFactoryAccess flips a site's factory service access switch.
-func (c *Client) SetFactoryAccess(ctx context.Context, siteID string, on bool) (api.Site, error) {
-	var out api.Site
-	err := c.Do(ctx, http.MethodPut, "/api/v1/sites/"+url.PathEscape(siteID)+"/factory-access", nil, map[string]bool{"enabled": on}, &out)
+func (c *Client) SetFactoryAccess(ctx context.Context, siteID string, on bool) (apiv1.Site, error) {
+	var out apiv1.Site
+	err := c.Do(ctx, http.MethodPut, "/api/v1/sites/"+url.PathEscape(siteID)+"/factory-access", nil, apiv1.FactoryAccess{Enabled: on}, &out)
 	return out, err
 }
 
 // CreateUser makes an account; without a mail server the answer carries
 // the activation link.
-func (c *Client) CreateUser(ctx context.Context, u map[string]any) (api.User, error) {
-	var out api.User
+func (c *Client) CreateUser(ctx context.Context, u apiv1.NewUser) (apiv1.User, error) {
+	var out apiv1.User
 	err := c.Do(ctx, http.MethodPost, "/api/v1/users", nil, u, &out)
 	return out, err
 }
 
 // CreateToken makes an API token for the signed-in user.
-func (c *Client) CreateToken(ctx context.Context, name string, scopes []string, ttl string) (api.Token, error) {
-	var out api.Token
-	body := map[string]any{"name": name}
-	if len(scopes) > 0 {
-		body["scopes"] = scopes
-	}
-	if ttl != "" {
-		body["ttl"] = ttl
-	}
+func (c *Client) CreateToken(ctx context.Context, name string, scopes []string, ttl string) (apiv1.Token, error) {
+	var out apiv1.Token
+	body := apiv1.NewToken{Name: name, Scopes: scopes, TTL: ttl}
 	err := c.Do(ctx, http.MethodPost, "/api/v1/tokens", nil, body, &out)
 	return out, err
 }
 
 // Grant gives a supporter access to a site or device (one of siteID,
 // deviceID); expiresAt is RFC 3339 or empty.
-func (c *Client) Grant(ctx context.Context, supporterID, siteID, deviceID, expiresAt string) (api.Grant, error) {
-	body := map[string]any{"supporterId": supporterID}
-	if siteID != "" {
-		body["siteId"] = siteID
-	}
-	if deviceID != "" {
-		body["deviceId"] = deviceID
-	}
-	if expiresAt != "" {
-		body["expiresAt"] = expiresAt
-	}
-	var out api.Grant
+func (c *Client) Grant(ctx context.Context, supporterID, siteID, deviceID, expiresAt string) (apiv1.Grant, error) {
+	body := apiv1.NewGrant{SupporterID: supporterID, SiteID: siteID, DeviceID: deviceID, ExpiresAt: expiresAt}
+	var out apiv1.Grant
 	err := c.Do(ctx, http.MethodPost, "/api/v1/grants", nil, body, &out)
 	return out, err
 }
@@ -156,8 +138,8 @@ func tenantQuery(tenant string) url.Values {
 }
 
 // Tenant returns one tenant; id "" is the caller's own.
-func (c *Client) Tenant(ctx context.Context, id string) (api.Tenant, error) {
-	var out api.Tenant
+func (c *Client) Tenant(ctx context.Context, id string) (apiv1.Tenant, error) {
+	var out apiv1.Tenant
 	path := "/api/v1/tenant"
 	if id != "" {
 		path = "/api/v1/tenants/" + url.PathEscape(id)
@@ -168,18 +150,16 @@ func (c *Client) Tenant(ctx context.Context, id string) (api.Tenant, error) {
 
 // Tenants lists the tenants the caller can see: under ("" for the
 // caller's tenant) and the tenants below it.
-func (c *Client) Tenants(ctx context.Context, under string) ([]api.Tenant, error) {
-	var out struct {
-		Tenants []api.Tenant `json:"tenants"`
-	}
+func (c *Client) Tenants(ctx context.Context, under string) ([]apiv1.Tenant, error) {
+	var out apiv1.TenantList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/tenants", tenantQuery(under), nil, &out)
 	return out.Tenants, err
 }
 
 // UpdateTenant changes the fields of a tenant that patch holds (name,
 // address, contact, contract, telemetryRetentionDays).
-func (c *Client) UpdateTenant(ctx context.Context, id string, patch map[string]any) (api.Tenant, error) {
-	var out api.Tenant
+func (c *Client) UpdateTenant(ctx context.Context, id string, patch apiv1.TenantPatch) (apiv1.Tenant, error) {
+	var out apiv1.Tenant
 	err := c.Do(ctx, http.MethodPatch, "/api/v1/tenants/"+url.PathEscape(id), nil, patch, &out)
 	return out, err
 }
@@ -189,34 +169,31 @@ func (c *Client) DeleteTenant(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodDelete, "/api/v1/tenants/"+url.PathEscape(id), nil, nil, nil)
 }
 
-// CreateSiteWith makes a site from a request body (tenantId, name,
-// address).
-func (c *Client) CreateSiteWith(ctx context.Context, body map[string]any) (api.Site, error) {
-	var out api.Site
+// CreateSiteWith makes a site from a request body.
+func (c *Client) CreateSiteWith(ctx context.Context, body apiv1.NewSite) (apiv1.Site, error) {
+	var out apiv1.Site
 	err := c.Do(ctx, http.MethodPost, "/api/v1/sites", nil, body, &out)
 	return out, err
 }
 
 // Site returns one site.
-func (c *Client) Site(ctx context.Context, id string) (api.Site, error) {
-	var out api.Site
+func (c *Client) Site(ctx context.Context, id string) (apiv1.Site, error) {
+	var out apiv1.Site
 	err := c.Do(ctx, http.MethodGet, "/api/v1/sites/"+url.PathEscape(id), nil, nil, &out)
 	return out, err
 }
 
 // Sites lists the sites the caller can see, of tenant and below ("" for
 // the caller's tenant).
-func (c *Client) Sites(ctx context.Context, tenant string) ([]api.Site, error) {
-	var out struct {
-		Sites []api.Site `json:"sites"`
-	}
+func (c *Client) Sites(ctx context.Context, tenant string) ([]apiv1.Site, error) {
+	var out apiv1.SiteList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/sites", tenantQuery(tenant), nil, &out)
 	return out.Sites, err
 }
 
 // UpdateSite changes a site's name or address.
-func (c *Client) UpdateSite(ctx context.Context, id string, patch map[string]any) (api.Site, error) {
-	var out api.Site
+func (c *Client) UpdateSite(ctx context.Context, id string, patch apiv1.SitePatch) (apiv1.Site, error) {
+	var out apiv1.Site
 	err := c.Do(ctx, http.MethodPatch, "/api/v1/sites/"+url.PathEscape(id), nil, patch, &out)
 	return out, err
 }
@@ -227,26 +204,24 @@ func (c *Client) DeleteSite(ctx context.Context, id string) error {
 }
 
 // User returns one account.
-func (c *Client) User(ctx context.Context, id string) (api.User, error) {
-	var out api.User
+func (c *Client) User(ctx context.Context, id string) (apiv1.User, error) {
+	var out apiv1.User
 	err := c.Do(ctx, http.MethodGet, "/api/v1/users/"+url.PathEscape(id), nil, nil, &out)
 	return out, err
 }
 
 // Users lists the accounts the caller can see, of tenant and below (""
 // for the caller's tenant).
-func (c *Client) Users(ctx context.Context, tenant string) ([]api.User, error) {
-	var out struct {
-		Users []api.User `json:"users"`
-	}
+func (c *Client) Users(ctx context.Context, tenant string) ([]apiv1.User, error) {
+	var out apiv1.UserList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/users", tenantQuery(tenant), nil, &out)
 	return out.Users, err
 }
 
 // UpdateUser changes an account: names, phone, company, address, role,
 // status ("active" or "disabled") or unlock (true lifts a sign-in lock).
-func (c *Client) UpdateUser(ctx context.Context, id string, patch map[string]any) (api.User, error) {
-	var out api.User
+func (c *Client) UpdateUser(ctx context.Context, id string, patch apiv1.UserPatch) (apiv1.User, error) {
+	var out apiv1.User
 	err := c.Do(ctx, http.MethodPatch, "/api/v1/users/"+url.PathEscape(id), nil, patch, &out)
 	return out, err
 }
@@ -281,7 +256,7 @@ type GrantFilter struct {
 
 // Grants lists the grants the caller can see: as owner, or as supporter
 // their own.
-func (c *Client) Grants(ctx context.Context, f GrantFilter) ([]api.Grant, error) {
+func (c *Client) Grants(ctx context.Context, f GrantFilter) ([]apiv1.Grant, error) {
 	q := tenantQuery(f.Tenant)
 	if f.Site != "" {
 		q.Set("site", f.Site)
@@ -292,25 +267,21 @@ func (c *Client) Grants(ctx context.Context, f GrantFilter) ([]api.Grant, error)
 	if f.Active {
 		q.Set("active", "true")
 	}
-	var out struct {
-		Grants []api.Grant `json:"grants"`
-	}
+	var out apiv1.GrantList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/grants", q, nil, &out)
 	return out.Grants, err
 }
 
 // GrantByID returns one grant.
-func (c *Client) GrantByID(ctx context.Context, id string) (api.Grant, error) {
-	var out api.Grant
+func (c *Client) GrantByID(ctx context.Context, id string) (apiv1.Grant, error) {
+	var out apiv1.Grant
 	err := c.Do(ctx, http.MethodGet, "/api/v1/grants/"+url.PathEscape(id), nil, nil, &out)
 	return out, err
 }
 
 // Tokens lists the API tokens of the signed-in user (without secrets).
-func (c *Client) Tokens(ctx context.Context) ([]api.Token, error) {
-	var out struct {
-		Tokens []api.Token `json:"tokens"`
-	}
+func (c *Client) Tokens(ctx context.Context) ([]apiv1.Token, error) {
+	var out apiv1.TokenList
 	err := c.Do(ctx, http.MethodGet, "/api/v1/tokens", nil, nil, &out)
 	return out.Tokens, err
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
@@ -19,7 +19,7 @@ const testPassword = "correct horse battery staple"
 
 // person is a signed-up account with a bearer-token client and a session.
 type person struct {
-	user    api.User
+	user    apiv1.User
 	bearer  *client.Client
 	session *client.Client
 }
@@ -28,8 +28,7 @@ type person struct {
 // answer (no mail server is configured), signs in and makes an API token.
 func signUp(t *testing.T, e *env, admin *client.Client, tenant, role, email string) person {
 	t.Helper()
-	u, err := admin.CreateUser(e.ctx(), map[string]any{"tenantId": tenant, "role": role, "email": email,
-		"firstName": "Test", "lastName": role, "company": "Firma " + tenant})
+	u, err := admin.CreateUser(e.ctx(), apiv1.NewUser{TenantID: tenant, Role: role, Email: email, Profile: apiv1.Profile{FirstName: apiv1.Ptr("Test"), LastName: apiv1.Ptr(role), Company: apiv1.Ptr("Firma " + tenant)}})
 	if err != nil {
 		t.Fatalf("create %s %s in %s: %v", role, email, tenant, err)
 	}
@@ -92,9 +91,8 @@ func newWorld(t *testing.T, opts ...option) *world {
 		spare: map[string]string{}, rule: map[string]string{}, group: "matrix-group",
 		pending: map[string]string{}, off: map[string]string{}}
 	for _, tn := range []struct{ id, parent string }{{"A", ""}, {"A1", "A"}, {"B", ""}} {
-		if _, err := w.op.CreateTenant(ctx, map[string]any{"id": tn.id, "parentId": tn.parent, "name": "Customer " + tn.id,
-			"address":  map[string]string{"street": "Hauptstraße 1", "city": "Wien"},
-			"contract": map[string]any{"number": "K-" + tn.id, "noticeDays": 90}}); err != nil {
+		if _, err := w.op.CreateTenant(ctx, apiv1.NewTenant{ID: tn.id, ParentID: tn.parent, TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Customer " + tn.id), Address: &apiv1.Address{Street: "Hauptstraße 1", City: "Wien"},
+			Contract: &apiv1.Contract{Number: "K-" + tn.id, NoticeDays: 90}}}); err != nil {
 			t.Fatalf("tenant %s: %v", tn.id, err)
 		}
 	}
@@ -131,8 +129,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 		if tn == "A1" {
 			maker = w.as["customer-admin"].bearer
 		}
-		u, err := maker.CreateUser(ctx, map[string]any{"tenantId": tn, "role": "customer-user", "email": "user@" + strings.ToLower(tn) + ".example",
-			"firstName": "U", "lastName": tn})
+		u, err := maker.CreateUser(ctx, apiv1.NewUser{TenantID: tn, Role: "customer-user", Email: "user@" + strings.ToLower(tn) + ".example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("U"), LastName: apiv1.Ptr(tn)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +188,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 			t.Fatalf("open the spare site of %s: %v", tn, err)
 		}
 		w.spare[tn] = s.ID
-		var rule api.Rule
+		var rule apiv1.Rule
 		if err := owner[tn].Do(ctx, "POST", "/api/v1/rules", nil, matrixRule(tn, nil), &rule); err != nil {
 			t.Fatalf("rule of %s: %v", tn, err)
 		}
@@ -204,8 +201,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 	// Each owner has an account waiting for activation and a disabled one.
 	for _, tn := range w.tenants {
 		for _, k := range []string{"pending", "off"} {
-			u, err := owner[tn].CreateUser(ctx, map[string]any{"tenantId": tn, "role": matrixRole(tn),
-				"email": k + "@" + strings.ToLower(tn) + ".example", "firstName": k, "lastName": tn})
+			u, err := owner[tn].CreateUser(ctx, apiv1.NewUser{TenantID: tn, Role: matrixRole(tn), Email: k + "@" + strings.ToLower(tn) + ".example", Profile: apiv1.Profile{FirstName: apiv1.Ptr(k), LastName: apiv1.Ptr(tn)}})
 			if err != nil {
 				t.Fatalf("%s account of %s: %v", k, tn, err)
 			}
@@ -213,7 +209,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 				w.pending[tn] = u.ID
 				continue
 			}
-			if _, err := owner[tn].UpdateUser(ctx, u.ID, map[string]any{"status": "disabled"}); err != nil {
+			if _, err := owner[tn].UpdateUser(ctx, u.ID, apiv1.UserPatch{Status: apiv1.Ptr("disabled")}); err != nil {
 				t.Fatalf("disable an account of %s: %v", tn, err)
 			}
 			w.off[tn] = u.ID
@@ -248,7 +244,7 @@ func matrixRule(tn string, scope map[string]string) map[string]any {
 
 // hasKeys says whether a device's answer carries its keys.
 func hasKeys(raw json.RawMessage) bool {
-	var d api.Device
+	var d apiv1.Device
 	return json.Unmarshal(raw, &d) == nil && d.PrimaryKey != "" && d.SecondaryKey != "" && d.ConnectionString != ""
 }
 
@@ -272,7 +268,7 @@ type op struct {
 }
 
 // setUser is an undo: the tenant's owner sets fields of an account back.
-func setUser(id func(w *world, tn string) string, patch func(tn string) map[string]any) func(*world, string, json.RawMessage) error {
+func setUser(id func(w *world, tn string) string, patch func(tn string) apiv1.UserPatch) func(*world, string, json.RawMessage) error {
 	return func(w *world, tn string, _ json.RawMessage) error {
 		_, err := w.owner[tn].UpdateUser(w.e.ctx(), id(w, tn), patch(tn))
 		return err
@@ -312,7 +308,7 @@ var matrixOps = []op{
 		},
 		refusal: http.StatusBadRequest,
 		undo: func(w *world, tn string, raw json.RawMessage) error {
-			var u api.User
+			var u apiv1.User
 			if err := json.Unmarshal(raw, &u); err != nil {
 				return err
 			}
@@ -323,11 +319,11 @@ var matrixOps = []op{
 			return map[string]any{"role": map[bool]string{true: "operator-admin", false: "customer-admin"}[tn == "root"]}
 		},
 		undo: setUser(func(w *world, tn string) string { return w.user[tn] },
-			func(tn string) map[string]any { return map[string]any{"role": matrixRole(tn)} })},
+			func(tn string) apiv1.UserPatch { return apiv1.UserPatch{Role: apiv1.Ptr(matrixRole(tn))} })},
 	{name: "user.enable", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.off[tn] },
 		body: map[string]any{"status": "active"},
 		undo: setUser(func(w *world, tn string) string { return w.off[tn] },
-			func(string) map[string]any { return map[string]any{"status": "disabled"} })},
+			func(string) apiv1.UserPatch { return apiv1.UserPatch{Status: apiv1.Ptr("disabled")} })},
 	{name: "user.activation", method: "POST", path: func(w *world, tn string) string { return "/api/v1/users/" + w.pending[tn] + "/activation" },
 		success: func(raw json.RawMessage) bool {
 			var ans struct{ ActivationLink string }
@@ -336,7 +332,7 @@ var matrixOps = []op{
 	{name: "user.disable", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.pending[tn] },
 		body: map[string]any{"status": "disabled"},
 		undo: setUser(func(w *world, tn string) string { return w.pending[tn] },
-			func(string) map[string]any { return map[string]any{"status": "active"} })},
+			func(string) apiv1.UserPatch { return apiv1.UserPatch{Status: apiv1.Ptr("active")} })},
 	{name: "user.unlock", method: "PATCH", path: func(w *world, tn string) string { return "/api/v1/users/" + w.user[tn] },
 		body: map[string]any{"unlock": true}},
 	{name: "grant.read", method: "GET", path: func(w *world, tn string) string { return "/api/v1/grants/" + w.grant[tn] }},
@@ -390,7 +386,7 @@ var matrixOps = []op{
 	{name: "dps.keys", method: "GET", path: func(w *world, tn string) string {
 		return "/api/v1/dps/enrollment-groups/" + w.group + "?tenant=" + tn
 	}, success: func(raw json.RawMessage) bool {
-		var g api.EnrollmentGroup
+		var g apiv1.EnrollmentGroup
 		return json.Unmarshal(raw, &g) == nil && g.PrimaryKey != ""
 	}},
 	{name: "dps.write", method: "POST", path: func(w *world, tn string) string { return "/api/v1/dps/enrollments?tenant=" + tn },
@@ -540,11 +536,11 @@ func authorizationMatrix(t *testing.T, w *world) {
 	t.Logf("%d role × operation × tenant cases checked", checked)
 
 	// Contract data: customers see their own; nobody else's.
-	var tn api.Tenant
+	var tn apiv1.Tenant
 	if err := w.as["customer-user"].bearer.Do(ctx, "GET", "/api/v1/tenants/A1", nil, nil, &tn); err != nil || tn.Contract == nil || tn.Contract.Number != "K-A1" {
 		t.Errorf("customer user reading its sub-tenant's contract: %+v, %v", tn.Contract, err)
 	}
-	var rootT api.Tenant
+	var rootT apiv1.Tenant
 	if err := w.as["operator-service"].bearer.Do(ctx, "GET", "/api/v1/tenants/root", nil, nil, &rootT); err != nil || rootT.Contract != nil {
 		t.Errorf("the service desk sees contract data: %+v, %v", rootT.Contract, err)
 	}
@@ -552,7 +548,7 @@ func authorizationMatrix(t *testing.T, w *world) {
 	// Device keys (enough to impersonate the device) only for those who
 	// manage the device.
 	for role, want := range map[string]bool{"customer-admin": true, "customer-user": false, "supporter": false, "operator-admin": false} {
-		var d api.Device
+		var d apiv1.Device
 		if err := w.as[role].bearer.Do(ctx, "GET", "/api/v1/devices/dev-a", nil, nil, &d); err != nil {
 			t.Fatalf("%s reads dev-a: %v", role, err)
 		}
@@ -563,7 +559,7 @@ func authorizationMatrix(t *testing.T, w *world) {
 
 	// Lists show exactly what single reads allow.
 	for _, role := range roles {
-		var got struct{ Devices []api.Device }
+		var got struct{ Devices []apiv1.Device }
 		if err := w.as[role].bearer.Do(ctx, "GET", "/api/v1/devices", nil, nil, &got); err != nil {
 			t.Fatalf("%s lists devices: %v", role, err)
 		}

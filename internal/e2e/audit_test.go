@@ -15,7 +15,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/cli"
 )
 
@@ -63,7 +63,7 @@ func TestAuditTrail(t *testing.T) {
 		t.Fatalf("no token: status %d, want 401", resp.StatusCode)
 	}
 
-	var page api.AuditPage
+	var page apiv1.AuditPage
 	if err := e.api.Do(e.ctx(), "GET", "/api/v1/audit", url.Values{"limit": {"1000"}}, nil, &page); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestAuditTrail(t *testing.T) {
 	resp := do("GET", "/api/v1/audit/export", adminToken)
 	var lines int
 	for sc := bufio.NewScanner(resp.Body); sc.Scan(); lines++ {
-		var en api.AuditEntry
+		var en apiv1.AuditEntry
 		if err := json.Unmarshal(sc.Bytes(), &en); err != nil || en.Seq != int64(lines+1) {
 			t.Fatalf("export line %d: %s (%v)", lines+1, sc.Text(), err)
 		}

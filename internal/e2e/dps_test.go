@@ -18,6 +18,7 @@ import (
 
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
@@ -232,7 +233,7 @@ func (p *provisioner) finish() {
 // enrollGroup creates an enrollment group and returns its primary key.
 func (e *env) enrollGroup(id string, initialTwin string) []byte {
 	e.t.Helper()
-	g, err := e.api.CreateEnrollmentGroup(e.ctx(), client.NewEnrollmentGroup{ID: id, InitialTwin: json.RawMessage(initialTwin)})
+	g, err := e.api.CreateEnrollmentGroup(e.ctx(), apiv1.NewEnrollmentGroup{ID: id, InitialTwin: json.RawMessage(initialTwin)})
 	if err != nil {
 		e.t.Fatalf("create enrollment group %s: %v", id, err)
 	}
@@ -397,7 +398,7 @@ func TestDPSConnectionsRefused(t *testing.T) {
 
 	// A disabled group refuses its devices; enabled again, it admits them.
 	off, on := false, true
-	if _, err := e.api.UpdateEnrollmentGroup(e.ctx(), "g1", client.EnrollmentPatch{Enabled: &off}); err != nil {
+	if _, err := e.api.UpdateEnrollmentGroup(e.ctx(), "g1", apiv1.EnrollmentPatch{Enabled: &off}); err != nil {
 		t.Fatal(err)
 	}
 	if _, rc, err := e.dialDPS("box-1", dpsUser(scope, "box-1"), dpsToken(scope, "box-1", devKey, time.Hour)); err == nil || rc != rcNotAuthorized {
@@ -406,7 +407,7 @@ func TestDPSConnectionsRefused(t *testing.T) {
 	if n := e.metricValue(`warden_connections_refused_total{reason="enrollment-disabled"}`); n != 1 {
 		t.Fatalf("refusals for a disabled enrollment = %v, want 1", n)
 	}
-	if _, err := e.api.UpdateEnrollmentGroup(e.ctx(), "g1", client.EnrollmentPatch{Enabled: &on}); err != nil {
+	if _, err := e.api.UpdateEnrollmentGroup(e.ctx(), "g1", apiv1.EnrollmentPatch{Enabled: &on}); err != nil {
 		t.Fatal(err)
 	}
 	p = e.provisionConn(scope, "box-1", devKey)
@@ -416,7 +417,7 @@ func TestDPSConnectionsRefused(t *testing.T) {
 	p.finish()
 
 	// New keys: devices with keys derived from the old ones are refused.
-	if _, err := e.api.UpdateEnrollmentGroup(e.ctx(), "g1", client.EnrollmentPatch{RegenerateKey: "both"}); err != nil {
+	if _, err := e.api.UpdateEnrollmentGroup(e.ctx(), "g1", apiv1.EnrollmentPatch{RegenerateKey: "both"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, rc, err := e.dialDPS("box-1", dpsUser(scope, "box-1"), dpsToken(scope, "box-1", devKey, time.Hour)); err == nil || rc != rcNotAuthorized {
@@ -428,7 +429,7 @@ func TestDPSIndividualEnrollment(t *testing.T) {
 	e := start(t)
 	scope := e.idScope()
 	groupKey := e.enrollGroup("g1", "")
-	en, err := e.api.CreateEnrollment(e.ctx(), client.NewEnrollment{RegistrationID: "boiler-7", DeviceID: "boiler-7-dev",
+	en, err := e.api.CreateEnrollment(e.ctx(), apiv1.NewEnrollment{RegistrationID: "boiler-7", DeviceID: "boiler-7-dev",
 		InitialTwin: json.RawMessage(`{"properties":{"desired":{"setpoint":65}}}`)})
 	if err != nil {
 		t.Fatal(err)
@@ -456,7 +457,7 @@ func TestDPSIndividualEnrollment(t *testing.T) {
 	e.deviceConn("boiler-7-dev", key).mustPublish(t, events("boiler-7-dev", ""), `{"temperature": 64}`)
 
 	off := false
-	if _, err := e.api.UpdateEnrollment(e.ctx(), "boiler-7", client.EnrollmentPatch{Enabled: &off}); err != nil {
+	if _, err := e.api.UpdateEnrollment(e.ctx(), "boiler-7", apiv1.EnrollmentPatch{Enabled: &off}); err != nil {
 		t.Fatal(err)
 	}
 	if _, rc, err := e.dialDPS("boiler-7", dpsUser(scope, "boiler-7"), dpsToken(scope, "boiler-7", key, time.Hour)); err == nil || rc != rcNotAuthorized {
@@ -616,7 +617,7 @@ func TestDPSAPIErrors(t *testing.T) {
 	}
 	// Lists leave the keys out; imported keys are kept.
 	imported := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 64))
-	if _, err := e.api.CreateEnrollmentGroup(e.ctx(), client.NewEnrollmentGroup{ID: "from-azure", PrimaryKey: imported}); err != nil {
+	if _, err := e.api.CreateEnrollmentGroup(e.ctx(), apiv1.NewEnrollmentGroup{ID: "from-azure", PrimaryKey: imported}); err != nil {
 		t.Fatal(err)
 	}
 	gs, err := e.api.EnrollmentGroups(e.ctx())
@@ -627,10 +628,10 @@ func TestDPSAPIErrors(t *testing.T) {
 		t.Fatalf("imported group = %+v, %v", g, err)
 	}
 	// Removing the initial twin.
-	if g, err := e.api.UpdateEnrollmentGroup(e.ctx(), "g1", client.EnrollmentPatch{InitialTwin: json.RawMessage(`{"tags":{"a":1}}`)}); err != nil || string(g.InitialTwin) != `{"tags":{"a":1}}` {
+	if g, err := e.api.UpdateEnrollmentGroup(e.ctx(), "g1", apiv1.EnrollmentPatch{InitialTwin: json.RawMessage(`{"tags":{"a":1}}`)}); err != nil || string(g.InitialTwin) != `{"tags":{"a":1}}` {
 		t.Fatalf("set initial twin = %+v, %v", g, err)
 	}
-	if g, err := e.api.UpdateEnrollmentGroup(e.ctx(), "g1", client.EnrollmentPatch{InitialTwin: json.RawMessage(`null`)}); err != nil || g.InitialTwin != nil {
+	if g, err := e.api.UpdateEnrollmentGroup(e.ctx(), "g1", apiv1.EnrollmentPatch{InitialTwin: json.RawMessage(`null`)}); err != nil || g.InitialTwin != nil {
 		t.Fatalf("remove initial twin = %+v, %v", g, err)
 	}
 	if err := e.api.DeleteEnrollmentGroup(e.ctx(), "g1"); err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/tsdb"
@@ -155,13 +155,13 @@ func blobSecrets(what string, blobs [][]byte) []secret {
 // (SQLite); otherwise only the keys are checked.
 func erasure(t *testing.T, e *env, spy dbSpy, wholeRows bool) {
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "acme", "name": "Acme Pumps"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "acme", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Acme Pumps")}}); err != nil {
 		t.Fatal(err)
 	}
 	keys := map[string][]byte{}
 	var err error
 	for _, d := range []struct{ id, tenant string }{{"acme-1", "acme"}, {"acme-2", "acme"}, {"root-1", "root"}} {
-		var dev api.Device
+		var dev apiv1.Device
 		if err := e.api.Do(ctx, http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": d.id, "tenantId": d.tenant}, &dev); err != nil {
 			t.Fatalf("device %s: %v", d.id, err)
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 )
 
 // TestDeleteClosesConnections: the device endpoint reacts to the facts the
@@ -16,12 +16,12 @@ import (
 func TestDeleteClosesConnections(t *testing.T) {
 	e := start(t)
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "acme", "name": "Acme Pumps"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "acme", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Acme Pumps")}}); err != nil {
 		t.Fatal(err)
 	}
 	keys := map[string][]byte{}
 	for _, d := range []struct{ id, tenant string }{{"acme-1", "acme"}, {"acme-2", "acme"}, {"root-1", "root"}, {"root-2", "root"}} {
-		var dev api.Device
+		var dev apiv1.Device
 		if err := e.api.Do(ctx, http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": d.id, "tenantId": d.tenant}, &dev); err != nil {
 			t.Fatalf("device %s: %v", d.id, err)
 		}

@@ -13,7 +13,7 @@ import (
 
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/notify"
@@ -34,7 +34,7 @@ func TestFactorySwitchAttacksPostgres(t *testing.T) {
 
 func factorySwitchAttacks(t *testing.T, e *env) {
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "acme", "name": "Acme Heating"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "acme", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Acme Heating")}}); err != nil {
 		t.Fatal(err)
 	}
 	site, err := e.api.CreateSite(ctx, "acme", "Boiler house")
@@ -46,7 +46,7 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	// The operator registers the customer's machine, but is not told its keys.
-	var created api.Device
+	var created apiv1.Device
 	if err := e.api.Do(ctx, "POST", "/api/v1/devices", nil, map[string]any{"id": "pump-1", "tenantId": "acme",
 		"siteId": site.ID, "model": "pellet-heater"}, &created); err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 	}
 
 	// The machine itself, with the key its owner reads.
-	var own api.Device
+	var own apiv1.Device
 	if err := owner.Do(ctx, "GET", "/api/v1/devices/pump-1", nil, nil, &own); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 	// Things staff may never do in a customer's tenant, switch on or off.
 	never := func(phase string) {
 		t.Helper()
-		var d api.Device
+		var d apiv1.Device
 		if err := staff.Do(ctx, "GET", "/api/v1/devices/pump-1", nil, nil, &d); err != nil {
 			t.Fatal(err)
 		}
@@ -119,29 +119,29 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 	// A box the owner provisions through its own enrollment group: the
 	// operator sees the registration, not the group's key nor what the box
 	// sent.
-	var group api.EnrollmentGroup
+	var group apiv1.EnrollmentGroup
 	if err := owner.Do(ctx, "POST", "/api/v1/dps/enrollment-groups", nil, map[string]any{"id": "acme-line"}, &group); err != nil {
 		t.Fatal(err)
 	}
 	groupKey, _ := base64.StdEncoding.DecodeString(group.PrimaryKey)
-	var info api.DPSInfo
+	var info apiv1.DPSInfo
 	if err := owner.Do(ctx, "GET", "/api/v1/dps", nil, nil, &info); err != nil {
 		t.Fatal(err)
 	}
 	p := e.provisionConn(info.IDScope, "box-7", sas.DeriveDeviceKey(groupKey, "box-7"))
 	p.register("box-7", map[string]any{"burnerHours": 4242})
 	p.finish()
-	var reg api.Registration
+	var reg apiv1.Registration
 	if err := owner.Do(ctx, "GET", "/api/v1/dps/registrations/box-7", nil, nil, &reg); err != nil || !strings.Contains(string(reg.Payload), "4242") {
 		t.Fatalf("the owner's view of the registration: %s, %v", reg.Payload, err)
 	}
 	q := url.Values{"tenant": {"acme"}}
-	var staffReg api.Registration
+	var staffReg apiv1.Registration
 	if err := staff.Do(ctx, "GET", "/api/v1/dps/registrations/box-7", q, nil, &staffReg); err != nil || staffReg.DeviceID != "box-7" ||
 		len(staffReg.Payload) != 0 || len(staffReg.InitialTwin) != 0 {
 		t.Errorf("staff's view of the registration: %+v, %v; want it without the payload", staffReg, err)
 	}
-	var staffGroup api.EnrollmentGroup
+	var staffGroup apiv1.EnrollmentGroup
 	if err := staff.Do(ctx, "GET", "/api/v1/dps/enrollment-groups/acme-line", q, nil, &staffGroup); err != nil ||
 		staffGroup.ID != "acme-line" || staffGroup.PrimaryKey != "" || staffGroup.SecondaryKey != "" {
 		t.Errorf("staff's view of the enrollment group: %v; want it without keys", err)
@@ -202,7 +202,7 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 	impostor.c.Disconnect(50) // the machine takes its place again
 	machine = e.deviceConn("pump-1", key)
 
-	var rule api.Rule
+	var rule apiv1.Rule
 	if err := staff.Do(ctx, "POST", "/api/v1/rules", nil, matrixRule("root", map[string]string{"deviceId": "pump-1"}), &rule); err != nil {
 		t.Fatalf("on: root rule on the machine: %v", err)
 	}
@@ -222,7 +222,7 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 	sink.secret = nil
 	sink.mu.Unlock()
 	machine.mustPublish(t, events("pump-1", ""), `{"flue_temp": 100}`)
-	var waiting api.Delivery
+	var waiting apiv1.Delivery
 	waitFor(t, "a failed try of the clearing", 10*time.Second, func() bool {
 		ds, err := staff.Deliveries(ctx, client.DeliveryFilter{Tenant: "root", State: "pending"})
 		if err != nil {
@@ -270,7 +270,7 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 	before := len(sink.seen())
 	machine = e.deviceConn("pump-1", key)
 	machine.mustPublish(t, events("pump-1", ""), `{"flue_temp": 310}`)
-	var alarms api.AlarmPage
+	var alarms apiv1.AlarmPage
 	waitFor(t, "the owner's alarm", 10*time.Second, func() bool {
 		if err := owner.Do(ctx, "GET", "/api/v1/alarms", url.Values{"device": {"pump-1"}, "state": {"active"}}, nil, &alarms); err != nil {
 			t.Fatal(err)
@@ -351,7 +351,7 @@ func factorySwitchAttacks(t *testing.T, e *env) {
 
 	// The owner's access log names every staff credential made, each
 	// connection with one (allowed or refused) and never the token.
-	var log api.AuditPage
+	var log apiv1.AuditPage
 	if err := owner.Do(ctx, "GET", "/api/v1/access-log", url.Values{"outside": {"true"}, "limit": {"1000"}}, nil, &log); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
@@ -545,13 +546,13 @@ func TestDirectMethodDeviceGoesAway(t *testing.T) {
 	}
 }
 
-func c2dByID(t *testing.T, e *env, device string) map[string]api.C2DMessage {
+func c2dByID(t *testing.T, e *env, device string) map[string]apiv1.C2DMessage {
 	t.Helper()
 	ms, err := e.api.C2DMessages(e.ctx(), device, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]api.C2DMessage{}
+	out := map[string]apiv1.C2DMessage{}
 	for _, m := range ms {
 		out[m.ID] = m
 	}
@@ -559,7 +560,7 @@ func c2dByID(t *testing.T, e *env, device string) map[string]api.C2DMessage {
 }
 
 // waitC2DState polls the API until a message reaches a state.
-func waitC2DState(t *testing.T, e *env, device, id, state string) api.C2DMessage {
+func waitC2DState(t *testing.T, e *env, device, id, state string) apiv1.C2DMessage {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

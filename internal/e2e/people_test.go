@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/cli"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/identity"
@@ -29,11 +30,10 @@ func TestActivationByMail(t *testing.T) {
 	sink := mailtest.Start(t)
 	e := start(t, withSMTP(sink))
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "pellets-gmbh", "name": "Pellets GmbH"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "pellets-gmbh", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Pellets GmbH")}}); err != nil {
 		t.Fatal(err)
 	}
-	u, err := e.api.CreateUser(ctx, map[string]any{"tenantId": "pellets-gmbh", "role": "customer-admin",
-		"email": "Anna.Huber@Pellets.example", "firstName": "Anna", "lastName": "Huber"})
+	u, err := e.api.CreateUser(ctx, apiv1.NewUser{TenantID: "pellets-gmbh", Role: "customer-admin", Email: "Anna.Huber@Pellets.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("Anna"), LastName: apiv1.Ptr("Huber")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestActivationByMail(t *testing.T) {
 	if s.User.TenantID != "pellets-gmbh" || s.User.Role != "customer-admin" || s.User.Status != "active" {
 		t.Fatalf("signed in as %+v", s.User)
 	}
-	var me api.User
+	var me apiv1.User
 	if err := sc.Do(ctx, "GET", "/api/v1/me", nil, nil, &me); err != nil || me.Email != "anna.huber@pellets.example" {
 		t.Fatalf("me: %+v %v", me, err)
 	}
@@ -175,7 +175,7 @@ func read(t *testing.T, resp *http.Response) answer {
 func TestSessionCookieCSRFAndLockout(t *testing.T) {
 	e := start(t)
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "cafe", "name": "Café Central"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "cafe", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Café Central")}}); err != nil {
 		t.Fatal(err)
 	}
 	p := signUp(t, e, e.api, "cafe", "customer-admin", "chef@cafe.example")
@@ -193,7 +193,7 @@ func TestSessionCookieCSRFAndLockout(t *testing.T) {
 		t.Fatalf("login: %d %s, cookies %v", a.status, a.body, cookies)
 	}
 	ck := cookies[0]
-	if ck.Name != api.SessionCookie || !ck.HttpOnly || !ck.Secure || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" ||
+	if ck.Name != apiv1.SessionCookie || !ck.HttpOnly || !ck.Secure || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" ||
 		!ck.Expires.IsZero() || ck.MaxAge != 0 || len(ck.Value) < 40 {
 		t.Errorf("session cookie %q: HttpOnly=%v Secure=%v SameSite=%v Path=%q Expires=%v MaxAge=%d",
 			resp.Header.Get("Set-Cookie"), ck.HttpOnly, ck.Secure, ck.SameSite, ck.Path, ck.Expires, ck.MaxAge)
@@ -221,7 +221,7 @@ func TestSessionCookieCSRFAndLockout(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = other
-	var sess api.Session
+	var sess apiv1.Session
 	if err := sc.Do(ctx, "GET", "/api/v1/session", nil, nil, &sess); err != nil || sess.CSRFToken == s2.CSRFToken {
 		t.Errorf("two sessions share a CSRF token: %v", err)
 	}
@@ -274,7 +274,7 @@ func TestSessionCookieCSRFAndLockout(t *testing.T) {
 	}
 
 	// The trail has the sign-ins, the failures, the lock and the sign-out.
-	var page api.AuditPage
+	var page apiv1.AuditPage
 	if err := e.api.Do(ctx, "GET", "/api/v1/audit", url.Values{"limit": {"1000"}}, nil, &page); err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestTOTP(t *testing.T) {
 func TestGrantRevokeAndExpiry(t *testing.T) {
 	e := start(t)
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "farm", "name": "Bauernhof Gruber"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "farm", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Bauernhof Gruber")}}); err != nil {
 		t.Fatal(err)
 	}
 	owner := signUp(t, e, e.api, "farm", "customer-admin", "gruber@farm.example")
@@ -390,7 +390,7 @@ func TestGrantRevokeAndExpiry(t *testing.T) {
 	}
 
 	// The owner sees the supporter's reads and the grant changes.
-	var log api.AuditPage
+	var log apiv1.AuditPage
 	if err := owner.bearer.Do(ctx, "GET", "/api/v1/access-log", url.Values{"outside": {"true"}, "limit": {"1000"}}, nil, &log); err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +475,7 @@ func TestSignInLimitPerAddress(t *testing.T) {
 func TestPasswordChangeGuessesLock(t *testing.T) {
 	e := start(t)
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "cafe", "name": "Café Central"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "cafe", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Café Central")}}); err != nil {
 		t.Fatal(err)
 	}
 	signUp(t, e, e.api, "cafe", "customer-admin", "chef@cafe.example")

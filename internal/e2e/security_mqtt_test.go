@@ -25,7 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
@@ -38,7 +38,7 @@ import (
 // tenantDevice creates a device in a tenant and returns its primary key.
 func (e *env) tenantDevice(tenant, id string) []byte {
 	e.t.Helper()
-	var d api.Device
+	var d apiv1.Device
 	if err := e.api.Do(e.ctx(), http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": id, "tenantId": tenant}, &d); err != nil {
 		e.t.Fatalf("device %s in %s: %v", id, tenant, err)
 	}
@@ -47,7 +47,7 @@ func (e *env) tenantDevice(tenant, id string) []byte {
 
 func (e *env) tenant(id string) {
 	e.t.Helper()
-	if _, err := e.api.CreateTenant(e.ctx(), map[string]any{"id": id, "name": "Customer " + id}); err != nil {
+	if _, err := e.api.CreateTenant(e.ctx(), apiv1.NewTenant{ID: id, TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Customer " + id)}}); err != nil {
 		e.t.Fatalf("tenant %s: %v", id, err)
 	}
 }

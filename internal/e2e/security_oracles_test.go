@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
@@ -62,10 +63,9 @@ func signInFrom(t *testing.T, e *env, hc *http.Client, ip, email, password strin
 }
 
 // activeAccount makes an account with testPassword, without signing in.
-func activeAccount(t *testing.T, e *env, tenant, email string) api.User {
+func activeAccount(t *testing.T, e *env, tenant, email string) apiv1.User {
 	t.Helper()
-	u, err := e.api.CreateUser(e.ctx(), map[string]any{"tenantId": tenant, "role": "customer-user", "email": email,
-		"firstName": "Test", "lastName": "User"})
+	u, err := e.api.CreateUser(e.ctx(), apiv1.NewUser{TenantID: tenant, Role: "customer-user", Email: email, Profile: apiv1.Profile{FirstName: apiv1.Ptr("Test"), LastName: apiv1.Ptr("User")}})
 	if err != nil {
 		t.Fatalf("create %s: %v", email, err)
 	}
@@ -113,7 +113,7 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 // interleaved so load on the machine hits both alike.
 func TestSignInTimingKnownVsUnknown(t *testing.T) {
 	e := start(t, behindProxy())
-	if _, err := e.api.CreateTenant(e.ctx(), map[string]any{"id": "timing", "name": "Timing"}); err != nil {
+	if _, err := e.api.CreateTenant(e.ctx(), apiv1.NewTenant{ID: "timing", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Timing")}}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 30
@@ -186,7 +186,7 @@ func TestLockoutAnswersAlike(t *testing.T) {
 	} {
 		t.Run(db.name, func(t *testing.T) {
 			e := start(t, append(db.opts(t), behindProxy())...)
-			if _, err := e.api.CreateTenant(e.ctx(), map[string]any{"id": "lock", "name": "Lock"}); err != nil {
+			if _, err := e.api.CreateTenant(e.ctx(), apiv1.NewTenant{ID: "lock", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Lock")}}); err != nil {
 				t.Fatal(err)
 			}
 			u := activeAccount(t, e, "lock", "chef@lock.example")
@@ -226,11 +226,11 @@ func TestLockoutAnswersAlike(t *testing.T) {
 				t.Fatalf("right password while locked: known %s\nunknown %s", shape(k), shape(x))
 			}
 			// The admin sees the lock and lifts it.
-			var v api.User
+			var v apiv1.User
 			if err := e.api.Do(e.ctx(), http.MethodGet, "/api/v1/users/"+u.ID, nil, nil, &v); err != nil || v.LockedUntil == nil {
 				t.Fatalf("locked account's view: %+v, %v", v.LockedUntil, err)
 			}
-			var after api.User
+			var after apiv1.User
 			if err := e.api.Do(e.ctx(), http.MethodPatch, "/api/v1/users/"+u.ID, nil, map[string]any{"unlock": true}, &after); err != nil || after.LockedUntil != nil {
 				t.Fatalf("unlock: %+v, %v", after.LockedUntil, err)
 			}
@@ -246,7 +246,7 @@ func TestLockoutAnswersAlike(t *testing.T) {
 // server configured (the mail goes out after the answer).
 func TestPasswordResetAnswersAlike(t *testing.T) {
 	e := start(t, behindProxy())
-	if _, err := e.api.CreateTenant(e.ctx(), map[string]any{"id": "reset", "name": "Reset"}); err != nil {
+	if _, err := e.api.CreateTenant(e.ctx(), apiv1.NewTenant{ID: "reset", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Reset")}}); err != nil {
 		t.Fatal(err)
 	}
 	activeAccount(t, e, "reset", "chef@reset.example")
@@ -303,14 +303,14 @@ func TestIDParametersAnswerAlike(t *testing.T) {
 	e, ctx := w.e, w.e.ctx()
 	// C is a customer none of the roles below has anything of: no
 	// grant, no factory switch, another branch of the tree.
-	if _, err := w.op.CreateTenant(ctx, map[string]any{"id": "C", "name": "Customer C"}); err != nil {
+	if _, err := w.op.CreateTenant(ctx, apiv1.NewTenant{ID: "C", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Customer C")}}); err != nil {
 		t.Fatal(err)
 	}
 	site, err := w.op.CreateSite(ctx, "C", "Building of C")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dc api.Device
+	var dc apiv1.Device
 	if err := w.op.Do(ctx, http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": "dev-c", "tenantId": "C", "siteId": site.ID}, &dc); err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +320,7 @@ func TestIDParametersAnswerAlike(t *testing.T) {
 	cAdmin := signUp(t, e, e.customerAdmin("C"), "C", "customer-admin", "boss@c.example").bearer
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var page struct{ Devices []api.DeviceLatest }
+		var page struct{ Devices []apiv1.DeviceLatest }
 		if err := cAdmin.Do(ctx, http.MethodGet, "/api/v1/telemetry/latest", nil, nil, &page); err != nil {
 			t.Fatal(err)
 		}
@@ -435,14 +435,14 @@ func TestTenantIDNeverReusedPostgres(t *testing.T) {
 func tenantIDNeverReused(t *testing.T, e *env) {
 	ctx := e.ctx()
 	for _, id := range []string{"gone", "live", "newcomer"} {
-		if _, err := e.api.CreateTenant(ctx, map[string]any{"id": id, "name": "Tenant " + id}); err != nil {
+		if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: id, TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Tenant " + id)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// History in "gone": an account that signs in (e-mail, IP, browser in
 	// the access log) and a device with a refused message.
 	gone := signUp(t, e, e.api, "gone", "customer-admin", "secret.person@gone.example").bearer
-	var d api.Device
+	var d apiv1.Device
 	if err := gone.Do(ctx, http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": "pump-7"}, &d); err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +459,7 @@ func tenantIDNeverReused(t *testing.T, e *env) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	var log api.AuditPage
+	var log apiv1.AuditPage
 	if err := e.api.Do(ctx, http.MethodGet, "/api/v1/access-log", url.Values{"tenant": {"gone"}}, nil, &log); err != nil {
 		t.Fatal(err)
 	}
@@ -489,11 +489,11 @@ func tenantIDNeverReused(t *testing.T, e *env) {
 	if err := admin.bearer.Do(ctx, http.MethodGet, "/api/v1/devices/pump-7/rejected", nil, nil, &rejected); err != nil || len(rejected.Rejected) != 0 {
 		t.Errorf("the new pump-7's refused messages: %d, %v", len(rejected.Rejected), err)
 	}
-	var alarms api.AlarmPage
+	var alarms apiv1.AlarmPage
 	if err := admin.bearer.Do(ctx, http.MethodGet, "/api/v1/alarms", url.Values{"device": {"pump-7"}}, nil, &alarms); err != nil || len(alarms.Alarms) != 0 {
 		t.Errorf("the new pump-7's alarms: %d, %v", len(alarms.Alarms), err)
 	}
-	log = api.AuditPage{}
+	log = apiv1.AuditPage{}
 	if err := admin.bearer.Do(ctx, http.MethodGet, "/api/v1/access-log", url.Values{"limit": {"1000"}}, nil, &log); err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +510,7 @@ func tenantIDNeverReused(t *testing.T, e *env) {
 func TestTokenCannotOutliveOrOutscopeItsMaker(t *testing.T) {
 	e := start(t)
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "tok", "name": "Tok"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "tok", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Tok")}}); err != nil {
 		t.Fatal(err)
 	}
 	p := signUp(t, e, e.api, "tok", "customer-admin", "boss@tok.example")
@@ -572,7 +572,7 @@ func TestTokenCannotOutliveOrOutscopeItsMaker(t *testing.T) {
 func TestEmailNormalisedAndLookAlikesRefused(t *testing.T) {
 	e := start(t)
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "mail", "name": "Mail"}); err != nil {
+	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "mail", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Mail")}}); err != nil {
 		t.Fatal(err)
 	}
 	u := activeAccount(t, e, "mail", "  Anna.Müller@Bäckerei.Example ")
@@ -584,8 +584,7 @@ func TestEmailNormalisedAndLookAlikesRefused(t *testing.T) {
 			t.Errorf("sign in as %q: %v", typed, err)
 		}
 	}
-	if _, err := e.api.CreateUser(ctx, map[string]any{"tenantId": "mail", "role": "customer-user", "email": "ANNA.MÜLLER@bäckerei.example",
-		"firstName": "A", "lastName": "M"}); !client.IsConflict(err) {
+	if _, err := e.api.CreateUser(ctx, apiv1.NewUser{TenantID: "mail", Role: "customer-user", Email: "ANNA.MÜLLER@bäckerei.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("A"), LastName: apiv1.Ptr("M")}}); !client.IsConflict(err) {
 		t.Errorf("the same address in capitals: %v, want a conflict", err)
 	}
 	for _, c := range []struct{ email, why string }{
@@ -595,8 +594,7 @@ func TestEmailNormalisedAndLookAlikesRefused(t *testing.T) {
 		{"\u202eanna@example.com", "invisible character"},
 		{"Anna <anna@example.com>", "not an e-mail address"},
 	} {
-		_, err := e.api.CreateUser(ctx, map[string]any{"tenantId": "mail", "role": "customer-user", "email": c.email,
-			"firstName": "A", "lastName": "M"})
+		_, err := e.api.CreateUser(ctx, apiv1.NewUser{TenantID: "mail", Role: "customer-user", Email: c.email, Profile: apiv1.Profile{FirstName: apiv1.Ptr("A"), LastName: apiv1.Ptr("M")}})
 		if client.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), c.why) {
 			t.Errorf("account %q: %v, want 400 saying %q", c.email, err, c.why)
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/server"
@@ -209,7 +210,7 @@ func putDPSMarkers(t *testing.T, e *env) {
 	ctx := e.ctx()
 	scope := e.idScope()
 	groupKey := e.enrollGroup("seal-group", `{"tags":{"site":"`+markGroupTwin+`"}}`)
-	en, err := e.api.CreateEnrollment(ctx, client.NewEnrollment{RegistrationID: "seal-ind",
+	en, err := e.api.CreateEnrollment(ctx, apiv1.NewEnrollment{RegistrationID: "seal-ind",
 		InitialTwin: json.RawMessage(`{"properties":{"desired":{"note":"` + markEnrollTwin + `"}}}`)})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
@@ -31,7 +31,7 @@ func TestFactorySwitchAccountTakeoverPostgres(t *testing.T) {
 func accountTakeover(t *testing.T, e *env) {
 	ctx := e.ctx()
 	staff := signUp(t, e, e.api, "root", "operator-admin", "admin@maker.example").bearer
-	if _, err := staff.CreateTenant(ctx, map[string]any{"id": "acme", "name": "Acme Heating"}); err != nil {
+	if _, err := staff.CreateTenant(ctx, apiv1.NewTenant{ID: "acme", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Acme Heating")}}); err != nil {
 		t.Fatal(err)
 	}
 	site, err := staff.CreateSite(ctx, "acme", "Boiler house")
@@ -51,8 +51,7 @@ func accountTakeover(t *testing.T, e *env) {
 
 	// Onboarding: the operator makes the customer's accounts, and without
 	// a mail server is handed the links to pass on.
-	helper, err := staff.CreateUser(ctx, map[string]any{"tenantId": "acme", "role": "customer-user",
-		"email": "helper@acme.example", "firstName": "Hel", "lastName": "Per"})
+	helper, err := staff.CreateUser(ctx, apiv1.NewUser{TenantID: "acme", Role: "customer-user", Email: "helper@acme.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("Hel"), LastName: apiv1.Ptr("Per")}})
 	if err != nil || helper.ActivationLink == "" {
 		t.Fatalf("onboarding: the operator makes a customer user: %+v, %v", helper, err)
 	}
@@ -68,8 +67,7 @@ func accountTakeover(t *testing.T, e *env) {
 	// the admin and by the operator's bootstrap token.
 	for _, role := range []string{"customer-admin", "customer-user", "supporter"} {
 		for name, c := range map[string]*client.Client{"admin": staff, "bootstrap token": e.api} {
-			u, err := c.CreateUser(ctx, map[string]any{"tenantId": "acme", "role": role,
-				"email": "evil-" + role + "@maker.example", "firstName": "Evil", "lastName": name})
+			u, err := c.CreateUser(ctx, apiv1.NewUser{TenantID: "acme", Role: role, Email: "evil-" + role + "@maker.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("Evil"), LastName: apiv1.Ptr(name)}})
 			refused("operator "+name+" makes a "+role+" in the customer's tenant", err)
 			if u.ActivationLink != "" {
 				t.Errorf("operator %s was handed an activation link for a %s in the customer's tenant", name, role)
@@ -81,60 +79,57 @@ func accountTakeover(t *testing.T, e *env) {
 	}
 	// A sub-tenant the operator makes below the customer belongs to the
 	// customer: its administrators see it.
-	if _, err := staff.CreateTenant(ctx, map[string]any{"id": "acme-north", "parentId": "acme", "name": "Acme North"}); err != nil {
+	if _, err := staff.CreateTenant(ctx, apiv1.NewTenant{ID: "acme-north", ParentID: "acme", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Acme North")}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = staff.CreateUser(ctx, map[string]any{"tenantId": "acme-north", "role": "customer-admin",
-		"email": "north@maker.example", "firstName": "Evil", "lastName": "North"})
+	_, err = staff.CreateUser(ctx, apiv1.NewUser{TenantID: "acme-north", Role: "customer-admin", Email: "north@maker.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("Evil"), LastName: apiv1.Ptr("North")}})
 	refused("operator makes an administrator of a sub-tenant below the customer", err)
 	// A tenant above a customer's tenant would see it: a group whose
 	// member has taken over is no longer onboarding either.
-	if _, err := staff.CreateTenant(ctx, map[string]any{"id": "group", "name": "Holding"}); err != nil {
+	if _, err := staff.CreateTenant(ctx, apiv1.NewTenant{ID: "group", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Holding")}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := staff.CreateTenant(ctx, map[string]any{"id": "group-x", "parentId": "group", "name": "Member"}); err != nil {
+	if _, err := staff.CreateTenant(ctx, apiv1.NewTenant{ID: "group-x", ParentID: "group", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Member")}}); err != nil {
 		t.Fatal(err)
 	}
 	signUp(t, e, staff, "group-x", "customer-admin", "boss@member.example")
-	_, err = staff.CreateUser(ctx, map[string]any{"tenantId": "group", "role": "customer-admin",
-		"email": "group@maker.example", "firstName": "Evil", "lastName": "Group"})
+	_, err = staff.CreateUser(ctx, apiv1.NewUser{TenantID: "group", Role: "customer-admin", Email: "group@maker.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("Evil"), LastName: apiv1.Ptr("Group")}})
 	refused("operator makes an administrator above a customer who has taken over", err)
 
 	// Taking over one of the customer's accounts.
 	_, err = staff.ResendActivation(ctx, helper.ID)
 	refused("operator gets a new activation link for the customer's pending account", err)
-	_, err = staff.UpdateUser(ctx, helper.ID, map[string]any{"role": "customer-admin"})
+	_, err = staff.UpdateUser(ctx, helper.ID, apiv1.UserPatch{Role: apiv1.Ptr("customer-admin")})
 	refused("operator makes the customer's user an administrator", err)
-	_, err = staff.UpdateUser(ctx, deputy.user.ID, map[string]any{"role": "customer-user"})
+	_, err = staff.UpdateUser(ctx, deputy.user.ID, apiv1.UserPatch{Role: apiv1.Ptr("customer-user")})
 	refused("operator demotes the customer's administrator", err)
 	// Administration stays: disabling, unlocking, editing names.
-	if u, err := staff.UpdateUser(ctx, helper.ID, map[string]any{"status": "disabled"}); err != nil || u.Status != "disabled" {
+	if u, err := staff.UpdateUser(ctx, helper.ID, apiv1.UserPatch{Status: apiv1.Ptr("disabled")}); err != nil || u.Status != "disabled" {
 		t.Fatalf("operator disables a customer's account: %+v, %v", u, err)
 	}
-	_, err = staff.UpdateUser(ctx, helper.ID, map[string]any{"status": "active"})
+	_, err = staff.UpdateUser(ctx, helper.ID, apiv1.UserPatch{Status: apiv1.Ptr("active")})
 	refused("operator enables the customer's disabled account", err)
-	if _, err := staff.UpdateUser(ctx, owner.user.ID, map[string]any{"unlock": true}); err != nil {
+	if _, err := staff.UpdateUser(ctx, owner.user.ID, apiv1.UserPatch{Unlock: true}); err != nil {
 		t.Errorf("operator lifts a sign-in lock of a customer's account: %v", err)
 	}
-	if u, err := owner.bearer.UpdateUser(ctx, helper.ID, map[string]any{"status": "active"}); err != nil || u.Status != "pending" {
+	if u, err := owner.bearer.UpdateUser(ctx, helper.ID, apiv1.UserPatch{Status: apiv1.Ptr("active")}); err != nil || u.Status != "pending" {
 		t.Errorf("the owner enables its account again: %+v, %v", u, err)
 	}
 	// Deleting the customer's administrators would start the onboarding
 	// again; disabling them does not.
 	refused("operator deletes the customer's administrator", staff.DeleteUser(ctx, owner.user.ID))
-	if u, err := staff.UpdateUser(ctx, owner.user.ID, map[string]any{"status": "disabled"}); err != nil || u.Status != "disabled" {
+	if u, err := staff.UpdateUser(ctx, owner.user.ID, apiv1.UserPatch{Status: apiv1.Ptr("disabled")}); err != nil || u.Status != "disabled" {
 		t.Fatalf("operator disables the customer's administrator: %+v, %v", u, err)
 	}
-	if _, err := staff.UpdateUser(ctx, deputy.user.ID, map[string]any{"status": "disabled"}); err != nil {
+	if _, err := staff.UpdateUser(ctx, deputy.user.ID, apiv1.UserPatch{Status: apiv1.Ptr("disabled")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := deputy.bearer.Tokens(ctx); client.StatusOf(err) != http.StatusUnauthorized {
 		t.Errorf("a disabled administrator's token still works: %v", err)
 	}
-	_, err = staff.CreateUser(ctx, map[string]any{"tenantId": "acme", "role": "customer-admin",
-		"email": "evil-again@maker.example", "firstName": "Evil", "lastName": "Again"})
+	_, err = staff.CreateUser(ctx, apiv1.NewUser{TenantID: "acme", Role: "customer-admin", Email: "evil-again@maker.example", Profile: apiv1.Profile{FirstName: apiv1.Ptr("Evil"), LastName: apiv1.Ptr("Again")}})
 	refused("operator makes an administrator while the customer's are disabled", err)
-	_, err = staff.UpdateUser(ctx, owner.user.ID, map[string]any{"status": "active"})
+	_, err = staff.UpdateUser(ctx, owner.user.ID, apiv1.UserPatch{Status: apiv1.Ptr("active")})
 	refused("operator enables the customer's administrator", err)
 	// A password reset goes to the account's own address, never to the
 	// caller.
@@ -153,7 +148,7 @@ func accountTakeover(t *testing.T, e *env) {
 	// The owner's access log (GET /api/v1/access-log?tenant=acme, the same
 	// answer the owner gets; read by the operator here because the
 	// customer's administrators are disabled now) holds every attempt.
-	var log api.AuditPage
+	var log apiv1.AuditPage
 	if err := e.api.Do(ctx, "GET", "/api/v1/access-log", url.Values{"tenant": {"acme"}, "outside": {"true"}, "limit": {"1000"}}, nil, &log); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/tsdb"
@@ -295,7 +295,7 @@ func TestMessagesListedAfterSealing(t *testing.T) {
 		Messages []struct {
 			MessageID string            `json:"messageId"`
 			App       map[string]string `json:"properties"`
-			Values    []api.Metric      `json:"values"`
+			Values    []apiv1.Metric    `json:"values"`
 		} `json:"messages"`
 	}
 	var out listed

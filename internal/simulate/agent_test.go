@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 )
 
@@ -177,7 +178,7 @@ func TestSimulateProvisionsThroughAnEnrollmentGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	g, err := c.CreateEnrollmentGroup(ctx, client.NewEnrollmentGroup{ID: "factory-line-1"})
+	g, err := c.CreateEnrollmentGroup(ctx, apiv1.NewEnrollmentGroup{ID: "factory-line-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

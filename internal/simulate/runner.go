@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/sas"
 )
@@ -383,8 +382,7 @@ func (r *runner) setModel(ctx context.Context, s *sim, must bool) error {
 	if r.opts.Client == nil {
 		return nil
 	}
-	err := r.opts.Client.Do(ctx, http.MethodPatch, "/api/v1/devices/"+url.PathEscape(s.id), nil,
-		map[string]string{"model": string(s.kind)}, nil)
+	_, err := r.opts.Client.UpdateDevice(ctx, s.id, apiv1.DevicePatch{Model: apiv1.Ptr(string(s.kind))})
 	if err != nil && !must {
 		r.log.Warn("model not set; rules scoped to the model will not apply", "device", s.id, "err", err)
 		return nil
