@@ -13,28 +13,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationAudit creates the audit trail's table.
-const migrationAudit = `CREATE TABLE audit_log (
-		seq             BIGINT PRIMARY KEY,
-		at              BIGINT NOT NULL,
-		tenant_id       TEXT NOT NULL,
-		actor_id        TEXT NOT NULL,
-		actor_name      TEXT NOT NULL,
-		action          TEXT NOT NULL,
-		target          TEXT NOT NULL,
-		outcome         TEXT NOT NULL,
-		status          INTEGER NOT NULL,
-		ip              TEXT NOT NULL,
-		user_agent      TEXT NOT NULL,
-		browser         TEXT NOT NULL,
-		browser_version TEXT NOT NULL,
-		os              TEXT NOT NULL,
-		prev_hash       BYTEA NOT NULL,
-		hash            BYTEA NOT NULL
-	);
-	CREATE INDEX audit_log_tenant ON audit_log(tenant_id, seq);
-	CREATE INDEX audit_log_target ON audit_log(target, seq);`
-
 // auditLock is the pg_advisory_xact_lock key that serialises audit appends
 // across nodes ("audit" in ASCII). One key, taken once per append, so the
 // lock table does not grow.

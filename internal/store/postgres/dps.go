@@ -15,65 +15,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationDPS creates the tables of the device provisioning service, as in
-// store/sqlite. Rows go with their tenant (ON DELETE CASCADE), since
-// DeleteTenant does not know these tables. JSON documents are TEXT, kept byte
-// for byte (jsonb would reorder them). IF NOT EXISTS: Reset does not know
-// these tables either.
-const migrationDPS = `CREATE TABLE IF NOT EXISTS id_scopes (
-		tenant_id TEXT COLLATE "C" PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
-		id_scope  TEXT COLLATE "C" NOT NULL
-	);
-	CREATE UNIQUE INDEX IF NOT EXISTS id_scopes_scope ON id_scopes (lower(id_scope));
-	CREATE TABLE IF NOT EXISTS enrollment_groups (
-		tenant_id     TEXT COLLATE "C" NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		id            TEXT COLLATE "C" NOT NULL,
-		enabled       BOOLEAN NOT NULL,
-		primary_key   BYTEA NOT NULL,
-		secondary_key BYTEA NOT NULL,
-		initial_twin  TEXT,
-		created_at    BIGINT NOT NULL,
-		updated_at    BIGINT NOT NULL,
-		PRIMARY KEY (tenant_id, id)
-	);
-	CREATE TABLE IF NOT EXISTS enrollments (
-		tenant_id       TEXT COLLATE "C" NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		registration_id TEXT COLLATE "C" NOT NULL,
-		device_id       TEXT COLLATE "C" NOT NULL,
-		enabled         BOOLEAN NOT NULL,
-		primary_key     BYTEA NOT NULL,
-		secondary_key   BYTEA NOT NULL,
-		initial_twin    TEXT,
-		created_at      BIGINT NOT NULL,
-		updated_at      BIGINT NOT NULL,
-		PRIMARY KEY (tenant_id, registration_id)
-	);
-	CREATE TABLE IF NOT EXISTS registrations (
-		tenant_id       TEXT COLLATE "C" NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		registration_id TEXT COLLATE "C" NOT NULL,
-		device_id       TEXT COLLATE "C" NOT NULL,
-		enrollment_kind TEXT NOT NULL,
-		enrollment_id   TEXT COLLATE "C" NOT NULL,
-		status          TEXT NOT NULL,
-		substatus       TEXT NOT NULL,
-		operation_id    TEXT NOT NULL,
-		etag            TEXT NOT NULL,
-		payload         TEXT,
-		initial_twin    TEXT,
-		created_at      BIGINT NOT NULL,
-		updated_at      BIGINT NOT NULL,
-		PRIMARY KEY (tenant_id, registration_id)
-	);`
-
-// migrationDPSSealed adds the sealed columns of the provisioning service,
-// as in store/sqlite: a registration's payload and initial twin, and the
-// initial twins of enrollment groups and individual enrollments. A NULL
-// sealed column marks a row written before, whose plaintext is still in the
-// old columns until SealPlaintext seals it; a sealed row has NULL there.
-const migrationDPSSealed = `ALTER TABLE registrations ADD COLUMN IF NOT EXISTS sealed BYTEA;
-	ALTER TABLE enrollment_groups ADD COLUMN IF NOT EXISTS sealed BYTEA;
-	ALTER TABLE enrollments ADD COLUMN IF NOT EXISTS sealed BYTEA;`
-
 // IDScope returns the tenant's ID scope, creating it on first use.
 func (s *Store) IDScope(ctx context.Context, tenantID string) (string, error) {
 	var scope string

@@ -12,48 +12,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationHub creates the tables of device twins, cloud-to-device
-// messages and the subscriptions of devices' persistent MQTT sessions (as
-// in store/sqlite). All go with their device (ON DELETE CASCADE):
-// DeleteDevice and DeleteTenant need not know them. Twin documents are
-// TEXT, not JSONB, so that they come back as written.
-const migrationHub = `CREATE TABLE device_twins (
-		device_id        TEXT COLLATE "C" PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
-		tenant_id        TEXT COLLATE "C" NOT NULL,
-		version          BIGINT NOT NULL,
-		tags             TEXT NOT NULL,
-		desired          TEXT NOT NULL,
-		desired_version  BIGINT NOT NULL,
-		desired_meta     TEXT NOT NULL,
-		reported         TEXT NOT NULL,
-		reported_version BIGINT NOT NULL,
-		reported_meta    TEXT NOT NULL,
-		updated_at       BIGINT NOT NULL
-	);
-	CREATE TABLE c2d_messages (
-		id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-		tenant_id      TEXT COLLATE "C" NOT NULL,
-		device_id      TEXT COLLATE "C" NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-		message_id     TEXT COLLATE "C" NOT NULL,
-		correlation_id TEXT NOT NULL,
-		properties     TEXT NOT NULL,
-		payload        BYTEA NOT NULL,
-		state          TEXT NOT NULL,
-		created_at     BIGINT NOT NULL,
-		expires_at     BIGINT NOT NULL,
-		delivered_at   BIGINT NOT NULL DEFAULT 0,
-		completed_at   BIGINT NOT NULL DEFAULT 0,
-		expired_at     BIGINT NOT NULL DEFAULT 0,
-		delivery_count INTEGER NOT NULL DEFAULT 0,
-		UNIQUE (device_id, message_id)
-	);
-	CREATE INDEX c2d_device_state ON c2d_messages(device_id, state, id);
-	CREATE TABLE device_sessions (
-		device_id     TEXT COLLATE "C" PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
-		subscriptions TEXT NOT NULL,
-		updated_at    BIGINT NOT NULL
-	);`
-
 // loadTwin reads a device's twin (the empty one if none is stored) and
 // whether a row exists. With lock, the device row is first locked against
 // other twin changes (FOR NO KEY UPDATE: foreign-key checks of other tables

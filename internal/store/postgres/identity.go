@@ -15,127 +15,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationIdentity adds the tenant hierarchy's paths and contact data,
-// device metadata, sites, users, their sessions and one-time tokens, API
-// tokens acting for users, grants, and the audit trail's owner tenant, as
-// in store/sqlite.
-//
-// Address, contact and contract are JSON TEXT. Optional times are 0 when
-// zero, as elsewhere. A user's children (sessions, one-time tokens, API
-// tokens, grants made to them) go with the user, and sites, users and
-// grants go with their tenant (ON DELETE CASCADE), so DeleteUser and
-// DeleteTenant need not list them; a device's site is cleared when the
-// site goes (ON DELETE SET NULL). Grants name their site or device without
-// a foreign key: a revoked grant outlives its site, for the owner's record.
-//
-// Existing tenants get their paths from the parent chain. Paths compare
-// bytewise (COLLATE "C"), which TenantsUnder's range scan relies on.
-const migrationIdentity = `ALTER TABLE tenants ADD COLUMN path TEXT COLLATE "C" NOT NULL DEFAULT '';
-	ALTER TABLE tenants ADD COLUMN address TEXT NOT NULL DEFAULT '{}';
-	ALTER TABLE tenants ADD COLUMN contact TEXT NOT NULL DEFAULT '{}';
-	ALTER TABLE tenants ADD COLUMN contract TEXT NOT NULL DEFAULT '{}';
-	WITH RECURSIVE tree(id, path) AS (
-		SELECT id, id::text COLLATE "C" FROM tenants WHERE parent_id IS NULL
-		UNION ALL
-		SELECT t.id, (tree.path || '/' || t.id) COLLATE "C" FROM tenants t JOIN tree ON t.parent_id = tree.id
-	)
-	UPDATE tenants SET path = tree.path FROM tree WHERE tree.id = tenants.id;
-	UPDATE tenants SET path = id WHERE path = '';
-	CREATE UNIQUE INDEX tenants_path ON tenants(path);
-	CREATE INDEX tenants_parent ON tenants(parent_id);
-
-	CREATE TABLE sites (
-		id                        TEXT COLLATE "C" PRIMARY KEY,
-		tenant_id                 TEXT COLLATE "C" NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		name                      TEXT NOT NULL,
-		address                   TEXT NOT NULL DEFAULT '{}',
-		factory_access            BOOLEAN NOT NULL DEFAULT false,
-		factory_access_changed_at BIGINT NOT NULL DEFAULT 0,
-		created_at                BIGINT NOT NULL
-	);
-	CREATE INDEX sites_tenant ON sites(tenant_id, id);
-
-	ALTER TABLE devices ADD COLUMN site_id TEXT COLLATE "C" REFERENCES sites(id) ON DELETE SET NULL;
-	ALTER TABLE devices ADD COLUMN name TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN serial_number TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN meter_number TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN measurement_location TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN installation_place TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN model TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN firmware_version TEXT NOT NULL DEFAULT '';
-	CREATE INDEX devices_site ON devices(site_id, id);
-
-	CREATE TABLE users (
-		id            TEXT COLLATE "C" PRIMARY KEY,
-		tenant_id     TEXT COLLATE "C" NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		email         TEXT COLLATE "C" NOT NULL UNIQUE,
-		first_name    TEXT NOT NULL,
-		last_name     TEXT NOT NULL,
-		phone         TEXT NOT NULL,
-		company       TEXT NOT NULL,
-		address       TEXT NOT NULL DEFAULT '{}',
-		role          TEXT NOT NULL,
-		supporter_id  TEXT COLLATE "C" UNIQUE,
-		status        TEXT NOT NULL,
-		password_hash TEXT NOT NULL DEFAULT '',
-		totp_secret   BYTEA,
-		totp_enabled  BOOLEAN NOT NULL DEFAULT false,
-		failed_logins INTEGER NOT NULL DEFAULT 0,
-		locked_until  BIGINT NOT NULL DEFAULT 0,
-		last_login_at BIGINT NOT NULL DEFAULT 0,
-		created_by    TEXT NOT NULL DEFAULT '',
-		created_at    BIGINT NOT NULL
-	);
-	CREATE INDEX users_tenant ON users(tenant_id, id);
-
-	CREATE TABLE sessions (
-		id           TEXT COLLATE "C" PRIMARY KEY,
-		user_id      TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-		hash         BYTEA NOT NULL UNIQUE,
-		created_at   BIGINT NOT NULL,
-		last_seen_at BIGINT NOT NULL,
-		expires_at   BIGINT NOT NULL,
-		ip           TEXT NOT NULL,
-		user_agent   TEXT NOT NULL
-	);
-	CREATE INDEX sessions_user ON sessions(user_id, created_at);
-
-	CREATE TABLE user_tokens (
-		hash       BYTEA PRIMARY KEY,
-		user_id    TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-		purpose    TEXT NOT NULL,
-		created_at BIGINT NOT NULL,
-		expires_at BIGINT NOT NULL,
-		UNIQUE (user_id, purpose)
-	);
-
-	ALTER TABLE api_tokens ADD COLUMN user_id TEXT COLLATE "C" REFERENCES users(id) ON DELETE CASCADE;
-	ALTER TABLE api_tokens ADD COLUMN scopes TEXT NOT NULL DEFAULT '';
-	ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0;
-	ALTER TABLE api_tokens ADD COLUMN last_used_at BIGINT NOT NULL DEFAULT 0;
-	CREATE INDEX api_tokens_user ON api_tokens(user_id, created_at);
-
-	CREATE TABLE grants (
-		id                TEXT COLLATE "C" PRIMARY KEY,
-		tenant_id         TEXT COLLATE "C" NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		supporter_user_id TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-		site_id           TEXT COLLATE "C",
-		device_id         TEXT COLLATE "C",
-		expires_at        BIGINT NOT NULL DEFAULT 0,
-		created_by        TEXT NOT NULL,
-		created_at        BIGINT NOT NULL,
-		revoked_at        BIGINT NOT NULL DEFAULT 0,
-		revoked_by        TEXT NOT NULL DEFAULT '',
-		CHECK ((site_id IS NULL) <> (device_id IS NULL))
-	);
-	CREATE INDEX grants_supporter ON grants(supporter_user_id, created_at);
-	CREATE INDEX grants_tenant ON grants(tenant_id, created_at);
-	CREATE INDEX grants_site ON grants(site_id);
-	CREATE INDEX grants_device ON grants(device_id);
-
-	ALTER TABLE audit_log ADD COLUMN owner_tenant_id TEXT NOT NULL DEFAULT '';
-	CREATE INDEX audit_log_owner ON audit_log(owner_tenant_id, seq);`
-
 // optMillis is t in Unix ms, 0 for the zero time (optTime's inverse).
 func optMillis(t time.Time) int64 {
 	if t.IsZero() {
@@ -925,10 +804,6 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int64, error) 
 	}
 	return n, nil
 }
-
-// migrationTOTPStep remembers the last TOTP time step used, so a code
-// cannot be used twice.
-const migrationTOTPStep = `ALTER TABLE users ADD COLUMN totp_step BIGINT NOT NULL DEFAULT 0`
 
 // UseTOTPStep records a used TOTP step unless it is not after the last.
 func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64) error {

@@ -11,25 +11,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationSealed adds the sealed columns of machine data (store/seal.go),
-// as in store/sqlite: a NULL sealed column marks a row written before,
-// whose plaintext is still in the old columns until SealPlaintext seals it
-// and empties them. The alarm evaluator's state moves to monitor_states,
-// one sealed row per key and tenant.
-const migrationSealed = `ALTER TABLE device_twins ADD COLUMN sealed BYTEA;
-	ALTER TABLE c2d_messages ADD COLUMN sealed BYTEA;
-	ALTER TABLE alarms ADD COLUMN sealed BYTEA;
-	ALTER TABLE alarms ADD COLUMN sealed_comment BYTEA;
-	ALTER TABLE deliveries ADD COLUMN sealed BYTEA;
-	ALTER TABLE deliveries ADD COLUMN sealed_error BYTEA;
-	ALTER TABLE maintenance_plans ADD COLUMN sealed BYTEA;
-	CREATE TABLE monitor_states (
-		key       TEXT COLLATE "C" NOT NULL,
-		tenant_id TEXT COLLATE "C" NOT NULL,
-		sealed    BYTEA NOT NULL,
-		PRIMARY KEY (key, tenant_id)
-	);`
-
 // sealedTables are the tables whose plaintext SealPlaintext (and the
 // telemetry engine's upgrade of old rejected messages) replaces, for
 // CompactSealed.

@@ -11,28 +11,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationAudit creates the audit trail's table.
-const migrationAudit = `CREATE TABLE audit_log (
-		seq             INTEGER PRIMARY KEY,
-		at              INTEGER NOT NULL,
-		tenant_id       TEXT NOT NULL,
-		actor_id        TEXT NOT NULL,
-		actor_name      TEXT NOT NULL,
-		action          TEXT NOT NULL,
-		target          TEXT NOT NULL,
-		outcome         TEXT NOT NULL,
-		status          INTEGER NOT NULL,
-		ip              TEXT NOT NULL,
-		user_agent      TEXT NOT NULL,
-		browser         TEXT NOT NULL,
-		browser_version TEXT NOT NULL,
-		os              TEXT NOT NULL,
-		prev_hash       BLOB NOT NULL,
-		hash            BLOB NOT NULL
-	);
-	CREATE INDEX audit_log_tenant ON audit_log(tenant_id, seq);
-	CREATE INDEX audit_log_target ON audit_log(target, seq);`
-
 // auditColumns: owner_tenant_id came later (migrationIdentity).
 const auditColumns = `seq, at, tenant_id, actor_id, actor_name, action, target, outcome, status,
 	ip, user_agent, browser, browser_version, os, prev_hash, hash, owner_tenant_id`

@@ -12,63 +12,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationDPS creates the tables of the device provisioning service. Rows
-// go with their tenant (ON DELETE CASCADE), since DeleteTenant does not know
-// these tables. JSON documents (initial twins, payloads) are TEXT, kept
-// byte for byte.
-const migrationDPS = `CREATE TABLE id_scopes (
-		tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
-		id_scope  TEXT NOT NULL UNIQUE COLLATE NOCASE
-	);
-	CREATE TABLE enrollment_groups (
-		tenant_id     TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		id            TEXT NOT NULL,
-		enabled       INTEGER NOT NULL,
-		primary_key   BLOB NOT NULL,
-		secondary_key BLOB NOT NULL,
-		initial_twin  TEXT,
-		created_at    INTEGER NOT NULL,
-		updated_at    INTEGER NOT NULL,
-		PRIMARY KEY (tenant_id, id)
-	) WITHOUT ROWID;
-	CREATE TABLE enrollments (
-		tenant_id       TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		registration_id TEXT NOT NULL,
-		device_id       TEXT NOT NULL,
-		enabled         INTEGER NOT NULL,
-		primary_key     BLOB NOT NULL,
-		secondary_key   BLOB NOT NULL,
-		initial_twin    TEXT,
-		created_at      INTEGER NOT NULL,
-		updated_at      INTEGER NOT NULL,
-		PRIMARY KEY (tenant_id, registration_id)
-	) WITHOUT ROWID;
-	CREATE TABLE registrations (
-		tenant_id       TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		registration_id TEXT NOT NULL,
-		device_id       TEXT NOT NULL,
-		enrollment_kind TEXT NOT NULL,
-		enrollment_id   TEXT NOT NULL,
-		status          TEXT NOT NULL,
-		substatus       TEXT NOT NULL,
-		operation_id    TEXT NOT NULL,
-		etag            TEXT NOT NULL,
-		payload         TEXT,
-		initial_twin    TEXT,
-		created_at      INTEGER NOT NULL,
-		updated_at      INTEGER NOT NULL,
-		PRIMARY KEY (tenant_id, registration_id)
-	) WITHOUT ROWID;`
-
-// migrationDPSSealed adds the sealed columns of the provisioning service
-// (store/seal.go): a registration's payload and initial twin, and the
-// initial twins of enrollment groups and individual enrollments. A NULL
-// sealed column marks a row written before, whose plaintext is still in the
-// old columns until SealPlaintext seals it; a sealed row has NULL there.
-const migrationDPSSealed = `ALTER TABLE registrations ADD COLUMN sealed BLOB;
-	ALTER TABLE enrollment_groups ADD COLUMN sealed BLOB;
-	ALTER TABLE enrollments ADD COLUMN sealed BLOB;`
-
 // IDScope returns the tenant's ID scope, creating it on first use.
 func (s *Store) IDScope(ctx context.Context, tenantID string) (string, error) {
 	var scope string

@@ -9,23 +9,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationStaffCredentials records the device credentials operator staff
-// made for customers' devices under the factory service access switch; they
-// go with their device.
-const migrationStaffCredentials = `CREATE TABLE staff_credentials (
-		id              TEXT PRIMARY KEY,
-		tenant_id       TEXT NOT NULL,
-		device_id       TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-		site_id         TEXT NOT NULL,
-		actor_user_id   TEXT NOT NULL,
-		actor_id        TEXT NOT NULL,
-		actor_name      TEXT NOT NULL,
-		actor_tenant_id TEXT NOT NULL,
-		created_at      INTEGER NOT NULL,
-		expires_at      INTEGER NOT NULL
-	);
-	CREATE INDEX staff_credentials_device ON staff_credentials(device_id)`
-
 // CreateStaffCredential records a credential made by operator staff.
 func (s *Store) CreateStaffCredential(ctx context.Context, c store.StaffCredential) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO staff_credentials (id, tenant_id, device_id, site_id, actor_user_id, actor_id,

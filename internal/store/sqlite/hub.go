@@ -11,47 +11,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationHub creates the tables of device twins, cloud-to-device
-// messages and the subscriptions of devices' persistent MQTT sessions. All
-// go with their device (ON DELETE CASCADE): DeleteDevice and DeleteTenant
-// need not know them.
-const migrationHub = `CREATE TABLE device_twins (
-		device_id        TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
-		tenant_id        TEXT NOT NULL,
-		version          INTEGER NOT NULL,
-		tags             TEXT NOT NULL,
-		desired          TEXT NOT NULL,
-		desired_version  INTEGER NOT NULL,
-		desired_meta     TEXT NOT NULL,
-		reported         TEXT NOT NULL,
-		reported_version INTEGER NOT NULL,
-		reported_meta    TEXT NOT NULL,
-		updated_at       INTEGER NOT NULL
-	) WITHOUT ROWID;
-	CREATE TABLE c2d_messages (
-		id             INTEGER PRIMARY KEY AUTOINCREMENT,
-		tenant_id      TEXT NOT NULL,
-		device_id      TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-		message_id     TEXT NOT NULL,
-		correlation_id TEXT NOT NULL,
-		properties     TEXT NOT NULL,
-		payload        BLOB NOT NULL,
-		state          TEXT NOT NULL,
-		created_at     INTEGER NOT NULL,
-		expires_at     INTEGER NOT NULL,
-		delivered_at   INTEGER NOT NULL DEFAULT 0,
-		completed_at   INTEGER NOT NULL DEFAULT 0,
-		expired_at     INTEGER NOT NULL DEFAULT 0,
-		delivery_count INTEGER NOT NULL DEFAULT 0,
-		UNIQUE (device_id, message_id)
-	);
-	CREATE INDEX c2d_device_state ON c2d_messages(device_id, state, id);
-	CREATE TABLE device_sessions (
-		device_id     TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
-		subscriptions TEXT NOT NULL,
-		updated_at    INTEGER NOT NULL
-	) WITHOUT ROWID;`
-
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }

@@ -12,124 +12,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationIdentity adds the tenant hierarchy's paths and contact data,
-// device metadata, sites, users, their sessions and one-time tokens, API
-// tokens acting for users, grants, and the audit trail's owner tenant.
-//
-// Address, contact and contract are JSON TEXT. Optional times are 0 when
-// zero, as elsewhere. A user's children (sessions, one-time tokens, API
-// tokens, grants made to them) go with the user, and sites, users and
-// grants go with their tenant (ON DELETE CASCADE), so DeleteUser and
-// DeleteTenant need not list them; a device's site is cleared when the
-// site goes (ON DELETE SET NULL). Grants name their site or device without
-// a foreign key: a revoked grant outlives its site, for the owner's record.
-//
-// Existing tenants get their paths from the parent chain.
-const migrationIdentity = `ALTER TABLE tenants ADD COLUMN path TEXT NOT NULL DEFAULT '';
-	ALTER TABLE tenants ADD COLUMN address TEXT NOT NULL DEFAULT '{}';
-	ALTER TABLE tenants ADD COLUMN contact TEXT NOT NULL DEFAULT '{}';
-	ALTER TABLE tenants ADD COLUMN contract TEXT NOT NULL DEFAULT '{}';
-	WITH RECURSIVE tree(id, path) AS (
-		SELECT id, id FROM tenants WHERE parent_id IS NULL
-		UNION ALL
-		SELECT t.id, tree.path || '/' || t.id FROM tenants t JOIN tree ON t.parent_id = tree.id
-	)
-	UPDATE tenants SET path = COALESCE((SELECT path FROM tree WHERE tree.id = tenants.id), id);
-	CREATE UNIQUE INDEX tenants_path ON tenants(path);
-	CREATE INDEX tenants_parent ON tenants(parent_id);
-
-	CREATE TABLE sites (
-		id                        TEXT PRIMARY KEY,
-		tenant_id                 TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		name                      TEXT NOT NULL,
-		address                   TEXT NOT NULL DEFAULT '{}',
-		factory_access            INTEGER NOT NULL DEFAULT 0,
-		factory_access_changed_at INTEGER NOT NULL DEFAULT 0,
-		created_at                INTEGER NOT NULL
-	);
-	CREATE INDEX sites_tenant ON sites(tenant_id, id);
-
-	ALTER TABLE devices ADD COLUMN site_id TEXT REFERENCES sites(id) ON DELETE SET NULL;
-	ALTER TABLE devices ADD COLUMN name TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN serial_number TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN meter_number TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN measurement_location TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN installation_place TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN model TEXT NOT NULL DEFAULT '';
-	ALTER TABLE devices ADD COLUMN firmware_version TEXT NOT NULL DEFAULT '';
-	CREATE INDEX devices_site ON devices(site_id, id);
-
-	CREATE TABLE users (
-		id            TEXT PRIMARY KEY,
-		tenant_id     TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		email         TEXT NOT NULL UNIQUE,
-		first_name    TEXT NOT NULL,
-		last_name     TEXT NOT NULL,
-		phone         TEXT NOT NULL,
-		company       TEXT NOT NULL,
-		address       TEXT NOT NULL DEFAULT '{}',
-		role          TEXT NOT NULL,
-		supporter_id  TEXT UNIQUE,
-		status        TEXT NOT NULL,
-		password_hash TEXT NOT NULL DEFAULT '',
-		totp_secret   BLOB,
-		totp_enabled  INTEGER NOT NULL DEFAULT 0,
-		failed_logins INTEGER NOT NULL DEFAULT 0,
-		locked_until  INTEGER NOT NULL DEFAULT 0,
-		last_login_at INTEGER NOT NULL DEFAULT 0,
-		created_by    TEXT NOT NULL DEFAULT '',
-		created_at    INTEGER NOT NULL
-	);
-	CREATE INDEX users_tenant ON users(tenant_id, id);
-
-	CREATE TABLE sessions (
-		id           TEXT PRIMARY KEY,
-		user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-		hash         BLOB NOT NULL UNIQUE,
-		created_at   INTEGER NOT NULL,
-		last_seen_at INTEGER NOT NULL,
-		expires_at   INTEGER NOT NULL,
-		ip           TEXT NOT NULL,
-		user_agent   TEXT NOT NULL
-	);
-	CREATE INDEX sessions_user ON sessions(user_id, created_at);
-
-	CREATE TABLE user_tokens (
-		hash       BLOB PRIMARY KEY,
-		user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-		purpose    TEXT NOT NULL,
-		created_at INTEGER NOT NULL,
-		expires_at INTEGER NOT NULL,
-		UNIQUE (user_id, purpose)
-	);
-
-	ALTER TABLE api_tokens ADD COLUMN user_id TEXT REFERENCES users(id) ON DELETE CASCADE;
-	ALTER TABLE api_tokens ADD COLUMN scopes TEXT NOT NULL DEFAULT '';
-	ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
-	ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
-	CREATE INDEX api_tokens_user ON api_tokens(user_id, created_at);
-
-	CREATE TABLE grants (
-		id                TEXT PRIMARY KEY,
-		tenant_id         TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-		supporter_user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-		site_id           TEXT,
-		device_id         TEXT,
-		expires_at        INTEGER NOT NULL DEFAULT 0,
-		created_by        TEXT NOT NULL,
-		created_at        INTEGER NOT NULL,
-		revoked_at        INTEGER NOT NULL DEFAULT 0,
-		revoked_by        TEXT NOT NULL DEFAULT '',
-		CHECK ((site_id IS NULL) <> (device_id IS NULL))
-	);
-	CREATE INDEX grants_supporter ON grants(supporter_user_id, created_at);
-	CREATE INDEX grants_tenant ON grants(tenant_id, created_at);
-	CREATE INDEX grants_site ON grants(site_id);
-	CREATE INDEX grants_device ON grants(device_id);
-
-	ALTER TABLE audit_log ADD COLUMN owner_tenant_id TEXT NOT NULL DEFAULT '';
-	CREATE INDEX audit_log_owner ON audit_log(owner_tenant_id, seq);`
-
 // rowScanner is a *sql.Row or *sql.Rows.
 type rowScanner interface{ Scan(...any) error }
 
@@ -972,10 +854,6 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int64, error) 
 	}
 	return n, nil
 }
-
-// migrationTOTPStep remembers the last TOTP time step used, so a code
-// cannot be used twice.
-const migrationTOTPStep = `ALTER TABLE users ADD COLUMN totp_step INTEGER NOT NULL DEFAULT 0`
 
 // UseTOTPStep records a used TOTP step unless it is not after the last.
 func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64) error {

@@ -9,26 +9,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationSealed adds the sealed columns of machine data (store/seal.go).
-// A NULL sealed column marks a row written before: its plaintext is still
-// in the old columns until SealPlaintext seals it and empties them. The
-// alarm evaluator's state moves to monitor_states, one sealed row per key
-// and tenant; monitor_state keeps a state saved before, until the next save
-// replaces it.
-const migrationSealed = `ALTER TABLE device_twins ADD COLUMN sealed BLOB;
-	ALTER TABLE c2d_messages ADD COLUMN sealed BLOB;
-	ALTER TABLE alarms ADD COLUMN sealed BLOB;
-	ALTER TABLE alarms ADD COLUMN sealed_comment BLOB;
-	ALTER TABLE deliveries ADD COLUMN sealed BLOB;
-	ALTER TABLE deliveries ADD COLUMN sealed_error BLOB;
-	ALTER TABLE maintenance_plans ADD COLUMN sealed BLOB;
-	CREATE TABLE monitor_states (
-		key       TEXT NOT NULL,
-		tenant_id TEXT NOT NULL,
-		sealed    BLOB NOT NULL,
-		PRIMARY KEY (key, tenant_id)
-	) WITHOUT ROWID;`
-
 // metaCompactPending is set in the transaction that replaces plaintext,
 // and removed once CompactSealed has rewritten the file: a crash in
 // between leaves it set, and the next start compacts.

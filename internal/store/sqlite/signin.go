@@ -10,33 +10,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationSignInFailures counts failed sign-ins per address (known or
-// not), and migrationRetiredIDs keeps the ids of deleted tenants (those
-// of tenants deleted before it are found in the audit trail).
-const (
-	migrationSignInFailures = `CREATE TABLE sign_in_failures (
-		key          BLOB PRIMARY KEY,
-		failures     INTEGER NOT NULL,
-		last_at      INTEGER NOT NULL,
-		locked_until INTEGER NOT NULL DEFAULT 0
-	);
-	CREATE INDEX sign_in_failures_last ON sign_in_failures(last_at);`
-	migrationRetiredIDs = `CREATE TABLE retired_ids (
-		kind       TEXT NOT NULL,
-		id         TEXT NOT NULL,
-		retired_at INTEGER NOT NULL,
-		PRIMARY KEY (kind, id)
-	);
-	` + backfillRetiredTenants
-	// backfillRetiredTenants retires the ids of tenants deleted before
-	// retired_ids existed: every tenant the audit trail names that is gone.
-	backfillRetiredTenants = `INSERT OR IGNORE INTO retired_ids (kind, id, retired_at)
-		SELECT 'tenant', id, 0 FROM (
-			SELECT owner_tenant_id AS id FROM audit_log WHERE owner_tenant_id <> ''
-			UNION SELECT tenant_id FROM audit_log WHERE tenant_id <> ''
-		) WHERE id NOT IN (SELECT id FROM tenants);`
-)
-
 // SignInFailures returns a key's count of failed sign-ins.
 func (s *Store) SignInFailures(ctx context.Context, key []byte) (store.SignInFailure, error) {
 	var f store.SignInFailure

@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -69,133 +69,21 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// migrations are applied in order; the index+1 is the schema version.
-var migrations = []string{
-	`CREATE TABLE meta (
-		key   TEXT PRIMARY KEY,
-		value TEXT NOT NULL
-	);
-	CREATE TABLE tenants (
-		id         TEXT PRIMARY KEY,
-		parent_id  TEXT REFERENCES tenants(id),
-		name       TEXT NOT NULL,
-		created_at INTEGER NOT NULL,
-		retention_days INTEGER NOT NULL DEFAULT 0
-	);
-	CREATE TABLE tenant_keys (
-		id         INTEGER PRIMARY KEY AUTOINCREMENT,
-		tenant_id  TEXT NOT NULL,
-		wrapped    BLOB NOT NULL,
-		created_at INTEGER NOT NULL
-	);
-	CREATE INDEX tenant_keys_tenant ON tenant_keys(tenant_id, id);
-	CREATE TABLE devices (
-		id            TEXT PRIMARY KEY,
-		tenant_id     TEXT NOT NULL REFERENCES tenants(id),
-		status        TEXT NOT NULL,
-		primary_key   BLOB NOT NULL,
-		secondary_key BLOB NOT NULL,
-		created_at    INTEGER NOT NULL,
-		last_seen     INTEGER NOT NULL DEFAULT 0,
-		last_ip       TEXT NOT NULL DEFAULT ''
-	);
-	CREATE INDEX devices_tenant ON devices(tenant_id, id);
-	CREATE TABLE api_tokens (
-		id         TEXT PRIMARY KEY,
-		tenant_id  TEXT NOT NULL REFERENCES tenants(id),
-		name       TEXT NOT NULL,
-		role       TEXT NOT NULL,
-		hash       BLOB NOT NULL UNIQUE,
-		created_at INTEGER NOT NULL
-	);
-	CREATE TABLE message_ids (
-		device_id   TEXT NOT NULL,
-		message_id  TEXT NOT NULL,
-		tenant_id   TEXT NOT NULL,
-		received_at INTEGER NOT NULL,
-		PRIMARY KEY (device_id, message_id)
-	) WITHOUT ROWID;
-	CREATE INDEX message_ids_received ON message_ids(received_at);
-	CREATE TABLE head (
-		id          INTEGER PRIMARY KEY AUTOINCREMENT,
-		tenant_id   TEXT NOT NULL,
-		device_id   TEXT NOT NULL,
-		message_id  TEXT NOT NULL,
-		received_at INTEGER NOT NULL,
-		min_ts      INTEGER NOT NULL,
-		max_ts      INTEGER NOT NULL,
-		blob        BLOB NOT NULL
-	);
-	CREATE INDEX head_device ON head(device_id, id);
-	CREATE TABLE head_stats (
-		device_id TEXT PRIMARY KEY,
-		tenant_id TEXT NOT NULL,
-		rows      INTEGER NOT NULL,
-		oldest    INTEGER NOT NULL
-	) WITHOUT ROWID;
-	CREATE TABLE chunks (
-		id        INTEGER PRIMARY KEY AUTOINCREMENT,
-		tenant_id TEXT NOT NULL,
-		device_id TEXT NOT NULL,
-		metric    TEXT NOT NULL,
-		start_ts  INTEGER NOT NULL,
-		end_ts    INTEGER NOT NULL,
-		count     INTEGER NOT NULL,
-		blob      BLOB NOT NULL
-	);
-	CREATE INDEX chunks_series ON chunks(device_id, metric, end_ts);
-	CREATE INDEX chunks_tenant ON chunks(tenant_id, end_ts);
-	CREATE TABLE latest (
-		device_id TEXT PRIMARY KEY,
-		tenant_id TEXT NOT NULL,
-		blob      BLOB NOT NULL
-	) WITHOUT ROWID;
-	CREATE TABLE rejected (
-		id          INTEGER PRIMARY KEY AUTOINCREMENT,
-		tenant_id   TEXT NOT NULL,
-		device_id   TEXT NOT NULL,
-		message_id  TEXT NOT NULL,
-		topic       TEXT NOT NULL,
-		reason      TEXT NOT NULL,
-		payload     BLOB NOT NULL,
-		received_at INTEGER NOT NULL
-	);
-	CREATE INDEX rejected_device ON rejected(device_id, id);
-	CREATE INDEX rejected_tenant ON rejected(tenant_id, received_at);`,
-	migrationHub,
-	migrationDPS,
-	migrationAudit,
-	migrationIdentity,
-	migrationAlarm,
-	migrationTOTPStep,
-	migrationSignInFailures,
-	migrationRetiredIDs,
-	migrationRejectedSealed,
-	migrationModelID,
-	migrationStaffCredentials,
-	migrationSealed,
-	migrationDPSSealed,
-}
-
-// migrationModelID: the model id a device announces at connect.
-const migrationModelID = `ALTER TABLE devices ADD COLUMN model_id TEXT NOT NULL DEFAULT ''`
-
-// migrationRejectedSealed: rejected messages keep their size, and their
-// topic, reason and hash encrypted (sealed); the payload column holds only
-// a prefix from then on.
-const migrationRejectedSealed = `ALTER TABLE rejected ADD COLUMN size INTEGER NOT NULL DEFAULT -1;
-	ALTER TABLE rejected ADD COLUMN sealed BLOB`
-
 // Migrate applies pending migrations and makes sure the root tenant exists.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, len(migrations)) }
+func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, len(database.Migrations())) }
 
 // MigrateBeforeSealing brings a new database to the schema just before
 // machine data was sealed, for tests of the upgrade from it.
 func (s *Store) MigrateBeforeSealing(ctx context.Context) error {
-	return s.migrate(ctx, slices.Index(migrations, migrationSealed))
+	v, err := database.MigrationVersion("sealed")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return s.migrate(ctx, v-1)
 }
 
 func (s *Store) migrate(ctx context.Context, upTo int) error {
+	migrations := database.Migrations()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -209,7 +97,7 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 		return fmt.Errorf("migrate: database schema version %d is newer than this warden (%d)", version, len(migrations))
 	}
 	for i := version; i < upTo; i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+		if _, err := tx.ExecContext(ctx, migrations[i].SQL(database.SQLite)); err != nil {
 			return fmt.Errorf("migrate to version %d: %w", i+1, err)
 		}
 	}
