@@ -7,6 +7,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -14,14 +15,19 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
 
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
+	*sqlstore.Store // the methods both engines share
+
 	pool *pgxpool.Pool
+	db   *sql.DB // pool behind database/sql, for the shared methods
 	// horizonWait bounds how long DeleteTenantKeys waits for older
 	// transactions to end before it vacuums anyway.
 	horizonWait time.Duration
@@ -53,14 +59,21 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	return &Store{pool: pool, horizonWait: 15 * time.Second}, nil
+	db := stdlib.OpenDBFromPool(pool)
+	return &Store{
+		Store:       sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
+		pool:        pool,
+		db:          db,
+		horizonWait: 15 * time.Second,
+	}, nil
 }
 
 // Close closes the connection pool, waiting for connections in use to be
 // released.
 func (s *Store) Close() error {
+	err := s.db.Close()
 	s.pool.Close()
-	return nil
+	return err
 }
 
 // migrateLock is the pg_advisory_xact_lock key that serialises Migrate

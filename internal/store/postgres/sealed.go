@@ -22,7 +22,10 @@ const sealedTables = `device_twins, c2d_messages, alarms, deliveries, maintenanc
 const metaCompactPending = "sealed_compact_pending"
 
 // SetSealer sets the keyring machine data is sealed with.
-func (s *Store) SetSealer(sl store.Sealer) { s.sealer = sl }
+func (s *Store) SetSealer(sl store.Sealer) {
+	s.sealer = sl
+	s.Store.SetSealer(sl)
+}
 
 const sealBatch = 200
 

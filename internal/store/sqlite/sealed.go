@@ -15,7 +15,10 @@ import (
 const metaCompactPending = "sealed_compact_pending"
 
 // SetSealer sets the keyring machine data is sealed with.
-func (s *Store) SetSealer(sl store.Sealer) { s.sealer = sl }
+func (s *Store) SetSealer(sl store.Sealer) {
+	s.sealer = sl
+	s.Store.SetSealer(sl)
+}
 
 // sealBatch is how many plaintext rows SealPlaintext seals per transaction.
 const sealBatch = 200

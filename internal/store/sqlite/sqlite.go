@@ -14,12 +14,15 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/sqlstore"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // Store is a store.Store on a SQLite file.
 type Store struct {
+	*sqlstore.Store // the methods both engines share
+
 	w *sql.DB // exactly one connection: all writes
 	r *sql.DB // readers
 
@@ -61,7 +64,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{w: w, r: r}, nil
+	return &Store{Store: sqlstore.New(database.DB{Dialect: database.SQLite, W: w, R: r}), w: w, r: r}, nil
 }
 
 // Close closes both connection pools.
