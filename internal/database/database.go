@@ -74,6 +74,16 @@ func (d Dialect) Rebind(query string) string {
 	return b.String()
 }
 
+// Param is a ? placeholder whose value has SQL type typ: PostgreSQL must
+// be told the type of a parameter it cannot infer (as in "? IS NULL" or
+// COALESCE(?, col)); SQLite needs no type.
+func (d Dialect) Param(typ string) string {
+	if d == Postgres {
+		return "?::" + typ
+	}
+	return "?"
+}
+
 // The PostgreSQL error codes the store maps.
 const (
 	pgUniqueViolation     = "23505"
