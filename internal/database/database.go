@@ -84,6 +84,15 @@ func (d Dialect) Param(typ string) string {
 	return "?"
 }
 
+// Limit is the argument of LIMIT ? for a limit n: a negative n means no
+// limit (SQLite takes a negative LIMIT so, PostgreSQL takes NULL).
+func (d Dialect) Limit(n int) any {
+	if n < 0 && d == Postgres {
+		return nil
+	}
+	return int64(n)
+}
+
 // The PostgreSQL error codes the store maps.
 const (
 	pgUniqueViolation     = "23505"

@@ -140,29 +140,6 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 	return nil
 }
 
-// GetMeta reads a server setting.
-func (s *Store) GetMeta(ctx context.Context, key string) (string, error) {
-	var v string
-	err := s.pool.QueryRow(ctx, `SELECT value FROM meta WHERE key = $1`, key).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", fmt.Errorf("meta %q: %w", key, store.ErrNotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("meta %q: %w", key, err)
-	}
-	return v, nil
-}
-
-// SetMeta writes a server setting.
-func (s *Store) SetMeta(ctx context.Context, key, value string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
-	if err != nil {
-		return fmt.Errorf("set meta %q: %w", key, err)
-	}
-	return nil
-}
-
 // CreateDevice registers a device with its metadata; a site must be one of
 // the device's tenant.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
@@ -207,39 +184,6 @@ func scanDevice(row pgx.Row) (store.Device, error) {
 	return d, nil
 }
 
-// GetDevice looks a device up by id.
-func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
-	d, err := scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Device{}, fmt.Errorf("device %q: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Device{}, fmt.Errorf("get device %q: %w", id, err)
-	}
-	return d, nil
-}
-
-// ListDevices returns a tenant's devices in id order.
-func (s *Store) ListDevices(ctx context.Context, tenantID string) ([]store.Device, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+deviceColumns+` FROM devices WHERE tenant_id = $1 ORDER BY id`, tenantID)
-	if err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list devices: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	return out, nil
-}
-
 // execOne runs an UPDATE of one device and reports ErrNotFound if it
 // matched no row.
 func (s *Store) execOne(ctx context.Context, what, id, query string, args ...any) error {
@@ -251,18 +195,6 @@ func (s *Store) execOne(ctx context.Context, what, id, query string, args ...any
 		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
 	}
 	return nil
-}
-
-// SetDeviceStatus enables or disables a device.
-func (s *Store) SetDeviceStatus(ctx context.Context, tenantID, id string, st store.DeviceStatus) error {
-	return s.execOne(ctx, "set status of device", id,
-		`UPDATE devices SET status = $1 WHERE tenant_id = $2 AND id = $3`, string(st), tenantID, id)
-}
-
-// SetDeviceKeys replaces a device's symmetric keys.
-func (s *Store) SetDeviceKeys(ctx context.Context, tenantID, id string, primary, secondary []byte) error {
-	return s.execOne(ctx, "set keys of device", id,
-		`UPDATE devices SET primary_key = $1, secondary_key = $2 WHERE tenant_id = $3 AND id = $4`, primary, secondary, tenantID, id)
 }
 
 // TouchDevices records devices' latest activity in one statement.
@@ -345,27 +277,6 @@ func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
 	return nil
 }
 
-// APITokenByHash finds a token by its hash, expired or not.
-func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error) {
-	t, err := scanAPIToken(s.pool.QueryRow(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE hash = $1`, hash))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.APIToken{}, fmt.Errorf("api token: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.APIToken{}, fmt.Errorf("api token: %w", err)
-	}
-	return t, nil
-}
-
-// ForgetMessageIDs drops old dedup records.
-func (s *Store) ForgetMessageIDs(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM message_ids WHERE received_at < $1`, before.UnixMilli())
-	if err != nil {
-		return 0, fmt.Errorf("forget message ids: %w", err)
-	}
-	return tag.RowsAffected(), nil
-}
-
 // checkDevice returns ErrNotFound unless the device belongs to the tenant.
 func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) error {
 	var one int
@@ -420,62 +331,6 @@ func (s *Store) AddRejected(ctx context.Context, r store.Rejected) error {
 		return fmt.Errorf("add rejected: commit: %w", err)
 	}
 	return nil
-}
-
-// ListRejected returns a device's rejected messages, newest first.
-func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, limit int) ([]store.Rejected, error) {
-	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
-		FROM rejected WHERE device_id = $1 ORDER BY id DESC LIMIT $2`, deviceID, limitArg(limit))
-	if err != nil {
-		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-	}
-	defer rows.Close()
-	out := []store.Rejected{}
-	for rows.Next() {
-		var r store.Rejected
-		var at int64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
-			return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-		}
-		r.ReceivedAt = time.UnixMilli(at).UTC()
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-	}
-	return out, nil
-}
-
-// OldRejected returns up to limit rejected messages kept in the old form
-// with an id above afterID, in id order, stopping after the one that
-// brings their payloads to maxBytes.
-func (s *Store) OldRejected(ctx context.Context, afterID int64, limit int, maxBytes int64) ([]store.Rejected, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
-		FROM rejected WHERE size = $1 AND id > $2 ORDER BY id LIMIT $3`, store.RejectedOld, afterID, limitArg(limit))
-	if err != nil {
-		return nil, fmt.Errorf("old rejected messages: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Rejected
-	for rows.Next() {
-		var r store.Rejected
-		var at int64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
-			return nil, fmt.Errorf("old rejected messages: %w", err)
-		}
-		r.ReceivedAt = time.UnixMilli(at).UTC()
-		out = append(out, r)
-		if maxBytes -= int64(len(r.Payload)); maxBytes <= 0 {
-			break
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("old rejected messages: %w", err)
-	}
-	return out, nil
 }
 
 // UpgradeRejected stores the new form of old rejected messages, each only

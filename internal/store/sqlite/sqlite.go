@@ -12,11 +12,11 @@ import (
 	"strings"
 	"time"
 
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // Store is a store.Store on a SQLite file.
@@ -114,29 +114,6 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 	return tx.Commit()
 }
 
-// GetMeta reads a server setting.
-func (s *Store) GetMeta(ctx context.Context, key string) (string, error) {
-	var v string
-	err := s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("meta %q: %w", key, store.ErrNotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("meta %q: %w", key, err)
-	}
-	return v, nil
-}
-
-// SetMeta writes a server setting.
-func (s *Store) SetMeta(ctx context.Context, key, value string) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
-	if err != nil {
-		return fmt.Errorf("set meta %q: %w", key, err)
-	}
-	return nil
-}
-
 // CreateDevice registers a device with its metadata; a site must be one of
 // the device's tenant.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
@@ -180,39 +157,6 @@ func scanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
 	return d, nil
 }
 
-// GetDevice looks a device up by id.
-func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
-	d, err := scanDevice(s.r.QueryRowContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Device{}, fmt.Errorf("device %q: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Device{}, fmt.Errorf("get device %q: %w", id, err)
-	}
-	return d, nil
-}
-
-// ListDevices returns a tenant's devices in id order.
-func (s *Store) ListDevices(ctx context.Context, tenantID string) ([]store.Device, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? ORDER BY id`, tenantID)
-	if err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list devices: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	return out, nil
-}
-
 func (s *Store) execOne(ctx context.Context, what, id, query string, args ...any) error {
 	res, err := s.w.ExecContext(ctx, query, args...)
 	if err != nil {
@@ -224,18 +168,6 @@ func (s *Store) execOne(ctx context.Context, what, id, query string, args ...any
 		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
 	}
 	return nil
-}
-
-// SetDeviceStatus enables or disables a device.
-func (s *Store) SetDeviceStatus(ctx context.Context, tenantID, id string, st store.DeviceStatus) error {
-	return s.execOne(ctx, "set status of device", id,
-		`UPDATE devices SET status = ? WHERE tenant_id = ? AND id = ?`, string(st), tenantID, id)
-}
-
-// SetDeviceKeys replaces a device's symmetric keys.
-func (s *Store) SetDeviceKeys(ctx context.Context, tenantID, id string, primary, secondary []byte) error {
-	return s.execOne(ctx, "set keys of device", id,
-		`UPDATE devices SET primary_key = ?, secondary_key = ? WHERE tenant_id = ? AND id = ?`, primary, secondary, tenantID, id)
 }
 
 // TouchDevices records devices' latest activity in one transaction (one
@@ -346,27 +278,6 @@ func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
 	return nil
 }
 
-// APITokenByHash finds a token by its hash, expired or not.
-func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error) {
-	t, err := scanAPIToken(s.r.QueryRowContext(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE hash = ?`, hash))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.APIToken{}, fmt.Errorf("api token: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.APIToken{}, fmt.Errorf("api token: %w", err)
-	}
-	return t, nil
-}
-
-// ForgetMessageIDs drops old dedup records.
-func (s *Store) ForgetMessageIDs(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM message_ids WHERE received_at < ?`, before.UnixMilli())
-	if err != nil {
-		return 0, fmt.Errorf("forget message ids: %w", err)
-	}
-	return res.RowsAffected()
-}
-
 // checkDevice returns ErrNotFound unless the device belongs to the tenant.
 func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) error {
 	var one int
@@ -406,62 +317,6 @@ func (s *Store) AddRejected(ctx context.Context, r store.Rejected) error {
 		return fmt.Errorf("add rejected: trim: %w", err)
 	}
 	return tx.Commit()
-}
-
-// ListRejected returns a device's rejected messages, newest first.
-func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, limit int) ([]store.Rejected, error) {
-	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
-		return nil, err
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
-		FROM rejected WHERE device_id = ? ORDER BY id DESC LIMIT ?`, deviceID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-	}
-	defer rows.Close()
-	out := []store.Rejected{}
-	for rows.Next() {
-		var r store.Rejected
-		var at int64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
-			return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-		}
-		r.ReceivedAt = time.UnixMilli(at).UTC()
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-	}
-	return out, nil
-}
-
-// OldRejected returns up to limit rejected messages kept in the old form
-// with an id above afterID, in id order, stopping after the one that
-// brings their payloads to maxBytes.
-func (s *Store) OldRejected(ctx context.Context, afterID int64, limit int, maxBytes int64) ([]store.Rejected, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
-		FROM rejected WHERE size = ? AND id > ? ORDER BY id LIMIT ?`, store.RejectedOld, afterID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("old rejected messages: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Rejected
-	for rows.Next() {
-		var r store.Rejected
-		var at int64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
-			return nil, fmt.Errorf("old rejected messages: %w", err)
-		}
-		r.ReceivedAt = time.UnixMilli(at).UTC()
-		out = append(out, r)
-		if maxBytes -= int64(len(r.Payload)); maxBytes <= 0 {
-			break
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("old rejected messages: %w", err)
-	}
-	return out, nil
 }
 
 // UpgradeRejected stores the new form of old rejected messages, each only
