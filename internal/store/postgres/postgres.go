@@ -184,19 +184,6 @@ func scanDevice(row pgx.Row) (store.Device, error) {
 	return d, nil
 }
 
-// execOne runs an UPDATE of one device and reports ErrNotFound if it
-// matched no row.
-func (s *Store) execOne(ctx context.Context, what, id, query string, args ...any) error {
-	tag, err := s.pool.Exec(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("%s %q: %w", what, id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
-	}
-	return nil
-}
-
 // TouchDevices records devices' latest activity in one statement.
 func (s *Store) TouchDevices(ctx context.Context, seen []store.DeviceSeen) error {
 	if len(seen) == 0 {

@@ -157,19 +157,6 @@ func scanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
 	return d, nil
 }
 
-func (s *Store) execOne(ctx context.Context, what, id, query string, args ...any) error {
-	res, err := s.w.ExecContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("%s %q: %w", what, id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("%s %q: %w", what, id, err)
-	} else if n == 0 {
-		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
-	}
-	return nil
-}
-
 // TouchDevices records devices' latest activity in one transaction (one
 // fsync, however many devices).
 func (s *Store) TouchDevices(ctx context.Context, seen []store.DeviceSeen) error {
