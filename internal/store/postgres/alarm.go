@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -38,7 +39,7 @@ func scanSealedAlarm(row pgx.Row) (sealedAlarm, error) {
 		return sealedAlarm{}, err
 	}
 	a.Retriggers = int(retriggers)
-	a.RaisedAt, a.LastAt, a.AckedAt, a.ClearedAt = optTime(raised), optTime(last), optTime(acked), optTime(cleared)
+	a.RaisedAt, a.LastAt, a.AckedAt, a.ClearedAt = database.Time(raised), database.Time(last), database.Time(acked), database.Time(cleared)
 	return a, nil
 }
 
@@ -132,13 +133,13 @@ func (s *Store) applyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 		c := changes[i]
 		var q *pgx.QueuedQuery
 		if c.Kind == changeCleared {
-			q = b.Queue(clearAlarm, optMillis(c.At), c.By, c.RuleID, c.DeviceID)
+			q = b.Queue(clearAlarm, database.Millis(c.At), c.By, c.RuleID, c.DeviceID)
 		} else {
 			kind := c.Alarm
 			if kind == "" {
 				kind = store.AlarmKindRule
 			}
-			q = b.Queue(raiseAlarm, c.TenantID, c.RuleID, c.DeviceID, c.SiteID, kind, c.Severity, optMillis(c.At), sealed[i])
+			q = b.Queue(raiseAlarm, c.TenantID, c.RuleID, c.DeviceID, c.SiteID, kind, c.Severity, database.Millis(c.At), sealed[i])
 		}
 		q.QueryRow(func(row pgx.Row) error {
 			a, err := scanSealedAlarm(row)

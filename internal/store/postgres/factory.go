@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -34,6 +35,6 @@ func (s *Store) GetStaffCredential(ctx context.Context, id string) (store.StaffC
 	if err != nil {
 		return c, fmt.Errorf("get staff credential %q: %w", id, err)
 	}
-	c.CreatedAt, c.ExpiresAt = optTime(created), optTime(expires)
+	c.CreatedAt, c.ExpiresAt = database.Time(created), database.Time(expires)
 	return c, nil
 }

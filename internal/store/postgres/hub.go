@@ -157,13 +157,6 @@ func (s *Store) SetInitialTwin(ctx context.Context, tenantID, deviceID string, t
 	return err
 }
 
-func optTime(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms).UTC()
-}
-
 // EnqueueC2D queues a cloud-to-device message. The device row is locked so
 // that concurrent sends count the queue one after the other.
 func (s *Store) EnqueueC2D(ctx context.Context, m store.C2DMessage, maxPending int) (store.C2DMessage, error) {

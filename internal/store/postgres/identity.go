@@ -2,26 +2,17 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
-
-// optMillis is t in Unix ms, 0 for the zero time (optTime's inverse).
-func optMillis(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
 
 // nullIfEmpty passes an empty string as NULL.
 func nullIfEmpty(s string) *string {
@@ -29,46 +20,6 @@ func nullIfEmpty(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-// toJSON encodes an address, contact or contract for a TEXT column.
-func toJSON(v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
-// fromJSON decodes a column written by toJSON; empty is the zero value.
-func fromJSON(s string, v any) error {
-	if s == "" {
-		return nil
-	}
-	return json.Unmarshal([]byte(s), v)
-}
-
-// normContract stores contract dates like every other time: UTC, in
-// milliseconds.
-func normContract(c store.Contract) store.Contract {
-	for _, t := range []*time.Time{&c.Start, &c.End} {
-		if !t.IsZero() {
-			*t = t.UTC().Truncate(time.Millisecond)
-		}
-	}
-	return c
-}
-
-// tenantJSON encodes a tenant's address, contact and contract.
-func tenantJSON(t store.Tenant) (addr, contact, contract string, err error) {
-	if addr, err = toJSON(t.Address); err != nil {
-		return
-	}
-	if contact, err = toJSON(t.Contact); err != nil {
-		return
-	}
-	contract, err = toJSON(normContract(t.Contract))
-	return
 }
 
 // filter collects the conditions of a WHERE clause; each "?" of a
@@ -109,10 +60,7 @@ func (f *filter) where() string {
 // next is the placeholder of the next argument.
 func (f *filter) next() string { return "$" + strconv.Itoa(len(f.args)+1) }
 
-func isForeignKeyViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == foreignKeyViolation
-}
+func isForeignKeyViolation(err error) bool { return database.Postgres.IsForeignKeyViolation(err) }
 
 // collect scans every row with scan; the result is never nil.
 func collect[T any](rows pgx.Rows, err error, scan func(pgx.Row) (T, error)) ([]T, error) {
@@ -222,7 +170,7 @@ const userColumns = `id, tenant_id, email, first_name, last_name, phone, company
 
 // CreateUser adds an account. The e-mail address is stored in lower case.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	addr, err := toJSON(u.Address)
+	addr, err := sqlstore.ToJSON(u.Address)
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.ID, err)
 	}
@@ -230,7 +178,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		u.ID, u.TenantID, strings.ToLower(u.Email), u.FirstName, u.LastName, u.Phone, u.Company, addr, string(u.Role),
 		nullIfEmpty(u.SupporterID), string(u.Status), u.PasswordHash, u.TOTPSecret, u.TOTPEnabled, int32(u.FailedLogins),
-		optMillis(u.LockedUntil), optMillis(u.LastLoginAt), u.CreatedBy, optMillis(u.CreatedAt))
+		database.Millis(u.LockedUntil), database.Millis(u.LastLoginAt), u.CreatedBy, database.Millis(u.CreatedAt))
 	switch {
 	case isUniqueViolation(err):
 		return fmt.Errorf("user %q (%s): id, e-mail address or supporter id taken: %w", u.ID, u.Email, store.ErrConflict)
@@ -262,7 +210,7 @@ func scanAPIToken(row pgx.Row) (store.APIToken, error) {
 		t.UserID = *user
 	}
 	t.Role, t.Scopes = store.Role(role), strings.Fields(scopes)
-	t.CreatedAt, t.ExpiresAt, t.LastUsedAt = time.UnixMilli(created).UTC(), optTime(expires), optTime(used)
+	t.CreatedAt, t.ExpiresAt, t.LastUsedAt = time.UnixMilli(created).UTC(), database.Time(expires), database.Time(used)
 	return t, nil
 }
 
@@ -309,8 +257,8 @@ func (s *Store) CreateGrant(ctx context.Context, g store.Grant) error {
 		)
 		INSERT INTO grants (`+grantColumns+`)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM target`,
-		g.ID, g.TenantID, g.SupporterUserID, nullIfEmpty(g.SiteID), nullIfEmpty(g.DeviceID), optMillis(g.ExpiresAt),
-		g.CreatedBy, optMillis(g.CreatedAt), optMillis(g.RevokedAt), g.RevokedBy, target)
+		g.ID, g.TenantID, g.SupporterUserID, nullIfEmpty(g.SiteID), nullIfEmpty(g.DeviceID), database.Millis(g.ExpiresAt),
+		g.CreatedBy, database.Millis(g.CreatedAt), database.Millis(g.RevokedAt), g.RevokedBy, target)
 	switch {
 	case isUniqueViolation(err):
 		return fmt.Errorf("grant %q: %w", g.ID, store.ErrConflict)
@@ -343,4 +291,12 @@ func (s *Store) RevokeGrant(ctx context.Context, id, by string, at time.Time) er
 		return err
 	}
 	return fmt.Errorf("grant %q: already revoked: %w", id, store.ErrConflict)
+}
+
+// fromJSON decodes a column written as JSON; empty is the zero value.
+func fromJSON(s string, v any) error { return sqlstore.FromJSON(s, v) }
+
+// tenantJSON encodes a tenant's address, contact and contract.
+func tenantJSON(t store.Tenant) (addr, contact, contract string, err error) {
+	return sqlstore.TenantJSON(t)
 }

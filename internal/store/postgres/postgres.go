@@ -248,7 +248,7 @@ func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
 		WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $3 AND tenant_id = $2)`,
 		t.ID, t.TenantID, nullIfEmpty(t.UserID), t.Name, string(t.Role), scopes, t.Hash, t.CreatedAt.UnixMilli(),
-		optMillis(t.ExpiresAt), optMillis(t.LastUsedAt))
+		database.Millis(t.ExpiresAt), database.Millis(t.LastUsedAt))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("api token %q: %w", t.ID, store.ErrConflict)
 	}
@@ -358,10 +358,7 @@ func (s *Store) UpgradeRejected(ctx context.Context, rs []store.Rejected) (int64
 // uniqueViolation is PostgreSQL's SQLSTATE for unique_violation.
 const uniqueViolation = "23505"
 
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == uniqueViolation
-}
+func isUniqueViolation(err error) bool { return database.Postgres.IsUniqueViolation(err) }
 
 // Reset drops every Warden table, leaving an empty database for Migrate.
 // It destroys all data: only `warden bench storage --database` uses it, on a

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -33,6 +34,6 @@ func (s *Store) GetStaffCredential(ctx context.Context, id string) (store.StaffC
 	if err != nil {
 		return c, fmt.Errorf("get staff credential %q: %w", id, err)
 	}
-	c.CreatedAt, c.ExpiresAt = optTime(created), optTime(expires)
+	c.CreatedAt, c.ExpiresAt = database.Time(created), database.Time(expires)
 	return c, nil
 }

@@ -9,67 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
 
 // rowScanner is a *sql.Row or *sql.Rows.
 type rowScanner interface{ Scan(...any) error }
-
-// optMillis is t in Unix ms, 0 for the zero time (optTime's inverse).
-func optMillis(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-// nullIfEmpty passes an empty string as NULL.
-func nullIfEmpty(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-// toJSON encodes an address, contact or contract for a TEXT column.
-func toJSON(v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
-// fromJSON decodes a column written by toJSON; empty is the zero value.
-func fromJSON(s string, v any) error {
-	if s == "" {
-		return nil
-	}
-	return json.Unmarshal([]byte(s), v)
-}
-
-// normContract stores contract dates like every other time: UTC, in
-// milliseconds.
-func normContract(c store.Contract) store.Contract {
-	for _, t := range []*time.Time{&c.Start, &c.End} {
-		if !t.IsZero() {
-			*t = t.UTC().Truncate(time.Millisecond)
-		}
-	}
-	return c
-}
-
-// tenantJSON encodes a tenant's address, contact and contract.
-func tenantJSON(t store.Tenant) (addr, contact, contract string, err error) {
-	if addr, err = toJSON(t.Address); err != nil {
-		return
-	}
-	if contact, err = toJSON(t.Contact); err != nil {
-		return
-	}
-	contract, err = toJSON(normContract(t.Contract))
-	return
-}
 
 // filter collects the conditions of a WHERE clause.
 type filter struct {
@@ -103,9 +49,7 @@ func (f *filter) where() string {
 	return ` WHERE ` + strings.Join(f.conds, " AND ")
 }
 
-func isForeignKeyViolation(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "FOREIGN KEY constraint failed")
-}
+func isForeignKeyViolation(err error) bool { return database.SQLite.IsForeignKeyViolation(err) }
 
 // ---- Tenants ----
 
@@ -144,7 +88,7 @@ func (s *Store) TenantsUnder(ctx context.Context, id string) ([]store.Tenant, er
 
 // deviceInfoArgs are the values of the info columns of deviceColumns.
 func deviceInfoArgs(i store.DeviceInfo) []any {
-	return []any{nullIfEmpty(i.SiteID), i.Name, i.SerialNumber, i.MeterNumber, i.MeasurementLocation,
+	return []any{database.NullIfEmpty(i.SiteID), i.Name, i.SerialNumber, i.MeterNumber, i.MeasurementLocation,
 		i.InstallationPlace, i.Model, i.FirmwareVersion}
 }
 
@@ -155,7 +99,7 @@ const siteInTenant = `(? IS NULL OR EXISTS (SELECT 1 FROM sites WHERE id = ? AND
 // SetDeviceInfo replaces a device's metadata. A site must be one of the
 // device's tenant.
 func (s *Store) SetDeviceInfo(ctx context.Context, tenantID, id string, info store.DeviceInfo) error {
-	site := nullIfEmpty(info.SiteID)
+	site := database.NullIfEmpty(info.SiteID)
 	args := append(deviceInfoArgs(info), tenantID, id, site, site, tenantID)
 	res, err := s.w.ExecContext(ctx, `UPDATE devices SET site_id = ?, name = ?, serial_number = ?, meter_number = ?,
 		measurement_location = ?, installation_place = ?, model = ?, firmware_version = ?
@@ -218,14 +162,14 @@ const userColumns = `id, tenant_id, email, first_name, last_name, phone, company
 
 // CreateUser adds an account. The e-mail address is stored in lower case.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	addr, err := toJSON(u.Address)
+	addr, err := sqlstore.ToJSON(u.Address)
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.ID, err)
 	}
 	_, err = s.w.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (`+placeholders(19)+`)`,
 		u.ID, u.TenantID, strings.ToLower(u.Email), u.FirstName, u.LastName, u.Phone, u.Company, addr, string(u.Role),
-		nullIfEmpty(u.SupporterID), string(u.Status), u.PasswordHash, u.TOTPSecret, u.TOTPEnabled, u.FailedLogins,
-		optMillis(u.LockedUntil), optMillis(u.LastLoginAt), u.CreatedBy, optMillis(u.CreatedAt))
+		database.NullIfEmpty(u.SupporterID), string(u.Status), u.PasswordHash, u.TOTPSecret, u.TOTPEnabled, u.FailedLogins,
+		database.Millis(u.LockedUntil), database.Millis(u.LastLoginAt), u.CreatedBy, database.Millis(u.CreatedAt))
 	switch {
 	case isUniqueViolation(err):
 		return fmt.Errorf("user %q (%s): id, e-mail address or supporter id taken: %w", u.ID, u.Email, store.ErrConflict)
@@ -254,7 +198,7 @@ func scanAPIToken(row rowScanner) (store.APIToken, error) {
 		return store.APIToken{}, err
 	}
 	t.UserID, t.Role, t.Scopes = user.String, store.Role(role), strings.Fields(scopes)
-	t.CreatedAt, t.ExpiresAt, t.LastUsedAt = time.UnixMilli(created).UTC(), optTime(expires), optTime(used)
+	t.CreatedAt, t.ExpiresAt, t.LastUsedAt = time.UnixMilli(created).UTC(), database.Time(expires), database.Time(used)
 	return t, nil
 }
 
@@ -272,7 +216,7 @@ func joinScopes(scopes []string) (string, error) {
 // userID "", the tokens without a user.
 func (s *Store) ListAPITokens(ctx context.Context, userID string) ([]store.APIToken, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens
-		WHERE user_id IS ? ORDER BY created_at, id`, nullIfEmpty(userID))
+		WHERE user_id IS ? ORDER BY created_at, id`, database.NullIfEmpty(userID))
 	if err != nil {
 		return nil, fmt.Errorf("list api tokens of %q: %w", userID, err)
 	}
@@ -307,8 +251,8 @@ func (s *Store) CreateGrant(ctx context.Context, g store.Grant) error {
 	}
 	res, err := s.w.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`)
 		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM `+table+` WHERE id = ? AND tenant_id = ?)`,
-		g.ID, g.TenantID, g.SupporterUserID, nullIfEmpty(g.SiteID), nullIfEmpty(g.DeviceID), optMillis(g.ExpiresAt),
-		g.CreatedBy, optMillis(g.CreatedAt), optMillis(g.RevokedAt), g.RevokedBy, target, g.TenantID)
+		g.ID, g.TenantID, g.SupporterUserID, database.NullIfEmpty(g.SiteID), database.NullIfEmpty(g.DeviceID), database.Millis(g.ExpiresAt),
+		g.CreatedBy, database.Millis(g.CreatedAt), database.Millis(g.RevokedAt), g.RevokedBy, target, g.TenantID)
 	switch {
 	case isUniqueViolation(err):
 		return fmt.Errorf("grant %q: %w", g.ID, store.ErrConflict)
@@ -350,4 +294,12 @@ func (s *Store) RevokeGrant(ctx context.Context, id, by string, at time.Time) er
 		return fmt.Errorf("revoke grant %q: %w", id, err)
 	}
 	return nil
+}
+
+// fromJSON decodes a column written as JSON; empty is the zero value.
+func fromJSON(s string, v any) error { return sqlstore.FromJSON(s, v) }
+
+// tenantJSON encodes a tenant's address, contact and contract.
+func tenantJSON(t store.Tenant) (addr, contact, contract string, err error) {
+	return sqlstore.TenantJSON(t)
 }

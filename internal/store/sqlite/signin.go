@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -22,7 +23,7 @@ func (s *Store) SignInFailures(ctx context.Context, key []byte) (store.SignInFai
 	if err != nil {
 		return f, fmt.Errorf("sign-in failures: %w", err)
 	}
-	f.LastAt, f.LockedUntil = optTime(last), optTime(locked)
+	f.LastAt, f.LockedUntil = database.Time(last), database.Time(locked)
 	return f, nil
 }
 
@@ -53,7 +54,7 @@ func (s *Store) AddSignInFailure(ctx context.Context, key []byte, at time.Time, 
 	if err := tx.Commit(); err != nil {
 		return store.SignInFailure{}, fmt.Errorf("add sign-in failure: %w", err)
 	}
-	f.LastAt, f.LockedUntil = optTime(last), optTime(locked)
+	f.LastAt, f.LockedUntil = database.Time(last), database.Time(locked)
 	return f, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -117,7 +116,7 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 // CreateDevice registers a device with its metadata; a site must be one of
 // the device's tenant.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
-	site := nullIfEmpty(d.Info.SiteID)
+	site := database.NullIfEmpty(d.Info.SiteID)
 	args := append([]any{d.ID, d.TenantID, string(d.Status), d.PrimaryKey, d.SecondaryKey, d.CreatedAt.UnixMilli()},
 		deviceInfoArgs(d.Info)...)
 	res, err := s.w.ExecContext(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at,
@@ -245,11 +244,11 @@ func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
 	if err != nil {
 		return fmt.Errorf("create api token %q: %w", t.ID, err)
 	}
-	user := nullIfEmpty(t.UserID)
+	user := database.NullIfEmpty(t.UserID)
 	res, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (`+apiTokenColumns+`)
 		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ? AND tenant_id = ?)`,
-		t.ID, t.TenantID, user, t.Name, string(t.Role), scopes, t.Hash, t.CreatedAt.UnixMilli(), optMillis(t.ExpiresAt),
-		optMillis(t.LastUsedAt), user, user, t.TenantID)
+		t.ID, t.TenantID, user, t.Name, string(t.Role), scopes, t.Hash, t.CreatedAt.UnixMilli(), database.Millis(t.ExpiresAt),
+		database.Millis(t.LastUsedAt), user, user, t.TenantID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("api token %q: %w", t.ID, store.ErrConflict)
 	}
@@ -345,9 +344,7 @@ func (s *Store) UpgradeRejected(ctx context.Context, rs []store.Rejected) (int64
 	return n, nil
 }
 
-func isUniqueViolation(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
-}
+func isUniqueViolation(err error) bool { return database.SQLite.IsUniqueViolation(err) }
 
 // Vacuum rebuilds the database file to its smallest size (used by the
 // storage benchmark to measure bytes on disk).

@@ -380,10 +380,10 @@ func (s *Store) GetNotificationPrefs(ctx context.Context, userID string) (store.
 	if err != nil {
 		return p, fmt.Errorf("notification prefs of %q: %w", userID, err)
 	}
-	if err := fromJSON(sev, &p.Severities); err != nil {
+	if err := FromJSON(sev, &p.Severities); err != nil {
 		return p, fmt.Errorf("notification prefs of %q: %w", userID, err)
 	}
-	if err := fromJSON(sites, &p.SiteIDs); err != nil {
+	if err := FromJSON(sites, &p.SiteIDs); err != nil {
 		return p, fmt.Errorf("notification prefs of %q: %w", userID, err)
 	}
 	return p, nil
@@ -391,11 +391,11 @@ func (s *Store) GetNotificationPrefs(ctx context.Context, userID string) (store.
 
 // SetNotificationPrefs stores a user's preferences; the user must exist.
 func (s *Store) SetNotificationPrefs(ctx context.Context, p store.NotificationPrefs) error {
-	sev, err := toJSON(p.Severities)
+	sev, err := ToJSON(p.Severities)
 	if err != nil {
 		return fmt.Errorf("set notification prefs of %q: %w", p.UserID, err)
 	}
-	sites, err := toJSON(p.SiteIDs)
+	sites, err := ToJSON(p.SiteIDs)
 	if err != nil {
 		return fmt.Errorf("set notification prefs of %q: %w", p.UserID, err)
 	}
@@ -415,7 +415,7 @@ const webhookColumns = `id, tenant_id, url, secret, severities, enabled, created
 
 // CreateWebhook stores a webhook; its tenant must exist.
 func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) error {
-	sev, err := toJSON(w.Severities)
+	sev, err := ToJSON(w.Severities)
 	if err != nil {
 		return fmt.Errorf("create webhook %q: %w", w.ID, err)
 	}
@@ -457,7 +457,7 @@ func (s *Store) ListWebhooks(ctx context.Context, tenantIDs []string) ([]store.W
 		if err := rows.Scan(&w.ID, &w.TenantID, &w.URL, &w.Secret, &sev, &w.Enabled, &created); err != nil {
 			return nil, fmt.Errorf("list webhooks: %w", err)
 		}
-		if err := fromJSON(sev, &w.Severities); err != nil {
+		if err := FromJSON(sev, &w.Severities); err != nil {
 			return nil, fmt.Errorf("list webhooks: %q: %w", w.ID, err)
 		}
 		w.CreatedAt = database.Time(created)

@@ -22,15 +22,15 @@ func normContract(c store.Contract) store.Contract {
 	return c
 }
 
-// tenantJSON encodes a tenant's address, contact and contract.
-func tenantJSON(t store.Tenant) (addr, contact, contract string, err error) {
-	if addr, err = toJSON(t.Address); err != nil {
+// TenantJSON encodes a tenant's address, contact and contract.
+func TenantJSON(t store.Tenant) (addr, contact, contract string, err error) {
+	if addr, err = ToJSON(t.Address); err != nil {
 		return
 	}
-	if contact, err = toJSON(t.Contact); err != nil {
+	if contact, err = ToJSON(t.Contact); err != nil {
 		return
 	}
-	contract, err = toJSON(normContract(t.Contract))
+	contract, err = ToJSON(normContract(t.Contract))
 	return
 }
 
@@ -38,7 +38,7 @@ func tenantJSON(t store.Tenant) (addr, contact, contract string, err error) {
 
 // UpdateTenant replaces a tenant's name, address, contact and contract.
 func (s *Store) UpdateTenant(ctx context.Context, t store.Tenant) error {
-	addr, contact, contract, err := tenantJSON(t)
+	addr, contact, contract, err := TenantJSON(t)
 	if err != nil {
 		return fmt.Errorf("update tenant %q: %w", t.ID, err)
 	}
@@ -64,7 +64,7 @@ func scanSite(row database.Scanner) (store.Site, error) {
 	if err := row.Scan(&st.ID, &st.TenantID, &st.Name, &addr, &st.FactoryAccess, &changed, &created); err != nil {
 		return store.Site{}, err
 	}
-	if err := fromJSON(addr, &st.Address); err != nil {
+	if err := FromJSON(addr, &st.Address); err != nil {
 		return store.Site{}, fmt.Errorf("address of site %q: %w", st.ID, err)
 	}
 	st.FactoryAccessChangedAt, st.CreatedAt = database.Time(changed), database.Time(created)
@@ -73,7 +73,7 @@ func scanSite(row database.Scanner) (store.Site, error) {
 
 // CreateSite adds a site to its tenant.
 func (s *Store) CreateSite(ctx context.Context, st store.Site) error {
-	addr, err := toJSON(st.Address)
+	addr, err := ToJSON(st.Address)
 	if err != nil {
 		return fmt.Errorf("create site %q: %w", st.ID, err)
 	}
@@ -134,7 +134,7 @@ func (s *Store) ListSites(ctx context.Context, f store.SiteFilter) ([]store.Site
 
 // UpdateSite replaces a site's name and address.
 func (s *Store) UpdateSite(ctx context.Context, st store.Site) error {
-	addr, err := toJSON(st.Address)
+	addr, err := ToJSON(st.Address)
 	if err != nil {
 		return fmt.Errorf("update site %q: %w", st.ID, err)
 	}
@@ -194,7 +194,7 @@ func scanUser(row database.Scanner) (store.User, error) {
 		&status, &u.PasswordHash, &u.TOTPSecret, &u.TOTPEnabled, &u.FailedLogins, &locked, &lastLogin, &u.CreatedBy, &created); err != nil {
 		return store.User{}, err
 	}
-	if err := fromJSON(addr, &u.Address); err != nil {
+	if err := FromJSON(addr, &u.Address); err != nil {
 		return store.User{}, fmt.Errorf("address of user %q: %w", u.ID, err)
 	}
 	u.Role, u.Status, u.SupporterID = store.Role(role), store.UserStatus(status), supporter.String
@@ -259,7 +259,7 @@ func (s *Store) ListUsers(ctx context.Context, tenantIDs []string) ([]store.User
 
 // UpdateUser replaces names, phone, company, address, role and status.
 func (s *Store) UpdateUser(ctx context.Context, u store.User) error {
-	addr, err := toJSON(u.Address)
+	addr, err := ToJSON(u.Address)
 	if err != nil {
 		return fmt.Errorf("update user %q: %w", u.ID, err)
 	}

@@ -46,8 +46,8 @@ func (s *Store) updateOne(ctx context.Context, what, id, query string, args ...a
 	return nil
 }
 
-// toJSON is v as a JSON TEXT column.
-func toJSON(v any) (string, error) {
+// ToJSON is v as a JSON TEXT column.
+func ToJSON(v any) (string, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return "", err
@@ -55,8 +55,8 @@ func toJSON(v any) (string, error) {
 	return string(b), nil
 }
 
-// fromJSON reads a JSON TEXT column into v; "" leaves v as it is.
-func fromJSON(s string, v any) error {
+// FromJSON reads a JSON TEXT column into v; "" leaves v as it is.
+func FromJSON(s string, v any) error {
 	if s == "" {
 		return nil
 	}
