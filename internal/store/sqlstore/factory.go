@@ -1,9 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/warden-iot/warden/internal/database"
@@ -12,7 +10,7 @@ import (
 
 // CreateStaffCredential records a credential made by operator staff.
 func (s *Store) CreateStaffCredential(ctx context.Context, c store.StaffCredential) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO staff_credentials (id, tenant_id, device_id, site_id, actor_user_id, actor_id,
+	_, err := s.db.Exec(ctx, `INSERT INTO staff_credentials (id, tenant_id, device_id, site_id, actor_user_id, actor_id,
 		actor_name, actor_tenant_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.TenantID, c.DeviceID, c.SiteID, c.ActorUserID, c.ActorID, c.ActorName, c.ActorTenantID, c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli())
 	if err != nil {
@@ -25,10 +23,10 @@ func (s *Store) CreateStaffCredential(ctx context.Context, c store.StaffCredenti
 func (s *Store) GetStaffCredential(ctx context.Context, id string) (store.StaffCredential, error) {
 	var c store.StaffCredential
 	var created, expires int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, tenant_id, device_id, site_id, actor_user_id, actor_id, actor_name, actor_tenant_id,
+	err := s.db.QueryRow(ctx, `SELECT id, tenant_id, device_id, site_id, actor_user_id, actor_id, actor_name, actor_tenant_id,
 		created_at, expires_at FROM staff_credentials WHERE id = ?`, id).
 		Scan(&c.ID, &c.TenantID, &c.DeviceID, &c.SiteID, &c.ActorUserID, &c.ActorID, &c.ActorName, &c.ActorTenantID, &created, &expires)
-	if errors.Is(err, sql.ErrNoRows) {
+	if database.NoRows(err) {
 		return c, fmt.Errorf("staff credential %q: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
