@@ -71,48 +71,6 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// Migrate applies pending migrations and makes sure the root tenant exists.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, len(database.Migrations())) }
-
-// MigrateBeforeSealing brings a new database to the schema just before
-// machine data was sealed, for tests of the upgrade from it.
-func (s *Store) MigrateBeforeSealing(ctx context.Context) error {
-	v, err := database.MigrationVersion("sealed")
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return s.migrate(ctx, v-1)
-}
-
-func (s *Store) migrate(ctx context.Context, upTo int) error {
-	migrations := database.Migrations()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	defer tx.Rollback()
-	var version int
-	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
-		return fmt.Errorf("migrate: read schema version: %w", err)
-	}
-	if version > len(migrations) {
-		return fmt.Errorf("migrate: database schema version %d is newer than this warden (%d)", version, len(migrations))
-	}
-	for i := version; i < upTo; i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i].SQL(database.SQLite)); err != nil {
-			return fmt.Errorf("migrate to version %d: %w", i+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, max(version, upTo))); err != nil {
-		return fmt.Errorf("migrate: set schema version: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, parent_id, name, created_at, path) VALUES (?, NULL, 'Operator', ?, ?)
-		ON CONFLICT (id) DO NOTHING`, store.RootTenantID, time.Now().UnixMilli(), store.RootTenantID); err != nil {
-		return fmt.Errorf("migrate: create root tenant: %w", err)
-	}
-	return tx.Commit()
-}
-
 // CreateDevice registers a device with its metadata; a site must be one of
 // the device's tenant.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
