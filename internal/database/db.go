@@ -103,6 +103,20 @@ func (tx Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return tx.Tx.QueryRowContext(ctx, tx.Dialect.Rebind(query), args...)
 }
 
+// Lock takes a lock named by key until the transaction ends, so that
+// transactions of several nodes taking it run one after the other: an
+// advisory lock in PostgreSQL. SQLite needs none: its transactions on the
+// single writer already run one after the other.
+func (tx Tx) Lock(ctx context.Context, key int64) error {
+	if tx.Dialect != Postgres {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, key); err != nil {
+		return fmt.Errorf("lock %#x: %w", key, err)
+	}
+	return nil
+}
+
 // Prepare prepares a statement in the transaction.
 func (tx Tx) Prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	return tx.Tx.PrepareContext(ctx, tx.Dialect.Rebind(query))

@@ -64,8 +64,8 @@ func schemaVersion(ctx context.Context, tx Tx) (int, error) {
 		}
 		return version, nil
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, migrateLock); err != nil {
-		return 0, fmt.Errorf("lock: %w", err)
+	if err := tx.Lock(ctx, migrateLock); err != nil {
+		return 0, err
 	}
 	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
