@@ -222,39 +222,3 @@ func (s *Store) SaveMonitorState(ctx context.Context, key string, byTenant map[s
 	}
 	return nil
 }
-
-// LoadMonitorState returns the evaluator's state under key, by tenant;
-// parts that cannot be opened are left out. A state saved before sealing
-// comes back under "".
-func (s *Store) LoadMonitorState(ctx context.Context, key string) (map[string][]byte, error) {
-	type part struct {
-		tenantID string
-		blob     []byte
-	}
-	rows, err := s.pool.Query(ctx, `SELECT tenant_id, sealed FROM monitor_states WHERE key = $1`, key)
-	parts, err := collect(rows, err, func(row pgx.Row) (part, error) {
-		var p part
-		return p, row.Scan(&p.tenantID, &p.blob)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
-	}
-	sealed := make(map[string][]byte, len(parts))
-	for _, p := range parts {
-		sealed[p.tenantID] = p.blob
-	}
-	out, err := store.OpenMonitorStates(ctx, s.sealer, key, sealed)
-	if err != nil {
-		return nil, err
-	}
-	var legacy []byte
-	err = s.pool.QueryRow(ctx, `SELECT state FROM monitor_state WHERE key = $1`, key).Scan(&legacy)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
-	default:
-		out[""] = legacy
-	}
-	return out, nil
-}
