@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,38 +15,6 @@ import (
 
 // rowScanner is a *sql.Row or *sql.Rows.
 type rowScanner interface{ Scan(...any) error }
-
-// filter collects the conditions of a WHERE clause.
-type filter struct {
-	conds []string
-	args  []any
-	none  bool // an empty, non-nil list: nothing can match
-}
-
-func (f *filter) add(cond string, args ...any) {
-	f.conds = append(f.conds, cond)
-	f.args = append(f.args, args...)
-}
-
-// in restricts col to vals: nil does not filter, an empty list matches
-// nothing. The list goes as one JSON parameter, so it may be long.
-func (f *filter) in(col string, vals []string) {
-	switch {
-	case vals == nil:
-	case len(vals) == 0:
-		f.none = true
-	default:
-		b, _ := json.Marshal(vals)
-		f.add(col+` IN (SELECT value FROM json_each(?))`, string(b))
-	}
-}
-
-func (f *filter) where() string {
-	if len(f.conds) == 0 {
-		return ""
-	}
-	return ` WHERE ` + strings.Join(f.conds, " AND ")
-}
 
 func isForeignKeyViolation(err error) bool { return database.SQLite.IsForeignKeyViolation(err) }
 
@@ -118,26 +85,26 @@ func (s *Store) SetDeviceInfo(ctx context.Context, tenantID, id string, info sto
 
 // FindDevices returns the devices matching f in id order.
 func (s *Store) FindDevices(ctx context.Context, f store.DeviceFilter) ([]store.Device, error) {
-	var w filter
-	w.in("tenant_id", f.TenantIDs)
-	w.in("site_id", f.SiteIDs)
-	w.in("id", f.IDs)
+	w := &database.Filter{Dialect: database.SQLite}
+	w.In("tenant_id", f.TenantIDs)
+	w.In("site_id", f.SiteIDs)
+	w.In("id", f.IDs)
 	if f.Model != "" {
-		w.add("model = ?", f.Model)
+		w.Add("model = ?", f.Model)
 	}
 	if f.After != "" {
-		w.add("id > ?", f.After)
+		w.Add("id > ?", f.After)
 	}
 	out := []store.Device{}
-	if w.none {
+	if w.None {
 		return out, nil
 	}
 	limit := int64(-1)
 	if f.Limit > 0 {
 		limit = int64(f.Limit)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deviceColumns+` FROM devices`+w.where()+` ORDER BY id LIMIT ?`,
-		append(w.args, limit)...)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deviceColumns+` FROM devices`+w.Where()+` ORDER BY id LIMIT ?`,
+		append(w.Args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("find devices: %w", err)
 	}
