@@ -1,14 +1,14 @@
 package postgres
 
 import (
-	"slices"
 	"testing"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
 
-// A database of the schema before migrationIdentity migrates: tenants get
+// A database of the schema before the identity migration migrates: tenants get
 // their paths from the parent chain, and old rows read with empty new
 // fields.
 func TestMigrateIdentityFromPreviousSchema(t *testing.T) {
@@ -20,15 +20,16 @@ func TestMigrateIdentityFromPreviousSchema(t *testing.T) {
 	defer s.Close()
 	// The schema as it was before the identity migration; Migrate then
 	// applies it and every later one.
-	prev := slices.Index(migrations, migrationIdentity)
-	if prev < 0 {
-		t.Fatal("migrationIdentity is not in migrations")
+	v, err := database.MigrationVersion("identity")
+	if err != nil {
+		t.Fatal(err)
 	}
+	prev := v - 1
 	if _, err := s.pool.Exec(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	for i, m := range migrations[:prev] {
-		if _, err := s.pool.Exec(ctx, m); err != nil {
+	for i, m := range database.Migrations()[:prev] {
+		if _, err := s.pool.Exec(ctx, m.SQL(database.Postgres)); err != nil {
 			t.Fatalf("migration %d: %v", i+1, err)
 		}
 		if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, 0)`, i+1); err != nil {

@@ -11,25 +11,6 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationSealed adds the sealed columns of machine data (store/seal.go),
-// as in store/sqlite: a NULL sealed column marks a row written before,
-// whose plaintext is still in the old columns until SealPlaintext seals it
-// and empties them. The alarm evaluator's state moves to monitor_states,
-// one sealed row per key and tenant.
-const migrationSealed = `ALTER TABLE device_twins ADD COLUMN sealed BYTEA;
-	ALTER TABLE c2d_messages ADD COLUMN sealed BYTEA;
-	ALTER TABLE alarms ADD COLUMN sealed BYTEA;
-	ALTER TABLE alarms ADD COLUMN sealed_comment BYTEA;
-	ALTER TABLE deliveries ADD COLUMN sealed BYTEA;
-	ALTER TABLE deliveries ADD COLUMN sealed_error BYTEA;
-	ALTER TABLE maintenance_plans ADD COLUMN sealed BYTEA;
-	CREATE TABLE monitor_states (
-		key       TEXT COLLATE "C" NOT NULL,
-		tenant_id TEXT COLLATE "C" NOT NULL,
-		sealed    BYTEA NOT NULL,
-		PRIMARY KEY (key, tenant_id)
-	);`
-
 // sealedTables are the tables whose plaintext SealPlaintext (and the
 // telemetry engine's upgrade of old rejected messages) replaces, for
 // CompactSealed.
@@ -41,7 +22,10 @@ const sealedTables = `device_twins, c2d_messages, alarms, deliveries, maintenanc
 const metaCompactPending = "sealed_compact_pending"
 
 // SetSealer sets the keyring machine data is sealed with.
-func (s *Store) SetSealer(sl store.Sealer) { s.sealer = sl }
+func (s *Store) SetSealer(sl store.Sealer) {
+	s.sealer = sl
+	s.Store.SetSealer(sl)
+}
 
 const sealBatch = 200
 
@@ -237,40 +221,4 @@ func (s *Store) SaveMonitorState(ctx context.Context, key string, byTenant map[s
 		return fmt.Errorf("save monitor state %q: commit: %w", key, err)
 	}
 	return nil
-}
-
-// LoadMonitorState returns the evaluator's state under key, by tenant;
-// parts that cannot be opened are left out. A state saved before sealing
-// comes back under "".
-func (s *Store) LoadMonitorState(ctx context.Context, key string) (map[string][]byte, error) {
-	type part struct {
-		tenantID string
-		blob     []byte
-	}
-	rows, err := s.pool.Query(ctx, `SELECT tenant_id, sealed FROM monitor_states WHERE key = $1`, key)
-	parts, err := collect(rows, err, func(row pgx.Row) (part, error) {
-		var p part
-		return p, row.Scan(&p.tenantID, &p.blob)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
-	}
-	sealed := make(map[string][]byte, len(parts))
-	for _, p := range parts {
-		sealed[p.tenantID] = p.blob
-	}
-	out, err := store.OpenMonitorStates(ctx, s.sealer, key, sealed)
-	if err != nil {
-		return nil, err
-	}
-	var legacy []byte
-	err = s.pool.QueryRow(ctx, `SELECT state FROM monitor_state WHERE key = $1`, key).Scan(&legacy)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
-	default:
-		out[""] = legacy
-	}
-	return out, nil
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"testing"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/store/storetest"
 )
@@ -19,10 +20,16 @@ func TestBackfillRetiredTenants(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Run the migration that creates retired_ids (and backfills it) again.
+	v, err := database.MigrationVersion("retired_ids")
+	if err != nil {
+		t.Fatal(err)
+	}
+	retiredIDs := database.Migrations()[v-1]
 	storetest.BackfillRetiredTenants(t, s, func() error {
-		_, err := s.pool.Exec(ctx, `DELETE FROM retired_ids`)
+		_, err := s.pool.Exec(ctx, `DROP TABLE retired_ids`)
 		if err == nil {
-			_, err = s.pool.Exec(ctx, backfillRetiredTenants)
+			_, err = s.pool.Exec(ctx, retiredIDs.SQL(database.Postgres))
 		}
 		return err
 	})

@@ -2,14 +2,14 @@ package sqlite
 
 import (
 	"path/filepath"
-	"slices"
 	"strconv"
 	"testing"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// A database of the schema before migrationIdentity migrates: tenants get
+// A database of the schema before the identity migration migrates: tenants get
 // their paths from the parent chain, and old rows read with empty new
 // fields.
 func TestMigrateIdentityFromPreviousSchema(t *testing.T) {
@@ -21,12 +21,13 @@ func TestMigrateIdentityFromPreviousSchema(t *testing.T) {
 	defer s.Close()
 	// The schema as it was before the identity migration; Migrate then
 	// applies it and every later one.
-	prev := slices.Index(migrations, migrationIdentity)
-	if prev < 0 {
-		t.Fatal("migrationIdentity is not in migrations")
+	v, err := database.MigrationVersion("identity")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, m := range migrations[:prev] {
-		if _, err := s.w.ExecContext(ctx, m); err != nil {
+	prev := v - 1
+	for i, m := range database.Migrations()[:prev] {
+		if _, err := s.w.ExecContext(ctx, m.SQL(database.SQLite)); err != nil {
 			t.Fatalf("migration %d: %v", i+1, err)
 		}
 	}

@@ -9,33 +9,16 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationSealed adds the sealed columns of machine data (store/seal.go).
-// A NULL sealed column marks a row written before: its plaintext is still
-// in the old columns until SealPlaintext seals it and empties them. The
-// alarm evaluator's state moves to monitor_states, one sealed row per key
-// and tenant; monitor_state keeps a state saved before, until the next save
-// replaces it.
-const migrationSealed = `ALTER TABLE device_twins ADD COLUMN sealed BLOB;
-	ALTER TABLE c2d_messages ADD COLUMN sealed BLOB;
-	ALTER TABLE alarms ADD COLUMN sealed BLOB;
-	ALTER TABLE alarms ADD COLUMN sealed_comment BLOB;
-	ALTER TABLE deliveries ADD COLUMN sealed BLOB;
-	ALTER TABLE deliveries ADD COLUMN sealed_error BLOB;
-	ALTER TABLE maintenance_plans ADD COLUMN sealed BLOB;
-	CREATE TABLE monitor_states (
-		key       TEXT NOT NULL,
-		tenant_id TEXT NOT NULL,
-		sealed    BLOB NOT NULL,
-		PRIMARY KEY (key, tenant_id)
-	) WITHOUT ROWID;`
-
 // metaCompactPending is set in the transaction that replaces plaintext,
 // and removed once CompactSealed has rewritten the file: a crash in
 // between leaves it set, and the next start compacts.
 const metaCompactPending = "sealed_compact_pending"
 
 // SetSealer sets the keyring machine data is sealed with.
-func (s *Store) SetSealer(sl store.Sealer) { s.sealer = sl }
+func (s *Store) SetSealer(sl store.Sealer) {
+	s.sealer = sl
+	s.Store.SetSealer(sl)
+}
 
 // sealBatch is how many plaintext rows SealPlaintext seals per transaction.
 const sealBatch = 200
@@ -229,41 +212,4 @@ func (s *Store) SaveMonitorState(ctx context.Context, key string, byTenant map[s
 		return fmt.Errorf("save monitor state %q: %w", key, err)
 	}
 	return nil
-}
-
-// LoadMonitorState returns the evaluator's state under key, by tenant;
-// parts that cannot be opened are left out. A state saved before sealing
-// comes back under "".
-func (s *Store) LoadMonitorState(ctx context.Context, key string) (map[string][]byte, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT tenant_id, sealed FROM monitor_states WHERE key = ?`, key)
-	if err != nil {
-		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
-	}
-	defer rows.Close()
-	sealed := map[string][]byte{}
-	for rows.Next() {
-		var tenantID string
-		var blob []byte
-		if err := rows.Scan(&tenantID, &blob); err != nil {
-			return nil, fmt.Errorf("load monitor state %q: %w", key, err)
-		}
-		sealed[tenantID] = blob
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
-	}
-	out, err := store.OpenMonitorStates(ctx, s.sealer, key, sealed)
-	if err != nil {
-		return nil, err
-	}
-	var legacy []byte
-	err = s.r.QueryRowContext(ctx, `SELECT state FROM monitor_state WHERE key = ?`, key).Scan(&legacy)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
-	default:
-		out[""] = legacy
-	}
-	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store/storetest"
 )
 
@@ -20,10 +21,16 @@ func TestBackfillRetiredTenants(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Run the migration that creates retired_ids (and backfills it) again.
+	v, err := database.MigrationVersion("retired_ids")
+	if err != nil {
+		t.Fatal(err)
+	}
+	retiredIDs := database.Migrations()[v-1]
 	storetest.BackfillRetiredTenants(t, s, func() error {
-		_, err := s.w.ExecContext(ctx, `DELETE FROM retired_ids`)
+		_, err := s.w.ExecContext(ctx, `DROP TABLE retired_ids`)
 		if err == nil {
-			_, err = s.w.ExecContext(ctx, backfillRetiredTenants)
+			_, err = s.w.ExecContext(ctx, retiredIDs.SQL(database.SQLite))
 		}
 		return err
 	})

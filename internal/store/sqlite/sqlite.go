@@ -9,17 +9,19 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
-
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
 
 // Store is a store.Store on a SQLite file.
 type Store struct {
+	*sqlstore.Store // the methods both engines share
+
 	w *sql.DB // exactly one connection: all writes
 	r *sql.DB // readers
 
@@ -61,7 +63,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{w: w, r: r}, nil
+	return &Store{Store: sqlstore.New(database.DB{Dialect: database.SQLite, W: w, R: r}), w: w, r: r}, nil
 }
 
 // Close closes both connection pools.
@@ -69,187 +71,10 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// migrations are applied in order; the index+1 is the schema version.
-var migrations = []string{
-	`CREATE TABLE meta (
-		key   TEXT PRIMARY KEY,
-		value TEXT NOT NULL
-	);
-	CREATE TABLE tenants (
-		id         TEXT PRIMARY KEY,
-		parent_id  TEXT REFERENCES tenants(id),
-		name       TEXT NOT NULL,
-		created_at INTEGER NOT NULL,
-		retention_days INTEGER NOT NULL DEFAULT 0
-	);
-	CREATE TABLE tenant_keys (
-		id         INTEGER PRIMARY KEY AUTOINCREMENT,
-		tenant_id  TEXT NOT NULL,
-		wrapped    BLOB NOT NULL,
-		created_at INTEGER NOT NULL
-	);
-	CREATE INDEX tenant_keys_tenant ON tenant_keys(tenant_id, id);
-	CREATE TABLE devices (
-		id            TEXT PRIMARY KEY,
-		tenant_id     TEXT NOT NULL REFERENCES tenants(id),
-		status        TEXT NOT NULL,
-		primary_key   BLOB NOT NULL,
-		secondary_key BLOB NOT NULL,
-		created_at    INTEGER NOT NULL,
-		last_seen     INTEGER NOT NULL DEFAULT 0,
-		last_ip       TEXT NOT NULL DEFAULT ''
-	);
-	CREATE INDEX devices_tenant ON devices(tenant_id, id);
-	CREATE TABLE api_tokens (
-		id         TEXT PRIMARY KEY,
-		tenant_id  TEXT NOT NULL REFERENCES tenants(id),
-		name       TEXT NOT NULL,
-		role       TEXT NOT NULL,
-		hash       BLOB NOT NULL UNIQUE,
-		created_at INTEGER NOT NULL
-	);
-	CREATE TABLE message_ids (
-		device_id   TEXT NOT NULL,
-		message_id  TEXT NOT NULL,
-		tenant_id   TEXT NOT NULL,
-		received_at INTEGER NOT NULL,
-		PRIMARY KEY (device_id, message_id)
-	) WITHOUT ROWID;
-	CREATE INDEX message_ids_received ON message_ids(received_at);
-	CREATE TABLE head (
-		id          INTEGER PRIMARY KEY AUTOINCREMENT,
-		tenant_id   TEXT NOT NULL,
-		device_id   TEXT NOT NULL,
-		message_id  TEXT NOT NULL,
-		received_at INTEGER NOT NULL,
-		min_ts      INTEGER NOT NULL,
-		max_ts      INTEGER NOT NULL,
-		blob        BLOB NOT NULL
-	);
-	CREATE INDEX head_device ON head(device_id, id);
-	CREATE TABLE head_stats (
-		device_id TEXT PRIMARY KEY,
-		tenant_id TEXT NOT NULL,
-		rows      INTEGER NOT NULL,
-		oldest    INTEGER NOT NULL
-	) WITHOUT ROWID;
-	CREATE TABLE chunks (
-		id        INTEGER PRIMARY KEY AUTOINCREMENT,
-		tenant_id TEXT NOT NULL,
-		device_id TEXT NOT NULL,
-		metric    TEXT NOT NULL,
-		start_ts  INTEGER NOT NULL,
-		end_ts    INTEGER NOT NULL,
-		count     INTEGER NOT NULL,
-		blob      BLOB NOT NULL
-	);
-	CREATE INDEX chunks_series ON chunks(device_id, metric, end_ts);
-	CREATE INDEX chunks_tenant ON chunks(tenant_id, end_ts);
-	CREATE TABLE latest (
-		device_id TEXT PRIMARY KEY,
-		tenant_id TEXT NOT NULL,
-		blob      BLOB NOT NULL
-	) WITHOUT ROWID;
-	CREATE TABLE rejected (
-		id          INTEGER PRIMARY KEY AUTOINCREMENT,
-		tenant_id   TEXT NOT NULL,
-		device_id   TEXT NOT NULL,
-		message_id  TEXT NOT NULL,
-		topic       TEXT NOT NULL,
-		reason      TEXT NOT NULL,
-		payload     BLOB NOT NULL,
-		received_at INTEGER NOT NULL
-	);
-	CREATE INDEX rejected_device ON rejected(device_id, id);
-	CREATE INDEX rejected_tenant ON rejected(tenant_id, received_at);`,
-	migrationHub,
-	migrationDPS,
-	migrationAudit,
-	migrationIdentity,
-	migrationAlarm,
-	migrationTOTPStep,
-	migrationSignInFailures,
-	migrationRetiredIDs,
-	migrationRejectedSealed,
-	migrationModelID,
-	migrationStaffCredentials,
-	migrationSealed,
-	migrationDPSSealed,
-}
-
-// migrationModelID: the model id a device announces at connect.
-const migrationModelID = `ALTER TABLE devices ADD COLUMN model_id TEXT NOT NULL DEFAULT ''`
-
-// migrationRejectedSealed: rejected messages keep their size, and their
-// topic, reason and hash encrypted (sealed); the payload column holds only
-// a prefix from then on.
-const migrationRejectedSealed = `ALTER TABLE rejected ADD COLUMN size INTEGER NOT NULL DEFAULT -1;
-	ALTER TABLE rejected ADD COLUMN sealed BLOB`
-
-// Migrate applies pending migrations and makes sure the root tenant exists.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, len(migrations)) }
-
-// MigrateBeforeSealing brings a new database to the schema just before
-// machine data was sealed, for tests of the upgrade from it.
-func (s *Store) MigrateBeforeSealing(ctx context.Context) error {
-	return s.migrate(ctx, slices.Index(migrations, migrationSealed))
-}
-
-func (s *Store) migrate(ctx context.Context, upTo int) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	defer tx.Rollback()
-	var version int
-	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
-		return fmt.Errorf("migrate: read schema version: %w", err)
-	}
-	if version > len(migrations) {
-		return fmt.Errorf("migrate: database schema version %d is newer than this warden (%d)", version, len(migrations))
-	}
-	for i := version; i < upTo; i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("migrate to version %d: %w", i+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, max(version, upTo))); err != nil {
-		return fmt.Errorf("migrate: set schema version: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, parent_id, name, created_at, path) VALUES (?, NULL, 'Operator', ?, ?)
-		ON CONFLICT (id) DO NOTHING`, store.RootTenantID, time.Now().UnixMilli(), store.RootTenantID); err != nil {
-		return fmt.Errorf("migrate: create root tenant: %w", err)
-	}
-	return tx.Commit()
-}
-
-// GetMeta reads a server setting.
-func (s *Store) GetMeta(ctx context.Context, key string) (string, error) {
-	var v string
-	err := s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("meta %q: %w", key, store.ErrNotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("meta %q: %w", key, err)
-	}
-	return v, nil
-}
-
-// SetMeta writes a server setting.
-func (s *Store) SetMeta(ctx context.Context, key, value string) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
-	if err != nil {
-		return fmt.Errorf("set meta %q: %w", key, err)
-	}
-	return nil
-}
-
 // CreateDevice registers a device with its metadata; a site must be one of
 // the device's tenant.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
-	site := nullIfEmpty(d.Info.SiteID)
+	site := database.NullIfEmpty(d.Info.SiteID)
 	args := append([]any{d.ID, d.TenantID, string(d.Status), d.PrimaryKey, d.SecondaryKey, d.CreatedAt.UnixMilli()},
 		deviceInfoArgs(d.Info)...)
 	res, err := s.w.ExecContext(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at,
@@ -287,64 +112,6 @@ func scanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
 		d.LastSeen = time.UnixMilli(seen).UTC()
 	}
 	return d, nil
-}
-
-// GetDevice looks a device up by id.
-func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
-	d, err := scanDevice(s.r.QueryRowContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Device{}, fmt.Errorf("device %q: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Device{}, fmt.Errorf("get device %q: %w", id, err)
-	}
-	return d, nil
-}
-
-// ListDevices returns a tenant's devices in id order.
-func (s *Store) ListDevices(ctx context.Context, tenantID string) ([]store.Device, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? ORDER BY id`, tenantID)
-	if err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list devices: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	return out, nil
-}
-
-func (s *Store) execOne(ctx context.Context, what, id, query string, args ...any) error {
-	res, err := s.w.ExecContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("%s %q: %w", what, id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("%s %q: %w", what, id, err)
-	} else if n == 0 {
-		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
-	}
-	return nil
-}
-
-// SetDeviceStatus enables or disables a device.
-func (s *Store) SetDeviceStatus(ctx context.Context, tenantID, id string, st store.DeviceStatus) error {
-	return s.execOne(ctx, "set status of device", id,
-		`UPDATE devices SET status = ? WHERE tenant_id = ? AND id = ?`, string(st), tenantID, id)
-}
-
-// SetDeviceKeys replaces a device's symmetric keys.
-func (s *Store) SetDeviceKeys(ctx context.Context, tenantID, id string, primary, secondary []byte) error {
-	return s.execOne(ctx, "set keys of device", id,
-		`UPDATE devices SET primary_key = ?, secondary_key = ? WHERE tenant_id = ? AND id = ?`, primary, secondary, tenantID, id)
 }
 
 // TouchDevices records devices' latest activity in one transaction (one
@@ -435,11 +202,11 @@ func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
 	if err != nil {
 		return fmt.Errorf("create api token %q: %w", t.ID, err)
 	}
-	user := nullIfEmpty(t.UserID)
+	user := database.NullIfEmpty(t.UserID)
 	res, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (`+apiTokenColumns+`)
 		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ? AND tenant_id = ?)`,
-		t.ID, t.TenantID, user, t.Name, string(t.Role), scopes, t.Hash, t.CreatedAt.UnixMilli(), optMillis(t.ExpiresAt),
-		optMillis(t.LastUsedAt), user, user, t.TenantID)
+		t.ID, t.TenantID, user, t.Name, string(t.Role), scopes, t.Hash, t.CreatedAt.UnixMilli(), database.Millis(t.ExpiresAt),
+		database.Millis(t.LastUsedAt), user, user, t.TenantID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("api token %q: %w", t.ID, store.ErrConflict)
 	}
@@ -453,27 +220,6 @@ func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
 		return fmt.Errorf("api token %q: user %q of tenant %q: %w", t.ID, t.UserID, t.TenantID, store.ErrNotFound)
 	}
 	return nil
-}
-
-// APITokenByHash finds a token by its hash, expired or not.
-func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error) {
-	t, err := scanAPIToken(s.r.QueryRowContext(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE hash = ?`, hash))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.APIToken{}, fmt.Errorf("api token: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.APIToken{}, fmt.Errorf("api token: %w", err)
-	}
-	return t, nil
-}
-
-// ForgetMessageIDs drops old dedup records.
-func (s *Store) ForgetMessageIDs(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM message_ids WHERE received_at < ?`, before.UnixMilli())
-	if err != nil {
-		return 0, fmt.Errorf("forget message ids: %w", err)
-	}
-	return res.RowsAffected()
 }
 
 // checkDevice returns ErrNotFound unless the device belongs to the tenant.
@@ -517,62 +263,6 @@ func (s *Store) AddRejected(ctx context.Context, r store.Rejected) error {
 	return tx.Commit()
 }
 
-// ListRejected returns a device's rejected messages, newest first.
-func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, limit int) ([]store.Rejected, error) {
-	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
-		return nil, err
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
-		FROM rejected WHERE device_id = ? ORDER BY id DESC LIMIT ?`, deviceID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-	}
-	defer rows.Close()
-	out := []store.Rejected{}
-	for rows.Next() {
-		var r store.Rejected
-		var at int64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
-			return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-		}
-		r.ReceivedAt = time.UnixMilli(at).UTC()
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-	}
-	return out, nil
-}
-
-// OldRejected returns up to limit rejected messages kept in the old form
-// with an id above afterID, in id order, stopping after the one that
-// brings their payloads to maxBytes.
-func (s *Store) OldRejected(ctx context.Context, afterID int64, limit int, maxBytes int64) ([]store.Rejected, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
-		FROM rejected WHERE size = ? AND id > ? ORDER BY id LIMIT ?`, store.RejectedOld, afterID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("old rejected messages: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Rejected
-	for rows.Next() {
-		var r store.Rejected
-		var at int64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
-			return nil, fmt.Errorf("old rejected messages: %w", err)
-		}
-		r.ReceivedAt = time.UnixMilli(at).UTC()
-		out = append(out, r)
-		if maxBytes -= int64(len(r.Payload)); maxBytes <= 0 {
-			break
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("old rejected messages: %w", err)
-	}
-	return out, nil
-}
-
 // UpgradeRejected stores the new form of old rejected messages, each only
 // if it is still old (another node may have upgraded it meanwhile).
 func (s *Store) UpgradeRejected(ctx context.Context, rs []store.Rejected) (int64, error) {
@@ -612,9 +302,7 @@ func (s *Store) UpgradeRejected(ctx context.Context, rs []store.Rejected) (int64
 	return n, nil
 }
 
-func isUniqueViolation(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
-}
+func isUniqueViolation(err error) bool { return database.SQLite.IsUniqueViolation(err) }
 
 // Vacuum rebuilds the database file to its smallest size (used by the
 // storage benchmark to measure bytes on disk).

@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Rejected", testRejected},
 		{"RejectedUpgrade", testRejectedUpgrade},
 		{"ModelID", testModelID},
+		{"StaffCredentials", testStaffCredentials},
 		{"DeleteDeviceRemovesData", testDeleteDeviceRemovesData},
 		{"MigrateTwice", testMigrateTwice},
 		{"ConcurrentWriters", testConcurrentWriters},
@@ -880,5 +881,32 @@ func testModelID(t *testing.T, s store.Store) {
 	}
 	if _, err := s.DeviceModelID(ctx(t), store.RootTenantID, "ghost"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DeviceModelID of an unknown device: %v, want ErrNotFound", err)
+	}
+}
+
+func testStaffCredentials(t *testing.T, s store.Store) {
+	mustCreate(t, s, "a")
+	at := time.UnixMilli(1_700_000_000_123).UTC()
+	c := store.StaffCredential{ID: "cred-1", TenantID: store.RootTenantID, DeviceID: "a", SiteID: "site-1",
+		ActorUserID: "u1", ActorID: "actor-1", ActorName: "Staff", ActorTenantID: store.RootTenantID,
+		CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
+	if err := s.CreateStaffCredential(ctx(t), c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetStaffCredential(ctx(t), "cred-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != c {
+		t.Errorf("GetStaffCredential = %+v, want %+v", got, c)
+	}
+	if _, err := s.GetStaffCredential(ctx(t), "ghost"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetStaffCredential of an unknown id: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetStaffCredential(ctx(t), "cred-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetStaffCredential after the device was deleted: %v, want ErrNotFound", err)
 	}
 }

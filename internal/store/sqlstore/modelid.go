@@ -1,22 +1,22 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 )
 
 // SetDeviceModelID records the model id a device announced at connect.
 func (s *Store) SetDeviceModelID(ctx context.Context, tenantID, deviceID, modelID string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE devices SET model_id = $1 WHERE tenant_id = $2 AND id = $3`, modelID, tenantID, deviceID)
+	res, err := s.db.Exec(ctx, `UPDATE devices SET model_id = ? WHERE tenant_id = ? AND id = ?`, modelID, tenantID, deviceID)
 	if err != nil {
 		return fmt.Errorf("model id of %q: %w", deviceID, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("model id of %q: %w", deviceID, err)
+	} else if n == 0 {
 		return fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
 	}
 	return nil
@@ -25,8 +25,8 @@ func (s *Store) SetDeviceModelID(ctx context.Context, tenantID, deviceID, modelI
 // DeviceModelID returns the model id a device last announced ("" if none).
 func (s *Store) DeviceModelID(ctx context.Context, tenantID, deviceID string) (string, error) {
 	var id string
-	err := s.pool.QueryRow(ctx, `SELECT model_id FROM devices WHERE tenant_id = $1 AND id = $2`, tenantID, deviceID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	err := s.db.QueryRow(ctx, `SELECT model_id FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, deviceID).Scan(&id)
+	if database.NoRows(err) {
 		return "", fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
 	}
 	if err != nil {

@@ -1,34 +1,16 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// migrationStaffCredentials records the device credentials operator staff
-// made for customers' devices under the factory service access switch; they
-// go with their device.
-const migrationStaffCredentials = `CREATE TABLE staff_credentials (
-		id              TEXT PRIMARY KEY,
-		tenant_id       TEXT NOT NULL,
-		device_id       TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-		site_id         TEXT NOT NULL,
-		actor_user_id   TEXT NOT NULL,
-		actor_id        TEXT NOT NULL,
-		actor_name      TEXT NOT NULL,
-		actor_tenant_id TEXT NOT NULL,
-		created_at      INTEGER NOT NULL,
-		expires_at      INTEGER NOT NULL
-	);
-	CREATE INDEX staff_credentials_device ON staff_credentials(device_id)`
-
 // CreateStaffCredential records a credential made by operator staff.
 func (s *Store) CreateStaffCredential(ctx context.Context, c store.StaffCredential) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO staff_credentials (id, tenant_id, device_id, site_id, actor_user_id, actor_id,
+	_, err := s.db.Exec(ctx, `INSERT INTO staff_credentials (id, tenant_id, device_id, site_id, actor_user_id, actor_id,
 		actor_name, actor_tenant_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.TenantID, c.DeviceID, c.SiteID, c.ActorUserID, c.ActorID, c.ActorName, c.ActorTenantID, c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli())
 	if err != nil {
@@ -41,15 +23,15 @@ func (s *Store) CreateStaffCredential(ctx context.Context, c store.StaffCredenti
 func (s *Store) GetStaffCredential(ctx context.Context, id string) (store.StaffCredential, error) {
 	var c store.StaffCredential
 	var created, expires int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, tenant_id, device_id, site_id, actor_user_id, actor_id, actor_name, actor_tenant_id,
+	err := s.db.QueryRow(ctx, `SELECT id, tenant_id, device_id, site_id, actor_user_id, actor_id, actor_name, actor_tenant_id,
 		created_at, expires_at FROM staff_credentials WHERE id = ?`, id).
 		Scan(&c.ID, &c.TenantID, &c.DeviceID, &c.SiteID, &c.ActorUserID, &c.ActorID, &c.ActorName, &c.ActorTenantID, &created, &expires)
-	if errors.Is(err, sql.ErrNoRows) {
+	if database.NoRows(err) {
 		return c, fmt.Errorf("staff credential %q: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
 		return c, fmt.Errorf("get staff credential %q: %w", id, err)
 	}
-	c.CreatedAt, c.ExpiresAt = optTime(created), optTime(expires)
+	c.CreatedAt, c.ExpiresAt = database.Time(created), database.Time(expires)
 	return c, nil
 }
