@@ -126,6 +126,13 @@ type Message struct {
 // WriteResult says what happened to each message of a batch, in order.
 type WriteResult struct {
 	Duplicate bool // an earlier message with the same id was already stored
+	// KeyGone: the data key the record was sealed with was destroyed
+	// before the commit; nothing of the record was stored, not even its
+	// message id (WriteHead).
+	KeyGone bool
+	// Dropped: the message's tenant no longer exists; nothing was stored
+	// (tsdb.Engine.Write).
+	Dropped bool
 }
 
 // Rejected is a message Warden could not accept, kept with the reason.

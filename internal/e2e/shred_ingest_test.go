@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warden-iot/warden/internal/api"
+	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
+)
+
+func TestShredDuringIngestSQLite(t *testing.T) { shredDuringIngest(t, start(t)) }
+
+func TestShredDuringIngestPostgres(t *testing.T) {
+	shredDuringIngest(t, start(t, withDatabase(pgtest.URL(t))))
+}
+
+// shredDuringIngest: devices of tenant acme and of the root tenant publish
+// at QoS 1 while acme is deleted (its keys shredded). The root tenant's
+// devices keep being acknowledged, each within a bounded time, and every
+// message acknowledged to them is stored.
+func shredDuringIngest(t *testing.T, e *env) {
+	ctx := e.ctx()
+	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "acme", "name": "Acme Pumps"}); err != nil {
+		t.Fatal(err)
+	}
+	type dev struct{ id, tenant string }
+	var devs []dev
+	for i := range 3 {
+		devs = append(devs, dev{fmt.Sprintf("acme-%d", i), "acme"}, dev{fmt.Sprintf("own-%d", i), "root"})
+	}
+	conns := map[string]*mqtt311{}
+	for _, d := range devs {
+		var created api.Device
+		if err := e.api.Do(ctx, http.MethodPost, "/api/v1/devices", nil, map[string]any{"id": d.id, "tenantId": d.tenant}, &created); err != nil {
+			t.Fatalf("device %s: %v", d.id, err)
+		}
+		conns[d.id] = e.deviceConn(d.id, e.ownerKey(d.tenant, d.id))
+	}
+
+	const ackWithin = 10 * time.Second
+	deleted := make(chan struct{})
+	var mu sync.Mutex
+	acked := map[string][]int{} // by root device: the acknowledged sequence numbers
+	var wg sync.WaitGroup
+	for _, d := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := conns[d.id]
+			after := 0 // messages sent after the deletion
+			for i := 0; ; i++ {
+				if d.tenant == "root" {
+					select {
+					case <-deleted:
+						after++
+					default:
+					}
+					if after > 50 {
+						return
+					}
+				}
+				tok := c.c.Publish(events(d.id, fmt.Sprintf("$.mid=%s-%d", d.id, i)), 1, false, fmt.Sprintf(`{"seq": %d}`, i))
+				if !tok.WaitTimeout(ackWithin) {
+					if d.tenant == "root" {
+						t.Errorf("%s: message %d not acknowledged within %v", d.id, i, ackWithin)
+					}
+					return
+				}
+				if err := tok.Error(); err != nil {
+					if d.tenant == "root" {
+						t.Errorf("%s: message %d: %v", d.id, i, err)
+					}
+					return // acme's devices lose their connections with their tenant
+				}
+				if d.tenant == "root" {
+					mu.Lock()
+					acked[d.id] = append(acked[d.id], i)
+					mu.Unlock()
+				} else if i > 2000 {
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	began := time.Now()
+	if err := e.api.DeleteTenant(ctx, "acme"); err != nil {
+		t.Errorf("delete tenant: %v", err)
+	}
+	t.Logf("deleting the tenant during ingest took %v", time.Since(began).Round(time.Millisecond))
+	close(deleted)
+	wg.Wait()
+
+	eng := e.srv.Engine()
+	for id, seqs := range acked {
+		stored := map[int]bool{}
+		err := eng.Range(ctx, store.RootTenantID, id, "seq", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), 0,
+			func(s store.Sample) bool {
+				stored[int(s.Value)] = true
+				return true
+			})
+		if err != nil {
+			t.Fatalf("points of %s: %v", id, err)
+		}
+		for _, i := range seqs {
+			if !stored[i] {
+				t.Errorf("%s: acknowledged message %d is not stored", id, i)
+			}
+		}
+		t.Logf("%s: %d messages acknowledged, all stored", id, len(seqs))
+	}
+	if len(acked) != 3 {
+		t.Errorf("%d root devices had messages acknowledged, want 3", len(acked))
+	}
+}
