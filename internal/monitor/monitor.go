@@ -458,17 +458,18 @@ func (s *Sink) Write(ctx context.Context, msgs []store.Message) ([]store.WriteRe
 	}
 	accepted := msgs
 	for _, r := range res {
-		if r.Duplicate {
+		if !r.Stored() {
 			accepted = make([]store.Message, 0, len(msgs))
 			for j, m := range msgs {
-				if !res[j].Duplicate {
+				if res[j].Stored() {
 					accepted = append(accepted, m)
 				}
 			}
 			break
 		}
 	}
-	s.m.Observe(ctx, accepted)
+	// The commit is done: its deadline does not bound the evaluation.
+	s.m.Observe(context.WithoutCancel(ctx), accepted)
 	return res, nil
 }
 

@@ -24,12 +24,20 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 	defer tx.Rollback()
 
 	results := make([]store.WriteResult, len(recs))
+	gone, err := goneKeys(ctx, tx, recs)
+	if err != nil {
+		return nil, fmt.Errorf("write head: %w", err)
+	}
 	// Message ids: a repeat inside the batch is a duplicate; the others are
 	// new unless the table already holds them.
 	type key struct{ device, mid string }
 	first := map[key]int{}
 	var withID []int
 	for i, r := range recs {
+		if gone[r.KeyID] {
+			results[i].KeyGone = true
+			continue
+		}
 		if r.MessageID == "" {
 			continue
 		}
@@ -76,6 +84,9 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 	devices := map[string]*deviceBatch{}
 	var accepted []int
 	for i, r := range recs {
+		if results[i].KeyGone {
+			continue
+		}
 		if results[i].Duplicate || r.MessageID != "" && !inserted[key{r.DeviceID, r.MessageID}] {
 			results[i].Duplicate = true
 			continue
@@ -147,6 +158,40 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 		return nil, fmt.Errorf("write head: commit: %w", err)
 	}
 	return results, nil
+}
+
+// goneKeys returns which of the records' data keys (KeyID, 0 excepted) no
+// longer exist: their tenants' keys were destroyed since the records were
+// sealed. Read inside the write transaction, it is exact: SQLite has one
+// writer.
+func goneKeys(ctx context.Context, tx *sql.Tx, recs []store.HeadRecord) (map[uint32]bool, error) {
+	var ids []any
+	seen := map[uint32]bool{}
+	for _, r := range recs {
+		if r.KeyID != 0 && !seen[r.KeyID] {
+			seen[r.KeyID] = true
+			ids = append(ids, int64(r.KeyID))
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM tenant_keys WHERE id IN (`+placeholders(len(ids))+`) AND length(wrapped) > 0`, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("data keys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("data keys: %w", err)
+		}
+		delete(seen, uint32(id))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("data keys: %w", err)
+	}
+	return seen, nil
 }
 
 // values returns "(?, …), (?, …), …": rows tuples of cols placeholders.
