@@ -24,7 +24,9 @@ import (
 // order so that they cannot deadlock, and each produces the result of some
 // serial order of the transactions:
 //
-//   - WriteHead locks, in this order: the message ids it inserts (sorted by
+//   - WriteHead locks, in this order: the data keys its records were
+//     sealed with and their tenants (sorted by key id, shared), the
+//     message ids it inserts (sorted by
 //     device and id), the latest rows of its devices (sorted by device id),
 //     and their head_stats rows (sorted by device id). Two batches that
 //     share a device thus run one after the other from the latest lock on,
@@ -55,6 +57,13 @@ const lockDevicesLimit = 100
 // Statements of WriteHead. Each takes whole columns as arrays, so one
 // statement writes any number of rows; rows are written in array order.
 const (
+	// lockKeys returns which of the given data keys still exist, and holds
+	// them and their tenants until the commit: DeleteTenantKeys and
+	// DeleteTenant (which locks its tenant first) wait for it, or it for
+	// them and then finds the keys gone.
+	lockKeys = `SELECT k.id FROM tenant_keys k JOIN tenants t ON t.id = k.tenant_id
+		WHERE k.id = ANY($1::bigint[]) AND length(k.wrapped) > 0
+		ORDER BY k.id FOR SHARE OF k FOR KEY SHARE OF t`
 	insertMessageIDs = `INSERT INTO message_ids (device_id, message_id, tenant_id, received_at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
 		ON CONFLICT DO NOTHING
@@ -142,11 +151,20 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 	w := &writeTx{pool: s.pool}
 	defer w.rollback(ctx)
 
-	// Record the ids. The first occurrence of an id in the batch is
-	// inserted, later ones are duplicates already.
+	// Check the data keys and record the ids, in one round trip. The first
+	// occurrence of an id in the batch is inserted, later ones are
+	// duplicates already. A record whose key is gone is not stored, nor
+	// its id (deleted again below): its tenant's keys were destroyed since
+	// it was sealed.
+	var keyIDs []int64
+	seenKey := map[uint32]bool{}
 	first := make(map[msgKey]int) // record index by key
 	var keys []msgKey
 	for i, r := range recs {
+		if r.KeyID != 0 && !seenKey[r.KeyID] {
+			seenKey[r.KeyID] = true
+			keyIDs = append(keyIDs, int64(r.KeyID))
+		}
 		if r.MessageID == "" {
 			continue
 		}
@@ -157,6 +175,18 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 		}
 		first[k] = i
 		keys = append(keys, k)
+	}
+	live := map[uint32]bool{}
+	b := w.batch()
+	if len(keyIDs) > 0 {
+		b.Queue(lockKeys, keyIDs).Query(func(rows pgx.Rows) error {
+			var id int64
+			_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+				live[uint32(id)] = true
+				return nil
+			})
+			return err
+		})
 	}
 	if len(keys) > 0 {
 		slices.SortFunc(keys, func(a, b msgKey) int {
@@ -170,7 +200,6 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 			r := recs[first[k]]
 			devices[j], ids[j], tenants[j], received[j] = r.DeviceID, r.MessageID, r.TenantID, r.ReceivedAt.UnixMilli()
 		}
-		b := w.batch()
 		b.Queue(insertMessageIDs, devices, ids, tenants, received).Query(func(rows pgx.Rows) error {
 			inserted := make(map[msgKey]bool, len(keys))
 			var k msgKey
@@ -188,9 +217,22 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 			}
 			return nil
 		})
+	}
+	if len(keyIDs) > 0 || len(keys) > 0 {
 		if err := w.send(ctx, b); err != nil {
 			return nil, fmt.Errorf("write head: record ids: %w", err)
 		}
+	}
+	var forget struct{ devices, ids []string }
+	for i, r := range recs {
+		if r.KeyID == 0 || live[r.KeyID] {
+			continue
+		}
+		if r.MessageID != "" && first[msgKey{r.DeviceID, r.MessageID}] == i && !results[i].Duplicate {
+			forget.devices = append(forget.devices, r.DeviceID)
+			forget.ids = append(forget.ids, r.MessageID)
+		}
+		results[i] = store.WriteResult{KeyGone: true}
 	}
 
 	// The accepted records, by device.
@@ -209,7 +251,7 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 		blobs                 [][]byte
 	}
 	for i, r := range recs {
-		if results[i].Duplicate {
+		if results[i].Duplicate || results[i].KeyGone {
 			continue
 		}
 		at := r.ReceivedAt.UnixMilli()
@@ -229,6 +271,14 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 		d.accepted = append(d.accepted, i)
 		d.oldest = min(d.oldest, at)
 	}
+	if len(forget.ids) > 0 {
+		b = w.batch()
+		b.Queue(`DELETE FROM message_ids WHERE (device_id, message_id) IN
+			(SELECT * FROM unnest($1::text[], $2::text[]))`, forget.devices, forget.ids)
+		if err := w.send(ctx, b); err != nil {
+			return nil, fmt.Errorf("write head: record ids: %w", err)
+		}
+	}
 	if len(order) == 0 {
 		if err := w.commit(ctx); err != nil {
 			return nil, fmt.Errorf("write head: commit: %w", err)
@@ -243,7 +293,7 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 	// be locked is neither created nor locked. Then roll back to before the
 	// locks, releasing them, and take them all again: taking only the
 	// missing ones after the others would break the lock order.
-	b := w.batch()
+	b = w.batch()
 	b.Queue(insertHead, head.tenants, head.devices, head.ids, head.received, head.min, head.max, head.blobs)
 	b.Queue(`SAVEPOINT lock_latest`)
 	tenants := make([]string, len(sorted))
