@@ -168,8 +168,8 @@ func (e *Engine) pin(ctx context.Context, msgs []store.Message, pending []int, k
 				results[i].Dropped = true
 				continue
 			}
-			if errors.Is(err, keyring.ErrShredded) {
-				batch = append(batch, i) // shredded as it was read: the next attempt makes a new key
+			if errors.Is(err, keyring.ErrShredded) || errors.Is(err, store.ErrConflict) {
+				batch = append(batch, i) // shredded as it was read or made: the next attempt makes a new key
 				continue
 			}
 			if err != nil {
