@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,8 +55,9 @@ type Keyring struct {
 	now    func() time.Time
 
 	mu     sync.Mutex
-	keys   map[uint32]dataKey // by key id
-	active map[string]uint32  // tenant → key id used for new data
+	keys   map[uint32]dataKey  // by key id
+	owned  map[string][]uint32 // tenant → ids of its keys in keys
+	active map[string]uint32   // tenant → key id used for new data
 }
 
 type dataKey struct {
@@ -73,7 +75,7 @@ func New(ctx context.Context, master []byte, st store.Store, now func() time.Tim
 	if err != nil {
 		return nil, err
 	}
-	k := &Keyring{master: aead, store: st, now: now, keys: map[uint32]dataKey{}, active: map[string]uint32{}}
+	k := &Keyring{master: aead, store: st, now: now, keys: map[uint32]dataKey{}, owned: map[string][]uint32{}, active: map[string]uint32{}}
 	if err := k.checkMaster(ctx, master); err != nil {
 		return nil, err
 	}
@@ -201,10 +203,8 @@ func (k *Keyring) Pin(ctx context.Context, tenantID string) (*TenantKeys, error)
 	}
 	t := &TenantKeys{tenantID: tenantID, active: id, keys: map[uint32]dataKey{}}
 	k.mu.Lock()
-	for kid, key := range k.keys {
-		if key.tenantID == tenantID {
-			t.keys[kid] = key
-		}
+	for _, kid := range k.owned[tenantID] {
+		t.keys[kid] = k.keys[kid]
 	}
 	k.mu.Unlock()
 	if _, ok := t.keys[id]; !ok { // shredded meanwhile
@@ -244,6 +244,7 @@ func (k *Keyring) Forget(id uint32) {
 			delete(k.active, key.tenantID)
 		}
 		delete(k.keys, id)
+		k.owned[key.tenantID] = slices.DeleteFunc(k.owned[key.tenantID], func(x uint32) bool { return x == id })
 	}
 }
 
@@ -292,7 +293,7 @@ func (k *Keyring) activeKey(ctx context.Context, tenantID string) (uint32, dataK
 		return 0, dataKey{}, err
 	}
 	k.mu.Lock()
-	k.keys[tk.ID] = key
+	k.cache(tk.ID, key)
 	k.active[tenantID] = tk.ID
 	k.mu.Unlock()
 	return tk.ID, key, nil
@@ -333,9 +334,17 @@ func (k *Keyring) key(ctx context.Context, id uint32) (dataKey, error) {
 		return dataKey{}, err
 	}
 	k.mu.Lock()
-	k.keys[id] = key
+	k.cache(id, key)
 	k.mu.Unlock()
 	return key, nil
+}
+
+// cache keeps a data key; k.mu is held.
+func (k *Keyring) cache(id uint32, key dataKey) {
+	if _, ok := k.keys[id]; !ok {
+		k.owned[key.tenantID] = append(k.owned[key.tenantID], id)
+	}
+	k.keys[id] = key
 }
 
 func (k *Keyring) unwrap(tk store.TenantKey) (dataKey, error) {
@@ -366,11 +375,10 @@ func (k *Keyring) Shred(ctx context.Context, tenantID string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.active, tenantID)
-	for id, key := range k.keys {
-		if key.tenantID == tenantID {
-			delete(k.keys, id)
-		}
+	for _, id := range k.owned[tenantID] {
+		delete(k.keys, id)
 	}
+	delete(k.owned, tenantID)
 	if err != nil {
 		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
 	}
