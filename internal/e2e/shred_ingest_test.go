@@ -42,6 +42,8 @@ func shredDuringIngest(t *testing.T, e *env) {
 	}
 
 	const ackWithin = 10 * time.Second
+	// Each message's point has its own instant, so that each is found.
+	base := time.Now().Add(-time.Minute).UnixMilli()
 	deleted := make(chan struct{})
 	var mu sync.Mutex
 	acked := map[string][]int{} // by root device: the acknowledged sequence numbers
@@ -63,7 +65,7 @@ func shredDuringIngest(t *testing.T, e *env) {
 						return
 					}
 				}
-				tok := c.c.Publish(events(d.id, fmt.Sprintf("$.mid=%s-%d", d.id, i)), 1, false, fmt.Sprintf(`{"seq": %d}`, i))
+				tok := c.c.Publish(events(d.id, fmt.Sprintf("$.mid=%s-%d", d.id, i)), 1, false, fmt.Sprintf(`{"ts": %d, "values": {"seq": %d}}`, base+int64(i), i))
 				if !tok.WaitTimeout(ackWithin) {
 					if d.tenant == "root" {
 						t.Errorf("%s: message %d not acknowledged within %v", d.id, i, ackWithin)
@@ -98,7 +100,7 @@ func shredDuringIngest(t *testing.T, e *env) {
 	eng := e.srv.Engine()
 	for id, seqs := range acked {
 		stored := map[int]bool{}
-		err := eng.Range(ctx, store.RootTenantID, id, "seq", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), 0,
+		err := eng.Range(ctx, store.RootTenantID, id, "seq", time.UnixMilli(base), time.UnixMilli(base+1_000_000), 0,
 			func(s store.Sample) bool {
 				stored[int(s.Value)] = true
 				return true

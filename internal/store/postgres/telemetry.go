@@ -24,9 +24,9 @@ import (
 // order so that they cannot deadlock, and each produces the result of some
 // serial order of the transactions:
 //
-//   - WriteHead locks, in this order: the data keys its records were
-//     sealed with and their tenants (sorted by key id, shared), the
-//     message ids it inserts (sorted by
+//   - WriteHead locks, in this order: the tenants of the data keys its
+//     records were sealed with (sorted, shared), those keys (sorted,
+//     shared), the message ids it inserts (sorted by
 //     device and id), the latest rows of its devices (sorted by device id),
 //     and their head_stats rows (sorted by device id). Two batches that
 //     share a device thus run one after the other from the latest lock on,
@@ -57,13 +57,14 @@ const lockDevicesLimit = 100
 // Statements of WriteHead. Each takes whole columns as arrays, so one
 // statement writes any number of rows; rows are written in array order.
 const (
-	// lockKeys returns which of the given data keys still exist, and holds
-	// them and their tenants until the commit: DeleteTenantKeys and
-	// DeleteTenant (which locks its tenant first) wait for it, or it for
-	// them and then finds the keys gone.
-	lockKeys = `SELECT k.id FROM tenant_keys k JOIN tenants t ON t.id = k.tenant_id
-		WHERE k.id = ANY($1::bigint[]) AND length(k.wrapped) > 0
-		ORDER BY k.id FOR SHARE OF k FOR KEY SHARE OF t`
+	// lockTenants and lockKeys hold, until the commit, the tenants of the
+	// batch's data keys, then the keys that still exist (which lockKeys
+	// returns), in the order DeleteTenant takes them (tenant first, keys
+	// later): DeleteTenant and DeleteTenantKeys wait for the commit, or
+	// the commit for them, and then finds the keys gone.
+	lockTenants = `SELECT 1 FROM tenants WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE`
+	lockKeys    = `SELECT id FROM tenant_keys WHERE id = ANY($1::bigint[]) AND length(wrapped) > 0
+		ORDER BY id FOR SHARE`
 	insertMessageIDs = `INSERT INTO message_ids (device_id, message_id, tenant_id, received_at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
 		ON CONFLICT DO NOTHING
@@ -157,13 +158,18 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 	// its id (deleted again below): its tenant's keys were destroyed since
 	// it was sealed.
 	var keyIDs []int64
-	seenKey := map[uint32]bool{}
+	var keyTenants []string
+	seenKey, seenTenant := map[uint32]bool{}, map[string]bool{}
 	first := make(map[msgKey]int) // record index by key
 	var keys []msgKey
 	for i, r := range recs {
 		if r.KeyID != 0 && !seenKey[r.KeyID] {
 			seenKey[r.KeyID] = true
 			keyIDs = append(keyIDs, int64(r.KeyID))
+			if !seenTenant[r.TenantID] {
+				seenTenant[r.TenantID] = true
+				keyTenants = append(keyTenants, r.TenantID)
+			}
 		}
 		if r.MessageID == "" {
 			continue
@@ -179,6 +185,7 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 	live := map[uint32]bool{}
 	b := w.batch()
 	if len(keyIDs) > 0 {
+		b.Queue(lockTenants, keyTenants)
 		b.Queue(lockKeys, keyIDs).Query(func(rows pgx.Rows) error {
 			var id int64
 			_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
