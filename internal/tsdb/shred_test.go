@@ -8,7 +8,22 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/postgres"
+	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
+
+// engines runs fn on an engine over SQLite and one over PostgreSQL.
+func engines(t *testing.T, fn func(t *testing.T, te *testEngine)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, newTestEngine(t, Config{})) })
+	t.Run("postgres", func(t *testing.T) {
+		st, err := postgres.Open(t.Context(), pgtest.URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		fn(t, newTestEngineOn(t, Config{}, st))
+	})
+}
 
 // twoTenants sets up tenant acme with device acme-pump and the root tenant
 // with own-pump, each with one message written (so their keys are cached).
@@ -32,8 +47,9 @@ func pair(tenant, dev string, i int) store.Message {
 // TestWriteDropsDeletedTenant: a batch that holds messages of a tenant
 // deleted (with its keys) since its devices sent them commits the other
 // tenant's messages and drops the deleted tenant's.
-func TestWriteDropsDeletedTenant(t *testing.T) {
-	te := newTestEngine(t, Config{})
+func TestWriteDropsDeletedTenant(t *testing.T) { engines(t, writeDropsDeletedTenant) }
+
+func writeDropsDeletedTenant(t *testing.T, te *testEngine) {
 	twoTenants(t, te)
 	if err := te.st.DeleteTenant(t.Context(), "acme"); err != nil {
 		t.Fatal(err)
@@ -62,8 +78,9 @@ func TestWriteDropsDeletedTenant(t *testing.T) {
 // batches of it and another tenant commit never blocks a write, and every
 // write stores both tenants' messages (the shredded tenant still exists:
 // its new messages get a new key).
-func TestShredDuringWrite(t *testing.T) {
-	te := newTestEngine(t, Config{})
+func TestShredDuringWrite(t *testing.T) { engines(t, shredDuringWrite) }
+
+func shredDuringWrite(t *testing.T, te *testEngine) {
 	twoTenants(t, te)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
