@@ -248,6 +248,34 @@ func (k *Keyring) Forget(id uint32) {
 	}
 }
 
+// SealerFor returns a store.Sealer for one tenant to use inside a
+// transaction (store.Pinner): it seals with the tenant's key obtained now,
+// so sealing never writes to the store, and opens through the keyring,
+// which only reads.
+func (k *Keyring) SealerFor(ctx context.Context, tenantID string) (store.Sealer, error) {
+	t, err := k.Pin(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	return pinnedSealer{k: k, t: t}, nil
+}
+
+type pinnedSealer struct {
+	k *Keyring
+	t *TenantKeys
+}
+
+func (p pinnedSealer) Seal(_ context.Context, tenantID string, plaintext, aad []byte) ([]byte, error) {
+	if tenantID != p.t.tenantID {
+		return nil, fmt.Errorf("sealer of tenant %q asked to seal for tenant %q", p.t.tenantID, tenantID)
+	}
+	return p.t.Seal(plaintext, aad)
+}
+
+func (p pinnedSealer) Open(ctx context.Context, tenantID string, blob, aad []byte) ([]byte, error) {
+	return p.k.Open(ctx, tenantID, blob, aad)
+}
+
 // KeyID is the id of the key Seal seals with.
 func (t *TenantKeys) KeyID() uint32 { return t.active }
 
