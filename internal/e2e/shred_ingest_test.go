@@ -61,7 +61,7 @@ func shredDuringIngest(t *testing.T, e *env) {
 						after++
 					default:
 					}
-					if after > 50 {
+					if after > 20 {
 						return
 					}
 				}
