@@ -12,25 +12,38 @@ import (
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 )
 
-func TestShredDuringIngestSQLite(t *testing.T) { shredDuringIngest(t, start(t)) }
+// The fault this guards against struck in about one run of three: each
+// test deletes a tenant during ingest three times.
+const shredRounds = 3
+
+func TestShredDuringIngestSQLite(t *testing.T) {
+	e := start(t)
+	for round := range shredRounds {
+		shredDuringIngest(t, e, round)
+	}
+}
 
 func TestShredDuringIngestPostgres(t *testing.T) {
-	shredDuringIngest(t, start(t, withDatabase(pgtest.URL(t))))
+	e := start(t, withDatabase(pgtest.URL(t)))
+	for round := range shredRounds {
+		shredDuringIngest(t, e, round)
+	}
 }
 
 // shredDuringIngest: devices of tenant acme and of the root tenant publish
 // at QoS 1 while acme is deleted (its keys shredded). The root tenant's
 // devices keep being acknowledged, each within a bounded time, and every
 // message acknowledged to them is stored.
-func shredDuringIngest(t *testing.T, e *env) {
+func shredDuringIngest(t *testing.T, e *env, round int) {
 	ctx := e.ctx()
-	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": "acme", "name": "Acme Pumps"}); err != nil {
+	acme := fmt.Sprint("acme", round)
+	if _, err := e.api.CreateTenant(ctx, map[string]any{"id": acme, "name": "Acme Pumps"}); err != nil {
 		t.Fatal(err)
 	}
 	type dev struct{ id, tenant string }
 	var devs []dev
 	for i := range 3 {
-		devs = append(devs, dev{fmt.Sprintf("acme-%d", i), "acme"}, dev{fmt.Sprintf("own-%d", i), "root"})
+		devs = append(devs, dev{fmt.Sprintf("%s-%d", acme, i), acme}, dev{fmt.Sprintf("own%d-%d", round, i), "root"})
 	}
 	conns := map[string]*mqtt311{}
 	for _, d := range devs {
@@ -98,7 +111,7 @@ func shredDuringIngest(t *testing.T, e *env) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	began := time.Now()
-	if err := e.api.DeleteTenant(ctx, "acme"); err != nil {
+	if err := e.api.DeleteTenant(ctx, acme); err != nil {
 		t.Errorf("delete tenant: %v", err)
 	}
 	t.Logf("deleting the tenant during ingest took %v", time.Since(began).Round(time.Millisecond))
