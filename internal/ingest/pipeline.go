@@ -73,7 +73,21 @@ type Config struct {
 	// outcome: acknowledgements wait for the commit only. A full log slows
 	// the committer down (its Append waits, within its bound).
 	Log msglog.Appender
+	// CommitTimeout bounds one attempt to commit a group; an attempt that
+	// times out is rolled back and tried again, up to CommitAttempts
+	// attempts, after which its messages fail (they are not acknowledged,
+	// so their devices send them again). 0 means DefaultCommitTimeout and
+	// 3 attempts.
+	CommitTimeout  time.Duration
+	CommitAttempts int
 }
+
+// DefaultCommitTimeout is the default bound of one commit attempt.
+const DefaultCommitTimeout = 5 * time.Second
+
+// ErrTenantGone is the error of a message whose tenant was deleted before
+// it could be stored: it is dropped.
+var ErrTenantGone = errors.New("the device's tenant no longer exists: message dropped")
 
 // DefaultMaxPayload is IoT Hub's limit of a device-to-cloud message.
 const DefaultMaxPayload = 256 << 10
@@ -120,6 +134,12 @@ func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, now func() time.Ti
 	}
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = DefaultCommitTimeout
+	}
+	if cfg.CommitAttempts <= 0 {
+		cfg.CommitAttempts = 3
 	}
 	return &Pipeline{
 		sink: sink, log: log, now: now, cfg: cfg, metrics: m,
@@ -320,7 +340,10 @@ func (p *Pipeline) commit(ctx context.Context, batch []job) {
 			msgs = append(msgs, j.msg)
 			continue
 		}
-		if err := p.sink.AddRejected(ctx, *j.rejected); err != nil {
+		actx, cancel := context.WithTimeout(ctx, p.cfg.CommitTimeout)
+		err := p.sink.AddRejected(actx, *j.rejected)
+		cancel()
+		if err != nil {
 			p.log.Error("keep rejected message", "device", j.rejected.DeviceID, "err", err)
 			if rejectErrs == nil {
 				rejectErrs = map[int]error{}
@@ -334,7 +357,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []job) {
 	var err error
 	if len(msgs) > 0 {
 		start := time.Now()
-		results, err = p.sink.Write(ctx, msgs)
+		results, err = p.write(ctx, msgs)
 		p.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 		p.metrics.batchSize.Observe(float64(len(msgs)))
 		if err != nil {
@@ -360,6 +383,11 @@ func (p *Pipeline) commit(ctx context.Context, batch []job) {
 			continue
 		case err != nil:
 			j.done(Stored, err)
+		case results[m].Dropped:
+			p.metrics.dropped.Inc()
+			j.done(Stored, ErrTenantGone)
+		case results[m].Err != nil:
+			j.done(Stored, results[m].Err)
 		case results[m].Duplicate:
 			p.metrics.duplicates.Inc()
 			j.done(Duplicate, nil)
@@ -392,15 +420,38 @@ func droppedOf(err error, n int) int {
 	return n
 }
 
+// write commits msgs, each attempt bounded by CommitTimeout: a commit that
+// waits for ever (a lock, a stalled disk or database) must not stall ingest
+// for good. An attempt that timed out was rolled back, so it is tried
+// again; nothing is acknowledged until an attempt commits.
+func (p *Pipeline) write(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, p.cfg.CommitTimeout)
+		results, err := p.sink.Write(actx, msgs)
+		timedOut := err != nil && actx.Err() == context.DeadlineExceeded
+		cancel()
+		if !timedOut {
+			return results, err
+		}
+		if attempt == p.cfg.CommitAttempts {
+			return nil, fmt.Errorf("commit timed out %d times (after %v each): %w", attempt, p.cfg.CommitTimeout, err)
+		}
+		p.metrics.commitTimeouts.Inc()
+		p.log.Warn("commit timed out; trying again", "messages", len(msgs), "attempt", attempt, "timeout", p.cfg.CommitTimeout, "err", err)
+	}
+}
+
 // Metrics are the pipeline's Prometheus metrics.
 type Metrics struct {
-	messages      prometheus.Counter
-	points        prometheus.Counter
-	duplicates    prometheus.Counter
-	rejects       prometheus.Counter
-	commitSeconds prometheus.Histogram
-	batchSize     prometheus.Histogram
-	logDropped    prometheus.Counter
+	messages       prometheus.Counter
+	points         prometheus.Counter
+	duplicates     prometheus.Counter
+	rejects        prometheus.Counter
+	dropped        prometheus.Counter
+	commitTimeouts prometheus.Counter
+	commitSeconds  prometheus.Histogram
+	batchSize      prometheus.Histogram
+	logDropped     prometheus.Counter
 }
 
 // NewMetrics makes the pipeline's metrics and registers them with reg.
@@ -414,6 +465,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "warden_messages_duplicate_total", Help: "Messages acknowledged but not stored again because their id was seen before."}),
 		rejects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_messages_rejected_total", Help: "Messages that could not be parsed and were kept as rejected."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_messages_dropped_total", Help: "Messages dropped because their tenant was deleted before they were stored."}),
+		commitTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_commit_timeouts_total", Help: "Group commit attempts that timed out and were tried again."}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "warden_commit_duration_seconds", Help: "Time to durably commit one group of messages.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
@@ -424,7 +479,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "warden_log_dropped_total", Help: "Committed messages and connection changes the alarm runtime did not see because its log stayed full."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.points, m.duplicates, m.rejects, m.commitSeconds, m.batchSize, m.logDropped)
+		reg.MustRegister(m.messages, m.points, m.duplicates, m.rejects, m.dropped, m.commitTimeouts, m.commitSeconds, m.batchSize, m.logDropped)
 	}
 	return m
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,8 +55,9 @@ type Keyring struct {
 	now    func() time.Time
 
 	mu     sync.Mutex
-	keys   map[uint32]dataKey // by key id
-	active map[string]uint32  // tenant → key id used for new data
+	keys   map[uint32]dataKey  // by key id
+	owned  map[string][]uint32 // tenant → ids of its keys in keys
+	active map[string]uint32   // tenant → key id used for new data
 }
 
 type dataKey struct {
@@ -73,7 +75,7 @@ func New(ctx context.Context, master []byte, st store.Store, now func() time.Tim
 	if err != nil {
 		return nil, err
 	}
-	k := &Keyring{master: aead, store: st, now: now, keys: map[uint32]dataKey{}, active: map[string]uint32{}}
+	k := &Keyring{master: aead, store: st, now: now, keys: map[uint32]dataKey{}, owned: map[string][]uint32{}, active: map[string]uint32{}}
 	if err := k.checkMaster(ctx, master); err != nil {
 		return nil, err
 	}
@@ -123,13 +125,17 @@ func (k *Keyring) Seal(ctx context.Context, tenantID string, plaintext, aad []by
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, headerSize, headerSize+len(plaintext)+key.aead.Overhead())
+	return sealWith(id, key.aead, plaintext, aad)
+}
+
+func sealWith(id uint32, aead cipher.AEAD, plaintext, aad []byte) ([]byte, error) {
+	out := make([]byte, headerSize, headerSize+len(plaintext)+aead.Overhead())
 	out[0] = blobVersion
 	binary.BigEndian.PutUint32(out[1:5], id)
 	if _, err := rand.Read(out[5:headerSize]); err != nil {
 		return nil, fmt.Errorf("nonce: %w", err)
 	}
-	return key.aead.Seal(out, out[5:headerSize], plaintext, append(out[:5:5], aad...)), nil
+	return aead.Seal(out, out[5:headerSize], plaintext, append(out[:5:5], aad...)), nil
 }
 
 // KeyID returns the data key id in a sealed blob's header.
@@ -150,6 +156,10 @@ func (k *Keyring) Open(ctx context.Context, tenantID string, blob, aad []byte) (
 	if err != nil {
 		return nil, err
 	}
+	return openWith(key, tenantID, blob, aad)
+}
+
+func openWith(key dataKey, tenantID string, blob, aad []byte) ([]byte, error) {
 	if key.tenantID != tenantID {
 		return nil, fmt.Errorf("%w: sealed for another tenant", ErrCorrupt)
 	}
@@ -158,6 +168,137 @@ func (k *Keyring) Open(ctx context.Context, tenantID string, blob, aad []byte) (
 		return nil, ErrCorrupt
 	}
 	return pt, nil
+}
+
+// TenantKeys are data keys of one tenant obtained before a transaction
+// (Pin): sealing and opening with them never reaches the store, so they
+// may be used inside a transaction of it. A TenantKeys is not safe for
+// concurrent use.
+type TenantKeys struct {
+	tenantID string
+	active   uint32
+	keys     map[uint32]dataKey
+	gone     map[uint32]bool // keys found destroyed (Load)
+}
+
+// NotPinnedError: a blob was sealed with a key of the tenant that its
+// TenantKeys do not hold. Load it (outside any transaction) and try again.
+type NotPinnedError struct {
+	TenantID string
+	ID       uint32
+}
+
+func (e *NotPinnedError) Error() string {
+	return fmt.Sprintf("data key %d of tenant %q is not loaded", e.ID, e.TenantID)
+}
+
+// Pin returns the tenant's active data key and the other keys of the
+// tenant this keyring holds. A tenant without a data key gets one, made in
+// a short transaction of its own; for a tenant that does not exist the
+// error wraps store.ErrNotFound.
+func (k *Keyring) Pin(ctx context.Context, tenantID string) (*TenantKeys, error) {
+	id, _, err := k.activeKey(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	t := &TenantKeys{tenantID: tenantID, active: id, keys: map[uint32]dataKey{}}
+	k.mu.Lock()
+	for _, kid := range k.owned[tenantID] {
+		t.keys[kid] = k.keys[kid]
+	}
+	k.mu.Unlock()
+	if _, ok := t.keys[id]; !ok { // shredded meanwhile
+		return nil, fmt.Errorf("data key of tenant %q: %w", tenantID, ErrShredded)
+	}
+	return t, nil
+}
+
+// Load adds data key id to t, reading it from the store if this keyring
+// does not hold it; a key that was destroyed makes t's Open report
+// ErrShredded for its blobs. Call it outside any transaction.
+func (k *Keyring) Load(ctx context.Context, t *TenantKeys, id uint32) error {
+	key, err := k.key(ctx, id)
+	if errors.Is(err, ErrShredded) {
+		if t.gone == nil {
+			t.gone = map[uint32]bool{}
+		}
+		t.gone[id] = true
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	t.keys[id] = key
+	return nil
+}
+
+// Forget drops data key id from the keyring's cache, so that the next use
+// of its tenant reads the tenant's keys from the store again: a caller
+// that learnt that the key was destroyed elsewhere (another node, or a
+// tenant deleted in the store) calls it.
+func (k *Keyring) Forget(id uint32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if key, ok := k.keys[id]; ok {
+		if k.active[key.tenantID] == id {
+			delete(k.active, key.tenantID)
+		}
+		delete(k.keys, id)
+		k.owned[key.tenantID] = slices.DeleteFunc(k.owned[key.tenantID], func(x uint32) bool { return x == id })
+	}
+}
+
+// SealerFor returns a store.Sealer for one tenant to use inside a
+// transaction (store.Pinner): it seals with the tenant's key obtained now,
+// so sealing never writes to the store, and opens through the keyring,
+// which only reads.
+func (k *Keyring) SealerFor(ctx context.Context, tenantID string) (store.Sealer, error) {
+	t, err := k.Pin(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	return pinnedSealer{k: k, t: t}, nil
+}
+
+type pinnedSealer struct {
+	k *Keyring
+	t *TenantKeys
+}
+
+func (p pinnedSealer) Seal(_ context.Context, tenantID string, plaintext, aad []byte) ([]byte, error) {
+	if tenantID != p.t.tenantID {
+		return nil, fmt.Errorf("sealer of tenant %q asked to seal for tenant %q", p.t.tenantID, tenantID)
+	}
+	return p.t.Seal(plaintext, aad)
+}
+
+func (p pinnedSealer) Open(ctx context.Context, tenantID string, blob, aad []byte) ([]byte, error) {
+	return p.k.Open(ctx, tenantID, blob, aad)
+}
+
+// KeyID is the id of the key Seal seals with.
+func (t *TenantKeys) KeyID() uint32 { return t.active }
+
+// Seal is Keyring.Seal with the pinned active key.
+func (t *TenantKeys) Seal(plaintext, aad []byte) ([]byte, error) {
+	return sealWith(t.active, t.keys[t.active].aead, plaintext, aad)
+}
+
+// Open is Keyring.Open with the pinned keys: a blob of a key not pinned
+// gives a *NotPinnedError, of a key found destroyed ErrShredded.
+func (t *TenantKeys) Open(blob, aad []byte) ([]byte, error) {
+	id, err := KeyID(blob)
+	if err != nil {
+		return nil, err
+	}
+	key, ok := t.keys[id]
+	if !ok {
+		if t.gone[id] {
+			return nil, fmt.Errorf("key %d: %w", id, ErrShredded)
+		}
+		return nil, &NotPinnedError{TenantID: t.tenantID, ID: id}
+	}
+	return openWith(key, t.tenantID, blob, aad)
 }
 
 func (k *Keyring) activeKey(ctx context.Context, tenantID string) (uint32, dataKey, error) {
@@ -180,7 +321,7 @@ func (k *Keyring) activeKey(ctx context.Context, tenantID string) (uint32, dataK
 		return 0, dataKey{}, err
 	}
 	k.mu.Lock()
-	k.keys[tk.ID] = key
+	k.cache(tk.ID, key)
 	k.active[tenantID] = tk.ID
 	k.mu.Unlock()
 	return tk.ID, key, nil
@@ -221,9 +362,17 @@ func (k *Keyring) key(ctx context.Context, id uint32) (dataKey, error) {
 		return dataKey{}, err
 	}
 	k.mu.Lock()
-	k.keys[id] = key
+	k.cache(id, key)
 	k.mu.Unlock()
 	return key, nil
+}
+
+// cache keeps a data key; k.mu is held.
+func (k *Keyring) cache(id uint32, key dataKey) {
+	if _, ok := k.keys[id]; !ok {
+		k.owned[key.tenantID] = append(k.owned[key.tenantID], id)
+	}
+	k.keys[id] = key
 }
 
 func (k *Keyring) unwrap(tk store.TenantKey) (dataKey, error) {
@@ -251,25 +400,24 @@ func (k *Keyring) Shred(ctx context.Context, tenantID string) error {
 	if err != nil && !errors.Is(err, store.ErrNotPurged) {
 		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
 	}
-	k.Forget(tenantID)
+	k.ForgetTenant(tenantID)
 	if err != nil {
 		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
 	}
 	return nil
 }
 
-// Forget drops the tenant's keys this keyring holds in memory, so that it
+// ForgetTenant drops the tenant's keys this keyring holds in memory, so that it
 // reads them from the store again: the reaction of a node whose keyring did
 // not shred them itself (Shred forgets its own).
-func (k *Keyring) Forget(tenantID string) {
+func (k *Keyring) ForgetTenant(tenantID string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.active, tenantID)
-	for id, key := range k.keys {
-		if key.tenantID == tenantID {
-			delete(k.keys, id)
-		}
+	for _, id := range k.owned[tenantID] {
+		delete(k.keys, id)
 	}
+	delete(k.owned, tenantID)
 }
 
 // InUse reports whether data keys in the database were wrapped with a

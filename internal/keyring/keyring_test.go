@@ -100,7 +100,7 @@ func TestTenantsHaveTheirOwnKeys(t *testing.T) {
 
 // TestForget: a keyring that did not shred a tenant's keys (another node's)
 // keeps opening with the keys it holds until it forgets them.
-func TestForget(t *testing.T) {
+func TestForgetTenant(t *testing.T) {
 	st := newStore(t)
 	a, _ := New(t.Context(), master, st, time.Now)
 	b, _ := New(t.Context(), master, st, time.Now)
@@ -118,7 +118,7 @@ func TestForget(t *testing.T) {
 	if _, err := b.Open(t.Context(), "acme", blob, nil); err != nil {
 		t.Fatalf("before Forget the key held in memory still opens: %v", err)
 	}
-	b.Forget("acme")
+	b.ForgetTenant("acme")
 	if _, err := b.Open(t.Context(), "acme", blob, nil); !errors.Is(err, ErrShredded) {
 		t.Fatalf("after Forget: %v, want ErrShredded", err)
 	}

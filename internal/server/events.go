@@ -102,7 +102,7 @@ func (s *Server) subscribe(bus event.Bus) {
 	// Keys held in memory go too (a no-op on the node that shredded them;
 	// another node sharing the database must not keep opening with them).
 	event.On(bus, "keyring.forget", func(_ context.Context, ev event.KeysShredded) error {
-		s.keys.Forget(ev.TenantID)
+		s.keys.ForgetTenant(ev.TenantID)
 		return nil
 	})
 

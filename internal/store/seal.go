@@ -340,6 +340,32 @@ func PrepareSeal(ctx context.Context, s Sealer, tenantID string) error {
 	return nil
 }
 
+// Pinner is a Sealer that can hand out a tenant's sealer for use inside a
+// transaction: its Seal uses a data key obtained beforehand and never
+// writes to the store (it cannot create a key), its Open only reads.
+type Pinner interface {
+	SealerFor(ctx context.Context, tenantID string) (Sealer, error)
+}
+
+// PinSealer returns the sealer to use for tenantID inside a transaction:
+// s's pinned one if s is a Pinner, else s after PrepareSeal.
+func PinSealer(ctx context.Context, s Sealer, tenantID string) (Sealer, error) {
+	if s == nil {
+		return nil, ErrNoSealer
+	}
+	if p, ok := s.(Pinner); ok {
+		ps, err := p.SealerFor(ctx, tenantID)
+		if err != nil {
+			return nil, fmt.Errorf("data key of tenant %q: %w", tenantID, err)
+		}
+		return ps, nil
+	}
+	if err := PrepareSeal(ctx, s, tenantID); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // SealLegacyAlarm seals an alarm row written before sealing: its message
 // and value, and its acknowledgement comment if it has one. It returns the
 // arguments of the stores' UPDATE: sealed, sealed comment (nil if none),

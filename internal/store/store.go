@@ -126,7 +126,22 @@ type Message struct {
 // WriteResult says what happened to each message of a batch, in order.
 type WriteResult struct {
 	Duplicate bool // an earlier message with the same id was already stored
+	// KeyGone: the data key the record was sealed with was destroyed
+	// before the commit; nothing of the record was stored, not even its
+	// message id (WriteHead).
+	KeyGone bool
+	// Dropped: the message's tenant no longer exists; nothing was stored
+	// (tsdb.Engine.Write).
+	Dropped bool
+	// Err: the message was not stored, though others of the batch were
+	// (tsdb.Engine.Write: its tenant's keys were destroyed during each
+	// attempt). Its device should send it again.
+	Err error
 }
+
+// Stored reports whether the message was stored by this write (not a
+// duplicate, not dropped, not failed).
+func (r WriteResult) Stored() bool { return !r.Duplicate && !r.Dropped && r.Err == nil }
 
 // Rejected is a message Warden could not accept, kept with the reason.
 // Its payload is never kept whole: Payload holds at most the first
@@ -182,6 +197,10 @@ type HeadRecord struct {
 	MinTS      int64
 	MaxTS      int64
 	Blob       []byte
+	// KeyID is the tenant data key Blob (and the device's new latest blob)
+	// is sealed with; WriteHead stores the record only if that key still
+	// exists when it commits. 0: not checked.
+	KeyID uint32
 }
 
 // ChunkRecord is a sealed, compressed, encrypted run of one series' points
@@ -213,7 +232,10 @@ type DeviceBlob struct {
 
 // LatestMerge computes a device's new latest-values blob from the stored
 // one (nil if none) and the accepted messages of a batch (indexes into the
-// batch). It runs inside the write transaction.
+// batch). It runs inside the write transaction, so it must only compute:
+// it must not call the store, nor anything that may (a keyring does; use
+// keys obtained before, keyring.TenantKeys). An error it returns rolls the
+// transaction back and is returned by WriteHead.
 type LatestMerge func(tenantID, deviceID string, old []byte, accepted []int) ([]byte, error)
 
 // Sample is a stored point of a known series.
@@ -288,7 +310,9 @@ type Store interface {
 	// message id was not seen before from that device (or that has none)
 	// joins the device's head with its id remembered; a repeated id adds
 	// nothing. For each device with accepted records, merge gives its new
-	// latest blob. Results are in batch order.
+	// latest blob. A record whose KeyID no longer exists is not stored, nor
+	// its message id (KeyGone): its tenant's keys were destroyed since it
+	// was sealed. Results are in batch order.
 	WriteHead(ctx context.Context, recs []HeadRecord, merge LatestMerge) ([]WriteResult, error)
 	// ForgetMessageIDs drops dedup records received before the cutoff.
 	ForgetMessageIDs(ctx context.Context, before time.Time) (int64, error)

@@ -78,33 +78,149 @@ func chunkAAD(deviceID, metric string) []byte {
 	return []byte("chunk\x00" + deviceID + "\x00" + metric)
 }
 
+// writeAttempts bounds the transactions one Write tries: another is needed
+// only when a tenant's keys are destroyed between the sealing of its
+// messages and the commit, or when a device's latest values were sealed
+// with a key this engine had not loaded.
+const writeAttempts = 5
+
 // Write commits a batch of messages durably (see store.Store.WriteHead):
 // each accepted message becomes one encrypted head record, and each
 // device's latest values are updated.
+//
+// Everything the transaction needs is obtained before it begins: the
+// tenants' data keys (a tenant without one gets it in a short transaction
+// of its own) and the sealed records; inside it only rows are read and
+// written, and the new latest values are sealed with the keys in hand. A
+// message of a tenant that no longer exists is dropped (Dropped): its
+// device is gone with it. If a tenant's keys are destroyed between sealing
+// and commit, the other tenants' messages commit and that tenant's are
+// sealed again with its new key, or dropped if the tenant was deleted.
 func (e *Engine) Write(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
-	recs := make([]store.HeadRecord, len(msgs))
-	for i, m := range msgs {
-		blob, err := e.keys.Seal(ctx, m.TenantID, appendHead(nil, m), headAAD(m.DeviceID))
+	results := make([]store.WriteResult, len(msgs))
+	pending := make([]int, len(msgs))
+	for i := range msgs {
+		pending[i] = i
+	}
+	keys := map[string]*keyring.TenantKeys{}
+	for attempt := 0; len(pending) > 0; attempt++ {
+		if attempt == writeAttempts {
+			for _, i := range pending {
+				results[i].Err = fmt.Errorf("message of %s: the keys of tenant %q were destroyed during each of %d attempts",
+					msgs[i].DeviceID, msgs[i].TenantID, writeAttempts)
+			}
+			break
+		}
+		batch, err := e.pin(ctx, msgs, pending, keys, results)
+		if err != nil {
+			return nil, err
+		}
+		if len(batch) == 0 {
+			break
+		}
+		res, err := e.writeOnce(ctx, msgs, batch, keys)
+		var np *keyring.NotPinnedError
+		if errors.As(err, &np) {
+			if err := e.keys.Load(ctx, keys[np.TenantID], np.ID); err != nil {
+				return nil, fmt.Errorf("latest values of tenant %q: %w", np.TenantID, err)
+			}
+			pending = batch
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		pending = pending[:0]
+		for j, i := range batch {
+			if !res[j].KeyGone {
+				results[i] = res[j]
+				continue
+			}
+			// Destroyed since it was pinned: forget it, so that the next
+			// attempt reads the tenant's keys again.
+			if k, ok := keys[msgs[i].TenantID]; ok {
+				e.keys.Forget(k.KeyID())
+				delete(keys, msgs[i].TenantID)
+			}
+			pending = append(pending, i)
+		}
+	}
+	return results, nil
+}
+
+// pin obtains the data keys of the tenants of the pending messages not in
+// keys yet, marks the messages of tenants that no longer exist Dropped, and
+// returns the others.
+func (e *Engine) pin(ctx context.Context, msgs []store.Message, pending []int, keys map[string]*keyring.TenantKeys, results []store.WriteResult) ([]int, error) {
+	gone := map[string]int{}
+	batch := make([]int, 0, len(pending))
+	for _, i := range pending {
+		tenantID := msgs[i].TenantID
+		if _, ok := gone[tenantID]; ok {
+			gone[tenantID]++
+			results[i].Dropped = true
+			continue
+		}
+		if _, ok := keys[tenantID]; !ok {
+			k, err := e.keys.Pin(ctx, tenantID)
+			if errors.Is(err, store.ErrNotFound) {
+				gone[tenantID]++
+				results[i].Dropped = true
+				continue
+			}
+			if errors.Is(err, keyring.ErrShredded) || errors.Is(err, store.ErrConflict) {
+				batch = append(batch, i) // shredded as it was read or made: the next attempt makes a new key
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("data key of tenant %q: %w", tenantID, err)
+			}
+			keys[tenantID] = k
+		}
+		batch = append(batch, i)
+	}
+	for tenantID, n := range gone {
+		e.log.Warn("telemetry of a deleted tenant dropped", "tenant", tenantID, "messages", n)
+	}
+	return batch, nil
+}
+
+// writeOnce seals the messages batch (indexes into msgs) with keys and
+// commits them in one transaction; results are in batch order.
+func (e *Engine) writeOnce(ctx context.Context, msgs []store.Message, batch []int, keys map[string]*keyring.TenantKeys) ([]store.WriteResult, error) {
+	recs := make([]store.HeadRecord, 0, len(batch))
+	var sealedAt []int // batch positions of recs
+	var skipped []int  // batch positions whose tenant's key was shredded as it was pinned
+	for j, i := range batch {
+		m := msgs[i]
+		k, ok := keys[m.TenantID]
+		if !ok {
+			skipped = append(skipped, j)
+			continue
+		}
+		blob, err := k.Seal(appendHead(nil, m), headAAD(m.DeviceID))
 		if err != nil {
 			return nil, fmt.Errorf("seal message of %s: %w", m.DeviceID, err)
 		}
 		r := store.HeadRecord{TenantID: m.TenantID, DeviceID: m.DeviceID, MessageID: m.MessageID,
-			ReceivedAt: m.ReceivedAt, Blob: blob}
-		for j, p := range m.Points {
+			ReceivedAt: m.ReceivedAt, Blob: blob, KeyID: k.KeyID()}
+		for n, p := range m.Points {
 			ts := p.TS.UnixMilli()
-			if j == 0 || ts < r.MinTS {
+			if n == 0 || ts < r.MinTS {
 				r.MinTS = ts
 			}
-			if j == 0 || ts > r.MaxTS {
+			if n == 0 || ts > r.MaxTS {
 				r.MaxTS = ts
 			}
 		}
-		recs[i] = r
+		recs = append(recs, r)
+		sealedAt = append(sealedAt, j)
 	}
 	merge := func(tenantID, deviceID string, old []byte, accepted []int) ([]byte, error) {
+		k := keys[tenantID]
 		latest := map[string]point{}
 		if old != nil {
-			pt, err := e.keys.Open(ctx, tenantID, old, latestAAD(deviceID))
+			pt, err := k.Open(old, latestAAD(deviceID))
 			if errors.Is(err, keyring.ErrShredded) {
 				pt, err = appendPoints(nil, nil), nil // the old values are gone for good
 			}
@@ -119,8 +235,8 @@ func (e *Engine) Write(ctx context.Context, msgs []store.Message) ([]store.Write
 				latest[p.metric] = p
 			}
 		}
-		for _, i := range accepted {
-			for _, p := range msgs[i].Points {
+		for _, r := range accepted {
+			for _, p := range msgs[batch[sealedAt[r]]].Points {
 				ts := p.TS.UnixMilli()
 				if cur, ok := latest[p.Metric]; !ok || ts >= cur.ts {
 					latest[p.Metric] = point{metric: p.Metric, ts: ts, v: p.Value}
@@ -132,9 +248,20 @@ func (e *Engine) Write(ctx context.Context, msgs []store.Message) ([]store.Write
 			ps = append(ps, store.Point{Metric: p.metric, TS: time.UnixMilli(p.ts), Value: p.v})
 		}
 		slices.SortFunc(ps, func(a, b store.Point) int { return cmp.Compare(a.Metric, b.Metric) })
-		return e.keys.Seal(ctx, tenantID, appendPoints(nil, ps), latestAAD(deviceID))
+		return k.Seal(appendPoints(nil, ps), latestAAD(deviceID))
 	}
-	return e.store.WriteHead(ctx, recs, merge)
+	res, err := e.store.WriteHead(ctx, recs, merge)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.WriteResult, len(batch))
+	for n, j := range sealedAt {
+		out[j] = res[n]
+	}
+	for _, j := range skipped {
+		out[j].KeyGone = true
+	}
+	return out, nil
 }
 
 // Start runs the sealer and the retention job until Close.

@@ -33,6 +33,13 @@ func newTestEngine(t testing.TB, cfg Config) *testEngine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newTestEngineOn(t, cfg, st)
+}
+
+// newTestEngineOn makes a test engine on an open store.
+func newTestEngineOn(t testing.TB, cfg Config, st store.Store) *testEngine {
+	t.Helper()
+	var err error
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,8 @@ func (s *Store) changeTwin(ctx context.Context, tenantID, deviceID string, chang
 	// Before the transaction: the keyring may need a connection of the
 	// pool to load (or create) the tenant's key, and concurrent changes
 	// each holding one must not wait for it.
-	if err := store.PrepareSeal(ctx, s.sealer, tenantID); err != nil {
+	sealer, err := store.PinSealer(ctx, s.sealer, tenantID)
+	if err != nil {
 		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
 	}
 	tx, err := s.pool.Begin(ctx)
@@ -112,7 +113,7 @@ func (s *Store) changeTwin(ctx context.Context, tenantID, deviceID string, chang
 	if err != nil || !write {
 		return tw, err
 	}
-	sealed, err := store.SealTwin(ctx, s.sealer, tw)
+	sealed, err := store.SealTwin(ctx, sealer, tw)
 	if err != nil {
 		return store.Twin{}, fmt.Errorf("save twin of %q: %w", deviceID, err)
 	}

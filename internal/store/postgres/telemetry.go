@@ -24,7 +24,9 @@ import (
 // order so that they cannot deadlock, and each produces the result of some
 // serial order of the transactions:
 //
-//   - WriteHead locks, in this order: the message ids it inserts (sorted by
+//   - WriteHead locks, in this order: the tenants of the data keys its
+//     records were sealed with (sorted, shared), those keys (sorted,
+//     shared), the message ids it inserts (sorted by
 //     device and id), the latest rows of its devices (sorted by device id),
 //     and their head_stats rows (sorted by device id). Two batches that
 //     share a device thus run one after the other from the latest lock on,
@@ -55,6 +57,14 @@ const lockDevicesLimit = 100
 // Statements of WriteHead. Each takes whole columns as arrays, so one
 // statement writes any number of rows; rows are written in array order.
 const (
+	// lockTenants and lockKeys hold, until the commit, the tenants of the
+	// batch's data keys, then the keys that still exist (which lockKeys
+	// returns), in the order DeleteTenant takes them (tenant first, keys
+	// later): DeleteTenant and DeleteTenantKeys wait for the commit, or
+	// the commit for them, and then finds the keys gone.
+	lockTenants = `SELECT 1 FROM tenants WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE`
+	lockKeys    = `SELECT id FROM tenant_keys WHERE id = ANY($1::bigint[]) AND length(wrapped) > 0
+		ORDER BY id FOR SHARE`
 	insertMessageIDs = `INSERT INTO message_ids (device_id, message_id, tenant_id, received_at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
 		ON CONFLICT DO NOTHING
@@ -142,11 +152,25 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 	w := &writeTx{pool: s.pool}
 	defer w.rollback(ctx)
 
-	// Record the ids. The first occurrence of an id in the batch is
-	// inserted, later ones are duplicates already.
+	// Check the data keys and record the ids, in one round trip. The first
+	// occurrence of an id in the batch is inserted, later ones are
+	// duplicates already. A record whose key is gone is not stored, nor
+	// its id (deleted again below): its tenant's keys were destroyed since
+	// it was sealed.
+	var keyIDs []int64
+	var keyTenants []string
+	seenKey, seenTenant := map[uint32]bool{}, map[string]bool{}
 	first := make(map[msgKey]int) // record index by key
 	var keys []msgKey
 	for i, r := range recs {
+		if r.KeyID != 0 && !seenKey[r.KeyID] {
+			seenKey[r.KeyID] = true
+			keyIDs = append(keyIDs, int64(r.KeyID))
+			if !seenTenant[r.TenantID] {
+				seenTenant[r.TenantID] = true
+				keyTenants = append(keyTenants, r.TenantID)
+			}
+		}
 		if r.MessageID == "" {
 			continue
 		}
@@ -157,6 +181,19 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 		}
 		first[k] = i
 		keys = append(keys, k)
+	}
+	live := map[uint32]bool{}
+	b := w.batch()
+	if len(keyIDs) > 0 {
+		b.Queue(lockTenants, keyTenants)
+		b.Queue(lockKeys, keyIDs).Query(func(rows pgx.Rows) error {
+			var id int64
+			_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+				live[uint32(id)] = true
+				return nil
+			})
+			return err
+		})
 	}
 	if len(keys) > 0 {
 		slices.SortFunc(keys, func(a, b msgKey) int {
@@ -170,7 +207,6 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 			r := recs[first[k]]
 			devices[j], ids[j], tenants[j], received[j] = r.DeviceID, r.MessageID, r.TenantID, r.ReceivedAt.UnixMilli()
 		}
-		b := w.batch()
 		b.Queue(insertMessageIDs, devices, ids, tenants, received).Query(func(rows pgx.Rows) error {
 			inserted := make(map[msgKey]bool, len(keys))
 			var k msgKey
@@ -188,9 +224,22 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 			}
 			return nil
 		})
+	}
+	if len(keyIDs) > 0 || len(keys) > 0 {
 		if err := w.send(ctx, b); err != nil {
 			return nil, fmt.Errorf("write head: record ids: %w", err)
 		}
+	}
+	var forget struct{ devices, ids []string }
+	for i, r := range recs {
+		if r.KeyID == 0 || live[r.KeyID] {
+			continue
+		}
+		if r.MessageID != "" && first[msgKey{r.DeviceID, r.MessageID}] == i && !results[i].Duplicate {
+			forget.devices = append(forget.devices, r.DeviceID)
+			forget.ids = append(forget.ids, r.MessageID)
+		}
+		results[i] = store.WriteResult{KeyGone: true}
 	}
 
 	// The accepted records, by device.
@@ -209,7 +258,7 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 		blobs                 [][]byte
 	}
 	for i, r := range recs {
-		if results[i].Duplicate {
+		if results[i].Duplicate || results[i].KeyGone {
 			continue
 		}
 		at := r.ReceivedAt.UnixMilli()
@@ -229,6 +278,14 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 		d.accepted = append(d.accepted, i)
 		d.oldest = min(d.oldest, at)
 	}
+	if len(forget.ids) > 0 {
+		b = w.batch()
+		b.Queue(`DELETE FROM message_ids WHERE (device_id, message_id) IN
+			(SELECT * FROM unnest($1::text[], $2::text[]))`, forget.devices, forget.ids)
+		if err := w.send(ctx, b); err != nil {
+			return nil, fmt.Errorf("write head: record ids: %w", err)
+		}
+	}
 	if len(order) == 0 {
 		if err := w.commit(ctx); err != nil {
 			return nil, fmt.Errorf("write head: commit: %w", err)
@@ -243,7 +300,7 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 	// be locked is neither created nor locked. Then roll back to before the
 	// locks, releasing them, and take them all again: taking only the
 	// missing ones after the others would break the lock order.
-	b := w.batch()
+	b = w.batch()
 	b.Queue(insertHead, head.tenants, head.devices, head.ids, head.received, head.min, head.max, head.blobs)
 	b.Queue(`SAVEPOINT lock_latest`)
 	tenants := make([]string, len(sorted))

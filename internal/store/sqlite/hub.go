@@ -53,8 +53,8 @@ func (s *Store) loadTwin(ctx context.Context, q queryer, tenantID, deviceID stri
 	return tw, true, nil
 }
 
-func (s *Store) saveTwin(ctx context.Context, tx *sql.Tx, tw store.Twin) error {
-	sealed, err := store.SealTwin(ctx, s.sealer, tw)
+func (s *Store) saveTwin(ctx context.Context, tx *sql.Tx, sealer store.Sealer, tw store.Twin) error {
+	sealed, err := store.SealTwin(ctx, sealer, tw)
 	if err != nil {
 		return fmt.Errorf("save twin of %q: %w", tw.DeviceID, err)
 	}
@@ -82,7 +82,11 @@ func (s *Store) GetTwin(ctx context.Context, tenantID, deviceID string) (store.T
 // (SQLite has one writer, so nothing else changes it meanwhile). change
 // returns false if there is nothing to write.
 func (s *Store) changeTwin(ctx context.Context, tenantID, deviceID string, change func(tw *store.Twin, exists bool) (bool, error)) (store.Twin, error) {
-	if err := store.PrepareSeal(ctx, s.sealer, tenantID); err != nil {
+	// The tenant's key is obtained before the transaction: making one is
+	// a write, which would wait for ever on the single writer this
+	// transaction holds.
+	sealer, err := store.PinSealer(ctx, s.sealer, tenantID)
+	if err != nil {
 		return store.Twin{}, fmt.Errorf("twin of %q: %w", deviceID, err)
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -98,7 +102,7 @@ func (s *Store) changeTwin(ctx context.Context, tenantID, deviceID string, chang
 	if err != nil || !write {
 		return tw, err
 	}
-	if err := s.saveTwin(ctx, tx, tw); err != nil {
+	if err := s.saveTwin(ctx, tx, sealer, tw); err != nil {
 		return store.Twin{}, err
 	}
 	if err := tx.Commit(); err != nil {

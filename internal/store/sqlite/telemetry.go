@@ -24,12 +24,20 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 	defer tx.Rollback()
 
 	results := make([]store.WriteResult, len(recs))
+	gone, err := goneKeys(ctx, tx, recs)
+	if err != nil {
+		return nil, fmt.Errorf("write head: %w", err)
+	}
 	// Message ids: a repeat inside the batch is a duplicate; the others are
 	// new unless the table already holds them.
 	type key struct{ device, mid string }
 	first := map[key]int{}
 	var withID []int
 	for i, r := range recs {
+		if gone[r.KeyID] {
+			results[i].KeyGone = true
+			continue
+		}
 		if r.MessageID == "" {
 			continue
 		}
@@ -76,6 +84,9 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 	devices := map[string]*deviceBatch{}
 	var accepted []int
 	for i, r := range recs {
+		if results[i].KeyGone {
+			continue
+		}
 		if results[i].Duplicate || r.MessageID != "" && !inserted[key{r.DeviceID, r.MessageID}] {
 			results[i].Duplicate = true
 			continue
@@ -147,6 +158,40 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 		return nil, fmt.Errorf("write head: commit: %w", err)
 	}
 	return results, nil
+}
+
+// goneKeys returns which of the records' data keys (KeyID, 0 excepted) no
+// longer exist: their tenants' keys were destroyed since the records were
+// sealed. Read inside the write transaction, it is exact: SQLite has one
+// writer.
+func goneKeys(ctx context.Context, tx *sql.Tx, recs []store.HeadRecord) (map[uint32]bool, error) {
+	var ids []any
+	seen := map[uint32]bool{}
+	for _, r := range recs {
+		if r.KeyID != 0 && !seen[r.KeyID] {
+			seen[r.KeyID] = true
+			ids = append(ids, int64(r.KeyID))
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM tenant_keys WHERE id IN (`+placeholders(len(ids))+`) AND length(wrapped) > 0`, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("data keys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("data keys: %w", err)
+		}
+		delete(seen, uint32(id))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("data keys: %w", err)
+	}
+	return seen, nil
 }
 
 // values returns "(?, …), (?, …), …": rows tuples of cols placeholders.
@@ -558,17 +603,16 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	return tx.Commit()
 }
 
-// CreateTenantKey reserves a key id, wraps the key for it and stores it.
+// CreateTenantKey reserves a key id with a row whose wrapped key is empty
+// (which no lookup returns), wraps the key for it with no transaction
+// open, and fills the row in. If the row was deleted meanwhile (the
+// tenant's keys destroyed, or the tenant deleted) the error wraps
+// store.ErrConflict, or store.ErrNotFound if the tenant is gone.
 func (s *Store) CreateTenantKey(ctx context.Context, tenantID string, at time.Time, wrap func(id uint32) ([]byte, error)) (store.TenantKey, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return store.TenantKey{}, fmt.Errorf("create key: %w", err)
-	}
-	defer tx.Rollback()
 	var id int64
 	// Only for a tenant that exists: a key made for a tenant being deleted
 	// would outlive it.
-	err = tx.QueryRowContext(ctx, `INSERT INTO tenant_keys (tenant_id, wrapped, created_at)
+	err := s.w.QueryRowContext(ctx, `INSERT INTO tenant_keys (tenant_id, wrapped, created_at)
 		SELECT ?, x'', ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?) RETURNING id`,
 		tenantID, at.UnixMilli(), tenantID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -579,12 +623,23 @@ func (s *Store) CreateTenantKey(ctx context.Context, tenantID string, at time.Ti
 	}
 	k := store.TenantKey{ID: uint32(id), TenantID: tenantID, CreatedAt: at.Truncate(time.Millisecond)}
 	if k.Wrapped, err = wrap(k.ID); err != nil {
+		if _, derr := s.w.ExecContext(context.WithoutCancel(ctx), `DELETE FROM tenant_keys WHERE id = ?`, id); derr != nil {
+			return store.TenantKey{}, fmt.Errorf("create key: wrap: %w (and removing the reserved id: %w)", err, derr)
+		}
 		return store.TenantKey{}, fmt.Errorf("create key: wrap: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE tenant_keys SET wrapped = ? WHERE id = ?`, k.Wrapped, id); err != nil {
+	res, err := s.w.ExecContext(ctx, `UPDATE tenant_keys SET wrapped = ? WHERE id = ? AND length(wrapped) = 0
+		AND EXISTS (SELECT 1 FROM tenants WHERE id = ?)`, k.Wrapped, id, tenantID)
+	if err != nil {
 		return store.TenantKey{}, fmt.Errorf("create key: %w", err)
 	}
-	return k, tx.Commit()
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := s.GetTenant(ctx, tenantID); errors.Is(err, store.ErrNotFound) {
+			return store.TenantKey{}, fmt.Errorf("create key: tenant %q: %w", tenantID, store.ErrNotFound)
+		}
+		return store.TenantKey{}, fmt.Errorf("create key: key %d of tenant %q was destroyed as it was made: %w", id, tenantID, store.ErrConflict)
+	}
+	return k, nil
 }
 
 func (s *Store) tenantKey(ctx context.Context, where string, arg any) (store.TenantKey, error) {

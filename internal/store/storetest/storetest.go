@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"DuplicateInsideOneBatch", testDuplicateInsideOneBatch},
 		{"ForgetMessageIDs", testForgetMessageIDs},
 		{"MergeErrorRollsBack", testMergeErrorRollsBack},
+		{"WriteHeadKeyGone", testWriteHeadKeyGone},
 		{"SealLifecycle", testSealLifecycle},
 		{"SealConflict", testSealConflict},
 		{"ChunksForMerge", testChunksForMerge},
@@ -260,6 +261,46 @@ func writeHead(t *testing.T, s store.Store, recs ...store.HeadRecord) []store.Wr
 		t.Fatalf("WriteHead gave %d results for %d records", len(res), len(recs))
 	}
 	return res
+}
+
+// testWriteHeadKeyGone: records sealed with a data key destroyed before the
+// commit are not stored, nor their message ids; the rest of the batch is.
+func testWriteHeadKeyGone(t *testing.T, s store.Store) {
+	mustCreate(t, s, "pump-1")
+	mustCreate(t, s, "pump-2")
+	newKey := func() uint32 {
+		t.Helper()
+		k, err := s.CreateTenantKey(ctx(t), store.RootTenantID, t0, func(uint32) ([]byte, error) { return []byte("wrapped"), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.ID
+	}
+	shredded := newKey()
+	if err := s.DeleteTenantKeys(ctx(t), store.RootTenantID); err != nil {
+		t.Fatal(err)
+	}
+	live := newKey()
+	a, dup, b := rec("pump-1", "m1", 1, 1), rec("pump-1", "m1", 2, 2), rec("pump-2", "m1", 1, 1)
+	a.KeyID, dup.KeyID, b.KeyID = shredded, shredded, live
+	res := writeHead(t, s, a, dup, b)
+	if !res[0].KeyGone || !res[1].KeyGone || res[2].KeyGone || res[2].Duplicate {
+		t.Fatalf("results = %+v, want the first two KeyGone", res)
+	}
+	if h, err := s.HeadRecords(ctx(t), "pump-1"); err != nil || len(h) != 0 {
+		t.Fatalf("head of pump-1 = %v, %v; want empty", blobs(h), err)
+	}
+	if h, err := s.HeadRecords(ctx(t), "pump-2"); err != nil || len(h) != 1 {
+		t.Fatalf("head of pump-2 = %v, %v; want one record", blobs(h), err)
+	}
+	if blob, err := s.LatestBlob(ctx(t), store.RootTenantID, "pump-1"); err != nil || blob != nil {
+		t.Fatalf("latest of pump-1 = %q, %v; want none", blob, err)
+	}
+	// Sealed again with the live key, the message is new: its id was not kept.
+	a.KeyID = live
+	if res := writeHead(t, s, a); res[0].KeyGone || res[0].Duplicate {
+		t.Fatalf("rewritten with a live key: %+v, want stored", res[0])
+	}
 }
 
 func chunk(dev, metric string, start, end int64) store.ChunkRecord {
