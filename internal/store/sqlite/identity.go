@@ -13,8 +13,6 @@ import (
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
 
-// rowScanner is a *sql.Row or *sql.Rows.
-type rowScanner interface{ Scan(...any) error }
 
 func isForeignKeyViolation(err error) bool { return database.SQLite.IsForeignKeyViolation(err) }
 
@@ -53,7 +51,7 @@ func (s *Store) TenantsUnder(ctx context.Context, id string) ([]store.Tenant, er
 
 // ---- Devices ----
 
-// deviceInfoArgs are the values of the info columns of deviceColumns.
+// deviceInfoArgs are the values of the info columns of sqlstore.DeviceColumns.
 func deviceInfoArgs(i store.DeviceInfo) []any {
 	return []any{database.NullIfEmpty(i.SiteID), i.Name, i.SerialNumber, i.MeterNumber, i.MeasurementLocation,
 		i.InstallationPlace, i.Model, i.FirmwareVersion}
@@ -103,14 +101,14 @@ func (s *Store) FindDevices(ctx context.Context, f store.DeviceFilter) ([]store.
 	if f.Limit > 0 {
 		limit = int64(f.Limit)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deviceColumns+` FROM devices`+w.Where()+` ORDER BY id LIMIT ?`,
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstore.DeviceColumns+` FROM devices`+w.Where()+` ORDER BY id LIMIT ?`,
 		append(w.Args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("find devices: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		d, err := scanDevice(rows)
+		d, err := sqlstore.ScanDevice(rows)
 		if err != nil {
 			return nil, fmt.Errorf("find devices: %w", err)
 		}
@@ -154,21 +152,6 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 
 // ---- API tokens ----
 
-const apiTokenColumns = `id, tenant_id, user_id, name, role, scopes, hash, created_at, expires_at, last_used_at`
-
-func scanAPIToken(row rowScanner) (store.APIToken, error) {
-	var t store.APIToken
-	var user sql.NullString
-	var role, scopes string
-	var created, expires, used int64
-	if err := row.Scan(&t.ID, &t.TenantID, &user, &t.Name, &role, &scopes, &t.Hash, &created, &expires, &used); err != nil {
-		return store.APIToken{}, err
-	}
-	t.UserID, t.Role, t.Scopes = user.String, store.Role(role), strings.Fields(scopes)
-	t.CreatedAt, t.ExpiresAt, t.LastUsedAt = time.UnixMilli(created).UTC(), database.Time(expires), database.Time(used)
-	return t, nil
-}
-
 // joinScopes is the scopes column: the scopes separated by spaces.
 func joinScopes(scopes []string) (string, error) {
 	for _, sc := range scopes {
@@ -182,7 +165,7 @@ func joinScopes(scopes []string) (string, error) {
 // ListAPITokens returns the tokens acting for a user, oldest first; with
 // userID "", the tokens without a user.
 func (s *Store) ListAPITokens(ctx context.Context, userID string) ([]store.APIToken, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstore.APITokenColumns+` FROM api_tokens
 		WHERE user_id IS ? ORDER BY created_at, id`, database.NullIfEmpty(userID))
 	if err != nil {
 		return nil, fmt.Errorf("list api tokens of %q: %w", userID, err)
@@ -190,7 +173,7 @@ func (s *Store) ListAPITokens(ctx context.Context, userID string) ([]store.APITo
 	defer rows.Close()
 	out := []store.APIToken{}
 	for rows.Next() {
-		t, err := scanAPIToken(rows)
+		t, err := sqlstore.ScanAPIToken(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list api tokens of %q: %w", userID, err)
 		}

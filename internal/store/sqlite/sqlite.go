@@ -92,28 +92,6 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 	return nil
 }
 
-const deviceColumns = `id, tenant_id, status, primary_key, secondary_key, created_at, last_seen, last_ip,
-	site_id, name, serial_number, meter_number, measurement_location, installation_place, model, firmware_version`
-
-func scanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
-	var d store.Device
-	var status string
-	var created, seen int64
-	var site sql.NullString
-	i := &d.Info
-	if err := row.Scan(&d.ID, &d.TenantID, &status, &d.PrimaryKey, &d.SecondaryKey, &created, &seen, &d.LastIP,
-		&site, &i.Name, &i.SerialNumber, &i.MeterNumber, &i.MeasurementLocation, &i.InstallationPlace, &i.Model, &i.FirmwareVersion); err != nil {
-		return store.Device{}, err
-	}
-	i.SiteID = site.String
-	d.Status = store.DeviceStatus(status)
-	d.CreatedAt = time.UnixMilli(created).UTC()
-	if seen != 0 {
-		d.LastSeen = time.UnixMilli(seen).UTC()
-	}
-	return d, nil
-}
-
 // TouchDevices records devices' latest activity in one transaction (one
 // fsync, however many devices).
 func (s *Store) TouchDevices(ctx context.Context, seen []store.DeviceSeen) error {
@@ -203,7 +181,7 @@ func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
 		return fmt.Errorf("create api token %q: %w", t.ID, err)
 	}
 	user := database.NullIfEmpty(t.UserID)
-	res, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (`+apiTokenColumns+`)
+	res, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (`+sqlstore.APITokenColumns+`)
 		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ? AND tenant_id = ?)`,
 		t.ID, t.TenantID, user, t.Name, string(t.Role), scopes, t.Hash, t.CreatedAt.UnixMilli(), database.Millis(t.ExpiresAt),
 		database.Millis(t.LastUsedAt), user, user, t.TenantID)

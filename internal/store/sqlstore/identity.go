@@ -432,9 +432,11 @@ func (s *Store) ConsumeUserToken(ctx context.Context, hash []byte, purpose strin
 
 // ---- API tokens ----
 
-const apiTokenColumns = `id, tenant_id, user_id, name, role, scopes, hash, created_at, expires_at, last_used_at`
+// APITokenColumns are the columns ScanAPIToken reads, in its order.
+const APITokenColumns = `id, tenant_id, user_id, name, role, scopes, hash, created_at, expires_at, last_used_at`
 
-func scanAPIToken(row database.Scanner) (store.APIToken, error) {
+// ScanAPIToken reads an API token row of APITokenColumns.
+func ScanAPIToken(row database.Scanner) (store.APIToken, error) {
 	var t store.APIToken
 	var user sql.NullString
 	var role, scopes string
@@ -449,7 +451,7 @@ func scanAPIToken(row database.Scanner) (store.APIToken, error) {
 
 // GetAPIToken returns one token.
 func (s *Store) GetAPIToken(ctx context.Context, id string) (store.APIToken, error) {
-	t, err := scanAPIToken(s.db.QueryRow(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE id = ?`, id))
+	t, err := ScanAPIToken(s.db.QueryRow(ctx, `SELECT `+APITokenColumns+` FROM api_tokens WHERE id = ?`, id))
 	if database.NoRows(err) {
 		return t, fmt.Errorf("api token %q: %w", id, store.ErrNotFound)
 	}

@@ -35,10 +35,12 @@ func (s *Store) SetMeta(ctx context.Context, key, value string) error {
 	return nil
 }
 
-const deviceColumns = `id, tenant_id, status, primary_key, secondary_key, created_at, last_seen, last_ip,
+// DeviceColumns are the columns ScanDevice reads, in its order.
+const DeviceColumns = `id, tenant_id, status, primary_key, secondary_key, created_at, last_seen, last_ip,
 	site_id, name, serial_number, meter_number, measurement_location, installation_place, model, firmware_version`
 
-func scanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
+// ScanDevice reads a device row of DeviceColumns.
+func ScanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
 	var d store.Device
 	var status string
 	var created, seen int64
@@ -59,7 +61,7 @@ func scanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
 
 // GetDevice looks a device up by id.
 func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
-	d, err := scanDevice(s.db.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = ?`, id))
+	d, err := ScanDevice(s.db.QueryRow(ctx, `SELECT `+DeviceColumns+` FROM devices WHERE id = ?`, id))
 	if database.NoRows(err) {
 		return store.Device{}, fmt.Errorf("device %q: %w", id, store.ErrNotFound)
 	}
@@ -71,14 +73,14 @@ func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) 
 
 // ListDevices returns a tenant's devices in id order.
 func (s *Store) ListDevices(ctx context.Context, tenantID string) ([]store.Device, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? ORDER BY id`, tenantID)
+	rows, err := s.db.Query(ctx, `SELECT `+DeviceColumns+` FROM devices WHERE tenant_id = ? ORDER BY id`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Device
 	for rows.Next() {
-		d, err := scanDevice(rows)
+		d, err := ScanDevice(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list devices: %w", err)
 		}
@@ -117,7 +119,7 @@ func (s *Store) SetDeviceKeys(ctx context.Context, tenantID, id string, primary,
 
 // APITokenByHash finds a token by its hash, expired or not.
 func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error) {
-	t, err := scanAPIToken(s.db.QueryRow(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE hash = ?`, hash))
+	t, err := ScanAPIToken(s.db.QueryRow(ctx, `SELECT `+APITokenColumns+` FROM api_tokens WHERE hash = ?`, hash))
 	if database.NoRows(err) {
 		return store.APIToken{}, fmt.Errorf("api token: %w", store.ErrNotFound)
 	}
