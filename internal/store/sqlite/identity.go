@@ -13,7 +13,6 @@ import (
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
 
-
 func isForeignKeyViolation(err error) bool { return database.SQLite.IsForeignKeyViolation(err) }
 
 // ---- Tenants ----
