@@ -1,7 +1,8 @@
 // Package factory is the owner's factory service access switch beyond the
 // HTTP API: the device credentials the operator's staff may make for a
-// customer's machine while the switch is on, and the fact that the switch
-// closed, which other parts react to.
+// customer's machine while the switch is on, checked on every connection
+// made with them. (That the switch closed travels as
+// event.FactoryAccessClosed.)
 //
 // # Staff credentials
 //
