@@ -176,7 +176,7 @@ func TestAlarmLatencyWarnsOfShortfallAndLeavesNothing(t *testing.T) {
 	if r, ok := f["rate_reached_ratio"]; !ok || r >= 0.5 || f["alarm_probes"] != 3 {
 		t.Errorf("figures %v", f)
 	}
-	if !regexp.MustCompile(`(?m)^warning: background load: asked 10000000 msg/s, reached \d+ msg/s`).MatchString(progress.String()) {
+	if !regexp.MustCompile(`(?m)^warning: background load: asked 10000000 msg/s, reached [\d.]+ msg/s`).MatchString(progress.String()) {
 		t.Errorf("no shortfall warning:\n%s", progress.String())
 	}
 	id := throwAwayTenant(t, progress.String())
