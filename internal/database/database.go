@@ -15,6 +15,16 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// Errors every store returns (wrapped) so callers can branch on them.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+	// ErrNotPurged: a deletion committed, but copies of what it deleted may
+	// remain in the database files until a later purge (the next deletion
+	// of a device or of keys) succeeds.
+	ErrNotPurged = errors.New("deleted, but not yet purged from the database files")
+)
+
 // Dialect is the SQL dialect of an engine.
 type Dialect int
 

@@ -29,6 +29,24 @@ type Scanner interface{ Scan(dest ...any) error }
 type DB struct {
 	Dialect Dialect
 	W, R    *sql.DB
+	// Purge, if set, makes sure that what committed deletions removed
+	// leaves no copy in the database files (SQLite: a WAL checkpoint that
+	// truncates the log, with secure_delete on). A store calls it after a
+	// deletion that must not linger, and wraps ErrNotPurged around its
+	// error.
+	Purge func(ctx context.Context) error
+}
+
+// PurgeDeleted runs db.Purge if the engine set one; its error wraps
+// ErrNotPurged.
+func (db DB) PurgeDeleted(ctx context.Context) error {
+	if db.Purge == nil {
+		return nil
+	}
+	if err := db.Purge(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotPurged, err)
+	}
+	return nil
 }
 
 var _ Querier = DB{}
@@ -51,7 +69,7 @@ func (db DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 // Primary is db with its reads on the writer too: a read that a write
 // decides on sees every committed write (in SQLite, the readers may lag
 // behind the writer).
-func (db DB) Primary() DB { return DB{Dialect: db.Dialect, W: db.W, R: db.W} }
+func (db DB) Primary() DB { db.R = db.W; return db }
 
 // Begin starts a transaction on the writer; the caller commits or rolls it
 // back.

@@ -8,18 +8,17 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
+
+	"github.com/warden-iot/warden/internal/database"
 )
 
-// Errors every implementation returns (wrapped) so callers can branch on them.
+// Errors every implementation returns (wrapped) so callers can branch on
+// them; they are package database's, so errors.Is matches either name.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("already exists")
-	// ErrNotPurged: a deletion committed, but copies of what it deleted may
-	// remain in the database files until a later purge (the next deletion
-	// of a device or of keys) succeeds.
-	ErrNotPurged = errors.New("deleted, but not yet purged from the database files")
+	ErrNotFound  = database.ErrNotFound
+	ErrConflict  = database.ErrConflict
+	ErrNotPurged = database.ErrNotPurged
 )
 
 // RootTenantID is the operator's tenant, created by Migrate. Every other

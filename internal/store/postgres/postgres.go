@@ -28,6 +28,7 @@ type Store struct {
 
 	pool *pgxpool.Pool
 	db   *sql.DB // pool behind database/sql, for the shared methods
+	ddb  database.DB
 	// horizonWait bounds how long DeleteTenantKeys waits for older
 	// transactions to end before it vacuums anyway.
 	horizonWait time.Duration
@@ -62,11 +63,15 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	db := stdlib.OpenDBFromPool(pool)
 	return &Store{
 		Store:       sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
+		ddb:         database.DB{Dialect: database.Postgres, W: db, R: db},
 		pool:        pool,
 		db:          db,
 		horizonWait: 15 * time.Second,
 	}, nil
 }
+
+// DB is the database the domain stores run on.
+func (s *Store) DB() database.DB { return s.ddb }
 
 // Close closes the connection pool, waiting for connections in use to be
 // released.

@@ -22,8 +22,9 @@ import (
 type Store struct {
 	*sqlstore.Store // the methods both engines share
 
-	w *sql.DB // exactly one connection: all writes
-	r *sql.DB // readers
+	w  *sql.DB     // exactly one connection: all writes
+	r  *sql.DB     // readers
+	db database.DB // both, for the domain stores
 
 	sealer store.Sealer // set once by SetSealer, before use
 }
@@ -63,8 +64,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{Store: sqlstore.New(database.DB{Dialect: database.SQLite, W: w, R: r}), w: w, r: r}, nil
+	s := &Store{w: w, r: r}
+	s.db = database.DB{Dialect: database.SQLite, W: w, R: r, Purge: s.purge}
+	s.Store = sqlstore.New(s.db)
+	return s, nil
 }
+
+// DB is the database the domain stores run on.
+func (s *Store) DB() database.DB { return s.db }
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
