@@ -1,56 +1,12 @@
-package ingest_test
+package iothub_test
 
 import (
-	"math"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
-	"github.com/warden-iot/warden/internal/ingest"
+	"github.com/warden-iot/warden/internal/iothub"
 )
-
-func FuzzParsePayload(f *testing.F) {
-	for _, s := range []string{
-		`{"temperature": 71.5, "inletPressure": 0.12}`,
-		`{"ts": "2026-03-01T11:00:00Z", "values": {"temperature": 71.5, "inletPressure": 0.12}}`,
-		`[{"ts": "2026-03-01T11:00:00Z", "values": {"t": 1, "p": 2}}, {"ts": 1772362860000, "values": {"t": 3}}, {"t": 4}]`,
-		`{"mid": "m-1", "on": true, "off": false, "x": null, "motor": {"current": 3.5, "a": {"b": {"c": 1}}}}`,
-		`{"ts": "2026-03-01T13:00:00.123+02:00", "t": 1e308}`,
-		`{"t": 1e400}`,
-		`{"t": "hot"}`,
-		`{"t": 1}}`,
-		`[]`,
-		`{}`,
-		"{\"t\xff\": 1}",
-		`{"a\u0001": 1}`,
-		``,
-	} {
-		f.Add([]byte(s))
-	}
-	earliest := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, body []byte) {
-		p, err := ingest.ParsePayload(body, msgTime, now)
-		if err != nil {
-			return
-		}
-		if len(p.Points) == 0 || len(p.Points) > ingest.MaxPoints {
-			t.Fatalf("%d points", len(p.Points))
-		}
-		for _, pt := range p.Points {
-			if math.IsNaN(pt.Value) || math.IsInf(pt.Value, 0) {
-				t.Fatalf("point %v: value not finite", pt)
-			}
-			if pt.Metric == "" || len(pt.Metric) > ingest.MaxMetricName || !utf8.ValidString(pt.Metric) ||
-				strings.ContainsFunc(pt.Metric, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-				t.Fatalf("point %v: invalid metric name %q", pt, pt.Metric)
-			}
-			if pt.TS.Before(earliest) || pt.TS.After(now.Add(24*time.Hour)) {
-				t.Fatalf("point %v: implausible time", pt)
-			}
-		}
-	})
-}
 
 func FuzzParseProperties(f *testing.F) {
 	for _, s := range []string{
@@ -68,7 +24,7 @@ func FuzzParseProperties(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, bag string) {
-		p, err := ingest.ParseProperties(bag)
+		p, err := iothub.ParseProperties(bag)
 		if err != nil {
 			return
 		}
@@ -95,7 +51,7 @@ func FuzzTelemetryBag(f *testing.F) {
 	f.Add("devices/d10/messages/events/", "d1")
 	f.Add("devices/d1/modules/m/messages/events/", "d1")
 	f.Fuzz(func(t *testing.T, topic, device string) {
-		bag, ok := ingest.TelemetryBag(topic, device)
+		bag, ok := iothub.TelemetryBag(topic, device)
 		if !ok {
 			if bag != "" {
 				t.Fatalf("bag %q for a topic that is not telemetry", bag)
