@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +140,36 @@ func TestDecodeContentTypeAndEncoding(t *testing.T) {
 				t.Fatalf("Parse with bag %q: error %q; want it to contain %q", tc.bag, err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// A message from an adapter other than IoT Hub's: no topic syntax, no
+// property bag, only the neutral fields.
+func TestDecodeNeutralMessage(t *testing.T) {
+	received := now.Add(-time.Second)
+	m := telemetry.Message{
+		TenantID: "root", DeviceID: "d1", ReceivedAt: received, Protocol: "http",
+		ContentType: "application/json; charset=utf-8", App: map[string]string{"fPort": "2"},
+		Payload: []byte(`{"mid": "up-1", "t": 1}`),
+	}
+	msg, err := ingest.Decode(m, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.MessageID != "up-1" || msg.Protocol != "http" || msg.App["fPort"] != "2" || msg.Payload != nil {
+		t.Errorf("message = %+v", msg)
+	}
+	checkPoints(t, msg.Points, []telemetry.Point{pt("t", received, 1)})
+
+	m.CreatedAt = t1100
+	if msg, err = ingest.Decode(m, now); err != nil {
+		t.Fatal(err)
+	}
+	checkPoints(t, msg.Points, []telemetry.Point{pt("t", t1100, 1)})
+
+	m.Invalid = errors.New("bad header")
+	m.MessageID = ""
+	if _, err := ingest.Decode(m, now); err == nil || err.Error() != "bad header" {
+		t.Errorf("Invalid message: error %v; want the adapter's reason", err)
 	}
 }
