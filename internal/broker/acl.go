@@ -7,7 +7,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
-	"github.com/warden-iot/warden/internal/ingest"
+	"github.com/warden-iot/warden/internal/iothub"
 )
 
 // maxLoggedTopic is how much of a refused topic is logged, in bytes.
@@ -44,7 +44,7 @@ func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return dpsMaySubscribe(cl, topic)
 	}
 	if write {
-		if _, ok := ingest.TelemetryBag(topic, cl.ID); ok {
+		if _, ok := iothub.TelemetryBag(topic, cl.ID); ok {
 			return true
 		}
 		if hubMayPublish(cl, topic) {

@@ -9,6 +9,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/warden-iot/warden/internal/ingest"
+	"github.com/warden-iot/warden/internal/iothub"
 )
 
 // maxPendingPerConn bounds the telemetry messages of one connection in the
@@ -20,7 +21,8 @@ import (
 const maxPendingPerConn = 64
 
 // telemetryHook takes every device publish away from mochi's fan-out and
-// gives telemetry to the ingest pipeline. A QoS 1 message is acknowledged
+// gives telemetry to the ingest pipeline, turned into a telemetry.Message
+// by the IoT Hub adapter (package iothub). A QoS 1 message is acknowledged
 // only when the pipeline reports its outcome durable; if the commit fails,
 // the connection is closed without an acknowledgement so the device sends
 // the message again.
@@ -50,15 +52,17 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.P
 		h.b.dpsPublish(cl, s, pk) // provisioning requests: dps.go
 		return pk, packets.ErrRejectPacket
 	}
-	bag, ok := ingest.TelemetryBag(pk.TopicName, cl.ID)
+	bag, ok := iothub.TelemetryBag(pk.TopicName, cl.ID)
 	if !ok || s.pending == nil { // the ACL hook lets nothing else through
 		return pk, packets.ErrRejectPacket
 	}
 	h.b.touch(cl.ID, s.ip)
-	raw := ingest.Raw{
+	// The IoT Hub wire format becomes the protocol's neutral message here:
+	// ingest knows nothing of topics and property bags.
+	msg := iothub.Message(iothub.Publish{
 		TenantID: s.tenantID, DeviceID: cl.ID, Topic: pk.TopicName, Bag: bag,
 		Body: pk.Payload, ReceivedAt: h.b.now(),
-	}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	select {
@@ -82,7 +86,7 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.P
 			h.b.send(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: packetID})
 		}
 	}
-	if err := h.b.ingest.Submit(ctx, raw, done); err != nil {
+	if err := h.b.ingest.Submit(ctx, msg, done); err != nil {
 		<-s.pending
 		h.b.log.Warn("telemetry not accepted", "device", cl.ID, "err", err)
 		cl.Stop(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 // recLog is a log that keeps what is appended, and can hold Append until
@@ -54,7 +55,7 @@ func TestLogGetsAcceptedInOrder(t *testing.T) {
 	p := startPipeline(t, &memStore{}, Config{MaxBatch: 100, Log: lg})
 	ctx := t.Context()
 	var wg sync.WaitGroup
-	submit := func(r Raw) {
+	submit := func(r telemetry.Message) {
 		wg.Add(1)
 		if err := p.Submit(ctx, r, func(Outcome, error) { wg.Done() }); err != nil {
 			t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 // Limits on one message's content.
@@ -26,7 +26,7 @@ const (
 // Payload is a decoded telemetry body.
 type Payload struct {
 	MessageID string // from a top-level "mid" field, if any
-	Points    []store.Point
+	Points    []telemetry.Point
 }
 
 // ParsePayload decodes a telemetry body. The accepted shapes (see
@@ -177,7 +177,7 @@ func (p *Payload) addValues(prefix string, values map[string]any, ts time.Time, 
 		if len(p.Points) >= MaxPoints {
 			return fmt.Errorf("more than %d values in one message", MaxPoints)
 		}
-		p.Points = append(p.Points, store.Point{Metric: name, TS: ts, Value: v})
+		p.Points = append(p.Points, telemetry.Point{Metric: name, TS: ts, Value: v})
 	}
 	return nil
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/ingest"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 var (
@@ -19,8 +19,8 @@ var (
 	t1101   = time.Date(2026, 3, 1, 11, 1, 0, 0, time.UTC)
 )
 
-func pt(metric string, ts time.Time, v float64) store.Point {
-	return store.Point{Metric: metric, TS: ts, Value: v}
+func pt(metric string, ts time.Time, v float64) telemetry.Point {
+	return telemetry.Point{Metric: metric, TS: ts, Value: v}
 }
 
 func TestParsePayload(t *testing.T) {
@@ -28,115 +28,115 @@ func TestParsePayload(t *testing.T) {
 		name   string
 		body   string
 		wantID string
-		want   []store.Point
+		want   []telemetry.Point
 	}{
 		{
 			name: "flat object: every field a metric, stamped msgTime, sorted by metric",
 			body: `{"temperature": 71.5, "inletPressure": 0.12}`,
-			want: []store.Point{pt("inletPressure", msgTime, 0.12), pt("temperature", msgTime, 71.5)},
+			want: []telemetry.Point{pt("inletPressure", msgTime, 0.12), pt("temperature", msgTime, 71.5)},
 		},
 		{
 			name: "one timestamped sample",
 			body: `{"ts": "2026-03-01T11:00:00Z", "values": {"temperature": 71.5, "inletPressure": 0.12}}`,
-			want: []store.Point{pt("inletPressure", t1100, 0.12), pt("temperature", t1100, 71.5)},
+			want: []telemetry.Point{pt("inletPressure", t1100, 0.12), pt("temperature", t1100, 71.5)},
 		},
 		{
 			name: "a buffer of samples, each sorted by metric, in array order",
 			body: `[{"ts": "2026-03-01T11:00:00Z", "values": {"t": 1, "p": 2}},
 			        {"ts": "2026-03-01T11:01:00Z", "values": {"t": 3}}]`,
-			want: []store.Point{pt("p", t1100, 2), pt("t", t1100, 1), pt("t", t1101, 3)},
+			want: []telemetry.Point{pt("p", t1100, 2), pt("t", t1100, 1), pt("t", t1101, 3)},
 		},
 		{
 			name: "a buffer may hold flat objects, with or without ts",
 			body: `[{"t": 4, "a": 5}, {"ts": "2026-03-01T11:01:00Z", "t": 6}, {"ts": "2026-03-01T11:00:00Z", "values": {"t": 7}}]`,
-			want: []store.Point{pt("a", msgTime, 5), pt("t", msgTime, 4), pt("t", t1101, 6), pt("t", t1100, 7)},
+			want: []telemetry.Point{pt("a", msgTime, 5), pt("t", msgTime, 4), pt("t", t1101, 6), pt("t", t1100, 7)},
 		},
 		{
 			name: "a flat object with ts is stamped ts; ts is not a metric",
 			body: `{"ts": "2026-03-01T11:00:00Z", "t": 1}`,
-			want: []store.Point{pt("t", t1100, 1)},
+			want: []telemetry.Point{pt("t", t1100, 1)},
 		},
 		{
 			name: "ts with a zone offset",
 			body: `{"ts": "2026-03-01T13:00:00+02:00", "values": {"t": 1}}`,
-			want: []store.Point{pt("t", t1100, 1)},
+			want: []telemetry.Point{pt("t", t1100, 1)},
 		},
 		{
 			name: "ts with fractional seconds",
 			body: `{"ts": "2026-03-01T11:00:00.250Z", "values": {"t": 1}}`,
-			want: []store.Point{pt("t", t1100.Add(250*time.Millisecond), 1)},
+			want: []telemetry.Point{pt("t", t1100.Add(250*time.Millisecond), 1)},
 		},
 		{
 			name: "ts as Unix milliseconds",
 			body: `{"ts": ` + strconv.FormatInt(t1100.UnixMilli()+7, 10) + `, "values": {"t": 1}}`,
-			want: []store.Point{pt("t", t1100.Add(7*time.Millisecond), 1)},
+			want: []telemetry.Point{pt("t", t1100.Add(7*time.Millisecond), 1)},
 		},
 		{
 			name: "booleans are 1 and 0",
 			body: `{"on": true, "off": false}`,
-			want: []store.Point{pt("off", msgTime, 0), pt("on", msgTime, 1)},
+			want: []telemetry.Point{pt("off", msgTime, 0), pt("on", msgTime, 1)},
 		},
 		{
 			name: "null values are skipped",
 			body: `{"a": null, "b": 1, "c": {"d": null}}`,
-			want: []store.Point{pt("b", msgTime, 1)},
+			want: []telemetry.Point{pt("b", msgTime, 1)},
 		},
 		{
 			name: "nested objects are flattened with dots",
 			body: `{"motor": {"current": 3.5, "rpm": 1200, "bearing": {"temp": 40}}, "z": -1}`,
-			want: []store.Point{pt("motor.bearing.temp", msgTime, 40), pt("motor.current", msgTime, 3.5), pt("motor.rpm", msgTime, 1200), pt("z", msgTime, -1)},
+			want: []telemetry.Point{pt("motor.bearing.temp", msgTime, 40), pt("motor.current", msgTime, 3.5), pt("motor.rpm", msgTime, 1200), pt("z", msgTime, -1)},
 		},
 		{
 			name: "nested objects inside values",
 			body: `{"ts": "2026-03-01T11:00:00Z", "values": {"motor": {"current": 3}}}`,
-			want: []store.Point{pt("motor.current", t1100, 3)},
+			want: []telemetry.Point{pt("motor.current", t1100, 3)},
 		},
 		{
 			name: "four levels of nesting are allowed",
 			body: `{"a": {"b": {"c": {"d": {"e": 1}}}}}`,
-			want: []store.Point{pt("a.b.c.d.e", msgTime, 1)},
+			want: []telemetry.Point{pt("a.b.c.d.e", msgTime, 1)},
 		},
 		{
 			name:   "top-level mid is the message id, not a metric",
 			body:   `{"mid": "m-1", "t": 1}`,
 			wantID: "m-1",
-			want:   []store.Point{pt("t", msgTime, 1)},
+			want:   []telemetry.Point{pt("t", msgTime, 1)},
 		},
 		{
 			name:   "top-level mid beside values",
 			body:   `{"mid": "m-2", "ts": "2026-03-01T11:00:00Z", "values": {"t": 1}}`,
 			wantID: "m-2",
-			want:   []store.Point{pt("t", t1100, 1)},
+			want:   []telemetry.Point{pt("t", t1100, 1)},
 		},
 		{
 			name: "mid and ts inside values are metrics",
 			body: `{"ts": "2026-03-01T11:00:00Z", "values": {"mid": 1, "ts": 2}}`,
-			want: []store.Point{pt("mid", t1100, 1), pt("ts", t1100, 2)},
+			want: []telemetry.Point{pt("mid", t1100, 1), pt("ts", t1100, 2)},
 		},
 		{
 			name: "number forms",
 			body: `{"a": -0.5, "b": 1e3, "c": 2E-2, "d": 0, "e": 1.7976931348623157e308}`,
-			want: []store.Point{pt("a", msgTime, -0.5), pt("b", msgTime, 1000), pt("c", msgTime, 0.02), pt("d", msgTime, 0), pt("e", msgTime, 1.7976931348623157e308)},
+			want: []telemetry.Point{pt("a", msgTime, -0.5), pt("b", msgTime, 1000), pt("c", msgTime, 0.02), pt("d", msgTime, 0), pt("e", msgTime, 1.7976931348623157e308)},
 		},
 		{
 			name: "surrounding white space is ignored",
 			body: " \r\n\t{\"t\": 1}\n",
-			want: []store.Point{pt("t", msgTime, 1)},
+			want: []telemetry.Point{pt("t", msgTime, 1)},
 		},
 		{
 			name: "unicode metric names",
 			body: `{"température °C": 20, "\u00e9": 1}`,
-			want: []store.Point{pt("température °C", msgTime, 20), pt("é", msgTime, 1)},
+			want: []telemetry.Point{pt("température °C", msgTime, 20), pt("é", msgTime, 1)},
 		},
 		{
 			name: "ts exactly one day ahead is accepted",
 			body: `{"ts": "2026-03-02T12:00:00Z", "values": {"t": 1}}`,
-			want: []store.Point{pt("t", now.Add(24*time.Hour), 1)},
+			want: []telemetry.Point{pt("t", now.Add(24*time.Hour), 1)},
 		},
 		{
 			name: "ts at the start of 2000 is accepted",
 			body: `{"ts": "2000-01-01T00:00:00Z", "values": {"t": 1}}`,
-			want: []store.Point{pt("t", time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), 1)},
+			want: []telemetry.Point{pt("t", time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), 1)},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,7 +152,7 @@ func TestParsePayload(t *testing.T) {
 	}
 }
 
-func checkPoints(t *testing.T, got, want []store.Point) {
+func checkPoints(t *testing.T, got, want []telemetry.Point) {
 	t.Helper()
 	equal := len(got) == len(want)
 	for i := 0; equal && i < len(got); i++ {
@@ -268,120 +268,6 @@ func TestParsePayloadChecksMsgTime(t *testing.T) {
 	for _, mt := range []time.Time{{}, time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), now.Add(25 * time.Hour)} {
 		if _, err := ingest.ParsePayload([]byte(`{"t": 1}`), mt, now); err == nil {
 			t.Errorf("flat object stamped %v accepted", mt)
-		}
-	}
-}
-
-func TestParse(t *testing.T) {
-	received := now.Add(-time.Second)
-	raw := func(bag, body string) ingest.Raw {
-		return ingest.Raw{TenantID: "root", DeviceID: "d1", Topic: "devices/d1/messages/events/" + bag,
-			Bag: bag, Body: []byte(body), ReceivedAt: received}
-	}
-
-	t.Run("flat object stamped with the received time", func(t *testing.T) {
-		msg, err := ingest.Parse(raw("", `{"t": 1}`), now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if msg.TenantID != "root" || msg.DeviceID != "d1" || !msg.ReceivedAt.Equal(received) || msg.MessageID != "" {
-			t.Errorf("message = %+v", msg)
-		}
-		checkPoints(t, msg.Points, []store.Point{pt("t", received, 1)})
-	})
-	t.Run("flat object stamped with the device's creation time", func(t *testing.T) {
-		for _, bag := range []string{"$.ctime=2026-03-01T11:00:00Z", "iothub-creation-time-utc=2026-03-01T11%3A00%3A00Z"} {
-			msg, err := ingest.Parse(raw(bag, `{"t": 1}`), now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkPoints(t, msg.Points, []store.Point{pt("t", t1100, 1)})
-		}
-	})
-	t.Run("message id from the bag", func(t *testing.T) {
-		msg, err := ingest.Parse(raw(nodeSDKBag, `{"mid": "body-id", "t": 1}`), now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if msg.MessageID != "msg-0001" {
-			t.Errorf("MessageID = %q; want the bag's msg-0001", msg.MessageID)
-		}
-	})
-	t.Run("message id from the body when the bag has none", func(t *testing.T) {
-		msg, err := ingest.Parse(raw("alert=true", `{"mid": "body-id", "t": 1}`), now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if msg.MessageID != "body-id" {
-			t.Errorf("MessageID = %q; want body-id", msg.MessageID)
-		}
-	})
-	t.Run("a rejected message keeps its id", func(t *testing.T) {
-		for _, tc := range []struct{ bag, body, wantID string }{
-			{"$.mid=bag-id", `{"t": "hot"}`, "bag-id"},
-			{"$.mid=bag-id&$.ct=text%2Fplain", `{"t": 1}`, "bag-id"},
-			{"", `{"mid": "body-id", "t": "hot"}`, "body-id"},
-			{"$.mid=%zz", `{"mid": "body-id", "t": 1}`, ""},
-		} {
-			msg, err := ingest.Parse(raw(tc.bag, tc.body), now)
-			if err == nil {
-				t.Fatalf("Parse(%q, %s) succeeded", tc.bag, tc.body)
-			}
-			if msg.MessageID != tc.wantID {
-				t.Errorf("Parse(%q, %s): MessageID = %q; want %q", tc.bag, tc.body, msg.MessageID, tc.wantID)
-			}
-		}
-	})
-	t.Run("bag errors name the property bag", func(t *testing.T) {
-		_, err := ingest.Parse(raw("a=%zz", `{"t": 1}`), now)
-		if err == nil || !strings.Contains(err.Error(), "property bag") {
-			t.Errorf("error %v; want it to mention the property bag", err)
-		}
-	})
-	t.Run("a bad creation time rejects the message", func(t *testing.T) {
-		if _, err := ingest.Parse(raw("$.ctime=soon", `{"t": 1}`), now); err == nil {
-			t.Error("accepted")
-		}
-	})
-	t.Run("a creation time in 1970 rejects a flat object", func(t *testing.T) {
-		if _, err := ingest.Parse(raw("$.ctime=1970-01-01T00:00:00Z", `{"t": 1}`), now); err == nil || !strings.Contains(err.Error(), "before 2000") {
-			t.Errorf("error %v; want before 2000", err)
-		}
-	})
-}
-
-func TestTelemetryBag(t *testing.T) {
-	for _, tc := range []struct {
-		topic, device string
-		wantBag       string
-		wantOK        bool
-	}{
-		{"devices/d1/messages/events/", "d1", "", true},
-		{"devices/d1/messages/events", "d1", "", true},
-		{"devices/d1/messages/events/" + nodeSDKBag, "d1", nodeSDKBag, true},
-		{"devices/d1/messages/events/$.mid=1&$.on=out/", "d1", "$.mid=1&$.on=out", true},
-		{"devices/d1/messages/events//", "d1", "", true},
-		{"devices/smoke-device-01/messages/events/a=1", "smoke-device-01", "a=1", true},
-		{"devices/d2/messages/events/", "d1", "", false},
-		{"devices/d10/messages/events/", "d1", "", false},
-		{"devices/d10/messages/events", "d1", "", false},
-		{"devices/d1/messages/events/", "d10", "", false},
-		{"devices/d1x/messages/events/a=1", "d1", "", false},
-		{"devices/d1/modules/m/messages/events/", "d1", "", false},
-		{"devices/d1/modules/m/messages/events", "d1", "", false},
-		{"devices/d1/messages/devicebound/", "d1", "", false},
-		{"devices/d1/messages/eventsx", "d1", "", false},
-		{"devices/d1/messages/event/", "d1", "", false},
-		{"devices/d1", "d1", "", false},
-		{"devices/d1/", "d1", "", false},
-		{"Devices/d1/messages/events/", "d1", "", false},
-		{"/devices/d1/messages/events/", "d1", "", false},
-		{"$iothub/twin/PATCH/properties/reported/?$rid=1", "d1", "", false},
-		{"", "d1", "", false},
-	} {
-		bag, ok := ingest.TelemetryBag(tc.topic, tc.device)
-		if bag != tc.wantBag || ok != tc.wantOK {
-			t.Errorf("TelemetryBag(%q, %q) = %q, %v; want %q, %v", tc.topic, tc.device, bag, ok, tc.wantBag, tc.wantOK)
 		}
 	}
 }

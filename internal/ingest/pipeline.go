@@ -1,7 +1,10 @@
-// Package ingest turns device messages into stored telemetry: it parses the
-// property bag and the JSON body, keeps what it cannot parse as a rejected
-// message, and commits accepted messages in groups so that a device's QoS 1
-// acknowledgement is sent only once its points are durable.
+// Package ingest turns device messages into stored telemetry, whatever
+// protocol they came by: a protocol adapter (the broker's IoT Hub MQTT, see
+// internal/iothub) hands each message to Pipeline.Submit as a
+// telemetry.Message; ingest decodes its payload by content type, keeps what
+// it cannot read as a rejected message, and commits accepted messages in
+// groups so that a device's QoS 1 acknowledgement is sent only once its
+// points are durable.
 package ingest
 
 import (
@@ -11,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 // Outcome is what became of a submitted message.
@@ -45,16 +48,6 @@ func (o Outcome) String() string {
 // after the outcome is durable (err == nil) or has failed (err != nil). It
 // must not block for long.
 type Done func(Outcome, error)
-
-// Raw is a telemetry message as it arrived.
-type Raw struct {
-	TenantID   string
-	DeviceID   string
-	Topic      string
-	Bag        string // the property bag from the topic
-	Body       []byte
-	ReceivedAt time.Time
-}
 
 // Config tunes the committer.
 type Config struct {
@@ -96,7 +89,7 @@ const DefaultMaxPayload = 256 << 10
 // with several nodes, a durable stream in front of it.
 type Sink interface {
 	// Write commits a batch durably; results are in batch order.
-	Write(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error)
+	Write(ctx context.Context, msgs []telemetry.Message) ([]store.WriteResult, error)
 	// AddRejected keeps a message that could not be parsed.
 	AddRejected(ctx context.Context, r store.Rejected) error
 }
@@ -117,7 +110,7 @@ type Pipeline struct {
 }
 
 type job struct {
-	msg      store.Message
+	msg      telemetry.Message
 	rejected *store.Rejected
 	presence *msglog.Presence // a connection change: no commit, only the log
 	done     Done
@@ -152,23 +145,23 @@ func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, now func() time.Ti
 // ErrClosed is returned by Submit after Close.
 var ErrClosed = errors.New("ingest pipeline closed")
 
-// Submit parses a message and queues it for commit. done is called when its
-// outcome is durable. Submit blocks while the queue is full.
-func (p *Pipeline) Submit(ctx context.Context, r Raw, done Done) error {
+// Submit is the one way in for telemetry, whatever its protocol: it
+// decodes a message an adapter made of what a device sent (see Decode) and
+// queues it for commit, or, if it cannot be read, for keeping as rejected.
+// done is called when its outcome is durable. Submit blocks while the queue
+// is full.
+func (p *Pipeline) Submit(ctx context.Context, m telemetry.Message, done Done) error {
 	j := job{done: done, queued: p.now()}
-	var msg store.Message
+	var msg telemetry.Message
 	var err error
-	if len(r.Body) > p.cfg.MaxPayload {
-		msg = store.Message{TenantID: r.TenantID, DeviceID: r.DeviceID, ReceivedAt: r.ReceivedAt}
-		if props, perr := ParseProperties(r.Bag); perr == nil {
-			msg.MessageID = props.MessageID
-		}
-		err = fmt.Errorf("payload of %d bytes is over the limit of %d bytes", len(r.Body), p.cfg.MaxPayload)
+	if len(m.Payload) > p.cfg.MaxPayload {
+		msg = telemetry.Message{TenantID: m.TenantID, DeviceID: m.DeviceID, MessageID: m.MessageID, ReceivedAt: m.ReceivedAt}
+		err = fmt.Errorf("payload of %d bytes is over the limit of %d bytes", len(m.Payload), p.cfg.MaxPayload)
 	} else {
-		msg, err = Parse(r, j.queued)
+		msg, err = Decode(m, j.queued)
 	}
 	if err != nil {
-		j.rejected = rejectedOf(r, msg.MessageID, err)
+		j.rejected = rejectedOf(m, msg.MessageID, err)
 	} else {
 		j.msg = msg
 	}
@@ -197,7 +190,7 @@ func (p *Pipeline) Presence(ctx context.Context, tenantID, deviceID string, conn
 	if p.cfg.Log == nil {
 		return nil
 	}
-	j := job{msg: store.Message{TenantID: tenantID, DeviceID: deviceID}, presence: &msglog.Presence{Connected: connected, At: at},
+	j := job{msg: telemetry.Message{TenantID: tenantID, DeviceID: deviceID}, presence: &msglog.Presence{Connected: connected, At: at},
 		queued: p.now()}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -217,63 +210,14 @@ func (p *Pipeline) Presence(ctx context.Context, tenantID, deviceID string, conn
 // rejectedOf describes a refused message without keeping it whole: its
 // size, hash and first store.RejectedPrefixBytes (copied, so that the
 // received buffer is not held).
-func rejectedOf(r Raw, messageID string, err error) *store.Rejected {
-	sum := sha256.Sum256(r.Body)
-	prefix := r.Body[:min(len(r.Body), store.RejectedPrefixBytes)]
+func rejectedOf(m telemetry.Message, messageID string, err error) *store.Rejected {
+	sum := sha256.Sum256(m.Payload)
+	prefix := m.Payload[:min(len(m.Payload), store.RejectedPrefixBytes)]
 	return &store.Rejected{
-		TenantID: r.TenantID, DeviceID: r.DeviceID, MessageID: messageID, Topic: r.Topic,
-		Reason: err.Error(), Payload: bytes.Clone(prefix), Size: int64(len(r.Body)), SHA256: sum[:],
-		ReceivedAt: r.ReceivedAt,
+		TenantID: m.TenantID, DeviceID: m.DeviceID, MessageID: messageID, Topic: m.Topic,
+		Reason: err.Error(), Payload: bytes.Clone(prefix), Size: int64(len(m.Payload)), SHA256: sum[:],
+		ReceivedAt: m.ReceivedAt,
 	}
-}
-
-// Parse decodes a raw message into a store message. On error the returned
-// message still carries the message id, if one could be found.
-func Parse(r Raw, now time.Time) (store.Message, error) {
-	msg := store.Message{TenantID: r.TenantID, DeviceID: r.DeviceID, ReceivedAt: r.ReceivedAt}
-	props, err := ParseProperties(r.Bag)
-	if err != nil {
-		return msg, fmt.Errorf("property bag: %w", err)
-	}
-	msg.MessageID = props.MessageID
-	msg.System, msg.App = props.System, props.App
-	if err := props.checkContent(); err != nil {
-		return msg, err
-	}
-	msgTime := r.ReceivedAt
-	if !props.CreatedAt.IsZero() {
-		msgTime = props.CreatedAt
-	}
-	payload, err := ParsePayload(r.Body, msgTime, now)
-	if msg.MessageID == "" {
-		msg.MessageID = payload.MessageID
-	}
-	if err != nil {
-		return msg, err
-	}
-	msg.Points = payload.Points
-	return msg, nil
-}
-
-// TelemetryBag returns the property bag of a device-to-cloud telemetry topic
-// of the given device, and whether the topic is one.
-func TelemetryBag(topic, deviceID string) (string, bool) {
-	rest, ok := strings.CutPrefix(topic, "devices/")
-	if !ok {
-		return "", false
-	}
-	rest, ok = strings.CutPrefix(rest, deviceID)
-	if !ok {
-		return "", false
-	}
-	bag, ok := strings.CutPrefix(rest, "/messages/events/")
-	if !ok {
-		if rest == "/messages/events" {
-			return "", true
-		}
-		return "", false
-	}
-	return strings.TrimSuffix(bag, "/"), true
 }
 
 // Run commits queued messages until Close; it returns after the queue is
@@ -330,7 +274,7 @@ func (p *Pipeline) Close() {
 
 func (p *Pipeline) commit(ctx context.Context, batch []job) {
 	ctx = context.WithoutCancel(ctx) // finish what devices are waiting for
-	msgs := make([]store.Message, 0, len(batch))
+	msgs := make([]telemetry.Message, 0, len(batch))
 	var rejectErrs map[int]error
 	for i, j := range batch {
 		if j.presence != nil {
@@ -424,7 +368,7 @@ func droppedOf(err error, n int) int {
 // waits for ever (a lock, a stalled disk or database) must not stall ingest
 // for good. An attempt that timed out was rolled back, so it is tried
 // again; nothing is acknowledged until an attempt commits.
-func (p *Pipeline) write(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
+func (p *Pipeline) write(ctx context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, p.cfg.CommitTimeout)
 		results, err := p.sink.Write(actx, msgs)

@@ -16,9 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/warden-iot/warden/internal/iothub"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
 
@@ -65,12 +67,14 @@ func startPipeline(t *testing.T, st Sink, cfg Config) *Pipeline {
 	return p
 }
 
-func rawMsg(device, bag, body string) Raw {
-	return Raw{
+// rawMsg is a device's IoT Hub telemetry publish, as the broker hands it
+// to the pipeline.
+func rawMsg(device, bag, body string) telemetry.Message {
+	return iothub.Message(iothub.Publish{
 		TenantID: store.RootTenantID, DeviceID: device,
 		Topic: "devices/" + device + "/messages/events/" + bag, Bag: bag,
 		Body: []byte(body), ReceivedAt: clock.Add(-time.Second),
-	}
+	})
 }
 
 // outcome records the calls of one message's Done.
@@ -113,7 +117,7 @@ func (o *outcome) callCount() int {
 	return o.calls
 }
 
-func submit(t *testing.T, p *Pipeline, r Raw) *outcome {
+func submit(t *testing.T, p *Pipeline, r telemetry.Message) *outcome {
 	t.Helper()
 	o := newOutcome()
 	if err := p.Submit(t.Context(), r, o.Done); err != nil {
@@ -301,7 +305,7 @@ func TestPipelineKeepsRejectedMessages(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rawMsg("d1", tc.bag, "")
-			r.Body = tc.body
+			r.Payload = tc.body
 			o := submit(t, p, r)
 			if got, err := o.wait(t); got != Rejected || err != nil {
 				t.Fatalf("Done(%v, %v); want Done(rejected, <nil>)", got, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/ingest"
+	"github.com/warden-iot/warden/internal/iothub"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/store"
@@ -87,8 +88,8 @@ func TestEvaluationOffTheAckPath(t *testing.T) {
 		body := fmt.Sprintf(`{"temperature": %d}`, i)
 		bag := fmt.Sprintf("$.mid=m%d&$.ct=application%%2Fjson&$.ce=utf-8&iothub-creation-time-utc=%s", i,
 			monday.Add(time.Duration(i)*time.Second).Format(time.RFC3339))
-		r := ingest.Raw{TenantID: "acme", DeviceID: "p1", Topic: "devices/p1/messages/events/" + bag, Bag: bag,
-			Body: []byte(body), ReceivedAt: monday}
+		r := iothub.Message(iothub.Publish{TenantID: "acme", DeviceID: "p1", Topic: "devices/p1/messages/events/" + bag, Bag: bag,
+			Body: []byte(body), ReceivedAt: monday})
 		if err := p.Submit(t.Context(), r, func(o ingest.Outcome, err error) {
 			if err != nil {
 				t.Error(err)

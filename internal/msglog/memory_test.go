@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/msglog"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 func rec(dev string, n int) msglog.Record {
-	return msglog.Record{TenantID: "acme", DeviceID: dev, Message: &store.Message{TenantID: "acme", DeviceID: dev, MessageID: fmt.Sprint(n)}}
+	return msglog.Record{TenantID: "acme", DeviceID: dev, Message: &telemetry.Message{TenantID: "acme", DeviceID: dev, MessageID: fmt.Sprint(n)}}
 }
 
 // Each device's records come back in the order appended, in its own

@@ -19,7 +19,7 @@ import (
 	"hash/fnv"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 // Record is one entry of the log: a committed telemetry message, or a
@@ -30,7 +30,7 @@ type Record struct {
 	TenantID string
 	DeviceID string
 	// Message is the committed message (nil for a connection change).
-	Message *store.Message
+	Message *telemetry.Message
 	// Presence is the connection change (nil for a message).
 	Presence *Presence
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 // Errors every implementation returns (wrapped) so callers can branch on
@@ -102,25 +103,11 @@ type APIToken struct {
 	LastUsedAt time.Time
 }
 
-// Point is one value of one metric at one instant.
-type Point struct {
-	Metric string
-	TS     time.Time
-	Value  float64
-}
+// Point is telemetry.Point, under its old name.
+type Point = telemetry.Point
 
-// Message is one accepted telemetry message, ready to be committed.
-type Message struct {
-	TenantID   string
-	DeviceID   string
-	MessageID  string // empty: the message cannot be deduplicated
-	ReceivedAt time.Time
-	Points     []Point
-	// System holds the message's system properties ($.mid, $.cid, $.ct,
-	// $.ce, $.ctime…, without "$."); App its application properties.
-	System map[string]string
-	App    map[string]string
-}
+// Message is telemetry.Message, under its old name.
+type Message = telemetry.Message
 
 // WriteResult says what happened to each message of a batch, in order.
 type WriteResult struct {

@@ -1,4 +1,4 @@
-package ingest
+package iothub
 
 import (
 	"errors"
@@ -122,27 +122,11 @@ func unhex(c byte) byte {
 	}
 }
 
-// checkContent refuses content types and encodings Warden cannot read.
-func (p Properties) checkContent() error {
-	if ct := strings.ToLower(strings.TrimSpace(p.ContentType)); ct != "" {
-		mediaType, params, _ := strings.Cut(ct, ";")
-		mediaType = strings.TrimSpace(mediaType)
-		if mediaType != "application/json" && !strings.HasSuffix(mediaType, "+json") {
-			return fmt.Errorf("content type %q is not JSON", p.ContentType)
-		}
-		for param := range strings.SplitSeq(params, ";") {
-			if cs, ok := strings.CutPrefix(strings.TrimSpace(param), "charset="); ok && !isUTF8(cs) {
-				return fmt.Errorf("charset %q is not supported (only utf-8)", cs)
-			}
-		}
+// parseTime reads an RFC 3339 time, in UTC.
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
 	}
-	if ce := p.ContentEncoding; ce != "" && !isUTF8(ce) {
-		return fmt.Errorf("content encoding %q is not supported (only utf-8)", ce)
-	}
-	return nil
-}
-
-func isUTF8(s string) bool {
-	s = strings.ToLower(strings.Trim(strings.TrimSpace(s), `"`))
-	return s == "utf-8" || s == "utf8"
+	return t.UTC(), nil
 }
