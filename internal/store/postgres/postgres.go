@@ -67,15 +67,15 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	ddb := database.DB{Dialect: database.Postgres, W: db, R: db}
-	return &Store{
-		Store:         sqlstore.New(ddb),
-		identityStore: identitysql.New(ddb),
-		ddb:           ddb,
-		pool:          pool,
-		db:            db,
-		horizonWait:   15 * time.Second,
-	}, nil
+	s := &Store{
+		Store:       sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
+		ddb:         database.DB{Dialect: database.Postgres, W: db, R: db},
+		pool:        pool,
+		db:          db,
+		horizonWait: 15 * time.Second,
+	}
+	s.identityStore = identitysql.New(s.ddb)
+	return s, nil
 }
 
 // DB is the database the domain stores run on.
