@@ -1,6 +1,8 @@
-// Package identity holds the secrets of people's accounts: argon2id
-// password hashes, random link and session secrets, supporter ids and
-// TOTP second factors.
+// Package identity holds people's accounts, their sessions and their API
+// tokens: the model, the narrow stores that keep it (UserStore,
+// SignInStore, TokenStore; implemented by package identitysql), and the
+// secrets of the accounts: argon2id password hashes, random link and
+// session secrets, supporter ids and TOTP second factors.
 package identity
 
 import (

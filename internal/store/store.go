@@ -12,6 +12,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/identity"
 )
 
 // Errors every implementation returns (wrapped) so callers can branch on
@@ -80,28 +81,14 @@ type DeviceSeen struct {
 	IP string
 }
 
-// Token scopes. A token acts as its user (or, without one, with its own
-// Role) but only within its scopes.
+// Token scopes (identity's).
 const (
-	ScopeRead  = "read"  // every read the principal may do
-	ScopeWrite = "write" // every change the principal may do
+	ScopeRead  = identity.ScopeRead
+	ScopeWrite = identity.ScopeWrite
 )
 
-// APIToken is a bearer token for the HTTP API; only its SHA-256 is stored.
-// UserID is the user it acts for; the operator's bootstrap token has none
-// and carries its Role itself.
-type APIToken struct {
-	ID         string
-	TenantID   string
-	UserID     string
-	Name       string
-	Role       Role
-	Scopes     []string // empty means every scope
-	Hash       []byte
-	CreatedAt  time.Time
-	ExpiresAt  time.Time // zero: does not expire
-	LastUsedAt time.Time
-}
+// APIToken is identity.APIToken.
+type APIToken = identity.APIToken
 
 // Point is telemetry.Point, under its old name.
 type Point = telemetry.Point
@@ -248,6 +235,9 @@ type Store interface {
 	AlarmStore
 	SignInStore
 	FactoryStore
+	identity.UserStore
+	identity.SignInStore
+	identity.TokenStore
 
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error
@@ -287,10 +277,6 @@ type Store interface {
 	// TouchDevices records when and from where devices were last seen, in
 	// one transaction; ids of devices that no longer exist are skipped.
 	TouchDevices(ctx context.Context, seen []DeviceSeen) error
-
-	CreateAPIToken(ctx context.Context, t APIToken) error
-	// APITokenByHash finds a token by the SHA-256 of its secret.
-	APITokenByHash(ctx context.Context, hash []byte) (APIToken, error)
 
 	// WriteHead commits a batch atomically and durably: each record whose
 	// message id was not seen before from that device (or that has none)

@@ -165,76 +165,11 @@ func (s *Store) FindDevices(ctx context.Context, f store.DeviceFilter) ([]store.
 
 // ---- Users ----
 
-const userColumns = `id, tenant_id, email, first_name, last_name, phone, company, address, role, supporter_id,
-	status, password_hash, totp_secret, totp_enabled, failed_logins, locked_until, last_login_at, created_by, created_at`
-
-// CreateUser adds an account. The e-mail address is stored in lower case.
-func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	addr, err := sqlstore.ToJSON(u.Address)
-	if err != nil {
-		return fmt.Errorf("create user %q: %w", u.ID, err)
-	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
-		u.ID, u.TenantID, strings.ToLower(u.Email), u.FirstName, u.LastName, u.Phone, u.Company, addr, string(u.Role),
-		nullIfEmpty(u.SupporterID), string(u.Status), u.PasswordHash, u.TOTPSecret, u.TOTPEnabled, int32(u.FailedLogins),
-		database.Millis(u.LockedUntil), database.Millis(u.LastLoginAt), u.CreatedBy, database.Millis(u.CreatedAt))
-	switch {
-	case isUniqueViolation(err):
-		return fmt.Errorf("user %q (%s): id, e-mail address or supporter id taken: %w", u.ID, u.Email, store.ErrConflict)
-	case isForeignKeyViolation(err):
-		return fmt.Errorf("tenant %q: %w", u.TenantID, store.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("create user %q: %w", u.ID, err)
-	}
-	return nil
-}
-
 // ---- Sessions ----
 
 // ---- One-time tokens ----
 
 // ---- API tokens ----
-
-const apiTokenColumns = `id, tenant_id, user_id, name, role, scopes, hash, created_at, expires_at, last_used_at`
-
-func scanAPIToken(row pgx.Row) (store.APIToken, error) {
-	var t store.APIToken
-	var user *string
-	var role, scopes string
-	var created, expires, used int64
-	if err := row.Scan(&t.ID, &t.TenantID, &user, &t.Name, &role, &scopes, &t.Hash, &created, &expires, &used); err != nil {
-		return store.APIToken{}, err
-	}
-	if user != nil {
-		t.UserID = *user
-	}
-	t.Role, t.Scopes = store.Role(role), strings.Fields(scopes)
-	t.CreatedAt, t.ExpiresAt, t.LastUsedAt = time.UnixMilli(created).UTC(), database.Time(expires), database.Time(used)
-	return t, nil
-}
-
-// joinScopes is the scopes column: the scopes separated by spaces.
-func joinScopes(scopes []string) (string, error) {
-	for _, sc := range scopes {
-		if sc == "" || strings.ContainsFunc(sc, func(r rune) bool { return r <= ' ' }) {
-			return "", fmt.Errorf("invalid scope %q", sc)
-		}
-	}
-	return strings.Join(scopes, " "), nil
-}
-
-// ListAPITokens returns the tokens acting for a user, oldest first; with
-// userID "", the tokens without a user.
-func (s *Store) ListAPITokens(ctx context.Context, userID string) ([]store.APIToken, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens
-		WHERE user_id IS NOT DISTINCT FROM $1 ORDER BY created_at, id`, nullIfEmpty(userID))
-	out, err := collect(rows, err, scanAPIToken)
-	if err != nil {
-		return nil, fmt.Errorf("list api tokens of %q: %w", userID, err)
-	}
-	return out, nil
-}
 
 // ---- Grants ----
 

@@ -18,13 +18,19 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity/identitysql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
 
+// identityStore is identitysql.Store under a name of its own, so that it
+// can be embedded beside sqlstore.Store.
+type identityStore = identitysql.Store
+
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
 	*sqlstore.Store // the methods both engines share
+	*identityStore  // people, sessions, sign-in counts and API tokens
 
 	pool *pgxpool.Pool
 	db   *sql.DB // pool behind database/sql, for the shared methods
@@ -61,13 +67,15 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	return &Store{
+	s := &Store{
 		Store:       sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
 		ddb:         database.DB{Dialect: database.Postgres, W: db, R: db},
 		pool:        pool,
 		db:          db,
 		horizonWait: 15 * time.Second,
-	}, nil
+	}
+	s.identityStore = identitysql.New(s.ddb)
+	return s, nil
 }
 
 // DB is the database the domain stores run on.
@@ -174,33 +182,6 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("delete device %q: commit: %w", id, err)
-	}
-	return nil
-}
-
-// CreateAPIToken stores a token's hash. A token's user must be one of the
-// token's tenant (otherwise ErrNotFound).
-func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
-	scopes, err := joinScopes(t.Scopes)
-	if err != nil {
-		return fmt.Errorf("create api token %q: %w", t.ID, err)
-	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO api_tokens (`+apiTokenColumns+`)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-		WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $3 AND tenant_id = $2)`,
-		t.ID, t.TenantID, nullIfEmpty(t.UserID), t.Name, string(t.Role), scopes, t.Hash, t.CreatedAt.UnixMilli(),
-		database.Millis(t.ExpiresAt), database.Millis(t.LastUsedAt))
-	if isUniqueViolation(err) {
-		return fmt.Errorf("api token %q: %w", t.ID, store.ErrConflict)
-	}
-	if isForeignKeyViolation(err) {
-		return fmt.Errorf("api token %q: tenant %q or user %q: %w", t.ID, t.TenantID, t.UserID, store.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("create api token %q: %w", t.ID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("api token %q: user %q of tenant %q: %w", t.ID, t.UserID, t.TenantID, store.ErrNotFound)
 	}
 	return nil
 }

@@ -121,68 +121,11 @@ func (s *Store) FindDevices(ctx context.Context, f store.DeviceFilter) ([]store.
 
 // ---- Users ----
 
-const userColumns = `id, tenant_id, email, first_name, last_name, phone, company, address, role, supporter_id,
-	status, password_hash, totp_secret, totp_enabled, failed_logins, locked_until, last_login_at, created_by, created_at`
-
-// CreateUser adds an account. The e-mail address is stored in lower case.
-func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	addr, err := sqlstore.ToJSON(u.Address)
-	if err != nil {
-		return fmt.Errorf("create user %q: %w", u.ID, err)
-	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (`+placeholders(19)+`)`,
-		u.ID, u.TenantID, strings.ToLower(u.Email), u.FirstName, u.LastName, u.Phone, u.Company, addr, string(u.Role),
-		database.NullIfEmpty(u.SupporterID), string(u.Status), u.PasswordHash, u.TOTPSecret, u.TOTPEnabled, u.FailedLogins,
-		database.Millis(u.LockedUntil), database.Millis(u.LastLoginAt), u.CreatedBy, database.Millis(u.CreatedAt))
-	switch {
-	case isUniqueViolation(err):
-		return fmt.Errorf("user %q (%s): id, e-mail address or supporter id taken: %w", u.ID, u.Email, store.ErrConflict)
-	case isForeignKeyViolation(err):
-		return fmt.Errorf("tenant %q: %w", u.TenantID, store.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("create user %q: %w", u.ID, err)
-	}
-	return nil
-}
-
 // ---- Sessions ----
 
 // ---- One-time tokens ----
 
 // ---- API tokens ----
-
-// joinScopes is the scopes column: the scopes separated by spaces.
-func joinScopes(scopes []string) (string, error) {
-	for _, sc := range scopes {
-		if sc == "" || strings.ContainsFunc(sc, func(r rune) bool { return r <= ' ' }) {
-			return "", fmt.Errorf("invalid scope %q", sc)
-		}
-	}
-	return strings.Join(scopes, " "), nil
-}
-
-// ListAPITokens returns the tokens acting for a user, oldest first; with
-// userID "", the tokens without a user.
-func (s *Store) ListAPITokens(ctx context.Context, userID string) ([]store.APIToken, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstore.APITokenColumns+` FROM api_tokens
-		WHERE user_id IS ? ORDER BY created_at, id`, database.NullIfEmpty(userID))
-	if err != nil {
-		return nil, fmt.Errorf("list api tokens of %q: %w", userID, err)
-	}
-	defer rows.Close()
-	out := []store.APIToken{}
-	for rows.Next() {
-		t, err := sqlstore.ScanAPIToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list api tokens of %q: %w", userID, err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list api tokens of %q: %w", userID, err)
-	}
-	return out, nil
-}
 
 // ---- Grants ----
 

@@ -14,13 +14,19 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity/identitysql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
 
+// identityStore is identitysql.Store under a name of its own, so that it
+// can be embedded beside sqlstore.Store.
+type identityStore = identitysql.Store
+
 // Store is a store.Store on a SQLite file.
 type Store struct {
 	*sqlstore.Store // the methods both engines share
+	*identityStore  // people, sessions, sign-in counts and API tokens
 
 	w  *sql.DB     // exactly one connection: all writes
 	r  *sql.DB     // readers
@@ -67,6 +73,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{w: w, r: r}
 	s.db = database.DB{Dialect: database.SQLite, W: w, R: r, Purge: s.purge}
 	s.Store = sqlstore.New(s.db)
+	s.identityStore = identitysql.New(s.db)
 	return s, nil
 }
 
@@ -178,33 +185,6 @@ func (s *Store) purge(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// CreateAPIToken stores a token's hash. A token's user must be one of the
-// token's tenant (otherwise ErrNotFound).
-func (s *Store) CreateAPIToken(ctx context.Context, t store.APIToken) error {
-	scopes, err := joinScopes(t.Scopes)
-	if err != nil {
-		return fmt.Errorf("create api token %q: %w", t.ID, err)
-	}
-	user := database.NullIfEmpty(t.UserID)
-	res, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (`+sqlstore.APITokenColumns+`)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ? AND tenant_id = ?)`,
-		t.ID, t.TenantID, user, t.Name, string(t.Role), scopes, t.Hash, t.CreatedAt.UnixMilli(), database.Millis(t.ExpiresAt),
-		database.Millis(t.LastUsedAt), user, user, t.TenantID)
-	if isUniqueViolation(err) {
-		return fmt.Errorf("api token %q: %w", t.ID, store.ErrConflict)
-	}
-	if isForeignKeyViolation(err) {
-		return fmt.Errorf("api token %q: tenant %q: %w", t.ID, t.TenantID, store.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("create api token %q: %w", t.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("api token %q: user %q of tenant %q: %w", t.ID, t.UserID, t.TenantID, store.ErrNotFound)
-	}
-	return nil
 }
 
 // checkDevice returns ErrNotFound unless the device belongs to the tenant.

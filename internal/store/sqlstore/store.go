@@ -117,18 +117,6 @@ func (s *Store) SetDeviceKeys(ctx context.Context, tenantID, id string, primary,
 		`UPDATE devices SET primary_key = ?, secondary_key = ? WHERE tenant_id = ? AND id = ?`, primary, secondary, tenantID, id)
 }
 
-// APITokenByHash finds a token by its hash, expired or not.
-func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error) {
-	t, err := ScanAPIToken(s.db.QueryRow(ctx, `SELECT `+APITokenColumns+` FROM api_tokens WHERE hash = ?`, hash))
-	if database.NoRows(err) {
-		return store.APIToken{}, fmt.Errorf("api token: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.APIToken{}, fmt.Errorf("api token: %w", err)
-	}
-	return t, nil
-}
-
 // ForgetMessageIDs drops old dedup records.
 func (s *Store) ForgetMessageIDs(ctx context.Context, before time.Time) (int64, error) {
 	res, err := s.db.Exec(ctx, `DELETE FROM message_ids WHERE received_at < ?`, before.UnixMilli())

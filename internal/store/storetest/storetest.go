@@ -31,7 +31,6 @@ func Run(t *testing.T, newStore Factory) {
 		{"Meta", testMeta},
 		{"DeviceLifecycle", testDeviceLifecycle},
 		{"DeviceTenantIsolation", testDeviceTenantIsolation},
-		{"APITokens", testAPITokens},
 		{"WriteHeadAndLatest", testWriteHeadAndLatest},
 		{"Deduplication", testDeduplication},
 		{"DuplicateInsideOneBatch", testDuplicateInsideOneBatch},
@@ -216,24 +215,6 @@ func testDeviceTenantIsolation(t *testing.T, s store.Store) {
 	d, err := s.GetDevice(ctx(t), "d1")
 	if err != nil || d.Status != store.DeviceEnabled {
 		t.Errorf("device changed by another tenant: %+v, %v", d, err)
-	}
-}
-
-func testAPITokens(t *testing.T, s store.Store) {
-	tok := store.APIToken{ID: "tok1", TenantID: store.RootTenantID, Name: "operator", Role: store.RoleOperatorAdmin,
-		Hash: bytes.Repeat([]byte{7}, 32), CreatedAt: t0}
-	if err := s.CreateAPIToken(ctx(t), tok); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.APITokenByHash(ctx(t), tok.Hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.ID != tok.ID || got.TenantID != tok.TenantID || got.Role != tok.Role || got.Name != tok.Name || !got.CreatedAt.Equal(t0) {
-		t.Fatalf("APITokenByHash = %+v, want %+v", got, tok)
-	}
-	if _, err := s.APITokenByHash(ctx(t), bytes.Repeat([]byte{8}, 32)); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("unknown hash error = %v, want ErrNotFound", err)
 	}
 }
 
