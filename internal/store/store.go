@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 // Errors every implementation returns (wrapped) so callers can branch on
