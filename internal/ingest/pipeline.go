@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -105,7 +106,7 @@ type Sink interface {
 type Pipeline struct {
 	sink    Sink
 	log     *slog.Logger
-	now     func() time.Time
+	clock   clock.Clock
 	cfg     Config
 	metrics *Metrics
 
@@ -124,8 +125,9 @@ type job struct {
 	queued   time.Time
 }
 
-// New makes a pipeline; call Run to start committing.
-func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, now func() time.Time) *Pipeline {
+// New makes a pipeline that stamps messages with clk's time (nil: the wall
+// clock); call Run to start committing.
+func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, clk clock.Clock) *Pipeline {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1000
 	}
@@ -142,7 +144,7 @@ func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, now func() time.Ti
 		cfg.CommitAttempts = 3
 	}
 	return &Pipeline{
-		sink: sink, log: log, now: now, cfg: cfg, metrics: m,
+		sink: sink, log: log, clock: clock.OrReal(clk), cfg: cfg, metrics: m,
 		queue: make(chan job, cfg.Queue),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -155,7 +157,7 @@ var ErrClosed = errors.New("ingest pipeline closed")
 // Submit parses a message and queues it for commit. done is called when its
 // outcome is durable. Submit blocks while the queue is full.
 func (p *Pipeline) Submit(ctx context.Context, r Raw, done Done) error {
-	j := job{done: done, queued: p.now()}
+	j := job{done: done, queued: p.clock.Now()}
 	var msg store.Message
 	var err error
 	if len(r.Body) > p.cfg.MaxPayload {
@@ -198,7 +200,7 @@ func (p *Pipeline) Presence(ctx context.Context, tenantID, deviceID string, conn
 		return nil
 	}
 	j := job{msg: store.Message{TenantID: tenantID, DeviceID: deviceID}, presence: &msglog.Presence{Connected: connected, At: at},
-		queued: p.now()}
+		queued: p.clock.Now()}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	select {

@@ -80,9 +80,15 @@ func (f *Fake) Advance(d time.Duration) {
 }
 
 // Set moves the fake to t, firing what falls due on the way like Advance.
-// A t before the fake's time leaves the clock unchanged.
+// A t before the fake's time steps the clock back, like a wall clock being
+// corrected, and fires nothing; what is pending stays due at its instant.
 func (f *Fake) Set(t time.Time) {
 	f.mu.Lock()
+	if t.Before(f.now) {
+		f.now, f.target = t, t
+		f.mu.Unlock()
+		return
+	}
 	if t.After(f.target) {
 		f.target = t
 	}

@@ -35,9 +35,18 @@ func TestNowAndAdvance(t *testing.T) {
 	if got := clock.Since(f, t0); got != 90*time.Second {
 		t.Fatalf("Since = %s, want 90s", got)
 	}
-	f.Set(t0) // backwards: ignored
-	if got, want := f.Now(), t0.Add(90*time.Second); !got.Equal(want) {
-		t.Fatalf("after Set backwards, Now = %s, want %s", got, want)
+	tm := f.NewTimer(time.Minute) // due at t0 + 150s
+	f.Set(t0)                     // backwards
+	if got := f.Now(); !got.Equal(t0) {
+		t.Fatalf("after Set backwards, Now = %s, want %s", got, t0)
+	}
+	f.Set(t0.Add(150*time.Second - time.Nanosecond))
+	if _, ok := received(tm.C()); ok {
+		t.Fatal("timer fired before its instant")
+	}
+	f.Set(t0.Add(150 * time.Second))
+	if _, ok := received(tm.C()); !ok {
+		t.Fatal("timer did not fire at its instant")
 	}
 }
 
