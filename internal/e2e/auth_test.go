@@ -155,12 +155,14 @@ func TestDisablingADeviceClosesItsConnection(t *testing.T) {
 }
 
 func TestTokenExpiryClosesConnection(t *testing.T) {
-	e := start(t)
+	t.Parallel()
+	e := start(t, withFakeClock())
 	key := e.device("pump-1")
 	m, rc, err := e.connect311("pump-1", e.username("pump-1"), e.token("pump-1", key, 2*time.Second))
 	if err != nil {
 		t.Fatalf("connect: rc %d, %v", rc, err)
 	}
+	e.clock.Advance(3 * time.Second) // the token's life, and its rounding to whole seconds
 	m.waitLost(t, "token expiry")
 }
 

@@ -662,7 +662,8 @@ func c2dLifecycle(t *testing.T, e *env) {
 }
 
 func TestC2DExpiredNeverDelivered(t *testing.T) {
-	e := start(t)
+	t.Parallel()
+	e := start(t, withFakeClock())
 	key := e.device("pump-1")
 	d := e.hubConnect("pump-1", key)
 	d.subscribe(t, filterC2D("pump-1"))
@@ -673,7 +674,7 @@ func TestC2DExpiredNeverDelivered(t *testing.T) {
 	if _, err := e.api.SendC2D(e.ctx(), "pump-1", client.C2DSend{Payload: "in time", MessageID: "long"}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	e.clock.Advance(1500 * time.Millisecond)
 	d = e.hubConnect("pump-1", key)
 	if m := d.next(t, "devices/pump-1/messages/devicebound/"); string(m.Payload()) != "in time" {
 		t.Fatalf("got %q, want only the unexpired message", m.Payload())

@@ -331,7 +331,8 @@ func TestTOTP(t *testing.T) {
 // A grant with an expiry stops working at that instant. The owner sees
 // every read in the access log.
 func TestGrantRevokeAndExpiry(t *testing.T) {
-	e := start(t)
+	t.Parallel()
+	e := start(t, withFakeClock())
 	ctx := e.ctx()
 	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "farm", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Bauernhof Gruber")}}); err != nil {
 		t.Fatal(err)
@@ -377,14 +378,14 @@ func TestGrantRevokeAndExpiry(t *testing.T) {
 	}
 
 	// Expiry: a site grant for two seconds.
-	exp := time.Now().Add(2 * time.Second).UTC()
+	exp := e.now().Add(2 * time.Second).UTC()
 	if _, err := owner.bearer.Grant(ctx, tech.user.SupporterID, site.ID, "", exp.Format(time.RFC3339Nano)); err != nil {
 		t.Fatal(err)
 	}
 	if err := read(); err != nil {
 		t.Fatalf("read under the site grant: %v", err)
 	}
-	time.Sleep(time.Until(exp) + 20*time.Millisecond)
+	e.clock.Set(exp.Add(20 * time.Millisecond))
 	if err := read(); client.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("the request right after expiry: %v", err)
 	}
