@@ -483,10 +483,14 @@ func allowedIn(role, opName, subjectTenant, tn string) bool {
 	return false
 }
 
-func TestAuthorizationMatrix(t *testing.T) { authorizationMatrix(t, newWorld(t)) }
+func TestAuthorizationMatrix(t *testing.T) {
+	t.Parallel()
+	authorizationMatrix(t, newWorld(t))
+}
 
 // TestAuthorizationMatrixPostgres is the same on PostgreSQL.
 func TestAuthorizationMatrixPostgres(t *testing.T) {
+	t.Parallel()
 	authorizationMatrix(t, newWorld(t, withDatabase(pgtest.URL(t))))
 }
 

@@ -25,6 +25,7 @@ const (
 )
 
 func TestConnectionsRefused(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-1")
 	otherKey := e.device("pump-2")
@@ -83,6 +84,7 @@ func TestConnectionsRefused(t *testing.T) {
 }
 
 func TestDeviceConfinedToItsOwnTopics(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-1")
 	e.device("pump-2")
@@ -127,6 +129,7 @@ func TestDeviceConfinedToItsOwnTopics(t *testing.T) {
 }
 
 func TestDisablingADeviceClosesItsConnection(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-1")
 	dev := e.deviceConn("pump-1", key)
@@ -167,6 +170,7 @@ func TestTokenExpiryClosesConnection(t *testing.T) {
 }
 
 func TestMQTT5ClientSameCredentialsAndTopics(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("meter-1")
 	connect := func(password string) (*paho.Client, *paho.Connack, error) {
