@@ -2,6 +2,12 @@
 // timers and tickers. Production code takes a Clock instead of calling the
 // time package, so that tests can drive time with the fake in
 // internal/clock/clocktest instead of sleeping.
+//
+// What stays on the time package: network deadlines (the kernel keeps them
+// on the wall clock), durations measured for metrics and logs, back-offs
+// after errors, and the pause before answering a failed sign-in. They are
+// about the machine and the people at it, not about the server's record of
+// time, and a test's fake clock must not stall them.
 package clock
 
 import "time"
@@ -56,9 +62,6 @@ func OrReal(c Clock) Clock {
 	}
 	return c
 }
-
-// Since is the time elapsed on c since t.
-func Since(c Clock, t time.Time) time.Duration { return c.Now().Sub(t) }
 
 type realClock struct{}
 
