@@ -25,6 +25,7 @@ import (
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
+	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
@@ -92,22 +93,26 @@ type API struct {
 	endpoint Endpoint
 	gatherer prometheus.Gatherer
 	log      *slog.Logger
-	now      func() time.Time
+	clock    clock.Clock
 	audit    *audit.Recorder
 	// signins limits failed sign-ins and reset requests per client IP.
 	signins *windowLimiter
 }
 
-// New makes the API.
-func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g prometheus.Gatherer, log *slog.Logger, now func() time.Time) *API {
+// now is the API's clock's time.
+func (a *API) now() time.Time { return a.clock.Now() }
+
+// New makes the API on clk (nil: the wall clock).
+func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g prometheus.Gatherer, log *slog.Logger, clk clock.Clock) *API {
+	clk = clock.OrReal(clk)
 	rec := cfg.Audit
 	if rec == nil {
-		rec = audit.NewRecorder(st, log, now)
+		rec = audit.NewRecorder(st, log, clk.Now)
 	}
 	if cfg.Events == nil {
 		cfg.Events = event.NewLocal(log)
 	}
-	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, now: now, audit: rec,
+	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, clock: clk, audit: rec,
 		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow)}
 }
 

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/warden-iot/warden/internal/clock"
 )
 
 func TestWindowLimiter(t *testing.T) {
@@ -74,7 +76,7 @@ func TestLimitKey(t *testing.T) {
 // One IPv6 /64 is one client: walking its addresses does not reset the
 // limit, and an IPv4-mapped address counts as its IPv4 address.
 func TestSignInLimitPerIPv6Prefix(t *testing.T) {
-	a := &API{signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow), now: time.Now}
+	a := &API{signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow), clock: clock.Real()}
 	req := func(peer string) *http.Request {
 		r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/login", nil)
 		r.RemoteAddr = peer

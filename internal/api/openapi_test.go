@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -258,7 +257,7 @@ func TestOpenAPIRequestBodiesAreStrict(t *testing.T) {
 }
 
 func TestOpenAPIServed(t *testing.T) {
-	a := New(Config{}, nil, nil, nil, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	a := New(Config{}, nil, nil, nil, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/store"
@@ -162,7 +163,7 @@ func Alarms(ctx context.Context, o AlarmsOptions, out io.Writer) (AlarmsResult, 
 	var changes atomic.Int64 // shards call back concurrently
 	m := monitor.New(st, monitor.Config{TickEvery: time.Hour, SaveEvery: time.Hour}, func(context.Context, store.Alarm, string) {
 		changes.Add(1)
-	}, o.Log, func() time.Time { return t0 })
+	}, o.Log, clocktest.New(t0)) // time stands at t0: the rules see the samples' times only
 	if err := m.Start(ctx); err != nil {
 		return AlarmsResult{}, err
 	}

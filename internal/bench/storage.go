@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/simulate"
 	"github.com/warden-iot/warden/internal/store"
@@ -107,7 +108,7 @@ func newStorageEnv(ctx context.Context, o StorageOptions, name string) (*storage
 		return nil, err
 	}
 	env.st.SetSealer(keys)
-	env.engine = tsdb.New(tsdb.Config{}, env.st, keys, o.Log, time.Now)
+	env.engine = tsdb.New(tsdb.Config{}, env.st, keys, o.Log, clock.Real())
 	return env, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/warden-iot/warden/internal/clock/clocktest"
 )
 
 // TestRefusedPublishIsLogged: a publish to a topic the device may not use
@@ -15,8 +16,8 @@ import (
 // never the payload, and at most once per limitLogEvery per connection.
 func TestRefusedPublishIsLogged(t *testing.T) {
 	var logs bytes.Buffer
-	now := time.Date(2026, 12, 7, 17, 0, 0, 0, time.UTC)
-	b := &Broker{log: slog.New(slog.NewTextHandler(&logs, nil)), now: func() time.Time { return now },
+	clk := clocktest.New(time.Date(2026, 12, 7, 17, 0, 0, 0, time.UTC))
+	b := &Broker{log: slog.New(slog.NewTextHandler(&logs, nil)), clock: clk,
 		sessions: map[string]*session{"pump-1": {tenantID: "acme"}}}
 	h := &aclHook{b: b}
 	srv := mqtt.New(&mqtt.Options{InlineClient: false})
@@ -57,7 +58,7 @@ func TestRefusedPublishIsLogged(t *testing.T) {
 
 	// Later: logged again, with how many were held back, and a long topic
 	// cut short.
-	now = now.Add(limitLogEvery)
+	clk.Advance(limitLogEvery)
 	long := "$SYS/" + strings.Repeat("x", 10000)
 	got = line(long, pump)
 	if !strings.Contains(got, `reason="reserved for the service"`) || !strings.Contains(got, "not_logged=1") {

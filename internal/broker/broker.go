@@ -19,6 +19,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/ingest"
 	"github.com/warden-iot/warden/internal/store"
@@ -60,7 +61,7 @@ type Broker struct {
 	store  store.Store
 	ingest *ingest.Pipeline
 	log    *slog.Logger
-	now    func() time.Time
+	clock  clock.Clock
 
 	mu       sync.Mutex
 	sessions map[string]*session // by device id: live connections
@@ -98,7 +99,7 @@ type session struct {
 	tenantID     string
 	ip           string
 	since        time.Time
-	expiry       *time.Timer // closes the connection when its SAS token expires
+	expiry       clock.Timer // closes the connection when its SAS token expires
 	// pending holds a token for each telemetry message of this connection
 	// in the ingest pipeline: telemetry.go.
 	pending chan struct{}
@@ -112,8 +113,9 @@ type presence struct {
 	ip string
 }
 
-// New builds a broker; Start opens its listeners.
-func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Registerer, log *slog.Logger, now func() time.Time) (*Broker, error) {
+// New builds a broker on clk (nil: the wall clock); Start opens its
+// listeners.
+func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Registerer, log *slog.Logger, clk clock.Clock) (*Broker, error) {
 	if cfg.TLSListen != "" && cfg.TLS == nil {
 		return nil, errors.New("broker: TLS listener configured without a certificate")
 	}
@@ -142,7 +144,7 @@ func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Register
 		return nil, fmt.Errorf("broker: maximum packet size %d is too small for devices (at least %d)", cfg.MaxPacketSize, minMaxPacketSize)
 	}
 	b := &Broker{
-		cfg: cfg, store: st, ingest: p, log: log, now: now,
+		cfg: cfg, store: st, ingest: p, log: log, clock: clock.OrReal(clk),
 		sessions: map[string]*session{},
 		seen:     map[string]presence{},
 		outboxes: map[*mqtt.Client]*outbox{},
@@ -364,7 +366,7 @@ func (b *Broker) OnPresence(f func(PresenceEvent)) { b.presence = f }
 func (b *Broker) attach(cl *mqtt.Client, d store.Device, expiry time.Time, staff string) {
 	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now(), staff: staff,
 		pending: make(chan struct{}, maxPendingPerConn)}
-	s.expiry = time.AfterFunc(expiry.Sub(b.now()), func() {
+	s.expiry = b.clock.AfterFunc(expiry.Sub(b.now()), func() {
 		b.log.Info("closing connection: SAS token expired", "device", d.ID)
 		cl.Stop(errTokenExpired)
 	})
@@ -407,6 +409,9 @@ func (b *Broker) session(cl *mqtt.Client) (*session, bool) {
 	return s, true
 }
 
+// now is the broker's clock's time.
+func (b *Broker) now() time.Time { return b.clock.Now() }
+
 func (b *Broker) touch(deviceID, ip string) {
 	b.mu.Lock()
 	b.seen[deviceID] = presence{at: b.now(), ip: ip}
@@ -415,11 +420,11 @@ func (b *Broker) touch(deviceID, ip string) {
 
 func (b *Broker) flushPresenceLoop() {
 	defer close(b.done)
-	t := time.NewTicker(b.cfg.PresenceFlush)
+	t := b.clock.NewTicker(b.cfg.PresenceFlush)
 	defer t.Stop()
 	for {
 		select {
-		case <-t.C:
+		case <-t.C():
 			b.flushPresence()
 		case <-b.stop:
 			b.flushPresence()

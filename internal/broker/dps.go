@@ -212,7 +212,7 @@ type dpsOp struct {
 func (d *dpsState) attach(cl *mqtt.Client, c *dpsConn, tokenExpiry time.Time) {
 	cl.ID = dpsClientPrefix + c.s.registration + "/" + strconv.FormatUint(d.connSeq.Add(1), 10)
 	life := min(tokenExpiry.Sub(d.b.now()), dpsMaxLifetime)
-	c.s.expiry = time.AfterFunc(life, func() {
+	c.s.expiry = d.b.clock.AfterFunc(life, func() {
 		cl.Stop(errDPSExpired)
 		d.detach(cl) // in case mochi never reports the disconnection
 	})

@@ -70,12 +70,12 @@ func (b *Broker) InvokeMethod(ctx context.Context, deviceID, name string, payloa
 	if err := b.publishTo(cl, "$iothub/methods/POST/"+name+"/?$rid="+rid, payload); err != nil {
 		return MethodResult{}, fmt.Errorf("%w: device %q: %v", ErrDeviceOffline, deviceID, err)
 	}
-	t := time.NewTimer(timeout)
+	t := b.clock.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case out := <-call.done:
 		return out.res, out.err
-	case <-t.C:
+	case <-t.C():
 		return MethodResult{}, fmt.Errorf("%w: no answer from %q to %q within %s", ErrMethodTimeout, deviceID, name, timeout)
 	case <-ctx.Done():
 		return MethodResult{}, ctx.Err()

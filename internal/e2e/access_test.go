@@ -84,7 +84,7 @@ type world struct {
 
 func newWorld(t *testing.T, opts ...option) *world {
 	t.Helper()
-	e := start(t, opts...)
+	e := start(t, append(opts, withFakeClock())...)
 	ctx := e.ctx()
 	w := &world{e: e, op: e.api, tenants: []string{"root", "A", "A1", "B"}, site: map[string]string{},
 		device: map[string]string{}, user: map[string]string{}, grant: map[string]string{}, as: map[string]person{},
@@ -169,7 +169,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 		t.Fatal(err)
 	}
 	w.grant["B"] = g.ID
-	exp := time.Now().Add(1500 * time.Millisecond)
+	exp := e.now().Add(1500 * time.Millisecond)
 	if _, err = bAdmin.bearer.Grant(ctx, sup, w.site["B"], "", exp.Format(time.RFC3339Nano)); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 		map[string]any{"service": map[string]any{"everyMonths": 6}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Until(exp) + 50*time.Millisecond)
+	e.clock.Set(exp.Add(50 * time.Millisecond))
 	return w
 }
 
@@ -483,10 +483,14 @@ func allowedIn(role, opName, subjectTenant, tn string) bool {
 	return false
 }
 
-func TestAuthorizationMatrix(t *testing.T) { authorizationMatrix(t, newWorld(t)) }
+func TestAuthorizationMatrix(t *testing.T) {
+	t.Parallel()
+	authorizationMatrix(t, newWorld(t))
+}
 
 // TestAuthorizationMatrixPostgres is the same on PostgreSQL.
 func TestAuthorizationMatrixPostgres(t *testing.T) {
+	t.Parallel()
 	authorizationMatrix(t, newWorld(t, withDatabase(pgtest.URL(t))))
 }
 

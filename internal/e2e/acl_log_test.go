@@ -10,6 +10,7 @@ import (
 // is refused, and the server log says who, where and why, without the
 // payload.
 func TestRefusedPublishLogged(t *testing.T) {
+	t.Parallel()
 	e, logs := startLogged(t)
 	key := e.device("pump-1")
 	e.device("valve-7")

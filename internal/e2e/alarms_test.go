@@ -92,10 +92,14 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 // TestAlarmLifecycleEndToEnd: a rule made through the API, a device over
 // MQTT crossing it, the alarm in the API, a signed webhook for each step,
 // acknowledgement, automatic clearing, and an offline alarm.
-func TestAlarmLifecycleEndToEnd(t *testing.T) { alarmLifecycle(t, start(t, withWebhooksInside())) }
+func TestAlarmLifecycleEndToEnd(t *testing.T) {
+	t.Parallel()
+	alarmLifecycle(t, start(t, withWebhooksInside()))
+}
 
 // TestAlarmLifecyclePostgres is the same on PostgreSQL.
 func TestAlarmLifecyclePostgres(t *testing.T) {
+	t.Parallel()
 	alarmLifecycle(t, start(t, withWebhooksInside(), withDatabase(pgtest.URL(t))))
 }
 

@@ -15,6 +15,7 @@ import (
 // TestAPIErrors: every failure is a JSON body with a message and the right
 // status.
 func TestAPIErrors(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.device("pump-1")
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.roots}}, Timeout: 10 * time.Second}
@@ -75,6 +76,7 @@ func TestAPIErrors(t *testing.T) {
 // TestPlainMQTTListenerIsOptIn: off by default, and when configured it
 // takes the same credentials.
 func TestPlainMQTTListenerIsOptIn(t *testing.T) {
+	t.Parallel()
 	if addr := start(t).srv.MQTTTCPAddr(); addr != "" {
 		t.Fatalf("plain MQTT listener open by default at %s", addr)
 	}

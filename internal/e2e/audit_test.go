@@ -25,6 +25,7 @@ const firefoxUA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Fire
 // secrets; editing or deleting a stored entry is caught by warden audit
 // verify.
 func TestAuditTrail(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.device("pump-1")
 	if _, err := e.api.SetDeviceStatus(e.ctx(), "pump-1", "disabled"); err != nil {

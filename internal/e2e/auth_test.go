@@ -25,6 +25,7 @@ const (
 )
 
 func TestConnectionsRefused(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-1")
 	otherKey := e.device("pump-2")
@@ -83,6 +84,7 @@ func TestConnectionsRefused(t *testing.T) {
 }
 
 func TestDeviceConfinedToItsOwnTopics(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-1")
 	e.device("pump-2")
@@ -127,6 +129,7 @@ func TestDeviceConfinedToItsOwnTopics(t *testing.T) {
 }
 
 func TestDisablingADeviceClosesItsConnection(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-1")
 	dev := e.deviceConn("pump-1", key)
@@ -155,16 +158,19 @@ func TestDisablingADeviceClosesItsConnection(t *testing.T) {
 }
 
 func TestTokenExpiryClosesConnection(t *testing.T) {
-	e := start(t)
+	t.Parallel()
+	e := start(t, withFakeClock())
 	key := e.device("pump-1")
 	m, rc, err := e.connect311("pump-1", e.username("pump-1"), e.token("pump-1", key, 2*time.Second))
 	if err != nil {
 		t.Fatalf("connect: rc %d, %v", rc, err)
 	}
+	e.clock.Advance(3 * time.Second) // the token's life, and its rounding to whole seconds
 	m.waitLost(t, "token expiry")
 }
 
 func TestMQTT5ClientSameCredentialsAndTopics(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("meter-1")
 	connect := func(password string) (*paho.Client, *paho.Connack, error) {

@@ -261,9 +261,13 @@ func state(a dpsAnswer, key string) string {
 	return s
 }
 
-func TestDPSGroupProvisioningThenHub(t *testing.T) { groupProvisioningThenHub(t, start(t)) }
+func TestDPSGroupProvisioningThenHub(t *testing.T) {
+	t.Parallel()
+	groupProvisioningThenHub(t, start(t))
+}
 
 func TestDPSGroupProvisioningThenHubPostgres(t *testing.T) {
+	t.Parallel()
 	groupProvisioningThenHub(t, start(t, withDatabase(pgtest.URL(t))))
 }
 
@@ -344,6 +348,7 @@ func groupProvisioningThenHub(t *testing.T, e *env) {
 }
 
 func TestDPSConnectionsRefused(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	scope := e.idScope()
 	groupKey := e.enrollGroup("g1", "")
@@ -426,6 +431,7 @@ func TestDPSConnectionsRefused(t *testing.T) {
 }
 
 func TestDPSIndividualEnrollment(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	scope := e.idScope()
 	groupKey := e.enrollGroup("g1", "")
@@ -466,6 +472,7 @@ func TestDPSIndividualEnrollment(t *testing.T) {
 }
 
 func TestDPSRequestErrors(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	scope := e.idScope()
 	groupKey := e.enrollGroup("g1", "")
@@ -495,6 +502,7 @@ func TestDPSRequestErrors(t *testing.T) {
 }
 
 func TestDPSRegistrationIDTaken(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	scope := e.idScope()
 	groupKey := e.enrollGroup("g1", "")
@@ -515,6 +523,7 @@ func TestDPSRegistrationIDTaken(t *testing.T) {
 }
 
 func TestDPSTopicsConfined(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	scope := e.idScope()
 	groupKey := e.enrollGroup("g1", "")
@@ -556,6 +565,7 @@ func TestDPSTopicsConfined(t *testing.T) {
 }
 
 func TestDPSPollFromANewConnection(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	scope := e.idScope()
 	devKey := sas.DeriveDeviceKey(e.enrollGroup("g1", ""), "box-1")
@@ -583,6 +593,7 @@ func TestDPSPollFromANewConnection(t *testing.T) {
 }
 
 func TestDPSAPIErrors(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.enrollGroup("g1", "")
 	for _, c := range []struct {
@@ -642,6 +653,7 @@ func TestDPSAPIErrors(t *testing.T) {
 // TestDPSOverWebSocket: the SDK's MqttWs provisioning transport uses the
 // same path as the hub's, /$iothub/websocket on the HTTPS listener.
 func TestDPSOverWebSocket(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	scope := e.idScope()
 	devKey := sas.DeriveDeviceKey(e.enrollGroup("g1", ""), "ws-box")
@@ -661,6 +673,7 @@ func TestDPSOverWebSocket(t *testing.T) {
 // assignments are committed together), some of them on two connections at
 // the same time.
 func TestDPSConcurrentRegistrations(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	scope := e.idScope()
 	groupKey := e.enrollGroup("g1", `{"tags":{"batch":"b1"}}`)

@@ -39,6 +39,7 @@ type dbSpy struct {
 // wrapped data keys, nor of its encrypted telemetry, is left in warden.db
 // or its WAL; after a device is deleted, none of the device's telemetry.
 func TestErasureLeavesNoBytesSQLite(t *testing.T) {
+	t.Parallel()
 	e := start(t, withFastSealing())
 	path := filepath.Join(e.dataDir, "warden.db")
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
@@ -90,6 +91,7 @@ func TestErasureLeavesNoBytesSQLite(t *testing.T) {
 // dead tuple of the database holds its wrapped data keys: the test reads
 // every relation file of the database (pgtest.RelationFiles).
 func TestErasureLeavesNoBytesPostgres(t *testing.T) {
+	t.Parallel()
 	url := pgtest.URL(t)
 	e := start(t, withDatabase(url), withFastSealing())
 	conn, err := pgx.Connect(t.Context(), url)

@@ -14,6 +14,7 @@ import (
 // device closes its connection; deleting a tenant closes the connections
 // of all its devices and of no other.
 func TestDeleteClosesConnections(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := e.ctx()
 	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "acme", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Acme Pumps")}}); err != nil {

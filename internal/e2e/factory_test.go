@@ -25,10 +25,14 @@ import (
 // the owner's factory service access switch to a customer's machine: with
 // the switch off each fails; what works while it is on stops when the owner
 // switches it off, and the owner sees all of it in the access log.
-func TestFactorySwitchAttacks(t *testing.T) { factorySwitchAttacks(t, start(t, withWebhooksInside())) }
+func TestFactorySwitchAttacks(t *testing.T) {
+	t.Parallel()
+	factorySwitchAttacks(t, start(t, withWebhooksInside()))
+}
 
 // TestFactorySwitchAttacksPostgres is the same on PostgreSQL.
 func TestFactorySwitchAttacksPostgres(t *testing.T) {
+	t.Parallel()
 	factorySwitchAttacks(t, start(t, withWebhooksInside(), withDatabase(pgtest.URL(t))))
 }
 

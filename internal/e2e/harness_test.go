@@ -19,6 +19,7 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/warden-iot/warden/internal/client"
+	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/server/servertest"
@@ -35,6 +36,9 @@ type env struct {
 	hubHost string
 	dataDir string
 	owners  map[string]*client.Client // by tenant: ownerKey's customer admins
+	// clock is the server's clock if the test gave it a fake one
+	// (withFakeClock), nil on the wall clock.
+	clock *clocktest.Fake
 }
 
 type option func(*server.Config)
@@ -43,6 +47,15 @@ func withDatabase(url string) option { return func(c *server.Config) { c.Databas
 
 // withWebhooksInside lets webhooks reach test receivers on 127.0.0.1.
 func withWebhooksInside() option { return func(c *server.Config) { c.WebhookAllowPrivate = true } }
+
+// withFakeClock runs the server on a fake clock that starts at the wall
+// clock's time and moves only when the test advances it (env.clock), so a
+// test makes tokens, grants and messages expire without waiting. The
+// server's tickers (alarm ticks, notifier polls, presence flushes) stand
+// still with it.
+func withFakeClock() option {
+	return func(c *server.Config) { c.Clock = clocktest.New(time.Now()) }
+}
 
 func withPlainMQTT() option { return func(c *server.Config) { c.MQTTTCPListen = "127.0.0.1:0" } }
 
@@ -78,7 +91,8 @@ func startWith(t *testing.T, cfg server.Config) *env {
 	if want := "localhost:" + port; srv.HubHost() != want {
 		t.Fatalf("hub host = %q, want %q", srv.HubHost(), want)
 	}
-	return &env{t: t, srv: srv, api: api, roots: roots, hubHost: srv.HubHost(), dataDir: cfg.DataDir}
+	fake, _ := cfg.Clock.(*clocktest.Fake)
+	return &env{t: t, srv: srv, api: api, roots: roots, hubHost: srv.HubHost(), dataDir: cfg.DataDir, clock: fake}
 }
 
 func (e *env) ctx() context.Context { return e.t.Context() }
@@ -146,7 +160,15 @@ func (e *env) device(id string) []byte {
 }
 
 func (e *env) token(id string, key []byte, ttl time.Duration) string {
-	return sas.Sign(key, sas.DeviceResource(e.hubHost, id), time.Now().Add(ttl))
+	return sas.Sign(key, sas.DeviceResource(e.hubHost, id), e.now().Add(ttl))
+}
+
+// now is the server's time: its fake clock's, or the wall clock's.
+func (e *env) now() time.Time {
+	if e.clock != nil {
+		return e.clock.Now()
+	}
+	return time.Now()
 }
 
 func (e *env) username(id string) string {

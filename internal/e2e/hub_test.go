@@ -171,6 +171,7 @@ func jsonEqual(t *testing.T, what string, got []byte, want string) {
 }
 
 func TestTwinDeviceSide(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-1")
 	d := e.hubConnect("pump-1", key)
@@ -241,6 +242,7 @@ func TestTwinDeviceSide(t *testing.T) {
 }
 
 func TestTwinDesiredFromAPI(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-1")
 	d := e.hubConnect("pump-1", key)
@@ -321,6 +323,7 @@ func TestTwinDesiredFromAPI(t *testing.T) {
 // The Azure SDK never subscribes to the twin topics again after a
 // reconnection: a clean-session-0 device keeps its subscriptions.
 func TestSubscriptionsKeptAcrossReconnects(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-1")
 	d := e.hubConnect("pump-1", key)
@@ -405,7 +408,8 @@ func answerMethods(d *hubDevice, seen func(methodCall)) {
 }
 
 func TestDirectMethods(t *testing.T) {
-	e := start(t)
+	t.Parallel()
+	e := start(t, withFakeClock())
 	key := e.device("pump-1")
 	e.device("pump-2")
 
@@ -481,14 +485,32 @@ func TestDirectMethods(t *testing.T) {
 		}
 	}
 
-	// No answer: 504 after the timeout.
-	start := time.Now()
-	_, err = e.api.InvokeMethod(e.ctx(), "pump-1", "silent", nil, 5*time.Second)
-	if apiStatus(err) != 504 {
-		t.Fatalf("unanswered method: %v, want HTTP 504", err)
+	// No answer: 504 after the timeout, on the server's clock.
+	armed := e.clock.Waiters()
+	silent := make(chan error, 1)
+	go func() {
+		_, err := e.api.InvokeMethod(e.ctx(), "pump-1", "silent", nil, 5*time.Second)
+		silent <- err
+	}()
+	ctx, cancel := context.WithTimeout(e.ctx(), 10*time.Second)
+	defer cancel()
+	if err := e.clock.BlockUntil(ctx, armed+1); err != nil { // the call's timer
+		t.Fatalf("the unanswered call never waited: %v", err)
 	}
-	if took := time.Since(start); took < 5*time.Second || took > 9*time.Second {
-		t.Errorf("timeout after %s, want about 5s", took)
+	e.clock.Advance(5*time.Second - time.Millisecond)
+	select {
+	case err := <-silent:
+		t.Fatalf("unanswered method ended before its timeout: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	e.clock.Advance(time.Millisecond)
+	select {
+	case err := <-silent:
+		if apiStatus(err) != 504 {
+			t.Fatalf("unanswered method: %v, want HTTP 504", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("unanswered method still waiting 10s after its timeout")
 	}
 
 	// Every request carried a $rid, and no two the same.
@@ -528,6 +550,7 @@ func TestDirectMethods(t *testing.T) {
 // A device that goes away while a method waits for it fails the call at
 // once rather than at the timeout.
 func TestDirectMethodDeviceGoesAway(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-1")
 	d := e.hubConnect("pump-1", key)
@@ -575,9 +598,15 @@ func waitC2DState(t *testing.T, e *env, device, id, state string) apiv1.C2DMessa
 	}
 }
 
-func TestC2DSQLite(t *testing.T) { c2dLifecycle(t, start(t)) }
+func TestC2DSQLite(t *testing.T) {
+	t.Parallel()
+	c2dLifecycle(t, start(t))
+}
 
-func TestC2DPostgres(t *testing.T) { c2dLifecycle(t, start(t, withDatabase(pgtest.URL(t)))) }
+func TestC2DPostgres(t *testing.T) {
+	t.Parallel()
+	c2dLifecycle(t, start(t, withDatabase(pgtest.URL(t))))
+}
 
 func c2dLifecycle(t *testing.T, e *env) {
 	key := e.device("pump-1")
@@ -662,7 +691,8 @@ func c2dLifecycle(t *testing.T, e *env) {
 }
 
 func TestC2DExpiredNeverDelivered(t *testing.T) {
-	e := start(t)
+	t.Parallel()
+	e := start(t, withFakeClock())
 	key := e.device("pump-1")
 	d := e.hubConnect("pump-1", key)
 	d.subscribe(t, filterC2D("pump-1"))
@@ -673,7 +703,7 @@ func TestC2DExpiredNeverDelivered(t *testing.T) {
 	if _, err := e.api.SendC2D(e.ctx(), "pump-1", client.C2DSend{Payload: "in time", MessageID: "long"}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	e.clock.Advance(1500 * time.Millisecond)
 	d = e.hubConnect("pump-1", key)
 	if m := d.next(t, "devices/pump-1/messages/devicebound/"); string(m.Payload()) != "in time" {
 		t.Fatalf("got %q, want only the unexpired message", m.Payload())
@@ -686,6 +716,7 @@ func TestC2DExpiredNeverDelivered(t *testing.T) {
 }
 
 func TestC2DAPIErrors(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.device("pump-1")
 	for i := range api.MaxC2DQueued {
@@ -734,6 +765,7 @@ func TestC2DAPIErrors(t *testing.T) {
 // store), and the subscriptions of its clean-session-0 session (saved in
 // the store too, since the SDK never subscribes to its twin topics again).
 func TestHubSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	cfg := server.Config{DataDir: t.TempDir(), MQTTListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", AdminToken: adminToken, Out: io.Discard}
 	srv, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

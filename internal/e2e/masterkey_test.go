@@ -23,6 +23,7 @@ import (
 // and refuses to start, saying why, when the file is missing, readable by
 // others, or when the default key of a database in use has been lost.
 func TestMasterKeyOutsideDataDir(t *testing.T) {
+	t.Parallel()
 	secrets := t.TempDir()
 	keyFile := filepath.Join(secrets, "warden-master.key")
 	raw := make([]byte, 32)

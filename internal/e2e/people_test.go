@@ -27,6 +27,7 @@ func withSMTP(s *mailtest.Sink) option {
 // receives: open the link's page, post the form, sign in. Then the same
 // for a password reset.
 func TestActivationByMail(t *testing.T) {
+	t.Parallel()
 	sink := mailtest.Start(t)
 	e := start(t, withSMTP(sink))
 	ctx := e.ctx()
@@ -291,6 +292,7 @@ func TestSessionCookieCSRFAndLockout(t *testing.T) {
 
 // TestTOTP turns two-factor sign-in on and signs in with a code.
 func TestTOTP(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := e.ctx()
 	p := signUp(t, e, e.api, "root", "operator-service", "desk@maker.example")
@@ -331,7 +333,8 @@ func TestTOTP(t *testing.T) {
 // A grant with an expiry stops working at that instant. The owner sees
 // every read in the access log.
 func TestGrantRevokeAndExpiry(t *testing.T) {
-	e := start(t)
+	t.Parallel()
+	e := start(t, withFakeClock())
 	ctx := e.ctx()
 	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "farm", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Bauernhof Gruber")}}); err != nil {
 		t.Fatal(err)
@@ -377,14 +380,14 @@ func TestGrantRevokeAndExpiry(t *testing.T) {
 	}
 
 	// Expiry: a site grant for two seconds.
-	exp := time.Now().Add(2 * time.Second).UTC()
+	exp := e.now().Add(2 * time.Second).UTC()
 	if _, err := owner.bearer.Grant(ctx, tech.user.SupporterID, site.ID, "", exp.Format(time.RFC3339Nano)); err != nil {
 		t.Fatal(err)
 	}
 	if err := read(); err != nil {
 		t.Fatalf("read under the site grant: %v", err)
 	}
-	time.Sleep(time.Until(exp) + 20*time.Millisecond)
+	e.clock.Set(exp.Add(20 * time.Millisecond))
 	if err := read(); client.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("the request right after expiry: %v", err)
 	}
@@ -439,6 +442,7 @@ func TestGrantRevokeAndExpiry(t *testing.T) {
 // TestSignInNeedsJSON: a cross-site form cannot post to the sign-in
 // routes (they accept application/json only).
 func TestSignInNeedsJSON(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hc := browser(t, e)
 	for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"} {
@@ -456,6 +460,7 @@ func TestSignInNeedsJSON(t *testing.T) {
 // TestSignInLimitPerAddress: one address trying many accounts is stopped,
 // though no single account reaches its lock.
 func TestSignInLimitPerAddress(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	anon := e.api.Anonymous()
 	for i := range api.MaxSignInFailuresPerIP {
@@ -473,6 +478,7 @@ func TestSignInLimitPerAddress(t *testing.T) {
 // PUT /me/password (with a stolen session, say) counts as failed sign-ins
 // of the address and locks it like them.
 func TestPasswordChangeGuessesLock(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := e.ctx()
 	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "cafe", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Café Central")}}); err != nil {

@@ -299,6 +299,7 @@ func outcome(c *client.Client, t *testing.T, method, path string, query url.Valu
 // exists but is not the caller's exactly as one that does not exist, for
 // every role.
 func TestIDParametersAnswerAlike(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	e, ctx := w.e, w.e.ctx()
 	// C is a customer none of the roles below has anything of: no
@@ -425,10 +426,12 @@ func TestIDParametersAnswerAlike(t *testing.T) {
 // newcomer; a deleted device's id made again in another tenant brings
 // none of its old history along.
 func TestTenantIDNeverReused(t *testing.T) {
+	t.Parallel()
 	tenantIDNeverReused(t, start(t))
 }
 
 func TestTenantIDNeverReusedPostgres(t *testing.T) {
+	t.Parallel()
 	tenantIDNeverReused(t, start(t, withDatabase(pgtest.URL(t))))
 }
 
@@ -508,6 +511,7 @@ func tenantIDNeverReused(t *testing.T, e *env) {
 // end no later than itself (never tokens without an end) and have no scope
 // it lacks.
 func TestTokenCannotOutliveOrOutscopeItsMaker(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := e.ctx()
 	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "tok", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Tok")}}); err != nil {
@@ -570,6 +574,7 @@ func TestTokenCannotOutliveOrOutscopeItsMaker(t *testing.T) {
 // form (NFKC, lower case) and found in any case or width; addresses with
 // invisible or mixed-script characters are refused with a clear error.
 func TestEmailNormalisedAndLookAlikesRefused(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := e.ctx()
 	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "mail", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Mail")}}); err != nil {
@@ -608,6 +613,7 @@ func TestEmailNormalisedAndLookAlikesRefused(t *testing.T) {
 // TestSignInLimitPerIPv6Prefix: one client walking the addresses of its
 // IPv6 /64 is limited as one address.
 func TestSignInLimitPerIPv6Prefix(t *testing.T) {
+	t.Parallel()
 	e := start(t, behindProxy())
 	hc := browser(t, e)
 	reset := func(ip string) int {

@@ -266,6 +266,7 @@ func mustJSON(t *testing.T, v any) []byte {
 // TestSealedMachineDataSQLite greps the raw SQLite files (database and
 // WAL) for the markers of every class of machine data.
 func TestSealedMachineDataSQLite(t *testing.T) {
+	t.Parallel()
 	e, stop := startStoppable(t, "")
 	putMarkers(t, e)
 	stop()
@@ -290,6 +291,7 @@ func TestSealedMachineDataSQLite(t *testing.T) {
 // TestSealedMachineDataPostgres reads every column of every table of the
 // database as text (byte columns in hex) and looks for the markers.
 func TestSealedMachineDataPostgres(t *testing.T) {
+	t.Parallel()
 	dbURL := pgtest.URL(t)
 	e, stop := startStoppable(t, dbURL)
 	putMarkers(t, e)

@@ -252,6 +252,7 @@ func checkUpgraded(t *testing.T, e *env) {
 // everything reads back, and no byte of the plaintext is left in the
 // database file or its WAL.
 func TestSealUpgradeSQLite(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "warden.db")
 	st, err := sqlite.Open(t.Context(), path)
@@ -317,6 +318,7 @@ func readFiles(t *testing.T, dir string) []byte {
 // upgraded tables hold no plaintext in any live row, and, rewritten by
 // VACUUM FULL, no dead tuple keeps it in their files.
 func TestSealUpgradePostgres(t *testing.T) {
+	t.Parallel()
 	dbURL := pgtest.URL(t)
 	st, err := postgres.Open(t.Context(), dbURL)
 	if err != nil {

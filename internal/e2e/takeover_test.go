@@ -21,10 +21,14 @@ import (
 // afterwards (disable, unlock); everything else is refused once the
 // customer's administrator has taken over, and the owner sees every
 // attempt in the access log.
-func TestFactorySwitchAccountTakeover(t *testing.T) { accountTakeover(t, start(t)) }
+func TestFactorySwitchAccountTakeover(t *testing.T) {
+	t.Parallel()
+	accountTakeover(t, start(t))
+}
 
 // TestFactorySwitchAccountTakeoverPostgres is the same on PostgreSQL.
 func TestFactorySwitchAccountTakeoverPostgres(t *testing.T) {
+	t.Parallel()
 	accountTakeover(t, start(t, withDatabase(pgtest.URL(t))))
 }
 

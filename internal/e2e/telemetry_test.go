@@ -16,9 +16,13 @@ import (
 	"github.com/warden-iot/warden/internal/tsdb"
 )
 
-func TestTelemetryRoundTripSQLite(t *testing.T) { roundTrip(t, start(t)) }
+func TestTelemetryRoundTripSQLite(t *testing.T) {
+	t.Parallel()
+	roundTrip(t, start(t))
+}
 
 func TestTelemetryRoundTripPostgres(t *testing.T) {
+	t.Parallel()
 	roundTrip(t, start(t, withDatabase(pgtest.URL(t))))
 }
 
@@ -108,6 +112,7 @@ func roundTrip(t *testing.T, e *env) {
 }
 
 func TestDuplicateMessageIDStoredOnce(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("heater-P0042")
 	dev := e.deviceConn("heater-P0042", key)
@@ -137,6 +142,7 @@ func TestDuplicateMessageIDStoredOnce(t *testing.T) {
 }
 
 func TestMalformedPayloadIsKeptAndConnectionStaysUp(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("coffee-7")
 	dev := e.deviceConn("coffee-7", key)
@@ -174,6 +180,7 @@ func TestMalformedPayloadIsKeptAndConnectionStaysUp(t *testing.T) {
 }
 
 func TestFleetLatestSeveralMetricsAndRetention(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	for _, id := range []string{"m-1", "m-2", "m-3"} {
 		key := e.device(id)
@@ -241,6 +248,7 @@ func TestFleetLatestSeveralMetricsAndRetention(t *testing.T) {
 // TestMessagePropertiesKept: system and application properties from the
 // topic's property bag are kept with the message.
 func TestMessagePropertiesKept(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-p")
 	dev := e.deviceConn("pump-p", key)
@@ -276,6 +284,7 @@ func TestMessagePropertiesKept(t *testing.T) {
 // newest 240 messages with their properties, as docs/telemetry.md promises,
 // and history still has every point.
 func TestMessagesListedAfterSealing(t *testing.T) {
+	t.Parallel()
 	e := start(t, func(c *server.Config) { c.Engine = tsdb.Config{SealEvery: 50 * time.Millisecond} })
 	key := e.device("pump-s")
 	dev := e.deviceConn("pump-s", key)

@@ -14,6 +14,7 @@ import (
 // connects to /$iothub/websocket on the HTTPS listener, with the same
 // credentials and topics.
 func TestMQTTOverWebSocket(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("pump-ws")
 	_, port, _ := net.SplitHostPort(e.srv.HTTPAddr())

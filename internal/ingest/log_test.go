@@ -61,14 +61,14 @@ func TestLogGetsAcceptedInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Presence(ctx, store.RootTenantID, "d1", true, clock); err != nil {
+	if err := p.Presence(ctx, store.RootTenantID, "d1", true, serverNow); err != nil {
 		t.Fatal(err)
 	}
 	submit(rawMsg("d1", "$.mid=1", `{"t": 1}`))
 	submit(rawMsg("d1", "$.mid=1", `{"t": 1}`)) // duplicate
 	submit(rawMsg("d1", "$.mid=2", `not json`))
 	submit(rawMsg("d1", "$.mid=3", `{"t": 3}`))
-	if err := p.Presence(ctx, store.RootTenantID, "d1", false, clock.Add(time.Second)); err != nil {
+	if err := p.Presence(ctx, store.RootTenantID, "d1", false, serverNow.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
@@ -133,7 +133,7 @@ func TestSlowLogDoesNotDelayAck(t *testing.T) {
 func TestLogDropsCounted(t *testing.T) {
 	lg := &recLog{err: &msglog.FullError{Dropped: 1, Of: 1}}
 	m := NewMetrics(prometheus.NewRegistry())
-	p := New(&memStore{}, Config{Log: lg}, m, slog.New(slog.DiscardHandler), fakeNow)
+	p := New(&memStore{}, Config{Log: lg}, m, slog.New(slog.DiscardHandler), fakeClock())
 	go p.Run(context.Background())
 	done := make(chan struct{})
 	if err := p.Submit(t.Context(), rawMsg("d1", "$.mid=1", `{"t": 1}`), func(Outcome, error) { close(done) }); err != nil {
@@ -175,7 +175,7 @@ func BenchmarkPipelineLog(b *testing.B) {
 				}
 				cfg.Log = lg
 			}
-			p := New(&memStore{}, cfg, NewMetrics(nil), slog.New(slog.DiscardHandler), fakeNow)
+			p := New(&memStore{}, cfg, NewMetrics(nil), slog.New(slog.DiscardHandler), fakeClock())
 			go p.Run(context.Background())
 			var wg sync.WaitGroup
 			wg.Add(b.N)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/telemetry"
@@ -98,7 +99,7 @@ type Sink interface {
 type Pipeline struct {
 	sink    Sink
 	log     *slog.Logger
-	now     func() time.Time
+	clock   clock.Clock
 	cfg     Config
 	metrics *Metrics
 
@@ -117,8 +118,9 @@ type job struct {
 	queued   time.Time
 }
 
-// New makes a pipeline; call Run to start committing.
-func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, now func() time.Time) *Pipeline {
+// New makes a pipeline that stamps messages with clk's time (nil: the wall
+// clock); call Run to start committing.
+func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, clk clock.Clock) *Pipeline {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1000
 	}
@@ -135,7 +137,7 @@ func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, now func() time.Ti
 		cfg.CommitAttempts = 3
 	}
 	return &Pipeline{
-		sink: sink, log: log, now: now, cfg: cfg, metrics: m,
+		sink: sink, log: log, clock: clock.OrReal(clk), cfg: cfg, metrics: m,
 		queue: make(chan job, cfg.Queue),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -151,7 +153,7 @@ var ErrClosed = errors.New("ingest pipeline closed")
 // done is called when its outcome is durable. Submit blocks while the queue
 // is full.
 func (p *Pipeline) Submit(ctx context.Context, m telemetry.Message, done Done) error {
-	j := job{done: done, queued: p.now()}
+	j := job{done: done, queued: p.clock.Now()}
 	var msg telemetry.Message
 	var err error
 	if len(m.Payload) > p.cfg.MaxPayload {
@@ -191,7 +193,7 @@ func (p *Pipeline) Presence(ctx context.Context, tenantID, deviceID string, conn
 		return nil
 	}
 	j := job{msg: telemetry.Message{TenantID: tenantID, DeviceID: deviceID}, presence: &msglog.Presence{Connected: connected, At: at},
-		queued: p.now()}
+		queued: p.clock.Now()}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	select {

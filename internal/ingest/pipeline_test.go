@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/iothub"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
@@ -25,9 +26,10 @@ import (
 )
 
 // The server clock of the pipeline tests.
-var clock = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+var serverNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func fakeNow() time.Time { return clock }
+// fakeClock is a clock standing at serverNow.
+func fakeClock() *clocktest.Fake { return clocktest.New(serverNow) }
 
 // newSQLite opens a migrated store with devices d1 and d2 of the root tenant.
 func newSQLite(t *testing.T) *tsdb.Engine {
@@ -45,23 +47,23 @@ func newSQLite(t *testing.T) *tsdb.Engine {
 		err := st.CreateDevice(ctx, store.Device{
 			ID: id, TenantID: store.RootTenantID, Status: store.DeviceEnabled,
 			PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32),
-			CreatedAt: clock.Add(-time.Hour),
+			CreatedAt: serverNow.Add(-time.Hour),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	keys, err := keyring.New(ctx, bytes.Repeat([]byte{7}, keyring.KeySize), st, fakeNow)
+	keys, err := keyring.New(ctx, bytes.Repeat([]byte{7}, keyring.KeySize), st, fakeClock().Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tsdb.New(tsdb.Config{}, st, keys, slog.New(slog.DiscardHandler), fakeNow)
+	return tsdb.New(tsdb.Config{}, st, keys, slog.New(slog.DiscardHandler), fakeClock())
 }
 
 // startPipeline runs a pipeline on st until the test ends.
 func startPipeline(t *testing.T, st Sink, cfg Config) *Pipeline {
 	t.Helper()
-	p := New(st, cfg, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler), fakeNow)
+	p := New(st, cfg, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler), fakeClock())
 	go p.Run(context.Background())
 	t.Cleanup(p.Close)
 	return p
@@ -73,7 +75,7 @@ func rawMsg(device, bag, body string) telemetry.Message {
 	return iothub.Message(iothub.Publish{
 		TenantID: store.RootTenantID, DeviceID: device,
 		Topic: "devices/" + device + "/messages/events/" + bag, Bag: bag,
-		Body: []byte(body), ReceivedAt: clock.Add(-time.Second),
+		Body: []byte(body), ReceivedAt: serverNow.Add(-time.Second),
 	})
 }
 
@@ -129,7 +131,7 @@ func submit(t *testing.T, p *Pipeline, r telemetry.Message) *outcome {
 func samples(t *testing.T, st *tsdb.Engine, device, metric string) []store.Sample {
 	t.Helper()
 	var out []store.Sample
-	err := st.Range(t.Context(), store.RootTenantID, device, metric, clock.Add(-24*time.Hour), clock.Add(24*time.Hour), 0,
+	err := st.Range(t.Context(), store.RootTenantID, device, metric, serverNow.Add(-24*time.Hour), serverNow.Add(24*time.Hour), 0,
 		func(s store.Sample) bool { out = append(out, s); return true })
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +181,7 @@ func TestPipelineStoresConcurrentSubmissions(t *testing.T) {
 		wg.Go(func() {
 			for i := range perGoroutine {
 				k := g*perGoroutine + i
-				ts := clock.Add(-time.Duration(k+1) * time.Second)
+				ts := serverNow.Add(-time.Duration(k+1) * time.Second)
 				device := []string{"d1", "d2"}[k%2]
 				body := fmt.Sprintf(`{"ts": %q, "values": {"t": %d, "motor": {"current": %d.5}}}`, ts.Format(time.RFC3339), k, k)
 				o := newOutcome()
@@ -219,7 +221,7 @@ func TestPipelineStoresConcurrentSubmissions(t *testing.T) {
 				if metric == "motor.current" {
 					want += 0.5
 				}
-				if wantTS := clock.Add(-time.Duration(k+1) * time.Second); !s.TS.Equal(wantTS) || s.Value != want {
+				if wantTS := serverNow.Add(-time.Duration(k+1) * time.Second); !s.TS.Equal(wantTS) || s.Value != want {
 					t.Fatalf("%s %s sample %d = %v; want %v at %v", device, metric, i, s, want, wantTS)
 				}
 			}
@@ -365,7 +367,7 @@ func TestPipelineCloseDrainsQueue(t *testing.T) {
 	outcomes := make([]*outcome, n)
 	for k := range outcomes {
 		outcomes[k] = submit(t, p, rawMsg("d1", fmt.Sprintf("$.mid=m-%d", k),
-			fmt.Sprintf(`{"ts": %q, "values": {"t": %d}}`, clock.Add(-time.Duration(k+1)*time.Second).Format(time.RFC3339), k)))
+			fmt.Sprintf(`{"ts": %q, "values": {"t": %d}}`, serverNow.Add(-time.Duration(k+1)*time.Second).Format(time.RFC3339), k)))
 	}
 	p.Close()
 	for k, o := range outcomes {
@@ -390,7 +392,7 @@ func TestPipelineCloseDrainsQueue(t *testing.T) {
 func TestPipelineCloseRacingSubmit(t *testing.T) {
 	for round := range 30 {
 		st := &memStore{}
-		p := New(st, Config{MaxBatch: 4, Queue: 64}, NewMetrics(nil), slog.New(slog.DiscardHandler), fakeNow)
+		p := New(st, Config{MaxBatch: 4, Queue: 64}, NewMetrics(nil), slog.New(slog.DiscardHandler), fakeClock())
 		go p.Run(context.Background())
 
 		var accepted, done atomic.Int64
@@ -436,7 +438,7 @@ func TestPipelineReportsInSubmissionOrder(t *testing.T) {
 	var order []int
 	const n = 60
 	for k := range n {
-		body := fmt.Sprintf(`{"ts": %q, "values": {"t": %d}}`, clock.Add(-time.Duration(k+1)*time.Second).Format(time.RFC3339), k)
+		body := fmt.Sprintf(`{"ts": %q, "values": {"t": %d}}`, serverNow.Add(-time.Duration(k+1)*time.Second).Format(time.RFC3339), k)
 		bag := fmt.Sprintf("$.mid=m-%d", k)
 		switch k % 5 {
 		case 1:
@@ -481,7 +483,7 @@ func TestPipelineStoreFailure(t *testing.T) {
 
 func TestPipelineSubmitBlocksWhileQueueFull(t *testing.T) {
 	st := newSQLite(t)
-	p := New(st, Config{MaxBatch: 1, Queue: 1}, NewMetrics(nil), slog.New(slog.DiscardHandler), fakeNow)
+	p := New(st, Config{MaxBatch: 1, Queue: 1}, NewMetrics(nil), slog.New(slog.DiscardHandler), fakeClock())
 	// Run is not started yet: the first message fills the queue.
 	first := newOutcome()
 	if err := p.Submit(t.Context(), rawMsg("d1", "", `{"t": 1}`), first.Done); err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/simulate"
 	"github.com/warden-iot/warden/internal/store"
@@ -21,6 +22,9 @@ import (
 
 // monday is the first day of the tests' simulated world (a Monday).
 var monday = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+
+// never is a ticker period no test's clock reaches.
+const never = 100 * 365 * 24 * time.Hour
 
 // env is a monitor on a real SQLite store, on a simulated clock, with the
 // tenants root and acme (below root).
@@ -33,8 +37,9 @@ type env struct {
 	// shards is the number of partitions of the next start (0: 2).
 	shards int
 
+	clock *clocktest.Fake
+
 	mu     sync.Mutex
-	now    time.Time
 	events []event // every onAlarm, across restarts
 }
 
@@ -63,7 +68,7 @@ func newEnv(t *testing.T) *env {
 	if err := st.CreateTenant(t.Context(), store.Tenant{ID: "acme", ParentID: store.RootTenantID, Name: "Acme", CreatedAt: monday}); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, st: st}
+	return &env{t: t, st: st, clock: clocktest.New(monday)}
 }
 
 // device registers a device of acme.
@@ -98,17 +103,9 @@ func (e *env) plan(tenant, model, spec string) {
 	}
 }
 
-func (e *env) clock() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *env) setClock(t time.Time) {
-	e.mu.Lock()
-	e.now = t
-	e.mu.Unlock()
-}
+// setClock sets the clock to t. The monitor's own tickers are far off, so
+// only tick runs its time-based checks.
+func (e *env) setClock(t time.Time) { e.clock.Set(t) }
 
 // start starts a monitor at at (after a Close, a new one on the same
 // store: a restart).
@@ -131,7 +128,7 @@ func (e *env) start(at time.Time) {
 	if shards == 0 {
 		shards = 2
 	}
-	e.m = monitor.New(e.st, monitor.Config{Shards: shards, TickEvery: time.Hour, SaveEvery: time.Hour}, onAlarm, log, e.clock)
+	e.m = monitor.New(e.st, monitor.Config{Shards: shards, TickEvery: never, SaveEvery: never}, onAlarm, log, e.clock)
 	if err := e.m.Start(e.t.Context()); err != nil {
 		e.t.Fatal(err)
 	}

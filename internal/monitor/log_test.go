@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/ingest"
 	"github.com/warden-iot/warden/internal/iothub"
 	"github.com/warden-iot/warden/internal/monitor"
@@ -74,11 +75,11 @@ func TestEvaluationOffTheAckPath(t *testing.T) {
 			evals = append(evals, b)
 			mu.Unlock()
 			return b
-		}}}, nil, slog.New(slog.DiscardHandler), time.Now)
+		}}}, nil, slog.New(slog.DiscardHandler), clock.Real())
 	if err := m.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	p := ingest.New(okSink{}, ingest.Config{MaxBatch: 1, Log: msgs}, ingest.NewMetrics(nil), slog.New(slog.DiscardHandler), time.Now)
+	p := ingest.New(okSink{}, ingest.Config{MaxBatch: 1, Log: msgs}, ingest.NewMetrics(nil), slog.New(slog.DiscardHandler), clock.Real())
 	go p.Run(context.Background())
 
 	const n = 20
@@ -177,7 +178,7 @@ func TestObserveKeepsMessages(t *testing.T) {
 			evals = append(evals, b)
 			mu.Unlock()
 			return b
-		}}}, nil, slog.New(slog.DiscardHandler), time.Now)
+		}}}, nil, slog.New(slog.DiscardHandler), clock.Real())
 	if err := m.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -133,7 +133,7 @@ func (m *Monitor) PlansChanged(ctx context.Context) error {
 		return err
 	}
 	return m.broadcast(ctx, event{kind: evCall, call: func(s *shard) error {
-		s.maint.maintSetPlans(plans, m.now())
+		s.maint.maintSetPlans(plans, m.clock.Now())
 		return nil
 	}})
 }
@@ -205,7 +205,7 @@ func (m *Monitor) Maintenance(ctx context.Context, deviceID string) (Maintenance
 	var st MaintenanceStatus
 	err = m.call(ctx, deviceID, func(s *shard) error {
 		var err error
-		st, err = s.maint.maintStatus(facts, m.now())
+		st, err = s.maint.maintStatus(facts, m.clock.Now())
 		return err
 	})
 	return st, err
@@ -220,7 +220,7 @@ func (m *Monitor) RecordService(ctx context.Context, deviceID string, at time.Ti
 	if err != nil {
 		return err
 	}
-	if err := m.call(ctx, deviceID, func(s *shard) error { return s.maint.maintService(facts, at, m.now()) }); err != nil {
+	if err := m.call(ctx, deviceID, func(s *shard) error { return s.maint.maintService(facts, at, m.clock.Now()) }); err != nil {
 		return err
 	}
 	return m.shards[m.shardOf(deviceID)].save(ctx)

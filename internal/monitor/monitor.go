@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -60,7 +61,7 @@ type Monitor struct {
 	cfg     Config
 	st      store.Store
 	log     *slog.Logger
-	now     func() time.Time
+	clock   clock.Clock
 	onAlarm AlarmFunc
 	msgs    msglog.Log
 
@@ -77,8 +78,9 @@ type Monitor struct {
 	closeOnce sync.Once
 }
 
-// New makes a monitor; Start loads the rules and the saved state.
-func New(st store.Store, cfg Config, onAlarm AlarmFunc, log *slog.Logger, now func() time.Time) *Monitor {
+// New makes a monitor on clk (nil: the wall clock); Start loads the rules
+// and the saved state.
+func New(st store.Store, cfg Config, onAlarm AlarmFunc, log *slog.Logger, clk clock.Clock) *Monitor {
 	if cfg.Shards <= 0 {
 		cfg.Shards = runtime.GOMAXPROCS(0)
 	}
@@ -93,13 +95,10 @@ func New(st store.Store, cfg Config, onAlarm AlarmFunc, log *slog.Logger, now fu
 	if cfg.SaveEvery <= 0 {
 		cfg.SaveEvery = time.Minute
 	}
-	if now == nil {
-		now = time.Now
-	}
 	if onAlarm == nil {
 		onAlarm = func(context.Context, store.Alarm, string) {}
 	}
-	return &Monitor{cfg: cfg, st: st, log: log, now: now, onAlarm: onAlarm, msgs: cfg.Log, facts: map[string]alarm.DeviceFacts{},
+	return &Monitor{cfg: cfg, st: st, log: log, clock: clock.OrReal(clk), onAlarm: onAlarm, msgs: cfg.Log, facts: map[string]alarm.DeviceFacts{},
 		gone: map[string]bool{}}
 }
 
@@ -131,7 +130,7 @@ func (m *Monitor) Start(ctx context.Context) error {
 	for _, p := range parts {
 		devices += len(p.Devices)
 	}
-	now := m.now()
+	now := m.clock.Now()
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	m.shards = make([]*shard, m.cfg.Shards)
 	for i := range m.shards {
@@ -144,7 +143,7 @@ func (m *Monitor) Start(ctx context.Context) error {
 			return fmt.Errorf("monitor: message log: %w", err)
 		}
 		s := &shard{m: m, id: i, in: make(chan event, 64), next: from, done: from, progress: make(chan struct{}),
-			rules: &ruleEval{log: m.log, now: m.now, ev: ev, devices: map[string]alarm.DeviceFacts{}},
+			rules: &ruleEval{log: m.log, now: m.clock.Now, ev: ev, devices: map[string]alarm.DeviceFacts{}},
 			maint: &maintEval{log: m.log, part: i}}
 		s.evals = []Evaluator{s.rules, s.maint}
 		for _, mk := range m.cfg.Evaluators {
@@ -282,7 +281,7 @@ func (m *Monitor) DeviceChanged(ctx context.Context, deviceID string, deleted bo
 	delete(m.facts, deviceID)
 	m.mu.Unlock()
 	if deleted && m.shards != nil {
-		if err := m.send(ctx, deviceID, event{kind: evForget, dev: alarm.DeviceFacts{ID: deviceID}, ts: m.now()}); err != nil {
+		if err := m.send(ctx, deviceID, event{kind: evForget, dev: alarm.DeviceFacts{ID: deviceID}, ts: m.clock.Now()}); err != nil {
 			m.log.Error("monitor: forget a deleted device", "device", deviceID, "err", err)
 		}
 	}

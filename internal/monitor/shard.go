@@ -85,9 +85,9 @@ func (s *shard) read(ctx context.Context, from int64) {
 }
 
 func (s *shard) run(ctx context.Context) {
-	tick := time.NewTicker(s.m.cfg.TickEvery)
+	tick := s.m.clock.NewTicker(s.m.cfg.TickEvery)
 	defer tick.Stop()
-	save := time.NewTicker(s.m.cfg.SaveEvery)
+	save := s.m.clock.NewTicker(s.m.cfg.SaveEvery)
 	defer save.Stop()
 	s.snapshot()
 	for {
@@ -99,9 +99,9 @@ func (s *shard) run(ctx context.Context) {
 				s.snapshot()
 				return
 			}
-		case <-tick.C:
-			ev = event{kind: evTick, ts: s.m.now()}
-		case <-save.C:
+		case <-tick.C():
+			ev = event{kind: evTick, ts: s.m.clock.Now()}
+		case <-save.C():
 			s.snapshot()
 			if err := s.save(ctx); err != nil {
 				s.m.log.Error("monitor: save state", "partition", s.id, "err", err)

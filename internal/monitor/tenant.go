@@ -43,7 +43,7 @@ func (m *Monitor) TenantDeleted(ctx context.Context, tenantID string, deviceIDs 
 		return err
 	}
 	delete(plans, tenantID)
-	now := m.now()
+	now := m.clock.Now()
 	// What the tenant's devices leave behind is not stored (their alarms
 	// went with the tenant: write drops it); the other tenants'
 	// transitions from the rule reload are.

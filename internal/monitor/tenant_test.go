@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
@@ -114,9 +115,8 @@ func newTwoTenants(t *testing.T, devices map[string]string) *twoTenants {
 		tt.told = append(tt.told, a.DeviceID+" "+kind)
 		tt.mu.Unlock()
 	}
-	clock := func() time.Time { return monday }
-	tt.m = monitor.New(tt.st, monitor.Config{Shards: 1, TickEvery: time.Hour, SaveEvery: time.Hour}, onAlarm,
-		slog.New(slog.NewTextHandler(io.Discard, nil)), clock)
+	tt.m = monitor.New(tt.st, monitor.Config{Shards: 1, TickEvery: never, SaveEvery: never}, onAlarm,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), clocktest.New(monday))
 	if err := tt.m.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

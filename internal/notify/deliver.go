@@ -36,7 +36,7 @@ func (n *Notifier) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { n.fanOut(ctx) })
 	defer wg.Wait()
-	tick := time.NewTicker(n.cfg.PollEvery)
+	tick := n.clock.NewTicker(n.cfg.PollEvery)
 	defer tick.Stop()
 	for {
 		full, err := n.round(ctx)
@@ -52,7 +52,7 @@ func (n *Notifier) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-tick.C():
 		}
 	}
 }
@@ -111,7 +111,7 @@ func (n *Notifier) round(ctx context.Context) (full bool, err error) {
 
 // deliverDue sends up to batchSize due deliveries.
 func (n *Notifier) deliverDue(ctx context.Context) (bool, error) {
-	ds, err := n.st.DueDeliveries(ctx, n.now(), batchSize)
+	ds, err := n.st.DueDeliveries(ctx, n.clock.Now(), batchSize)
 	if err != nil {
 		return false, fmt.Errorf("notify: due deliveries: %w", err)
 	}
@@ -196,7 +196,7 @@ func (n *Notifier) deliver(ctx context.Context, d store.Delivery, hooks map[stri
 		return nil // shutting down: the try does not count, the delivery stays due
 	}
 
-	now := n.now()
+	now := n.clock.Now()
 	d.Attempts++
 	log := n.log.With("delivery", d.ID, "alarm", d.AlarmID, "channel", d.Channel, "event", d.Event, "attempt", d.Attempts)
 	var perm permanentError

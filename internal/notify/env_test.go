@@ -8,10 +8,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/mail/mailtest"
 	"github.com/warden-iot/warden/internal/notify"
@@ -24,24 +24,6 @@ import (
 
 // t0 is when the tests' world begins.
 var t0 = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
-
-// clock is a simulated clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // forEachStore runs fn on a fresh, migrated SQLite store and, if a
 // PostgreSQL test server is reachable (see pgtest), on a PostgreSQL one.
@@ -77,7 +59,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 type env struct {
 	t     *testing.T
 	st    store.Store
-	clock *clock
+	clock *clocktest.Fake
 	sink  *mailtest.Sink
 	n     *notify.Notifier
 	cfg   notify.Config
@@ -91,7 +73,7 @@ func newEnv(t *testing.T, st store.Store, cfg notify.Config) *env {
 	}
 	// The receivers of these tests listen on 127.0.0.1.
 	cfg.AllowPrivateTargets = true
-	e := &env{t: t, st: st, clock: &clock{t: t0}, sink: mailtest.Start(t), cfg: cfg}
+	e := &env{t: t, st: st, clock: clocktest.New(t0), sink: mailtest.Start(t), cfg: cfg}
 	world(t, st)
 	e.n = e.notifier()
 	return e
@@ -100,7 +82,7 @@ func newEnv(t *testing.T, st store.Store, cfg notify.Config) *env {
 // notifier makes a notifier on e's store, as after a restart.
 func (e *env) notifier() *notify.Notifier {
 	log := slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return notify.New(e.st, mail.New(e.sink.Config(), log), e.cfg, log, e.clock.Now)
+	return notify.New(e.st, mail.New(e.sink.Config(), log), e.cfg, log, e.clock)
 }
 
 // runOnce runs a round and fails the test on error.

@@ -30,7 +30,7 @@ const (
 // on its device's tenant path, unless the outbox already holds it. The
 // caller holds n.mu.
 func (n *Notifier) escalate(ctx context.Context) error {
-	now := n.now()
+	now := n.clock.Now()
 	var (
 		tenants = map[string]store.Tenant{}
 		escs    = map[string]*store.Escalation{} // nil: none
@@ -144,7 +144,7 @@ func (n *Notifier) escalationInOutbox(ctx context.Context, k escalationKey) (boo
 // Without a mail sender and without webhooks nothing is written; the
 // escalation then counts as done until the process restarts.
 func (n *Notifier) enqueueEscalation(ctx context.Context, f *alarmFacts, e *store.Escalation) error {
-	now, a := n.now(), f.alarm
+	now, a := n.clock.Now(), f.alarm
 	var ds []store.Delivery
 	if n.mailer != nil && e.Email != "" {
 		msg, err := n.mailPayload(ctx, f, EventEscalated, e)

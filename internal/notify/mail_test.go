@@ -139,7 +139,7 @@ func TestMailContent(t *testing.T) {
 func TestNoMailer(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, notify.Config{})
-		n := notify.New(st, nil, notify.Config{}, nil, e.clock.Now)
+		n := notify.New(st, nil, notify.Config{}, nil, e.clock)
 		a := e.raise("pump", "north-1", "r-pressure", "critical")
 		if err := n.Alarm(t.Context(), a, notify.EventRaised); err != nil {
 			t.Fatal(err)

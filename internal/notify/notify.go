@@ -14,6 +14,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/audit"
+	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -76,7 +77,7 @@ type Notifier struct {
 	mailer *mail.Sender
 	cfg    Config
 	log    *slog.Logger
-	now    func() time.Time
+	clock  clock.Clock
 	client *http.Client
 
 	// mu makes rounds (RunOnce) of this process one at a time, so that no
@@ -103,8 +104,8 @@ type postedEvent struct {
 const postQueue = 4096
 
 // New makes a Notifier. mailer nil means no e-mail channel: no e-mail
-// deliveries are made. log nil discards; now nil is time.Now.
-func New(st store.Store, mailer *mail.Sender, cfg Config, log *slog.Logger, now func() time.Time) *Notifier {
+// deliveries are made. log nil discards; clk nil is the wall clock.
+func New(st store.Store, mailer *mail.Sender, cfg Config, log *slog.Logger, clk clock.Clock) *Notifier {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
 	}
@@ -121,14 +122,11 @@ func New(st store.Store, mailer *mail.Sender, cfg Config, log *slog.Logger, now 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if now == nil {
-		now = time.Now
-	}
 	if mailer == nil {
 		log.Info("notify: no mail server configured; alarm e-mails and escalation e-mails are off")
 	}
 	return &Notifier{
-		st: st, mailer: mailer, cfg: cfg, log: log, now: now,
+		st: st, mailer: mailer, cfg: cfg, log: log, clock: clock.OrReal(clk),
 		client:    newHTTPClient(cfg.HTTPTimeout, cfg.AllowPrivateTargets),
 		posted:    make(chan postedEvent, postQueue),
 		escalated: map[escalationKey]bool{},
@@ -157,7 +155,7 @@ func (n *Notifier) Alarm(ctx context.Context, a store.Alarm, event string) error
 	if a.ID == 0 {
 		return fmt.Errorf("notify: %s alarm without id", event)
 	}
-	now := n.now()
+	now := n.clock.Now()
 	f, err := n.facts(ctx, a)
 	if err != nil {
 		return fmt.Errorf("notify: alarm %d: %w", a.ID, err)

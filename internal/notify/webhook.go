@@ -178,7 +178,7 @@ func (n *Notifier) post(ctx context.Context, d store.Delivery, h store.Webhook) 
 	if err != nil {
 		return permanent("webhook URL is not an http or https URL")
 	}
-	ts := n.now().Unix()
+	ts := n.clock.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Warden-Webhook/1")
 	req.Header.Set(HeaderEvent, d.Event)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -31,7 +32,7 @@ type hookCall struct {
 // receiver is a webhook endpoint serving every test webhook at /<id>.
 type receiver struct {
 	srv    *httptest.Server
-	clock  *clock
+	clock  *clocktest.Fake
 	status func(hook string, call int) int // call counts from 1 per hook
 
 	mu      sync.Mutex
@@ -41,7 +42,7 @@ type receiver struct {
 	seen    int
 }
 
-func newReceiver(t *testing.T, clk *clock, status func(hook string, call int) int) *receiver {
+func newReceiver(t *testing.T, clk *clocktest.Fake, status func(hook string, call int) int) *receiver {
 	r := &receiver{clock: clk, status: status, secrets: map[string][]byte{}, counts: map[string]int{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
@@ -435,6 +436,9 @@ func TestRun(t *testing.T) {
 			defer close(done)
 			e.n.Run(ctx)
 		}()
+		if err := e.clock.BlockUntil(ctx, 1); err != nil { // Run's poll ticker
+			t.Fatal(err)
+		}
 		a := e.raise("pump", "north-1", "r-temp", "warning")
 		e.notify(a, notify.EventRaised)
 		deadline := time.Now().Add(10 * time.Second)
@@ -446,6 +450,7 @@ func TestRun(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("not delivered in time: %s", show(ds...))
 			}
+			e.clock.Advance(10 * time.Millisecond) // the next poll round
 			time.Sleep(10 * time.Millisecond)
 		}
 		cancel()

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/notify"
@@ -97,7 +96,7 @@ func (s *Server) subscribe(bus event.Bus) {
 		if err := s.keys.Shred(ctx, ev.TenantID); err != nil {
 			return err
 		}
-		return bus.Publish(ctx, event.KeysShredded{TenantID: ev.TenantID, At: time.Now().UTC()})
+		return bus.Publish(ctx, event.KeysShredded{TenantID: ev.TenantID, At: s.cfg.Clock.Now().UTC()})
 	})
 	// Keys held in memory go too (a no-op on the node that shredded them;
 	// another node sharing the database must not keep opening with them).

@@ -29,6 +29,7 @@ import (
 	"github.com/warden-iot/warden/internal/api"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
+	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/ingest"
@@ -100,6 +101,10 @@ type Config struct {
 
 	// Out receives the one-time operator token banner.
 	Out io.Writer
+	// Clock is the time every part of the server reads and runs its timers
+	// and tickers on; nil is the wall clock (clock.Real). Tests pass a
+	// clocktest.Fake to make time pass without waiting.
+	Clock clock.Clock
 }
 
 // DefaultDedupWindow keeps message ids a little longer than the 7 days
@@ -163,6 +168,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if cfg.Out == nil {
 		cfg.Out = os.Stdout
 	}
+	cfg.Clock = clock.OrReal(cfg.Clock)
 	if cfg.SMTP.Enabled() {
 		if err := cfg.SMTP.Validate(); err != nil {
 			return nil, fmt.Errorf("smtp: %w", err)
@@ -213,7 +219,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if err != nil {
 		return nil, err
 	}
-	if s.keys, err = keyring.New(ctx, master, s.store, time.Now); err != nil {
+	if s.keys, err = keyring.New(ctx, master, s.store, cfg.Clock.Now); err != nil {
 		return nil, err
 	}
 	// Machine data is stored sealed with its tenant's key; rows written
@@ -224,7 +230,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	} else if n > 0 {
 		log.Info("sealed machine data stored before encryption", "rows", n)
 	}
-	s.engine = tsdb.New(cfg.Engine, s.store, s.keys, log.With("component", "tsdb"), time.Now)
+	s.engine = tsdb.New(cfg.Engine, s.store, s.keys, log.With("component", "tsdb"), cfg.Clock)
 	// Rejected messages kept before their payload was cut to a prefix and
 	// their topic and reason sealed are rewritten too; the compaction in
 	// Start removes the old bytes.
@@ -243,8 +249,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	// the message log after the devices were acknowledged; the alarm
 	// runtime reads it partitioned by device.
 	msgs := msglog.NewMemory(msglog.MemoryConfig{Consumers: []string{monitor.Consumer}})
-	s.monitor = monitor.New(s.store, monitor.Config{Log: msgs}, s.onAlarm, log.With("component", "monitor"), time.Now)
-	s.pipeline = ingest.New(s.engine, ingest.Config{MaxPayload: cfg.MaxMessageSize, Log: msgs}, ingest.NewMetrics(reg), log.With("component", "ingest"), time.Now)
+	s.monitor = monitor.New(s.store, monitor.Config{Log: msgs}, s.onAlarm, log.With("component", "monitor"), cfg.Clock)
+	s.pipeline = ingest.New(s.engine, ingest.Config{MaxPayload: cfg.MaxMessageSize, Log: msgs}, ingest.NewMetrics(reg), log.With("component", "ingest"), cfg.Clock)
 	s.broker, err = broker.New(broker.Config{
 		TLSListen:      cfg.MQTTListen,
 		TCPListen:      cfg.MQTTTCPListen,
@@ -255,7 +261,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		ConnectTimeout: cfg.MQTTConnectTimeout,
 		WriteTimeout:   cfg.MQTTWriteTimeout,
 		MaxPacketSize:  cfg.MQTTMaxPacketSize,
-	}, s.store, s.pipeline, reg, log.With("component", "broker"), time.Now)
+	}, s.store, s.pipeline, reg, log.With("component", "broker"), cfg.Clock)
 	if err != nil {
 		return nil, err
 	}
@@ -479,7 +485,7 @@ func (s *Server) storeOperatorToken(ctx context.Context) error {
 		return fmt.Errorf("first start: %w", err)
 	}
 	tok := store.APIToken{ID: "operator", TenantID: store.RootTenantID, Name: "operator (first start)",
-		Role: store.RoleOperatorAdmin, Hash: api.HashToken(op.secret), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+		Role: store.RoleOperatorAdmin, Hash: api.HashToken(op.secret), CreatedAt: s.cfg.Clock.Now().UTC().Truncate(time.Millisecond)}
 	err := s.store.CreateAPIToken(ctx, tok)
 	if errors.Is(err, store.ErrConflict) { // left by a start that stopped before showing it
 		if err = s.store.DeleteAPIToken(ctx, tok.ID); err == nil || errors.Is(err, store.ErrNotFound) {
@@ -489,7 +495,7 @@ func (s *Server) storeOperatorToken(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("first start: create operator token: %w", err)
 	}
-	if err := s.store.SetMeta(ctx, metaOperatorToken, time.Now().UTC().Format(time.RFC3339)); err != nil {
+	if err := s.store.SetMeta(ctx, metaOperatorToken, s.cfg.Clock.Now().UTC().Format(time.RFC3339)); err != nil {
 		return fmt.Errorf("first start: %w", err)
 	}
 	s.operator = nil
@@ -512,13 +518,13 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.publicURL = s.cfg.PublicURL; s.publicURL == "" {
 		s.publicURL = publicURL(s.cfg.Hostnames, ln.Addr())
 	}
-	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), time.Now)
+	rec := audit.NewRecorder(s.store, s.log.With("component", "audit"), s.cfg.Clock.Now)
 	s.notifier = notify.New(s.store, s.mailer, notify.Config{PublicURL: s.publicURL, AllowPrivateTargets: s.cfg.WebhookAllowPrivate,
-		Audit: rec}, s.log.With("component", "notify"), time.Now)
+		Audit: rec}, s.log.With("component", "notify"), s.cfg.Clock)
 	// Connections with credentials the operator's staff made for customers'
 	// devices are decided by the owner's switch and recorded in the trail;
 	// when the switch closes, the broker and the notifier react.
-	s.broker.SetStaffCredentials(factory.NewCredentials(s.store, rec, time.Now))
+	s.broker.SetStaffCredentials(factory.NewCredentials(s.store, rec, s.cfg.Clock.Now))
 	// The facts the API commits reach the parts that react to them.
 	events := event.NewLocal(s.log.With("component", "events"))
 	s.subscribe(events)
@@ -554,7 +560,7 @@ func (s *Server) Start(ctx context.Context) error {
 	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL, Events: events}
 	acfg.Mailer, acfg.Monitor = s.mailer, s.monitor
 	acfg.WebhookAllowPrivate, acfg.TrustedProxies = s.cfg.WebhookAllowPrivate, s.cfg.TrustedProxies
-	a := api.New(acfg, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), time.Now)
+	a := api.New(acfg, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), s.cfg.Clock)
 	root := http.NewServeMux()
 	root.Handle(broker.WebSocketPath, s.broker.WebSocketHandler())
 	apiHandler := a.Handler()
@@ -625,16 +631,16 @@ func (s *Server) serveDebug() {
 
 // forgetLoop drops message ids older than the dedup window, hourly.
 func (s *Server) forgetLoop(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
+	t := s.cfg.Clock.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		n, err := s.store.ForgetMessageIDs(ctx, time.Now().Add(-s.cfg.DedupWindow))
+		n, err := s.store.ForgetMessageIDs(ctx, s.cfg.Clock.Now().Add(-s.cfg.DedupWindow))
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("forget old message ids", "err", err)
 		} else if n > 0 {
 			s.log.Debug("forgot old message ids", "count", n)
 		}
-		if n, err := s.store.PurgeExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		if n, err := s.store.PurgeExpired(ctx, s.cfg.Clock.Now()); err != nil && ctx.Err() == nil {
 			s.log.Warn("purge expired sessions and links", "err", err)
 		} else if n > 0 {
 			s.log.Debug("purged expired sessions and links", "count", n)
@@ -642,7 +648,7 @@ func (s *Server) forgetLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }

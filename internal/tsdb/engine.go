@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -58,16 +59,17 @@ type Engine struct {
 	store store.Store
 	keys  *keyring.Keyring
 	log   *slog.Logger
-	now   func() time.Time
+	clock clock.Clock
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// New makes an engine; Start runs its background jobs.
-func New(cfg Config, st store.Store, keys *keyring.Keyring, log *slog.Logger, now func() time.Time) *Engine {
+// New makes an engine on clk (nil: the wall clock); Start runs its
+// background jobs.
+func New(cfg Config, st store.Store, keys *keyring.Keyring, log *slog.Logger, clk clock.Clock) *Engine {
 	cfg.defaults()
-	return &Engine{cfg: cfg, store: st, keys: keys, log: log, now: now, stop: make(chan struct{})}
+	return &Engine{cfg: cfg, store: st, keys: keys, log: log, clock: clock.OrReal(clk), stop: make(chan struct{})}
 }
 
 // Associated data binds each sealed blob to what it belongs to, so a blob
@@ -286,7 +288,7 @@ func (e *Engine) Start(ctx context.Context) {
 }
 
 func (e *Engine) every(ctx context.Context, d time.Duration, fn func(context.Context)) {
-	t := time.NewTicker(d)
+	t := e.clock.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -294,7 +296,7 @@ func (e *Engine) every(ctx context.Context, d time.Duration, fn func(context.Con
 			return
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 			fn(ctx)
 		}
 	}

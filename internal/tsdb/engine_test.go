@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
@@ -21,9 +22,9 @@ var now0 = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 
 type testEngine struct {
 	*Engine
-	st   store.Store
-	keys *keyring.Keyring
-	now  time.Time
+	st    store.Store
+	keys  *keyring.Keyring
+	clock *clocktest.Fake
 }
 
 func newTestEngine(t testing.TB, cfg Config) *testEngine {
@@ -43,12 +44,11 @@ func newTestEngineOn(t testing.TB, cfg Config, st store.Store) *testEngine {
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	te := &testEngine{st: st, now: now0}
-	clock := func() time.Time { return te.now }
-	if te.keys, err = keyring.New(t.Context(), bytes.Repeat([]byte{9}, keyring.KeySize), st, clock); err != nil {
+	te := &testEngine{st: st, clock: clocktest.New(now0)}
+	if te.keys, err = keyring.New(t.Context(), bytes.Repeat([]byte{9}, keyring.KeySize), st, te.clock.Now); err != nil {
 		t.Fatal(err)
 	}
-	te.Engine = New(cfg, st, te.keys, slog.New(slog.DiscardHandler), clock)
+	te.Engine = New(cfg, st, te.keys, slog.New(slog.DiscardHandler), te.clock)
 	return te
 }
 
@@ -66,7 +66,7 @@ func (te *testEngine) write(t testing.TB, dev string, pts []tv, metric string) {
 	t.Helper()
 	var msgs []store.Message
 	for _, p := range pts {
-		msgs = append(msgs, store.Message{TenantID: store.RootTenantID, DeviceID: dev, ReceivedAt: te.now,
+		msgs = append(msgs, store.Message{TenantID: store.RootTenantID, DeviceID: dev, ReceivedAt: te.clock.Now(),
 			Points: []store.Point{{Metric: metric, TS: time.UnixMilli(p.ts), Value: p.v}}})
 	}
 	for len(msgs) > 0 {
@@ -179,10 +179,10 @@ func TestMessagesListedAfterSealing(t *testing.T) {
 	send := func(from, n int, every time.Duration) {
 		t.Helper()
 		for i := from; i < from+n; i++ {
-			te.now = te.now.Add(every)
+			te.clock.Advance(every)
 			msg := store.Message{TenantID: store.RootTenantID, DeviceID: "pump-1", MessageID: fmt.Sprintf("m%d", i),
-				ReceivedAt: te.now, App: map[string]string{"seq": strconv.Itoa(i)},
-				Points: []store.Point{{Metric: "inletPressure", TS: te.now, Value: float64(i)}}}
+				ReceivedAt: te.clock.Now(), App: map[string]string{"seq": strconv.Itoa(i)},
+				Points: []store.Point{{Metric: "inletPressure", TS: te.clock.Now(), Value: float64(i)}}}
 			if _, err := te.Write(t.Context(), []store.Message{msg}); err != nil {
 				t.Fatal(err)
 			}
@@ -218,7 +218,7 @@ func TestMessagesListedAfterSealing(t *testing.T) {
 	check("after sealing a busy device", 599, 240)
 	// Queries still see every point, from chunks and head.
 	var got int
-	err := te.Range(t.Context(), store.RootTenantID, "pump-1", "inletPressure", now0, te.now.Add(time.Second), 0,
+	err := te.Range(t.Context(), store.RootTenantID, "pump-1", "inletPressure", now0, te.clock.Now().Add(time.Second), 0,
 		func(store.Sample) bool { got++; return true })
 	if err != nil || got != 600 {
 		t.Fatalf("Range after sealing = %d points, %v; want 600", got, err)
@@ -263,7 +263,7 @@ func TestLateAndOutOfOrder(t *testing.T) {
 			buffer = append(buffer, buffer[:100]...)
 			for start := 0; start < len(buffer); start += 100 {
 				part := buffer[start:min(start+100, len(buffer))]
-				msg := store.Message{TenantID: store.RootTenantID, DeviceID: "heater-P1", ReceivedAt: te.now}
+				msg := store.Message{TenantID: store.RootTenantID, DeviceID: "heater-P1", ReceivedAt: te.clock.Now()}
 				for _, p := range part {
 					msg.Points = append(msg.Points, store.Point{Metric: "flueGasTemperature", TS: time.UnixMilli(p.ts), Value: p.v})
 				}
@@ -361,14 +361,14 @@ func TestCryptoShredding(t *testing.T) {
 	for _, dev := range []struct{ tenant, id string }{{"acme", "acme-pump"}, {store.RootTenantID, "own-pump"}} {
 		var msgs []store.Message
 		for _, p := range pts {
-			msgs = append(msgs, store.Message{TenantID: dev.tenant, DeviceID: dev.id, ReceivedAt: te.now,
+			msgs = append(msgs, store.Message{TenantID: dev.tenant, DeviceID: dev.id, ReceivedAt: te.clock.Now(),
 				Points: []store.Point{{Metric: "temperature", TS: time.UnixMilli(p.ts), Value: p.v}}})
 		}
 		if _, err := te.Write(t.Context(), msgs); err != nil {
 			t.Fatal(err)
 		}
 		if err := te.AddRejected(t.Context(), store.Rejected{TenantID: dev.tenant, DeviceID: dev.id, Reason: "x",
-			Payload: []byte(`{"secret": "value"}`), ReceivedAt: te.now}); err != nil {
+			Payload: []byte(`{"secret": "value"}`), ReceivedAt: te.clock.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -376,7 +376,7 @@ func TestCryptoShredding(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A late message leaves a head record for acme as well.
-	if _, err := te.Write(t.Context(), []store.Message{{TenantID: "acme", DeviceID: "acme-pump", ReceivedAt: te.now,
+	if _, err := te.Write(t.Context(), []store.Message{{TenantID: "acme", DeviceID: "acme-pump", ReceivedAt: te.clock.Now(),
 		Points: []store.Point{{Metric: "temperature", TS: now0, Value: 1}}}}); err != nil {
 		t.Fatal(err)
 	}

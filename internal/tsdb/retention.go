@@ -24,7 +24,7 @@ func (e *Engine) EnforceRetention(ctx context.Context) (int64, error) {
 		if t.RetentionDays <= 0 {
 			continue
 		}
-		cutoff := e.now().Add(-time.Duration(t.RetentionDays) * 24 * time.Hour).UnixMilli()
+		cutoff := e.clock.Now().Add(-time.Duration(t.RetentionDays) * 24 * time.Hour).UnixMilli()
 		n, err := e.store.DeleteTelemetryBefore(ctx, t.ID, cutoff)
 		if err != nil {
 			return total, fmt.Errorf("retention of tenant %s: %w", t.ID, err)

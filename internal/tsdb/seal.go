@@ -20,7 +20,7 @@ func (e *Engine) SealDue(ctx context.Context) (int, error) {
 	const page = 100
 	total := 0
 	for {
-		now := e.now()
+		now := e.clock.Now()
 		due, err := e.store.DevicesToSeal(ctx, 2*e.cfg.SealRows, now.Add(-2*e.cfg.SealAge), page)
 		if err != nil {
 			return total, fmt.Errorf("find heads to seal: %w", err)
