@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/provision/provisionsql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
@@ -25,6 +26,7 @@ import (
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
 	*sqlstore.Store // the methods both engines share
+	*provisionStore // the device provisioning service's state
 
 	pool *pgxpool.Pool
 	db   *sql.DB // pool behind database/sql, for the shared methods
@@ -61,13 +63,15 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	return &Store{
+	s := &Store{
 		Store:       sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
 		ddb:         database.DB{Dialect: database.Postgres, W: db, R: db},
 		pool:        pool,
 		db:          db,
 		horizonWait: 15 * time.Second,
-	}, nil
+	}
+	s.provisionStore = provisionsql.New(s.ddb)
+	return s, nil
 }
 
 // DB is the database the domain stores run on.
@@ -300,6 +304,9 @@ func (s *Store) UpgradeRejected(ctx context.Context, rs []store.Rejected) (int64
 const uniqueViolation = "23505"
 
 func isUniqueViolation(err error) bool { return database.Postgres.IsUniqueViolation(err) }
+
+// foreignKeyViolation is PostgreSQL's SQLSTATE for foreign_key_violation.
+const foreignKeyViolation = "23503"
 
 // Reset drops every Warden table, leaving an empty database for Migrate.
 // It destroys all data: only `warden bench storage --database` uses it, on a

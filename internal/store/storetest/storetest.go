@@ -55,7 +55,6 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentWriters", testConcurrentWriters},
 	}
 	tests = append(tests, hubTests...)
-	tests = append(tests, dpsTests...)
 	tests = append(tests, auditTests...)
 	tests = append(tests, identityTests...)
 	tests = append(tests, alarmTests...)
@@ -951,3 +950,36 @@ func testStaffCredentials(t *testing.T, s store.Store) {
 		t.Errorf("GetStaffCredential after the device was deleted: %v, want ErrNotFound", err)
 	}
 }
+
+func mustTenant(t *testing.T, s store.Store, id string) {
+	t.Helper()
+	if err := s.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: store.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
+// assignment of a registration id through a group, at time at.
+func assignment(tenant, regID, group string, k byte, at time.Time) store.Assignment {
+	return store.Assignment{
+		Registration: store.Registration{RegistrationID: regID, TenantID: tenant, DeviceID: regID,
+			EnrollmentKind: store.EnrollmentGroupKind, EnrollmentID: group,
+			OperationID: "op." + regID + at.Format("150405"), ETag: "e-" + at.Format("150405"), UpdatedAt: at},
+		PrimaryKey: key(k), SecondaryKey: key(k + 1),
+	}
+}
+
+func assign(t *testing.T, s store.Store, as ...store.Assignment) []store.AssignResult {
+	t.Helper()
+	res, err := s.AssignRegistrations(ctx(t), as)
+	if err != nil {
+		t.Fatalf("AssignRegistrations: %v", err)
+	}
+	if len(res) != len(as) {
+		t.Fatalf("AssignRegistrations gave %d results for %d assignments", len(res), len(as))
+	}
+	return res
+}
+
