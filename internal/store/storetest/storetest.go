@@ -961,6 +961,7 @@ func mustTenant(t *testing.T, s store.Store, id string) {
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
 var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
+
 // assignment of a registration id through a group, at time at.
 func assignment(tenant, regID, group string, k byte, at time.Time) store.Assignment {
 	return store.Assignment{
@@ -982,4 +983,3 @@ func assign(t *testing.T, s store.Store, as ...store.Assignment) []store.AssignR
 	}
 	return res
 }
-
