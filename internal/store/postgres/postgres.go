@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring/keyringsql"
 	"github.com/warden-iot/warden/internal/provision/provisionsql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
@@ -27,13 +28,11 @@ import (
 type Store struct {
 	*sqlstore.Store // the methods both engines share
 	*provisionStore // the device provisioning service's state
+	*keyStore       // the tenants' data keys
 
 	pool *pgxpool.Pool
 	db   *sql.DB // pool behind database/sql, for the shared methods
 	ddb  database.DB
-	// horizonWait bounds how long DeleteTenantKeys waits for older
-	// transactions to end before it vacuums anyway.
-	horizonWait time.Duration
 
 	sealer store.Sealer // set once by SetSealer, before use
 }
@@ -64,13 +63,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	s := &Store{
-		Store:       sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
-		ddb:         database.DB{Dialect: database.Postgres, W: db, R: db},
-		pool:        pool,
-		db:          db,
-		horizonWait: 15 * time.Second,
+		Store: sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
+		ddb:   database.DB{Dialect: database.Postgres, W: db, R: db},
+		pool:  pool,
+		db:    db,
 	}
 	s.provisionStore = provisionsql.New(s.ddb)
+	s.keyStore = keyringsql.New(s.ddb)
 	return s, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring/keyringsql"
 	"github.com/warden-iot/warden/internal/provision/provisionsql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
@@ -23,6 +24,7 @@ import (
 type Store struct {
 	*sqlstore.Store // the methods both engines share
 	*provisionStore // the device provisioning service's state
+	*keyStore       // the tenants' data keys
 
 	w  *sql.DB     // exactly one connection: all writes
 	r  *sql.DB     // readers
@@ -70,6 +72,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.db = database.DB{Dialect: database.SQLite, W: w, R: r, Purge: s.purge}
 	s.Store = sqlstore.New(s.db)
 	s.provisionStore = provisionsql.New(s.db)
+	s.keyStore = keyringsql.New(s.db)
 	return s, nil
 }
 

@@ -45,7 +45,6 @@ func Run(t *testing.T, newStore Factory) {
 		{"LatestBlobs", testLatestBlobs},
 		{"Retention", testRetention},
 		{"Tenants", testTenants},
-		{"TenantKeys", testTenantKeys},
 		{"Rejected", testRejected},
 		{"RejectedUpgrade", testRejectedUpgrade},
 		{"ModelID", testModelID},
@@ -667,61 +666,6 @@ func testTenants(t *testing.T, s store.Store) {
 	}
 	if err := s.DeleteTenant(ctx(t), store.RootTenantID); err == nil {
 		t.Fatal("the root tenant was deleted")
-	}
-}
-
-func testTenantKeys(t *testing.T, s store.Store) {
-	if _, err := s.ActiveTenantKey(ctx(t), store.RootTenantID); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("ActiveTenantKey before any = %v", err)
-	}
-	var ids []uint32
-	for i := range 2 {
-		k, err := s.CreateTenantKey(ctx(t), store.RootTenantID, t0, func(id uint32) ([]byte, error) {
-			return fmt.Appendf(nil, "wrapped-%d-for-%d", i, id), nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(k.Wrapped) != fmt.Sprintf("wrapped-%d-for-%d", i, k.ID) || k.TenantID != store.RootTenantID {
-			t.Fatalf("CreateTenantKey = %+v", k)
-		}
-		ids = append(ids, k.ID)
-	}
-	if ids[0] == ids[1] {
-		t.Fatalf("two keys with id %d", ids[0])
-	}
-	active, err := s.ActiveTenantKey(ctx(t), store.RootTenantID)
-	if err != nil || active.ID != ids[1] {
-		t.Fatalf("ActiveTenantKey = %+v, %v; want the newest, %d", active, err, ids[1])
-	}
-	k, err := s.TenantKey(ctx(t), ids[0])
-	if err != nil || string(k.Wrapped) != fmt.Sprintf("wrapped-0-for-%d", ids[0]) || !k.CreatedAt.Equal(t0) {
-		t.Fatalf("TenantKey = %+v, %v", k, err)
-	}
-	if _, err := s.CreateTenantKey(ctx(t), store.RootTenantID, t0, func(uint32) ([]byte, error) { return nil, errors.New("no") }); err == nil {
-		t.Fatal("CreateTenantKey ignored a wrap error")
-	}
-	if a, _ := s.ActiveTenantKey(ctx(t), store.RootTenantID); a.ID != ids[1] {
-		t.Fatalf("failed CreateTenantKey left a key behind: active %d", a.ID)
-	}
-	// A key for a tenant that does not exist (or was just deleted) would
-	// outlive it.
-	if _, err := s.CreateTenantKey(ctx(t), "ghost", t0, func(uint32) ([]byte, error) { return []byte("k"), nil }); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("CreateTenantKey for a missing tenant = %v, want ErrNotFound", err)
-	}
-	if _, err := s.ActiveTenantKey(ctx(t), "ghost"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("a key was stored for a missing tenant: %v", err)
-	}
-	// ErrNotPurged (a transaction elsewhere on a shared server kept the
-	// purge from finishing) still deletes the keys; the purge itself is
-	// tested against the raw files of each store.
-	if err := s.DeleteTenantKeys(ctx(t), store.RootTenantID); err != nil && !errors.Is(err, store.ErrNotPurged) {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		if _, err := s.TenantKey(ctx(t), id); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("key %d after DeleteTenantKeys: %v", id, err)
-		}
 	}
 }
 
