@@ -45,6 +45,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -118,7 +119,7 @@ const enrollmentTTL = 2 * time.Second
 // every provisioning connection needs: reading them takes two queries, a
 // good part of a connection's cost when devices register by the thousand.
 type enrollmentCache struct {
-	store store.ProvisioningStore
+	store provision.Store
 	now   func() time.Time
 
 	mu      sync.Mutex
@@ -589,7 +590,7 @@ func newETag() string { return base64.StdEncoding.EncodeToString([]byte(`"` + ra
 // every request that joined meanwhile, and hands the turn to a waiting one
 // when it is done. Without a goroutine of its own, it needs no stopping.
 type groupCommit struct {
-	store   store.ProvisioningStore
+	store   provision.Store
 	mu      sync.Mutex
 	busy    bool
 	pending []*commitReq

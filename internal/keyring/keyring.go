@@ -25,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/database"
 )
 
 // KeySize is the size of master and data keys: AES-256.
@@ -48,10 +48,56 @@ var (
 	ErrCorrupt = errors.New("sealed data is corrupt or was tampered with")
 )
 
+// TenantKey is a tenant's data key, wrapped by the master key.
+type TenantKey struct {
+	ID        uint32
+	TenantID  string
+	Wrapped   []byte
+	CreatedAt time.Time
+}
+
+// Store keeps the tenants' data keys, wrapped (package keyringsql). Its
+// errors wrap database.ErrNotFound and database.ErrNotPurged.
+type Store interface {
+	// CreateTenantKey stores a new data key for a tenant: it reserves an
+	// id, calls wrap with it, and stores the result.
+	CreateTenantKey(ctx context.Context, tenantID string, at time.Time, wrap func(id uint32) ([]byte, error)) (TenantKey, error)
+	// ActiveTenantKey returns the tenant's newest data key.
+	ActiveTenantKey(ctx context.Context, tenantID string) (TenantKey, error)
+	// TenantKey returns a data key by id.
+	TenantKey(ctx context.Context, id uint32) (TenantKey, error)
+	// DeleteTenantKeys destroys every data key of a tenant, and leaves no
+	// copy of it, nor of keys deleted before (by DeleteTenant), in the
+	// database files (ErrNotPurged if it could not make sure of that).
+	DeleteTenantKeys(ctx context.Context, tenantID string) error
+}
+
+// Meta is the server-wide settings table, where the keyring records the
+// fingerprint of the master key.
+type Meta interface {
+	GetMeta(ctx context.Context, key string) (string, error)
+	SetMeta(ctx context.Context, key, value string) error
+}
+
+// Backend is what a keyring runs on: the data keys and the settings.
+type Backend interface {
+	Store
+	Meta
+}
+
+// Sealer encrypts and decrypts a tenant's data with the tenant's own key.
+// aad is authenticated, not stored: Open needs the same bytes Seal was
+// given. A Keyring is one; the stores seal machine data with it
+// (store.Sealer).
+type Sealer interface {
+	Seal(ctx context.Context, tenantID string, plaintext, aad []byte) ([]byte, error)
+	Open(ctx context.Context, tenantID string, blob, aad []byte) ([]byte, error)
+}
+
 // Keyring seals and opens tenants' data. It is safe for concurrent use.
 type Keyring struct {
 	master cipher.AEAD
-	store  store.Store
+	store  Backend
 	now    func() time.Time
 
 	mu     sync.Mutex
@@ -67,7 +113,7 @@ type dataKey struct {
 
 // New makes a keyring over the master key. It refuses a master key that is
 // not the one the database's keys were wrapped with.
-func New(ctx context.Context, master []byte, st store.Store, now func() time.Time) (*Keyring, error) {
+func New(ctx context.Context, master []byte, st Backend, now func() time.Time) (*Keyring, error) {
 	if len(master) != KeySize {
 		return nil, fmt.Errorf("master key is %d bytes, want %d", len(master), KeySize)
 	}
@@ -92,7 +138,7 @@ func (k *Keyring) checkMaster(ctx context.Context, master []byte) error {
 	mac.Write([]byte("warden master key check"))
 	fp := hex.EncodeToString(mac.Sum(nil))
 	got, err := k.store.GetMeta(ctx, metaMasterCheck)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		return k.store.SetMeta(ctx, metaMasterCheck, fp)
 	}
 	if err != nil {
@@ -195,7 +241,7 @@ func (e *NotPinnedError) Error() string {
 // Pin returns the tenant's active data key and the other keys of the
 // tenant this keyring holds. A tenant without a data key gets one, made in
 // a short transaction of its own; for a tenant that does not exist the
-// error wraps store.ErrNotFound.
+// error wraps database.ErrNotFound.
 func (k *Keyring) Pin(ctx context.Context, tenantID string) (*TenantKeys, error) {
 	id, _, err := k.activeKey(ctx, tenantID)
 	if err != nil {
@@ -248,11 +294,11 @@ func (k *Keyring) Forget(id uint32) {
 	}
 }
 
-// SealerFor returns a store.Sealer for one tenant to use inside a
-// transaction (store.Pinner): it seals with the tenant's key obtained now,
+// SealerFor returns a Sealer for one tenant to use inside a transaction
+// (store.Pinner): it seals with the tenant's key obtained now,
 // so sealing never writes to the store, and opens through the keyring,
 // which only reads.
-func (k *Keyring) SealerFor(ctx context.Context, tenantID string) (store.Sealer, error) {
+func (k *Keyring) SealerFor(ctx context.Context, tenantID string) (Sealer, error) {
 	t, err := k.Pin(ctx, tenantID)
 	if err != nil {
 		return nil, err
@@ -310,7 +356,7 @@ func (k *Keyring) activeKey(ctx context.Context, tenantID string) (uint32, dataK
 		return id, key, nil
 	}
 	tk, err := k.store.ActiveTenantKey(ctx, tenantID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		tk, err = k.createKey(ctx, tenantID)
 	}
 	if err != nil {
@@ -327,10 +373,10 @@ func (k *Keyring) activeKey(ctx context.Context, tenantID string) (uint32, dataK
 	return tk.ID, key, nil
 }
 
-func (k *Keyring) createKey(ctx context.Context, tenantID string) (store.TenantKey, error) {
+func (k *Keyring) createKey(ctx context.Context, tenantID string) (TenantKey, error) {
 	raw := make([]byte, KeySize)
 	if _, err := rand.Read(raw); err != nil {
-		return store.TenantKey{}, err
+		return TenantKey{}, err
 	}
 	// The id is assigned by the store, but the wrapping binds it: reserve
 	// it first, then store the wrapped key under it.
@@ -351,7 +397,7 @@ func (k *Keyring) key(ctx context.Context, id uint32) (dataKey, error) {
 		return key, nil
 	}
 	tk, err := k.store.TenantKey(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		return dataKey{}, fmt.Errorf("key %d: %w", id, ErrShredded)
 	}
 	if err != nil {
@@ -375,7 +421,7 @@ func (k *Keyring) cache(id uint32, key dataKey) {
 	k.keys[id] = key
 }
 
-func (k *Keyring) unwrap(tk store.TenantKey) (dataKey, error) {
+func (k *Keyring) unwrap(tk TenantKey) (dataKey, error) {
 	ns := k.master.NonceSize()
 	if len(tk.Wrapped) < ns {
 		return dataKey{}, fmt.Errorf("key %d: wrapped key too short", tk.ID)
@@ -394,10 +440,10 @@ func (k *Keyring) unwrap(tk store.TenantKey) (dataKey, error) {
 // Shred destroys every data key of a tenant: what was sealed with them can
 // never be read again, wherever copies of it are.
 // The store also purges its files of the wrapped keys; if only that part
-// failed (store.ErrNotPurged), the keys are still forgotten here.
+// failed (database.ErrNotPurged), the keys are still forgotten here.
 func (k *Keyring) Shred(ctx context.Context, tenantID string) error {
 	err := k.store.DeleteTenantKeys(ctx, tenantID)
-	if err != nil && !errors.Is(err, store.ErrNotPurged) {
+	if err != nil && !errors.Is(err, database.ErrNotPurged) {
 		return fmt.Errorf("shred tenant %q: %w", tenantID, err)
 	}
 	k.ForgetTenant(tenantID)
@@ -423,9 +469,9 @@ func (k *Keyring) ForgetTenant(tenantID string) {
 // InUse reports whether data keys in the database were wrapped with a
 // master key (its fingerprint is recorded): then a new master key would
 // leave everything sealed unreadable.
-func InUse(ctx context.Context, st store.Store) (bool, error) {
+func InUse(ctx context.Context, st Meta) (bool, error) {
 	_, err := st.GetMeta(ctx, metaMasterCheck)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {

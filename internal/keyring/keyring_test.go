@@ -1,4 +1,4 @@
-package keyring
+package keyring_test
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 )
@@ -30,11 +31,11 @@ func newStore(t *testing.T) store.Store {
 	return st
 }
 
-var master = bytes.Repeat([]byte{0x5a}, KeySize)
+var master = bytes.Repeat([]byte{0x5a}, keyring.KeySize)
 
 func TestSealOpen(t *testing.T) {
 	st := newStore(t)
-	k, err := New(t.Context(), master, st, time.Now)
+	k, err := keyring.New(t.Context(), master, st, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestSealOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(blob) != len(plain)+Overhead || bytes.Contains(blob, plain) {
+	if len(blob) != len(plain)+keyring.Overhead || bytes.Contains(blob, plain) {
 		t.Fatalf("sealed blob %x: wrong size or not encrypted", blob)
 	}
 	again, _ := k.Seal(t.Context(), "acme", plain, []byte("ctx"))
@@ -55,7 +56,7 @@ func TestSealOpen(t *testing.T) {
 		t.Fatalf("Open = %q, %v", got, err)
 	}
 	// Another keyring on the same database (a restart, another node) opens it.
-	k2, err := New(t.Context(), master, st, time.Now)
+	k2, err := keyring.New(t.Context(), master, st, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,11 +89,11 @@ func flip(b []byte, i int) []byte {
 
 func TestTenantsHaveTheirOwnKeys(t *testing.T) {
 	st := newStore(t)
-	k, _ := New(t.Context(), master, st, time.Now)
+	k, _ := keyring.New(t.Context(), master, st, time.Now)
 	a, _ := k.Seal(t.Context(), "acme", []byte("x"), nil)
 	r, _ := k.Seal(t.Context(), store.RootTenantID, []byte("x"), nil)
-	ida, _ := KeyID(a)
-	idr, _ := KeyID(r)
+	ida, _ := keyring.KeyID(a)
+	idr, _ := keyring.KeyID(r)
 	if ida == idr {
 		t.Fatalf("both tenants use key %d", ida)
 	}
@@ -102,8 +103,8 @@ func TestTenantsHaveTheirOwnKeys(t *testing.T) {
 // keeps opening with the keys it holds until it forgets them.
 func TestForgetTenant(t *testing.T) {
 	st := newStore(t)
-	a, _ := New(t.Context(), master, st, time.Now)
-	b, _ := New(t.Context(), master, st, time.Now)
+	a, _ := keyring.New(t.Context(), master, st, time.Now)
+	b, _ := keyring.New(t.Context(), master, st, time.Now)
 	blob, _ := a.Seal(t.Context(), "acme", []byte("secret"), nil)
 	other, _ := a.Seal(t.Context(), store.RootTenantID, []byte("kept"), nil)
 	if _, err := b.Open(t.Context(), "acme", blob, nil); err != nil {
@@ -119,8 +120,8 @@ func TestForgetTenant(t *testing.T) {
 		t.Fatalf("before Forget the key held in memory still opens: %v", err)
 	}
 	b.ForgetTenant("acme")
-	if _, err := b.Open(t.Context(), "acme", blob, nil); !errors.Is(err, ErrShredded) {
-		t.Fatalf("after Forget: %v, want ErrShredded", err)
+	if _, err := b.Open(t.Context(), "acme", blob, nil); !errors.Is(err, keyring.ErrShredded) {
+		t.Fatalf("after Forget: %v, want keyring.ErrShredded", err)
 	}
 	if got, err := b.Open(t.Context(), store.RootTenantID, other, nil); err != nil || string(got) != "kept" {
 		t.Fatalf("other tenant after Forget: %q, %v", got, err)
@@ -129,28 +130,28 @@ func TestForgetTenant(t *testing.T) {
 
 func TestShred(t *testing.T) {
 	st := newStore(t)
-	k, _ := New(t.Context(), master, st, time.Now)
+	k, _ := keyring.New(t.Context(), master, st, time.Now)
 	blob, _ := k.Seal(t.Context(), "acme", []byte("secret"), nil)
 	other, _ := k.Seal(t.Context(), store.RootTenantID, []byte("kept"), nil)
 	if err := k.Shred(t.Context(), "acme"); err != nil {
 		t.Fatal(err)
 	}
-	fresh, _ := New(t.Context(), master, st, time.Now)
-	for _, kr := range []*Keyring{k, fresh} {
-		if _, err := kr.Open(t.Context(), "acme", blob, nil); !errors.Is(err, ErrShredded) {
-			t.Fatalf("after Shred: %v, want ErrShredded", err)
+	fresh, _ := keyring.New(t.Context(), master, st, time.Now)
+	for _, kr := range []*keyring.Keyring{k, fresh} {
+		if _, err := kr.Open(t.Context(), "acme", blob, nil); !errors.Is(err, keyring.ErrShredded) {
+			t.Fatalf("after Shred: %v, want keyring.ErrShredded", err)
 		}
 		if got, err := kr.Open(t.Context(), store.RootTenantID, other, nil); err != nil || string(got) != "kept" {
 			t.Fatalf("other tenant after Shred: %q, %v", got, err)
 		}
 	}
-	// New data for the tenant gets a new key.
+	// keyring.New data for the tenant gets a new key.
 	nb, err := k.Seal(t.Context(), "acme", []byte("new"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldID, _ := KeyID(blob)
-	newID, _ := KeyID(nb)
+	oldID, _ := keyring.KeyID(blob)
+	newID, _ := keyring.KeyID(nb)
 	if oldID == newID {
 		t.Fatal("a shredded key id was reused")
 	}
@@ -158,56 +159,56 @@ func TestShred(t *testing.T) {
 
 func TestWrongMasterKeyRefused(t *testing.T) {
 	st := newStore(t)
-	if _, err := New(t.Context(), master, st, time.Now); err != nil {
+	if _, err := keyring.New(t.Context(), master, st, time.Now); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(t.Context(), bytes.Repeat([]byte{1}, KeySize), st, time.Now); err == nil {
+	if _, err := keyring.New(t.Context(), bytes.Repeat([]byte{1}, keyring.KeySize), st, time.Now); err == nil {
 		t.Fatal("a different master key was accepted")
 	}
-	if _, err := New(t.Context(), []byte("short"), st, time.Now); err == nil {
+	if _, err := keyring.New(t.Context(), []byte("short"), st, time.Now); err == nil {
 		t.Fatal("a short master key was accepted")
 	}
 }
 
 func TestLoadMaster(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "master.key")
-	k1, created, err := LoadMaster("", file, true)
-	if err != nil || !created || len(k1) != KeySize {
+	k1, created, err := keyring.LoadMaster("", file, true)
+	if err != nil || !created || len(k1) != keyring.KeySize {
 		t.Fatalf("first load: %d bytes, created %v, %v", len(k1), created, err)
 	}
 	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("master key file mode %v, want 0600", fi.Mode().Perm())
 	}
-	k2, created, err := LoadMaster("", file, true)
+	k2, created, err := keyring.LoadMaster("", file, true)
 	if err != nil || created || !bytes.Equal(k1, k2) {
 		t.Fatalf("second load: created %v, %v, same %v", created, err, bytes.Equal(k1, k2))
 	}
 	env := base64.StdEncoding.EncodeToString(master)
-	if k, _, err := LoadMaster(env, file, false); err != nil || !bytes.Equal(k, master) {
+	if k, _, err := keyring.LoadMaster(env, file, false); err != nil || !bytes.Equal(k, master) {
 		t.Fatalf("from value: %v", err)
 	}
-	if _, _, err := LoadMaster("bm90IDMyIGJ5dGVz", file, false); err == nil {
+	if _, _, err := keyring.LoadMaster("bm90IDMyIGJ5dGVz", file, false); err == nil {
 		t.Fatal("a short key in the variable was accepted")
 	}
 	for _, mode := range []os.FileMode{0o644, 0o604, 0o620, 0o606} {
 		os.Chmod(file, mode)
-		if _, _, err := LoadMaster("", file, false); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		if _, _, err := keyring.LoadMaster("", file, false); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 			t.Errorf("key file of mode %04o: %v, want it refused", mode, err)
 		}
 	}
 	for _, mode := range []os.FileMode{0o400, 0o440, 0o600} {
 		os.Chmod(file, mode)
-		if k, _, err := LoadMaster("", file, false); err != nil || !bytes.Equal(k, k1) {
+		if k, _, err := keyring.LoadMaster("", file, false); err != nil || !bytes.Equal(k, k1) {
 			t.Errorf("key file of mode %04o: %v", mode, err)
 		}
 	}
 	os.Chmod(file, 0o600)
 	os.WriteFile(file, []byte("garbage"), 0o600)
-	if _, _, err := LoadMaster("", file, true); err == nil {
+	if _, _, err := keyring.LoadMaster("", file, true); err == nil {
 		t.Fatal("a garbage key file was accepted")
 	}
 	missing := filepath.Join(t.TempDir(), "elsewhere.key")
-	if _, _, err := LoadMaster("", missing, false); !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := keyring.LoadMaster("", missing, false); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing key file, creation not allowed: %v", err)
 	}
 	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {

@@ -9,15 +9,15 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/warden-iot/warden/internal/keyring"
 )
 
 // Sealer encrypts and decrypts a tenant's data with the tenant's own key
-// (package keyring). aad is authenticated, not stored: Open needs the same
-// bytes Seal was given.
-type Sealer interface {
-	Seal(ctx context.Context, tenantID string, plaintext, aad []byte) ([]byte, error)
-	Open(ctx context.Context, tenantID string, blob, aad []byte) ([]byte, error)
-}
+// (package keyring, which defines it, so that a keyring's pinned sealers
+// are Sealers). aad is authenticated, not stored: Open needs the same bytes
+// Seal was given.
+type Sealer = keyring.Sealer
 
 // Everything of a machine that is not an id, a time or a state is stored
 // sealed with its tenant's key: twin documents (tags, desired and reported

@@ -12,6 +12,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/telemetry"
 )
 
@@ -44,13 +45,9 @@ type Tenant struct {
 	Contract Contract
 }
 
-// TenantKey is a tenant's data key, wrapped by the master key.
-type TenantKey struct {
-	ID        uint32
-	TenantID  string
-	Wrapped   []byte
-	CreatedAt time.Time
-}
+// TenantKey is keyring.TenantKey: a tenant's data key, wrapped by the
+// master key.
+type TenantKey = keyring.TenantKey
 
 // DeviceStatus says whether a device may connect.
 type DeviceStatus string
@@ -230,6 +227,7 @@ type Latest struct {
 type Store interface {
 	HubStore
 	ProvisioningStore
+	keyring.Store // the tenants' data keys
 	AuditStore
 	IdentityStore
 	AlarmStore
@@ -328,17 +326,6 @@ type Store interface {
 	// DeleteTenant removes a tenant (not the root) with its devices,
 	// telemetry, tokens and keys.
 	DeleteTenant(ctx context.Context, id string) error
-
-	// CreateTenantKey stores a new data key for a tenant: it reserves an
-	// id, calls wrap with it, and stores the result.
-	CreateTenantKey(ctx context.Context, tenantID string, at time.Time, wrap func(id uint32) ([]byte, error)) (TenantKey, error)
-	// ActiveTenantKey returns the tenant's newest data key.
-	ActiveTenantKey(ctx context.Context, tenantID string) (TenantKey, error)
-	TenantKey(ctx context.Context, id uint32) (TenantKey, error)
-	// DeleteTenantKeys destroys every data key of a tenant, and leaves no
-	// copy of it, nor of keys deleted before (by DeleteTenant), in the
-	// database files (ErrNotPurged if it could not make sure of that).
-	DeleteTenantKeys(ctx context.Context, tenantID string) error
 
 	AddRejected(ctx context.Context, r Rejected) error
 	// ListRejected returns a device's rejected messages, newest first.

@@ -19,6 +19,8 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity/identitysql"
+	"github.com/warden-iot/warden/internal/keyring/keyringsql"
+	"github.com/warden-iot/warden/internal/provision/provisionsql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
@@ -31,13 +33,12 @@ type identityStore = identitysql.Store
 type Store struct {
 	*sqlstore.Store // the methods both engines share
 	*identityStore  // people, sessions, sign-in counts and API tokens
+	*provisionStore // the device provisioning service's state
+	*keyStore       // the tenants' data keys
 
 	pool *pgxpool.Pool
 	db   *sql.DB // pool behind database/sql, for the shared methods
 	ddb  database.DB
-	// horizonWait bounds how long DeleteTenantKeys waits for older
-	// transactions to end before it vacuums anyway.
-	horizonWait time.Duration
 
 	sealer store.Sealer // set once by SetSealer, before use
 }
@@ -68,12 +69,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	s := &Store{
-		Store:       sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
-		ddb:         database.DB{Dialect: database.Postgres, W: db, R: db},
-		pool:        pool,
-		db:          db,
-		horizonWait: 15 * time.Second,
+		Store: sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
+		ddb:   database.DB{Dialect: database.Postgres, W: db, R: db},
+		pool:  pool,
+		db:    db,
 	}
+	s.provisionStore = provisionsql.New(s.ddb)
+	s.keyStore = keyringsql.New(s.ddb)
 	s.identityStore = identitysql.New(s.ddb)
 	return s, nil
 }
@@ -281,6 +283,9 @@ func (s *Store) UpgradeRejected(ctx context.Context, rs []store.Rejected) (int64
 const uniqueViolation = "23505"
 
 func isUniqueViolation(err error) bool { return database.Postgres.IsUniqueViolation(err) }
+
+// foreignKeyViolation is PostgreSQL's SQLSTATE for foreign_key_violation.
+const foreignKeyViolation = "23503"
 
 // Reset drops every Warden table, leaving an empty database for Migrate.
 // It destroys all data: only `warden bench storage --database` uses it, on a

@@ -25,6 +25,7 @@ const metaCompactPending = "sealed_compact_pending"
 func (s *Store) SetSealer(sl store.Sealer) {
 	s.sealer = sl
 	s.Store.SetSealer(sl)
+	s.provisionStore.SetSealer(sl)
 }
 
 const sealBatch = 200
@@ -178,7 +179,7 @@ func (s *Store) CompactSealed(ctx context.Context) error {
 
 // waitOlderSnapshots waits until no transaction, snapshot or replication
 // slot older than now holds back the horizon of this database (see
-// waitForHorizon; a transaction still running in another database counts,
+// database.DB.WaitForHorizon; a transaction still running in another database counts,
 // since this one's snapshots must treat it as in progress): VACUUM FULL
 // keeps the row versions such a snapshot may still see, plaintext included.
 func (s *Store) waitOlderSnapshots(ctx context.Context) error {
@@ -186,7 +187,7 @@ func (s *Store) waitOlderSnapshots(ctx context.Context) error {
 	if err := s.pool.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&now); err != nil {
 		return err
 	}
-	if err := s.waitForHorizon(ctx, now, compactWait); err != nil {
+	if err := s.ddb.WaitForHorizon(ctx, now, compactWait); err != nil {
 		return fmt.Errorf("%w; compaction runs again at the next start", err)
 	}
 	return nil

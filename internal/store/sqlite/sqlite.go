@@ -15,6 +15,8 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity/identitysql"
+	"github.com/warden-iot/warden/internal/keyring/keyringsql"
+	"github.com/warden-iot/warden/internal/provision/provisionsql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
@@ -27,6 +29,8 @@ type identityStore = identitysql.Store
 type Store struct {
 	*sqlstore.Store // the methods both engines share
 	*identityStore  // people, sessions, sign-in counts and API tokens
+	*provisionStore // the device provisioning service's state
+	*keyStore       // the tenants' data keys
 
 	w  *sql.DB     // exactly one connection: all writes
 	r  *sql.DB     // readers
@@ -74,6 +78,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.db = database.DB{Dialect: database.SQLite, W: w, R: r, Purge: s.purge}
 	s.Store = sqlstore.New(s.db)
 	s.identityStore = identitysql.New(s.db)
+	s.provisionStore = provisionsql.New(s.db)
+	s.keyStore = keyringsql.New(s.db)
 	return s, nil
 }
 

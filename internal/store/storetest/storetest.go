@@ -44,7 +44,6 @@ func Run(t *testing.T, newStore Factory) {
 		{"LatestBlobs", testLatestBlobs},
 		{"Retention", testRetention},
 		{"Tenants", testTenants},
-		{"TenantKeys", testTenantKeys},
 		{"Rejected", testRejected},
 		{"RejectedUpgrade", testRejectedUpgrade},
 		{"ModelID", testModelID},
@@ -54,7 +53,6 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentWriters", testConcurrentWriters},
 	}
 	tests = append(tests, hubTests...)
-	tests = append(tests, dpsTests...)
 	tests = append(tests, auditTests...)
 	tests = append(tests, identityTests...)
 	tests = append(tests, alarmTests...)
@@ -652,61 +650,6 @@ func testTenants(t *testing.T, s store.Store) {
 	}
 }
 
-func testTenantKeys(t *testing.T, s store.Store) {
-	if _, err := s.ActiveTenantKey(ctx(t), store.RootTenantID); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("ActiveTenantKey before any = %v", err)
-	}
-	var ids []uint32
-	for i := range 2 {
-		k, err := s.CreateTenantKey(ctx(t), store.RootTenantID, t0, func(id uint32) ([]byte, error) {
-			return fmt.Appendf(nil, "wrapped-%d-for-%d", i, id), nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(k.Wrapped) != fmt.Sprintf("wrapped-%d-for-%d", i, k.ID) || k.TenantID != store.RootTenantID {
-			t.Fatalf("CreateTenantKey = %+v", k)
-		}
-		ids = append(ids, k.ID)
-	}
-	if ids[0] == ids[1] {
-		t.Fatalf("two keys with id %d", ids[0])
-	}
-	active, err := s.ActiveTenantKey(ctx(t), store.RootTenantID)
-	if err != nil || active.ID != ids[1] {
-		t.Fatalf("ActiveTenantKey = %+v, %v; want the newest, %d", active, err, ids[1])
-	}
-	k, err := s.TenantKey(ctx(t), ids[0])
-	if err != nil || string(k.Wrapped) != fmt.Sprintf("wrapped-0-for-%d", ids[0]) || !k.CreatedAt.Equal(t0) {
-		t.Fatalf("TenantKey = %+v, %v", k, err)
-	}
-	if _, err := s.CreateTenantKey(ctx(t), store.RootTenantID, t0, func(uint32) ([]byte, error) { return nil, errors.New("no") }); err == nil {
-		t.Fatal("CreateTenantKey ignored a wrap error")
-	}
-	if a, _ := s.ActiveTenantKey(ctx(t), store.RootTenantID); a.ID != ids[1] {
-		t.Fatalf("failed CreateTenantKey left a key behind: active %d", a.ID)
-	}
-	// A key for a tenant that does not exist (or was just deleted) would
-	// outlive it.
-	if _, err := s.CreateTenantKey(ctx(t), "ghost", t0, func(uint32) ([]byte, error) { return []byte("k"), nil }); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("CreateTenantKey for a missing tenant = %v, want ErrNotFound", err)
-	}
-	if _, err := s.ActiveTenantKey(ctx(t), "ghost"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("a key was stored for a missing tenant: %v", err)
-	}
-	// ErrNotPurged (a transaction elsewhere on a shared server kept the
-	// purge from finishing) still deletes the keys; the purge itself is
-	// tested against the raw files of each store.
-	if err := s.DeleteTenantKeys(ctx(t), store.RootTenantID); err != nil && !errors.Is(err, store.ErrNotPurged) {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		if _, err := s.TenantKey(ctx(t), id); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("key %d after DeleteTenantKeys: %v", id, err)
-		}
-	}
-}
-
 func testRejected(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
 	for i := range 3 {
@@ -931,4 +874,37 @@ func testStaffCredentials(t *testing.T, s store.Store) {
 	if _, err := s.GetStaffCredential(ctx(t), "cred-1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetStaffCredential after the device was deleted: %v, want ErrNotFound", err)
 	}
+}
+
+func mustTenant(t *testing.T, s store.Store, id string) {
+	t.Helper()
+	if err := s.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: store.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
+
+// assignment of a registration id through a group, at time at.
+func assignment(tenant, regID, group string, k byte, at time.Time) store.Assignment {
+	return store.Assignment{
+		Registration: store.Registration{RegistrationID: regID, TenantID: tenant, DeviceID: regID,
+			EnrollmentKind: store.EnrollmentGroupKind, EnrollmentID: group,
+			OperationID: "op." + regID + at.Format("150405"), ETag: "e-" + at.Format("150405"), UpdatedAt: at},
+		PrimaryKey: key(k), SecondaryKey: key(k + 1),
+	}
+}
+
+func assign(t *testing.T, s store.Store, as ...store.Assignment) []store.AssignResult {
+	t.Helper()
+	res, err := s.AssignRegistrations(ctx(t), as)
+	if err != nil {
+		t.Fatalf("AssignRegistrations: %v", err)
+	}
+	if len(res) != len(as) {
+		t.Fatalf("AssignRegistrations gave %d results for %d assignments", len(res), len(as))
+	}
+	return res
 }

@@ -1,7 +1,8 @@
-package storetest
+package provisionsql_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -9,11 +10,72 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/provision"
+	"github.com/warden-iot/warden/internal/provision/provisionsql"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 )
 
-// dpsTests cover store.ProvisioningStore.
-var dpsTests = []suiteTest{
+// TestStore runs the conformance suite of provision.Store on each engine.
+// The engine makes the prerequisites (tenants, devices) and seals with a
+// keyring, as the server does; the suite's calls go to a provisionsql.Store
+// on the engine's database.
+func TestStore(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
+		for _, tc := range dpsTests {
+			t.Run(tc.name, func(t *testing.T) {
+				s, db := open(t)
+				kr, err := keyring.New(t.Context(), bytes.Repeat([]byte{0x5e}, keyring.KeySize), s, time.Now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.SetSealer(kr)
+				p := provisionsql.New(db)
+				p.SetSealer(kr)
+				tc.fn(t, s, p)
+			})
+		}
+	})
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func ctx(t *testing.T) context.Context { return t.Context() }
+
+func mustTenant(t *testing.T, s store.Store, id string) {
+	t.Helper()
+	if err := s.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: store.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustCreate(t *testing.T, s store.Store, id string) store.Device {
+	t.Helper()
+	d := store.Device{
+		ID:           id,
+		TenantID:     store.RootTenantID,
+		Status:       store.DeviceEnabled,
+		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
+		SecondaryKey: bytes.Repeat([]byte{2}, 32),
+		CreatedAt:    t0,
+	}
+	if err := s.CreateDevice(ctx(t), d); err != nil {
+		t.Fatalf("CreateDevice(%q): %v", id, err)
+	}
+	return d
+}
+
+func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
+
+// dpsTests cover provision.Store.
+var dpsTests = []struct {
+	name string
+	fn   func(t *testing.T, s store.Store, p provision.Store)
+}{
 	{"IDScopes", testIDScopes},
 	{"EnrollmentGroups", testEnrollmentGroups},
 	{"EnrollmentGroupLimit", testEnrollmentGroupLimit},
@@ -25,71 +87,60 @@ var dpsTests = []suiteTest{
 	{"DeleteTenantTakesProvisioning", testDeleteTenantTakesProvisioning},
 }
 
-func mustTenant(t *testing.T, s store.Store, id string) {
-	t.Helper()
-	if err := s.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: store.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func testIDScopes(t *testing.T, s store.Store) {
+func testIDScopes(t *testing.T, s store.Store, p provision.Store) {
 	mustTenant(t, s, "acme")
-	scope, err := s.IDScope(ctx(t), store.RootTenantID)
+	scope, err := p.IDScope(ctx(t), store.RootTenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !regexp.MustCompile(`^0ne[0-9A-F]{8}$`).MatchString(scope) {
 		t.Fatalf("IDScope = %q, want 0ne and 8 upper-case hex digits", scope)
 	}
-	if again, err := s.IDScope(ctx(t), store.RootTenantID); err != nil || again != scope {
+	if again, err := p.IDScope(ctx(t), store.RootTenantID); err != nil || again != scope {
 		t.Fatalf("second IDScope = %q, %v; want %q", again, err, scope)
 	}
-	acme, err := s.IDScope(ctx(t), "acme")
+	acme, err := p.IDScope(ctx(t), "acme")
 	if err != nil || acme == scope {
 		t.Fatalf("IDScope(acme) = %q, %v; want another scope than root's %q", acme, err, scope)
 	}
 	for _, q := range []string{scope, strings.ToLower(scope), strings.ToUpper(scope)} {
-		if got, err := s.TenantByIDScope(ctx(t), q); err != nil || got != store.RootTenantID {
+		if got, err := p.TenantByIDScope(ctx(t), q); err != nil || got != store.RootTenantID {
 			t.Errorf("TenantByIDScope(%q) = %q, %v; want root", q, got, err)
 		}
 	}
-	if got, err := s.TenantByIDScope(ctx(t), acme); err != nil || got != "acme" {
+	if got, err := p.TenantByIDScope(ctx(t), acme); err != nil || got != "acme" {
 		t.Errorf("TenantByIDScope(%q) = %q, %v; want acme", acme, got, err)
 	}
-	if _, err := s.TenantByIDScope(ctx(t), "0ne00000000"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.TenantByIDScope(ctx(t), "0ne00000000"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("TenantByIDScope(unknown) error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.IDScope(ctx(t), "ghost"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.IDScope(ctx(t), "ghost"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("IDScope(unknown tenant) error = %v, want ErrNotFound", err)
 	}
 }
 
-func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
-
-var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
-
-func testEnrollmentGroups(t *testing.T, s store.Store) {
+func testEnrollmentGroups(t *testing.T, s store.Store, p provision.Store) {
 	mustTenant(t, s, "acme")
-	g := store.EnrollmentGroup{ID: "factory-b", TenantID: store.RootTenantID, Enabled: true, PrimaryKey: key(1), SecondaryKey: key(2),
+	g := provision.EnrollmentGroup{ID: "factory-b", TenantID: store.RootTenantID, Enabled: true, PrimaryKey: key(1), SecondaryKey: key(2),
 		InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}
-	if err := s.CreateEnrollmentGroup(ctx(t), g); err != nil {
+	if err := p.CreateEnrollmentGroup(ctx(t), g); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateEnrollmentGroup(ctx(t), g); !errors.Is(err, store.ErrConflict) {
+	if err := p.CreateEnrollmentGroup(ctx(t), g); !errors.Is(err, database.ErrConflict) {
 		t.Fatalf("second CreateEnrollmentGroup error = %v, want ErrConflict", err)
 	}
 	a := g
 	a.ID, a.InitialTwin = "factory-a", nil
-	if err := s.CreateEnrollmentGroup(ctx(t), a); err != nil {
+	if err := p.CreateEnrollmentGroup(ctx(t), a); err != nil {
 		t.Fatal(err)
 	}
 	// Another tenant may use the same id.
 	other := g
 	other.TenantID = "acme"
-	if err := s.CreateEnrollmentGroup(ctx(t), other); err != nil {
+	if err := p.CreateEnrollmentGroup(ctx(t), other); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.GetEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b")
+	got, err := p.GetEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,124 +149,124 @@ func testEnrollmentGroups(t *testing.T, s store.Store) {
 		!got.CreatedAt.Equal(t0) || !got.UpdatedAt.Equal(t0) {
 		t.Fatalf("GetEnrollmentGroup = %+v, want %+v", got, g)
 	}
-	if got, err := s.GetEnrollmentGroup(ctx(t), store.RootTenantID, "factory-a"); err != nil || got.InitialTwin != nil {
+	if got, err := p.GetEnrollmentGroup(ctx(t), store.RootTenantID, "factory-a"); err != nil || got.InitialTwin != nil {
 		t.Fatalf("group without initial twin = %+v, %v; want InitialTwin nil", got, err)
 	}
-	list, err := s.ListEnrollmentGroups(ctx(t), store.RootTenantID)
+	list, err := p.ListEnrollmentGroups(ctx(t), store.RootTenantID)
 	if err != nil || len(list) != 2 || list[0].ID != "factory-a" || list[1].ID != "factory-b" {
 		t.Fatalf("ListEnrollmentGroups = %+v, %v; want factory-a, factory-b", list, err)
 	}
-	if _, err := s.GetEnrollmentGroup(ctx(t), "acme", "factory-a"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.GetEnrollmentGroup(ctx(t), "acme", "factory-a"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("group of another tenant: error = %v, want ErrNotFound", err)
 	}
 
 	// Updates change only what they name.
 	off := false
 	t1 := t0.Add(time.Hour)
-	u, err := s.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", store.EnrollmentUpdate{Enabled: &off, UpdatedAt: t1})
+	u, err := p.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", provision.EnrollmentUpdate{Enabled: &off, UpdatedAt: t1})
 	if err != nil || u.Enabled || !bytes.Equal(u.PrimaryKey, key(1)) || string(u.InitialTwin) != string(twin) || !u.UpdatedAt.Equal(t1) || !u.CreatedAt.Equal(t0) {
 		t.Fatalf("disable = %+v, %v", u, err)
 	}
-	u, err = s.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", store.EnrollmentUpdate{PrimaryKey: key(7), UpdatedAt: t1})
+	u, err = p.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", provision.EnrollmentUpdate{PrimaryKey: key(7), UpdatedAt: t1})
 	if err != nil || u.Enabled || !bytes.Equal(u.PrimaryKey, key(7)) || !bytes.Equal(u.SecondaryKey, key(2)) {
 		t.Fatalf("new primary key = %+v, %v", u, err)
 	}
-	u, err = s.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", store.EnrollmentUpdate{SetInitialTwin: true, UpdatedAt: t1})
+	u, err = p.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", provision.EnrollmentUpdate{SetInitialTwin: true, UpdatedAt: t1})
 	if err != nil || u.InitialTwin != nil {
 		t.Fatalf("remove initial twin = %+v, %v", u, err)
 	}
 	newTwin := []byte(`{"tags":{"site":"Brno"}}`)
 	on := true
-	u, err = s.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", store.EnrollmentUpdate{Enabled: &on, SetInitialTwin: true, InitialTwin: newTwin, UpdatedAt: t1})
+	u, err = p.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", provision.EnrollmentUpdate{Enabled: &on, SetInitialTwin: true, InitialTwin: newTwin, UpdatedAt: t1})
 	if err != nil || !u.Enabled || string(u.InitialTwin) != string(newTwin) {
 		t.Fatalf("enable with new twin = %+v, %v", u, err)
 	}
-	if got, _ := s.GetEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b"); string(got.InitialTwin) != string(newTwin) || !got.Enabled {
+	if got, _ := p.GetEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b"); string(got.InitialTwin) != string(newTwin) || !got.Enabled {
 		t.Fatalf("after updates GetEnrollmentGroup = %+v", got)
 	}
-	if _, err := s.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "ghost", store.EnrollmentUpdate{Enabled: &on, UpdatedAt: t1}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "ghost", provision.EnrollmentUpdate{Enabled: &on, UpdatedAt: t1}); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("update unknown group error = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b"); err != nil {
+	if err := p.DeleteEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b"); !errors.Is(err, store.ErrNotFound) {
+	if err := p.DeleteEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("second delete error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.GetEnrollmentGroup(ctx(t), "acme", "factory-b"); err != nil {
+	if _, err := p.GetEnrollmentGroup(ctx(t), "acme", "factory-b"); err != nil {
 		t.Fatalf("the other tenant's group of the same id: %v", err)
 	}
 }
 
-func testEnrollmentGroupLimit(t *testing.T, s store.Store) {
-	for i := range store.MaxEnrollmentGroups {
-		g := store.EnrollmentGroup{ID: fmt.Sprintf("g%03d", i), TenantID: store.RootTenantID, Enabled: true,
+func testEnrollmentGroupLimit(t *testing.T, s store.Store, p provision.Store) {
+	for i := range provision.MaxEnrollmentGroups {
+		g := provision.EnrollmentGroup{ID: fmt.Sprintf("g%03d", i), TenantID: store.RootTenantID, Enabled: true,
 			PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0, UpdatedAt: t0}
-		if err := s.CreateEnrollmentGroup(ctx(t), g); err != nil {
+		if err := p.CreateEnrollmentGroup(ctx(t), g); err != nil {
 			t.Fatalf("group %d: %v", i, err)
 		}
 	}
-	g := store.EnrollmentGroup{ID: "one-too-many", TenantID: store.RootTenantID, PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0, UpdatedAt: t0}
-	if err := s.CreateEnrollmentGroup(ctx(t), g); !errors.Is(err, store.ErrLimit) {
-		t.Fatalf("group %d: error = %v, want ErrLimit", store.MaxEnrollmentGroups+1, err)
+	g := provision.EnrollmentGroup{ID: "one-too-many", TenantID: store.RootTenantID, PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0, UpdatedAt: t0}
+	if err := p.CreateEnrollmentGroup(ctx(t), g); !errors.Is(err, provision.ErrLimit) {
+		t.Fatalf("group %d: error = %v, want ErrLimit", provision.MaxEnrollmentGroups+1, err)
 	}
 }
 
-func testEnrollments(t *testing.T, s store.Store) {
-	e := store.Enrollment{RegistrationID: "boiler-7", TenantID: store.RootTenantID, DeviceID: "boiler-7-dev", Enabled: true,
+func testEnrollments(t *testing.T, s store.Store, p provision.Store) {
+	e := provision.Enrollment{RegistrationID: "boiler-7", TenantID: store.RootTenantID, DeviceID: "boiler-7-dev", Enabled: true,
 		PrimaryKey: key(3), SecondaryKey: key(4), InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}
-	if err := s.CreateEnrollment(ctx(t), e); err != nil {
+	if err := p.CreateEnrollment(ctx(t), e); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateEnrollment(ctx(t), e); !errors.Is(err, store.ErrConflict) {
+	if err := p.CreateEnrollment(ctx(t), e); !errors.Is(err, database.ErrConflict) {
 		t.Fatalf("second CreateEnrollment error = %v, want ErrConflict", err)
 	}
 	a := e
 	a.RegistrationID, a.DeviceID, a.InitialTwin = "aaa", "aaa", nil
-	if err := s.CreateEnrollment(ctx(t), a); err != nil {
+	if err := p.CreateEnrollment(ctx(t), a); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.GetEnrollment(ctx(t), store.RootTenantID, "boiler-7")
+	got, err := p.GetEnrollment(ctx(t), store.RootTenantID, "boiler-7")
 	if err != nil || got.DeviceID != "boiler-7-dev" || !got.Enabled || !bytes.Equal(got.PrimaryKey, key(3)) ||
 		!bytes.Equal(got.SecondaryKey, key(4)) || string(got.InitialTwin) != string(twin) || !got.CreatedAt.Equal(t0) {
 		t.Fatalf("GetEnrollment = %+v, %v", got, err)
 	}
-	list, err := s.ListEnrollments(ctx(t), store.RootTenantID)
+	list, err := p.ListEnrollments(ctx(t), store.RootTenantID)
 	if err != nil || len(list) != 2 || list[0].RegistrationID != "aaa" || list[1].RegistrationID != "boiler-7" {
 		t.Fatalf("ListEnrollments = %+v, %v", list, err)
 	}
 	off := false
-	u, err := s.UpdateEnrollment(ctx(t), store.RootTenantID, "boiler-7", store.EnrollmentUpdate{Enabled: &off, SecondaryKey: key(9), UpdatedAt: t0.Add(time.Minute)})
+	u, err := p.UpdateEnrollment(ctx(t), store.RootTenantID, "boiler-7", provision.EnrollmentUpdate{Enabled: &off, SecondaryKey: key(9), UpdatedAt: t0.Add(time.Minute)})
 	if err != nil || u.Enabled || !bytes.Equal(u.SecondaryKey, key(9)) || !bytes.Equal(u.PrimaryKey, key(3)) || u.DeviceID != "boiler-7-dev" {
 		t.Fatalf("UpdateEnrollment = %+v, %v", u, err)
 	}
-	if _, err := s.GetEnrollment(ctx(t), "acme", "boiler-7"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.GetEnrollment(ctx(t), "acme", "boiler-7"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("enrollment of another tenant: error = %v", err)
 	}
-	if err := s.DeleteEnrollment(ctx(t), store.RootTenantID, "boiler-7"); err != nil {
+	if err := p.DeleteEnrollment(ctx(t), store.RootTenantID, "boiler-7"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetEnrollment(ctx(t), store.RootTenantID, "boiler-7"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.GetEnrollment(ctx(t), store.RootTenantID, "boiler-7"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("deleted enrollment: error = %v", err)
 	}
-	if err := s.DeleteEnrollment(ctx(t), store.RootTenantID, "boiler-7"); !errors.Is(err, store.ErrNotFound) {
+	if err := p.DeleteEnrollment(ctx(t), store.RootTenantID, "boiler-7"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("second delete error = %v", err)
 	}
 }
 
 // assignment of a registration id through a group, at time at.
-func assignment(tenant, regID, group string, k byte, at time.Time) store.Assignment {
-	return store.Assignment{
-		Registration: store.Registration{RegistrationID: regID, TenantID: tenant, DeviceID: regID,
-			EnrollmentKind: store.EnrollmentGroupKind, EnrollmentID: group,
+func assignment(tenant, regID, group string, k byte, at time.Time) provision.Assignment {
+	return provision.Assignment{
+		Registration: provision.Registration{RegistrationID: regID, TenantID: tenant, DeviceID: regID,
+			EnrollmentKind: provision.EnrollmentGroupKind, EnrollmentID: group,
 			OperationID: "op." + regID + at.Format("150405"), ETag: "e-" + at.Format("150405"), UpdatedAt: at},
 		PrimaryKey: key(k), SecondaryKey: key(k + 1),
 	}
 }
 
-func assign(t *testing.T, s store.Store, as ...store.Assignment) []store.AssignResult {
+func assign(t *testing.T, p provision.Store, as ...provision.Assignment) []provision.AssignResult {
 	t.Helper()
-	res, err := s.AssignRegistrations(ctx(t), as)
+	res, err := p.AssignRegistrations(ctx(t), as)
 	if err != nil {
 		t.Fatalf("AssignRegistrations: %v", err)
 	}
@@ -225,13 +276,13 @@ func assign(t *testing.T, s store.Store, as ...store.Assignment) []store.AssignR
 	return res
 }
 
-func testAssignRegistrations(t *testing.T, s store.Store) {
+func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 	a := assignment(store.RootTenantID, "sensor-1", "factory", 10, t0)
 	a.Registration.Payload = []byte(`{"model":"X2"}`)
 	a.Registration.InitialTwin = twin
-	res := assign(t, s, a)
+	res := assign(t, p, a)
 	r := res[0].Registration
-	if res[0].Err != nil || r.Status != store.RegistrationAssigned || r.Substatus != store.SubstatusInitialAssignment ||
+	if res[0].Err != nil || r.Status != provision.RegistrationAssigned || r.Substatus != provision.SubstatusInitialAssignment ||
 		!r.CreatedAt.Equal(t0) || !r.UpdatedAt.Equal(t0) || r.DeviceID != "sensor-1" {
 		t.Fatalf("first assignment = %+v, %v", r, res[0].Err)
 	}
@@ -240,10 +291,10 @@ func testAssignRegistrations(t *testing.T, s store.Store) {
 		!bytes.Equal(d.PrimaryKey, key(10)) || !bytes.Equal(d.SecondaryKey, key(11)) || !d.CreatedAt.Equal(t0) {
 		t.Fatalf("assigned device = %+v, %v", d, err)
 	}
-	got, err := s.GetRegistration(ctx(t), store.RootTenantID, "sensor-1")
-	if err != nil || got.EnrollmentKind != store.EnrollmentGroupKind || got.EnrollmentID != "factory" ||
+	got, err := p.GetRegistration(ctx(t), store.RootTenantID, "sensor-1")
+	if err != nil || got.EnrollmentKind != provision.EnrollmentGroupKind || got.EnrollmentID != "factory" ||
 		got.OperationID != a.Registration.OperationID || got.ETag != a.Registration.ETag || string(got.Payload) != `{"model":"X2"}` ||
-		string(got.InitialTwin) != string(twin) || got.Substatus != store.SubstatusInitialAssignment || !got.CreatedAt.Equal(t0) {
+		string(got.InitialTwin) != string(twin) || got.Substatus != provision.SubstatusInitialAssignment || !got.CreatedAt.Equal(t0) {
 		t.Fatalf("GetRegistration = %+v, %v", got, err)
 	}
 
@@ -253,17 +304,17 @@ func testAssignRegistrations(t *testing.T, s store.Store) {
 	}
 	t1 := t0.Add(time.Hour)
 	b := assignment(store.RootTenantID, "sensor-1", "factory", 20, t1)
-	res = assign(t, s, b)
+	res = assign(t, p, b)
 	r = res[0].Registration
-	if res[0].Err != nil || r.Substatus != store.SubstatusDeviceDataReset || !r.CreatedAt.Equal(t0) || !r.UpdatedAt.Equal(t1) {
+	if res[0].Err != nil || r.Substatus != provision.SubstatusDeviceDataReset || !r.CreatedAt.Equal(t0) || !r.UpdatedAt.Equal(t1) {
 		t.Fatalf("re-registration = %+v, %v", r, res[0].Err)
 	}
 	d, _ = s.GetDevice(ctx(t), "sensor-1")
 	if d.Status != store.DeviceDisabled || !bytes.Equal(d.PrimaryKey, key(20)) || !bytes.Equal(d.SecondaryKey, key(21)) {
 		t.Fatalf("re-registered device = %+v; want keys replaced and status kept", d)
 	}
-	got, _ = s.GetRegistration(ctx(t), store.RootTenantID, "sensor-1")
-	if got.Payload != nil || got.OperationID != b.Registration.OperationID || !got.UpdatedAt.Equal(t1) || got.Substatus != store.SubstatusDeviceDataReset {
+	got, _ = p.GetRegistration(ctx(t), store.RootTenantID, "sensor-1")
+	if got.Payload != nil || got.OperationID != b.Registration.OperationID || !got.UpdatedAt.Equal(t1) || got.Substatus != provision.SubstatusDeviceDataReset {
 		t.Fatalf("registration after re-registration = %+v", got)
 	}
 
@@ -271,7 +322,7 @@ func testAssignRegistrations(t *testing.T, s store.Store) {
 	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "sensor-1"); err != nil {
 		t.Fatal(err)
 	}
-	res = assign(t, s, assignment(store.RootTenantID, "sensor-1", "factory", 30, t1))
+	res = assign(t, p, assignment(store.RootTenantID, "sensor-1", "factory", 30, t1))
 	if res[0].Err != nil {
 		t.Fatal(res[0].Err)
 	}
@@ -279,13 +330,13 @@ func testAssignRegistrations(t *testing.T, s store.Store) {
 		t.Fatalf("device assigned again after deletion = %+v, %v", d, err)
 	}
 
-	if err := s.DeleteRegistration(ctx(t), store.RootTenantID, "sensor-1"); err != nil {
+	if err := p.DeleteRegistration(ctx(t), store.RootTenantID, "sensor-1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetRegistration(ctx(t), store.RootTenantID, "sensor-1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.GetRegistration(ctx(t), store.RootTenantID, "sensor-1"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("deleted registration: error = %v", err)
 	}
-	if err := s.DeleteRegistration(ctx(t), store.RootTenantID, "sensor-1"); !errors.Is(err, store.ErrNotFound) {
+	if err := p.DeleteRegistration(ctx(t), store.RootTenantID, "sensor-1"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("second delete error = %v", err)
 	}
 	if _, err := s.GetDevice(ctx(t), "sensor-1"); err != nil {
@@ -293,22 +344,22 @@ func testAssignRegistrations(t *testing.T, s store.Store) {
 	}
 }
 
-func testAssignConflicts(t *testing.T, s store.Store) {
+func testAssignConflicts(t *testing.T, s store.Store, p provision.Store) {
 	mustTenant(t, s, "acme")
 	mustCreate(t, s, "by-hand") // made through the API, not provisioned
 	other := store.Device{ID: "acme-7", TenantID: "acme", Status: store.DeviceEnabled, PrimaryKey: key(5), SecondaryKey: key(6), CreatedAt: t0}
 	if err := s.CreateDevice(ctx(t), other); err != nil {
 		t.Fatal(err)
 	}
-	assign(t, s, assignment(store.RootTenantID, "via-a", "group-a", 40, t0))
+	assign(t, p, assignment(store.RootTenantID, "via-a", "group-a", 40, t0))
 
 	viaB := assignment(store.RootTenantID, "via-a", "group-b", 50, t0.Add(time.Minute))
 	individual := assignment(store.RootTenantID, "via-a", "via-a", 50, t0.Add(time.Minute))
-	individual.Registration.EnrollmentKind = store.EnrollmentIndividualKind
+	individual.Registration.EnrollmentKind = provision.EnrollmentIndividualKind
 	otherDevice := assignment(store.RootTenantID, "via-a", "group-a", 50, t0.Add(time.Minute))
 	otherDevice.Registration.DeviceID = "by-hand"
 	ok := assignment(store.RootTenantID, "fresh", "group-a", 60, t0)
-	res := assign(t, s,
+	res := assign(t, p,
 		assignment(store.RootTenantID, "by-hand", "group-a", 50, t0), // a device made by hand
 		assignment(store.RootTenantID, "acme-7", "group-a", 50, t0),  // another tenant's device
 		viaB,        // provisioned through another group
@@ -317,11 +368,11 @@ func testAssignConflicts(t *testing.T, s store.Store) {
 		ok,
 	)
 	for i, r := range res[:5] {
-		if !errors.Is(r.Err, store.ErrConflict) {
+		if !errors.Is(r.Err, database.ErrConflict) {
 			t.Errorf("assignment %d: error = %v, want ErrConflict", i, r.Err)
 		}
 	}
-	if res[5].Err != nil || res[5].Registration.Substatus != store.SubstatusInitialAssignment {
+	if res[5].Err != nil || res[5].Registration.Substatus != provision.SubstatusInitialAssignment {
 		t.Errorf("the other assignment of the batch = %+v, %v", res[5].Registration, res[5].Err)
 	}
 	// Nothing changed for the refused ones.
@@ -330,42 +381,42 @@ func testAssignConflicts(t *testing.T, s store.Store) {
 			t.Errorf("device %s after refused assignments: %+v, %v", id, d, err)
 		}
 	}
-	if r, err := s.GetRegistration(ctx(t), store.RootTenantID, "via-a"); err != nil || r.EnrollmentID != "group-a" || !r.UpdatedAt.Equal(t0) {
+	if r, err := p.GetRegistration(ctx(t), store.RootTenantID, "via-a"); err != nil || r.EnrollmentID != "group-a" || !r.UpdatedAt.Equal(t0) {
 		t.Errorf("registration via-a after refused assignments: %+v, %v", r, err)
 	}
 	for _, id := range []string{"by-hand", "acme-7"} {
-		if _, err := s.GetRegistration(ctx(t), store.RootTenantID, id); !errors.Is(err, store.ErrNotFound) {
+		if _, err := p.GetRegistration(ctx(t), store.RootTenantID, id); !errors.Is(err, database.ErrNotFound) {
 			t.Errorf("registration %s recorded although refused: %v", id, err)
 		}
 	}
 }
 
-func testAssignBatchWithRepeats(t *testing.T, s store.Store) {
+func testAssignBatchWithRepeats(t *testing.T, s store.Store, p provision.Store) {
 	// The same device twice in a batch (two connections at once): the
 	// second is a re-registration of the first.
-	res := assign(t, s,
+	res := assign(t, p,
 		assignment(store.RootTenantID, "twice", "g", 70, t0),
 		assignment(store.RootTenantID, "twice", "g", 80, t0.Add(time.Second)))
-	if res[0].Err != nil || res[1].Err != nil || res[0].Registration.Substatus != store.SubstatusInitialAssignment ||
-		res[1].Registration.Substatus != store.SubstatusDeviceDataReset {
+	if res[0].Err != nil || res[1].Err != nil || res[0].Registration.Substatus != provision.SubstatusInitialAssignment ||
+		res[1].Registration.Substatus != provision.SubstatusDeviceDataReset {
 		t.Fatalf("results = %+v", res)
 	}
 	if d, _ := s.GetDevice(ctx(t), "twice"); !bytes.Equal(d.PrimaryKey, key(80)) {
 		t.Fatalf("device keys = %x, want the second assignment's", d.PrimaryKey)
 	}
-	if res, err := s.AssignRegistrations(ctx(t), nil); err != nil || len(res) != 0 {
+	if res, err := p.AssignRegistrations(ctx(t), nil); err != nil || len(res) != 0 {
 		t.Fatalf("empty batch = %v, %v", res, err)
 	}
 }
 
-func testRegistrationPages(t *testing.T, s store.Store) {
+func testRegistrationPages(t *testing.T, s store.Store, p provision.Store) {
 	mustTenant(t, s, "acme")
-	var as []store.Assignment
+	var as []provision.Assignment
 	for i := range 5 {
 		as = append(as, assignment(store.RootTenantID, fmt.Sprintf("r%d", 4-i), "g", 1, t0))
 	}
 	as = append(as, assignment("acme", "acme-r", "g", 1, t0))
-	for _, r := range assign(t, s, as...) {
+	for _, r := range assign(t, p, as...) {
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
@@ -373,7 +424,7 @@ func testRegistrationPages(t *testing.T, s store.Store) {
 	var got []string
 	after := ""
 	for {
-		page, err := s.ListRegistrations(ctx(t), store.RootTenantID, after, 2)
+		page, err := p.ListRegistrations(ctx(t), store.RootTenantID, after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -388,42 +439,42 @@ func testRegistrationPages(t *testing.T, s store.Store) {
 	if strings.Join(got, ",") != "r0,r1,r2,r3,r4" {
 		t.Fatalf("pages = %v, want r0…r4", got)
 	}
-	if _, err := s.GetRegistration(ctx(t), store.RootTenantID, "acme-r"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.GetRegistration(ctx(t), store.RootTenantID, "acme-r"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("registration of another tenant: %v", err)
 	}
 }
 
-func testDeleteTenantTakesProvisioning(t *testing.T, s store.Store) {
+func testDeleteTenantTakesProvisioning(t *testing.T, s store.Store, p provision.Store) {
 	mustTenant(t, s, "acme")
-	scope, err := s.IDScope(ctx(t), "acme")
+	scope, err := p.IDScope(ctx(t), "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateEnrollmentGroup(ctx(t), store.EnrollmentGroup{ID: "g", TenantID: "acme", PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0, UpdatedAt: t0}); err != nil {
+	if err := p.CreateEnrollmentGroup(ctx(t), provision.EnrollmentGroup{ID: "g", TenantID: "acme", PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0, UpdatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateEnrollment(ctx(t), store.Enrollment{RegistrationID: "e", TenantID: "acme", DeviceID: "e", PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0, UpdatedAt: t0}); err != nil {
+	if err := p.CreateEnrollment(ctx(t), provision.Enrollment{RegistrationID: "e", TenantID: "acme", DeviceID: "e", PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0, UpdatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	assign(t, s, assignment("acme", "acme-dev", "g", 1, t0))
+	assign(t, p, assignment("acme", "acme-dev", "g", 1, t0))
 	if err := s.DeleteTenant(ctx(t), "acme"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.TenantByIDScope(ctx(t), scope); !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.TenantByIDScope(ctx(t), scope); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("scope of a deleted tenant: %v", err)
 	}
-	if gs, err := s.ListEnrollmentGroups(ctx(t), "acme"); err != nil || len(gs) != 0 {
+	if gs, err := p.ListEnrollmentGroups(ctx(t), "acme"); err != nil || len(gs) != 0 {
 		t.Errorf("groups of a deleted tenant: %v, %v", gs, err)
 	}
-	if es, err := s.ListEnrollments(ctx(t), "acme"); err != nil || len(es) != 0 {
+	if es, err := p.ListEnrollments(ctx(t), "acme"); err != nil || len(es) != 0 {
 		t.Errorf("enrollments of a deleted tenant: %v, %v", es, err)
 	}
-	if rs, err := s.ListRegistrations(ctx(t), "acme", "", 10); err != nil || len(rs) != 0 {
+	if rs, err := p.ListRegistrations(ctx(t), "acme", "", 10); err != nil || len(rs) != 0 {
 		t.Errorf("registrations of a deleted tenant: %v, %v", rs, err)
 	}
 	// Its ID could be used again, with a new scope.
 	mustTenant(t, s, "acme")
-	if again, err := s.IDScope(ctx(t), "acme"); err != nil || again == scope {
+	if again, err := p.IDScope(ctx(t), "acme"); err != nil || again == scope {
 		t.Errorf("scope of the new tenant acme = %q, %v; want a new one", again, err)
 	}
 }
