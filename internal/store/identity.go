@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // Role is what a user (and the API tokens acting for that user) may do;
@@ -33,52 +35,20 @@ func (r Role) Valid() bool {
 	return false
 }
 
-// Address is a postal address.
-type Address struct {
-	Street     string `json:"street,omitempty"`
-	PostalCode string `json:"postalCode,omitempty"`
-	City       string `json:"city,omitempty"`
-	Country    string `json:"country,omitempty"`
-}
+// Address is a postal address (package tenancy).
+type Address = tenancy.Address
 
-// Contact is a tenant's contact person.
-type Contact struct {
-	Name  string `json:"name,omitempty"`
-	Email string `json:"email,omitempty"`
-	Phone string `json:"phone,omitempty"`
-}
+// Contact is a tenant's contact person (package tenancy).
+type Contact = tenancy.Contact
 
-// Contract is a customer's contract and billing data: financial and
-// contract data that supporters and the service desk never see.
-type Contract struct {
-	Number           string    `json:"number,omitempty"`
-	Start            time.Time `json:"start,omitzero"`
-	End              time.Time `json:"end,omitzero"`
-	NoticeDays       int       `json:"noticeDays,omitempty"`
-	BillingReference string    `json:"billingReference,omitempty"`
-	Notes            string    `json:"notes,omitempty"`
-}
+// Contract is a customer's contract and billing data (package tenancy).
+type Contract = tenancy.Contract
 
-// Site is an installation: a building or place with an address that
-// holds devices. FactoryAccess is the owner's switch that lets the
-// operator's service desk see the site's machines.
-type Site struct {
-	ID                     string
-	TenantID               string
-	Name                   string
-	Address                Address
-	FactoryAccess          bool
-	FactoryAccessChangedAt time.Time // zero if never switched
-	CreatedAt              time.Time
-}
+// Site is an installation that holds devices (package tenancy).
+type Site = tenancy.Site
 
-// SiteFilter selects sites. Zero fields do not filter; the result is the
-// intersection of the non-zero ones, in id order.
-type SiteFilter struct {
-	TenantIDs     []string // sites of these tenants
-	IDs           []string
-	FactoryAccess bool // only sites with the switch on
-}
+// SiteFilter selects sites (package tenancy).
+type SiteFilter = tenancy.SiteFilter
 
 // DeviceInfo is a device's descriptive metadata.
 type DeviceInfo struct {
@@ -199,25 +169,10 @@ type GrantFilter struct {
 	ActiveAt        time.Time // only grants Active at this time
 }
 
-// IdentityStore keeps people and what they may see: the tenant hierarchy
-// beyond the basic tenant methods, sites, device metadata, users,
-// sessions, one-time tokens and grants. (Issue 5.)
+// IdentityStore keeps people and what they may see: device metadata,
+// users, sessions, one-time tokens and grants. (Issue 5; tenants and
+// sites are package tenancy's.)
 type IdentityStore interface {
-	// UpdateTenant replaces a tenant's name, address, contact and contract.
-	UpdateTenant(ctx context.Context, t Tenant) error
-	// TenantsUnder returns the tenant and all its descendants, in path order.
-	TenantsUnder(ctx context.Context, id string) ([]Tenant, error)
-
-	CreateSite(ctx context.Context, s Site) error
-	GetSite(ctx context.Context, id string) (Site, error)
-	ListSites(ctx context.Context, f SiteFilter) ([]Site, error)
-	// UpdateSite replaces name and address.
-	UpdateSite(ctx context.Context, s Site) error
-	SetFactoryAccess(ctx context.Context, id string, on bool, at time.Time) error
-	// DeleteSite removes a site; its devices stay, unassigned, and grants
-	// on it are revoked (RevokedBy "site.delete").
-	DeleteSite(ctx context.Context, id string, at time.Time) error
-
 	// SetDeviceInfo replaces a device's metadata.
 	SetDeviceInfo(ctx context.Context, tenantID, id string, info DeviceInfo) error
 	FindDevices(ctx context.Context, f DeviceFilter) ([]Device, error)
@@ -290,8 +245,8 @@ type SignInFailure struct {
 }
 
 // SignInStore counts failed sign-ins per address key (a hash of the
-// normalised e-mail address) and remembers the ids that may never be used
-// again.
+// normalised e-mail address). (The ids that may never be used again are
+// package tenancy's.)
 type SignInStore interface {
 	// SignInFailures returns the count of a key (zero if none).
 	SignInFailures(ctx context.Context, key []byte) (SignInFailure, error)
@@ -304,11 +259,4 @@ type SignInStore interface {
 	// ClearSignInFailures forgets a key's count and lock (a success, an
 	// admin's unlock, a new password).
 	ClearSignInFailures(ctx context.Context, key []byte) error
-
-	// RetireID records that an id of a kind ("tenant") was used and its
-	// owner deleted: it must never name anything new, so that nothing
-	// keyed by it (the access log) passes to a newcomer.
-	RetireID(ctx context.Context, kind, id string, at time.Time) error
-	// IDRetired says whether RetireID was called for kind and id.
-	IDRetired(ctx context.Context, kind, id string) (bool, error)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // Errors every implementation returns (wrapped) so callers can branch on
@@ -21,26 +22,11 @@ var (
 	ErrNotPurged = database.ErrNotPurged
 )
 
-// RootTenantID is the operator's tenant, created by Migrate. Every other
-// tenant will descend from it.
-const RootTenantID = "root"
+// RootTenantID is the operator's tenant (package tenancy).
+const RootTenantID = tenancy.RootTenantID
 
-// Tenant is a node of the tenant hierarchy (operator → customers → …).
-type Tenant struct {
-	ID        string
-	ParentID  string // empty for the root tenant
-	Name      string
-	CreatedAt time.Time
-	// RetentionDays is how long the tenant's telemetry is kept; 0 keeps it
-	// forever.
-	RetentionDays int
-	// Path is the ids from the root down to this tenant joined by "/",
-	// e.g. "root/acme/acme-north"; the store sets it from ParentID.
-	Path     string
-	Address  Address
-	Contact  Contact
-	Contract Contract
-}
+// Tenant is a node of the tenant hierarchy (package tenancy).
+type Tenant = tenancy.Tenant
 
 // TenantKey is a tenant's data key, wrapped by the master key.
 type TenantKey struct {
@@ -261,6 +247,7 @@ type Store interface {
 	AlarmStore
 	SignInStore
 	FactoryStore
+	tenancy.Store // tenants, sites and retired ids
 
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error
@@ -345,16 +332,6 @@ type Store interface {
 	// ChunksSpanning returns a tenant's chunks that start before cutoff and
 	// end at or after it.
 	ChunksSpanning(ctx context.Context, tenantID string, cutoff int64) ([]ChunkRecord, error)
-
-	// CreateTenant adds a tenant below t.ParentID (which must exist) and
-	// sets its Path.
-	CreateTenant(ctx context.Context, t Tenant) error
-	GetTenant(ctx context.Context, id string) (Tenant, error)
-	ListTenants(ctx context.Context) ([]Tenant, error)
-	SetTenantRetention(ctx context.Context, id string, days int) error
-	// DeleteTenant removes a tenant (not the root) with its devices,
-	// telemetry, tokens and keys.
-	DeleteTenant(ctx context.Context, id string) error
 
 	// CreateTenantKey stores a new data key for a tenant: it reserves an
 	// id, calls wrap with it, and stores the result.

@@ -25,6 +25,7 @@ import (
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
 	*sqlstore.Store // the methods both engines share
+	domainStores    // tenancy, grants, audit, staff credentials
 
 	pool *pgxpool.Pool
 	db   *sql.DB // pool behind database/sql, for the shared methods
@@ -61,12 +62,14 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
+	ddb := database.DB{Dialect: database.Postgres, W: db, R: db}
 	return &Store{
-		Store:       sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
-		ddb:         database.DB{Dialect: database.Postgres, W: db, R: db},
-		pool:        pool,
-		db:          db,
-		horizonWait: 15 * time.Second,
+		Store:        sqlstore.New(ddb),
+		domainStores: newDomainStores(ddb),
+		ddb:          ddb,
+		pool:         pool,
+		db:           db,
+		horizonWait:  15 * time.Second,
 	}, nil
 }
 

@@ -21,6 +21,7 @@ import (
 // Store is a store.Store on a SQLite file.
 type Store struct {
 	*sqlstore.Store // the methods both engines share
+	domainStores    // tenancy, grants, audit, staff credentials
 
 	w  *sql.DB     // exactly one connection: all writes
 	r  *sql.DB     // readers
@@ -67,6 +68,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{w: w, r: r}
 	s.db = database.DB{Dialect: database.SQLite, W: w, R: r, Purge: s.purge}
 	s.Store = sqlstore.New(s.db)
+	s.domainStores = newDomainStores(s.db)
 	return s, nil
 }
 
