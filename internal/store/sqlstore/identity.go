@@ -311,8 +311,6 @@ func (s *Store) TouchAPIToken(ctx context.Context, id string, at time.Time) erro
 	return s.updateOne(ctx, "api token", id, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, database.Millis(at), id)
 }
 
-// ---- Grants ----
-
 // PurgeExpired deletes expired sessions and one-time tokens.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int64, error) {
 	var n int64

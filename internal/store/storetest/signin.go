@@ -9,7 +9,6 @@ import (
 
 var signInTests = []suiteTest{
 	{"SignInFailures", testSignInFailures},
-	{"RetiredIDs", testRetiredIDs},
 }
 
 func testSignInFailures(t *testing.T, s store.Store) {
@@ -60,23 +59,6 @@ func testSignInFailures(t *testing.T, s store.Store) {
 	// max 1 locks at once.
 	if f, _ := s.AddSignInFailure(ctx(t), []byte("key-d"), t0, window, 1, lockFor); f.LockedUntil.IsZero() {
 		t.Errorf("max 1: %+v", f)
-	}
-}
-
-func testRetiredIDs(t *testing.T, s store.Store) {
-	if ok, err := s.IDRetired(ctx(t), "tenant", "acme"); err != nil || ok {
-		t.Fatalf("IDRetired before: %v, %v", ok, err)
-	}
-	for range 2 { // twice is fine
-		if err := s.RetireID(ctx(t), "tenant", "acme", t0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if ok, err := s.IDRetired(ctx(t), "tenant", "acme"); err != nil || !ok {
-		t.Errorf("IDRetired after: %v, %v", ok, err)
-	}
-	if ok, _ := s.IDRetired(ctx(t), "device", "acme"); ok {
-		t.Error("retired for another kind")
 	}
 }
 
