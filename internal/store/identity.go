@@ -225,6 +225,8 @@ type IdentityStore interface {
 	// TouchAPIToken records when a token was last used.
 	TouchAPIToken(ctx context.Context, id string, at time.Time) error
 
+	// The grant methods are access.GrantStore's (access/accesssql
+	// implements them); they are listed here until Grant leaves store.
 	CreateGrant(ctx context.Context, g Grant) error
 	GetGrant(ctx context.Context, id string) (Grant, error)
 	ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error)
