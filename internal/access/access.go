@@ -164,7 +164,7 @@ type Subject struct {
 	Scopes []string
 	// Grants are the supporter's grants; only those active at the
 	// decision time count.
-	Grants []store.Grant
+	Grants []Grant
 }
 
 func (s Subject) hasScope(scope string) bool {

@@ -24,8 +24,6 @@ import (
 	"time"
 
 	"github.com/mileusna/useragent"
-
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // Outcomes of an audited action.
@@ -46,7 +44,7 @@ const (
 )
 
 // Canonical is the encoding of e that is hashed.
-func Canonical(e store.AuditEntry) []byte {
+func Canonical(e Entry) []byte {
 	var b bytes.Buffer
 	tag := encodingTagV1
 	if e.OwnerTenantID != "" {
@@ -73,7 +71,7 @@ func Canonical(e store.AuditEntry) []byte {
 }
 
 // Hash is the chain hash of e following prev.
-func Hash(prev []byte, e store.AuditEntry) []byte {
+func Hash(prev []byte, e Entry) []byte {
 	h := sha256.New()
 	h.Write(prev)
 	h.Write(Canonical(e))
@@ -81,8 +79,8 @@ func Hash(prev []byte, e store.AuditEntry) []byte {
 }
 
 // Seal sets e.Hash from e.PrevHash and the entry; it is the seal function
-// for store.AuditStore.AppendAudit.
-func Seal(e *store.AuditEntry) error {
+// for Store.AppendAudit.
+func Seal(e *Entry) error {
 	e.Hash = Hash(e.PrevHash, *e)
 	return nil
 }
@@ -128,13 +126,13 @@ func OutcomeOf(status int) string {
 
 // Recorder appends events to the trail.
 type Recorder struct {
-	store store.AuditStore
+	store Store
 	log   *slog.Logger
 	now   func() time.Time
 }
 
 // NewRecorder makes a recorder writing to st.
-func NewRecorder(st store.AuditStore, log *slog.Logger, now func() time.Time) *Recorder {
+func NewRecorder(st Store, log *slog.Logger, now func() time.Time) *Recorder {
 	if now == nil {
 		now = time.Now
 	}
@@ -142,12 +140,12 @@ func NewRecorder(st store.AuditStore, log *slog.Logger, now func() time.Time) *R
 }
 
 // Record appends ev to the chain and returns the stored entry.
-func (r *Recorder) Record(ctx context.Context, ev Event) (store.AuditEntry, error) {
+func (r *Recorder) Record(ctx context.Context, ev Event) (Entry, error) {
 	if len(ev.UserAgent) > 512 {
 		ev.UserAgent = ev.UserAgent[:512]
 	}
 	browser, version, os := ParseUserAgent(ev.UserAgent)
-	e := store.AuditEntry{
+	e := Entry{
 		At:             r.now().UTC().Truncate(time.Millisecond),
 		TenantID:       ev.TenantID,
 		ActorID:        ev.ActorID,
@@ -203,7 +201,7 @@ func (r Result) String() string {
 // the entry before) and reordered entries. Removing entries from the very
 // end of the log cannot be seen from the chain alone; compare Entries and
 // the last hash with a copy kept elsewhere for that.
-func Verify(ctx context.Context, st store.AuditStore, anchors ...Anchor) (Result, error) {
+func Verify(ctx context.Context, st Store, anchors ...Anchor) (Result, error) {
 	var res Result
 	want := map[int64][]byte{}
 	for _, a := range anchors {
@@ -212,7 +210,7 @@ func Verify(ctx context.Context, st store.AuditStore, anchors ...Anchor) (Result
 	prev := []byte{}
 	after := int64(0)
 	for {
-		page, err := st.ListAudit(ctx, store.AuditFilter{After: after, Limit: 1000})
+		page, err := st.ListAudit(ctx, Filter{After: after, Limit: 1000})
 		if err != nil {
 			return res, fmt.Errorf("verify audit: %w", err)
 		}

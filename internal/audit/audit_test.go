@@ -8,17 +8,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
-// memStore is an in-memory store.AuditStore whose entries the tests can
+// memStore is an in-memory Store whose entries the tests can
 // tamper with.
 type memStore struct {
 	mu      sync.Mutex
-	entries []store.AuditEntry
+	entries []Entry
 }
 
-func (m *memStore) AppendAudit(_ context.Context, e store.AuditEntry, seal func(*store.AuditEntry) error) (store.AuditEntry, error) {
+func (m *memStore) AppendAudit(_ context.Context, e Entry, seal func(*Entry) error) (Entry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e.Seq, e.PrevHash = 1, []byte{}
@@ -32,10 +32,10 @@ func (m *memStore) AppendAudit(_ context.Context, e store.AuditEntry, seal func(
 	return e, nil
 }
 
-func (m *memStore) ListAudit(_ context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
+func (m *memStore) ListAudit(_ context.Context, f Filter) ([]Entry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []store.AuditEntry
+	var out []Entry
 	for _, e := range m.entries {
 		if e.Seq > f.After && len(out) < f.Limit {
 			out = append(out, e)
@@ -52,7 +52,7 @@ func filled(t *testing.T, n int) *memStore {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	r := NewRecorder(m, nil, func() time.Time { at = at.Add(time.Second); return at })
 	for i := range n {
-		if _, err := r.Record(t.Context(), Event{TenantID: store.RootTenantID, ActorID: "operator", ActorName: "op",
+		if _, err := r.Record(t.Context(), Event{TenantID: tenancy.RootTenantID, ActorID: "operator", ActorName: "op",
 			Action: "device.create", Target: fmt.Sprintf("pump-%d", i), Status: 201, IP: "192.0.2.1", UserAgent: firefox}); err != nil {
 			t.Fatal(err)
 		}
@@ -135,8 +135,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 }
 
 func TestCanonicalIsUnambiguous(t *testing.T) {
-	a := store.AuditEntry{Seq: 1, Action: "ab", Target: "c"}
-	b := store.AuditEntry{Seq: 1, Action: "a", Target: "bc"}
+	a := Entry{Seq: 1, Action: "ab", Target: "c"}
+	b := Entry{Seq: 1, Action: "a", Target: "bc"}
 	if string(Canonical(a)) == string(Canonical(b)) {
 		t.Fatal("moving a byte between fields gives the same encoding")
 	}
@@ -171,7 +171,7 @@ func TestAnchorsCatchTruncationAndRewrites(t *testing.T) {
 		t.Fatalf("truncated chain with the anchor: %v", r)
 	}
 	// Entry 10 rewritten and the chain rehashed from there: consistent, but not the anchor.
-	rewritten := &memStore{entries: append([]store.AuditEntry(nil), m.entries...)}
+	rewritten := &memStore{entries: append([]Entry(nil), m.entries...)}
 	last := &rewritten.entries[9]
 	last.Action = "device.read"
 	last.Hash = Hash(last.PrevHash, *last)

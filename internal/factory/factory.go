@@ -46,7 +46,9 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/audit"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // KeyNamePrefix starts the key name (skn) of a token made by staff.
@@ -83,7 +85,7 @@ var ErrClosed = errors.New("staff credential not valid")
 
 // Valid says whether credential c may connect device d now, with s the
 // device's current site (zero if it has none).
-func Valid(c store.StaffCredential, d store.Device, s store.Site, now time.Time) error {
+func Valid(c StaffCredential, d store.Device, s tenancy.Site, now time.Time) error {
 	switch {
 	case c.DeviceID != d.ID || c.TenantID != d.TenantID:
 		return fmt.Errorf("%w: made for another device", ErrClosed)
@@ -99,15 +101,23 @@ func Valid(c store.StaffCredential, d store.Device, s store.Site, now time.Time)
 	return nil
 }
 
+// Stores is what Credentials reads: the staff credentials, the sites of
+// the devices they were made for, and the accounts that made them.
+type Stores interface {
+	GetStaffCredential(ctx context.Context, id string) (StaffCredential, error)
+	GetSite(ctx context.Context, id string) (tenancy.Site, error)
+	GetUser(ctx context.Context, id string) (store.User, error)
+}
+
 // Credentials checks staff credentials for the broker and records every use.
 type Credentials struct {
-	st    store.Store
+	st    Stores
 	audit *audit.Recorder
 	now   func() time.Time
 }
 
 // NewCredentials makes a checker on st recording to rec.
-func NewCredentials(st store.Store, rec *audit.Recorder, now func() time.Time) *Credentials {
+func NewCredentials(st Stores, rec *audit.Recorder, now func() time.Time) *Credentials {
 	if now == nil {
 		now = time.Now
 	}
@@ -120,16 +130,16 @@ func NewCredentials(st store.Store, rec *audit.Recorder, now func() time.Time) *
 // An error wrapping ErrClosed is a refusal; any other is a store failure.
 func (c *Credentials) Authorize(ctx context.Context, id string, d store.Device, ip string, record bool) error {
 	cred, err := c.st.GetStaffCredential(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		return fmt.Errorf("%w: unknown credential", ErrClosed)
 	}
 	if err != nil {
 		return err
 	}
-	var site store.Site
+	var site tenancy.Site
 	if d.Info.SiteID != "" {
 		site, err = c.st.GetSite(ctx, d.Info.SiteID)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err != nil && !errors.Is(err, database.ErrNotFound) {
 			return err
 		}
 	}
@@ -139,7 +149,7 @@ func (c *Credentials) Authorize(ctx context.Context, id string, d store.Device, 
 		// longer an operator admin, takes its credentials along.
 		u, err := c.st.GetUser(ctx, cred.ActorUserID)
 		switch {
-		case errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, database.ErrNotFound):
 			verdict = fmt.Errorf("%w: the account that made it is gone", ErrClosed)
 		case err != nil:
 			return err

@@ -6,14 +6,15 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 func TestValid(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	cred := store.StaffCredential{ID: "stf_1", TenantID: "acme", DeviceID: "pump", SiteID: "s1",
+	cred := StaffCredential{ID: "stf_1", TenantID: "acme", DeviceID: "pump", SiteID: "s1",
 		CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 	dev := store.Device{ID: "pump", TenantID: "acme", Info: store.DeviceInfo{SiteID: "s1"}}
-	open := store.Site{ID: "s1", TenantID: "acme", FactoryAccess: true, FactoryAccessChangedAt: t0.Add(-time.Minute)}
+	open := tenancy.Site{ID: "s1", TenantID: "acme", FactoryAccess: true, FactoryAccessChangedAt: t0.Add(-time.Minute)}
 	moved := dev
 	moved.Info.SiteID = "s2"
 	other := dev
@@ -25,7 +26,7 @@ func TestValid(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		d    store.Device
-		s    store.Site
+		s    tenancy.Site
 		at   time.Time
 		ok   bool
 	}{
@@ -33,8 +34,8 @@ func TestValid(t *testing.T) {
 		{"expired", dev, open, t0.Add(time.Hour), false},
 		{"switched off", dev, closed, t0.Add(time.Minute), false},
 		{"switched off and on again", dev, reopened, t0.Add(2 * time.Minute), false},
-		{"device moved", moved, store.Site{ID: "s2", TenantID: "acme", FactoryAccess: true}, t0.Add(time.Minute), false},
-		{"device without site", store.Device{ID: "pump", TenantID: "acme"}, store.Site{}, t0.Add(time.Minute), false},
+		{"device moved", moved, tenancy.Site{ID: "s2", TenantID: "acme", FactoryAccess: true}, t0.Add(time.Minute), false},
+		{"device without site", store.Device{ID: "pump", TenantID: "acme"}, tenancy.Site{}, t0.Add(time.Minute), false},
 		{"another device", other, open, t0.Add(time.Minute), false},
 	} {
 		err := Valid(cred, c.d, c.s, c.at)

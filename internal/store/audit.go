@@ -1,57 +1,12 @@
 package store
 
-import (
-	"context"
-	"time"
-)
+import "github.com/warden-iot/warden/internal/audit"
 
-// AuditEntry is one record of the tamper-evident audit trail. Entries are
-// numbered 1, 2, 3, … without gaps; Hash chains each entry to the one
-// before it (see package audit for the encoding).
-type AuditEntry struct {
-	Seq      int64
-	At       time.Time // millisecond precision
-	TenantID string    // the actor's tenant; empty for an anonymous caller
-	// ActorID and ActorName identify who acted: an API token's id and
-	// name for now, a user later; "anonymous" for a failed sign-in.
-	ActorID   string
-	ActorName string
-	Action    string // e.g. "device.create", or "POST /api/v1/…" if unnamed
-	Target    string // e.g. a device id; may be empty
-	// OwnerTenantID is the tenant whose data or settings the action
-	// touched (a device's, site's or user's tenant); empty if none.
-	OwnerTenantID  string
-	Outcome        string // "success", "denied" or "failed"
-	Status         int    // HTTP status
-	IP             string
-	UserAgent      string
-	Browser        string // parsed from UserAgent: name and version
-	BrowserVersion string
-	OS             string
-	PrevHash       []byte // Hash of entry Seq-1; empty for the first entry
-	Hash           []byte
-}
+// AuditEntry is one record of the audit trail (package audit).
+type AuditEntry = audit.Entry
 
-// AuditFilter selects audit entries. Zero fields do not filter.
-type AuditFilter struct {
-	After    int64     // only entries with Seq > After
-	Since    time.Time // only entries at or after Since
-	TenantID string
-	// OwnerTenantIDs: only entries whose OwnerTenantID is one of these.
-	OwnerTenantIDs []string
-	Action         string
-	Target         string
-	Limit          int // at most this many; 0 means 100
-}
+// AuditFilter selects audit entries (package audit).
+type AuditFilter = audit.Filter
 
-// AuditStore keeps the tamper-evident audit trail. (Issue 5.) It is
-// append-only: there is no way to change or remove an entry through it.
-type AuditStore interface {
-	// AppendAudit appends e as the next entry. Appends are serialised
-	// (across nodes too), so the chain is linear: the store sets e.Seq
-	// and e.PrevHash from the current last entry, then calls seal, which
-	// must set e.Hash, and stores the entry in the same transaction.
-	AppendAudit(ctx context.Context, e AuditEntry, seal func(e *AuditEntry) error) (AuditEntry, error)
-	// ListAudit returns entries matching f in Seq order.
-	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
-}
+// AuditStore keeps the audit trail (package audit).
+type AuditStore = audit.Store

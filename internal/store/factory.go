@@ -28,7 +28,8 @@ type StaffCredential struct {
 }
 
 // FactoryStore keeps the credentials operator staff made for customers'
-// devices.
+// devices. It is factory.Store (factory/factorysql implements it), listed
+// here until StaffCredential leaves store.
 type FactoryStore interface {
 	CreateStaffCredential(ctx context.Context, c StaffCredential) error
 	// GetStaffCredential returns ErrNotFound for an unknown id (or one

@@ -26,44 +26,17 @@ var Roles = identity.Roles
 // Address is tenancy.Address.
 type Address = tenancy.Address
 
-// Contact is a tenant's contact person.
-type Contact struct {
-	Name  string `json:"name,omitempty"`
-	Email string `json:"email,omitempty"`
-	Phone string `json:"phone,omitempty"`
-}
+// Contact is a tenant's contact person (package tenancy).
+type Contact = tenancy.Contact
 
-// Contract is a customer's contract and billing data: financial and
-// contract data that supporters and the service desk never see.
-type Contract struct {
-	Number           string    `json:"number,omitempty"`
-	Start            time.Time `json:"start,omitzero"`
-	End              time.Time `json:"end,omitzero"`
-	NoticeDays       int       `json:"noticeDays,omitempty"`
-	BillingReference string    `json:"billingReference,omitempty"`
-	Notes            string    `json:"notes,omitempty"`
-}
+// Contract is a customer's contract and billing data (package tenancy).
+type Contract = tenancy.Contract
 
-// Site is an installation: a building or place with an address that
-// holds devices. FactoryAccess is the owner's switch that lets the
-// operator's service desk see the site's machines.
-type Site struct {
-	ID                     string
-	TenantID               string
-	Name                   string
-	Address                Address
-	FactoryAccess          bool
-	FactoryAccessChangedAt time.Time // zero if never switched
-	CreatedAt              time.Time
-}
+// Site is an installation that holds devices (package tenancy).
+type Site = tenancy.Site
 
-// SiteFilter selects sites. Zero fields do not filter; the result is the
-// intersection of the non-zero ones, in id order.
-type SiteFilter struct {
-	TenantIDs     []string // sites of these tenants
-	IDs           []string
-	FactoryAccess bool // only sites with the switch on
-}
+// SiteFilter selects sites (package tenancy).
+type SiteFilter = tenancy.SiteFilter
 
 // DeviceInfo is a device's descriptive metadata.
 type DeviceInfo struct {
@@ -146,25 +119,12 @@ type GrantFilter struct {
 // basic tenant methods, sites, device metadata and grants. (Issue 5.)
 // People, sessions and tokens are identity's stores.
 type IdentityStore interface {
-	// UpdateTenant replaces a tenant's name, address, contact and contract.
-	UpdateTenant(ctx context.Context, t Tenant) error
-	// TenantsUnder returns the tenant and all its descendants, in path order.
-	TenantsUnder(ctx context.Context, id string) ([]Tenant, error)
-
-	CreateSite(ctx context.Context, s Site) error
-	GetSite(ctx context.Context, id string) (Site, error)
-	ListSites(ctx context.Context, f SiteFilter) ([]Site, error)
-	// UpdateSite replaces name and address.
-	UpdateSite(ctx context.Context, s Site) error
-	SetFactoryAccess(ctx context.Context, id string, on bool, at time.Time) error
-	// DeleteSite removes a site; its devices stay, unassigned, and grants
-	// on it are revoked (RevokedBy "site.delete").
-	DeleteSite(ctx context.Context, id string, at time.Time) error
-
 	// SetDeviceInfo replaces a device's metadata.
 	SetDeviceInfo(ctx context.Context, tenantID, id string, info DeviceInfo) error
 	FindDevices(ctx context.Context, f DeviceFilter) ([]Device, error)
 
+	// The grant methods are access.GrantStore's (access/accesssql
+	// implements them); they are listed here until Grant leaves store.
 	CreateGrant(ctx context.Context, g Grant) error
 	GetGrant(ctx context.Context, id string) (Grant, error)
 	ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error)
@@ -174,14 +134,3 @@ type IdentityStore interface {
 
 // SignInFailure is identity.SignInFailure.
 type SignInFailure = identity.SignInFailure
-
-// SignInStore remembers the ids that may never be used again (the failed
-// sign-in counts are identity.SignInStore's).
-type SignInStore interface {
-	// RetireID records that an id of a kind ("tenant") was used and its
-	// owner deleted: it must never name anything new, so that nothing
-	// keyed by it (the access log) passes to a newcomer.
-	RetireID(ctx context.Context, kind, id string, at time.Time) error
-	// IDRetired says whether RetireID was called for kind and id.
-	IDRetired(ctx context.Context, kind, id string) (bool, error)
-}

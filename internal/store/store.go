@@ -14,6 +14,7 @@ import (
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // Errors every implementation returns (wrapped) so callers can branch on
@@ -24,26 +25,11 @@ var (
 	ErrNotPurged = database.ErrNotPurged
 )
 
-// RootTenantID is the operator's tenant, created by Migrate. Every other
-// tenant will descend from it.
-const RootTenantID = "root"
+// RootTenantID is the operator's tenant (package tenancy).
+const RootTenantID = tenancy.RootTenantID
 
-// Tenant is a node of the tenant hierarchy (operator → customers → …).
-type Tenant struct {
-	ID        string
-	ParentID  string // empty for the root tenant
-	Name      string
-	CreatedAt time.Time
-	// RetentionDays is how long the tenant's telemetry is kept; 0 keeps it
-	// forever.
-	RetentionDays int
-	// Path is the ids from the root down to this tenant joined by "/",
-	// e.g. "root/acme/acme-north"; the store sets it from ParentID.
-	Path     string
-	Address  Address
-	Contact  Contact
-	Contract Contract
-}
+// Tenant is a node of the tenant hierarchy (package tenancy).
+type Tenant = tenancy.Tenant
 
 // TenantKey is keyring.TenantKey: a tenant's data key, wrapped by the
 // master key.
@@ -231,11 +217,11 @@ type Store interface {
 	AuditStore
 	IdentityStore
 	AlarmStore
-	SignInStore
 	FactoryStore
 	identity.UserStore
 	identity.SignInStore
 	identity.TokenStore
+	tenancy.Store // tenants, sites and retired ids
 
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error
@@ -317,15 +303,6 @@ type Store interface {
 	// end at or after it.
 	ChunksSpanning(ctx context.Context, tenantID string, cutoff int64) ([]ChunkRecord, error)
 
-	// CreateTenant adds a tenant below t.ParentID (which must exist) and
-	// sets its Path.
-	CreateTenant(ctx context.Context, t Tenant) error
-	GetTenant(ctx context.Context, id string) (Tenant, error)
-	ListTenants(ctx context.Context) ([]Tenant, error)
-	SetTenantRetention(ctx context.Context, id string, days int) error
-	// DeleteTenant removes a tenant (not the root) with its devices,
-	// telemetry, tokens and keys.
-	DeleteTenant(ctx context.Context, id string) error
 
 	AddRejected(ctx context.Context, r Rejected) error
 	// ListRejected returns a device's rejected messages, newest first.

@@ -18,23 +18,14 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/identity/identitysql"
-	"github.com/warden-iot/warden/internal/keyring/keyringsql"
-	"github.com/warden-iot/warden/internal/provision/provisionsql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
 
-// identityStore is identitysql.Store under a name of its own, so that it
-// can be embedded beside sqlstore.Store.
-type identityStore = identitysql.Store
-
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
-	*sqlstore.Store // the methods both engines share
-	*identityStore  // people, sessions, sign-in counts and API tokens
-	*provisionStore // the device provisioning service's state
-	*keyStore       // the tenants' data keys
+	*sqlstore.Store  // the methods both engines share
+	sqlstore.Domains // the domain stores
 
 	pool *pgxpool.Pool
 	db   *sql.DB // pool behind database/sql, for the shared methods
@@ -68,16 +59,14 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	s := &Store{
-		Store: sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
-		ddb:   database.DB{Dialect: database.Postgres, W: db, R: db},
-		pool:  pool,
-		db:    db,
-	}
-	s.provisionStore = provisionsql.New(s.ddb)
-	s.keyStore = keyringsql.New(s.ddb)
-	s.identityStore = identitysql.New(s.ddb)
-	return s, nil
+	ddb := database.DB{Dialect: database.Postgres, W: db, R: db}
+	return &Store{
+		Store:   sqlstore.New(ddb),
+		Domains: sqlstore.NewDomains(ddb),
+		ddb:     ddb,
+		pool:    pool,
+		db:      db,
+	}, nil
 }
 
 // DB is the database the domain stores run on.

@@ -18,7 +18,7 @@ const metaCompactPending = "sealed_compact_pending"
 func (s *Store) SetSealer(sl store.Sealer) {
 	s.sealer = sl
 	s.Store.SetSealer(sl)
-	s.provisionStore.SetSealer(sl)
+	s.Provisioning().SetSealer(sl)
 }
 
 // sealBatch is how many plaintext rows SealPlaintext seals per transaction.

@@ -14,23 +14,14 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/identity/identitysql"
-	"github.com/warden-iot/warden/internal/keyring/keyringsql"
-	"github.com/warden-iot/warden/internal/provision/provisionsql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
 
-// identityStore is identitysql.Store under a name of its own, so that it
-// can be embedded beside sqlstore.Store.
-type identityStore = identitysql.Store
-
 // Store is a store.Store on a SQLite file.
 type Store struct {
-	*sqlstore.Store // the methods both engines share
-	*identityStore  // people, sessions, sign-in counts and API tokens
-	*provisionStore // the device provisioning service's state
-	*keyStore       // the tenants' data keys
+	*sqlstore.Store  // the methods both engines share
+	sqlstore.Domains // the domain stores
 
 	w  *sql.DB     // exactly one connection: all writes
 	r  *sql.DB     // readers
@@ -77,9 +68,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{w: w, r: r}
 	s.db = database.DB{Dialect: database.SQLite, W: w, R: r, Purge: s.purge}
 	s.Store = sqlstore.New(s.db)
-	s.identityStore = identitysql.New(s.db)
-	s.provisionStore = provisionsql.New(s.db)
-	s.keyStore = keyringsql.New(s.db)
+	s.Domains = sqlstore.NewDomains(s.db)
 	return s, nil
 }
 

@@ -6,26 +6,7 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-var signInTests = []suiteTest{
-	{"RetiredIDs", testRetiredIDs},
-}
-
-func testRetiredIDs(t *testing.T, s store.Store) {
-	if ok, err := s.IDRetired(ctx(t), "tenant", "acme"); err != nil || ok {
-		t.Fatalf("IDRetired before: %v, %v", ok, err)
-	}
-	for range 2 { // twice is fine
-		if err := s.RetireID(ctx(t), "tenant", "acme", t0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if ok, err := s.IDRetired(ctx(t), "tenant", "acme"); err != nil || !ok {
-		t.Errorf("IDRetired after: %v, %v", ok, err)
-	}
-	if ok, _ := s.IDRetired(ctx(t), "device", "acme"); ok {
-		t.Error("retired for another kind")
-	}
-}
+var signInTests = []suiteTest{}
 
 // BackfillRetiredTenants checks an engine's upgrade step that retires the
 // ids of tenants deleted before retired_ids existed: backfill empties

@@ -43,17 +43,14 @@ func Run(t *testing.T, newStore Factory) {
 		{"ReadSeries", testReadSeries},
 		{"LatestBlobs", testLatestBlobs},
 		{"Retention", testRetention},
-		{"Tenants", testTenants},
 		{"Rejected", testRejected},
 		{"RejectedUpgrade", testRejectedUpgrade},
 		{"ModelID", testModelID},
-		{"StaffCredentials", testStaffCredentials},
 		{"DeleteDeviceRemovesData", testDeleteDeviceRemovesData},
 		{"MigrateTwice", testMigrateTwice},
 		{"ConcurrentWriters", testConcurrentWriters},
 	}
 	tests = append(tests, hubTests...)
-	tests = append(tests, auditTests...)
 	tests = append(tests, identityTests...)
 	tests = append(tests, alarmTests...)
 	tests = append(tests, signInTests...)
@@ -588,68 +585,6 @@ func testRetention(t *testing.T, s store.Store) {
 	}
 }
 
-func testTenants(t *testing.T, s store.Store) {
-	root, err := s.GetTenant(ctx(t), store.RootTenantID)
-	if err != nil || root.ParentID != "" || root.RetentionDays != 0 {
-		t.Fatalf("root tenant = %+v, %v", root, err)
-	}
-	acme := store.Tenant{ID: "acme", ParentID: store.RootTenantID, Name: "ACME Pumps", CreatedAt: t0}
-	if err := s.CreateTenant(ctx(t), acme); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateTenant(ctx(t), acme); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("second CreateTenant error = %v", err)
-	}
-	if err := s.SetTenantRetention(ctx(t), "acme", 30); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetTenantRetention(ctx(t), "ghost", 30); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("retention of unknown tenant error = %v", err)
-	}
-	list, err := s.ListTenants(ctx(t))
-	if err != nil || len(list) != 2 || list[0].ID != "acme" || list[0].RetentionDays != 30 || list[0].Name != "ACME Pumps" ||
-		list[0].ParentID != store.RootTenantID || !list[0].CreatedAt.Equal(t0) {
-		t.Fatalf("ListTenants = %+v, %v", list, err)
-	}
-	// Deleting a tenant takes everything it owns.
-	d := store.Device{ID: "acme-1", TenantID: "acme", Status: store.DeviceEnabled, PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: t0}
-	if err := s.CreateDevice(ctx(t), d); err != nil {
-		t.Fatal(err)
-	}
-	r := rec("acme-1", "m", 1, 1)
-	r.TenantID = "acme"
-	writeHead(t, s, r)
-	c := chunk("acme-1", "x", 0, 1)
-	c.TenantID = "acme"
-	if err := s.SealHead(ctx(t), "acme-1", nil, nil, []store.ChunkRecord{c}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateTenantKey(ctx(t), "acme", t0, func(uint32) ([]byte, error) { return []byte("k"), nil }); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteTenant(ctx(t), "acme"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.GetTenant(ctx(t), "acme"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("deleted tenant still there: %v", err)
-	}
-	if _, err := s.GetDevice(ctx(t), "acme-1"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("device of deleted tenant still there: %v", err)
-	}
-	if head, _ := s.HeadRecords(ctx(t), "acme-1"); len(head) != 0 {
-		t.Fatalf("head of deleted tenant still there")
-	}
-	if ch, _ := s.ChunksForMerge(ctx(t), "acme-1", "x", 0, 10); len(ch) != 0 {
-		t.Fatalf("chunks of deleted tenant still there")
-	}
-	if _, err := s.ActiveTenantKey(ctx(t), "acme"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("key of deleted tenant still there: %v", err)
-	}
-	if err := s.DeleteTenant(ctx(t), store.RootTenantID); err == nil {
-		t.Fatal("the root tenant was deleted")
-	}
-}
-
 func testRejected(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
 	for i := range 3 {
@@ -846,33 +781,6 @@ func testModelID(t *testing.T, s store.Store) {
 	}
 	if _, err := s.DeviceModelID(ctx(t), store.RootTenantID, "ghost"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DeviceModelID of an unknown device: %v, want ErrNotFound", err)
-	}
-}
-
-func testStaffCredentials(t *testing.T, s store.Store) {
-	mustCreate(t, s, "a")
-	at := time.UnixMilli(1_700_000_000_123).UTC()
-	c := store.StaffCredential{ID: "cred-1", TenantID: store.RootTenantID, DeviceID: "a", SiteID: "site-1",
-		ActorUserID: "u1", ActorID: "actor-1", ActorName: "Staff", ActorTenantID: store.RootTenantID,
-		CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
-	if err := s.CreateStaffCredential(ctx(t), c); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.GetStaffCredential(ctx(t), "cred-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != c {
-		t.Errorf("GetStaffCredential = %+v, want %+v", got, c)
-	}
-	if _, err := s.GetStaffCredential(ctx(t), "ghost"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("GetStaffCredential of an unknown id: %v, want ErrNotFound", err)
-	}
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "a"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.GetStaffCredential(ctx(t), "cred-1"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("GetStaffCredential after the device was deleted: %v, want ErrNotFound", err)
 	}
 }
 

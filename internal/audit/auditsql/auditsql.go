@@ -1,13 +1,25 @@
-package sqlstore
+// Package auditsql is audit.Store on Warden's database, one set of
+// statements for SQLite and PostgreSQL.
+package auditsql
 
 import (
 	"context"
 	"fmt"
 	"time"
 
+	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/store"
 )
+
+// Store is audit.Store on a database.
+type Store struct {
+	db database.DB
+}
+
+var _ audit.Store = (*Store)(nil)
+
+// New returns a Store on db.
+func New(db database.DB) *Store { return &Store{db: db} }
 
 // auditColumns: owner_tenant_id came later (the identity migration).
 const auditColumns = `seq, at, tenant_id, actor_id, actor_name, action, target, outcome, status,
@@ -20,7 +32,7 @@ const auditLock int64 = 0x6175646974
 
 // AppendAudit appends an entry under the audit lock, reading the last hash
 // inside the transaction so the chain stays linear.
-func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry, seal func(*store.AuditEntry) error) (store.AuditEntry, error) {
+func (s *Store) AppendAudit(ctx context.Context, e audit.Entry, seal func(*audit.Entry) error) (audit.Entry, error) {
 	err := s.db.InTx(ctx, func(tx database.Tx) error {
 		if err := tx.Lock(ctx, auditLock); err != nil {
 			return err
@@ -50,8 +62,8 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry, seal func(*
 }
 
 // ListAudit returns entries matching f in sequence order.
-func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
-	w := s.filter()
+func (s *Store) ListAudit(ctx context.Context, f audit.Filter) ([]audit.Entry, error) {
+	w := &database.Filter{Dialect: s.db.Dialect}
 	w.Add("seq > ?", f.After)
 	if !f.Since.IsZero() {
 		w.Add("at >= ?", f.Since.UnixMilli())
@@ -75,9 +87,9 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
 	defer rows.Close()
-	var out []store.AuditEntry
+	var out []audit.Entry
 	for rows.Next() {
-		var e store.AuditEntry
+		var e audit.Entry
 		var at int64
 		if err := rows.Scan(&e.Seq, &at, &e.TenantID, &e.ActorID, &e.ActorName, &e.Action, &e.Target, &e.Outcome, &e.Status,
 			&e.IP, &e.UserAgent, &e.Browser, &e.BrowserVersion, &e.OS, &e.PrevHash, &e.Hash, &e.OwnerTenantID); err != nil {

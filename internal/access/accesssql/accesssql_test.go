@@ -1,0 +1,242 @@
+package accesssql_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/access/accesssql"
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
+	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/tenancy"
+)
+
+// TestStore is the grant store's conformance suite, run on each engine: a fresh,
+// migrated database per test, with a keyring to seal machine data as the
+// server has; the engine (store.Store) makes what the tests need from other
+// domains.
+func TestStore(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store, ds *accesssql.Store)
+	}{
+		{"Grants", testGrants},
+		{"DeleteDeviceTakesGrants", testDeleteDeviceTakesGrants},
+	}
+	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				s, db := open(t)
+				storetest.WithKeyring(t, s)
+				tc.fn(t, s, accesssql.New(db))
+			})
+		}
+	})
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func ctx(t *testing.T) context.Context { return t.Context() }
+
+// subTenant creates tenant id below parent.
+func subTenant(t *testing.T, s tenancy.Store, id, parent string) {
+	t.Helper()
+	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
+		t.Fatalf("CreateTenant(%q below %q): %v", id, parent, err)
+	}
+}
+
+func mustSite(t *testing.T, s tenancy.Store, id, tenant string) tenancy.Site {
+	t.Helper()
+	st := tenancy.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0,
+		Address: tenancy.Address{Street: "1 Main St", PostalCode: "69001", City: "Lyon", Country: "FR"}}
+	if err := s.CreateSite(ctx(t), st); err != nil {
+		t.Fatalf("CreateSite(%q): %v", id, err)
+	}
+	return st
+}
+
+func mustDevice(t *testing.T, s store.Store, id, tenant string, info store.DeviceInfo) store.Device {
+	t.Helper()
+	d := store.Device{ID: id, TenantID: tenant, Status: store.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
+		CreatedAt: t0, Info: info}
+	if err := s.CreateDevice(ctx(t), d); err != nil {
+		t.Fatalf("CreateDevice(%q): %v", id, err)
+	}
+	return d
+}
+
+func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+func newUser(id, tenant string, role store.Role) store.User {
+	return store.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
+		Role: role, Status: store.UserPending, CreatedBy: "test", CreatedAt: t0}
+}
+
+func mustUser(t *testing.T, s store.Store, u store.User) store.User {
+	t.Helper()
+	if err := s.CreateUser(ctx(t), u); err != nil {
+		t.Fatalf("CreateUser(%q): %v", u.ID, err)
+	}
+	return u
+}
+
+// mustSupporter creates a supporter user with a supporter id.
+func mustSupporter(t *testing.T, s store.Store, id, tenant string) store.User {
+	t.Helper()
+	u := newUser(id, tenant, store.RoleSupporter)
+	u.SupporterID = "S-" + id
+	return mustUser(t, s, u)
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("%s: error = %v, want %v", what, err, want)
+	}
+}
+
+func grantIDs(gs []access.Grant) []string {
+	out := []string{}
+	for _, g := range gs {
+		out = append(out, g.ID)
+	}
+	return out
+}
+
+func testGrants(t *testing.T, s store.Store, gst *accesssql.Store) {
+	subTenant(t, s, "acme", tenancy.RootTenantID)
+	subTenant(t, s, "beta", tenancy.RootTenantID)
+	mustSite(t, s, "sa", "acme")
+	mustSite(t, s, "sb", "beta")
+	mustDevice(t, s, "da", "acme", store.DeviceInfo{})
+	mustDevice(t, s, "db", "beta", store.DeviceInfo{})
+	mustSupporter(t, s, "tech1", tenancy.RootTenantID)
+	mustSupporter(t, s, "tech2", tenancy.RootTenantID)
+
+	want := access.Grant{ID: "g1", TenantID: "acme", SupporterUserID: "tech1", SiteID: "sa", CreatedBy: "ann", CreatedAt: t0}
+	grants := []access.Grant{
+		want,
+		{ID: "g2", TenantID: "acme", SupporterUserID: "tech1", DeviceID: "da", ExpiresAt: t0.Add(time.Hour), CreatedBy: "ann", CreatedAt: t0.Add(time.Second)},
+		{ID: "g3", TenantID: "beta", SupporterUserID: "tech1", SiteID: "sb", CreatedBy: "bea", CreatedAt: t0.Add(2 * time.Second)},
+		{ID: "g4", TenantID: "acme", SupporterUserID: "tech2", SiteID: "sa", CreatedBy: "ann", CreatedAt: t0.Add(3 * time.Second)},
+		{ID: "g5", TenantID: "beta", SupporterUserID: "tech2", DeviceID: "db", CreatedBy: "bea", CreatedAt: t0.Add(4 * time.Second)},
+	}
+	for _, g := range grants {
+		if err := gst.CreateGrant(ctx(t), g); err != nil {
+			t.Fatalf("CreateGrant(%s): %v", g.ID, err)
+		}
+	}
+	for name, g := range map[string]access.Grant{
+		"of another tenant's site":   {ID: "x", TenantID: "acme", SupporterUserID: "tech1", SiteID: "sb", CreatedAt: t0},
+		"of another tenant's device": {ID: "x", TenantID: "acme", SupporterUserID: "tech1", DeviceID: "db", CreatedAt: t0},
+		"of a missing site":          {ID: "x", TenantID: "acme", SupporterUserID: "tech1", SiteID: "ghost", CreatedAt: t0},
+		"to a missing supporter":     {ID: "x", TenantID: "acme", SupporterUserID: "ghost", SiteID: "sa", CreatedAt: t0},
+	} {
+		wantErr(t, "CreateGrant "+name, gst.CreateGrant(ctx(t), g), database.ErrNotFound)
+	}
+	wantErr(t, "CreateGrant with a taken id", gst.CreateGrant(ctx(t), access.Grant{ID: "g1", TenantID: "acme", SupporterUserID: "tech2",
+		DeviceID: "da", CreatedAt: t0}), database.ErrConflict)
+	for _, g := range []access.Grant{
+		{ID: "x", TenantID: "acme", SupporterUserID: "tech1", CreatedAt: t0},
+		{ID: "x", TenantID: "acme", SupporterUserID: "tech1", SiteID: "sa", DeviceID: "da", CreatedAt: t0},
+	} {
+		if err := gst.CreateGrant(ctx(t), g); err == nil {
+			t.Errorf("CreateGrant(%+v) accepted a grant without exactly one target", g)
+		}
+	}
+
+	got, err := gst.GetGrant(ctx(t), "g1")
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) || !got.Active(t0) {
+		t.Fatalf("GetGrant = %+v, %v; want %+v", got, err, want)
+	}
+	if got, _ := gst.GetGrant(ctx(t), "g2"); got.DeviceID != "da" || got.SiteID != "" || !got.ExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("GetGrant(g2) = %+v", got)
+	}
+	if _, err := gst.GetGrant(ctx(t), "ghost"); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("GetGrant(ghost) error = %v", err)
+	}
+
+	revokeAt := t0.Add(time.Minute)
+	if err := gst.RevokeGrant(ctx(t), "g4", "ann", revokeAt); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = gst.GetGrant(ctx(t), "g4")
+	if !got.RevokedAt.Equal(revokeAt) || got.RevokedBy != "ann" || got.Active(revokeAt) {
+		t.Fatalf("revoked grant = %+v", got)
+	}
+	wantErr(t, "RevokeGrant twice", gst.RevokeGrant(ctx(t), "g4", "bob", revokeAt.Add(time.Minute)), database.ErrConflict)
+	if got, _ := gst.GetGrant(ctx(t), "g4"); got.RevokedBy != "ann" || !got.RevokedAt.Equal(revokeAt) {
+		t.Fatalf("second RevokeGrant changed the grant: %+v", got)
+	}
+	wantErr(t, "RevokeGrant(ghost)", gst.RevokeGrant(ctx(t), "ghost", "ann", revokeAt), database.ErrNotFound)
+
+	for _, tc := range []struct {
+		f    access.GrantFilter
+		want []string
+	}{
+		{access.GrantFilter{}, []string{"g1", "g2", "g3", "g4", "g5"}},
+		{access.GrantFilter{TenantIDs: []string{"acme"}}, []string{"g1", "g2", "g4"}},
+		{access.GrantFilter{TenantIDs: []string{"acme", "beta"}}, []string{"g1", "g2", "g3", "g4", "g5"}},
+		{access.GrantFilter{TenantIDs: []string{}}, []string{}},
+		{access.GrantFilter{SupporterUserID: "tech2"}, []string{"g4", "g5"}},
+		{access.GrantFilter{SiteID: "sa"}, []string{"g1", "g4"}},
+		{access.GrantFilter{DeviceID: "da"}, []string{"g2"}},
+		{access.GrantFilter{SupporterUserID: "tech1", TenantIDs: []string{"beta"}}, []string{"g3"}},
+		{access.GrantFilter{ActiveAt: t0.Add(30 * time.Minute)}, []string{"g1", "g2", "g3", "g5"}}, // g4 revoked
+		{access.GrantFilter{ActiveAt: t0.Add(time.Hour)}, []string{"g1", "g3", "g5"}},              // g2 expired
+		// Revoked is revoked at any time (Grant.Active), even before
+		// the revocation.
+		{access.GrantFilter{ActiveAt: t0.Add(30 * time.Second)}, []string{"g1", "g2", "g3", "g5"}},
+		{access.GrantFilter{ActiveAt: t0.Add(time.Hour), SupporterUserID: "tech1", TenantIDs: []string{"acme"}}, []string{"g1"}},
+	} {
+		got, err := gst.ListGrants(ctx(t), tc.f)
+		if err != nil || got == nil || !slices.Equal(grantIDs(got), tc.want) {
+			t.Errorf("ListGrants(%+v) = %v, %v; want %v", tc.f, grantIDs(got), err, tc.want)
+		}
+		for _, g := range got {
+			if !tc.f.ActiveAt.IsZero() && !g.Active(tc.f.ActiveAt) {
+				t.Errorf("ListGrants(%+v) returned %s, not active then", tc.f, g.ID)
+			}
+		}
+	}
+}
+
+func testDeleteDeviceTakesGrants(t *testing.T, s store.Store, gst *accesssql.Store) {
+	mustSite(t, s, "site", tenancy.RootTenantID)
+	mustDevice(t, s, "dev", tenancy.RootTenantID, store.DeviceInfo{SiteID: "site"})
+	mustDevice(t, s, "dev2", tenancy.RootTenantID, store.DeviceInfo{})
+	mustSupporter(t, s, "tech", tenancy.RootTenantID)
+	for _, g := range []access.Grant{
+		{ID: "g-dev", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", DeviceID: "dev", CreatedBy: "op", CreatedAt: t0},
+		{ID: "g-dev2", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", DeviceID: "dev2", CreatedBy: "op", CreatedAt: t0},
+		{ID: "g-site", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", SiteID: "site", CreatedBy: "op", CreatedAt: t0},
+	} {
+		if err := gst.CreateGrant(ctx(t), g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gst.GetGrant(ctx(t), "g-dev"); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("grant on a deleted device: %v; want it deleted", err)
+	}
+	for _, id := range []string{"g-dev2", "g-site"} {
+		if g, err := gst.GetGrant(ctx(t), id); err != nil || !g.RevokedAt.IsZero() {
+			t.Errorf("grant %s = %+v, %v; want it untouched", id, g, err)
+		}
+	}
+	// A device of the same id made later gets no old grants.
+	mustDevice(t, s, "dev", tenancy.RootTenantID, store.DeviceInfo{})
+	if gs, _ := gst.ListGrants(ctx(t), access.GrantFilter{DeviceID: "dev"}); len(gs) != 0 {
+		t.Errorf("new device inherits grants %v", grantIDs(gs))
+	}
+}

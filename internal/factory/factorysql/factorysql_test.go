@@ -1,0 +1,86 @@
+package factorysql_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/factory"
+	"github.com/warden-iot/warden/internal/factory/factorysql"
+	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
+	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/tenancy"
+)
+
+// TestStore is the staff credential store's conformance suite, run on each engine: a fresh,
+// migrated database per test, with a keyring to seal machine data as the
+// server has; the engine (store.Store) makes what the tests need from other
+// domains.
+func TestStore(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store, ds *factorysql.Store)
+	}{
+		{"StaffCredentials", testStaffCredentials},
+	}
+	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				s, db := open(t)
+				storetest.WithKeyring(t, s)
+				tc.fn(t, s, factorysql.New(db))
+			})
+		}
+	})
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func ctx(t *testing.T) context.Context { return t.Context() }
+
+func mustCreate(t *testing.T, s store.Store, id string) store.Device {
+	t.Helper()
+	d := store.Device{
+		ID:           id,
+		TenantID:     tenancy.RootTenantID,
+		Status:       store.DeviceEnabled,
+		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
+		SecondaryKey: bytes.Repeat([]byte{2}, 32),
+		CreatedAt:    t0,
+	}
+	if err := s.CreateDevice(ctx(t), d); err != nil {
+		t.Fatalf("CreateDevice(%q): %v", id, err)
+	}
+	return d
+}
+
+func testStaffCredentials(t *testing.T, s store.Store, fs *factorysql.Store) {
+	mustCreate(t, s, "a")
+	at := time.UnixMilli(1_700_000_000_123).UTC()
+	c := factory.StaffCredential{ID: "cred-1", TenantID: store.RootTenantID, DeviceID: "a", SiteID: "site-1",
+		ActorUserID: "u1", ActorID: "actor-1", ActorName: "Staff", ActorTenantID: store.RootTenantID,
+		CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
+	if err := fs.CreateStaffCredential(ctx(t), c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := fs.GetStaffCredential(ctx(t), "cred-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != c {
+		t.Errorf("GetStaffCredential = %+v, want %+v", got, c)
+	}
+	if _, err := fs.GetStaffCredential(ctx(t), "ghost"); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("GetStaffCredential of an unknown id: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.GetStaffCredential(ctx(t), "cred-1"); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("GetStaffCredential after the device was deleted: %v, want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,56 @@
+package sqlstore
+
+import (
+	"github.com/warden-iot/warden/internal/access/accesssql"
+	"github.com/warden-iot/warden/internal/audit/auditsql"
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/factory/factorysql"
+	"github.com/warden-iot/warden/internal/identity/identitysql"
+	"github.com/warden-iot/warden/internal/keyring/keyringsql"
+	"github.com/warden-iot/warden/internal/provision/provisionsql"
+	"github.com/warden-iot/warden/internal/tenancy/tenancysql"
+)
+
+// The domain stores the engines embed; each alias names its embedded field
+// apart from the others (they are all called Store in their packages).
+type (
+	tenancyStore   = tenancysql.Store
+	grantStore     = accesssql.Store
+	auditStore     = auditsql.Store
+	factoryStore   = factorysql.Store
+	identityStore  = identitysql.Store
+	provisionStore = provisionsql.Store
+	keyStore       = keyringsql.Store
+)
+
+// Domains are the stores of the domains that own their storage, on one
+// database. The engines embed Domains, so that they keep satisfying
+// store.Store while its consumers move to the domains' narrow interfaces.
+type Domains struct {
+	*tenancyStore   // tenants, sites and retired ids
+	*grantStore     // supporters' grants
+	*auditStore     // the audit trail
+	*factoryStore   // staff credentials of the factory service switch
+	*identityStore  // people, sessions, sign-in counts and API tokens
+	*provisionStore // the device provisioning service's state
+	*keyStore       // the tenants' data keys
+}
+
+// NewDomains returns the domain stores on db.
+func NewDomains(db database.DB) Domains {
+	return Domains{
+		tenancyStore:   tenancysql.New(db),
+		grantStore:     accesssql.New(db),
+		auditStore:     auditsql.New(db),
+		factoryStore:   factorysql.New(db),
+		identityStore:  identitysql.New(db),
+		provisionStore: provisionsql.New(db),
+		keyStore:       keyringsql.New(db),
+	}
+}
+
+// Keys is the tenant-key store, for what an engine configures of it.
+func (d Domains) Keys() *keyringsql.Store { return d.keyStore }
+
+// Provisioning is the provisioning store, for the engines' SetSealer.
+func (d Domains) Provisioning() *provisionsql.Store { return d.provisionStore }
