@@ -17,7 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/warden-iot/warden/internal/alarm/alarmsql"
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/notify/notifysql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
@@ -25,6 +27,8 @@ import (
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
 	*sqlstore.Store // the methods both engines share
+	*alarmStore     // alarm.Store
+	*notifyStore    // notifystore.Store
 
 	pool *pgxpool.Pool
 	db   *sql.DB // pool behind database/sql, for the shared methods
@@ -61,9 +65,12 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
+	ddb := database.DB{Dialect: database.Postgres, W: db, R: db}
 	return &Store{
-		Store:       sqlstore.New(database.DB{Dialect: database.Postgres, W: db, R: db}),
-		ddb:         database.DB{Dialect: database.Postgres, W: db, R: db},
+		Store:       sqlstore.New(ddb),
+		alarmStore:  alarmsql.New(ddb),
+		notifyStore: notifysql.New(ddb),
+		ddb:         ddb,
 		pool:        pool,
 		db:          db,
 		horizonWait: 15 * time.Second,
@@ -295,9 +302,6 @@ func (s *Store) UpgradeRejected(ctx context.Context, rs []store.Rejected) (int64
 	}
 	return n, nil
 }
-
-// uniqueViolation is PostgreSQL's SQLSTATE for unique_violation.
-const uniqueViolation = "23505"
 
 func isUniqueViolation(err error) bool { return database.Postgres.IsUniqueViolation(err) }
 

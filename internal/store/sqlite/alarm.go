@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/warden-iot/warden/internal/alarm/alarmsql"
+	"github.com/warden-iot/warden/internal/notify/notifysql"
 )
 
 // deleteDeviceAlarms deletes a device's alarms and their deliveries, for
@@ -18,3 +21,10 @@ func deleteDeviceAlarms(ctx context.Context, tx *sql.Tx, deviceID string) error 
 	}
 	return nil
 }
+
+// The domain stores an engine embeds, under names of their own (each
+// package's type is called Store).
+type (
+	alarmStore  = alarmsql.Store
+	notifyStore = notifysql.Store
+)

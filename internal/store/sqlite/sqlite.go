@@ -13,7 +13,9 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/warden-iot/warden/internal/alarm/alarmsql"
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/notify/notifysql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
@@ -21,6 +23,8 @@ import (
 // Store is a store.Store on a SQLite file.
 type Store struct {
 	*sqlstore.Store // the methods both engines share
+	*alarmStore     // alarm.Store
+	*notifyStore    // notifystore.Store
 
 	w  *sql.DB     // exactly one connection: all writes
 	r  *sql.DB     // readers
@@ -67,6 +71,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{w: w, r: r}
 	s.db = database.DB{Dialect: database.SQLite, W: w, R: r, Purge: s.purge}
 	s.Store = sqlstore.New(s.db)
+	s.alarmStore, s.notifyStore = alarmsql.New(s.db), notifysql.New(s.db)
 	return s, nil
 }
 
