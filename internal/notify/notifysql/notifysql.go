@@ -362,4 +362,3 @@ func (s *Store) ListDeliveries(ctx context.Context, f notifystore.DeliveryFilter
 	}
 	return out, nil
 }
-

@@ -58,7 +58,6 @@ func Run(t *testing.T, newStore Factory) {
 	tests = append(tests, dpsTests...)
 	tests = append(tests, auditTests...)
 	tests = append(tests, identityTests...)
-	tests = append(tests, alarmTests...)
 	tests = append(tests, signInTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
