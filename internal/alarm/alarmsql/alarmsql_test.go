@@ -37,6 +37,7 @@ var alarmTests = []struct {
 	{"ListAlarmsFilters", testListAlarmsFilters},
 	{"MaintenancePlans", testMaintenancePlans},
 	{"MonitorState", testMonitorState},
+	{"LegacyMonitorState", testLegacyMonitorState},
 	{"DeleteTenantTakesAlarms", testDeleteTenantTakesAlarms},
 	{"DeleteDeviceTakesAlarms", testDeleteDeviceTakesAlarms},
 }
@@ -47,6 +48,38 @@ func TestStore(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) { tc.fn(t, newEnv(t, open)) })
 		}
 	})
+}
+
+// A state saved before states were sealed loads whole under the tenant
+// "", and the next save drops it and notes that the engine must compact
+// the database (the meta key its CompactSealed looks for), so that no copy
+// of the plaintext remains.
+func testLegacyMonitorState(t *testing.T, s *env) {
+	mustTenant(t, s, "acme")
+	if _, err := s.db.Exec(ctx(t), `INSERT INTO monitor_state (key, state) VALUES (?, ?)`, "alarm", []byte("plain")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LoadMonitorState(ctx(t), "alarm"); err != nil || len(got) != 1 || string(got[""]) != "plain" {
+		t.Fatalf("LoadMonitorState with a state saved before sealing = %q, %v", got, err)
+	}
+	if _, err := s.GetMeta(ctx(t), "sealed_compact_pending"); !errors.Is(err, database.ErrNotFound) {
+		t.Fatalf("compaction pending before the save: %v", err)
+	}
+	if err := s.SaveMonitorState(ctx(t), "alarm", map[string][]byte{"acme": []byte("sealed")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LoadMonitorState(ctx(t), "alarm"); err != nil || len(got) != 1 || string(got["acme"]) != "sealed" {
+		t.Fatalf("LoadMonitorState after the save = %q, %v", got, err)
+	}
+	if _, err := s.GetMeta(ctx(t), "sealed_compact_pending"); err != nil {
+		t.Errorf("compaction not noted as due after dropping the plaintext state: %v", err)
+	}
+	if err := s.CompactSealed(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetMeta(ctx(t), "sealed_compact_pending"); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("compaction still pending after CompactSealed: %v", err)
+	}
 }
 
 // Local names for the stores under test, so that env can embed both.
@@ -68,13 +101,14 @@ type env struct {
 	*alarms
 	*notifications
 	*engine
+	db database.DB // the engine's, for rows only an older version wrote
 }
 
 func newEnv(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) *env {
 	t.Helper()
 	st, db := open(t)
 	kr := storetest.WithKeyring(t, st)
-	e := &env{alarms: alarmsql.New(db), notifications: notifysql.New(db), engine: &engine{st}}
+	e := &env{alarms: alarmsql.New(db), notifications: notifysql.New(db), engine: &engine{st}, db: db}
 	e.alarms.SetSealer(kr)
 	e.notifications.SetSealer(kr)
 	return e
