@@ -36,4 +36,12 @@
 // deadlines is due. A threshold evaluation costs on the order of 100 ns,
 // several million a second on one core, without allocating (see
 // BenchmarkObserveThreshold; BenchmarkObserve mixes every kind of rule).
+//
+// # Storage
+//
+// What the alarm runtime keeps is declared here too, still without I/O: a
+// rule as stored (StoredRule, its Rule as JSON), the alarms it raised
+// (Record, changed by Change), maintenance plans, and Store, the interface
+// over them and the evaluators' saved state. Package alarmsql implements
+// Store on SQLite and PostgreSQL.
 package alarm

@@ -56,10 +56,22 @@ const Consumer = "alarms"
 // and the event ("raised", "retriggered", "cleared").
 type AlarmFunc func(ctx context.Context, a store.Alarm, event string)
 
+// Store is what the monitor keeps and looks up: the alarm store (rules,
+// alarms, maintenance plans, its saved state), the devices and tenants it
+// evaluates, and its partition count among the server's settings.
+// store.Store is one.
+type Store interface {
+	alarm.Store
+	GetDevice(ctx context.Context, id string) (store.Device, error)
+	GetTenant(ctx context.Context, id string) (store.Tenant, error)
+	GetMeta(ctx context.Context, key string) (string, error)
+	SetMeta(ctx context.Context, key, value string) error
+}
+
 // Monitor evaluates alarm rules on the telemetry stream.
 type Monitor struct {
 	cfg     Config
-	st      store.Store
+	st      Store
 	log     *slog.Logger
 	clock   clock.Clock
 	onAlarm AlarmFunc
@@ -80,7 +92,7 @@ type Monitor struct {
 
 // New makes a monitor on clk (nil: the wall clock); Start loads the rules
 // and the saved state.
-func New(st store.Store, cfg Config, onAlarm AlarmFunc, log *slog.Logger, clk clock.Clock) *Monitor {
+func New(st Store, cfg Config, onAlarm AlarmFunc, log *slog.Logger, clk clock.Clock) *Monitor {
 	if cfg.Shards <= 0 {
 		cfg.Shards = runtime.GOMAXPROCS(0)
 	}

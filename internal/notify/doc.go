@@ -1,6 +1,6 @@
 // Package notify tells people and systems about alarms: e-mails to users
 // and to escalation contacts, and signed webhook calls, through a durable
-// outbox (store.Delivery) with retries and backoff, and escalation of
+// outbox (notifystore.Delivery, kept by package notifysql) with retries and backoff, and escalation of
 // critical alarms nobody acknowledges.
 //
 // Alarm is called after an alarm change has been stored. It decides who is

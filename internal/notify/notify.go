@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/mail"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -70,10 +72,27 @@ func (c Config) backoff(attempts int) time.Duration {
 	return min(d, maxBackoff)
 }
 
+// Store is what the notifier keeps and looks up: its settings and outbox
+// (notifystore.Store), the alarms and rules it tells about, and the
+// tenants, devices, sites, users and grants that decide who is told.
+// store.Store is one.
+type Store interface {
+	notifystore.Store
+	GetAlarm(ctx context.Context, id int64) (alarm.Record, error)
+	GetAlarmRule(ctx context.Context, id string) (alarm.StoredRule, error)
+	ListAlarms(ctx context.Context, f alarm.Filter) ([]alarm.Record, error)
+	GetTenant(ctx context.Context, id string) (store.Tenant, error)
+	GetDevice(ctx context.Context, id string) (store.Device, error)
+	GetSite(ctx context.Context, id string) (store.Site, error)
+	GetUser(ctx context.Context, id string) (store.User, error)
+	ListUsers(ctx context.Context, tenantIDs []string) ([]store.User, error)
+	ListGrants(ctx context.Context, f store.GrantFilter) ([]store.Grant, error)
+}
+
 // Notifier turns alarm events into deliveries and delivers them. It is safe
 // for concurrent use.
 type Notifier struct {
-	st     store.Store
+	st     Store
 	mailer *mail.Sender
 	cfg    Config
 	log    *slog.Logger
@@ -105,7 +124,7 @@ const postQueue = 4096
 
 // New makes a Notifier. mailer nil means no e-mail channel: no e-mail
 // deliveries are made. log nil discards; clk nil is the wall clock.
-func New(st store.Store, mailer *mail.Sender, cfg Config, log *slog.Logger, clk clock.Clock) *Notifier {
+func New(st Store, mailer *mail.Sender, cfg Config, log *slog.Logger, clk clock.Clock) *Notifier {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
 	}

@@ -303,7 +303,6 @@ type Store interface {
 	// end at or after it.
 	ChunksSpanning(ctx context.Context, tenantID string, cutoff int64) ([]ChunkRecord, error)
 
-
 	AddRejected(ctx context.Context, r Rejected) error
 	// ListRejected returns a device's rejected messages, newest first.
 	ListRejected(ctx context.Context, tenantID, deviceID string, limit int) ([]Rejected, error)

@@ -268,9 +268,6 @@ func (s *Store) UpgradeRejected(ctx context.Context, rs []store.Rejected) (int64
 	return n, nil
 }
 
-// uniqueViolation is PostgreSQL's SQLSTATE for unique_violation.
-const uniqueViolation = "23505"
-
 func isUniqueViolation(err error) bool { return database.Postgres.IsUniqueViolation(err) }
 
 // foreignKeyViolation is PostgreSQL's SQLSTATE for foreign_key_violation.

@@ -25,7 +25,7 @@ const metaCompactPending = "sealed_compact_pending"
 func (s *Store) SetSealer(sl store.Sealer) {
 	s.sealer = sl
 	s.Store.SetSealer(sl)
-	s.Provisioning().SetSealer(sl)
+	s.Domains.SetSealer(sl)
 }
 
 const sealBatch = 200
@@ -195,31 +195,3 @@ func (s *Store) waitOlderSnapshots(ctx context.Context) error {
 
 // compactWait bounds waitOlderSnapshots.
 const compactWait = time.Minute
-
-// SaveMonitorState replaces the evaluator's state under key, one sealed
-// row per tenant, and drops a state saved before sealing.
-func (s *Store) SaveMonitorState(ctx context.Context, key string, byTenant map[string][]byte) error {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`DELETE FROM monitor_states WHERE key = $1`, key)
-	for tenantID, state := range byTenant {
-		blob, err := store.SealMonitorState(ctx, s.sealer, key, tenantID, state)
-		if err != nil {
-			return fmt.Errorf("save monitor state %q: %w", key, err)
-		}
-		b.Queue(`INSERT INTO monitor_states (key, tenant_id, sealed) VALUES ($1, $2, $3)`, key, tenantID, blob)
-	}
-	b.Queue(`WITH gone AS (DELETE FROM monitor_state WHERE key = $1 RETURNING 1)
-		INSERT INTO meta (key, value) SELECT $2, '1' WHERE EXISTS (SELECT 1 FROM gone)
-		ON CONFLICT (key) DO NOTHING`, key, metaCompactPending)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer tx.Rollback(ctx)
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("save monitor state %q: %w", key, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("save monitor state %q: commit: %w", key, err)
-	}
-	return nil
-}

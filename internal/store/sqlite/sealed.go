@@ -18,7 +18,7 @@ const metaCompactPending = "sealed_compact_pending"
 func (s *Store) SetSealer(sl store.Sealer) {
 	s.sealer = sl
 	s.Store.SetSealer(sl)
-	s.Provisioning().SetSealer(sl)
+	s.Domains.SetSealer(sl)
 }
 
 // sealBatch is how many plaintext rows SealPlaintext seals per transaction.
@@ -171,46 +171,6 @@ func (s *Store) CompactSealed(ctx context.Context) error {
 	}
 	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		return fmt.Errorf("compact: checkpoint: %w", err)
-	}
-	return nil
-}
-
-// SaveMonitorState replaces the evaluator's state under key, one sealed
-// row per tenant, and drops a state saved before sealing.
-func (s *Store) SaveMonitorState(ctx context.Context, key string, byTenant map[string][]byte) error {
-	sealed := make(map[string][]byte, len(byTenant))
-	for tenantID, state := range byTenant {
-		blob, err := store.SealMonitorState(ctx, s.sealer, key, tenantID, state)
-		if err != nil {
-			return fmt.Errorf("save monitor state %q: %w", key, err)
-		}
-		sealed[tenantID] = blob
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("save monitor state %q: %w", key, err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM monitor_states WHERE key = ?`, key); err != nil {
-		return fmt.Errorf("save monitor state %q: %w", key, err)
-	}
-	for tenantID, blob := range sealed {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO monitor_states (key, tenant_id, sealed) VALUES (?, ?, ?)`,
-			key, tenantID, blob); err != nil {
-			return fmt.Errorf("save monitor state %q: %w", key, err)
-		}
-	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM monitor_state WHERE key = ?`, key)
-	if err != nil {
-		return fmt.Errorf("save monitor state %q: %w", key, err)
-	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		if err := setCompactPending(ctx, tx); err != nil {
-			return fmt.Errorf("save monitor state %q: %w", key, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("save monitor state %q: %w", key, err)
 	}
 	return nil
 }

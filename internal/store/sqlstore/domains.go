@@ -2,12 +2,15 @@ package sqlstore
 
 import (
 	"github.com/warden-iot/warden/internal/access/accesssql"
+	"github.com/warden-iot/warden/internal/alarm/alarmsql"
 	"github.com/warden-iot/warden/internal/audit/auditsql"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/factory/factorysql"
 	"github.com/warden-iot/warden/internal/identity/identitysql"
 	"github.com/warden-iot/warden/internal/keyring/keyringsql"
+	"github.com/warden-iot/warden/internal/notify/notifysql"
 	"github.com/warden-iot/warden/internal/provision/provisionsql"
+	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy/tenancysql"
 )
 
@@ -21,6 +24,8 @@ type (
 	identityStore  = identitysql.Store
 	provisionStore = provisionsql.Store
 	keyStore       = keyringsql.Store
+	alarmStore     = alarmsql.Store
+	notifyStore    = notifysql.Store
 )
 
 // Domains are the stores of the domains that own their storage, on one
@@ -34,6 +39,8 @@ type Domains struct {
 	*identityStore  // people, sessions, sign-in counts and API tokens
 	*provisionStore // the device provisioning service's state
 	*keyStore       // the tenants' data keys
+	*alarmStore     // alarm rules, alarms, maintenance plans, evaluator state
+	*notifyStore    // notification settings, webhooks and the outbox
 }
 
 // NewDomains returns the domain stores on db.
@@ -46,11 +53,17 @@ func NewDomains(db database.DB) Domains {
 		identityStore:  identitysql.New(db),
 		provisionStore: provisionsql.New(db),
 		keyStore:       keyringsql.New(db),
+		alarmStore:     alarmsql.New(db),
+		notifyStore:    notifysql.New(db),
 	}
 }
 
 // Keys is the tenant-key store, for what an engine configures of it.
 func (d Domains) Keys() *keyringsql.Store { return d.keyStore }
 
-// Provisioning is the provisioning store, for the engines' SetSealer.
-func (d Domains) Provisioning() *provisionsql.Store { return d.provisionStore }
+// SetSealer gives the domain stores that seal machine data the sealer.
+func (d Domains) SetSealer(sl store.Sealer) {
+	d.provisionStore.SetSealer(sl)
+	d.alarmStore.SetSealer(sl)
+	d.notifyStore.SetSealer(sl)
+}

@@ -52,7 +52,6 @@ func Run(t *testing.T, newStore Factory) {
 	}
 	tests = append(tests, hubTests...)
 	tests = append(tests, identityTests...)
-	tests = append(tests, alarmTests...)
 	tests = append(tests, signInTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
