@@ -35,7 +35,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // Kind is a kind of resource.
@@ -138,7 +139,7 @@ func (a Action) Read() bool {
 
 // MetricsResource is what MetricsRead is decided on: the operator's tenant.
 func MetricsResource() Resource {
-	return Resource{Kind: KindTenant, ID: store.RootTenantID, TenantID: store.RootTenantID, TenantPath: store.RootTenantID}
+	return Resource{Kind: KindTenant, ID: tenancy.RootTenantID, TenantID: tenancy.RootTenantID, TenantPath: tenancy.RootTenantID}
 }
 
 // asDevice maps the alarm actions to the device actions they follow.
@@ -158,8 +159,8 @@ type Subject struct {
 	Name       string
 	TenantID   string
 	TenantPath string
-	Role       store.Role
-	// Scopes limit an API token (store.ScopeRead, store.ScopeWrite);
+	Role       identity.Role
+	// Scopes limit an API token (identity.ScopeRead, identity.ScopeWrite);
 	// empty means unlimited (a browser session).
 	Scopes []string
 	// Grants are the supporter's grants; only those active at the
@@ -218,10 +219,10 @@ func Within(path, base string) bool {
 // Decide returns nil if s may take act on r at time now, and an error
 // wrapping ErrDenied that says why not.
 func Decide(s Subject, act Action, r Resource, now time.Time) error {
-	if !act.Read() && !s.hasScope(store.ScopeWrite) {
+	if !act.Read() && !s.hasScope(identity.ScopeWrite) {
 		return deny("the token's scopes do not allow changes")
 	}
-	if act.Read() && !s.hasScope(store.ScopeRead) {
+	if act.Read() && !s.hasScope(identity.ScopeRead) {
 		return deny("the token's scopes do not allow reading")
 	}
 	if act == UserSelf {
@@ -240,21 +241,21 @@ func Decide(s Subject, act Action, r Resource, now time.Time) error {
 	}
 	act = asDevice(act)
 	switch s.Role {
-	case store.RoleOperatorAdmin:
+	case identity.RoleOperatorAdmin:
 		return operatorAdmin(s, act, r)
-	case store.RoleOperatorService:
+	case identity.RoleOperatorService:
 		return serviceDesk(s, act, r)
-	case store.RoleCustomerAdmin:
+	case identity.RoleCustomerAdmin:
 		return customerAdmin(s, act, r)
-	case store.RoleCustomerUser:
+	case identity.RoleCustomerUser:
 		return customerUser(s, act, r)
-	case store.RoleSupporter:
+	case identity.RoleSupporter:
 		return supporter(s, act, r, now)
 	}
 	return deny("unknown role %q", s.Role)
 }
 
-func inRoot(r Resource) bool { return r.TenantID == store.RootTenantID }
+func inRoot(r Resource) bool { return r.TenantID == tenancy.RootTenantID }
 
 func machineData(act Action) bool { return act == DeviceData || act == DeviceOperate }
 
@@ -272,7 +273,7 @@ func ownersOnly(act Action) bool {
 }
 
 func operatorAdmin(s Subject, act Action, r Resource) error {
-	if s.TenantID != store.RootTenantID {
+	if s.TenantID != tenancy.RootTenantID {
 		return deny("operator roles belong to the operator's tenant")
 	}
 	switch {
@@ -288,14 +289,14 @@ func operatorAdmin(s Subject, act Action, r Resource) error {
 		return deny("the customer's administrator has taken over its accounts: making accounts, changing roles, enabling accounts and sending activation links there is the customer's; operator staff may disable, unlock and delete them")
 	case !inRoot(r) && act == UserDelete && r.ActivatedAdmin:
 		return deny("an activated customer administrator can be disabled, not deleted, by the operator: deleting the last one would give the customer's accounts back to the operator")
-	case act == TenantDelete && r.ID == store.RootTenantID:
+	case act == TenantDelete && r.ID == tenancy.RootTenantID:
 		return deny("the operator's tenant cannot be deleted")
 	}
 	return nil
 }
 
 func serviceDesk(s Subject, act Action, r Resource) error {
-	if s.TenantID != store.RootTenantID {
+	if s.TenantID != tenancy.RootTenantID {
 		return deny("operator roles belong to the operator's tenant")
 	}
 	if inRoot(r) {
@@ -316,7 +317,7 @@ func serviceDesk(s Subject, act Action, r Resource) error {
 }
 
 func customerAdmin(s Subject, act Action, r Resource) error {
-	if s.TenantID == store.RootTenantID {
+	if s.TenantID == tenancy.RootTenantID {
 		return deny("customer roles belong below the operator's tenant")
 	}
 	if !Within(r.TenantPath, s.TenantPath) {
@@ -332,7 +333,7 @@ func customerAdmin(s Subject, act Action, r Resource) error {
 }
 
 func customerUser(s Subject, act Action, r Resource) error {
-	if s.TenantID == store.RootTenantID {
+	if s.TenantID == tenancy.RootTenantID {
 		return deny("customer roles belong below the operator's tenant")
 	}
 	if !Within(r.TenantPath, s.TenantPath) {
@@ -383,28 +384,28 @@ func supporter(s Subject, act Action, r Resource, now time.Time) error {
 // given role: operator roles only in the operator's tenant, customer roles
 // only below it, supporters anywhere; customer admins hand out customer
 // roles and supporter accounts in their own tenant and below.
-func CanAssign(s Subject, role store.Role, tenantID, tenantPath string) error {
+func CanAssign(s Subject, role identity.Role, tenantID, tenantPath string) error {
 	if !role.Valid() {
 		return fmt.Errorf("unknown role %q", role)
 	}
-	root := tenantID == store.RootTenantID
+	root := tenantID == tenancy.RootTenantID
 	switch role {
-	case store.RoleOperatorAdmin, store.RoleOperatorService:
+	case identity.RoleOperatorAdmin, identity.RoleOperatorService:
 		if !root {
 			return fmt.Errorf("role %s exists only in the operator's tenant", role)
 		}
-	case store.RoleCustomerAdmin, store.RoleCustomerUser:
+	case identity.RoleCustomerAdmin, identity.RoleCustomerUser:
 		if root {
 			return fmt.Errorf("role %s exists only in customers' tenants", role)
 		}
 	}
 	switch s.Role {
-	case store.RoleOperatorAdmin:
-		if s.TenantID == store.RootTenantID {
+	case identity.RoleOperatorAdmin:
+		if s.TenantID == tenancy.RootTenantID {
 			return nil
 		}
-	case store.RoleCustomerAdmin:
-		if role == store.RoleOperatorAdmin || role == store.RoleOperatorService {
+	case identity.RoleCustomerAdmin:
+		if role == identity.RoleOperatorAdmin || role == identity.RoleOperatorService {
 			return deny("customer admins cannot make operator accounts")
 		}
 		if Within(tenantPath, s.TenantPath) && !root {

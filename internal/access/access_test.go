@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -15,8 +16,8 @@ func dev(tenant, path, site string, factory bool) Resource {
 }
 
 func TestDecideTenantTree(t *testing.T) {
-	admin := Subject{UserID: "u1", TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerAdmin}
-	user := Subject{UserID: "u2", TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerUser}
+	admin := Subject{UserID: "u1", TenantID: "a", TenantPath: "root/a", Role: identity.RoleCustomerAdmin}
+	user := Subject{UserID: "u2", TenantID: "a", TenantPath: "root/a", Role: identity.RoleCustomerUser}
 	cases := []struct {
 		name string
 		s    Subject
@@ -37,8 +38,8 @@ func TestDecideTenantTree(t *testing.T) {
 		{"user operates", user, DeviceOperate, dev("a", "root/a", "", false), false},
 		{"user manages users", user, UserManage, Resource{Kind: KindUser, ID: "x", TenantID: "a", TenantPath: "root/a"}, false},
 		{"user flips switch", user, SiteFactoryAccess, Resource{Kind: KindSite, ID: "s", TenantID: "a", TenantPath: "root/a"}, false},
-		{"customer role in root", Subject{TenantID: "root", TenantPath: "root", Role: store.RoleCustomerAdmin}, DeviceRead, dev("root", "root", "", false), false},
-		{"operator role below root", Subject{TenantID: "a", TenantPath: "root/a", Role: store.RoleOperatorAdmin}, DeviceRead, dev("a", "root/a", "", false), false},
+		{"customer role in root", Subject{TenantID: "root", TenantPath: "root", Role: identity.RoleCustomerAdmin}, DeviceRead, dev("root", "root", "", false), false},
+		{"operator role below root", Subject{TenantID: "a", TenantPath: "root/a", Role: identity.RoleOperatorAdmin}, DeviceRead, dev("a", "root/a", "", false), false},
 		{"unknown role", Subject{TenantID: "a", TenantPath: "root/a", Role: "god"}, DeviceRead, dev("a", "root/a", "", false), false},
 		{"resource without tenant", admin, DeviceRead, Resource{Kind: KindDevice, ID: "x"}, false},
 	}
@@ -54,8 +55,8 @@ func TestDecideTenantTree(t *testing.T) {
 }
 
 func TestDecideOperatorAndFactorySwitch(t *testing.T) {
-	op := Subject{UserID: "o", TenantID: "root", TenantPath: "root", Role: store.RoleOperatorAdmin}
-	desk := Subject{UserID: "s", TenantID: "root", TenantPath: "root", Role: store.RoleOperatorService}
+	op := Subject{UserID: "o", TenantID: "root", TenantPath: "root", Role: identity.RoleOperatorAdmin}
+	desk := Subject{UserID: "s", TenantID: "root", TenantPath: "root", Role: identity.RoleOperatorService}
 	off, on := dev("a", "root/a", "s1", false), dev("a", "root/a", "s1", true)
 	site := Resource{Kind: KindSite, ID: "s1", TenantID: "a", TenantPath: "root/a", SiteID: "s1"}
 	for _, c := range []struct {
@@ -136,7 +137,7 @@ func TestDecideSupporterGrants(t *testing.T) {
 		{"own grant read", nil, GrantRead, Resource{Kind: KindGrant, ID: "g", TenantID: "a", TenantPath: "root/a", UserID: "sup"}, true},
 		{"other's grant read", nil, GrantRead, Resource{Kind: KindGrant, ID: "g", TenantID: "a", TenantPath: "root/a", UserID: "x"}, false},
 	} {
-		s := Subject{UserID: "sup", TenantID: "root", TenantPath: "root", Role: store.RoleSupporter, Grants: c.grants}
+		s := Subject{UserID: "sup", TenantID: "root", TenantPath: "root", Role: identity.RoleSupporter, Grants: c.grants}
 		if err := Decide(s, c.act, c.r, now); (err == nil) != c.ok {
 			t.Errorf("%s: Decide = %v, want allowed=%v", c.name, err, c.ok)
 		}
@@ -144,7 +145,7 @@ func TestDecideSupporterGrants(t *testing.T) {
 }
 
 func TestDecideScopes(t *testing.T) {
-	s := Subject{UserID: "u", TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerAdmin, Scopes: []string{store.ScopeRead}}
+	s := Subject{UserID: "u", TenantID: "a", TenantPath: "root/a", Role: identity.RoleCustomerAdmin, Scopes: []string{identity.ScopeRead}}
 	d := dev("a", "root/a", "", false)
 	if err := Decide(s, DeviceData, d, now); err != nil {
 		t.Errorf("read scope cannot read: %v", err)
@@ -152,47 +153,47 @@ func TestDecideScopes(t *testing.T) {
 	if err := Decide(s, DeviceOperate, d, now); err == nil {
 		t.Error("read scope may operate")
 	}
-	s.Scopes = []string{store.ScopeWrite}
+	s.Scopes = []string{identity.ScopeWrite}
 	if err := Decide(s, DeviceData, d, now); err == nil {
 		t.Error("write-only scope may read")
 	}
 }
 
 func TestDecideSelf(t *testing.T) {
-	s := Subject{UserID: "u", TenantID: "a", TenantPath: "root/a", Role: store.RoleSupporter}
+	s := Subject{UserID: "u", TenantID: "a", TenantPath: "root/a", Role: identity.RoleSupporter}
 	if err := Decide(s, UserSelf, Resource{Kind: KindUser, UserID: "u"}, now); err != nil {
 		t.Errorf("self: %v", err)
 	}
 	if err := Decide(s, UserSelf, Resource{Kind: KindUser, UserID: "v"}, now); err == nil {
 		t.Error("another user's account as self")
 	}
-	if err := Decide(Subject{Role: store.RoleOperatorAdmin, TenantID: "root", TenantPath: "root"}, UserSelf, Resource{Kind: KindUser}, now); err == nil {
+	if err := Decide(Subject{Role: identity.RoleOperatorAdmin, TenantID: "root", TenantPath: "root"}, UserSelf, Resource{Kind: KindUser}, now); err == nil {
 		t.Error("a token without account has a self")
 	}
 }
 
 func TestCanAssign(t *testing.T) {
-	op := Subject{TenantID: "root", TenantPath: "root", Role: store.RoleOperatorAdmin}
-	ca := Subject{TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerAdmin}
-	cu := Subject{TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerUser}
+	op := Subject{TenantID: "root", TenantPath: "root", Role: identity.RoleOperatorAdmin}
+	ca := Subject{TenantID: "a", TenantPath: "root/a", Role: identity.RoleCustomerAdmin}
+	cu := Subject{TenantID: "a", TenantPath: "root/a", Role: identity.RoleCustomerUser}
 	for _, c := range []struct {
 		name       string
 		s          Subject
-		role       store.Role
+		role       identity.Role
 		tenant     string
 		path       string
 		ok, denied bool
 	}{
-		{"operator makes customer admin", op, store.RoleCustomerAdmin, "a", "root/a", true, false},
-		{"operator makes service desk", op, store.RoleOperatorService, "root", "root", true, false},
-		{"operator role in a customer", op, store.RoleOperatorAdmin, "a", "root/a", false, false},
-		{"customer role in root", op, store.RoleCustomerUser, "root", "root", false, false},
-		{"supporter anywhere", op, store.RoleSupporter, "root", "root", true, false},
-		{"customer admin below", ca, store.RoleCustomerUser, "a1", "root/a/a1", true, false},
-		{"customer admin makes supporter", ca, store.RoleSupporter, "a", "root/a", true, false},
-		{"customer admin makes operator", ca, store.RoleOperatorService, "root", "root", false, false},
-		{"customer admin in sibling", ca, store.RoleCustomerUser, "b", "root/b", false, true},
-		{"customer user", cu, store.RoleCustomerUser, "a", "root/a", false, true},
+		{"operator makes customer admin", op, identity.RoleCustomerAdmin, "a", "root/a", true, false},
+		{"operator makes service desk", op, identity.RoleOperatorService, "root", "root", true, false},
+		{"operator role in a customer", op, identity.RoleOperatorAdmin, "a", "root/a", false, false},
+		{"customer role in root", op, identity.RoleCustomerUser, "root", "root", false, false},
+		{"supporter anywhere", op, identity.RoleSupporter, "root", "root", true, false},
+		{"customer admin below", ca, identity.RoleCustomerUser, "a1", "root/a/a1", true, false},
+		{"customer admin makes supporter", ca, identity.RoleSupporter, "a", "root/a", true, false},
+		{"customer admin makes operator", ca, identity.RoleOperatorService, "root", "root", false, false},
+		{"customer admin in sibling", ca, identity.RoleCustomerUser, "b", "root/b", false, true},
+		{"customer user", cu, identity.RoleCustomerUser, "a", "root/a", false, true},
 		{"unknown role", op, "root-of-all", "a", "root/a", false, false},
 	} {
 		err := CanAssign(c.s, c.role, c.tenant, c.path)
@@ -206,10 +207,10 @@ func TestCanAssign(t *testing.T) {
 }
 
 func TestDecideCustomerAccounts(t *testing.T) {
-	op := Subject{UserID: "o", TenantID: "root", TenantPath: "root", Role: store.RoleOperatorAdmin}
-	desk := Subject{UserID: "s", TenantID: "root", TenantPath: "root", Role: store.RoleOperatorService}
-	ca := Subject{UserID: "c", TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerAdmin}
-	cu := Subject{UserID: "u", TenantID: "a", TenantPath: "root/a", Role: store.RoleCustomerUser}
+	op := Subject{UserID: "o", TenantID: "root", TenantPath: "root", Role: identity.RoleOperatorAdmin}
+	desk := Subject{UserID: "s", TenantID: "root", TenantPath: "root", Role: identity.RoleOperatorService}
+	ca := Subject{UserID: "c", TenantID: "a", TenantPath: "root/a", Role: identity.RoleCustomerAdmin}
+	cu := Subject{UserID: "u", TenantID: "a", TenantPath: "root/a", Role: identity.RoleCustomerUser}
 	onboarding := Resource{Kind: KindUser, TenantID: "a", TenantPath: "root/a"}
 	takenOver := Resource{Kind: KindUser, TenantID: "a", TenantPath: "root/a", CustomerAdministered: true}
 	account := func(r Resource, admin bool) Resource {

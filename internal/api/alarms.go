@@ -10,9 +10,13 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/event"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 func timePtr(t time.Time) *time.Time {
@@ -22,7 +26,7 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func alarmView(al store.Alarm, ruleName string) apiv1.Alarm {
+func alarmView(al alarm.Record, ruleName string) apiv1.Alarm {
 	return apiv1.Alarm{ID: al.ID, TenantID: al.TenantID, RuleID: al.RuleID, RuleName: ruleName, DeviceID: al.DeviceID,
 		SiteID: al.SiteID, Kind: al.Kind, Severity: al.Severity, Message: al.Message, Value: al.Value, State: al.State,
 		RaisedAt: al.RaisedAt, LastAt: al.LastAt, Retriggers: al.Retriggers, AckedAt: timePtr(al.AckedAt),
@@ -42,12 +46,12 @@ func (n *ruleNames) name(ctx context.Context, id string) (string, error) {
 		return name, nil
 	}
 	var name string
-	if !strings.HasPrefix(id, store.AlarmKindMaintenance+":") {
+	if !strings.HasPrefix(id, alarm.KindMaintenance+":") {
 		row, err := n.a.store.GetAlarmRule(ctx, id)
 		switch {
 		case err == nil:
 			name = row.Name
-		case !errors.Is(err, store.ErrNotFound):
+		case !errors.Is(err, database.ErrNotFound):
 			return "", err
 		}
 	}
@@ -55,7 +59,7 @@ func (n *ruleNames) name(ctx context.Context, id string) (string, error) {
 	return name, nil
 }
 
-func (a *API) alarmView(ctx context.Context, al store.Alarm) (apiv1.Alarm, error) {
+func (a *API) alarmView(ctx context.Context, al alarm.Record) (apiv1.Alarm, error) {
 	name, err := (&ruleNames{a: a, names: map[string]string{}}).name(ctx, al.RuleID)
 	return alarmView(al, name), err
 }
@@ -68,15 +72,15 @@ func byAlarm(a *API, r *http.Request) (access.Resource, any, error) {
 	s := r.PathValue("alarm")
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
-		return access.Resource{}, nil, fmt.Errorf("alarm %q: %w", s, store.ErrNotFound)
+		return access.Resource{}, nil, fmt.Errorf("alarm %q: %w", s, database.ErrNotFound)
 	}
 	al, err := a.store.GetAlarm(ctx, id)
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
 	d, err := a.store.GetDevice(ctx, al.DeviceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return access.Resource{}, nil, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
+	if errors.Is(err, database.ErrNotFound) {
+		return access.Resource{}, nil, fmt.Errorf("alarm %d: %w", id, database.ErrNotFound)
 	}
 	if err != nil {
 		return access.Resource{}, nil, err
@@ -86,20 +90,20 @@ func byAlarm(a *API, r *http.Request) (access.Resource, any, error) {
 		return res, nil, err
 	}
 	if !a.allowed(ctx, access.DeviceRead, res) {
-		return access.Resource{}, nil, fmt.Errorf("alarm %d: %w", id, store.ErrNotFound)
+		return access.Resource{}, nil, fmt.Errorf("alarm %d: %w", id, database.ErrNotFound)
 	}
 	return res, al, nil
 }
 
 // alarmQuery reads the filters of GET /api/v1/alarms.
-func alarmQuery(w http.ResponseWriter, r *http.Request) (store.AlarmFilter, bool) {
+func alarmQuery(w http.ResponseWriter, r *http.Request) (alarm.Filter, bool) {
 	q := r.URL.Query()
-	f := store.AlarmFilter{Limit: 100}
+	f := alarm.Filter{Limit: 100}
 	switch s := q.Get("state"); s {
-	case "", store.AlarmActive, store.AlarmCleared:
+	case "", alarm.StateActive, alarm.StateCleared:
 		f.State = s
 	default:
-		writeError(w, http.StatusBadRequest, "state: want %s or %s", store.AlarmActive, store.AlarmCleared)
+		writeError(w, http.StatusBadRequest, "state: want %s or %s", alarm.StateActive, alarm.StateCleared)
 		return f, false
 	}
 	if s := q.Get("severity"); s != "" {
@@ -194,11 +198,11 @@ func (a *API) listAlarms(w http.ResponseWriter, r *http.Request) {
 // noteOutsideRead does for the device routes).
 func noteOutsideAlarmRead(r *http.Request, res access.Resource) {
 	switch principal(r.Context()).Role {
-	case store.RoleSupporter, store.RoleOperatorService, store.RoleOperatorAdmin:
+	case identity.RoleSupporter, identity.RoleOperatorService, identity.RoleOperatorAdmin:
 	default:
 		return
 	}
-	if res.TenantID == store.RootTenantID {
+	if res.TenantID == tenancy.RootTenantID {
 		return
 	}
 	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
@@ -208,7 +212,7 @@ func noteOutsideAlarmRead(r *http.Request, res access.Resource) {
 
 func (a *API) getAlarm(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	v, err := a.alarmView(ctx, loaded[store.Alarm](ctx))
+	v, err := a.alarmView(ctx, loaded[alarm.Record](ctx))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -259,13 +263,13 @@ func (a *API) ackAlarm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	al := loaded[store.Alarm](ctx)
+	al := loaded[alarm.Record](ctx)
 	if !al.AckedAt.IsZero() {
 		writeError(w, http.StatusConflict, "alarm %d: already acknowledged by %s", al.ID, al.AckedBy)
 		return
 	}
 	acked, err := a.store.AckAlarm(ctx, al.ID, actorLabel(principal(ctx)), comment, a.now().UTC().Truncate(time.Millisecond))
-	if errors.Is(err, store.ErrConflict) {
+	if errors.Is(err, database.ErrConflict) {
 		writeError(w, http.StatusConflict, "alarm %d: already acknowledged", al.ID)
 		return
 	}
@@ -292,14 +296,14 @@ func (a *API) clearAlarm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	al := loaded[store.Alarm](ctx)
-	if al.State != store.AlarmActive {
+	al := loaded[alarm.Record](ctx)
+	if al.State != alarm.StateActive {
 		writeError(w, http.StatusConflict, "alarm %d is not active (%s)", al.ID, al.State)
 		return
 	}
 	by := actorLabel(principal(ctx))
 	at := a.now().UTC().Truncate(time.Millisecond)
-	got, err := a.store.ApplyAlarmChanges(ctx, []store.AlarmChange{{Kind: "cleared", TenantID: al.TenantID,
+	got, err := a.store.ApplyAlarmChanges(ctx, []alarm.Change{{Kind: "cleared", TenantID: al.TenantID,
 		RuleID: al.RuleID, DeviceID: al.DeviceID, SiteID: al.SiteID, Alarm: al.Kind, Severity: al.Severity,
 		Message: al.Message, Value: al.Value, At: at, By: by}})
 	if err != nil {
@@ -315,7 +319,7 @@ func (a *API) clearAlarm(w http.ResponseWriter, r *http.Request) {
 		switch acked, err := a.store.AckAlarm(ctx, al.ID, by, comment, at); {
 		case err == nil:
 			al = acked
-		case !errors.Is(err, store.ErrConflict): // acknowledged in the meantime: fine
+		case !errors.Is(err, database.ErrConflict): // acknowledged in the meantime: fine
 			a.log.Error("acknowledge cleared alarm", "alarm", al.ID, "err", err)
 		}
 	}

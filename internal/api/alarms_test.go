@@ -9,12 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/api"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/server/servertest"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 const alarmTestPassword = "correct horse battery staple"
@@ -100,10 +102,10 @@ func newAlarmWorld(t *testing.T) *alarmWorld {
 }
 
 // raise stores an alarm as the monitor would.
-func (w *alarmWorld) raise(t *testing.T, tenant, rule, device, severity string, at time.Time) store.Alarm {
+func (w *alarmWorld) raise(t *testing.T, tenant, rule, device, severity string, at time.Time) alarm.Record {
 	t.Helper()
-	as, err := w.st.ApplyAlarmChanges(t.Context(), []store.AlarmChange{{Kind: "raised", TenantID: tenant, RuleID: rule,
-		DeviceID: device, Alarm: store.AlarmKindRule, Severity: severity, Message: "too hot", Value: 95, At: at}})
+	as, err := w.st.ApplyAlarmChanges(t.Context(), []alarm.Change{{Kind: "raised", TenantID: tenant, RuleID: rule,
+		DeviceID: device, Alarm: alarm.KindRule, Severity: severity, Message: "too hot", Value: 95, At: at}})
 	if err != nil {
 		t.Fatalf("raise: %v", err)
 	}
@@ -112,7 +114,7 @@ func (w *alarmWorld) raise(t *testing.T, tenant, rule, device, severity string, 
 
 func (w *alarmWorld) clear(t *testing.T, rule, device string, at time.Time) {
 	t.Helper()
-	if _, err := w.st.ApplyAlarmChanges(t.Context(), []store.AlarmChange{{Kind: "cleared", RuleID: rule, DeviceID: device,
+	if _, err := w.st.ApplyAlarmChanges(t.Context(), []alarm.Change{{Kind: "cleared", RuleID: rule, DeviceID: device,
 		At: at, By: "auto"}}); err != nil {
 		t.Fatalf("clear: %v", err)
 	}
@@ -497,7 +499,7 @@ func TestKPI(t *testing.T) {
 
 	// Utilisation: A's plan for pumps reads an on/off metric; B has none,
 	// so the operator's plan (a run-hours counter) applies to b1.
-	for _, p := range []store.MaintenancePlan{
+	for _, p := range []alarm.MaintenancePlan{
 		{TenantID: "A", Model: "pump", Spec: json.RawMessage(`{"model": "pump", "run": {"metric": "running", "kind": "onoff"}}`)},
 		{TenantID: "root", Model: "pump", Spec: json.RawMessage(`{"model": "pump", "run": {"metric": "opHours", "kind": "hours"}}`)},
 	} {
@@ -506,14 +508,14 @@ func TestKPI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pts := func(metric string, vs map[float64]float64) []store.Point {
-		var out []store.Point
+	pts := func(metric string, vs map[float64]float64) []telemetry.Point {
+		var out []telemetry.Point
 		for x, v := range vs {
-			out = append(out, store.Point{Metric: metric, TS: h(x), Value: v})
+			out = append(out, telemetry.Point{Metric: metric, TS: h(x), Value: v})
 		}
 		return out
 	}
-	if _, err := w.srv.Engine().Write(ctx, []store.Message{
+	if _, err := w.srv.Engine().Write(ctx, []telemetry.Message{
 		{TenantID: "A", DeviceID: "a1", ReceivedAt: h(4), Points: pts("running", map[float64]float64{0.5: 1, 1.5: 0, 2.5: 1, 3.5: 1, 11: 0})},
 		{TenantID: "B", DeviceID: "b1", ReceivedAt: h(10), Points: pts("opHours", map[float64]float64{-1: 90, 0.5: 100, 5: 102, 9.5: 105})},
 	}); err != nil {

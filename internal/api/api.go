@@ -26,6 +26,7 @@ import (
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/clock"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
@@ -154,7 +155,7 @@ func (a *API) publish(ctx context.Context, ev event.Event) {
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if _, err := a.store.GetMeta(ctx, "health"); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if _, err := a.store.GetMeta(ctx, "health"); err != nil && !errors.Is(err, database.ErrNotFound) {
 		writeError(w, http.StatusServiceUnavailable, "store unavailable")
 		return
 	}
@@ -246,9 +247,9 @@ func writeError(w http.ResponseWriter, status int, format string, args ...any) {
 // storeError answers a store failure: not found, conflict or internal.
 func (a *API) storeError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, database.ErrNotFound):
 		writeError(w, http.StatusNotFound, "%s", err.Error())
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, database.ErrConflict):
 		writeError(w, http.StatusConflict, "%s", err.Error())
 	default:
 		a.log.Error("store", "err", err)

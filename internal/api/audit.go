@@ -16,7 +16,8 @@ import (
 
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/audit"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // auditActions names the audited routes. A state-changing route missing
@@ -120,7 +121,7 @@ type auditCallKey struct{}
 
 // actAs names u as the actor of a request made without credentials (a
 // sign-in, a link's form): its entry is about u, in u's tenant.
-func (c *auditCall) actAs(u store.User) {
+func (c *auditCall) actAs(u identity.User) {
 	c.actorID, c.actorName, c.tenantID, c.owner = u.ID, u.Email, u.TenantID, u.TenantID
 }
 
@@ -348,7 +349,7 @@ func (a *API) trusted(addr string) bool {
 	return false
 }
 
-func auditView(e store.AuditEntry) apiv1.AuditEntry {
+func auditView(e audit.Entry) apiv1.AuditEntry {
 	return apiv1.AuditEntry{Seq: e.Seq, At: e.At, TenantID: e.TenantID, ActorID: e.ActorID, ActorName: e.ActorName,
 		Action: e.Action, Target: e.Target, OwnerTenantID: e.OwnerTenantID, Outcome: e.Outcome, Status: e.Status, IP: e.IP, UserAgent: e.UserAgent,
 		Browser: e.Browser, BrowserVersion: e.BrowserVersion, OS: e.OS,
@@ -378,9 +379,9 @@ func pageQuery(w http.ResponseWriter, q url.Values, what string, def int) (after
 	return after, limit, true
 }
 
-func auditFilter(w http.ResponseWriter, r *http.Request) (store.AuditFilter, bool) {
+func auditFilter(w http.ResponseWriter, r *http.Request) (audit.Filter, bool) {
 	q := r.URL.Query()
-	f := store.AuditFilter{TenantID: q.Get("tenant"), Action: q.Get("action"), Target: q.Get("target"), Limit: 100}
+	f := audit.Filter{TenantID: q.Get("tenant"), Action: q.Get("action"), Target: q.Get("target"), Limit: 100}
 	var ok bool
 	if f.After, f.Limit, ok = pageQuery(w, q, "a sequence number", f.Limit); !ok {
 		return f, false
@@ -465,7 +466,7 @@ func (a *API) accessLog(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	scope := loaded[store.Tenant](r.Context())
+	scope := loaded[tenancy.Tenant](r.Context())
 	ts, err := a.store.TenantsUnder(r.Context(), scope.ID)
 	if err != nil {
 		a.storeError(w, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -105,7 +106,7 @@ func (a *API) identify(r *http.Request) (caller, error) {
 			return caller{}, &authError{http.StatusUnauthorized, "the Authorization header must be \"Bearer <token>\""}
 		}
 		tok, err := a.store.APITokenByHash(ctx, HashToken(strings.TrimSpace(secret)))
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, database.ErrNotFound) {
 			return caller{}, &authError{http.StatusUnauthorized, "invalid token"}
 		}
 		if err != nil {
@@ -139,7 +140,7 @@ func (a *API) identify(r *http.Request) (caller, error) {
 		return caller{}, &authError{http.StatusUnauthorized, "sign in, or send \"Authorization: Bearer <token>\""}
 	}
 	sess, err := a.store.SessionByHash(ctx, identity.HashSecret(ck.Value))
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		return caller{}, &authError{http.StatusUnauthorized, "session ended; sign in again"}
 	}
 	if err != nil {
@@ -178,13 +179,13 @@ func (a *API) identify(r *http.Request) (caller, error) {
 // grants in force now.
 func (a *API) userCaller(ctx context.Context, userID string) (caller, error) {
 	u, err := a.store.GetUser(ctx, userID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		return caller{}, &authError{http.StatusUnauthorized, "the account no longer exists"}
 	}
 	if err != nil {
 		return caller{}, fmt.Errorf("load user %s: %w", userID, err)
 	}
-	if u.Status != store.UserActive {
+	if u.Status != identity.UserActive {
 		return caller{}, &authError{http.StatusUnauthorized, "the account is " + string(u.Status)}
 	}
 	t, err := a.store.GetTenant(ctx, u.TenantID)
@@ -193,7 +194,7 @@ func (a *API) userCaller(ctx context.Context, userID string) (caller, error) {
 	}
 	c := caller{Subject: access.Subject{UserID: u.ID, Name: u.Email, TenantID: u.TenantID, TenantPath: t.Path, Role: u.Role},
 		ActorID: u.ID}
-	if u.Role == store.RoleSupporter {
+	if u.Role == identity.RoleSupporter {
 		c.Grants, err = a.store.ListGrants(ctx, store.GrantFilter{SupporterUserID: u.ID, ActiveAt: a.now()})
 		if err != nil {
 			return caller{}, fmt.Errorf("grants of %s: %w", u.ID, err)
@@ -209,10 +210,10 @@ func normalizeEmail(s string) (string, error) { return identity.NormalizeEmail(s
 // userByEmail finds the account of an address as typed: by its normal
 // form or, failing that, as addresses were stored before they were
 // normalised (trimmed and in lower case only).
-func (a *API) userByEmail(ctx context.Context, typed string) (store.User, error) {
+func (a *API) userByEmail(ctx context.Context, typed string) (identity.User, error) {
 	key := identity.EmailKey(typed)
 	u, err := a.store.UserByEmail(ctx, key)
-	if legacy := strings.ToLower(strings.TrimSpace(typed)); errors.Is(err, store.ErrNotFound) && legacy != key {
+	if legacy := strings.ToLower(strings.TrimSpace(typed)); errors.Is(err, database.ErrNotFound) && legacy != key {
 		return a.store.UserByEmail(ctx, legacy)
 	}
 	return u, err
@@ -225,7 +226,7 @@ func signInKey(email string) []byte {
 }
 
 // withSignInLock sets the account's sign-in lock, for its view.
-func (a *API) withSignInLock(ctx context.Context, u *store.User) error {
+func (a *API) withSignInLock(ctx context.Context, u *identity.User) error {
 	f, err := a.store.SignInFailures(ctx, signInKey(u.Email))
 	if err != nil {
 		return err
@@ -265,7 +266,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := a.userByEmail(ctx, req.Email)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, database.ErrNotFound) {
 		a.storeError(w, err)
 		return
 	}
@@ -298,7 +299,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.signInFailed(ctx, w, r, key)
 		return
 	}
-	if u.Status != store.UserActive {
+	if u.Status != identity.UserActive {
 		writeError(w, http.StatusForbidden, "the account is %s", u.Status)
 		return
 	}
@@ -322,7 +323,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at := now.UTC().Truncate(time.Millisecond)
-	sess := store.Session{ID: id, UserID: u.ID, Hash: identity.HashSecret(secret), CreatedAt: at, LastSeenAt: at,
+	sess := identity.Session{ID: id, UserID: u.ID, Hash: identity.HashSecret(secret), CreatedAt: at, LastSeenAt: at,
 		ExpiresAt: at.Add(SessionIdle), IP: a.clientIP(r), UserAgent: truncate(r.UserAgent(), 512)}
 	if err := a.store.CreateSession(ctx, sess); err != nil {
 		a.storeError(w, err)
@@ -381,7 +382,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) session(w http.ResponseWriter, r *http.Request) {
 	c := principal(r.Context())
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	s := apiv1.Session{User: userView(u, true)}
 	if ck, err := r.Cookie(apiv1.SessionCookie); err == nil && c.SessionID != "" {
 		s.CSRFToken, s.ExpiresAt = csrfToken(ck.Value), c.ExpiresAt
@@ -391,50 +392,50 @@ func (a *API) session(w http.ResponseWriter, r *http.Request) {
 
 // setPasswordWithToken is activation and password reset: the link's
 // token is used once to set a password.
-func (a *API) setPasswordWithToken(ctx context.Context, token, password, purpose string) (store.User, error) {
+func (a *API) setPasswordWithToken(ctx context.Context, token, password, purpose string) (identity.User, error) {
 	if token == "" {
-		return store.User{}, &authError{http.StatusBadRequest, "the link has no token"}
+		return identity.User{}, &authError{http.StatusBadRequest, "the link has no token"}
 	}
 	// The password is checked before the token is spent, so a too short
 	// password does not cost the user their link. The e-mail check needs
 	// the user, which needs the token: it follows below.
 	if err := identity.CheckPassword(password, ""); err != nil {
-		return store.User{}, &authError{http.StatusBadRequest, err.Error()}
+		return identity.User{}, &authError{http.StatusBadRequest, err.Error()}
 	}
 	tok, err := a.store.ConsumeUserToken(ctx, identity.HashSecret(token), purpose, a.now())
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, &authError{http.StatusGone, "this link is invalid, used or expired; ask for a new one"}
+	if errors.Is(err, database.ErrNotFound) {
+		return identity.User{}, &authError{http.StatusGone, "this link is invalid, used or expired; ask for a new one"}
 	}
 	if err != nil {
-		return store.User{}, err
+		return identity.User{}, err
 	}
 	u, err := a.store.GetUser(ctx, tok.UserID)
 	if err != nil {
-		return store.User{}, err
+		return identity.User{}, err
 	}
 	if err := identity.CheckPassword(password, u.Email); err != nil {
 		// Give the link back: the user did nothing wrong but choose.
 		_ = a.store.CreateUserToken(ctx, tok)
-		return store.User{}, &authError{http.StatusBadRequest, err.Error()}
+		return identity.User{}, &authError{http.StatusBadRequest, err.Error()}
 	}
 	// A new password lifts a sign-in lock.
 	if err := a.store.ClearSignInFailures(ctx, signInKey(u.Email)); err != nil {
-		return store.User{}, err
+		return identity.User{}, err
 	}
-	if u.Status == store.UserDisabled {
-		return store.User{}, &authError{http.StatusForbidden, "the account is disabled"}
+	if u.Status == identity.UserDisabled {
+		return identity.User{}, &authError{http.StatusForbidden, "the account is disabled"}
 	}
 	hash, err := identity.HashPassword(password, identity.DefaultParams())
 	if err != nil {
-		return store.User{}, err
+		return identity.User{}, err
 	}
 	if err := a.store.SetPassword(ctx, u.ID, hash); err != nil {
-		return store.User{}, err
+		return identity.User{}, err
 	}
 	if err := a.store.DeleteUserSessions(ctx, u.ID); err != nil {
-		return store.User{}, err
+		return identity.User{}, err
 	}
-	u.Status = store.UserActive
+	u.Status = identity.UserActive
 	return u, nil
 }
 
@@ -452,7 +453,7 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	a.finishLink(w, r, req.Token, req.Password, store.PurposeActivate)
+	a.finishLink(w, r, req.Token, req.Password, identity.PurposeActivate)
 }
 
 func (a *API) confirmReset(w http.ResponseWriter, r *http.Request) {
@@ -460,7 +461,7 @@ func (a *API) confirmReset(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	a.finishLink(w, r, req.Token, req.Password, store.PurposeReset)
+	a.finishLink(w, r, req.Token, req.Password, identity.PurposeReset)
 }
 
 func (a *API) finishLink(w http.ResponseWriter, r *http.Request, token, password, purpose string) {
@@ -493,17 +494,17 @@ func (a *API) requestReset(w http.ResponseWriter, r *http.Request) {
 	}
 	a.signins.add(a.limitKey(r), a.now()) // every reset request counts: each may send a mail
 	u, err := a.userByEmail(r.Context(), req.Email)
-	if err == nil && u.Status != store.UserDisabled && a.cfg.Mailer != nil {
+	if err == nil && u.Status != identity.UserDisabled && a.cfg.Mailer != nil {
 		// The link is made and mailed after the answer, so that an
 		// account's address does not answer slower than an unknown one.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Minute)
 		go func() {
 			defer cancel()
-			if _, _, err := a.sendLink(ctx, u, store.PurposeReset); err != nil {
+			if _, _, err := a.sendLink(ctx, u, identity.PurposeReset); err != nil {
 				a.log.Error("send password reset", "user", u.ID, "err", err)
 			}
 		}()
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+	} else if err != nil && !errors.Is(err, database.ErrNotFound) {
 		a.log.Error("password reset lookup", "err", err)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "if the address belongs to an account, a link is on its way"})
@@ -511,7 +512,7 @@ func (a *API) requestReset(w http.ResponseWriter, r *http.Request) {
 
 // checkTOTP says whether code is the account's current TOTP code and was
 // not used before (a code seen once, by anyone, is spent).
-func (a *API) checkTOTP(ctx context.Context, u store.User, code string) bool {
+func (a *API) checkTOTP(ctx context.Context, u identity.User, code string) bool {
 	secret, err := a.openTOTP(ctx, u)
 	if err != nil {
 		a.log.Error("open totp secret", "user", u.ID, "err", err)
@@ -522,7 +523,7 @@ func (a *API) checkTOTP(ctx context.Context, u store.User, code string) bool {
 		return false
 	}
 	if err := a.store.UseTOTPStep(ctx, u.ID, step); err != nil {
-		if !errors.Is(err, store.ErrConflict) {
+		if !errors.Is(err, database.ErrConflict) {
 			a.log.Error("record totp step", "user", u.ID, "err", err)
 		}
 		return false

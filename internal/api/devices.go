@@ -11,6 +11,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/identity"
@@ -62,7 +63,7 @@ func (a *API) checkInfo(w http.ResponseWriter, r *http.Request, tenantID string,
 		return true
 	}
 	s, err := a.store.GetSite(r.Context(), i.SiteID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && s.TenantID != tenantID) {
+	if errors.Is(err, database.ErrNotFound) || (err == nil && s.TenantID != tenantID) {
 		writeError(w, http.StatusBadRequest, "siteId: no site %q in the device's tenant %q", i.SiteID, tenantID)
 		return false
 	}
@@ -267,7 +268,7 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := a.store.DeleteDevice(r.Context(), d.TenantID, d.ID)
-	if err != nil && !errors.Is(err, store.ErrNotPurged) {
+	if err != nil && !errors.Is(err, database.ErrNotPurged) {
 		a.storeError(w, err)
 		return
 	}

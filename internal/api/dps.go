@@ -14,13 +14,14 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
+	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/store"
 )
 
 func b64(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
 
-func groupView(g store.EnrollmentGroup, withKeys bool) apiv1.EnrollmentGroup {
+func groupView(g provision.EnrollmentGroup, withKeys bool) apiv1.EnrollmentGroup {
 	v := apiv1.EnrollmentGroup{ID: g.ID, TenantID: g.TenantID, Enabled: g.Enabled, InitialTwin: g.InitialTwin,
 		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt, Unreadable: g.Unreadable}
 	if withKeys {
@@ -29,7 +30,7 @@ func groupView(g store.EnrollmentGroup, withKeys bool) apiv1.EnrollmentGroup {
 	return v
 }
 
-func enrollmentView(e store.Enrollment, withKeys bool) apiv1.Enrollment {
+func enrollmentView(e provision.Enrollment, withKeys bool) apiv1.Enrollment {
 	v := apiv1.Enrollment{RegistrationID: e.RegistrationID, DeviceID: e.DeviceID, TenantID: e.TenantID, Enabled: e.Enabled,
 		InitialTwin: e.InitialTwin, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Unreadable: e.Unreadable}
 	if withKeys {
@@ -42,7 +43,7 @@ func enrollmentView(e store.Enrollment, withKeys bool) apiv1.Enrollment {
 // the twin it was given are machine data, shown only with withData (to
 // those who manage the tenant's enrollments: not to operator staff in a
 // customer's tenant).
-func (a *API) registrationView(r store.Registration, withData bool) apiv1.Registration {
+func (a *API) registrationView(r provision.Registration, withData bool) apiv1.Registration {
 	v := apiv1.Registration{RegistrationID: r.RegistrationID, DeviceID: r.DeviceID, TenantID: r.TenantID,
 		EnrollmentType: string(r.EnrollmentKind), EnrollmentID: r.EnrollmentID, Status: r.Status, Substatus: r.Substatus,
 		AssignedHub: a.cfg.HubHost, OperationID: r.OperationID, ETag: r.ETag, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
@@ -71,7 +72,7 @@ func (a *API) enrollmentsChanged(ctx context.Context, tenantID string) {
 
 // dpsStoreError answers a store failure of a provisioning endpoint.
 func (a *API) dpsStoreError(w http.ResponseWriter, err error) {
-	if errors.Is(err, store.ErrLimit) {
+	if errors.Is(err, provision.ErrLimit) {
 		writeError(w, http.StatusConflict, "%s", err.Error())
 		return
 	}
@@ -145,8 +146,8 @@ func checkInitialTwin(raw json.RawMessage) ([]byte, error) {
 // enrollmentUpdate turns the PATCH of either kind of enrollment into a
 // store update, or says what is wrong. InitialTwin replaces the initial
 // twin; null removes it; absent leaves it.
-func enrollmentUpdate(p apiv1.EnrollmentPatch, now time.Time) (store.EnrollmentUpdate, error) {
-	u := store.EnrollmentUpdate{Enabled: p.Enabled, UpdatedAt: now}
+func enrollmentUpdate(p apiv1.EnrollmentPatch, now time.Time) (provision.EnrollmentUpdate, error) {
+	u := provision.EnrollmentUpdate{Enabled: p.Enabled, UpdatedAt: now}
 	if p.InitialTwin != nil {
 		twin, err := checkInitialTwin(p.InitialTwin)
 		if err != nil {
@@ -224,7 +225,7 @@ func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.stamp()
-	g := store.EnrollmentGroup{ID: req.ID, TenantID: scopeTenantID(r.Context()), Enabled: req.Enabled == nil || *req.Enabled,
+	g := provision.EnrollmentGroup{ID: req.ID, TenantID: scopeTenantID(r.Context()), Enabled: req.Enabled == nil || *req.Enabled,
 		PrimaryKey: primary, SecondaryKey: secondary, InitialTwin: twin, CreatedAt: now, UpdatedAt: now}
 	if err := a.store.CreateEnrollmentGroup(r.Context(), g); err != nil {
 		a.dpsStoreError(w, err)
@@ -316,7 +317,7 @@ func (a *API) createEnrollment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.stamp()
-	e := store.Enrollment{RegistrationID: req.RegistrationID, TenantID: scopeTenantID(r.Context()), DeviceID: req.DeviceID,
+	e := provision.Enrollment{RegistrationID: req.RegistrationID, TenantID: scopeTenantID(r.Context()), DeviceID: req.DeviceID,
 		Enabled: req.Enabled == nil || *req.Enabled, PrimaryKey: primary, SecondaryKey: secondary, InitialTwin: twin,
 		CreatedAt: now, UpdatedAt: now}
 	if err := a.store.CreateEnrollment(r.Context(), e); err != nil {

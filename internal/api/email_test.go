@@ -7,7 +7,7 @@ import (
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/server/servertest"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // TestLegacyEmailStillSignsIn: an address stored before addresses were
@@ -24,8 +24,8 @@ func TestLegacyEmailStillSignsIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := store.User{ID: "usr_legacy", TenantID: store.RootTenantID, Email: legacy, FirstName: "A", LastName: "B",
-		Role: store.RoleOperatorService, Status: store.UserActive, PasswordHash: hash, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	u := identity.User{ID: "usr_legacy", TenantID: tenancy.RootTenantID, Email: legacy, FirstName: "A", LastName: "B",
+		Role: identity.RoleOperatorService, Status: identity.UserActive, PasswordHash: hash, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := srv.Store().CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}

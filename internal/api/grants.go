@@ -7,12 +7,14 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
-func grantView(g store.Grant, sup store.User, now time.Time) apiv1.Grant {
+func grantView(g store.Grant, sup identity.User, now time.Time) apiv1.Grant {
 	v := apiv1.Grant{ID: g.ID, TenantID: g.TenantID, SupporterID: sup.SupporterID, SiteID: g.SiteID, DeviceID: g.DeviceID,
 		CreatedBy: g.CreatedBy, CreatedAt: g.CreatedAt, RevokedBy: g.RevokedBy, State: "active"}
 	v.Supporter = sup.FirstName + " " + sup.LastName
@@ -39,7 +41,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 	if q.Get("active") == "true" {
 		f.ActiveAt = a.now()
 	}
-	if c.Role == store.RoleSupporter {
+	if c.Role == identity.RoleSupporter {
 		f.SupporterUserID = c.UserID
 	} else {
 		tenants, ok := a.listScope(w, r)
@@ -54,7 +56,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cache := a.newResolverCache()
-	users := map[string]store.User{}
+	users := map[string]identity.User{}
 	out := []apiv1.Grant{}
 	for _, g := range gs {
 		t, err := cache.tenant(ctx, g.TenantID)
@@ -68,7 +70,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 		}
 		sup, ok := users[g.SupporterUserID]
 		if !ok {
-			if sup, err = a.store.GetUser(ctx, g.SupporterUserID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			if sup, err = a.store.GetUser(ctx, g.SupporterUserID); err != nil && !errors.Is(err, database.ErrNotFound) {
 				a.storeError(w, err)
 				return
 			}
@@ -99,9 +101,9 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 	var res access.Resource
 	var err error
 	if req.SiteID != "" {
-		var s store.Site
+		var s tenancy.Site
 		if s, err = a.store.GetSite(ctx, req.SiteID); err == nil {
-			var t store.Tenant
+			var t tenancy.Tenant
 			if t, err = a.store.GetTenant(ctx, s.TenantID); err == nil {
 				res = siteResource(s, t)
 			}
@@ -112,7 +114,7 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 			res, err = a.deviceResource(ctx, d)
 		}
 	}
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !a.allowed(ctx, readAction(res.Kind), res)) {
+	if errors.Is(err, database.ErrNotFound) || (err == nil && !a.allowed(ctx, readAction(res.Kind), res)) {
 		writeError(w, http.StatusBadRequest, "no such site or device: %s%s", req.SiteID, req.DeviceID)
 		return
 	}
@@ -129,7 +131,7 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 		call.owner = res.TenantID
 	}
 	sup, err := a.store.UserBySupporterID(ctx, identity.NormalizeSupporterID(req.SupporterID))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (sup.Role != store.RoleSupporter || sup.Status == store.UserDisabled)) {
+	if errors.Is(err, database.ErrNotFound) || (err == nil && (sup.Role != identity.RoleSupporter || sup.Status == identity.UserDisabled)) {
 		writeError(w, http.StatusBadRequest, "supporterId: no supporter %q", req.SupporterID)
 		return
 	}
@@ -165,7 +167,7 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 func (a *API) getGrant(w http.ResponseWriter, r *http.Request) {
 	g := loaded[store.Grant](r.Context())
 	sup, err := a.store.GetUser(r.Context(), g.SupporterUserID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, database.ErrNotFound) {
 		a.storeError(w, err)
 		return
 	}
@@ -176,7 +178,7 @@ func (a *API) revokeGrant(w http.ResponseWriter, r *http.Request) {
 	g := loaded[store.Grant](r.Context())
 	at := a.now().UTC().Truncate(time.Millisecond)
 	if err := a.store.RevokeGrant(r.Context(), g.ID, principal(r.Context()).ActorID, at); err != nil {
-		if errors.Is(err, store.ErrConflict) {
+		if errors.Is(err, database.ErrConflict) {
 			writeError(w, http.StatusConflict, "grant %s is already revoked", g.ID)
 			return
 		}

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/kpi"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -211,7 +213,7 @@ func (a *API) devicesWithin(w http.ResponseWriter, r *http.Request, devs []store
 	ctx := r.Context()
 	cache := a.newResolverCache()
 	t, err := cache.tenant(ctx, tenantID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		err = noTenant(tenantID)
 	}
 	if err != nil {
@@ -240,14 +242,14 @@ func (a *API) kpiAlarms(ctx context.Context, devs []store.Device, from, to time.
 	for i, d := range devs {
 		ids[i] = d.ID
 	}
-	f := store.AlarmFilter{DeviceIDs: ids, Since: from, Until: to, Limit: 1000}
+	f := alarm.Filter{DeviceIDs: ids, Since: from, Until: to, Limit: 1000}
 	for {
 		als, err := a.store.ListAlarms(ctx, f)
 		if err != nil {
 			return nil, err
 		}
 		for _, al := range als {
-			if al.Kind != store.AlarmKindRule {
+			if al.Kind != alarm.KindRule {
 				continue
 			}
 			out[al.DeviceID] = append(out[al.DeviceID], kpi.Alarm{Severity: al.Severity, Raised: al.RaisedAt, Cleared: al.ClearedAt})

@@ -11,7 +11,7 @@ import (
 	"github.com/warden-iot/warden/internal/mail/mailtest"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/server/servertest"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // operatorAccount makes an active operator-admin account in the store and
@@ -22,8 +22,8 @@ func operatorAccount(t *testing.T, srv *server.Server, op *client.Client) *clien
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := store.User{ID: "usr_mailwarn", TenantID: store.RootTenantID, Email: "ops@example.com", FirstName: "O", LastName: "P",
-		Role: store.RoleOperatorAdmin, Status: store.UserActive, PasswordHash: hash, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	u := identity.User{ID: "usr_mailwarn", TenantID: tenancy.RootTenantID, Email: "ops@example.com", FirstName: "O", LastName: "P",
+		Role: identity.RoleOperatorAdmin, Status: identity.UserActive, PasswordHash: hash, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := srv.Store().CreateUser(t.Context(), u); err != nil {
 		t.Fatal(err)
 	}

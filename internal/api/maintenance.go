@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/maintenance"
@@ -16,7 +17,7 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-func planView(row store.MaintenancePlan) apiv1.MaintenancePlan {
+func planView(row alarm.MaintenancePlan) apiv1.MaintenancePlan {
 	p, err := maintenance.ParsePlan(row.Spec)
 	if err != nil {
 		p = maintenance.Plan{} // written by setMaintenancePlan; a broken one shows the row alone
@@ -164,7 +165,7 @@ func (a *API) setMaintenancePlan(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	row := store.MaintenancePlan{TenantID: scopeTenantID(ctx), Model: model, Spec: spec, UpdatedAt: a.now()}
+	row := alarm.MaintenancePlan{TenantID: scopeTenantID(ctx), Model: model, Spec: spec, UpdatedAt: a.now()}
 	if err := a.store.SetMaintenancePlan(ctx, row); err != nil {
 		a.storeError(w, err)
 		return

@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 func (a *API) getMe(w http.ResponseWriter, r *http.Request) {
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	if err := a.withSignInLock(r.Context(), &u); err != nil {
 		a.storeError(w, err)
 		return
@@ -31,7 +31,7 @@ func (a *API) updateMe(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	if err := applyProfile(req, &u); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -48,7 +48,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	// Guessing the current password with a stolen session or token counts
 	// as failed sign-ins of the address, and is locked out like them.
 	key := signInKey(identity.EmailKey(u.Email))
@@ -105,7 +105,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
-	ss, err := a.store.ListSessions(r.Context(), loaded[store.User](r.Context()).ID)
+	ss, err := a.store.ListSessions(r.Context(), loaded[identity.User](r.Context()).ID)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -119,7 +119,7 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
-	ss, err := a.store.ListSessions(r.Context(), loaded[store.User](r.Context()).ID)
+	ss, err := a.store.ListSessions(r.Context(), loaded[identity.User](r.Context()).ID)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -140,7 +140,7 @@ func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
 // totpAAD binds a sealed TOTP secret to its account.
 func totpAAD(userID string) []byte { return []byte("warden-totp\x00" + userID) }
 
-func (a *API) openTOTP(ctx context.Context, u store.User) (string, error) {
+func (a *API) openTOTP(ctx context.Context, u identity.User) (string, error) {
 	if a.cfg.Keys == nil || len(u.TOTPSecret) == 0 {
 		return "", errors.New("no TOTP secret")
 	}
@@ -149,7 +149,7 @@ func (a *API) openTOTP(ctx context.Context, u store.User) (string, error) {
 }
 
 func (a *API) startTOTP(w http.ResponseWriter, r *http.Request) {
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	if u.TOTPEnabled {
 		writeError(w, http.StatusConflict, "two-factor sign-in is already on; turn it off first")
 		return
@@ -180,7 +180,7 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	if len(u.TOTPSecret) == 0 {
 		writeError(w, http.StatusConflict, "start with POST /api/v1/me/totp")
 		return
@@ -202,7 +202,7 @@ func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	if ok, _ := identity.VerifyPassword(req.Password, u.PasswordHash); !ok {
 		writeError(w, http.StatusForbidden, "the password is wrong")
 		return
@@ -214,10 +214,10 @@ func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func tokenView(t store.APIToken) apiv1.Token {
+func tokenView(t identity.APIToken) apiv1.Token {
 	v := apiv1.Token{ID: t.ID, Name: t.Name, Scopes: t.Scopes, CreatedAt: t.CreatedAt}
 	if len(v.Scopes) == 0 {
-		v.Scopes = []string{store.ScopeRead, store.ScopeWrite}
+		v.Scopes = []string{identity.ScopeRead, identity.ScopeWrite}
 	}
 	if !t.ExpiresAt.IsZero() {
 		v.ExpiresAt = &t.ExpiresAt
@@ -229,7 +229,7 @@ func tokenView(t store.APIToken) apiv1.Token {
 }
 
 func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
-	ts, err := a.store.ListAPITokens(r.Context(), loaded[store.User](r.Context()).ID)
+	ts, err := a.store.ListAPITokens(r.Context(), loaded[identity.User](r.Context()).ID)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -249,7 +249,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	c := principal(r.Context())
 	req.Name = strings.TrimSpace(req.Name)
 	if req.Name == "" || len(req.Name) > 100 {
@@ -257,7 +257,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, s := range req.Scopes {
-		if s != store.ScopeRead && s != store.ScopeWrite {
+		if s != identity.ScopeRead && s != identity.ScopeWrite {
 			writeError(w, http.StatusBadRequest, "scopes: %q is not one of read, write", s)
 			return
 		}
@@ -298,7 +298,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	t := store.APIToken{ID: id, TenantID: u.TenantID, UserID: u.ID, Name: req.Name, Role: u.Role, Scopes: req.Scopes,
+	t := identity.APIToken{ID: id, TenantID: u.TenantID, UserID: u.ID, Name: req.Name, Role: u.Role, Scopes: req.Scopes,
 		Hash: HashToken(secret), CreatedAt: now, ExpiresAt: exp}
 	if err := a.store.CreateAPIToken(r.Context(), t); err != nil {
 		a.storeError(w, err)
@@ -311,8 +311,8 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteToken(w http.ResponseWriter, r *http.Request) {
 	t, err := a.store.GetAPIToken(r.Context(), r.PathValue("token"))
-	if err == nil && t.UserID != loaded[store.User](r.Context()).ID {
-		err = fmt.Errorf("token %q: %w", r.PathValue("token"), store.ErrNotFound)
+	if err == nil && t.UserID != loaded[identity.User](r.Context()).ID {
+		err = fmt.Errorf("token %q: %w", r.PathValue("token"), database.ErrNotFound)
 	}
 	if err == nil {
 		err = a.store.DeleteAPIToken(r.Context(), t.ID)

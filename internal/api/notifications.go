@@ -16,9 +16,11 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/notify"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // noMailServer is the warning for e-mail settings while the server has no
@@ -36,7 +38,7 @@ func (a *API) mailWarnings(needsMail bool, what string) []string {
 	return []string{noMailServer(what)}
 }
 
-func (a *API) prefsView(p store.NotificationPrefs) apiv1.NotificationPrefs {
+func (a *API) prefsView(p notifystore.NotificationPrefs) apiv1.NotificationPrefs {
 	v := apiv1.NotificationPrefs{Email: p.Email, Severities: p.Severities, SiteIDs: p.SiteIDs,
 		Warnings: a.mailWarnings(p.Email, "alarm e-mails")}
 	if v.Severities == nil {
@@ -66,7 +68,7 @@ func checkSeverities(field string, in []string) ([]string, error) {
 }
 
 func (a *API) getNotificationPrefs(w http.ResponseWriter, r *http.Request) {
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	p, err := a.store.GetNotificationPrefs(r.Context(), u.ID)
 	if err != nil {
 		a.storeError(w, err)
@@ -107,11 +109,11 @@ func (a *API) setNotificationPrefs(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		s, err := cache.site(ctx, id)
-		var t store.Tenant
+		var t tenancy.Tenant
 		if err == nil {
 			t, err = cache.tenant(ctx, s.TenantID)
 		}
-		if errors.Is(err, store.ErrNotFound) || (err == nil && !a.allowed(ctx, access.SiteRead, siteResource(s, t))) {
+		if errors.Is(err, database.ErrNotFound) || (err == nil && !a.allowed(ctx, access.SiteRead, siteResource(s, t))) {
 			writeError(w, http.StatusBadRequest, "siteIds: no site %q", id)
 			return
 		}
@@ -121,8 +123,8 @@ func (a *API) setNotificationPrefs(w http.ResponseWriter, r *http.Request) {
 		}
 		sites = append(sites, id)
 	}
-	u := loaded[store.User](ctx)
-	p := store.NotificationPrefs{UserID: u.ID, Email: *req.Email, Severities: sev, SiteIDs: sites}
+	u := loaded[identity.User](ctx)
+	p := notifystore.NotificationPrefs{UserID: u.ID, Email: *req.Email, Severities: sev, SiteIDs: sites}
 	if err := a.store.SetNotificationPrefs(ctx, p); err != nil {
 		a.storeError(w, err)
 		return
@@ -130,7 +132,7 @@ func (a *API) setNotificationPrefs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.prefsView(p))
 }
 
-func webhookView(h store.Webhook) apiv1.Webhook {
+func webhookView(h notifystore.Webhook) apiv1.Webhook {
 	v := apiv1.Webhook{ID: h.ID, TenantID: h.TenantID, URL: h.URL, Severities: h.Severities, Enabled: h.Enabled, CreatedAt: h.CreatedAt}
 	if v.Severities == nil {
 		v.Severities = []string{}
@@ -254,7 +256,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secret := hex.EncodeToString(raw)
-	h := store.Webhook{ID: id, TenantID: req.TenantID, URL: req.URL, Secret: []byte(secret), Severities: sev,
+	h := notifystore.Webhook{ID: id, TenantID: req.TenantID, URL: req.URL, Secret: []byte(secret), Severities: sev,
 		Enabled: true, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
 	if err := a.store.CreateWebhook(ctx, h); err != nil {
 		a.storeError(w, err)
@@ -284,11 +286,11 @@ func byWebhook(a *API, r *http.Request) (access.Resource, any, error) {
 			return res, h, err
 		}
 	}
-	return access.Resource{}, nil, fmt.Errorf("webhook %q: %w", id, store.ErrNotFound)
+	return access.Resource{}, nil, fmt.Errorf("webhook %q: %w", id, database.ErrNotFound)
 }
 
 func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) {
-	h := loaded[store.Webhook](r.Context())
+	h := loaded[notifystore.Webhook](r.Context())
 	if err := a.store.DeleteWebhook(r.Context(), h.ID); err != nil {
 		a.storeError(w, err)
 		return
@@ -303,7 +305,7 @@ const MaxEscalationMinutes = 7 * 24 * 60
 func (a *API) getEscalation(w http.ResponseWriter, r *http.Request) {
 	tid := scopeTenantID(r.Context())
 	e, err := a.store.GetEscalation(r.Context(), tid)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		writeJSON(w, http.StatusOK, apiv1.Escalation{TenantID: tid})
 		return
 	}
@@ -334,7 +336,7 @@ func (a *API) setEscalation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "delayMinutes: 0 to %d", MaxEscalationMinutes)
 		return
 	}
-	e := store.Escalation{TenantID: tid, Delay: time.Duration(*req.DelayMinutes) * time.Minute}
+	e := notifystore.Escalation{TenantID: tid, Delay: time.Duration(*req.DelayMinutes) * time.Minute}
 	if e.Delay > 0 {
 		email, err := normalizeEmail(req.Email)
 		if err != nil {
@@ -351,11 +353,11 @@ func (a *API) setEscalation(w http.ResponseWriter, r *http.Request) {
 		Warnings: a.mailWarnings(e.Delay > 0 && e.Email != "", "escalation e-mails")})
 }
 
-func deliveryView(d store.Delivery) apiv1.Delivery {
+func deliveryView(d notifystore.Delivery) apiv1.Delivery {
 	v := apiv1.Delivery{ID: d.ID, TenantID: d.TenantID, AlarmID: d.AlarmID, Channel: d.Channel, Target: d.Target,
 		Event: d.Event, State: d.State, Attempts: d.Attempts, LastError: d.LastError, Unreadable: d.Unreadable,
 		CreatedAt: d.CreatedAt, SentAt: timePtr(d.SentAt)}
-	if d.State == store.DeliveryPending {
+	if d.State == notifystore.DeliveryPending {
 		v.NextAt = timePtr(d.NextAt)
 	}
 	return v
@@ -365,9 +367,9 @@ func deliveryView(d store.Delivery) apiv1.Delivery {
 // and its sub-tenants, failures included.
 func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.DeliveryFilter{Limit: 100}
+	f := notifystore.DeliveryFilter{Limit: 100}
 	switch s := q.Get("state"); s {
-	case "", store.DeliveryPending, store.DeliverySent, store.DeliveryFailed:
+	case "", notifystore.DeliveryPending, notifystore.DeliverySent, notifystore.DeliveryFailed:
 		f.State = s
 	default:
 		writeError(w, http.StatusBadRequest, "state: want pending, sent or failed")

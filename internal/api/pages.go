@@ -4,7 +4,7 @@ import (
 	"html/template"
 	"net/http"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/identity"
 )
 
 // The activation and reset links of the account e-mails open these two
@@ -37,9 +37,9 @@ type pageData struct {
 func (a *API) pageRoutes(mux *http.ServeMux) {
 	pages := http.NewServeMux()
 	pages.HandleFunc("GET /activate", a.linkPage("Activate your account", "/activate"))
-	pages.HandleFunc("POST /activate", a.linkForm("Activate your account", "/activate", store.PurposeActivate))
+	pages.HandleFunc("POST /activate", a.linkForm("Activate your account", "/activate", identity.PurposeActivate))
 	pages.HandleFunc("GET /reset-password", a.linkPage("Choose a new password", "/reset-password"))
-	pages.HandleFunc("POST /reset-password", a.linkForm("Choose a new password", "/reset-password", store.PurposeReset))
+	pages.HandleFunc("POST /reset-password", a.linkForm("Choose a new password", "/reset-password", identity.PurposeReset))
 	h := a.audited(pages, securePage(pages))
 	mux.Handle("/activate", h)
 	mux.Handle("/reset-password", h)

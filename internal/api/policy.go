@@ -9,7 +9,10 @@ import (
 	"strings"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // route is one authenticated endpoint: the action it needs and how to find
@@ -151,7 +154,7 @@ func (a *API) noteOutsideRead(r *http.Request, act access.Action, res access.Res
 	if res.Kind != access.KindDevice || (act != access.DeviceRead && act != access.DeviceData && act != access.AlarmRead) {
 		return
 	}
-	if !outsider(r.Context()) || res.TenantID == store.RootTenantID {
+	if !outsider(r.Context()) || res.TenantID == tenancy.RootTenantID {
 		return // customers read inside their own tenant tree; the operator's own machines
 	}
 	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
@@ -166,7 +169,7 @@ func (a *API) noteOutsideRead(r *http.Request, act access.Action, res access.Res
 // or operator staff.
 func outsider(ctx context.Context) bool {
 	switch principal(ctx).Role {
-	case store.RoleSupporter, store.RoleOperatorService, store.RoleOperatorAdmin:
+	case identity.RoleSupporter, identity.RoleOperatorService, identity.RoleOperatorAdmin:
 		return true
 	}
 	return false
@@ -184,7 +187,7 @@ func noteOutsideList(r *http.Request, action string, devs []store.Device) {
 		return
 	}
 	for _, d := range devs {
-		if d.TenantID == store.RootTenantID {
+		if d.TenantID == tenancy.RootTenantID {
 			continue
 		}
 		if call.listed == nil {
@@ -197,7 +200,7 @@ func noteOutsideList(r *http.Request, action string, devs []store.Device) {
 }
 
 // tenantResource loads a tenant as a resource.
-func (a *API) tenantResource(ctx context.Context, id string) (access.Resource, store.Tenant, error) {
+func (a *API) tenantResource(ctx context.Context, id string) (access.Resource, tenancy.Tenant, error) {
 	t, err := a.store.GetTenant(ctx, id)
 	if err != nil {
 		return access.Resource{}, t, err
@@ -211,7 +214,7 @@ func (a *API) deviceResource(ctx context.Context, d store.Device) (access.Resour
 	return a.newResolverCache().device(ctx, d)
 }
 
-func siteResource(s store.Site, t store.Tenant) access.Resource {
+func siteResource(s tenancy.Site, t tenancy.Tenant) access.Resource {
 	return access.Resource{Kind: access.KindSite, ID: s.ID, TenantID: s.TenantID, TenantPath: t.Path,
 		SiteID: s.ID, FactoryAccess: s.FactoryAccess}
 }
@@ -258,16 +261,16 @@ func scopeTenant(a *API, r *http.Request) (access.Resource, any, error) {
 
 // noTenant is the one answer for a tenant id that names no tenant and for
 // one that names a tenant the caller may not know of.
-func noTenant(id string) error { return fmt.Errorf("tenant %q: %w", id, store.ErrNotFound) }
+func noTenant(id string) error { return fmt.Errorf("tenant %q: %w", id, database.ErrNotFound) }
 
 // namedTenant resolves a tenant a caller names (?tenant=, a body's
 // tenantId): its own, one above it (its path shows them), or one it may
 // read. Any other, existing or not, is noTenant: whether a tenant id
 // exists is not told to those who may not see it.
-func (a *API) namedTenant(ctx context.Context, id string) (access.Resource, store.Tenant, error) {
+func (a *API) namedTenant(ctx context.Context, id string) (access.Resource, tenancy.Tenant, error) {
 	res, t, err := a.tenantResource(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return access.Resource{}, store.Tenant{}, noTenant(id)
+	if errors.Is(err, database.ErrNotFound) {
+		return access.Resource{}, tenancy.Tenant{}, noTenant(id)
 	}
 	if err != nil {
 		return res, t, err
@@ -276,7 +279,7 @@ func (a *API) namedTenant(ctx context.Context, id string) (access.Resource, stor
 	if t.ID == c.TenantID || access.Within(c.TenantPath, t.Path) || a.allowed(ctx, access.TenantRead, res) {
 		return res, t, nil
 	}
-	return access.Resource{}, store.Tenant{}, noTenant(id)
+	return access.Resource{}, tenancy.Tenant{}, noTenant(id)
 }
 
 // scopeKind is scopeTenant for resources of another kind that live in a
@@ -292,7 +295,7 @@ func scopeKind(k access.Kind) resolver {
 
 // scopeTenantID is the tenant scopeTenant resolved for this request.
 func scopeTenantID(ctx context.Context) string {
-	return loaded[store.Tenant](ctx).ID
+	return loaded[tenancy.Tenant](ctx).ID
 }
 
 // byUser resolves the account named by the "user" path value.
@@ -315,20 +318,20 @@ func byUser(a *API, r *http.Request) (access.Resource, any, error) {
 
 // activatedAdmin says u is a customer administrator who has set a password
 // (enabled or disabled now): the customer has taken its accounts over.
-func activatedAdmin(u store.User) bool {
-	return u.Role == store.RoleCustomerAdmin && u.PasswordHash != ""
+func activatedAdmin(u identity.User) bool {
+	return u.Role == identity.RoleCustomerAdmin && u.PasswordHash != ""
 }
 
 // customerAdministered is the fact access.Resource.CustomerAdministered
 // for accounts in tenant t: whether an activated customer administrator
 // exists in t, in a customer tenant above it or in one below it.
-func (a *API) customerAdministered(ctx context.Context, t store.Tenant) (bool, error) {
-	if t.ID == store.RootTenantID {
+func (a *API) customerAdministered(ctx context.Context, t tenancy.Tenant) (bool, error) {
+	if t.ID == tenancy.RootTenantID {
 		return false, nil
 	}
 	ids := []string{}
 	for _, id := range strings.Split(t.Path, "/") {
-		if id != store.RootTenantID && id != t.ID {
+		if id != tenancy.RootTenantID && id != t.ID {
 			ids = append(ids, id)
 		}
 	}
@@ -378,15 +381,15 @@ func byGrant(a *API, r *http.Request) (access.Resource, any, error) {
 // same tenant or site twice.
 type resolverCache struct {
 	a       *API
-	tenants map[string]store.Tenant
-	sites   map[string]store.Site
+	tenants map[string]tenancy.Tenant
+	sites   map[string]tenancy.Site
 }
 
 func (a *API) newResolverCache() *resolverCache {
-	return &resolverCache{a: a, tenants: map[string]store.Tenant{}, sites: map[string]store.Site{}}
+	return &resolverCache{a: a, tenants: map[string]tenancy.Tenant{}, sites: map[string]tenancy.Site{}}
 }
 
-func (c *resolverCache) tenant(ctx context.Context, id string) (store.Tenant, error) {
+func (c *resolverCache) tenant(ctx context.Context, id string) (tenancy.Tenant, error) {
 	if t, ok := c.tenants[id]; ok {
 		return t, nil
 	}
@@ -398,7 +401,7 @@ func (c *resolverCache) tenant(ctx context.Context, id string) (store.Tenant, er
 	return t, nil
 }
 
-func (c *resolverCache) site(ctx context.Context, id string) (store.Site, error) {
+func (c *resolverCache) site(ctx context.Context, id string) (tenancy.Site, error) {
 	if s, ok := c.sites[id]; ok {
 		return s, nil
 	}
@@ -422,7 +425,7 @@ func (c *resolverCache) device(ctx context.Context, d store.Device) (access.Reso
 		switch {
 		case err == nil:
 			res.FactoryAccess = s.FactoryAccess
-		case !errors.Is(err, store.ErrNotFound):
+		case !errors.Is(err, database.ErrNotFound):
 			return res, fmt.Errorf("site of device %s: %w", d.ID, err)
 		}
 	}
@@ -439,7 +442,7 @@ func (a *API) listScope(w http.ResponseWriter, r *http.Request) ([]string, bool)
 		// A tenant the caller may not see answers like one that does
 		// not exist.
 		res, _, err := a.tenantResource(r.Context(), id)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && !a.allowed(r.Context(), access.TenantRead, res)) {
+		if errors.Is(err, database.ErrNotFound) || (err == nil && !a.allowed(r.Context(), access.TenantRead, res)) {
 			err = noTenant(id)
 		}
 		if err != nil {
@@ -466,7 +469,7 @@ func (a *API) visibleDevices(w http.ResponseWriter, r *http.Request, f store.Dev
 	c := principal(ctx)
 	var filters []store.DeviceFilter
 	switch c.Role {
-	case store.RoleSupporter:
+	case identity.RoleSupporter:
 		var devs, sites []string
 		for _, g := range c.Grants {
 			if g.DeviceID != "" {
@@ -486,8 +489,8 @@ func (a *API) visibleDevices(w http.ResponseWriter, r *http.Request, f store.Dev
 			g.SiteIDs = intersectOrAll(f.SiteIDs, sites)
 			filters = append(filters, g)
 		}
-	case store.RoleOperatorService:
-		sites, err := a.store.ListSites(ctx, store.SiteFilter{FactoryAccess: true})
+	case identity.RoleOperatorService:
+		sites, err := a.store.ListSites(ctx, tenancy.SiteFilter{FactoryAccess: true})
 		if err != nil {
 			a.storeError(w, err)
 			return nil, false
@@ -497,7 +500,7 @@ func (a *API) visibleDevices(w http.ResponseWriter, r *http.Request, f store.Dev
 			ids[i] = s.ID
 		}
 		own := f
-		own.TenantIDs = []string{store.RootTenantID}
+		own.TenantIDs = []string{tenancy.RootTenantID}
 		filters = append(filters, own)
 		if len(ids) > 0 {
 			g := f
@@ -567,7 +570,7 @@ func (a *API) inTenant(w http.ResponseWriter, r *http.Request, tenantID string, 
 	// A tenant the caller may not know of answers like one that does
 	// not exist.
 	res, t, err := a.namedTenant(r.Context(), tenantID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		writeError(w, http.StatusBadRequest, "tenantId: no tenant %q", tenantID)
 		return "", res, false
 	}

@@ -12,15 +12,16 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // ruleView decodes a stored rule; the row's id, tenant, name and enabled
 // flag win over the spec's (as monitor.RuleOf). A spec that no longer
 // decodes shows as the row alone.
-func ruleView(row store.AlarmRule) apiv1.Rule {
+func ruleView(row alarm.StoredRule) apiv1.Rule {
 	var r alarm.Rule
 	_ = json.Unmarshal(row.Spec, &r) // written by createRule/updateRule; a broken one shows the row's fields
 	r.ID, r.TenantID, r.Name, r.Enabled = row.ID, row.TenantID, row.Name, row.Enabled
@@ -67,7 +68,7 @@ func writeInvalid(w http.ResponseWriter, what string, err error, fieldOf func(er
 }
 
 // ruleResource describes a rule of a tenant for Decide.
-func ruleResource(id string, t store.Tenant) access.Resource {
+func ruleResource(id string, t tenancy.Tenant) access.Resource {
 	return access.Resource{Kind: access.KindRule, ID: id, TenantID: t.ID, TenantPath: t.Path}
 }
 
@@ -87,7 +88,7 @@ func byRule(a *API, r *http.Request) (access.Resource, any, error) {
 	}
 	res := ruleResource(row.ID, t)
 	if !a.allowed(ctx, access.RuleRead, res) {
-		return access.Resource{}, nil, fmt.Errorf("alarm rule %q: %w", row.ID, store.ErrNotFound)
+		return access.Resource{}, nil, fmt.Errorf("alarm rule %q: %w", row.ID, database.ErrNotFound)
 	}
 	res.ID = ""
 	return res, row, nil
@@ -122,7 +123,7 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 // checkRule completes and validates a rule of tenant t: Validate's
 // problems, and a scope device or site in t's tree whose alarms the caller
 // may read (operator staff: only while the owner's switch is on).
-func (a *API) checkRule(w http.ResponseWriter, r *http.Request, rule alarm.Rule, t store.Tenant) bool {
+func (a *API) checkRule(w http.ResponseWriter, r *http.Request, rule alarm.Rule, t tenancy.Tenant) bool {
 	if err := rule.Validate(); err != nil {
 		writeRuleInvalid(w, err)
 		return false
@@ -135,7 +136,7 @@ func (a *API) checkRule(w http.ResponseWriter, r *http.Request, rule alarm.Rule,
 		if err == nil {
 			res, err = a.deviceResource(ctx, d)
 		}
-		if errors.Is(err, store.ErrNotFound) || (err == nil && (!access.Within(res.TenantPath, t.Path) || !a.allowed(ctx, access.AlarmRead, res))) {
+		if errors.Is(err, database.ErrNotFound) || (err == nil && (!access.Within(res.TenantPath, t.Path) || !a.allowed(ctx, access.AlarmRead, res))) {
 			writeRuleInvalid(w, &alarm.FieldError{Field: "scope.deviceId", Problem: fmt.Sprintf("no device %q in tenant %q or below", rule.Scope.DeviceID, t.ID)})
 			return false
 		}
@@ -145,11 +146,11 @@ func (a *API) checkRule(w http.ResponseWriter, r *http.Request, rule alarm.Rule,
 		}
 	case rule.Scope.SiteID != "":
 		s, err := a.store.GetSite(ctx, rule.Scope.SiteID)
-		var st store.Tenant
+		var st tenancy.Tenant
 		if err == nil {
 			st, err = a.store.GetTenant(ctx, s.TenantID)
 		}
-		if errors.Is(err, store.ErrNotFound) || (err == nil && (!access.Within(st.Path, t.Path) || !a.allowed(ctx, access.AlarmRead, siteResource(s, st)))) {
+		if errors.Is(err, database.ErrNotFound) || (err == nil && (!access.Within(st.Path, t.Path) || !a.allowed(ctx, access.AlarmRead, siteResource(s, st)))) {
 			writeRuleInvalid(w, &alarm.FieldError{Field: "scope.siteId", Problem: fmt.Sprintf("no site %q in tenant %q or below", rule.Scope.SiteID, t.ID)})
 			return false
 		}
@@ -183,7 +184,7 @@ func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
 		req.TenantID = c.TenantID
 	}
 	t, err := a.store.GetTenant(ctx, req.TenantID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		writeRuleInvalid(w, &alarm.FieldError{Field: "tenantId", Problem: fmt.Sprintf("no tenant %q", req.TenantID)})
 		return
 	}
@@ -213,7 +214,7 @@ func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.now().UTC().Truncate(time.Millisecond)
-	row := store.AlarmRule{ID: rule.ID, TenantID: t.ID, Name: rule.Name, Enabled: rule.Enabled, Spec: spec,
+	row := alarm.StoredRule{ID: rule.ID, TenantID: t.ID, Name: rule.Name, Enabled: rule.Enabled, Spec: spec,
 		CreatedBy: c.ActorID, CreatedAt: now, UpdatedAt: now}
 	if err := a.store.CreateAlarmRule(ctx, row); err != nil {
 		a.storeError(w, err)
@@ -225,7 +226,7 @@ func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getRule(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, ruleView(loaded[store.AlarmRule](r.Context())))
+	writeJSON(w, http.StatusOK, ruleView(loaded[alarm.StoredRule](r.Context())))
 }
 
 // updateRule replaces a rule's definition; its id, tenant and alarms stay.
@@ -235,7 +236,7 @@ func (a *API) updateRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	row := loaded[store.AlarmRule](ctx)
+	row := loaded[alarm.StoredRule](ctx)
 	if req.ID != "" && req.ID != row.ID {
 		writeRuleInvalid(w, &alarm.FieldError{Field: "id", Problem: fmt.Sprintf("%q is not this rule's id %q", req.ID, row.ID)})
 		return
@@ -276,7 +277,7 @@ func (a *API) updateRule(w http.ResponseWriter, r *http.Request) {
 // still active).
 func (a *API) deleteRule(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	row := loaded[store.AlarmRule](ctx)
+	row := loaded[alarm.StoredRule](ctx)
 	if err := a.store.DeleteAlarmRule(ctx, row.ID); err != nil {
 		a.storeError(w, err)
 		return

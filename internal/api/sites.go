@@ -10,10 +10,10 @@ import (
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
-func siteView(s store.Site) apiv1.Site {
+func siteView(s tenancy.Site) apiv1.Site {
 	v := apiv1.Site{ID: s.ID, TenantID: s.TenantID, Name: s.Name, Address: addressView(s.Address), FactoryAccess: s.FactoryAccess, CreatedAt: s.CreatedAt}
 	if !s.FactoryAccessChangedAt.IsZero() {
 		v.FactoryAccessChangedAt = &s.FactoryAccessChangedAt
@@ -24,16 +24,16 @@ func siteView(s store.Site) apiv1.Site {
 func (a *API) listSites(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c := principal(ctx)
-	var f store.SiteFilter
+	var f tenancy.SiteFilter
 	switch c.Role {
-	case store.RoleSupporter:
+	case identity.RoleSupporter:
 		f.IDs = []string{}
 		for _, g := range c.Grants {
 			if g.SiteID != "" {
 				f.IDs = append(f.IDs, g.SiteID)
 			}
 		}
-	case store.RoleOperatorService:
+	case identity.RoleOperatorService:
 		f.FactoryAccess = true
 	default:
 		tenants, ok := a.listScope(w, r)
@@ -63,11 +63,11 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request) {
 }
 
 type sitePatch struct {
-	Name    *string        `json:"name"`
-	Address *store.Address `json:"address"`
+	Name    *string          `json:"name"`
+	Address *tenancy.Address `json:"address"`
 }
 
-func (p sitePatch) apply(s *store.Site) error {
+func (p sitePatch) apply(s *tenancy.Site) error {
 	if p.Name != nil {
 		s.Name = strings.TrimSpace(*p.Name)
 	}
@@ -101,7 +101,7 @@ func (a *API) createSite(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	s := store.Site{ID: id, TenantID: req.TenantID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
+	s := tenancy.Site{ID: id, TenantID: req.TenantID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
 	if err := req.sitePatch.apply(&s); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -114,7 +114,7 @@ func (a *API) createSite(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getSite(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, siteView(loaded[store.Site](r.Context())))
+	writeJSON(w, http.StatusOK, siteView(loaded[tenancy.Site](r.Context())))
 }
 
 func (a *API) updateSite(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +122,7 @@ func (a *API) updateSite(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	s := loaded[store.Site](r.Context())
+	s := loaded[tenancy.Site](r.Context())
 	if err := req.apply(&s); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -135,7 +135,7 @@ func (a *API) updateSite(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteSite(w http.ResponseWriter, r *http.Request) {
-	s := loaded[store.Site](r.Context())
+	s := loaded[tenancy.Site](r.Context())
 	if err := a.store.DeleteSite(r.Context(), s.ID, a.now().UTC()); err != nil {
 		a.storeError(w, err)
 		return
@@ -159,7 +159,7 @@ func (a *API) setFactoryAccess(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "enabled: true or false is required")
 		return
 	}
-	s := loaded[store.Site](r.Context())
+	s := loaded[tenancy.Site](r.Context())
 	at := a.now().UTC().Truncate(time.Millisecond)
 	if err := a.store.SetFactoryAccess(r.Context(), s.ID, *req.Enabled, at); err != nil {
 		a.storeError(w, err)

@@ -9,12 +9,13 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
-func (a *API) tenantView(r *http.Request, t store.Tenant) apiv1.Tenant {
+func (a *API) tenantView(r *http.Request, t tenancy.Tenant) apiv1.Tenant {
 	v := apiv1.Tenant{ID: t.ID, ParentID: t.ParentID, Path: t.Path, Name: t.Name, Address: addressView(t.Address), Contact: contactView(t.Contact),
 		CreatedAt: t.CreatedAt, TelemetryRetentionDays: t.RetentionDays}
 	res := access.Resource{Kind: access.KindTenant, ID: t.ID, TenantID: t.ID, TenantPath: t.Path}
@@ -25,7 +26,7 @@ func (a *API) tenantView(r *http.Request, t store.Tenant) apiv1.Tenant {
 }
 
 func (a *API) getTenant(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.tenantView(r, loaded[store.Tenant](r.Context())))
+	writeJSON(w, http.StatusOK, a.tenantView(r, loaded[tenancy.Tenant](r.Context())))
 }
 
 func (a *API) getTenantByID(w http.ResponseWriter, r *http.Request) { a.getTenant(w, r) }
@@ -34,7 +35,7 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("tenant")
 	if id == "" {
 		id = principal(r.Context()).TenantID
-	} else if res, _, err := a.tenantResource(r.Context(), id); errors.Is(err, store.ErrNotFound) ||
+	} else if res, _, err := a.tenantResource(r.Context(), id); errors.Is(err, database.ErrNotFound) ||
 		(err == nil && !a.allowed(r.Context(), access.TenantRead, res)) {
 		// A tenant the caller may not see answers like one that does
 		// not exist.
@@ -60,17 +61,17 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request) {
 
 // tenantPatch is the changeable part of a tenant.
 type tenantPatch struct {
-	Name                   *string         `json:"name"`
-	Address                *store.Address  `json:"address"`
-	Contact                *store.Contact  `json:"contact"`
-	Contract               *store.Contract `json:"contract"`
-	TelemetryRetentionDays *int            `json:"telemetryRetentionDays"`
+	Name                   *string           `json:"name"`
+	Address                *tenancy.Address  `json:"address"`
+	Contact                *tenancy.Contact  `json:"contact"`
+	Contract               *tenancy.Contract `json:"contract"`
+	TelemetryRetentionDays *int              `json:"telemetryRetentionDays"`
 }
 
 // maxRetentionDays is a hundred years: "forever" is 0.
 const maxRetentionDays = 36500
 
-func (p tenantPatch) apply(t *store.Tenant) error {
+func (p tenantPatch) apply(t *tenancy.Tenant) error {
 	if p.Name != nil {
 		t.Name = strings.TrimSpace(*p.Name)
 	}
@@ -131,7 +132,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
 		req.ParentID = principal(r.Context()).TenantID
 	}
 	res, _, err := a.namedTenant(r.Context(), req.ParentID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		writeError(w, http.StatusBadRequest, "parentId: no tenant %q", req.ParentID)
 		return
 	}
@@ -155,7 +156,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "id: 1 to 128 letters, digits, '-', '.' or '_'")
 		return
 	}
-	t := store.Tenant{ID: req.ID, ParentID: req.ParentID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
+	t := tenancy.Tenant{ID: req.ID, ParentID: req.ParentID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
 	if err := req.tenantPatch.apply(&t); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -168,7 +169,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
 	// answers like a taken id.
 	retired, err := a.store.IDRetired(r.Context(), "tenant", t.ID)
 	if err == nil && retired {
-		err = fmt.Errorf("tenant %q: %w", t.ID, store.ErrConflict)
+		err = fmt.Errorf("tenant %q: %w", t.ID, database.ErrConflict)
 	}
 	if err == nil {
 		err = a.store.CreateTenant(r.Context(), t)
@@ -194,7 +195,7 @@ func (a *API) updateTenant(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	t := loaded[store.Tenant](r.Context())
+	t := loaded[tenancy.Tenant](r.Context())
 	if req.Contract != nil && !a.allowed(r.Context(), access.TenantContract, resourceOf(r.Context())) {
 		writeError(w, http.StatusForbidden, "contract: you may not change contract data")
 		return
@@ -219,7 +220,7 @@ func (a *API) updateTenant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) {
-	t := loaded[store.Tenant](r.Context())
+	t := loaded[tenancy.Tenant](r.Context())
 	devs, err := a.store.ListDevices(r.Context(), t.ID)
 	if err != nil {
 		a.storeError(w, err)
@@ -231,7 +232,7 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.store.DeleteTenant(r.Context(), t.ID); err != nil {
-		if errors.Is(err, store.ErrConflict) {
+		if errors.Is(err, database.ErrConflict) {
 			writeError(w, http.StatusConflict, "tenant %s has sub-tenants: delete them first", t.ID)
 			return
 		}

@@ -10,12 +10,13 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/mail"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
-func userView(u store.User, full bool) apiv1.User {
+func userView(u identity.User, full bool) apiv1.User {
 	v := apiv1.User{ID: u.ID, TenantID: u.TenantID, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
 		Role: string(u.Role), SupporterID: u.SupporterID, Status: string(u.Status), CreatedAt: u.CreatedAt}
 	if full {
@@ -31,7 +32,7 @@ func userView(u store.User, full bool) apiv1.User {
 }
 
 // applyProfile changes the part of an account its owner may change.
-func applyProfile(p apiv1.Profile, u *store.User) error {
+func applyProfile(p apiv1.Profile, u *identity.User) error {
 	for _, f := range []struct {
 		name string
 		src  *string
@@ -48,7 +49,7 @@ func applyProfile(p apiv1.Profile, u *store.User) error {
 		*f.dst = v
 	}
 	if p.Address != nil {
-		a := store.Address(*p.Address)
+		a := tenancy.Address(*p.Address)
 		if err := checkAddress(a); err != nil {
 			return err
 		}
@@ -60,7 +61,7 @@ func applyProfile(p apiv1.Profile, u *store.User) error {
 	return nil
 }
 
-func checkAddress(a store.Address) error {
+func checkAddress(a tenancy.Address) error {
 	for name, v := range map[string]string{"street": a.Street, "postalCode": a.PostalCode, "city": a.City, "country": a.Country} {
 		if len(v) > 200 {
 			return fmt.Errorf("address.%s: at most 200 characters", name)
@@ -101,7 +102,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	role := store.Role(req.Role)
+	role := identity.Role(req.Role)
 	c := principal(r.Context())
 	tenantID, res, ok := a.inTenant(w, r, req.TenantID, access.KindUser, access.UserCreate)
 	if !ok {
@@ -126,28 +127,28 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	u := store.User{ID: id, TenantID: req.TenantID, Email: email, Role: role, Status: store.UserPending,
+	u := identity.User{ID: id, TenantID: req.TenantID, Email: email, Role: role, Status: identity.UserPending,
 		CreatedBy: c.ActorID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
 	if err := applyProfile(req.Profile, &u); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	for try := 0; ; try++ {
-		if u.Role == store.RoleSupporter {
+		if u.Role == identity.RoleSupporter {
 			if u.SupporterID, err = identity.NewSupporterID(); err != nil {
 				a.storeError(w, err)
 				return
 			}
 		}
 		err = a.store.CreateUser(r.Context(), u)
-		if !errors.Is(err, store.ErrConflict) || u.Role != store.RoleSupporter || try == 3 {
+		if !errors.Is(err, database.ErrConflict) || u.Role != identity.RoleSupporter || try == 3 {
 			break
 		}
 		if _, e := a.store.UserByEmail(r.Context(), email); e == nil {
 			break // the e-mail is taken, not the supporter id
 		}
 	}
-	if errors.Is(err, store.ErrConflict) {
+	if errors.Is(err, database.ErrConflict) {
 		writeError(w, http.StatusConflict, "an account with e-mail %s exists already", email)
 		return
 	}
@@ -157,7 +158,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("user created", "user", u.ID, "tenant", u.TenantID, "role", u.Role)
 	v := userView(u, true)
-	v.ActivationLink, v.ActivationMailed, err = a.sendLink(r.Context(), u, store.PurposeActivate)
+	v.ActivationLink, v.ActivationMailed, err = a.sendLink(r.Context(), u, identity.PurposeActivate)
 	if err != nil {
 		// The account exists; the admin can send the link again.
 		a.log.Error("send activation", "user", u.ID, "err", err)
@@ -168,7 +169,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	if err := a.withSignInLock(r.Context(), &u); err != nil {
 		a.storeError(w, err)
 		return
@@ -182,19 +183,19 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := principal(r.Context())
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	res := resourceOf(r.Context())
 	if err := applyProfile(req.Profile, &u); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	if req.Role != nil && store.Role(*req.Role) != u.Role {
-		role := store.Role(*req.Role)
+	if req.Role != nil && identity.Role(*req.Role) != u.Role {
+		role := identity.Role(*req.Role)
 		if u.ID == c.UserID {
 			writeError(w, http.StatusForbidden, "role: you cannot change your own role")
 			return
 		}
-		if (role == store.RoleSupporter) != (u.Role == store.RoleSupporter) {
+		if (role == identity.RoleSupporter) != (u.Role == identity.RoleSupporter) {
 			writeError(w, http.StatusBadRequest, "role: a supporter account stays a supporter account; make a new account instead")
 			return
 		}
@@ -212,21 +213,21 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 		u.Role = role
 	}
 	if req.Status != nil {
-		switch store.UserStatus(*req.Status) {
-		case store.UserDisabled:
+		switch identity.UserStatus(*req.Status) {
+		case identity.UserDisabled:
 			if u.ID == c.UserID {
 				writeError(w, http.StatusForbidden, "status: you cannot disable yourself")
 				return
 			}
-			u.Status = store.UserDisabled
-		case store.UserActive:
-			if u.Status == store.UserDisabled {
+			u.Status = identity.UserDisabled
+		case identity.UserActive:
+			if u.Status == identity.UserDisabled {
 				if !a.allow(w, r, access.UserEntrust, res) {
 					return
 				}
-				u.Status = store.UserActive
+				u.Status = identity.UserActive
 				if u.PasswordHash == "" {
-					u.Status = store.UserPending
+					u.Status = identity.UserPending
 				}
 			}
 		default:
@@ -238,7 +239,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	if u.Status == store.UserDisabled {
+	if u.Status == identity.UserDisabled {
 		if err := a.store.DeleteUserSessions(r.Context(), u.ID); err != nil {
 			a.storeError(w, err)
 			return
@@ -258,7 +259,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
-	u := loaded[store.User](r.Context())
+	u := loaded[identity.User](r.Context())
 	if u.ID == principal(r.Context()).UserID {
 		writeError(w, http.StatusForbidden, "you cannot delete your own account")
 		return
@@ -272,12 +273,12 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) resendActivation(w http.ResponseWriter, r *http.Request) {
-	u := loaded[store.User](r.Context())
-	if u.Status != store.UserPending {
+	u := loaded[identity.User](r.Context())
+	if u.Status != identity.UserPending {
 		writeError(w, http.StatusConflict, "the account is %s, not waiting for activation", u.Status)
 		return
 	}
-	link, mailed, err := a.sendLink(r.Context(), u, store.PurposeActivate)
+	link, mailed, err := a.sendLink(r.Context(), u, identity.PurposeActivate)
 	if err != nil {
 		a.log.Error("send activation", "user", u.ID, "err", err)
 		writeError(w, http.StatusBadGateway, "the mail server did not take the message; try again later")
@@ -290,8 +291,8 @@ func (a *API) resendActivation(w http.ResponseWriter, r *http.Request) {
 // they can check before granting.
 func (a *API) lookupSupporter(w http.ResponseWriter, r *http.Request) {
 	u, err := a.store.UserBySupporterID(r.Context(), identity.NormalizeSupporterID(r.PathValue("supporterId")))
-	if err == nil && (u.Role != store.RoleSupporter || u.Status == store.UserDisabled) {
-		err = store.ErrNotFound
+	if err == nil && (u.Role != identity.RoleSupporter || u.Status == identity.UserDisabled) {
+		err = database.ErrNotFound
 	}
 	if err != nil {
 		a.storeError(w, fmt.Errorf("supporter %q: %w", r.PathValue("supporterId"), err))
@@ -303,17 +304,17 @@ func (a *API) lookupSupporter(w http.ResponseWriter, r *http.Request) {
 
 // sendLink makes a one-time link for a user and mails it. Without a mail
 // server it returns the link so the admin can hand it over.
-func (a *API) sendLink(ctx context.Context, u store.User, purpose string) (link string, mailed bool, err error) {
+func (a *API) sendLink(ctx context.Context, u identity.User, purpose string) (link string, mailed bool, err error) {
 	secret, err := identity.NewSecret()
 	if err != nil {
 		return "", false, err
 	}
 	ttl, page := ActivationTTL, "/activate"
-	if purpose == store.PurposeReset {
+	if purpose == identity.PurposeReset {
 		ttl, page = ResetTTL, "/reset-password"
 	}
 	now := a.now().UTC().Truncate(time.Millisecond)
-	if err := a.store.CreateUserToken(ctx, store.UserToken{Hash: identity.HashSecret(secret), UserID: u.ID,
+	if err := a.store.CreateUserToken(ctx, identity.UserToken{Hash: identity.HashSecret(secret), UserID: u.ID,
 		Purpose: purpose, CreatedAt: now, ExpiresAt: now.Add(ttl)}); err != nil {
 		return "", false, err
 	}
@@ -323,7 +324,7 @@ func (a *API) sendLink(ctx context.Context, u store.User, purpose string) (link 
 	}
 	name := strings.TrimSpace(u.FirstName + " " + u.LastName)
 	msg := mail.Activation(u.Email, name, link, now.Add(ttl), "Warden")
-	if purpose == store.PurposeReset {
+	if purpose == identity.PurposeReset {
 		msg = mail.PasswordReset(u.Email, name, link, now.Add(ttl), "Warden")
 	}
 	if err := a.cfg.Mailer.Send(ctx, msg); err != nil {

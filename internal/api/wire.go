@@ -4,17 +4,17 @@ import (
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/maintenance"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // The conversions from the server's types to their wire shapes in package
 // apiv1. Each gives the same JSON as the server's type.
 
-func addressView(a store.Address) apiv1.Address { return apiv1.Address(a) }
+func addressView(a tenancy.Address) apiv1.Address { return apiv1.Address(a) }
 
-func contactView(c store.Contact) apiv1.Contact { return apiv1.Contact(c) }
+func contactView(c tenancy.Contact) apiv1.Contact { return apiv1.Contact(c) }
 
-func contractView(c store.Contract) *apiv1.Contract {
+func contractView(c tenancy.Contract) *apiv1.Contract {
 	v := apiv1.Contract(c)
 	return &v
 }

@@ -7,8 +7,9 @@ import (
 
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/maintenance"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // sameJSON fails unless a and b marshal to the same bytes.
@@ -72,20 +73,20 @@ func TestWireShapes(t *testing.T) {
 		sameJSON(t, "plan "+p.Model+" sent back", p, back)
 	}
 
-	addr := store.Address{Street: "Hauptstraße 1", PostalCode: "1010", City: "Wien", Country: "AT"}
+	addr := tenancy.Address{Street: "Hauptstraße 1", PostalCode: "1010", City: "Wien", Country: "AT"}
 	sameJSON(t, "address", addr, addressView(addr))
-	contact := store.Contact{Name: "Eva", Email: "eva@example.com", Phone: "+43 1"}
+	contact := tenancy.Contact{Name: "Eva", Email: "eva@example.com", Phone: "+43 1"}
 	sameJSON(t, "contact", contact, contactView(contact))
-	contract := store.Contract{Number: "K-1", Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+	contract := tenancy.Contract{Number: "K-1", Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
 		NoticeDays: 90, BillingReference: "B", Notes: "n"}
 	sameJSON(t, "contract", contract, contractView(contract))
-	sameJSON(t, "empty contract", store.Contract{}, contractView(store.Contract{}))
+	sameJSON(t, "empty contract", tenancy.Contract{}, contractView(tenancy.Contract{}))
 
 	wire := []string{apiv1.RoleOperatorAdmin, apiv1.RoleOperatorService, apiv1.RoleCustomerAdmin, apiv1.RoleCustomerUser, apiv1.RoleSupporter}
-	if len(wire) != len(store.Roles) {
-		t.Fatalf("apiv1 names %d roles, the store %d", len(wire), len(store.Roles))
+	if len(wire) != len(identity.Roles) {
+		t.Fatalf("apiv1 names %d roles, the store %d", len(wire), len(identity.Roles))
 	}
-	for i, r := range store.Roles {
+	for i, r := range identity.Roles {
 		if string(r) != wire[i] {
 			t.Errorf("role %d: store %q, apiv1 %q", i, r, wire[i])
 		}

@@ -19,6 +19,8 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // AlarmsOptions sizes the alarm evaluation benchmark.
@@ -74,7 +76,7 @@ func benchAlarmRules() []alarm.Rule {
 	d := func(x time.Duration) alarm.Duration { return alarm.Duration(x) }
 	f := func(v float64) *float64 { return &v }
 	mk := func(id string, set func(r *alarm.Rule)) alarm.Rule {
-		r := alarm.Rule{ID: id, TenantID: store.RootTenantID, Name: id, Severity: alarm.Warning,
+		r := alarm.Rule{ID: id, TenantID: tenancy.RootTenantID, Name: id, Severity: alarm.Warning,
 			Scope: alarm.Scope{Model: benchAlarmModel}, Enabled: true}
 		set(&r)
 		return r
@@ -147,7 +149,7 @@ func Alarms(ctx context.Context, o AlarmsOptions, out io.Writer) (AlarmsResult, 
 	defer stop()
 	for i := range o.Devices {
 		made.Add(1)
-		d := store.Device{ID: fmt.Sprintf("alarm-bench-%05d", i), TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+		d := store.Device{ID: fmt.Sprintf("alarm-bench-%05d", i), TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
 			PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32), CreatedAt: t0, Info: store.DeviceInfo{Model: benchAlarmModel}}
 		if err := st.CreateDevice(ctx, d); err != nil {
 			return AlarmsResult{}, fmt.Errorf("bench alarms: %w", err)
@@ -155,13 +157,13 @@ func Alarms(ctx context.Context, o AlarmsOptions, out io.Writer) (AlarmsResult, 
 	}
 	for _, r := range benchAlarmRules() {
 		spec, _ := json.Marshal(r)
-		if err := st.CreateAlarmRule(ctx, store.AlarmRule{ID: r.ID, TenantID: r.TenantID, Name: r.Name, Enabled: true,
+		if err := st.CreateAlarmRule(ctx, alarm.StoredRule{ID: r.ID, TenantID: r.TenantID, Name: r.Name, Enabled: true,
 			Spec: spec, CreatedAt: t0, UpdatedAt: t0}); err != nil {
 			return AlarmsResult{}, fmt.Errorf("bench alarms: %w", err)
 		}
 	}
 	var changes atomic.Int64 // shards call back concurrently
-	m := monitor.New(st, monitor.Config{TickEvery: time.Hour, SaveEvery: time.Hour}, func(context.Context, store.Alarm, string) {
+	m := monitor.New(st, monitor.Config{TickEvery: time.Hour, SaveEvery: time.Hour}, func(context.Context, alarm.Record, string) {
 		changes.Add(1)
 	}, o.Log, clocktest.New(t0)) // time stands at t0: the rules see the samples' times only
 	if err := m.Start(ctx); err != nil {
@@ -181,18 +183,18 @@ func Alarms(ctx context.Context, o AlarmsOptions, out io.Writer) (AlarmsResult, 
 		}
 		return v
 	}
-	msg := func(dev, round int) store.Message {
+	msg := func(dev, round int) telemetry.Message {
 		ts := t0.Add(time.Duration(round) * 10 * time.Second)
-		pts := make([]store.Point, len(benchAlarmMetrics))
+		pts := make([]telemetry.Point, len(benchAlarmMetrics))
 		for k, name := range benchAlarmMetrics {
-			pts[k] = store.Point{Metric: name, TS: ts, Value: value(dev, round, k)}
+			pts[k] = telemetry.Point{Metric: name, TS: ts, Value: value(dev, round, k)}
 		}
-		return store.Message{TenantID: store.RootTenantID, DeviceID: fmt.Sprintf("alarm-bench-%05d", dev), ReceivedAt: ts, Points: pts}
+		return telemetry.Message{TenantID: tenancy.RootTenantID, DeviceID: fmt.Sprintf("alarm-bench-%05d", dev), ReceivedAt: ts, Points: pts}
 	}
 	stop()
 	stop = ticker(o.Progress, "warm-up: every device seen once", nil)
 	// Warm-up: every device seen once (facts loaded, states made).
-	batch := make([]store.Message, 0, o.Batch)
+	batch := make([]telemetry.Message, 0, o.Batch)
 	for dev := range o.Devices {
 		batch = append(batch, msg(dev, 0))
 		if len(batch) == o.Batch {
@@ -207,7 +209,7 @@ func Alarms(ctx context.Context, o AlarmsOptions, out io.Writer) (AlarmsResult, 
 	changes.Store(0)
 	fmt.Fprintf(out, "# evaluating %d rounds of %d messages on %d shards\n", o.Rounds, o.Devices, runtime.GOMAXPROCS(0))
 	// Messages are made before timing, so the figure is the monitor's.
-	msgs := make([][]store.Message, 0, o.Rounds*o.Devices/o.Batch+1)
+	msgs := make([][]telemetry.Message, 0, o.Rounds*o.Devices/o.Batch+1)
 	batch = nil
 	for round := 1; round <= o.Rounds; round++ {
 		for dev := range o.Devices {

@@ -18,6 +18,8 @@ import (
 	"github.com/warden-iot/warden/internal/simulate"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
 
@@ -114,7 +116,7 @@ func newStorageEnv(ctx context.Context, o StorageOptions, name string) (*storage
 
 func (env *storageEnv) devices(ctx context.Context, ids []string) error {
 	for _, id := range ids {
-		if err := env.st.CreateDevice(ctx, store.Device{ID: id, TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+		if err := env.st.CreateDevice(ctx, store.Device{ID: id, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
 			PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: time.Now()}); err != nil {
 			return err
 		}
@@ -123,7 +125,7 @@ func (env *storageEnv) devices(ctx context.Context, ids []string) error {
 }
 
 // writeAll commits messages in batches of 1,000 and returns the time taken.
-func (env *storageEnv) writeAll(ctx context.Context, msgs []store.Message) (time.Duration, error) {
+func (env *storageEnv) writeAll(ctx context.Context, msgs []telemetry.Message) (time.Duration, error) {
 	start := time.Now()
 	for len(msgs) > 0 {
 		n := min(len(msgs), 1000)
@@ -140,7 +142,7 @@ func (env *storageEnv) sealAll(ctx context.Context, ids []string) (int, time.Dur
 	start := time.Now()
 	total := 0
 	for _, id := range ids {
-		n, err := env.engine.SealDevice(ctx, store.RootTenantID, id)
+		n, err := env.engine.SealDevice(ctx, tenancy.RootTenantID, id)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -155,7 +157,7 @@ func (env *storageEnv) sealAll(ctx context.Context, ids []string) (int, time.Dur
 func (env *storageEnv) size(ctx context.Context, ids []string, metrics []string) (file, blobs int64, err error) {
 	for _, id := range ids {
 		for _, m := range metrics {
-			_, chunks, err := env.st.ReadSeries(ctx, store.RootTenantID, id, m, math.MinInt64, math.MaxInt64)
+			_, chunks, err := env.st.ReadSeries(ctx, tenancy.RootTenantID, id, m, math.MinInt64, math.MaxInt64)
 			if err != nil {
 				return 0, 0, err
 			}
@@ -184,7 +186,7 @@ type shape struct {
 	name    string
 	ids     []string
 	metrics []string
-	msgs    []store.Message
+	msgs    []telemetry.Message
 	points  int
 }
 
@@ -209,9 +211,9 @@ func simulatorShape(o StorageOptions) shape {
 		for i := range n {
 			t := start.Add(time.Duration(i) * o.SimInterval)
 			m.SampleInto(t, vals)
-			msg := store.Message{TenantID: store.RootTenantID, DeviceID: id, ReceivedAt: t}
+			msg := telemetry.Message{TenantID: tenancy.RootTenantID, DeviceID: id, ReceivedAt: t}
 			for _, name := range kind.Metrics() {
-				msg.Points = append(msg.Points, store.Point{Metric: name, TS: t, Value: vals[name]})
+				msg.Points = append(msg.Points, telemetry.Point{Metric: name, TS: t, Value: vals[name]})
 			}
 			s.points += len(msg.Points)
 			s.msgs = append(s.msgs, msg)
@@ -234,7 +236,7 @@ func walkShape(devices, n int) shape {
 			t := start.Add(time.Duration(i)*10*time.Second + time.Duration(r.IntN(41)-20)*time.Millisecond)
 			p = math.Round((p+float64(r.IntN(21)-10)/100)*100) / 100
 			c += float64(r.IntN(3))
-			s.msgs = append(s.msgs, store.Message{TenantID: store.RootTenantID, DeviceID: id, ReceivedAt: t, Points: []store.Point{
+			s.msgs = append(s.msgs, telemetry.Message{TenantID: tenancy.RootTenantID, DeviceID: id, ReceivedAt: t, Points: []telemetry.Point{
 				{Metric: "pressure", TS: t, Value: p}, {Metric: "cycles", TS: t, Value: c}, {Metric: "setpoint", TS: t, Value: 21.5}}})
 			s.points += 3
 		}
@@ -339,16 +341,16 @@ func measureYear(ctx context.Context, o StorageOptions, out io.Writer) error {
 	start := end.Add(-365 * 24 * time.Hour)
 	r := mrand.New(mrand.NewPCG(7, 7))
 	v := 60.0
-	var msgs []store.Message
-	var msg store.Message
+	var msgs []telemetry.Message
+	var msg telemetry.Message
 	for t := start; t.Before(end); t = t.Add(time.Minute) {
 		v = math.Round((v+float64(r.IntN(11)-5)/10)*10) / 10
 		if len(msg.Points) == 1000 { // an edge box's buffer upload
 			msgs = append(msgs, msg)
-			msg = store.Message{}
+			msg = telemetry.Message{}
 		}
-		msg.TenantID, msg.DeviceID, msg.ReceivedAt = store.RootTenantID, "year-1", t
-		msg.Points = append(msg.Points, store.Point{Metric: "temperature", TS: t, Value: v})
+		msg.TenantID, msg.DeviceID, msg.ReceivedAt = tenancy.RootTenantID, "year-1", t
+		msg.Points = append(msg.Points, telemetry.Point{Metric: "temperature", TS: t, Value: v})
 	}
 	msgs = append(msgs, msg)
 	if _, err := env.writeAll(ctx, msgs); err != nil {
@@ -360,7 +362,7 @@ func measureYear(ctx context.Context, o StorageOptions, out io.Writer) error {
 	times := make([]time.Duration, o.Runs)
 	for i := range times {
 		t0 := time.Now()
-		bs, err := env.engine.Downsample(ctx, store.RootTenantID, "year-1", "temperature", start, end.Add(time.Minute), mustWidth(start, end.Add(time.Minute), 1000))
+		bs, err := env.engine.Downsample(ctx, tenancy.RootTenantID, "year-1", "temperature", start, end.Add(time.Minute), mustWidth(start, end.Add(time.Minute), 1000))
 		times[i] = time.Since(t0)
 		if err != nil {
 			return err
@@ -388,13 +390,13 @@ func measureFleet(ctx context.Context, o StorageOptions, out io.Writer) error {
 	}
 	defer env.close()
 	ids := make([]string, o.FleetDevices)
-	var msgs []store.Message
+	var msgs []telemetry.Message
 	now := time.Now()
 	for i := range ids {
 		ids[i] = fmt.Sprintf("fleet-%05d", i)
-		m := store.Message{TenantID: store.RootTenantID, DeviceID: ids[i], ReceivedAt: now}
+		m := telemetry.Message{TenantID: tenancy.RootTenantID, DeviceID: ids[i], ReceivedAt: now}
 		for k := range 10 {
-			m.Points = append(m.Points, store.Point{Metric: fmt.Sprintf("metric%02d", k), TS: now, Value: float64(i + k)})
+			m.Points = append(m.Points, telemetry.Point{Metric: fmt.Sprintf("metric%02d", k), TS: now, Value: float64(i + k)})
 		}
 		msgs = append(msgs, m)
 	}
@@ -407,7 +409,7 @@ func measureFleet(ctx context.Context, o StorageOptions, out io.Writer) error {
 	times := make([]time.Duration, o.Runs)
 	for i := range times {
 		t0 := time.Now()
-		page, err := env.engine.FleetLatest(ctx, store.RootTenantID, "", o.FleetDevices)
+		page, err := env.engine.FleetLatest(ctx, tenancy.RootTenantID, "", o.FleetDevices)
 		times[i] = time.Since(t0)
 		if err != nil {
 			return err

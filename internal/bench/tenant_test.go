@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/warden-iot/warden/internal/apiv1"
 	"net/url"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/apiv1"
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/tenancy"
 
 	"github.com/warden-iot/warden/internal/client"
 	"github.com/warden-iot/warden/internal/store"
@@ -56,7 +60,7 @@ func assertGone(t *testing.T, st store.Store, keep bool, tenants ...string) {
 	t.Helper()
 	ctx := context.Background()
 	for _, id := range tenants {
-		if _, err := st.GetTenant(ctx, id); !keep && !errors.Is(err, store.ErrNotFound) {
+		if _, err := st.GetTenant(ctx, id); !keep && !errors.Is(err, database.ErrNotFound) {
 			t.Errorf("tenant %s still exists (%v)", id, err)
 		}
 		devs, err := st.ListDevices(ctx, id)
@@ -67,7 +71,7 @@ func assertGone(t *testing.T, st store.Store, keep bool, tenants ...string) {
 		if err != nil || len(rules) > 0 {
 			t.Errorf("tenant %s: %d rules left (%v)", id, len(rules), err)
 		}
-		alarms, err := st.ListAlarms(ctx, store.AlarmFilter{TenantIDs: []string{id}})
+		alarms, err := st.ListAlarms(ctx, alarm.Filter{TenantIDs: []string{id}})
 		if err != nil || len(alarms) > 0 {
 			t.Errorf("tenant %s: %d alarms left (%v)", id, len(alarms), err)
 		}
@@ -115,7 +119,7 @@ func TestIngestThrowAwayTenantLeavesNothing(t *testing.T) {
 	}
 	id := throwAwayTenant(t, progress.String())
 	assertGone(t, srv.Store(), false, id)
-	assertGone(t, srv.Store(), true, store.RootTenantID)
+	assertGone(t, srv.Store(), true, tenancy.RootTenantID)
 	if !strings.Contains(out.String(), "devices_connected_ratio: 1.000 ratio") {
 		t.Errorf("no devices_connected_ratio line:\n%s", out.String())
 	}
@@ -155,7 +159,7 @@ func TestCancelledBenchmarkLeavesNothing(t *testing.T) {
 	}
 	id := throwAwayTenant(t, progress.String())
 	assertGone(t, srv.Store(), false, id)
-	assertGone(t, srv.Store(), true, store.RootTenantID)
+	assertGone(t, srv.Store(), true, tenancy.RootTenantID)
 }
 
 func TestAlarmLatencyWarnsOfShortfallAndLeavesNothing(t *testing.T) {
@@ -181,7 +185,7 @@ func TestAlarmLatencyWarnsOfShortfallAndLeavesNothing(t *testing.T) {
 	}
 	id := throwAwayTenant(t, progress.String())
 	assertGone(t, srv.Store(), false, id)
-	assertGone(t, srv.Store(), true, store.RootTenantID)
+	assertGone(t, srv.Store(), true, tenancy.RootTenantID)
 }
 
 func TestDPSAndHubLeaveNothing(t *testing.T) {
@@ -208,7 +212,7 @@ func TestDPSAndHubLeaveNothing(t *testing.T) {
 	}
 	id := throwAwayTenant(t, progress.String())
 	assertGone(t, srv.Store(), false, id)
-	assertGone(t, srv.Store(), true, store.RootTenantID)
+	assertGone(t, srv.Store(), true, tenancy.RootTenantID)
 }
 
 // In an existing tenant the benchmark deletes what it made, one by one.
@@ -220,7 +224,7 @@ func TestExistingTenantCleanUp(t *testing.T) {
 	}
 	var out bytes.Buffer
 	var progress syncBuffer
-	err = InTenant(t.Context(), TenantOptions{Caller: c, Tenant: store.RootTenantID, Progress: &progress}, func(tn *Tenant) error {
+	err = InTenant(t.Context(), TenantOptions{Caller: c, Tenant: tenancy.RootTenantID, Progress: &progress}, func(tn *Tenant) error {
 		if _, err := Ingest(t.Context(), IngestOptions{Client: c, Tenant: tn, RootCAs: roots, Devices: 3,
 			Duration: 200 * time.Millisecond, Warmup: -1, Progress: &progress}, &out); err != nil {
 			return err
@@ -238,7 +242,7 @@ func TestExistingTenantCleanUp(t *testing.T) {
 	if !strings.Contains(progress.String(), "the benchmark made in root") {
 		t.Errorf("the progress does not say what was deleted:\n%s", progress.String())
 	}
-	assertGone(t, srv.Store(), true, store.RootTenantID)
+	assertGone(t, srv.Store(), true, tenancy.RootTenantID)
 }
 
 // A tenant with other devices is refused without --allow-existing-devices,
@@ -350,7 +354,7 @@ func TestThrowAwayDevicesDoNotCollideWithOldOnes(t *testing.T) {
 	if err := Hub(t.Context(), HubOptions{Client: c, RootCAs: roots, Devices: 1, Calls: 2, Progress: &progress}, &bytes.Buffer{}); err != nil {
 		t.Fatalf("Hub: %v\n%s", err, progress.String())
 	}
-	devs, err := srv.Store().ListDevices(t.Context(), store.RootTenantID)
+	devs, err := srv.Store().ListDevices(t.Context(), tenancy.RootTenantID)
 	if err != nil || len(devs) != 3 {
 		t.Errorf("the root's devices afterwards: %d, %v", len(devs), err)
 	}

@@ -11,6 +11,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -143,7 +145,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (store.Devic
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dev, err := h.b.store.GetDevice(ctx, cl.ID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		return store.Device{}, time.Time{}, notAuthorized("unknown-device", err)
 	}
 	if err != nil {
@@ -224,7 +226,7 @@ func validRegistrationID(id string) bool {
 // docs), and signed with the key of an individual enrollment of that
 // registration id in the scope's tenant, or else with a key derived from an
 // enrollment group's key: every group of the tenant is tried (at most
-// store.MaxEnrollmentGroups), with its primary and secondary key. The
+// provision.MaxEnrollmentGroups), with its primary and secondary key. The
 // enrollments come from the broker's cache (enrollmentCache).
 func (h *authHook) authenticateDPS(cl *mqtt.Client, pk packets.Packet, scope, regID string) (*dpsConn, time.Time, *refusal) {
 	if regID != cl.ID {
@@ -247,7 +249,7 @@ func (h *authHook) authenticateDPS(cl *mqtt.Client, pk packets.Packet, scope, re
 		return refuse("store-error", packets.ErrServerUnavailable, packets.ErrServerUnavailable, err)
 	}
 	tenant, err := h.b.dps.tenantOf(ctx, scope)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		return nil, time.Time{}, notAuthorized("unknown-id-scope", err)
 	}
 	if err != nil {
@@ -268,15 +270,15 @@ func (h *authHook) authenticateDPS(cl *mqtt.Client, pk packets.Packet, scope, re
 		if !e.Enabled {
 			return nil, time.Time{}, notAuthorized("enrollment-disabled", fmt.Errorf("individual enrollment %q is disabled", regID))
 		}
-		c.kind, c.enrollmentID, c.deviceID = store.EnrollmentIndividualKind, regID, e.DeviceID
+		c.kind, c.enrollmentID, c.deviceID = provision.EnrollmentIndividualKind, regID, e.DeviceID
 		c.primary, c.secondary, c.initialTwin = e.PrimaryKey, e.SecondaryKey, e.InitialTwin
 		return c, tok.Expiry, nil
 	}
 
 	groups := snap.groups
-	var match, disabled *store.EnrollmentGroup
+	var match, disabled *provision.EnrollmentGroup
 	var matchErr error
-	for i := range groups[:min(len(groups), store.MaxEnrollmentGroups)] {
+	for i := range groups[:min(len(groups), provision.MaxEnrollmentGroups)] {
 		g := &groups[i]
 		primary, secondary := sas.DeriveDeviceKey(g.PrimaryKey, regID), sas.DeriveDeviceKey(g.SecondaryKey, regID)
 		err := sas.Verify(tok, now, primary, secondary)
@@ -300,7 +302,7 @@ func (h *authHook) authenticateDPS(cl *mqtt.Client, pk packets.Packet, scope, re
 		return nil, time.Time{}, notAuthorized("bad-signature",
 			fmt.Errorf("no enrollment of registration %q in scope %s: %w", regID, scope, sas.ErrBadSignature))
 	}
-	c.kind, c.enrollmentID, c.deviceID, c.initialTwin = store.EnrollmentGroupKind, match.ID, regID, match.InitialTwin
+	c.kind, c.enrollmentID, c.deviceID, c.initialTwin = provision.EnrollmentGroupKind, match.ID, regID, match.InitialTwin
 	return c, tok.Expiry, nil
 }
 

@@ -45,6 +45,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -136,8 +137,8 @@ type tenantEnrollments struct {
 type enrollmentSnapshot struct {
 	gen        uint64
 	at         time.Time
-	groups     []store.EnrollmentGroup
-	individual map[string]store.Enrollment // by registration id
+	groups     []provision.EnrollmentGroup
+	individual map[string]provision.Enrollment // by registration id
 }
 
 func (c *enrollmentCache) entry(tenantID string) *tenantEnrollments {
@@ -173,7 +174,7 @@ func (c *enrollmentCache) get(ctx context.Context, tenantID string) (*enrollment
 	if err != nil {
 		return nil, err
 	}
-	s := &enrollmentSnapshot{gen: gen, at: at, groups: groups, individual: make(map[string]store.Enrollment, len(es))}
+	s := &enrollmentSnapshot{gen: gen, at: at, groups: groups, individual: make(map[string]provision.Enrollment, len(es))}
 	for _, e := range es {
 		s.individual[e.RegistrationID] = e
 	}
@@ -187,7 +188,7 @@ func (c *enrollmentCache) get(ctx context.Context, tenantID string) (*enrollment
 type dpsConn struct {
 	s *session // registration, tenant, expiry
 
-	kind         store.EnrollmentKind
+	kind         provision.EnrollmentKind
 	enrollmentID string
 	deviceID     string
 	primary      []byte // the device's keys: derived from the group's, or the enrollment's own
@@ -201,9 +202,9 @@ type dpsConn struct {
 type dpsOp struct {
 	id      string
 	payload []byte
-	done    bool               // the assignment was carried out or refused
-	reg     store.Registration // if done without failure
-	failure error              // if done: why the device was not assigned
+	done    bool                   // the assignment was carried out or refused
+	reg     provision.Registration // if done without failure
+	failure error                  // if done: why the device was not assigned
 	// twinPending: the device is assigned, its initial twin not yet set.
 	twinPending bool
 }
@@ -391,8 +392,8 @@ func (d *dpsState) register(cl *mqtt.Client, c *dpsConn, rid string, body []byte
 // assign carries out op's assignment. A store failure leaves op not done,
 // for the next poll to try again.
 func (d *dpsState) assign(c *dpsConn, op *dpsOp) {
-	a := store.Assignment{
-		Registration: store.Registration{
+	a := provision.Assignment{
+		Registration: provision.Registration{
 			RegistrationID: c.s.registration, TenantID: c.s.tenantID, DeviceID: c.deviceID,
 			EnrollmentKind: c.kind, EnrollmentID: c.enrollmentID,
 			OperationID: op.id, ETag: newETag(), Payload: op.payload, InitialTwin: c.initialTwin,
@@ -437,7 +438,7 @@ func (d *dpsState) initialTwin(c *dpsConn, op *dpsOp) {
 	switch {
 	case err == nil:
 		op.twinPending = false
-	case errors.Is(err, store.ErrInvalidTwin) || errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrInvalidTwin) || errors.Is(err, database.ErrNotFound):
 		// The API checks initial twins, and a device deleted meanwhile
 		// has no twin to set: nothing to retry.
 		op.twinPending = false
@@ -464,7 +465,7 @@ func (d *dpsState) operationStatus(cl *mqtt.Client, c *dpsConn, rid, opID string
 		switch {
 		case err == nil && reg.OperationID == opID && opID != "":
 			d.reply(cl, 200, rid, "", d.assigned(opID, reg))
-		case err == nil || errors.Is(err, store.ErrNotFound):
+		case err == nil || errors.Is(err, database.ErrNotFound):
 			d.replyError(cl, 404, rid, 404002, fmt.Sprintf("no operation %q for registration %q", opID, c.s.registration))
 		default:
 			d.b.log.Error("provisioning: read registration", "registration", c.s.registration, "err", err)
@@ -497,10 +498,10 @@ func conflictReason(err error) string {
 	if i := strings.Index(msg, ": "); i >= 0 {
 		msg = msg[i+2:]
 	}
-	return strings.TrimSuffix(msg, ": "+store.ErrConflict.Error())
+	return strings.TrimSuffix(msg, ": "+database.ErrConflict.Error())
 }
 
-func (d *dpsState) assigned(opID string, r store.Registration) dpsOperationStatus {
+func (d *dpsState) assigned(opID string, r provision.Registration) dpsOperationStatus {
 	return dpsOperationStatus{OperationID: opID, Status: "assigned", RegistrationState: &dpsRegistrationState{
 		RegistrationID: r.RegistrationID, CreatedDateTimeUtc: dpsTime(r.CreatedAt), AssignedHub: d.b.hubHost,
 		DeviceID: r.DeviceID, Status: "assigned", Substatus: r.Substatus, LastUpdatedDateTimeUtc: dpsTime(r.UpdatedAt), ETag: r.ETag,
@@ -597,13 +598,13 @@ type groupCommit struct {
 }
 
 type commitReq struct {
-	a    store.Assignment
-	res  store.AssignResult
+	a    provision.Assignment
+	res  provision.AssignResult
 	err  error
 	turn chan bool // true: write the pending batch; false: res and err are set
 }
 
-func (g *groupCommit) do(a store.Assignment) (store.AssignResult, error) {
+func (g *groupCommit) do(a provision.Assignment) (provision.AssignResult, error) {
 	r := &commitReq{a: a, turn: make(chan bool, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
@@ -620,7 +621,7 @@ func (g *groupCommit) do(a store.Assignment) (store.AssignResult, error) {
 	g.pending = slices.Delete(g.pending, 0, n)
 	g.mu.Unlock()
 
-	as := make([]store.Assignment, len(batch))
+	as := make([]provision.Assignment, len(batch))
 	for i, x := range batch {
 		as[i] = x.a
 	}

@@ -13,6 +13,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -157,7 +158,7 @@ func (b *Broker) twinFail(cl *mqtt.Client, rid string, err error) {
 	switch {
 	case errors.Is(err, store.ErrInvalidTwin):
 		status, code, msg = 400, 400004, err.Error()
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, database.ErrNotFound):
 		status, code, msg = 404, 404001, "device not found"
 	default:
 		b.log.Error("twin request failed", "device", cl.ID, "err", err)

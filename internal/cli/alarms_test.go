@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/server"
 	"github.com/warden-iot/warden/internal/server/servertest"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 func TestAlarmCommandsAgainstServer(t *testing.T) {
@@ -95,8 +95,8 @@ func TestAlarmCommandsAgainstServer(t *testing.T) {
 	wantFail(t, 1, []string{"404"}, "rule", "show", offline)
 
 	// Alarms, raised as the monitor would.
-	raise := func(sev string, at time.Time) store.Alarm {
-		as, err := srv.Store().ApplyAlarmChanges(ctx, []store.AlarmChange{{Kind: "raised", TenantID: "A", RuleID: rule,
+	raise := func(sev string, at time.Time) alarm.Record {
+		as, err := srv.Store().ApplyAlarmChanges(ctx, []alarm.Change{{Kind: "raised", TenantID: "A", RuleID: rule,
 			DeviceID: "pump-1", SiteID: site.ID, Severity: sev, Message: "temp 97 above 95", Value: 97, At: at}})
 		if err != nil {
 			t.Fatal(err)

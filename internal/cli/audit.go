@@ -13,7 +13,6 @@ import (
 
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/audit"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 )
@@ -149,7 +148,7 @@ func auditVerify(ctx context.Context, in *invocation, dataDir, database string, 
 
 // auditStore is what verify needs: reading the chain.
 type auditStore interface {
-	store.AuditStore
+	audit.Store
 	Close() error
 }
 

@@ -20,8 +20,9 @@ import (
 
 	"github.com/warden-iot/warden/internal/api"
 	"github.com/warden-iot/warden/internal/client"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // syncBuffer is a buffer a running server writes to while the test reads.
@@ -196,8 +197,8 @@ func TestServeReplacesOperatorTokenNeverShown(t *testing.T) {
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateAPIToken(t.Context(), store.APIToken{ID: "operator", TenantID: store.RootTenantID, Name: "operator (first start)",
-		Role: store.RoleOperatorAdmin, Hash: api.HashToken("wdn_never-shown"), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}); err != nil {
+	if err := st.CreateAPIToken(t.Context(), identity.APIToken{ID: "operator", TenantID: tenancy.RootTenantID, Name: "operator (first start)",
+		Role: identity.RoleOperatorAdmin, Hash: api.HashToken("wdn_never-shown"), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Close(); err != nil {

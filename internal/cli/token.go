@@ -9,7 +9,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/identity"
 )
 
 const tokenUsage = `token <subcommand> [flags]
@@ -54,7 +54,7 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 	case "create":
 		var scopes []string
 		if *readOnly {
-			scopes = []string{store.ScopeRead}
+			scopes = []string{identity.ScopeRead}
 		}
 		t, err := c.CreateToken(ctx, *name, scopes, ttlString(*ttl))
 		if err != nil {
@@ -96,7 +96,7 @@ func ttlString(d time.Duration) string {
 // tokenScopes are what a token may do; none listed means both.
 func tokenScopes(t apiv1.Token) string {
 	if len(t.Scopes) == 0 {
-		return store.ScopeRead + "," + store.ScopeWrite
+		return identity.ScopeRead + "," + identity.ScopeWrite
 	}
 	return strings.Join(t.Scopes, ",")
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/client"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/identity"
 )
 
 const userUsage = `user <subcommand> [flags]
@@ -38,11 +38,11 @@ Address flags: --street --postal-code --city --country`
 
 // checkRole is a usage error for a role that does not exist.
 func (in *invocation) checkRole(r string) error {
-	if store.Role(r).Valid() {
+	if identity.Role(r).Valid() {
 		return nil
 	}
-	names := make([]string, len(store.Roles))
-	for i, x := range store.Roles {
+	names := make([]string, len(identity.Roles))
+	for i, x := range identity.Roles {
 		names[i] = string(x)
 	}
 	return in.usageError("--role %q: want one of %s", r, strings.Join(names, ", "))

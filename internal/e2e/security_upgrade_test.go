@@ -21,6 +21,7 @@ import (
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // Markers of the plaintext rows an old database holds.
@@ -77,42 +78,42 @@ func oldRows(t *testing.T, exec func(query string, args ...any) error, placehold
 	}{
 		{`INSERT INTO device_twins (device_id, tenant_id, version, tags, desired, desired_version, desired_meta, reported,
 			reported_version, reported_meta, updated_at) VALUES ($1, $2, 3, $3, $4, 2, $5, $6, 2, $7, $8)`,
-			[]any{"up-dev", store.RootTenantID, `{"owner":"` + upTags + `"}`, `{"note":"` + upDesired + `"}`, meta,
+			[]any{"up-dev", tenancy.RootTenantID, `{"owner":"` + upTags + `"}`, `{"note":"` + upDesired + `"}`, meta,
 				`{"fw":"` + upReported + `"}`, meta, now}},
 		{`INSERT INTO c2d_messages (tenant_id, device_id, message_id, correlation_id, properties, payload, state, created_at,
 			expires_at) VALUES ($1, $2, 'm1', '', $3, $4, 'queued', $5, $6)`,
-			[]any{store.RootTenantID, "up-dev", `{"k":"` + upC2DProp + `"}`, []byte(upC2D), now, now + 3600_000}},
+			[]any{tenancy.RootTenantID, "up-dev", `{"k":"` + upC2DProp + `"}`, []byte(upC2D), now, now + 3600_000}},
 		{`INSERT INTO alarms (tenant_id, rule_id, device_id, site_id, kind, severity, message, value, state, raised_at, last_at,
 			acked_at, acked_by, ack_comment, cleared_at, cleared_by) VALUES ($1, 'old-rule', $2, '', 'rule', 'critical', $3, $4,
 			'cleared', $5, $5, $5, 'someone', $6, $5, 'auto')`,
-			[]any{store.RootTenantID, "up-dev", upMessage + " 6143.375", upValue, now, upAck}},
+			[]any{tenancy.RootTenantID, "up-dev", upMessage + " 6143.375", upValue, now, upAck}},
 		{`INSERT INTO deliveries (tenant_id, alarm_id, channel, target, event, payload, state, attempts, next_at, last_error,
 			created_at, sent_at) SELECT $1, id, 'webhook', 'hook', 'raised', $2, 'failed', 3, 0, $3, $4, 0 FROM alarms`,
-			[]any{store.RootTenantID, `{"message":"` + upPayload + `"}`, "500: " + upError, now}},
+			[]any{tenancy.RootTenantID, `{"message":"` + upPayload + `"}`, "500: " + upError, now}},
 		{`INSERT INTO maintenance_plans (tenant_id, model, spec, updated_at) VALUES ($1, 'up-model', $2, $3)`,
-			[]any{store.RootTenantID, `{"model":"up-model","trends":[{"metric":"` + upPlan + `","limit":3.3,"window":"1d"}]}`, now}},
+			[]any{tenancy.RootTenantID, `{"model":"up-model","trends":[{"metric":"` + upPlan + `","limit":3.3,"window":"1d"}]}`, now}},
 		{`INSERT INTO monitor_state (key, state) VALUES ('alarm-evaluator', $1)`,
 			[]any{[]byte(`{"devices":[{"device":{"id":"up-dev","tenantPath":"root","model":"` + upEvalMark + `"}}]}`)}},
 		{`INSERT INTO monitor_state (key, state) VALUES ('maintenance', $1)`,
 			[]any{[]byte(`[[{"device":{"id":"up-dev","tenantPath":"root"},"planTenant":"root","trends":[{"metric":"` + upMaintMk + `"}]}]]`)}},
 		{`INSERT INTO enrollment_groups (tenant_id, id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at)
 			VALUES ($1, 'up-group', $2, $3, $3, $4, $5, $5)`,
-			[]any{store.RootTenantID, true, bytes.Repeat([]byte{3}, 32), `{"tags":{"site":"` + upGrpTwin + `"}}`, now}},
+			[]any{tenancy.RootTenantID, true, bytes.Repeat([]byte{3}, 32), `{"tags":{"site":"` + upGrpTwin + `"}}`, now}},
 		{`INSERT INTO enrollment_groups (tenant_id, id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at)
 			VALUES ($1, 'up-group-bare', $2, $3, $3, NULL, $4, $4)`,
-			[]any{store.RootTenantID, true, bytes.Repeat([]byte{4}, 32), now}},
+			[]any{tenancy.RootTenantID, true, bytes.Repeat([]byte{4}, 32), now}},
 		{`INSERT INTO enrollments (tenant_id, registration_id, device_id, enabled, primary_key, secondary_key, initial_twin,
 			created_at, updated_at) VALUES ($1, 'up-ind', 'up-ind', $2, $3, $3, $4, $5, $5)`,
-			[]any{store.RootTenantID, true, bytes.Repeat([]byte{5}, 32), `{"properties":{"desired":{"note":"` + upEnrTwin + `"}}}`, now}},
+			[]any{tenancy.RootTenantID, true, bytes.Repeat([]byte{5}, 32), `{"properties":{"desired":{"note":"` + upEnrTwin + `"}}}`, now}},
 		{`INSERT INTO registrations (tenant_id, registration_id, device_id, enrollment_kind, enrollment_id, status, substatus,
 			operation_id, etag, payload, initial_twin, created_at, updated_at)
 			VALUES ($1, 'up-reg', 'up-reg', 'group', 'up-group', 'assigned', 'initialAssignment', 'op.1', 'etag1', $2, $3, $4, $4)`,
-			[]any{store.RootTenantID, `{"serial":"` + upDPSPay + `"}`, `{"tags":{"site":"` + upDPSTwin + `"}}`, now}},
+			[]any{tenancy.RootTenantID, `{"serial":"` + upDPSPay + `"}`, `{"tags":{"site":"` + upDPSTwin + `"}}`, now}},
 		{`INSERT INTO registrations (tenant_id, registration_id, device_id, enrollment_kind, enrollment_id, status, substatus,
 			operation_id, etag, payload, initial_twin, created_at, updated_at)
 			VALUES ($1, 'up-reg-bare', 'up-reg-bare', 'group', 'up-group-bare', 'assigned', 'initialAssignment', 'op.2', 'etag2',
 			NULL, NULL, $2, $2)`,
-			[]any{store.RootTenantID, now}},
+			[]any{tenancy.RootTenantID, now}},
 	}
 	for _, st := range steps {
 		if err := exec(q(st.query, len(st.args)), st.args...); err != nil {
@@ -143,7 +144,7 @@ func sealOldRejected(t *testing.T, st store.Store, dir string) oldRejected {
 	}
 	payload := append(bytes.Repeat([]byte("p"), 2*store.RejectedPrefixBytes), upRejTail...)
 	payload = append(payload, bytes.Repeat([]byte("q"), store.RejectedPrefixBytes)...)
-	blob, err := keys.Seal(t.Context(), store.RootTenantID, payload, []byte("rejected\x00up-dev"))
+	blob, err := keys.Seal(t.Context(), tenancy.RootTenantID, payload, []byte("rejected\x00up-dev"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func (o oldRejected) insert(t *testing.T, exec func(query string, args ...any) e
 	t.Helper()
 	query := `INSERT INTO rejected (tenant_id, device_id, message_id, topic, reason, payload, received_at)
 		VALUES (` + placeholder(1) + `, 'up-dev', 'rej-1', ` + placeholder(2) + `, ` + placeholder(3) + `, ` + placeholder(4) + `, ` + placeholder(5) + `)`
-	if err := exec(query, store.RootTenantID, upRejTopic, "payload is not JSON: "+upRejWhy, o.blob, time.Now().UnixMilli()); err != nil {
+	if err := exec(query, tenancy.RootTenantID, upRejTopic, "payload is not JSON: "+upRejWhy, o.blob, time.Now().UnixMilli()); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
 }
@@ -262,7 +263,7 @@ func TestSealUpgradeSQLite(t *testing.T) {
 	if err := st.MigrateBeforeSealing(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateDevice(t.Context(), store.Device{ID: "up-dev", TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+	if err := st.CreateDevice(t.Context(), store.Device{ID: "up-dev", TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
 		PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +328,7 @@ func TestSealUpgradePostgres(t *testing.T) {
 	if err := st.MigrateBeforeSealing(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateDevice(t.Context(), store.Device{ID: "up-dev", TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+	if err := st.CreateDevice(t.Context(), store.Device{ID: "up-dev", TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
 		PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // The fault this guards against struck in about one run of three: each
@@ -121,7 +122,7 @@ func shredDuringIngest(t *testing.T, e *env, round int) {
 	eng := e.srv.Engine()
 	for id, seqs := range acked {
 		stored := map[int]bool{}
-		err := eng.Range(ctx, store.RootTenantID, id, "seq", time.UnixMilli(base), time.UnixMilli(base+1_000_000), 0,
+		err := eng.Range(ctx, tenancy.RootTenantID, id, "seq", time.UnixMilli(base), time.UnixMilli(base+1_000_000), 0,
 			func(s store.Sample) bool {
 				stored[int(s.Value)] = true
 				return true

@@ -47,6 +47,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -106,7 +107,7 @@ func Valid(c StaffCredential, d store.Device, s tenancy.Site, now time.Time) err
 type Stores interface {
 	GetStaffCredential(ctx context.Context, id string) (StaffCredential, error)
 	GetSite(ctx context.Context, id string) (tenancy.Site, error)
-	GetUser(ctx context.Context, id string) (store.User, error)
+	GetUser(ctx context.Context, id string) (identity.User, error)
 }
 
 // Credentials checks staff credentials for the broker and records every use.
@@ -153,7 +154,7 @@ func (c *Credentials) Authorize(ctx context.Context, id string, d store.Device, 
 			verdict = fmt.Errorf("%w: the account that made it is gone", ErrClosed)
 		case err != nil:
 			return err
-		case u.Status != store.UserActive || u.Role != store.RoleOperatorAdmin:
+		case u.Status != identity.UserActive || u.Role != identity.RoleOperatorAdmin:
 			verdict = fmt.Errorf("%w: the account that made it is %s %s", ErrClosed, u.Status, u.Role)
 		}
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warden-iot/warden/internal/msglog"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // recLog is a log that keeps what is appended, and can hold Append until
@@ -61,14 +61,14 @@ func TestLogGetsAcceptedInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Presence(ctx, store.RootTenantID, "d1", true, serverNow); err != nil {
+	if err := p.Presence(ctx, tenancy.RootTenantID, "d1", true, serverNow); err != nil {
 		t.Fatal(err)
 	}
 	submit(rawMsg("d1", "$.mid=1", `{"t": 1}`))
 	submit(rawMsg("d1", "$.mid=1", `{"t": 1}`)) // duplicate
 	submit(rawMsg("d1", "$.mid=2", `not json`))
 	submit(rawMsg("d1", "$.mid=3", `{"t": 3}`))
-	if err := p.Presence(ctx, store.RootTenantID, "d1", false, serverNow.Add(time.Second)); err != nil {
+	if err := p.Presence(ctx, tenancy.RootTenantID, "d1", false, serverNow.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
@@ -83,7 +83,7 @@ func TestLogGetsAcceptedInOrder(t *testing.T) {
 		default:
 			got = append(got, r.Message.MessageID)
 		}
-		if r.DeviceID != "d1" || r.TenantID != store.RootTenantID {
+		if r.DeviceID != "d1" || r.TenantID != tenancy.RootTenantID {
 			t.Fatalf("record of %s/%s", r.TenantID, r.DeviceID)
 		}
 	}

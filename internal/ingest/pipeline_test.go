@@ -22,6 +22,7 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
 
@@ -45,7 +46,7 @@ func newSQLite(t *testing.T) *tsdb.Engine {
 	}
 	for _, id := range []string{"d1", "d2"} {
 		err := st.CreateDevice(ctx, store.Device{
-			ID: id, TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+			ID: id, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
 			PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32),
 			CreatedAt: serverNow.Add(-time.Hour),
 		})
@@ -73,7 +74,7 @@ func startPipeline(t *testing.T, st Sink, cfg Config) *Pipeline {
 // to the pipeline.
 func rawMsg(device, bag, body string) telemetry.Message {
 	return iothub.Message(iothub.Publish{
-		TenantID: store.RootTenantID, DeviceID: device,
+		TenantID: tenancy.RootTenantID, DeviceID: device,
 		Topic: "devices/" + device + "/messages/events/" + bag, Bag: bag,
 		Body: []byte(body), ReceivedAt: serverNow.Add(-time.Second),
 	})
@@ -131,7 +132,7 @@ func submit(t *testing.T, p *Pipeline, r telemetry.Message) *outcome {
 func samples(t *testing.T, st *tsdb.Engine, device, metric string) []store.Sample {
 	t.Helper()
 	var out []store.Sample
-	err := st.Range(t.Context(), store.RootTenantID, device, metric, serverNow.Add(-24*time.Hour), serverNow.Add(24*time.Hour), 0,
+	err := st.Range(t.Context(), tenancy.RootTenantID, device, metric, serverNow.Add(-24*time.Hour), serverNow.Add(24*time.Hour), 0,
 		func(s store.Sample) bool { out = append(out, s); return true })
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +313,7 @@ func TestPipelineKeepsRejectedMessages(t *testing.T) {
 			if got, err := o.wait(t); got != Rejected || err != nil {
 				t.Fatalf("Done(%v, %v); want Done(rejected, <nil>)", got, err)
 			}
-			list, err := st.ListRejected(t.Context(), store.RootTenantID, "d1", 1)
+			list, err := st.ListRejected(t.Context(), tenancy.RootTenantID, "d1", 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -326,7 +327,7 @@ func TestPipelineKeepsRejectedMessages(t *testing.T) {
 			if !bytes.Equal(rej.Payload, tc.body) {
 				t.Errorf("payload %q; want exactly %q", rej.Payload, tc.body)
 			}
-			if rej.MessageID != tc.wantID || rej.Topic != r.Topic || rej.TenantID != store.RootTenantID ||
+			if rej.MessageID != tc.wantID || rej.Topic != r.Topic || rej.TenantID != tenancy.RootTenantID ||
 				rej.DeviceID != "d1" || !rej.ReceivedAt.Equal(r.ReceivedAt) {
 				t.Errorf("rejected = %+v", rej)
 			}
@@ -354,7 +355,7 @@ func TestPipelineSubmitAfterClose(t *testing.T) {
 			t.Errorf("Done called for a message Submit refused")
 		}
 	}
-	if list, err := st.ListRejected(t.Context(), store.RootTenantID, "d1", 10); err != nil || len(list) != 0 {
+	if list, err := st.ListRejected(t.Context(), tenancy.RootTenantID, "d1", 10); err != nil || len(list) != 0 {
 		t.Errorf("ListRejected = %v, %v; want nothing", list, err)
 	}
 	checkMetrics(t, p.metrics, wantMetrics{})
@@ -521,7 +522,7 @@ type slowStore struct {
 	maxBatch atomic.Int64
 }
 
-func (s *slowStore) Write(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
+func (s *slowStore) Write(ctx context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
 	time.Sleep(s.delay)
 	for {
 		m := s.maxBatch.Load()
@@ -541,7 +542,7 @@ type memStore struct {
 	rejected []store.Rejected
 }
 
-func (s *memStore) Write(_ context.Context, msgs []store.Message) ([]store.WriteResult, error) {
+func (s *memStore) Write(_ context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
 	if s.fail != nil {
 		return nil, s.fail
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 func newStore(t *testing.T) store.Store {
@@ -25,7 +26,7 @@ func newStore(t *testing.T) store.Store {
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateTenant(t.Context(), store.Tenant{ID: "acme", ParentID: store.RootTenantID, Name: "ACME", CreatedAt: time.Now()}); err != nil {
+	if err := st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme", ParentID: tenancy.RootTenantID, Name: "ACME", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -69,7 +70,7 @@ func TestSealOpen(t *testing.T) {
 		aad    []byte
 	}{
 		"wrong associated data": {"acme", blob, []byte("other")},
-		"other tenant":          {store.RootTenantID, blob, []byte("ctx")},
+		"other tenant":          {tenancy.RootTenantID, blob, []byte("ctx")},
 		"flipped bit":           {"acme", flip(blob, len(blob)-1), []byte("ctx")},
 		"flipped key id":        {"acme", flip(blob, 4), []byte("ctx")},
 		"truncated":             {"acme", blob[:10], []byte("ctx")},
@@ -91,7 +92,7 @@ func TestTenantsHaveTheirOwnKeys(t *testing.T) {
 	st := newStore(t)
 	k, _ := keyring.New(t.Context(), master, st, time.Now)
 	a, _ := k.Seal(t.Context(), "acme", []byte("x"), nil)
-	r, _ := k.Seal(t.Context(), store.RootTenantID, []byte("x"), nil)
+	r, _ := k.Seal(t.Context(), tenancy.RootTenantID, []byte("x"), nil)
 	ida, _ := keyring.KeyID(a)
 	idr, _ := keyring.KeyID(r)
 	if ida == idr {
@@ -106,11 +107,11 @@ func TestForgetTenant(t *testing.T) {
 	a, _ := keyring.New(t.Context(), master, st, time.Now)
 	b, _ := keyring.New(t.Context(), master, st, time.Now)
 	blob, _ := a.Seal(t.Context(), "acme", []byte("secret"), nil)
-	other, _ := a.Seal(t.Context(), store.RootTenantID, []byte("kept"), nil)
+	other, _ := a.Seal(t.Context(), tenancy.RootTenantID, []byte("kept"), nil)
 	if _, err := b.Open(t.Context(), "acme", blob, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Open(t.Context(), store.RootTenantID, other, nil); err != nil {
+	if _, err := b.Open(t.Context(), tenancy.RootTenantID, other, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Shred(t.Context(), "acme"); err != nil {
@@ -123,7 +124,7 @@ func TestForgetTenant(t *testing.T) {
 	if _, err := b.Open(t.Context(), "acme", blob, nil); !errors.Is(err, keyring.ErrShredded) {
 		t.Fatalf("after Forget: %v, want keyring.ErrShredded", err)
 	}
-	if got, err := b.Open(t.Context(), store.RootTenantID, other, nil); err != nil || string(got) != "kept" {
+	if got, err := b.Open(t.Context(), tenancy.RootTenantID, other, nil); err != nil || string(got) != "kept" {
 		t.Fatalf("other tenant after Forget: %q, %v", got, err)
 	}
 }
@@ -132,7 +133,7 @@ func TestShred(t *testing.T) {
 	st := newStore(t)
 	k, _ := keyring.New(t.Context(), master, st, time.Now)
 	blob, _ := k.Seal(t.Context(), "acme", []byte("secret"), nil)
-	other, _ := k.Seal(t.Context(), store.RootTenantID, []byte("kept"), nil)
+	other, _ := k.Seal(t.Context(), tenancy.RootTenantID, []byte("kept"), nil)
 	if err := k.Shred(t.Context(), "acme"); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestShred(t *testing.T) {
 		if _, err := kr.Open(t.Context(), "acme", blob, nil); !errors.Is(err, keyring.ErrShredded) {
 			t.Fatalf("after Shred: %v, want keyring.ErrShredded", err)
 		}
-		if got, err := kr.Open(t.Context(), store.RootTenantID, other, nil); err != nil || string(got) != "kept" {
+		if got, err := kr.Open(t.Context(), tenancy.RootTenantID, other, nil); err != nil || string(got) != "kept" {
 			t.Fatalf("other tenant after Shred: %q, %v", got, err)
 		}
 	}

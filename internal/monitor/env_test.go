@@ -12,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/simulate"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // monday is the first day of the tests' simulated world (a Monday).
@@ -65,7 +68,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	storetest.WithKeyring(t, st)
-	if err := st.CreateTenant(t.Context(), store.Tenant{ID: "acme", ParentID: store.RootTenantID, Name: "Acme", CreatedAt: monday}); err != nil {
+	if err := st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme", ParentID: tenancy.RootTenantID, Name: "Acme", CreatedAt: monday}); err != nil {
 		t.Fatal(err)
 	}
 	return &env{t: t, st: st, clock: clocktest.New(monday)}
@@ -86,7 +89,7 @@ func (e *env) device(id, model string) {
 func (e *env) rule(id, spec string) {
 	e.t.Helper()
 	full := `{"severity": "warning", ` + strings.TrimPrefix(strings.TrimSpace(spec), "{")
-	r := store.AlarmRule{ID: id, TenantID: "acme", Name: id, Enabled: true, Spec: []byte(full), CreatedAt: monday, UpdatedAt: monday}
+	r := alarm.StoredRule{ID: id, TenantID: "acme", Name: id, Enabled: true, Spec: []byte(full), CreatedAt: monday, UpdatedAt: monday}
 	if _, err := monitor.RuleOf(r); err != nil {
 		e.t.Fatal(err)
 	}
@@ -98,7 +101,7 @@ func (e *env) rule(id, spec string) {
 // plan stores a tenant's maintenance plan.
 func (e *env) plan(tenant, model, spec string) {
 	e.t.Helper()
-	if err := e.st.SetMaintenancePlan(e.t.Context(), store.MaintenancePlan{TenantID: tenant, Model: model, Spec: []byte(spec), UpdatedAt: monday}); err != nil {
+	if err := e.st.SetMaintenancePlan(e.t.Context(), alarm.MaintenancePlan{TenantID: tenant, Model: model, Spec: []byte(spec), UpdatedAt: monday}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -112,7 +115,7 @@ func (e *env) setClock(t time.Time) { e.clock.Set(t) }
 func (e *env) start(at time.Time) {
 	e.t.Helper()
 	e.setClock(at)
-	onAlarm := func(_ context.Context, a store.Alarm, kind string) {
+	onAlarm := func(_ context.Context, a alarm.Record, kind string) {
 		at := a.LastAt
 		if kind == "cleared" {
 			at = a.ClearedAt
@@ -153,11 +156,11 @@ func (e *env) stop() {
 // send hands the monitor one message of acme's device with every value at
 // at.
 func (e *env) send(device string, at time.Time, values map[string]float64) {
-	pts := make([]store.Point, 0, len(values))
+	pts := make([]telemetry.Point, 0, len(values))
 	for k, v := range values {
-		pts = append(pts, store.Point{Metric: k, TS: at, Value: v})
+		pts = append(pts, telemetry.Point{Metric: k, TS: at, Value: v})
 	}
-	e.m.Observe(e.t.Context(), []store.Message{{TenantID: "acme", DeviceID: device, ReceivedAt: at, Points: pts}})
+	e.m.Observe(e.t.Context(), []telemetry.Message{{TenantID: "acme", DeviceID: device, ReceivedAt: at, Points: pts}})
 }
 
 // tick sets the clock to at and runs the monitor's time-based checks.
@@ -201,16 +204,16 @@ func (e *env) drive(device string, machine *simulate.Machine, from, to time.Time
 }
 
 // alarms returns the device's stored alarms, by raise time.
-func (e *env) alarms(device string) []store.Alarm {
+func (e *env) alarms(device string) []alarm.Record {
 	e.t.Helper()
 	if err := e.m.Flush(e.t.Context()); err != nil {
 		e.t.Fatal(err)
 	}
-	as, err := e.st.ListAlarms(e.t.Context(), store.AlarmFilter{DeviceIDs: []string{device}})
+	as, err := e.st.ListAlarms(e.t.Context(), alarm.Filter{DeviceIDs: []string{device}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	slices.SortFunc(as, func(a, b store.Alarm) int {
+	slices.SortFunc(as, func(a, b alarm.Record) int {
 		if c := a.RaisedAt.Compare(b.RaisedAt); c != 0 {
 			return c
 		}
@@ -256,9 +259,9 @@ func (e *env) expectAlarms(device string, tol time.Duration, want ...span) {
 			e.t.Errorf("%s: raised %s, want %s (off by %s)", w.Rule, a.RaisedAt, w.Raised, d)
 		}
 		switch {
-		case w.Cleared.IsZero() && a.State != store.AlarmActive:
+		case w.Cleared.IsZero() && a.State != alarm.StateActive:
 			e.t.Errorf("%s: %s at %s, want still active", w.Rule, a.State, a.ClearedAt)
-		case !w.Cleared.IsZero() && a.State != store.AlarmCleared:
+		case !w.Cleared.IsZero() && a.State != alarm.StateCleared:
 			e.t.Errorf("%s: still active, want cleared at %s", w.Rule, w.Cleared)
 		case !w.Cleared.IsZero():
 			if d := a.ClearedAt.Sub(w.Cleared); d.Abs() > tol {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // Evaluator is one kind of evaluation a partition runs on its devices'
@@ -26,7 +25,7 @@ type Evaluator interface {
 	// Tick runs the time-based checks at at.
 	Tick(at time.Time)
 	// Changes hands over the alarm changes made since the last call.
-	Changes() []store.AlarmChange
+	Changes() []alarm.Change
 	// Snapshot keeps the evaluator's state for the next save.
 	Snapshot()
 }
@@ -39,7 +38,7 @@ type ruleEval struct {
 	// devices is the latest facts of each device the partition has seen:
 	// the alarm's tenant and site come from there.
 	devices map[string]alarm.DeviceFacts
-	changes []store.AlarmChange
+	changes []alarm.Change
 
 	mu   sync.Mutex
 	snap alarm.Snapshot // the state as of the last snapshot
@@ -80,7 +79,7 @@ func (r *ruleEval) setRules(rules []alarm.Rule) {
 }
 
 // Changes implements Evaluator.
-func (r *ruleEval) Changes() []store.AlarmChange {
+func (r *ruleEval) Changes() []alarm.Change {
 	c := r.changes
 	r.changes = nil
 	return c
@@ -103,8 +102,8 @@ func (r *ruleEval) add(trs []alarm.Transition) {
 		if !ok || tenant == "" {
 			tenant = t.TenantID
 		}
-		r.changes = append(r.changes, store.AlarmChange{Kind: string(t.Kind), TenantID: tenant, RuleID: t.RuleID,
-			DeviceID: t.DeviceID, SiteID: f.SiteID, Alarm: store.AlarmKindRule, Severity: string(t.Severity),
+		r.changes = append(r.changes, alarm.Change{Kind: string(t.Kind), TenantID: tenant, RuleID: t.RuleID,
+			DeviceID: t.DeviceID, SiteID: f.SiteID, Alarm: alarm.KindRule, Severity: string(t.Severity),
 			Message: t.Message, Value: t.Value, At: t.At, By: "auto"})
 	}
 }

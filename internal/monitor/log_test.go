@@ -15,6 +15,7 @@ import (
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 // blockingEval is a third evaluator that records what it sees and blocks
@@ -43,15 +44,15 @@ func (b *blockingEval) Presence(dev alarm.DeviceFacts, _ time.Time, connected bo
 	b.seen = append(b.seen, fmt.Sprintf("%s connected=%v", dev.ID, connected))
 	b.mu.Unlock()
 }
-func (b *blockingEval) Forget(string, time.Time)     {}
-func (b *blockingEval) Tick(time.Time)               {}
-func (b *blockingEval) Changes() []store.AlarmChange { return nil }
-func (b *blockingEval) Snapshot()                    {}
+func (b *blockingEval) Forget(string, time.Time) {}
+func (b *blockingEval) Tick(time.Time)           {}
+func (b *blockingEval) Changes() []alarm.Change  { return nil }
+func (b *blockingEval) Snapshot()                {}
 
 // okSink commits nothing and says so at once.
 type okSink struct{}
 
-func (okSink) Write(_ context.Context, msgs []store.Message) ([]store.WriteResult, error) {
+func (okSink) Write(_ context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
 	return make([]store.WriteResult, len(msgs)), nil
 }
 func (okSink) AddRejected(context.Context, store.Rejected) error { return nil }
@@ -182,12 +183,12 @@ func TestObserveKeepsMessages(t *testing.T) {
 	if err := m.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	msg := func(dev string, sec int) store.Message {
+	msg := func(dev string, sec int) telemetry.Message {
 		at := monday.Add(time.Duration(sec) * time.Second)
-		return store.Message{TenantID: "acme", DeviceID: dev, ReceivedAt: at,
-			Points: []store.Point{{Metric: "t", TS: at, Value: 1}}}
+		return telemetry.Message{TenantID: "acme", DeviceID: dev, ReceivedAt: at,
+			Points: []telemetry.Point{{Metric: "t", TS: at, Value: 1}}}
 	}
-	batch := []store.Message{msg("p1", 0)}
+	batch := []telemetry.Message{msg("p1", 0)}
 	m.Observe(t.Context(), batch)
 	select {
 	case <-entered: // the partition is held: what follows waits in the log

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/maintenance"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // Maintenance
@@ -29,7 +29,7 @@ import (
 // (until one is recorded: when the monitor first saw the device) and the
 // operating hours since, the recent usage, a window of bucket averages per
 // trend metric and an EWMA per anomaly metric. From these come maintenance
-// warnings, stored as alarms of kind store.AlarmKindMaintenance, severity
+// warnings, stored as alarms of kind alarm.KindMaintenance, severity
 // warning, with rule id "maintenance:<kind>:<metric>":
 //
 //   - "maintenance:service:<run metric>" ("…:calendar" without a run
@@ -196,7 +196,7 @@ type AnomalyStatus struct {
 }
 
 // Maintenance reports a device's maintenance status; ErrNoPlan if its
-// model has no plan, store.ErrNotFound if there is no such device.
+// model has no plan, database.ErrNotFound if there is no such device.
 func (m *Monitor) Maintenance(ctx context.Context, deviceID string) (MaintenanceStatus, error) {
 	facts, err := m.maintFacts(ctx, deviceID)
 	if err != nil {
@@ -232,7 +232,7 @@ func (m *Monitor) maintFacts(ctx context.Context, deviceID string) (alarm.Device
 	}
 	facts, ok := m.deviceFacts(ctx, "", deviceID)
 	if !ok {
-		return facts, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return facts, fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	return facts, nil
 }
@@ -269,7 +269,7 @@ type maintEval struct {
 	part    int
 	plans   planIndex
 	devices map[string]*mdev
-	changes []store.AlarmChange // not yet stored
+	changes []alarm.Change // not yet stored
 
 	mu   sync.Mutex
 	snap []byte // JSON of the device states at the last snapshot
@@ -290,7 +290,7 @@ func (s *maintEval) Forget(deviceID string, at time.Time) { s.maintForget(device
 func (s *maintEval) Tick(at time.Time) { s.maintTick(at) }
 
 // Changes implements Evaluator.
-func (s *maintEval) Changes() []store.AlarmChange { return s.takeMaintChanges() }
+func (s *maintEval) Changes() []alarm.Change { return s.takeMaintChanges() }
 
 // Snapshot implements Evaluator.
 func (s *maintEval) Snapshot() { s.maintSnapshot() }
@@ -721,13 +721,13 @@ func (s *maintEval) maintChange(f alarm.DeviceFacts, planTenant, kind, rule stri
 	if tenant == "" {
 		tenant = planTenant
 	}
-	s.changes = append(s.changes, store.AlarmChange{Kind: kind, TenantID: tenant, RuleID: rule, DeviceID: f.ID,
-		SiteID: f.SiteID, Alarm: store.AlarmKindMaintenance, Severity: string(alarm.Warning), Message: msg,
+	s.changes = append(s.changes, alarm.Change{Kind: kind, TenantID: tenant, RuleID: rule, DeviceID: f.ID,
+		SiteID: f.SiteID, Alarm: alarm.KindMaintenance, Severity: string(alarm.Warning), Message: msg,
 		Value: v, At: at, By: "auto"})
 }
 
 // takeMaintChanges hands over the maintenance alarm changes not yet stored.
-func (s *maintEval) takeMaintChanges() []store.AlarmChange {
+func (s *maintEval) takeMaintChanges() []alarm.Change {
 	c := s.changes
 	s.changes = nil
 	return c

@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/maintenance"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/simulate"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // TestMaintenanceAnomalyAndPlans: the nearest tenant's plan applies; its
@@ -22,14 +24,14 @@ func TestMaintenanceAnomalyAndPlans(t *testing.T) {
 	e := newEnv(t)
 	e.device("vp-1", "vp-40")
 	e.device("xx-1", "other")
-	if err := e.st.CreateTenant(t.Context(), store.Tenant{ID: "acme-north", ParentID: "acme", Name: "North", CreatedAt: monday}); err != nil {
+	if err := e.st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme-north", ParentID: "acme", Name: "North", CreatedAt: monday}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.st.CreateDevice(t.Context(), store.Device{ID: "vp-2", TenantID: "acme-north", Status: store.DeviceEnabled,
 		PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32), CreatedAt: monday, Info: store.DeviceInfo{Model: "vp-40"}}); err != nil {
 		t.Fatal(err)
 	}
-	e.plan(store.RootTenantID, "vp-40", `{"model": "vp-40", "service": {"everyMonths": 6}}`)
+	e.plan(tenancy.RootTenantID, "vp-40", `{"model": "vp-40", "service": {"everyMonths": 6}}`)
 	e.plan("acme", "vp-40", `{"model": "vp-40", "run": {"metric": "running", "kind": "onoff"},
 		"service": {"everyRunHours": 2000, "everyMonths": 12},
 		"anomalies": [{"metric": "motorCurrent", "whileRunning": true}]}`)
@@ -68,7 +70,7 @@ func TestMaintenanceAnomalyAndPlans(t *testing.T) {
 	if _, err := e.m.Maintenance(t.Context(), "xx-1"); !errors.Is(err, monitor.ErrNoPlan) {
 		t.Errorf("device of a model without a plan: %v, want ErrNoPlan", err)
 	}
-	if _, err := e.m.Maintenance(t.Context(), "nope"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.m.Maintenance(t.Context(), "nope"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("no such device: %v, want ErrNotFound", err)
 	}
 
@@ -82,11 +84,11 @@ func TestMaintenanceAnomalyAndPlans(t *testing.T) {
 	want[0].Cleared = cut
 	e.expectAlarms("vp-1", 0, want...)
 	st = e.maintenance("vp-1", cut)
-	if st.PlanTenantID != store.RootTenantID || len(st.Anomalies) != 0 || len(st.Warnings) != 0 || st.DueReason != maintenance.DueByMonths ||
+	if st.PlanTenantID != tenancy.RootTenantID || len(st.Anomalies) != 0 || len(st.Warnings) != 0 || st.DueReason != maintenance.DueByMonths ||
 		!st.NextDue.Equal(from.AddDate(0, 6, 0)) {
 		t.Errorf("after acme's plan went: %+v", st)
 	}
-	if err := e.st.DeleteMaintenancePlan(t.Context(), store.RootTenantID, "vp-40"); err != nil {
+	if err := e.st.DeleteMaintenancePlan(t.Context(), tenancy.RootTenantID, "vp-40"); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.m.PlansChanged(t.Context()); err != nil {

@@ -27,8 +27,11 @@ import (
 
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/clock"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // Config tunes the monitor; zero values take defaults.
@@ -54,7 +57,7 @@ const Consumer = "alarms"
 
 // AlarmFunc is told of every stored alarm change: the alarm as it is now
 // and the event ("raised", "retriggered", "cleared").
-type AlarmFunc func(ctx context.Context, a store.Alarm, event string)
+type AlarmFunc func(ctx context.Context, a alarm.Record, event string)
 
 // Store is what the monitor keeps and looks up: the alarm store (rules,
 // alarms, maintenance plans, its saved state), the devices and tenants it
@@ -63,7 +66,7 @@ type AlarmFunc func(ctx context.Context, a store.Alarm, event string)
 type Store interface {
 	alarm.Store
 	GetDevice(ctx context.Context, id string) (store.Device, error)
-	GetTenant(ctx context.Context, id string) (store.Tenant, error)
+	GetTenant(ctx context.Context, id string) (tenancy.Tenant, error)
 	GetMeta(ctx context.Context, key string) (string, error)
 	SetMeta(ctx context.Context, key, value string) error
 }
@@ -108,7 +111,7 @@ func New(st Store, cfg Config, onAlarm AlarmFunc, log *slog.Logger, clk clock.Cl
 		cfg.SaveEvery = time.Minute
 	}
 	if onAlarm == nil {
-		onAlarm = func(context.Context, store.Alarm, string) {}
+		onAlarm = func(context.Context, alarm.Record, string) {}
 	}
 	return &Monitor{cfg: cfg, st: st, log: log, clock: clock.OrReal(clk), onAlarm: onAlarm, msgs: cfg.Log, facts: map[string]alarm.DeviceFacts{},
 		gone: map[string]bool{}}
@@ -260,7 +263,7 @@ func (m *Monitor) loadRules(ctx context.Context) ([]alarm.Rule, error) {
 
 // RuleOf decodes a stored rule; the row's id, tenant, name and enabled
 // flag win over the spec's.
-func RuleOf(row store.AlarmRule) (alarm.Rule, error) {
+func RuleOf(row alarm.StoredRule) (alarm.Rule, error) {
 	var r alarm.Rule
 	if err := json.Unmarshal(row.Spec, &r); err != nil {
 		return r, fmt.Errorf("rule %s: %w", row.ID, err)
@@ -317,7 +320,7 @@ func (m *Monitor) ClearedByHand(ctx context.Context, ruleID, deviceID string, at
 // the log is full, within the log's bound. The slice may be reused once
 // Observe returns; the messages' points must stay as they are until
 // evaluated.
-func (m *Monitor) Observe(ctx context.Context, msgs []store.Message) {
+func (m *Monitor) Observe(ctx context.Context, msgs []telemetry.Message) {
 	msgs = slices.Clone(msgs)
 	recs := make([]msglog.Record, len(msgs))
 	for i := range msgs {
@@ -416,7 +419,7 @@ func (m *Monitor) deviceFacts(ctx context.Context, tenantID, deviceID string) (a
 	}
 	d, err := m.st.GetDevice(ctx, deviceID)
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, database.ErrNotFound) {
 			m.log.Error("monitor: load device", "device", deviceID, "err", err)
 		}
 		return f, false
@@ -442,7 +445,7 @@ type sample struct {
 }
 
 // byTime groups a message's points by timestamp, in time order.
-func byTime(pts []store.Point) []sample {
+func byTime(pts []telemetry.Point) []sample {
 	if len(pts) == 0 {
 		return nil
 	}

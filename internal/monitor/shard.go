@@ -8,7 +8,6 @@ import (
 
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/msglog"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 type eventKind int
@@ -184,7 +183,7 @@ func (s *shard) handle(ctx context.Context, ev event) {
 
 // apply stores the evaluators' alarm changes and tells the notifier.
 func (s *shard) apply(ctx context.Context) error {
-	var changes []store.AlarmChange
+	var changes []alarm.Change
 	for _, e := range s.evals {
 		changes = append(changes, e.Changes()...)
 	}

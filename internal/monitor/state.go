@@ -8,7 +8,7 @@ import (
 	"strconv"
 
 	"github.com/warden-iot/warden/internal/alarm"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/database"
 )
 
 // Saved state
@@ -39,7 +39,7 @@ type tenantBlob struct {
 // (0: none, or saved whole).
 func (m *Monitor) savedPartitions(ctx context.Context) (int, error) {
 	v, err := m.st.GetMeta(ctx, partitionsMeta)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {

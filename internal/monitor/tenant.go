@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/warden-iot/warden/internal/alarm"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // TenantDeleted forgets a deleted tenant: its rules and maintenance plans,
@@ -80,8 +79,8 @@ func (m *Monitor) isGone(tenantID string) bool {
 // own. Changes of deleted tenants are dropped. The alarms answered line up
 // with changes; a change not stored has a zero alarm. The error joins the
 // devices' failures.
-func (s *shard) write(ctx context.Context, changes []store.AlarmChange) ([]store.Alarm, error) {
-	out := make([]store.Alarm, len(changes))
+func (s *shard) write(ctx context.Context, changes []alarm.Change) ([]alarm.Record, error) {
+	out := make([]alarm.Record, len(changes))
 	keep := make([]int, 0, len(changes)) // indexes into changes
 	for i, c := range changes {
 		if !s.m.isGone(c.TenantID) {
@@ -91,8 +90,8 @@ func (s *shard) write(ctx context.Context, changes []store.AlarmChange) ([]store
 	if len(keep) == 0 {
 		return out, nil
 	}
-	pick := func(idx []int) []store.AlarmChange {
-		cs := make([]store.AlarmChange, len(idx))
+	pick := func(idx []int) []alarm.Change {
+		cs := make([]alarm.Change, len(idx))
 		for j, i := range idx {
 			cs[j] = changes[i]
 		}

@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // hookStore is a real store that lets a test act inside GetTenant (a
@@ -27,10 +29,10 @@ type hookStore struct {
 	mu        sync.Mutex
 	onTenant  map[string]func() // run once, before GetTenant of that tenant answers
 	failFor   string            // ApplyAlarmChanges fails for a batch with a change of this device
-	attempted []store.AlarmChange
+	attempted []alarm.Change
 }
 
-func (h *hookStore) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
+func (h *hookStore) GetTenant(ctx context.Context, id string) (tenancy.Tenant, error) {
 	t, err := h.Store.GetTenant(ctx, id)
 	h.mu.Lock()
 	f := h.onTenant[id]
@@ -42,7 +44,7 @@ func (h *hookStore) GetTenant(ctx context.Context, id string) (store.Tenant, err
 	return t, err
 }
 
-func (h *hookStore) ApplyAlarmChanges(ctx context.Context, changes []store.AlarmChange) ([]store.Alarm, error) {
+func (h *hookStore) ApplyAlarmChanges(ctx context.Context, changes []alarm.Change) ([]alarm.Record, error) {
 	h.mu.Lock()
 	h.attempted = append(h.attempted, changes...)
 	fail := h.failFor
@@ -55,10 +57,10 @@ func (h *hookStore) ApplyAlarmChanges(ctx context.Context, changes []store.Alarm
 	return h.Store.ApplyAlarmChanges(ctx, changes)
 }
 
-func (h *hookStore) tried(tenantID string) []store.AlarmChange {
+func (h *hookStore) tried(tenantID string) []alarm.Change {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []store.AlarmChange
+	var out []alarm.Change
 	for _, c := range h.attempted {
 		if c.TenantID == tenantID {
 			out = append(out, c)
@@ -90,11 +92,11 @@ func newTwoTenants(t *testing.T, devices map[string]string) *twoTenants {
 	}
 	storetest.WithKeyring(t, sq)
 	for _, id := range []string{"acme", "doomed"} {
-		if err := sq.CreateTenant(t.Context(), store.Tenant{ID: id, ParentID: store.RootTenantID, Name: id, CreatedAt: monday}); err != nil {
+		if err := sq.CreateTenant(t.Context(), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: monday}); err != nil {
 			t.Fatal(err)
 		}
 		spec := `{"severity": "warning", "scope": {"model": "pump"}, "offline": {"after": "10m"}}`
-		r := store.AlarmRule{ID: id + "-offline", TenantID: id, Name: "offline", Enabled: true, Spec: []byte(spec), CreatedAt: monday, UpdatedAt: monday}
+		r := alarm.StoredRule{ID: id + "-offline", TenantID: id, Name: "offline", Enabled: true, Spec: []byte(spec), CreatedAt: monday, UpdatedAt: monday}
 		if _, err := monitor.RuleOf(r); err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +112,7 @@ func newTwoTenants(t *testing.T, devices map[string]string) *twoTenants {
 		}
 	}
 	tt := &twoTenants{st: &hookStore{Store: sq, onTenant: map[string]func(){}}}
-	onAlarm := func(_ context.Context, a store.Alarm, kind string) {
+	onAlarm := func(_ context.Context, a alarm.Record, kind string) {
 		tt.mu.Lock()
 		tt.told = append(tt.told, a.DeviceID+" "+kind)
 		tt.mu.Unlock()
@@ -124,12 +126,12 @@ func newTwoTenants(t *testing.T, devices map[string]string) *twoTenants {
 	return tt
 }
 
-func (tt *twoTenants) stored(t *testing.T, device string) []store.Alarm {
+func (tt *twoTenants) stored(t *testing.T, device string) []alarm.Record {
 	t.Helper()
 	if err := tt.m.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	as, err := tt.st.ListAlarms(t.Context(), store.AlarmFilter{DeviceIDs: []string{device}})
+	as, err := tt.st.ListAlarms(t.Context(), alarm.Filter{DeviceIDs: []string{device}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +152,7 @@ func TestDeletedTenantNeverFires(t *testing.T) {
 	if err := tt.m.TickNow(ctx, t0); err != nil {
 		t.Fatal(err)
 	}
-	if as := tt.stored(t, "d2"); len(as) != 1 || as[0].State != store.AlarmActive {
+	if as := tt.stored(t, "d2"); len(as) != 1 || as[0].State != alarm.StateActive {
 		t.Fatalf("premise: d2's alarms %+v, want its offline alarm", as)
 	}
 	tt.st.mu.Lock()
@@ -190,7 +192,7 @@ func TestDeletedTenantNeverFires(t *testing.T) {
 		t.Errorf("alarm changes of the deleted tenant: %+v", tried)
 	}
 	as := tt.stored(t, "a1")
-	if len(as) != 1 || as[0].RuleID != "acme-offline" || as[0].State != store.AlarmActive {
+	if len(as) != 1 || as[0].RuleID != "acme-offline" || as[0].State != alarm.StateActive {
 		t.Fatalf("acme's alarms: %+v, want its offline alarm", as)
 	}
 	tt.mu.Lock()

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
 )
 
 const (
@@ -144,14 +144,14 @@ func (n *Notifier) deliverDue(ctx context.Context) (bool, error) {
 }
 
 // webhooksByID loads the webhooks the deliveries go to.
-func (n *Notifier) webhooksByID(ctx context.Context, ds []store.Delivery) (map[string]store.Webhook, error) {
+func (n *Notifier) webhooksByID(ctx context.Context, ds []notifystore.Delivery) (map[string]notifystore.Webhook, error) {
 	var tenants []string
 	for _, d := range ds {
 		if d.Channel == ChannelWebhook && !slices.Contains(tenants, d.TenantID) {
 			tenants = append(tenants, d.TenantID)
 		}
 	}
-	hooks := map[string]store.Webhook{}
+	hooks := map[string]notifystore.Webhook{}
 	if len(tenants) == 0 {
 		return hooks, nil
 	}
@@ -167,7 +167,7 @@ func (n *Notifier) webhooksByID(ctx context.Context, ds []store.Delivery) (map[s
 
 // deliver makes one try of d and records the outcome. Its error is only
 // about recording: a failed try is the delivery's business.
-func (n *Notifier) deliver(ctx context.Context, d store.Delivery, hooks map[string]store.Webhook) error {
+func (n *Notifier) deliver(ctx context.Context, d notifystore.Delivery, hooks map[string]notifystore.Webhook) error {
 	var err error
 	closed, owner, cerr := n.operatorClosed(ctx, d)
 	switch {
@@ -202,10 +202,10 @@ func (n *Notifier) deliver(ctx context.Context, d store.Delivery, hooks map[stri
 	var perm permanentError
 	switch {
 	case err == nil:
-		d.State, d.SentAt, d.LastError = store.DeliverySent, now, ""
+		d.State, d.SentAt, d.LastError = notifystore.DeliverySent, now, ""
 		log.Debug("notify: delivered")
 	case errors.As(err, &perm) || d.Attempts >= n.cfg.MaxAttempts:
-		d.State, d.LastError = store.DeliveryFailed, truncate(err.Error(), maxErrorLen)
+		d.State, d.LastError = notifystore.DeliveryFailed, truncate(err.Error(), maxErrorLen)
 		log.Warn("notify: delivery failed; giving up", "err", d.LastError)
 	default:
 		d.NextAt, d.LastError = now.Add(n.cfg.backoff(d.Attempts)), truncate(err.Error(), maxErrorLen)
@@ -218,7 +218,7 @@ func (n *Notifier) deliver(ctx context.Context, d store.Delivery, hooks map[stri
 	if err := n.st.UpdateDelivery(ctx, d); err != nil {
 		return fmt.Errorf("notify: record delivery %d: %w", d.ID, err)
 	}
-	if d.State == store.DeliverySent {
+	if d.State == notifystore.DeliverySent {
 		n.recordOperatorDelivery(ctx, d, owner)
 	}
 	return nil

@@ -9,8 +9,10 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/mail"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
 )
 
 // mailMessage is an e-mail delivery's payload: the message as rendered
@@ -25,17 +27,17 @@ const subjectMessageLen = 120
 
 // mailPayload renders the e-mail about an alarm event; esc is the
 // escalation for event "escalated".
-func (n *Notifier) mailPayload(ctx context.Context, f *alarmFacts, event string, esc *store.Escalation) ([]byte, error) {
+func (n *Notifier) mailPayload(ctx context.Context, f *alarmFacts, event string, esc *notifystore.Escalation) ([]byte, error) {
 	a := f.alarm
 	rule := a.RuleID
-	if a.Kind == store.AlarmKindRule {
+	if a.Kind == alarm.KindRule {
 		switch r, err := n.st.GetAlarmRule(ctx, a.RuleID); {
 		case err == nil:
 			rule = fmt.Sprintf("%s (%s)", r.Name, r.ID)
-		case !errors.Is(err, store.ErrNotFound):
+		case !errors.Is(err, database.ErrNotFound):
 			return nil, fmt.Errorf("rule %s: %w", a.RuleID, err)
 		}
-	} else if a.Kind == store.AlarmKindMaintenance {
+	} else if a.Kind == alarm.KindMaintenance {
 		rule = "maintenance warning " + strings.TrimPrefix(a.RuleID, "maintenance:")
 	}
 	var escalatingTenant string
@@ -55,7 +57,7 @@ func (n *Notifier) mailPayload(ctx context.Context, f *alarmFacts, event string,
 
 // renderMail writes the e-mail: a subject like
 // "[Warden] CRITICAL: <message> — <device id>" and a plain-text body.
-func renderMail(f *alarmFacts, rule, event string, esc *store.Escalation, escalatingTenant, publicURL string) mailMessage {
+func renderMail(f *alarmFacts, rule, event string, esc *notifystore.Escalation, escalatingTenant, publicURL string) mailMessage {
 	a := f.alarm
 	severity := strings.ToUpper(a.Severity)
 	message := oneLine(a.Message)
@@ -132,7 +134,7 @@ func truncate(s string, n int) string {
 }
 
 // sendMail delivers an e-mail delivery.
-func (n *Notifier) sendMail(ctx context.Context, d store.Delivery) error {
+func (n *Notifier) sendMail(ctx context.Context, d notifystore.Delivery) error {
 	if n.mailer == nil {
 		return permanent("no mail server configured")
 	}

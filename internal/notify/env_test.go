@@ -11,15 +11,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/clock/clocktest"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/mail/mailtest"
 	"github.com/warden-iot/warden/internal/notify"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // t0 is when the tests' world begins.
@@ -112,15 +116,15 @@ func (e *env) newRecipients() []string {
 }
 
 // raise stores a raised alarm at the clock's time.
-func (e *env) raise(device, site, rule, severity string) store.Alarm {
+func (e *env) raise(device, site, rule, severity string) alarm.Record {
 	e.t.Helper()
 	d, err := e.st.GetDevice(e.t.Context(), device)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	as, err := e.st.ApplyAlarmChanges(e.t.Context(), []store.AlarmChange{{
+	as, err := e.st.ApplyAlarmChanges(e.t.Context(), []alarm.Change{{
 		Kind: "raised", TenantID: d.TenantID, RuleID: rule, DeviceID: device, SiteID: site,
-		Alarm: store.AlarmKindRule, Severity: severity, Message: "Pressure high", Value: 12.5, At: e.clock.Now(),
+		Alarm: alarm.KindRule, Severity: severity, Message: "Pressure high", Value: 12.5, At: e.clock.Now(),
 	}})
 	if err != nil || len(as) != 1 || as[0].ID == 0 {
 		e.t.Fatalf("raise %s on %s: %+v, %v", rule, device, as, err)
@@ -129,7 +133,7 @@ func (e *env) raise(device, site, rule, severity string) store.Alarm {
 }
 
 // notify tells the notifier of an alarm event and fails the test on error.
-func (e *env) notify(a store.Alarm, event string) {
+func (e *env) notify(a alarm.Record, event string) {
 	e.t.Helper()
 	if err := e.n.Alarm(e.t.Context(), a, event); err != nil {
 		e.t.Fatalf("Alarm(%d, %s): %v", a.ID, event, err)
@@ -137,13 +141,13 @@ func (e *env) notify(a store.Alarm, event string) {
 }
 
 // deliveries lists an alarm's deliveries in id order.
-func (e *env) deliveries(alarmID int64) []store.Delivery {
+func (e *env) deliveries(alarmID int64) []notifystore.Delivery {
 	e.t.Helper()
-	ds, err := e.st.ListDeliveries(e.t.Context(), store.DeliveryFilter{AlarmID: alarmID, Limit: 1000})
+	ds, err := e.st.ListDeliveries(e.t.Context(), notifystore.DeliveryFilter{AlarmID: alarmID, Limit: 1000})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	slices.SortFunc(ds, func(a, b store.Delivery) int { return int(a.ID - b.ID) })
+	slices.SortFunc(ds, func(a, b notifystore.Delivery) int { return int(a.ID - b.ID) })
 	return ds
 }
 
@@ -164,10 +168,10 @@ func world(t *testing.T, st store.Store) {
 		}
 	}
 	for _, tn := range [][2]string{{"acme", "root"}, {"acme-north", "acme"}, {"beta", "root"}, {"installer", "root"}} {
-		must("tenant "+tn[0], st.CreateTenant(ctx, store.Tenant{ID: tn[0], ParentID: tn[1], Name: "Tenant " + tn[0], CreatedAt: t0}))
+		must("tenant "+tn[0], st.CreateTenant(ctx, tenancy.Tenant{ID: tn[0], ParentID: tn[1], Name: "Tenant " + tn[0], CreatedAt: t0}))
 	}
 	for _, s := range [][2]string{{"north-1", "acme-north"}, {"north-2", "acme-north"}, {"beta-1", "beta"}, {"root-1", "root"}} {
-		must("site "+s[0], st.CreateSite(ctx, store.Site{ID: s[0], TenantID: s[1], Name: "Site " + s[0], CreatedAt: t0}))
+		must("site "+s[0], st.CreateSite(ctx, tenancy.Site{ID: s[0], TenantID: s[1], Name: "Site " + s[0], CreatedAt: t0}))
 	}
 	for _, d := range [][3]string{{"pump", "acme-north", "north-1"}, {"fan", "acme-north", "north-2"},
 		{"beta-dev", "beta", "beta-1"}, {"root-dev", "root", "root-1"}} {
@@ -177,36 +181,36 @@ func world(t *testing.T, st store.Store) {
 	}
 	type person struct {
 		id, tenant string
-		role       store.Role
-		status     store.UserStatus
-		prefs      *store.NotificationPrefs
+		role       identity.Role
+		status     identity.UserStatus
+		prefs      *notifystore.NotificationPrefs
 	}
-	on := &store.NotificationPrefs{Email: true}
+	on := &notifystore.NotificationPrefs{Email: true}
 	people := []person{
-		{"acme-admin", "acme", store.RoleCustomerAdmin, store.UserActive, on},
-		{"north-admin", "acme-north", store.RoleCustomerAdmin, store.UserActive, on},
-		{"north-quiet", "acme-north", store.RoleCustomerAdmin, store.UserActive, &store.NotificationPrefs{Email: false}},
-		{"north-unset", "acme-north", store.RoleCustomerUser, store.UserActive, nil},
-		{"north-critical", "acme-north", store.RoleCustomerUser, store.UserActive,
-			&store.NotificationPrefs{Email: true, Severities: []string{"critical"}}},
-		{"north-site2", "acme-north", store.RoleCustomerUser, store.UserActive,
-			&store.NotificationPrefs{Email: true, SiteIDs: []string{"north-2"}}},
-		{"north-pending", "acme-north", store.RoleCustomerUser, store.UserPending, on},
-		{"north-disabled", "acme-north", store.RoleCustomerUser, store.UserDisabled, on},
-		{"beta-admin", "beta", store.RoleCustomerAdmin, store.UserActive, on},
-		{"op-admin", "root", store.RoleOperatorAdmin, store.UserActive, on},
-		{"op-service", "root", store.RoleOperatorService, store.UserActive, on},
-		{"sup-site", "installer", store.RoleSupporter, store.UserActive, on},
-		{"sup-device", "installer", store.RoleSupporter, store.UserActive, on},
-		{"sup-revoked", "installer", store.RoleSupporter, store.UserActive, on},
-		{"sup-expired", "installer", store.RoleSupporter, store.UserActive, on},
-		{"sup-fan", "installer", store.RoleSupporter, store.UserActive, on},
-		{"sup-none", "acme-north", store.RoleSupporter, store.UserActive, on}, // in the tenant, without a grant
+		{"acme-admin", "acme", identity.RoleCustomerAdmin, identity.UserActive, on},
+		{"north-admin", "acme-north", identity.RoleCustomerAdmin, identity.UserActive, on},
+		{"north-quiet", "acme-north", identity.RoleCustomerAdmin, identity.UserActive, &notifystore.NotificationPrefs{Email: false}},
+		{"north-unset", "acme-north", identity.RoleCustomerUser, identity.UserActive, nil},
+		{"north-critical", "acme-north", identity.RoleCustomerUser, identity.UserActive,
+			&notifystore.NotificationPrefs{Email: true, Severities: []string{"critical"}}},
+		{"north-site2", "acme-north", identity.RoleCustomerUser, identity.UserActive,
+			&notifystore.NotificationPrefs{Email: true, SiteIDs: []string{"north-2"}}},
+		{"north-pending", "acme-north", identity.RoleCustomerUser, identity.UserPending, on},
+		{"north-disabled", "acme-north", identity.RoleCustomerUser, identity.UserDisabled, on},
+		{"beta-admin", "beta", identity.RoleCustomerAdmin, identity.UserActive, on},
+		{"op-admin", "root", identity.RoleOperatorAdmin, identity.UserActive, on},
+		{"op-service", "root", identity.RoleOperatorService, identity.UserActive, on},
+		{"sup-site", "installer", identity.RoleSupporter, identity.UserActive, on},
+		{"sup-device", "installer", identity.RoleSupporter, identity.UserActive, on},
+		{"sup-revoked", "installer", identity.RoleSupporter, identity.UserActive, on},
+		{"sup-expired", "installer", identity.RoleSupporter, identity.UserActive, on},
+		{"sup-fan", "installer", identity.RoleSupporter, identity.UserActive, on},
+		{"sup-none", "acme-north", identity.RoleSupporter, identity.UserActive, on}, // in the tenant, without a grant
 	}
 	for _, p := range people {
-		u := store.User{ID: p.id, TenantID: p.tenant, Email: p.id + "@example.com", FirstName: p.id, LastName: "Test",
+		u := identity.User{ID: p.id, TenantID: p.tenant, Email: p.id + "@example.com", FirstName: p.id, LastName: "Test",
 			Role: p.role, Status: p.status, CreatedBy: "test", CreatedAt: t0}
-		if p.role == store.RoleSupporter {
+		if p.role == identity.RoleSupporter {
 			u.SupporterID = "S-" + p.id
 		}
 		must("user "+p.id, st.CreateUser(ctx, u))
@@ -229,7 +233,7 @@ func world(t *testing.T, st store.Store) {
 	}
 	must("revoke", st.RevokeGrant(ctx, "g-revoked", "north-admin", t0.Add(-time.Hour)))
 	for _, r := range []string{"r-pressure", "r-temp", "r-flow"} {
-		must("rule "+r, st.CreateAlarmRule(ctx, store.AlarmRule{ID: r, TenantID: "acme-north", Name: "Rule " + r,
+		must("rule "+r, st.CreateAlarmRule(ctx, alarm.StoredRule{ID: r, TenantID: "acme-north", Name: "Rule " + r,
 			Enabled: true, Spec: json.RawMessage(`{}`), CreatedBy: "north-admin", CreatedAt: t0, UpdatedAt: t0}))
 	}
 }
@@ -247,9 +251,9 @@ func emails(ids ...string) []string {
 func itoa(i int64) string { return strconv.FormatInt(i, 10) }
 
 // webhookDeliveries lists an alarm's webhook deliveries in id order.
-func (e *env) webhookDeliveries(alarmID int64) []store.Delivery {
+func (e *env) webhookDeliveries(alarmID int64) []notifystore.Delivery {
 	e.t.Helper()
-	var ds []store.Delivery
+	var ds []notifystore.Delivery
 	for _, d := range e.deliveries(alarmID) {
 		if d.Channel == notify.ChannelWebhook {
 			ds = append(ds, d)

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // escalationKey names one escalation: an alarm escalated by a tenant.
@@ -32,14 +35,14 @@ const (
 func (n *Notifier) escalate(ctx context.Context) error {
 	now := n.clock.Now()
 	var (
-		tenants = map[string]store.Tenant{}
-		escs    = map[string]*store.Escalation{} // nil: none
+		tenants = map[string]tenancy.Tenant{}
+		escs    = map[string]*notifystore.Escalation{} // nil: none
 		done    = map[escalationKey]bool{}
 		errs    []error
 		after   int64
 	)
 	for {
-		as, err := n.st.ListAlarms(ctx, store.AlarmFilter{State: store.AlarmActive, Severity: "critical",
+		as, err := n.st.ListAlarms(ctx, alarm.Filter{State: alarm.StateActive, Severity: "critical",
 			Unacked: true, After: after, Limit: alarmPage})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("notify: escalation candidates: %w", err))
@@ -68,16 +71,16 @@ func (n *Notifier) escalate(ctx context.Context) error {
 
 // escalateAlarm escalates one candidate alarm for each tenant whose delay
 // it has passed; done collects the escalations that are in the outbox.
-func (n *Notifier) escalateAlarm(ctx context.Context, a store.Alarm, now time.Time, tenants map[string]store.Tenant,
-	escs map[string]*store.Escalation, done map[escalationKey]bool) error {
-	if !a.AckedAt.IsZero() || a.State != store.AlarmActive || a.Severity != "critical" {
+func (n *Notifier) escalateAlarm(ctx context.Context, a alarm.Record, now time.Time, tenants map[string]tenancy.Tenant,
+	escs map[string]*notifystore.Escalation, done map[escalationKey]bool) error {
+	if !a.AckedAt.IsZero() || a.State != alarm.StateActive || a.Severity != "critical" {
 		return nil
 	}
 	t, ok := tenants[a.TenantID]
 	if !ok {
 		var err error
 		t, err = n.st.GetTenant(ctx, a.TenantID)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, database.ErrNotFound) {
 			return nil // the tenant is being deleted
 		}
 		if err != nil {
@@ -92,7 +95,7 @@ func (n *Notifier) escalateAlarm(ctx context.Context, a store.Alarm, now time.Ti
 			switch got, err := n.st.GetEscalation(ctx, id); {
 			case err == nil && got.Delay > 0:
 				e = &got
-			case err != nil && !errors.Is(err, store.ErrNotFound):
+			case err != nil && !errors.Is(err, database.ErrNotFound):
 				return fmt.Errorf("escalation of %s: %w", id, err)
 			}
 			escs[id] = e
@@ -111,7 +114,7 @@ func (n *Notifier) escalateAlarm(ctx context.Context, a store.Alarm, now time.Ti
 				return err
 			}
 		}
-		if id == store.RootTenantID && !f.operatorMay() {
+		if id == tenancy.RootTenantID && !f.operatorMay() {
 			continue // the operator hears of a customer's machine only with factory access
 		}
 		sent, err := n.escalationInOutbox(ctx, key)
@@ -130,12 +133,12 @@ func (n *Notifier) escalateAlarm(ctx context.Context, a store.Alarm, now time.Ti
 
 // escalationInOutbox says whether the outbox holds the escalation.
 func (n *Notifier) escalationInOutbox(ctx context.Context, k escalationKey) (bool, error) {
-	ds, err := n.st.ListDeliveries(ctx, store.DeliveryFilter{TenantIDs: []string{k.tenantID}, AlarmID: k.alarmID,
+	ds, err := n.st.ListDeliveries(ctx, notifystore.DeliveryFilter{TenantIDs: []string{k.tenantID}, AlarmID: k.alarmID,
 		Limit: deliveriesPerAlarm})
 	if err != nil {
 		return false, fmt.Errorf("deliveries: %w", err)
 	}
-	return slices.ContainsFunc(ds, func(d store.Delivery) bool {
+	return slices.ContainsFunc(ds, func(d notifystore.Delivery) bool {
 		return d.AlarmID == k.alarmID && d.TenantID == k.tenantID && d.Event == EventEscalated
 	}), nil
 }
@@ -143,9 +146,9 @@ func (n *Notifier) escalationInOutbox(ctx context.Context, k escalationKey) (boo
 // enqueueEscalation writes the escalation's e-mail and webhook calls.
 // Without a mail sender and without webhooks nothing is written; the
 // escalation then counts as done until the process restarts.
-func (n *Notifier) enqueueEscalation(ctx context.Context, f *alarmFacts, e *store.Escalation) error {
+func (n *Notifier) enqueueEscalation(ctx context.Context, f *alarmFacts, e *notifystore.Escalation) error {
 	now, a := n.clock.Now(), f.alarm
-	var ds []store.Delivery
+	var ds []notifystore.Delivery
 	if n.mailer != nil && e.Email != "" {
 		msg, err := n.mailPayload(ctx, f, EventEscalated, e)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/notify"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -20,7 +21,7 @@ func TestEscalation(t *testing.T) {
 		r := newReceiver(t, e.clock, nil)
 		r.webhook(t, st, "h-acme", "acme", nil, true)
 		r.webhook(t, st, "h-north", "acme-north", nil, true)
-		for _, esc := range []store.Escalation{
+		for _, esc := range []notifystore.Escalation{
 			{TenantID: "acme", Delay: 15 * time.Minute, Email: "oncall@acme.example"},
 			// The operator's escalation does not reach a customer's
 			// machine without factory access.

@@ -6,7 +6,9 @@ import (
 	"fmt"
 
 	"github.com/warden-iot/warden/internal/audit"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // errAccessClosed is why a delivery to the operator is not sent.
@@ -20,12 +22,12 @@ const errAccessClosed = "not sent: the owner's factory service access for this m
 // owner is the tenant of the alarm's device when the delivery takes a
 // customer's machine data to the operator under the switch ("" otherwise):
 // its sending is recorded for that owner (recordOperatorDelivery).
-func (n *Notifier) operatorClosed(ctx context.Context, d store.Delivery) (closed bool, owner string, err error) {
-	if d.TenantID != store.RootTenantID {
+func (n *Notifier) operatorClosed(ctx context.Context, d notifystore.Delivery) (closed bool, owner string, err error) {
+	if d.TenantID != tenancy.RootTenantID {
 		return false, "", nil
 	}
 	a, err := n.st.GetAlarm(ctx, d.AlarmID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrNotFound) {
 		return true, "", nil // its device and history are gone: nothing to tell
 	}
 	if err != nil {
@@ -35,7 +37,7 @@ func (n *Notifier) operatorClosed(ctx context.Context, d store.Delivery) (closed
 	if err != nil {
 		return false, "", fmt.Errorf("alarm %d: %w", d.AlarmID, err)
 	}
-	if f.tenant.ID != store.RootTenantID {
+	if f.tenant.ID != tenancy.RootTenantID {
 		owner = f.tenant.ID
 	}
 	return !f.operatorMay(), owner, nil
@@ -48,11 +50,11 @@ const ActionOperatorNotified = "alarm.notify.operator"
 
 // recordOperatorDelivery writes a sent operator delivery about owner's
 // machine to the audit trail, so the owner sees it in the access log.
-func (n *Notifier) recordOperatorDelivery(ctx context.Context, d store.Delivery, owner string) {
+func (n *Notifier) recordOperatorDelivery(ctx context.Context, d notifystore.Delivery, owner string) {
 	if n.cfg.Audit == nil || owner == "" {
 		return
 	}
-	_, _ = n.cfg.Audit.Record(ctx, audit.Event{TenantID: store.RootTenantID, ActorID: d.Channel + ":" + d.Target,
+	_, _ = n.cfg.Audit.Record(ctx, audit.Event{TenantID: tenancy.RootTenantID, ActorID: d.Channel + ":" + d.Target,
 		ActorName: d.Target, Action: ActionOperatorNotified, Target: fmt.Sprintf("alarm/%d/%s", d.AlarmID, d.Event),
 		OwnerTenantID: owner, Outcome: audit.Success}) // Record logs its own failure
 }
@@ -68,8 +70,8 @@ func (n *Notifier) sweepClosed(ctx context.Context) error {
 	if !n.sweep.Swap(false) {
 		return nil
 	}
-	ds, err := n.st.ListDeliveries(ctx, store.DeliveryFilter{TenantIDs: []string{store.RootTenantID},
-		State: store.DeliveryPending, Limit: 1000})
+	ds, err := n.st.ListDeliveries(ctx, notifystore.DeliveryFilter{TenantIDs: []string{tenancy.RootTenantID},
+		State: notifystore.DeliveryPending, Limit: 1000})
 	if err != nil {
 		n.sweep.Store(true)
 		return fmt.Errorf("notify: operator's pending deliveries: %w", err)
@@ -84,7 +86,7 @@ func (n *Notifier) sweepClosed(ctx context.Context) error {
 		if !closed {
 			continue
 		}
-		d.State, d.LastError = store.DeliveryFailed, errAccessClosed
+		d.State, d.LastError = notifystore.DeliveryFailed, errAccessClosed
 		if err := n.st.UpdateDelivery(ctx, d); err != nil {
 			errs = append(errs, fmt.Errorf("notify: record delivery %d: %w", d.ID, err))
 		}

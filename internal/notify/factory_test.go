@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"github.com/warden-iot/warden/internal/notify"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // TestOperatorDeliveriesFollowTheSwitch: what was queued for the operator
@@ -47,9 +49,9 @@ func TestOperatorDeliveriesFollowTheSwitch(t *testing.T) {
 		}
 		for _, d := range e.deliveries(a.ID) {
 			switch {
-			case d.TenantID == store.RootTenantID && (d.State != store.DeliveryFailed || !strings.Contains(d.LastError, "factory service access")):
+			case d.TenantID == tenancy.RootTenantID && (d.State != notifystore.DeliveryFailed || !strings.Contains(d.LastError, "factory service access")):
 				t.Errorf("operator's delivery: %s", show(d))
-			case d.TenantID != store.RootTenantID && d.State != store.DeliverySent:
+			case d.TenantID != tenancy.RootTenantID && d.State != notifystore.DeliverySent:
 				t.Errorf("customer's delivery: %s", show(d))
 			}
 		}

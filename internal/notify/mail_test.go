@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/warden-iot/warden/internal/notify"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -128,7 +129,7 @@ func TestMailContent(t *testing.T) {
 			}
 		}
 		for _, d := range e.deliveries(a.ID) {
-			if d.Channel == notify.ChannelEmail && (d.State != store.DeliverySent || d.Attempts != 1 || d.SentAt.IsZero()) {
+			if d.Channel == notify.ChannelEmail && (d.State != notifystore.DeliverySent || d.Attempts != 1 || d.SentAt.IsZero()) {
 				t.Errorf("e-mail delivery %s, want sent after 1 attempt", show(d))
 			}
 		}

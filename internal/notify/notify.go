@@ -16,9 +16,12 @@ import (
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/clock"
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // Alarm events. EventEscalated is made by the notifier itself.
@@ -30,7 +33,7 @@ const (
 	EventEscalated    = "escalated"
 )
 
-// Delivery channels (store.Delivery.Channel).
+// Delivery channels (notifystore.Delivery.Channel).
 const (
 	ChannelEmail   = "email"
 	ChannelWebhook = "webhook"
@@ -81,11 +84,11 @@ type Store interface {
 	GetAlarm(ctx context.Context, id int64) (alarm.Record, error)
 	GetAlarmRule(ctx context.Context, id string) (alarm.StoredRule, error)
 	ListAlarms(ctx context.Context, f alarm.Filter) ([]alarm.Record, error)
-	GetTenant(ctx context.Context, id string) (store.Tenant, error)
+	GetTenant(ctx context.Context, id string) (tenancy.Tenant, error)
 	GetDevice(ctx context.Context, id string) (store.Device, error)
-	GetSite(ctx context.Context, id string) (store.Site, error)
-	GetUser(ctx context.Context, id string) (store.User, error)
-	ListUsers(ctx context.Context, tenantIDs []string) ([]store.User, error)
+	GetSite(ctx context.Context, id string) (tenancy.Site, error)
+	GetUser(ctx context.Context, id string) (identity.User, error)
+	ListUsers(ctx context.Context, tenantIDs []string) ([]identity.User, error)
 	ListGrants(ctx context.Context, f store.GrantFilter) ([]store.Grant, error)
 }
 
@@ -115,7 +118,7 @@ type Notifier struct {
 }
 
 type postedEvent struct {
-	alarm store.Alarm
+	alarm alarm.Record
 	event string
 }
 
@@ -158,14 +161,14 @@ func New(st Store, mailer *mail.Sender, cfg Config, log *slog.Logger, clk clock.
 // Post hands an alarm event to Run, which calls Alarm for it; it blocks
 // only while postQueue events wait (or until ctx ends). The alarm monitor
 // posts, so that its evaluation never waits for recipients to be found.
-func (n *Notifier) Post(ctx context.Context, a store.Alarm, event string) {
+func (n *Notifier) Post(ctx context.Context, a alarm.Record, event string) {
 	select {
 	case n.posted <- postedEvent{alarm: a, event: event}:
 	case <-ctx.Done():
 	}
 }
 
-func (n *Notifier) Alarm(ctx context.Context, a store.Alarm, event string) error {
+func (n *Notifier) Alarm(ctx context.Context, a alarm.Record, event string) error {
 	switch event {
 	case EventRaised, EventRetriggered, EventAcknowledged, EventCleared:
 	default:
@@ -179,7 +182,7 @@ func (n *Notifier) Alarm(ctx context.Context, a store.Alarm, event string) error
 	if err != nil {
 		return fmt.Errorf("notify: alarm %d: %w", a.ID, err)
 	}
-	var ds []store.Delivery
+	var ds []notifystore.Delivery
 	if n.mailer != nil && event == EventRaised {
 		rs, err := n.mailRecipients(ctx, f, now)
 		if err != nil {
@@ -218,28 +221,28 @@ func (n *Notifier) Alarm(ctx context.Context, a store.Alarm, event string) error
 	return nil
 }
 
-func newDelivery(tenantID string, a store.Alarm, channel, target, event string, payload []byte, now time.Time) store.Delivery {
-	return store.Delivery{
+func newDelivery(tenantID string, a alarm.Record, channel, target, event string, payload []byte, now time.Time) notifystore.Delivery {
+	return notifystore.Delivery{
 		TenantID: tenantID, AlarmID: a.ID, Channel: channel, Target: target, Event: event,
-		Payload: payload, State: store.DeliveryPending, NextAt: now, CreatedAt: now,
+		Payload: payload, State: notifystore.DeliveryPending, NextAt: now, CreatedAt: now,
 	}
 }
 
 // alarmFacts is what deciding about an alarm needs to know: its device's
 // tenant, site and the resource access.Decide sees.
 type alarmFacts struct {
-	alarm  store.Alarm
-	tenant store.Tenant // the device's
-	path   []string     // tenant ids from the root down to the device's
-	device store.Device // zero if the device is gone
-	site   store.Site   // zero if the device has no site (or it is gone)
+	alarm  alarm.Record
+	tenant tenancy.Tenant // the device's
+	path   []string       // tenant ids from the root down to the device's
+	device store.Device   // zero if the device is gone
+	site   tenancy.Site   // zero if the device has no site (or it is gone)
 	res    access.Resource
 }
 
 // operatorMay says whether the operator's tenant may hear of the alarm:
 // its own devices, or a site with factory service access on.
 func (f *alarmFacts) operatorMay() bool {
-	return f.tenant.ID == store.RootTenantID || f.site.FactoryAccess
+	return f.tenant.ID == tenancy.RootTenantID || f.site.FactoryAccess
 }
 
 // onPath says whether the tenant is on the device's tenant path.
@@ -253,7 +256,7 @@ func (f *alarmFacts) pathOf(tenantID string) string {
 
 // facts loads the alarm's device, tenant and site as they are now; a
 // deleted device falls back to the site the alarm was raised at.
-func (n *Notifier) facts(ctx context.Context, a store.Alarm) (*alarmFacts, error) {
+func (n *Notifier) facts(ctx context.Context, a alarm.Record) (*alarmFacts, error) {
 	f := &alarmFacts{alarm: a}
 	t, err := n.st.GetTenant(ctx, a.TenantID)
 	if err != nil {
@@ -264,15 +267,15 @@ func (n *Notifier) facts(ctx context.Context, a store.Alarm) (*alarmFacts, error
 	switch d, err := n.st.GetDevice(ctx, a.DeviceID); {
 	case err == nil:
 		f.device, siteID = d, d.Info.SiteID
-	case !errors.Is(err, store.ErrNotFound):
+	case !errors.Is(err, database.ErrNotFound):
 		return nil, fmt.Errorf("device %s: %w", a.DeviceID, err)
 	}
 	if siteID != "" {
 		switch s, err := n.st.GetSite(ctx, siteID); {
 		case err == nil:
 			f.site = s
-		case errors.Is(err, store.ErrNotFound):
-			f.site = store.Site{ID: siteID, TenantID: a.TenantID} // gone: no factory access
+		case errors.Is(err, database.ErrNotFound):
+			f.site = tenancy.Site{ID: siteID, TenantID: a.TenantID} // gone: no factory access
 		default:
 			return nil, fmt.Errorf("site %s: %w", siteID, err)
 		}
@@ -293,7 +296,7 @@ type mailRecipient struct {
 // documentation.
 func (n *Notifier) mailRecipients(ctx context.Context, f *alarmFacts, now time.Time) ([]mailRecipient, error) {
 	type candidate struct {
-		user   store.User
+		user   identity.User
 		path   string // the user's tenant path
 		grants []store.Grant
 	}
@@ -330,7 +333,7 @@ func (n *Notifier) mailRecipients(ctx context.Context, f *alarmFacts, now time.T
 		c := cands[g.SupporterUserID]
 		if c == nil {
 			u, err := n.st.GetUser(ctx, g.SupporterUserID)
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, database.ErrNotFound) {
 				continue
 			}
 			if err != nil {
@@ -357,7 +360,7 @@ func (n *Notifier) mailRecipients(ctx context.Context, f *alarmFacts, now time.T
 	for _, id := range order {
 		c := cands[id]
 		u := c.user
-		if u.Status != store.UserActive || u.Email == "" || seen[strings.ToLower(u.Email)] {
+		if u.Status != identity.UserActive || u.Email == "" || seen[strings.ToLower(u.Email)] {
 			continue
 		}
 		sub := access.Subject{UserID: u.ID, Name: u.Email, TenantID: u.TenantID, TenantPath: c.path,
@@ -366,7 +369,7 @@ func (n *Notifier) mailRecipients(ctx context.Context, f *alarmFacts, now time.T
 			continue
 		}
 		p, err := n.st.GetNotificationPrefs(ctx, u.ID)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, database.ErrNotFound) {
 			continue // never chose: no e-mail
 		}
 		if err != nil {
@@ -387,17 +390,17 @@ func (n *Notifier) mailRecipients(ctx context.Context, f *alarmFacts, now time.T
 
 // webhooks lists the enabled webhooks of the given tenants (on the alarm's
 // tenant path) that want the alarm.
-func (n *Notifier) webhooks(ctx context.Context, f *alarmFacts, tenantIDs []string) ([]store.Webhook, error) {
+func (n *Notifier) webhooks(ctx context.Context, f *alarmFacts, tenantIDs []string) ([]notifystore.Webhook, error) {
 	all, err := n.st.ListWebhooks(ctx, tenantIDs)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: %w", err)
 	}
-	var hs []store.Webhook
+	var hs []notifystore.Webhook
 	for _, h := range all {
 		switch {
 		case !h.Enabled, !slices.Contains(tenantIDs, h.TenantID), !f.onPath(h.TenantID):
 		case !matches(h.Severities, f.alarm.Severity):
-		case h.TenantID == store.RootTenantID && !f.operatorMay():
+		case h.TenantID == tenancy.RootTenantID && !f.operatorMay():
 		default:
 			hs = append(hs, h)
 		}

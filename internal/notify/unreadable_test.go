@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/warden-iot/warden/internal/notify"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/store/storetest"
 )
@@ -36,7 +36,7 @@ func TestUnreadableDeliveryGivenUp(t *testing.T) {
 		t.Errorf("%d webhook calls for an unreadable delivery", len(calls))
 	}
 	ds := e.webhookDeliveries(a.ID)
-	if len(ds) != 1 || ds[0].State != store.DeliveryFailed || !ds[0].Unreadable {
+	if len(ds) != 1 || ds[0].State != notifystore.DeliveryFailed || !ds[0].Unreadable {
 		t.Fatalf("deliveries %s, want one failed and unreadable", show(ds...))
 	}
 }

@@ -19,7 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
 )
 
 // The headers of a webhook call.
@@ -64,7 +65,7 @@ type PayloadAlarm struct {
 
 // webhookPayload is the stored payload of a webhook delivery: the body
 // without the delivery id.
-func webhookPayload(a store.Alarm, event string, now time.Time) ([]byte, error) {
+func webhookPayload(a alarm.Record, event string, now time.Time) ([]byte, error) {
 	p := Payload{
 		Event: event,
 		Alarm: PayloadAlarm{
@@ -160,7 +161,7 @@ const maxResponse = 64 << 10
 
 // post delivers a webhook delivery to h. Its errors are short and hold
 // neither the URL (which may carry a token) nor the secret.
-func (n *Notifier) post(ctx context.Context, d store.Delivery, h store.Webhook) error {
+func (n *Notifier) post(ctx context.Context, d notifystore.Delivery, h notifystore.Webhook) error {
 	var p Payload
 	if err := json.Unmarshal(d.Payload, &p); err != nil {
 		return permanent("stored payload unreadable")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/notify"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -78,9 +79,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 }
 
 // webhook registers a webhook at the receiver.
-func (r *receiver) webhook(t *testing.T, st store.Store, id, tenant string, severities []string, enabled bool) store.Webhook {
+func (r *receiver) webhook(t *testing.T, st store.Store, id, tenant string, severities []string, enabled bool) notifystore.Webhook {
 	t.Helper()
-	h := store.Webhook{ID: id, TenantID: tenant, URL: r.srv.URL + "/" + id, Secret: []byte("secret of " + id),
+	h := notifystore.Webhook{ID: id, TenantID: tenant, URL: r.srv.URL + "/" + id, Secret: []byte("secret of " + id),
 		Severities: severities, Enabled: enabled, CreatedAt: t0}
 	if err := st.CreateWebhook(t.Context(), h); err != nil {
 		t.Fatalf("CreateWebhook(%s): %v", id, err)
@@ -189,7 +190,7 @@ func TestWebhookPayload(t *testing.T) {
 		}
 		d := ds[0]
 		if d.Channel != notify.ChannelWebhook || d.Target != "h-north" || d.TenantID != "acme-north" ||
-			d.Event != notify.EventAcknowledged || d.State != store.DeliverySent || d.Attempts != 1 {
+			d.Event != notify.EventAcknowledged || d.State != notifystore.DeliverySent || d.Attempts != 1 {
 			t.Errorf("delivery %s", show(d))
 		}
 
@@ -258,7 +259,7 @@ func TestWebhookRetry(t *testing.T) {
 		a := e.raise("pump", "north-1", "r-temp", "warning")
 		e.notify(a, notify.EventRaised)
 
-		delivery := func() store.Delivery {
+		delivery := func() notifystore.Delivery {
 			t.Helper()
 			ds := e.webhookDeliveries(a.ID)
 			if len(ds) != 1 {
@@ -277,19 +278,19 @@ func TestWebhookRetry(t *testing.T) {
 
 		step(0, 1)
 		d := delivery()
-		if d.State != store.DeliveryPending || d.Attempts != 1 || d.LastError != "HTTP 500" || !d.NextAt.Equal(t0.Add(30*time.Second)) {
+		if d.State != notifystore.DeliveryPending || d.Attempts != 1 || d.LastError != "HTTP 500" || !d.NextAt.Equal(t0.Add(30*time.Second)) {
 			t.Fatalf("after the 1st try: %s, want pending, 1 attempt, HTTP 500, next at +30s", show(d))
 		}
 		step(29*time.Second, 0)
 		step(time.Second, 1) // t0+30s
 		d = delivery()
-		if d.State != store.DeliveryPending || d.Attempts != 2 || d.LastError != "HTTP 500" || !d.NextAt.Equal(t0.Add(90*time.Second)) {
+		if d.State != notifystore.DeliveryPending || d.Attempts != 2 || d.LastError != "HTTP 500" || !d.NextAt.Equal(t0.Add(90*time.Second)) {
 			t.Fatalf("after the 2nd try: %s, want pending, 2 attempts, next at +90s", show(d))
 		}
 		step(59*time.Second, 0)
 		step(time.Second, 1) // t0+90s
 		d = delivery()
-		if d.State != store.DeliverySent || d.Attempts != 3 || !d.SentAt.Equal(t0.Add(90*time.Second)) {
+		if d.State != notifystore.DeliverySent || d.Attempts != 3 || !d.SentAt.Equal(t0.Add(90*time.Second)) {
 			t.Fatalf("after the 3rd try: %s, want sent after 3 attempts at +90s", show(d))
 		}
 		step(time.Hour, 0)
@@ -325,7 +326,7 @@ func TestWebhookGivesUp(t *testing.T) {
 			t.Errorf("%d calls, want 3", got)
 		}
 		ds := e.webhookDeliveries(a.ID)
-		if len(ds) != 1 || ds[0].State != store.DeliveryFailed || ds[0].Attempts != 3 || ds[0].LastError != "HTTP 503" {
+		if len(ds) != 1 || ds[0].State != notifystore.DeliveryFailed || ds[0].Attempts != 3 || ds[0].LastError != "HTTP 503" {
 			t.Errorf("webhook deliveries %s, want one failed after 3 attempts with HTTP 503", show(ds...))
 		}
 	})
@@ -346,11 +347,11 @@ func TestWebhookErrors(t *testing.T) {
 		closed := httptest.NewServer(http.NotFoundHandler())
 		closedURL := closed.URL + "/hook?token=t0ps3cret"
 		closed.Close()
-		if err := st.CreateWebhook(t.Context(), store.Webhook{ID: "h-closed", TenantID: "acme-north", URL: closedURL,
+		if err := st.CreateWebhook(t.Context(), notifystore.Webhook{ID: "h-closed", TenantID: "acme-north", URL: closedURL,
 			Secret: []byte("s"), Enabled: true, CreatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.CreateWebhook(t.Context(), store.Webhook{ID: "h-deleted", TenantID: "acme-north", URL: r.srv.URL + "/h-deleted",
+		if err := st.CreateWebhook(t.Context(), notifystore.Webhook{ID: "h-deleted", TenantID: "acme-north", URL: r.srv.URL + "/h-deleted",
 			Secret: []byte("s"), Enabled: true, CreatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
@@ -362,18 +363,18 @@ func TestWebhookErrors(t *testing.T) {
 		}
 		e.runOnce()
 
-		got := map[string]store.Delivery{}
+		got := map[string]notifystore.Delivery{}
 		for _, d := range e.webhookDeliveries(a.ID) {
 			got[d.Target] = d
 		}
-		if d := got["h-redirect"]; d.State != store.DeliveryPending || d.LastError != "HTTP 307" {
+		if d := got["h-redirect"]; d.State != notifystore.DeliveryPending || d.LastError != "HTTP 307" {
 			t.Errorf("redirect: %s, want pending with HTTP 307", show(d))
 		}
-		if d := got["h-closed"]; d.State != store.DeliveryPending || !strings.HasPrefix(d.LastError, "dial tcp: ") ||
+		if d := got["h-closed"]; d.State != notifystore.DeliveryPending || !strings.HasPrefix(d.LastError, "dial tcp: ") ||
 			strings.Contains(d.LastError, "127.0.0.1") || strings.Contains(d.LastError, "t0ps3cret") {
 			t.Errorf("closed server: %s, want pending with a dial error without the URL", show(d))
 		}
-		if d := got["h-deleted"]; d.State != store.DeliveryFailed || d.LastError != "webhook deleted" {
+		if d := got["h-deleted"]; d.State != notifystore.DeliveryFailed || d.LastError != "webhook deleted" {
 			t.Errorf("deleted webhook: %s, want failed", show(d))
 		}
 		for _, c := range r.take(t) {
@@ -444,7 +445,7 @@ func TestRun(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			ds := e.webhookDeliveries(a.ID)
-			if len(ds) == 1 && ds[0].State == store.DeliverySent {
+			if len(ds) == 1 && ds[0].State == notifystore.DeliverySent {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/notify"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // subscribe wires the reactions to the facts the services publish: every
@@ -74,7 +74,7 @@ func (s *Server) subscribe(bus event.Bus) {
 	// A rule's alarm cleared by hand raises again if its condition still
 	// holds.
 	event.On(bus, "monitor.cleared-by-hand", func(ctx context.Context, ev event.AlarmClearedByHand) error {
-		if ev.Kind != store.AlarmKindRule {
+		if ev.Kind != alarm.KindRule {
 			return nil
 		}
 		return s.monitor.ClearedByHand(ctx, ev.RuleID, ev.DeviceID, ev.At)

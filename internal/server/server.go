@@ -26,12 +26,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/api"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/clock"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/factory"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/ingest"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
@@ -42,6 +45,7 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
 
@@ -457,7 +461,7 @@ const metaOperatorToken = "operator_token_created"
 func (s *Server) pendingOperatorToken(ctx context.Context) (*operatorToken, error) {
 	if _, err := s.store.GetMeta(ctx, metaOperatorToken); err == nil {
 		return nil, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	} else if !errors.Is(err, database.ErrNotFound) {
 		return nil, fmt.Errorf("first start: %w", err)
 	}
 	if s.cfg.AdminToken != "" {
@@ -481,14 +485,14 @@ func (s *Server) storeOperatorToken(ctx context.Context) error {
 	// Another node sharing the database may have made it meanwhile.
 	if _, err := s.store.GetMeta(ctx, metaOperatorToken); err == nil {
 		return nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	} else if !errors.Is(err, database.ErrNotFound) {
 		return fmt.Errorf("first start: %w", err)
 	}
-	tok := store.APIToken{ID: "operator", TenantID: store.RootTenantID, Name: "operator (first start)",
-		Role: store.RoleOperatorAdmin, Hash: api.HashToken(op.secret), CreatedAt: s.cfg.Clock.Now().UTC().Truncate(time.Millisecond)}
+	tok := identity.APIToken{ID: "operator", TenantID: tenancy.RootTenantID, Name: "operator (first start)",
+		Role: identity.RoleOperatorAdmin, Hash: api.HashToken(op.secret), CreatedAt: s.cfg.Clock.Now().UTC().Truncate(time.Millisecond)}
 	err := s.store.CreateAPIToken(ctx, tok)
-	if errors.Is(err, store.ErrConflict) { // left by a start that stopped before showing it
-		if err = s.store.DeleteAPIToken(ctx, tok.ID); err == nil || errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, database.ErrConflict) { // left by a start that stopped before showing it
+		if err = s.store.DeleteAPIToken(ctx, tok.ID); err == nil || errors.Is(err, database.ErrNotFound) {
 			err = s.store.CreateAPIToken(ctx, tok)
 		}
 	}
@@ -707,7 +711,7 @@ func publicURL(hostnames []string, addr net.Addr) string {
 
 // onAlarm hands a stored alarm change on to the notifier (its own goroutine
 // finds the recipients).
-func (s *Server) onAlarm(ctx context.Context, a store.Alarm, event string) {
+func (s *Server) onAlarm(ctx context.Context, a alarm.Record, event string) {
 	s.log.Debug("alarm", "event", event, "alarm", a.ID, "device", a.DeviceID, "rule", a.RuleID, "severity", a.Severity)
 	s.notifier.Post(ctx, a, event)
 }

@@ -5,33 +5,34 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // BenchmarkYearDownsample: one metric, a year at one point a minute, into
 // 1,000 buckets. `warden bench storage` reports the same as year_downsample_ms.
 func BenchmarkYearDownsample(b *testing.B) {
 	te := newTestEngine(b, Config{})
-	te.device(b, store.RootTenantID, "y")
+	te.device(b, tenancy.RootTenantID, "y")
 	end := now0
 	start := end.Add(-365 * 24 * time.Hour)
 	pts := walkSeries(8, start, time.Minute, 365*24*60)
 	for i := 0; i < len(pts); i += 1000 {
-		msg := store.Message{TenantID: store.RootTenantID, DeviceID: "y", ReceivedAt: now0}
+		msg := telemetry.Message{TenantID: tenancy.RootTenantID, DeviceID: "y", ReceivedAt: now0}
 		for _, p := range pts[i:min(i+1000, len(pts))] {
-			msg.Points = append(msg.Points, store.Point{Metric: "t", TS: time.UnixMilli(p.ts), Value: p.v})
+			msg.Points = append(msg.Points, telemetry.Point{Metric: "t", TS: time.UnixMilli(p.ts), Value: p.v})
 		}
-		if _, err := te.Write(b.Context(), []store.Message{msg}); err != nil {
+		if _, err := te.Write(b.Context(), []telemetry.Message{msg}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if _, err := te.SealDevice(b.Context(), store.RootTenantID, "y"); err != nil {
+	if _, err := te.SealDevice(b.Context(), tenancy.RootTenantID, "y"); err != nil {
 		b.Fatal(err)
 	}
 	w, _ := BucketWidth(start, end, 1000)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := te.Downsample(b.Context(), store.RootTenantID, "y", "t", start, end, w); err != nil {
+		if _, err := te.Downsample(b.Context(), tenancy.RootTenantID, "y", "t", start, end, w); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -40,13 +41,13 @@ func BenchmarkYearDownsample(b *testing.B) {
 // BenchmarkFleetLatest: the newest ten values of each of 10,000 devices.
 func BenchmarkFleetLatest(b *testing.B) {
 	te := newTestEngine(b, Config{})
-	var msgs []store.Message
+	var msgs []telemetry.Message
 	for i := range 10_000 {
 		id := fmt.Sprintf("d%05d", i)
-		te.device(b, store.RootTenantID, id)
-		m := store.Message{TenantID: store.RootTenantID, DeviceID: id, ReceivedAt: now0}
+		te.device(b, tenancy.RootTenantID, id)
+		m := telemetry.Message{TenantID: tenancy.RootTenantID, DeviceID: id, ReceivedAt: now0}
 		for k := range 10 {
-			m.Points = append(m.Points, store.Point{Metric: fmt.Sprint("m", k), TS: now0, Value: float64(k)})
+			m.Points = append(m.Points, telemetry.Point{Metric: fmt.Sprint("m", k), TS: now0, Value: float64(k)})
 		}
 		msgs = append(msgs, m)
 	}
@@ -55,7 +56,7 @@ func BenchmarkFleetLatest(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		if page, err := te.FleetLatest(b.Context(), store.RootTenantID, "", 10_000); err != nil || len(page) != 10_000 {
+		if page, err := te.FleetLatest(b.Context(), tenancy.RootTenantID, "", 10_000); err != nil || len(page) != 10_000 {
 			b.Fatal(err)
 		}
 	}
@@ -67,18 +68,18 @@ func BenchmarkWriteFleet(b *testing.B) {
 	te := newTestEngine(b, Config{})
 	const devices = 1000
 	for i := range devices {
-		te.device(b, store.RootTenantID, fmt.Sprintf("d%04d", i))
+		te.device(b, tenancy.RootTenantID, fmt.Sprintf("d%04d", i))
 	}
-	msgs := make([]store.Message, devices)
+	msgs := make([]telemetry.Message, devices)
 	seq := 0
 	b.ResetTimer()
 	for b.Loop() {
 		for i := range msgs {
 			seq++
 			ts := now0.Add(time.Duration(seq) * time.Millisecond)
-			m := store.Message{TenantID: store.RootTenantID, DeviceID: fmt.Sprintf("d%04d", i), MessageID: fmt.Sprint(seq), ReceivedAt: ts}
+			m := telemetry.Message{TenantID: tenancy.RootTenantID, DeviceID: fmt.Sprintf("d%04d", i), MessageID: fmt.Sprint(seq), ReceivedAt: ts}
 			for k := range 10 {
-				m.Points = append(m.Points, store.Point{Metric: fmt.Sprint("m", k), TS: ts, Value: float64(seq % 100)})
+				m.Points = append(m.Points, telemetry.Point{Metric: fmt.Sprint("m", k), TS: ts, Value: float64(seq % 100)})
 			}
 			msgs[i] = m
 		}

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/clock"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 // Config tunes the engine.
@@ -98,7 +100,7 @@ const writeAttempts = 5
 // device is gone with it. If a tenant's keys are destroyed between sealing
 // and commit, the other tenants' messages commit and that tenant's are
 // sealed again with its new key, or dropped if the tenant was deleted.
-func (e *Engine) Write(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
+func (e *Engine) Write(ctx context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
 	results := make([]store.WriteResult, len(msgs))
 	pending := make([]int, len(msgs))
 	for i := range msgs {
@@ -153,7 +155,7 @@ func (e *Engine) Write(ctx context.Context, msgs []store.Message) ([]store.Write
 // pin obtains the data keys of the tenants of the pending messages not in
 // keys yet, marks the messages of tenants that no longer exist Dropped, and
 // returns the others.
-func (e *Engine) pin(ctx context.Context, msgs []store.Message, pending []int, keys map[string]*keyring.TenantKeys, results []store.WriteResult) ([]int, error) {
+func (e *Engine) pin(ctx context.Context, msgs []telemetry.Message, pending []int, keys map[string]*keyring.TenantKeys, results []store.WriteResult) ([]int, error) {
 	gone := map[string]int{}
 	batch := make([]int, 0, len(pending))
 	for _, i := range pending {
@@ -165,12 +167,12 @@ func (e *Engine) pin(ctx context.Context, msgs []store.Message, pending []int, k
 		}
 		if _, ok := keys[tenantID]; !ok {
 			k, err := e.keys.Pin(ctx, tenantID)
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, database.ErrNotFound) {
 				gone[tenantID]++
 				results[i].Dropped = true
 				continue
 			}
-			if errors.Is(err, keyring.ErrShredded) || errors.Is(err, store.ErrConflict) {
+			if errors.Is(err, keyring.ErrShredded) || errors.Is(err, database.ErrConflict) {
 				batch = append(batch, i) // shredded as it was read or made: the next attempt makes a new key
 				continue
 			}
@@ -189,7 +191,7 @@ func (e *Engine) pin(ctx context.Context, msgs []store.Message, pending []int, k
 
 // writeOnce seals the messages batch (indexes into msgs) with keys and
 // commits them in one transaction; results are in batch order.
-func (e *Engine) writeOnce(ctx context.Context, msgs []store.Message, batch []int, keys map[string]*keyring.TenantKeys) ([]store.WriteResult, error) {
+func (e *Engine) writeOnce(ctx context.Context, msgs []telemetry.Message, batch []int, keys map[string]*keyring.TenantKeys) ([]store.WriteResult, error) {
 	recs := make([]store.HeadRecord, 0, len(batch))
 	var sealedAt []int // batch positions of recs
 	var skipped []int  // batch positions whose tenant's key was shredded as it was pinned
@@ -245,11 +247,11 @@ func (e *Engine) writeOnce(ctx context.Context, msgs []store.Message, batch []in
 				}
 			}
 		}
-		ps := make([]store.Point, 0, len(latest))
+		ps := make([]telemetry.Point, 0, len(latest))
 		for _, p := range latest {
-			ps = append(ps, store.Point{Metric: p.metric, TS: time.UnixMilli(p.ts), Value: p.v})
+			ps = append(ps, telemetry.Point{Metric: p.metric, TS: time.UnixMilli(p.ts), Value: p.v})
 		}
-		slices.SortFunc(ps, func(a, b store.Point) int { return cmp.Compare(a.Metric, b.Metric) })
+		slices.SortFunc(ps, func(a, b telemetry.Point) int { return cmp.Compare(a.Metric, b.Metric) })
 		return k.Seal(appendPoints(nil, ps), latestAAD(deviceID))
 	}
 	res, err := e.store.WriteHead(ctx, recs, merge)

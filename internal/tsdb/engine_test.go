@@ -16,6 +16,8 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 var now0 = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
@@ -64,10 +66,10 @@ func (te *testEngine) device(t testing.TB, tenant, id string) {
 // write sends one message per point of metric m for device dev.
 func (te *testEngine) write(t testing.TB, dev string, pts []tv, metric string) {
 	t.Helper()
-	var msgs []store.Message
+	var msgs []telemetry.Message
 	for _, p := range pts {
-		msgs = append(msgs, store.Message{TenantID: store.RootTenantID, DeviceID: dev, ReceivedAt: te.clock.Now(),
-			Points: []store.Point{{Metric: metric, TS: time.UnixMilli(p.ts), Value: p.v}}})
+		msgs = append(msgs, telemetry.Message{TenantID: tenancy.RootTenantID, DeviceID: dev, ReceivedAt: te.clock.Now(),
+			Points: []telemetry.Point{{Metric: metric, TS: time.UnixMilli(p.ts), Value: p.v}}})
 	}
 	for len(msgs) > 0 {
 		n := min(len(msgs), 500)
@@ -81,7 +83,7 @@ func (te *testEngine) write(t testing.TB, dev string, pts []tv, metric string) {
 func (te *testEngine) rangeAll(t testing.TB, dev, metric string) []tv {
 	t.Helper()
 	var out []tv
-	err := te.Range(t.Context(), store.RootTenantID, dev, metric, time.UnixMilli(0), now0.Add(365*24*time.Hour), 0, func(s store.Sample) bool {
+	err := te.Range(t.Context(), tenancy.RootTenantID, dev, metric, time.UnixMilli(0), now0.Add(365*24*time.Hour), 0, func(s store.Sample) bool {
 		out = append(out, tv{s.TS.UnixMilli(), s.Value})
 		return true
 	})
@@ -118,7 +120,7 @@ func sameSeries(t *testing.T, what string, got, want []tv) {
 
 func TestWriteSealQuery(t *testing.T) {
 	te := newTestEngine(t, Config{SealRows: 100, ChunkPoints: 120})
-	te.device(t, store.RootTenantID, "pump-1")
+	te.device(t, tenancy.RootTenantID, "pump-1")
 	want := walkSeries(1, now0.Add(-10*time.Hour), 10*time.Second, 1000)
 	te.write(t, "pump-1", want, "temperature")
 
@@ -132,14 +134,14 @@ func TestWriteSealQuery(t *testing.T) {
 		t.Fatalf("%d head records left after SealDue, want 100", len(head))
 	}
 	sameSeries(t, "from chunks and head", te.rangeAll(t, "pump-1", "temperature"), want)
-	if n, err := te.SealDevice(t.Context(), store.RootTenantID, "pump-1"); err != nil || n != 100 {
+	if n, err := te.SealDevice(t.Context(), tenancy.RootTenantID, "pump-1"); err != nil || n != 100 {
 		t.Fatalf("SealDevice = %d, %v; want the last 100 points sealed", n, err)
 	}
 	if head, _ := te.st.HeadRecords(t.Context(), "pump-1"); len(head) != 0 {
 		t.Fatalf("%d head records left after SealDevice", len(head))
 	}
 	sameSeries(t, "from chunks", te.rangeAll(t, "pump-1", "temperature"), want)
-	_, chunks, _ := te.st.ReadSeries(t.Context(), store.RootTenantID, "pump-1", "temperature", 0, math.MaxInt64)
+	_, chunks, _ := te.st.ReadSeries(t.Context(), tenancy.RootTenantID, "pump-1", "temperature", 0, math.MaxInt64)
 	if len(chunks) != 9 { // 1000 points in chunks of at most 120
 		t.Fatalf("%d chunks, want 9", len(chunks))
 	}
@@ -152,10 +154,10 @@ func TestWriteSealQuery(t *testing.T) {
 	// More points after sealing fill the last chunk before a new one starts.
 	more := walkSeries(2, now0.Add(-10*time.Hour+1000*10*time.Second), 10*time.Second, 30)
 	te.write(t, "pump-1", more, "temperature")
-	if _, err := te.SealDevice(t.Context(), store.RootTenantID, "pump-1"); err != nil {
+	if _, err := te.SealDevice(t.Context(), tenancy.RootTenantID, "pump-1"); err != nil {
 		t.Fatal(err)
 	}
-	_, chunks, _ = te.st.ReadSeries(t.Context(), store.RootTenantID, "pump-1", "temperature", 0, math.MaxInt64)
+	_, chunks, _ = te.st.ReadSeries(t.Context(), tenancy.RootTenantID, "pump-1", "temperature", 0, math.MaxInt64)
 	if len(chunks) != 9 || chunks[8].Count != 70 {
 		t.Fatalf("after 30 more points: %d chunks, last holds %d; want 9 and 70", len(chunks), chunks[len(chunks)-1].Count)
 	}
@@ -163,7 +165,7 @@ func TestWriteSealQuery(t *testing.T) {
 
 	// Range limits and early stops.
 	var got []store.Sample
-	te.Range(t.Context(), store.RootTenantID, "pump-1", "temperature", time.UnixMilli(want[10].ts), time.UnixMilli(want[20].ts), 5,
+	te.Range(t.Context(), tenancy.RootTenantID, "pump-1", "temperature", time.UnixMilli(want[10].ts), time.UnixMilli(want[20].ts), 5,
 		func(s store.Sample) bool { got = append(got, s); return true })
 	if len(got) != 5 || got[0].TS.UnixMilli() != want[10].ts {
 		t.Fatalf("limited range = %v", got)
@@ -175,15 +177,15 @@ func TestWriteSealQuery(t *testing.T) {
 // list still shows them, with their properties, right after sealing.
 func TestMessagesListedAfterSealing(t *testing.T) {
 	te := newTestEngine(t, Config{}) // the defaults: 240 messages, 2 hours
-	te.device(t, store.RootTenantID, "pump-1")
+	te.device(t, tenancy.RootTenantID, "pump-1")
 	send := func(from, n int, every time.Duration) {
 		t.Helper()
 		for i := from; i < from+n; i++ {
 			te.clock.Advance(every)
-			msg := store.Message{TenantID: store.RootTenantID, DeviceID: "pump-1", MessageID: fmt.Sprintf("m%d", i),
+			msg := telemetry.Message{TenantID: tenancy.RootTenantID, DeviceID: "pump-1", MessageID: fmt.Sprintf("m%d", i),
 				ReceivedAt: te.clock.Now(), App: map[string]string{"seq": strconv.Itoa(i)},
-				Points: []store.Point{{Metric: "inletPressure", TS: te.clock.Now(), Value: float64(i)}}}
-			if _, err := te.Write(t.Context(), []store.Message{msg}); err != nil {
+				Points: []telemetry.Point{{Metric: "inletPressure", TS: te.clock.Now(), Value: float64(i)}}}
+			if _, err := te.Write(t.Context(), []telemetry.Message{msg}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -218,7 +220,7 @@ func TestMessagesListedAfterSealing(t *testing.T) {
 	check("after sealing a busy device", 599, 240)
 	// Queries still see every point, from chunks and head.
 	var got int
-	err := te.Range(t.Context(), store.RootTenantID, "pump-1", "inletPressure", now0, te.clock.Now().Add(time.Second), 0,
+	err := te.Range(t.Context(), tenancy.RootTenantID, "pump-1", "inletPressure", now0, te.clock.Now().Add(time.Second), 0,
 		func(store.Sample) bool { got++; return true })
 	if err != nil || got != 600 {
 		t.Fatalf("Range after sealing = %d points, %v; want 600", got, err)
@@ -240,7 +242,7 @@ func TestLateAndOutOfOrder(t *testing.T) {
 	for _, order := range []string{"oldest first", "newest first", "shuffled"} {
 		t.Run(order, func(t *testing.T) {
 			te := newTestEngine(t, Config{SealRows: 50, ChunkPoints: 200})
-			te.device(t, store.RootTenantID, "heater-P1")
+			te.device(t, tenancy.RootTenantID, "heater-P1")
 			all := walkSeries(3, now0.Add(-6*24*time.Hour), time.Minute, 6*24*60)
 			// The last day arrived live and was sealed.
 			live := all[5*24*60:]
@@ -263,11 +265,11 @@ func TestLateAndOutOfOrder(t *testing.T) {
 			buffer = append(buffer, buffer[:100]...)
 			for start := 0; start < len(buffer); start += 100 {
 				part := buffer[start:min(start+100, len(buffer))]
-				msg := store.Message{TenantID: store.RootTenantID, DeviceID: "heater-P1", ReceivedAt: te.clock.Now()}
+				msg := telemetry.Message{TenantID: tenancy.RootTenantID, DeviceID: "heater-P1", ReceivedAt: te.clock.Now()}
 				for _, p := range part {
-					msg.Points = append(msg.Points, store.Point{Metric: "flueGasTemperature", TS: time.UnixMilli(p.ts), Value: p.v})
+					msg.Points = append(msg.Points, telemetry.Point{Metric: "flueGasTemperature", TS: time.UnixMilli(p.ts), Value: p.v})
 				}
-				if _, err := te.Write(t.Context(), []store.Message{msg}); err != nil {
+				if _, err := te.Write(t.Context(), []telemetry.Message{msg}); err != nil {
 					t.Fatal(err)
 				}
 				if start%1000 == 0 { // seal now and then, mid-upload
@@ -277,18 +279,18 @@ func TestLateAndOutOfOrder(t *testing.T) {
 				}
 			}
 			sameSeries(t, "before final seal", te.rangeAll(t, "heater-P1", "flueGasTemperature"), all)
-			if _, err := te.SealDevice(t.Context(), store.RootTenantID, "heater-P1"); err != nil {
+			if _, err := te.SealDevice(t.Context(), tenancy.RootTenantID, "heater-P1"); err != nil {
 				t.Fatal(err)
 			}
 			sameSeries(t, "sealed", te.rangeAll(t, "heater-P1", "flueGasTemperature"), all)
-			_, chunks, _ := te.st.ReadSeries(t.Context(), store.RootTenantID, "heater-P1", "flueGasTemperature", 0, math.MaxInt64)
+			_, chunks, _ := te.st.ReadSeries(t.Context(), tenancy.RootTenantID, "heater-P1", "flueGasTemperature", 0, math.MaxInt64)
 			for i := 1; i < len(chunks); i++ {
 				if chunks[i].StartTS <= chunks[i-1].EndTS {
 					t.Fatalf("chunks %d and %d overlap: %+v %+v", i-1, i, chunks[i-1], chunks[i])
 				}
 			}
 			// The latest value is the newest point, not the last one sent.
-			l, err := te.Latest(t.Context(), store.RootTenantID, "heater-P1")
+			l, err := te.Latest(t.Context(), tenancy.RootTenantID, "heater-P1")
 			if err != nil || len(l) != 1 || l[0].TS.UnixMilli() != all[len(all)-1].ts || l[0].Value != all[len(all)-1].v {
 				t.Fatalf("latest = %+v, %v; want the newest point %v", l, err, all[len(all)-1])
 			}
@@ -298,15 +300,15 @@ func TestLateAndOutOfOrder(t *testing.T) {
 
 func TestSameInstantLaterWins(t *testing.T) {
 	te := newTestEngine(t, Config{})
-	te.device(t, store.RootTenantID, "d")
+	te.device(t, tenancy.RootTenantID, "d")
 	te.write(t, "d", []tv{{1000, 1}, {2000, 2}}, "x")
-	if _, err := te.SealDevice(t.Context(), store.RootTenantID, "d"); err != nil {
+	if _, err := te.SealDevice(t.Context(), tenancy.RootTenantID, "d"); err != nil {
 		t.Fatal(err)
 	}
 	te.write(t, "d", []tv{{2000, 20}, {3000, 3}, {3000, 30}}, "x")
 	want := []tv{{1000, 1}, {2000, 20}, {3000, 30}}
 	sameSeries(t, "head over chunk", te.rangeAll(t, "d", "x"), want)
-	if _, err := te.SealDevice(t.Context(), store.RootTenantID, "d"); err != nil {
+	if _, err := te.SealDevice(t.Context(), tenancy.RootTenantID, "d"); err != nil {
 		t.Fatal(err)
 	}
 	sameSeries(t, "sealed", te.rangeAll(t, "d", "x"), want)
@@ -316,7 +318,7 @@ func TestSameInstantLaterWins(t *testing.T) {
 // from their summaries, with folding every raw point.
 func TestDownsampleMatchesPoints(t *testing.T) {
 	te := newTestEngine(t, Config{SealRows: 100, ChunkPoints: 60})
-	te.device(t, store.RootTenantID, "d")
+	te.device(t, tenancy.RootTenantID, "d")
 	pts := walkSeries(5, now0.Add(-48*time.Hour), 30*time.Second, 48*120)
 	te.write(t, "d", pts[:4000], "x")
 	if _, err := te.SealDue(t.Context()); err != nil {
@@ -325,7 +327,7 @@ func TestDownsampleMatchesPoints(t *testing.T) {
 	te.write(t, "d", pts[4000:], "x") // the rest stays in the head
 	from, to := now0.Add(-47*time.Hour-13*time.Minute), now0.Add(-time.Hour)
 	for _, width := range []time.Duration{time.Minute, 17 * time.Minute, 2 * time.Hour, 12 * time.Hour} {
-		got, err := te.Downsample(t.Context(), store.RootTenantID, "d", "x", from, to, width)
+		got, err := te.Downsample(t.Context(), tenancy.RootTenantID, "d", "x", from, to, width)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -352,17 +354,17 @@ func TestDownsampleMatchesPoints(t *testing.T) {
 // straight from the database, as an attacker with a backup would.
 func TestCryptoShredding(t *testing.T) {
 	te := newTestEngine(t, Config{SealRows: 10})
-	if err := te.st.CreateTenant(t.Context(), store.Tenant{ID: "acme", ParentID: store.RootTenantID, Name: "ACME", CreatedAt: now0}); err != nil {
+	if err := te.st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme", ParentID: tenancy.RootTenantID, Name: "ACME", CreatedAt: now0}); err != nil {
 		t.Fatal(err)
 	}
 	te.device(t, "acme", "acme-pump")
-	te.device(t, store.RootTenantID, "own-pump")
+	te.device(t, tenancy.RootTenantID, "own-pump")
 	pts := walkSeries(6, now0.Add(-time.Hour), time.Minute, 50)
-	for _, dev := range []struct{ tenant, id string }{{"acme", "acme-pump"}, {store.RootTenantID, "own-pump"}} {
-		var msgs []store.Message
+	for _, dev := range []struct{ tenant, id string }{{"acme", "acme-pump"}, {tenancy.RootTenantID, "own-pump"}} {
+		var msgs []telemetry.Message
 		for _, p := range pts {
-			msgs = append(msgs, store.Message{TenantID: dev.tenant, DeviceID: dev.id, ReceivedAt: te.clock.Now(),
-				Points: []store.Point{{Metric: "temperature", TS: time.UnixMilli(p.ts), Value: p.v}}})
+			msgs = append(msgs, telemetry.Message{TenantID: dev.tenant, DeviceID: dev.id, ReceivedAt: te.clock.Now(),
+				Points: []telemetry.Point{{Metric: "temperature", TS: time.UnixMilli(p.ts), Value: p.v}}})
 		}
 		if _, err := te.Write(t.Context(), msgs); err != nil {
 			t.Fatal(err)
@@ -376,8 +378,8 @@ func TestCryptoShredding(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A late message leaves a head record for acme as well.
-	if _, err := te.Write(t.Context(), []store.Message{{TenantID: "acme", DeviceID: "acme-pump", ReceivedAt: te.clock.Now(),
-		Points: []store.Point{{Metric: "temperature", TS: now0, Value: 1}}}}); err != nil {
+	if _, err := te.Write(t.Context(), []telemetry.Message{{TenantID: "acme", DeviceID: "acme-pump", ReceivedAt: te.clock.Now(),
+		Points: []telemetry.Point{{Metric: "temperature", TS: now0, Value: 1}}}}); err != nil {
 		t.Fatal(err)
 	}
 	acmeHead := te.rawHead(t, "acme-pump")
@@ -441,7 +443,7 @@ func (te *testEngine) rawHead(t *testing.T, dev string) []store.HeadRecord {
 
 func TestRetention(t *testing.T) {
 	te := newTestEngine(t, Config{SealRows: 10, ChunkPoints: 500})
-	te.device(t, store.RootTenantID, "meter-1")
+	te.device(t, tenancy.RootTenantID, "meter-1")
 	// Ten days, one point an hour.
 	pts := walkSeries(7, now0.Add(-10*24*time.Hour), time.Hour, 240)
 	te.write(t, "meter-1", pts[:200], "consumption")
@@ -453,7 +455,7 @@ func TestRetention(t *testing.T) {
 	if n, err := te.EnforceRetention(t.Context()); err != nil || n != 0 {
 		t.Fatalf("no retention set: deleted %d, %v", n, err)
 	}
-	if err := te.st.SetTenantRetention(t.Context(), store.RootTenantID, 3); err != nil {
+	if err := te.st.SetTenantRetention(t.Context(), tenancy.RootTenantID, 3); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := te.EnforceRetention(t.Context()); err != nil {
@@ -470,12 +472,12 @@ func TestRetention(t *testing.T) {
 	if got := te.rangeAll(t, "meter-1", "battery"); len(got) != 0 {
 		t.Fatalf("expired battery points kept: %v", got)
 	}
-	l, _ := te.Latest(t.Context(), store.RootTenantID, "meter-1")
+	l, _ := te.Latest(t.Context(), tenancy.RootTenantID, "meter-1")
 	if len(l) != 1 || l[0].Metric != "consumption" {
 		t.Fatalf("latest after retention = %+v; want only consumption (battery expired)", l)
 	}
 	// Nothing older than the cutoff is left in the database at all.
-	_, chunks, _ := te.st.ReadSeries(t.Context(), store.RootTenantID, "meter-1", "consumption", 0, math.MaxInt64)
+	_, chunks, _ := te.st.ReadSeries(t.Context(), tenancy.RootTenantID, "meter-1", "consumption", 0, math.MaxInt64)
 	for _, c := range chunks {
 		if c.StartTS < cutoff {
 			t.Fatalf("chunk %+v starts before the cutoff", c)
@@ -487,12 +489,12 @@ func TestFleetLatest(t *testing.T) {
 	te := newTestEngine(t, Config{})
 	for i := range 5 {
 		id := fmt.Sprintf("dev-%d", i)
-		te.device(t, store.RootTenantID, id)
+		te.device(t, tenancy.RootTenantID, id)
 		if i != 3 {
 			te.write(t, id, []tv{{now0.UnixMilli(), float64(i)}}, "v")
 		}
 	}
-	page, err := te.FleetLatest(t.Context(), store.RootTenantID, "dev-1", 2)
+	page, err := te.FleetLatest(t.Context(), tenancy.RootTenantID, "dev-1", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,16 +504,16 @@ func TestFleetLatest(t *testing.T) {
 }
 
 func FuzzDecodePoints(f *testing.F) {
-	f.Add(appendPoints(nil, []store.Point{{Metric: "temperature", TS: now0, Value: 71.5}}))
+	f.Add(appendPoints(nil, []telemetry.Point{{Metric: "temperature", TS: now0, Value: 71.5}}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ps, err := decodePoints(b, nil)
 		if err != nil {
 			return
 		}
-		var in []store.Point
+		var in []telemetry.Point
 		for _, p := range ps {
-			in = append(in, store.Point{Metric: p.metric, TS: time.UnixMilli(p.ts), Value: p.v})
+			in = append(in, telemetry.Point{Metric: p.metric, TS: time.UnixMilli(p.ts), Value: p.v})
 		}
 		again, err := decodePoints(appendPoints(nil, in), names{})
 		if err != nil || len(again) != len(ps) {
@@ -529,7 +531,7 @@ func FuzzSplitChunk(f *testing.F) {
 }
 
 func FuzzDecodeHead(f *testing.F) {
-	f.Add(appendHead(nil, store.Message{Points: []store.Point{{Metric: "t", TS: now0, Value: 1}},
+	f.Add(appendHead(nil, telemetry.Message{Points: []telemetry.Point{{Metric: "t", TS: now0, Value: 1}},
 		System: map[string]string{"mid": "1"}, App: map[string]string{"a": "b"}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = decodeHead(b)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 // RecentMessage is a message still in a device's head, with its properties.
@@ -13,7 +13,7 @@ type RecentMessage struct {
 	ReceivedAt time.Time
 	System     map[string]string
 	App        map[string]string
-	Points     []store.Point
+	Points     []telemetry.Point
 }
 
 // RecentMessages returns up to limit of a device's newest messages that are
@@ -36,7 +36,7 @@ func (e *Engine) RecentMessages(ctx context.Context, deviceID string, limit int)
 		}
 		m := RecentMessage{MessageID: r.MessageID, ReceivedAt: r.ReceivedAt, System: h.system, App: h.app}
 		for _, p := range h.points {
-			m.Points = append(m.Points, store.Point{Metric: p.metric, TS: time.UnixMilli(p.ts).UTC(), Value: p.v})
+			m.Points = append(m.Points, telemetry.Point{Metric: p.metric, TS: time.UnixMilli(p.ts).UTC(), Value: p.v})
 		}
 		out = append(out, m)
 	}

@@ -8,14 +8,14 @@ import (
 	"math"
 	"slices"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 // A point list is the plaintext of a head record (one message's points) and
 // of a device's latest values (one point per metric):
 //
 //	uvarint count, then per point: uvarint len(metric), metric, varint ts (Unix ms), float64 bits (8 bytes LE)
-func appendPoints(b []byte, ps []store.Point) []byte {
+func appendPoints(b []byte, ps []telemetry.Point) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ps)))
 	for _, p := range ps {
 		b = binary.AppendUvarint(b, uint64(len(p.Metric)))
@@ -82,7 +82,7 @@ func decodePoints(b []byte, interned names) ([]point, error) {
 // A head record's plaintext is its point list followed by its properties:
 // uvarint count of system properties, each as uvarint length + key, uvarint
 // length + value; then the application properties the same way.
-func appendHead(b []byte, m store.Message) []byte {
+func appendHead(b []byte, m telemetry.Message) []byte {
 	b = appendPoints(b, m.Points)
 	for _, props := range []map[string]string{m.System, m.App} {
 		keys := slices.Sorted(maps.Keys(props))

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // addOldRejected stores a rejected message as versions before sizes were
@@ -31,24 +32,24 @@ func (te *testEngine) addOldRejected(t *testing.T, tenant, dev, topic, reason st
 func TestUpgradeRejected(t *testing.T) {
 	te := newTestEngine(t, Config{})
 	ctx := t.Context()
-	if err := te.st.CreateTenant(ctx, store.Tenant{ID: "acme", ParentID: store.RootTenantID, Name: "ACME", CreatedAt: now0}); err != nil {
+	if err := te.st.CreateTenant(ctx, tenancy.Tenant{ID: "acme", ParentID: tenancy.RootTenantID, Name: "ACME", CreatedAt: now0}); err != nil {
 		t.Fatal(err)
 	}
-	te.device(t, store.RootTenantID, "own")
+	te.device(t, tenancy.RootTenantID, "own")
 	te.device(t, "acme", "acme-pump")
 	big := append(bytes.Repeat([]byte("a"), store.RejectedPrefixBytes+100), []byte("zqx-tail-beyond-first-kib")...)
-	te.addOldRejected(t, store.RootTenantID, "own", "topic-big", "reason-big", big)
-	te.addOldRejected(t, store.RootTenantID, "own", "topic-small", "reason-small", []byte("small"))
+	te.addOldRejected(t, tenancy.RootTenantID, "own", "topic-big", "reason-big", big)
+	te.addOldRejected(t, tenancy.RootTenantID, "own", "topic-small", "reason-small", []byte("small"))
 	te.addOldRejected(t, "acme", "acme-pump", "topic-shredded", "reason-shredded", big)
-	te.device(t, store.RootTenantID, "many")
+	te.device(t, tenancy.RootTenantID, "many")
 	for i := range 2*upgradeBatch + 10 { // more than one batch
-		te.addOldRejected(t, store.RootTenantID, "many", "t", "r", []byte(strconv.Itoa(i)))
+		te.addOldRejected(t, tenancy.RootTenantID, "many", "t", "r", []byte(strconv.Itoa(i)))
 	}
-	if err := te.st.AddRejected(ctx, store.Rejected{TenantID: store.RootTenantID, DeviceID: "own", Topic: "topic-corrupt",
+	if err := te.st.AddRejected(ctx, store.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "own", Topic: "topic-corrupt",
 		Reason: "reason-corrupt", Payload: []byte("not a sealed blob at all"), Size: store.RejectedOld, ReceivedAt: now0}); err != nil {
 		t.Fatal(err)
 	}
-	if err := te.AddRejected(ctx, store.Rejected{TenantID: store.RootTenantID, DeviceID: "own", Topic: "topic-new",
+	if err := te.AddRejected(ctx, store.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "own", Topic: "topic-new",
 		Reason: "reason-new", Payload: []byte("new"), ReceivedAt: now0}); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestUpgradeRejected(t *testing.T) {
 	}
 
 	// Stored: nothing in clear, the payload cut.
-	for _, dev := range []struct{ tenant, id string }{{store.RootTenantID, "own"}, {"acme", "acme-pump"}, {store.RootTenantID, "many"}} {
+	for _, dev := range []struct{ tenant, id string }{{tenancy.RootTenantID, "own"}, {"acme", "acme-pump"}, {tenancy.RootTenantID, "many"}} {
 		raw, err := te.st.ListRejected(ctx, dev.tenant, dev.id, 1000)
 		if err != nil {
 			t.Fatal(err)
@@ -91,7 +92,7 @@ func TestUpgradeRejected(t *testing.T) {
 		}
 	}
 
-	got, err := te.ListRejected(ctx, store.RootTenantID, "own", 10)
+	got, err := te.ListRejected(ctx, tenancy.RootTenantID, "own", 10)
 	if err != nil {
 		t.Fatal(err)
 	}

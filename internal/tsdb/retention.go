@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/telemetry"
 )
 
 // EnforceRetention deletes, for every tenant with a retention period,
@@ -68,7 +70,7 @@ func (e *Engine) trimChunks(ctx context.Context, tenantID string, cutoff int64) 
 			}
 			add = append(add, nc)
 		}
-		if err := e.store.SealHead(ctx, c.DeviceID, nil, []int64{c.ID}, add); err != nil && !errors.Is(err, store.ErrConflict) {
+		if err := e.store.SealHead(ctx, c.DeviceID, nil, []int64{c.ID}, add); err != nil && !errors.Is(err, database.ErrConflict) {
 			return err
 		}
 	}
@@ -95,10 +97,10 @@ func (e *Engine) trimLatest(ctx context.Context, tenantID string, cutoff int64) 
 			if err != nil {
 				return err
 			}
-			var keep []store.Point
+			var keep []telemetry.Point
 			for _, m := range ms {
 				if m.TS.UnixMilli() >= cutoff {
-					keep = append(keep, store.Point{Metric: m.Metric, TS: m.TS, Value: m.Value})
+					keep = append(keep, telemetry.Point{Metric: m.Metric, TS: m.TS, Value: m.Value})
 				}
 			}
 			if len(keep) == len(ms) {

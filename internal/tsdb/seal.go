@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb/chunkenc"
@@ -30,7 +31,7 @@ func (e *Engine) SealDue(ctx context.Context) (int, error) {
 			n, err := e.seal(ctx, d.TenantID, d.DeviceID, func(head []store.HeadRecord) int {
 				return sealable(head, e.cfg.SealRows, keepAfter)
 			})
-			if errors.Is(err, store.ErrConflict) {
+			if errors.Is(err, database.ErrConflict) {
 				continue // another node sealed it meanwhile
 			}
 			if err != nil {

@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
+	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // engines runs fn on an engine over SQLite and one over PostgreSQL.
@@ -29,19 +30,19 @@ func engines(t *testing.T, fn func(t *testing.T, te *testEngine)) {
 // with own-pump, each with one message written (so their keys are cached).
 func twoTenants(t *testing.T, te *testEngine) {
 	t.Helper()
-	if err := te.st.CreateTenant(t.Context(), store.Tenant{ID: "acme", ParentID: store.RootTenantID, Name: "ACME", CreatedAt: now0}); err != nil {
+	if err := te.st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme", ParentID: tenancy.RootTenantID, Name: "ACME", CreatedAt: now0}); err != nil {
 		t.Fatal(err)
 	}
 	te.device(t, "acme", "acme-pump")
-	te.device(t, store.RootTenantID, "own-pump")
-	if _, err := te.Write(t.Context(), []store.Message{pair("acme", "acme-pump", 0), pair(store.RootTenantID, "own-pump", 0)}); err != nil {
+	te.device(t, tenancy.RootTenantID, "own-pump")
+	if _, err := te.Write(t.Context(), []telemetry.Message{pair("acme", "acme-pump", 0), pair(tenancy.RootTenantID, "own-pump", 0)}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func pair(tenant, dev string, i int) store.Message {
-	return store.Message{TenantID: tenant, DeviceID: dev, MessageID: fmt.Sprint(i), ReceivedAt: now0,
-		Points: []store.Point{{Metric: "seq", TS: now0.Add(time.Duration(i) * time.Millisecond), Value: float64(i)}}}
+func pair(tenant, dev string, i int) telemetry.Message {
+	return telemetry.Message{TenantID: tenant, DeviceID: dev, MessageID: fmt.Sprint(i), ReceivedAt: now0,
+		Points: []telemetry.Point{{Metric: "seq", TS: now0.Add(time.Duration(i) * time.Millisecond), Value: float64(i)}}}
 }
 
 // TestWriteDropsDeletedTenant: a batch that holds messages of a tenant
@@ -59,7 +60,7 @@ func writeDropsDeletedTenant(t *testing.T, te *testEngine) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	res, err := te.Write(ctx, []store.Message{pair("acme", "acme-pump", 1), pair(store.RootTenantID, "own-pump", 1)})
+	res, err := te.Write(ctx, []telemetry.Message{pair("acme", "acme-pump", 1), pair(tenancy.RootTenantID, "own-pump", 1)})
 	if err != nil {
 		t.Fatalf("Write with a deleted tenant's message: %v", err)
 	}
@@ -105,7 +106,7 @@ func shredDuringWrite(t *testing.T, te *testEngine) {
 	const writes = 200
 	for i := 1; i <= writes; i++ {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		res, err := te.Write(ctx, []store.Message{pair("acme", "acme-pump", i), pair(store.RootTenantID, "own-pump", i)})
+		res, err := te.Write(ctx, []telemetry.Message{pair("acme", "acme-pump", i), pair(tenancy.RootTenantID, "own-pump", i)})
 		cancel()
 		if err != nil {
 			close(stop)

@@ -12,6 +12,7 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/access/accesssql"
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/storetest"
@@ -75,12 +76,12 @@ func mustDevice(t *testing.T, s store.Store, id, tenant string, info store.Devic
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
-func newUser(id, tenant string, role store.Role) store.User {
-	return store.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: role, Status: store.UserPending, CreatedBy: "test", CreatedAt: t0}
+func newUser(id, tenant string, role identity.Role) identity.User {
+	return identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
+		Role: role, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
 }
 
-func mustUser(t *testing.T, s store.Store, u store.User) store.User {
+func mustUser(t *testing.T, s store.Store, u identity.User) identity.User {
 	t.Helper()
 	if err := s.CreateUser(ctx(t), u); err != nil {
 		t.Fatalf("CreateUser(%q): %v", u.ID, err)
@@ -89,9 +90,9 @@ func mustUser(t *testing.T, s store.Store, u store.User) store.User {
 }
 
 // mustSupporter creates a supporter user with a supporter id.
-func mustSupporter(t *testing.T, s store.Store, id, tenant string) store.User {
+func mustSupporter(t *testing.T, s store.Store, id, tenant string) identity.User {
 	t.Helper()
-	u := newUser(id, tenant, store.RoleSupporter)
+	u := newUser(id, tenant, identity.RoleSupporter)
 	u.SupporterID = "S-" + id
 	return mustUser(t, s, u)
 }

@@ -21,13 +21,14 @@ import (
 
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 )
 
 // Store is alarm.Store on a database.
 type Store struct {
 	db     database.DB
-	sealer store.Sealer // set once by SetSealer, before use
+	sealer keyring.Sealer // set once by SetSealer, before use
 }
 
 var _ alarm.Store = (*Store)(nil)
@@ -37,7 +38,7 @@ func New(db database.DB) *Store { return &Store{db: db} }
 
 // SetSealer sets what seals and opens machine data; the engines' SetSealer
 // forwards to it.
-func (s *Store) SetSealer(sl store.Sealer) { s.sealer = sl }
+func (s *Store) SetSealer(sl keyring.Sealer) { s.sealer = sl }
 
 func (s *Store) filter() *database.Filter { return &database.Filter{Dialect: s.db.Dialect} }
 

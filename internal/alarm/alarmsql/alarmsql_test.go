@@ -14,11 +14,13 @@ import (
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/alarm/alarmsql"
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/notify/notifysql"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // The conformance suite of alarm.Store, and what deleting a tenant or a
@@ -127,7 +129,7 @@ func wantErr(t *testing.T, what string, err, want error) {
 
 func mustTenant(t *testing.T, s *env, id string) {
 	t.Helper()
-	if err := s.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: store.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
+	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -142,12 +144,12 @@ func mustDevice(t *testing.T, s *env, id, tenant string, info store.DeviceInfo) 
 	return d
 }
 
-func newUser(id, tenant string, role store.Role) store.User {
-	return store.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: role, Status: store.UserPending, CreatedBy: "test", CreatedAt: t0}
+func newUser(id, tenant string, role identity.Role) identity.User {
+	return identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
+		Role: role, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
 }
 
-func mustUser(t *testing.T, s *env, u store.User) store.User {
+func mustUser(t *testing.T, s *env, u identity.User) identity.User {
 	t.Helper()
 	if err := s.CreateUser(ctx(t), u); err != nil {
 		t.Fatalf("CreateUser(%q): %v", u.ID, err)
@@ -701,7 +703,7 @@ func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 		if err := s.SetMaintenancePlan(ctx(t), alarm.MaintenancePlan{TenantID: tn, Model: "P1", Spec: json.RawMessage(`{}`), UpdatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
-		mustUser(t, s, newUser("user-"+tn, tn, store.RoleCustomerAdmin))
+		mustUser(t, s, newUser("user-"+tn, tn, identity.RoleCustomerAdmin))
 		if err := s.SetNotificationPrefs(ctx(t), notifystore.NotificationPrefs{UserID: "user-" + tn, Email: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -739,7 +741,7 @@ func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 	// The ids can be used again, and the prefs of the user are gone.
 	mustTenant(t, s, "acme")
 	mustRule(t, s, "rule-acme", "acme")
-	mustUser(t, s, newUser("user-acme", "acme", store.RoleCustomerAdmin))
+	mustUser(t, s, newUser("user-acme", "acme", identity.RoleCustomerAdmin))
 	if p, err := s.GetNotificationPrefs(ctx(t), "user-acme"); err != nil || p.Email {
 		t.Errorf("prefs of a deleted tenant's user = %+v, %v; want defaults", p, err)
 	}
@@ -755,22 +757,22 @@ func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 // A device's alarms, and the deliveries about them, go with the device
 // (its data goes with it); its rules stay.
 func testDeleteDeviceTakesAlarms(t *testing.T, s *env) {
-	mustDevice(t, s, "d1", store.RootTenantID, store.DeviceInfo{})
-	mustDevice(t, s, "d2", store.RootTenantID, store.DeviceInfo{})
-	mustRule(t, s, "r1", store.RootTenantID)
+	mustDevice(t, s, "d1", tenancy.RootTenantID, store.DeviceInfo{})
+	mustDevice(t, s, "d2", tenancy.RootTenantID, store.DeviceInfo{})
+	mustRule(t, s, "r1", tenancy.RootTenantID)
 	got := apply(t, s,
-		raised(store.RootTenantID, "r1", "d1", t0, 1),
-		raised(store.RootTenantID, "r1", "d2", t0, 1),
+		raised(tenancy.RootTenantID, "r1", "d1", t0, 1),
+		raised(tenancy.RootTenantID, "r1", "d2", t0, 1),
 	)
-	apply(t, s, cleared(store.RootTenantID, "r1", "d1", t0.Add(time.Minute), "auto"), raised(store.RootTenantID, "r1", "d1", t0.Add(2*time.Minute), 2))
+	apply(t, s, cleared(tenancy.RootTenantID, "r1", "d1", t0.Add(time.Minute), "auto"), raised(tenancy.RootTenantID, "r1", "d1", t0.Add(2*time.Minute), 2))
 	var ds []notifystore.Delivery
 	for _, a := range got {
-		ds = append(ds, notifystore.Delivery{TenantID: store.RootTenantID, AlarmID: a.ID, Channel: "email", Target: "x@example.com", Event: "raised"})
+		ds = append(ds, notifystore.Delivery{TenantID: tenancy.RootTenantID, AlarmID: a.ID, Channel: "email", Target: "x@example.com", Event: "raised"})
 	}
 	if err := s.EnqueueDeliveries(ctx(t), ds); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "d1"); err != nil {
+	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "d1"); err != nil {
 		t.Fatal(err)
 	}
 	if as, err := s.ListAlarms(ctx(t), alarm.Filter{}); err != nil || !slices.Equal(alarmIDs(as), []int64{got[1].ID}) {
@@ -783,8 +785,8 @@ func testDeleteDeviceTakesAlarms(t *testing.T, s *env) {
 		t.Errorf("rule after DeleteDevice: %v", err)
 	}
 	// A device created again with the same id starts without alarms.
-	mustDevice(t, s, "d1", store.RootTenantID, store.DeviceInfo{})
-	if a := apply(t, s, raised(store.RootTenantID, "r1", "d1", t0.Add(time.Hour), 1))[0]; a.Retriggers != 0 || a.ID == got[0].ID {
+	mustDevice(t, s, "d1", tenancy.RootTenantID, store.DeviceInfo{})
+	if a := apply(t, s, raised(tenancy.RootTenantID, "r1", "d1", t0.Add(time.Hour), 1))[0]; a.Retriggers != 0 || a.ID == got[0].ID {
 		t.Errorf("raise on a device created again = %+v", a)
 	}
 }

@@ -61,8 +61,8 @@ func mustCreate(t *testing.T, s store.Store, id string) store.Device {
 func testStaffCredentials(t *testing.T, s store.Store, fs *factorysql.Store) {
 	mustCreate(t, s, "a")
 	at := time.UnixMilli(1_700_000_000_123).UTC()
-	c := factory.StaffCredential{ID: "cred-1", TenantID: store.RootTenantID, DeviceID: "a", SiteID: "site-1",
-		ActorUserID: "u1", ActorID: "actor-1", ActorName: "Staff", ActorTenantID: store.RootTenantID,
+	c := factory.StaffCredential{ID: "cred-1", TenantID: tenancy.RootTenantID, DeviceID: "a", SiteID: "site-1",
+		ActorUserID: "u1", ActorID: "actor-1", ActorName: "Staff", ActorTenantID: tenancy.RootTenantID,
 		CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
 	if err := fs.CreateStaffCredential(ctx(t), c); err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func testStaffCredentials(t *testing.T, s store.Store, fs *factorysql.Store) {
 	if _, err := fs.GetStaffCredential(ctx(t), "ghost"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("GetStaffCredential of an unknown id: %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "a"); err != nil {
+	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "a"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fs.GetStaffCredential(ctx(t), "cred-1"); !errors.Is(err, database.ErrNotFound) {

@@ -57,14 +57,14 @@ func ctx(t *testing.T) context.Context { return t.Context() }
 // subTenant creates tenant id below parent.
 func subTenant(t *testing.T, eng store.Store, id, parent string) {
 	t.Helper()
-	if err := eng.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
+	if err := eng.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
 		t.Fatalf("CreateTenant(%q below %q): %v", id, parent, err)
 	}
 }
 
-func mustSite(t *testing.T, eng store.Store, id, tenant string) store.Site {
+func mustSite(t *testing.T, eng store.Store, id, tenant string) tenancy.Site {
 	t.Helper()
-	st := store.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0,
+	st := tenancy.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0,
 		Address: tenancy.Address{Street: "1 Main St", PostalCode: "69001", City: "Lyon", Country: "FR"}}
 	if err := eng.CreateSite(ctx(t), st); err != nil {
 		t.Fatalf("CreateSite(%q): %v", id, err)
@@ -111,8 +111,8 @@ func wantErr(t *testing.T, what string, err, want error) {
 }
 
 func testUsers(t *testing.T, eng store.Store, s *identitysql.Store) {
-	subTenant(t, eng, "acme", store.RootTenantID)
-	subTenant(t, eng, "installers", store.RootTenantID)
+	subTenant(t, eng, "acme", tenancy.RootTenantID)
+	subTenant(t, eng, "installers", tenancy.RootTenantID)
 	want := identity.User{ID: "u1", TenantID: "acme", Email: "Ann.Admin@Example.com", FirstName: "Ann", LastName: "Admin",
 		Phone: "+43 1", Company: "ACME", Address: tenancy.Address{City: "Wien", Country: "AT"}, Role: identity.RoleCustomerAdmin,
 		Status: identity.UserPending, CreatedBy: "op", CreatedAt: t0}
@@ -128,7 +128,7 @@ func testUsers(t *testing.T, eng store.Store, s *identitysql.Store) {
 
 	tech := mustSupporter(t, s, "tech1", "installers")
 	mustUser(t, s, newUser("u2", "acme", identity.RoleCustomerUser)) // a second user without supporter id
-	mustUser(t, s, newUser("op", store.RootTenantID, identity.RoleOperatorAdmin))
+	mustUser(t, s, newUser("op", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 
 	dupEmail := newUser("u9", "acme", identity.RoleCustomerUser)
 	dupEmail.Email = "ANN.ADMIN@example.com"
@@ -163,7 +163,7 @@ func testUsers(t *testing.T, eng store.Store, s *identitysql.Store) {
 	}{
 		{nil, []string{"op", "tech1", "u1", "u2"}},
 		{[]string{"acme"}, []string{"u1", "u2"}},
-		{[]string{"installers", store.RootTenantID}, []string{"op", "tech1"}},
+		{[]string{"installers", tenancy.RootTenantID}, []string{"op", "tech1"}},
 		{[]string{}, []string{}},
 		{[]string{"ghost"}, []string{}},
 	} {
@@ -193,7 +193,7 @@ func testUsers(t *testing.T, eng store.Store, s *identitysql.Store) {
 }
 
 func testUserPasswordAndTOTP(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", store.RootTenantID, identity.RoleOperatorAdmin))
+	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	if err := s.SetPassword(ctx(t), "u1", "$argon2id$v=19$hash1"); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func testUserPasswordAndTOTP(t *testing.T, eng store.Store, s *identitysql.Store
 }
 
 func testLoginSucceeded(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", store.RootTenantID, identity.RoleOperatorAdmin))
+	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	login := t0.Add(2 * time.Hour)
 	if err := s.LoginSucceeded(ctx(t), "u1", login); err != nil {
 		t.Fatal(err)
@@ -294,17 +294,17 @@ func testSignInFailuresConcurrent(t *testing.T, eng store.Store, s *identitysql.
 }
 
 func testDeleteUser(t *testing.T, eng store.Store, s *identitysql.Store) {
-	subTenant(t, eng, "acme", store.RootTenantID)
+	subTenant(t, eng, "acme", tenancy.RootTenantID)
 	mustSite(t, eng, "site", "acme")
-	mustSupporter(t, s, "tech", store.RootTenantID)
-	mustSupporter(t, s, "other", store.RootTenantID)
+	mustSupporter(t, s, "tech", tenancy.RootTenantID)
+	mustSupporter(t, s, "other", tenancy.RootTenantID)
 	if err := s.CreateSession(ctx(t), identity.Session{ID: "sess", UserID: "tech", Hash: hash(1), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CreateUserToken(ctx(t), identity.UserToken{Hash: hash(2), UserID: "tech", Purpose: identity.PurposeActivate, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateAPIToken(ctx(t), identity.APIToken{ID: "tok", TenantID: store.RootTenantID, UserID: "tech", Name: "t",
+	if err := s.CreateAPIToken(ctx(t), identity.APIToken{ID: "tok", TenantID: tenancy.RootTenantID, UserID: "tech", Name: "t",
 		Role: identity.RoleSupporter, Hash: hash(3), CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
@@ -342,12 +342,12 @@ func testDeleteUser(t *testing.T, eng store.Store, s *identitysql.Store) {
 	}
 	wantErr(t, "DeleteUser again", s.DeleteUser(ctx(t), "tech"), database.ErrNotFound)
 	// The e-mail address and supporter id are free again.
-	mustSupporter(t, s, "tech", store.RootTenantID)
+	mustSupporter(t, s, "tech", tenancy.RootTenantID)
 }
 
 func testSessions(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", store.RootTenantID, identity.RoleOperatorAdmin))
-	mustUser(t, s, newUser("u2", store.RootTenantID, identity.RoleOperatorAdmin))
+	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	mustUser(t, s, newUser("u2", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	want := identity.Session{ID: "s1", UserID: "u1", Hash: hash(1), CreatedAt: t0, LastSeenAt: t0,
 		ExpiresAt: t0.Add(12 * time.Hour), IP: "192.0.2.1", UserAgent: "Firefox"}
 	for _, se := range []identity.Session{
@@ -410,8 +410,8 @@ func testSessions(t *testing.T, eng store.Store, s *identitysql.Store) {
 }
 
 func testUserTokens(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", store.RootTenantID, identity.RoleOperatorAdmin))
-	mustUser(t, s, newUser("u2", store.RootTenantID, identity.RoleOperatorAdmin))
+	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	mustUser(t, s, newUser("u2", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	exp := t0.Add(24 * time.Hour)
 	tok := identity.UserToken{Hash: hash(1), UserID: "u1", Purpose: identity.PurposeActivate, CreatedAt: t0, ExpiresAt: exp}
 	if err := s.CreateUserToken(ctx(t), tok); err != nil {
@@ -468,7 +468,7 @@ func testUserTokens(t *testing.T, eng store.Store, s *identitysql.Store) {
 }
 
 func testUserTokenConcurrentConsume(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", store.RootTenantID, identity.RoleOperatorAdmin))
+	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	if err := s.CreateUserToken(ctx(t), identity.UserToken{Hash: hash(1), UserID: "u1", Purpose: identity.PurposeReset, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -494,10 +494,10 @@ func testUserTokenConcurrentConsume(t *testing.T, eng store.Store, s *identitysq
 }
 
 func testUserAPITokens(t *testing.T, eng store.Store, s *identitysql.Store) {
-	subTenant(t, eng, "acme", store.RootTenantID)
+	subTenant(t, eng, "acme", tenancy.RootTenantID)
 	mustUser(t, s, newUser("ann", "acme", identity.RoleCustomerAdmin))
 	mustUser(t, s, newUser("bob", "acme", identity.RoleCustomerUser))
-	boot := identity.APIToken{ID: "boot", TenantID: store.RootTenantID, Name: "bootstrap", Role: identity.RoleOperatorAdmin,
+	boot := identity.APIToken{ID: "boot", TenantID: tenancy.RootTenantID, Name: "bootstrap", Role: identity.RoleOperatorAdmin,
 		Hash: hash(1), CreatedAt: t0}
 	want := identity.APIToken{ID: "t1", TenantID: "acme", UserID: "ann", Name: "ci", Role: identity.RoleCustomerAdmin,
 		Scopes: []string{identity.ScopeRead, identity.ScopeWrite}, Hash: hash(2), CreatedAt: t0.Add(time.Second),
@@ -512,7 +512,7 @@ func testUserAPITokens(t *testing.T, eng store.Store, s *identitysql.Store) {
 			t.Fatalf("CreateAPIToken(%s): %v", tok.ID, err)
 		}
 	}
-	wantErr(t, "CreateAPIToken for a user of another tenant", s.CreateAPIToken(ctx(t), identity.APIToken{ID: "t9", TenantID: store.RootTenantID,
+	wantErr(t, "CreateAPIToken for a user of another tenant", s.CreateAPIToken(ctx(t), identity.APIToken{ID: "t9", TenantID: tenancy.RootTenantID,
 		UserID: "ann", Name: "x", Role: identity.RoleOperatorAdmin, Hash: hash(9), CreatedAt: t0}), database.ErrNotFound)
 	wantErr(t, "CreateAPIToken for a missing user", s.CreateAPIToken(ctx(t), identity.APIToken{ID: "t9", TenantID: "acme",
 		UserID: "ghost", Name: "x", Role: identity.RoleCustomerUser, Hash: hash(9), CreatedAt: t0}), database.ErrNotFound)
@@ -574,7 +574,7 @@ func testUserAPITokens(t *testing.T, eng store.Store, s *identitysql.Store) {
 }
 
 func testPurgeExpired(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", store.RootTenantID, identity.RoleOperatorAdmin))
+	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	for i, exp := range []time.Time{t0.Add(time.Hour), t0.Add(3 * time.Hour)} {
 		if err := s.CreateSession(ctx(t), identity.Session{ID: fmt.Sprintf("s%d", i), UserID: "u1", Hash: hash(byte(i + 1)), CreatedAt: t0,
 			LastSeenAt: t0, ExpiresAt: exp}); err != nil {
@@ -598,7 +598,7 @@ func testPurgeExpired(t *testing.T, eng store.Store, s *identitysql.Store) {
 }
 
 func testTOTPSteps(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", store.RootTenantID, identity.RoleOperatorAdmin))
+	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	if err := s.UseTOTPStep(ctx(t), "u1", 100); err != nil {
 		t.Fatal(err)
 	}
@@ -662,7 +662,7 @@ func testSignInFailures(t *testing.T, eng store.Store, s *identitysql.Store) {
 }
 
 func testAPITokens(t *testing.T, eng store.Store, s *identitysql.Store) {
-	tok := identity.APIToken{ID: "tok1", TenantID: store.RootTenantID, Name: "operator", Role: identity.RoleOperatorAdmin,
+	tok := identity.APIToken{ID: "tok1", TenantID: tenancy.RootTenantID, Name: "operator", Role: identity.RoleOperatorAdmin,
 		Hash: bytes.Repeat([]byte{7}, 32), CreatedAt: t0}
 	if err := s.CreateAPIToken(ctx(t), tok); err != nil {
 		t.Fatal(err)

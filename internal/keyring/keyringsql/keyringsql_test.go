@@ -11,6 +11,7 @@ import (
 	"github.com/warden-iot/warden/internal/keyring/keyringsql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // TestStore runs the conformance suite of keyring.Store on each engine:
@@ -31,18 +32,18 @@ func TestStore(t *testing.T) {
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func testTenantKeys(t *testing.T, s keyring.Store) {
-	if _, err := s.ActiveTenantKey(t.Context(), store.RootTenantID); !errors.Is(err, database.ErrNotFound) {
+	if _, err := s.ActiveTenantKey(t.Context(), tenancy.RootTenantID); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("ActiveTenantKey before any = %v", err)
 	}
 	var ids []uint32
 	for i := range 2 {
-		k, err := s.CreateTenantKey(t.Context(), store.RootTenantID, t0, func(id uint32) ([]byte, error) {
+		k, err := s.CreateTenantKey(t.Context(), tenancy.RootTenantID, t0, func(id uint32) ([]byte, error) {
 			return fmt.Appendf(nil, "wrapped-%d-for-%d", i, id), nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(k.Wrapped) != fmt.Sprintf("wrapped-%d-for-%d", i, k.ID) || k.TenantID != store.RootTenantID {
+		if string(k.Wrapped) != fmt.Sprintf("wrapped-%d-for-%d", i, k.ID) || k.TenantID != tenancy.RootTenantID {
 			t.Fatalf("CreateTenantKey = %+v", k)
 		}
 		ids = append(ids, k.ID)
@@ -50,7 +51,7 @@ func testTenantKeys(t *testing.T, s keyring.Store) {
 	if ids[0] == ids[1] {
 		t.Fatalf("two keys with id %d", ids[0])
 	}
-	active, err := s.ActiveTenantKey(t.Context(), store.RootTenantID)
+	active, err := s.ActiveTenantKey(t.Context(), tenancy.RootTenantID)
 	if err != nil || active.ID != ids[1] {
 		t.Fatalf("ActiveTenantKey = %+v, %v; want the newest, %d", active, err, ids[1])
 	}
@@ -58,10 +59,10 @@ func testTenantKeys(t *testing.T, s keyring.Store) {
 	if err != nil || string(k.Wrapped) != fmt.Sprintf("wrapped-0-for-%d", ids[0]) || !k.CreatedAt.Equal(t0) {
 		t.Fatalf("TenantKey = %+v, %v", k, err)
 	}
-	if _, err := s.CreateTenantKey(t.Context(), store.RootTenantID, t0, func(uint32) ([]byte, error) { return nil, errors.New("no") }); err == nil {
+	if _, err := s.CreateTenantKey(t.Context(), tenancy.RootTenantID, t0, func(uint32) ([]byte, error) { return nil, errors.New("no") }); err == nil {
 		t.Fatal("CreateTenantKey ignored a wrap error")
 	}
-	if a, _ := s.ActiveTenantKey(t.Context(), store.RootTenantID); a.ID != ids[1] {
+	if a, _ := s.ActiveTenantKey(t.Context(), tenancy.RootTenantID); a.ID != ids[1] {
 		t.Fatalf("failed CreateTenantKey left a key behind: active %d", a.ID)
 	}
 	// A key for a tenant that does not exist (or was just deleted) would
@@ -75,7 +76,7 @@ func testTenantKeys(t *testing.T, s keyring.Store) {
 	// ErrNotPurged (a transaction elsewhere on a shared server kept the
 	// purge from finishing) still deletes the keys; the purge itself is
 	// tested against the raw files of each store.
-	if err := s.DeleteTenantKeys(t.Context(), store.RootTenantID); err != nil && !errors.Is(err, database.ErrNotPurged) {
+	if err := s.DeleteTenantKeys(t.Context(), tenancy.RootTenantID); err != nil && !errors.Is(err, database.ErrNotPurged) {
 		t.Fatal(err)
 	}
 	for _, id := range ids {

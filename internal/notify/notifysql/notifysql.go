@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -20,7 +21,7 @@ import (
 // Store is notifystore.Store on a database.
 type Store struct {
 	db     database.DB
-	sealer store.Sealer // set once by SetSealer, before use
+	sealer keyring.Sealer // set once by SetSealer, before use
 }
 
 var _ notifystore.Store = (*Store)(nil)
@@ -30,7 +31,7 @@ func New(db database.DB) *Store { return &Store{db: db} }
 
 // SetSealer sets what seals and opens payloads and delivery errors; the
 // engines' SetSealer forwards to it.
-func (s *Store) SetSealer(sl store.Sealer) { s.sealer = sl }
+func (s *Store) SetSealer(sl keyring.Sealer) { s.sealer = sl }
 
 func (s *Store) filter() *database.Filter { return &database.Filter{Dialect: s.db.Dialect} }
 

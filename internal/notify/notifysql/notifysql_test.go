@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/notify/notifysql"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // The conformance suite of notifystore.Store on both engines. (What
@@ -73,17 +75,17 @@ func wantErr(t *testing.T, what string, err, want error) {
 
 func mustTenant(t *testing.T, s *env, id string) {
 	t.Helper()
-	if err := s.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: store.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
+	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func newUser(id, tenant string, role store.Role) store.User {
-	return store.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: role, Status: store.UserPending, CreatedBy: "test", CreatedAt: t0}
+func newUser(id, tenant string, role identity.Role) identity.User {
+	return identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
+		Role: role, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
 }
 
-func mustUser(t *testing.T, s *env, u store.User) store.User {
+func mustUser(t *testing.T, s *env, u identity.User) identity.User {
 	t.Helper()
 	if err := s.CreateUser(ctx(t), u); err != nil {
 		t.Fatalf("CreateUser(%q): %v", u.ID, err)
@@ -92,7 +94,7 @@ func mustUser(t *testing.T, s *env, u store.User) store.User {
 }
 
 func testNotificationPrefs(t *testing.T, s *env) {
-	mustUser(t, s, newUser("u1", store.RootTenantID, store.RoleOperatorAdmin))
+	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	for _, id := range []string{"u1", "nobody"} {
 		p, err := s.GetNotificationPrefs(ctx(t), id)
 		if err != nil || p.UserID != id || p.Email || len(p.Severities) != 0 || len(p.SiteIDs) != 0 {
@@ -122,7 +124,7 @@ func testNotificationPrefs(t *testing.T, s *env) {
 	if err := s.DeleteUser(ctx(t), "u1"); err != nil {
 		t.Fatal(err)
 	}
-	mustUser(t, s, newUser("u1", store.RootTenantID, store.RoleOperatorAdmin))
+	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	if p, err := s.GetNotificationPrefs(ctx(t), "u1"); err != nil || p.Email || len(p.SiteIDs) != 0 {
 		t.Errorf("prefs of a user created again = %+v, %v; want defaults", p, err)
 	}

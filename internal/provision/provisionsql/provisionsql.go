@@ -2,7 +2,7 @@
 // (provision.Store) in SQL, on SQLite or PostgreSQL: the statements are
 // written once, and only assignment differs by dialect (see assign.go).
 // Initial twins and registration payloads are sealed with their tenant's
-// key (store.Sealer).
+// key (keyring.Sealer).
 package provisionsql
 
 import (
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -18,7 +19,7 @@ import (
 // Store is a provision.Store on a database.
 type Store struct {
 	db     database.DB
-	sealer store.Sealer // set once by SetSealer, before use
+	sealer keyring.Sealer // set once by SetSealer, before use
 }
 
 var _ provision.Store = (*Store)(nil)
@@ -28,7 +29,7 @@ func New(db database.DB) *Store { return &Store{db: db} }
 
 // SetSealer sets what seals and opens initial twins and registration
 // payloads. The engines call it from their own SetSealer.
-func (s *Store) SetSealer(sl store.Sealer) { s.sealer = sl }
+func (s *Store) SetSealer(sl keyring.Sealer) { s.sealer = sl }
 
 // IDScope returns the tenant's ID scope, creating it on first use.
 func (s *Store) IDScope(ctx context.Context, tenantID string) (string, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/warden-iot/warden/internal/provision/provisionsql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // TestStore runs the conformance suite of provision.Store on each engine.
@@ -46,7 +47,7 @@ func ctx(t *testing.T) context.Context { return t.Context() }
 
 func mustTenant(t *testing.T, s store.Store, id string) {
 	t.Helper()
-	if err := s.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: store.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
+	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -55,7 +56,7 @@ func mustCreate(t *testing.T, s store.Store, id string) store.Device {
 	t.Helper()
 	d := store.Device{
 		ID:           id,
-		TenantID:     store.RootTenantID,
+		TenantID:     tenancy.RootTenantID,
 		Status:       store.DeviceEnabled,
 		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
 		SecondaryKey: bytes.Repeat([]byte{2}, 32),
@@ -89,14 +90,14 @@ var dpsTests = []struct {
 
 func testIDScopes(t *testing.T, s store.Store, p provision.Store) {
 	mustTenant(t, s, "acme")
-	scope, err := p.IDScope(ctx(t), store.RootTenantID)
+	scope, err := p.IDScope(ctx(t), tenancy.RootTenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !regexp.MustCompile(`^0ne[0-9A-F]{8}$`).MatchString(scope) {
 		t.Fatalf("IDScope = %q, want 0ne and 8 upper-case hex digits", scope)
 	}
-	if again, err := p.IDScope(ctx(t), store.RootTenantID); err != nil || again != scope {
+	if again, err := p.IDScope(ctx(t), tenancy.RootTenantID); err != nil || again != scope {
 		t.Fatalf("second IDScope = %q, %v; want %q", again, err, scope)
 	}
 	acme, err := p.IDScope(ctx(t), "acme")
@@ -104,7 +105,7 @@ func testIDScopes(t *testing.T, s store.Store, p provision.Store) {
 		t.Fatalf("IDScope(acme) = %q, %v; want another scope than root's %q", acme, err, scope)
 	}
 	for _, q := range []string{scope, strings.ToLower(scope), strings.ToUpper(scope)} {
-		if got, err := p.TenantByIDScope(ctx(t), q); err != nil || got != store.RootTenantID {
+		if got, err := p.TenantByIDScope(ctx(t), q); err != nil || got != tenancy.RootTenantID {
 			t.Errorf("TenantByIDScope(%q) = %q, %v; want root", q, got, err)
 		}
 	}
@@ -121,7 +122,7 @@ func testIDScopes(t *testing.T, s store.Store, p provision.Store) {
 
 func testEnrollmentGroups(t *testing.T, s store.Store, p provision.Store) {
 	mustTenant(t, s, "acme")
-	g := provision.EnrollmentGroup{ID: "factory-b", TenantID: store.RootTenantID, Enabled: true, PrimaryKey: key(1), SecondaryKey: key(2),
+	g := provision.EnrollmentGroup{ID: "factory-b", TenantID: tenancy.RootTenantID, Enabled: true, PrimaryKey: key(1), SecondaryKey: key(2),
 		InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}
 	if err := p.CreateEnrollmentGroup(ctx(t), g); err != nil {
 		t.Fatal(err)
@@ -140,7 +141,7 @@ func testEnrollmentGroups(t *testing.T, s store.Store, p provision.Store) {
 	if err := p.CreateEnrollmentGroup(ctx(t), other); err != nil {
 		t.Fatal(err)
 	}
-	got, err := p.GetEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b")
+	got, err := p.GetEnrollmentGroup(ctx(t), tenancy.RootTenantID, "factory-b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,10 +150,10 @@ func testEnrollmentGroups(t *testing.T, s store.Store, p provision.Store) {
 		!got.CreatedAt.Equal(t0) || !got.UpdatedAt.Equal(t0) {
 		t.Fatalf("GetEnrollmentGroup = %+v, want %+v", got, g)
 	}
-	if got, err := p.GetEnrollmentGroup(ctx(t), store.RootTenantID, "factory-a"); err != nil || got.InitialTwin != nil {
+	if got, err := p.GetEnrollmentGroup(ctx(t), tenancy.RootTenantID, "factory-a"); err != nil || got.InitialTwin != nil {
 		t.Fatalf("group without initial twin = %+v, %v; want InitialTwin nil", got, err)
 	}
-	list, err := p.ListEnrollmentGroups(ctx(t), store.RootTenantID)
+	list, err := p.ListEnrollmentGroups(ctx(t), tenancy.RootTenantID)
 	if err != nil || len(list) != 2 || list[0].ID != "factory-a" || list[1].ID != "factory-b" {
 		t.Fatalf("ListEnrollmentGroups = %+v, %v; want factory-a, factory-b", list, err)
 	}
@@ -163,34 +164,34 @@ func testEnrollmentGroups(t *testing.T, s store.Store, p provision.Store) {
 	// Updates change only what they name.
 	off := false
 	t1 := t0.Add(time.Hour)
-	u, err := p.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", provision.EnrollmentUpdate{Enabled: &off, UpdatedAt: t1})
+	u, err := p.UpdateEnrollmentGroup(ctx(t), tenancy.RootTenantID, "factory-b", provision.EnrollmentUpdate{Enabled: &off, UpdatedAt: t1})
 	if err != nil || u.Enabled || !bytes.Equal(u.PrimaryKey, key(1)) || string(u.InitialTwin) != string(twin) || !u.UpdatedAt.Equal(t1) || !u.CreatedAt.Equal(t0) {
 		t.Fatalf("disable = %+v, %v", u, err)
 	}
-	u, err = p.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", provision.EnrollmentUpdate{PrimaryKey: key(7), UpdatedAt: t1})
+	u, err = p.UpdateEnrollmentGroup(ctx(t), tenancy.RootTenantID, "factory-b", provision.EnrollmentUpdate{PrimaryKey: key(7), UpdatedAt: t1})
 	if err != nil || u.Enabled || !bytes.Equal(u.PrimaryKey, key(7)) || !bytes.Equal(u.SecondaryKey, key(2)) {
 		t.Fatalf("new primary key = %+v, %v", u, err)
 	}
-	u, err = p.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", provision.EnrollmentUpdate{SetInitialTwin: true, UpdatedAt: t1})
+	u, err = p.UpdateEnrollmentGroup(ctx(t), tenancy.RootTenantID, "factory-b", provision.EnrollmentUpdate{SetInitialTwin: true, UpdatedAt: t1})
 	if err != nil || u.InitialTwin != nil {
 		t.Fatalf("remove initial twin = %+v, %v", u, err)
 	}
 	newTwin := []byte(`{"tags":{"site":"Brno"}}`)
 	on := true
-	u, err = p.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b", provision.EnrollmentUpdate{Enabled: &on, SetInitialTwin: true, InitialTwin: newTwin, UpdatedAt: t1})
+	u, err = p.UpdateEnrollmentGroup(ctx(t), tenancy.RootTenantID, "factory-b", provision.EnrollmentUpdate{Enabled: &on, SetInitialTwin: true, InitialTwin: newTwin, UpdatedAt: t1})
 	if err != nil || !u.Enabled || string(u.InitialTwin) != string(newTwin) {
 		t.Fatalf("enable with new twin = %+v, %v", u, err)
 	}
-	if got, _ := p.GetEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b"); string(got.InitialTwin) != string(newTwin) || !got.Enabled {
+	if got, _ := p.GetEnrollmentGroup(ctx(t), tenancy.RootTenantID, "factory-b"); string(got.InitialTwin) != string(newTwin) || !got.Enabled {
 		t.Fatalf("after updates GetEnrollmentGroup = %+v", got)
 	}
-	if _, err := p.UpdateEnrollmentGroup(ctx(t), store.RootTenantID, "ghost", provision.EnrollmentUpdate{Enabled: &on, UpdatedAt: t1}); !errors.Is(err, database.ErrNotFound) {
+	if _, err := p.UpdateEnrollmentGroup(ctx(t), tenancy.RootTenantID, "ghost", provision.EnrollmentUpdate{Enabled: &on, UpdatedAt: t1}); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("update unknown group error = %v, want ErrNotFound", err)
 	}
-	if err := p.DeleteEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b"); err != nil {
+	if err := p.DeleteEnrollmentGroup(ctx(t), tenancy.RootTenantID, "factory-b"); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.DeleteEnrollmentGroup(ctx(t), store.RootTenantID, "factory-b"); !errors.Is(err, database.ErrNotFound) {
+	if err := p.DeleteEnrollmentGroup(ctx(t), tenancy.RootTenantID, "factory-b"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("second delete error = %v, want ErrNotFound", err)
 	}
 	if _, err := p.GetEnrollmentGroup(ctx(t), "acme", "factory-b"); err != nil {
@@ -200,20 +201,20 @@ func testEnrollmentGroups(t *testing.T, s store.Store, p provision.Store) {
 
 func testEnrollmentGroupLimit(t *testing.T, s store.Store, p provision.Store) {
 	for i := range provision.MaxEnrollmentGroups {
-		g := provision.EnrollmentGroup{ID: fmt.Sprintf("g%03d", i), TenantID: store.RootTenantID, Enabled: true,
+		g := provision.EnrollmentGroup{ID: fmt.Sprintf("g%03d", i), TenantID: tenancy.RootTenantID, Enabled: true,
 			PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0, UpdatedAt: t0}
 		if err := p.CreateEnrollmentGroup(ctx(t), g); err != nil {
 			t.Fatalf("group %d: %v", i, err)
 		}
 	}
-	g := provision.EnrollmentGroup{ID: "one-too-many", TenantID: store.RootTenantID, PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0, UpdatedAt: t0}
+	g := provision.EnrollmentGroup{ID: "one-too-many", TenantID: tenancy.RootTenantID, PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0, UpdatedAt: t0}
 	if err := p.CreateEnrollmentGroup(ctx(t), g); !errors.Is(err, provision.ErrLimit) {
 		t.Fatalf("group %d: error = %v, want ErrLimit", provision.MaxEnrollmentGroups+1, err)
 	}
 }
 
 func testEnrollments(t *testing.T, s store.Store, p provision.Store) {
-	e := provision.Enrollment{RegistrationID: "boiler-7", TenantID: store.RootTenantID, DeviceID: "boiler-7-dev", Enabled: true,
+	e := provision.Enrollment{RegistrationID: "boiler-7", TenantID: tenancy.RootTenantID, DeviceID: "boiler-7-dev", Enabled: true,
 		PrimaryKey: key(3), SecondaryKey: key(4), InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}
 	if err := p.CreateEnrollment(ctx(t), e); err != nil {
 		t.Fatal(err)
@@ -226,30 +227,30 @@ func testEnrollments(t *testing.T, s store.Store, p provision.Store) {
 	if err := p.CreateEnrollment(ctx(t), a); err != nil {
 		t.Fatal(err)
 	}
-	got, err := p.GetEnrollment(ctx(t), store.RootTenantID, "boiler-7")
+	got, err := p.GetEnrollment(ctx(t), tenancy.RootTenantID, "boiler-7")
 	if err != nil || got.DeviceID != "boiler-7-dev" || !got.Enabled || !bytes.Equal(got.PrimaryKey, key(3)) ||
 		!bytes.Equal(got.SecondaryKey, key(4)) || string(got.InitialTwin) != string(twin) || !got.CreatedAt.Equal(t0) {
 		t.Fatalf("GetEnrollment = %+v, %v", got, err)
 	}
-	list, err := p.ListEnrollments(ctx(t), store.RootTenantID)
+	list, err := p.ListEnrollments(ctx(t), tenancy.RootTenantID)
 	if err != nil || len(list) != 2 || list[0].RegistrationID != "aaa" || list[1].RegistrationID != "boiler-7" {
 		t.Fatalf("ListEnrollments = %+v, %v", list, err)
 	}
 	off := false
-	u, err := p.UpdateEnrollment(ctx(t), store.RootTenantID, "boiler-7", provision.EnrollmentUpdate{Enabled: &off, SecondaryKey: key(9), UpdatedAt: t0.Add(time.Minute)})
+	u, err := p.UpdateEnrollment(ctx(t), tenancy.RootTenantID, "boiler-7", provision.EnrollmentUpdate{Enabled: &off, SecondaryKey: key(9), UpdatedAt: t0.Add(time.Minute)})
 	if err != nil || u.Enabled || !bytes.Equal(u.SecondaryKey, key(9)) || !bytes.Equal(u.PrimaryKey, key(3)) || u.DeviceID != "boiler-7-dev" {
 		t.Fatalf("UpdateEnrollment = %+v, %v", u, err)
 	}
 	if _, err := p.GetEnrollment(ctx(t), "acme", "boiler-7"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("enrollment of another tenant: error = %v", err)
 	}
-	if err := p.DeleteEnrollment(ctx(t), store.RootTenantID, "boiler-7"); err != nil {
+	if err := p.DeleteEnrollment(ctx(t), tenancy.RootTenantID, "boiler-7"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.GetEnrollment(ctx(t), store.RootTenantID, "boiler-7"); !errors.Is(err, database.ErrNotFound) {
+	if _, err := p.GetEnrollment(ctx(t), tenancy.RootTenantID, "boiler-7"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("deleted enrollment: error = %v", err)
 	}
-	if err := p.DeleteEnrollment(ctx(t), store.RootTenantID, "boiler-7"); !errors.Is(err, database.ErrNotFound) {
+	if err := p.DeleteEnrollment(ctx(t), tenancy.RootTenantID, "boiler-7"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("second delete error = %v", err)
 	}
 }
@@ -277,7 +278,7 @@ func assign(t *testing.T, p provision.Store, as ...provision.Assignment) []provi
 }
 
 func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
-	a := assignment(store.RootTenantID, "sensor-1", "factory", 10, t0)
+	a := assignment(tenancy.RootTenantID, "sensor-1", "factory", 10, t0)
 	a.Registration.Payload = []byte(`{"model":"X2"}`)
 	a.Registration.InitialTwin = twin
 	res := assign(t, p, a)
@@ -287,11 +288,11 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 		t.Fatalf("first assignment = %+v, %v", r, res[0].Err)
 	}
 	d, err := s.GetDevice(ctx(t), "sensor-1")
-	if err != nil || d.TenantID != store.RootTenantID || d.Status != store.DeviceEnabled ||
+	if err != nil || d.TenantID != tenancy.RootTenantID || d.Status != store.DeviceEnabled ||
 		!bytes.Equal(d.PrimaryKey, key(10)) || !bytes.Equal(d.SecondaryKey, key(11)) || !d.CreatedAt.Equal(t0) {
 		t.Fatalf("assigned device = %+v, %v", d, err)
 	}
-	got, err := p.GetRegistration(ctx(t), store.RootTenantID, "sensor-1")
+	got, err := p.GetRegistration(ctx(t), tenancy.RootTenantID, "sensor-1")
 	if err != nil || got.EnrollmentKind != provision.EnrollmentGroupKind || got.EnrollmentID != "factory" ||
 		got.OperationID != a.Registration.OperationID || got.ETag != a.Registration.ETag || string(got.Payload) != `{"model":"X2"}` ||
 		string(got.InitialTwin) != string(twin) || got.Substatus != provision.SubstatusInitialAssignment || !got.CreatedAt.Equal(t0) {
@@ -299,11 +300,11 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 	}
 
 	// Re-registration: new keys, same device, status kept, created kept.
-	if err := s.SetDeviceStatus(ctx(t), store.RootTenantID, "sensor-1", store.DeviceDisabled); err != nil {
+	if err := s.SetDeviceStatus(ctx(t), tenancy.RootTenantID, "sensor-1", store.DeviceDisabled); err != nil {
 		t.Fatal(err)
 	}
 	t1 := t0.Add(time.Hour)
-	b := assignment(store.RootTenantID, "sensor-1", "factory", 20, t1)
+	b := assignment(tenancy.RootTenantID, "sensor-1", "factory", 20, t1)
 	res = assign(t, p, b)
 	r = res[0].Registration
 	if res[0].Err != nil || r.Substatus != provision.SubstatusDeviceDataReset || !r.CreatedAt.Equal(t0) || !r.UpdatedAt.Equal(t1) {
@@ -313,16 +314,16 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 	if d.Status != store.DeviceDisabled || !bytes.Equal(d.PrimaryKey, key(20)) || !bytes.Equal(d.SecondaryKey, key(21)) {
 		t.Fatalf("re-registered device = %+v; want keys replaced and status kept", d)
 	}
-	got, _ = p.GetRegistration(ctx(t), store.RootTenantID, "sensor-1")
+	got, _ = p.GetRegistration(ctx(t), tenancy.RootTenantID, "sensor-1")
 	if got.Payload != nil || got.OperationID != b.Registration.OperationID || !got.UpdatedAt.Equal(t1) || got.Substatus != provision.SubstatusDeviceDataReset {
 		t.Fatalf("registration after re-registration = %+v", got)
 	}
 
 	// A deleted device comes back on the next registration.
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "sensor-1"); err != nil {
+	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "sensor-1"); err != nil {
 		t.Fatal(err)
 	}
-	res = assign(t, p, assignment(store.RootTenantID, "sensor-1", "factory", 30, t1))
+	res = assign(t, p, assignment(tenancy.RootTenantID, "sensor-1", "factory", 30, t1))
 	if res[0].Err != nil {
 		t.Fatal(res[0].Err)
 	}
@@ -330,13 +331,13 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 		t.Fatalf("device assigned again after deletion = %+v, %v", d, err)
 	}
 
-	if err := p.DeleteRegistration(ctx(t), store.RootTenantID, "sensor-1"); err != nil {
+	if err := p.DeleteRegistration(ctx(t), tenancy.RootTenantID, "sensor-1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.GetRegistration(ctx(t), store.RootTenantID, "sensor-1"); !errors.Is(err, database.ErrNotFound) {
+	if _, err := p.GetRegistration(ctx(t), tenancy.RootTenantID, "sensor-1"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("deleted registration: error = %v", err)
 	}
-	if err := p.DeleteRegistration(ctx(t), store.RootTenantID, "sensor-1"); !errors.Is(err, database.ErrNotFound) {
+	if err := p.DeleteRegistration(ctx(t), tenancy.RootTenantID, "sensor-1"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("second delete error = %v", err)
 	}
 	if _, err := s.GetDevice(ctx(t), "sensor-1"); err != nil {
@@ -351,17 +352,17 @@ func testAssignConflicts(t *testing.T, s store.Store, p provision.Store) {
 	if err := s.CreateDevice(ctx(t), other); err != nil {
 		t.Fatal(err)
 	}
-	assign(t, p, assignment(store.RootTenantID, "via-a", "group-a", 40, t0))
+	assign(t, p, assignment(tenancy.RootTenantID, "via-a", "group-a", 40, t0))
 
-	viaB := assignment(store.RootTenantID, "via-a", "group-b", 50, t0.Add(time.Minute))
-	individual := assignment(store.RootTenantID, "via-a", "via-a", 50, t0.Add(time.Minute))
+	viaB := assignment(tenancy.RootTenantID, "via-a", "group-b", 50, t0.Add(time.Minute))
+	individual := assignment(tenancy.RootTenantID, "via-a", "via-a", 50, t0.Add(time.Minute))
 	individual.Registration.EnrollmentKind = provision.EnrollmentIndividualKind
-	otherDevice := assignment(store.RootTenantID, "via-a", "group-a", 50, t0.Add(time.Minute))
+	otherDevice := assignment(tenancy.RootTenantID, "via-a", "group-a", 50, t0.Add(time.Minute))
 	otherDevice.Registration.DeviceID = "by-hand"
-	ok := assignment(store.RootTenantID, "fresh", "group-a", 60, t0)
+	ok := assignment(tenancy.RootTenantID, "fresh", "group-a", 60, t0)
 	res := assign(t, p,
-		assignment(store.RootTenantID, "by-hand", "group-a", 50, t0), // a device made by hand
-		assignment(store.RootTenantID, "acme-7", "group-a", 50, t0),  // another tenant's device
+		assignment(tenancy.RootTenantID, "by-hand", "group-a", 50, t0), // a device made by hand
+		assignment(tenancy.RootTenantID, "acme-7", "group-a", 50, t0),  // another tenant's device
 		viaB,        // provisioned through another group
 		individual,  // … or through an individual enrollment of the same id
 		otherDevice, // the same registration, but another device id
@@ -381,11 +382,11 @@ func testAssignConflicts(t *testing.T, s store.Store, p provision.Store) {
 			t.Errorf("device %s after refused assignments: %+v, %v", id, d, err)
 		}
 	}
-	if r, err := p.GetRegistration(ctx(t), store.RootTenantID, "via-a"); err != nil || r.EnrollmentID != "group-a" || !r.UpdatedAt.Equal(t0) {
+	if r, err := p.GetRegistration(ctx(t), tenancy.RootTenantID, "via-a"); err != nil || r.EnrollmentID != "group-a" || !r.UpdatedAt.Equal(t0) {
 		t.Errorf("registration via-a after refused assignments: %+v, %v", r, err)
 	}
 	for _, id := range []string{"by-hand", "acme-7"} {
-		if _, err := p.GetRegistration(ctx(t), store.RootTenantID, id); !errors.Is(err, database.ErrNotFound) {
+		if _, err := p.GetRegistration(ctx(t), tenancy.RootTenantID, id); !errors.Is(err, database.ErrNotFound) {
 			t.Errorf("registration %s recorded although refused: %v", id, err)
 		}
 	}
@@ -395,8 +396,8 @@ func testAssignBatchWithRepeats(t *testing.T, s store.Store, p provision.Store) 
 	// The same device twice in a batch (two connections at once): the
 	// second is a re-registration of the first.
 	res := assign(t, p,
-		assignment(store.RootTenantID, "twice", "g", 70, t0),
-		assignment(store.RootTenantID, "twice", "g", 80, t0.Add(time.Second)))
+		assignment(tenancy.RootTenantID, "twice", "g", 70, t0),
+		assignment(tenancy.RootTenantID, "twice", "g", 80, t0.Add(time.Second)))
 	if res[0].Err != nil || res[1].Err != nil || res[0].Registration.Substatus != provision.SubstatusInitialAssignment ||
 		res[1].Registration.Substatus != provision.SubstatusDeviceDataReset {
 		t.Fatalf("results = %+v", res)
@@ -413,7 +414,7 @@ func testRegistrationPages(t *testing.T, s store.Store, p provision.Store) {
 	mustTenant(t, s, "acme")
 	var as []provision.Assignment
 	for i := range 5 {
-		as = append(as, assignment(store.RootTenantID, fmt.Sprintf("r%d", 4-i), "g", 1, t0))
+		as = append(as, assignment(tenancy.RootTenantID, fmt.Sprintf("r%d", 4-i), "g", 1, t0))
 	}
 	as = append(as, assignment("acme", "acme-r", "g", 1, t0))
 	for _, r := range assign(t, p, as...) {
@@ -424,7 +425,7 @@ func testRegistrationPages(t *testing.T, s store.Store, p provision.Store) {
 	var got []string
 	after := ""
 	for {
-		page, err := p.ListRegistrations(ctx(t), store.RootTenantID, after, 2)
+		page, err := p.ListRegistrations(ctx(t), tenancy.RootTenantID, after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -439,7 +440,7 @@ func testRegistrationPages(t *testing.T, s store.Store, p provision.Store) {
 	if strings.Join(got, ",") != "r0,r1,r2,r3,r4" {
 		t.Fatalf("pages = %v, want r0…r4", got)
 	}
-	if _, err := p.GetRegistration(ctx(t), store.RootTenantID, "acme-r"); !errors.Is(err, database.ErrNotFound) {
+	if _, err := p.GetRegistration(ctx(t), tenancy.RootTenantID, "acme-r"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("registration of another tenant: %v", err)
 	}
 }

@@ -9,16 +9,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // TestShredLeavesNoTuple: shredding a tenant's keys leaves no live or dead
 // tuple holding them in any relation file of the database. While another
 // node's transaction that began before the shredding is open, the dead
-// tuple cannot go, and Shred says so (store.ErrNotPurged); once it ends,
+// tuple cannot go, and Shred says so (database.ErrNotPurged); once it ends,
 // the next shredding removes it.
 func TestShredLeavesNoTuple(t *testing.T) {
 	url := pgtest.URL(t)
@@ -33,7 +34,7 @@ func TestShredLeavesNoTuple(t *testing.T) {
 	}
 	t.Cleanup(func() { spy.Close(context.Background()) })
 	for _, id := range []string{"acme", "beta", "other"} {
-		if err := s.CreateTenant(t.Context(), store.Tenant{ID: id, ParentID: store.RootTenantID, Name: id, CreatedAt: time.Now()}); err != nil {
+		if err := s.CreateTenant(t.Context(), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -82,10 +83,10 @@ func TestShredLeavesNoTuple(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = keys.Shred(t.Context(), "acme")
-	if !errors.Is(err, store.ErrNotPurged) {
+	if !errors.Is(err, database.ErrNotPurged) {
 		t.Fatalf("Shred while an older transaction is open = %v, want ErrNotPurged", err)
 	}
-	if _, err := s.ActiveTenantKey(t.Context(), "acme"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ActiveTenantKey(t.Context(), "acme"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("acme's key after Shred: %v, want it deleted", err)
 	}
 	if where(wrapped["acme"]) == "" {

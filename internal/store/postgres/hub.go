@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -39,7 +40,7 @@ func loadSealedTwin(ctx context.Context, q pgx.Tx, tenantID, deviceID string, lo
 	var created int64
 	err := q.QueryRow(ctx, query, deviceID, tenantID).Scan(&created)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Twin{}, false, nil, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return store.Twin{}, false, nil, fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	if err != nil {
 		return store.Twin{}, false, nil, fmt.Errorf("twin of %q: %w", deviceID, err)
@@ -176,7 +177,7 @@ func (s *Store) EnqueueC2D(ctx context.Context, m store.C2DMessage, maxPending i
 	var one int
 	err = tx.QueryRow(ctx, `SELECT 1 FROM devices WHERE id = $1 AND tenant_id = $2 FOR NO KEY UPDATE`, m.DeviceID, m.TenantID).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return store.C2DMessage{}, fmt.Errorf("device %q: %w", m.DeviceID, store.ErrNotFound)
+		return store.C2DMessage{}, fmt.Errorf("device %q: %w", m.DeviceID, database.ErrNotFound)
 	}
 	if err != nil {
 		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
@@ -199,7 +200,7 @@ func (s *Store) EnqueueC2D(ctx context.Context, m store.C2DMessage, maxPending i
 		m.TenantID, m.DeviceID, m.MessageID, m.CorrelationID,
 		string(m.State), m.CreatedAt.UnixMilli(), m.ExpiresAt.UnixMilli(), sealed).Scan(&m.ID)
 	if isUniqueViolation(err) {
-		return store.C2DMessage{}, fmt.Errorf("message id %q of device %q: %w", m.MessageID, m.DeviceID, store.ErrConflict)
+		return store.C2DMessage{}, fmt.Errorf("message id %q of device %q: %w", m.MessageID, m.DeviceID, database.ErrConflict)
 	}
 	if err != nil {
 		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)

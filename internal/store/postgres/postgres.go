@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
@@ -31,7 +32,7 @@ type Store struct {
 	db   *sql.DB // pool behind database/sql, for the shared methods
 	ddb  database.DB
 
-	sealer store.Sealer // set once by SetSealer, before use
+	sealer keyring.Sealer // set once by SetSealer, before use
 }
 
 var _ store.Store = (*Store)(nil)
@@ -89,13 +90,13 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 			site_id, name, serial_number, meter_number, measurement_location, installation_place, model, firmware_version)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE `+siteInTenant("$7", "$2"), args...)
 	if isUniqueViolation(err) {
-		return fmt.Errorf("device %q: %w", d.ID, store.ErrConflict)
+		return fmt.Errorf("device %q: %w", d.ID, database.ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("create device %q: %w", d.ID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("device %q: site %q of tenant %q: %w", d.ID, d.Info.SiteID, d.TenantID, store.ErrNotFound)
+		return fmt.Errorf("device %q: site %q of tenant %q: %w", d.ID, d.Info.SiteID, d.TenantID, database.ErrNotFound)
 	}
 	return nil
 }
@@ -169,7 +170,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 		return fmt.Errorf("delete device %q: %w", id, err)
 	}
 	if !found {
-		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
+		return fmt.Errorf("device %q: %w", id, database.ErrNotFound)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("delete device %q: commit: %w", id, err)
@@ -182,7 +183,7 @@ func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) erro
 	var one int
 	err := s.pool.QueryRow(ctx, `SELECT 1 FROM devices WHERE tenant_id = $1 AND id = $2`, tenantID, deviceID).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("device %q: %w", deviceID, err)

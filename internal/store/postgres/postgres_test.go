@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // TestStore runs the shared suite, each test on a fresh database of the
@@ -84,7 +86,7 @@ func createDevices(t *testing.T, s store.Store, n int) []string {
 	var ids []string
 	for i := range n {
 		id := fmt.Sprint("d", i)
-		if err := s.CreateDevice(t.Context(), store.Device{ID: id, TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+		if err := s.CreateDevice(t.Context(), store.Device{ID: id, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
 			PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +109,7 @@ func checkHeadStats(t *testing.T, s store.Store, device string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return slices.Contains(refs, store.DeviceRef{TenantID: store.RootTenantID, DeviceID: device})
+		return slices.Contains(refs, store.DeviceRef{TenantID: tenancy.RootTenantID, DeviceID: device})
 	}
 	never, always := time.UnixMilli(0), time.UnixMilli(1<<50)
 	if len(head) == 0 {
@@ -158,7 +160,7 @@ func TestOverlappingBatches(t *testing.T) {
 			rng.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
 			for i := range batch {
 				rec := &batch[i]
-				rec.TenantID, rec.ReceivedAt, rec.MinTS, rec.MaxTS, rec.Blob = store.RootTenantID, t0.Add(time.Duration(i)*time.Millisecond), int64(i), int64(i), []byte{byte(i)}
+				rec.TenantID, rec.ReceivedAt, rec.MinTS, rec.MaxTS, rec.Blob = tenancy.RootTenantID, t0.Add(time.Duration(i)*time.Millisecond), int64(i), int64(i), []byte{byte(i)}
 				if k := rec.DeviceID + "/" + rec.MessageID; rec.MessageID == "" || !ids[k] {
 					ids[k] = true
 					want[rec.DeviceID]++
@@ -198,7 +200,7 @@ func TestOverlappingBatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		blob, err := s.LatestBlob(t.Context(), store.RootTenantID, d)
+		blob, err := s.LatestBlob(t.Context(), tenancy.RootTenantID, d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +230,7 @@ func TestFirstWriters(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			for _, i := range rand.New(rand.NewPCG(uint64(w), 3)).Perm(len(devices)) {
-				r := store.HeadRecord{TenantID: store.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}}
+				r := store.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}}
 				if _, err := s.WriteHead(t.Context(), []store.HeadRecord{r}, countMerge); err != nil {
 					errc <- err
 					return
@@ -243,7 +245,7 @@ func TestFirstWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range devices {
-		if blob, err := s.LatestBlob(t.Context(), store.RootTenantID, d); err != nil || string(blob) != fmt.Sprint(writers) {
+		if blob, err := s.LatestBlob(t.Context(), tenancy.RootTenantID, d); err != nil || string(blob) != fmt.Sprint(writers) {
 			t.Errorf("%s: latest blob %q, %v; want %q", d, blob, err, fmt.Sprint(writers))
 		}
 	}
@@ -267,7 +269,7 @@ func TestWriteWhileDeleting(t *testing.T) {
 			for range batches {
 				var batch []store.HeadRecord
 				for _, i := range rng.Perm(len(devices)) {
-					batch = append(batch, store.HeadRecord{TenantID: store.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}})
+					batch = append(batch, store.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}})
 				}
 				if _, err := s.WriteHead(t.Context(), batch, countMerge); err != nil {
 					errc <- err
@@ -289,11 +291,11 @@ func TestWriteWhileDeleting(t *testing.T) {
 	delWG.Go(func() {
 		for !stop.Load() {
 			d := devices[0]
-			if err := s.DeleteDevice(t.Context(), store.RootTenantID, d); err != nil {
+			if err := s.DeleteDevice(t.Context(), tenancy.RootTenantID, d); err != nil {
 				errc <- err
 				return
 			}
-			if err := s.CreateDevice(t.Context(), store.Device{ID: d, TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+			if err := s.CreateDevice(t.Context(), store.Device{ID: d, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
 				PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: time.Now()}); err != nil {
 				errc <- err
 				return
@@ -330,7 +332,7 @@ func TestSealWhileWriting(t *testing.T) {
 				var batch []store.HeadRecord
 				for range 1 + rng.IntN(5) {
 					i := seq.Add(1)
-					batch = append(batch, store.HeadRecord{TenantID: store.RootTenantID, DeviceID: devices[rng.IntN(len(devices))],
+					batch = append(batch, store.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[rng.IntN(len(devices))],
 						MessageID: fmt.Sprint(i), ReceivedAt: t0.Add(time.Duration(i) * time.Millisecond), MinTS: i, MaxTS: i, Blob: []byte{1}})
 				}
 				if _, err := s.WriteHead(t.Context(), batch, countMerge); err != nil {
@@ -356,9 +358,9 @@ func TestSealWhileWriting(t *testing.T) {
 				for j, r := range head {
 					ids[j] = r.ID
 				}
-				c := store.ChunkRecord{TenantID: store.RootTenantID, DeviceID: d, Metric: "x", StartTS: head[0].MinTS,
+				c := store.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: d, Metric: "x", StartTS: head[0].MinTS,
 					EndTS: head[0].MaxTS, Count: len(head), Blob: []byte{2}}
-				if err := s.SealHead(t.Context(), d, ids, nil, []store.ChunkRecord{c}); err != nil && !errors.Is(err, store.ErrConflict) {
+				if err := s.SealHead(t.Context(), d, ids, nil, []store.ChunkRecord{c}); err != nil && !errors.Is(err, database.ErrConflict) {
 					errc <- err
 					return
 				}
@@ -383,18 +385,18 @@ func TestRejectedBound(t *testing.T) {
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateDevice(t.Context(), store.Device{ID: "d", TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+	if err := s.CreateDevice(t.Context(), store.Device{ID: "d", TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
 		PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 1010
 	for i := range n {
-		if err := s.AddRejected(t.Context(), store.Rejected{TenantID: store.RootTenantID, DeviceID: "d",
+		if err := s.AddRejected(t.Context(), store.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "d",
 			Reason: fmt.Sprint(i), ReceivedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.ListRejected(t.Context(), store.RootTenantID, "d", -1)
+	got, err := s.ListRejected(t.Context(), tenancy.RootTenantID, "d", -1)
 	if err != nil {
 		t.Fatal(err)
 	}

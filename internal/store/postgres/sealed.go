@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -22,7 +24,7 @@ const sealedTables = `device_twins, c2d_messages, alarms, deliveries, maintenanc
 const metaCompactPending = "sealed_compact_pending"
 
 // SetSealer sets the keyring machine data is sealed with.
-func (s *Store) SetSealer(sl store.Sealer) {
+func (s *Store) SetSealer(sl keyring.Sealer) {
 	s.sealer = sl
 	s.Store.SetSealer(sl)
 	s.Domains.SetSealer(sl)
@@ -160,7 +162,7 @@ func setCompactPending(ctx context.Context, tx pgx.Tx) error {
 // FULL writes new files without the dead tuples) if that happened since
 // the last compaction.
 func (s *Store) CompactSealed(ctx context.Context) error {
-	if _, err := s.GetMeta(ctx, metaCompactPending); errors.Is(err, store.ErrNotFound) {
+	if _, err := s.GetMeta(ctx, metaCompactPending); errors.Is(err, database.ErrNotFound) {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("compact: %w", err)

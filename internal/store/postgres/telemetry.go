@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -501,7 +502,7 @@ func (s *Store) SealHead(ctx context.Context, deviceID string, headIDs, removeCh
 			Exec(func(tag pgconn.CommandTag) error {
 				if n := tag.RowsAffected(); n != int64(len(del.ids)) && conflict == nil {
 					conflict = fmt.Errorf("seal %s: %d of %d %s rows already gone: %w",
-						deviceID, int64(len(del.ids))-n, len(del.ids), del.table, store.ErrConflict)
+						deviceID, int64(len(del.ids))-n, len(del.ids), del.table, database.ErrConflict)
 				}
 				return nil
 			})
@@ -567,7 +568,7 @@ func (s *Store) ReadSeries(ctx context.Context, tenantID, deviceID, metric strin
 		return nil, nil, fmt.Errorf("read %s/%s: %w", deviceID, metric, err)
 	}
 	if !found {
-		return nil, nil, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return nil, nil, fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, nil, fmt.Errorf("read %s/%s: %w", deviceID, metric, err)
@@ -583,7 +584,7 @@ func (s *Store) LatestBlob(ctx context.Context, tenantID, deviceID string) ([]by
 	err := s.pool.QueryRow(ctx, `SELECT l.blob, l.device_id IS NOT NULL FROM devices d
 		LEFT JOIN latest l ON l.device_id = d.id WHERE d.tenant_id = $1 AND d.id = $2`, tenantID, deviceID).Scan(&blob, &present)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return nil, fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("latest of %s: %w", deviceID, err)

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // TestShredLeavesNoBytes: shredding a tenant's keys on its own (the tenant
@@ -27,7 +27,7 @@ func TestShredLeavesNoBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"acme", "other"} {
-		if err := s.CreateTenant(t.Context(), store.Tenant{ID: id, ParentID: store.RootTenantID, Name: id, CreatedAt: time.Now()}); err != nil {
+		if err := s.CreateTenant(t.Context(), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -28,7 +30,7 @@ func (s *Store) loadTwin(ctx context.Context, q queryer, tenantID, deviceID stri
 		WHERE d.id = ? AND d.tenant_id = ?`, deviceID, tenantID).
 		Scan(&created, &version, &tags, &desired, &dv, &dmeta, &reported, &rv, &rmeta, &updated, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.Twin{}, false, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return store.Twin{}, false, fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	if err != nil {
 		return store.Twin{}, false, fmt.Errorf("twin of %q: %w", deviceID, err)
@@ -53,7 +55,7 @@ func (s *Store) loadTwin(ctx context.Context, q queryer, tenantID, deviceID stri
 	return tw, true, nil
 }
 
-func (s *Store) saveTwin(ctx context.Context, tx *sql.Tx, sealer store.Sealer, tw store.Twin) error {
+func (s *Store) saveTwin(ctx context.Context, tx *sql.Tx, sealer keyring.Sealer, tw store.Twin) error {
 	sealed, err := store.SealTwin(ctx, sealer, tw)
 	if err != nil {
 		return fmt.Errorf("save twin of %q: %w", tw.DeviceID, err)
@@ -153,7 +155,7 @@ func (s *Store) EnqueueC2D(ctx context.Context, m store.C2DMessage, maxPending i
 	var one int
 	err = tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ? AND tenant_id = ?`, m.DeviceID, m.TenantID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.C2DMessage{}, fmt.Errorf("device %q: %w", m.DeviceID, store.ErrNotFound)
+		return store.C2DMessage{}, fmt.Errorf("device %q: %w", m.DeviceID, database.ErrNotFound)
 	}
 	if err != nil {
 		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
@@ -176,7 +178,7 @@ func (s *Store) EnqueueC2D(ctx context.Context, m store.C2DMessage, maxPending i
 		m.TenantID, m.DeviceID, m.MessageID, m.CorrelationID,
 		string(m.State), m.CreatedAt.UnixMilli(), m.ExpiresAt.UnixMilli(), sealed).Scan(&m.ID)
 	if isUniqueViolation(err) {
-		return store.C2DMessage{}, fmt.Errorf("message id %q of device %q: %w", m.MessageID, m.DeviceID, store.ErrConflict)
+		return store.C2DMessage{}, fmt.Errorf("message id %q of device %q: %w", m.MessageID, m.DeviceID, database.ErrConflict)
 	}
 	if err != nil {
 		return store.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)

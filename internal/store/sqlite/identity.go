@@ -38,7 +38,7 @@ func (s *Store) SetDeviceInfo(ctx context.Context, tenantID, id string, info sto
 		if err := s.checkDevice(ctx, tenantID, id); err != nil {
 			return err
 		}
-		return fmt.Errorf("site %q of tenant %q: %w", info.SiteID, tenantID, store.ErrNotFound)
+		return fmt.Errorf("site %q of tenant %q: %w", info.SiteID, tenantID, database.ErrNotFound)
 	}
 	return nil
 }

@@ -5,8 +5,11 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // A database of the schema before the identity migration migrates: tenants get
@@ -57,7 +60,7 @@ func checkMigratedIdentity(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	for id, want := range map[string]string{"root": "root", "acme": "root/acme", "acme-north": "root/acme/acme-north", "beta": "root/beta"} {
 		tn, err := s.GetTenant(ctx, id)
-		if err != nil || tn.Path != want || tn.Address != (store.Address{}) || tn.Contract != (store.Contract{}) {
+		if err != nil || tn.Path != want || tn.Address != (tenancy.Address{}) || tn.Contract != (tenancy.Contract{}) {
 			t.Errorf("tenant %s = %+v, %v; want path %q", id, tn, err, want)
 		}
 	}
@@ -65,7 +68,7 @@ func checkMigratedIdentity(t *testing.T, s store.Store) {
 	if err != nil || len(under) != 2 || under[0].ID != "acme" || under[1].ID != "acme-north" || under[0].RetentionDays != 30 {
 		t.Errorf("TenantsUnder(acme) = %+v, %v", under, err)
 	}
-	if err := s.CreateTenant(ctx, store.Tenant{ID: "plant", ParentID: "acme-north", Name: "Plant"}); err != nil {
+	if err := s.CreateTenant(ctx, tenancy.Tenant{ID: "plant", ParentID: "acme-north", Name: "Plant"}); err != nil {
 		t.Fatal(err)
 	}
 	if tn, _ := s.GetTenant(ctx, "plant"); tn.Path != "root/acme/acme-north/plant" {
@@ -76,23 +79,23 @@ func checkMigratedIdentity(t *testing.T, s store.Store) {
 		t.Errorf("device = %+v, %v", d, err)
 	}
 	tok, err := s.GetAPIToken(ctx, "tok")
-	if err != nil || tok.UserID != "" || len(tok.Scopes) != 0 || !tok.ExpiresAt.IsZero() || !tok.LastUsedAt.IsZero() || tok.Role != store.RoleOperatorAdmin {
+	if err != nil || tok.UserID != "" || len(tok.Scopes) != 0 || !tok.ExpiresAt.IsZero() || !tok.LastUsedAt.IsZero() || tok.Role != identity.RoleOperatorAdmin {
 		t.Errorf("api token = %+v, %v", tok, err)
 	}
-	es, err := s.ListAudit(ctx, store.AuditFilter{})
+	es, err := s.ListAudit(ctx, audit.Filter{})
 	if err != nil || len(es) != 1 || es[0].OwnerTenantID != "" || es[0].Target != "d1" {
 		t.Errorf("audit = %+v, %v", es, err)
 	}
-	if es, err := s.ListAudit(ctx, store.AuditFilter{OwnerTenantIDs: []string{""}}); err != nil || len(es) != 1 {
+	if es, err := s.ListAudit(ctx, audit.Filter{OwnerTenantIDs: []string{""}}); err != nil || len(es) != 1 {
 		t.Errorf("audit entries without owner = %d, %v", len(es), err)
 	}
-	if err := s.CreateSite(ctx, store.Site{ID: "s", TenantID: "acme", Name: "S"}); err != nil {
+	if err := s.CreateSite(ctx, tenancy.Site{ID: "s", TenantID: "acme", Name: "S"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetDeviceInfo(ctx, "acme-north", "d1", store.DeviceInfo{Model: "X"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUser(ctx, store.User{ID: "u", TenantID: "acme", Email: "u@example.com", Role: store.RoleCustomerAdmin, Status: store.UserPending}); err != nil {
+	if err := s.CreateUser(ctx, identity.User{ID: "u", TenantID: "acme", Email: "u@example.com", Role: identity.RoleCustomerAdmin, Status: identity.UserPending}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Migrate(ctx); err != nil {

@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // clearSealer stores plaintext as it is: the benchmarks' baseline, the
@@ -45,7 +48,7 @@ func benchStore(b *testing.B, sealed bool) *sqlite.Store {
 	} else {
 		s.SetSealer(clearSealer{})
 	}
-	if err := s.CreateDevice(b.Context(), store.Device{ID: "d", TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+	if err := s.CreateDevice(b.Context(), store.Device{ID: "d", TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
 		PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32), CreatedAt: time.Now()}); err != nil {
 		b.Fatal(err)
 	}
@@ -62,18 +65,18 @@ func BenchmarkTwin(b *testing.B) {
 			s := benchStore(b, sealed)
 			for i := 0; b.Loop(); i++ {
 				patch := json.RawMessage(fmt.Sprintf(`{"temp":%d,"fw":"1.2.3","net":{"rssi":-60,"ip":"192.0.2.1"}}`, i))
-				if _, err := s.UpdateReported(b.Context(), store.RootTenantID, "d", patch, time.Now()); err != nil {
+				if _, err := s.UpdateReported(b.Context(), tenancy.RootTenantID, "d", patch, time.Now()); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 		b.Run("Get/"+name, func(b *testing.B) {
 			s := benchStore(b, sealed)
-			if _, err := s.UpdateReported(b.Context(), store.RootTenantID, "d", json.RawMessage(`{"fw":"1.2.3"}`), time.Now()); err != nil {
+			if _, err := s.UpdateReported(b.Context(), tenancy.RootTenantID, "d", json.RawMessage(`{"fw":"1.2.3"}`), time.Now()); err != nil {
 				b.Fatal(err)
 			}
 			for b.Loop() {
-				if _, err := s.GetTwin(b.Context(), store.RootTenantID, "d"); err != nil {
+				if _, err := s.GetTwin(b.Context(), tenancy.RootTenantID, "d"); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -88,10 +91,10 @@ func BenchmarkAlarms(b *testing.B) {
 		name := map[bool]string{false: "clear", true: "sealed"}[sealed]
 		b.Run("Apply10/"+name, func(b *testing.B) {
 			s := benchStore(b, sealed)
-			changes := make([]store.AlarmChange, 10)
+			changes := make([]alarm.Change, 10)
 			for i := 0; b.Loop(); i++ {
 				for j := range changes {
-					changes[j] = store.AlarmChange{Kind: "raised", TenantID: store.RootTenantID, RuleID: "r",
+					changes[j] = alarm.Change{Kind: "raised", TenantID: tenancy.RootTenantID, RuleID: "r",
 						DeviceID: fmt.Sprintf("d%d", j), Severity: "critical", Message: fmt.Sprintf("temp %d above 80", i), Value: float64(i), At: time.Now()}
 				}
 				if _, err := s.ApplyAlarmChanges(b.Context(), changes); err != nil {
@@ -107,7 +110,7 @@ func BenchmarkAlarms(b *testing.B) {
 // change.
 func BenchmarkSealTwin(b *testing.B) {
 	s := benchStore(b, true)
-	tw, err := s.UpdateReported(b.Context(), store.RootTenantID, "d",
+	tw, err := s.UpdateReported(b.Context(), tenancy.RootTenantID, "d",
 		json.RawMessage(`{"temp":21.5,"fw":"1.2.3","net":{"rssi":-60,"ip":"192.0.2.1"}}`), time.Now())
 	if err != nil {
 		b.Fatal(err)
@@ -135,13 +138,13 @@ func BenchmarkAssignRegistrations(b *testing.B) {
 		name := map[bool]string{false: "clear", true: "sealed"}[sealed]
 		b.Run("Batch100/"+name, func(b *testing.B) {
 			s := benchStore(b, sealed)
-			as := make([]store.Assignment, 100)
+			as := make([]provision.Assignment, 100)
 			for i := 0; b.Loop(); i++ {
 				now := time.Now()
 				for j := range as {
 					id := fmt.Sprintf("reg-%d-%d", i, j)
-					as[j] = store.Assignment{Registration: store.Registration{RegistrationID: id, TenantID: store.RootTenantID,
-						DeviceID: id, EnrollmentKind: store.EnrollmentGroupKind, EnrollmentID: "factory", OperationID: "op." + id,
+					as[j] = provision.Assignment{Registration: provision.Registration{RegistrationID: id, TenantID: tenancy.RootTenantID,
+						DeviceID: id, EnrollmentKind: provision.EnrollmentGroupKind, EnrollmentID: "factory", OperationID: "op." + id,
 						ETag: "e", Payload: []byte(`{"model":"X2","serial":"` + id + `"}`),
 						InitialTwin: []byte(`{"tags":{"site":"lyon"},"properties":{"desired":{"interval":30}}}`), UpdatedAt: now},
 						PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32)}

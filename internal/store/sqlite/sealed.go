@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -15,7 +17,7 @@ import (
 const metaCompactPending = "sealed_compact_pending"
 
 // SetSealer sets the keyring machine data is sealed with.
-func (s *Store) SetSealer(sl store.Sealer) {
+func (s *Store) SetSealer(sl keyring.Sealer) {
 	s.sealer = sl
 	s.Store.SetSealer(sl)
 	s.Domains.SetSealer(sl)
@@ -158,7 +160,7 @@ func setCompactPending(ctx context.Context, tx *sql.Tx) error {
 // CompactSealed rewrites the database file (VACUUM) and empties the WAL
 // if plaintext was replaced since the last compaction.
 func (s *Store) CompactSealed(ctx context.Context) error {
-	if _, err := s.GetMeta(ctx, metaCompactPending); errors.Is(err, store.ErrNotFound) {
+	if _, err := s.GetMeta(ctx, metaCompactPending); errors.Is(err, database.ErrNotFound) {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("compact: %w", err)

@@ -14,6 +14,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
 )
@@ -27,7 +28,7 @@ type Store struct {
 	r  *sql.DB     // readers
 	db database.DB // both, for the domain stores
 
-	sealer store.Sealer // set once by SetSealer, before use
+	sealer keyring.Sealer // set once by SetSealer, before use
 }
 
 var _ store.Store = (*Store)(nil)
@@ -90,13 +91,13 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 			site_id, name, serial_number, meter_number, measurement_location, installation_place, model, firmware_version)
 		SELECT `+placeholders(14)+` WHERE `+siteInTenant, append(args, site, site, d.TenantID)...)
 	if isUniqueViolation(err) {
-		return fmt.Errorf("device %q: %w", d.ID, store.ErrConflict)
+		return fmt.Errorf("device %q: %w", d.ID, database.ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("create device %q: %w", d.ID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("device %q: site %q of tenant %q: %w", d.ID, d.Info.SiteID, d.TenantID, store.ErrNotFound)
+		return fmt.Errorf("device %q: site %q of tenant %q: %w", d.ID, d.Info.SiteID, d.TenantID, database.ErrNotFound)
 	}
 	return nil
 }
@@ -135,7 +136,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 		return fmt.Errorf("delete device %q: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
+		return fmt.Errorf("device %q: %w", id, database.ErrNotFound)
 	}
 	for _, table := range []string{"head", "head_stats", "chunks", "latest", "message_ids", "rejected", "grants"} {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE device_id = ?`, id); err != nil {
@@ -149,7 +150,7 @@ func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
 		return fmt.Errorf("delete device %q: %w", id, err)
 	}
 	if err := s.purge(ctx); err != nil {
-		return fmt.Errorf("delete device %q: %w: %w", id, store.ErrNotPurged, err)
+		return fmt.Errorf("delete device %q: %w: %w", id, database.ErrNotPurged, err)
 	}
 	return nil
 }
@@ -187,7 +188,7 @@ func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) erro
 	var one int
 	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, deviceID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("device %q: %w", deviceID, err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -308,7 +309,7 @@ func (s *Store) SealHead(ctx context.Context, deviceID string, headIDs, removeCh
 				return fmt.Errorf("seal %s: %w", deviceID, err)
 			}
 			if n, _ := res.RowsAffected(); n != int64(len(part)) {
-				return fmt.Errorf("seal %s: %d of %d %s rows already gone: %w", deviceID, int64(len(part))-n, len(part), del.table, store.ErrConflict)
+				return fmt.Errorf("seal %s: %d of %d %s rows already gone: %w", deviceID, int64(len(part))-n, len(part), del.table, database.ErrConflict)
 			}
 		}
 	}
@@ -357,7 +358,7 @@ func (s *Store) ReadSeries(ctx context.Context, tenantID, deviceID, metric strin
 	var one int
 	err = tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, deviceID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return nil, nil, fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s/%s: %w", deviceID, metric, err)
@@ -390,7 +391,7 @@ func (s *Store) LatestBlob(ctx context.Context, tenantID, deviceID string) ([]by
 	err := s.r.QueryRowContext(ctx, `SELECT l.blob, l.device_id IS NOT NULL FROM devices d
 		LEFT JOIN latest l ON l.device_id = d.id WHERE d.tenant_id = ? AND d.id = ?`, tenantID, deviceID).Scan(&blob, &present)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return nil, fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("latest of %s: %w", deviceID, err)

@@ -7,10 +7,10 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/factory/factorysql"
 	"github.com/warden-iot/warden/internal/identity/identitysql"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/keyring/keyringsql"
 	"github.com/warden-iot/warden/internal/notify/notifysql"
 	"github.com/warden-iot/warden/internal/provision/provisionsql"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy/tenancysql"
 )
 
@@ -62,7 +62,7 @@ func NewDomains(db database.DB) Domains {
 func (d Domains) Keys() *keyringsql.Store { return d.keyStore }
 
 // SetSealer gives the domain stores that seal machine data the sealer.
-func (d Domains) SetSealer(sl store.Sealer) {
+func (d Domains) SetSealer(sl keyring.Sealer) {
 	d.provisionStore.SetSealer(sl)
 	d.alarmStore.SetSealer(sl)
 	d.notifyStore.SetSealer(sl)

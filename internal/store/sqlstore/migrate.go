@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // Migrate applies pending migrations and makes sure the root tenant exists,
@@ -28,7 +28,7 @@ func (s *Store) MigrateBeforeSealing(ctx context.Context) error {
 func (s *Store) migrate(ctx context.Context, upTo int) error {
 	return s.db.Migrate(ctx, upTo, func(ctx context.Context, tx database.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO tenants (id, parent_id, name, created_at, path) VALUES (?, NULL, 'Operator', ?, ?)
-			ON CONFLICT (id) DO NOTHING`, store.RootTenantID, time.Now().UnixMilli(), store.RootTenantID); err != nil {
+			ON CONFLICT (id) DO NOTHING`, tenancy.RootTenantID, time.Now().UnixMilli(), tenancy.RootTenantID); err != nil {
 			return fmt.Errorf("migrate: create root tenant: %w", err)
 		}
 		return nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // SetDeviceModelID records the model id a device announced at connect.
@@ -17,7 +16,7 @@ func (s *Store) SetDeviceModelID(ctx context.Context, tenantID, deviceID, modelI
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("model id of %q: %w", deviceID, err)
 	} else if n == 0 {
-		return fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	return nil
 }
@@ -27,7 +26,7 @@ func (s *Store) DeviceModelID(ctx context.Context, tenantID, deviceID string) (s
 	var id string
 	err := s.db.QueryRow(ctx, `SELECT model_id FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, deviceID).Scan(&id)
 	if database.NoRows(err) {
-		return "", fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return "", fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	if err != nil {
 		return "", fmt.Errorf("model id of %q: %w", deviceID, err)

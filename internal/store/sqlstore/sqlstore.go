@@ -11,13 +11,13 @@ import (
 	"fmt"
 
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/keyring"
 )
 
 // Store runs the shared store methods on a database.
 type Store struct {
 	db     database.DB
-	sealer store.Sealer // set once by SetSealer, before use
+	sealer keyring.Sealer // set once by SetSealer, before use
 }
 
 // New returns a Store on db.
@@ -25,7 +25,7 @@ func New(db database.DB) *Store { return &Store{db: db} }
 
 // SetSealer sets what seals and opens machine data (store/seal.go). The
 // engines call it from their own SetSealer.
-func (s *Store) SetSealer(sl store.Sealer) { s.sealer = sl }
+func (s *Store) SetSealer(sl keyring.Sealer) { s.sealer = sl }
 
 func (s *Store) filter() *database.Filter { return &database.Filter{Dialect: s.db.Dialect} }
 
@@ -41,7 +41,7 @@ func (s *Store) updateOne(ctx context.Context, what, id, query string, args ...a
 		return fmt.Errorf("update %s %q: %w", what, id, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("%s %q: %w", what, id, store.ErrNotFound)
+		return fmt.Errorf("%s %q: %w", what, id, database.ErrNotFound)
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ func (s *Store) GetMeta(ctx context.Context, key string) (string, error) {
 	var v string
 	err := s.db.QueryRow(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
 	if database.NoRows(err) {
-		return "", fmt.Errorf("meta %q: %w", key, store.ErrNotFound)
+		return "", fmt.Errorf("meta %q: %w", key, database.ErrNotFound)
 	}
 	if err != nil {
 		return "", fmt.Errorf("meta %q: %w", key, err)
@@ -63,7 +63,7 @@ func ScanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
 func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
 	d, err := ScanDevice(s.db.QueryRow(ctx, `SELECT `+DeviceColumns+` FROM devices WHERE id = ?`, id))
 	if database.NoRows(err) {
-		return store.Device{}, fmt.Errorf("device %q: %w", id, store.ErrNotFound)
+		return store.Device{}, fmt.Errorf("device %q: %w", id, database.ErrNotFound)
 	}
 	if err != nil {
 		return store.Device{}, fmt.Errorf("get device %q: %w", id, err)
@@ -100,7 +100,7 @@ func (s *Store) execOne(ctx context.Context, what, id, query string, args ...any
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("%s %q: %w", what, id, err)
 	} else if n == 0 {
-		return fmt.Errorf("device %q: %w", id, store.ErrNotFound)
+		return fmt.Errorf("device %q: %w", id, database.ErrNotFound)
 	}
 	return nil
 }
@@ -131,7 +131,7 @@ func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) erro
 	var one int
 	err := s.db.QueryRow(ctx, `SELECT 1 FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, deviceID).Scan(&one)
 	if database.NoRows(err) {
-		return fmt.Errorf("device %q: %w", deviceID, store.ErrNotFound)
+		return fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("device %q: %w", deviceID, err)

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // hubTests cover store.HubStore: twins and cloud-to-device messages.
@@ -64,7 +66,7 @@ func metaAt(t *testing.T, meta json.RawMessage, path ...string) any {
 
 func testTwinEmpty(t *testing.T, s store.Store) {
 	mustCreate(t, s, "d1")
-	tw, err := s.GetTwin(ctx(t), store.RootTenantID, "d1")
+	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,16 +83,16 @@ func testTwinEmpty(t *testing.T, s store.Store) {
 	if !tw.CreatedAt.Equal(t0) {
 		t.Fatalf("twin CreatedAt = %v, want the device's %v", tw.CreatedAt, t0)
 	}
-	if _, err := s.GetTwin(ctx(t), store.RootTenantID, "ghost"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "ghost"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("GetTwin(ghost) error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.GetTwin(ctx(t), "another-tenant", "d1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.GetTwin(ctx(t), "another-tenant", "d1"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("GetTwin from another tenant error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.UpdateReported(ctx(t), "another-tenant", "d1", json.RawMessage(`{"a":1}`), t0); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.UpdateReported(ctx(t), "another-tenant", "d1", json.RawMessage(`{"a":1}`), t0); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("UpdateReported from another tenant error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.UpdateTwin(ctx(t), "another-tenant", "d1", store.TwinUpdate{Desired: json.RawMessage(`{"a":1}`)}, t0); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.UpdateTwin(ctx(t), "another-tenant", "d1", store.TwinUpdate{Desired: json.RawMessage(`{"a":1}`)}, t0); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("UpdateTwin from another tenant error = %v, want ErrNotFound", err)
 	}
 }
@@ -98,7 +100,7 @@ func testTwinEmpty(t *testing.T, s store.Store) {
 func testTwinReportedMerge(t *testing.T, s store.Store) {
 	mustCreate(t, s, "d1")
 	at1 := t0.Add(time.Minute)
-	tw, err := s.UpdateReported(ctx(t), store.RootTenantID, "d1",
+	tw, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1",
 		json.RawMessage(`{"firmware":"1.0.0","interval":5,"net":{"ip":"192.0.2.1","rssi":-60},"big":12345678901234567890}`), at1)
 	if err != nil {
 		t.Fatal(err)
@@ -107,11 +109,11 @@ func testTwinReportedMerge(t *testing.T, s store.Store) {
 		t.Fatalf("after one patch: reported $version %d, twin version %d, desired %d; want 2, 2, 1", tw.Reported.Version, tw.Version, tw.Desired.Version)
 	}
 	at2 := t0.Add(2 * time.Minute)
-	if _, err := s.UpdateReported(ctx(t), store.RootTenantID, "d1",
+	if _, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1",
 		json.RawMessage(`{"interval":null,"net":{"rssi":null,"ssid":"plant"},"state":{"a":{"b":1}}}`), at2); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.GetTwin(ctx(t), store.RootTenantID, "d1")
+	got, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +151,7 @@ func testTwinReportedMerge(t *testing.T, s store.Store) {
 
 func testTwinDesiredAndTags(t *testing.T, s store.Store) {
 	mustCreate(t, s, "d1")
-	tw, err := s.UpdateTwin(ctx(t), store.RootTenantID, "d1", store.TwinUpdate{
+	tw, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{
 		Desired: json.RawMessage(`{"interval":10,"modes":{"eco":true}}`),
 		Tags:    json.RawMessage(`{"site":"berlin","rack":{"row":3}}`),
 	}, t0.Add(time.Minute))
@@ -163,7 +165,7 @@ func testTwinDesiredAndTags(t *testing.T, s store.Store) {
 		t.Fatalf("desired interval $lastUpdatedVersion = %v, want 2", v)
 	}
 	// Tags alone bump the twin version, not the desired $version.
-	tw, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", store.TwinUpdate{Tags: json.RawMessage(`{"rack":null}`)}, t0.Add(2*time.Minute))
+	tw, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Tags: json.RawMessage(`{"rack":null}`)}, t0.Add(2*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,11 +174,11 @@ func testTwinDesiredAndTags(t *testing.T, s store.Store) {
 	}
 	jsonEq(t, "tags", tw.Tags, `{"site":"berlin"}`)
 	// An update for an older etag fails and changes nothing.
-	_, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(`{"interval":1}`), IfVersion: 2}, t0.Add(3*time.Minute))
+	_, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(`{"interval":1}`), IfVersion: 2}, t0.Add(3*time.Minute))
 	if !errors.Is(err, store.ErrTwinChanged) {
 		t.Fatalf("update with a stale version: error %v, want ErrTwinChanged", err)
 	}
-	tw, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(`{"modes":{"eco":null,"night":1}}`), IfVersion: 3}, t0.Add(3*time.Minute))
+	tw, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(`{"modes":{"eco":null,"night":1}}`), IfVersion: 3}, t0.Add(3*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,11 +186,11 @@ func testTwinDesiredAndTags(t *testing.T, s store.Store) {
 		t.Fatalf("desired $version %d, twin version %d; want 3, 4", tw.Desired.Version, tw.Version)
 	}
 	// Nothing to change: no new version.
-	tw, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(`{}`)}, t0.Add(4*time.Minute))
+	tw, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(`{}`)}, t0.Add(4*time.Minute))
 	if err != nil || tw.Version != 4 {
 		t.Fatalf("empty update: version %d, %v; want 4", tw.Version, err)
 	}
-	got, err := s.GetTwin(ctx(t), store.RootTenantID, "d1")
+	got, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,25 +234,25 @@ func testTwinInvalid(t *testing.T, s store.Store) {
 		{"too big", big, "limit"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := s.UpdateReported(ctx(t), store.RootTenantID, "d1", json.RawMessage(c.patch), t0)
+			_, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(c.patch), t0)
 			if !errors.Is(err, store.ErrInvalidTwin) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("UpdateReported(%.40s) error = %v, want ErrInvalidTwin with %q", c.patch, err, c.want)
 			}
-			_, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(c.patch)}, t0)
+			_, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(c.patch)}, t0)
 			if !errors.Is(err, store.ErrInvalidTwin) {
 				t.Fatalf("UpdateTwin(%.40s) error = %v, want ErrInvalidTwin", c.patch, err)
 			}
 		})
 	}
 	bigTags := `{"t":"` + strings.Repeat("a", store.MaxTwinTagsSize) + `"}`
-	if _, err := s.UpdateTwin(ctx(t), store.RootTenantID, "d1", store.TwinUpdate{Tags: json.RawMessage(bigTags)}, t0); !errors.Is(err, store.ErrInvalidTwin) {
+	if _, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Tags: json.RawMessage(bigTags)}, t0); !errors.Is(err, store.ErrInvalidTwin) {
 		t.Fatalf("tags over 8 KB: error %v, want ErrInvalidTwin", err)
 	}
 	// Ten levels below the root are allowed.
-	if _, err := s.UpdateReported(ctx(t), store.RootTenantID, "d1", json.RawMessage(tenDeep), t0); err != nil {
+	if _, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(tenDeep), t0); err != nil {
 		t.Fatalf("ten levels deep: %v", err)
 	}
-	tw, err := s.GetTwin(ctx(t), store.RootTenantID, "d1")
+	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil || tw.Version != 2 || tw.Desired.Version != 1 {
 		t.Fatalf("after refused patches: version %d desired %d, %v; want only the valid patch applied", tw.Version, tw.Desired.Version, err)
 	}
@@ -258,10 +260,10 @@ func testTwinInvalid(t *testing.T, s store.Store) {
 
 func testTwinInitial(t *testing.T, s store.Store) {
 	mustCreate(t, s, "d1")
-	if err := s.SetInitialTwin(ctx(t), store.RootTenantID, "d1", json.RawMessage(`{"site":"lab"}`), json.RawMessage(`{"interval":5}`), t0); err != nil {
+	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(`{"site":"lab"}`), json.RawMessage(`{"interval":5}`), t0); err != nil {
 		t.Fatal(err)
 	}
-	tw, err := s.GetTwin(ctx(t), store.RootTenantID, "d1")
+	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,13 +276,13 @@ func testTwinInitial(t *testing.T, s store.Store) {
 		t.Errorf("interval $lastUpdatedVersion = %v, want 1", v)
 	}
 	// A second initial twin (re-registration) leaves the twin alone.
-	if _, err := s.UpdateReported(ctx(t), store.RootTenantID, "d1", json.RawMessage(`{"fw":"2"}`), t0); err != nil {
+	if _, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(`{"fw":"2"}`), t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetInitialTwin(ctx(t), store.RootTenantID, "d1", json.RawMessage(`{"site":"elsewhere"}`), json.RawMessage(`{"interval":99}`), t0); err != nil {
+	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(`{"site":"elsewhere"}`), json.RawMessage(`{"interval":99}`), t0); err != nil {
 		t.Fatal(err)
 	}
-	tw, err = s.GetTwin(ctx(t), store.RootTenantID, "d1")
+	tw, err = s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,13 +290,13 @@ func testTwinInitial(t *testing.T, s store.Store) {
 	jsonEq(t, "tags after second initial twin", tw.Tags, `{"site":"lab"}`)
 	// Empty documents are allowed; bad ones are refused.
 	mustCreate(t, s, "d2")
-	if err := s.SetInitialTwin(ctx(t), store.RootTenantID, "d2", nil, json.RawMessage(`{"a.b":1}`), t0); !errors.Is(err, store.ErrInvalidTwin) {
+	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d2", nil, json.RawMessage(`{"a.b":1}`), t0); !errors.Is(err, store.ErrInvalidTwin) {
 		t.Fatalf("bad initial twin: error %v, want ErrInvalidTwin", err)
 	}
-	if err := s.SetInitialTwin(ctx(t), store.RootTenantID, "d2", nil, nil, t0); err != nil {
+	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d2", nil, nil, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetInitialTwin(ctx(t), store.RootTenantID, "ghost", nil, nil, t0); !errors.Is(err, store.ErrNotFound) {
+	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "ghost", nil, nil, t0); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("initial twin of an unknown device: error %v, want ErrNotFound", err)
 	}
 }
@@ -307,10 +309,10 @@ func testTwinConcurrentUpdates(t *testing.T, s store.Store) {
 	errs := make([]error, 2*n)
 	for i := range n {
 		wg.Go(func() {
-			_, errs[i] = s.UpdateReported(ctx(t), store.RootTenantID, "d1", json.RawMessage(fmt.Sprintf(`{"r%d":%d}`, i, i)), t0)
+			_, errs[i] = s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(fmt.Sprintf(`{"r%d":%d}`, i, i)), t0)
 		})
 		wg.Go(func() {
-			_, errs[n+i] = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(fmt.Sprintf(`{"d%d":%d}`, i, i))}, t0)
+			_, errs[n+i] = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(fmt.Sprintf(`{"d%d":%d}`, i, i))}, t0)
 		})
 	}
 	wg.Wait()
@@ -319,7 +321,7 @@ func testTwinConcurrentUpdates(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	tw, err := s.GetTwin(ctx(t), store.RootTenantID, "d1")
+	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,28 +338,28 @@ func testTwinConcurrentUpdates(t *testing.T, s store.Store) {
 
 func testTwinGoesWithDevice(t *testing.T, s store.Store) {
 	mustCreate(t, s, "d1")
-	if _, err := s.UpdateReported(ctx(t), store.RootTenantID, "d1", json.RawMessage(`{"a":1}`), t0); err != nil {
+	if _, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(`{"a":1}`), t0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.EnqueueC2D(ctx(t), c2d("d1", "m1", time.Hour), 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "d1"); err != nil {
+	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "d1"); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, "d1")
-	tw, err := s.GetTwin(ctx(t), store.RootTenantID, "d1")
+	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil || tw.Version != 1 {
 		t.Fatalf("twin of a re-created device: version %d, %v; want a new twin", tw.Version, err)
 	}
 	jsonEq(t, "reported of a re-created device", tw.Reported.Doc, `{}`)
-	if ms, err := s.ListC2D(ctx(t), store.RootTenantID, "d1", t0, 10); err != nil || len(ms) != 0 {
+	if ms, err := s.ListC2D(ctx(t), tenancy.RootTenantID, "d1", t0, 10); err != nil || len(ms) != 0 {
 		t.Fatalf("messages of a re-created device: %d, %v; want none", len(ms), err)
 	}
 }
 
 func c2d(device, mid string, ttl time.Duration) store.C2DMessage {
-	return store.C2DMessage{TenantID: store.RootTenantID, DeviceID: device, MessageID: mid,
+	return store.C2DMessage{TenantID: tenancy.RootTenantID, DeviceID: device, MessageID: mid,
 		Properties: map[string]string{"k": "v", "unit name": "°C/x"}, Payload: []byte("hello " + mid),
 		CreatedAt: t0, ExpiresAt: t0.Add(ttl)}
 }
@@ -375,7 +377,7 @@ func testC2DLifecycle(t *testing.T, s store.Store) {
 	if m1.ID == 0 || m2.ID <= m1.ID || m1.State != store.C2DQueued {
 		t.Fatalf("enqueued ids %d, %d state %s; want increasing ids, queued", m1.ID, m2.ID, m1.State)
 	}
-	if _, err := s.EnqueueC2D(ctx(t), c2d("d1", "m1", time.Hour), 10); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.EnqueueC2D(ctx(t), c2d("d1", "m1", time.Hour), 10); !errors.Is(err, database.ErrConflict) {
 		t.Fatalf("repeated message id: error %v, want ErrConflict", err)
 	}
 	now := t0.Add(time.Minute)
@@ -388,7 +390,7 @@ func testC2DLifecycle(t *testing.T, s store.Store) {
 	}
 	p := pending[0]
 	if string(p.Payload) != "hello m1" || p.Properties["unit name"] != "°C/x" || !p.ExpiresAt.Equal(t0.Add(time.Hour)) ||
-		!p.CreatedAt.Equal(t0) || p.TenantID != store.RootTenantID || p.DeliveryCount != 0 || !p.DeliveredAt.IsZero() {
+		!p.CreatedAt.Equal(t0) || p.TenantID != tenancy.RootTenantID || p.DeliveryCount != 0 || !p.DeliveredAt.IsZero() {
 		t.Fatalf("pending message = %+v", p)
 	}
 	ok, err := s.MarkC2DDelivered(ctx(t), "d1", m1.ID, now)
@@ -414,7 +416,7 @@ func testC2DLifecycle(t *testing.T, s store.Store) {
 	if ok, err := s.MarkC2DDelivered(ctx(t), "d1", m1.ID, done); err != nil || ok {
 		t.Fatalf("MarkC2DDelivered of a completed message = %v, %v; want false", ok, err)
 	}
-	list, err := s.ListC2D(ctx(t), store.RootTenantID, "d1", done, 10)
+	list, err := s.ListC2D(ctx(t), tenancy.RootTenantID, "d1", done, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +427,7 @@ func testC2DLifecycle(t *testing.T, s store.Store) {
 		!list[1].CompletedAt.Equal(done) || !list[1].DeliveredAt.Equal(now.Add(time.Second)) {
 		t.Fatalf("list = %+v", list)
 	}
-	if list, err := s.ListC2D(ctx(t), store.RootTenantID, "d1", done, 1); err != nil || len(list) != 1 {
+	if list, err := s.ListC2D(ctx(t), tenancy.RootTenantID, "d1", done, 1); err != nil || len(list) != 1 {
 		t.Fatalf("list with limit 1: %d, %v", len(list), err)
 	}
 	pending, err = s.PendingC2D(ctx(t), "d1", done)
@@ -466,7 +468,7 @@ func testC2DExpiry(t *testing.T, s store.Store) {
 	if err := s.CompleteC2D(ctx(t), "d1", short.ID, later); err != nil {
 		t.Fatal(err)
 	}
-	list, err := s.ListC2D(ctx(t), store.RootTenantID, "d1", later, 10)
+	list, err := s.ListC2D(ctx(t), tenancy.RootTenantID, "d1", later, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +490,7 @@ func testC2DExpiry(t *testing.T, s store.Store) {
 	if _, err := s.EnqueueC2D(ctx(t), c2d("d2", "x", time.Minute), 10); err != nil {
 		t.Fatal(err)
 	}
-	list, err = s.ListC2D(ctx(t), store.RootTenantID, "d2", later, 10)
+	list, err = s.ListC2D(ctx(t), tenancy.RootTenantID, "d2", later, 10)
 	if err != nil || len(list) != 1 || list[0].State != store.C2DExpired {
 		t.Fatalf("list of d2 = %+v, %v; want x expired", list, err)
 	}
@@ -517,13 +519,13 @@ func testC2DTenantIsolation(t *testing.T, s store.Store) {
 	mustCreate(t, s, "d1")
 	m := c2d("d1", "m1", time.Hour)
 	m.TenantID = "another-tenant"
-	if _, err := s.EnqueueC2D(ctx(t), m, 10); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.EnqueueC2D(ctx(t), m, 10); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("EnqueueC2D from another tenant: error %v, want ErrNotFound", err)
 	}
-	if _, err := s.ListC2D(ctx(t), "another-tenant", "d1", t0, 10); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ListC2D(ctx(t), "another-tenant", "d1", t0, 10); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("ListC2D from another tenant: error %v, want ErrNotFound", err)
 	}
-	if _, err := s.EnqueueC2D(ctx(t), c2d("ghost", "m1", time.Hour), 10); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.EnqueueC2D(ctx(t), c2d("ghost", "m1", time.Hour), 10); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("EnqueueC2D to an unknown device: error %v, want ErrNotFound", err)
 	}
 	// Message ids are per device.
@@ -557,7 +559,7 @@ func testC2DHistoryBound(t *testing.T, s store.Store) {
 	if _, err := s.EnqueueC2D(ctx(t), c2d("d1", "last", time.Hour), 10); err != nil {
 		t.Fatal(err)
 	}
-	list, err := s.ListC2D(ctx(t), store.RootTenantID, "d1", t0, 1000)
+	list, err := s.ListC2D(ctx(t), tenancy.RootTenantID, "d1", t0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -593,13 +595,13 @@ func testSessionSubscriptions(t *testing.T, s store.Store) {
 	if got, err = s.SessionSubscriptions(ctx(t), "d1"); err != nil || len(got) != 0 {
 		t.Fatalf("cleared subscriptions = %v, %v; want none", got, err)
 	}
-	if err := s.SetSessionSubscriptions(ctx(t), "ghost", want, t0); !errors.Is(err, store.ErrNotFound) {
+	if err := s.SetSessionSubscriptions(ctx(t), "ghost", want, t0); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("subscriptions of an unknown device: error %v, want ErrNotFound", err)
 	}
 	if err := s.SetSessionSubscriptions(ctx(t), "d1", want, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "d1"); err != nil {
+	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "d1"); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, "d1")

@@ -6,7 +6,10 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // identityTests cover store.IdentityStore and the identity fields of the
@@ -23,15 +26,15 @@ var identityTests = []suiteTest{
 // subTenant creates tenant id below parent.
 func subTenant(t *testing.T, s store.Store, id, parent string) {
 	t.Helper()
-	if err := s.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
+	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
 		t.Fatalf("CreateTenant(%q below %q): %v", id, parent, err)
 	}
 }
 
-func mustSite(t *testing.T, s store.Store, id, tenant string) store.Site {
+func mustSite(t *testing.T, s store.Store, id, tenant string) tenancy.Site {
 	t.Helper()
-	st := store.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0,
-		Address: store.Address{Street: "1 Main St", PostalCode: "69001", City: "Lyon", Country: "FR"}}
+	st := tenancy.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0,
+		Address: tenancy.Address{Street: "1 Main St", PostalCode: "69001", City: "Lyon", Country: "FR"}}
 	if err := s.CreateSite(ctx(t), st); err != nil {
 		t.Fatalf("CreateSite(%q): %v", id, err)
 	}
@@ -48,12 +51,12 @@ func mustDevice(t *testing.T, s store.Store, id, tenant string, info store.Devic
 	return d
 }
 
-func newUser(id, tenant string, role store.Role) store.User {
-	return store.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: role, Status: store.UserPending, CreatedBy: "test", CreatedAt: t0}
+func newUser(id, tenant string, role identity.Role) identity.User {
+	return identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
+		Role: role, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
 }
 
-func mustUser(t *testing.T, s store.Store, u store.User) store.User {
+func mustUser(t *testing.T, s store.Store, u identity.User) identity.User {
 	t.Helper()
 	if err := s.CreateUser(ctx(t), u); err != nil {
 		t.Fatalf("CreateUser(%q): %v", u.ID, err)
@@ -62,16 +65,16 @@ func mustUser(t *testing.T, s store.Store, u store.User) store.User {
 }
 
 // mustSupporter creates a supporter user with a supporter id.
-func mustSupporter(t *testing.T, s store.Store, id, tenant string) store.User {
+func mustSupporter(t *testing.T, s store.Store, id, tenant string) identity.User {
 	t.Helper()
-	u := newUser(id, tenant, store.RoleSupporter)
+	u := newUser(id, tenant, identity.RoleSupporter)
 	u.SupporterID = "S-" + id
 	return mustUser(t, s, u)
 }
 
 func hash(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
-func userIDs(us []store.User) []string {
+func userIDs(us []identity.User) []string {
 	out := []string{}
 	for _, u := range us {
 		out = append(out, u.ID)
@@ -87,8 +90,8 @@ func wantErr(t *testing.T, what string, err, want error) {
 }
 
 func testDeviceInfo(t *testing.T, s store.Store) {
-	subTenant(t, s, "acme", store.RootTenantID)
-	subTenant(t, s, "beta", store.RootTenantID)
+	subTenant(t, s, "acme", tenancy.RootTenantID)
+	subTenant(t, s, "beta", tenancy.RootTenantID)
 	mustSite(t, s, "acme-1", "acme")
 	mustSite(t, s, "acme-2", "acme")
 	mustSite(t, s, "beta-1", "beta")
@@ -117,13 +120,13 @@ func testDeviceInfo(t *testing.T, s store.Store) {
 		t.Fatalf("after SetDeviceInfo: %+v, want %+v", got.Info, info2)
 	}
 	wantErr(t, "SetDeviceInfo with another tenant's site",
-		s.SetDeviceInfo(ctx(t), "acme", "dev", store.DeviceInfo{SiteID: "beta-1"}), store.ErrNotFound)
+		s.SetDeviceInfo(ctx(t), "acme", "dev", store.DeviceInfo{SiteID: "beta-1"}), database.ErrNotFound)
 	wantErr(t, "SetDeviceInfo with a missing site",
-		s.SetDeviceInfo(ctx(t), "acme", "dev", store.DeviceInfo{SiteID: "ghost"}), store.ErrNotFound)
+		s.SetDeviceInfo(ctx(t), "acme", "dev", store.DeviceInfo{SiteID: "ghost"}), database.ErrNotFound)
 	wantErr(t, "SetDeviceInfo of another tenant's device",
-		s.SetDeviceInfo(ctx(t), "beta", "dev", store.DeviceInfo{}), store.ErrNotFound)
+		s.SetDeviceInfo(ctx(t), "beta", "dev", store.DeviceInfo{}), database.ErrNotFound)
 	wantErr(t, "SetDeviceInfo of a missing device",
-		s.SetDeviceInfo(ctx(t), "acme", "ghost", store.DeviceInfo{}), store.ErrNotFound)
+		s.SetDeviceInfo(ctx(t), "acme", "ghost", store.DeviceInfo{}), database.ErrNotFound)
 	if got, _ := s.GetDevice(ctx(t), "dev"); got.Info != info2 {
 		t.Fatalf("failed SetDeviceInfo changed the device: %+v", got.Info)
 	}
@@ -137,29 +140,29 @@ func testDeviceInfo(t *testing.T, s store.Store) {
 
 	d := store.Device{ID: "dev2", TenantID: "acme", Status: store.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
 		CreatedAt: t0, Info: store.DeviceInfo{SiteID: "beta-1"}}
-	wantErr(t, "CreateDevice with another tenant's site", s.CreateDevice(ctx(t), d), store.ErrNotFound)
-	if _, err := s.GetDevice(ctx(t), "dev2"); !errors.Is(err, store.ErrNotFound) {
+	wantErr(t, "CreateDevice with another tenant's site", s.CreateDevice(ctx(t), d), database.ErrNotFound)
+	if _, err := s.GetDevice(ctx(t), "dev2"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("device created with another tenant's site: %v", err)
 	}
 }
 
 func testFindDevices(t *testing.T, s store.Store) {
-	subTenant(t, s, "acme", store.RootTenantID)
-	subTenant(t, s, "beta", store.RootTenantID)
+	subTenant(t, s, "acme", tenancy.RootTenantID)
+	subTenant(t, s, "beta", tenancy.RootTenantID)
 	mustSite(t, s, "sa", "acme")
 	mustSite(t, s, "sb", "beta")
 	mustDevice(t, s, "a1", "acme", store.DeviceInfo{SiteID: "sa", Model: "X"})
 	mustDevice(t, s, "a2", "acme", store.DeviceInfo{Model: "Y"})
 	mustDevice(t, s, "a3", "acme", store.DeviceInfo{SiteID: "sa", Model: "Y"})
 	mustDevice(t, s, "b1", "beta", store.DeviceInfo{SiteID: "sb", Model: "X"})
-	mustDevice(t, s, "r1", store.RootTenantID, store.DeviceInfo{})
+	mustDevice(t, s, "r1", tenancy.RootTenantID, store.DeviceInfo{})
 	for _, tc := range []struct {
 		f    store.DeviceFilter
 		want []string
 	}{
 		{store.DeviceFilter{}, []string{"a1", "a2", "a3", "b1", "r1"}},
 		{store.DeviceFilter{TenantIDs: []string{"acme"}}, []string{"a1", "a2", "a3"}},
-		{store.DeviceFilter{TenantIDs: []string{"beta", store.RootTenantID}}, []string{"b1", "r1"}},
+		{store.DeviceFilter{TenantIDs: []string{"beta", tenancy.RootTenantID}}, []string{"b1", "r1"}},
 		{store.DeviceFilter{TenantIDs: []string{}}, []string{}},
 		{store.DeviceFilter{SiteIDs: []string{"sa"}}, []string{"a1", "a3"}},
 		{store.DeviceFilter{SiteIDs: []string{"sa", "sb"}}, []string{"a1", "a3", "b1"}},

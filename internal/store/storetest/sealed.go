@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
+	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // sealedTests get a store without a sealer: each sets up what it needs.
@@ -18,17 +22,17 @@ var sealedTests = []suiteTest{
 
 func testNoSealer(t *testing.T, s store.Store) {
 	mustCreate(t, s, "dev")
-	_, err := s.UpdateTwin(ctx(t), store.RootTenantID, "dev", store.TwinUpdate{Tags: json.RawMessage(`{"a":1}`)}, t0)
+	_, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "dev", store.TwinUpdate{Tags: json.RawMessage(`{"a":1}`)}, t0)
 	wantErr(t, "UpdateTwin without a sealer", err, store.ErrNoSealer)
-	_, err = s.EnqueueC2D(ctx(t), store.C2DMessage{TenantID: store.RootTenantID, DeviceID: "dev", MessageID: "m",
+	_, err = s.EnqueueC2D(ctx(t), store.C2DMessage{TenantID: tenancy.RootTenantID, DeviceID: "dev", MessageID: "m",
 		Payload: []byte("x"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, 10)
 	wantErr(t, "EnqueueC2D without a sealer", err, store.ErrNoSealer)
-	_, err = s.ApplyAlarmChanges(ctx(t), []store.AlarmChange{raised(store.RootTenantID, "r", "dev", t0, 1)})
+	_, err = s.ApplyAlarmChanges(ctx(t), []alarm.Change{raised(tenancy.RootTenantID, "r", "dev", t0, 1)})
 	wantErr(t, "ApplyAlarmChanges without a sealer", err, store.ErrNoSealer)
-	wantErr(t, "SetMaintenancePlan without a sealer", s.SetMaintenancePlan(ctx(t), store.MaintenancePlan{
-		TenantID: store.RootTenantID, Model: "m", Spec: json.RawMessage(`{}`), UpdatedAt: t0}), store.ErrNoSealer)
+	wantErr(t, "SetMaintenancePlan without a sealer", s.SetMaintenancePlan(ctx(t), alarm.MaintenancePlan{
+		TenantID: tenancy.RootTenantID, Model: "m", Spec: json.RawMessage(`{}`), UpdatedAt: t0}), store.ErrNoSealer)
 	wantErr(t, "SaveMonitorState without a sealer", s.SaveMonitorState(ctx(t), "k",
-		map[string][]byte{store.RootTenantID: []byte("x")}), store.ErrNoSealer)
+		map[string][]byte{tenancy.RootTenantID: []byte("x")}), store.ErrNoSealer)
 }
 
 // testShreddedTenant: after a tenant's keys are destroyed, its sealed rows
@@ -54,18 +58,18 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 		if _, err := s.AckAlarm(ctx(t), a.ID, "u", "seen", t0); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.EnqueueDeliveries(ctx(t), []store.Delivery{{TenantID: tn, AlarmID: a.ID, Channel: "webhook", Target: "h",
+		if err := s.EnqueueDeliveries(ctx(t), []notifystore.Delivery{{TenantID: tn, AlarmID: a.ID, Channel: "webhook", Target: "h",
 			Event: "raised", Payload: json.RawMessage(`{"v":42}`), CreatedAt: t0, NextAt: t0}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetMaintenancePlan(ctx(t), store.MaintenancePlan{TenantID: tn, Model: "P1", Spec: json.RawMessage(`{"x":1}`), UpdatedAt: t0}); err != nil {
+		if err := s.SetMaintenancePlan(ctx(t), alarm.MaintenancePlan{TenantID: tn, Model: "P1", Spec: json.RawMessage(`{"x":1}`), UpdatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateEnrollmentGroup(ctx(t), store.EnrollmentGroup{ID: "g", TenantID: tn, Enabled: true, PrimaryKey: key(1),
+		if err := s.CreateEnrollmentGroup(ctx(t), provision.EnrollmentGroup{ID: "g", TenantID: tn, Enabled: true, PrimaryKey: key(1),
 			SecondaryKey: key(2), InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateEnrollment(ctx(t), store.Enrollment{RegistrationID: "ind-" + tn, TenantID: tn, DeviceID: "ind-" + tn,
+		if err := s.CreateEnrollment(ctx(t), provision.Enrollment{RegistrationID: "ind-" + tn, TenantID: tn, DeviceID: "ind-" + tn,
 			Enabled: true, PrimaryKey: key(3), SecondaryKey: key(4), InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +105,7 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 		t.Errorf("PendingC2D of the other tenant = %+v, %v", ms, err)
 	}
 
-	as, err := s.ListAlarms(ctx(t), store.AlarmFilter{})
+	as, err := s.ListAlarms(ctx(t), alarm.Filter{})
 	if err != nil || len(as) != 2 {
 		t.Fatalf("ListAlarms = %d, %v", len(as), err)
 	}
@@ -160,7 +164,7 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 	if r, err := s.GetRegistration(ctx(t), "acme", "reg-acme"); err != nil || r.Unreadable || string(r.Payload) != `{"model":"X3"}` {
 		t.Errorf("registration of the shredded tenant after a new assignment = %+v, %v", r, err)
 	}
-	if g, err := s.UpdateEnrollmentGroup(ctx(t), "acme", "g", store.EnrollmentUpdate{SetInitialTwin: true, InitialTwin: twin,
+	if g, err := s.UpdateEnrollmentGroup(ctx(t), "acme", "g", provision.EnrollmentUpdate{SetInitialTwin: true, InitialTwin: twin,
 		UpdatedAt: t0}); err != nil || g.Unreadable || string(g.InitialTwin) != string(twin) {
 		t.Errorf("new initial twin of the shredded tenant's group = %+v, %v", g, err)
 	}

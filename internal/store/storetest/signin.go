@@ -3,7 +3,9 @@ package storetest
 import (
 	"testing"
 
+	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 var signInTests = []suiteTest{}
@@ -14,12 +16,12 @@ var signInTests = []suiteTest{}
 func BackfillRetiredTenants(t *testing.T, s store.Store, backfill func() error) {
 	ctx := t.Context()
 	at := t0
-	if err := s.CreateTenant(ctx, store.Tenant{ID: "live", ParentID: store.RootTenantID, Name: "Live", CreatedAt: at}); err != nil {
+	if err := s.CreateTenant(ctx, tenancy.Tenant{ID: "live", ParentID: tenancy.RootTenantID, Name: "Live", CreatedAt: at}); err != nil {
 		t.Fatal(err)
 	}
-	seal := func(e *store.AuditEntry) error { e.Hash = []byte{byte(e.Seq)}; return nil }
-	for _, e := range []store.AuditEntry{
-		{At: at, TenantID: store.RootTenantID, OwnerTenantID: "gone-owner", Action: "device.read", Target: "d1"},
+	seal := func(e *audit.Entry) error { e.Hash = []byte{byte(e.Seq)}; return nil }
+	for _, e := range []audit.Entry{
+		{At: at, TenantID: tenancy.RootTenantID, OwnerTenantID: "gone-owner", Action: "device.read", Target: "d1"},
 		{At: at, TenantID: "gone-actor", OwnerTenantID: "gone-actor", Action: "auth.login", Target: "x@example.com"},
 		{At: at, TenantID: "live", OwnerTenantID: "live", Action: "auth.login", Target: "y@example.com"},
 		{At: at, Action: "auth.login", Target: "nobody@example.com"},
@@ -31,7 +33,7 @@ func BackfillRetiredTenants(t *testing.T, s store.Store, backfill func() error) 
 	if err := backfill(); err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[string]bool{"gone-owner": true, "gone-actor": true, "live": false, store.RootTenantID: false, "": false} {
+	for id, want := range map[string]bool{"gone-owner": true, "gone-actor": true, "live": false, tenancy.RootTenantID: false, "": false} {
 		if got, err := s.IDRetired(ctx, "tenant", id); err != nil || got != want {
 			t.Errorf("IDRetired(%q) = %v, %v; want %v", id, got, err, want)
 		}

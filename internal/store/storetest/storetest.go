@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // Factory returns a fresh, empty store that has been migrated. It registers
@@ -93,7 +96,7 @@ func mustCreate(t *testing.T, s store.Store, id string) store.Device {
 	t.Helper()
 	d := store.Device{
 		ID:           id,
-		TenantID:     store.RootTenantID,
+		TenantID:     tenancy.RootTenantID,
 		Status:       store.DeviceEnabled,
 		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
 		SecondaryKey: bytes.Repeat([]byte{2}, 32),
@@ -106,7 +109,7 @@ func mustCreate(t *testing.T, s store.Store, id string) store.Device {
 }
 
 func testMeta(t *testing.T, s store.Store) {
-	if _, err := s.GetMeta(ctx(t), "missing"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.GetMeta(ctx(t), "missing"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("GetMeta(missing) error = %v, want ErrNotFound", err)
 	}
 	for _, v := range []string{"one", "two"} {
@@ -122,7 +125,7 @@ func testMeta(t *testing.T, s store.Store) {
 
 func testDeviceLifecycle(t *testing.T, s store.Store) {
 	want := mustCreate(t, s, "pump-1")
-	if err := s.CreateDevice(ctx(t), want); !errors.Is(err, store.ErrConflict) {
+	if err := s.CreateDevice(ctx(t), want); !errors.Is(err, database.ErrConflict) {
 		t.Fatalf("second CreateDevice error = %v, want ErrConflict", err)
 	}
 	got, err := s.GetDevice(ctx(t), "pump-1")
@@ -135,11 +138,11 @@ func testDeviceLifecycle(t *testing.T, s store.Store) {
 		t.Fatalf("GetDevice = %+v, want %+v", got, want)
 	}
 
-	if err := s.SetDeviceStatus(ctx(t), store.RootTenantID, "pump-1", store.DeviceDisabled); err != nil {
+	if err := s.SetDeviceStatus(ctx(t), tenancy.RootTenantID, "pump-1", store.DeviceDisabled); err != nil {
 		t.Fatal(err)
 	}
 	newKey := bytes.Repeat([]byte{9}, 32)
-	if err := s.SetDeviceKeys(ctx(t), store.RootTenantID, "pump-1", newKey, want.SecondaryKey); err != nil {
+	if err := s.SetDeviceKeys(ctx(t), tenancy.RootTenantID, "pump-1", newKey, want.SecondaryKey); err != nil {
 		t.Fatal(err)
 	}
 	seen := t0.Add(time.Hour)
@@ -156,7 +159,7 @@ func testDeviceLifecycle(t *testing.T, s store.Store) {
 	}
 
 	mustCreate(t, s, "heater-P1234")
-	list, err := s.ListDevices(ctx(t), store.RootTenantID)
+	list, err := s.ListDevices(ctx(t), tenancy.RootTenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,18 +167,18 @@ func testDeviceLifecycle(t *testing.T, s store.Store) {
 		t.Fatalf("ListDevices = %v, want heater-P1234, pump-1 in id order", ids(list))
 	}
 
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "pump-1"); err != nil {
+	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "pump-1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetDevice(ctx(t), "pump-1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.GetDevice(ctx(t), "pump-1"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("GetDevice after delete error = %v, want ErrNotFound", err)
 	}
 	for name, err := range map[string]error{
-		"SetDeviceStatus": s.SetDeviceStatus(ctx(t), store.RootTenantID, "pump-1", store.DeviceEnabled),
-		"SetDeviceKeys":   s.SetDeviceKeys(ctx(t), store.RootTenantID, "pump-1", newKey, newKey),
-		"DeleteDevice":    s.DeleteDevice(ctx(t), store.RootTenantID, "pump-1"),
+		"SetDeviceStatus": s.SetDeviceStatus(ctx(t), tenancy.RootTenantID, "pump-1", store.DeviceEnabled),
+		"SetDeviceKeys":   s.SetDeviceKeys(ctx(t), tenancy.RootTenantID, "pump-1", newKey, newKey),
+		"DeleteDevice":    s.DeleteDevice(ctx(t), tenancy.RootTenantID, "pump-1"),
 	} {
-		if !errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, database.ErrNotFound) {
 			t.Errorf("%s on a deleted device error = %v, want ErrNotFound", name, err)
 		}
 	}
@@ -184,23 +187,23 @@ func testDeviceLifecycle(t *testing.T, s store.Store) {
 func testDeviceTenantIsolation(t *testing.T, s store.Store) {
 	mustCreate(t, s, "d1")
 	const other = "another-tenant"
-	if err := s.SetDeviceStatus(ctx(t), other, "d1", store.DeviceDisabled); !errors.Is(err, store.ErrNotFound) {
+	if err := s.SetDeviceStatus(ctx(t), other, "d1", store.DeviceDisabled); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("SetDeviceStatus from another tenant error = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteDevice(ctx(t), other, "d1"); !errors.Is(err, store.ErrNotFound) {
+	if err := s.DeleteDevice(ctx(t), other, "d1"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("DeleteDevice from another tenant error = %v, want ErrNotFound", err)
 	}
 	list, err := s.ListDevices(ctx(t), other)
 	if err != nil || len(list) != 0 {
 		t.Errorf("ListDevices(other) = %v, %v; want none", ids(list), err)
 	}
-	if _, err := s.LatestBlob(ctx(t), other, "d1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.LatestBlob(ctx(t), other, "d1"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("LatestBlob from another tenant error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.ListRejected(ctx(t), other, "d1", 10); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ListRejected(ctx(t), other, "d1", 10); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("ListRejected from another tenant error = %v, want ErrNotFound", err)
 	}
-	if _, _, err := s.ReadSeries(ctx(t), other, "d1", "m", 0, 1<<50); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.ReadSeries(ctx(t), other, "d1", "m", 0, 1<<50); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("ReadSeries from another tenant error = %v, want ErrNotFound", err)
 	}
 	if blobs, err := s.LatestBlobs(ctx(t), other, "", 10); err != nil || len(blobs) != 0 {
@@ -215,7 +218,7 @@ func testDeviceTenantIsolation(t *testing.T, s store.Store) {
 // rec is a head record of device dev with message id mid whose points lie
 // in [minTS, maxTS]; its blob says which message it is.
 func rec(dev, mid string, minTS, maxTS int64) store.HeadRecord {
-	return store.HeadRecord{TenantID: store.RootTenantID, DeviceID: dev, MessageID: mid,
+	return store.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, MessageID: mid,
 		ReceivedAt: t0.Add(time.Duration(maxTS) * time.Millisecond), MinTS: minTS, MaxTS: maxTS,
 		Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, mid, minTS, maxTS))}
 }
@@ -245,14 +248,14 @@ func testWriteHeadKeyGone(t *testing.T, s store.Store) {
 	mustCreate(t, s, "pump-2")
 	newKey := func() uint32 {
 		t.Helper()
-		k, err := s.CreateTenantKey(ctx(t), store.RootTenantID, t0, func(uint32) ([]byte, error) { return []byte("wrapped"), nil })
+		k, err := s.CreateTenantKey(ctx(t), tenancy.RootTenantID, t0, func(uint32) ([]byte, error) { return []byte("wrapped"), nil })
 		if err != nil {
 			t.Fatal(err)
 		}
 		return k.ID
 	}
 	shredded := newKey()
-	if err := s.DeleteTenantKeys(ctx(t), store.RootTenantID); err != nil {
+	if err := s.DeleteTenantKeys(ctx(t), tenancy.RootTenantID); err != nil {
 		t.Fatal(err)
 	}
 	live := newKey()
@@ -268,7 +271,7 @@ func testWriteHeadKeyGone(t *testing.T, s store.Store) {
 	if h, err := s.HeadRecords(ctx(t), "pump-2"); err != nil || len(h) != 1 {
 		t.Fatalf("head of pump-2 = %v, %v; want one record", blobs(h), err)
 	}
-	if blob, err := s.LatestBlob(ctx(t), store.RootTenantID, "pump-1"); err != nil || blob != nil {
+	if blob, err := s.LatestBlob(ctx(t), tenancy.RootTenantID, "pump-1"); err != nil || blob != nil {
 		t.Fatalf("latest of pump-1 = %q, %v; want none", blob, err)
 	}
 	// Sealed again with the live key, the message is new: its id was not kept.
@@ -279,7 +282,7 @@ func testWriteHeadKeyGone(t *testing.T, s store.Store) {
 }
 
 func chunk(dev, metric string, start, end int64) store.ChunkRecord {
-	return store.ChunkRecord{TenantID: store.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
+	return store.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
 		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
 }
 
@@ -323,7 +326,7 @@ func testWriteHeadAndLatest(t *testing.T, s store.Store) {
 		t.Fatalf("head = %v", got)
 	}
 	h := head[0]
-	if h.ID == 0 || h.TenantID != store.RootTenantID || h.MessageID != "m1" || h.MinTS != 10 || h.MaxTS != 20 ||
+	if h.ID == 0 || h.TenantID != tenancy.RootTenantID || h.MessageID != "m1" || h.MinTS != 10 || h.MaxTS != 20 ||
 		!h.ReceivedAt.Equal(t0.Add(20*time.Millisecond)) || head[1].ID <= h.ID {
 		t.Fatalf("head record = %+v", h)
 	}
@@ -334,12 +337,12 @@ func testWriteHeadAndLatest(t *testing.T, s store.Store) {
 	if want := []string{`root pump-1 old="[0 2];" [0]`}; fmt.Sprint(calls) != fmt.Sprint(want) {
 		t.Fatalf("merge calls = %q, want %q", calls, want)
 	}
-	b, err := s.LatestBlob(ctx(t), store.RootTenantID, "pump-1")
+	b, err := s.LatestBlob(ctx(t), tenancy.RootTenantID, "pump-1")
 	if err != nil || string(b) != "[0 2];[0];" {
 		t.Fatalf("LatestBlob = %q, %v", b, err)
 	}
 	mustCreate(t, s, "silent")
-	if b, err := s.LatestBlob(ctx(t), store.RootTenantID, "silent"); err != nil || b != nil {
+	if b, err := s.LatestBlob(ctx(t), tenancy.RootTenantID, "silent"); err != nil || b != nil {
 		t.Fatalf("LatestBlob of a device without data = %q, %v; want nil", b, err)
 	}
 }
@@ -436,19 +439,19 @@ func testSealLifecycle(t *testing.T, s store.Store) {
 	if due, _ := s.DevicesToSeal(ctx(t), 3, t0.Add(-4*time.Hour), 10); len(due) != 0 {
 		t.Fatalf("DevicesToSeal after sealing = %v, want none (2 rows left)", due)
 	}
-	_, chunks, err := s.ReadSeries(ctx(t), store.RootTenantID, "busy", "x", 0, 100)
+	_, chunks, err := s.ReadSeries(ctx(t), tenancy.RootTenantID, "busy", "x", 0, 100)
 	if err != nil || fmt.Sprint(blobs(chunks)) != "[busy/x/0-2]" {
 		t.Fatalf("chunks = %v, %v", blobs(chunks), err)
 	}
 	c := chunks[0]
-	if c.ID == 0 || c.TenantID != store.RootTenantID || c.Metric != "x" || c.StartTS != 0 || c.EndTS != 2 || c.Count != 3 {
+	if c.ID == 0 || c.TenantID != tenancy.RootTenantID || c.Metric != "x" || c.StartTS != 0 || c.EndTS != 2 || c.Count != 3 {
 		t.Fatalf("chunk = %+v", c)
 	}
 	// Replace the chunk by two (a merge): no head records involved.
 	if err := s.SealHead(ctx(t), "busy", nil, []int64{c.ID}, []store.ChunkRecord{chunk("busy", "x", 0, 1), chunk("busy", "x", 2, 4)}); err != nil {
 		t.Fatal(err)
 	}
-	_, chunks, _ = s.ReadSeries(ctx(t), store.RootTenantID, "busy", "x", 0, 100)
+	_, chunks, _ = s.ReadSeries(ctx(t), tenancy.RootTenantID, "busy", "x", 0, 100)
 	if fmt.Sprint(blobs(chunks)) != "[busy/x/0-1 busy/x/2-4]" {
 		t.Fatalf("chunks after replace = %v", blobs(chunks))
 	}
@@ -463,11 +466,11 @@ func testSealConflict(t *testing.T, s store.Store) {
 	}
 	// A second sealer that read the head before the first one committed.
 	err := s.SealHead(ctx(t), "a", []int64{head[0].ID, head[1].ID}, nil, []store.ChunkRecord{chunk("a", "x", 1, 2)})
-	if !errors.Is(err, store.ErrConflict) {
+	if !errors.Is(err, database.ErrConflict) {
 		t.Fatalf("second seal error = %v, want ErrConflict", err)
 	}
 	head2, _ := s.HeadRecords(ctx(t), "a")
-	_, chunks, _ := s.ReadSeries(ctx(t), store.RootTenantID, "a", "x", 0, 100)
+	_, chunks, _ := s.ReadSeries(ctx(t), tenancy.RootTenantID, "a", "x", 0, 100)
 	if len(head2) != 1 || fmt.Sprint(blobs(chunks)) != "[a/x/1-1]" {
 		t.Fatalf("after a conflict: head %v, chunks %v; want nothing changed", blobs(head2), blobs(chunks))
 	}
@@ -505,7 +508,7 @@ func testReadSeries(t *testing.T, s store.Store) {
 	if err := s.SealHead(ctx(t), "a", nil, nil, []store.ChunkRecord{chunk("a", "x", 0, 99), chunk("a", "x", 100, 199), chunk("a", "y", 0, 500)}); err != nil {
 		t.Fatal(err)
 	}
-	head, chunks, err := s.ReadSeries(ctx(t), store.RootTenantID, "a", "x", 100, 150)
+	head, chunks, err := s.ReadSeries(ctx(t), tenancy.RootTenantID, "a", "x", 100, 150)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,7 +516,7 @@ func testReadSeries(t *testing.T, s store.Store) {
 	if fmt.Sprint(blobs(head)) != "[a/2/100-100]" || fmt.Sprint(blobs(chunks)) != "[a/x/100-199]" {
 		t.Fatalf("ReadSeries = head %v, chunks %v", blobs(head), blobs(chunks))
 	}
-	if _, _, err := s.ReadSeries(ctx(t), store.RootTenantID, "ghost", "x", 0, 1); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.ReadSeries(ctx(t), tenancy.RootTenantID, "ghost", "x", 0, 1); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("ReadSeries of unknown device error = %v", err)
 	}
 }
@@ -523,27 +526,27 @@ func testLatestBlobs(t *testing.T, s store.Store) {
 		mustCreate(t, s, id)
 	}
 	writeHead(t, s, rec("d1", "", 1, 1), rec("d3", "", 1, 1))
-	page, err := s.LatestBlobs(ctx(t), store.RootTenantID, "", 2)
+	page, err := s.LatestBlobs(ctx(t), tenancy.RootTenantID, "", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(page) != 2 || page[0].DeviceID != "d1" || string(page[0].Blob) != "[0];" || page[1].DeviceID != "d2" || page[1].Blob != nil {
 		t.Fatalf("first page = %+v", page)
 	}
-	page, _ = s.LatestBlobs(ctx(t), store.RootTenantID, "d2", 2)
-	if len(page) != 1 || page[0].DeviceID != "d3" || page[0].TenantID != store.RootTenantID {
+	page, _ = s.LatestBlobs(ctx(t), tenancy.RootTenantID, "d2", 2)
+	if len(page) != 1 || page[0].DeviceID != "d3" || page[0].TenantID != tenancy.RootTenantID {
 		t.Fatalf("second page = %+v", page)
 	}
 	if err := s.SetLatestBlob(ctx(t), "d1", []byte("new")); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := s.LatestBlob(ctx(t), store.RootTenantID, "d1"); string(b) != "new" {
+	if b, _ := s.LatestBlob(ctx(t), tenancy.RootTenantID, "d1"); string(b) != "new" {
 		t.Fatalf("after SetLatestBlob = %q", b)
 	}
 	if err := s.SetLatestBlob(ctx(t), "d1", nil); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := s.LatestBlob(ctx(t), store.RootTenantID, "d1"); b != nil {
+	if b, _ := s.LatestBlob(ctx(t), tenancy.RootTenantID, "d1"); b != nil {
 		t.Fatalf("after deleting = %q", b)
 	}
 }
@@ -554,10 +557,10 @@ func testRetention(t *testing.T, s store.Store) {
 	if err := s.SealHead(ctx(t), "a", nil, nil, []store.ChunkRecord{chunk("a", "x", 0, 49), chunk("a", "x", 50, 99), chunk("a", "y", 10, 200)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddRejected(ctx(t), store.Rejected{TenantID: store.RootTenantID, DeviceID: "a", Reason: "old", ReceivedAt: time.UnixMilli(10)}); err != nil {
+	if err := s.AddRejected(ctx(t), store.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", Reason: "old", ReceivedAt: time.UnixMilli(10)}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.DeleteTelemetryBefore(ctx(t), store.RootTenantID, 50)
+	n, err := s.DeleteTelemetryBefore(ctx(t), tenancy.RootTenantID, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,15 +571,15 @@ func testRetention(t *testing.T, s store.Store) {
 	if fmt.Sprint(blobs(head)) != "[a/straddles/40-60 a/new/70-80]" {
 		t.Fatalf("head after retention = %v", blobs(head))
 	}
-	spanning, err := s.ChunksSpanning(ctx(t), store.RootTenantID, 50)
+	spanning, err := s.ChunksSpanning(ctx(t), tenancy.RootTenantID, 50)
 	if err != nil || fmt.Sprint(blobs(spanning)) != "[a/y/10-200]" {
 		t.Fatalf("ChunksSpanning = %v, %v", blobs(spanning), err)
 	}
-	if r, _ := s.ListRejected(ctx(t), store.RootTenantID, "a", 10); len(r) != 0 {
+	if r, _ := s.ListRejected(ctx(t), tenancy.RootTenantID, "a", 10); len(r) != 0 {
 		t.Fatalf("old rejected messages kept: %+v", r)
 	}
 	// Other tenants are untouched.
-	if err := s.CreateTenant(ctx(t), store.Tenant{ID: "other", ParentID: store.RootTenantID, Name: "Other", CreatedAt: t0}); err != nil {
+	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: "other", ParentID: tenancy.RootTenantID, Name: "Other", CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.DeleteTelemetryBefore(ctx(t), "other", 1000); n != 0 {
@@ -587,7 +590,7 @@ func testRetention(t *testing.T, s store.Store) {
 func testRejected(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
 	for i := range 3 {
-		r := store.Rejected{TenantID: store.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
+		r := store.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
 			Topic: "devices/a/messages/events/", Reason: fmt.Sprint("reason ", i),
 			Payload: []byte{'{', byte(i), 0xff}, ReceivedAt: t0.Add(time.Duration(i) * time.Second),
 			Size: int64(100 + i), Sealed: []byte{0, byte(i), 0xfe}}
@@ -595,7 +598,7 @@ func testRejected(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.ListRejected(ctx(t), store.RootTenantID, "a", 2)
+	got, err := s.ListRejected(ctx(t), tenancy.RootTenantID, "a", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +616,7 @@ func testRejected(t *testing.T, s store.Store) {
 func testRejectedUpgrade(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
 	for i := range 5 {
-		r := store.Rejected{TenantID: store.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
+		r := store.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
 			Topic: fmt.Sprint("topic ", i), Reason: fmt.Sprint("reason ", i), Payload: bytes.Repeat([]byte{byte(i)}, 2000),
 			ReceivedAt: t0, Size: store.RejectedOld}
 		if i == 2 { // in today's form
@@ -639,7 +642,7 @@ func testRejectedUpgrade(t *testing.T, s store.Store) {
 	if page, err := s.OldRejected(ctx(t), 0, 3, 3000); err != nil || len(page) != 2 || page[1].MessageID != "m1" {
 		t.Fatalf("OldRejected with 3000 bytes = %d rows, %v; want 2", len(page), err)
 	}
-	if _, err := s.GetMeta(ctx(t), "sealed_compact_pending"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.GetMeta(ctx(t), "sealed_compact_pending"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("compaction pending before any upgrade: %v", err)
 	}
 	up := slices.Clone(first)
@@ -661,7 +664,7 @@ func testRejectedUpgrade(t *testing.T, s store.Store) {
 	if left, err := s.OldRejected(ctx(t), 0, 10, 1<<20); err != nil || len(left) != 1 || left[0].MessageID != "m4" {
 		t.Errorf("OldRejected after the upgrade = %+v, %v", left, err)
 	}
-	got, err := s.ListRejected(ctx(t), store.RootTenantID, "a", 10)
+	got, err := s.ListRejected(ctx(t), tenancy.RootTenantID, "a", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -687,21 +690,21 @@ func testDeleteDeviceRemovesData(t *testing.T, s store.Store) {
 	if err := s.SealHead(ctx(t), "a", nil, nil, []store.ChunkRecord{chunk("a", "x", 0, 10)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddRejected(ctx(t), store.Rejected{TenantID: store.RootTenantID, DeviceID: "a", Reason: "r", ReceivedAt: t0}); err != nil {
+	if err := s.AddRejected(ctx(t), store.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", Reason: "r", ReceivedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "a"); err != nil {
+	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "a"); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, "a") // a new device under the old name starts empty
-	head, chunks, err := s.ReadSeries(ctx(t), store.RootTenantID, "a", "x", 0, 1<<50)
+	head, chunks, err := s.ReadSeries(ctx(t), tenancy.RootTenantID, "a", "x", 0, 1<<50)
 	if err != nil || len(head) != 0 || len(chunks) != 0 {
 		t.Fatalf("series of re-created device: %d head, %d chunks, %v; want none", len(head), len(chunks), err)
 	}
-	if b, err := s.LatestBlob(ctx(t), store.RootTenantID, "a"); err != nil || b != nil {
+	if b, err := s.LatestBlob(ctx(t), tenancy.RootTenantID, "a"); err != nil || b != nil {
 		t.Fatalf("latest of re-created device = %q, %v", b, err)
 	}
-	if r, err := s.ListRejected(ctx(t), store.RootTenantID, "a", 10); err != nil || len(r) != 0 {
+	if r, err := s.ListRejected(ctx(t), tenancy.RootTenantID, "a", 10); err != nil || len(r) != 0 {
 		t.Fatalf("rejected of re-created device = %v, %v", r, err)
 	}
 	if due, _ := s.DevicesToSeal(ctx(t), 1, t0, 10); len(due) != 0 {
@@ -762,30 +765,30 @@ func ids(ds []store.Device) []string {
 
 func testModelID(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
-	if id, err := s.DeviceModelID(ctx(t), store.RootTenantID, "a"); err != nil || id != "" {
+	if id, err := s.DeviceModelID(ctx(t), tenancy.RootTenantID, "a"); err != nil || id != "" {
 		t.Fatalf("model id of a new device = %q, %v", id, err)
 	}
 	const dtmi = "dtmi:com:example:Thermostat;1"
-	if err := s.SetDeviceModelID(ctx(t), store.RootTenantID, "a", dtmi); err != nil {
+	if err := s.SetDeviceModelID(ctx(t), tenancy.RootTenantID, "a", dtmi); err != nil {
 		t.Fatal(err)
 	}
-	if id, err := s.DeviceModelID(ctx(t), store.RootTenantID, "a"); err != nil || id != dtmi {
+	if id, err := s.DeviceModelID(ctx(t), tenancy.RootTenantID, "a"); err != nil || id != dtmi {
 		t.Fatalf("model id = %q, %v; want %q", id, err, dtmi)
 	}
-	if err := s.SetDeviceModelID(ctx(t), "other-tenant", "a", "dtmi:x;1"); !errors.Is(err, store.ErrNotFound) {
+	if err := s.SetDeviceModelID(ctx(t), "other-tenant", "a", "dtmi:x;1"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("SetDeviceModelID in another tenant: %v, want ErrNotFound", err)
 	}
-	if _, err := s.DeviceModelID(ctx(t), "other-tenant", "a"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.DeviceModelID(ctx(t), "other-tenant", "a"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("DeviceModelID in another tenant: %v, want ErrNotFound", err)
 	}
-	if _, err := s.DeviceModelID(ctx(t), store.RootTenantID, "ghost"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.DeviceModelID(ctx(t), tenancy.RootTenantID, "ghost"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("DeviceModelID of an unknown device: %v, want ErrNotFound", err)
 	}
 }
 
 func mustTenant(t *testing.T, s store.Store, id string) {
 	t.Helper()
-	if err := s.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: store.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
+	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -795,16 +798,16 @@ func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
 
 // assignment of a registration id through a group, at time at.
-func assignment(tenant, regID, group string, k byte, at time.Time) store.Assignment {
-	return store.Assignment{
-		Registration: store.Registration{RegistrationID: regID, TenantID: tenant, DeviceID: regID,
-			EnrollmentKind: store.EnrollmentGroupKind, EnrollmentID: group,
+func assignment(tenant, regID, group string, k byte, at time.Time) provision.Assignment {
+	return provision.Assignment{
+		Registration: provision.Registration{RegistrationID: regID, TenantID: tenant, DeviceID: regID,
+			EnrollmentKind: provision.EnrollmentGroupKind, EnrollmentID: group,
 			OperationID: "op." + regID + at.Format("150405"), ETag: "e-" + at.Format("150405"), UpdatedAt: at},
 		PrimaryKey: key(k), SecondaryKey: key(k + 1),
 	}
 }
 
-func assign(t *testing.T, s store.Store, as ...store.Assignment) []store.AssignResult {
+func assign(t *testing.T, s store.Store, as ...store.Assignment) []provision.AssignResult {
 	t.Helper()
 	res, err := s.AssignRegistrations(ctx(t), as)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/storetest"
@@ -81,12 +82,12 @@ func mustDevice(t *testing.T, s store.Store, id, tenant string, info store.Devic
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
-func newUser(id, tenant string, role store.Role) store.User {
-	return store.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: role, Status: store.UserPending, CreatedBy: "test", CreatedAt: t0}
+func newUser(id, tenant string, role identity.Role) identity.User {
+	return identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
+		Role: role, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
 }
 
-func mustUser(t *testing.T, s store.Store, u store.User) store.User {
+func mustUser(t *testing.T, s store.Store, u identity.User) identity.User {
 	t.Helper()
 	if err := s.CreateUser(ctx(t), u); err != nil {
 		t.Fatalf("CreateUser(%q): %v", u.ID, err)
@@ -95,9 +96,9 @@ func mustUser(t *testing.T, s store.Store, u store.User) store.User {
 }
 
 // mustSupporter creates a supporter user with a supporter id.
-func mustSupporter(t *testing.T, s store.Store, id, tenant string) store.User {
+func mustSupporter(t *testing.T, s store.Store, id, tenant string) identity.User {
 	t.Helper()
-	u := newUser(id, tenant, store.RoleSupporter)
+	u := newUser(id, tenant, identity.RoleSupporter)
 	u.SupporterID = "S-" + id
 	return mustUser(t, s, u)
 }
@@ -127,7 +128,7 @@ func siteIDs(ss []tenancy.Site) []string {
 	return out
 }
 
-func userIDs(us []store.User) []string {
+func userIDs(us []identity.User) []string {
 	out := []string{}
 	for _, u := range us {
 		out = append(out, u.ID)
@@ -396,18 +397,18 @@ func testDeleteTenantTakesIdentity(t *testing.T, s store.Store, ts *tenancysql.S
 	mustSite(t, ts, "inst-site", "installers")
 	mustDevice(t, s, "acme-dev", "acme", store.DeviceInfo{SiteID: "acme-site"})
 	mustDevice(t, s, "inst-dev", "installers", store.DeviceInfo{SiteID: "inst-site"})
-	mustUser(t, s, newUser("acme-admin", "acme", store.RoleCustomerAdmin))
+	mustUser(t, s, newUser("acme-admin", "acme", identity.RoleCustomerAdmin))
 	mustSupporter(t, s, "acme-tech", "acme")       // a supporter of acme ...
 	mustSupporter(t, s, "inst-tech", "installers") // ... and one of another tenant
-	mustUser(t, s, newUser("op", tenancy.RootTenantID, store.RoleOperatorAdmin))
-	if err := s.CreateSession(ctx(t), store.Session{ID: "sess", UserID: "acme-admin", Hash: hash(1), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
+	mustUser(t, s, newUser("op", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	if err := s.CreateSession(ctx(t), identity.Session{ID: "sess", UserID: "acme-admin", Hash: hash(1), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUserToken(ctx(t), store.UserToken{Hash: hash(2), UserID: "acme-admin", Purpose: store.PurposeReset, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
+	if err := s.CreateUserToken(ctx(t), identity.UserToken{Hash: hash(2), UserID: "acme-admin", Purpose: identity.PurposeReset, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateAPIToken(ctx(t), store.APIToken{ID: "acme-tok", TenantID: "acme", UserID: "acme-admin", Name: "ci",
-		Role: store.RoleCustomerAdmin, Hash: hash(3), CreatedAt: t0}); err != nil {
+	if err := s.CreateAPIToken(ctx(t), identity.APIToken{ID: "acme-tok", TenantID: "acme", UserID: "acme-admin", Name: "ci",
+		Role: identity.RoleCustomerAdmin, Hash: hash(3), CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range []store.Grant{
@@ -434,7 +435,7 @@ func testDeleteTenantTakesIdentity(t *testing.T, s store.Store, ts *tenancysql.S
 	if _, err := s.SessionByHash(ctx(t), hash(1)); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("session of a deleted tenant's user: %v", err)
 	}
-	if _, err := s.ConsumeUserToken(ctx(t), hash(2), store.PurposeReset, t0); !errors.Is(err, database.ErrNotFound) {
+	if _, err := s.ConsumeUserToken(ctx(t), hash(2), identity.PurposeReset, t0); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("one-time token of a deleted tenant's user: %v", err)
 	}
 	if _, err := s.GetAPIToken(ctx(t), "acme-tok"); !errors.Is(err, database.ErrNotFound) {
@@ -457,7 +458,7 @@ func testDeleteTenantTakesIdentity(t *testing.T, s store.Store, ts *tenancysql.S
 	// The ids can be used again.
 	subTenant(t, ts, "acme", tenancy.RootTenantID)
 	mustSite(t, ts, "acme-site", "acme")
-	mustUser(t, s, newUser("acme-admin", "acme", store.RoleCustomerAdmin))
+	mustUser(t, s, newUser("acme-admin", "acme", identity.RoleCustomerAdmin))
 }
 
 func testSites(t *testing.T, s store.Store, ts *tenancysql.Store) {
