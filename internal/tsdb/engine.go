@@ -10,8 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // Config tunes the engine.
@@ -50,24 +52,42 @@ func (c *Config) defaults() {
 	}
 }
 
+// Store is the telemetry store the engine keeps its records in: heads,
+// chunks, latest values, rejected messages (see package tsdbstore; its
+// implementations are tsdbsqlite and tsdbpg).
+type Store = tsdbstore.Store
+
+// Tenants lists the tenants, whose retention periods the engine enforces.
+type Tenants interface {
+	ListTenants(ctx context.Context) ([]store.Tenant, error)
+}
+
+// Storage is what New takes: the telemetry store and the tenant list, which
+// an engine (store/sqlite, store/postgres) holds both of.
+type Storage interface {
+	Store
+	Tenants
+}
+
 // Engine is Warden's telemetry engine: messages land durably in a per-device
 // head (one encrypted row per message); a sealer folds heads into
 // compressed, encrypted per-series chunks; queries merge both.
 type Engine struct {
-	cfg   Config
-	store store.Store
-	keys  *keyring.Keyring
-	log   *slog.Logger
-	now   func() time.Time
+	cfg     Config
+	store   Store
+	tenants Tenants
+	keys    *keyring.Keyring
+	log     *slog.Logger
+	now     func() time.Time
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
 // New makes an engine; Start runs its background jobs.
-func New(cfg Config, st store.Store, keys *keyring.Keyring, log *slog.Logger, now func() time.Time) *Engine {
+func New(cfg Config, st Storage, keys *keyring.Keyring, log *slog.Logger, now func() time.Time) *Engine {
 	cfg.defaults()
-	return &Engine{cfg: cfg, store: st, keys: keys, log: log, now: now, stop: make(chan struct{})}
+	return &Engine{cfg: cfg, store: st, tenants: st, keys: keys, log: log, now: now, stop: make(chan struct{})}
 }
 
 // Associated data binds each sealed blob to what it belongs to, so a blob
@@ -84,7 +104,7 @@ func chunkAAD(deviceID, metric string) []byte {
 // with a key this engine had not loaded.
 const writeAttempts = 5
 
-// Write commits a batch of messages durably (see store.Store.WriteHead):
+// Write commits a batch of messages durably (see Store.WriteHead):
 // each accepted message becomes one encrypted head record, and each
 // device's latest values are updated.
 //
@@ -96,8 +116,8 @@ const writeAttempts = 5
 // device is gone with it. If a tenant's keys are destroyed between sealing
 // and commit, the other tenants' messages commit and that tenant's are
 // sealed again with its new key, or dropped if the tenant was deleted.
-func (e *Engine) Write(ctx context.Context, msgs []store.Message) ([]store.WriteResult, error) {
-	results := make([]store.WriteResult, len(msgs))
+func (e *Engine) Write(ctx context.Context, msgs []store.Message) ([]tsdbstore.WriteResult, error) {
+	results := make([]tsdbstore.WriteResult, len(msgs))
 	pending := make([]int, len(msgs))
 	for i := range msgs {
 		pending[i] = i
@@ -151,7 +171,7 @@ func (e *Engine) Write(ctx context.Context, msgs []store.Message) ([]store.Write
 // pin obtains the data keys of the tenants of the pending messages not in
 // keys yet, marks the messages of tenants that no longer exist Dropped, and
 // returns the others.
-func (e *Engine) pin(ctx context.Context, msgs []store.Message, pending []int, keys map[string]*keyring.TenantKeys, results []store.WriteResult) ([]int, error) {
+func (e *Engine) pin(ctx context.Context, msgs []store.Message, pending []int, keys map[string]*keyring.TenantKeys, results []tsdbstore.WriteResult) ([]int, error) {
 	gone := map[string]int{}
 	batch := make([]int, 0, len(pending))
 	for _, i := range pending {
@@ -163,12 +183,12 @@ func (e *Engine) pin(ctx context.Context, msgs []store.Message, pending []int, k
 		}
 		if _, ok := keys[tenantID]; !ok {
 			k, err := e.keys.Pin(ctx, tenantID)
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, database.ErrNotFound) {
 				gone[tenantID]++
 				results[i].Dropped = true
 				continue
 			}
-			if errors.Is(err, keyring.ErrShredded) || errors.Is(err, store.ErrConflict) {
+			if errors.Is(err, keyring.ErrShredded) || errors.Is(err, database.ErrConflict) {
 				batch = append(batch, i) // shredded as it was read or made: the next attempt makes a new key
 				continue
 			}
@@ -187,8 +207,8 @@ func (e *Engine) pin(ctx context.Context, msgs []store.Message, pending []int, k
 
 // writeOnce seals the messages batch (indexes into msgs) with keys and
 // commits them in one transaction; results are in batch order.
-func (e *Engine) writeOnce(ctx context.Context, msgs []store.Message, batch []int, keys map[string]*keyring.TenantKeys) ([]store.WriteResult, error) {
-	recs := make([]store.HeadRecord, 0, len(batch))
+func (e *Engine) writeOnce(ctx context.Context, msgs []store.Message, batch []int, keys map[string]*keyring.TenantKeys) ([]tsdbstore.WriteResult, error) {
+	recs := make([]tsdbstore.HeadRecord, 0, len(batch))
 	var sealedAt []int // batch positions of recs
 	var skipped []int  // batch positions whose tenant's key was shredded as it was pinned
 	for j, i := range batch {
@@ -202,7 +222,7 @@ func (e *Engine) writeOnce(ctx context.Context, msgs []store.Message, batch []in
 		if err != nil {
 			return nil, fmt.Errorf("seal message of %s: %w", m.DeviceID, err)
 		}
-		r := store.HeadRecord{TenantID: m.TenantID, DeviceID: m.DeviceID, MessageID: m.MessageID,
+		r := tsdbstore.HeadRecord{TenantID: m.TenantID, DeviceID: m.DeviceID, MessageID: m.MessageID,
 			ReceivedAt: m.ReceivedAt, Blob: blob, KeyID: k.KeyID()}
 		for n, p := range m.Points {
 			ts := p.TS.UnixMilli()
@@ -254,7 +274,7 @@ func (e *Engine) writeOnce(ctx context.Context, msgs []store.Message, batch []in
 	if err != nil {
 		return nil, err
 	}
-	out := make([]store.WriteResult, len(batch))
+	out := make([]tsdbstore.WriteResult, len(batch))
 	for n, j := range sealedAt {
 		out[j] = res[n]
 	}
