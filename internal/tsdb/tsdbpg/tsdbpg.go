@@ -13,6 +13,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -38,17 +39,32 @@ func New(db database.DB, pool *pgxpool.Pool) *Store {
 	return &Store{Store: tsdbsql.New(db), pool: pool}
 }
 
-// collect scans every row of rows with scan and closes them; the result
-// is nil if there is none.
-func collect[T any](rows pgx.Rows, scan func(database.Scanner) (T, error)) ([]T, error) {
+// collectHead reads head rows of tsdbsql.HeadColumns and closes them.
+func collectHead(rows pgx.Rows) ([]tsdbstore.HeadRecord, error) {
 	defer rows.Close()
-	var out []T
+	var out []tsdbstore.HeadRecord
 	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
+		var r tsdbstore.HeadRecord
+		var at int64
+		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &at, &r.MinTS, &r.MaxTS, &r.Blob); err != nil {
 			return nil, err
 		}
-		out = append(out, v)
+		r.ReceivedAt = time.UnixMilli(at).UTC()
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// collectChunks reads chunk rows of tsdbsql.ChunkColumns and closes them.
+func collectChunks(rows pgx.Rows) ([]tsdbstore.ChunkRecord, error) {
+	defer rows.Close()
+	var out []tsdbstore.ChunkRecord
+	for rows.Next() {
+		var c tsdbstore.ChunkRecord
+		if err := rows.Scan(&c.ID, &c.TenantID, &c.DeviceID, &c.Metric, &c.StartTS, &c.EndTS, &c.Count, &c.Blob); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
 	}
 	return out, rows.Err()
 }
@@ -425,7 +441,7 @@ func (s *Store) ChunksForMerge(ctx context.Context, deviceID, metric string, fro
 	if err != nil {
 		return nil, fmt.Errorf("chunks of %s/%s: %w", deviceID, metric, err)
 	}
-	out, err := collect(rows, tsdbsql.ScanChunk)
+	out, err := collectChunks(rows)
 	if err != nil {
 		return nil, fmt.Errorf("chunks of %s/%s: %w", deviceID, metric, err)
 	}
@@ -519,13 +535,13 @@ func (s *Store) ReadSeries(ctx context.Context, tenantID, deviceID, metric strin
 		QueryRow(func(row pgx.Row) error { return row.Scan(&found) })
 	b.Queue(`SELECT `+tsdbsql.HeadColumns+` FROM head WHERE device_id = $1 AND max_ts >= $2 AND min_ts < $3 ORDER BY id`,
 		deviceID, from, to).Query(func(rows pgx.Rows) (err error) {
-		head, err = collect(rows, tsdbsql.ScanHead)
+		head, err = collectHead(rows)
 		return err
 	})
 	b.Queue(`SELECT `+tsdbsql.ChunkColumns+` FROM chunks
 		WHERE device_id = $1 AND metric = $2 AND end_ts >= $3 AND start_ts < $4 ORDER BY start_ts, id`,
 		deviceID, metric, from, to).Query(func(rows pgx.Rows) (err error) {
-		chunks, err = collect(rows, tsdbsql.ScanChunk)
+		chunks, err = collectChunks(rows)
 		return err
 	})
 	br := s.pool.SendBatch(ctx, b)

@@ -2,6 +2,7 @@ package tsdbsql
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -61,10 +62,11 @@ func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) erro
 
 const rejectedColumns = `id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed`
 
-func scanRejected(row database.Scanner) (tsdbstore.Rejected, error) {
+// scanRejected reads a row of rejectedColumns (see ScanHead).
+func scanRejected(rows *sql.Rows) (tsdbstore.Rejected, error) {
 	var r tsdbstore.Rejected
 	var at int64
-	if err := row.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
+	if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
 		return tsdbstore.Rejected{}, err
 	}
 	r.ReceivedAt = time.UnixMilli(at).UTC()
@@ -78,9 +80,15 @@ func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, lim
 	}
 	rows, err := s.db.Query(ctx, `SELECT `+rejectedColumns+`
 		FROM rejected WHERE device_id = ? ORDER BY id DESC LIMIT ?`, deviceID, s.db.Dialect.Limit(limit))
-	out, err := database.Collect(rows, err, scanRejected)
 	if err != nil {
 		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
+	}
+	out, err := ScanAll(rows, scanRejected)
+	if err != nil {
+		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
+	}
+	if out == nil {
+		out = []tsdbstore.Rejected{}
 	}
 	return out, nil
 }

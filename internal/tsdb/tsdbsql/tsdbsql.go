@@ -27,11 +27,13 @@ func New(db database.DB) *Store { return &Store{db: db} }
 // HeadColumns are the columns ScanHead reads, in its order.
 const HeadColumns = `id, tenant_id, device_id, message_id, received_at, min_ts, max_ts, blob`
 
-// ScanHead reads a head row of HeadColumns (a database/sql or a pgx row).
-func ScanHead(row database.Scanner) (tsdbstore.HeadRecord, error) {
+// ScanHead reads a head row of HeadColumns. It takes *sql.Rows, not an
+// interface: through an interface, the record scanned into would escape to
+// the heap, an allocation per row on the read path.
+func ScanHead(rows *sql.Rows) (tsdbstore.HeadRecord, error) {
 	var r tsdbstore.HeadRecord
 	var at int64
-	if err := row.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &at, &r.MinTS, &r.MaxTS, &r.Blob); err != nil {
+	if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &at, &r.MinTS, &r.MaxTS, &r.Blob); err != nil {
 		return tsdbstore.HeadRecord{}, err
 	}
 	r.ReceivedAt = time.UnixMilli(at).UTC()
@@ -41,10 +43,10 @@ func ScanHead(row database.Scanner) (tsdbstore.HeadRecord, error) {
 // ChunkColumns are the columns ScanChunk reads, in its order.
 const ChunkColumns = `id, tenant_id, device_id, metric, start_ts, end_ts, count, blob`
 
-// ScanChunk reads a chunk row of ChunkColumns (a database/sql or a pgx row).
-func ScanChunk(row database.Scanner) (tsdbstore.ChunkRecord, error) {
+// ScanChunk reads a chunk row of ChunkColumns (see ScanHead).
+func ScanChunk(rows *sql.Rows) (tsdbstore.ChunkRecord, error) {
 	var c tsdbstore.ChunkRecord
-	if err := row.Scan(&c.ID, &c.TenantID, &c.DeviceID, &c.Metric, &c.StartTS, &c.EndTS, &c.Count, &c.Blob); err != nil {
+	if err := rows.Scan(&c.ID, &c.TenantID, &c.DeviceID, &c.Metric, &c.StartTS, &c.EndTS, &c.Count, &c.Blob); err != nil {
 		return tsdbstore.ChunkRecord{}, err
 	}
 	return c, nil
@@ -52,7 +54,7 @@ func ScanChunk(row database.Scanner) (tsdbstore.ChunkRecord, error) {
 
 // ScanAll scans every row of rows with scan and closes them; the result is
 // nil if there is none.
-func ScanAll[T any](rows *sql.Rows, scan func(database.Scanner) (T, error)) ([]T, error) {
+func ScanAll[T any](rows *sql.Rows, scan func(*sql.Rows) (T, error)) ([]T, error) {
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
@@ -98,9 +100,9 @@ func (s *Store) DevicesToSeal(ctx context.Context, minRows int, receivedBefore t
 	if err != nil {
 		return nil, fmt.Errorf("devices to seal: %w", err)
 	}
-	out, err := ScanAll(rows, func(row database.Scanner) (tsdbstore.DeviceRef, error) {
+	out, err := ScanAll(rows, func(rows *sql.Rows) (tsdbstore.DeviceRef, error) {
 		var d tsdbstore.DeviceRef
-		err := row.Scan(&d.TenantID, &d.DeviceID)
+		err := rows.Scan(&d.TenantID, &d.DeviceID)
 		return d, err
 	})
 	if err != nil {
@@ -135,9 +137,9 @@ func (s *Store) LatestBlobs(ctx context.Context, tenantID, after string, limit i
 	if err != nil {
 		return nil, fmt.Errorf("latest of tenant %s: %w", tenantID, err)
 	}
-	out, err := ScanAll(rows, func(row database.Scanner) (tsdbstore.DeviceBlob, error) {
+	out, err := ScanAll(rows, func(rows *sql.Rows) (tsdbstore.DeviceBlob, error) {
 		b := tsdbstore.DeviceBlob{TenantID: tenantID}
-		err := row.Scan(&b.DeviceID, &b.Blob)
+		err := rows.Scan(&b.DeviceID, &b.Blob)
 		return b, err
 	})
 	if err != nil {
