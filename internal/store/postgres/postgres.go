@@ -2,7 +2,7 @@
 // PostgreSQL database. It has the same tables and semantics as store/sqlite:
 // timestamps are BIGINT unix milliseconds; keys, hashes, payloads and the
 // encrypted telemetry blobs are BYTEA. It talks to the server through a pgx
-// connection pool. The telemetry methods are in telemetry.go.
+// connection pool. Its telemetry store is tsdbpg's, which it embeds.
 package postgres
 
 import (
