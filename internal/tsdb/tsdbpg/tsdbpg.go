@@ -1,9 +1,9 @@
 // Package tsdbpg is the telemetry store (tsdbstore.Store) of the
 // PostgreSQL engine, for several nodes sharing one database: the statements
 // both engines accept come from tsdbsql; the hot path — WriteHead,
-// SealHead, ReadSeries, ChunksForMerge, DeleteTelemetryBefore — talks to
-// the server through a pgx pool, in batches that save round trips, and
-// takes row locks in one global order (see below).
+// SealHead, ReadSeries, ChunksForMerge, DeleteTelemetryBefore, AddRejected —
+// talks to the server through a pgx pool, in batches that save round trips,
+// and takes row locks in one global order (see below).
 package tsdbpg
 
 import (
@@ -598,4 +598,25 @@ func (s *Store) DeleteTelemetryBefore(ctx context.Context, tenantID string, cuto
 		return 0, fmt.Errorf("delete before: commit: %w", err)
 	}
 	return total, nil
+}
+
+// AddRejected keeps a message that could not be accepted, and trims the
+// device's list to the newest tsdbsql.MaxRejectedPerDevice, in one
+// transaction and one round trip.
+func (s *Store) AddRejected(ctx context.Context, r tsdbstore.Rejected) error {
+	insert, trim := tsdbsql.RejectedArgs(r)
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(database.Postgres.Rebind(tsdbsql.InsertRejected), insert...)
+	b.Queue(database.Postgres.Rebind(tsdbsql.TrimRejected), trim...)
+	br := s.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	defer tx.Rollback(ctx)
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("add rejected: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("add rejected: commit: %w", err)
+	}
+	return nil
 }

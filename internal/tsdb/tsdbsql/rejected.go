@@ -19,32 +19,30 @@ const MaxRejectedPerDevice = 1000
 // store/postgres, sealed.go).
 const metaCompactPending = "sealed_compact_pending"
 
-// AddRejected keeps a message that could not be accepted, and trims the
-// device's list to the newest MaxRejectedPerDevice, in one transaction.
-func (s *Store) AddRejected(ctx context.Context, r tsdbstore.Rejected) error {
+// Statements of AddRejected, which each engine sends its own way (in
+// PostgreSQL, with the BEGIN and in one round trip, as messages may be
+// rejected at the rate they arrive). InsertRejected takes r.TenantID,
+// r.DeviceID, r.MessageID, r.Topic, r.Reason, the payload (never nil),
+// r.ReceivedAt (Unix ms), r.Size and r.Sealed; TrimRejected, which keeps a
+// device's newest MaxRejectedPerDevice entries, the device id twice and
+// MaxRejectedPerDevice-1.
+const (
+	InsertRejected = `INSERT INTO rejected (tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// The subquery is NULL, and nothing is deleted, while the device has
+	// no more entries than the bound.
+	TrimRejected = `DELETE FROM rejected WHERE device_id = ? AND id <
+		(SELECT id FROM rejected WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`
+)
+
+// RejectedArgs are the arguments of InsertRejected and TrimRejected for r.
+func RejectedArgs(r tsdbstore.Rejected) (insert, trim []any) {
 	payload := r.Payload
 	if payload == nil {
 		payload = []byte{}
 	}
-	err := s.db.InTx(ctx, func(tx database.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO rejected (tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.TenantID, r.DeviceID, r.MessageID, r.Topic, r.Reason, payload,
-			r.ReceivedAt.UnixMilli(), r.Size, r.Sealed); err != nil {
-			return err
-		}
-		// The subquery is NULL, and nothing is deleted, while the device
-		// has no more entries than the bound.
-		if _, err := tx.Exec(ctx, `DELETE FROM rejected WHERE device_id = ? AND id <
-			(SELECT id FROM rejected WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
-			r.DeviceID, r.DeviceID, MaxRejectedPerDevice-1); err != nil {
-			return fmt.Errorf("trim: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("add rejected: %w", err)
-	}
-	return nil
+	return []any{r.TenantID, r.DeviceID, r.MessageID, r.Topic, r.Reason, payload, r.ReceivedAt.UnixMilli(), r.Size, r.Sealed},
+		[]any{r.DeviceID, r.DeviceID, MaxRejectedPerDevice - 1}
 }
 
 // checkDevice returns ErrNotFound unless the device belongs to the tenant.

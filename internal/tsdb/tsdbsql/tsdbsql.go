@@ -3,7 +3,8 @@
 // database.DB. The engines' telemetry stores, tsdbsqlite and tsdbpg, embed
 // a Store and add the hot path, which each writes its own way (SQLite's
 // single writer, PostgreSQL's row locks and pgx batches): WriteHead,
-// SealHead, ReadSeries, ChunksForMerge and DeleteTelemetryBefore.
+// SealHead, ReadSeries, ChunksForMerge, DeleteTelemetryBefore and
+// AddRejected (on statements of this package).
 package tsdbsql
 
 import (

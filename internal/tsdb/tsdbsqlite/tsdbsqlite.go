@@ -1,7 +1,7 @@
 // Package tsdbsqlite is the telemetry store (tsdbstore.Store) of the
 // embedded SQLite engine: the statements both engines accept come from
 // tsdbsql; the hot path — WriteHead, SealHead, ReadSeries, ChunksForMerge,
-// DeleteTelemetryBefore — is written for SQLite's single writer
+// DeleteTelemetryBefore, AddRejected — is written for SQLite's single writer
 // connection, with multi-row statements (a statement's cost in an embedded
 // SQLite is its parsing and VM set-up, not its rows).
 package tsdbsqlite
@@ -368,4 +368,23 @@ func (s *Store) DeleteTelemetryBefore(ctx context.Context, tenantID string, cuto
 		return 0, err
 	}
 	return total, tx.Commit()
+}
+
+// AddRejected keeps a message that could not be accepted, and trims the
+// device's list to the newest tsdbsql.MaxRejectedPerDevice, in one
+// transaction.
+func (s *Store) AddRejected(ctx context.Context, r tsdbstore.Rejected) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("add rejected: %w", err)
+	}
+	defer tx.Rollback()
+	insert, trim := tsdbsql.RejectedArgs(r)
+	if _, err := tx.ExecContext(ctx, tsdbsql.InsertRejected, insert...); err != nil {
+		return fmt.Errorf("add rejected: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, tsdbsql.TrimRejected, trim...); err != nil {
+		return fmt.Errorf("add rejected: trim: %w", err)
+	}
+	return tx.Commit()
 }
