@@ -157,9 +157,6 @@ type Store interface {
 	AlarmStore
 	SignInStore
 	FactoryStore
-	// The telemetry engine's records: heads, chunks, latest values,
-	// rejected messages.
-	tsdbstore.Store
 
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error
@@ -203,6 +200,10 @@ type Store interface {
 	CreateAPIToken(ctx context.Context, t APIToken) error
 	// APITokenByHash finds a token by the SHA-256 of its secret.
 	APITokenByHash(ctx context.Context, hash []byte) (APIToken, error)
+
+	// The telemetry engine's records (heads, chunks, latest values,
+	// rejected messages) and message ids.
+	tsdbstore.Store
 
 	// CreateTenant adds a tenant below t.ParentID (which must exist) and
 	// sets its Path.
