@@ -125,15 +125,24 @@ type Message struct {
 
 // The telemetry store's records are package tsdbstore's (see there).
 type (
+	// WriteResult is tsdbstore.WriteResult.
 	WriteResult = tsdbstore.WriteResult
-	Rejected    = tsdbstore.Rejected
-	HeadRecord  = tsdbstore.HeadRecord
+	// Rejected is tsdbstore.Rejected.
+	Rejected = tsdbstore.Rejected
+	// HeadRecord is tsdbstore.HeadRecord.
+	HeadRecord = tsdbstore.HeadRecord
+	// ChunkRecord is tsdbstore.ChunkRecord.
 	ChunkRecord = tsdbstore.ChunkRecord
-	DeviceRef   = tsdbstore.DeviceRef
-	DeviceBlob  = tsdbstore.DeviceBlob
+	// DeviceRef is tsdbstore.DeviceRef.
+	DeviceRef = tsdbstore.DeviceRef
+	// DeviceBlob is tsdbstore.DeviceBlob.
+	DeviceBlob = tsdbstore.DeviceBlob
+	// LatestMerge is tsdbstore.LatestMerge.
 	LatestMerge = tsdbstore.LatestMerge
-	Sample      = tsdbstore.Sample
-	Latest      = tsdbstore.Latest
+	// Sample is tsdbstore.Sample.
+	Sample = tsdbstore.Sample
+	// Latest is tsdbstore.Latest.
+	Latest = tsdbstore.Latest
 )
 
 // RejectedPrefixBytes is how much of a rejected payload is kept.
@@ -142,7 +151,9 @@ const RejectedPrefixBytes = tsdbstore.RejectedPrefixBytes
 // Sizes that mark a rejected message not in the current form (see
 // tsdbstore.RejectedOld).
 const (
-	RejectedOld        = tsdbstore.RejectedOld
+	// RejectedOld is tsdbstore.RejectedOld.
+	RejectedOld = tsdbstore.RejectedOld
+	// RejectedUnreadable is tsdbstore.RejectedUnreadable.
 	RejectedUnreadable = tsdbstore.RejectedUnreadable
 )
 
