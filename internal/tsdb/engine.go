@@ -15,6 +15,7 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // Config tunes the engine.
@@ -53,25 +54,42 @@ func (c *Config) defaults() {
 	}
 }
 
+// Store is the telemetry store the engine keeps its records in: heads,
+// chunks, latest values, rejected messages (see package tsdbstore; its
+// implementations are tsdbsqlite and tsdbpg).
+type Store = tsdbstore.Store
+
+// Tenants lists the tenants, whose retention periods the engine enforces.
+type Tenants interface {
+	ListTenants(ctx context.Context) ([]store.Tenant, error)
+}
+
+// Storage is what New takes: the telemetry store and the tenant list, which
+// an engine (store/sqlite, store/postgres) holds both of.
+type Storage interface {
+	Store
+	Tenants
+}
+
 // Engine is Warden's telemetry engine: messages land durably in a per-device
 // head (one encrypted row per message); a sealer folds heads into
 // compressed, encrypted per-series chunks; queries merge both.
 type Engine struct {
-	cfg   Config
-	store store.Store
-	keys  *keyring.Keyring
-	log   *slog.Logger
-	clock clock.Clock
+	cfg     Config
+	store   Store
+	tenants Tenants
+	keys    *keyring.Keyring
+	log     *slog.Logger
+	clock   clock.Clock
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// New makes an engine on clk (nil: the wall clock); Start runs its
-// background jobs.
-func New(cfg Config, st store.Store, keys *keyring.Keyring, log *slog.Logger, clk clock.Clock) *Engine {
+// New makes an engine on clk (nil: the wall clock); Start runs its background jobs.
+func New(cfg Config, st Storage, keys *keyring.Keyring, log *slog.Logger, clk clock.Clock) *Engine {
 	cfg.defaults()
-	return &Engine{cfg: cfg, store: st, keys: keys, log: log, clock: clock.OrReal(clk), stop: make(chan struct{})}
+	return &Engine{cfg: cfg, store: st, tenants: st, keys: keys, log: log, clock: clock.OrReal(clk), stop: make(chan struct{})}
 }
 
 // Associated data binds each sealed blob to what it belongs to, so a blob
@@ -88,7 +106,7 @@ func chunkAAD(deviceID, metric string) []byte {
 // with a key this engine had not loaded.
 const writeAttempts = 5
 
-// Write commits a batch of messages durably (see store.Store.WriteHead):
+// Write commits a batch of messages durably (see Store.WriteHead):
 // each accepted message becomes one encrypted head record, and each
 // device's latest values are updated.
 //
@@ -206,7 +224,7 @@ func (e *Engine) writeOnce(ctx context.Context, msgs []telemetry.Message, batch 
 		if err != nil {
 			return nil, fmt.Errorf("seal message of %s: %w", m.DeviceID, err)
 		}
-		r := store.HeadRecord{TenantID: m.TenantID, DeviceID: m.DeviceID, MessageID: m.MessageID,
+		r := tsdbstore.HeadRecord{TenantID: m.TenantID, DeviceID: m.DeviceID, MessageID: m.MessageID,
 			ReceivedAt: m.ReceivedAt, Blob: blob, KeyID: k.KeyID()}
 		for n, p := range m.Points {
 			ts := p.TS.UnixMilli()
@@ -258,7 +276,7 @@ func (e *Engine) writeOnce(ctx context.Context, msgs []telemetry.Message, batch 
 	if err != nil {
 		return nil, err
 	}
-	out := make([]store.WriteResult, len(batch))
+	out := make([]tsdbstore.WriteResult, len(batch))
 	for n, j := range sealedAt {
 		out[j] = res[n]
 	}

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb/chunkenc"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // Latest returns the newest value of every metric of a device, by name.
-func (e *Engine) Latest(ctx context.Context, tenantID, deviceID string) ([]store.Latest, error) {
+func (e *Engine) Latest(ctx context.Context, tenantID, deviceID string) ([]tsdbstore.Latest, error) {
 	blob, err := e.store.LatestBlob(ctx, tenantID, deviceID)
 	if err != nil {
 		return nil, err
@@ -18,8 +18,8 @@ func (e *Engine) Latest(ctx context.Context, tenantID, deviceID string) ([]store
 	return e.openLatest(ctx, tenantID, deviceID, blob, nil)
 }
 
-func (e *Engine) openLatest(ctx context.Context, tenantID, deviceID string, blob []byte, n names) ([]store.Latest, error) {
-	out := []store.Latest{}
+func (e *Engine) openLatest(ctx context.Context, tenantID, deviceID string, blob []byte, n names) ([]tsdbstore.Latest, error) {
+	out := []tsdbstore.Latest{}
 	if blob == nil {
 		return out, nil
 	}
@@ -31,9 +31,9 @@ func (e *Engine) openLatest(ctx context.Context, tenantID, deviceID string, blob
 	if err != nil {
 		return nil, fmt.Errorf("latest of %s: %w", deviceID, err)
 	}
-	out = make([]store.Latest, len(ps))
+	out = make([]tsdbstore.Latest, len(ps))
 	for i, p := range ps {
-		out[i] = store.Latest{Metric: p.metric, TS: time.UnixMilli(p.ts).UTC(), Value: p.v}
+		out[i] = tsdbstore.Latest{Metric: p.metric, TS: time.UnixMilli(p.ts).UTC(), Value: p.v}
 	}
 	return out, nil
 }
@@ -41,7 +41,7 @@ func (e *Engine) openLatest(ctx context.Context, tenantID, deviceID string, blob
 // DeviceLatest is one device's newest values.
 type DeviceLatest struct {
 	DeviceID string
-	Metrics  []store.Latest
+	Metrics  []tsdbstore.Latest
 }
 
 // FleetLatest returns the newest values of a page of a tenant's devices,
@@ -66,7 +66,7 @@ func (e *Engine) FleetLatest(ctx context.Context, tenantID, after string, limit 
 // view is one series over [from, to): its chunks and the head points not
 // yet sealed, which win over chunk points at the same instant.
 type view struct {
-	chunks []store.ChunkRecord
+	chunks []tsdbstore.ChunkRecord
 	head   []tv // sorted, deduplicated
 }
 
@@ -153,7 +153,7 @@ func (e *Engine) walk(ctx context.Context, v view, from, to int64,
 
 // Range calls fn for each point of one series in [from, to), in time order,
 // until fn returns false or limit points (0: no limit) were given.
-func (e *Engine) Range(ctx context.Context, tenantID, deviceID, metric string, from, to time.Time, limit int, fn func(store.Sample) bool) error {
+func (e *Engine) Range(ctx context.Context, tenantID, deviceID, metric string, from, to time.Time, limit int, fn func(tsdbstore.Sample) bool) error {
 	f, t := from.UnixMilli(), to.UnixMilli()
 	v, err := e.view(ctx, tenantID, deviceID, metric, f, t)
 	if err != nil {
@@ -162,7 +162,7 @@ func (e *Engine) Range(ctx context.Context, tenantID, deviceID, metric string, f
 	n := 0
 	return e.walk(ctx, v, f, t, nil, nil, func(p tv) bool {
 		n++
-		return fn(store.Sample{TS: time.UnixMilli(p.ts).UTC(), Value: p.v}) && (limit <= 0 || n < limit)
+		return fn(tsdbstore.Sample{TS: time.UnixMilli(p.ts).UTC(), Value: p.v}) && (limit <= 0 || n < limit)
 	})
 }
 

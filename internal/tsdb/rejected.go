@@ -8,7 +8,7 @@ import (
 	"fmt"
 
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 func rejectedAAD(deviceID string) []byte { return []byte("rejected\x00" + deviceID) }
@@ -26,9 +26,9 @@ type rejectedMeta struct {
 // AddRejected keeps a message that could not be accepted. Its payload,
 // topic, reason and hash are telemetry too, so they are stored encrypted
 // with the tenant's key; of the payload only the first
-// store.RejectedPrefixBytes are kept (r.Size and r.SHA256 describe it whole,
+// tsdbstore.RejectedPrefixBytes are kept (r.Size and r.SHA256 describe it whole,
 // and are filled in here if the caller left them empty).
-func (e *Engine) AddRejected(ctx context.Context, r store.Rejected) error {
+func (e *Engine) AddRejected(ctx context.Context, r tsdbstore.Rejected) error {
 	if r.SHA256 == nil {
 		sum := sha256.Sum256(r.Payload)
 		r.SHA256 = sum[:]
@@ -36,8 +36,8 @@ func (e *Engine) AddRejected(ctx context.Context, r store.Rejected) error {
 	if r.Size <= 0 {
 		r.Size = int64(len(r.Payload))
 	}
-	if len(r.Payload) > store.RejectedPrefixBytes {
-		r.Payload = r.Payload[:store.RejectedPrefixBytes]
+	if len(r.Payload) > tsdbstore.RejectedPrefixBytes {
+		r.Payload = r.Payload[:tsdbstore.RejectedPrefixBytes]
 	}
 	meta, err := json.Marshal(rejectedMeta{Topic: r.Topic, Reason: r.Reason, SHA256: r.SHA256})
 	if err != nil {
@@ -58,14 +58,14 @@ func (e *Engine) AddRejected(ctx context.Context, r store.Rejected) error {
 // decrypted. Entries still in the old form have their payload whole; their
 // size and hash are computed here. Entries the upgrade could not open come
 // marked Unreadable, without payload.
-func (e *Engine) ListRejected(ctx context.Context, tenantID, deviceID string, limit int) ([]store.Rejected, error) {
+func (e *Engine) ListRejected(ctx context.Context, tenantID, deviceID string, limit int) ([]tsdbstore.Rejected, error) {
 	rs, err := e.store.ListRejected(ctx, tenantID, deviceID, limit)
 	if err != nil {
 		return nil, err
 	}
 	for i := range rs {
 		r := &rs[i]
-		if r.Size == store.RejectedUnreadable {
+		if r.Size == tsdbstore.RejectedUnreadable {
 			r.Payload, r.Size, r.Unreadable = nil, 0, true
 		} else if r.Payload, err = e.keys.Open(ctx, r.TenantID, r.Payload, rejectedAAD(deviceID)); err != nil {
 			return nil, fmt.Errorf("rejected message %d of %s: %w", r.ID, deviceID, err)
@@ -81,7 +81,7 @@ func (e *Engine) ListRejected(ctx context.Context, tenantID, deviceID string, li
 			}
 			r.Topic, r.Reason, r.SHA256, r.Sealed = m.Topic, m.Reason, m.SHA256, nil
 		}
-		if r.Size == store.RejectedOld {
+		if r.Size == tsdbstore.RejectedOld {
 			sum := sha256.Sum256(r.Payload)
 			r.Size, r.SHA256 = int64(len(r.Payload)), sum[:]
 		}
@@ -99,11 +99,11 @@ const (
 
 // UpgradeRejected rewrites the rejected messages kept in the old form
 // (whole payload, topic and reason in clear) into the form AddRejected
-// writes: size and hash of the payload, its first store.RejectedPrefixBytes
+// writes: size and hash of the payload, its first tsdbstore.RejectedPrefixBytes
 // sealed, topic, reason and hash sealed, the clear columns emptied. An
 // entry whose tenant's keys were destroyed, or which does not open, loses
 // its payload (and its topic and reason, unless they can be sealed) and is
-// marked store.RejectedUnreadable so that it is not tried again.
+// marked tsdbstore.RejectedUnreadable so that it is not tried again.
 //
 // It works in batches of one transaction each (bounded in rows and
 // bytes), and a batch only replaces
@@ -128,7 +128,7 @@ func (e *Engine) UpgradeRejected(ctx context.Context) (int64, error) {
 			if err := e.upgradeRejected(ctx, &rs[i]); err != nil {
 				return total, fmt.Errorf("upgrade rejected messages: %w", err)
 			}
-			if rs[i].Size == store.RejectedUnreadable {
+			if rs[i].Size == tsdbstore.RejectedUnreadable {
 				unreadable++
 			}
 		}
@@ -145,22 +145,22 @@ func (e *Engine) UpgradeRejected(ctx context.Context) (int64, error) {
 }
 
 // upgradeRejected turns r, in the old form, into its new form.
-func (e *Engine) upgradeRejected(ctx context.Context, r *store.Rejected) error {
+func (e *Engine) upgradeRejected(ctx context.Context, r *tsdbstore.Rejected) error {
 	payload, err := e.keys.Open(ctx, r.TenantID, r.Payload, rejectedAAD(r.DeviceID))
 	switch {
 	case errors.Is(err, keyring.ErrShredded):
 		// Sealing anything would make the tenant a new key: drop it all.
-		r.Payload, r.Size, r.Sealed, r.Topic, r.Reason = nil, store.RejectedUnreadable, nil, "", ""
+		r.Payload, r.Size, r.Sealed, r.Topic, r.Reason = nil, tsdbstore.RejectedUnreadable, nil, "", ""
 		return nil
 	case errors.Is(err, keyring.ErrCorrupt):
-		r.Payload, r.Size = nil, store.RejectedUnreadable
+		r.Payload, r.Size = nil, tsdbstore.RejectedUnreadable
 	case err != nil:
 		return fmt.Errorf("rejected message %d of %s: %w", r.ID, r.DeviceID, err)
 	default:
 		sum := sha256.Sum256(payload)
 		r.Size, r.SHA256 = int64(len(payload)), sum[:]
-		if len(payload) > store.RejectedPrefixBytes {
-			payload = payload[:store.RejectedPrefixBytes]
+		if len(payload) > tsdbstore.RejectedPrefixBytes {
+			payload = payload[:tsdbstore.RejectedPrefixBytes]
 		}
 		if r.Payload, err = e.keys.Seal(ctx, r.TenantID, payload, rejectedAAD(r.DeviceID)); err != nil {
 			return fmt.Errorf("seal rejected message %d of %s: %w", r.ID, r.DeviceID, err)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // EnforceRetention deletes, for every tenant with a retention period,
@@ -17,7 +17,7 @@ import (
 // of chunks that straddle the cutoff, expired latest values and rejected
 // messages. It returns the number of chunks and head records deleted.
 func (e *Engine) EnforceRetention(ctx context.Context) (int64, error) {
-	tenants, err := e.store.ListTenants(ctx)
+	tenants, err := e.tenants.ListTenants(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("retention: %w", err)
 	}
@@ -62,7 +62,7 @@ func (e *Engine) trimChunks(ctx context.Context, tenantID string, cutoff int64) 
 				keep = append(keep, tv{ts[i], vs[i]})
 			}
 		}
-		var add []store.ChunkRecord
+		var add []tsdbstore.ChunkRecord
 		if len(keep) > 0 {
 			nc, err := e.sealChunk(ctx, tenantID, c.DeviceID, c.Metric, keep)
 			if err != nil {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb/chunkenc"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // SealDue seals every device whose head is due (twice SealRows messages, or
@@ -28,7 +28,7 @@ func (e *Engine) SealDue(ctx context.Context) (int, error) {
 		}
 		keepAfter := now.Add(-e.cfg.SealAge)
 		for _, d := range due {
-			n, err := e.seal(ctx, d.TenantID, d.DeviceID, func(head []store.HeadRecord) int {
+			n, err := e.seal(ctx, d.TenantID, d.DeviceID, func(head []tsdbstore.HeadRecord) int {
 				return sealable(head, e.cfg.SealRows, keepAfter)
 			})
 			if errors.Is(err, database.ErrConflict) {
@@ -53,7 +53,7 @@ type tv struct {
 
 // sealable returns how many of the oldest head records (in arrival order)
 // are sealed: all but the newest keep that arrived after keepAfter.
-func sealable(head []store.HeadRecord, keep int, keepAfter time.Time) int {
+func sealable(head []tsdbstore.HeadRecord, keep int, keepAfter time.Time) int {
 	n := max(len(head)-keep, 0)
 	for n < len(head) && !head[n].ReceivedAt.After(keepAfter) {
 		n++
@@ -64,12 +64,12 @@ func sealable(head []store.HeadRecord, keep int, keepAfter time.Time) int {
 // SealDevice folds a device's whole head into its series' chunks and
 // returns the number of points sealed.
 func (e *Engine) SealDevice(ctx context.Context, tenantID, deviceID string) (int, error) {
-	return e.seal(ctx, tenantID, deviceID, func(head []store.HeadRecord) int { return len(head) })
+	return e.seal(ctx, tenantID, deviceID, func(head []tsdbstore.HeadRecord) int { return len(head) })
 }
 
 // seal folds the oldest records of a device's head, as many as pick says,
 // into its series' chunks and returns the number of points sealed.
-func (e *Engine) seal(ctx context.Context, tenantID, deviceID string, pick func([]store.HeadRecord) int) (int, error) {
+func (e *Engine) seal(ctx context.Context, tenantID, deviceID string, pick func([]tsdbstore.HeadRecord) int) (int, error) {
 	head, err := e.store.HeadRecords(ctx, deviceID)
 	if err != nil {
 		return 0, err
@@ -94,7 +94,7 @@ func (e *Engine) seal(ctx context.Context, tenantID, deviceID string, pick func(
 		}
 	}
 	var remove []int64
-	var add []store.ChunkRecord
+	var add []tsdbstore.ChunkRecord
 	sealed := 0
 	for metric, pts := range series {
 		pts = sortDedup(pts)
@@ -112,12 +112,12 @@ func (e *Engine) seal(ctx context.Context, tenantID, deviceID string, pick func(
 	return sealed, nil
 }
 
-func (e *Engine) openHead(ctx context.Context, r store.HeadRecord) ([]point, error) {
+func (e *Engine) openHead(ctx context.Context, r tsdbstore.HeadRecord) ([]point, error) {
 	h, err := e.openHeadMessage(ctx, r)
 	return h.points, err
 }
 
-func (e *Engine) openHeadMessage(ctx context.Context, r store.HeadRecord) (headMessage, error) {
+func (e *Engine) openHeadMessage(ctx context.Context, r tsdbstore.HeadRecord) (headMessage, error) {
 	pt, err := e.keys.Open(ctx, r.TenantID, r.Blob, headAAD(r.DeviceID))
 	if err != nil {
 		return headMessage{}, fmt.Errorf("head record %d of %s: %w", r.ID, r.DeviceID, err)
@@ -146,7 +146,7 @@ func sortDedup(pts []tv) []tv {
 // mergeIntoChunks merges sorted new points with the chunks they overlap
 // (and the series' last chunk, if it has room and they come after it), and
 // returns the chunks to remove and the chunks to add.
-func (e *Engine) mergeIntoChunks(ctx context.Context, tenantID, deviceID, metric string, pts []tv) ([]int64, []store.ChunkRecord, error) {
+func (e *Engine) mergeIntoChunks(ctx context.Context, tenantID, deviceID, metric string, pts []tv) ([]int64, []tsdbstore.ChunkRecord, error) {
 	from, to := pts[0].ts, pts[len(pts)-1].ts
 	old, err := e.store.ChunksForMerge(ctx, deviceID, metric, from, to)
 	if err != nil {
@@ -172,7 +172,7 @@ func (e *Engine) mergeIntoChunks(ctx context.Context, tenantID, deviceID, metric
 		remove = append(remove, c.ID)
 	}
 	merged := mergeSorted(existing, pts)
-	var add []store.ChunkRecord
+	var add []tsdbstore.ChunkRecord
 	for start := 0; start < len(merged); start += e.cfg.ChunkPoints {
 		part := merged[start:min(start+e.cfg.ChunkPoints, len(merged))]
 		c, err := e.sealChunk(ctx, tenantID, deviceID, metric, part)
@@ -205,7 +205,7 @@ func mergeSorted(a, b []tv) []tv {
 	return out
 }
 
-func (e *Engine) sealChunk(ctx context.Context, tenantID, deviceID, metric string, pts []tv) (store.ChunkRecord, error) {
+func (e *Engine) sealChunk(ctx context.Context, tenantID, deviceID, metric string, pts []tv) (tsdbstore.ChunkRecord, error) {
 	ts := make([]int64, len(pts))
 	vs := make([]float64, len(pts))
 	for i, p := range pts {
@@ -213,18 +213,18 @@ func (e *Engine) sealChunk(ctx context.Context, tenantID, deviceID, metric strin
 	}
 	plain, _, err := encodeChunk(ts, vs)
 	if err != nil {
-		return store.ChunkRecord{}, fmt.Errorf("encode chunk of %s/%s: %w", deviceID, metric, err)
+		return tsdbstore.ChunkRecord{}, fmt.Errorf("encode chunk of %s/%s: %w", deviceID, metric, err)
 	}
 	blob, err := e.keys.Seal(ctx, tenantID, plain, chunkAAD(deviceID, metric))
 	if err != nil {
-		return store.ChunkRecord{}, fmt.Errorf("seal chunk of %s/%s: %w", deviceID, metric, err)
+		return tsdbstore.ChunkRecord{}, fmt.Errorf("seal chunk of %s/%s: %w", deviceID, metric, err)
 	}
-	return store.ChunkRecord{TenantID: tenantID, DeviceID: deviceID, Metric: metric,
+	return tsdbstore.ChunkRecord{TenantID: tenantID, DeviceID: deviceID, Metric: metric,
 		StartTS: ts[0], EndTS: ts[len(ts)-1], Count: len(ts), Blob: blob}, nil
 }
 
 // openChunk decrypts a chunk and returns its summary and encoded points.
-func (e *Engine) openChunk(ctx context.Context, c store.ChunkRecord) (summary, []byte, error) {
+func (e *Engine) openChunk(ctx context.Context, c tsdbstore.ChunkRecord) (summary, []byte, error) {
 	plain, err := e.keys.Open(ctx, c.TenantID, c.Blob, chunkAAD(c.DeviceID, c.Metric))
 	if err != nil {
 		return summary{}, nil, fmt.Errorf("chunk %d of %s/%s: %w", c.ID, c.DeviceID, c.Metric, err)
@@ -236,7 +236,7 @@ func (e *Engine) openChunk(ctx context.Context, c store.ChunkRecord) (summary, [
 	return s, data, nil
 }
 
-func (e *Engine) decodeChunk(ctx context.Context, c store.ChunkRecord) ([]int64, []float64, error) {
+func (e *Engine) decodeChunk(ctx context.Context, c tsdbstore.ChunkRecord) ([]int64, []float64, error) {
 	_, data, err := e.openChunk(ctx, c)
 	if err != nil {
 		return nil, nil, err

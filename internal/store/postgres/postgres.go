@@ -2,7 +2,7 @@
 // PostgreSQL database. It has the same tables and semantics as store/sqlite:
 // timestamps are BIGINT unix milliseconds; keys, hashes, payloads and the
 // encrypted telemetry blobs are BYTEA. It talks to the server through a pgx
-// connection pool. The telemetry methods are in telemetry.go.
+// connection pool. Its telemetry store is tsdbpg's, which it embeds.
 package postgres
 
 import (
@@ -21,12 +21,14 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbpg"
 )
 
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
 	*sqlstore.Store  // the methods both engines share
 	sqlstore.Domains // the domain stores
+	*telemetry       // the telemetry store
 
 	pool *pgxpool.Pool
 	db   *sql.DB // pool behind database/sql, for the shared methods
@@ -36,6 +38,10 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
+
+// telemetry is the telemetry store the engine embeds, under a name of its
+// own (sqlstore.Store is embedded as Store).
+type telemetry = tsdbpg.Store
 
 // Open connects to the database at url (a postgres:// URL or a key=value
 // connection string) and checks that it is reachable. Call Migrate before
@@ -62,11 +68,12 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	db := stdlib.OpenDBFromPool(pool)
 	ddb := database.DB{Dialect: database.Postgres, W: db, R: db}
 	return &Store{
-		Store:   sqlstore.New(ddb),
-		Domains: sqlstore.NewDomains(ddb),
-		ddb:     ddb,
-		pool:    pool,
-		db:      db,
+		Store:     sqlstore.New(ddb),
+		Domains:   sqlstore.NewDomains(ddb),
+		telemetry: tsdbpg.New(ddb, pool),
+		ddb:       ddb,
+		pool:      pool,
+		db:        db,
 	}, nil
 }
 
@@ -198,75 +205,6 @@ func limitArg(limit int) any {
 		return nil
 	}
 	return int64(limit)
-}
-
-// maxRejectedPerDevice bounds the rejected-message list of one device; the
-// oldest entries give way (the rejects counter keeps the total).
-const maxRejectedPerDevice = 1000
-
-// AddRejected keeps a message that could not be accepted, and trims the
-// device's list to the newest maxRejectedPerDevice, in one transaction and
-// one round trip.
-func (s *Store) AddRejected(ctx context.Context, r store.Rejected) error {
-	payload := r.Payload
-	if payload == nil {
-		payload = []byte{}
-	}
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`INSERT INTO rejected (tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, r.TenantID, r.DeviceID, r.MessageID, r.Topic, r.Reason, payload,
-		r.ReceivedAt.UnixMilli(), r.Size, r.Sealed)
-	// The subquery is NULL, and nothing is deleted, while the device has
-	// no more entries than the bound.
-	b.Queue(`DELETE FROM rejected WHERE device_id = $1 AND id <
-		(SELECT id FROM rejected WHERE device_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1)`,
-		r.DeviceID, maxRejectedPerDevice-1)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer tx.Rollback(ctx)
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("add rejected: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("add rejected: commit: %w", err)
-	}
-	return nil
-}
-
-// UpgradeRejected stores the new form of old rejected messages, each only
-// if it is still old (another node may have upgraded it meanwhile).
-func (s *Store) UpgradeRejected(ctx context.Context, rs []store.Rejected) (int64, error) {
-	if len(rs) == 0 {
-		return 0, nil
-	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("upgrade rejected messages: %w", err)
-	}
-	defer tx.Rollback(ctx)
-	var n int64
-	for _, r := range rs {
-		payload := r.Payload
-		if payload == nil {
-			payload = []byte{}
-		}
-		tag, err := tx.Exec(ctx, `UPDATE rejected SET payload = $1, size = $2, sealed = $3, topic = '', reason = ''
-			WHERE id = $4 AND size = $5`, payload, r.Size, r.Sealed, r.ID, store.RejectedOld)
-		if err != nil {
-			return 0, fmt.Errorf("upgrade rejected message %d: %w", r.ID, err)
-		}
-		n += tag.RowsAffected()
-	}
-	if n > 0 {
-		if err := setCompactPending(ctx, tx); err != nil {
-			return 0, fmt.Errorf("upgrade rejected messages: %w", err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("upgrade rejected messages: %w", err)
-	}
-	return n, nil
 }
 
 func isUniqueViolation(err error) bool { return database.Postgres.IsUniqueViolation(err) }

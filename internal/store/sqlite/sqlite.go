@@ -17,12 +17,14 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlstore"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbsqlite"
 )
 
 // Store is a store.Store on a SQLite file.
 type Store struct {
 	*sqlstore.Store  // the methods both engines share
 	sqlstore.Domains // the domain stores
+	*telemetry       // the telemetry store
 
 	w  *sql.DB     // exactly one connection: all writes
 	r  *sql.DB     // readers
@@ -32,6 +34,10 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
+
+// telemetry is the telemetry store the engine embeds, under a name of its
+// own (sqlstore.Store is embedded as Store).
+type telemetry = tsdbsqlite.Store
 
 // Open opens (creating if needed) the database file at path. Call Migrate
 // before use.
@@ -70,6 +76,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.db = database.DB{Dialect: database.SQLite, W: w, R: r, Purge: s.purge}
 	s.Store = sqlstore.New(s.db)
 	s.Domains = sqlstore.NewDomains(s.db)
+	s.telemetry = tsdbsqlite.New(s.db)
 	return s, nil
 }
 
@@ -194,73 +201,6 @@ func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) erro
 		return fmt.Errorf("device %q: %w", deviceID, err)
 	}
 	return nil
-}
-
-// maxRejectedPerDevice bounds the rejected-message list of one device; the
-// oldest entries give way (the rejects counter keeps the total).
-const maxRejectedPerDevice = 1000
-
-// AddRejected keeps a message that could not be accepted.
-func (s *Store) AddRejected(ctx context.Context, r store.Rejected) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("add rejected: %w", err)
-	}
-	defer tx.Rollback()
-	payload := r.Payload
-	if payload == nil {
-		payload = []byte{}
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO rejected (tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.TenantID, r.DeviceID, r.MessageID, r.Topic, r.Reason, payload, r.ReceivedAt.UnixMilli(),
-		r.Size, r.Sealed); err != nil {
-		return fmt.Errorf("add rejected: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM rejected WHERE device_id = ? AND id NOT IN
-		(SELECT id FROM rejected WHERE device_id = ? ORDER BY id DESC LIMIT ?)`,
-		r.DeviceID, r.DeviceID, maxRejectedPerDevice); err != nil {
-		return fmt.Errorf("add rejected: trim: %w", err)
-	}
-	return tx.Commit()
-}
-
-// UpgradeRejected stores the new form of old rejected messages, each only
-// if it is still old (another node may have upgraded it meanwhile).
-func (s *Store) UpgradeRejected(ctx context.Context, rs []store.Rejected) (int64, error) {
-	if len(rs) == 0 {
-		return 0, nil
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("upgrade rejected messages: %w", err)
-	}
-	defer tx.Rollback()
-	var n int64
-	for _, r := range rs {
-		payload := r.Payload
-		if payload == nil {
-			payload = []byte{}
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE rejected SET payload = ?, size = ?, sealed = ?, topic = '', reason = ''
-			WHERE id = ? AND size = ?`, payload, r.Size, r.Sealed, r.ID, store.RejectedOld)
-		if err != nil {
-			return 0, fmt.Errorf("upgrade rejected message %d: %w", r.ID, err)
-		}
-		k, err := res.RowsAffected()
-		if err != nil {
-			return 0, fmt.Errorf("upgrade rejected message %d: %w", r.ID, err)
-		}
-		n += k
-	}
-	if n > 0 {
-		if err := setCompactPending(ctx, tx); err != nil {
-			return 0, fmt.Errorf("upgrade rejected messages: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("upgrade rejected messages: %w", err)
-	}
-	return n, nil
 }
 
 func isUniqueViolation(err error) bool { return database.SQLite.IsUniqueViolation(err) }

@@ -117,15 +117,6 @@ func (s *Store) SetDeviceKeys(ctx context.Context, tenantID, id string, primary,
 		`UPDATE devices SET primary_key = ?, secondary_key = ? WHERE tenant_id = ? AND id = ?`, primary, secondary, tenantID, id)
 }
 
-// ForgetMessageIDs drops old dedup records.
-func (s *Store) ForgetMessageIDs(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.Exec(ctx, `DELETE FROM message_ids WHERE received_at < ?`, before.UnixMilli())
-	if err != nil {
-		return 0, fmt.Errorf("forget message ids: %w", err)
-	}
-	return res.RowsAffected()
-}
-
 // checkDevice returns ErrNotFound unless the device belongs to the tenant.
 func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) error {
 	var one int
@@ -137,60 +128,4 @@ func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) erro
 		return fmt.Errorf("device %q: %w", deviceID, err)
 	}
 	return nil
-}
-
-// ListRejected returns a device's rejected messages, newest first.
-func (s *Store) ListRejected(ctx context.Context, tenantID, deviceID string, limit int) ([]store.Rejected, error) {
-	if err := s.checkDevice(ctx, tenantID, deviceID); err != nil {
-		return nil, err
-	}
-	rows, err := s.db.Query(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
-		FROM rejected WHERE device_id = ? ORDER BY id DESC LIMIT ?`, deviceID, s.db.Dialect.Limit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-	}
-	defer rows.Close()
-	out := []store.Rejected{}
-	for rows.Next() {
-		var r store.Rejected
-		var at int64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
-			return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-		}
-		r.ReceivedAt = time.UnixMilli(at).UTC()
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list rejected of %q: %w", deviceID, err)
-	}
-	return out, nil
-}
-
-// OldRejected returns up to limit rejected messages kept in the old form
-// with an id above afterID, in id order, stopping after the one that
-// brings their payloads to maxBytes.
-func (s *Store) OldRejected(ctx context.Context, afterID int64, limit int, maxBytes int64) ([]store.Rejected, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, tenant_id, device_id, message_id, topic, reason, payload, received_at, size, sealed
-		FROM rejected WHERE size = ? AND id > ? ORDER BY id LIMIT ?`, store.RejectedOld, afterID, s.db.Dialect.Limit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("old rejected messages: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Rejected
-	for rows.Next() {
-		var r store.Rejected
-		var at int64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &r.Topic, &r.Reason, &r.Payload, &at, &r.Size, &r.Sealed); err != nil {
-			return nil, fmt.Errorf("old rejected messages: %w", err)
-		}
-		r.ReceivedAt = time.UnixMilli(at).UTC()
-		out = append(out, r)
-		if maxBytes -= int64(len(r.Payload)); maxBytes <= 0 {
-			break
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("old rejected messages: %w", err)
-	}
-	return out, nil
 }

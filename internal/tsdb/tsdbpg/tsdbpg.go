@@ -1,9 +1,14 @@
-package postgres
+// Package tsdbpg is the telemetry store (tsdbstore.Store) of the
+// PostgreSQL engine, for several nodes sharing one database: the statements
+// both engines accept come from tsdbsql; the hot path — WriteHead,
+// SealHead, ReadSeries, ChunksForMerge, DeleteTelemetryBefore, AddRejected —
+// talks to the server through a pgx pool, in batches that save round trips,
+// and takes row locks in one global order (see below).
+package tsdbpg
 
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -15,8 +20,54 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbsql"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
+
+// Store is the telemetry store on a PostgreSQL database.
+type Store struct {
+	*tsdbsql.Store // the methods both engines share
+
+	pool *pgxpool.Pool
+}
+
+var _ tsdbstore.Store = (*Store)(nil)
+
+// New returns the telemetry store on a PostgreSQL database: db for the
+// shared methods, pool (the connections behind db) for the hot path.
+func New(db database.DB, pool *pgxpool.Pool) *Store {
+	return &Store{Store: tsdbsql.New(db), pool: pool}
+}
+
+// collectHead reads head rows of tsdbsql.HeadColumns and closes them.
+func collectHead(rows pgx.Rows) ([]tsdbstore.HeadRecord, error) {
+	defer rows.Close()
+	var out []tsdbstore.HeadRecord
+	for rows.Next() {
+		var r tsdbstore.HeadRecord
+		var at int64
+		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &at, &r.MinTS, &r.MaxTS, &r.Blob); err != nil {
+			return nil, err
+		}
+		r.ReceivedAt = time.UnixMilli(at).UTC()
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// collectChunks reads chunk rows of tsdbsql.ChunkColumns and closes them.
+func collectChunks(rows pgx.Rows) ([]tsdbstore.ChunkRecord, error) {
+	defer rows.Close()
+	var out []tsdbstore.ChunkRecord
+	for rows.Next() {
+		var c tsdbstore.ChunkRecord
+		if err := rows.Scan(&c.ID, &c.TenantID, &c.DeviceID, &c.Metric, &c.StartTS, &c.EndTS, &c.Count, &c.Blob); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
 
 // Concurrency. Several nodes write at once, so, unlike SQLite, PostgreSQL
 // does not serialise writers; these methods take row locks in one global
@@ -41,8 +92,8 @@ import (
 //     re-evaluates a row updated concurrently against the new row version
 //     but the statement's old snapshot, and could drop the stats of a head
 //     that is not empty, which would then never be sealed.
-//   - DeleteDevice and DeleteTenant delete latest before head_stats, the
-//     order of WriteHead.
+//   - DeleteDevice and DeleteTenant (the engine's, store/postgres) delete
+//     latest before head_stats, the order of WriteHead.
 //
 // No advisory locks are used: PostgreSQL keeps those in its fixed-size lock
 // table, which batches of a thousand devices would soon fill; row locks live
@@ -138,13 +189,13 @@ type msgKey struct{ device, id string }
 // with the locking of their devices' latest rows; the new latest blobs with
 // the head statistics; COMMIT.
 //
-// The result is that of the SQLite store: a repeated id, also inside the
+// The result is that of the SQLite store (tsdbsqlite): a repeated id, also inside the
 // batch, is a duplicate; merge is called once per device with accepted
 // records, in the order of their first records in the batch, with the
 // committed blob or nil. Locks are taken in device order (see the top of
 // this file); merge runs in between, inside the transaction.
-func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge store.LatestMerge) ([]store.WriteResult, error) {
-	results := make([]store.WriteResult, len(recs))
+func (s *Store) WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merge tsdbstore.LatestMerge) ([]tsdbstore.WriteResult, error) {
+	results := make([]tsdbstore.WriteResult, len(recs))
 	if len(recs) == 0 {
 		return results, nil
 	}
@@ -238,7 +289,7 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 			forget.devices = append(forget.devices, r.DeviceID)
 			forget.ids = append(forget.ids, r.MessageID)
 		}
-		results[i] = store.WriteResult{KeyGone: true}
+		results[i] = tsdbstore.WriteResult{KeyGone: true}
 	}
 
 	// The accepted records, by device.
@@ -379,81 +430,13 @@ func (s *Store) WriteHead(ctx context.Context, recs []store.HeadRecord, merge st
 	return results, nil
 }
 
-const headColumns = `id, tenant_id, device_id, message_id, received_at, min_ts, max_ts, blob`
-
-func collectHead(rows pgx.Rows) ([]store.HeadRecord, error) {
-	defer rows.Close()
-	var out []store.HeadRecord
-	for rows.Next() {
-		var r store.HeadRecord
-		var at int64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &r.MessageID, &at, &r.MinTS, &r.MaxTS, &r.Blob); err != nil {
-			return nil, err
-		}
-		r.ReceivedAt = time.UnixMilli(at).UTC()
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
-const chunkColumns = `id, tenant_id, device_id, metric, start_ts, end_ts, count, blob`
-
-func collectChunks(rows pgx.Rows) ([]store.ChunkRecord, error) {
-	defer rows.Close()
-	var out []store.ChunkRecord
-	for rows.Next() {
-		var c store.ChunkRecord
-		if err := rows.Scan(&c.ID, &c.TenantID, &c.DeviceID, &c.Metric, &c.StartTS, &c.EndTS, &c.Count, &c.Blob); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-// HeadRecords returns a device's head in arrival order.
-func (s *Store) HeadRecords(ctx context.Context, deviceID string) ([]store.HeadRecord, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+headColumns+` FROM head WHERE device_id = $1 ORDER BY id`, deviceID)
-	if err != nil {
-		return nil, fmt.Errorf("head of %s: %w", deviceID, err)
-	}
-	out, err := collectHead(rows)
-	if err != nil {
-		return nil, fmt.Errorf("head of %s: %w", deviceID, err)
-	}
-	return out, nil
-}
-
-// DevicesToSeal lists devices whose head is due for sealing.
-func (s *Store) DevicesToSeal(ctx context.Context, minRows int, receivedBefore time.Time, limit int) ([]store.DeviceRef, error) {
-	rows, err := s.pool.Query(ctx, `SELECT tenant_id, device_id FROM head_stats
-		WHERE rows >= $1 OR (rows > 0 AND oldest < $2) ORDER BY device_id LIMIT $3`,
-		int64(minRows), receivedBefore.UnixMilli(), limitArg(limit))
-	if err != nil {
-		return nil, fmt.Errorf("devices to seal: %w", err)
-	}
-	defer rows.Close()
-	var out []store.DeviceRef
-	for rows.Next() {
-		var d store.DeviceRef
-		if err := rows.Scan(&d.TenantID, &d.DeviceID); err != nil {
-			return nil, fmt.Errorf("devices to seal: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("devices to seal: %w", err)
-	}
-	return out, nil
-}
-
 // ChunksForMerge returns the chunks a sealer must merge new points into:
 // the last one ending before from, and those overlapping [from, to].
-func (s *Store) ChunksForMerge(ctx context.Context, deviceID, metric string, from, to int64) ([]store.ChunkRecord, error) {
-	rows, err := s.pool.Query(ctx, `(SELECT `+chunkColumns+` FROM chunks
+func (s *Store) ChunksForMerge(ctx context.Context, deviceID, metric string, from, to int64) ([]tsdbstore.ChunkRecord, error) {
+	rows, err := s.pool.Query(ctx, `(SELECT `+tsdbsql.ChunkColumns+` FROM chunks
 			WHERE device_id = $1 AND metric = $2 AND end_ts < $3 ORDER BY end_ts DESC, id DESC LIMIT 1)
 		UNION ALL
-		(SELECT `+chunkColumns+` FROM chunks WHERE device_id = $1 AND metric = $2 AND end_ts >= $3 AND start_ts <= $4)
+		(SELECT `+tsdbsql.ChunkColumns+` FROM chunks WHERE device_id = $1 AND metric = $2 AND end_ts >= $3 AND start_ts <= $4)
 		ORDER BY start_ts, id`, deviceID, metric, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("chunks of %s/%s: %w", deviceID, metric, err)
@@ -483,7 +466,7 @@ func queueRefreshHeadStats(b *pgx.Batch, devices []string) {
 // SealHead swaps head records and old chunks for new chunks atomically, in
 // one round trip and the COMMIT. If a record or chunk is gone, nothing
 // changes and the error wraps ErrConflict.
-func (s *Store) SealHead(ctx context.Context, deviceID string, headIDs, removeChunks []int64, add []store.ChunkRecord) error {
+func (s *Store) SealHead(ctx context.Context, deviceID string, headIDs, removeChunks []int64, add []tsdbstore.ChunkRecord) error {
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	// Lock the device's stats first: another sealer of the device waits
@@ -542,20 +525,20 @@ func (s *Store) SealHead(ctx context.Context, deviceID string, headIDs, removeCh
 
 // ReadSeries reads a series' head records and chunks from one snapshot: a
 // read-only REPEATABLE READ transaction, in one round trip and the end.
-func (s *Store) ReadSeries(ctx context.Context, tenantID, deviceID, metric string, from, to int64) ([]store.HeadRecord, []store.ChunkRecord, error) {
+func (s *Store) ReadSeries(ctx context.Context, tenantID, deviceID, metric string, from, to int64) ([]tsdbstore.HeadRecord, []tsdbstore.ChunkRecord, error) {
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	var found bool
-	var head []store.HeadRecord
-	var chunks []store.ChunkRecord
+	var head []tsdbstore.HeadRecord
+	var chunks []tsdbstore.ChunkRecord
 	b.Queue(`SELECT EXISTS (SELECT 1 FROM devices WHERE tenant_id = $1 AND id = $2)`, tenantID, deviceID).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&found) })
-	b.Queue(`SELECT `+headColumns+` FROM head WHERE device_id = $1 AND max_ts >= $2 AND min_ts < $3 ORDER BY id`,
+	b.Queue(`SELECT `+tsdbsql.HeadColumns+` FROM head WHERE device_id = $1 AND max_ts >= $2 AND min_ts < $3 ORDER BY id`,
 		deviceID, from, to).Query(func(rows pgx.Rows) (err error) {
 		head, err = collectHead(rows)
 		return err
 	})
-	b.Queue(`SELECT `+chunkColumns+` FROM chunks
+	b.Queue(`SELECT `+tsdbsql.ChunkColumns+` FROM chunks
 		WHERE device_id = $1 AND metric = $2 AND end_ts >= $3 AND start_ts < $4 ORDER BY start_ts, id`,
 		deviceID, metric, from, to).Query(func(rows pgx.Rows) (err error) {
 		chunks, err = collectChunks(rows)
@@ -574,62 +557,6 @@ func (s *Store) ReadSeries(ctx context.Context, tenantID, deviceID, metric strin
 		return nil, nil, fmt.Errorf("read %s/%s: %w", deviceID, metric, err)
 	}
 	return head, chunks, nil
-}
-
-// LatestBlob returns a device's latest blob: nil if the device has none,
-// ErrNotFound if the tenant has no such device.
-func (s *Store) LatestBlob(ctx context.Context, tenantID, deviceID string) ([]byte, error) {
-	var blob []byte
-	var present bool
-	err := s.pool.QueryRow(ctx, `SELECT l.blob, l.device_id IS NOT NULL FROM devices d
-		LEFT JOIN latest l ON l.device_id = d.id WHERE d.tenant_id = $1 AND d.id = $2`, tenantID, deviceID).Scan(&blob, &present)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("latest of %s: %w", deviceID, err)
-	}
-	if !present {
-		return nil, nil
-	}
-	return blob, nil
-}
-
-// LatestBlobs returns a page of a tenant's devices with their latest blobs.
-func (s *Store) LatestBlobs(ctx context.Context, tenantID, after string, limit int) ([]store.DeviceBlob, error) {
-	rows, err := s.pool.Query(ctx, `SELECT d.id, l.blob FROM devices d LEFT JOIN latest l ON l.device_id = d.id
-		WHERE d.tenant_id = $1 AND d.id > $2 ORDER BY d.id LIMIT $3`, tenantID, after, limitArg(limit))
-	if err != nil {
-		return nil, fmt.Errorf("latest of tenant %s: %w", tenantID, err)
-	}
-	defer rows.Close()
-	var out []store.DeviceBlob
-	for rows.Next() {
-		b := store.DeviceBlob{TenantID: tenantID}
-		if err := rows.Scan(&b.DeviceID, &b.Blob); err != nil {
-			return nil, fmt.Errorf("latest of tenant %s: %w", tenantID, err)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("latest of tenant %s: %w", tenantID, err)
-	}
-	return out, nil
-}
-
-// SetLatestBlob replaces a device's latest blob, if it has one, or deletes
-// it (blob nil).
-func (s *Store) SetLatestBlob(ctx context.Context, deviceID string, blob []byte) error {
-	var err error
-	if blob == nil {
-		_, err = s.pool.Exec(ctx, `DELETE FROM latest WHERE device_id = $1`, deviceID)
-	} else {
-		_, err = s.pool.Exec(ctx, `UPDATE latest SET blob = $1 WHERE device_id = $2`, blob, deviceID)
-	}
-	if err != nil {
-		return fmt.Errorf("set latest of %s: %w", deviceID, err)
-	}
-	return nil
 }
 
 // DeleteTelemetryBefore deletes a tenant's expired chunks, head records
@@ -673,16 +600,23 @@ func (s *Store) DeleteTelemetryBefore(ctx context.Context, tenantID string, cuto
 	return total, nil
 }
 
-// ChunksSpanning returns a tenant's chunks across the cutoff.
-func (s *Store) ChunksSpanning(ctx context.Context, tenantID string, cutoff int64) ([]store.ChunkRecord, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+chunkColumns+` FROM chunks
-		WHERE tenant_id = $1 AND end_ts >= $2 AND start_ts < $2 ORDER BY id`, tenantID, cutoff)
-	if err != nil {
-		return nil, fmt.Errorf("chunks spanning: %w", err)
+// AddRejected keeps a message that could not be accepted, and trims the
+// device's list to the newest tsdbsql.MaxRejectedPerDevice, in one
+// transaction and one round trip.
+func (s *Store) AddRejected(ctx context.Context, r tsdbstore.Rejected) error {
+	insert, trim := tsdbsql.RejectedArgs(r)
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(database.Postgres.Rebind(tsdbsql.InsertRejected), insert...)
+	b.Queue(database.Postgres.Rebind(tsdbsql.TrimRejected), trim...)
+	br := s.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	defer tx.Rollback(ctx)
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("add rejected: %w", err)
 	}
-	out, err := collectChunks(rows)
-	if err != nil {
-		return nil, fmt.Errorf("chunks spanning: %w", err)
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("add rejected: commit: %w", err)
 	}
-	return out, nil
+	return nil
 }

@@ -1,0 +1,28 @@
+package tsdbsqlite_test
+
+import (
+	"testing"
+
+	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbsqlite"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbtest"
+)
+
+// TestStore runs the telemetry suite, each test on a fresh SQLite engine
+// (see package enginetest) with a telemetry store of its own on the
+// engine's database.
+func TestStore(t *testing.T) {
+	for _, e := range enginetest.Engines() {
+		if e.Name != "sqlite" {
+			continue
+		}
+		tsdbtest.Run(t, func(t *testing.T) (store.Store, tsdbstore.Store) {
+			eng, db := e.Open(t)
+			return eng, tsdbsqlite.New(db)
+		})
+		return
+	}
+	t.Fatal("enginetest has no sqlite engine")
+}
