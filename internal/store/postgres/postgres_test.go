@@ -5,12 +5,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/store/storetest"
-	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // TestStore runs the shared suite, each test on a fresh database of the
@@ -60,21 +58,6 @@ func TestConcurrentMigrate(t *testing.T) {
 	}
 }
 
-		if err := s.CreateDevice(t.Context(), store.Device{ID: id, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
-		return slices.Contains(refs, store.DeviceRef{TenantID: tenancy.RootTenantID, DeviceID: device})
-				rec.TenantID, rec.ReceivedAt, rec.MinTS, rec.MaxTS, rec.Blob = tenancy.RootTenantID, t0.Add(time.Duration(i)*time.Millisecond), int64(i), int64(i), []byte{byte(i)}
-		blob, err := s.LatestBlob(t.Context(), tenancy.RootTenantID, d)
-				r := store.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}}
-		if blob, err := s.LatestBlob(t.Context(), tenancy.RootTenantID, d); err != nil || string(blob) != fmt.Sprint(writers) {
-					batch = append(batch, store.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}})
-			if err := s.DeleteDevice(t.Context(), tenancy.RootTenantID, d); err != nil {
-			if err := s.CreateDevice(t.Context(), store.Device{ID: d, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
-					batch = append(batch, store.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[rng.IntN(len(devices))],
-				c := store.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: d, Metric: "x", StartTS: head[0].MinTS,
-				if err := s.SealHead(t.Context(), d, ids, nil, []store.ChunkRecord{c}); err != nil && !errors.Is(err, database.ErrConflict) {
-	if err := s.CreateDevice(t.Context(), store.Device{ID: "d", TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
-		if err := s.AddRejected(t.Context(), store.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "d",
-	got, err := s.ListRejected(t.Context(), tenancy.RootTenantID, "d", -1)
 // Errors never show the password of the connection URL.
 func TestOpenErrorHidesPassword(t *testing.T) {
 	for _, url := range []string{
