@@ -17,9 +17,10 @@ import (
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
-func metrics(ls []store.Latest) []apiv1.Metric {
+func metrics(ls []tsdbstore.Latest) []apiv1.Metric {
 	out := make([]apiv1.Metric, len(ls))
 	for i, l := range ls {
 		out[i] = apiv1.Metric{Name: l.Metric, Value: l.Value, TS: l.TS}
@@ -212,7 +213,7 @@ func (a *API) series(r *http.Request, d store.Device, metric string, sq seriesQu
 		return out, nil
 	}
 	out.Points = []apiv1.Sample{}
-	err := a.tsdb.Range(r.Context(), d.TenantID, d.ID, metric, sq.from, sq.to, sq.limit+1, func(s store.Sample) bool {
+	err := a.tsdb.Range(r.Context(), d.TenantID, d.ID, metric, sq.from, sq.to, sq.limit+1, func(s tsdbstore.Sample) bool {
 		out.Points = append(out.Points, apiv1.Sample{TS: s.TS, Value: s.Value})
 		return true
 	})

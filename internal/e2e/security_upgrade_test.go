@@ -22,6 +22,7 @@ import (
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/tenancy"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // Markers of the plaintext rows an old database holds.
@@ -142,8 +143,8 @@ func sealOldRejected(t *testing.T, st store.Store, dir string) oldRejected {
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload := append(bytes.Repeat([]byte("p"), 2*store.RejectedPrefixBytes), upRejTail...)
-	payload = append(payload, bytes.Repeat([]byte("q"), store.RejectedPrefixBytes)...)
+	payload := append(bytes.Repeat([]byte("p"), 2*tsdbstore.RejectedPrefixBytes), upRejTail...)
+	payload = append(payload, bytes.Repeat([]byte("q"), tsdbstore.RejectedPrefixBytes)...)
 	blob, err := keys.Seal(t.Context(), tenancy.RootTenantID, payload, []byte("rejected\x00up-dev"))
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +155,7 @@ func sealOldRejected(t *testing.T, st store.Store, dir string) oldRejected {
 // tail is a piece of the old sealed payload well beyond its first KiB: it
 // stays in the database as long as the whole payload does.
 func (o oldRejected) tail() []byte {
-	return o.blob[keyring.Overhead+store.RejectedPrefixBytes+200 : keyring.Overhead+store.RejectedPrefixBytes+264]
+	return o.blob[keyring.Overhead+tsdbstore.RejectedPrefixBytes+200 : keyring.Overhead+tsdbstore.RejectedPrefixBytes+264]
 }
 
 // insert writes the row with plain SQL, as the old schema had it (its size
@@ -192,7 +193,7 @@ func (o oldRejected) check(t *testing.T, e *env) {
 	}
 	r := body.Rejected[0]
 	if r.Topic != upRejTopic || r.Reason != "payload is not JSON: "+upRejWhy || r.Size != int64(len(o.payload)) ||
-		r.SHA256 != hex.EncodeToString(sum[:]) || r.Payload != string(o.payload[:store.RejectedPrefixBytes]) || !r.Truncated || r.Unreadable {
+		r.SHA256 != hex.EncodeToString(sum[:]) || r.Payload != string(o.payload[:tsdbstore.RejectedPrefixBytes]) || !r.Truncated || r.Unreadable {
 		t.Errorf("upgraded rejected message: topic %q, reason %q, size %d, sha256 %s, truncated %v, unreadable %v, payload of %d bytes",
 			r.Topic, r.Reason, r.Size, r.SHA256, r.Truncated, r.Unreadable, len(r.Payload))
 	}

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/apiv1"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/tenancy"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // The fault this guards against struck in about one run of three: each
@@ -123,7 +123,7 @@ func shredDuringIngest(t *testing.T, e *env, round int) {
 	for id, seqs := range acked {
 		stored := map[int]bool{}
 		err := eng.Range(ctx, tenancy.RootTenantID, id, "seq", time.UnixMilli(base), time.UnixMilli(base+1_000_000), 0,
-			func(s store.Sample) bool {
+			func(s tsdbstore.Sample) bool {
 				stored[int(s.Value)] = true
 				return true
 			})

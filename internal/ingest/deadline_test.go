@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // stuckStore blocks the first stuck commits until their context ends, as
@@ -20,7 +20,7 @@ type stuckStore struct {
 	calls atomic.Int64
 }
 
-func (s *stuckStore) Write(ctx context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
+func (s *stuckStore) Write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
 	if s.calls.Add(1) <= s.stuck {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -72,11 +72,11 @@ func TestPipelineCommitGivesUp(t *testing.T) {
 // droppingStore reports every message of tenant "gone" dropped.
 type droppingStore struct{ memStore }
 
-func (s *droppingStore) Write(ctx context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
+func (s *droppingStore) Write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
 	res, err := s.memStore.Write(ctx, msgs)
 	for i, m := range msgs {
 		if m.TenantID == "gone" {
-			res[i] = store.WriteResult{Dropped: true}
+			res[i] = tsdbstore.WriteResult{Dropped: true}
 		}
 	}
 	return res, err

@@ -21,8 +21,8 @@ import (
 
 	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/msglog"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // Outcome is what became of a submitted message.
@@ -90,9 +90,9 @@ const DefaultMaxPayload = 256 << 10
 // with several nodes, a durable stream in front of it.
 type Sink interface {
 	// Write commits a batch durably; results are in batch order.
-	Write(ctx context.Context, msgs []telemetry.Message) ([]store.WriteResult, error)
+	Write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error)
 	// AddRejected keeps a message that could not be parsed.
-	AddRejected(ctx context.Context, r store.Rejected) error
+	AddRejected(ctx context.Context, r tsdbstore.Rejected) error
 }
 
 // Pipeline parses messages and commits them in groups.
@@ -112,7 +112,7 @@ type Pipeline struct {
 
 type job struct {
 	msg      telemetry.Message
-	rejected *store.Rejected
+	rejected *tsdbstore.Rejected
 	presence *msglog.Presence // a connection change: no commit, only the log
 	done     Done
 	queued   time.Time
@@ -210,12 +210,12 @@ func (p *Pipeline) Presence(ctx context.Context, tenantID, deviceID string, conn
 }
 
 // rejectedOf describes a refused message without keeping it whole: its
-// size, hash and first store.RejectedPrefixBytes (copied, so that the
+// size, hash and first tsdbstore.RejectedPrefixBytes (copied, so that the
 // received buffer is not held).
-func rejectedOf(m telemetry.Message, messageID string, err error) *store.Rejected {
+func rejectedOf(m telemetry.Message, messageID string, err error) *tsdbstore.Rejected {
 	sum := sha256.Sum256(m.Payload)
-	prefix := m.Payload[:min(len(m.Payload), store.RejectedPrefixBytes)]
-	return &store.Rejected{
+	prefix := m.Payload[:min(len(m.Payload), tsdbstore.RejectedPrefixBytes)]
+	return &tsdbstore.Rejected{
 		TenantID: m.TenantID, DeviceID: m.DeviceID, MessageID: messageID, Topic: m.Topic,
 		Reason: err.Error(), Payload: bytes.Clone(prefix), Size: int64(len(m.Payload)), SHA256: sum[:],
 		ReceivedAt: m.ReceivedAt,
@@ -299,7 +299,7 @@ func (p *Pipeline) commit(ctx context.Context, batch []job) {
 		}
 		p.metrics.rejects.Inc()
 	}
-	var results []store.WriteResult
+	var results []tsdbstore.WriteResult
 	var err error
 	if len(msgs) > 0 {
 		start := time.Now()
@@ -370,7 +370,7 @@ func droppedOf(err error, n int) int {
 // waits for ever (a lock, a stalled disk or database) must not stall ingest
 // for good. An attempt that timed out was rolled back, so it is tried
 // again; nothing is acknowledged until an attempt commits.
-func (p *Pipeline) write(ctx context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
+func (p *Pipeline) write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, p.cfg.CommitTimeout)
 		results, err := p.sink.Write(actx, msgs)

@@ -24,6 +24,7 @@ import (
 	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // The server clock of the pipeline tests.
@@ -129,11 +130,11 @@ func submit(t *testing.T, p *Pipeline, r telemetry.Message) *outcome {
 	return o
 }
 
-func samples(t *testing.T, st *tsdb.Engine, device, metric string) []store.Sample {
+func samples(t *testing.T, st *tsdb.Engine, device, metric string) []tsdbstore.Sample {
 	t.Helper()
-	var out []store.Sample
+	var out []tsdbstore.Sample
 	err := st.Range(t.Context(), tenancy.RootTenantID, device, metric, serverNow.Add(-24*time.Hour), serverNow.Add(24*time.Hour), 0,
-		func(s store.Sample) bool { out = append(out, s); return true })
+		func(s tsdbstore.Sample) bool { out = append(out, s); return true })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,7 +523,7 @@ type slowStore struct {
 	maxBatch atomic.Int64
 }
 
-func (s *slowStore) Write(ctx context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
+func (s *slowStore) Write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
 	time.Sleep(s.delay)
 	for {
 		m := s.maxBatch.Load()
@@ -539,10 +540,10 @@ type memStore struct {
 
 	mu       sync.Mutex
 	ids      map[string]bool
-	rejected []store.Rejected
+	rejected []tsdbstore.Rejected
 }
 
-func (s *memStore) Write(_ context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
+func (s *memStore) Write(_ context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
 	if s.fail != nil {
 		return nil, s.fail
 	}
@@ -551,7 +552,7 @@ func (s *memStore) Write(_ context.Context, msgs []telemetry.Message) ([]store.W
 	if s.ids == nil {
 		s.ids = map[string]bool{}
 	}
-	res := make([]store.WriteResult, len(msgs))
+	res := make([]tsdbstore.WriteResult, len(msgs))
 	for i, m := range msgs {
 		key := m.DeviceID + "\x00" + m.MessageID
 		if m.MessageID != "" && s.ids[key] {
@@ -562,7 +563,7 @@ func (s *memStore) Write(_ context.Context, msgs []telemetry.Message) ([]store.W
 	return res, nil
 }
 
-func (s *memStore) AddRejected(_ context.Context, r store.Rejected) error {
+func (s *memStore) AddRejected(_ context.Context, r tsdbstore.Rejected) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rejected = append(s.rejected, r)

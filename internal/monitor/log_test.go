@@ -14,8 +14,8 @@ import (
 	"github.com/warden-iot/warden/internal/iothub"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/msglog"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // blockingEval is a third evaluator that records what it sees and blocks
@@ -52,10 +52,10 @@ func (b *blockingEval) Snapshot()                {}
 // okSink commits nothing and says so at once.
 type okSink struct{}
 
-func (okSink) Write(_ context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
-	return make([]store.WriteResult, len(msgs)), nil
+func (okSink) Write(_ context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
+	return make([]tsdbstore.WriteResult, len(msgs)), nil
 }
-func (okSink) AddRejected(context.Context, store.Rejected) error { return nil }
+func (okSink) AddRejected(context.Context, tsdbstore.Rejected) error { return nil }
 
 // An evaluator that blocks does not hold the acknowledgement of committed
 // messages nor the next commits: PUBACK waits for the commit only. Once

@@ -13,8 +13,8 @@ import (
 	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/telemetry"
+	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
@@ -61,7 +61,7 @@ type Store = tsdbstore.Store
 
 // Tenants lists the tenants, whose retention periods the engine enforces.
 type Tenants interface {
-	ListTenants(ctx context.Context) ([]store.Tenant, error)
+	ListTenants(ctx context.Context) ([]tenancy.Tenant, error)
 }
 
 // Storage is what New takes: the telemetry store and the tenant list, which
@@ -118,8 +118,8 @@ const writeAttempts = 5
 // device is gone with it. If a tenant's keys are destroyed between sealing
 // and commit, the other tenants' messages commit and that tenant's are
 // sealed again with its new key, or dropped if the tenant was deleted.
-func (e *Engine) Write(ctx context.Context, msgs []telemetry.Message) ([]store.WriteResult, error) {
-	results := make([]store.WriteResult, len(msgs))
+func (e *Engine) Write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
+	results := make([]tsdbstore.WriteResult, len(msgs))
 	pending := make([]int, len(msgs))
 	for i := range msgs {
 		pending[i] = i
@@ -173,7 +173,7 @@ func (e *Engine) Write(ctx context.Context, msgs []telemetry.Message) ([]store.W
 // pin obtains the data keys of the tenants of the pending messages not in
 // keys yet, marks the messages of tenants that no longer exist Dropped, and
 // returns the others.
-func (e *Engine) pin(ctx context.Context, msgs []telemetry.Message, pending []int, keys map[string]*keyring.TenantKeys, results []store.WriteResult) ([]int, error) {
+func (e *Engine) pin(ctx context.Context, msgs []telemetry.Message, pending []int, keys map[string]*keyring.TenantKeys, results []tsdbstore.WriteResult) ([]int, error) {
 	gone := map[string]int{}
 	batch := make([]int, 0, len(pending))
 	for _, i := range pending {
@@ -209,8 +209,8 @@ func (e *Engine) pin(ctx context.Context, msgs []telemetry.Message, pending []in
 
 // writeOnce seals the messages batch (indexes into msgs) with keys and
 // commits them in one transaction; results are in batch order.
-func (e *Engine) writeOnce(ctx context.Context, msgs []telemetry.Message, batch []int, keys map[string]*keyring.TenantKeys) ([]store.WriteResult, error) {
-	recs := make([]store.HeadRecord, 0, len(batch))
+func (e *Engine) writeOnce(ctx context.Context, msgs []telemetry.Message, batch []int, keys map[string]*keyring.TenantKeys) ([]tsdbstore.WriteResult, error) {
+	recs := make([]tsdbstore.HeadRecord, 0, len(batch))
 	var sealedAt []int // batch positions of recs
 	var skipped []int  // batch positions whose tenant's key was shredded as it was pinned
 	for j, i := range batch {

@@ -18,6 +18,7 @@ import (
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/tenancy"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 var now0 = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
@@ -83,7 +84,7 @@ func (te *testEngine) write(t testing.TB, dev string, pts []tv, metric string) {
 func (te *testEngine) rangeAll(t testing.TB, dev, metric string) []tv {
 	t.Helper()
 	var out []tv
-	err := te.Range(t.Context(), tenancy.RootTenantID, dev, metric, time.UnixMilli(0), now0.Add(365*24*time.Hour), 0, func(s store.Sample) bool {
+	err := te.Range(t.Context(), tenancy.RootTenantID, dev, metric, time.UnixMilli(0), now0.Add(365*24*time.Hour), 0, func(s tsdbstore.Sample) bool {
 		out = append(out, tv{s.TS.UnixMilli(), s.Value})
 		return true
 	})
@@ -164,9 +165,9 @@ func TestWriteSealQuery(t *testing.T) {
 	sameSeries(t, "after appending", te.rangeAll(t, "pump-1", "temperature"), append(want, more...))
 
 	// Range limits and early stops.
-	var got []store.Sample
+	var got []tsdbstore.Sample
 	te.Range(t.Context(), tenancy.RootTenantID, "pump-1", "temperature", time.UnixMilli(want[10].ts), time.UnixMilli(want[20].ts), 5,
-		func(s store.Sample) bool { got = append(got, s); return true })
+		func(s tsdbstore.Sample) bool { got = append(got, s); return true })
 	if len(got) != 5 || got[0].TS.UnixMilli() != want[10].ts {
 		t.Fatalf("limited range = %v", got)
 	}
@@ -221,7 +222,7 @@ func TestMessagesListedAfterSealing(t *testing.T) {
 	// Queries still see every point, from chunks and head.
 	var got int
 	err := te.Range(t.Context(), tenancy.RootTenantID, "pump-1", "inletPressure", now0, te.clock.Now().Add(time.Second), 0,
-		func(store.Sample) bool { got++; return true })
+		func(tsdbstore.Sample) bool { got++; return true })
 	if err != nil || got != 600 {
 		t.Fatalf("Range after sealing = %d points, %v; want 600", got, err)
 	}
@@ -369,7 +370,7 @@ func TestCryptoShredding(t *testing.T) {
 		if _, err := te.Write(t.Context(), msgs); err != nil {
 			t.Fatal(err)
 		}
-		if err := te.AddRejected(t.Context(), store.Rejected{TenantID: dev.tenant, DeviceID: dev.id, Reason: "x",
+		if err := te.AddRejected(t.Context(), tsdbstore.Rejected{TenantID: dev.tenant, DeviceID: dev.id, Reason: "x",
 			Payload: []byte(`{"secret": "value"}`), ReceivedAt: te.clock.Now()}); err != nil {
 			t.Fatal(err)
 		}
@@ -419,7 +420,7 @@ func TestCryptoShredding(t *testing.T) {
 	if _, err := te.ListRejected(t.Context(), "acme", "acme-pump", 10); !errors.Is(err, keyring.ErrShredded) {
 		t.Errorf("rejected payload after shredding: %v, want ErrShredded", err)
 	}
-	if err := te.Range(t.Context(), "acme", "acme-pump", "temperature", time.UnixMilli(0), now0, 0, func(store.Sample) bool { return true }); !errors.Is(err, keyring.ErrShredded) {
+	if err := te.Range(t.Context(), "acme", "acme-pump", "temperature", time.UnixMilli(0), now0, 0, func(tsdbstore.Sample) bool { return true }); !errors.Is(err, keyring.ErrShredded) {
 		t.Errorf("Range after shredding: %v, want ErrShredded", err)
 	}
 	// The other tenant is untouched.
@@ -432,7 +433,7 @@ func TestCryptoShredding(t *testing.T) {
 	}
 }
 
-func (te *testEngine) rawHead(t *testing.T, dev string) []store.HeadRecord {
+func (te *testEngine) rawHead(t *testing.T, dev string) []tsdbstore.HeadRecord {
 	t.Helper()
 	h, err := te.st.HeadRecords(t.Context(), dev)
 	if err != nil {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // addOldRejected stores a rejected message as versions before sizes were
@@ -19,8 +19,8 @@ func (te *testEngine) addOldRejected(t *testing.T, tenant, dev, topic, reason st
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := te.st.AddRejected(t.Context(), store.Rejected{TenantID: tenant, DeviceID: dev, Topic: topic, Reason: reason,
-		Payload: blob, Size: store.RejectedOld, ReceivedAt: now0}); err != nil {
+	if err := te.st.AddRejected(t.Context(), tsdbstore.Rejected{TenantID: tenant, DeviceID: dev, Topic: topic, Reason: reason,
+		Payload: blob, Size: tsdbstore.RejectedOld, ReceivedAt: now0}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -37,7 +37,7 @@ func TestUpgradeRejected(t *testing.T) {
 	}
 	te.device(t, tenancy.RootTenantID, "own")
 	te.device(t, "acme", "acme-pump")
-	big := append(bytes.Repeat([]byte("a"), store.RejectedPrefixBytes+100), []byte("zqx-tail-beyond-first-kib")...)
+	big := append(bytes.Repeat([]byte("a"), tsdbstore.RejectedPrefixBytes+100), []byte("zqx-tail-beyond-first-kib")...)
 	te.addOldRejected(t, tenancy.RootTenantID, "own", "topic-big", "reason-big", big)
 	te.addOldRejected(t, tenancy.RootTenantID, "own", "topic-small", "reason-small", []byte("small"))
 	te.addOldRejected(t, "acme", "acme-pump", "topic-shredded", "reason-shredded", big)
@@ -45,11 +45,11 @@ func TestUpgradeRejected(t *testing.T) {
 	for i := range 2*upgradeBatch + 10 { // more than one batch
 		te.addOldRejected(t, tenancy.RootTenantID, "many", "t", "r", []byte(strconv.Itoa(i)))
 	}
-	if err := te.st.AddRejected(ctx, store.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "own", Topic: "topic-corrupt",
-		Reason: "reason-corrupt", Payload: []byte("not a sealed blob at all"), Size: store.RejectedOld, ReceivedAt: now0}); err != nil {
+	if err := te.st.AddRejected(ctx, tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "own", Topic: "topic-corrupt",
+		Reason: "reason-corrupt", Payload: []byte("not a sealed blob at all"), Size: tsdbstore.RejectedOld, ReceivedAt: now0}); err != nil {
 		t.Fatal(err)
 	}
-	if err := te.AddRejected(ctx, store.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "own", Topic: "topic-new",
+	if err := te.AddRejected(ctx, tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "own", Topic: "topic-new",
 		Reason: "reason-new", Payload: []byte("new"), ReceivedAt: now0}); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestUpgradeRejected(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range raw {
-			if r.Topic != "" || r.Reason != "" || len(r.Payload) > store.RejectedPrefixBytes+64 || r.Size < 0 && r.Size != store.RejectedUnreadable {
+			if r.Topic != "" || r.Reason != "" || len(r.Payload) > tsdbstore.RejectedPrefixBytes+64 || r.Size < 0 && r.Size != tsdbstore.RejectedUnreadable {
 				t.Errorf("stored row %d: topic %q, reason %q, payload of %d bytes", r.ID, r.Topic, r.Reason, len(r.Payload))
 			}
 		}
@@ -96,13 +96,13 @@ func TestUpgradeRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byTopic := map[string]store.Rejected{}
+	byTopic := map[string]tsdbstore.Rejected{}
 	for _, r := range got {
 		byTopic[r.Topic] = r
 	}
 	sum := sha256.Sum256(big)
 	if r := byTopic["topic-big"]; r.Reason != "reason-big" || r.Size != int64(len(big)) || !bytes.Equal(r.SHA256, sum[:]) ||
-		!bytes.Equal(r.Payload, big[:store.RejectedPrefixBytes]) || !r.Truncated() || r.Unreadable {
+		!bytes.Equal(r.Payload, big[:tsdbstore.RejectedPrefixBytes]) || !r.Truncated() || r.Unreadable {
 		t.Errorf("upgraded big entry: %+v", r)
 	}
 	small := sha256.Sum256([]byte("small"))

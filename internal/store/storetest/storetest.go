@@ -16,6 +16,7 @@ import (
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // Factory returns a fresh, empty store that has been migrated. It registers
@@ -201,8 +202,8 @@ func testDeviceTenantIsolation(t *testing.T, s store.Store) {
 
 // rec is a head record of device dev with message id mid whose points lie
 // in [minTS, maxTS]; its blob says which message it is.
-func rec(dev, mid string, minTS, maxTS int64) store.HeadRecord {
-	return store.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, MessageID: mid,
+func rec(dev, mid string, minTS, maxTS int64) tsdbstore.HeadRecord {
+	return tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, MessageID: mid,
 		ReceivedAt: t0.Add(time.Duration(maxTS) * time.Millisecond), MinTS: minTS, MaxTS: maxTS,
 		Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, mid, minTS, maxTS))}
 }
@@ -213,7 +214,7 @@ func keepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, 
 	return fmt.Appendf(old, "%v;", accepted), nil
 }
 
-func writeHead(t *testing.T, s store.Store, recs ...store.HeadRecord) []store.WriteResult {
+func writeHead(t *testing.T, s store.Store, recs ...store.HeadRecord) []tsdbstore.WriteResult {
 	t.Helper()
 	res, err := s.WriteHead(ctx(t), recs, keepLatest)
 	if err != nil {
@@ -225,18 +226,18 @@ func writeHead(t *testing.T, s store.Store, recs ...store.HeadRecord) []store.Wr
 	return res
 }
 
-func chunk(dev, metric string, start, end int64) store.ChunkRecord {
-	return store.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
+func chunk(dev, metric string, start, end int64) tsdbstore.ChunkRecord {
+	return tsdbstore.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
 		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
 }
 
 func testDeleteDeviceRemovesData(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
 	writeHead(t, s, rec("a", "m", 1, 2))
-	if err := s.SealHead(ctx(t), "a", nil, nil, []store.ChunkRecord{chunk("a", "x", 0, 10)}); err != nil {
+	if err := s.SealHead(ctx(t), "a", nil, nil, []tsdbstore.ChunkRecord{chunk("a", "x", 0, 10)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddRejected(ctx(t), store.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", Reason: "r", ReceivedAt: t0}); err != nil {
+	if err := s.AddRejected(ctx(t), tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", Reason: "r", ReceivedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "a"); err != nil {

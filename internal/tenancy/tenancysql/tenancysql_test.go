@@ -16,6 +16,7 @@ import (
 	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tenancy/tenancysql"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // TestStore is package tenancy's conformance suite, run on each engine: a fresh,
@@ -138,8 +139,8 @@ func userIDs(us []identity.User) []string {
 
 // rec is a head record of device dev with message id mid whose points lie
 // in [minTS, maxTS]; its blob says which message it is.
-func rec(dev, mid string, minTS, maxTS int64) store.HeadRecord {
-	return store.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, MessageID: mid,
+func rec(dev, mid string, minTS, maxTS int64) tsdbstore.HeadRecord {
+	return tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, MessageID: mid,
 		ReceivedAt: t0.Add(time.Duration(maxTS) * time.Millisecond), MinTS: minTS, MaxTS: maxTS,
 		Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, mid, minTS, maxTS))}
 }
@@ -150,7 +151,7 @@ func keepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, 
 	return fmt.Appendf(old, "%v;", accepted), nil
 }
 
-func writeHead(t *testing.T, s store.Store, recs ...store.HeadRecord) []store.WriteResult {
+func writeHead(t *testing.T, s store.Store, recs ...store.HeadRecord) []tsdbstore.WriteResult {
 	t.Helper()
 	res, err := s.WriteHead(ctx(t), recs, keepLatest)
 	if err != nil {
@@ -162,8 +163,8 @@ func writeHead(t *testing.T, s store.Store, recs ...store.HeadRecord) []store.Wr
 	return res
 }
 
-func chunk(dev, metric string, start, end int64) store.ChunkRecord {
-	return store.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
+func chunk(dev, metric string, start, end int64) tsdbstore.ChunkRecord {
+	return tsdbstore.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
 		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
 }
 
@@ -208,7 +209,7 @@ func testTenants(t *testing.T, s store.Store, ts *tenancysql.Store) {
 	writeHead(t, s, r)
 	c := chunk("acme-1", "x", 0, 1)
 	c.TenantID = "acme"
-	if err := s.SealHead(ctx(t), "acme-1", nil, nil, []store.ChunkRecord{c}); err != nil {
+	if err := s.SealHead(ctx(t), "acme-1", nil, nil, []tsdbstore.ChunkRecord{c}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.CreateTenantKey(ctx(t), "acme", t0, func(uint32) ([]byte, error) { return []byte("k"), nil }); err != nil {

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
+	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbtest"
 )
@@ -59,7 +61,7 @@ func createDevices(t *testing.T, s store.Store, n int) []string {
 	var ids []string
 	for i := range n {
 		id := fmt.Sprint("d", i)
-		if err := s.CreateDevice(t.Context(), store.Device{ID: id, TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+		if err := s.CreateDevice(t.Context(), store.Device{ID: id, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
 			PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +84,7 @@ func checkHeadStats(t *testing.T, s store.Store, device string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return slices.Contains(refs, store.DeviceRef{TenantID: store.RootTenantID, DeviceID: device})
+		return slices.Contains(refs, tsdbstore.DeviceRef{TenantID: tenancy.RootTenantID, DeviceID: device})
 	}
 	never, always := time.UnixMilli(0), time.UnixMilli(1<<50)
 	if len(head) == 0 {
@@ -114,23 +116,23 @@ func TestOverlappingBatches(t *testing.T) {
 	devices := createDevices(t, s, 5)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	const writers, msgs, rounds = 4, 200, 10
-	batches := make([][][]store.HeadRecord, writers)
+	batches := make([][][]tsdbstore.HeadRecord, writers)
 	want := map[string]int{} // head records by device
 	ids := map[string]bool{} // device/message ids
 	for w := range batches {
 		rng := rand.New(rand.NewPCG(uint64(w), 1))
 		for r := range rounds {
-			var batch []store.HeadRecord
+			var batch []tsdbstore.HeadRecord
 			for _, i := range rng.Perm(msgs)[:msgs/50] {
-				batch = append(batch, store.HeadRecord{DeviceID: devices[i%len(devices)], MessageID: fmt.Sprint(r, "-", i)})
+				batch = append(batch, tsdbstore.HeadRecord{DeviceID: devices[i%len(devices)], MessageID: fmt.Sprint(r, "-", i)})
 			}
 			for _, d := range devices {
-				batch = append(batch, store.HeadRecord{DeviceID: d})
+				batch = append(batch, tsdbstore.HeadRecord{DeviceID: d})
 			}
 			rng.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
 			for i := range batch {
 				rec := &batch[i]
-				rec.TenantID, rec.ReceivedAt, rec.MinTS, rec.MaxTS, rec.Blob = store.RootTenantID, t0.Add(time.Duration(i)*time.Millisecond), int64(i), int64(i), []byte{byte(i)}
+				rec.TenantID, rec.ReceivedAt, rec.MinTS, rec.MaxTS, rec.Blob = tenancy.RootTenantID, t0.Add(time.Duration(i)*time.Millisecond), int64(i), int64(i), []byte{byte(i)}
 				if k := rec.DeviceID + "/" + rec.MessageID; rec.MessageID == "" || !ids[k] {
 					ids[k] = true
 					want[rec.DeviceID]++
@@ -170,7 +172,7 @@ func TestOverlappingBatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		blob, err := s.LatestBlob(t.Context(), store.RootTenantID, d)
+		blob, err := s.LatestBlob(t.Context(), tenancy.RootTenantID, d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,8 +199,8 @@ func TestFirstWriters(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			for _, i := range rand.New(rand.NewPCG(uint64(w), 3)).Perm(len(devices)) {
-				r := store.HeadRecord{TenantID: store.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}}
-				if _, err := s.WriteHead(t.Context(), []store.HeadRecord{r}, countMerge); err != nil {
+				r := tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}}
+				if _, err := s.WriteHead(t.Context(), []tsdbstore.HeadRecord{r}, countMerge); err != nil {
 					errc <- err
 					return
 				}
@@ -212,7 +214,7 @@ func TestFirstWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range devices {
-		if blob, err := s.LatestBlob(t.Context(), store.RootTenantID, d); err != nil || string(blob) != fmt.Sprint(writers) {
+		if blob, err := s.LatestBlob(t.Context(), tenancy.RootTenantID, d); err != nil || string(blob) != fmt.Sprint(writers) {
 			t.Errorf("%s: latest blob %q, %v; want %q", d, blob, err, fmt.Sprint(writers))
 		}
 	}
@@ -231,9 +233,9 @@ func TestWriteWhileDeleting(t *testing.T) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 4))
 			for range batches {
-				var batch []store.HeadRecord
+				var batch []tsdbstore.HeadRecord
 				for _, i := range rng.Perm(len(devices)) {
-					batch = append(batch, store.HeadRecord{TenantID: store.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}})
+					batch = append(batch, tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}})
 				}
 				if _, err := s.WriteHead(t.Context(), batch, countMerge); err != nil {
 					errc <- err
@@ -255,11 +257,11 @@ func TestWriteWhileDeleting(t *testing.T) {
 	delWG.Go(func() {
 		for !stop.Load() {
 			d := devices[0]
-			if err := s.DeleteDevice(t.Context(), store.RootTenantID, d); err != nil {
+			if err := s.DeleteDevice(t.Context(), tenancy.RootTenantID, d); err != nil {
 				errc <- err
 				return
 			}
-			if err := s.CreateDevice(t.Context(), store.Device{ID: d, TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+			if err := s.CreateDevice(t.Context(), store.Device{ID: d, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
 				PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: time.Now()}); err != nil {
 				errc <- err
 				return
@@ -290,10 +292,10 @@ func TestSealWhileWriting(t *testing.T) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 2))
 			for range batches {
-				var batch []store.HeadRecord
+				var batch []tsdbstore.HeadRecord
 				for range 1 + rng.IntN(5) {
 					i := seq.Add(1)
-					batch = append(batch, store.HeadRecord{TenantID: store.RootTenantID, DeviceID: devices[rng.IntN(len(devices))],
+					batch = append(batch, tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[rng.IntN(len(devices))],
 						MessageID: fmt.Sprint(i), ReceivedAt: t0.Add(time.Duration(i) * time.Millisecond), MinTS: i, MaxTS: i, Blob: []byte{1}})
 				}
 				if _, err := s.WriteHead(t.Context(), batch, countMerge); err != nil {
@@ -319,9 +321,9 @@ func TestSealWhileWriting(t *testing.T) {
 				for j, r := range head {
 					ids[j] = r.ID
 				}
-				c := store.ChunkRecord{TenantID: store.RootTenantID, DeviceID: d, Metric: "x", StartTS: head[0].MinTS,
+				c := tsdbstore.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: d, Metric: "x", StartTS: head[0].MinTS,
 					EndTS: head[0].MaxTS, Count: len(head), Blob: []byte{2}}
-				if err := s.SealHead(t.Context(), d, ids, nil, []store.ChunkRecord{c}); err != nil && !errors.Is(err, store.ErrConflict) {
+				if err := s.SealHead(t.Context(), d, ids, nil, []tsdbstore.ChunkRecord{c}); err != nil && !errors.Is(err, database.ErrConflict) {
 					errc <- err
 					return
 				}

@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
@@ -60,7 +62,7 @@ func mustCreate(t *testing.T, eng store.Store, id string) store.Device {
 	t.Helper()
 	d := store.Device{
 		ID:           id,
-		TenantID:     store.RootTenantID,
+		TenantID:     tenancy.RootTenantID,
 		Status:       store.DeviceEnabled,
 		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
 		SecondaryKey: bytes.Repeat([]byte{2}, 32),
@@ -75,7 +77,7 @@ func mustCreate(t *testing.T, eng store.Store, id string) store.Device {
 // rec is a head record of device dev with message id mid whose points lie
 // in [minTS, maxTS]; its blob says which message it is.
 func rec(dev, mid string, minTS, maxTS int64) tsdbstore.HeadRecord {
-	return tsdbstore.HeadRecord{TenantID: store.RootTenantID, DeviceID: dev, MessageID: mid,
+	return tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, MessageID: mid,
 		ReceivedAt: t0.Add(time.Duration(maxTS) * time.Millisecond), MinTS: minTS, MaxTS: maxTS,
 		Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, mid, minTS, maxTS))}
 }
@@ -99,7 +101,7 @@ func writeHead(t *testing.T, s tsdbstore.Store, recs ...tsdbstore.HeadRecord) []
 }
 
 func chunk(dev, metric string, start, end int64) tsdbstore.ChunkRecord {
-	return tsdbstore.ChunkRecord{TenantID: store.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
+	return tsdbstore.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
 		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
 }
 
@@ -143,7 +145,7 @@ func testWriteHeadAndLatest(t *testing.T, eng store.Store, s tsdbstore.Store) {
 		t.Fatalf("head = %v", got)
 	}
 	h := head[0]
-	if h.ID == 0 || h.TenantID != store.RootTenantID || h.MessageID != "m1" || h.MinTS != 10 || h.MaxTS != 20 ||
+	if h.ID == 0 || h.TenantID != tenancy.RootTenantID || h.MessageID != "m1" || h.MinTS != 10 || h.MaxTS != 20 ||
 		!h.ReceivedAt.Equal(t0.Add(20*time.Millisecond)) || head[1].ID <= h.ID {
 		t.Fatalf("head record = %+v", h)
 	}
@@ -154,12 +156,12 @@ func testWriteHeadAndLatest(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	if want := []string{`root pump-1 old="[0 2];" [0]`}; fmt.Sprint(calls) != fmt.Sprint(want) {
 		t.Fatalf("merge calls = %q, want %q", calls, want)
 	}
-	b, err := s.LatestBlob(ctx(t), store.RootTenantID, "pump-1")
+	b, err := s.LatestBlob(ctx(t), tenancy.RootTenantID, "pump-1")
 	if err != nil || string(b) != "[0 2];[0];" {
 		t.Fatalf("LatestBlob = %q, %v", b, err)
 	}
 	mustCreate(t, eng, "silent")
-	if b, err := s.LatestBlob(ctx(t), store.RootTenantID, "silent"); err != nil || b != nil {
+	if b, err := s.LatestBlob(ctx(t), tenancy.RootTenantID, "silent"); err != nil || b != nil {
 		t.Fatalf("LatestBlob of a device without data = %q, %v; want nil", b, err)
 	}
 }
@@ -231,14 +233,14 @@ func testWriteHeadKeyGone(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	mustCreate(t, eng, "pump-2")
 	newKey := func() uint32 {
 		t.Helper()
-		k, err := eng.CreateTenantKey(ctx(t), store.RootTenantID, t0, func(uint32) ([]byte, error) { return []byte("wrapped"), nil })
+		k, err := eng.CreateTenantKey(ctx(t), tenancy.RootTenantID, t0, func(uint32) ([]byte, error) { return []byte("wrapped"), nil })
 		if err != nil {
 			t.Fatal(err)
 		}
 		return k.ID
 	}
 	shredded := newKey()
-	if err := eng.DeleteTenantKeys(ctx(t), store.RootTenantID); err != nil {
+	if err := eng.DeleteTenantKeys(ctx(t), tenancy.RootTenantID); err != nil {
 		t.Fatal(err)
 	}
 	live := newKey()
@@ -254,7 +256,7 @@ func testWriteHeadKeyGone(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	if h, err := s.HeadRecords(ctx(t), "pump-2"); err != nil || len(h) != 1 {
 		t.Fatalf("head of pump-2 = %v, %v; want one record", blobs(h), err)
 	}
-	if blob, err := s.LatestBlob(ctx(t), store.RootTenantID, "pump-1"); err != nil || blob != nil {
+	if blob, err := s.LatestBlob(ctx(t), tenancy.RootTenantID, "pump-1"); err != nil || blob != nil {
 		t.Fatalf("latest of pump-1 = %q, %v; want none", blob, err)
 	}
 	// Sealed again with the live key, the message is new: its id was not kept.
@@ -296,19 +298,19 @@ func testSealLifecycle(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	if due, _ := s.DevicesToSeal(ctx(t), 3, t0.Add(-4*time.Hour), 10); len(due) != 0 {
 		t.Fatalf("DevicesToSeal after sealing = %v, want none (2 rows left)", due)
 	}
-	_, chunks, err := s.ReadSeries(ctx(t), store.RootTenantID, "busy", "x", 0, 100)
+	_, chunks, err := s.ReadSeries(ctx(t), tenancy.RootTenantID, "busy", "x", 0, 100)
 	if err != nil || fmt.Sprint(blobs(chunks)) != "[busy/x/0-2]" {
 		t.Fatalf("chunks = %v, %v", blobs(chunks), err)
 	}
 	c := chunks[0]
-	if c.ID == 0 || c.TenantID != store.RootTenantID || c.Metric != "x" || c.StartTS != 0 || c.EndTS != 2 || c.Count != 3 {
+	if c.ID == 0 || c.TenantID != tenancy.RootTenantID || c.Metric != "x" || c.StartTS != 0 || c.EndTS != 2 || c.Count != 3 {
 		t.Fatalf("chunk = %+v", c)
 	}
 	// Replace the chunk by two (a merge): no head records involved.
 	if err := s.SealHead(ctx(t), "busy", nil, []int64{c.ID}, []tsdbstore.ChunkRecord{chunk("busy", "x", 0, 1), chunk("busy", "x", 2, 4)}); err != nil {
 		t.Fatal(err)
 	}
-	_, chunks, _ = s.ReadSeries(ctx(t), store.RootTenantID, "busy", "x", 0, 100)
+	_, chunks, _ = s.ReadSeries(ctx(t), tenancy.RootTenantID, "busy", "x", 0, 100)
 	if fmt.Sprint(blobs(chunks)) != "[busy/x/0-1 busy/x/2-4]" {
 		t.Fatalf("chunks after replace = %v", blobs(chunks))
 	}
@@ -323,11 +325,11 @@ func testSealConflict(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	}
 	// A second sealer that read the head before the first one committed.
 	err := s.SealHead(ctx(t), "a", []int64{head[0].ID, head[1].ID}, nil, []tsdbstore.ChunkRecord{chunk("a", "x", 1, 2)})
-	if !errors.Is(err, store.ErrConflict) {
+	if !errors.Is(err, database.ErrConflict) {
 		t.Fatalf("second seal error = %v, want ErrConflict", err)
 	}
 	head2, _ := s.HeadRecords(ctx(t), "a")
-	_, chunks, _ := s.ReadSeries(ctx(t), store.RootTenantID, "a", "x", 0, 100)
+	_, chunks, _ := s.ReadSeries(ctx(t), tenancy.RootTenantID, "a", "x", 0, 100)
 	if len(head2) != 1 || fmt.Sprint(blobs(chunks)) != "[a/x/1-1]" {
 		t.Fatalf("after a conflict: head %v, chunks %v; want nothing changed", blobs(head2), blobs(chunks))
 	}
@@ -365,7 +367,7 @@ func testReadSeries(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	if err := s.SealHead(ctx(t), "a", nil, nil, []tsdbstore.ChunkRecord{chunk("a", "x", 0, 99), chunk("a", "x", 100, 199), chunk("a", "y", 0, 500)}); err != nil {
 		t.Fatal(err)
 	}
-	head, chunks, err := s.ReadSeries(ctx(t), store.RootTenantID, "a", "x", 100, 150)
+	head, chunks, err := s.ReadSeries(ctx(t), tenancy.RootTenantID, "a", "x", 100, 150)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +375,7 @@ func testReadSeries(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	if fmt.Sprint(blobs(head)) != "[a/2/100-100]" || fmt.Sprint(blobs(chunks)) != "[a/x/100-199]" {
 		t.Fatalf("ReadSeries = head %v, chunks %v", blobs(head), blobs(chunks))
 	}
-	if _, _, err := s.ReadSeries(ctx(t), store.RootTenantID, "ghost", "x", 0, 1); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.ReadSeries(ctx(t), tenancy.RootTenantID, "ghost", "x", 0, 1); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("ReadSeries of unknown device error = %v", err)
 	}
 }
@@ -383,27 +385,27 @@ func testLatestBlobs(t *testing.T, eng store.Store, s tsdbstore.Store) {
 		mustCreate(t, eng, id)
 	}
 	writeHead(t, s, rec("d1", "", 1, 1), rec("d3", "", 1, 1))
-	page, err := s.LatestBlobs(ctx(t), store.RootTenantID, "", 2)
+	page, err := s.LatestBlobs(ctx(t), tenancy.RootTenantID, "", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(page) != 2 || page[0].DeviceID != "d1" || string(page[0].Blob) != "[0];" || page[1].DeviceID != "d2" || page[1].Blob != nil {
 		t.Fatalf("first page = %+v", page)
 	}
-	page, _ = s.LatestBlobs(ctx(t), store.RootTenantID, "d2", 2)
-	if len(page) != 1 || page[0].DeviceID != "d3" || page[0].TenantID != store.RootTenantID {
+	page, _ = s.LatestBlobs(ctx(t), tenancy.RootTenantID, "d2", 2)
+	if len(page) != 1 || page[0].DeviceID != "d3" || page[0].TenantID != tenancy.RootTenantID {
 		t.Fatalf("second page = %+v", page)
 	}
 	if err := s.SetLatestBlob(ctx(t), "d1", []byte("new")); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := s.LatestBlob(ctx(t), store.RootTenantID, "d1"); string(b) != "new" {
+	if b, _ := s.LatestBlob(ctx(t), tenancy.RootTenantID, "d1"); string(b) != "new" {
 		t.Fatalf("after SetLatestBlob = %q", b)
 	}
 	if err := s.SetLatestBlob(ctx(t), "d1", nil); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := s.LatestBlob(ctx(t), store.RootTenantID, "d1"); b != nil {
+	if b, _ := s.LatestBlob(ctx(t), tenancy.RootTenantID, "d1"); b != nil {
 		t.Fatalf("after deleting = %q", b)
 	}
 }
@@ -414,10 +416,10 @@ func testRetention(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	if err := s.SealHead(ctx(t), "a", nil, nil, []tsdbstore.ChunkRecord{chunk("a", "x", 0, 49), chunk("a", "x", 50, 99), chunk("a", "y", 10, 200)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddRejected(ctx(t), tsdbstore.Rejected{TenantID: store.RootTenantID, DeviceID: "a", Reason: "old", ReceivedAt: time.UnixMilli(10)}); err != nil {
+	if err := s.AddRejected(ctx(t), tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", Reason: "old", ReceivedAt: time.UnixMilli(10)}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.DeleteTelemetryBefore(ctx(t), store.RootTenantID, 50)
+	n, err := s.DeleteTelemetryBefore(ctx(t), tenancy.RootTenantID, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,15 +430,15 @@ func testRetention(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	if fmt.Sprint(blobs(head)) != "[a/straddles/40-60 a/new/70-80]" {
 		t.Fatalf("head after retention = %v", blobs(head))
 	}
-	spanning, err := s.ChunksSpanning(ctx(t), store.RootTenantID, 50)
+	spanning, err := s.ChunksSpanning(ctx(t), tenancy.RootTenantID, 50)
 	if err != nil || fmt.Sprint(blobs(spanning)) != "[a/y/10-200]" {
 		t.Fatalf("ChunksSpanning = %v, %v", blobs(spanning), err)
 	}
-	if r, _ := s.ListRejected(ctx(t), store.RootTenantID, "a", 10); len(r) != 0 {
+	if r, _ := s.ListRejected(ctx(t), tenancy.RootTenantID, "a", 10); len(r) != 0 {
 		t.Fatalf("old rejected messages kept: %+v", r)
 	}
 	// Other tenants are untouched.
-	if err := eng.CreateTenant(ctx(t), store.Tenant{ID: "other", ParentID: store.RootTenantID, Name: "Other", CreatedAt: t0}); err != nil {
+	if err := eng.CreateTenant(ctx(t), tenancy.Tenant{ID: "other", ParentID: tenancy.RootTenantID, Name: "Other", CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.DeleteTelemetryBefore(ctx(t), "other", 1000); n != 0 {
@@ -447,7 +449,7 @@ func testRetention(t *testing.T, eng store.Store, s tsdbstore.Store) {
 func testRejected(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	mustCreate(t, eng, "a")
 	for i := range 3 {
-		r := tsdbstore.Rejected{TenantID: store.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
+		r := tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
 			Topic: "devices/a/messages/events/", Reason: fmt.Sprint("reason ", i),
 			Payload: []byte{'{', byte(i), 0xff}, ReceivedAt: t0.Add(time.Duration(i) * time.Second),
 			Size: int64(100 + i), Sealed: []byte{0, byte(i), 0xfe}}
@@ -455,7 +457,7 @@ func testRejected(t *testing.T, eng store.Store, s tsdbstore.Store) {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.ListRejected(ctx(t), store.RootTenantID, "a", 2)
+	got, err := s.ListRejected(ctx(t), tenancy.RootTenantID, "a", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +475,7 @@ func testRejected(t *testing.T, eng store.Store, s tsdbstore.Store) {
 func testRejectedUpgrade(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	mustCreate(t, eng, "a")
 	for i := range 5 {
-		r := tsdbstore.Rejected{TenantID: store.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
+		r := tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
 			Topic: fmt.Sprint("topic ", i), Reason: fmt.Sprint("reason ", i), Payload: bytes.Repeat([]byte{byte(i)}, 2000),
 			ReceivedAt: t0, Size: tsdbstore.RejectedOld}
 		if i == 2 { // in today's form
@@ -499,7 +501,7 @@ func testRejectedUpgrade(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	if page, err := s.OldRejected(ctx(t), 0, 3, 3000); err != nil || len(page) != 2 || page[1].MessageID != "m1" {
 		t.Fatalf("OldRejected with 3000 bytes = %d rows, %v; want 2", len(page), err)
 	}
-	if _, err := eng.GetMeta(ctx(t), "sealed_compact_pending"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := eng.GetMeta(ctx(t), "sealed_compact_pending"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("compaction pending before any upgrade: %v", err)
 	}
 	up := slices.Clone(first)
@@ -521,7 +523,7 @@ func testRejectedUpgrade(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	if left, err := s.OldRejected(ctx(t), 0, 10, 1<<20); err != nil || len(left) != 1 || left[0].MessageID != "m4" {
 		t.Errorf("OldRejected after the upgrade = %+v, %v", left, err)
 	}
-	got, err := s.ListRejected(ctx(t), store.RootTenantID, "a", 10)
+	got, err := s.ListRejected(ctx(t), tenancy.RootTenantID, "a", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -577,12 +579,12 @@ func testRejectedBound(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	mustCreate(t, eng, "d")
 	const n = 1010
 	for i := range n {
-		if err := s.AddRejected(ctx(t), tsdbstore.Rejected{TenantID: store.RootTenantID, DeviceID: "d",
+		if err := s.AddRejected(ctx(t), tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "d",
 			Reason: fmt.Sprint(i), ReceivedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.ListRejected(ctx(t), store.RootTenantID, "d", -1)
+	got, err := s.ListRejected(ctx(t), tenancy.RootTenantID, "d", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
