@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/warden-iot/warden/internal/registry"
 )
 
 // Role is what a user (and the API tokens acting for that user) may do;
@@ -80,28 +82,11 @@ type SiteFilter struct {
 	FactoryAccess bool // only sites with the switch on
 }
 
-// DeviceInfo is a device's descriptive metadata.
-type DeviceInfo struct {
-	SiteID              string // empty: not assigned to a site
-	Name                string
-	SerialNumber        string // serial or control-unit number, e.g. "P1234567"
-	MeterNumber         string
-	MeasurementLocation string
-	InstallationPlace   string
-	Model               string
-	FirmwareVersion     string
-}
+// DeviceInfo is registry.DeviceInfo.
+type DeviceInfo = registry.DeviceInfo
 
-// DeviceFilter selects devices. Zero fields do not filter; the result is
-// the intersection of the non-zero ones, in id order.
-type DeviceFilter struct {
-	TenantIDs []string
-	SiteIDs   []string
-	IDs       []string
-	Model     string
-	After     string // only ids > After
-	Limit     int    // 0: no limit
-}
+// DeviceFilter is registry.DeviceFilter.
+type DeviceFilter = registry.DeviceFilter
 
 // UserStatus is where an account is in its life.
 type UserStatus string
@@ -200,8 +185,8 @@ type GrantFilter struct {
 }
 
 // IdentityStore keeps people and what they may see: the tenant hierarchy
-// beyond the basic tenant methods, sites, device metadata, users,
-// sessions, one-time tokens and grants. (Issue 5.)
+// beyond the basic tenant methods, sites, users, sessions, one-time
+// tokens and grants (device metadata is package registry's). (Issue 5.)
 type IdentityStore interface {
 	// UpdateTenant replaces a tenant's name, address, contact and contract.
 	UpdateTenant(ctx context.Context, t Tenant) error
@@ -217,10 +202,6 @@ type IdentityStore interface {
 	// DeleteSite removes a site; its devices stay, unassigned, and grants
 	// on it are revoked (RevokedBy "site.delete").
 	DeleteSite(ctx context.Context, id string, at time.Time) error
-
-	// SetDeviceInfo replaces a device's metadata.
-	SetDeviceInfo(ctx context.Context, tenantID, id string, info DeviceInfo) error
-	FindDevices(ctx context.Context, f DeviceFilter) ([]Device, error)
 
 	// CreateUser adds an account; a taken e-mail or supporter id is
 	// ErrConflict.

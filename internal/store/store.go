@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/registry"
 )
 
 // Errors every implementation returns (wrapped) so callers can branch on
@@ -50,34 +51,23 @@ type TenantKey struct {
 	CreatedAt time.Time
 }
 
-// DeviceStatus says whether a device may connect.
-type DeviceStatus string
+// Devices are package registry's; these names stay so that code written
+// against package store compiles unchanged.
 
+// DeviceStatus is registry.DeviceStatus.
+type DeviceStatus = registry.DeviceStatus
+
+// The statuses of a device (package registry's).
 const (
-	DeviceEnabled  DeviceStatus = "enabled"
-	DeviceDisabled DeviceStatus = "disabled"
+	DeviceEnabled  = registry.DeviceEnabled
+	DeviceDisabled = registry.DeviceDisabled
 )
 
-// Device is a registered machine. Keys are the raw 256-bit symmetric keys;
-// they are secret and never logged.
-type Device struct {
-	ID           string
-	TenantID     string
-	Status       DeviceStatus
-	PrimaryKey   []byte
-	SecondaryKey []byte
-	CreatedAt    time.Time
-	LastSeen     time.Time // zero if never seen
-	LastIP       string
-	Info         DeviceInfo
-}
+// Device is registry.Device.
+type Device = registry.Device
 
-// DeviceSeen is a device's latest activity.
-type DeviceSeen struct {
-	ID string
-	At time.Time
-	IP string
-}
+// DeviceSeen is registry.DeviceSeen.
+type DeviceSeen = registry.DeviceSeen
 
 // Token scopes. A token acts as its user (or, without one, with its own
 // Role) but only within its scopes.
@@ -254,6 +244,7 @@ type Latest struct {
 // Methods that address a device take its tenant: a device of another tenant
 // is reported as ErrNotFound.
 type Store interface {
+	registry.Store
 	HubStore
 	ProvisioningStore
 	AuditStore
@@ -286,20 +277,6 @@ type Store interface {
 	// (for example whether the first operator token has been made).
 	GetMeta(ctx context.Context, key string) (string, error)
 	SetMeta(ctx context.Context, key, value string) error
-
-	CreateDevice(ctx context.Context, d Device) error
-	// GetDevice looks a device up by id alone; the broker uses it to
-	// authenticate a connection before any tenant is known.
-	GetDevice(ctx context.Context, id string) (Device, error)
-	ListDevices(ctx context.Context, tenantID string) ([]Device, error)
-	SetDeviceStatus(ctx context.Context, tenantID, id string, s DeviceStatus) error
-	SetDeviceKeys(ctx context.Context, tenantID, id string, primary, secondary []byte) error
-	// DeleteDevice removes the device with its telemetry (head, chunks,
-	// latest values), dedup records and rejected messages.
-	DeleteDevice(ctx context.Context, tenantID, id string) error
-	// TouchDevices records when and from where devices were last seen, in
-	// one transaction; ids of devices that no longer exist are skipped.
-	TouchDevices(ctx context.Context, seen []DeviceSeen) error
 
 	CreateAPIToken(ctx context.Context, t APIToken) error
 	// APITokenByHash finds a token by the SHA-256 of its secret.

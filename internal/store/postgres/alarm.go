@@ -178,11 +178,4 @@ func (s *Store) applyAlarmChanges(ctx context.Context, changes []store.AlarmChan
 	return out, nil
 }
 
-// queueDeleteDeviceAlarms queues the deletion of a device's alarms and
-// their deliveries, for DeleteDevice.
-func queueDeleteDeviceAlarms(b *pgx.Batch, deviceID string) {
-	b.Queue(`DELETE FROM deliveries WHERE alarm_id IN (SELECT id FROM alarms WHERE device_id = $1)`, deviceID)
-	b.Queue(`DELETE FROM alarms WHERE device_id = $1`, deviceID)
-}
-
 // ---- Deliveries ----

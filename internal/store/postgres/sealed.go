@@ -25,6 +25,7 @@ const metaCompactPending = "sealed_compact_pending"
 func (s *Store) SetSealer(sl store.Sealer) {
 	s.sealer = sl
 	s.Store.SetSealer(sl)
+	s.hubStore.SetSealer(sl)
 }
 
 const sealBatch = 200
