@@ -13,8 +13,8 @@ import (
 )
 
 // identityTests cover store.IdentityStore and the identity fields of the
-// basic methods (tenant paths and details, device info, API tokens of
-// users, the audit trail's owner tenant).
+// basic methods (tenant paths and details, API tokens of users, the audit
+// trail's owner tenant); device info is registry's (registrysql's tests).
 var identityTests = []suiteTest{
 	{"TenantHierarchy", testTenantHierarchy},
 	{"UpdateTenant", testUpdateTenant},
@@ -23,8 +23,6 @@ var identityTests = []suiteTest{
 	{"Sites", testSites},
 	{"FactoryAccess", testFactoryAccess},
 	{"DeleteSite", testDeleteSite},
-	{"DeviceInfo", testDeviceInfo},
-	{"FindDevices", testFindDevices},
 	{"Users", testUsers},
 	{"UserPasswordAndTOTP", testUserPasswordAndTOTP},
 	{"LoginSucceeded", testLoginSucceeded},
@@ -35,7 +33,6 @@ var identityTests = []suiteTest{
 	{"UserTokenConcurrentConsume", testUserTokenConcurrentConsume},
 	{"UserAPITokens", testUserAPITokens},
 	{"Grants", testGrants},
-	{"DeleteDeviceTakesGrants", testDeleteDeviceTakesGrants},
 	{"AuditOwnerTenant", testAuditOwnerTenant},
 	{"PurgeExpired", testPurgeExpired},
 	{"TOTPSteps", testTOTPSteps},
@@ -527,102 +524,6 @@ func testDeleteSite(t *testing.T, s store.Store) {
 		}
 	}
 	wantErr(t, "DeleteSite again", s.DeleteSite(ctx(t), "doomed", at), store.ErrNotFound)
-}
-
-func testDeviceInfo(t *testing.T, s store.Store) {
-	subTenant(t, s, "acme", store.RootTenantID)
-	subTenant(t, s, "beta", store.RootTenantID)
-	mustSite(t, s, "acme-1", "acme")
-	mustSite(t, s, "acme-2", "acme")
-	mustSite(t, s, "beta-1", "beta")
-	info := store.DeviceInfo{SiteID: "acme-1", Name: "Boiler", SerialNumber: "P1234567", MeterNumber: "M-9",
-		MeasurementLocation: "cellar", InstallationPlace: "room 3", Model: "WX-2", FirmwareVersion: "1.4.2"}
-	mustDevice(t, s, "dev", "acme", info)
-	got, err := s.GetDevice(ctx(t), "dev")
-	if err != nil || got.Info != info {
-		t.Fatalf("GetDevice.Info = %+v, %v; want %+v", got.Info, err, info)
-	}
-	if list, _ := s.ListDevices(ctx(t), "acme"); len(list) != 1 || list[0].Info != info {
-		t.Fatalf("ListDevices = %+v", list)
-	}
-	if list, _ := s.FindDevices(ctx(t), store.DeviceFilter{}); len(list) != 1 || list[0].Info != info {
-		t.Fatalf("FindDevices = %+v", list)
-	}
-	if got, _ := s.GetDevice(ctx(t), "dev"); !got.LastSeen.IsZero() || got.Status != store.DeviceEnabled {
-		t.Fatalf("GetDevice = %+v", got)
-	}
-
-	info2 := store.DeviceInfo{SiteID: "acme-2", Name: "Boiler 2", Model: "WX-3"}
-	if err := s.SetDeviceInfo(ctx(t), "acme", "dev", info2); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := s.GetDevice(ctx(t), "dev"); got.Info != info2 {
-		t.Fatalf("after SetDeviceInfo: %+v, want %+v", got.Info, info2)
-	}
-	wantErr(t, "SetDeviceInfo with another tenant's site",
-		s.SetDeviceInfo(ctx(t), "acme", "dev", store.DeviceInfo{SiteID: "beta-1"}), store.ErrNotFound)
-	wantErr(t, "SetDeviceInfo with a missing site",
-		s.SetDeviceInfo(ctx(t), "acme", "dev", store.DeviceInfo{SiteID: "ghost"}), store.ErrNotFound)
-	wantErr(t, "SetDeviceInfo of another tenant's device",
-		s.SetDeviceInfo(ctx(t), "beta", "dev", store.DeviceInfo{}), store.ErrNotFound)
-	wantErr(t, "SetDeviceInfo of a missing device",
-		s.SetDeviceInfo(ctx(t), "acme", "ghost", store.DeviceInfo{}), store.ErrNotFound)
-	if got, _ := s.GetDevice(ctx(t), "dev"); got.Info != info2 {
-		t.Fatalf("failed SetDeviceInfo changed the device: %+v", got.Info)
-	}
-	// Unassigning.
-	if err := s.SetDeviceInfo(ctx(t), "acme", "dev", store.DeviceInfo{Name: "spare"}); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := s.GetDevice(ctx(t), "dev"); got.Info != (store.DeviceInfo{Name: "spare"}) {
-		t.Fatalf("after unassigning: %+v", got.Info)
-	}
-
-	d := store.Device{ID: "dev2", TenantID: "acme", Status: store.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
-		CreatedAt: t0, Info: store.DeviceInfo{SiteID: "beta-1"}}
-	wantErr(t, "CreateDevice with another tenant's site", s.CreateDevice(ctx(t), d), store.ErrNotFound)
-	if _, err := s.GetDevice(ctx(t), "dev2"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("device created with another tenant's site: %v", err)
-	}
-}
-
-func testFindDevices(t *testing.T, s store.Store) {
-	subTenant(t, s, "acme", store.RootTenantID)
-	subTenant(t, s, "beta", store.RootTenantID)
-	mustSite(t, s, "sa", "acme")
-	mustSite(t, s, "sb", "beta")
-	mustDevice(t, s, "a1", "acme", store.DeviceInfo{SiteID: "sa", Model: "X"})
-	mustDevice(t, s, "a2", "acme", store.DeviceInfo{Model: "Y"})
-	mustDevice(t, s, "a3", "acme", store.DeviceInfo{SiteID: "sa", Model: "Y"})
-	mustDevice(t, s, "b1", "beta", store.DeviceInfo{SiteID: "sb", Model: "X"})
-	mustDevice(t, s, "r1", store.RootTenantID, store.DeviceInfo{})
-	for _, tc := range []struct {
-		f    store.DeviceFilter
-		want []string
-	}{
-		{store.DeviceFilter{}, []string{"a1", "a2", "a3", "b1", "r1"}},
-		{store.DeviceFilter{TenantIDs: []string{"acme"}}, []string{"a1", "a2", "a3"}},
-		{store.DeviceFilter{TenantIDs: []string{"beta", store.RootTenantID}}, []string{"b1", "r1"}},
-		{store.DeviceFilter{TenantIDs: []string{}}, []string{}},
-		{store.DeviceFilter{SiteIDs: []string{"sa"}}, []string{"a1", "a3"}},
-		{store.DeviceFilter{SiteIDs: []string{"sa", "sb"}}, []string{"a1", "a3", "b1"}},
-		{store.DeviceFilter{SiteIDs: []string{}}, []string{}},
-		{store.DeviceFilter{IDs: []string{"r1", "a2", "ghost"}}, []string{"a2", "r1"}},
-		{store.DeviceFilter{IDs: []string{}}, []string{}},
-		{store.DeviceFilter{Model: "X"}, []string{"a1", "b1"}},
-		{store.DeviceFilter{Model: "Y", SiteIDs: []string{"sa"}}, []string{"a3"}},
-		{store.DeviceFilter{TenantIDs: []string{"acme"}, IDs: []string{"a1", "b1"}}, []string{"a1"}},
-		{store.DeviceFilter{After: "a2"}, []string{"a3", "b1", "r1"}},
-		{store.DeviceFilter{Limit: 2}, []string{"a1", "a2"}},
-		{store.DeviceFilter{After: "a2", Limit: 2}, []string{"a3", "b1"}},
-		{store.DeviceFilter{TenantIDs: []string{"acme"}, After: "a1", Limit: 1}, []string{"a2"}},
-		{store.DeviceFilter{After: "r1"}, []string{}},
-	} {
-		got, err := s.FindDevices(ctx(t), tc.f)
-		if err != nil || got == nil || !slices.Equal(ids(got), tc.want) {
-			t.Errorf("FindDevices(%+v) = %v, %v; want %v", tc.f, ids(got), err, tc.want)
-		}
-	}
 }
 
 func testUsers(t *testing.T, s store.Store) {
@@ -1183,38 +1084,6 @@ func testGrants(t *testing.T, s store.Store) {
 				t.Errorf("ListGrants(%+v) returned %s, not active then", tc.f, g.ID)
 			}
 		}
-	}
-}
-
-func testDeleteDeviceTakesGrants(t *testing.T, s store.Store) {
-	mustSite(t, s, "site", store.RootTenantID)
-	mustDevice(t, s, "dev", store.RootTenantID, store.DeviceInfo{SiteID: "site"})
-	mustDevice(t, s, "dev2", store.RootTenantID, store.DeviceInfo{})
-	mustSupporter(t, s, "tech", store.RootTenantID)
-	for _, g := range []store.Grant{
-		{ID: "g-dev", TenantID: store.RootTenantID, SupporterUserID: "tech", DeviceID: "dev", CreatedBy: "op", CreatedAt: t0},
-		{ID: "g-dev2", TenantID: store.RootTenantID, SupporterUserID: "tech", DeviceID: "dev2", CreatedBy: "op", CreatedAt: t0},
-		{ID: "g-site", TenantID: store.RootTenantID, SupporterUserID: "tech", SiteID: "site", CreatedBy: "op", CreatedAt: t0},
-	} {
-		if err := s.CreateGrant(ctx(t), g); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "dev"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.GetGrant(ctx(t), "g-dev"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("grant on a deleted device: %v; want it deleted", err)
-	}
-	for _, id := range []string{"g-dev2", "g-site"} {
-		if g, err := s.GetGrant(ctx(t), id); err != nil || !g.RevokedAt.IsZero() {
-			t.Errorf("grant %s = %+v, %v; want it untouched", id, g, err)
-		}
-	}
-	// A device of the same id made later gets no old grants.
-	mustDevice(t, s, "dev", store.RootTenantID, store.DeviceInfo{})
-	if gs, _ := s.ListGrants(ctx(t), store.GrantFilter{DeviceID: "dev"}); len(gs) != 0 {
-		t.Errorf("new device inherits grants %v", grantIDs(gs))
 	}
 }
 
