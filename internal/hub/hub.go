@@ -165,7 +165,7 @@ func ParseTwinETag(etag string) (int64, error) {
 }
 
 // ApplyUpdate applies an operator's update to the twin in memory, as the
-// stores do inside their transactions. It returns false if nothing was to
+// stores do before they store the result. It returns false if nothing was to
 // change (no tags, empty desired patch).
 func (tw *Twin) ApplyUpdate(u TwinUpdate, at time.Time) (bool, error) {
 	if u.IfVersion != 0 && u.IfVersion != tw.Version {
