@@ -21,7 +21,9 @@ import (
 
 	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/factory"
+	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/ingest"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -54,11 +56,27 @@ type Config struct {
 	MaxPacketSize int
 }
 
+// Devices is what the broker needs of the device registry: a device to
+// authenticate a connection, and a place for the devices' last activity.
+type Devices interface {
+	GetDevice(ctx context.Context, id string) (registry.Device, error)
+	TouchDevices(ctx context.Context, seen []registry.DeviceSeen) error
+}
+
+// Store is what the broker reads and keeps: devices, their IoT Hub state
+// (twins, cloud-to-device messages, model ids, sessions) and the device
+// provisioning service's enrollments and registrations.
+type Store interface {
+	Devices
+	hub.Store
+	store.ProvisioningStore
+}
+
 // Broker is the running device endpoint.
 type Broker struct {
 	cfg    Config
 	mqtt   *mqtt.Server
-	store  store.Store
+	store  Store
 	ingest *ingest.Pipeline
 	log    *slog.Logger
 	clock  clock.Clock
@@ -115,7 +133,7 @@ type presence struct {
 
 // New builds a broker on clk (nil: the wall clock); Start opens its
 // listeners.
-func New(cfg Config, st store.Store, p *ingest.Pipeline, reg prometheus.Registerer, log *slog.Logger, clk clock.Clock) (*Broker, error) {
+func New(cfg Config, st Store, p *ingest.Pipeline, reg prometheus.Registerer, log *slog.Logger, clk clock.Clock) (*Broker, error) {
 	if cfg.TLSListen != "" && cfg.TLS == nil {
 		return nil, errors.New("broker: TLS listener configured without a certificate")
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/tenancy"
+	"github.com/warden-iot/warden/internal/registry"
 )
 
 // Role is identity.Role.
@@ -38,28 +39,11 @@ type Site = tenancy.Site
 // SiteFilter selects sites (package tenancy).
 type SiteFilter = tenancy.SiteFilter
 
-// DeviceInfo is a device's descriptive metadata.
-type DeviceInfo struct {
-	SiteID              string // empty: not assigned to a site
-	Name                string
-	SerialNumber        string // serial or control-unit number, e.g. "P1234567"
-	MeterNumber         string
-	MeasurementLocation string
-	InstallationPlace   string
-	Model               string
-	FirmwareVersion     string
-}
+// DeviceInfo is registry.DeviceInfo.
+type DeviceInfo = registry.DeviceInfo
 
-// DeviceFilter selects devices. Zero fields do not filter; the result is
-// the intersection of the non-zero ones, in id order.
-type DeviceFilter struct {
-	TenantIDs []string
-	SiteIDs   []string
-	IDs       []string
-	Model     string
-	After     string // only ids > After
-	Limit     int    // 0: no limit
-}
+// DeviceFilter is registry.DeviceFilter.
+type DeviceFilter = registry.DeviceFilter
 
 // UserStatus is identity.UserStatus.
 type UserStatus = identity.UserStatus
@@ -115,14 +99,8 @@ type GrantFilter struct {
 	ActiveAt        time.Time // only grants Active at this time
 }
 
-// IdentityStore keeps what people may see: the tenant hierarchy beyond the
-// basic tenant methods, sites, device metadata and grants. (Issue 5.)
-// People, sessions and tokens are identity's stores.
+// IdentityStore keeps the supporters' grants.
 type IdentityStore interface {
-	// SetDeviceInfo replaces a device's metadata.
-	SetDeviceInfo(ctx context.Context, tenantID, id string, info DeviceInfo) error
-	FindDevices(ctx context.Context, f DeviceFilter) ([]Device, error)
-
 	// The grant methods are access.GrantStore's (access/accesssql
 	// implements them); they are listed here until Grant leaves store.
 	CreateGrant(ctx context.Context, g Grant) error

@@ -8,11 +8,11 @@ package store
 
 import (
 	"context"
-	"time"
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
@@ -36,34 +36,23 @@ type Tenant = tenancy.Tenant
 // master key.
 type TenantKey = keyring.TenantKey
 
-// DeviceStatus says whether a device may connect.
-type DeviceStatus string
+// Devices are package registry's; these names stay so that code written
+// against package store compiles unchanged.
 
+// DeviceStatus is registry.DeviceStatus.
+type DeviceStatus = registry.DeviceStatus
+
+// The statuses of a device (package registry's).
 const (
-	DeviceEnabled  DeviceStatus = "enabled"
-	DeviceDisabled DeviceStatus = "disabled"
+	DeviceEnabled  = registry.DeviceEnabled
+	DeviceDisabled = registry.DeviceDisabled
 )
 
-// Device is a registered machine. Keys are the raw 256-bit symmetric keys;
-// they are secret and never logged.
-type Device struct {
-	ID           string
-	TenantID     string
-	Status       DeviceStatus
-	PrimaryKey   []byte
-	SecondaryKey []byte
-	CreatedAt    time.Time
-	LastSeen     time.Time // zero if never seen
-	LastIP       string
-	Info         DeviceInfo
-}
+// Device is registry.Device.
+type Device = registry.Device
 
-// DeviceSeen is a device's latest activity.
-type DeviceSeen struct {
-	ID string
-	At time.Time
-	IP string
-}
+// DeviceSeen is registry.DeviceSeen.
+type DeviceSeen = registry.DeviceSeen
 
 // Token scopes (identity's).
 const (
@@ -118,6 +107,7 @@ const (
 // Methods that address a device take its tenant: a device of another tenant
 // is reported as ErrNotFound.
 type Store interface {
+	registry.Store // devices
 	HubStore
 	ProvisioningStore
 	keyring.Store // the tenants' data keys
@@ -154,20 +144,6 @@ type Store interface {
 	// (for example whether the first operator token has been made).
 	GetMeta(ctx context.Context, key string) (string, error)
 	SetMeta(ctx context.Context, key, value string) error
-
-	CreateDevice(ctx context.Context, d Device) error
-	// GetDevice looks a device up by id alone; the broker uses it to
-	// authenticate a connection before any tenant is known.
-	GetDevice(ctx context.Context, id string) (Device, error)
-	ListDevices(ctx context.Context, tenantID string) ([]Device, error)
-	SetDeviceStatus(ctx context.Context, tenantID, id string, s DeviceStatus) error
-	SetDeviceKeys(ctx context.Context, tenantID, id string, primary, secondary []byte) error
-	// DeleteDevice removes the device with its telemetry (head, chunks,
-	// latest values), dedup records and rejected messages.
-	DeleteDevice(ctx context.Context, tenantID, id string) error
-	// TouchDevices records when and from where devices were last seen, in
-	// one transaction; ids of devices that no longer exist are skipped.
-	TouchDevices(ctx context.Context, seen []DeviceSeen) error
 
 	// The telemetry engine's records (heads, chunks, latest values,
 	// rejected messages) and message ids.

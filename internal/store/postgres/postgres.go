@@ -10,9 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -86,116 +84,6 @@ func (s *Store) Close() error {
 	err := s.db.Close()
 	s.pool.Close()
 	return err
-}
-
-// CreateDevice registers a device with its metadata; a site must be one of
-// the device's tenant.
-func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
-	args := append([]any{d.ID, d.TenantID, string(d.Status), d.PrimaryKey, d.SecondaryKey, d.CreatedAt.UnixMilli()},
-		deviceInfoArgs(d.Info)...)
-	tag, err := s.pool.Exec(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at,
-			site_id, name, serial_number, meter_number, measurement_location, installation_place, model, firmware_version)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE `+siteInTenant("$7", "$2"), args...)
-	if isUniqueViolation(err) {
-		return fmt.Errorf("device %q: %w", d.ID, database.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("create device %q: %w", d.ID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("device %q: site %q of tenant %q: %w", d.ID, d.Info.SiteID, d.TenantID, database.ErrNotFound)
-	}
-	return nil
-}
-
-const deviceColumns = `id, tenant_id, status, primary_key, secondary_key, created_at, last_seen, last_ip,
-	site_id, name, serial_number, meter_number, measurement_location, installation_place, model, firmware_version`
-
-func scanDevice(row pgx.Row) (store.Device, error) {
-	var d store.Device
-	var status string
-	var created, seen int64
-	var site *string
-	i := &d.Info
-	if err := row.Scan(&d.ID, &d.TenantID, &status, &d.PrimaryKey, &d.SecondaryKey, &created, &seen, &d.LastIP,
-		&site, &i.Name, &i.SerialNumber, &i.MeterNumber, &i.MeasurementLocation, &i.InstallationPlace, &i.Model, &i.FirmwareVersion); err != nil {
-		return store.Device{}, err
-	}
-	if site != nil {
-		i.SiteID = *site
-	}
-	d.Status = store.DeviceStatus(status)
-	d.CreatedAt = time.UnixMilli(created).UTC()
-	if seen != 0 {
-		d.LastSeen = time.UnixMilli(seen).UTC()
-	}
-	return d, nil
-}
-
-// TouchDevices records devices' latest activity in one statement.
-func (s *Store) TouchDevices(ctx context.Context, seen []store.DeviceSeen) error {
-	if len(seen) == 0 {
-		return nil
-	}
-	ids := make([]string, len(seen))
-	ats := make([]int64, len(seen))
-	ips := make([]string, len(seen))
-	for i, d := range seen {
-		ids[i], ats[i], ips[i] = d.ID, d.At.UnixMilli(), d.IP
-	}
-	_, err := s.pool.Exec(ctx, `UPDATE devices d SET last_seen = u.at, last_ip = u.ip
-		FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(id, at, ip) WHERE d.id = u.id`, ids, ats, ips)
-	if err != nil {
-		return fmt.Errorf("touch devices: %w", err)
-	}
-	return nil
-}
-
-// DeleteDevice removes a device and everything recorded for it, including
-// the grants on it (deleted, not revoked), in one transaction and one round
-// trip for the deletes. The device row goes first: a CreateGrant holding it
-// finishes before, and its grant is then deleted too. The tables come in the
-// order in which WriteHead locks their rows (latest before head_stats), so
-// the two cannot deadlock; a WriteHead of the device that runs at the same
-// time ends up wholly before or wholly after the delete.
-func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	var found bool
-	b.Queue(`DELETE FROM devices WHERE tenant_id = $1 AND id = $2`, tenantID, id).Exec(func(tag pgconn.CommandTag) error {
-		found = tag.RowsAffected() > 0
-		return nil
-	})
-	for _, table := range []string{"latest", "head_stats", "head", "chunks", "message_ids", "rejected", "grants"} {
-		b.Queue(`DELETE FROM `+table+` WHERE device_id = $1`, id)
-	}
-	queueDeleteDeviceAlarms(b, id)
-	br := s.pool.SendBatch(ctx, b)
-	tx := br.Tx()
-	defer tx.Rollback(ctx)
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("delete device %q: %w", id, err)
-	}
-	if !found {
-		return fmt.Errorf("device %q: %w", id, database.ErrNotFound)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("delete device %q: commit: %w", id, err)
-	}
-	return nil
-}
-
-// checkDevice returns ErrNotFound unless the device belongs to the tenant.
-func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) error {
-	var one int
-	err := s.pool.QueryRow(ctx, `SELECT 1 FROM devices WHERE tenant_id = $1 AND id = $2`, tenantID, deviceID).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("device %q: %w", deviceID, err)
-	}
-	return nil
 }
 
 // limitArg turns a limit into a LIMIT parameter: as in SQLite, a negative

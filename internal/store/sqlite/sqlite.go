@@ -88,80 +88,6 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// CreateDevice registers a device with its metadata; a site must be one of
-// the device's tenant.
-func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
-	site := database.NullIfEmpty(d.Info.SiteID)
-	args := append([]any{d.ID, d.TenantID, string(d.Status), d.PrimaryKey, d.SecondaryKey, d.CreatedAt.UnixMilli()},
-		deviceInfoArgs(d.Info)...)
-	res, err := s.w.ExecContext(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at,
-			site_id, name, serial_number, meter_number, measurement_location, installation_place, model, firmware_version)
-		SELECT `+placeholders(14)+` WHERE `+siteInTenant, append(args, site, site, d.TenantID)...)
-	if isUniqueViolation(err) {
-		return fmt.Errorf("device %q: %w", d.ID, database.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("create device %q: %w", d.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("device %q: site %q of tenant %q: %w", d.ID, d.Info.SiteID, d.TenantID, database.ErrNotFound)
-	}
-	return nil
-}
-
-// TouchDevices records devices' latest activity in one transaction (one
-// fsync, however many devices).
-func (s *Store) TouchDevices(ctx context.Context, seen []store.DeviceSeen) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("touch devices: %w", err)
-	}
-	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `UPDATE devices SET last_seen = ?, last_ip = ? WHERE id = ?`)
-	if err != nil {
-		return fmt.Errorf("touch devices: %w", err)
-	}
-	defer stmt.Close()
-	for _, d := range seen {
-		if _, err := stmt.ExecContext(ctx, d.At.UnixMilli(), d.IP, d.ID); err != nil {
-			return fmt.Errorf("touch device %q: %w", d.ID, err)
-		}
-	}
-	return tx.Commit()
-}
-
-// DeleteDevice removes a device and everything recorded for it, including
-// the grants on it (deleted, not revoked).
-func (s *Store) DeleteDevice(ctx context.Context, tenantID, id string) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("delete device %q: %w", id, err)
-	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, id)
-	if err != nil {
-		return fmt.Errorf("delete device %q: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("device %q: %w", id, database.ErrNotFound)
-	}
-	for _, table := range []string{"head", "head_stats", "chunks", "latest", "message_ids", "rejected", "grants"} {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE device_id = ?`, id); err != nil {
-			return fmt.Errorf("delete device %q: %s: %w", id, table, err)
-		}
-	}
-	if err := deleteDeviceAlarms(ctx, tx, id); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("delete device %q: %w", id, err)
-	}
-	if err := s.purge(ctx); err != nil {
-		return fmt.Errorf("delete device %q: %w: %w", id, database.ErrNotPurged, err)
-	}
-	return nil
-}
-
 // purgeAttempts bounds how often purge retries a checkpoint that readers
 // kept from finishing; each attempt waits up to the busy timeout.
 const purgeAttempts = 3
@@ -188,19 +114,6 @@ func (s *Store) purge(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// checkDevice returns ErrNotFound unless the device belongs to the tenant.
-func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) error {
-	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, deviceID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("device %q: %w", deviceID, err)
-	}
-	return nil
 }
 
 func isUniqueViolation(err error) bool { return database.SQLite.IsUniqueViolation(err) }

@@ -6,17 +6,21 @@ import (
 	"github.com/warden-iot/warden/internal/audit/auditsql"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/factory/factorysql"
+	"github.com/warden-iot/warden/internal/hub/hubsql"
 	"github.com/warden-iot/warden/internal/identity/identitysql"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/keyring/keyringsql"
 	"github.com/warden-iot/warden/internal/notify/notifysql"
 	"github.com/warden-iot/warden/internal/provision/provisionsql"
+	"github.com/warden-iot/warden/internal/registry/registrysql"
 	"github.com/warden-iot/warden/internal/tenancy/tenancysql"
 )
 
 // The domain stores the engines embed; each alias names its embedded field
 // apart from the others (they are all called Store in their packages).
 type (
+	registryStore  = registrysql.Store
+	hubStore       = hubsql.Store
 	tenancyStore   = tenancysql.Store
 	grantStore     = accesssql.Store
 	auditStore     = auditsql.Store
@@ -32,6 +36,8 @@ type (
 // database. The engines embed Domains, so that they keep satisfying
 // store.Store while its consumers move to the domains' narrow interfaces.
 type Domains struct {
+	*registryStore  // devices
+	*hubStore       // twins, cloud-to-device messages, model ids, sessions
 	*tenancyStore   // tenants, sites and retired ids
 	*grantStore     // supporters' grants
 	*auditStore     // the audit trail
@@ -46,6 +52,8 @@ type Domains struct {
 // NewDomains returns the domain stores on db.
 func NewDomains(db database.DB) Domains {
 	return Domains{
+		registryStore:  registrysql.New(db),
+		hubStore:       hubsql.New(db),
 		tenancyStore:   tenancysql.New(db),
 		grantStore:     accesssql.New(db),
 		auditStore:     auditsql.New(db),
@@ -63,6 +71,7 @@ func (d Domains) Keys() *keyringsql.Store { return d.keyStore }
 
 // SetSealer gives the domain stores that seal machine data the sealer.
 func (d Domains) SetSealer(sl keyring.Sealer) {
+	d.hubStore.SetSealer(sl)
 	d.provisionStore.SetSealer(sl)
 	d.alarmStore.SetSealer(sl)
 	d.notifyStore.SetSealer(sl)

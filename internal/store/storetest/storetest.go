@@ -32,14 +32,8 @@ type suiteTest struct {
 func Run(t *testing.T, newStore Factory) {
 	tests := []suiteTest{
 		{"Meta", testMeta},
-		{"DeviceLifecycle", testDeviceLifecycle},
-		{"DeviceTenantIsolation", testDeviceTenantIsolation},
-		{"ModelID", testModelID},
-		{"DeleteDeviceRemovesData", testDeleteDeviceRemovesData},
 		{"MigrateTwice", testMigrateTwice},
 	}
-	tests = append(tests, hubTests...)
-	tests = append(tests, identityTests...)
 	tests = append(tests, signInTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,98 +102,6 @@ func testMeta(t *testing.T, s store.Store) {
 	}
 }
 
-func testDeviceLifecycle(t *testing.T, s store.Store) {
-	want := mustCreate(t, s, "pump-1")
-	if err := s.CreateDevice(ctx(t), want); !errors.Is(err, database.ErrConflict) {
-		t.Fatalf("second CreateDevice error = %v, want ErrConflict", err)
-	}
-	got, err := s.GetDevice(ctx(t), "pump-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.ID != want.ID || got.TenantID != want.TenantID || got.Status != store.DeviceEnabled ||
-		!bytes.Equal(got.PrimaryKey, want.PrimaryKey) || !bytes.Equal(got.SecondaryKey, want.SecondaryKey) ||
-		!got.CreatedAt.Equal(want.CreatedAt) || !got.LastSeen.IsZero() || got.LastIP != "" {
-		t.Fatalf("GetDevice = %+v, want %+v", got, want)
-	}
-
-	if err := s.SetDeviceStatus(ctx(t), tenancy.RootTenantID, "pump-1", store.DeviceDisabled); err != nil {
-		t.Fatal(err)
-	}
-	newKey := bytes.Repeat([]byte{9}, 32)
-	if err := s.SetDeviceKeys(ctx(t), tenancy.RootTenantID, "pump-1", newKey, want.SecondaryKey); err != nil {
-		t.Fatal(err)
-	}
-	seen := t0.Add(time.Hour)
-	if err := s.TouchDevices(ctx(t), []store.DeviceSeen{{ID: "pump-1", At: seen, IP: "192.0.2.7"}, {ID: "ghost", At: seen}}); err != nil {
-		t.Fatal(err)
-	}
-	got, err = s.GetDevice(ctx(t), "pump-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Status != store.DeviceDisabled || !bytes.Equal(got.PrimaryKey, newKey) ||
-		!got.LastSeen.Equal(seen) || got.LastIP != "192.0.2.7" {
-		t.Fatalf("after updates GetDevice = %+v", got)
-	}
-
-	mustCreate(t, s, "heater-P1234")
-	list, err := s.ListDevices(ctx(t), tenancy.RootTenantID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list) != 2 || list[0].ID != "heater-P1234" || list[1].ID != "pump-1" {
-		t.Fatalf("ListDevices = %v, want heater-P1234, pump-1 in id order", ids(list))
-	}
-
-	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "pump-1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.GetDevice(ctx(t), "pump-1"); !errors.Is(err, database.ErrNotFound) {
-		t.Fatalf("GetDevice after delete error = %v, want ErrNotFound", err)
-	}
-	for name, err := range map[string]error{
-		"SetDeviceStatus": s.SetDeviceStatus(ctx(t), tenancy.RootTenantID, "pump-1", store.DeviceEnabled),
-		"SetDeviceKeys":   s.SetDeviceKeys(ctx(t), tenancy.RootTenantID, "pump-1", newKey, newKey),
-		"DeleteDevice":    s.DeleteDevice(ctx(t), tenancy.RootTenantID, "pump-1"),
-	} {
-		if !errors.Is(err, database.ErrNotFound) {
-			t.Errorf("%s on a deleted device error = %v, want ErrNotFound", name, err)
-		}
-	}
-}
-
-func testDeviceTenantIsolation(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
-	const other = "another-tenant"
-	if err := s.SetDeviceStatus(ctx(t), other, "d1", store.DeviceDisabled); !errors.Is(err, database.ErrNotFound) {
-		t.Errorf("SetDeviceStatus from another tenant error = %v, want ErrNotFound", err)
-	}
-	if err := s.DeleteDevice(ctx(t), other, "d1"); !errors.Is(err, database.ErrNotFound) {
-		t.Errorf("DeleteDevice from another tenant error = %v, want ErrNotFound", err)
-	}
-	list, err := s.ListDevices(ctx(t), other)
-	if err != nil || len(list) != 0 {
-		t.Errorf("ListDevices(other) = %v, %v; want none", ids(list), err)
-	}
-	if _, err := s.LatestBlob(ctx(t), other, "d1"); !errors.Is(err, database.ErrNotFound) {
-		t.Errorf("LatestBlob from another tenant error = %v, want ErrNotFound", err)
-	}
-	if _, err := s.ListRejected(ctx(t), other, "d1", 10); !errors.Is(err, database.ErrNotFound) {
-		t.Errorf("ListRejected from another tenant error = %v, want ErrNotFound", err)
-	}
-	if _, _, err := s.ReadSeries(ctx(t), other, "d1", "m", 0, 1<<50); !errors.Is(err, database.ErrNotFound) {
-		t.Errorf("ReadSeries from another tenant error = %v, want ErrNotFound", err)
-	}
-	if blobs, err := s.LatestBlobs(ctx(t), other, "", 10); err != nil || len(blobs) != 0 {
-		t.Errorf("LatestBlobs(other) = %v, %v; want none", blobs, err)
-	}
-	d, err := s.GetDevice(ctx(t), "d1")
-	if err != nil || d.Status != store.DeviceEnabled {
-		t.Errorf("device changed by another tenant: %+v, %v", d, err)
-	}
-}
-
 // rec is a head record of device dev with message id mid whose points lie
 // in [minTS, maxTS]; its blob says which message it is.
 func rec(dev, mid string, minTS, maxTS int64) tsdbstore.HeadRecord {
@@ -231,37 +133,6 @@ func chunk(dev, metric string, start, end int64) tsdbstore.ChunkRecord {
 		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
 }
 
-func testDeleteDeviceRemovesData(t *testing.T, s store.Store) {
-	mustCreate(t, s, "a")
-	writeHead(t, s, rec("a", "m", 1, 2))
-	if err := s.SealHead(ctx(t), "a", nil, nil, []tsdbstore.ChunkRecord{chunk("a", "x", 0, 10)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddRejected(ctx(t), tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", Reason: "r", ReceivedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "a"); err != nil {
-		t.Fatal(err)
-	}
-	mustCreate(t, s, "a") // a new device under the old name starts empty
-	head, chunks, err := s.ReadSeries(ctx(t), tenancy.RootTenantID, "a", "x", 0, 1<<50)
-	if err != nil || len(head) != 0 || len(chunks) != 0 {
-		t.Fatalf("series of re-created device: %d head, %d chunks, %v; want none", len(head), len(chunks), err)
-	}
-	if b, err := s.LatestBlob(ctx(t), tenancy.RootTenantID, "a"); err != nil || b != nil {
-		t.Fatalf("latest of re-created device = %q, %v", b, err)
-	}
-	if r, err := s.ListRejected(ctx(t), tenancy.RootTenantID, "a", 10); err != nil || len(r) != 0 {
-		t.Fatalf("rejected of re-created device = %v, %v", r, err)
-	}
-	if due, _ := s.DevicesToSeal(ctx(t), 1, t0, 10); len(due) != 0 {
-		t.Fatalf("deleted device still due for sealing: %v", due)
-	}
-	if res := writeHead(t, s, rec("a", "m", 1, 2)); res[0].Duplicate {
-		t.Fatal("message id of the deleted device still remembered")
-	}
-}
-
 func testMigrateTwice(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
 	if err := s.Migrate(ctx(t)); err != nil {
@@ -278,29 +149,6 @@ func ids(ds []store.Device) []string {
 		out[i] = d.ID
 	}
 	return out
-}
-
-func testModelID(t *testing.T, s store.Store) {
-	mustCreate(t, s, "a")
-	if id, err := s.DeviceModelID(ctx(t), tenancy.RootTenantID, "a"); err != nil || id != "" {
-		t.Fatalf("model id of a new device = %q, %v", id, err)
-	}
-	const dtmi = "dtmi:com:example:Thermostat;1"
-	if err := s.SetDeviceModelID(ctx(t), tenancy.RootTenantID, "a", dtmi); err != nil {
-		t.Fatal(err)
-	}
-	if id, err := s.DeviceModelID(ctx(t), tenancy.RootTenantID, "a"); err != nil || id != dtmi {
-		t.Fatalf("model id = %q, %v; want %q", id, err, dtmi)
-	}
-	if err := s.SetDeviceModelID(ctx(t), "other-tenant", "a", "dtmi:x;1"); !errors.Is(err, database.ErrNotFound) {
-		t.Errorf("SetDeviceModelID in another tenant: %v, want ErrNotFound", err)
-	}
-	if _, err := s.DeviceModelID(ctx(t), "other-tenant", "a"); !errors.Is(err, database.ErrNotFound) {
-		t.Errorf("DeviceModelID in another tenant: %v, want ErrNotFound", err)
-	}
-	if _, err := s.DeviceModelID(ctx(t), tenancy.RootTenantID, "ghost"); !errors.Is(err, database.ErrNotFound) {
-		t.Errorf("DeviceModelID of an unknown device: %v, want ErrNotFound", err)
-	}
 }
 
 func mustTenant(t *testing.T, s store.Store, id string) {

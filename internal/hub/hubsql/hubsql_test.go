@@ -1,6 +1,8 @@
-package storetest
+package hubsql_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,25 +13,61 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/hub"
+	"github.com/warden-iot/warden/internal/hub/hubsql"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
+	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
-// hubTests cover store.HubStore: twins and cloud-to-device messages.
-var hubTests = []suiteTest{
-	{"TwinEmpty", testTwinEmpty},
-	{"TwinReportedMerge", testTwinReportedMerge},
-	{"TwinDesiredAndTags", testTwinDesiredAndTags},
-	{"TwinInvalid", testTwinInvalid},
-	{"TwinInitial", testTwinInitial},
-	{"TwinConcurrentUpdates", testTwinConcurrentUpdates},
-	{"TwinGoesWithDevice", testTwinGoesWithDevice},
-	{"C2DLifecycle", testC2DLifecycle},
-	{"C2DExpiry", testC2DExpiry},
-	{"C2DLimits", testC2DLimits},
-	{"C2DTenantIsolation", testC2DTenantIsolation},
-	{"C2DHistoryBound", testC2DHistoryBound},
-	{"SessionSubscriptions", testSessionSubscriptions},
+// TestStore is the conformance suite of hub.Store: twins, cloud-to-device
+// messages, model ids and session subscriptions, on each engine. Each test
+// gets a fresh engine (e, for devices) with a keyring, and a hubsql.Store on
+// its database sealing with that keyring.
+func TestStore(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, e store.Store, s *hubsql.Store)
+	}{
+		{"TwinEmpty", testTwinEmpty},
+		{"TwinReportedMerge", testTwinReportedMerge},
+		{"TwinDesiredAndTags", testTwinDesiredAndTags},
+		{"TwinInvalid", testTwinInvalid},
+		{"TwinInitial", testTwinInitial},
+		{"TwinConcurrentUpdates", testTwinConcurrentUpdates},
+		{"TwinGoesWithDevice", testTwinGoesWithDevice},
+		{"C2DLifecycle", testC2DLifecycle},
+		{"C2DExpiry", testC2DExpiry},
+		{"C2DLimits", testC2DLimits},
+		{"C2DTenantIsolation", testC2DTenantIsolation},
+		{"C2DHistoryBound", testC2DHistoryBound},
+		{"SessionSubscriptions", testSessionSubscriptions},
+		{"ModelID", testModelID},
+	}
+	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				e, db := open(t)
+				s := hubsql.New(db)
+				s.SetSealer(storetest.WithKeyring(t, e))
+				tc.fn(t, e, s)
+			})
+		}
+	})
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func ctx(t *testing.T) context.Context { return t.Context() }
+
+func mustCreate(t *testing.T, e store.Store, id string) {
+	t.Helper()
+	d := store.Device{ID: id, TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+		PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: t0}
+	if err := e.CreateDevice(ctx(t), d); err != nil {
+		t.Fatalf("CreateDevice(%q): %v", id, err)
+	}
 }
 
 // jsonEq compares two JSON documents by value.
@@ -64,9 +102,9 @@ func metaAt(t *testing.T, meta json.RawMessage, path ...string) any {
 	return v
 }
 
-func testTwinEmpty(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
-	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
+func testTwinEmpty(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
+	tw, err := s.GetTwin(ctx(t), store.RootTenantID, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +121,7 @@ func testTwinEmpty(t *testing.T, s store.Store) {
 	if !tw.CreatedAt.Equal(t0) {
 		t.Fatalf("twin CreatedAt = %v, want the device's %v", tw.CreatedAt, t0)
 	}
-	if _, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "ghost"); !errors.Is(err, database.ErrNotFound) {
+	if _, err := s.GetTwin(ctx(t), store.RootTenantID, "ghost"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("GetTwin(ghost) error = %v, want ErrNotFound", err)
 	}
 	if _, err := s.GetTwin(ctx(t), "another-tenant", "d1"); !errors.Is(err, database.ErrNotFound) {
@@ -92,13 +130,13 @@ func testTwinEmpty(t *testing.T, s store.Store) {
 	if _, err := s.UpdateReported(ctx(t), "another-tenant", "d1", json.RawMessage(`{"a":1}`), t0); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("UpdateReported from another tenant error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.UpdateTwin(ctx(t), "another-tenant", "d1", store.TwinUpdate{Desired: json.RawMessage(`{"a":1}`)}, t0); !errors.Is(err, database.ErrNotFound) {
+	if _, err := s.UpdateTwin(ctx(t), "another-tenant", "d1", hub.TwinUpdate{Desired: json.RawMessage(`{"a":1}`)}, t0); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("UpdateTwin from another tenant error = %v, want ErrNotFound", err)
 	}
 }
 
-func testTwinReportedMerge(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
+func testTwinReportedMerge(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
 	at1 := t0.Add(time.Minute)
 	tw, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1",
 		json.RawMessage(`{"firmware":"1.0.0","interval":5,"net":{"ip":"192.0.2.1","rssi":-60},"big":12345678901234567890}`), at1)
@@ -149,9 +187,9 @@ func testTwinReportedMerge(t *testing.T, s store.Store) {
 	}
 }
 
-func testTwinDesiredAndTags(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
-	tw, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{
+func testTwinDesiredAndTags(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
+	tw, err := s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{
 		Desired: json.RawMessage(`{"interval":10,"modes":{"eco":true}}`),
 		Tags:    json.RawMessage(`{"site":"berlin","rack":{"row":3}}`),
 	}, t0.Add(time.Minute))
@@ -165,7 +203,7 @@ func testTwinDesiredAndTags(t *testing.T, s store.Store) {
 		t.Fatalf("desired interval $lastUpdatedVersion = %v, want 2", v)
 	}
 	// Tags alone bump the twin version, not the desired $version.
-	tw, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Tags: json.RawMessage(`{"rack":null}`)}, t0.Add(2*time.Minute))
+	tw, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Tags: json.RawMessage(`{"rack":null}`)}, t0.Add(2*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,11 +212,11 @@ func testTwinDesiredAndTags(t *testing.T, s store.Store) {
 	}
 	jsonEq(t, "tags", tw.Tags, `{"site":"berlin"}`)
 	// An update for an older etag fails and changes nothing.
-	_, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(`{"interval":1}`), IfVersion: 2}, t0.Add(3*time.Minute))
-	if !errors.Is(err, store.ErrTwinChanged) {
+	_, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(`{"interval":1}`), IfVersion: 2}, t0.Add(3*time.Minute))
+	if !errors.Is(err, hub.ErrTwinChanged) {
 		t.Fatalf("update with a stale version: error %v, want ErrTwinChanged", err)
 	}
-	tw, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(`{"modes":{"eco":null,"night":1}}`), IfVersion: 3}, t0.Add(3*time.Minute))
+	tw, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(`{"modes":{"eco":null,"night":1}}`), IfVersion: 3}, t0.Add(3*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +224,7 @@ func testTwinDesiredAndTags(t *testing.T, s store.Store) {
 		t.Fatalf("desired $version %d, twin version %d; want 3, 4", tw.Desired.Version, tw.Version)
 	}
 	// Nothing to change: no new version.
-	tw, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(`{}`)}, t0.Add(4*time.Minute))
+	tw, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(`{}`)}, t0.Add(4*time.Minute))
 	if err != nil || tw.Version != 4 {
 		t.Fatalf("empty update: version %d, %v; want 4", tw.Version, err)
 	}
@@ -211,8 +249,8 @@ func testTwinDesiredAndTags(t *testing.T, s store.Store) {
 	}
 }
 
-func testTwinInvalid(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
+func testTwinInvalid(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
 	deep := `{"v":1}`
 	for range 11 {
 		deep = `{"x":` + deep + `}`
@@ -221,7 +259,7 @@ func testTwinInvalid(t *testing.T, s store.Store) {
 	for range 9 {
 		tenDeep = `{"x":` + tenDeep + `}`
 	}
-	big := `{"blob":"` + strings.Repeat("a", store.MaxTwinPropsSize) + `"}`
+	big := `{"blob":"` + strings.Repeat("a", hub.MaxTwinPropsSize) + `"}`
 	for _, c := range []struct{ name, patch, want string }{
 		{"not JSON", `{"a":`, "not valid JSON"},
 		{"not an object", `[1,2]`, "want a JSON object"},
@@ -234,18 +272,18 @@ func testTwinInvalid(t *testing.T, s store.Store) {
 		{"too big", big, "limit"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(c.patch), t0)
-			if !errors.Is(err, store.ErrInvalidTwin) || !strings.Contains(err.Error(), c.want) {
+			_, err := s.UpdateReported(ctx(t), store.RootTenantID, "d1", json.RawMessage(c.patch), t0)
+			if !errors.Is(err, hub.ErrInvalidTwin) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("UpdateReported(%.40s) error = %v, want ErrInvalidTwin with %q", c.patch, err, c.want)
 			}
-			_, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(c.patch)}, t0)
-			if !errors.Is(err, store.ErrInvalidTwin) {
+			_, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(c.patch)}, t0)
+			if !errors.Is(err, hub.ErrInvalidTwin) {
 				t.Fatalf("UpdateTwin(%.40s) error = %v, want ErrInvalidTwin", c.patch, err)
 			}
 		})
 	}
-	bigTags := `{"t":"` + strings.Repeat("a", store.MaxTwinTagsSize) + `"}`
-	if _, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Tags: json.RawMessage(bigTags)}, t0); !errors.Is(err, store.ErrInvalidTwin) {
+	bigTags := `{"t":"` + strings.Repeat("a", hub.MaxTwinTagsSize) + `"}`
+	if _, err := s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Tags: json.RawMessage(bigTags)}, t0); !errors.Is(err, hub.ErrInvalidTwin) {
 		t.Fatalf("tags over 8 KB: error %v, want ErrInvalidTwin", err)
 	}
 	// Ten levels below the root are allowed.
@@ -258,9 +296,9 @@ func testTwinInvalid(t *testing.T, s store.Store) {
 	}
 }
 
-func testTwinInitial(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
-	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(`{"site":"lab"}`), json.RawMessage(`{"interval":5}`), t0); err != nil {
+func testTwinInitial(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
+	if err := s.SetInitialTwin(ctx(t), store.RootTenantID, "d1", json.RawMessage(`{"site":"lab"}`), json.RawMessage(`{"interval":5}`), t0); err != nil {
 		t.Fatal(err)
 	}
 	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
@@ -289,21 +327,21 @@ func testTwinInitial(t *testing.T, s store.Store) {
 	jsonEq(t, "desired after second initial twin", tw.Desired.Doc, `{"interval":5}`)
 	jsonEq(t, "tags after second initial twin", tw.Tags, `{"site":"lab"}`)
 	// Empty documents are allowed; bad ones are refused.
-	mustCreate(t, s, "d2")
-	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d2", nil, json.RawMessage(`{"a.b":1}`), t0); !errors.Is(err, store.ErrInvalidTwin) {
+	mustCreate(t, e, "d2")
+	if err := s.SetInitialTwin(ctx(t), store.RootTenantID, "d2", nil, json.RawMessage(`{"a.b":1}`), t0); !errors.Is(err, hub.ErrInvalidTwin) {
 		t.Fatalf("bad initial twin: error %v, want ErrInvalidTwin", err)
 	}
 	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d2", nil, nil, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "ghost", nil, nil, t0); !errors.Is(err, database.ErrNotFound) {
+	if err := s.SetInitialTwin(ctx(t), store.RootTenantID, "ghost", nil, nil, t0); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("initial twin of an unknown device: error %v, want ErrNotFound", err)
 	}
 }
 
 // Concurrent patches are applied one after the other: none is lost.
-func testTwinConcurrentUpdates(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
+func testTwinConcurrentUpdates(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
 	const n = 8
 	var wg sync.WaitGroup
 	errs := make([]error, 2*n)
@@ -312,7 +350,7 @@ func testTwinConcurrentUpdates(t *testing.T, s store.Store) {
 			_, errs[i] = s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(fmt.Sprintf(`{"r%d":%d}`, i, i)), t0)
 		})
 		wg.Go(func() {
-			_, errs[n+i] = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", store.TwinUpdate{Desired: json.RawMessage(fmt.Sprintf(`{"d%d":%d}`, i, i))}, t0)
+			_, errs[n+i] = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(fmt.Sprintf(`{"d%d":%d}`, i, i))}, t0)
 		})
 	}
 	wg.Wait()
@@ -336,19 +374,19 @@ func testTwinConcurrentUpdates(t *testing.T, s store.Store) {
 	}
 }
 
-func testTwinGoesWithDevice(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
-	if _, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(`{"a":1}`), t0); err != nil {
+func testTwinGoesWithDevice(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
+	if _, err := s.UpdateReported(ctx(t), store.RootTenantID, "d1", json.RawMessage(`{"a":1}`), t0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.EnqueueC2D(ctx(t), c2d("d1", "m1", time.Hour), 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "d1"); err != nil {
+	if err := e.DeleteDevice(ctx(t), store.RootTenantID, "d1"); err != nil {
 		t.Fatal(err)
 	}
-	mustCreate(t, s, "d1")
-	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
+	mustCreate(t, e, "d1")
+	tw, err := s.GetTwin(ctx(t), store.RootTenantID, "d1")
 	if err != nil || tw.Version != 1 {
 		t.Fatalf("twin of a re-created device: version %d, %v; want a new twin", tw.Version, err)
 	}
@@ -358,14 +396,14 @@ func testTwinGoesWithDevice(t *testing.T, s store.Store) {
 	}
 }
 
-func c2d(device, mid string, ttl time.Duration) store.C2DMessage {
-	return store.C2DMessage{TenantID: tenancy.RootTenantID, DeviceID: device, MessageID: mid,
+func c2d(device, mid string, ttl time.Duration) hub.C2DMessage {
+	return hub.C2DMessage{TenantID: store.RootTenantID, DeviceID: device, MessageID: mid,
 		Properties: map[string]string{"k": "v", "unit name": "°C/x"}, Payload: []byte("hello " + mid),
 		CreatedAt: t0, ExpiresAt: t0.Add(ttl)}
 }
 
-func testC2DLifecycle(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
+func testC2DLifecycle(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
 	m1, err := s.EnqueueC2D(ctx(t), c2d("d1", "m1", time.Hour), 10)
 	if err != nil {
 		t.Fatal(err)
@@ -374,7 +412,7 @@ func testC2DLifecycle(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m1.ID == 0 || m2.ID <= m1.ID || m1.State != store.C2DQueued {
+	if m1.ID == 0 || m2.ID <= m1.ID || m1.State != hub.C2DQueued {
 		t.Fatalf("enqueued ids %d, %d state %s; want increasing ids, queued", m1.ID, m2.ID, m1.State)
 	}
 	if _, err := s.EnqueueC2D(ctx(t), c2d("d1", "m1", time.Hour), 10); !errors.Is(err, database.ErrConflict) {
@@ -399,7 +437,7 @@ func testC2DLifecycle(t *testing.T, s store.Store) {
 	}
 	// Still pending until acknowledged: a reconnecting device gets it again.
 	pending, err = s.PendingC2D(ctx(t), "d1", now)
-	if err != nil || len(pending) != 2 || pending[0].State != store.C2DDelivered || pending[0].DeliveryCount != 1 {
+	if err != nil || len(pending) != 2 || pending[0].State != hub.C2DDelivered || pending[0].DeliveryCount != 1 {
 		t.Fatalf("pending after delivery = %+v, %v", pending, err)
 	}
 	if ok, err := s.MarkC2DDelivered(ctx(t), "d1", m1.ID, now.Add(time.Second)); err != nil || !ok {
@@ -423,7 +461,7 @@ func testC2DLifecycle(t *testing.T, s store.Store) {
 	if len(list) != 2 || list[0].MessageID != "m2" || list[1].MessageID != "m1" {
 		t.Fatalf("list = %+v, want m2, m1 (newest first)", list)
 	}
-	if list[0].State != store.C2DQueued || list[1].State != store.C2DCompleted || list[1].DeliveryCount != 2 ||
+	if list[0].State != hub.C2DQueued || list[1].State != hub.C2DCompleted || list[1].DeliveryCount != 2 ||
 		!list[1].CompletedAt.Equal(done) || !list[1].DeliveredAt.Equal(now.Add(time.Second)) {
 		t.Fatalf("list = %+v", list)
 	}
@@ -436,8 +474,8 @@ func testC2DLifecycle(t *testing.T, s store.Store) {
 	}
 }
 
-func testC2DExpiry(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
+func testC2DExpiry(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
 	short, err := s.EnqueueC2D(ctx(t), c2d("d1", "short", time.Minute), 10)
 	if err != nil {
 		t.Fatal(err)
@@ -472,39 +510,39 @@ func testC2DExpiry(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	states := map[string]store.C2DMessage{}
+	states := map[string]hub.C2DMessage{}
 	for _, m := range list {
 		states[m.MessageID] = m
 	}
-	if m := states["short"]; m.State != store.C2DExpired || !m.ExpiredAt.Equal(later) || m.DeliveryCount != 0 {
+	if m := states["short"]; m.State != hub.C2DExpired || !m.ExpiredAt.Equal(later) || m.DeliveryCount != 0 {
 		t.Errorf("short = %+v, want expired at %v, never delivered", m, later)
 	}
-	if m := states["sent"]; m.State != store.C2DCompleted || !m.ExpiredAt.IsZero() {
+	if m := states["sent"]; m.State != hub.C2DCompleted || !m.ExpiredAt.IsZero() {
 		t.Errorf("sent = %+v, want completed", m)
 	}
-	if m := states["long"]; m.State != store.C2DQueued {
+	if m := states["long"]; m.State != hub.C2DQueued {
 		t.Errorf("long = %+v, want queued", m)
 	}
 	// Expiry is also applied by ListC2D alone.
-	mustCreate(t, s, "d2")
+	mustCreate(t, e, "d2")
 	if _, err := s.EnqueueC2D(ctx(t), c2d("d2", "x", time.Minute), 10); err != nil {
 		t.Fatal(err)
 	}
-	list, err = s.ListC2D(ctx(t), tenancy.RootTenantID, "d2", later, 10)
-	if err != nil || len(list) != 1 || list[0].State != store.C2DExpired {
+	list, err = s.ListC2D(ctx(t), store.RootTenantID, "d2", later, 10)
+	if err != nil || len(list) != 1 || list[0].State != hub.C2DExpired {
 		t.Fatalf("list of d2 = %+v, %v; want x expired", list, err)
 	}
 }
 
-func testC2DLimits(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
+func testC2DLimits(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
 	for i := range 3 {
 		if _, err := s.EnqueueC2D(ctx(t), c2d("d1", fmt.Sprint("m", i), time.Minute), 3); err != nil {
 			t.Fatal(err)
 		}
 	}
 	_, err := s.EnqueueC2D(ctx(t), c2d("d1", "m3", time.Minute), 3)
-	if !errors.Is(err, store.ErrQueueFull) {
+	if !errors.Is(err, hub.ErrQueueFull) {
 		t.Fatalf("fourth message with room for 3: error %v, want ErrQueueFull", err)
 	}
 	// Expired messages do not count.
@@ -515,8 +553,8 @@ func testC2DLimits(t *testing.T, s store.Store) {
 	}
 }
 
-func testC2DTenantIsolation(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
+func testC2DTenantIsolation(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
 	m := c2d("d1", "m1", time.Hour)
 	m.TenantID = "another-tenant"
 	if _, err := s.EnqueueC2D(ctx(t), m, 10); !errors.Is(err, database.ErrNotFound) {
@@ -529,7 +567,7 @@ func testC2DTenantIsolation(t *testing.T, s store.Store) {
 		t.Fatalf("EnqueueC2D to an unknown device: error %v, want ErrNotFound", err)
 	}
 	// Message ids are per device.
-	mustCreate(t, s, "d2")
+	mustCreate(t, e, "d2")
 	if _, err := s.EnqueueC2D(ctx(t), c2d("d1", "same", time.Hour), 10); err != nil {
 		t.Fatal(err)
 	}
@@ -541,9 +579,9 @@ func testC2DTenantIsolation(t *testing.T, s store.Store) {
 	}
 }
 
-func testC2DHistoryBound(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
-	n := store.C2DHistory + 5
+func testC2DHistoryBound(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
+	n := hub.C2DHistory + 5
 	for i := range n {
 		m, err := s.EnqueueC2D(ctx(t), c2d("d1", fmt.Sprint("m", i), time.Hour), 10)
 		if err != nil {
@@ -563,14 +601,14 @@ func testC2DHistoryBound(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != store.C2DHistory+1 || list[0].MessageID != "last" || list[len(list)-1].MessageID != fmt.Sprint("m", n-store.C2DHistory) {
+	if len(list) != hub.C2DHistory+1 || list[0].MessageID != "last" || list[len(list)-1].MessageID != fmt.Sprint("m", n-hub.C2DHistory) {
 		t.Fatalf("kept %d messages (newest %s, oldest %s); want %d: the pending one and the newest %d finished",
-			len(list), list[0].MessageID, list[len(list)-1].MessageID, store.C2DHistory+1, store.C2DHistory)
+			len(list), list[0].MessageID, list[len(list)-1].MessageID, hub.C2DHistory+1, hub.C2DHistory)
 	}
 }
 
-func testSessionSubscriptions(t *testing.T, s store.Store) {
-	mustCreate(t, s, "d1")
+func testSessionSubscriptions(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "d1")
 	got, err := s.SessionSubscriptions(ctx(t), "d1")
 	if err != nil || len(got) != 0 {
 		t.Fatalf("subscriptions of a new device = %v, %v; want none", got, err)
@@ -601,11 +639,34 @@ func testSessionSubscriptions(t *testing.T, s store.Store) {
 	if err := s.SetSessionSubscriptions(ctx(t), "d1", want, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "d1"); err != nil {
+	if err := e.DeleteDevice(ctx(t), store.RootTenantID, "d1"); err != nil {
 		t.Fatal(err)
 	}
-	mustCreate(t, s, "d1")
+	mustCreate(t, e, "d1")
 	if got, err = s.SessionSubscriptions(ctx(t), "d1"); err != nil || len(got) != 0 {
 		t.Fatalf("subscriptions of a re-created device = %v, %v; want none", got, err)
+	}
+}
+
+func testModelID(t *testing.T, e store.Store, s *hubsql.Store) {
+	mustCreate(t, e, "a")
+	if id, err := s.DeviceModelID(ctx(t), store.RootTenantID, "a"); err != nil || id != "" {
+		t.Fatalf("model id of a new device = %q, %v", id, err)
+	}
+	const dtmi = "dtmi:com:example:Thermostat;1"
+	if err := s.SetDeviceModelID(ctx(t), store.RootTenantID, "a", dtmi); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := s.DeviceModelID(ctx(t), store.RootTenantID, "a"); err != nil || id != dtmi {
+		t.Fatalf("model id = %q, %v; want %q", id, err, dtmi)
+	}
+	if err := s.SetDeviceModelID(ctx(t), "other-tenant", "a", "dtmi:x;1"); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("SetDeviceModelID in another tenant: %v, want ErrNotFound", err)
+	}
+	if _, err := s.DeviceModelID(ctx(t), "other-tenant", "a"); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("DeviceModelID in another tenant: %v, want ErrNotFound", err)
+	}
+	if _, err := s.DeviceModelID(ctx(t), store.RootTenantID, "ghost"); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("DeviceModelID of an unknown device: %v, want ErrNotFound", err)
 	}
 }

@@ -1,0 +1,396 @@
+package registrysql_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/registry"
+	"github.com/warden-iot/warden/internal/registry/registrysql"
+	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
+	"github.com/warden-iot/warden/internal/store/storetest"
+)
+
+// TestStore is the conformance suite of registry.Store on each engine. Each
+// test gets a fresh engine (e, for tenants, sites, users, grants and
+// telemetry) with a keyring, and a registrysql.Store on its database.
+func TestStore(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, e store.Store, s *registrysql.Store)
+	}{
+		{"DeviceLifecycle", testDeviceLifecycle},
+		{"DeviceTenantIsolation", testDeviceTenantIsolation},
+		{"DeviceInfo", testDeviceInfo},
+		{"FindDevices", testFindDevices},
+		{"DeleteDeviceRemovesData", testDeleteDeviceRemovesData},
+		{"DeleteDeviceTakesGrants", testDeleteDeviceTakesGrants},
+	}
+	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				e, db := open(t)
+				storetest.WithKeyring(t, e)
+				tc.fn(t, e, registrysql.New(db))
+			})
+		}
+	})
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func ctx(t *testing.T) context.Context { return t.Context() }
+
+func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+func mustCreate(t *testing.T, s registry.Store, id string) registry.Device {
+	t.Helper()
+	d := registry.Device{ID: id, TenantID: store.RootTenantID, Status: registry.DeviceEnabled,
+		PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0}
+	if err := s.CreateDevice(ctx(t), d); err != nil {
+		t.Fatalf("CreateDevice(%q): %v", id, err)
+	}
+	return d
+}
+
+func mustDevice(t *testing.T, s registry.Store, id, tenant string, info registry.DeviceInfo) registry.Device {
+	t.Helper()
+	d := registry.Device{ID: id, TenantID: tenant, Status: registry.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
+		CreatedAt: t0, Info: info}
+	if err := s.CreateDevice(ctx(t), d); err != nil {
+		t.Fatalf("CreateDevice(%q): %v", id, err)
+	}
+	return d
+}
+
+func ids(ds []registry.Device) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.ID
+	}
+	return out
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("%s: error = %v, want %v", what, err, want)
+	}
+}
+
+func subTenant(t *testing.T, e store.Store, id, parent string) {
+	t.Helper()
+	if err := e.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
+		t.Fatalf("CreateTenant(%q below %q): %v", id, parent, err)
+	}
+}
+
+func mustSite(t *testing.T, e store.Store, id, tenant string) {
+	t.Helper()
+	if err := e.CreateSite(ctx(t), store.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0}); err != nil {
+		t.Fatalf("CreateSite(%q): %v", id, err)
+	}
+}
+
+func mustSupporter(t *testing.T, e store.Store, id, tenant string) {
+	t.Helper()
+	u := store.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
+		Role: store.RoleSupporter, SupporterID: "S-" + id, Status: store.UserPending, CreatedBy: "test", CreatedAt: t0}
+	if err := e.CreateUser(ctx(t), u); err != nil {
+		t.Fatalf("CreateUser(%q): %v", id, err)
+	}
+}
+
+func grantIDs(gs []store.Grant) []string {
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = g.ID
+	}
+	return out
+}
+
+func rec(dev, mid string, minTS, maxTS int64) store.HeadRecord {
+	return store.HeadRecord{TenantID: store.RootTenantID, DeviceID: dev, MessageID: mid,
+		ReceivedAt: t0.Add(time.Duration(maxTS) * time.Millisecond), MinTS: minTS, MaxTS: maxTS,
+		Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, mid, minTS, maxTS))}
+}
+
+// keepLatest is a LatestMerge that records, as the new blob, the old blob
+// followed by the accepted indexes.
+func keepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, error) {
+	return fmt.Appendf(old, "%v;", accepted), nil
+}
+
+func writeHead(t *testing.T, e store.Store, recs ...store.HeadRecord) []store.WriteResult {
+	t.Helper()
+	res, err := e.WriteHead(ctx(t), recs, keepLatest)
+	if err != nil {
+		t.Fatalf("WriteHead: %v", err)
+	}
+	if len(res) != len(recs) {
+		t.Fatalf("WriteHead gave %d results for %d records", len(res), len(recs))
+	}
+	return res
+}
+
+func chunk(dev, metric string, start, end int64) store.ChunkRecord {
+	return store.ChunkRecord{TenantID: store.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
+		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
+}
+
+func testDeviceLifecycle(t *testing.T, e store.Store, s *registrysql.Store) {
+	want := mustCreate(t, s, "pump-1")
+	if err := s.CreateDevice(ctx(t), want); !errors.Is(err, database.ErrConflict) {
+		t.Fatalf("second CreateDevice error = %v, want ErrConflict", err)
+	}
+	got, err := s.GetDevice(ctx(t), "pump-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != want.ID || got.TenantID != want.TenantID || got.Status != registry.DeviceEnabled ||
+		!bytes.Equal(got.PrimaryKey, want.PrimaryKey) || !bytes.Equal(got.SecondaryKey, want.SecondaryKey) ||
+		!got.CreatedAt.Equal(want.CreatedAt) || !got.LastSeen.IsZero() || got.LastIP != "" {
+		t.Fatalf("GetDevice = %+v, want %+v", got, want)
+	}
+
+	if err := s.SetDeviceStatus(ctx(t), store.RootTenantID, "pump-1", registry.DeviceDisabled); err != nil {
+		t.Fatal(err)
+	}
+	newKey := bytes.Repeat([]byte{9}, 32)
+	if err := s.SetDeviceKeys(ctx(t), store.RootTenantID, "pump-1", newKey, want.SecondaryKey); err != nil {
+		t.Fatal(err)
+	}
+	seen := t0.Add(time.Hour)
+	if err := s.TouchDevices(ctx(t), []registry.DeviceSeen{{ID: "pump-1", At: seen, IP: "192.0.2.7"}, {ID: "ghost", At: seen}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.GetDevice(ctx(t), "pump-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != registry.DeviceDisabled || !bytes.Equal(got.PrimaryKey, newKey) ||
+		!got.LastSeen.Equal(seen) || got.LastIP != "192.0.2.7" {
+		t.Fatalf("after updates GetDevice = %+v", got)
+	}
+
+	mustCreate(t, s, "heater-P1234")
+	list, err := s.ListDevices(ctx(t), store.RootTenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != "heater-P1234" || list[1].ID != "pump-1" {
+		t.Fatalf("ListDevices = %v, want heater-P1234, pump-1 in id order", ids(list))
+	}
+
+	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "pump-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetDevice(ctx(t), "pump-1"); !errors.Is(err, database.ErrNotFound) {
+		t.Fatalf("GetDevice after delete error = %v, want ErrNotFound", err)
+	}
+	for name, err := range map[string]error{
+		"SetDeviceStatus": s.SetDeviceStatus(ctx(t), store.RootTenantID, "pump-1", registry.DeviceEnabled),
+		"SetDeviceKeys":   s.SetDeviceKeys(ctx(t), store.RootTenantID, "pump-1", newKey, newKey),
+		"DeleteDevice":    s.DeleteDevice(ctx(t), store.RootTenantID, "pump-1"),
+	} {
+		if !errors.Is(err, database.ErrNotFound) {
+			t.Errorf("%s on a deleted device error = %v, want ErrNotFound", name, err)
+		}
+	}
+}
+
+func testDeviceTenantIsolation(t *testing.T, e store.Store, s *registrysql.Store) {
+	mustCreate(t, s, "d1")
+	const other = "another-tenant"
+	if err := s.SetDeviceStatus(ctx(t), other, "d1", registry.DeviceDisabled); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("SetDeviceStatus from another tenant error = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteDevice(ctx(t), other, "d1"); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("DeleteDevice from another tenant error = %v, want ErrNotFound", err)
+	}
+	list, err := s.ListDevices(ctx(t), other)
+	if err != nil || len(list) != 0 {
+		t.Errorf("ListDevices(other) = %v, %v; want none", ids(list), err)
+	}
+	if _, err := e.LatestBlob(ctx(t), other, "d1"); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("LatestBlob from another tenant error = %v, want ErrNotFound", err)
+	}
+	if _, err := e.ListRejected(ctx(t), other, "d1", 10); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("ListRejected from another tenant error = %v, want ErrNotFound", err)
+	}
+	if _, _, err := e.ReadSeries(ctx(t), other, "d1", "m", 0, 1<<50); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("ReadSeries from another tenant error = %v, want ErrNotFound", err)
+	}
+	if blobs, err := e.LatestBlobs(ctx(t), other, "", 10); err != nil || len(blobs) != 0 {
+		t.Errorf("LatestBlobs(other) = %v, %v; want none", blobs, err)
+	}
+	d, err := s.GetDevice(ctx(t), "d1")
+	if err != nil || d.Status != registry.DeviceEnabled {
+		t.Errorf("device changed by another tenant: %+v, %v", d, err)
+	}
+}
+
+func testDeviceInfo(t *testing.T, e store.Store, s *registrysql.Store) {
+	subTenant(t, e, "acme", store.RootTenantID)
+	subTenant(t, e, "beta", store.RootTenantID)
+	mustSite(t, e, "acme-1", "acme")
+	mustSite(t, e, "acme-2", "acme")
+	mustSite(t, e, "beta-1", "beta")
+	info := registry.DeviceInfo{SiteID: "acme-1", Name: "Boiler", SerialNumber: "P1234567", MeterNumber: "M-9",
+		MeasurementLocation: "cellar", InstallationPlace: "room 3", Model: "WX-2", FirmwareVersion: "1.4.2"}
+	mustDevice(t, s, "dev", "acme", info)
+	got, err := s.GetDevice(ctx(t), "dev")
+	if err != nil || got.Info != info {
+		t.Fatalf("GetDevice.Info = %+v, %v; want %+v", got.Info, err, info)
+	}
+	if list, _ := s.ListDevices(ctx(t), "acme"); len(list) != 1 || list[0].Info != info {
+		t.Fatalf("ListDevices = %+v", list)
+	}
+	if list, _ := s.FindDevices(ctx(t), registry.DeviceFilter{}); len(list) != 1 || list[0].Info != info {
+		t.Fatalf("FindDevices = %+v", list)
+	}
+	if got, _ := s.GetDevice(ctx(t), "dev"); !got.LastSeen.IsZero() || got.Status != registry.DeviceEnabled {
+		t.Fatalf("GetDevice = %+v", got)
+	}
+
+	info2 := registry.DeviceInfo{SiteID: "acme-2", Name: "Boiler 2", Model: "WX-3"}
+	if err := s.SetDeviceInfo(ctx(t), "acme", "dev", info2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetDevice(ctx(t), "dev"); got.Info != info2 {
+		t.Fatalf("after SetDeviceInfo: %+v, want %+v", got.Info, info2)
+	}
+	wantErr(t, "SetDeviceInfo with another tenant's site",
+		s.SetDeviceInfo(ctx(t), "acme", "dev", registry.DeviceInfo{SiteID: "beta-1"}), database.ErrNotFound)
+	wantErr(t, "SetDeviceInfo with a missing site",
+		s.SetDeviceInfo(ctx(t), "acme", "dev", registry.DeviceInfo{SiteID: "ghost"}), database.ErrNotFound)
+	wantErr(t, "SetDeviceInfo of another tenant's device",
+		s.SetDeviceInfo(ctx(t), "beta", "dev", registry.DeviceInfo{}), database.ErrNotFound)
+	wantErr(t, "SetDeviceInfo of a missing device",
+		s.SetDeviceInfo(ctx(t), "acme", "ghost", registry.DeviceInfo{}), database.ErrNotFound)
+	if got, _ := s.GetDevice(ctx(t), "dev"); got.Info != info2 {
+		t.Fatalf("failed SetDeviceInfo changed the device: %+v", got.Info)
+	}
+	// Unassigning.
+	if err := s.SetDeviceInfo(ctx(t), "acme", "dev", registry.DeviceInfo{Name: "spare"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetDevice(ctx(t), "dev"); got.Info != (registry.DeviceInfo{Name: "spare"}) {
+		t.Fatalf("after unassigning: %+v", got.Info)
+	}
+
+	d := registry.Device{ID: "dev2", TenantID: "acme", Status: registry.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
+		CreatedAt: t0, Info: registry.DeviceInfo{SiteID: "beta-1"}}
+	wantErr(t, "CreateDevice with another tenant's site", s.CreateDevice(ctx(t), d), database.ErrNotFound)
+	if _, err := s.GetDevice(ctx(t), "dev2"); !errors.Is(err, database.ErrNotFound) {
+		t.Fatalf("device created with another tenant's site: %v", err)
+	}
+}
+
+func testFindDevices(t *testing.T, e store.Store, s *registrysql.Store) {
+	subTenant(t, e, "acme", store.RootTenantID)
+	subTenant(t, e, "beta", store.RootTenantID)
+	mustSite(t, e, "sa", "acme")
+	mustSite(t, e, "sb", "beta")
+	mustDevice(t, s, "a1", "acme", registry.DeviceInfo{SiteID: "sa", Model: "X"})
+	mustDevice(t, s, "a2", "acme", registry.DeviceInfo{Model: "Y"})
+	mustDevice(t, s, "a3", "acme", registry.DeviceInfo{SiteID: "sa", Model: "Y"})
+	mustDevice(t, s, "b1", "beta", registry.DeviceInfo{SiteID: "sb", Model: "X"})
+	mustDevice(t, s, "r1", store.RootTenantID, registry.DeviceInfo{})
+	for _, tc := range []struct {
+		f    registry.DeviceFilter
+		want []string
+	}{
+		{registry.DeviceFilter{}, []string{"a1", "a2", "a3", "b1", "r1"}},
+		{registry.DeviceFilter{TenantIDs: []string{"acme"}}, []string{"a1", "a2", "a3"}},
+		{registry.DeviceFilter{TenantIDs: []string{"beta", store.RootTenantID}}, []string{"b1", "r1"}},
+		{registry.DeviceFilter{TenantIDs: []string{}}, []string{}},
+		{registry.DeviceFilter{SiteIDs: []string{"sa"}}, []string{"a1", "a3"}},
+		{registry.DeviceFilter{SiteIDs: []string{"sa", "sb"}}, []string{"a1", "a3", "b1"}},
+		{registry.DeviceFilter{SiteIDs: []string{}}, []string{}},
+		{registry.DeviceFilter{IDs: []string{"r1", "a2", "ghost"}}, []string{"a2", "r1"}},
+		{registry.DeviceFilter{IDs: []string{}}, []string{}},
+		{registry.DeviceFilter{Model: "X"}, []string{"a1", "b1"}},
+		{registry.DeviceFilter{Model: "Y", SiteIDs: []string{"sa"}}, []string{"a3"}},
+		{registry.DeviceFilter{TenantIDs: []string{"acme"}, IDs: []string{"a1", "b1"}}, []string{"a1"}},
+		{registry.DeviceFilter{After: "a2"}, []string{"a3", "b1", "r1"}},
+		{registry.DeviceFilter{Limit: 2}, []string{"a1", "a2"}},
+		{registry.DeviceFilter{After: "a2", Limit: 2}, []string{"a3", "b1"}},
+		{registry.DeviceFilter{TenantIDs: []string{"acme"}, After: "a1", Limit: 1}, []string{"a2"}},
+		{registry.DeviceFilter{After: "r1"}, []string{}},
+	} {
+		got, err := s.FindDevices(ctx(t), tc.f)
+		if err != nil || got == nil || !slices.Equal(ids(got), tc.want) {
+			t.Errorf("FindDevices(%+v) = %v, %v; want %v", tc.f, ids(got), err, tc.want)
+		}
+	}
+}
+
+func testDeleteDeviceRemovesData(t *testing.T, e store.Store, s *registrysql.Store) {
+	mustCreate(t, s, "a")
+	writeHead(t, e, rec("a", "m", 1, 2))
+	if err := e.SealHead(ctx(t), "a", nil, nil, []store.ChunkRecord{chunk("a", "x", 0, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddRejected(ctx(t), store.Rejected{TenantID: store.RootTenantID, DeviceID: "a", Reason: "r", ReceivedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "a"); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, "a") // a new device under the old name starts empty
+	head, chunks, err := e.ReadSeries(ctx(t), store.RootTenantID, "a", "x", 0, 1<<50)
+	if err != nil || len(head) != 0 || len(chunks) != 0 {
+		t.Fatalf("series of re-created device: %d head, %d chunks, %v; want none", len(head), len(chunks), err)
+	}
+	if b, err := e.LatestBlob(ctx(t), store.RootTenantID, "a"); err != nil || b != nil {
+		t.Fatalf("latest of re-created device = %q, %v", b, err)
+	}
+	if r, err := e.ListRejected(ctx(t), store.RootTenantID, "a", 10); err != nil || len(r) != 0 {
+		t.Fatalf("rejected of re-created device = %v, %v", r, err)
+	}
+	if due, _ := e.DevicesToSeal(ctx(t), 1, t0, 10); len(due) != 0 {
+		t.Fatalf("deleted device still due for sealing: %v", due)
+	}
+	if res := writeHead(t, e, rec("a", "m", 1, 2)); res[0].Duplicate {
+		t.Fatal("message id of the deleted device still remembered")
+	}
+}
+
+func testDeleteDeviceTakesGrants(t *testing.T, e store.Store, s *registrysql.Store) {
+	mustSite(t, e, "site", store.RootTenantID)
+	mustDevice(t, s, "dev", store.RootTenantID, registry.DeviceInfo{SiteID: "site"})
+	mustDevice(t, s, "dev2", store.RootTenantID, registry.DeviceInfo{})
+	mustSupporter(t, e, "tech", store.RootTenantID)
+	for _, g := range []store.Grant{
+		{ID: "g-dev", TenantID: store.RootTenantID, SupporterUserID: "tech", DeviceID: "dev", CreatedBy: "op", CreatedAt: t0},
+		{ID: "g-dev2", TenantID: store.RootTenantID, SupporterUserID: "tech", DeviceID: "dev2", CreatedBy: "op", CreatedAt: t0},
+		{ID: "g-site", TenantID: store.RootTenantID, SupporterUserID: "tech", SiteID: "site", CreatedBy: "op", CreatedAt: t0},
+	} {
+		if err := e.CreateGrant(ctx(t), g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.GetGrant(ctx(t), "g-dev"); !errors.Is(err, database.ErrNotFound) {
+		t.Errorf("grant on a deleted device: %v; want it deleted", err)
+	}
+	for _, id := range []string{"g-dev2", "g-site"} {
+		if g, err := e.GetGrant(ctx(t), id); err != nil || !g.RevokedAt.IsZero() {
+			t.Errorf("grant %s = %+v, %v; want it untouched", id, g, err)
+		}
+	}
+	// A device of the same id made later gets no old grants.
+	mustDevice(t, s, "dev", store.RootTenantID, registry.DeviceInfo{})
+	if gs, _ := e.ListGrants(ctx(t), store.GrantFilter{DeviceID: "dev"}); len(gs) != 0 {
+		t.Errorf("new device inherits grants %v", grantIDs(gs))
+	}
+}
