@@ -15,7 +15,7 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -150,7 +150,7 @@ func (a *API) listAlarms(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	devs, ok := a.visibleDevices(w, r, store.DeviceFilter{}, access.AlarmRead)
+	devs, ok := a.visibleDevices(w, r, registry.DeviceFilter{}, access.AlarmRead)
 	if !ok {
 		return
 	}
@@ -170,7 +170,7 @@ func (a *API) listAlarms(w http.ResponseWriter, r *http.Request) {
 	for _, al := range als {
 		shown[al.DeviceID] = true
 	}
-	var seen []store.Device
+	var seen []registry.Device
 	for _, d := range devs {
 		if shown[d.ID] {
 			seen = append(seen, d)

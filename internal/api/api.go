@@ -28,6 +28,7 @@ import (
 	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/event"
+	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
@@ -46,7 +47,7 @@ type Endpoint interface {
 
 	// UpdateTwin changes a twin and pushes the desired-properties patch
 	// to the device if it is connected (hub.go).
-	UpdateTwin(ctx context.Context, tenantID, deviceID string, u store.TwinUpdate) (store.Twin, error)
+	UpdateTwin(ctx context.Context, tenantID, deviceID string, u hub.TwinUpdate) (hub.Twin, error)
 	// InvokeMethod calls a direct method on a connected device and waits
 	// for its answer (errors: broker.ErrDeviceOffline, ErrMethodTimeout).
 	InvokeMethod(ctx context.Context, deviceID, name string, payload json.RawMessage, timeout time.Duration) (broker.MethodResult, error)

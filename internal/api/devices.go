@@ -15,12 +15,13 @@ import (
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/sas"
 	"github.com/warden-iot/warden/internal/store"
 )
 
 // storeInfo is the stored form of a device's metadata.
-func storeInfo(i apiv1.DeviceInfo) store.DeviceInfo { return store.DeviceInfo(i) }
+func storeInfo(i apiv1.DeviceInfo) registry.DeviceInfo { return registry.DeviceInfo(i) }
 
 // deviceInfoPatch changes some metadata fields; a field left out stays.
 type deviceInfoPatch struct {
@@ -34,7 +35,7 @@ type deviceInfoPatch struct {
 	FirmwareVersion     *string `json:"firmwareVersion"`
 }
 
-func (p deviceInfoPatch) apply(i store.DeviceInfo) (store.DeviceInfo, bool) {
+func (p deviceInfoPatch) apply(i registry.DeviceInfo) (registry.DeviceInfo, bool) {
 	changed := false
 	for _, f := range []struct {
 		src *string
@@ -50,7 +51,7 @@ func (p deviceInfoPatch) apply(i store.DeviceInfo) (store.DeviceInfo, bool) {
 }
 
 // checkInfo validates metadata: lengths, and a site of the device's tenant.
-func (a *API) checkInfo(w http.ResponseWriter, r *http.Request, tenantID string, i store.DeviceInfo) bool {
+func (a *API) checkInfo(w http.ResponseWriter, r *http.Request, tenantID string, i registry.DeviceInfo) bool {
 	for name, v := range map[string]string{"name": i.Name, "serialNumber": i.SerialNumber, "meterNumber": i.MeterNumber,
 		"measurementLocation": i.MeasurementLocation, "installationPlace": i.InstallationPlace, "model": i.Model,
 		"firmwareVersion": i.FirmwareVersion, "siteId": i.SiteID} {
@@ -74,7 +75,7 @@ func (a *API) checkInfo(w http.ResponseWriter, r *http.Request, tenantID string,
 	return true
 }
 
-func (a *API) view(d store.Device, withKeys bool) apiv1.Device {
+func (a *API) view(d registry.Device, withKeys bool) apiv1.Device {
 	v := apiv1.Device{ID: d.ID, TenantID: d.TenantID, Status: string(d.Status), CreatedAt: d.CreatedAt,
 		Connected: a.endpoint.Connected(d.ID), LastIP: d.LastIP, DeviceInfo: apiv1.DeviceInfo(d.Info)}
 	seen := d.LastSeen
@@ -96,7 +97,7 @@ func (a *API) view(d store.Device, withKeys bool) apiv1.Device {
 // tenant (and its sub-tenants), site or model.
 func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.DeviceFilter{Model: q.Get("model")}
+	f := registry.DeviceFilter{Model: q.Get("model")}
 	if s := q.Get("site"); s != "" {
 		f.SiteIDs = []string{s}
 	}
@@ -156,7 +157,7 @@ func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	d := store.Device{ID: req.ID, TenantID: req.TenantID, Status: store.DeviceEnabled, Info: info,
+	d := registry.Device{ID: req.ID, TenantID: req.TenantID, Status: registry.DeviceEnabled, Info: info,
 		PrimaryKey: primary, SecondaryKey: secondary, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
 	if err := a.store.CreateDevice(r.Context(), d); err != nil {
 		a.storeError(w, err)
@@ -173,8 +174,8 @@ func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 // device is the device the route's policy check loaded.
-func (a *API) device(_ http.ResponseWriter, r *http.Request) (store.Device, bool) {
-	return loaded[store.Device](r.Context()), true
+func (a *API) device(_ http.ResponseWriter, r *http.Request) (registry.Device, bool) {
+	return loaded[registry.Device](r.Context()), true
 }
 
 func (a *API) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -216,8 +217,8 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if req.Status != nil {
-		st := store.DeviceStatus(*req.Status)
-		if st != store.DeviceEnabled && st != store.DeviceDisabled {
+		st := registry.DeviceStatus(*req.Status)
+		if st != registry.DeviceEnabled && st != registry.DeviceDisabled {
 			writeError(w, http.StatusBadRequest, `status must be "enabled" or "disabled"`)
 			return
 		}
@@ -236,7 +237,7 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 // deviceChanged is the fact of d as it is now, at oldSite before.
-func (a *API) deviceChanged(d store.Device, oldSite string, at time.Time) event.DeviceChanged {
+func (a *API) deviceChanged(d registry.Device, oldSite string, at time.Time) event.DeviceChanged {
 	return event.DeviceChanged{TenantID: d.TenantID, DeviceID: d.ID, SiteID: d.Info.SiteID, PreviousSiteID: oldSite,
 		Model: d.Info.Model, Status: string(d.Status), At: at}
 }
@@ -244,7 +245,7 @@ func (a *API) deviceChanged(d store.Device, oldSite string, at time.Time) event.
 // mayMove refuses a change of a device's site that would open the device's
 // machine data to the caller: moving a customer's machine into a site whose
 // factory service access is on is the owner's decision, not the operator's.
-func (a *API) mayMove(w http.ResponseWriter, r *http.Request, d store.Device, siteID string) bool {
+func (a *API) mayMove(w http.ResponseWriter, r *http.Request, d registry.Device, siteID string) bool {
 	ctx := r.Context()
 	before := resourceOf(ctx)
 	after := d
@@ -388,7 +389,7 @@ func (a *API) underSwitch(ctx context.Context, act access.Action, res access.Res
 
 // staffCredential records a device credential made under the owner's
 // switch, until expiry.
-func (a *API) staffCredential(r *http.Request, d store.Device, expiry time.Time) (store.StaffCredential, error) {
+func (a *API) staffCredential(r *http.Request, d registry.Device, expiry time.Time) (store.StaffCredential, error) {
 	c := principal(r.Context())
 	id, err := identity.NewID("stf")
 	if err != nil {

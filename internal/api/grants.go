@@ -10,6 +10,7 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -109,7 +110,7 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	} else {
-		var d store.Device
+		var d registry.Device
 		if d, err = a.store.GetDevice(ctx, req.DeviceID); err == nil {
 			res, err = a.deviceResource(ctx, d)
 		}

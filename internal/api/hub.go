@@ -17,10 +17,12 @@ import (
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/event"
+	"github.com/warden-iot/warden/internal/hub"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 )
 
-func (a *API) twinView(r *http.Request, d store.Device, tw store.Twin) apiv1.Twin {
+func (a *API) twinView(r *http.Request, d registry.Device, tw hub.Twin) apiv1.Twin {
 	v := a.view(d, false)
 	out := apiv1.Twin{
 		DeviceID: d.ID, ETag: tw.ETag(), DeviceETag: deviceETag(d), Status: string(d.Status),
@@ -43,7 +45,7 @@ func (a *API) twinView(r *http.Request, d store.Device, tw store.Twin) apiv1.Twi
 }
 
 // deviceETag changes when the device's identity (status, keys) does.
-func deviceETag(d store.Device) string {
+func deviceETag(d registry.Device) string {
 	h := sha256.New()
 	h.Write([]byte(d.Status))
 	h.Write(d.PrimaryKey)
@@ -51,7 +53,7 @@ func deviceETag(d store.Device) string {
 	return base64.StdEncoding.EncodeToString([]byte(strconv.FormatUint(uint64(binary.BigEndian.Uint32(h.Sum(nil))), 10)))
 }
 
-func (a *API) writeTwin(w http.ResponseWriter, r *http.Request, d store.Device, tw store.Twin) {
+func (a *API) writeTwin(w http.ResponseWriter, r *http.Request, d registry.Device, tw hub.Twin) {
 	w.Header().Set("ETag", `"`+tw.ETag()+`"`)
 	writeJSON(w, http.StatusOK, a.twinView(r, d, tw))
 }
@@ -59,11 +61,11 @@ func (a *API) writeTwin(w http.ResponseWriter, r *http.Request, d store.Device, 
 // hubError answers a failure of the twin, method or C2D features.
 func (a *API) hubError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, store.ErrInvalidTwin):
+	case errors.Is(err, hub.ErrInvalidTwin):
 		writeError(w, http.StatusBadRequest, "%s", err.Error())
-	case errors.Is(err, store.ErrTwinChanged):
+	case errors.Is(err, hub.ErrTwinChanged):
 		writeError(w, http.StatusPreconditionFailed, "%s", err.Error())
-	case errors.Is(err, store.ErrQueueFull):
+	case errors.Is(err, hub.ErrQueueFull):
 		writeError(w, http.StatusTooManyRequests, "%s: at most %d cloud-to-device messages may wait for a device; "+
 			"they leave the queue when the device acknowledges or they expire", err.Error(), MaxC2DQueued)
 	case errors.Is(err, broker.ErrDeviceOffline):
@@ -97,7 +99,7 @@ func (a *API) patchTwin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var u store.TwinUpdate
+	var u hub.TwinUpdate
 	u.Tags = req.Tags
 	if req.Properties != nil {
 		if req.Properties.Reported != nil {
@@ -210,10 +212,10 @@ const (
 	MaxC2DTTL         = 48 * time.Hour // as IoT Hub
 	maxC2DMessageID   = 128            // characters
 	defaultC2DListLen = 100            // messages listed
-	maxC2DListLen     = store.C2DHistory + MaxC2DQueued
+	maxC2DListLen     = hub.C2DHistory + MaxC2DQueued
 )
 
-func c2dView(m store.C2DMessage) apiv1.C2DMessage {
+func c2dView(m hub.C2DMessage) apiv1.C2DMessage {
 	opt := func(t time.Time) *time.Time {
 		if t.IsZero() {
 			return nil
@@ -316,7 +318,7 @@ func (a *API) sendC2D(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := a.now().UTC()
-	m, err := a.store.EnqueueC2D(r.Context(), store.C2DMessage{
+	m, err := a.store.EnqueueC2D(r.Context(), hub.C2DMessage{
 		TenantID: d.TenantID, DeviceID: d.ID, MessageID: req.MessageID, CorrelationID: req.CorrelationID,
 		Properties: req.Properties, Payload: payload, CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}, MaxC2DQueued)

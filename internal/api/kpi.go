@@ -16,7 +16,7 @@ import (
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/kpi"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/registry"
 )
 
 // maxKPIBuckets bounds a series.
@@ -117,7 +117,7 @@ func (a *API) kpiReport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var f store.DeviceFilter
+	var f registry.DeviceFilter
 	if scope == "site" {
 		f.SiteIDs = []string{id}
 	}
@@ -209,7 +209,7 @@ func (a *API) kpiReport(w http.ResponseWriter, r *http.Request) {
 }
 
 // devicesWithin keeps the devices of the tenant and its sub-tenants.
-func (a *API) devicesWithin(w http.ResponseWriter, r *http.Request, devs []store.Device, tenantID string) ([]store.Device, bool) {
+func (a *API) devicesWithin(w http.ResponseWriter, r *http.Request, devs []registry.Device, tenantID string) ([]registry.Device, bool) {
 	ctx := r.Context()
 	cache := a.newResolverCache()
 	t, err := cache.tenant(ctx, tenantID)
@@ -236,7 +236,7 @@ func (a *API) devicesWithin(w http.ResponseWriter, r *http.Request, devs []store
 
 // kpiAlarms reads the rule alarms of devs that overlap [from, to), by
 // device. Maintenance warnings are no faults and do not count.
-func (a *API) kpiAlarms(ctx context.Context, devs []store.Device, from, to time.Time) (map[string][]kpi.Alarm, error) {
+func (a *API) kpiAlarms(ctx context.Context, devs []registry.Device, from, to time.Time) (map[string][]kpi.Alarm, error) {
 	out := map[string][]kpi.Alarm{}
 	ids := make([]string, len(devs))
 	for i, d := range devs {
@@ -273,7 +273,7 @@ type runSource struct {
 
 // runSources finds each device's run source: the maintenance plan of its
 // model in its tenant or, failing that, in the nearest tenant above.
-func (a *API) runSources(ctx context.Context, devs []store.Device) (map[string]runSource, error) {
+func (a *API) runSources(ctx context.Context, devs []registry.Device) (map[string]runSource, error) {
 	cache := a.newResolverCache()
 	paths := map[string][]string{} // device → its tenant path, root first
 	seen := map[string]bool{}
@@ -331,7 +331,7 @@ func (a *API) runSources(ctx context.Context, devs []store.Device) (map[string]r
 // utilisation is the share of [from, to) the device ran: the mean of an
 // on/off metric, or the operating hours its counter advanced per hour of
 // the period. Nil without readings (or with a counter that went back).
-func (a *API) utilisation(ctx context.Context, d store.Device, src runSource, from, to time.Time) (*float64, error) {
+func (a *API) utilisation(ctx context.Context, d registry.Device, src runSource, from, to time.Time) (*float64, error) {
 	if a.tsdb == nil {
 		return nil, nil
 	}

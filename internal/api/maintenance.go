@@ -14,7 +14,7 @@ import (
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/maintenance"
 	"github.com/warden-iot/warden/internal/monitor"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/registry"
 )
 
 func planView(row alarm.MaintenancePlan) apiv1.MaintenancePlan {
@@ -35,7 +35,7 @@ func (a *API) monitorOr503(w http.ResponseWriter) *monitor.Monitor {
 }
 
 // maintenanceError answers a monitor failure.
-func (a *API) maintenanceError(w http.ResponseWriter, d store.Device, err error) {
+func (a *API) maintenanceError(w http.ResponseWriter, d registry.Device, err error) {
 	if errors.Is(err, monitor.ErrNoPlan) {
 		model := d.Info.Model
 		if model == "" {
@@ -49,7 +49,7 @@ func (a *API) maintenanceError(w http.ResponseWriter, d store.Device, err error)
 }
 
 func (a *API) getMaintenance(w http.ResponseWriter, r *http.Request) {
-	d := loaded[store.Device](r.Context())
+	d := loaded[registry.Device](r.Context())
 	m := a.monitorOr503(w)
 	if m == nil {
 		return
@@ -77,7 +77,7 @@ func (a *API) recordService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	d := loaded[store.Device](ctx)
+	d := loaded[registry.Device](ctx)
 	now := a.now()
 	switch {
 	case req.At.IsZero():

@@ -11,7 +11,7 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -178,7 +178,7 @@ func outsider(ctx context.Context) bool {
 // noteOutsideList marks, for the audit trail, a list of machine data (as
 // action) that showed an outsider devices of customers: the owner of each
 // finds an entry in the access log naming its devices.
-func noteOutsideList(r *http.Request, action string, devs []store.Device) {
+func noteOutsideList(r *http.Request, action string, devs []registry.Device) {
 	if !outsider(r.Context()) {
 		return
 	}
@@ -210,7 +210,7 @@ func (a *API) tenantResource(ctx context.Context, id string) (access.Resource, t
 
 // deviceResource describes a device with its tenant's path and its site's
 // switch.
-func (a *API) deviceResource(ctx context.Context, d store.Device) (access.Resource, error) {
+func (a *API) deviceResource(ctx context.Context, d registry.Device) (access.Resource, error) {
 	return a.newResolverCache().device(ctx, d)
 }
 
@@ -413,7 +413,7 @@ func (c *resolverCache) site(ctx context.Context, id string) (tenancy.Site, erro
 	return s, nil
 }
 
-func (c *resolverCache) device(ctx context.Context, d store.Device) (access.Resource, error) {
+func (c *resolverCache) device(ctx context.Context, d registry.Device) (access.Resource, error) {
 	res := access.Resource{Kind: access.KindDevice, ID: d.ID, TenantID: d.TenantID, SiteID: d.Info.SiteID}
 	t, err := c.tenant(ctx, d.TenantID)
 	if err != nil {
@@ -464,10 +464,10 @@ func (a *API) listScope(w http.ResponseWriter, r *http.Request) ([]string, bool)
 
 // visibleDevices finds the candidates for the caller's role and keeps
 // those Decide allows for act.
-func (a *API) visibleDevices(w http.ResponseWriter, r *http.Request, f store.DeviceFilter, act access.Action) ([]store.Device, bool) {
+func (a *API) visibleDevices(w http.ResponseWriter, r *http.Request, f registry.DeviceFilter, act access.Action) ([]registry.Device, bool) {
 	ctx := r.Context()
 	c := principal(ctx)
-	var filters []store.DeviceFilter
+	var filters []registry.DeviceFilter
 	switch c.Role {
 	case identity.RoleSupporter:
 		var devs, sites []string
@@ -518,7 +518,7 @@ func (a *API) visibleDevices(w http.ResponseWriter, r *http.Request, f store.Dev
 	}
 	cache := a.newResolverCache()
 	seen := map[string]bool{}
-	var out []store.Device
+	var out []registry.Device
 	for _, g := range filters {
 		ds, err := a.store.FindDevices(ctx, g)
 		if err != nil {
@@ -540,7 +540,7 @@ func (a *API) visibleDevices(w http.ResponseWriter, r *http.Request, f store.Dev
 			}
 		}
 	}
-	slices.SortFunc(out, func(x, y store.Device) int { return strings.Compare(x.ID, y.ID) })
+	slices.SortFunc(out, func(x, y registry.Device) int { return strings.Compare(x.ID, y.ID) })
 	return out, true
 }
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/tsdb"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
@@ -67,7 +67,7 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 	// never one the caller may not know of.
 	out := make([]apiv1.DeviceLatest, 0, min(limit, 1000))
 	cache, after, more := a.newResolverCache(), q.Get("after"), false
-	var shown []store.Device // for the owners' access logs
+	var shown []registry.Device // for the owners' access logs
 	for {
 		page, err := a.tsdb.FleetLatest(r.Context(), tenant, after, limit)
 		if err != nil {
@@ -80,12 +80,12 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 		for i, d := range page {
 			ids[i] = d.DeviceID
 		}
-		devs, err := a.store.FindDevices(r.Context(), store.DeviceFilter{IDs: ids})
+		devs, err := a.store.FindDevices(r.Context(), registry.DeviceFilter{IDs: ids})
 		if err != nil {
 			a.storeError(w, err)
 			return
 		}
-		may := map[string]store.Device{}
+		may := map[string]registry.Device{}
 		for _, d := range devs {
 			res, err := cache.device(r.Context(), d)
 			if err != nil {
@@ -197,7 +197,7 @@ func (a *API) parseSeriesQuery(q url.Values) (seriesQuery, error) {
 	return sq, nil
 }
 
-func (a *API) series(r *http.Request, d store.Device, metric string, sq seriesQuery) (apiv1.Series, error) {
+func (a *API) series(r *http.Request, d registry.Device, metric string, sq seriesQuery) (apiv1.Series, error) {
 	out := apiv1.Series{Metric: metric, From: sq.from.UTC(), To: sq.to.UTC()}
 	if sq.width > 0 {
 		bs, err := a.tsdb.Downsample(r.Context(), d.TenantID, d.ID, metric, sq.from, sq.to, sq.width)

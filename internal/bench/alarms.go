@@ -18,6 +18,7 @@ import (
 	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/monitor"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/tenancy"
@@ -149,8 +150,8 @@ func Alarms(ctx context.Context, o AlarmsOptions, out io.Writer) (AlarmsResult, 
 	defer stop()
 	for i := range o.Devices {
 		made.Add(1)
-		d := store.Device{ID: fmt.Sprintf("alarm-bench-%05d", i), TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
-			PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32), CreatedAt: t0, Info: store.DeviceInfo{Model: benchAlarmModel}}
+		d := registry.Device{ID: fmt.Sprintf("alarm-bench-%05d", i), TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
+			PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32), CreatedAt: t0, Info: registry.DeviceInfo{Model: benchAlarmModel}}
 		if err := st.CreateDevice(ctx, d); err != nil {
 			return AlarmsResult{}, fmt.Errorf("bench alarms: %w", err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/simulate"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
@@ -116,7 +117,7 @@ func newStorageEnv(ctx context.Context, o StorageOptions, name string) (*storage
 
 func (env *storageEnv) devices(ctx context.Context, ids []string) error {
 	for _, id := range ids {
-		if err := env.st.CreateDevice(ctx, store.Device{ID: id, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
+		if err := env.st.CreateDevice(ctx, registry.Device{ID: id, TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
 			PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: time.Now()}); err != nil {
 			return err
 		}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/provision"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/sas"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // authHook authenticates a device the way IoT Hub does: client id = device
@@ -111,55 +111,55 @@ func (h *authHook) refuse(cl *mqtt.Client, r *refusal) error {
 // OnConnectAuthenticate lets through what OnConnect accepted.
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool { return true }
 
-func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (store.Device, time.Time, *refusal) {
+func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (registry.Device, time.Time, *refusal) {
 	host, userDevice, err := parseUsername(string(pk.Connect.Username))
 	if err != nil {
-		return store.Device{}, time.Time{}, refuse("bad-username", packets.ErrMalformedUsername, packets.ErrBadUsernameOrPassword, err)
+		return registry.Device{}, time.Time{}, refuse("bad-username", packets.ErrMalformedUsername, packets.ErrBadUsernameOrPassword, err)
 	}
 	if userDevice != cl.ID {
-		return store.Device{}, time.Time{}, refuse("client-id-mismatch", packets.ErrClientIdentifierNotValid, packets.ErrClientIdentifierNotValid,
+		return registry.Device{}, time.Time{}, refuse("client-id-mismatch", packets.ErrClientIdentifierNotValid, packets.ErrClientIdentifierNotValid,
 			fmt.Errorf("user name is for device %q, client id is %q", userDevice, cl.ID))
 	}
 	tok, err := sas.Parse(string(pk.Connect.Password))
 	if err != nil {
-		return store.Device{}, time.Time{}, refuse("bad-password", packets.ErrMalformedPassword, packets.ErrBadUsernameOrPassword, err)
+		return registry.Device{}, time.Time{}, refuse("bad-password", packets.ErrMalformedPassword, packets.ErrBadUsernameOrPassword, err)
 	}
 	res, err := tok.DecodedResource()
 	if err != nil {
-		return store.Device{}, time.Time{}, notAuthorized("bad-resource", err)
+		return registry.Device{}, time.Time{}, notAuthorized("bad-resource", err)
 	}
 	tokHost, tokDevice, err := sas.DeviceFromResource(res)
 	if err != nil {
-		return store.Device{}, time.Time{}, notAuthorized("bad-resource", err)
+		return registry.Device{}, time.Time{}, notAuthorized("bad-resource", err)
 	}
 	if tokDevice != cl.ID || !strings.EqualFold(tokHost, host) {
-		return store.Device{}, time.Time{}, notAuthorized("wrong-resource",
+		return registry.Device{}, time.Time{}, notAuthorized("wrong-resource",
 			fmt.Errorf("token is for %q, connection is %q", res, host+"/devices/"+cl.ID))
 	}
 	// A token signed for another hub (the device's key may be known
 	// there too) is not for this one, even with a user name to match.
 	if !h.b.isHubName(tokHost) {
-		return store.Device{}, time.Time{}, notAuthorized("foreign-hub",
+		return registry.Device{}, time.Time{}, notAuthorized("foreign-hub",
 			fmt.Errorf("token is for hub %q, this hub is %q", tokHost, h.b.hubHost))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dev, err := h.b.store.GetDevice(ctx, cl.ID)
 	if errors.Is(err, database.ErrNotFound) {
-		return store.Device{}, time.Time{}, notAuthorized("unknown-device", err)
+		return registry.Device{}, time.Time{}, notAuthorized("unknown-device", err)
 	}
 	if err != nil {
-		return store.Device{}, time.Time{}, refuse("store-error", packets.ErrServerUnavailable, packets.ErrServerUnavailable, err)
+		return registry.Device{}, time.Time{}, refuse("store-error", packets.ErrServerUnavailable, packets.ErrServerUnavailable, err)
 	}
 	if err := sas.Verify(tok, h.b.now(), deviceKeys(dev, tok.KeyName)...); err != nil {
 		reason := "bad-signature"
 		if errors.Is(err, sas.ErrExpired) {
 			reason = "expired-token"
 		}
-		return store.Device{}, time.Time{}, notAuthorized(reason, err)
+		return registry.Device{}, time.Time{}, notAuthorized(reason, err)
 	}
-	if dev.Status != store.DeviceEnabled {
-		return store.Device{}, time.Time{}, notAuthorized("device-disabled", fmt.Errorf("device %q is %s", dev.ID, dev.Status))
+	if dev.Status != registry.DeviceEnabled {
+		return registry.Device{}, time.Time{}, notAuthorized("device-disabled", fmt.Errorf("device %q is %s", dev.ID, dev.Status))
 	}
 	return dev, tok.Expiry, nil
 }
@@ -373,7 +373,7 @@ func validVersionPart(s string, zero bool) bool {
 }
 
 // recordModelID keeps the model id a device announced, if it changed.
-func (b *Broker) recordModelID(d store.Device, modelID string) {
+func (b *Broker) recordModelID(d registry.Device, modelID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if old, err := b.store.DeviceModelID(ctx, d.TenantID, d.ID); err == nil && old == modelID {

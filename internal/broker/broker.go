@@ -23,8 +23,8 @@ import (
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/ingest"
+	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/registry"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // Config says where the broker listens.
@@ -69,7 +69,7 @@ type Devices interface {
 type Store interface {
 	Devices
 	hub.Store
-	store.ProvisioningStore
+	provision.Store
 }
 
 // Broker is the running device endpoint.
@@ -381,7 +381,7 @@ type PresenceEvent struct {
 // Start; f must not block.
 func (b *Broker) OnPresence(f func(PresenceEvent)) { b.presence = f }
 
-func (b *Broker) attach(cl *mqtt.Client, d store.Device, expiry time.Time, staff string) {
+func (b *Broker) attach(cl *mqtt.Client, d registry.Device, expiry time.Time, staff string) {
 	s := &session{client: cl, tenantID: d.TenantID, ip: remoteIP(cl.Net.Remote), since: b.now(), staff: staff,
 		pending: make(chan struct{}, maxPendingPerConn)}
 	s.expiry = b.clock.AfterFunc(expiry.Sub(b.now()), func() {
@@ -458,9 +458,9 @@ func (b *Broker) flushPresence() {
 	b.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	batch := make([]store.DeviceSeen, 0, len(seen))
+	batch := make([]registry.DeviceSeen, 0, len(seen))
 	for id, p := range seen {
-		batch = append(batch, store.DeviceSeen{ID: id, At: p.at, IP: p.ip})
+		batch = append(batch, registry.DeviceSeen{ID: id, At: p.at, IP: p.ip})
 	}
 	if err := b.store.TouchDevices(ctx, batch); err != nil {
 		b.log.Warn("record last seen", "devices", len(batch), "err", err)

@@ -46,6 +46,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/store"
 )
@@ -438,7 +439,7 @@ func (d *dpsState) initialTwin(c *dpsConn, op *dpsOp) {
 	switch {
 	case err == nil:
 		op.twinPending = false
-	case errors.Is(err, store.ErrInvalidTwin) || errors.Is(err, database.ErrNotFound):
+	case errors.Is(err, hub.ErrInvalidTwin) || errors.Is(err, database.ErrNotFound):
 		// The API checks initial twins, and a device deleted meanwhile
 		// has no twin to set: nothing to retry.
 		op.twinPending = false

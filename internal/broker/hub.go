@@ -14,6 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -156,7 +157,7 @@ func (b *Broker) twinReply(cl *mqtt.Client, status int, rid string, version int6
 func (b *Broker) twinFail(cl *mqtt.Client, rid string, err error) {
 	status, code, msg := 500, 500001, "internal error"
 	switch {
-	case errors.Is(err, store.ErrInvalidTwin):
+	case errors.Is(err, hub.ErrInvalidTwin):
 		status, code, msg = 400, 400004, err.Error()
 	case errors.Is(err, database.ErrNotFound):
 		status, code, msg = 404, 404001, "device not found"
@@ -211,7 +212,7 @@ func (b *Broker) twinReported(cl *mqtt.Client, s *session, query map[string]stri
 // desired-properties patch, with its new $version, to the device if it is
 // connected here and subscribed to desired updates. Updates of one device
 // are serialised so that the device gets its patches in version order.
-func (b *Broker) UpdateTwin(ctx context.Context, tenantID, deviceID string, u store.TwinUpdate) (store.Twin, error) {
+func (b *Broker) UpdateTwin(ctx context.Context, tenantID, deviceID string, u hub.TwinUpdate) (hub.Twin, error) {
 	unlock := b.hub.lockDevice(deviceID)
 	defer unlock()
 	tw, err := b.store.UpdateTwin(ctx, tenantID, deviceID, u, b.now())

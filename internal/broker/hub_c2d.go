@@ -8,8 +8,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
-
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/hub"
 )
 
 // Cloud-to-device delivery.
@@ -48,7 +47,7 @@ func c2dFilter(deviceID string) string { return "devices/" + deviceID + "/messag
 // c2dTopic is devices/{id}/messages/devicebound/{bag}, the bag holding the
 // system properties as IoT Hub sends them and then the application
 // properties, each key=value with both percent-encoded.
-func c2dTopic(m store.C2DMessage) string {
+func c2dTopic(m hub.C2DMessage) string {
 	var sb strings.Builder
 	sb.WriteString("devices/" + m.DeviceID + "/messages/devicebound/")
 	sb.WriteString("%24.mid=" + encodeURIComponent(m.MessageID))

@@ -3,7 +3,7 @@ package broker
 import (
 	"testing"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/hub"
 )
 
 func TestEncodeURIComponent(t *testing.T) {
@@ -23,7 +23,7 @@ func TestEncodeURIComponent(t *testing.T) {
 }
 
 func TestC2DTopic(t *testing.T) {
-	m := store.C2DMessage{DeviceID: "pump-1", MessageID: "m/1", CorrelationID: "c 1",
+	m := hub.C2DMessage{DeviceID: "pump-1", MessageID: "m/1", CorrelationID: "c 1",
 		Properties: map[string]string{"z": "last", "iothub-ack": "full", "a&b": "x=y"}}
 	want := "devices/pump-1/messages/devicebound/%24.mid=m%2F1&%24.to=%2Fdevices%2Fpump-1%2Fmessages%2FdeviceBound" +
 		"&%24.cid=c%201&a%26b=x%3Dy&iothub-ack=full&z=last"

@@ -9,8 +9,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/warden-iot/warden/internal/factory"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/sas"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // SetStaffCredentials sets who decides about device connections made with
@@ -23,7 +23,7 @@ var errStaffClosed = errors.New("the staff credential is no longer valid")
 // deviceKeys are the keys a device token with key name skn is checked
 // against: the device's keys, or for a staff credential the keys derived
 // from them and the name.
-func deviceKeys(d store.Device, skn string) [][]byte {
+func deviceKeys(d registry.Device, skn string) [][]byte {
 	if _, ok := factory.CredentialID(skn); ok {
 		return [][]byte{factory.DeriveKey(d.PrimaryKey, skn), factory.DeriveKey(d.SecondaryKey, skn)}
 	}
@@ -36,7 +36,7 @@ func deviceKeys(d store.Device, skn string) [][]byte {
 // staffMu (read) until release is called, after the session is attached,
 // so that RecheckStaff sees either the switch still on here or the
 // session there.
-func (h *authHook) authorizeStaff(cl *mqtt.Client, pk packets.Packet, d store.Device) (id string, release func(), r *refusal) {
+func (h *authHook) authorizeStaff(cl *mqtt.Client, pk packets.Packet, d registry.Device) (id string, release func(), r *refusal) {
 	release = func() {}
 	tok, err := sas.Parse(string(pk.Connect.Password))
 	if err != nil {

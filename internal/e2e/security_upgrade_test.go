@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
@@ -264,7 +265,7 @@ func TestSealUpgradeSQLite(t *testing.T) {
 	if err := st.MigrateBeforeSealing(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateDevice(t.Context(), store.Device{ID: "up-dev", TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
+	if err := st.CreateDevice(t.Context(), registry.Device{ID: "up-dev", TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
 		PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +330,7 @@ func TestSealUpgradePostgres(t *testing.T) {
 	if err := st.MigrateBeforeSealing(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateDevice(t.Context(), store.Device{ID: "up-dev", TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
+	if err := st.CreateDevice(t.Context(), registry.Device{ID: "up-dev", TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
 		PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

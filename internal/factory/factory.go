@@ -48,7 +48,7 @@ import (
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -86,7 +86,7 @@ var ErrClosed = errors.New("staff credential not valid")
 
 // Valid says whether credential c may connect device d now, with s the
 // device's current site (zero if it has none).
-func Valid(c StaffCredential, d store.Device, s tenancy.Site, now time.Time) error {
+func Valid(c StaffCredential, d registry.Device, s tenancy.Site, now time.Time) error {
 	switch {
 	case c.DeviceID != d.ID || c.TenantID != d.TenantID:
 		return fmt.Errorf("%w: made for another device", ErrClosed)
@@ -129,7 +129,7 @@ func NewCredentials(st Stores, rec *audit.Recorder, now func() time.Time) *Crede
 // (already authenticated by the token's signature) from ip. record says to
 // write the attempt to the audit trail (a first connection, not a re-check).
 // An error wrapping ErrClosed is a refusal; any other is a store failure.
-func (c *Credentials) Authorize(ctx context.Context, id string, d store.Device, ip string, record bool) error {
+func (c *Credentials) Authorize(ctx context.Context, id string, d registry.Device, ip string, record bool) error {
 	cred, err := c.st.GetStaffCredential(ctx, id)
 	if errors.Is(err, database.ErrNotFound) {
 		return fmt.Errorf("%w: unknown credential", ErrClosed)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -13,7 +13,7 @@ func TestValid(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	cred := StaffCredential{ID: "stf_1", TenantID: "acme", DeviceID: "pump", SiteID: "s1",
 		CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-	dev := store.Device{ID: "pump", TenantID: "acme", Info: store.DeviceInfo{SiteID: "s1"}}
+	dev := registry.Device{ID: "pump", TenantID: "acme", Info: registry.DeviceInfo{SiteID: "s1"}}
 	open := tenancy.Site{ID: "s1", TenantID: "acme", FactoryAccess: true, FactoryAccessChangedAt: t0.Add(-time.Minute)}
 	moved := dev
 	moved.Info.SiteID = "s2"
@@ -25,7 +25,7 @@ func TestValid(t *testing.T) {
 	reopened.FactoryAccessChangedAt = t0.Add(time.Minute)
 	for _, c := range []struct {
 		name string
-		d    store.Device
+		d    registry.Device
 		s    tenancy.Site
 		at   time.Time
 		ok   bool
@@ -35,7 +35,7 @@ func TestValid(t *testing.T) {
 		{"switched off", dev, closed, t0.Add(time.Minute), false},
 		{"switched off and on again", dev, reopened, t0.Add(2 * time.Minute), false},
 		{"device moved", moved, tenancy.Site{ID: "s2", TenantID: "acme", FactoryAccess: true}, t0.Add(time.Minute), false},
-		{"device without site", store.Device{ID: "pump", TenantID: "acme"}, tenancy.Site{}, t0.Add(time.Minute), false},
+		{"device without site", registry.Device{ID: "pump", TenantID: "acme"}, tenancy.Site{}, t0.Add(time.Minute), false},
 		{"another device", other, open, t0.Add(time.Minute), false},
 	} {
 		err := Valid(cred, c.d, c.s, c.at)

@@ -19,7 +19,7 @@ import (
 	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/iothub"
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/tenancy"
@@ -46,8 +46,8 @@ func newSQLite(t *testing.T) *tsdb.Engine {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"d1", "d2"} {
-		err := st.CreateDevice(ctx, store.Device{
-			ID: id, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
+		err := st.CreateDevice(ctx, registry.Device{
+			ID: id, TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
 			PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32),
 			CreatedAt: serverNow.Add(-time.Hour),
 		})

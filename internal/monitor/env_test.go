@@ -15,8 +15,8 @@ import (
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/monitor"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/simulate"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/telemetry"
@@ -77,8 +77,8 @@ func newEnv(t *testing.T) *env {
 // device registers a device of acme.
 func (e *env) device(id, model string) {
 	e.t.Helper()
-	d := store.Device{ID: id, TenantID: "acme", Status: store.DeviceEnabled, PrimaryKey: make([]byte, 32),
-		SecondaryKey: make([]byte, 32), CreatedAt: monday, Info: store.DeviceInfo{Model: model}}
+	d := registry.Device{ID: id, TenantID: "acme", Status: registry.DeviceEnabled, PrimaryKey: make([]byte, 32),
+		SecondaryKey: make([]byte, 32), CreatedAt: monday, Info: registry.DeviceInfo{Model: model}}
 	if err := e.st.CreateDevice(e.t.Context(), d); err != nil {
 		e.t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/maintenance"
 	"github.com/warden-iot/warden/internal/monitor"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/simulate"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -27,8 +27,8 @@ func TestMaintenanceAnomalyAndPlans(t *testing.T) {
 	if err := e.st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme-north", ParentID: "acme", Name: "North", CreatedAt: monday}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.st.CreateDevice(t.Context(), store.Device{ID: "vp-2", TenantID: "acme-north", Status: store.DeviceEnabled,
-		PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32), CreatedAt: monday, Info: store.DeviceInfo{Model: "vp-40"}}); err != nil {
+	if err := e.st.CreateDevice(t.Context(), registry.Device{ID: "vp-2", TenantID: "acme-north", Status: registry.DeviceEnabled,
+		PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32), CreatedAt: monday, Info: registry.DeviceInfo{Model: "vp-40"}}); err != nil {
 		t.Fatal(err)
 	}
 	e.plan(tenancy.RootTenantID, "vp-40", `{"model": "vp-40", "service": {"everyMonths": 6}}`)

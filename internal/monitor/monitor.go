@@ -29,7 +29,7 @@ import (
 	"github.com/warden-iot/warden/internal/clock"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/msglog"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -65,7 +65,7 @@ type AlarmFunc func(ctx context.Context, a alarm.Record, event string)
 // store.Store is one.
 type Store interface {
 	alarm.Store
-	GetDevice(ctx context.Context, id string) (store.Device, error)
+	GetDevice(ctx context.Context, id string) (registry.Device, error)
 	GetTenant(ctx context.Context, id string) (tenancy.Tenant, error)
 	GetMeta(ctx context.Context, key string) (string, error)
 	SetMeta(ctx context.Context, key, value string) error

@@ -14,6 +14,7 @@ import (
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/monitor"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/store/storetest"
@@ -105,8 +106,8 @@ func newTwoTenants(t *testing.T, devices map[string]string) *twoTenants {
 		}
 	}
 	for dev, tenant := range devices {
-		d := store.Device{ID: dev, TenantID: tenant, Status: store.DeviceEnabled, PrimaryKey: make([]byte, 32),
-			SecondaryKey: make([]byte, 32), CreatedAt: monday, Info: store.DeviceInfo{Model: "pump"}}
+		d := registry.Device{ID: dev, TenantID: tenant, Status: registry.DeviceEnabled, PrimaryKey: make([]byte, 32),
+			SecondaryKey: make([]byte, 32), CreatedAt: monday, Info: registry.DeviceInfo{Model: "pump"}}
 		if err := sq.CreateDevice(t.Context(), d); err != nil {
 			t.Fatal(err)
 		}

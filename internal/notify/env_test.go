@@ -18,6 +18,7 @@ import (
 	"github.com/warden-iot/warden/internal/mail/mailtest"
 	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
@@ -175,9 +176,9 @@ func world(t *testing.T, st store.Store) {
 	}
 	for _, d := range [][3]string{{"pump", "acme-north", "north-1"}, {"fan", "acme-north", "north-2"},
 		{"beta-dev", "beta", "beta-1"}, {"root-dev", "root", "root-1"}} {
-		must("device "+d[0], st.CreateDevice(ctx, store.Device{ID: d[0], TenantID: d[1], Status: store.DeviceEnabled,
+		must("device "+d[0], st.CreateDevice(ctx, registry.Device{ID: d[0], TenantID: d[1], Status: registry.DeviceEnabled,
 			PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32), CreatedAt: t0,
-			Info: store.DeviceInfo{SiteID: d[2], Name: "The " + d[0]}}))
+			Info: registry.DeviceInfo{SiteID: d[2], Name: "The " + d[0]}}))
 	}
 	type person struct {
 		id, tenant string

@@ -20,6 +20,7 @@ import (
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -85,7 +86,7 @@ type Store interface {
 	GetAlarmRule(ctx context.Context, id string) (alarm.StoredRule, error)
 	ListAlarms(ctx context.Context, f alarm.Filter) ([]alarm.Record, error)
 	GetTenant(ctx context.Context, id string) (tenancy.Tenant, error)
-	GetDevice(ctx context.Context, id string) (store.Device, error)
+	GetDevice(ctx context.Context, id string) (registry.Device, error)
 	GetSite(ctx context.Context, id string) (tenancy.Site, error)
 	GetUser(ctx context.Context, id string) (identity.User, error)
 	ListUsers(ctx context.Context, tenantIDs []string) ([]identity.User, error)
@@ -232,10 +233,10 @@ func newDelivery(tenantID string, a alarm.Record, channel, target, event string,
 // tenant, site and the resource access.Decide sees.
 type alarmFacts struct {
 	alarm  alarm.Record
-	tenant tenancy.Tenant // the device's
-	path   []string       // tenant ids from the root down to the device's
-	device store.Device   // zero if the device is gone
-	site   tenancy.Site   // zero if the device has no site (or it is gone)
+	tenant tenancy.Tenant  // the device's
+	path   []string        // tenant ids from the root down to the device's
+	device registry.Device // zero if the device is gone
+	site   tenancy.Site    // zero if the device has no site (or it is gone)
 	res    access.Resource
 }
 

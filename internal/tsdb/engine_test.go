@@ -14,6 +14,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/telemetry"
@@ -57,7 +58,7 @@ func newTestEngineOn(t testing.TB, cfg Config, st store.Store) *testEngine {
 
 func (te *testEngine) device(t testing.TB, tenant, id string) {
 	t.Helper()
-	err := te.st.CreateDevice(t.Context(), store.Device{ID: id, TenantID: tenant, Status: store.DeviceEnabled,
+	err := te.st.CreateDevice(t.Context(), registry.Device{ID: id, TenantID: tenant, Status: registry.DeviceEnabled,
 		PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: now0})
 	if err != nil {
 		t.Fatal(err)

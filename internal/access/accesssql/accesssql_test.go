@@ -13,6 +13,7 @@ import (
 	"github.com/warden-iot/warden/internal/access/accesssql"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/storetest"
@@ -64,9 +65,9 @@ func mustSite(t *testing.T, s tenancy.Store, id, tenant string) tenancy.Site {
 	return st
 }
 
-func mustDevice(t *testing.T, s store.Store, id, tenant string, info store.DeviceInfo) store.Device {
+func mustDevice(t *testing.T, s store.Store, id, tenant string, info registry.DeviceInfo) registry.Device {
 	t.Helper()
-	d := store.Device{ID: id, TenantID: tenant, Status: store.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
+	d := registry.Device{ID: id, TenantID: tenant, Status: registry.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
 		CreatedAt: t0, Info: info}
 	if err := s.CreateDevice(ctx(t), d); err != nil {
 		t.Fatalf("CreateDevice(%q): %v", id, err)
@@ -117,8 +118,8 @@ func testGrants(t *testing.T, s store.Store, gst *accesssql.Store) {
 	subTenant(t, s, "beta", tenancy.RootTenantID)
 	mustSite(t, s, "sa", "acme")
 	mustSite(t, s, "sb", "beta")
-	mustDevice(t, s, "da", "acme", store.DeviceInfo{})
-	mustDevice(t, s, "db", "beta", store.DeviceInfo{})
+	mustDevice(t, s, "da", "acme", registry.DeviceInfo{})
+	mustDevice(t, s, "db", "beta", registry.DeviceInfo{})
 	mustSupporter(t, s, "tech1", tenancy.RootTenantID)
 	mustSupporter(t, s, "tech2", tenancy.RootTenantID)
 
@@ -212,8 +213,8 @@ func testGrants(t *testing.T, s store.Store, gst *accesssql.Store) {
 
 func testDeleteDeviceTakesGrants(t *testing.T, s store.Store, gst *accesssql.Store) {
 	mustSite(t, s, "site", tenancy.RootTenantID)
-	mustDevice(t, s, "dev", tenancy.RootTenantID, store.DeviceInfo{SiteID: "site"})
-	mustDevice(t, s, "dev2", tenancy.RootTenantID, store.DeviceInfo{})
+	mustDevice(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{SiteID: "site"})
+	mustDevice(t, s, "dev2", tenancy.RootTenantID, registry.DeviceInfo{})
 	mustSupporter(t, s, "tech", tenancy.RootTenantID)
 	for _, g := range []access.Grant{
 		{ID: "g-dev", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", DeviceID: "dev", CreatedBy: "op", CreatedAt: t0},
@@ -236,7 +237,7 @@ func testDeleteDeviceTakesGrants(t *testing.T, s store.Store, gst *accesssql.Sto
 		}
 	}
 	// A device of the same id made later gets no old grants.
-	mustDevice(t, s, "dev", tenancy.RootTenantID, store.DeviceInfo{})
+	mustDevice(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{})
 	if gs, _ := gst.ListGrants(ctx(t), access.GrantFilter{DeviceID: "dev"}); len(gs) != 0 {
 		t.Errorf("new device inherits grants %v", grantIDs(gs))
 	}

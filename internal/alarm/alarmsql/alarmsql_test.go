@@ -17,6 +17,7 @@ import (
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/notify/notifysql"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/storetest"
@@ -134,9 +135,9 @@ func mustTenant(t *testing.T, s *env, id string) {
 	}
 }
 
-func mustDevice(t *testing.T, s *env, id, tenant string, info store.DeviceInfo) store.Device {
+func mustDevice(t *testing.T, s *env, id, tenant string, info registry.DeviceInfo) registry.Device {
 	t.Helper()
-	d := store.Device{ID: id, TenantID: tenant, Status: store.DeviceEnabled, PrimaryKey: bytes.Repeat([]byte{1}, 32),
+	d := registry.Device{ID: id, TenantID: tenant, Status: registry.DeviceEnabled, PrimaryKey: bytes.Repeat([]byte{1}, 32),
 		SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: t0, Info: info}
 	if err := s.CreateDevice(ctx(t), d); err != nil {
 		t.Fatalf("CreateDevice(%q): %v", id, err)
@@ -757,8 +758,8 @@ func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 // A device's alarms, and the deliveries about them, go with the device
 // (its data goes with it); its rules stay.
 func testDeleteDeviceTakesAlarms(t *testing.T, s *env) {
-	mustDevice(t, s, "d1", tenancy.RootTenantID, store.DeviceInfo{})
-	mustDevice(t, s, "d2", tenancy.RootTenantID, store.DeviceInfo{})
+	mustDevice(t, s, "d1", tenancy.RootTenantID, registry.DeviceInfo{})
+	mustDevice(t, s, "d2", tenancy.RootTenantID, registry.DeviceInfo{})
 	mustRule(t, s, "r1", tenancy.RootTenantID)
 	got := apply(t, s,
 		raised(tenancy.RootTenantID, "r1", "d1", t0, 1),
@@ -785,7 +786,7 @@ func testDeleteDeviceTakesAlarms(t *testing.T, s *env) {
 		t.Errorf("rule after DeleteDevice: %v", err)
 	}
 	// A device created again with the same id starts without alarms.
-	mustDevice(t, s, "d1", tenancy.RootTenantID, store.DeviceInfo{})
+	mustDevice(t, s, "d1", tenancy.RootTenantID, registry.DeviceInfo{})
 	if a := apply(t, s, raised(tenancy.RootTenantID, "r1", "d1", t0.Add(time.Hour), 1))[0]; a.Retriggers != 0 || a.ID == got[0].ID {
 		t.Errorf("raise on a device created again = %+v", a)
 	}

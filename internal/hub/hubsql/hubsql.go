@@ -4,7 +4,7 @@
 // on the dialect only where the engines differ.
 //
 // Twin documents and message payloads are sealed with their tenant's key
-// (store.Sealer). The sealer is never called while a transaction is open:
+// (keyring.Sealer). The sealer is never called while a transaction is open:
 // a keyring may need the database itself (to load or create a key), which
 // on SQLite's single writer, or with a pool of PostgreSQL connections each
 // held by such a transaction, would wait for ever.
@@ -16,14 +16,14 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/hub"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/keyring"
 )
 
 // Store keeps the hub state in the device_twins, c2d_messages and
 // device_sessions tables and the devices' model_id column.
 type Store struct {
 	db     database.DB
-	sealer store.Sealer // set once by SetSealer, before use
+	sealer keyring.Sealer // set once by SetSealer, before use
 }
 
 var _ hub.Store = (*Store)(nil)
@@ -34,7 +34,7 @@ func New(db database.DB) *Store { return &Store{db: db} }
 // SetSealer sets what seals and opens twins and messages (store/seal.go).
 // Until it is set, writing them fails with store.ErrNoSealer. The engines
 // call it from their own SetSealer.
-func (s *Store) SetSealer(sl store.Sealer) { s.sealer = sl }
+func (s *Store) SetSealer(sl keyring.Sealer) { s.sealer = sl }
 
 // checkDevice returns ErrNotFound unless the device belongs to the tenant.
 // With lock, in a transaction, it locks the device row (lockDevice).

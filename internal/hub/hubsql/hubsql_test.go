@@ -15,6 +15,7 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/hub/hubsql"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/storetest"
@@ -63,7 +64,7 @@ func ctx(t *testing.T) context.Context { return t.Context() }
 
 func mustCreate(t *testing.T, e store.Store, id string) {
 	t.Helper()
-	d := store.Device{ID: id, TenantID: store.RootTenantID, Status: store.DeviceEnabled,
+	d := registry.Device{ID: id, TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
 		PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: t0}
 	if err := e.CreateDevice(ctx(t), d); err != nil {
 		t.Fatalf("CreateDevice(%q): %v", id, err)
@@ -104,7 +105,7 @@ func metaAt(t *testing.T, meta json.RawMessage, path ...string) any {
 
 func testTwinEmpty(t *testing.T, e store.Store, s *hubsql.Store) {
 	mustCreate(t, e, "d1")
-	tw, err := s.GetTwin(ctx(t), store.RootTenantID, "d1")
+	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func testTwinEmpty(t *testing.T, e store.Store, s *hubsql.Store) {
 	if !tw.CreatedAt.Equal(t0) {
 		t.Fatalf("twin CreatedAt = %v, want the device's %v", tw.CreatedAt, t0)
 	}
-	if _, err := s.GetTwin(ctx(t), store.RootTenantID, "ghost"); !errors.Is(err, database.ErrNotFound) {
+	if _, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "ghost"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("GetTwin(ghost) error = %v, want ErrNotFound", err)
 	}
 	if _, err := s.GetTwin(ctx(t), "another-tenant", "d1"); !errors.Is(err, database.ErrNotFound) {
@@ -189,7 +190,7 @@ func testTwinReportedMerge(t *testing.T, e store.Store, s *hubsql.Store) {
 
 func testTwinDesiredAndTags(t *testing.T, e store.Store, s *hubsql.Store) {
 	mustCreate(t, e, "d1")
-	tw, err := s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{
+	tw, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", hub.TwinUpdate{
 		Desired: json.RawMessage(`{"interval":10,"modes":{"eco":true}}`),
 		Tags:    json.RawMessage(`{"site":"berlin","rack":{"row":3}}`),
 	}, t0.Add(time.Minute))
@@ -203,7 +204,7 @@ func testTwinDesiredAndTags(t *testing.T, e store.Store, s *hubsql.Store) {
 		t.Fatalf("desired interval $lastUpdatedVersion = %v, want 2", v)
 	}
 	// Tags alone bump the twin version, not the desired $version.
-	tw, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Tags: json.RawMessage(`{"rack":null}`)}, t0.Add(2*time.Minute))
+	tw, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", hub.TwinUpdate{Tags: json.RawMessage(`{"rack":null}`)}, t0.Add(2*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,11 +213,11 @@ func testTwinDesiredAndTags(t *testing.T, e store.Store, s *hubsql.Store) {
 	}
 	jsonEq(t, "tags", tw.Tags, `{"site":"berlin"}`)
 	// An update for an older etag fails and changes nothing.
-	_, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(`{"interval":1}`), IfVersion: 2}, t0.Add(3*time.Minute))
+	_, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(`{"interval":1}`), IfVersion: 2}, t0.Add(3*time.Minute))
 	if !errors.Is(err, hub.ErrTwinChanged) {
 		t.Fatalf("update with a stale version: error %v, want ErrTwinChanged", err)
 	}
-	tw, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(`{"modes":{"eco":null,"night":1}}`), IfVersion: 3}, t0.Add(3*time.Minute))
+	tw, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(`{"modes":{"eco":null,"night":1}}`), IfVersion: 3}, t0.Add(3*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +225,7 @@ func testTwinDesiredAndTags(t *testing.T, e store.Store, s *hubsql.Store) {
 		t.Fatalf("desired $version %d, twin version %d; want 3, 4", tw.Desired.Version, tw.Version)
 	}
 	// Nothing to change: no new version.
-	tw, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(`{}`)}, t0.Add(4*time.Minute))
+	tw, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(`{}`)}, t0.Add(4*time.Minute))
 	if err != nil || tw.Version != 4 {
 		t.Fatalf("empty update: version %d, %v; want 4", tw.Version, err)
 	}
@@ -272,18 +273,18 @@ func testTwinInvalid(t *testing.T, e store.Store, s *hubsql.Store) {
 		{"too big", big, "limit"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := s.UpdateReported(ctx(t), store.RootTenantID, "d1", json.RawMessage(c.patch), t0)
+			_, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(c.patch), t0)
 			if !errors.Is(err, hub.ErrInvalidTwin) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("UpdateReported(%.40s) error = %v, want ErrInvalidTwin with %q", c.patch, err, c.want)
 			}
-			_, err = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(c.patch)}, t0)
+			_, err = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(c.patch)}, t0)
 			if !errors.Is(err, hub.ErrInvalidTwin) {
 				t.Fatalf("UpdateTwin(%.40s) error = %v, want ErrInvalidTwin", c.patch, err)
 			}
 		})
 	}
 	bigTags := `{"t":"` + strings.Repeat("a", hub.MaxTwinTagsSize) + `"}`
-	if _, err := s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Tags: json.RawMessage(bigTags)}, t0); !errors.Is(err, hub.ErrInvalidTwin) {
+	if _, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", hub.TwinUpdate{Tags: json.RawMessage(bigTags)}, t0); !errors.Is(err, hub.ErrInvalidTwin) {
 		t.Fatalf("tags over 8 KB: error %v, want ErrInvalidTwin", err)
 	}
 	// Ten levels below the root are allowed.
@@ -298,7 +299,7 @@ func testTwinInvalid(t *testing.T, e store.Store, s *hubsql.Store) {
 
 func testTwinInitial(t *testing.T, e store.Store, s *hubsql.Store) {
 	mustCreate(t, e, "d1")
-	if err := s.SetInitialTwin(ctx(t), store.RootTenantID, "d1", json.RawMessage(`{"site":"lab"}`), json.RawMessage(`{"interval":5}`), t0); err != nil {
+	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(`{"site":"lab"}`), json.RawMessage(`{"interval":5}`), t0); err != nil {
 		t.Fatal(err)
 	}
 	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
@@ -328,13 +329,13 @@ func testTwinInitial(t *testing.T, e store.Store, s *hubsql.Store) {
 	jsonEq(t, "tags after second initial twin", tw.Tags, `{"site":"lab"}`)
 	// Empty documents are allowed; bad ones are refused.
 	mustCreate(t, e, "d2")
-	if err := s.SetInitialTwin(ctx(t), store.RootTenantID, "d2", nil, json.RawMessage(`{"a.b":1}`), t0); !errors.Is(err, hub.ErrInvalidTwin) {
+	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d2", nil, json.RawMessage(`{"a.b":1}`), t0); !errors.Is(err, hub.ErrInvalidTwin) {
 		t.Fatalf("bad initial twin: error %v, want ErrInvalidTwin", err)
 	}
 	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d2", nil, nil, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetInitialTwin(ctx(t), store.RootTenantID, "ghost", nil, nil, t0); !errors.Is(err, database.ErrNotFound) {
+	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "ghost", nil, nil, t0); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("initial twin of an unknown device: error %v, want ErrNotFound", err)
 	}
 }
@@ -350,7 +351,7 @@ func testTwinConcurrentUpdates(t *testing.T, e store.Store, s *hubsql.Store) {
 			_, errs[i] = s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(fmt.Sprintf(`{"r%d":%d}`, i, i)), t0)
 		})
 		wg.Go(func() {
-			_, errs[n+i] = s.UpdateTwin(ctx(t), store.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(fmt.Sprintf(`{"d%d":%d}`, i, i))}, t0)
+			_, errs[n+i] = s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", hub.TwinUpdate{Desired: json.RawMessage(fmt.Sprintf(`{"d%d":%d}`, i, i))}, t0)
 		})
 	}
 	wg.Wait()
@@ -376,17 +377,17 @@ func testTwinConcurrentUpdates(t *testing.T, e store.Store, s *hubsql.Store) {
 
 func testTwinGoesWithDevice(t *testing.T, e store.Store, s *hubsql.Store) {
 	mustCreate(t, e, "d1")
-	if _, err := s.UpdateReported(ctx(t), store.RootTenantID, "d1", json.RawMessage(`{"a":1}`), t0); err != nil {
+	if _, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(`{"a":1}`), t0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.EnqueueC2D(ctx(t), c2d("d1", "m1", time.Hour), 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.DeleteDevice(ctx(t), store.RootTenantID, "d1"); err != nil {
+	if err := e.DeleteDevice(ctx(t), tenancy.RootTenantID, "d1"); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, e, "d1")
-	tw, err := s.GetTwin(ctx(t), store.RootTenantID, "d1")
+	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil || tw.Version != 1 {
 		t.Fatalf("twin of a re-created device: version %d, %v; want a new twin", tw.Version, err)
 	}
@@ -397,7 +398,7 @@ func testTwinGoesWithDevice(t *testing.T, e store.Store, s *hubsql.Store) {
 }
 
 func c2d(device, mid string, ttl time.Duration) hub.C2DMessage {
-	return hub.C2DMessage{TenantID: store.RootTenantID, DeviceID: device, MessageID: mid,
+	return hub.C2DMessage{TenantID: tenancy.RootTenantID, DeviceID: device, MessageID: mid,
 		Properties: map[string]string{"k": "v", "unit name": "°C/x"}, Payload: []byte("hello " + mid),
 		CreatedAt: t0, ExpiresAt: t0.Add(ttl)}
 }
@@ -528,7 +529,7 @@ func testC2DExpiry(t *testing.T, e store.Store, s *hubsql.Store) {
 	if _, err := s.EnqueueC2D(ctx(t), c2d("d2", "x", time.Minute), 10); err != nil {
 		t.Fatal(err)
 	}
-	list, err = s.ListC2D(ctx(t), store.RootTenantID, "d2", later, 10)
+	list, err = s.ListC2D(ctx(t), tenancy.RootTenantID, "d2", later, 10)
 	if err != nil || len(list) != 1 || list[0].State != hub.C2DExpired {
 		t.Fatalf("list of d2 = %+v, %v; want x expired", list, err)
 	}
@@ -639,7 +640,7 @@ func testSessionSubscriptions(t *testing.T, e store.Store, s *hubsql.Store) {
 	if err := s.SetSessionSubscriptions(ctx(t), "d1", want, t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.DeleteDevice(ctx(t), store.RootTenantID, "d1"); err != nil {
+	if err := e.DeleteDevice(ctx(t), tenancy.RootTenantID, "d1"); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, e, "d1")
@@ -650,14 +651,14 @@ func testSessionSubscriptions(t *testing.T, e store.Store, s *hubsql.Store) {
 
 func testModelID(t *testing.T, e store.Store, s *hubsql.Store) {
 	mustCreate(t, e, "a")
-	if id, err := s.DeviceModelID(ctx(t), store.RootTenantID, "a"); err != nil || id != "" {
+	if id, err := s.DeviceModelID(ctx(t), tenancy.RootTenantID, "a"); err != nil || id != "" {
 		t.Fatalf("model id of a new device = %q, %v", id, err)
 	}
 	const dtmi = "dtmi:com:example:Thermostat;1"
-	if err := s.SetDeviceModelID(ctx(t), store.RootTenantID, "a", dtmi); err != nil {
+	if err := s.SetDeviceModelID(ctx(t), tenancy.RootTenantID, "a", dtmi); err != nil {
 		t.Fatal(err)
 	}
-	if id, err := s.DeviceModelID(ctx(t), store.RootTenantID, "a"); err != nil || id != dtmi {
+	if id, err := s.DeviceModelID(ctx(t), tenancy.RootTenantID, "a"); err != nil || id != dtmi {
 		t.Fatalf("model id = %q, %v; want %q", id, err, dtmi)
 	}
 	if err := s.SetDeviceModelID(ctx(t), "other-tenant", "a", "dtmi:x;1"); !errors.Is(err, database.ErrNotFound) {
@@ -666,7 +667,7 @@ func testModelID(t *testing.T, e store.Store, s *hubsql.Store) {
 	if _, err := s.DeviceModelID(ctx(t), "other-tenant", "a"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("DeviceModelID in another tenant: %v, want ErrNotFound", err)
 	}
-	if _, err := s.DeviceModelID(ctx(t), store.RootTenantID, "ghost"); !errors.Is(err, database.ErrNotFound) {
+	if _, err := s.DeviceModelID(ctx(t), tenancy.RootTenantID, "ghost"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("DeviceModelID of an unknown device: %v, want ErrNotFound", err)
 	}
 }

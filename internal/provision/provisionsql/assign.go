@@ -11,6 +11,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/provision"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 )
 
@@ -106,7 +107,7 @@ func assignRound(ctx context.Context, tx database.Tx, as []provision.Assignment,
 	args := make([]any, 0, 6*len(idx))
 	for _, i := range idx {
 		a := as[i]
-		args = append(args, a.Registration.DeviceID, a.Registration.TenantID, string(store.DeviceEnabled),
+		args = append(args, a.Registration.DeviceID, a.Registration.TenantID, string(registry.DeviceEnabled),
 			a.PrimaryKey, a.SecondaryKey, a.Registration.UpdatedAt.UnixMilli())
 	}
 	rows, err := tx.Query(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at) VALUES `+
@@ -248,7 +249,7 @@ func assignLocked(ctx context.Context, tx database.Tx, as []provision.Assignment
 		switch {
 		case database.NoRows(err):
 			n, err := database.Affected(tx.Exec(ctx, `INSERT INTO devices (id, tenant_id, status, primary_key, secondary_key, created_at)
-				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, r.DeviceID, r.TenantID, string(store.DeviceEnabled),
+				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`, r.DeviceID, r.TenantID, string(registry.DeviceEnabled),
 				a.PrimaryKey, a.SecondaryKey, r.UpdatedAt.UnixMilli()))
 			if err != nil {
 				return fmt.Errorf("assign %q: create device: %w", r.RegistrationID, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/provision/provisionsql"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/tenancy"
@@ -52,12 +53,12 @@ func mustTenant(t *testing.T, s store.Store, id string) {
 	}
 }
 
-func mustCreate(t *testing.T, s store.Store, id string) store.Device {
+func mustCreate(t *testing.T, s store.Store, id string) registry.Device {
 	t.Helper()
-	d := store.Device{
+	d := registry.Device{
 		ID:           id,
 		TenantID:     tenancy.RootTenantID,
-		Status:       store.DeviceEnabled,
+		Status:       registry.DeviceEnabled,
 		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
 		SecondaryKey: bytes.Repeat([]byte{2}, 32),
 		CreatedAt:    t0,
@@ -288,7 +289,7 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 		t.Fatalf("first assignment = %+v, %v", r, res[0].Err)
 	}
 	d, err := s.GetDevice(ctx(t), "sensor-1")
-	if err != nil || d.TenantID != tenancy.RootTenantID || d.Status != store.DeviceEnabled ||
+	if err != nil || d.TenantID != tenancy.RootTenantID || d.Status != registry.DeviceEnabled ||
 		!bytes.Equal(d.PrimaryKey, key(10)) || !bytes.Equal(d.SecondaryKey, key(11)) || !d.CreatedAt.Equal(t0) {
 		t.Fatalf("assigned device = %+v, %v", d, err)
 	}
@@ -300,7 +301,7 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 	}
 
 	// Re-registration: new keys, same device, status kept, created kept.
-	if err := s.SetDeviceStatus(ctx(t), tenancy.RootTenantID, "sensor-1", store.DeviceDisabled); err != nil {
+	if err := s.SetDeviceStatus(ctx(t), tenancy.RootTenantID, "sensor-1", registry.DeviceDisabled); err != nil {
 		t.Fatal(err)
 	}
 	t1 := t0.Add(time.Hour)
@@ -311,7 +312,7 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 		t.Fatalf("re-registration = %+v, %v", r, res[0].Err)
 	}
 	d, _ = s.GetDevice(ctx(t), "sensor-1")
-	if d.Status != store.DeviceDisabled || !bytes.Equal(d.PrimaryKey, key(20)) || !bytes.Equal(d.SecondaryKey, key(21)) {
+	if d.Status != registry.DeviceDisabled || !bytes.Equal(d.PrimaryKey, key(20)) || !bytes.Equal(d.SecondaryKey, key(21)) {
 		t.Fatalf("re-registered device = %+v; want keys replaced and status kept", d)
 	}
 	got, _ = p.GetRegistration(ctx(t), tenancy.RootTenantID, "sensor-1")
@@ -327,7 +328,7 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 	if res[0].Err != nil {
 		t.Fatal(res[0].Err)
 	}
-	if d, err := s.GetDevice(ctx(t), "sensor-1"); err != nil || !bytes.Equal(d.PrimaryKey, key(30)) || d.Status != store.DeviceEnabled {
+	if d, err := s.GetDevice(ctx(t), "sensor-1"); err != nil || !bytes.Equal(d.PrimaryKey, key(30)) || d.Status != registry.DeviceEnabled {
 		t.Fatalf("device assigned again after deletion = %+v, %v", d, err)
 	}
 
@@ -348,7 +349,7 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 func testAssignConflicts(t *testing.T, s store.Store, p provision.Store) {
 	mustTenant(t, s, "acme")
 	mustCreate(t, s, "by-hand") // made through the API, not provisioned
-	other := store.Device{ID: "acme-7", TenantID: "acme", Status: store.DeviceEnabled, PrimaryKey: key(5), SecondaryKey: key(6), CreatedAt: t0}
+	other := registry.Device{ID: "acme-7", TenantID: "acme", Status: registry.DeviceEnabled, PrimaryKey: key(5), SecondaryKey: key(6), CreatedAt: t0}
 	if err := s.CreateDevice(ctx(t), other); err != nil {
 		t.Fatal(err)
 	}

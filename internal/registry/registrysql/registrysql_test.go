@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/registry/registrysql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/tenancy"
+	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // TestStore is the conformance suite of registry.Store on each engine. Each
@@ -51,7 +54,7 @@ func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
 func mustCreate(t *testing.T, s registry.Store, id string) registry.Device {
 	t.Helper()
-	d := registry.Device{ID: id, TenantID: store.RootTenantID, Status: registry.DeviceEnabled,
+	d := registry.Device{ID: id, TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
 		PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0}
 	if err := s.CreateDevice(ctx(t), d); err != nil {
 		t.Fatalf("CreateDevice(%q): %v", id, err)
@@ -86,22 +89,22 @@ func wantErr(t *testing.T, what string, err, want error) {
 
 func subTenant(t *testing.T, e store.Store, id, parent string) {
 	t.Helper()
-	if err := e.CreateTenant(ctx(t), store.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
+	if err := e.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
 		t.Fatalf("CreateTenant(%q below %q): %v", id, parent, err)
 	}
 }
 
 func mustSite(t *testing.T, e store.Store, id, tenant string) {
 	t.Helper()
-	if err := e.CreateSite(ctx(t), store.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0}); err != nil {
+	if err := e.CreateSite(ctx(t), tenancy.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0}); err != nil {
 		t.Fatalf("CreateSite(%q): %v", id, err)
 	}
 }
 
 func mustSupporter(t *testing.T, e store.Store, id, tenant string) {
 	t.Helper()
-	u := store.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: store.RoleSupporter, SupporterID: "S-" + id, Status: store.UserPending, CreatedBy: "test", CreatedAt: t0}
+	u := identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
+		Role: identity.RoleSupporter, SupporterID: "S-" + id, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
 	if err := e.CreateUser(ctx(t), u); err != nil {
 		t.Fatalf("CreateUser(%q): %v", id, err)
 	}
@@ -115,8 +118,8 @@ func grantIDs(gs []store.Grant) []string {
 	return out
 }
 
-func rec(dev, mid string, minTS, maxTS int64) store.HeadRecord {
-	return store.HeadRecord{TenantID: store.RootTenantID, DeviceID: dev, MessageID: mid,
+func rec(dev, mid string, minTS, maxTS int64) tsdbstore.HeadRecord {
+	return tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, MessageID: mid,
 		ReceivedAt: t0.Add(time.Duration(maxTS) * time.Millisecond), MinTS: minTS, MaxTS: maxTS,
 		Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, mid, minTS, maxTS))}
 }
@@ -127,7 +130,7 @@ func keepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, 
 	return fmt.Appendf(old, "%v;", accepted), nil
 }
 
-func writeHead(t *testing.T, e store.Store, recs ...store.HeadRecord) []store.WriteResult {
+func writeHead(t *testing.T, e store.Store, recs ...store.HeadRecord) []tsdbstore.WriteResult {
 	t.Helper()
 	res, err := e.WriteHead(ctx(t), recs, keepLatest)
 	if err != nil {
@@ -139,8 +142,8 @@ func writeHead(t *testing.T, e store.Store, recs ...store.HeadRecord) []store.Wr
 	return res
 }
 
-func chunk(dev, metric string, start, end int64) store.ChunkRecord {
-	return store.ChunkRecord{TenantID: store.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
+func chunk(dev, metric string, start, end int64) tsdbstore.ChunkRecord {
+	return tsdbstore.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
 		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
 }
 
@@ -159,11 +162,11 @@ func testDeviceLifecycle(t *testing.T, e store.Store, s *registrysql.Store) {
 		t.Fatalf("GetDevice = %+v, want %+v", got, want)
 	}
 
-	if err := s.SetDeviceStatus(ctx(t), store.RootTenantID, "pump-1", registry.DeviceDisabled); err != nil {
+	if err := s.SetDeviceStatus(ctx(t), tenancy.RootTenantID, "pump-1", registry.DeviceDisabled); err != nil {
 		t.Fatal(err)
 	}
 	newKey := bytes.Repeat([]byte{9}, 32)
-	if err := s.SetDeviceKeys(ctx(t), store.RootTenantID, "pump-1", newKey, want.SecondaryKey); err != nil {
+	if err := s.SetDeviceKeys(ctx(t), tenancy.RootTenantID, "pump-1", newKey, want.SecondaryKey); err != nil {
 		t.Fatal(err)
 	}
 	seen := t0.Add(time.Hour)
@@ -180,7 +183,7 @@ func testDeviceLifecycle(t *testing.T, e store.Store, s *registrysql.Store) {
 	}
 
 	mustCreate(t, s, "heater-P1234")
-	list, err := s.ListDevices(ctx(t), store.RootTenantID)
+	list, err := s.ListDevices(ctx(t), tenancy.RootTenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,16 +191,16 @@ func testDeviceLifecycle(t *testing.T, e store.Store, s *registrysql.Store) {
 		t.Fatalf("ListDevices = %v, want heater-P1234, pump-1 in id order", ids(list))
 	}
 
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "pump-1"); err != nil {
+	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "pump-1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetDevice(ctx(t), "pump-1"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("GetDevice after delete error = %v, want ErrNotFound", err)
 	}
 	for name, err := range map[string]error{
-		"SetDeviceStatus": s.SetDeviceStatus(ctx(t), store.RootTenantID, "pump-1", registry.DeviceEnabled),
-		"SetDeviceKeys":   s.SetDeviceKeys(ctx(t), store.RootTenantID, "pump-1", newKey, newKey),
-		"DeleteDevice":    s.DeleteDevice(ctx(t), store.RootTenantID, "pump-1"),
+		"SetDeviceStatus": s.SetDeviceStatus(ctx(t), tenancy.RootTenantID, "pump-1", registry.DeviceEnabled),
+		"SetDeviceKeys":   s.SetDeviceKeys(ctx(t), tenancy.RootTenantID, "pump-1", newKey, newKey),
+		"DeleteDevice":    s.DeleteDevice(ctx(t), tenancy.RootTenantID, "pump-1"),
 	} {
 		if !errors.Is(err, database.ErrNotFound) {
 			t.Errorf("%s on a deleted device error = %v, want ErrNotFound", name, err)
@@ -237,8 +240,8 @@ func testDeviceTenantIsolation(t *testing.T, e store.Store, s *registrysql.Store
 }
 
 func testDeviceInfo(t *testing.T, e store.Store, s *registrysql.Store) {
-	subTenant(t, e, "acme", store.RootTenantID)
-	subTenant(t, e, "beta", store.RootTenantID)
+	subTenant(t, e, "acme", tenancy.RootTenantID)
+	subTenant(t, e, "beta", tenancy.RootTenantID)
 	mustSite(t, e, "acme-1", "acme")
 	mustSite(t, e, "acme-2", "acme")
 	mustSite(t, e, "beta-1", "beta")
@@ -294,22 +297,22 @@ func testDeviceInfo(t *testing.T, e store.Store, s *registrysql.Store) {
 }
 
 func testFindDevices(t *testing.T, e store.Store, s *registrysql.Store) {
-	subTenant(t, e, "acme", store.RootTenantID)
-	subTenant(t, e, "beta", store.RootTenantID)
+	subTenant(t, e, "acme", tenancy.RootTenantID)
+	subTenant(t, e, "beta", tenancy.RootTenantID)
 	mustSite(t, e, "sa", "acme")
 	mustSite(t, e, "sb", "beta")
 	mustDevice(t, s, "a1", "acme", registry.DeviceInfo{SiteID: "sa", Model: "X"})
 	mustDevice(t, s, "a2", "acme", registry.DeviceInfo{Model: "Y"})
 	mustDevice(t, s, "a3", "acme", registry.DeviceInfo{SiteID: "sa", Model: "Y"})
 	mustDevice(t, s, "b1", "beta", registry.DeviceInfo{SiteID: "sb", Model: "X"})
-	mustDevice(t, s, "r1", store.RootTenantID, registry.DeviceInfo{})
+	mustDevice(t, s, "r1", tenancy.RootTenantID, registry.DeviceInfo{})
 	for _, tc := range []struct {
 		f    registry.DeviceFilter
 		want []string
 	}{
 		{registry.DeviceFilter{}, []string{"a1", "a2", "a3", "b1", "r1"}},
 		{registry.DeviceFilter{TenantIDs: []string{"acme"}}, []string{"a1", "a2", "a3"}},
-		{registry.DeviceFilter{TenantIDs: []string{"beta", store.RootTenantID}}, []string{"b1", "r1"}},
+		{registry.DeviceFilter{TenantIDs: []string{"beta", tenancy.RootTenantID}}, []string{"b1", "r1"}},
 		{registry.DeviceFilter{TenantIDs: []string{}}, []string{}},
 		{registry.DeviceFilter{SiteIDs: []string{"sa"}}, []string{"a1", "a3"}},
 		{registry.DeviceFilter{SiteIDs: []string{"sa", "sb"}}, []string{"a1", "a3", "b1"}},
@@ -335,24 +338,24 @@ func testFindDevices(t *testing.T, e store.Store, s *registrysql.Store) {
 func testDeleteDeviceRemovesData(t *testing.T, e store.Store, s *registrysql.Store) {
 	mustCreate(t, s, "a")
 	writeHead(t, e, rec("a", "m", 1, 2))
-	if err := e.SealHead(ctx(t), "a", nil, nil, []store.ChunkRecord{chunk("a", "x", 0, 10)}); err != nil {
+	if err := e.SealHead(ctx(t), "a", nil, nil, []tsdbstore.ChunkRecord{chunk("a", "x", 0, 10)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.AddRejected(ctx(t), store.Rejected{TenantID: store.RootTenantID, DeviceID: "a", Reason: "r", ReceivedAt: t0}); err != nil {
+	if err := e.AddRejected(ctx(t), tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", Reason: "r", ReceivedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "a"); err != nil {
+	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "a"); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, "a") // a new device under the old name starts empty
-	head, chunks, err := e.ReadSeries(ctx(t), store.RootTenantID, "a", "x", 0, 1<<50)
+	head, chunks, err := e.ReadSeries(ctx(t), tenancy.RootTenantID, "a", "x", 0, 1<<50)
 	if err != nil || len(head) != 0 || len(chunks) != 0 {
 		t.Fatalf("series of re-created device: %d head, %d chunks, %v; want none", len(head), len(chunks), err)
 	}
-	if b, err := e.LatestBlob(ctx(t), store.RootTenantID, "a"); err != nil || b != nil {
+	if b, err := e.LatestBlob(ctx(t), tenancy.RootTenantID, "a"); err != nil || b != nil {
 		t.Fatalf("latest of re-created device = %q, %v", b, err)
 	}
-	if r, err := e.ListRejected(ctx(t), store.RootTenantID, "a", 10); err != nil || len(r) != 0 {
+	if r, err := e.ListRejected(ctx(t), tenancy.RootTenantID, "a", 10); err != nil || len(r) != 0 {
 		t.Fatalf("rejected of re-created device = %v, %v", r, err)
 	}
 	if due, _ := e.DevicesToSeal(ctx(t), 1, t0, 10); len(due) != 0 {
@@ -364,20 +367,20 @@ func testDeleteDeviceRemovesData(t *testing.T, e store.Store, s *registrysql.Sto
 }
 
 func testDeleteDeviceTakesGrants(t *testing.T, e store.Store, s *registrysql.Store) {
-	mustSite(t, e, "site", store.RootTenantID)
-	mustDevice(t, s, "dev", store.RootTenantID, registry.DeviceInfo{SiteID: "site"})
-	mustDevice(t, s, "dev2", store.RootTenantID, registry.DeviceInfo{})
-	mustSupporter(t, e, "tech", store.RootTenantID)
+	mustSite(t, e, "site", tenancy.RootTenantID)
+	mustDevice(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{SiteID: "site"})
+	mustDevice(t, s, "dev2", tenancy.RootTenantID, registry.DeviceInfo{})
+	mustSupporter(t, e, "tech", tenancy.RootTenantID)
 	for _, g := range []store.Grant{
-		{ID: "g-dev", TenantID: store.RootTenantID, SupporterUserID: "tech", DeviceID: "dev", CreatedBy: "op", CreatedAt: t0},
-		{ID: "g-dev2", TenantID: store.RootTenantID, SupporterUserID: "tech", DeviceID: "dev2", CreatedBy: "op", CreatedAt: t0},
-		{ID: "g-site", TenantID: store.RootTenantID, SupporterUserID: "tech", SiteID: "site", CreatedBy: "op", CreatedAt: t0},
+		{ID: "g-dev", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", DeviceID: "dev", CreatedBy: "op", CreatedAt: t0},
+		{ID: "g-dev2", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", DeviceID: "dev2", CreatedBy: "op", CreatedAt: t0},
+		{ID: "g-site", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", SiteID: "site", CreatedBy: "op", CreatedAt: t0},
 	} {
 		if err := e.CreateGrant(ctx(t), g); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.DeleteDevice(ctx(t), store.RootTenantID, "dev"); err != nil {
+	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "dev"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.GetGrant(ctx(t), "g-dev"); !errors.Is(err, database.ErrNotFound) {
@@ -389,7 +392,7 @@ func testDeleteDeviceTakesGrants(t *testing.T, e store.Store, s *registrysql.Sto
 		}
 	}
 	// A device of the same id made later gets no old grants.
-	mustDevice(t, s, "dev", store.RootTenantID, registry.DeviceInfo{})
+	mustDevice(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{})
 	if gs, _ := e.ListGrants(ctx(t), store.GrantFilter{DeviceID: "dev"}); len(gs) != 0 {
 		t.Errorf("new device inherits grants %v", grantIDs(gs))
 	}

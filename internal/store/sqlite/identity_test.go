@@ -8,6 +8,7 @@ import (
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -75,7 +76,7 @@ func checkMigratedIdentity(t *testing.T, s store.Store) {
 		t.Errorf("new tenant below a migrated one: path %q", tn.Path)
 	}
 	d, err := s.GetDevice(ctx, "d1")
-	if err != nil || d.Info != (store.DeviceInfo{}) || d.TenantID != "acme-north" {
+	if err != nil || d.Info != (registry.DeviceInfo{}) || d.TenantID != "acme-north" {
 		t.Errorf("device = %+v, %v", d, err)
 	}
 	tok, err := s.GetAPIToken(ctx, "tok")
@@ -92,7 +93,7 @@ func checkMigratedIdentity(t *testing.T, s store.Store) {
 	if err := s.CreateSite(ctx, tenancy.Site{ID: "s", TenantID: "acme", Name: "S"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetDeviceInfo(ctx, "acme-north", "d1", store.DeviceInfo{Model: "X"}); err != nil {
+	if err := s.SetDeviceInfo(ctx, "acme-north", "d1", registry.DeviceInfo{Model: "X"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CreateUser(ctx, identity.User{ID: "u", TenantID: "acme", Email: "u@example.com", Role: identity.RoleCustomerAdmin, Status: identity.UserPending}); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/provision"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/tenancy"
@@ -48,7 +49,7 @@ func benchStore(b *testing.B, sealed bool) *sqlite.Store {
 	} else {
 		s.SetSealer(clearSealer{})
 	}
-	if err := s.CreateDevice(b.Context(), store.Device{ID: "d", TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
+	if err := s.CreateDevice(b.Context(), registry.Device{ID: "d", TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
 		PrimaryKey: make([]byte, 32), SecondaryKey: make([]byte, 32), CreatedAt: time.Now()}); err != nil {
 		b.Fatal(err)
 	}

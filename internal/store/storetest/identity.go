@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -28,9 +29,9 @@ func mustSite(t *testing.T, s store.Store, id, tenant string) tenancy.Site {
 	return st
 }
 
-func mustDevice(t *testing.T, s store.Store, id, tenant string, info store.DeviceInfo) store.Device {
+func mustDevice(t *testing.T, s store.Store, id, tenant string, info registry.DeviceInfo) registry.Device {
 	t.Helper()
-	d := store.Device{ID: id, TenantID: tenant, Status: store.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
+	d := registry.Device{ID: id, TenantID: tenant, Status: registry.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
 		CreatedAt: t0, Info: info}
 	if err := s.CreateDevice(ctx(t), d); err != nil {
 		t.Fatalf("CreateDevice(%q): %v", id, err)

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/provision"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -22,9 +24,9 @@ var sealedTests = []suiteTest{
 
 func testNoSealer(t *testing.T, s store.Store) {
 	mustCreate(t, s, "dev")
-	_, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "dev", store.TwinUpdate{Tags: json.RawMessage(`{"a":1}`)}, t0)
+	_, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "dev", hub.TwinUpdate{Tags: json.RawMessage(`{"a":1}`)}, t0)
 	wantErr(t, "UpdateTwin without a sealer", err, store.ErrNoSealer)
-	_, err = s.EnqueueC2D(ctx(t), store.C2DMessage{TenantID: tenancy.RootTenantID, DeviceID: "dev", MessageID: "m",
+	_, err = s.EnqueueC2D(ctx(t), hub.C2DMessage{TenantID: tenancy.RootTenantID, DeviceID: "dev", MessageID: "m",
 		Payload: []byte("x"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, 10)
 	wantErr(t, "EnqueueC2D without a sealer", err, store.ErrNoSealer)
 	_, err = s.ApplyAlarmChanges(ctx(t), []alarm.Change{raised(tenancy.RootTenantID, "r", "dev", t0, 1)})
@@ -42,14 +44,14 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 	s, kr := withKeyring(t, s)
 	for _, tn := range []string{"acme", "beta"} {
 		mustTenant(t, s, tn)
-		if err := s.CreateDevice(ctx(t), store.Device{ID: "dev-" + tn, TenantID: tn, Status: store.DeviceEnabled,
+		if err := s.CreateDevice(ctx(t), registry.Device{ID: "dev-" + tn, TenantID: tn, Status: registry.DeviceEnabled,
 			PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.UpdateTwin(ctx(t), tn, "dev-"+tn, store.TwinUpdate{Tags: json.RawMessage(`{"site":"x"}`)}, t0); err != nil {
+		if _, err := s.UpdateTwin(ctx(t), tn, "dev-"+tn, hub.TwinUpdate{Tags: json.RawMessage(`{"site":"x"}`)}, t0); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.EnqueueC2D(ctx(t), store.C2DMessage{TenantID: tn, DeviceID: "dev-" + tn, MessageID: "m1",
+		if _, err := s.EnqueueC2D(ctx(t), hub.C2DMessage{TenantID: tn, DeviceID: "dev-" + tn, MessageID: "m1",
 			Properties: map[string]string{"k": "v"}, Payload: []byte("hello"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, 10); err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/provision"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
@@ -71,12 +72,12 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
 
-func mustCreate(t *testing.T, s store.Store, id string) store.Device {
+func mustCreate(t *testing.T, s store.Store, id string) registry.Device {
 	t.Helper()
-	d := store.Device{
+	d := registry.Device{
 		ID:           id,
 		TenantID:     tenancy.RootTenantID,
-		Status:       store.DeviceEnabled,
+		Status:       registry.DeviceEnabled,
 		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
 		SecondaryKey: bytes.Repeat([]byte{2}, 32),
 		CreatedAt:    t0,
@@ -143,7 +144,7 @@ func testMigrateTwice(t *testing.T, s store.Store) {
 	}
 }
 
-func ids(ds []store.Device) []string {
+func ids(ds []registry.Device) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
 		out[i] = d.ID

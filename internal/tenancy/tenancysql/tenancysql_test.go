@@ -11,6 +11,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/storetest"
@@ -71,9 +72,9 @@ func mustSite(t *testing.T, s tenancy.Store, id, tenant string) tenancy.Site {
 	return st
 }
 
-func mustDevice(t *testing.T, s store.Store, id, tenant string, info store.DeviceInfo) store.Device {
+func mustDevice(t *testing.T, s store.Store, id, tenant string, info registry.DeviceInfo) registry.Device {
 	t.Helper()
-	d := store.Device{ID: id, TenantID: tenant, Status: store.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
+	d := registry.Device{ID: id, TenantID: tenant, Status: registry.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
 		CreatedAt: t0, Info: info}
 	if err := s.CreateDevice(ctx(t), d); err != nil {
 		t.Fatalf("CreateDevice(%q): %v", id, err)
@@ -168,7 +169,7 @@ func chunk(dev, metric string, start, end int64) tsdbstore.ChunkRecord {
 		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
 }
 
-func ids(ds []store.Device) []string {
+func ids(ds []registry.Device) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
 		out[i] = d.ID
@@ -200,7 +201,7 @@ func testTenants(t *testing.T, s store.Store, ts *tenancysql.Store) {
 		t.Fatalf("ListTenants = %+v, %v", list, err)
 	}
 	// Deleting a tenant takes everything it owns.
-	d := store.Device{ID: "acme-1", TenantID: "acme", Status: store.DeviceEnabled, PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: t0}
+	d := registry.Device{ID: "acme-1", TenantID: "acme", Status: registry.DeviceEnabled, PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: t0}
 	if err := s.CreateDevice(ctx(t), d); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +372,7 @@ func testUpdateTenant(t *testing.T, s store.Store, ts *tenancysql.Store) {
 func testDeleteTenantWithSubTenants(t *testing.T, s store.Store, ts *tenancysql.Store) {
 	subTenant(t, ts, "acme", tenancy.RootTenantID)
 	subTenant(t, ts, "acme-north", "acme")
-	mustDevice(t, s, "d1", "acme", store.DeviceInfo{})
+	mustDevice(t, s, "d1", "acme", registry.DeviceInfo{})
 	wantErr(t, "DeleteTenant with a sub-tenant", ts.DeleteTenant(ctx(t), "acme"), database.ErrConflict)
 	if _, err := ts.GetTenant(ctx(t), "acme"); err != nil {
 		t.Fatalf("refused DeleteTenant removed the tenant: %v", err)
@@ -396,8 +397,8 @@ func testDeleteTenantTakesIdentity(t *testing.T, s store.Store, ts *tenancysql.S
 	subTenant(t, ts, "installers", tenancy.RootTenantID)
 	mustSite(t, ts, "acme-site", "acme")
 	mustSite(t, ts, "inst-site", "installers")
-	mustDevice(t, s, "acme-dev", "acme", store.DeviceInfo{SiteID: "acme-site"})
-	mustDevice(t, s, "inst-dev", "installers", store.DeviceInfo{SiteID: "inst-site"})
+	mustDevice(t, s, "acme-dev", "acme", registry.DeviceInfo{SiteID: "acme-site"})
+	mustDevice(t, s, "inst-dev", "installers", registry.DeviceInfo{SiteID: "inst-site"})
 	mustUser(t, s, newUser("acme-admin", "acme", identity.RoleCustomerAdmin))
 	mustSupporter(t, s, "acme-tech", "acme")       // a supporter of acme ...
 	mustSupporter(t, s, "inst-tech", "installers") // ... and one of another tenant
@@ -550,8 +551,8 @@ func testDeleteSite(t *testing.T, s store.Store, ts *tenancysql.Store) {
 	subTenant(t, ts, "acme", tenancy.RootTenantID)
 	mustSite(t, ts, "doomed", "acme")
 	mustSite(t, ts, "kept", "acme")
-	mustDevice(t, s, "d1", "acme", store.DeviceInfo{SiteID: "doomed", Name: "Pump 1"})
-	mustDevice(t, s, "d2", "acme", store.DeviceInfo{SiteID: "kept"})
+	mustDevice(t, s, "d1", "acme", registry.DeviceInfo{SiteID: "doomed", Name: "Pump 1"})
+	mustDevice(t, s, "d2", "acme", registry.DeviceInfo{SiteID: "kept"})
 	mustSupporter(t, s, "tech", "acme")
 	for _, g := range []store.Grant{
 		{ID: "g1", TenantID: "acme", SupporterUserID: "tech", SiteID: "doomed", CreatedBy: "a", CreatedAt: t0},
@@ -581,7 +582,7 @@ func testDeleteSite(t *testing.T, s store.Store, ts *tenancysql.Store) {
 	if d2, _ := s.GetDevice(ctx(t), "d2"); d2.Info.SiteID != "kept" {
 		t.Fatalf("device of another site = %+v", d2)
 	}
-	if devs, err := s.FindDevices(ctx(t), store.DeviceFilter{SiteIDs: []string{"doomed"}}); err != nil || len(devs) != 0 {
+	if devs, err := s.FindDevices(ctx(t), registry.DeviceFilter{SiteIDs: []string{"doomed"}}); err != nil || len(devs) != 0 {
 		t.Fatalf("FindDevices(deleted site) = %v, %v", ids(devs), err)
 	}
 	g1, _ := s.GetGrant(ctx(t), "g1")

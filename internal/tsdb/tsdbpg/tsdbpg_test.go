@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/tenancy"
@@ -61,7 +62,7 @@ func createDevices(t *testing.T, s store.Store, n int) []string {
 	var ids []string
 	for i := range n {
 		id := fmt.Sprint("d", i)
-		if err := s.CreateDevice(t.Context(), store.Device{ID: id, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
+		if err := s.CreateDevice(t.Context(), registry.Device{ID: id, TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
 			PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
@@ -261,7 +262,7 @@ func TestWriteWhileDeleting(t *testing.T) {
 				errc <- err
 				return
 			}
-			if err := s.CreateDevice(t.Context(), store.Device{ID: d, TenantID: tenancy.RootTenantID, Status: store.DeviceEnabled,
+			if err := s.CreateDevice(t.Context(), registry.Device{ID: d, TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
 				PrimaryKey: []byte{1}, SecondaryKey: []byte{2}, CreatedAt: time.Now()}); err != nil {
 				errc <- err
 				return

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
@@ -58,12 +59,12 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
 
-func mustCreate(t *testing.T, eng store.Store, id string) store.Device {
+func mustCreate(t *testing.T, eng store.Store, id string) registry.Device {
 	t.Helper()
-	d := store.Device{
+	d := registry.Device{
 		ID:           id,
 		TenantID:     tenancy.RootTenantID,
-		Status:       store.DeviceEnabled,
+		Status:       registry.DeviceEnabled,
 		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
 		SecondaryKey: bytes.Repeat([]byte{2}, 32),
 		CreatedAt:    t0,
