@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/identity"
-	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/registry"
+	"github.com/warden-iot/warden/internal/tenancy"
 )
 
 // Role is identity.Role.
