@@ -33,6 +33,7 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/monitor"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
@@ -85,6 +86,9 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (for the audit trail and the sign-in limit).
 	TrustedProxies []netip.Prefix
+	// Devices registers and manages devices and publishes their facts;
+	// nil: a service on the store publishing on Events.
+	Devices *registry.Service
 }
 
 // API serves the HTTP API.
@@ -113,6 +117,9 @@ func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g promethe
 	}
 	if cfg.Events == nil {
 		cfg.Events = event.NewLocal(log)
+	}
+	if cfg.Devices == nil {
+		cfg.Devices = registry.NewService(st, st, cfg.Events, clk, log)
 	}
 	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, clock: clk, audit: rec,
 		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow)}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
@@ -20,59 +18,13 @@ import (
 	"github.com/warden-iot/warden/internal/store"
 )
 
-// storeInfo is the stored form of a device's metadata.
-func storeInfo(i apiv1.DeviceInfo) registry.DeviceInfo { return registry.DeviceInfo(i) }
-
-// deviceInfoPatch changes some metadata fields; a field left out stays.
-type deviceInfoPatch struct {
-	SiteID              *string `json:"siteId"`
-	Name                *string `json:"name"`
-	SerialNumber        *string `json:"serialNumber"`
-	MeterNumber         *string `json:"meterNumber"`
-	MeasurementLocation *string `json:"measurementLocation"`
-	InstallationPlace   *string `json:"installationPlace"`
-	Model               *string `json:"model"`
-	FirmwareVersion     *string `json:"firmwareVersion"`
-}
-
-func (p deviceInfoPatch) apply(i registry.DeviceInfo) (registry.DeviceInfo, bool) {
-	changed := false
-	for _, f := range []struct {
-		src *string
-		dst *string
-	}{{p.SiteID, &i.SiteID}, {p.Name, &i.Name}, {p.SerialNumber, &i.SerialNumber}, {p.MeterNumber, &i.MeterNumber},
-		{p.MeasurementLocation, &i.MeasurementLocation}, {p.InstallationPlace, &i.InstallationPlace},
-		{p.Model, &i.Model}, {p.FirmwareVersion, &i.FirmwareVersion}} {
-		if f.src != nil {
-			*f.dst, changed = strings.TrimSpace(*f.src), true
-		}
+// deviceError answers a refusal or failure of the devices service.
+func (a *API) deviceError(w http.ResponseWriter, err error) {
+	if errors.Is(err, registry.ErrInvalid) {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
 	}
-	return i, changed
-}
-
-// checkInfo validates metadata: lengths, and a site of the device's tenant.
-func (a *API) checkInfo(w http.ResponseWriter, r *http.Request, tenantID string, i registry.DeviceInfo) bool {
-	for name, v := range map[string]string{"name": i.Name, "serialNumber": i.SerialNumber, "meterNumber": i.MeterNumber,
-		"measurementLocation": i.MeasurementLocation, "installationPlace": i.InstallationPlace, "model": i.Model,
-		"firmwareVersion": i.FirmwareVersion, "siteId": i.SiteID} {
-		if len(v) > 200 {
-			writeError(w, http.StatusBadRequest, "%s: at most 200 characters", name)
-			return false
-		}
-	}
-	if i.SiteID == "" {
-		return true
-	}
-	s, err := a.store.GetSite(r.Context(), i.SiteID)
-	if errors.Is(err, database.ErrNotFound) || (err == nil && s.TenantID != tenantID) {
-		writeError(w, http.StatusBadRequest, "siteId: no site %q in the device's tenant %q", i.SiteID, tenantID)
-		return false
-	}
-	if err != nil {
-		a.storeError(w, err)
-		return false
-	}
-	return true
+	a.storeError(w, err)
 }
 
 func (a *API) view(d registry.Device, withKeys bool) apiv1.Device {
@@ -113,24 +65,10 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
 }
 
 // MaxDeviceIDLen is IoT Hub's limit.
-const MaxDeviceIDLen = 128
+const MaxDeviceIDLen = registry.MaxDeviceIDLen
 
-// ValidDeviceID reports whether id can be a device id: 1–128 ASCII letters,
-// digits and "-._:@". MQTT's "/", "+" and "#" are never allowed.
-func ValidDeviceID(id string) error {
-	if id == "" || len(id) > MaxDeviceIDLen {
-		return fmt.Errorf("device id must be 1 to %d characters", MaxDeviceIDLen)
-	}
-	for _, c := range []byte(id) {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-' || c == '.' || c == '_' || c == ':' || c == '@':
-		default:
-			return fmt.Errorf("device id %q: character %q not allowed (letters, digits and - . _ : @)", id, c)
-		}
-	}
-	return nil
-}
+// ValidDeviceID reports whether id can be a device id (registry.ValidDeviceID).
+func ValidDeviceID(id string) error { return registry.ValidDeviceID(id) }
 
 func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 	var req apiv1.NewDevice
@@ -141,30 +79,11 @@ func (a *API) createDevice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req.TenantID = tenantID
-	info, _ := deviceInfoPatch{}.apply(storeInfo(req.DeviceInfo))
-	if !a.checkInfo(w, r, req.TenantID, info) {
+	d, err := a.cfg.Devices.Create(r.Context(), registry.NewDevice{ID: req.ID, TenantID: tenantID, Info: registry.DeviceInfo(req.DeviceInfo)})
+	if err != nil {
+		a.deviceError(w, err)
 		return
 	}
-	if err := ValidDeviceID(req.ID); err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	primary, err1 := sas.NewKey()
-	secondary, err2 := sas.NewKey()
-	if err := errors.Join(err1, err2); err != nil {
-		a.log.Error("generate device key", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error")
-		return
-	}
-	d := registry.Device{ID: req.ID, TenantID: req.TenantID, Status: registry.DeviceEnabled, Info: info,
-		PrimaryKey: primary, SecondaryKey: secondary, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
-	if err := a.store.CreateDevice(r.Context(), d); err != nil {
-		a.storeError(w, err)
-		return
-	}
-	a.log.Info("device created", "device", d.ID, "tenant", d.TenantID)
-	a.publish(r.Context(), event.DeviceCreated{TenantID: d.TenantID, DeviceID: d.ID, At: d.CreatedAt})
 	res, err := a.deviceResource(r.Context(), d)
 	if err != nil {
 		a.storeError(w, err)
@@ -185,10 +104,7 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Status *string `json:"status"`
-		deviceInfoPatch
-	}
+	var req apiv1.DevicePatch
 	if !decode(w, r, &req) {
 		return
 	}
@@ -196,50 +112,33 @@ func (a *API) updateDevice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	oldSite := d.Info.SiteID
-	info, changed := req.apply(d.Info)
+	var ch registry.Change
+	info, changed := registry.InfoPatch{SiteID: req.SiteID, Name: req.Name, SerialNumber: req.SerialNumber,
+		MeterNumber: req.MeterNumber, MeasurementLocation: req.MeasurementLocation,
+		InstallationPlace: req.InstallationPlace, Model: req.Model, FirmwareVersion: req.FirmwareVersion}.Apply(d.Info)
 	if changed {
-		if !a.checkInfo(w, r, d.TenantID, info) {
+		if err := a.cfg.Devices.CheckInfo(r.Context(), d.TenantID, info); err != nil {
+			a.deviceError(w, err)
 			return
 		}
-		if info.SiteID != oldSite && !a.mayMove(w, r, d, info.SiteID) {
+		if info.SiteID != d.Info.SiteID && !a.mayMove(w, r, d, info.SiteID) {
 			return
 		}
-		if err := a.store.SetDeviceInfo(r.Context(), d.TenantID, d.ID, info); err != nil {
-			a.storeError(w, err)
-			return
-		}
-		d.Info = info
-		at := a.now().UTC()
-		a.publish(r.Context(), a.deviceChanged(d, oldSite, at))
-		if oldSite != "" && info.SiteID != oldSite {
-			a.publish(r.Context(), event.FactoryAccessClosed{TenantID: d.TenantID, DeviceID: d.ID, At: at})
-		}
+		ch.Info = &info
 	}
 	if req.Status != nil {
 		st := registry.DeviceStatus(*req.Status)
-		if st != registry.DeviceEnabled && st != registry.DeviceDisabled {
-			writeError(w, http.StatusBadRequest, `status must be "enabled" or "disabled"`)
-			return
-		}
-		if err := a.store.SetDeviceStatus(r.Context(), d.TenantID, d.ID, st); err != nil {
-			a.storeError(w, err)
-			return
-		}
-		d.Status = st
-		a.publish(r.Context(), a.deviceChanged(d, d.Info.SiteID, a.now().UTC()))
-		if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok && !changed {
-			call.action = "device." + strings.TrimSuffix(string(st), "d") // device.enable, device.disable
-		}
-		a.log.Info("device status changed", "device", d.ID, "status", st)
+		ch.Status = &st
+	}
+	d, err := a.cfg.Devices.Update(r.Context(), d, ch)
+	if err != nil {
+		a.deviceError(w, err)
+		return
+	}
+	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok && ch.Status != nil && !changed {
+		call.action = "device." + strings.TrimSuffix(string(d.Status), "d") // device.enable, device.disable
 	}
 	writeJSON(w, http.StatusOK, a.view(d, false))
-}
-
-// deviceChanged is the fact of d as it is now, at oldSite before.
-func (a *API) deviceChanged(d registry.Device, oldSite string, at time.Time) event.DeviceChanged {
-	return event.DeviceChanged{TenantID: d.TenantID, DeviceID: d.ID, SiteID: d.Info.SiteID, PreviousSiteID: oldSite,
-		Model: d.Info.Model, Status: string(d.Status), At: at}
 }
 
 // mayMove refuses a change of a device's site that would open the device's
@@ -268,24 +167,18 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	err := a.store.DeleteDevice(r.Context(), d.TenantID, d.ID)
-	if err != nil && !errors.Is(err, database.ErrNotPurged) {
-		a.storeError(w, err)
-		return
-	}
-	a.log.Info("device deleted", "device", d.ID)
-	a.publish(r.Context(), event.DeviceDeleted{TenantID: d.TenantID, DeviceID: d.ID, At: a.now().UTC()})
-	if err != nil {
+	if err := a.cfg.Devices.Delete(r.Context(), d); errors.Is(err, database.ErrNotPurged) {
 		a.notPurged(w, "device "+d.ID, err)
+		return
+	} else if err != nil {
+		a.storeError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (a *API) regenerateKeys(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Key string `json:"key"` // primary, secondary or both
-	}
+	var req apiv1.KeyRegeneration
 	if !decode(w, r, &req) {
 		return
 	}
@@ -293,32 +186,11 @@ func (a *API) regenerateKeys(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var err error
-	switch req.Key {
-	case "primary":
-		d.PrimaryKey, err = sas.NewKey()
-	case "secondary":
-		d.SecondaryKey, err = sas.NewKey()
-	case "both":
-		var err2 error
-		d.PrimaryKey, err = sas.NewKey()
-		d.SecondaryKey, err2 = sas.NewKey()
-		err = errors.Join(err, err2)
-	default:
-		writeError(w, http.StatusBadRequest, `key must be "primary", "secondary" or "both"`)
-		return
-	}
+	d, err := a.cfg.Devices.RegenerateKeys(r.Context(), d, req.Key)
 	if err != nil {
-		a.log.Error("generate device key", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error")
+		a.deviceError(w, err)
 		return
 	}
-	if err := a.store.SetDeviceKeys(r.Context(), d.TenantID, d.ID, d.PrimaryKey, d.SecondaryKey); err != nil {
-		a.storeError(w, err)
-		return
-	}
-	a.log.Info("device keys regenerated", "device", d.ID, "key", req.Key)
-	a.publish(r.Context(), event.DeviceRekeyed{TenantID: d.TenantID, DeviceID: d.ID, Keys: req.Key, At: a.now().UTC()})
 	// The operator's admins may replace a customer's keys (to lock out a
 	// stolen box) but never learn them.
 	writeJSON(w, http.StatusOK, a.view(d, a.allowed(r.Context(), access.DeviceKeys, resourceOf(r.Context()))))

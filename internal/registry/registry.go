@@ -1,6 +1,8 @@
 // Package registry owns Warden's devices: what a device is (its identity,
-// keys, status, descriptive metadata and last activity) and the Store that
-// keeps them. Its SQL implementation, for both engines, is registrysql.
+// keys, status, descriptive metadata and last activity), the Store that
+// keeps them, and the Service that registers, changes, re-keys and deletes
+// them and publishes those facts (package event). Its SQL implementation,
+// for both engines, is registrysql.
 package registry
 
 import (

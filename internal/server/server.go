@@ -42,6 +42,7 @@ import (
 	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/pki"
+	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/sqlite"
@@ -564,6 +565,7 @@ func (s *Server) Start(ctx context.Context) error {
 	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL, Events: events}
 	acfg.Mailer, acfg.Monitor = s.mailer, s.monitor
 	acfg.WebhookAllowPrivate, acfg.TrustedProxies = s.cfg.WebhookAllowPrivate, s.cfg.TrustedProxies
+	acfg.Devices = registry.NewService(s.store, s.store, events, s.cfg.Clock, s.log.With("component", "registry"))
 	a := api.New(acfg, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), s.cfg.Clock)
 	root := http.NewServeMux()
 	root.Handle(broker.WebSocketPath, s.broker.WebSocketHandler())
