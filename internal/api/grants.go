@@ -11,11 +11,10 @@ import (
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
-func grantView(g store.Grant, sup identity.User, now time.Time) apiv1.Grant {
+func grantView(g access.Grant, sup identity.User, now time.Time) apiv1.Grant {
 	v := apiv1.Grant{ID: g.ID, TenantID: g.TenantID, SupporterID: sup.SupporterID, SiteID: g.SiteID, DeviceID: g.DeviceID,
 		CreatedBy: g.CreatedBy, CreatedAt: g.CreatedAt, RevokedBy: g.RevokedBy, State: "active"}
 	v.Supporter = sup.FirstName + " " + sup.LastName
@@ -38,7 +37,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c := principal(ctx)
 	q := r.URL.Query()
-	f := store.GrantFilter{SiteID: q.Get("site"), DeviceID: q.Get("device")}
+	f := access.GrantFilter{SiteID: q.Get("site"), DeviceID: q.Get("device")}
 	if q.Get("active") == "true" {
 		f.ActiveAt = a.now()
 	}
@@ -146,7 +145,7 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	g := store.Grant{ID: id, TenantID: res.TenantID, SupporterUserID: sup.ID, SiteID: req.SiteID, DeviceID: req.DeviceID,
+	g := access.Grant{ID: id, TenantID: res.TenantID, SupporterUserID: sup.ID, SiteID: req.SiteID, DeviceID: req.DeviceID,
 		CreatedBy: principal(ctx).ActorID, CreatedAt: now}
 	if req.ExpiresAt != nil {
 		if !req.ExpiresAt.After(now) {
@@ -166,7 +165,7 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getGrant(w http.ResponseWriter, r *http.Request) {
-	g := loaded[store.Grant](r.Context())
+	g := loaded[access.Grant](r.Context())
 	sup, err := a.store.GetUser(r.Context(), g.SupporterUserID)
 	if err != nil && !errors.Is(err, database.ErrNotFound) {
 		a.storeError(w, err)
@@ -176,7 +175,7 @@ func (a *API) getGrant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) revokeGrant(w http.ResponseWriter, r *http.Request) {
-	g := loaded[store.Grant](r.Context())
+	g := loaded[access.Grant](r.Context())
 	at := a.now().UTC().Truncate(time.Millisecond)
 	if err := a.store.RevokeGrant(r.Context(), g.ID, principal(r.Context()).ActorID, at); err != nil {
 		if errors.Is(err, database.ErrConflict) {
