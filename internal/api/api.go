@@ -34,6 +34,7 @@ import (
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
 
@@ -99,6 +100,8 @@ type API struct {
 	audit    *audit.Recorder
 	// signins limits failed sign-ins and reset requests per client IP.
 	signins *windowLimiter
+	tenancy *tenancy.Service
+	grants  *access.Grants
 }
 
 // now is the API's clock's time.
@@ -115,7 +118,10 @@ func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g promethe
 		cfg.Events = event.NewLocal(log)
 	}
 	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, clock: clk, audit: rec,
-		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow)}
+		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow),
+		tenancy: tenancy.NewService(tenancy.ServiceDeps{Store: st, Devices: tenantDevices{st}, Events: cfg.Events, Clock: clk,
+			Log: log, NewID: identity.NewID, NormalizeEmail: identity.NormalizeEmail}),
+		grants: access.NewGrants(st, st, cfg.Events, clk, log)}
 }
 
 // Handler returns the HTTP handler with every route.

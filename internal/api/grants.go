@@ -8,7 +8,6 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/tenancy"
@@ -82,12 +81,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		SupporterID string     `json:"supporterId"`
-		SiteID      string     `json:"siteId"`
-		DeviceID    string     `json:"deviceId"`
-		ExpiresAt   *time.Time `json:"expiresAt"`
-	}
+	var req apiv1.NewGrant
 	if !decode(w, r, &req) {
 		return
 	}
@@ -130,38 +124,13 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 	if call, ok := ctx.Value(auditCallKey{}).(*auditCall); ok {
 		call.owner = res.TenantID
 	}
-	sup, err := a.store.UserBySupporterID(ctx, identity.NormalizeSupporterID(req.SupporterID))
-	if errors.Is(err, database.ErrNotFound) || (err == nil && (sup.Role != identity.RoleSupporter || sup.Status == identity.UserDisabled)) {
-		writeError(w, http.StatusBadRequest, "supporterId: no supporter %q", req.SupporterID)
-		return
-	}
+	g, sup, err := a.grants.Create(ctx, access.NewGrant{TenantID: res.TenantID, SupporterID: req.SupporterID,
+		SiteID: req.SiteID, DeviceID: req.DeviceID, ExpiresAt: req.ExpiresAt, CreatedBy: principal(ctx).ActorID})
 	if err != nil {
-		a.storeError(w, err)
+		a.invalidOr(w, err)
 		return
 	}
-	now := a.now().UTC().Truncate(time.Millisecond)
-	id, err := identity.NewID("grt")
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	g := access.Grant{ID: id, TenantID: res.TenantID, SupporterUserID: sup.ID, SiteID: req.SiteID, DeviceID: req.DeviceID,
-		CreatedBy: principal(ctx).ActorID, CreatedAt: now}
-	if req.ExpiresAt != nil {
-		if !req.ExpiresAt.After(now) {
-			writeError(w, http.StatusBadRequest, "expiresAt: must be in the future")
-			return
-		}
-		g.ExpiresAt = req.ExpiresAt.UTC().Truncate(time.Millisecond)
-	}
-	if err := a.store.CreateGrant(ctx, g); err != nil {
-		a.storeError(w, err)
-		return
-	}
-	a.log.Info("access granted", "grant", g.ID, "tenant", g.TenantID, "supporter", sup.ID, "site", g.SiteID, "device", g.DeviceID)
-	a.publish(ctx, event.GrantCreated{TenantID: g.TenantID, GrantID: g.ID, SupporterUserID: g.SupporterUserID,
-		SiteID: g.SiteID, DeviceID: g.DeviceID, ExpiresAt: g.ExpiresAt, At: now})
-	writeJSON(w, http.StatusCreated, grantView(g, sup, now))
+	writeJSON(w, http.StatusCreated, grantView(g, sup, g.CreatedAt))
 }
 
 func (a *API) getGrant(w http.ResponseWriter, r *http.Request) {
@@ -176,8 +145,7 @@ func (a *API) getGrant(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) revokeGrant(w http.ResponseWriter, r *http.Request) {
 	g := loaded[access.Grant](r.Context())
-	at := a.now().UTC().Truncate(time.Millisecond)
-	if err := a.store.RevokeGrant(r.Context(), g.ID, principal(r.Context()).ActorID, at); err != nil {
+	if err := a.grants.Revoke(r.Context(), g, principal(r.Context()).ActorID); err != nil {
 		if errors.Is(err, database.ErrConflict) {
 			writeError(w, http.StatusConflict, "grant %s is already revoked", g.ID)
 			return
@@ -185,8 +153,5 @@ func (a *API) revokeGrant(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.log.Info("access revoked", "grant", g.ID, "tenant", g.TenantID)
-	a.publish(r.Context(), event.GrantRevoked{TenantID: g.TenantID, GrantID: g.ID, SupporterUserID: g.SupporterUserID,
-		SiteID: g.SiteID, DeviceID: g.DeviceID, At: at})
 	w.WriteHeader(http.StatusNoContent)
 }
