@@ -2,7 +2,8 @@
 // a subject (a signed-in user or an API token) may take an action on a
 // resource. It is pure: the API gathers the facts (the resource's tenant
 // path, its site's factory-access switch, the supporter's active grants)
-// and every request goes through Decide.
+// and every request goes through Decide. Grants gives and revokes the
+// supporters' grants (kept by a GrantStore) and publishes those facts.
 //
 // The rules, in short:
 //   - Customers (customer-admin, customer-user) act in their own tenant and

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/identity"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -107,33 +106,33 @@ func TestDecideOperatorAndFactorySwitch(t *testing.T) {
 }
 
 func TestDecideSupporterGrants(t *testing.T) {
-	g := func(site, device string, exp, revoked time.Time) store.Grant {
-		return store.Grant{ID: "g", TenantID: "a", SupporterUserID: "sup", SiteID: site, DeviceID: device, ExpiresAt: exp, RevokedAt: revoked}
+	g := func(site, device string, exp, revoked time.Time) Grant {
+		return Grant{ID: "g", TenantID: "a", SupporterUserID: "sup", SiteID: site, DeviceID: device, ExpiresAt: exp, RevokedAt: revoked}
 	}
 	var never time.Time
 	d := dev("a", "root/a", "s1", false)
 	for _, c := range []struct {
 		name   string
-		grants []store.Grant
+		grants []Grant
 		act    Action
 		r      Resource
 		ok     bool
 	}{
 		{"no grant", nil, DeviceData, d, false},
-		{"device grant", []store.Grant{g("", d.ID, never, never)}, DeviceData, d, true},
-		{"device grant, operate", []store.Grant{g("", d.ID, never, never)}, DeviceOperate, d, true},
-		{"device grant, manage", []store.Grant{g("", d.ID, never, never)}, DeviceManage, d, false},
-		{"site grant covers its device", []store.Grant{g("s1", "", never, never)}, DeviceData, d, true},
-		{"site grant, other site", []store.Grant{g("s2", "", never, never)}, DeviceData, d, false},
-		{"site grant reads site", []store.Grant{g("s1", "", never, never)}, SiteRead,
+		{"device grant", []Grant{g("", d.ID, never, never)}, DeviceData, d, true},
+		{"device grant, operate", []Grant{g("", d.ID, never, never)}, DeviceOperate, d, true},
+		{"device grant, manage", []Grant{g("", d.ID, never, never)}, DeviceManage, d, false},
+		{"site grant covers its device", []Grant{g("s1", "", never, never)}, DeviceData, d, true},
+		{"site grant, other site", []Grant{g("s2", "", never, never)}, DeviceData, d, false},
+		{"site grant reads site", []Grant{g("s1", "", never, never)}, SiteRead,
 			Resource{Kind: KindSite, ID: "s1", TenantID: "a", TenantPath: "root/a", SiteID: "s1"}, true},
-		{"device grant does not read its site", []store.Grant{g("", d.ID, never, never)}, SiteRead,
+		{"device grant does not read its site", []Grant{g("", d.ID, never, never)}, SiteRead,
 			Resource{Kind: KindSite, ID: "s1", TenantID: "a", TenantPath: "root/a", SiteID: "s1"}, false},
-		{"revoked", []store.Grant{g("", d.ID, never, now.Add(-time.Second))}, DeviceData, d, false},
-		{"expired", []store.Grant{g("", d.ID, now, never)}, DeviceData, d, false},
-		{"expires later", []store.Grant{g("", d.ID, now.Add(time.Millisecond), never)}, DeviceData, d, true},
-		{"someone else's grant", []store.Grant{{ID: "g", SupporterUserID: "other", DeviceID: d.ID}}, DeviceData, d, false},
-		{"tenant read", []store.Grant{g("s1", "", never, never)}, TenantRead, Resource{Kind: KindTenant, ID: "a", TenantID: "a", TenantPath: "root/a"}, false},
+		{"revoked", []Grant{g("", d.ID, never, now.Add(-time.Second))}, DeviceData, d, false},
+		{"expired", []Grant{g("", d.ID, now, never)}, DeviceData, d, false},
+		{"expires later", []Grant{g("", d.ID, now.Add(time.Millisecond), never)}, DeviceData, d, true},
+		{"someone else's grant", []Grant{{ID: "g", SupporterUserID: "other", DeviceID: d.ID}}, DeviceData, d, false},
+		{"tenant read", []Grant{g("s1", "", never, never)}, TenantRead, Resource{Kind: KindTenant, ID: "a", TenantID: "a", TenantPath: "root/a"}, false},
 		{"own grant read", nil, GrantRead, Resource{Kind: KindGrant, ID: "g", TenantID: "a", TenantPath: "root/a", UserID: "sup"}, true},
 		{"other's grant read", nil, GrantRead, Resource{Kind: KindGrant, ID: "g", TenantID: "a", TenantPath: "root/a", UserID: "x"}, false},
 	} {

@@ -3,20 +3,37 @@ package access
 import (
 	"context"
 	"time"
-
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // Grant is an owner's permission for a supporter to see one site (and its
 // devices) or one device; Decide takes the supporter's active grants. A
 // revoked grant is kept, for the owner's record.
-//
-// Grant and GrantFilter are still declared in package store, which will
-// alias them once roles have left store (access then need not import it).
-type Grant = store.Grant
+type Grant struct {
+	ID              string
+	TenantID        string // the granting (owner) tenant
+	SupporterUserID string
+	SiteID          string // exactly one of SiteID and DeviceID is set
+	DeviceID        string
+	ExpiresAt       time.Time // zero: until revoked
+	CreatedBy       string
+	CreatedAt       time.Time
+	RevokedAt       time.Time // zero: not revoked
+	RevokedBy       string
+}
+
+// Active says whether g is in force at t.
+func (g Grant) Active(t time.Time) bool {
+	return g.RevokedAt.IsZero() && (g.ExpiresAt.IsZero() || t.Before(g.ExpiresAt))
+}
 
 // GrantFilter selects grants. Zero fields do not filter.
-type GrantFilter = store.GrantFilter
+type GrantFilter struct {
+	TenantIDs       []string
+	SupporterUserID string
+	SiteID          string
+	DeviceID        string
+	ActiveAt        time.Time // only grants Active at this time
+}
 
 // GrantStore keeps grants. Package accesssql implements it on both
 // database engines.

@@ -35,6 +35,7 @@ import (
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
 
@@ -103,6 +104,8 @@ type API struct {
 	audit    *audit.Recorder
 	// signins limits failed sign-ins and reset requests per client IP.
 	signins *windowLimiter
+	tenancy *tenancy.Service
+	grants  *access.Grants
 }
 
 // now is the API's clock's time.
@@ -122,7 +125,10 @@ func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g promethe
 		cfg.Devices = registry.NewService(st, st, cfg.Events, clk, log)
 	}
 	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, clock: clk, audit: rec,
-		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow)}
+		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow),
+		tenancy: tenancy.NewService(tenancy.ServiceDeps{Store: st, Devices: tenantDevices{st}, Events: cfg.Events, Clock: clk,
+			Log: log, NewID: identity.NewID, NormalizeEmail: identity.NormalizeEmail}),
+		grants: access.NewGrants(st, st, cfg.Events, clk, log)}
 }
 
 // Handler returns the HTTP handler with every route.

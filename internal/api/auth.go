@@ -16,7 +16,6 @@ import (
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // Session and sign-in rules.
@@ -195,7 +194,7 @@ func (a *API) userCaller(ctx context.Context, userID string) (caller, error) {
 	c := caller{Subject: access.Subject{UserID: u.ID, Name: u.Email, TenantID: u.TenantID, TenantPath: t.Path, Role: u.Role},
 		ActorID: u.ID}
 	if u.Role == identity.RoleSupporter {
-		c.Grants, err = a.store.ListGrants(ctx, store.GrantFilter{SupporterUserID: u.ID, ActiveAt: a.now()})
+		c.Grants, err = a.store.ListGrants(ctx, access.GrantFilter{SupporterUserID: u.ID, ActiveAt: a.now()})
 		if err != nil {
 			return caller{}, fmt.Errorf("grants of %s: %w", u.ID, err)
 		}

@@ -8,14 +8,12 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
-func grantView(g store.Grant, sup identity.User, now time.Time) apiv1.Grant {
+func grantView(g access.Grant, sup identity.User, now time.Time) apiv1.Grant {
 	v := apiv1.Grant{ID: g.ID, TenantID: g.TenantID, SupporterID: sup.SupporterID, SiteID: g.SiteID, DeviceID: g.DeviceID,
 		CreatedBy: g.CreatedBy, CreatedAt: g.CreatedAt, RevokedBy: g.RevokedBy, State: "active"}
 	v.Supporter = sup.FirstName + " " + sup.LastName
@@ -38,7 +36,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c := principal(ctx)
 	q := r.URL.Query()
-	f := store.GrantFilter{SiteID: q.Get("site"), DeviceID: q.Get("device")}
+	f := access.GrantFilter{SiteID: q.Get("site"), DeviceID: q.Get("device")}
 	if q.Get("active") == "true" {
 		f.ActiveAt = a.now()
 	}
@@ -83,12 +81,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		SupporterID string     `json:"supporterId"`
-		SiteID      string     `json:"siteId"`
-		DeviceID    string     `json:"deviceId"`
-		ExpiresAt   *time.Time `json:"expiresAt"`
-	}
+	var req apiv1.NewGrant
 	if !decode(w, r, &req) {
 		return
 	}
@@ -131,42 +124,17 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 	if call, ok := ctx.Value(auditCallKey{}).(*auditCall); ok {
 		call.owner = res.TenantID
 	}
-	sup, err := a.store.UserBySupporterID(ctx, identity.NormalizeSupporterID(req.SupporterID))
-	if errors.Is(err, database.ErrNotFound) || (err == nil && (sup.Role != identity.RoleSupporter || sup.Status == identity.UserDisabled)) {
-		writeError(w, http.StatusBadRequest, "supporterId: no supporter %q", req.SupporterID)
-		return
-	}
+	g, sup, err := a.grants.Create(ctx, access.NewGrant{TenantID: res.TenantID, SupporterID: req.SupporterID,
+		SiteID: req.SiteID, DeviceID: req.DeviceID, ExpiresAt: req.ExpiresAt, CreatedBy: principal(ctx).ActorID})
 	if err != nil {
-		a.storeError(w, err)
+		a.invalidOr(w, err)
 		return
 	}
-	now := a.now().UTC().Truncate(time.Millisecond)
-	id, err := identity.NewID("grt")
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	g := store.Grant{ID: id, TenantID: res.TenantID, SupporterUserID: sup.ID, SiteID: req.SiteID, DeviceID: req.DeviceID,
-		CreatedBy: principal(ctx).ActorID, CreatedAt: now}
-	if req.ExpiresAt != nil {
-		if !req.ExpiresAt.After(now) {
-			writeError(w, http.StatusBadRequest, "expiresAt: must be in the future")
-			return
-		}
-		g.ExpiresAt = req.ExpiresAt.UTC().Truncate(time.Millisecond)
-	}
-	if err := a.store.CreateGrant(ctx, g); err != nil {
-		a.storeError(w, err)
-		return
-	}
-	a.log.Info("access granted", "grant", g.ID, "tenant", g.TenantID, "supporter", sup.ID, "site", g.SiteID, "device", g.DeviceID)
-	a.publish(ctx, event.GrantCreated{TenantID: g.TenantID, GrantID: g.ID, SupporterUserID: g.SupporterUserID,
-		SiteID: g.SiteID, DeviceID: g.DeviceID, ExpiresAt: g.ExpiresAt, At: now})
-	writeJSON(w, http.StatusCreated, grantView(g, sup, now))
+	writeJSON(w, http.StatusCreated, grantView(g, sup, g.CreatedAt))
 }
 
 func (a *API) getGrant(w http.ResponseWriter, r *http.Request) {
-	g := loaded[store.Grant](r.Context())
+	g := loaded[access.Grant](r.Context())
 	sup, err := a.store.GetUser(r.Context(), g.SupporterUserID)
 	if err != nil && !errors.Is(err, database.ErrNotFound) {
 		a.storeError(w, err)
@@ -176,9 +144,8 @@ func (a *API) getGrant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) revokeGrant(w http.ResponseWriter, r *http.Request) {
-	g := loaded[store.Grant](r.Context())
-	at := a.now().UTC().Truncate(time.Millisecond)
-	if err := a.store.RevokeGrant(r.Context(), g.ID, principal(r.Context()).ActorID, at); err != nil {
+	g := loaded[access.Grant](r.Context())
+	if err := a.grants.Revoke(r.Context(), g, principal(r.Context()).ActorID); err != nil {
 		if errors.Is(err, database.ErrConflict) {
 			writeError(w, http.StatusConflict, "grant %s is already revoked", g.ID)
 			return
@@ -186,8 +153,5 @@ func (a *API) revokeGrant(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.log.Info("access revoked", "grant", g.ID, "tenant", g.TenantID)
-	a.publish(r.Context(), event.GrantRevoked{TenantID: g.TenantID, GrantID: g.ID, SupporterUserID: g.SupporterUserID,
-		SiteID: g.SiteID, DeviceID: g.DeviceID, At: at})
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -1,14 +1,10 @@
 package api
 
 import (
-	"errors"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
-	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -62,32 +58,13 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, apiv1.SiteList{Sites: out})
 }
 
-type sitePatch struct {
-	Name    *string          `json:"name"`
-	Address *tenancy.Address `json:"address"`
-}
-
-func (p sitePatch) apply(s *tenancy.Site) error {
-	if p.Name != nil {
-		s.Name = strings.TrimSpace(*p.Name)
-	}
-	if s.Name == "" || len(s.Name) > 200 {
-		return errors.New("name: 1 to 200 characters")
-	}
-	if p.Address != nil {
-		if err := checkAddress(*p.Address); err != nil {
-			return err
-		}
-		s.Address = *p.Address
-	}
-	return nil
+// sitePatch is the service's form of a site patch.
+func sitePatch(p apiv1.SitePatch) tenancy.SitePatch {
+	return tenancy.SitePatch{Name: p.Name, Address: (*tenancy.Address)(p.Address)}
 }
 
 func (a *API) createSite(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		TenantID string `json:"tenantId"` // default: the caller's
-		sitePatch
-	}
+	var req apiv1.NewSite
 	if !decode(w, r, &req) {
 		return
 	}
@@ -95,19 +72,9 @@ func (a *API) createSite(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req.TenantID = tenantID
-	id, err := identity.NewID("site")
+	s, err := a.tenancy.CreateSite(r.Context(), tenantID, sitePatch(req.SitePatch))
 	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	s := tenancy.Site{ID: id, TenantID: req.TenantID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
-	if err := req.sitePatch.apply(&s); err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	if err := a.store.CreateSite(r.Context(), s); err != nil {
-		a.storeError(w, err)
+		a.invalidOr(w, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, siteView(s))
@@ -118,30 +85,22 @@ func (a *API) getSite(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateSite(w http.ResponseWriter, r *http.Request) {
-	var req sitePatch
+	var req apiv1.SitePatch
 	if !decode(w, r, &req) {
 		return
 	}
-	s := loaded[tenancy.Site](r.Context())
-	if err := req.apply(&s); err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	if err := a.store.UpdateSite(r.Context(), s); err != nil {
-		a.storeError(w, err)
+	s, err := a.tenancy.UpdateSite(r.Context(), loaded[tenancy.Site](r.Context()), sitePatch(req))
+	if err != nil {
+		a.invalidOr(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, siteView(s))
 }
 
 func (a *API) deleteSite(w http.ResponseWriter, r *http.Request) {
-	s := loaded[tenancy.Site](r.Context())
-	if err := a.store.DeleteSite(r.Context(), s.ID, a.now().UTC()); err != nil {
+	if err := a.tenancy.DeleteSite(r.Context(), loaded[tenancy.Site](r.Context())); err != nil {
 		a.storeError(w, err)
 		return
-	}
-	if s.FactoryAccess {
-		a.publish(r.Context(), event.FactoryAccessClosed{TenantID: s.TenantID, SiteID: s.ID, At: a.now().UTC()})
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -149,9 +108,7 @@ func (a *API) deleteSite(w http.ResponseWriter, r *http.Request) {
 // setFactoryAccess is the owner's switch: while it is on, the operator's
 // service desk sees the site's machines.
 func (a *API) setFactoryAccess(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Enabled *bool `json:"enabled"`
-	}
+	var req apiv1.FactoryAccess
 	if !decode(w, r, &req) {
 		return
 	}
@@ -159,17 +116,10 @@ func (a *API) setFactoryAccess(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "enabled: true or false is required")
 		return
 	}
-	s := loaded[tenancy.Site](r.Context())
-	at := a.now().UTC().Truncate(time.Millisecond)
-	if err := a.store.SetFactoryAccess(r.Context(), s.ID, *req.Enabled, at); err != nil {
+	s, err := a.tenancy.SetFactoryAccess(r.Context(), loaded[tenancy.Site](r.Context()), *req.Enabled)
+	if err != nil {
 		a.storeError(w, err)
 		return
-	}
-	was := s.FactoryAccess
-	s.FactoryAccess, s.FactoryAccessChangedAt = *req.Enabled, at
-	a.log.Info("factory service access switched", "site", s.ID, "on", s.FactoryAccess)
-	if was && !s.FactoryAccess {
-		a.publish(r.Context(), event.FactoryAccessClosed{TenantID: s.TenantID, SiteID: s.ID, At: at})
 	}
 	writeJSON(w, http.StatusOK, siteView(s))
 }

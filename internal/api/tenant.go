@@ -1,17 +1,14 @@
 package api
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/event"
-	"github.com/warden-iot/warden/internal/identity"
+	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -59,72 +56,25 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, apiv1.TenantList{Tenants: out})
 }
 
-// tenantPatch is the changeable part of a tenant.
-type tenantPatch struct {
-	Name                   *string           `json:"name"`
-	Address                *tenancy.Address  `json:"address"`
-	Contact                *tenancy.Contact  `json:"contact"`
-	Contract               *tenancy.Contract `json:"contract"`
-	TelemetryRetentionDays *int              `json:"telemetryRetentionDays"`
+// tenantPatch is the service's form of a tenant patch.
+func tenantPatch(p apiv1.TenantPatch) tenancy.TenantPatch {
+	return tenancy.TenantPatch{Name: p.Name, Address: (*tenancy.Address)(p.Address), Contact: (*tenancy.Contact)(p.Contact),
+		Contract: (*tenancy.Contract)(p.Contract), RetentionDays: p.TelemetryRetentionDays}
 }
 
-// maxRetentionDays is a hundred years: "forever" is 0.
-const maxRetentionDays = 36500
-
-func (p tenantPatch) apply(t *tenancy.Tenant) error {
-	if p.Name != nil {
-		t.Name = strings.TrimSpace(*p.Name)
+// invalidOr answers a service's refusal of the request's content (errors
+// wrapping tenancy.ErrInvalid or access.ErrInvalid: 400 with the
+// service's words) or else a store error.
+func (a *API) invalidOr(w http.ResponseWriter, err error) {
+	if errors.Is(err, tenancy.ErrInvalid) || errors.Is(err, access.ErrInvalid) {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
 	}
-	if t.Name == "" || len(t.Name) > 200 {
-		return errors.New("name: 1 to 200 characters")
-	}
-	if p.Address != nil {
-		if err := checkAddress(*p.Address); err != nil {
-			return err
-		}
-		t.Address = *p.Address
-	}
-	if p.Contact != nil {
-		c := *p.Contact
-		if c.Email != "" {
-			e, err := normalizeEmail(c.Email)
-			if err != nil {
-				return fmt.Errorf("contact.email: %w", err)
-			}
-			c.Email = e
-		}
-		if len(c.Name) > 200 || len(c.Phone) > 50 {
-			return errors.New("contact: name at most 200, phone at most 50 characters")
-		}
-		t.Contact = c
-	}
-	if p.Contract != nil {
-		c := *p.Contract
-		if !c.Start.IsZero() && !c.End.IsZero() && c.End.Before(c.Start) {
-			return errors.New("contract: end before start")
-		}
-		if c.NoticeDays < 0 || c.NoticeDays > 3650 {
-			return errors.New("contract.noticeDays: 0 to 3650")
-		}
-		if len(c.Number) > 100 || len(c.BillingReference) > 200 || len(c.Notes) > 2000 {
-			return errors.New("contract: number at most 100, billingReference 200, notes 2000 characters")
-		}
-		t.Contract = c
-	}
-	if d := p.TelemetryRetentionDays; d != nil {
-		if *d < 0 || *d > maxRetentionDays {
-			return fmt.Errorf("telemetryRetentionDays must be between 0 (keep) and %d", maxRetentionDays)
-		}
-	}
-	return nil
+	a.storeError(w, err)
 }
 
 func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		ID       string `json:"id"`       // optional; made up if empty
-		ParentID string `json:"parentId"` // default: the caller's tenant
-		tenantPatch
-	}
+	var req apiv1.NewTenant
 	if !decode(w, r, &req) {
 		return
 	}
@@ -147,113 +97,61 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "contract: you may not set contract data")
 		return
 	}
-	if req.ID == "" {
-		if req.ID, err = identity.NewID("cus"); err != nil {
-			a.storeError(w, err)
-			return
-		}
-	} else if err := ValidDeviceID(req.ID); err != nil || strings.ContainsAny(req.ID, ":@") {
-		writeError(w, http.StatusBadRequest, "id: 1 to 128 letters, digits, '-', '.' or '_'")
-		return
-	}
-	t := tenancy.Tenant{ID: req.ID, ParentID: req.ParentID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
-	if err := req.tenantPatch.apply(&t); err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	if d := req.TelemetryRetentionDays; d != nil {
-		t.RetentionDays = *d
-	}
-	// The id of a deleted tenant is never used again: its history (the
-	// access log) is keyed by it and must not pass to a newcomer. It
-	// answers like a taken id.
-	retired, err := a.store.IDRetired(r.Context(), "tenant", t.ID)
-	if err == nil && retired {
-		err = fmt.Errorf("tenant %q: %w", t.ID, database.ErrConflict)
-	}
-	if err == nil {
-		err = a.store.CreateTenant(r.Context(), t)
-	}
+	t, err := a.tenancy.CreateTenant(r.Context(), tenancy.NewTenant{ID: req.ID, ParentID: req.ParentID, TenantPatch: tenantPatch(req.TenantPatch)})
 	if err != nil {
-		a.storeError(w, err)
+		a.invalidOr(w, err)
 		return
 	}
 	if call, ok := r.Context().Value(auditCallKey{}).(*auditCall); ok {
 		call.owner = t.ID
 	}
-	t, err = a.store.GetTenant(r.Context(), t.ID)
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	a.log.Info("tenant created", "tenant", t.ID, "parent", t.ParentID)
 	writeJSON(w, http.StatusCreated, a.tenantView(r, t))
 }
 
 func (a *API) updateTenant(w http.ResponseWriter, r *http.Request) {
-	var req tenantPatch
+	var req apiv1.TenantPatch
 	if !decode(w, r, &req) {
 		return
 	}
-	t := loaded[tenancy.Tenant](r.Context())
 	if req.Contract != nil && !a.allowed(r.Context(), access.TenantContract, resourceOf(r.Context())) {
 		writeError(w, http.StatusForbidden, "contract: you may not change contract data")
 		return
 	}
-	if err := req.apply(&t); err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+	t, err := a.tenancy.UpdateTenant(r.Context(), loaded[tenancy.Tenant](r.Context()), tenantPatch(req))
+	if err != nil {
+		a.invalidOr(w, err)
 		return
-	}
-	if err := a.store.UpdateTenant(r.Context(), t); err != nil {
-		a.storeError(w, err)
-		return
-	}
-	if d := req.TelemetryRetentionDays; d != nil {
-		if err := a.store.SetTenantRetention(r.Context(), t.ID, *d); err != nil {
-			a.storeError(w, err)
-			return
-		}
-		t.RetentionDays = *d
-		a.log.Info("telemetry retention changed", "tenant", t.ID, "days", *d)
 	}
 	writeJSON(w, http.StatusOK, a.tenantView(r, t))
 }
 
 func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	t := loaded[tenancy.Tenant](r.Context())
-	devs, err := a.store.ListDevices(r.Context(), t.ID)
+	switch err := a.tenancy.DeleteTenant(r.Context(), t.ID); {
+	case errors.Is(err, database.ErrConflict):
+		writeError(w, http.StatusConflict, "tenant %s has sub-tenants: delete them first", t.ID)
+	case errors.Is(err, tenancy.ErrUnfinished):
+		a.notPurged(w, "tenant "+t.ID, err)
+	case err != nil:
+		a.storeError(w, err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// tenantDevices tells the tenancy service the devices of a tenant.
+type tenantDevices struct{ st store.Store }
+
+func (d tenantDevices) TenantDeviceIDs(ctx context.Context, tenantID string) ([]string, error) {
+	devs, err := d.st.ListDevices(ctx, tenantID)
 	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	// Retired first: should the deletion fail, the id stays in use anyway.
-	if err := a.store.RetireID(r.Context(), "tenant", t.ID, a.now().UTC()); err != nil {
-		a.storeError(w, err)
-		return
-	}
-	if err := a.store.DeleteTenant(r.Context(), t.ID); err != nil {
-		if errors.Is(err, database.ErrConflict) {
-			writeError(w, http.StatusConflict, "tenant %s has sub-tenants: delete them first", t.ID)
-			return
-		}
-		a.storeError(w, err)
-		return
+		return nil, err
 	}
 	ids := make([]string, len(devs))
-	for i, d := range devs {
-		ids[i] = d.ID
+	for i, dv := range devs {
+		ids[i] = dv.ID
 	}
-	a.log.Info("tenant deleted", "tenant", t.ID, "devices", len(devs))
-	// Its devices are disconnected, their rule and maintenance state
-	// forgotten, and its keys shredded: without them, whatever of the
-	// tenant is left in backups cannot be read, and shredding purges the
-	// database files of it. A reaction that did not finish is the
-	// caller's to know.
-	if err := a.cfg.Events.Publish(r.Context(), event.TenantDeleted{TenantID: t.ID, DeviceIDs: ids, At: a.now().UTC()}); err != nil {
-		a.notPurged(w, "tenant "+t.ID, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	return ids, nil
 }
 
 // notPurged answers a deletion that committed but whose bytes may remain

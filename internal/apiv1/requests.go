@@ -1,6 +1,9 @@
 package apiv1
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // The request bodies. Fields marked omitempty are optional; in a patch a
 // nil pointer leaves the field as it is and a pointer to "" clears it, so a
@@ -86,8 +89,9 @@ type SitePatch struct {
 }
 
 // FactoryAccess is the body of PUT /api/v1/sites/{id}/factory-access.
+// Enabled is required.
 type FactoryAccess struct {
-	Enabled bool `json:"enabled"`
+	Enabled *bool `json:"enabled"`
 }
 
 // Profile is the personal data of an account, as a patch.
@@ -126,12 +130,12 @@ type NewToken struct {
 }
 
 // NewGrant is the body of POST /api/v1/grants: a supporter's access to a
-// site or a device (one of them), until ExpiresAt (RFC 3339; empty: no end).
+// site or a device (one of them), until ExpiresAt (nil: no end).
 type NewGrant struct {
-	SupporterID string `json:"supporterId"`
-	SiteID      string `json:"siteId,omitempty"`
-	DeviceID    string `json:"deviceId,omitempty"`
-	ExpiresAt   string `json:"expiresAt,omitempty"`
+	SupporterID string     `json:"supporterId"`
+	SiteID      string     `json:"siteId,omitempty"`
+	DeviceID    string     `json:"deviceId,omitempty"`
+	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
 }
 
 // AlarmComment is the body of POST /api/v1/alarms/{id}/ack and …/clear.

@@ -43,7 +43,7 @@ func runGrant(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var expires string
+	body := apiv1.NewGrant{SupporterID: *supporter, SiteID: *site, DeviceID: *device}
 	if in.sub == "create" {
 		if err := in.require("supporter"); err != nil {
 			return err
@@ -56,7 +56,8 @@ func runGrant(ctx context.Context, env *Env, args []string) error {
 			if err != nil {
 				return in.usageError("--until %q: %v", *until, err)
 			}
-			expires = t.UTC().Format(time.RFC3339Nano)
+			t = t.UTC()
+			body.ExpiresAt = &t
 		}
 	}
 	c, err := in.client()
@@ -65,7 +66,7 @@ func runGrant(ctx context.Context, env *Env, args []string) error {
 	}
 	switch in.sub {
 	case "create":
-		g, err := c.Grant(ctx, *supporter, *site, *device, expires)
+		g, err := c.CreateGrant(ctx, body)
 		if err != nil {
 			return fmt.Errorf("grant: %w", err)
 		}

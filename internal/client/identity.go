@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"time"
 
 	"github.com/warden-iot/warden/internal/apiv1"
 )
@@ -79,7 +80,7 @@ func (c *Client) CreateSite(ctx context.Context, tenantID, name string) (apiv1.S
 // SetFactoryAccess flips a site's factory service access switch.
 func (c *Client) SetFactoryAccess(ctx context.Context, siteID string, on bool) (apiv1.Site, error) {
 	var out apiv1.Site
-	err := c.Do(ctx, http.MethodPut, "/api/v1/sites/"+url.PathEscape(siteID)+"/factory-access", nil, apiv1.FactoryAccess{Enabled: on}, &out)
+	err := c.Do(ctx, http.MethodPut, "/api/v1/sites/"+url.PathEscape(siteID)+"/factory-access", nil, apiv1.FactoryAccess{Enabled: &on}, &out)
 	return out, err
 }
 
@@ -102,7 +103,19 @@ func (c *Client) CreateToken(ctx context.Context, name string, scopes []string, 
 // Grant gives a supporter access to a site or device (one of siteID,
 // deviceID); expiresAt is RFC 3339 or empty.
 func (c *Client) Grant(ctx context.Context, supporterID, siteID, deviceID, expiresAt string) (apiv1.Grant, error) {
-	body := apiv1.NewGrant{SupporterID: supporterID, SiteID: siteID, DeviceID: deviceID, ExpiresAt: expiresAt}
+	body := apiv1.NewGrant{SupporterID: supporterID, SiteID: siteID, DeviceID: deviceID}
+	if expiresAt != "" {
+		t, err := time.Parse(time.RFC3339, expiresAt)
+		if err != nil {
+			return apiv1.Grant{}, fmt.Errorf("expiresAt: %w", err)
+		}
+		body.ExpiresAt = &t
+	}
+	return c.CreateGrant(ctx, body)
+}
+
+// CreateGrant gives a supporter access to a site or device.
+func (c *Client) CreateGrant(ctx context.Context, body apiv1.NewGrant) (apiv1.Grant, error) {
 	var out apiv1.Grant
 	err := c.Do(ctx, http.MethodPost, "/api/v1/grants", nil, body, &out)
 	return out, err

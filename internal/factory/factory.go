@@ -29,8 +29,8 @@
 // # Access closed
 //
 // When staff may lose access to some of a customer's machines — the owner
-// switched a site off, a device left a site, a site was deleted — the API
-// publishes an event.FactoryAccessClosed; the server subscribes the
+// switched a site off, a site was deleted (the tenancy service), a device
+// left a site (the API) — an event.FactoryAccessClosed is published; the server subscribes the
 // reactions: the broker re-checks the live connections made with staff
 // credentials and closes those no longer allowed, and the notifier stops the
 // operator's pending notifications about those machines.

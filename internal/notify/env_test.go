@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/clock/clocktest"
 	"github.com/warden-iot/warden/internal/identity"
@@ -221,7 +222,7 @@ func world(t *testing.T, st store.Store) {
 			must("prefs of "+p.id, st.SetNotificationPrefs(ctx, pr))
 		}
 	}
-	grants := []store.Grant{
+	grants := []access.Grant{
 		{ID: "g-site", SupporterUserID: "sup-site", SiteID: "north-1"},
 		{ID: "g-device", SupporterUserID: "sup-device", DeviceID: "pump"},
 		{ID: "g-revoked", SupporterUserID: "sup-revoked", SiteID: "north-1"},

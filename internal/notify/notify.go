@@ -21,7 +21,6 @@ import (
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/registry"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -90,7 +89,7 @@ type Store interface {
 	GetSite(ctx context.Context, id string) (tenancy.Site, error)
 	GetUser(ctx context.Context, id string) (identity.User, error)
 	ListUsers(ctx context.Context, tenantIDs []string) ([]identity.User, error)
-	ListGrants(ctx context.Context, f store.GrantFilter) ([]store.Grant, error)
+	ListGrants(ctx context.Context, f access.GrantFilter) ([]access.Grant, error)
 }
 
 // Notifier turns alarm events into deliveries and delivers them. It is safe
@@ -299,7 +298,7 @@ func (n *Notifier) mailRecipients(ctx context.Context, f *alarmFacts, now time.T
 	type candidate struct {
 		user   identity.User
 		path   string // the user's tenant path
-		grants []store.Grant
+		grants []access.Grant
 	}
 	var order []string
 	cands := map[string]*candidate{}
@@ -314,12 +313,12 @@ func (n *Notifier) mailRecipients(ctx context.Context, f *alarmFacts, now time.T
 		}
 	}
 
-	grants, err := n.st.ListGrants(ctx, store.GrantFilter{DeviceID: f.alarm.DeviceID, ActiveAt: now})
+	grants, err := n.st.ListGrants(ctx, access.GrantFilter{DeviceID: f.alarm.DeviceID, ActiveAt: now})
 	if err != nil {
 		return nil, fmt.Errorf("device grants: %w", err)
 	}
 	if f.site.ID != "" {
-		gs, err := n.st.ListGrants(ctx, store.GrantFilter{SiteID: f.site.ID, ActiveAt: now})
+		gs, err := n.st.ListGrants(ctx, access.GrantFilter{SiteID: f.site.ID, ActiveAt: now})
 		if err != nil {
 			return nil, fmt.Errorf("site grants: %w", err)
 		}

@@ -1,8 +1,7 @@
 package store
 
 import (
-	"context"
-	"time"
+	"github.com/warden-iot/warden/internal/factory"
 
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
@@ -70,45 +69,9 @@ const (
 // UserToken is identity.UserToken.
 type UserToken = identity.UserToken
 
-// Grant is an owner's permission for a supporter to see one site (and its
-// devices) or one device. A revoked grant is kept, for the owner's record.
-type Grant struct {
-	ID              string
-	TenantID        string // the granting (owner) tenant
-	SupporterUserID string
-	SiteID          string // exactly one of SiteID and DeviceID is set
-	DeviceID        string
-	ExpiresAt       time.Time // zero: until revoked
-	CreatedBy       string
-	CreatedAt       time.Time
-	RevokedAt       time.Time // zero: not revoked
-	RevokedBy       string
-}
-
-// Active says whether g is in force at t.
-func (g Grant) Active(t time.Time) bool {
-	return g.RevokedAt.IsZero() && (g.ExpiresAt.IsZero() || t.Before(g.ExpiresAt))
-}
-
-// GrantFilter selects grants. Zero fields do not filter.
-type GrantFilter struct {
-	TenantIDs       []string
-	SupporterUserID string
-	SiteID          string
-	DeviceID        string
-	ActiveAt        time.Time // only grants Active at this time
-}
-
-// IdentityStore keeps the supporters' grants.
-type IdentityStore interface {
-	// The grant methods are access.GrantStore's (access/accesssql
-	// implements them); they are listed here until Grant leaves store.
-	CreateGrant(ctx context.Context, g Grant) error
-	GetGrant(ctx context.Context, id string) (Grant, error)
-	ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error)
-	// RevokeGrant marks a grant revoked; revoking twice is ErrConflict.
-	RevokeGrant(ctx context.Context, id, by string, at time.Time) error
-}
-
 // SignInFailure is identity.SignInFailure.
 type SignInFailure = identity.SignInFailure
+
+// StaffCredential is factory.StaffCredential, kept for api/devices.go until
+// the devices service takes it over.
+type StaffCredential = factory.StaffCredential

@@ -9,6 +9,9 @@ package store
 import (
 	"context"
 
+	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/factory"
+
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
@@ -112,9 +115,9 @@ type Store interface {
 	ProvisioningStore
 	keyring.Store // the tenants' data keys
 	AuditStore
-	IdentityStore
+	access.GrantStore // the supporters' grants
 	AlarmStore
-	FactoryStore
+	factory.Store // credentials staff made for customers' devices
 	identity.UserStore
 	identity.SignInStore
 	identity.TokenStore

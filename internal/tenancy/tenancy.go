@@ -5,7 +5,9 @@
 // must never be used again.
 //
 // Store is what keeps them; package tenancysql implements it on both
-// database engines.
+// database engines. Service makes the changes the API asks for and
+// publishes the facts they commit (event.TenantDeleted,
+// event.FactoryAccessClosed).
 package tenancy
 
 import (

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/identity/identitysql"
@@ -308,7 +309,7 @@ func testDeleteUser(t *testing.T, eng store.Store, s *identitysql.Store) {
 		Role: identity.RoleSupporter, Hash: hash(3), CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []store.Grant{
+	for _, g := range []access.Grant{
 		{ID: "g-tech", TenantID: "acme", SupporterUserID: "tech", SiteID: "site", CreatedBy: "tech", CreatedAt: t0},
 		{ID: "g-other", TenantID: "acme", SupporterUserID: "other", SiteID: "site", CreatedBy: "tech", CreatedAt: t0},
 	} {

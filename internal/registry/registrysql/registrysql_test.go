@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
@@ -110,7 +111,7 @@ func mustSupporter(t *testing.T, e store.Store, id, tenant string) {
 	}
 }
 
-func grantIDs(gs []store.Grant) []string {
+func grantIDs(gs []access.Grant) []string {
 	out := make([]string, len(gs))
 	for i, g := range gs {
 		out[i] = g.ID
@@ -371,7 +372,7 @@ func testDeleteDeviceTakesGrants(t *testing.T, e store.Store, s *registrysql.Sto
 	mustDevice(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{SiteID: "site"})
 	mustDevice(t, s, "dev2", tenancy.RootTenantID, registry.DeviceInfo{})
 	mustSupporter(t, e, "tech", tenancy.RootTenantID)
-	for _, g := range []store.Grant{
+	for _, g := range []access.Grant{
 		{ID: "g-dev", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", DeviceID: "dev", CreatedBy: "op", CreatedAt: t0},
 		{ID: "g-dev2", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", DeviceID: "dev2", CreatedBy: "op", CreatedAt: t0},
 		{ID: "g-site", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", SiteID: "site", CreatedBy: "op", CreatedAt: t0},
@@ -393,7 +394,7 @@ func testDeleteDeviceTakesGrants(t *testing.T, e store.Store, s *registrysql.Sto
 	}
 	// A device of the same id made later gets no old grants.
 	mustDevice(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{})
-	if gs, _ := e.ListGrants(ctx(t), store.GrantFilter{DeviceID: "dev"}); len(gs) != 0 {
+	if gs, _ := e.ListGrants(ctx(t), access.GrantFilter{DeviceID: "dev"}); len(gs) != 0 {
 		t.Errorf("new device inherits grants %v", grantIDs(gs))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
@@ -413,7 +414,7 @@ func testDeleteTenantTakesIdentity(t *testing.T, s store.Store, ts *tenancysql.S
 		Role: identity.RoleCustomerAdmin, Hash: hash(3), CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []store.Grant{
+	for _, g := range []access.Grant{
 		{ID: "g-by-acme", TenantID: "acme", SupporterUserID: "inst-tech", SiteID: "acme-site", CreatedBy: "acme-admin", CreatedAt: t0},
 		{ID: "g-to-acme", TenantID: "installers", SupporterUserID: "acme-tech", DeviceID: "inst-dev", CreatedBy: "x", CreatedAt: t0},
 		{ID: "g-other", TenantID: "installers", SupporterUserID: "inst-tech", SiteID: "inst-site", CreatedBy: "x", CreatedAt: t0},
@@ -554,7 +555,7 @@ func testDeleteSite(t *testing.T, s store.Store, ts *tenancysql.Store) {
 	mustDevice(t, s, "d1", "acme", registry.DeviceInfo{SiteID: "doomed", Name: "Pump 1"})
 	mustDevice(t, s, "d2", "acme", registry.DeviceInfo{SiteID: "kept"})
 	mustSupporter(t, s, "tech", "acme")
-	for _, g := range []store.Grant{
+	for _, g := range []access.Grant{
 		{ID: "g1", TenantID: "acme", SupporterUserID: "tech", SiteID: "doomed", CreatedBy: "a", CreatedAt: t0},
 		{ID: "g2", TenantID: "acme", SupporterUserID: "tech", SiteID: "doomed", CreatedBy: "a", CreatedAt: t0},
 		{ID: "g3", TenantID: "acme", SupporterUserID: "tech", SiteID: "kept", CreatedBy: "a", CreatedAt: t0},
