@@ -15,7 +15,6 @@ import (
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/sas"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // deviceError answers a refusal or failure of the devices service.
@@ -261,17 +260,17 @@ func (a *API) underSwitch(ctx context.Context, act access.Action, res access.Res
 
 // staffCredential records a device credential made under the owner's
 // switch, until expiry.
-func (a *API) staffCredential(r *http.Request, d registry.Device, expiry time.Time) (store.StaffCredential, error) {
+func (a *API) staffCredential(r *http.Request, d registry.Device, expiry time.Time) (factory.StaffCredential, error) {
 	c := principal(r.Context())
 	id, err := identity.NewID("stf")
 	if err != nil {
-		return store.StaffCredential{}, err
+		return factory.StaffCredential{}, err
 	}
-	cred := store.StaffCredential{ID: id, TenantID: d.TenantID, DeviceID: d.ID, SiteID: d.Info.SiteID,
+	cred := factory.StaffCredential{ID: id, TenantID: d.TenantID, DeviceID: d.ID, SiteID: d.Info.SiteID,
 		ActorUserID: c.UserID, ActorID: c.ActorID, ActorName: c.Name, ActorTenantID: c.TenantID,
 		CreatedAt: a.now().UTC().Truncate(time.Millisecond), ExpiresAt: expiry.UTC()}
 	if err := a.store.CreateStaffCredential(r.Context(), cred); err != nil {
-		return store.StaffCredential{}, err
+		return factory.StaffCredential{}, err
 	}
 	return cred, nil
 }
