@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/alarm/alarmsvc"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
@@ -99,6 +100,8 @@ type API struct {
 	audit    *audit.Recorder
 	// signins limits failed sign-ins and reset requests per client IP.
 	signins *windowLimiter
+	// alarms manages rules, maintenance plans and alarms by hand.
+	alarms *alarmsvc.Service
 }
 
 // now is the API's clock's time.
@@ -115,7 +118,8 @@ func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g promethe
 		cfg.Events = event.NewLocal(log)
 	}
 	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, clock: clk, audit: rec,
-		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow)}
+		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow),
+		alarms:  alarmsvc.New(st, cfg.Events, clk, log)}
 }
 
 // Handler returns the HTTP handler with every route.
