@@ -102,6 +102,8 @@ type API struct {
 	signins *windowLimiter
 	// alarms manages rules, maintenance plans and alarms by hand.
 	alarms *alarmsvc.Service
+	// users invites, changes and deletes accounts.
+	users *identity.Users
 }
 
 // now is the API's clock's time.
@@ -117,9 +119,14 @@ func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g promethe
 	if cfg.Events == nil {
 		cfg.Events = event.NewLocal(log)
 	}
+	links := identity.LinkConfig{PublicURL: cfg.PublicURL}
+	if cfg.Mailer != nil {
+		links.Mailer = cfg.Mailer
+	}
 	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, clock: clk, audit: rec,
 		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow),
-		alarms:  alarmsvc.New(st, cfg.Events, clk, log)}
+		alarms:  alarmsvc.New(st, cfg.Events, clk, log),
+		users:   identity.NewUsers(st, st, cfg.Events, links, clk, log)}
 }
 
 // Handler returns the HTTP handler with every route.
