@@ -166,8 +166,8 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusForbidden, "role: you cannot change your own role")
 			return
 		}
-		if (role == identity.RoleSupporter) != (u.Role == identity.RoleSupporter) {
-			writeError(w, http.StatusBadRequest, "role: a supporter account stays a supporter account; make a new account instead")
+		if err := identity.CheckRoleChange(u.Role, role); err != nil {
+			writeError(w, http.StatusBadRequest, "role: %v", err)
 			return
 		}
 		if !a.allow(w, r, access.UserEntrust, res) {
@@ -196,10 +196,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 				if !a.allow(w, r, access.UserEntrust, res) {
 					return
 				}
-				u.Status = identity.UserActive
-				if u.PasswordHash == "" {
-					u.Status = identity.UserPending
-				}
+				u.Enable()
 			}
 		default:
 			writeError(w, http.StatusBadRequest, `status: "active" or "disabled"`)

@@ -26,6 +26,31 @@ func SignInKey(email string) []byte {
 	return HashSecret("warden-sign-in\x00" + EmailKey(email))
 }
 
+// ErrSupporterRole refuses a role change into or out of the supporter
+// role: a supporter account stays a supporter account.
+var ErrSupporterRole = errors.New("a supporter account stays a supporter account; make a new account instead")
+
+// CheckRoleChange says whether an account of role from may become to.
+func CheckRoleChange(from, to Role) error {
+	if (to == RoleSupporter) != (from == RoleSupporter) {
+		return ErrSupporterRole
+	}
+	return nil
+}
+
+// Enable lets a disabled account sign in again: it is active, or pending
+// if it was never activated (it has no password). Other accounts stay as
+// they are.
+func (u *User) Enable() {
+	if u.Status != UserDisabled {
+		return
+	}
+	u.Status = UserActive
+	if u.PasswordHash == "" {
+		u.Status = UserPending
+	}
+}
+
 // Mailer sends account e-mails (activation and reset links).
 type Mailer interface {
 	Send(ctx context.Context, m mail.Message) error

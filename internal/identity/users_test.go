@@ -237,3 +237,35 @@ func TestUsersDelete(t *testing.T) {
 		t.Errorf("a failed Delete published: %v", e.deleted)
 	}
 }
+
+func TestRoleChangeAndEnable(t *testing.T) {
+	for _, c := range []struct {
+		from, to identity.Role
+		ok       bool
+	}{
+		{identity.RoleCustomerUser, identity.RoleCustomerAdmin, true},
+		{identity.RoleOperatorAdmin, identity.RoleCustomerUser, true},
+		{identity.RoleSupporter, identity.RoleSupporter, true},
+		{identity.RoleSupporter, identity.RoleCustomerUser, false},
+		{identity.RoleCustomerAdmin, identity.RoleSupporter, false},
+	} {
+		if err := identity.CheckRoleChange(c.from, c.to); (err == nil) != c.ok || (err != nil && !errors.Is(err, identity.ErrSupporterRole)) {
+			t.Errorf("CheckRoleChange(%s, %s) = %v", c.from, c.to, err)
+		}
+	}
+	for _, c := range []struct {
+		status identity.UserStatus
+		hash   string
+		want   identity.UserStatus
+	}{
+		{identity.UserDisabled, "$argon2id$x", identity.UserActive},
+		{identity.UserDisabled, "", identity.UserPending},
+		{identity.UserPending, "", identity.UserPending},
+		{identity.UserActive, "$argon2id$x", identity.UserActive},
+	} {
+		u := identity.User{Status: c.status, PasswordHash: c.hash}
+		if u.Enable(); u.Status != c.want {
+			t.Errorf("Enable(%s, password %t) = %s, want %s", c.status, c.hash != "", u.Status, c.want)
+		}
+	}
+}
