@@ -11,9 +11,9 @@ import (
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/alarm/alarmsvc"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/tenancy"
@@ -255,6 +255,16 @@ func actorLabel(c caller) string {
 	return c.Name + " (" + c.ActorID + ")"
 }
 
+// alarmError answers a failure of the alarms service.
+func (a *API) alarmError(w http.ResponseWriter, err error) {
+	var ce *alarmsvc.ConflictError
+	if errors.As(err, &ce) {
+		writeError(w, http.StatusConflict, "%s", ce.Msg)
+		return
+	}
+	a.storeError(w, err)
+}
+
 // ackAlarm acknowledges an alarm, active or cleared: who and when are
 // recorded with the comment. Twice is 409.
 func (a *API) ackAlarm(w http.ResponseWriter, r *http.Request) {
@@ -263,22 +273,11 @@ func (a *API) ackAlarm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	al := loaded[alarm.Record](ctx)
-	if !al.AckedAt.IsZero() {
-		writeError(w, http.StatusConflict, "alarm %d: already acknowledged by %s", al.ID, al.AckedBy)
-		return
-	}
-	acked, err := a.store.AckAlarm(ctx, al.ID, actorLabel(principal(ctx)), comment, a.now().UTC().Truncate(time.Millisecond))
-	if errors.Is(err, database.ErrConflict) {
-		writeError(w, http.StatusConflict, "alarm %d: already acknowledged", al.ID)
-		return
-	}
+	acked, err := a.alarms.Acknowledge(ctx, loaded[alarm.Record](ctx), actorLabel(principal(ctx)), comment)
 	if err != nil {
-		a.storeError(w, err)
+		a.alarmError(w, err)
 		return
 	}
-	a.publish(ctx, event.AlarmAcknowledged{TenantID: acked.TenantID, DeviceID: acked.DeviceID, AlarmID: acked.ID,
-		By: acked.AckedBy, At: acked.AckedAt})
 	v, err := a.alarmView(ctx, acked)
 	if err != nil {
 		a.storeError(w, err)
@@ -296,38 +295,11 @@ func (a *API) clearAlarm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	al := loaded[alarm.Record](ctx)
-	if al.State != alarm.StateActive {
-		writeError(w, http.StatusConflict, "alarm %d is not active (%s)", al.ID, al.State)
-		return
-	}
-	by := actorLabel(principal(ctx))
-	at := a.now().UTC().Truncate(time.Millisecond)
-	got, err := a.store.ApplyAlarmChanges(ctx, []alarm.Change{{Kind: "cleared", TenantID: al.TenantID,
-		RuleID: al.RuleID, DeviceID: al.DeviceID, SiteID: al.SiteID, Alarm: al.Kind, Severity: al.Severity,
-		Message: al.Message, Value: al.Value, At: at, By: by}})
+	al, err := a.alarms.ClearByHand(ctx, loaded[alarm.Record](ctx), actorLabel(principal(ctx)), comment)
 	if err != nil {
-		a.storeError(w, err)
+		a.alarmError(w, err)
 		return
 	}
-	if len(got) != 1 || got[0].ID != al.ID {
-		writeError(w, http.StatusConflict, "alarm %d is not active any more", al.ID)
-		return
-	}
-	al = got[0]
-	if al.AckedAt.IsZero() {
-		switch acked, err := a.store.AckAlarm(ctx, al.ID, by, comment, at); {
-		case err == nil:
-			al = acked
-		case !errors.Is(err, database.ErrConflict): // acknowledged in the meantime: fine
-			a.log.Error("acknowledge cleared alarm", "alarm", al.ID, "err", err)
-		}
-	}
-	a.log.Info("alarm cleared by hand", "alarm", al.ID, "device", al.DeviceID, "by", by)
-	// The alarm runtime lets the rule raise again if the condition still
-	// holds; the notifier tells those who were told of the alarm.
-	a.publish(ctx, event.AlarmClearedByHand{TenantID: al.TenantID, DeviceID: al.DeviceID, AlarmID: al.ID, Kind: al.Kind,
-		RuleID: al.RuleID, By: by, At: at})
 	v, err := a.alarmView(ctx, al)
 	if err != nil {
 		a.storeError(w, err)

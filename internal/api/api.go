@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/alarm/alarmsvc"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
@@ -106,6 +107,10 @@ type API struct {
 	signins *windowLimiter
 	tenancy *tenancy.Service
 	grants  *access.Grants
+	// alarms manages rules, maintenance plans and alarms by hand.
+	alarms *alarmsvc.Service
+	// users invites, changes and deletes accounts.
+	users *identity.Users
 }
 
 // now is the API's clock's time.
@@ -124,11 +129,17 @@ func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g promethe
 	if cfg.Devices == nil {
 		cfg.Devices = registry.NewService(st, st, cfg.Events, clk, log)
 	}
+	links := identity.LinkConfig{PublicURL: cfg.PublicURL}
+	if cfg.Mailer != nil {
+		links.Mailer = cfg.Mailer
+	}
 	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, clock: clk, audit: rec,
 		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow),
 		tenancy: tenancy.NewService(tenancy.ServiceDeps{Store: st, Devices: tenantDevices{st}, Events: cfg.Events, Clock: clk,
 			Log: log, NewID: identity.NewID, NormalizeEmail: identity.NormalizeEmail}),
-		grants: access.NewGrants(st, st, cfg.Events, clk, log)}
+		grants: access.NewGrants(st, st, cfg.Events, clk, log),
+		alarms: alarmsvc.New(st, cfg.Events, clk, log),
+		users:  identity.NewUsers(st, st, cfg.Events, links, clk, log)}
 }
 
 // Handler returns the HTTP handler with every route.

@@ -38,8 +38,8 @@ const (
 	MaxSignInFailuresPerIP = 30
 	SignInWindow           = 15 * time.Minute
 
-	ActivationTTL = 72 * time.Hour
-	ResetTTL      = time.Hour
+	ActivationTTL = identity.ActivationTTL
+	ResetTTL      = identity.ResetTTL
 )
 
 // caller is who is calling: the access subject plus how they came in.
@@ -220,9 +220,7 @@ func (a *API) userByEmail(ctx context.Context, typed string) (identity.User, err
 
 // signInKey is what failed sign-ins of an address are counted under: a
 // hash of its normal form, so the table holds no addresses.
-func signInKey(email string) []byte {
-	return identity.HashSecret("warden-sign-in\x00" + identity.EmailKey(email))
-}
+func signInKey(email string) []byte { return identity.SignInKey(email) }
 
 // withSignInLock sets the account's sign-in lock, for its view.
 func (a *API) withSignInLock(ctx context.Context, u *identity.User) error {

@@ -2,16 +2,14 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/alarm/alarmsvc"
 	"github.com/warden-iot/warden/internal/apiv1"
-	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/maintenance"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/registry"
@@ -62,17 +60,12 @@ func (a *API) getMaintenance(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// serviceRequest is the body of POST …/maintenance/service.
-type serviceRequest struct {
-	At time.Time `json:"at"` // default now
-}
-
 // maxServiceSkew is how far in the future a recorded service may be
 // (clocks differ a little).
 const maxServiceSkew = 5 * time.Minute
 
 func (a *API) recordService(w http.ResponseWriter, r *http.Request) {
-	var req serviceRequest
+	var req apiv1.ServiceRecord
 	if !decodeOptional(w, r, &req) {
 		return
 	}
@@ -131,11 +124,21 @@ func writePlanInvalid(w http.ResponseWriter, err error) {
 	})
 }
 
+// planError answers a failure of the plans service.
+func (a *API) planError(w http.ResponseWriter, err error) {
+	var ie *alarmsvc.InvalidError
+	if errors.As(err, &ie) {
+		writePlanInvalid(w, ie.Err)
+		return
+	}
+	a.storeError(w, err)
+}
+
 func (a *API) setMaintenancePlan(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	model := r.PathValue("model")
-	if model == "" || len(model) > maintenance.MaxPlanModelLen {
-		writePlanInvalid(w, &maintenance.PlanError{Field: "model", Problem: fmt.Sprintf("must be 1 to %d bytes", maintenance.MaxPlanModelLen)})
+	if err := alarmsvc.CheckPlanModel(model); err != nil {
+		a.planError(w, err)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -144,52 +147,19 @@ func (a *API) setMaintenancePlan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The model comes from the path; the body may leave it out.
-	var probe map[string]json.RawMessage
-	if json.Unmarshal(body, &probe) == nil && probe != nil {
-		if _, ok := probe["model"]; !ok {
-			probe["model"], _ = json.Marshal(model)
-			body, _ = json.Marshal(probe)
-		}
-	}
-	p, err := maintenance.ParsePlan(body)
+	row, err := a.alarms.SetPlan(ctx, scopeTenantID(ctx), model, body)
 	if err != nil {
-		writePlanInvalid(w, err)
+		a.planError(w, err)
 		return
 	}
-	if p.Model != model {
-		writePlanInvalid(w, &maintenance.PlanError{Field: "model", Problem: fmt.Sprintf("%q differs from the path's %q", p.Model, model)})
-		return
-	}
-	spec, err := json.Marshal(p)
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	row := alarm.MaintenancePlan{TenantID: scopeTenantID(ctx), Model: model, Spec: spec, UpdatedAt: a.now()}
-	if err := a.store.SetMaintenancePlan(ctx, row); err != nil {
-		a.storeError(w, err)
-		return
-	}
-	a.plansChanged(ctx, row.TenantID, model)
-	a.log.Info("maintenance plan set", "tenant", row.TenantID, "model", model)
 	writeJSON(w, http.StatusOK, planView(row))
 }
 
 func (a *API) deleteMaintenancePlan(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	tenant, model := scopeTenantID(ctx), r.PathValue("model")
-	if err := a.store.DeleteMaintenancePlan(ctx, tenant, model); err != nil {
+	if err := a.alarms.DeletePlan(ctx, scopeTenantID(ctx), r.PathValue("model")); err != nil {
 		a.storeError(w, err)
 		return
 	}
-	a.plansChanged(ctx, tenant, model)
-	a.log.Info("maintenance plan deleted", "tenant", tenant, "model", model)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// plansChanged publishes the change of a plan (the maintenance runtime
-// reloads the plans). The plan is stored either way; a failed reload is
-// logged (the runtime reloads on restart).
-func (a *API) plansChanged(ctx context.Context, tenantID, model string) {
-	a.publish(ctx, event.MaintenancePlansChanged{TenantID: tenantID, Model: model, At: a.now().UTC()})
 }

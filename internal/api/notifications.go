@@ -80,11 +80,7 @@ func (a *API) getNotificationPrefs(w http.ResponseWriter, r *http.Request) {
 // setNotificationPrefs replaces the caller's preferences. Sites must be
 // sites the caller may see.
 func (a *API) setNotificationPrefs(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Email      *bool    `json:"email"`
-		Severities []string `json:"severities"`
-		SiteIDs    []string `json:"siteIds"`
-	}
+	var req apiv1.NotificationPrefsSetting
 	if !decode(w, r, &req) {
 		return
 	}

@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/alarm/alarmsvc"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/event"
-	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -26,13 +24,6 @@ func ruleView(row alarm.StoredRule) apiv1.Rule {
 	_ = json.Unmarshal(row.Spec, &r) // written by createRule/updateRule; a broken one shows the row's fields
 	r.ID, r.TenantID, r.Name, r.Enabled = row.ID, row.TenantID, row.Name, row.Enabled
 	return apiv1.Rule{RuleSpec: ruleSpecView(r), CreatedBy: row.CreatedBy, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt}
-}
-
-// ruleRequest is the body of POST and PUT: a rule without its id.
-// Enabled defaults to true.
-type ruleRequest struct {
-	alarm.Rule
-	Enabled *bool `json:"enabled"` // shadows Rule.Enabled
 }
 
 // writeRuleInvalid answers 400 with Validate's problems.
@@ -120,57 +111,74 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, apiv1.RuleList{Rules: out})
 }
 
-// checkRule completes and validates a rule of tenant t: Validate's
-// problems, and a scope device or site in t's tree whose alarms the caller
-// may read (operator staff: only while the owner's switch is on).
-func (a *API) checkRule(w http.ResponseWriter, r *http.Request, rule alarm.Rule, t tenancy.Tenant) bool {
-	if err := rule.Validate(); err != nil {
-		writeRuleInvalid(w, err)
-		return false
+// ruleScopeCheck checks a rule's scope for tenant t: a scope device or
+// site in t's tree whose alarms the caller may read (operator staff: only
+// while the owner's switch is on).
+func (a *API) ruleScopeCheck(t tenancy.Tenant) alarmsvc.ScopeCheck {
+	return func(ctx context.Context, rule alarm.Rule) error {
+		switch {
+		case rule.Scope.DeviceID != "":
+			d, err := a.store.GetDevice(ctx, rule.Scope.DeviceID)
+			var res access.Resource
+			if err == nil {
+				res, err = a.deviceResource(ctx, d)
+			}
+			if errors.Is(err, database.ErrNotFound) || (err == nil && (!access.Within(res.TenantPath, t.Path) || !a.allowed(ctx, access.AlarmRead, res))) {
+				return &alarm.FieldError{Field: "scope.deviceId", Problem: fmt.Sprintf("no device %q in tenant %q or below", rule.Scope.DeviceID, t.ID)}
+			}
+			return err
+		case rule.Scope.SiteID != "":
+			s, err := a.store.GetSite(ctx, rule.Scope.SiteID)
+			var st tenancy.Tenant
+			if err == nil {
+				st, err = a.store.GetTenant(ctx, s.TenantID)
+			}
+			if errors.Is(err, database.ErrNotFound) || (err == nil && (!access.Within(st.Path, t.Path) || !a.allowed(ctx, access.AlarmRead, siteResource(s, st)))) {
+				return &alarm.FieldError{Field: "scope.siteId", Problem: fmt.Sprintf("no site %q in tenant %q or below", rule.Scope.SiteID, t.ID)}
+			}
+			return err
+		}
+		return nil
 	}
-	ctx := r.Context()
-	switch {
-	case rule.Scope.DeviceID != "":
-		d, err := a.store.GetDevice(ctx, rule.Scope.DeviceID)
-		var res access.Resource
-		if err == nil {
-			res, err = a.deviceResource(ctx, d)
-		}
-		if errors.Is(err, database.ErrNotFound) || (err == nil && (!access.Within(res.TenantPath, t.Path) || !a.allowed(ctx, access.AlarmRead, res))) {
-			writeRuleInvalid(w, &alarm.FieldError{Field: "scope.deviceId", Problem: fmt.Sprintf("no device %q in tenant %q or below", rule.Scope.DeviceID, t.ID)})
-			return false
-		}
-		if err != nil {
-			a.storeError(w, err)
-			return false
-		}
-	case rule.Scope.SiteID != "":
-		s, err := a.store.GetSite(ctx, rule.Scope.SiteID)
-		var st tenancy.Tenant
-		if err == nil {
-			st, err = a.store.GetTenant(ctx, s.TenantID)
-		}
-		if errors.Is(err, database.ErrNotFound) || (err == nil && (!access.Within(st.Path, t.Path) || !a.allowed(ctx, access.AlarmRead, siteResource(s, st)))) {
-			writeRuleInvalid(w, &alarm.FieldError{Field: "scope.siteId", Problem: fmt.Sprintf("no site %q in tenant %q or below", rule.Scope.SiteID, t.ID)})
-			return false
-		}
-		if err != nil {
-			a.storeError(w, err)
-			return false
-		}
-	}
-	return true
 }
 
-// rulesChanged publishes the change of a rule (the alarm runtime reloads
-// the rules). The rule is stored either way; a failed reload is logged
-// (the runtime reloads on restart).
-func (a *API) rulesChanged(ctx context.Context, tenantID, ruleID string) {
-	a.publish(ctx, event.RulesChanged{TenantID: tenantID, RuleID: ruleID, At: a.now().UTC()})
+// ruleError answers a failure of the rules service.
+func (a *API) ruleError(w http.ResponseWriter, err error) {
+	var ie *alarmsvc.InvalidError
+	if errors.As(err, &ie) {
+		writeRuleInvalid(w, ie.Err)
+		return
+	}
+	a.storeError(w, err)
+}
+
+// ruleOf is the rule a request body describes; enabled defaults to true.
+func ruleOf(req apiv1.RuleRequest) alarm.Rule {
+	v := req.RuleSpec
+	r := alarm.Rule{ID: v.ID, TenantID: v.TenantID, Name: v.Name, Severity: alarm.Severity(v.Severity),
+		Scope: alarm.Scope(v.Scope), Enabled: req.Enabled == nil || *req.Enabled}
+	if t := v.Threshold; t != nil {
+		r.Threshold = &alarm.Threshold{Metric: t.Metric, Op: alarm.Op(t.Op), Value: t.Value, Low: t.Low, High: t.High,
+			Hysteresis: t.Hysteresis, MinDuration: alarm.Duration(t.MinDuration)}
+	}
+	if c := v.RateOfChange; c != nil {
+		r.RateOfChange = &alarm.RateOfChange{Metric: c.Metric, MaxRatePerMinute: c.MaxRatePerMinute,
+			Direction: alarm.Direction(c.Direction), Hysteresis: c.Hysteresis, MinDuration: alarm.Duration(c.MinDuration)}
+	}
+	if e := v.Expression; e != nil {
+		r.Expression = &alarm.Expression{Expr: e.Expr, MinDuration: alarm.Duration(e.MinDuration)}
+	}
+	if s := v.Stale; s != nil {
+		r.Stale = &alarm.Stale{Metric: s.Metric, After: alarm.Duration(s.After)}
+	}
+	if o := v.Offline; o != nil {
+		r.Offline = &alarm.Offline{After: alarm.Duration(o.After)}
+	}
+	return r
 }
 
 func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
-	var req ruleRequest
+	var req apiv1.RuleRequest
 	if !decode(w, r, &req) {
 		return
 	}
@@ -198,30 +206,11 @@ func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
 	if call, ok := ctx.Value(auditCallKey{}).(*auditCall); ok {
 		call.owner = t.ID
 	}
-	rule := req.Rule
-	rule.Enabled = req.Enabled == nil || *req.Enabled
-	if rule.ID, err = identity.NewID("rule"); err != nil {
-		a.storeError(w, err)
-		return
-	}
-	rule.Name = strings.TrimSpace(rule.Name)
-	if !a.checkRule(w, r, rule, t) {
-		return
-	}
-	spec, err := json.Marshal(rule)
+	row, err := a.alarms.CreateRule(ctx, t.ID, c.ActorID, ruleOf(req), a.ruleScopeCheck(t))
 	if err != nil {
-		a.storeError(w, err)
+		a.ruleError(w, err)
 		return
 	}
-	now := a.now().UTC().Truncate(time.Millisecond)
-	row := alarm.StoredRule{ID: rule.ID, TenantID: t.ID, Name: rule.Name, Enabled: rule.Enabled, Spec: spec,
-		CreatedBy: c.ActorID, CreatedAt: now, UpdatedAt: now}
-	if err := a.store.CreateAlarmRule(ctx, row); err != nil {
-		a.storeError(w, err)
-		return
-	}
-	a.rulesChanged(ctx, row.TenantID, row.ID)
-	a.log.Info("alarm rule created", "rule", row.ID, "tenant", row.TenantID)
 	writeJSON(w, http.StatusCreated, ruleView(row))
 }
 
@@ -231,7 +220,7 @@ func (a *API) getRule(w http.ResponseWriter, r *http.Request) {
 
 // updateRule replaces a rule's definition; its id, tenant and alarms stay.
 func (a *API) updateRule(w http.ResponseWriter, r *http.Request) {
-	var req ruleRequest
+	var req apiv1.RuleRequest
 	if !decode(w, r, &req) {
 		return
 	}
@@ -250,26 +239,11 @@ func (a *API) updateRule(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	rule := req.Rule
-	rule.ID, rule.TenantID = row.ID, row.TenantID
-	rule.Enabled = req.Enabled == nil || *req.Enabled
-	rule.Name = strings.TrimSpace(rule.Name)
-	if !a.checkRule(w, r, rule, t) {
-		return
-	}
-	spec, err := json.Marshal(rule)
+	row, err = a.alarms.UpdateRule(ctx, row, ruleOf(req), a.ruleScopeCheck(t))
 	if err != nil {
-		a.storeError(w, err)
+		a.ruleError(w, err)
 		return
 	}
-	row.Name, row.Enabled, row.Spec = rule.Name, rule.Enabled, spec
-	row.UpdatedAt = a.now().UTC().Truncate(time.Millisecond)
-	if err := a.store.UpdateAlarmRule(ctx, row); err != nil {
-		a.storeError(w, err)
-		return
-	}
-	a.rulesChanged(ctx, row.TenantID, row.ID)
-	a.log.Info("alarm rule updated", "rule", row.ID, "tenant", row.TenantID)
 	writeJSON(w, http.StatusOK, ruleView(row))
 }
 
@@ -277,12 +251,9 @@ func (a *API) updateRule(w http.ResponseWriter, r *http.Request) {
 // still active).
 func (a *API) deleteRule(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	row := loaded[alarm.StoredRule](ctx)
-	if err := a.store.DeleteAlarmRule(ctx, row.ID); err != nil {
+	if err := a.alarms.DeleteRule(ctx, loaded[alarm.StoredRule](ctx)); err != nil {
 		a.storeError(w, err)
 		return
 	}
-	a.rulesChanged(ctx, row.TenantID, row.ID)
-	a.log.Info("alarm rule deleted", "rule", row.ID, "tenant", row.TenantID)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
-	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -122,32 +120,12 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "email: %v", err)
 		return
 	}
-	id, err := identity.NewID("usr")
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	u := identity.User{ID: id, TenantID: req.TenantID, Email: email, Role: role, Status: identity.UserPending,
-		CreatedBy: c.ActorID, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
+	u := identity.User{TenantID: req.TenantID, Email: email, Role: role, CreatedBy: c.ActorID}
 	if err := applyProfile(req.Profile, &u); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	for try := 0; ; try++ {
-		if u.Role == identity.RoleSupporter {
-			if u.SupporterID, err = identity.NewSupporterID(); err != nil {
-				a.storeError(w, err)
-				return
-			}
-		}
-		err = a.store.CreateUser(r.Context(), u)
-		if !errors.Is(err, database.ErrConflict) || u.Role != identity.RoleSupporter || try == 3 {
-			break
-		}
-		if _, e := a.store.UserByEmail(r.Context(), email); e == nil {
-			break // the e-mail is taken, not the supporter id
-		}
-	}
+	u, act, err := a.users.Invite(r.Context(), u)
 	if errors.Is(err, database.ErrConflict) {
 		writeError(w, http.StatusConflict, "an account with e-mail %s exists already", email)
 		return
@@ -156,15 +134,8 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.log.Info("user created", "user", u.ID, "tenant", u.TenantID, "role", u.Role)
 	v := userView(u, true)
-	v.ActivationLink, v.ActivationMailed, err = a.sendLink(r.Context(), u, identity.PurposeActivate)
-	if err != nil {
-		// The account exists; the admin can send the link again.
-		a.log.Error("send activation", "user", u.ID, "err", err)
-		writeJSON(w, http.StatusCreated, v)
-		return
-	}
+	v.ActivationLink, v.ActivationMailed = act.Link, act.Mailed
 	writeJSON(w, http.StatusCreated, v)
 }
 
@@ -195,8 +166,8 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusForbidden, "role: you cannot change your own role")
 			return
 		}
-		if (role == identity.RoleSupporter) != (u.Role == identity.RoleSupporter) {
-			writeError(w, http.StatusBadRequest, "role: a supporter account stays a supporter account; make a new account instead")
+		if err := identity.CheckRoleChange(u.Role, role); err != nil {
+			writeError(w, http.StatusBadRequest, "role: %v", err)
 			return
 		}
 		if !a.allow(w, r, access.UserEntrust, res) {
@@ -225,31 +196,16 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 				if !a.allow(w, r, access.UserEntrust, res) {
 					return
 				}
-				u.Status = identity.UserActive
-				if u.PasswordHash == "" {
-					u.Status = identity.UserPending
-				}
+				u.Enable()
 			}
 		default:
 			writeError(w, http.StatusBadRequest, `status: "active" or "disabled"`)
 			return
 		}
 	}
-	if err := a.store.UpdateUser(r.Context(), u); err != nil {
+	if err := a.users.Update(r.Context(), u, req.Unlock); err != nil {
 		a.storeError(w, err)
 		return
-	}
-	if u.Status == identity.UserDisabled {
-		if err := a.store.DeleteUserSessions(r.Context(), u.ID); err != nil {
-			a.storeError(w, err)
-			return
-		}
-	}
-	if req.Unlock {
-		if err := a.store.ClearSignInFailures(r.Context(), signInKey(u.Email)); err != nil {
-			a.storeError(w, err)
-			return
-		}
 	}
 	if err := a.withSignInLock(r.Context(), &u); err != nil {
 		a.storeError(w, err)
@@ -264,11 +220,10 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "you cannot delete your own account")
 		return
 	}
-	if err := a.store.DeleteUser(r.Context(), u.ID); err != nil {
+	if err := a.users.Delete(r.Context(), u); err != nil {
 		a.storeError(w, err)
 		return
 	}
-	a.log.Info("user deleted", "user", u.ID)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -284,7 +239,7 @@ func (a *API) resendActivation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, "the mail server did not take the message; try again later")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"activationLink": link, "activationMailed": mailed})
+	writeJSON(w, http.StatusOK, apiv1.ActivationSent{ActivationLink: link, ActivationMailed: mailed})
 }
 
 // lookupSupporter tells a customer admin whose supporter id this is, so
@@ -305,30 +260,5 @@ func (a *API) lookupSupporter(w http.ResponseWriter, r *http.Request) {
 // sendLink makes a one-time link for a user and mails it. Without a mail
 // server it returns the link so the admin can hand it over.
 func (a *API) sendLink(ctx context.Context, u identity.User, purpose string) (link string, mailed bool, err error) {
-	secret, err := identity.NewSecret()
-	if err != nil {
-		return "", false, err
-	}
-	ttl, page := ActivationTTL, "/activate"
-	if purpose == identity.PurposeReset {
-		ttl, page = ResetTTL, "/reset-password"
-	}
-	now := a.now().UTC().Truncate(time.Millisecond)
-	if err := a.store.CreateUserToken(ctx, identity.UserToken{Hash: identity.HashSecret(secret), UserID: u.ID,
-		Purpose: purpose, CreatedAt: now, ExpiresAt: now.Add(ttl)}); err != nil {
-		return "", false, err
-	}
-	link = strings.TrimRight(a.cfg.PublicURL, "/") + page + "?token=" + secret
-	if a.cfg.Mailer == nil {
-		return link, false, nil
-	}
-	name := strings.TrimSpace(u.FirstName + " " + u.LastName)
-	msg := mail.Activation(u.Email, name, link, now.Add(ttl), "Warden")
-	if purpose == identity.PurposeReset {
-		msg = mail.PasswordReset(u.Email, name, link, now.Add(ttl), "Warden")
-	}
-	if err := a.cfg.Mailer.Send(ctx, msg); err != nil {
-		return "", false, fmt.Errorf("mail %s link: %w", purpose, err)
-	}
-	return "", true, nil
+	return a.users.SendLink(ctx, u, purpose)
 }

@@ -74,3 +74,11 @@ type Supporter struct {
 	LastName    string `json:"lastName"`
 	SupporterID string `json:"supporterId"`
 }
+
+// ActivationSent is the answer of POST /api/v1/users/{id}/activation: the
+// new activation link went out by e-mail (ActivationMailed), or here is
+// the link to hand over (no mail server).
+type ActivationSent struct {
+	ActivationLink   string `json:"activationLink"`
+	ActivationMailed bool   `json:"activationMailed"`
+}

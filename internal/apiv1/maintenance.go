@@ -63,3 +63,9 @@ type AnomalyWatch struct {
 	Warmup       int     `json:"warmup,omitempty"`    // default 100
 	WhileRunning bool    `json:"whileRunning,omitempty"`
 }
+
+// ServiceRecord is the body of POST /api/v1/devices/{id}/maintenance/service
+// (optional): when the service was done (zero: now).
+type ServiceRecord struct {
+	At time.Time `json:"at,omitzero"`
+}

@@ -16,6 +16,16 @@ type NotificationPrefs struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
+// NotificationPrefsSetting is the body of PUT /api/v1/me/notifications:
+// the caller's preferences, replaced whole. Email is required.
+type NotificationPrefsSetting struct {
+	Email *bool `json:"email"`
+	// Severities: empty means every severity.
+	Severities []string `json:"severities"`
+	// SiteIDs: empty means every site the user may see.
+	SiteIDs []string `json:"siteIds"`
+}
+
 // Webhook is the API view of a webhook. Secret is only in the answer that
 // made it.
 type Webhook struct {

@@ -123,3 +123,11 @@ type ValidationError struct {
 	ErrorBody
 	Fields []FieldProblem `json:"fields"`
 }
+
+// RuleRequest is the body of POST /api/v1/rules (without id; tenantId
+// defaults to the caller's) and PUT /api/v1/rules/{rule} (id and tenantId
+// may be left out). Enabled defaults to true.
+type RuleRequest struct {
+	RuleSpec
+	Enabled *bool `json:"enabled"` // shadows RuleSpec.Enabled
+}

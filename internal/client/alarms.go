@@ -11,8 +11,8 @@ import (
 	"github.com/warden-iot/warden/internal/apiv1"
 )
 
-// CreateRule makes an alarm rule from its JSON (package alarm's Rule
-// without an id).
+// CreateRule makes an alarm rule from its JSON (an apiv1.RuleRequest
+// without an id), sent as given so that the server judges every field.
 func (c *Client) CreateRule(ctx context.Context, rule json.RawMessage) (apiv1.Rule, error) {
 	var out apiv1.Rule
 	err := c.Do(ctx, http.MethodPost, "/api/v1/rules", nil, rule, &out)
@@ -35,7 +35,8 @@ func (c *Client) Rule(ctx context.Context, id string) (apiv1.Rule, error) {
 	return out, err
 }
 
-// UpdateRule replaces a rule's definition.
+// UpdateRule replaces a rule's definition with its JSON (an
+// apiv1.RuleRequest), sent as given.
 func (c *Client) UpdateRule(ctx context.Context, id string, rule json.RawMessage) (apiv1.Rule, error) {
 	var out apiv1.Rule
 	err := c.Do(ctx, http.MethodPut, rulePath(id), nil, rule, &out)
@@ -128,8 +129,8 @@ func (c *Client) NotificationPrefs(ctx context.Context) (apiv1.NotificationPrefs
 // SetNotificationPrefs replaces the caller's alarm e-mail preferences.
 func (c *Client) SetNotificationPrefs(ctx context.Context, p apiv1.NotificationPrefs) (apiv1.NotificationPrefs, error) {
 	var out apiv1.NotificationPrefs
-	p.Warnings = nil // answers only
-	err := c.Do(ctx, http.MethodPut, "/api/v1/me/notifications", nil, p, &out)
+	req := apiv1.NotificationPrefsSetting{Email: &p.Email, Severities: p.Severities, SiteIDs: p.SiteIDs}
+	err := c.Do(ctx, http.MethodPut, "/api/v1/me/notifications", nil, req, &out)
 	return out, err
 }
 

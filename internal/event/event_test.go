@@ -158,6 +158,7 @@ func TestFacts(t *testing.T) {
 		event.FactoryAccessClosed{TenantID: "acme", SiteID: "s1", At: at},
 		event.AlarmAcknowledged{TenantID: "acme", DeviceID: "d1", AlarmID: 7, By: "ann@acme.example (usr_1)", At: at},
 		event.AlarmClearedByHand{TenantID: "acme", DeviceID: "d1", AlarmID: 7, Kind: "rule", RuleID: "r1", By: "ann", At: at},
+		event.UserDeleted{TenantID: "acme", UserID: "usr_1", At: at},
 		event.CloudToDeviceQueued{TenantID: "acme", DeviceID: "d1", MessageID: "m1", At: at},
 	}
 	var subs []event.Subscription
@@ -176,6 +177,7 @@ func TestFacts(t *testing.T) {
 	event.On(rec, "x", func(context.Context, event.FactoryAccessClosed) error { return nil })
 	event.On(rec, "x", func(context.Context, event.AlarmAcknowledged) error { return nil })
 	event.On(rec, "x", func(context.Context, event.AlarmClearedByHand) error { return nil })
+	event.On(rec, "x", func(context.Context, event.UserDeleted) error { return nil })
 	event.On(rec, "x", func(context.Context, event.CloudToDeviceQueued) error { return nil })
 	seen := map[string]bool{}
 	for i, ev := range facts {

@@ -165,6 +165,16 @@ type AlarmClearedByHand struct {
 
 func (AlarmClearedByHand) Type() string { return "alarm.cleared-by-hand" }
 
+// UserDeleted: a person's account is gone, and with it their sessions,
+// sign-in links, API tokens and (a supporter's) grants.
+type UserDeleted struct {
+	TenantID string    `json:"tenantId"`
+	UserID   string    `json:"userId"`
+	At       time.Time `json:"at"`
+}
+
+func (UserDeleted) Type() string { return "user.deleted" }
+
 // CloudToDeviceQueued: a cloud-to-device message was queued for a device.
 type CloudToDeviceQueued struct {
 	TenantID  string    `json:"tenantId"`

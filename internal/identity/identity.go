@@ -2,7 +2,8 @@
 // tokens: the model, the narrow stores that keep it (UserStore,
 // SignInStore, TokenStore; implemented by package identitysql), and the
 // secrets of the accounts: argon2id password hashes, random link and
-// session secrets, supporter ids and TOTP second factors.
+// session secrets, supporter ids and TOTP second factors; and Users, the
+// service that invites, changes and deletes accounts.
 package identity
 
 import (
