@@ -14,9 +14,9 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/event"
+	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/sas"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 func b64(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
@@ -128,11 +128,11 @@ func checkInitialTwin(raw json.RawMessage) ([]byte, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
-	tags, desired, err := store.InitialTwinParts(raw)
+	tags, desired, err := provision.InitialTwinParts(raw)
 	if err != nil {
 		return nil, err
 	}
-	tw := store.NewTwin("", "", time.Now())
+	tw := hub.NewTwin("", "", time.Now())
 	if err := tw.ApplyInitial(tags, desired, time.Now()); err != nil {
 		return nil, fmt.Errorf("initial twin: %w", err)
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/registry"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 func (a *API) twinView(r *http.Request, d registry.Device, tw hub.Twin) apiv1.Twin {
@@ -113,7 +112,7 @@ func (a *API) patchTwin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if m := r.Header.Get("If-Match"); m != "" && m != "*" {
-		v, err := store.ParseTwinETag(m)
+		v, err := hub.ParseTwinETag(m)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "If-Match: %v", err)
 			return

@@ -48,7 +48,6 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/provision"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 const (
@@ -430,7 +429,7 @@ func (d *dpsState) initialTwin(c *dpsConn, op *dpsOp) {
 	if !op.twinPending {
 		return
 	}
-	tags, desired, err := store.InitialTwinParts(c.initialTwin)
+	tags, desired, err := provision.InitialTwinParts(c.initialTwin)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), dpsAssignTimeout)
 		err = d.b.store.SetInitialTwin(ctx, op.reg.TenantID, op.reg.DeviceID, tags, desired, op.reg.UpdatedAt)

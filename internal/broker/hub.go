@@ -15,7 +15,6 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/hub"
-	"github.com/warden-iot/warden/internal/store"
 )
 
 // The $iothub topics (see docs/hub.md). Every device subscribes to the same
@@ -229,7 +228,7 @@ func (b *Broker) UpdateTwin(ctx context.Context, tenantID, deviceID string, u hu
 	if _, ok := subscribed(s.client, twinDesiredFilter); !ok {
 		return tw, nil
 	}
-	body, err := store.PatchWithVersion(u.Desired, tw.Desired.Version)
+	body, err := hub.PatchWithVersion(u.Desired, tw.Desired.Version)
 	if err != nil {
 		b.log.Error("desired patch not sent", "device", deviceID, "err", err)
 		return tw, nil

@@ -265,7 +265,7 @@ func (e *env) webhookDeliveries(alarmID int64) []notifystore.Delivery {
 }
 
 // show formats deliveries for messages, without their payloads.
-func show(ds ...store.Delivery) string {
+func show(ds ...notifystore.Delivery) string {
 	var b strings.Builder
 	for _, d := range ds {
 		fmt.Fprintf(&b, "{id %d tenant %s %s %s %s state %s attempts %d next %s error %q sent %s} ", d.ID, d.TenantID,

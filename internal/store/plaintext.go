@@ -3,6 +3,12 @@ package store
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/hub"
+	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
+	"github.com/warden-iot/warden/internal/provision"
 )
 
 // Rows written before sealing existed still hold machine data in clear;
@@ -18,12 +24,12 @@ type RowScanner interface {
 }
 
 // PlaintextSealer seals one selected row into its UPDATE's arguments.
-type PlaintextSealer func(ctx context.Context, s Sealer, row RowScanner) ([]any, error)
+type PlaintextSealer func(ctx context.Context, s keyring.Sealer, row RowScanner) ([]any, error)
 
 // SealPlaintextTwin: device_id, tenant_id, tags, desired, desired_meta,
 // reported, reported_meta → sealed, device_id.
-func SealPlaintextTwin(ctx context.Context, s Sealer, row RowScanner) ([]any, error) {
-	var tw Twin
+func SealPlaintextTwin(ctx context.Context, s keyring.Sealer, row RowScanner) ([]any, error) {
+	var tw hub.Twin
 	var tags, desired, dmeta, reported, rmeta string
 	if err := row.Scan(&tw.DeviceID, &tw.TenantID, &tags, &desired, &dmeta, &reported, &rmeta); err != nil {
 		return nil, err
@@ -37,14 +43,14 @@ func SealPlaintextTwin(ctx context.Context, s Sealer, row RowScanner) ([]any, er
 
 // SealPlaintextC2D: id, tenant_id, device_id, message_id, properties,
 // payload → sealed, id.
-func SealPlaintextC2D(ctx context.Context, s Sealer, row RowScanner) ([]any, error) {
-	var m C2DMessage
+func SealPlaintextC2D(ctx context.Context, s keyring.Sealer, row RowScanner) ([]any, error) {
+	var m hub.C2DMessage
 	var props string
 	if err := row.Scan(&m.ID, &m.TenantID, &m.DeviceID, &m.MessageID, &props, &m.Payload); err != nil {
 		return nil, err
 	}
 	var err error
-	if m.Properties, err = DecodeC2DProperties(props); err != nil {
+	if m.Properties, err = hub.DecodeC2DProperties(props); err != nil {
 		return nil, err
 	}
 	blob, err := SealC2D(ctx, s, m)
@@ -53,8 +59,8 @@ func SealPlaintextC2D(ctx context.Context, s Sealer, row RowScanner) ([]any, err
 
 // SealPlaintextAlarm: id, tenant_id, rule_id, device_id, message, value,
 // ack_comment → sealed, sealed_comment (nil if none), id.
-func SealPlaintextAlarm(ctx context.Context, s Sealer, row RowScanner) ([]any, error) {
-	var a Alarm
+func SealPlaintextAlarm(ctx context.Context, s keyring.Sealer, row RowScanner) ([]any, error) {
+	var a alarm.Record
 	if err := row.Scan(&a.ID, &a.TenantID, &a.RuleID, &a.DeviceID, &a.Message, &a.Value, &a.AckComment); err != nil {
 		return nil, err
 	}
@@ -63,8 +69,8 @@ func SealPlaintextAlarm(ctx context.Context, s Sealer, row RowScanner) ([]any, e
 
 // SealPlaintextDelivery: id, tenant_id, alarm_id, channel, target, event,
 // payload, last_error → sealed, sealed_error, id.
-func SealPlaintextDelivery(ctx context.Context, s Sealer, row RowScanner) ([]any, error) {
-	var d Delivery
+func SealPlaintextDelivery(ctx context.Context, s keyring.Sealer, row RowScanner) ([]any, error) {
+	var d notifystore.Delivery
 	var payload string
 	if err := row.Scan(&d.ID, &d.TenantID, &d.AlarmID, &d.Channel, &d.Target, &d.Event, &payload, &d.LastError); err != nil {
 		return nil, err
@@ -75,8 +81,8 @@ func SealPlaintextDelivery(ctx context.Context, s Sealer, row RowScanner) ([]any
 }
 
 // SealPlaintextPlan: tenant_id, model, spec → sealed, tenant_id, model.
-func SealPlaintextPlan(ctx context.Context, s Sealer, row RowScanner) ([]any, error) {
-	var p MaintenancePlan
+func SealPlaintextPlan(ctx context.Context, s keyring.Sealer, row RowScanner) ([]any, error) {
+	var p alarm.MaintenancePlan
 	var spec string
 	if err := row.Scan(&p.TenantID, &p.Model, &spec); err != nil {
 		return nil, err
@@ -89,20 +95,20 @@ func SealPlaintextPlan(ctx context.Context, s Sealer, row RowScanner) ([]any, er
 // SealPlaintextRegistration: tenant_id, registration_id, enrollment_kind,
 // enrollment_id, payload, initial_twin → sealed, tenant_id,
 // registration_id.
-func SealPlaintextRegistration(ctx context.Context, s Sealer, row RowScanner) ([]any, error) {
-	var r Registration
+func SealPlaintextRegistration(ctx context.Context, s keyring.Sealer, row RowScanner) ([]any, error) {
+	var r provision.Registration
 	var kind string
 	var payload, twin *string
 	if err := row.Scan(&r.TenantID, &r.RegistrationID, &kind, &r.EnrollmentID, &payload, &twin); err != nil {
 		return nil, err
 	}
-	r.EnrollmentKind, r.Payload, r.InitialTwin = EnrollmentKind(kind), optionalBytes(payload), optionalBytes(twin)
+	r.EnrollmentKind, r.Payload, r.InitialTwin = provision.EnrollmentKind(kind), optionalBytes(payload), optionalBytes(twin)
 	blob, err := SealRegistration(ctx, s, r)
 	return []any{blob, r.TenantID, r.RegistrationID}, err
 }
 
 // SealPlaintextGroup: tenant_id, id, initial_twin → sealed, tenant_id, id.
-func SealPlaintextGroup(ctx context.Context, s Sealer, row RowScanner) ([]any, error) {
+func SealPlaintextGroup(ctx context.Context, s keyring.Sealer, row RowScanner) ([]any, error) {
 	var tenantID, id string
 	var twin *string
 	if err := row.Scan(&tenantID, &id, &twin); err != nil {
@@ -114,7 +120,7 @@ func SealPlaintextGroup(ctx context.Context, s Sealer, row RowScanner) ([]any, e
 
 // SealPlaintextEnrollment: tenant_id, registration_id, initial_twin →
 // sealed, tenant_id, registration_id.
-func SealPlaintextEnrollment(ctx context.Context, s Sealer, row RowScanner) ([]any, error) {
+func SealPlaintextEnrollment(ctx context.Context, s keyring.Sealer, row RowScanner) ([]any, error) {
 	var tenantID, id string
 	var twin *string
 	if err := row.Scan(&tenantID, &id, &twin); err != nil {

@@ -10,16 +10,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
+	"github.com/warden-iot/warden/internal/provision"
 )
 
-// Sealer encrypts and decrypts a tenant's data with the tenant's own key
-// (package keyring, which defines it, so that a keyring's pinned sealers
-// are Sealers). aad is authenticated, not stored: Open needs the same bytes
-// Seal was given.
-type Sealer = keyring.Sealer
-
-// Everything of a machine that is not an id, a time or a state is stored
 // sealed with its tenant's key: twin documents (tags, desired and reported
 // properties with their metadata), cloud-to-device payloads and properties,
 // alarm messages, values and acknowledgement comments, notification
@@ -58,7 +55,7 @@ func sealAAD(class, tenantID string, ids ...string) []byte {
 
 // sealParts seals parts, framed each with its length (uvarint), so that
 // they come back byte for byte.
-func sealParts(ctx context.Context, s Sealer, tenantID string, aad []byte, parts ...[]byte) ([]byte, error) {
+func sealParts(ctx context.Context, s keyring.Sealer, tenantID string, aad []byte, parts ...[]byte) ([]byte, error) {
 	if s == nil {
 		return nil, ErrNoSealer
 	}
@@ -79,7 +76,7 @@ func sealParts(ctx context.Context, s Sealer, tenantID string, aad []byte, parts
 }
 
 // openParts opens what sealParts sealed; it wants exactly n parts.
-func openParts(ctx context.Context, s Sealer, tenantID string, blob, aad []byte, n int) ([][]byte, error) {
+func openParts(ctx context.Context, s keyring.Sealer, tenantID string, blob, aad []byte, n int) ([][]byte, error) {
 	if s == nil {
 		return nil, ErrNoSealer
 	}
@@ -120,14 +117,14 @@ func rawOrNil(b []byte) json.RawMessage {
 }
 
 // SealTwin seals a twin's documents (not its versions and times).
-func SealTwin(ctx context.Context, s Sealer, tw Twin) ([]byte, error) {
+func SealTwin(ctx context.Context, s keyring.Sealer, tw hub.Twin) ([]byte, error) {
 	return sealParts(ctx, s, tw.TenantID, sealAAD("twin", tw.TenantID, tw.DeviceID),
 		tw.Tags, tw.Desired.Doc, tw.Desired.Metadata, tw.Reported.Doc, tw.Reported.Metadata)
 }
 
 // OpenTwin fills tw's documents from its sealed blob; tw's tenant and
 // device must be set.
-func OpenTwin(ctx context.Context, s Sealer, tw *Twin, blob []byte) error {
+func OpenTwin(ctx context.Context, s keyring.Sealer, tw *hub.Twin, blob []byte) error {
 	p, err := openParts(ctx, s, tw.TenantID, blob, sealAAD("twin", tw.TenantID, tw.DeviceID), 5)
 	if err != nil {
 		return fmt.Errorf("twin of %q: %w", tw.DeviceID, err)
@@ -139,16 +136,16 @@ func OpenTwin(ctx context.Context, s Sealer, tw *Twin, blob []byte) error {
 }
 
 // SealC2D seals a cloud-to-device message's payload and properties.
-func SealC2D(ctx context.Context, s Sealer, m C2DMessage) ([]byte, error) {
+func SealC2D(ctx context.Context, s keyring.Sealer, m hub.C2DMessage) ([]byte, error) {
 	return sealParts(ctx, s, m.TenantID, sealAAD("c2d", m.TenantID, m.DeviceID, m.MessageID),
-		[]byte(EncodeC2DProperties(m.Properties)), m.Payload)
+		[]byte(hub.EncodeC2DProperties(m.Properties)), m.Payload)
 }
 
 // OpenC2D fills m's payload and properties from its sealed blob.
-func OpenC2D(ctx context.Context, s Sealer, m *C2DMessage, blob []byte) error {
+func OpenC2D(ctx context.Context, s keyring.Sealer, m *hub.C2DMessage, blob []byte) error {
 	p, err := openParts(ctx, s, m.TenantID, blob, sealAAD("c2d", m.TenantID, m.DeviceID, m.MessageID), 2)
 	if err == nil {
-		m.Properties, err = DecodeC2DProperties(string(p[0]))
+		m.Properties, err = hub.DecodeC2DProperties(string(p[0]))
 	}
 	if err != nil {
 		return fmt.Errorf("message %d of %q: %w", m.ID, m.DeviceID, err)
@@ -160,13 +157,13 @@ func OpenC2D(ctx context.Context, s Sealer, m *C2DMessage, blob []byte) error {
 // SealAlarm seals an alarm's message and value. The blob is bound to the
 // tenant, rule and device: the alarm's id is not known before it is
 // inserted.
-func SealAlarm(ctx context.Context, s Sealer, tenantID, ruleID, deviceID, message string, value float64) ([]byte, error) {
+func SealAlarm(ctx context.Context, s keyring.Sealer, tenantID, ruleID, deviceID, message string, value float64) ([]byte, error) {
 	return sealParts(ctx, s, tenantID, sealAAD("alarm", tenantID, ruleID, deviceID), []byte(message), float64Bytes(value))
 }
 
 // OpenAlarm fills a's message and value from its sealed blob. If it cannot
 // be opened, a is marked Unreadable and the error returned.
-func OpenAlarm(ctx context.Context, s Sealer, a *Alarm, blob []byte) error {
+func OpenAlarm(ctx context.Context, s keyring.Sealer, a *alarm.Record, blob []byte) error {
 	p, err := openParts(ctx, s, a.TenantID, blob, sealAAD("alarm", a.TenantID, a.RuleID, a.DeviceID), 2)
 	var v float64
 	if err == nil {
@@ -181,12 +178,12 @@ func OpenAlarm(ctx context.Context, s Sealer, a *Alarm, blob []byte) error {
 }
 
 // SealAckComment seals the comment of an alarm's acknowledgement.
-func SealAckComment(ctx context.Context, s Sealer, tenantID string, alarmID int64, comment string) ([]byte, error) {
+func SealAckComment(ctx context.Context, s keyring.Sealer, tenantID string, alarmID int64, comment string) ([]byte, error) {
 	return sealParts(ctx, s, tenantID, sealAAD("alarm-ack", tenantID, strconv.FormatInt(alarmID, 10)), []byte(comment))
 }
 
 // OpenAckComment fills a's acknowledgement comment from its sealed blob.
-func OpenAckComment(ctx context.Context, s Sealer, a *Alarm, blob []byte) error {
+func OpenAckComment(ctx context.Context, s keyring.Sealer, a *alarm.Record, blob []byte) error {
 	p, err := openParts(ctx, s, a.TenantID, blob, sealAAD("alarm-ack", a.TenantID, strconv.FormatInt(a.ID, 10)), 1)
 	if err != nil {
 		a.AckComment, a.Unreadable = "", true
@@ -196,22 +193,22 @@ func OpenAckComment(ctx context.Context, s Sealer, a *Alarm, blob []byte) error 
 	return nil
 }
 
-func deliveryAAD(d Delivery) []byte {
+func deliveryAAD(d notifystore.Delivery) []byte {
 	return sealAAD("delivery", d.TenantID, strconv.FormatInt(d.AlarmID, 10), d.Channel, d.Target, d.Event)
 }
 
-func deliveryErrorAAD(d Delivery) []byte {
+func deliveryErrorAAD(d notifystore.Delivery) []byte {
 	return sealAAD("delivery-error", d.TenantID, strconv.FormatInt(d.AlarmID, 10), d.Channel, d.Target, d.Event)
 }
 
 // SealDeliveryPayload seals a delivery's payload.
-func SealDeliveryPayload(ctx context.Context, s Sealer, d Delivery) ([]byte, error) {
+func SealDeliveryPayload(ctx context.Context, s keyring.Sealer, d notifystore.Delivery) ([]byte, error) {
 	return sealParts(ctx, s, d.TenantID, deliveryAAD(d), d.Payload)
 }
 
 // OpenDeliveryPayload fills d's payload from its sealed blob, or marks d
 // Unreadable.
-func OpenDeliveryPayload(ctx context.Context, s Sealer, d *Delivery, blob []byte) error {
+func OpenDeliveryPayload(ctx context.Context, s keyring.Sealer, d *notifystore.Delivery, blob []byte) error {
 	p, err := openParts(ctx, s, d.TenantID, blob, deliveryAAD(*d), 1)
 	if err != nil {
 		d.Payload, d.Unreadable = nil, true
@@ -223,12 +220,12 @@ func OpenDeliveryPayload(ctx context.Context, s Sealer, d *Delivery, blob []byte
 
 // SealDeliveryError seals a delivery's last error (it may quote what the
 // receiver answered).
-func SealDeliveryError(ctx context.Context, s Sealer, d Delivery) ([]byte, error) {
+func SealDeliveryError(ctx context.Context, s keyring.Sealer, d notifystore.Delivery) ([]byte, error) {
 	return sealParts(ctx, s, d.TenantID, deliveryErrorAAD(d), []byte(d.LastError))
 }
 
 // OpenDeliveryError fills d's last error from its sealed blob.
-func OpenDeliveryError(ctx context.Context, s Sealer, d *Delivery, blob []byte) error {
+func OpenDeliveryError(ctx context.Context, s keyring.Sealer, d *notifystore.Delivery, blob []byte) error {
 	p, err := openParts(ctx, s, d.TenantID, blob, deliveryErrorAAD(*d), 1)
 	if err != nil {
 		d.LastError, d.Unreadable = "", true
@@ -239,12 +236,12 @@ func OpenDeliveryError(ctx context.Context, s Sealer, d *Delivery, blob []byte) 
 }
 
 // SealPlan seals a maintenance plan's spec.
-func SealPlan(ctx context.Context, s Sealer, p MaintenancePlan) ([]byte, error) {
+func SealPlan(ctx context.Context, s keyring.Sealer, p alarm.MaintenancePlan) ([]byte, error) {
 	return sealParts(ctx, s, p.TenantID, sealAAD("maintenance-plan", p.TenantID, p.Model), p.Spec)
 }
 
 // OpenPlan fills p's spec from its sealed blob.
-func OpenPlan(ctx context.Context, s Sealer, p *MaintenancePlan, blob []byte) error {
+func OpenPlan(ctx context.Context, s keyring.Sealer, p *alarm.MaintenancePlan, blob []byte) error {
 	parts, err := openParts(ctx, s, p.TenantID, blob, sealAAD("maintenance-plan", p.TenantID, p.Model), 1)
 	if err != nil {
 		return fmt.Errorf("maintenance plan %q of tenant %q: %w", p.Model, p.TenantID, err)
@@ -254,7 +251,7 @@ func OpenPlan(ctx context.Context, s Sealer, p *MaintenancePlan, blob []byte) er
 }
 
 // SealMonitorState seals one tenant's part of the alarm evaluator's state.
-func SealMonitorState(ctx context.Context, s Sealer, key, tenantID string, state []byte) ([]byte, error) {
+func SealMonitorState(ctx context.Context, s keyring.Sealer, key, tenantID string, state []byte) ([]byte, error) {
 	if s == nil {
 		return nil, ErrNoSealer
 	}
@@ -266,7 +263,7 @@ func SealMonitorState(ctx context.Context, s Sealer, key, tenantID string, state
 }
 
 // OpenMonitorState opens what SealMonitorState sealed.
-func OpenMonitorState(ctx context.Context, s Sealer, key, tenantID string, blob []byte) ([]byte, error) {
+func OpenMonitorState(ctx context.Context, s keyring.Sealer, key, tenantID string, blob []byte) ([]byte, error) {
 	if s == nil {
 		return nil, ErrNoSealer
 	}
@@ -281,7 +278,7 @@ func OpenMonitorState(ctx context.Context, s Sealer, key, tenantID string, blob 
 // value (sealed; nil for a row from before sealing, whose plaintext a
 // already holds) and acknowledgement comment (sealedComment). A part that
 // cannot be opened marks a Unreadable; only a missing sealer is an error.
-func OpenAlarmRow(ctx context.Context, s Sealer, a *Alarm, sealed, sealedComment []byte) error {
+func OpenAlarmRow(ctx context.Context, s keyring.Sealer, a *alarm.Record, sealed, sealedComment []byte) error {
 	if sealed != nil {
 		if err := OpenAlarm(ctx, s, a, sealed); errors.Is(err, ErrNoSealer) {
 			return err
@@ -297,7 +294,7 @@ func OpenAlarmRow(ctx context.Context, s Sealer, a *Alarm, sealed, sealedComment
 
 // SealDeliveryRow seals a new delivery's payload and, if it has one, its
 // last error (nil if not).
-func SealDeliveryRow(ctx context.Context, s Sealer, d Delivery) (payload, lastErr []byte, err error) {
+func SealDeliveryRow(ctx context.Context, s keyring.Sealer, d notifystore.Delivery) (payload, lastErr []byte, err error) {
 	if payload, err = SealDeliveryPayload(ctx, s, d); err != nil {
 		return nil, nil, err
 	}
@@ -312,7 +309,7 @@ func SealDeliveryRow(ctx context.Context, s Sealer, d Delivery) (payload, lastEr
 // OpenDeliveryRow opens a stored delivery's sealed payload and error (nil:
 // not sealed). A part that cannot be opened marks d Unreadable; only a
 // missing sealer is an error.
-func OpenDeliveryRow(ctx context.Context, s Sealer, d *Delivery, payload, lastErr []byte) error {
+func OpenDeliveryRow(ctx context.Context, s keyring.Sealer, d *notifystore.Delivery, payload, lastErr []byte) error {
 	if payload != nil {
 		if err := OpenDeliveryPayload(ctx, s, d, payload); errors.Is(err, ErrNoSealer) {
 			return err
@@ -330,7 +327,7 @@ func OpenDeliveryRow(ctx context.Context, s Sealer, d *Delivery, payload, lastEr
 // a transaction that will seal: creating the key writes to the store, which
 // on SQLite's single writer connection must not happen inside another
 // transaction. With the key cached it costs one sealing of nothing.
-func PrepareSeal(ctx context.Context, s Sealer, tenantID string) error {
+func PrepareSeal(ctx context.Context, s keyring.Sealer, tenantID string) error {
 	if s == nil {
 		return ErrNoSealer
 	}
@@ -344,12 +341,12 @@ func PrepareSeal(ctx context.Context, s Sealer, tenantID string) error {
 // transaction: its Seal uses a data key obtained beforehand and never
 // writes to the store (it cannot create a key), its Open only reads.
 type Pinner interface {
-	SealerFor(ctx context.Context, tenantID string) (Sealer, error)
+	SealerFor(ctx context.Context, tenantID string) (keyring.Sealer, error)
 }
 
 // PinSealer returns the sealer to use for tenantID inside a transaction:
 // s's pinned one if s is a Pinner, else s after PrepareSeal.
-func PinSealer(ctx context.Context, s Sealer, tenantID string) (Sealer, error) {
+func PinSealer(ctx context.Context, s keyring.Sealer, tenantID string) (keyring.Sealer, error) {
 	if s == nil {
 		return nil, ErrNoSealer
 	}
@@ -370,7 +367,7 @@ func PinSealer(ctx context.Context, s Sealer, tenantID string) (Sealer, error) {
 // and value, and its acknowledgement comment if it has one. It returns the
 // arguments of the stores' UPDATE: sealed, sealed comment (nil if none),
 // id.
-func SealLegacyAlarm(ctx context.Context, s Sealer, a Alarm) ([]any, error) {
+func SealLegacyAlarm(ctx context.Context, s keyring.Sealer, a alarm.Record) ([]any, error) {
 	sealed, err := SealAlarm(ctx, s, a.TenantID, a.RuleID, a.DeviceID, a.Message, a.Value)
 	if err != nil {
 		return nil, err
@@ -387,7 +384,7 @@ func SealLegacyAlarm(ctx context.Context, s Sealer, a Alarm) ([]any, error) {
 // OpenC2DRow opens a stored message's sealed part (nil: not sealed); a
 // message whose part cannot be opened is marked Unreadable, with no
 // payload or properties. Only a missing sealer is an error.
-func OpenC2DRow(ctx context.Context, s Sealer, m *C2DMessage, sealed []byte) error {
+func OpenC2DRow(ctx context.Context, s keyring.Sealer, m *hub.C2DMessage, sealed []byte) error {
 	if sealed == nil {
 		return nil
 	}
@@ -402,8 +399,8 @@ func OpenC2DRow(ctx context.Context, s Sealer, m *C2DMessage, sealed []byte) err
 
 // OpenPlans opens stored plans' sealed specs (nil: not sealed). A plan
 // whose spec cannot be opened is left out: without its spec it is no plan.
-func OpenPlans(ctx context.Context, s Sealer, plans []MaintenancePlan, sealed [][]byte) ([]MaintenancePlan, error) {
-	out := make([]MaintenancePlan, 0, len(plans))
+func OpenPlans(ctx context.Context, s keyring.Sealer, plans []alarm.MaintenancePlan, sealed [][]byte) ([]alarm.MaintenancePlan, error) {
+	out := make([]alarm.MaintenancePlan, 0, len(plans))
 	for i, p := range plans {
 		if sealed[i] != nil {
 			if err := OpenPlan(ctx, s, &p, sealed[i]); err != nil {
@@ -420,7 +417,7 @@ func OpenPlans(ctx context.Context, s Sealer, plans []MaintenancePlan, sealed []
 
 // OpenMonitorStates opens the sealed parts of a monitor state, by tenant;
 // parts that cannot be opened are left out.
-func OpenMonitorStates(ctx context.Context, s Sealer, key string, sealed map[string][]byte) (map[string][]byte, error) {
+func OpenMonitorStates(ctx context.Context, s keyring.Sealer, key string, sealed map[string][]byte) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(sealed))
 	for tenantID, blob := range sealed {
 		state, err := OpenMonitorState(ctx, s, key, tenantID, blob)
@@ -457,20 +454,20 @@ func partOpt(p []byte) ([]byte, error) {
 // registrationAAD binds a registration record's blob to its tenant, its
 // registration id and the enrollment it came through (all written together
 // by every assignment).
-func registrationAAD(r Registration) []byte {
+func registrationAAD(r provision.Registration) []byte {
 	return sealAAD("registration", r.TenantID, r.RegistrationID, string(r.EnrollmentKind), r.EnrollmentID)
 }
 
 // SealRegistration seals a registration record's payload (what the device
 // sent) and initial twin (what it was given), either of which may be nil.
-func SealRegistration(ctx context.Context, s Sealer, r Registration) ([]byte, error) {
+func SealRegistration(ctx context.Context, s keyring.Sealer, r provision.Registration) ([]byte, error) {
 	return sealParts(ctx, s, r.TenantID, registrationAAD(r), optPart(r.Payload), optPart(r.InitialTwin))
 }
 
 // OpenRegistration fills r's payload and initial twin from its sealed
 // blob; r's tenant, registration id and enrollment must be set. If it
 // cannot be opened, r is marked Unreadable and the error returned.
-func OpenRegistration(ctx context.Context, s Sealer, r *Registration, blob []byte) error {
+func OpenRegistration(ctx context.Context, s keyring.Sealer, r *provision.Registration, blob []byte) error {
 	p, err := openParts(ctx, s, r.TenantID, blob, registrationAAD(*r), 2)
 	var payload, twin []byte
 	if err == nil {
@@ -490,7 +487,7 @@ func OpenRegistration(ctx context.Context, s Sealer, r *Registration, blob []byt
 // record from before sealing, whose plaintext r already holds). A record
 // that cannot be opened is marked Unreadable; only a missing sealer is an
 // error.
-func OpenRegistrationRow(ctx context.Context, s Sealer, r *Registration, sealed []byte) error {
+func OpenRegistrationRow(ctx context.Context, s keyring.Sealer, r *provision.Registration, sealed []byte) error {
 	if sealed == nil {
 		return nil
 	}
@@ -511,17 +508,17 @@ func enrollmentAAD(tenantID, registrationID string) []byte {
 // SealGroupTwin seals an enrollment group's initial twin (nil: none). The
 // initial twin becomes the twin of every device the group assigns, which
 // is sealed too: it is sealed like it.
-func SealGroupTwin(ctx context.Context, s Sealer, tenantID, groupID string, twin []byte) ([]byte, error) {
+func SealGroupTwin(ctx context.Context, s keyring.Sealer, tenantID, groupID string, twin []byte) ([]byte, error) {
 	return sealParts(ctx, s, tenantID, enrollmentGroupAAD(tenantID, groupID), optPart(twin))
 }
 
 // SealEnrollmentTwin seals an individual enrollment's initial twin (nil:
 // none).
-func SealEnrollmentTwin(ctx context.Context, s Sealer, tenantID, registrationID string, twin []byte) ([]byte, error) {
+func SealEnrollmentTwin(ctx context.Context, s keyring.Sealer, tenantID, registrationID string, twin []byte) ([]byte, error) {
 	return sealParts(ctx, s, tenantID, enrollmentAAD(tenantID, registrationID), optPart(twin))
 }
 
-func openInitialTwin(ctx context.Context, s Sealer, tenantID string, blob, aad []byte) ([]byte, error) {
+func openInitialTwin(ctx context.Context, s keyring.Sealer, tenantID string, blob, aad []byte) ([]byte, error) {
 	p, err := openParts(ctx, s, tenantID, blob, aad, 1)
 	if err != nil {
 		return nil, err
@@ -533,7 +530,7 @@ func openInitialTwin(ctx context.Context, s Sealer, tenantID string, blob, aad [
 // from before sealing, whose plaintext g already holds). A twin that
 // cannot be opened leaves g without one, marked Unreadable; only a missing
 // sealer is an error.
-func OpenGroupRow(ctx context.Context, s Sealer, g *EnrollmentGroup, sealed []byte) error {
+func OpenGroupRow(ctx context.Context, s keyring.Sealer, g *provision.EnrollmentGroup, sealed []byte) error {
 	if sealed == nil {
 		return nil
 	}
@@ -546,7 +543,7 @@ func OpenGroupRow(ctx context.Context, s Sealer, g *EnrollmentGroup, sealed []by
 }
 
 // OpenEnrollmentRow is OpenGroupRow for an individual enrollment.
-func OpenEnrollmentRow(ctx context.Context, s Sealer, e *Enrollment, sealed []byte) error {
+func OpenEnrollmentRow(ctx context.Context, s keyring.Sealer, e *provision.Enrollment, sealed []byte) error {
 	if sealed == nil {
 		return nil
 	}

@@ -1,123 +1,49 @@
-// Package store defines Warden's persistent state: tenants, devices, API
-// tokens, telemetry points, message-id deduplication and rejected messages.
+// Package store is where Warden's state is kept: its two engines,
+// store/sqlite (the embedded default) and store/postgres (for several
+// nodes), each running every domain's store on its database, and how each
+// class of machine data is sealed with its tenant's key (seal.go).
 //
-// The Store interface has two implementations, store/sqlite (the embedded
-// default) and store/postgres (for several nodes). Both pass the same
-// behavioural suite in store/storetest.
+// The domains own their storage: each domain package declares its narrow
+// store interface and model types, and its <domain>sql package implements it
+// once for both engines (the telemetry store, whose write path differs,
+// once per engine). Store is what an engine provides as a whole: every
+// domain store, plus what only an engine does (migrating, the sealing and
+// compaction passes, server settings, closing). store/storetest is the
+// suite of those engine-wide methods; store/enginetest gives a domain's
+// suite a fresh database of each engine.
 package store
 
 import (
 	"context"
 
 	"github.com/warden-iot/warden/internal/access"
+	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/factory"
+	"github.com/warden-iot/warden/internal/hub"
+	"github.com/warden-iot/warden/internal/notify/notifystore"
+	"github.com/warden-iot/warden/internal/provision"
 
-	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/registry"
-	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
-)
-
-// Errors every implementation returns (wrapped) so callers can branch on
-// them; they are package database's, so errors.Is matches either name.
-var (
-	ErrNotFound  = database.ErrNotFound
-	ErrConflict  = database.ErrConflict
-	ErrNotPurged = database.ErrNotPurged
-)
-
-// RootTenantID is the operator's tenant (package tenancy).
-const RootTenantID = tenancy.RootTenantID
-
-// Tenant is a node of the tenant hierarchy (package tenancy).
-type Tenant = tenancy.Tenant
-
-// TenantKey is keyring.TenantKey: a tenant's data key, wrapped by the
-// master key.
-type TenantKey = keyring.TenantKey
-
-// Devices are package registry's; these names stay so that code written
-// against package store compiles unchanged.
-
-// DeviceStatus is registry.DeviceStatus.
-type DeviceStatus = registry.DeviceStatus
-
-// The statuses of a device (package registry's).
-const (
-	DeviceEnabled  = registry.DeviceEnabled
-	DeviceDisabled = registry.DeviceDisabled
-)
-
-// Device is registry.Device.
-type Device = registry.Device
-
-// DeviceSeen is registry.DeviceSeen.
-type DeviceSeen = registry.DeviceSeen
-
-// Token scopes (identity's).
-const (
-	ScopeRead  = identity.ScopeRead
-	ScopeWrite = identity.ScopeWrite
-)
-
-// APIToken is identity.APIToken.
-type APIToken = identity.APIToken
-
-// Point is telemetry.Point, under its old name.
-type Point = telemetry.Point
-
-// Message is telemetry.Message, under its old name.
-type Message = telemetry.Message
-
-// The telemetry store's records are package tsdbstore's (see there).
-type (
-	// WriteResult is tsdbstore.WriteResult.
-	WriteResult = tsdbstore.WriteResult
-	// Rejected is tsdbstore.Rejected.
-	Rejected = tsdbstore.Rejected
-	// HeadRecord is tsdbstore.HeadRecord.
-	HeadRecord = tsdbstore.HeadRecord
-	// ChunkRecord is tsdbstore.ChunkRecord.
-	ChunkRecord = tsdbstore.ChunkRecord
-	// DeviceRef is tsdbstore.DeviceRef.
-	DeviceRef = tsdbstore.DeviceRef
-	// DeviceBlob is tsdbstore.DeviceBlob.
-	DeviceBlob = tsdbstore.DeviceBlob
-	// LatestMerge is tsdbstore.LatestMerge.
-	LatestMerge = tsdbstore.LatestMerge
-	// Sample is tsdbstore.Sample.
-	Sample = tsdbstore.Sample
-	// Latest is tsdbstore.Latest.
-	Latest = tsdbstore.Latest
-)
-
-// RejectedPrefixBytes is how much of a rejected payload is kept.
-const RejectedPrefixBytes = tsdbstore.RejectedPrefixBytes
-
-// Sizes that mark a rejected message not in the current form (see
-// tsdbstore.RejectedOld).
-const (
-	// RejectedOld is tsdbstore.RejectedOld.
-	RejectedOld = tsdbstore.RejectedOld
-	// RejectedUnreadable is tsdbstore.RejectedUnreadable.
-	RejectedUnreadable = tsdbstore.RejectedUnreadable
 )
 
 // Store is Warden's persistent state. Every method is safe for concurrent use.
 // Methods that address a device take its tenant: a device of another tenant
 // is reported as ErrNotFound.
 type Store interface {
-	registry.Store // devices
-	HubStore
-	ProvisioningStore
-	keyring.Store // the tenants' data keys
-	AuditStore
+	registry.Store    // devices
+	hub.Store         // twins, cloud-to-device messages, model ids, sessions
+	provision.Store   // the device provisioning service's state
+	keyring.Store     // the tenants' data keys
+	audit.Store       // the audit trail
 	access.GrantStore // the supporters' grants
-	AlarmStore
-	factory.Store // credentials staff made for customers' devices
+	alarm.Store       // rules, alarms, maintenance plans, evaluator state
+	notifystore.Store // notification settings, webhooks, the outbox
+	factory.Store     // credentials staff made for customers' devices
 	identity.UserStore
 	identity.SignInStore
 	identity.TokenStore
@@ -128,7 +54,7 @@ type Store interface {
 	// SetSealer gives the store the keyring it seals machine data with
 	// (see seal.go). Until it is set, writing machine data fails with
 	// ErrNoSealer. Call it once, before use.
-	SetSealer(s Sealer)
+	SetSealer(s keyring.Sealer)
 	// SealPlaintext seals the rows written before sealing existed (their
 	// sealed column is NULL) and empties their plaintext columns, each row
 	// in one statement, so that it can be interrupted and run again. It

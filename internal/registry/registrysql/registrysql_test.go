@@ -131,7 +131,7 @@ func keepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, 
 	return fmt.Appendf(old, "%v;", accepted), nil
 }
 
-func writeHead(t *testing.T, e store.Store, recs ...store.HeadRecord) []tsdbstore.WriteResult {
+func writeHead(t *testing.T, e store.Store, recs ...tsdbstore.HeadRecord) []tsdbstore.WriteResult {
 	t.Helper()
 	res, err := e.WriteHead(ctx(t), recs, keepLatest)
 	if err != nil {

@@ -18,7 +18,7 @@ func raised(tenant, rule, device string, at time.Time, value float64) alarm.Chan
 		Alarm: alarm.KindRule, Severity: "critical", Message: fmt.Sprintf("value %g", value), Value: value, At: at}
 }
 
-func apply(t *testing.T, s store.Store, changes ...store.AlarmChange) []alarm.Record {
+func apply(t *testing.T, s store.Store, changes ...alarm.Change) []alarm.Record {
 	t.Helper()
 	got, err := s.ApplyAlarmChanges(ctx(t), changes)
 	if err != nil {

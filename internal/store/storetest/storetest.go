@@ -117,7 +117,7 @@ func keepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, 
 	return fmt.Appendf(old, "%v;", accepted), nil
 }
 
-func writeHead(t *testing.T, s store.Store, recs ...store.HeadRecord) []tsdbstore.WriteResult {
+func writeHead(t *testing.T, s store.Store, recs ...tsdbstore.HeadRecord) []tsdbstore.WriteResult {
 	t.Helper()
 	res, err := s.WriteHead(ctx(t), recs, keepLatest)
 	if err != nil {
@@ -173,7 +173,7 @@ func assignment(tenant, regID, group string, k byte, at time.Time) provision.Ass
 	}
 }
 
-func assign(t *testing.T, s store.Store, as ...store.Assignment) []provision.AssignResult {
+func assign(t *testing.T, s store.Store, as ...provision.Assignment) []provision.AssignResult {
 	t.Helper()
 	res, err := s.AssignRegistrations(ctx(t), as)
 	if err != nil {
