@@ -378,6 +378,19 @@ func (s *Store) ListAlarms(ctx context.Context, f alarm.Filter) ([]alarm.Record,
 	w.In("tenant_id", f.TenantIDs)
 	w.In("device_id", f.DeviceIDs)
 	w.In("site_id", f.SiteIDs)
+	w.Under("tenant_id", f.Under)
+	if f.DeviceSiteIDs != nil {
+		// The devices' own filter, for the list of the devices now there.
+		d := s.filter()
+		if d.In("site_id", f.DeviceSiteIDs); d.None {
+			w.None = true
+		} else {
+			w.Add("device_id IN (SELECT id FROM devices"+d.Where()+")", d.Args...)
+		}
+	}
+	if f.FactoryAccess {
+		w.Add("device_id IN (SELECT id FROM devices WHERE site_id IN (SELECT id FROM sites WHERE factory_access))")
+	}
 	if f.RuleID != "" {
 		w.Add("rule_id = ?", f.RuleID)
 	}
