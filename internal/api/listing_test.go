@@ -125,3 +125,41 @@ func TestListsOfSubtrees(t *testing.T) {
 	_, err = w.adminA.Alarms(ctx, client.AlarmFilter{Tenant: "A2"})
 	wantStatus(t, "A's admin lists A2's alarms", err, http.StatusNotFound)
 }
+
+// TestAlarmsOfSiteGrant: a supporter granted a site reads the alarms of
+// the devices at the site now, a page at a time, and no others.
+func TestAlarmsOfSiteGrant(t *testing.T) {
+	w := newAlarmWorld(t)
+	ctx := t.Context()
+	sup, u := signUpAs(t, w.op, w.op, "root", "supporter", "site-tech@installer.example")
+	if _, err := w.adminA.Grant(ctx, u.SupporterID, w.siteA, "", ""); err != nil {
+		t.Fatalf("grant: %v", err)
+	}
+	now := time.Now().Add(-time.Hour)
+	var want []int64
+	for i := range 3 {
+		want = append(want, w.raise(t, "A", fmt.Sprint("rule_", i), "a1", "warning", now).ID)
+		w.raise(t, "A", fmt.Sprint("rule_", i), "a2", "warning", now)
+		w.raise(t, "B", fmt.Sprint("rule_", i), "b1", "warning", now)
+	}
+	var got []int64
+	var after int64
+	for range 5 {
+		page, err := sup.Alarms(ctx, client.AlarmFilter{Limit: 2, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range page.Alarms {
+			got = append(got, a.ID)
+		}
+		if after = page.Next; after == 0 {
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("site supporter's alarms: %v, want %v", got, want)
+	}
+	if page, err := sup.Alarms(ctx, client.AlarmFilter{Device: "a2"}); err != nil || len(page.Alarms) != 0 {
+		t.Errorf("site supporter's alarms of a2: %v %+v", err, page)
+	}
+}
