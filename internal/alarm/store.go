@@ -121,6 +121,9 @@ type Store interface {
 	GetAlarmRule(ctx context.Context, id string) (StoredRule, error)
 	// ListAlarmRules lists rules of the given tenants (nil: all tenants).
 	ListAlarmRules(ctx context.Context, tenantIDs []string) ([]StoredRule, error)
+	// ListAlarmRulesUnder lists the rules of a tenant and the tenants
+	// below it.
+	ListAlarmRulesUnder(ctx context.Context, tenantID string) ([]StoredRule, error)
 	UpdateAlarmRule(ctx context.Context, r StoredRule) error
 	DeleteAlarmRule(ctx context.Context, id string) error
 

@@ -114,25 +114,6 @@ func (a *API) listTenant(w http.ResponseWriter, r *http.Request) (string, bool) 
 	return id, true
 }
 
-// listScope is the tenant subtree a list is about (see listTenant), as
-// the ids of its tenants, for the stores that take tenant lists.
-func (a *API) listScope(w http.ResponseWriter, r *http.Request) ([]string, bool) {
-	id, ok := a.listTenant(w, r)
-	if !ok {
-		return nil, false
-	}
-	ts, err := a.store.TenantsUnder(r.Context(), id)
-	if err != nil {
-		a.storeError(w, err)
-		return nil, false
-	}
-	ids := make([]string, len(ts))
-	for i, t := range ts {
-		ids[i] = t.ID
-	}
-	return ids, true
-}
-
 // grantLists are the devices and sites the supporter's grants open.
 func grantLists(c caller) (devs, sites []string) {
 	for _, g := range c.Grants {

@@ -124,6 +124,19 @@ func (s *Store) ListAlarmRules(ctx context.Context, tenantIDs []string) ([]alarm
 	return out, nil
 }
 
+// ListAlarmRulesUnder returns the rules of the tenant and the tenants
+// below it (the subtree found in the query) in id order.
+func (s *Store) ListAlarmRulesUnder(ctx context.Context, tenantID string) ([]alarm.StoredRule, error) {
+	w := s.filter()
+	w.Under("tenant_id", tenantID)
+	rows, err := s.db.Query(ctx, `SELECT `+ruleColumns+` FROM alarm_rules`+w.Where()+` ORDER BY id`, w.Args...)
+	out, err := database.Collect(rows, err, scanRule)
+	if err != nil {
+		return nil, fmt.Errorf("list alarm rules under %q: %w", tenantID, err)
+	}
+	return out, nil
+}
+
 // UpdateAlarmRule replaces a rule's name, enabled flag, spec and update
 // time (not its tenant or creation).
 func (s *Store) UpdateAlarmRule(ctx context.Context, r alarm.StoredRule) error {

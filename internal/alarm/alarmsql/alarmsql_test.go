@@ -247,6 +247,33 @@ func testAlarmRules(t *testing.T, s *env) {
 			t.Errorf("ListAlarmRules(%v) = %v, %v; want %v", tc.tenants, ruleIDs(rs), err, tc.want)
 		}
 	}
+	// acme2 only starts like acme; east is below acme.
+	mustTenant(t, s, "acme2")
+	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: "east", ParentID: "acme", Name: "east", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	mustRule(t, s, "r3", "acme2")
+	mustRule(t, s, "r4", "east")
+	for _, tc := range []struct {
+		tenant string
+		want   []string
+	}{
+		{"acme", []string{"r1", "r2", "r4"}},
+		{"east", []string{"r4"}},
+		{"acme2", []string{"r3"}},
+		{tenancy.RootTenantID, []string{"r0", "r1", "r2", "r3", "r4"}},
+		{"ghost", []string{}},
+	} {
+		rs, err := s.ListAlarmRulesUnder(ctx(t), tc.tenant)
+		if err != nil || !slices.Equal(ruleIDs(rs), tc.want) {
+			t.Errorf("ListAlarmRulesUnder(%q) = %v, %v; want %v", tc.tenant, ruleIDs(rs), err, tc.want)
+		}
+	}
+	for _, id := range []string{"r3", "r4"} {
+		if err := s.DeleteAlarmRule(ctx(t), id); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	upd := r1
 	upd.Name, upd.Enabled, upd.Spec, upd.UpdatedAt = "Renamed", false, json.RawMessage(`{"metric":"rpm"}`), t0.Add(time.Hour)
