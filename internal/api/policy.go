@@ -335,18 +335,18 @@ func (a *API) customerAdministered(ctx context.Context, t tenancy.Tenant) (bool,
 			ids = append(ids, id)
 		}
 	}
-	below, err := a.store.TenantsUnder(ctx, t.ID)
+	above, err := a.store.ListUsers(ctx, ids)
 	if err != nil {
-		return false, fmt.Errorf("tenants under %s: %w", t.ID, err)
+		return false, fmt.Errorf("accounts above tenant %s: %w", t.ID, err)
 	}
-	for _, x := range below {
-		ids = append(ids, x.ID)
+	if slices.ContainsFunc(above, activatedAdmin) {
+		return true, nil
 	}
-	us, err := a.store.ListUsers(ctx, ids)
+	below, err := a.store.ListUsersUnder(ctx, t.ID)
 	if err != nil {
-		return false, fmt.Errorf("accounts around tenant %s: %w", t.ID, err)
+		return false, fmt.Errorf("accounts of tenant %s and below: %w", t.ID, err)
 	}
-	return slices.ContainsFunc(us, activatedAdmin), nil
+	return slices.ContainsFunc(below, activatedAdmin), nil
 }
 
 // self resolves the caller's own account.
