@@ -29,6 +29,7 @@ func (g Grant) Active(t time.Time) bool {
 // GrantFilter selects grants. Zero fields do not filter.
 type GrantFilter struct {
 	TenantIDs       []string
+	Under           string // grants of this tenant and the tenants below it
 	SupporterUserID string
 	SiteID          string
 	DeviceID        string

@@ -80,14 +80,23 @@ type Filter struct {
 	TenantIDs []string
 	DeviceIDs []string
 	SiteIDs   []string
-	RuleID    string
-	State     string    // StateActive or StateCleared
-	Severity  string    // "warning" or "critical"
-	Since     time.Time // alarms still active at or raised after Since
-	Until     time.Time // alarms raised before Until
-	Unacked   bool      // only alarms not acknowledged
-	After     int64     // only ids > After (paging)
-	Limit     int       // 0: 1000
+	// Under keeps the alarms of this tenant and the tenants below it
+	// (found in the query by the tenants' paths).
+	Under string
+	// DeviceSiteIDs keeps the alarms of the devices now at these sites
+	// (SiteIDs is the site an alarm was raised at).
+	DeviceSiteIDs []string
+	// FactoryAccess keeps the alarms of the devices now at a site whose
+	// owner has switched the factory service access on.
+	FactoryAccess bool
+	RuleID        string
+	State         string    // StateActive or StateCleared
+	Severity      string    // "warning" or "critical"
+	Since         time.Time // alarms still active at or raised after Since
+	Until         time.Time // alarms raised before Until
+	Unacked       bool      // only alarms not acknowledged
+	After         int64     // only ids > After (paging)
+	Limit         int       // 0: 1000
 }
 
 // MaintenancePlan is a tenant's maintenance configuration for a device
@@ -112,6 +121,9 @@ type Store interface {
 	GetAlarmRule(ctx context.Context, id string) (StoredRule, error)
 	// ListAlarmRules lists rules of the given tenants (nil: all tenants).
 	ListAlarmRules(ctx context.Context, tenantIDs []string) ([]StoredRule, error)
+	// ListAlarmRulesUnder lists the rules of a tenant and the tenants
+	// below it.
+	ListAlarmRulesUnder(ctx context.Context, tenantID string) ([]StoredRule, error)
 	UpdateAlarmRule(ctx context.Context, r StoredRule) error
 	DeleteAlarmRule(ctx context.Context, id string) error
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,8 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/audit"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -467,19 +470,23 @@ func (a *API) accessLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	scope := loaded[tenancy.Tenant](r.Context())
-	ts, err := a.store.TenantsUnder(r.Context(), scope.ID)
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	inside := make(map[string]bool, len(ts))
-	f.TenantID, f.OwnerTenantIDs = "", make([]string, 0, len(ts))
-	for _, t := range ts {
-		f.OwnerTenantIDs = append(f.OwnerTenantIDs, t.ID)
-		inside[t.ID] = true
+	f.TenantID, f.OwnerUnder = "", scope.ID
+	// inside says whether an actor's tenant is the scope or below it (a
+	// tenant gone since is not).
+	cache := a.newResolverCache()
+	inside := func(id string) (bool, error) {
+		if id == "" {
+			return false, nil
+		}
+		t, err := cache.tenant(r.Context(), id)
+		if errors.Is(err, database.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil && access.Within(t.Path, scope.Path), err
 	}
 	outside := r.URL.Query().Get("outside") == "true"
 	page := apiv1.AuditPage{Entries: []apiv1.AuditEntry{}}
+	scanned := 0
 	for {
 		es, err := a.store.ListAudit(r.Context(), f)
 		if err != nil {
@@ -487,8 +494,15 @@ func (a *API) accessLog(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, e := range es {
-			if outside && inside[e.TenantID] {
-				continue
+			if outside {
+				in, err := inside(e.TenantID)
+				if err != nil {
+					a.storeError(w, err)
+					return
+				}
+				if in {
+					continue
+				}
 			}
 			page.Entries = append(page.Entries, auditView(e))
 			if len(page.Entries) == f.Limit {
@@ -501,6 +515,10 @@ func (a *API) accessLog(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		f.After = es[len(es)-1].Seq
+		if scanned += len(es); scanned >= maxListScan {
+			page.Next = f.After // read as far as allowed: go on from there
+			break
+		}
 	}
 	writeJSON(w, http.StatusOK, page)
 }

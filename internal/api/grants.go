@@ -43,11 +43,11 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 	if c.Role == identity.RoleSupporter {
 		f.SupporterUserID = c.UserID
 	} else {
-		tenants, ok := a.listScope(w, r)
+		id, ok := a.listTenant(w, r)
 		if !ok {
 			return
 		}
-		f.TenantIDs = tenants
+		f.Under = id
 	}
 	gs, err := a.store.ListGrants(ctx, f)
 	if err != nil {

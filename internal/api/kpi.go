@@ -154,9 +154,12 @@ func (a *API) kpiReport(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	noteOutsideList(r, "kpi.read", devs)
-	byDevice, err := a.kpiAlarms(ctx, devs, from, to)
-	if err != nil {
-		a.storeError(w, err)
+	af := alarm.Filter{Since: from, Until: to}
+	if scope == "device" {
+		af.DeviceIDs = []string{id}
+	}
+	byDevice, ok := a.kpiAlarms(w, r, devs, af)
+	if !ok {
 		return
 	}
 	runs, err := a.runSources(ctx, devs)
@@ -234,32 +237,39 @@ func (a *API) devicesWithin(w http.ResponseWriter, r *http.Request, devs []regis
 	return keep, true
 }
 
-// kpiAlarms reads the rule alarms of devs that overlap [from, to), by
-// device. Maintenance warnings are no faults and do not count.
-func (a *API) kpiAlarms(ctx context.Context, devs []registry.Device, from, to time.Time) (map[string][]kpi.Alarm, error) {
+// kpiAlarms reads the rule alarms of devs that f selects (those that
+// overlap the period), by device: the alarms in the caller's scope
+// (alarmScopes), a page at a time, kept if their device is one of devs.
+// Maintenance warnings are no faults and do not count.
+func (a *API) kpiAlarms(w http.ResponseWriter, r *http.Request, devs []registry.Device, f alarm.Filter) (map[string][]kpi.Alarm, bool) {
+	ctx := r.Context()
+	of := make(map[string]bool, len(devs))
+	for _, d := range devs {
+		of[d.ID] = true
+	}
 	out := map[string][]kpi.Alarm{}
-	ids := make([]string, len(devs))
-	for i, d := range devs {
-		ids[i] = d.ID
+	if len(devs) == 0 {
+		return out, true
 	}
-	f := alarm.Filter{DeviceIDs: ids, Since: from, Until: to, Limit: 1000}
+	filters, ok := a.alarmScopes(w, r, f)
+	if !ok {
+		return nil, false
+	}
+	pages := a.alarmPages(filters, 0, 1000)
 	for {
-		als, err := a.store.ListAlarms(ctx, f)
+		al, ok, err := pages.next(ctx)
 		if err != nil {
-			return nil, err
+			a.storeError(w, err)
+			return nil, false
 		}
-		for _, al := range als {
-			if al.Kind != alarm.KindRule {
-				continue
-			}
-			out[al.DeviceID] = append(out[al.DeviceID], kpi.Alarm{Severity: al.Severity, Raised: al.RaisedAt, Cleared: al.ClearedAt})
+		if !ok {
+			return out, true
 		}
-		if len(als) < f.Limit {
-			break
+		if al.Kind != alarm.KindRule || !of[al.DeviceID] {
+			continue
 		}
-		f.After = als[len(als)-1].ID
+		out[al.DeviceID] = append(out[al.DeviceID], kpi.Alarm{Severity: al.Severity, Raised: al.RaisedAt, Cleared: al.ClearedAt})
 	}
-	return out, nil
 }
 
 // runSource is where a maintenance plan reads whether a machine runs:

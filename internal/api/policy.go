@@ -335,18 +335,18 @@ func (a *API) customerAdministered(ctx context.Context, t tenancy.Tenant) (bool,
 			ids = append(ids, id)
 		}
 	}
-	below, err := a.store.TenantsUnder(ctx, t.ID)
+	above, err := a.store.ListUsers(ctx, ids)
 	if err != nil {
-		return false, fmt.Errorf("tenants under %s: %w", t.ID, err)
+		return false, fmt.Errorf("accounts above tenant %s: %w", t.ID, err)
 	}
-	for _, x := range below {
-		ids = append(ids, x.ID)
+	if slices.ContainsFunc(above, activatedAdmin) {
+		return true, nil
 	}
-	us, err := a.store.ListUsers(ctx, ids)
+	below, err := a.store.ListUsersUnder(ctx, t.ID)
 	if err != nil {
-		return false, fmt.Errorf("accounts around tenant %s: %w", t.ID, err)
+		return false, fmt.Errorf("accounts of tenant %s and below: %w", t.ID, err)
 	}
-	return slices.ContainsFunc(us, activatedAdmin), nil
+	return slices.ContainsFunc(below, activatedAdmin), nil
 }
 
 // self resolves the caller's own account.
@@ -430,132 +430,6 @@ func (c *resolverCache) device(ctx context.Context, d registry.Device) (access.R
 		}
 	}
 	return res, nil
-}
-
-// listScope is the tenant subtree a list is about: ?tenant= or the
-// caller's tenant, with all tenants below it.
-func (a *API) listScope(w http.ResponseWriter, r *http.Request) ([]string, bool) {
-	id := r.URL.Query().Get("tenant")
-	if id == "" {
-		id = principal(r.Context()).TenantID
-	} else {
-		// A tenant the caller may not see answers like one that does
-		// not exist.
-		res, _, err := a.tenantResource(r.Context(), id)
-		if errors.Is(err, database.ErrNotFound) || (err == nil && !a.allowed(r.Context(), access.TenantRead, res)) {
-			err = noTenant(id)
-		}
-		if err != nil {
-			a.storeError(w, err)
-			return nil, false
-		}
-	}
-	ts, err := a.store.TenantsUnder(r.Context(), id)
-	if err != nil {
-		a.storeError(w, err)
-		return nil, false
-	}
-	ids := make([]string, len(ts))
-	for i, t := range ts {
-		ids[i] = t.ID
-	}
-	return ids, true
-}
-
-// visibleDevices finds the candidates for the caller's role and keeps
-// those Decide allows for act.
-func (a *API) visibleDevices(w http.ResponseWriter, r *http.Request, f registry.DeviceFilter, act access.Action) ([]registry.Device, bool) {
-	ctx := r.Context()
-	c := principal(ctx)
-	var filters []registry.DeviceFilter
-	switch c.Role {
-	case identity.RoleSupporter:
-		var devs, sites []string
-		for _, g := range c.Grants {
-			if g.DeviceID != "" {
-				devs = append(devs, g.DeviceID)
-			}
-			if g.SiteID != "" {
-				sites = append(sites, g.SiteID)
-			}
-		}
-		if len(devs) > 0 {
-			g := f
-			g.IDs = devs
-			filters = append(filters, g)
-		}
-		if len(sites) > 0 {
-			g := f
-			g.SiteIDs = intersectOrAll(f.SiteIDs, sites)
-			filters = append(filters, g)
-		}
-	case identity.RoleOperatorService:
-		sites, err := a.store.ListSites(ctx, tenancy.SiteFilter{FactoryAccess: true})
-		if err != nil {
-			a.storeError(w, err)
-			return nil, false
-		}
-		ids := make([]string, len(sites))
-		for i, s := range sites {
-			ids[i] = s.ID
-		}
-		own := f
-		own.TenantIDs = []string{tenancy.RootTenantID}
-		filters = append(filters, own)
-		if len(ids) > 0 {
-			g := f
-			g.SiteIDs = intersectOrAll(f.SiteIDs, ids)
-			filters = append(filters, g)
-		}
-	default:
-		tenants, ok := a.listScope(w, r)
-		if !ok {
-			return nil, false
-		}
-		g := f
-		g.TenantIDs = tenants
-		filters = append(filters, g)
-	}
-	cache := a.newResolverCache()
-	seen := map[string]bool{}
-	var out []registry.Device
-	for _, g := range filters {
-		ds, err := a.store.FindDevices(ctx, g)
-		if err != nil {
-			a.storeError(w, err)
-			return nil, false
-		}
-		for _, d := range ds {
-			if seen[d.ID] {
-				continue
-			}
-			seen[d.ID] = true
-			res, err := cache.device(ctx, d)
-			if err != nil {
-				a.storeError(w, err)
-				return nil, false
-			}
-			if a.allowed(ctx, act, res) {
-				out = append(out, d)
-			}
-		}
-	}
-	slices.SortFunc(out, func(x, y registry.Device) int { return strings.Compare(x.ID, y.ID) })
-	return out, true
-}
-
-// intersectOrAll is want ∩ have, or have if want is empty.
-func intersectOrAll(want, have []string) []string {
-	if len(want) == 0 {
-		return have
-	}
-	out := []string{}
-	for _, x := range want {
-		if slices.Contains(have, x) {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // inTenant is the policy check of a request that makes a resource of kind

@@ -87,11 +87,11 @@ func byRule(a *API, r *http.Request) (access.Resource, any, error) {
 
 func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	tenants, ok := a.listScope(w, r)
+	id, ok := a.listTenant(w, r)
 	if !ok {
 		return
 	}
-	rows, err := a.store.ListAlarmRules(ctx, tenants)
+	rows, err := a.store.ListAlarmRulesUnder(ctx, id)
 	if err != nil {
 		a.storeError(w, err)
 		return

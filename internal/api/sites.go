@@ -32,11 +32,11 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request) {
 	case identity.RoleOperatorService:
 		f.FactoryAccess = true
 	default:
-		tenants, ok := a.listScope(w, r)
+		id, ok := a.listTenant(w, r)
 		if !ok {
 			return
 		}
-		f.TenantIDs = tenants
+		f.Under = id
 	}
 	ss, err := a.store.ListSites(ctx, f)
 	if err != nil {

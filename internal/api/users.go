@@ -71,11 +71,11 @@ func checkAddress(a tenancy.Address) error {
 // listUsers lists the accounts of the caller's tenant (or ?tenant=) and
 // below that the caller may see.
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
-	tenants, ok := a.listScope(w, r)
+	id, ok := a.listTenant(w, r)
 	if !ok {
 		return
 	}
-	us, err := a.store.ListUsers(r.Context(), tenants)
+	us, err := a.store.ListUsersUnder(r.Context(), id)
 	if err != nil {
 		a.storeError(w, err)
 		return

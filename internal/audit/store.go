@@ -39,9 +39,12 @@ type Filter struct {
 	TenantID string
 	// OwnerTenantIDs: only entries whose OwnerTenantID is one of these.
 	OwnerTenantIDs []string
-	Action         string
-	Target         string
-	Limit          int // at most this many; 0 means 100
+	// OwnerUnder: only entries whose OwnerTenantID is this tenant or one
+	// below it.
+	OwnerUnder string
+	Action     string
+	Target     string
+	Limit      int // at most this many; 0 means 100
 }
 
 // Store keeps the tamper-evident audit trail. It is append-only: there is

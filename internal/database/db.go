@@ -233,6 +233,20 @@ func (f *Filter) In(col string, vals []string) {
 	}
 }
 
+// Under restricts col, a tenant id column, to the tenant tenantID and the
+// tenants below it, found by the tenants' stored paths in the query
+// itself: the paths equal to the tenant's or starting with it and "/"
+// (compared as a range, "0" following "/" in byte order, so that no id is
+// read as a LIKE pattern and "acme" does not take in "acme2"). An empty
+// tenantID does not filter; an unknown one matches nothing.
+func (f *Filter) Under(col, tenantID string) {
+	if tenantID == "" {
+		return
+	}
+	f.Add(col+` IN (SELECT sub.id FROM tenants sub, tenants top WHERE top.id = ?
+		AND (sub.path = top.path OR (sub.path > top.path || '/' AND sub.path < top.path || '0')))`, tenantID)
+}
+
 // Where is the clause, " WHERE …", or "" without conditions.
 func (f *Filter) Where() string {
 	if len(f.conds) == 0 {

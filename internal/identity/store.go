@@ -16,6 +16,9 @@ type UserStore interface {
 	UserByEmail(ctx context.Context, email string) (User, error)
 	UserBySupporterID(ctx context.Context, supporterID string) (User, error)
 	ListUsers(ctx context.Context, tenantIDs []string) ([]User, error)
+	// ListUsersUnder lists the accounts of a tenant and the tenants below
+	// it, in id order.
+	ListUsersUnder(ctx context.Context, tenantID string) ([]User, error)
 	// UpdateUser replaces names, phone, company, address, role and status.
 	UpdateUser(ctx context.Context, u User) error
 	// SetPassword stores a new password hash, activates a pending account

@@ -52,8 +52,14 @@ type DeviceFilter struct {
 	SiteIDs   []string
 	IDs       []string
 	Model     string
-	After     string // only ids > After
-	Limit     int    // 0: no limit
+	// Under keeps the devices of this tenant and the tenants below it
+	// (found in the query by the tenants' paths).
+	Under string
+	// FactoryAccess keeps the devices now at a site whose owner has
+	// switched the factory service access on.
+	FactoryAccess bool
+	After         string // only ids > After
+	Limit         int    // 0: no limit
 }
 
 // DeviceSeen is a device's latest activity.

@@ -79,6 +79,7 @@ type Site struct {
 // intersection of the non-zero ones, in id order.
 type SiteFilter struct {
 	TenantIDs     []string // sites of these tenants
+	Under         string   // sites of this tenant and the tenants below it
 	IDs           []string
 	FactoryAccess bool // only sites with the switch on
 }

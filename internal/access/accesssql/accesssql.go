@@ -97,6 +97,7 @@ func getGrant(ctx context.Context, q database.Querier, id string) (access.Grant,
 func (s *Store) ListGrants(ctx context.Context, f access.GrantFilter) ([]access.Grant, error) {
 	w := &database.Filter{Dialect: s.db.Dialect}
 	w.In("tenant_id", f.TenantIDs)
+	w.Under("tenant_id", f.Under)
 	if f.SupporterUserID != "" {
 		w.Add("supporter_user_id = ?", f.SupporterUserID)
 	}

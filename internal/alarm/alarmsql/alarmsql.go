@@ -124,6 +124,19 @@ func (s *Store) ListAlarmRules(ctx context.Context, tenantIDs []string) ([]alarm
 	return out, nil
 }
 
+// ListAlarmRulesUnder returns the rules of the tenant and the tenants
+// below it (the subtree found in the query) in id order.
+func (s *Store) ListAlarmRulesUnder(ctx context.Context, tenantID string) ([]alarm.StoredRule, error) {
+	w := s.filter()
+	w.Under("tenant_id", tenantID)
+	rows, err := s.db.Query(ctx, `SELECT `+ruleColumns+` FROM alarm_rules`+w.Where()+` ORDER BY id`, w.Args...)
+	out, err := database.Collect(rows, err, scanRule)
+	if err != nil {
+		return nil, fmt.Errorf("list alarm rules under %q: %w", tenantID, err)
+	}
+	return out, nil
+}
+
 // UpdateAlarmRule replaces a rule's name, enabled flag, spec and update
 // time (not its tenant or creation).
 func (s *Store) UpdateAlarmRule(ctx context.Context, r alarm.StoredRule) error {
@@ -378,6 +391,19 @@ func (s *Store) ListAlarms(ctx context.Context, f alarm.Filter) ([]alarm.Record,
 	w.In("tenant_id", f.TenantIDs)
 	w.In("device_id", f.DeviceIDs)
 	w.In("site_id", f.SiteIDs)
+	w.Under("tenant_id", f.Under)
+	if f.DeviceSiteIDs != nil {
+		// The devices' own filter, for the list of the devices now there.
+		d := s.filter()
+		if d.In("site_id", f.DeviceSiteIDs); d.None {
+			w.None = true
+		} else {
+			w.Add("device_id IN (SELECT id FROM devices"+d.Where()+")", d.Args...)
+		}
+	}
+	if f.FactoryAccess {
+		w.Add("device_id IN (SELECT id FROM devices WHERE site_id IN (SELECT id FROM sites WHERE factory_access))")
+	}
 	if f.RuleID != "" {
 		w.Add("rule_id = ?", f.RuleID)
 	}

@@ -38,6 +38,7 @@ var alarmTests = []struct {
 	{"AlarmConcurrentRaiseAndClear", testAlarmConcurrentRaiseAndClear},
 	{"AckAlarm", testAckAlarm},
 	{"ListAlarmsFilters", testListAlarmsFilters},
+	{"ListAlarmsScopes", testListAlarmsScopes},
 	{"MaintenancePlans", testMaintenancePlans},
 	{"MonitorState", testMonitorState},
 	{"LegacyMonitorState", testLegacyMonitorState},
@@ -244,6 +245,33 @@ func testAlarmRules(t *testing.T, s *env) {
 		rs, err := s.ListAlarmRules(ctx(t), tc.tenants)
 		if err != nil || !slices.Equal(ruleIDs(rs), tc.want) {
 			t.Errorf("ListAlarmRules(%v) = %v, %v; want %v", tc.tenants, ruleIDs(rs), err, tc.want)
+		}
+	}
+	// acme2 only starts like acme; east is below acme.
+	mustTenant(t, s, "acme2")
+	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: "east", ParentID: "acme", Name: "east", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	mustRule(t, s, "r3", "acme2")
+	mustRule(t, s, "r4", "east")
+	for _, tc := range []struct {
+		tenant string
+		want   []string
+	}{
+		{"acme", []string{"r1", "r2", "r4"}},
+		{"east", []string{"r4"}},
+		{"acme2", []string{"r3"}},
+		{tenancy.RootTenantID, []string{"r0", "r1", "r2", "r3", "r4"}},
+		{"ghost", []string{}},
+	} {
+		rs, err := s.ListAlarmRulesUnder(ctx(t), tc.tenant)
+		if err != nil || !slices.Equal(ruleIDs(rs), tc.want) {
+			t.Errorf("ListAlarmRulesUnder(%q) = %v, %v; want %v", tc.tenant, ruleIDs(rs), err, tc.want)
+		}
+	}
+	for _, id := range []string{"r3", "r4"} {
+		if err := s.DeleteAlarmRule(ctx(t), id); err != nil {
+			t.Fatal(err)
 		}
 	}
 
@@ -789,5 +817,65 @@ func testDeleteDeviceTakesAlarms(t *testing.T, s *env) {
 	mustDevice(t, s, "d1", tenancy.RootTenantID, registry.DeviceInfo{})
 	if a := apply(t, s, raised(tenancy.RootTenantID, "r1", "d1", t0.Add(time.Hour), 1))[0]; a.Retriggers != 0 || a.ID == got[0].ID {
 		t.Errorf("raise on a device created again = %+v", a)
+	}
+}
+
+// testListAlarmsScopes: Under takes the alarms of a tenant's subtree, not
+// of a tenant whose id merely starts with the tenant's; DeviceSiteIDs and
+// FactoryAccess go by the site a device is at now, not the one an alarm
+// was raised at.
+func testListAlarmsScopes(t *testing.T, s *env) {
+	mustTenant(t, s, "acme")
+	mustTenant(t, s, "acme2")
+	for _, x := range []struct{ id, parent string }{{"east", "acme"}, {"floor", "east"}} {
+		if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: x.id, ParentID: x.parent, Name: x.id, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, x := range []struct{ id, tenant string }{{"s1", "acme"}, {"s2", "acme2"}} {
+		if err := s.CreateSite(ctx(t), tenancy.Site{ID: x.id, TenantID: x.tenant, Name: x.id, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetFactoryAccess(ctx(t), "s2", true, t0); err != nil {
+		t.Fatal(err)
+	}
+	mustDevice(t, s, "d1", "acme", registry.DeviceInfo{SiteID: "s1"})
+	mustDevice(t, s, "d2", "floor", registry.DeviceInfo{})
+	mustDevice(t, s, "d3", "acme2", registry.DeviceInfo{SiteID: "s2"})
+	// Raised at "site-dN" (see raised), not at the devices' sites now.
+	ids := alarmIDs(apply(t, s,
+		raised("acme", "r1", "d1", t0, 1),
+		raised("floor", "r1", "d2", t0, 1),
+		raised("acme2", "r1", "d3", t0, 1),
+	))
+	a := func(ns ...int) []int64 {
+		out := []int64{}
+		for _, n := range ns {
+			out = append(out, ids[n-1])
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		f    alarm.Filter
+		want []int64
+	}{
+		{"under", alarm.Filter{Under: "acme"}, a(1, 2)},
+		{"under deep", alarm.Filter{Under: "east"}, a(2)},
+		{"under prefix", alarm.Filter{Under: "acme2"}, a(3)},
+		{"under root", alarm.Filter{Under: tenancy.RootTenantID}, a(1, 2, 3)},
+		{"under ghost", alarm.Filter{Under: "ghost"}, a()},
+		{"under page", alarm.Filter{Under: "acme", After: ids[0], Limit: 1}, a(2)},
+		{"devices' sites", alarm.Filter{DeviceSiteIDs: []string{"s1", "s2"}}, a(1, 3)},
+		{"no devices' sites", alarm.Filter{DeviceSiteIDs: []string{}}, a()},
+		{"raised at, not now at", alarm.Filter{SiteIDs: []string{"s1"}}, a()},
+		{"factory access", alarm.Filter{FactoryAccess: true}, a(3)},
+		{"factory access under", alarm.Filter{FactoryAccess: true, Under: "acme"}, a()},
+	} {
+		got, err := s.ListAlarms(ctx(t), tc.f)
+		if err != nil || !slices.Equal(alarmIDs(got), tc.want) {
+			t.Errorf("%s: ListAlarms(%+v) = %v, %v; want %v", tc.name, tc.f, alarmIDs(got), err, tc.want)
+		}
 	}
 }

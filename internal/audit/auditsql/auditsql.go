@@ -74,6 +74,7 @@ func (s *Store) ListAudit(ctx context.Context, f audit.Filter) ([]audit.Entry, e
 		}
 	}
 	w.In("owner_tenant_id", f.OwnerTenantIDs)
+	w.Under("owner_tenant_id", f.OwnerUnder)
 	if w.None {
 		return nil, nil // an empty, non-nil list matches nothing
 	}

@@ -192,6 +192,12 @@ func testAuditSurvivesTenantDeletion(t *testing.T, s store.Store, as *auditsql.S
 }
 
 func testAuditOwnerTenant(t *testing.T, s store.Store, as *auditsql.Store) {
+	// acme2 only starts like acme; beta is below acme2.
+	for _, x := range []struct{ id, parent string }{{"acme", tenancy.RootTenantID}, {"acme2", tenancy.RootTenantID}, {"beta", "acme2"}} {
+		if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: x.id, ParentID: x.parent, Name: x.id, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i, owner := range []string{"acme", "", "beta", "acme", "gamma"} {
 		tenant := tenancy.RootTenantID
 		if i%2 == 1 {
@@ -226,6 +232,10 @@ func testAuditOwnerTenant(t *testing.T, s store.Store, as *auditsql.Store) {
 		want string
 	}{
 		{audit.Filter{OwnerTenantIDs: []string{"acme"}}, "[1 4]"},
+		{audit.Filter{OwnerUnder: "acme"}, "[1 4]"},
+		{audit.Filter{OwnerUnder: "acme2"}, "[3]"},
+		{audit.Filter{OwnerUnder: tenancy.RootTenantID}, "[1 3 4]"}, // gamma is no tenant
+		{audit.Filter{OwnerUnder: "ghost"}, "[]"},
 		{audit.Filter{OwnerTenantIDs: []string{"acme", "gamma"}}, "[1 4 5]"},
 		{audit.Filter{OwnerTenantIDs: []string{"ghost"}}, "[]"},
 		{audit.Filter{OwnerTenantIDs: []string{}}, "[]"},

@@ -173,6 +173,20 @@ func testUsers(t *testing.T, eng store.Store, s *identitysql.Store) {
 			t.Errorf("ListUsers(%v) = %v, %v; want %v", tc.tenants, userIDs(got), err, tc.want)
 		}
 	}
+	for _, tc := range []struct {
+		tenant string
+		want   []string
+	}{
+		{tenancy.RootTenantID, []string{"op", "tech1", "u1", "u2"}},
+		{"acme", []string{"u1", "u2"}},
+		{"installers", []string{"tech1"}},
+		{"ghost", []string{}},
+	} {
+		got, err := s.ListUsersUnder(ctx(t), tc.tenant)
+		if err != nil || got == nil || !slices.Equal(userIDs(got), tc.want) {
+			t.Errorf("ListUsersUnder(%q) = %v, %v; want %v", tc.tenant, userIDs(got), err, tc.want)
+		}
+	}
 
 	upd := want
 	upd.FirstName, upd.LastName, upd.Phone, upd.Company = "Anna", "Adm", "+43 2", "ACME AG"

@@ -97,6 +97,19 @@ func (s *Store) ListUsers(ctx context.Context, tenantIDs []string) ([]identity.U
 	return out, nil
 }
 
+// ListUsersUnder returns the accounts of the tenant and the tenants below
+// it (the subtree found in the query) in id order.
+func (s *Store) ListUsersUnder(ctx context.Context, tenantID string) ([]identity.User, error) {
+	w := s.filter()
+	w.Under("tenant_id", tenantID)
+	rows, err := s.db.Query(ctx, `SELECT `+userColumns+` FROM users`+w.Where()+` ORDER BY id`, w.Args...)
+	out, err := database.Collect(rows, err, scanUser)
+	if err != nil {
+		return nil, fmt.Errorf("list users under %q: %w", tenantID, err)
+	}
+	return out, nil
+}
+
 // UpdateUser replaces names, phone, company, address, role and status.
 func (s *Store) UpdateUser(ctx context.Context, u identity.User) error {
 	addr, err := toJSON(u.Address)

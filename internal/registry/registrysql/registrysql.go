@@ -111,6 +111,10 @@ func (s *Store) FindDevices(ctx context.Context, f registry.DeviceFilter) ([]reg
 	w.In("tenant_id", f.TenantIDs)
 	w.In("site_id", f.SiteIDs)
 	w.In("id", f.IDs)
+	w.Under("tenant_id", f.Under)
+	if f.FactoryAccess {
+		w.Add("site_id IN (SELECT id FROM sites WHERE factory_access)")
+	}
 	if f.Model != "" {
 		w.Add("model = ?", f.Model)
 	}

@@ -33,6 +33,7 @@ func TestStore(t *testing.T) {
 		{"DeviceTenantIsolation", testDeviceTenantIsolation},
 		{"DeviceInfo", testDeviceInfo},
 		{"FindDevices", testFindDevices},
+		{"FindDevicesUnder", testFindDevicesUnder},
 		{"DeleteDeviceRemovesData", testDeleteDeviceRemovesData},
 		{"DeleteDeviceTakesGrants", testDeleteDeviceTakesGrants},
 	}
@@ -396,5 +397,53 @@ func testDeleteDeviceTakesGrants(t *testing.T, e store.Store, s *registrysql.Sto
 	mustDevice(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{})
 	if gs, _ := e.ListGrants(ctx(t), access.GrantFilter{DeviceID: "dev"}); len(gs) != 0 {
 		t.Errorf("new device inherits grants %v", grantIDs(gs))
+	}
+}
+
+// testFindDevicesUnder: Under takes a tenant's whole subtree, however
+// deep, and no tenant whose id merely starts with the tenant's ("acme2",
+// "acme-b", "acme_x"); FactoryAccess takes the devices at switched-on
+// sites; both page with After and Limit.
+func testFindDevicesUnder(t *testing.T, e store.Store, s *registrysql.Store) {
+	subTenant(t, e, "acme", tenancy.RootTenantID)
+	subTenant(t, e, "acme2", tenancy.RootTenantID)
+	subTenant(t, e, "acme-b", tenancy.RootTenantID)
+	subTenant(t, e, "acme_x", tenancy.RootTenantID)
+	subTenant(t, e, "east", "acme")
+	subTenant(t, e, "floor", "east")
+	subTenant(t, e, "bay", "floor")
+	mustSite(t, e, "s1", "acme")
+	mustSite(t, e, "s2", "acme2")
+	mustDevice(t, s, "d-acme", "acme", registry.DeviceInfo{SiteID: "s1"})
+	mustDevice(t, s, "d-acme2", "acme2", registry.DeviceInfo{SiteID: "s2"})
+	mustDevice(t, s, "d-acmeb", "acme-b", registry.DeviceInfo{})
+	mustDevice(t, s, "d-acmex", "acme_x", registry.DeviceInfo{})
+	mustDevice(t, s, "d-east", "east", registry.DeviceInfo{})
+	mustDevice(t, s, "d-floor", "floor", registry.DeviceInfo{})
+	mustDevice(t, s, "d-bay", "bay", registry.DeviceInfo{})
+	mustDevice(t, s, "d-root", tenancy.RootTenantID, registry.DeviceInfo{})
+	if err := e.SetFactoryAccess(ctx(t), "s2", true, t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		f    registry.DeviceFilter
+		want []string
+	}{
+		{registry.DeviceFilter{Under: "acme"}, []string{"d-acme", "d-bay", "d-east", "d-floor"}},
+		{registry.DeviceFilter{Under: "acme2"}, []string{"d-acme2"}},
+		{registry.DeviceFilter{Under: "acme_x"}, []string{"d-acmex"}},
+		{registry.DeviceFilter{Under: "east"}, []string{"d-bay", "d-east", "d-floor"}},
+		{registry.DeviceFilter{Under: "bay"}, []string{"d-bay"}},
+		{registry.DeviceFilter{Under: tenancy.RootTenantID}, []string{"d-acme", "d-acme2", "d-acmeb", "d-acmex", "d-bay", "d-east", "d-floor", "d-root"}},
+		{registry.DeviceFilter{Under: "ghost"}, []string{}},
+		{registry.DeviceFilter{Under: "acme", After: "d-bay", Limit: 1}, []string{"d-east"}},
+		{registry.DeviceFilter{Under: "acme", SiteIDs: []string{"s1"}}, []string{"d-acme"}},
+		{registry.DeviceFilter{FactoryAccess: true}, []string{"d-acme2"}},
+		{registry.DeviceFilter{FactoryAccess: true, Under: "acme"}, []string{}},
+	} {
+		got, err := s.FindDevices(ctx(t), tc.f)
+		if err != nil || got == nil || !slices.Equal(ids(got), tc.want) {
+			t.Errorf("FindDevices(%+v) = %v, %v; want %v", tc.f, ids(got), err, tc.want)
+		}
 	}
 }

@@ -320,6 +320,7 @@ func (s *Store) GetSite(ctx context.Context, id string) (tenancy.Site, error) {
 func (s *Store) ListSites(ctx context.Context, f tenancy.SiteFilter) ([]tenancy.Site, error) {
 	w := &database.Filter{Dialect: s.db.Dialect}
 	w.In("tenant_id", f.TenantIDs)
+	w.Under("tenant_id", f.Under)
 	w.In("id", f.IDs)
 	if f.FactoryAccess {
 		w.Add("factory_access")

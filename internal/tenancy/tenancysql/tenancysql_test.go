@@ -509,6 +509,10 @@ func testSites(t *testing.T, s store.Store, ts *tenancysql.Store) {
 		{tenancy.SiteFilter{TenantIDs: []string{"acme"}, IDs: []string{"s3", "s2"}}, []string{"s2"}},
 		{tenancy.SiteFilter{FactoryAccess: true}, []string{"s3"}},
 		{tenancy.SiteFilter{FactoryAccess: true, TenantIDs: []string{"acme"}}, []string{}},
+		{tenancy.SiteFilter{Under: "acme"}, []string{"s1", "s2"}},
+		{tenancy.SiteFilter{Under: tenancy.RootTenantID}, []string{"s1", "s2", "s3"}},
+		{tenancy.SiteFilter{Under: "ghost"}, []string{}},
+		{tenancy.SiteFilter{Under: "acme", IDs: []string{"s3", "s2"}}, []string{"s2"}},
 	} {
 		got, err := ts.ListSites(ctx(t), tc.f)
 		if err != nil || got == nil || !slices.Equal(siteIDs(got), tc.want) {
