@@ -46,7 +46,7 @@ func (n *ruleNames) name(ctx context.Context, id string) (string, error) {
 	}
 	var name string
 	if !strings.HasPrefix(id, alarm.KindMaintenance+":") {
-		row, err := n.a.store.GetAlarmRule(ctx, id)
+		row, err := n.a.stores.Alarms.GetAlarmRule(ctx, id)
 		switch {
 		case err == nil:
 			name = row.Name
@@ -73,11 +73,11 @@ func byAlarm(a *API, r *http.Request) (access.Resource, any, error) {
 	if err != nil || id <= 0 {
 		return access.Resource{}, nil, fmt.Errorf("alarm %q: %w", s, database.ErrNotFound)
 	}
-	al, err := a.store.GetAlarm(ctx, id)
+	al, err := a.stores.Alarms.GetAlarm(ctx, id)
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
-	d, err := a.store.GetDevice(ctx, al.DeviceID)
+	d, err := a.stores.Registry.GetDevice(ctx, al.DeviceID)
 	if errors.Is(err, database.ErrNotFound) {
 		return access.Resource{}, nil, fmt.Errorf("alarm %d: %w", id, database.ErrNotFound)
 	}

@@ -35,7 +35,6 @@ import (
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/registry"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb"
 )
@@ -96,7 +95,7 @@ type Config struct {
 // API serves the HTTP API.
 type API struct {
 	cfg      Config
-	store    store.Store
+	stores   Stores
 	tsdb     *tsdb.Engine
 	endpoint Endpoint
 	gatherer prometheus.Gatherer
@@ -117,29 +116,29 @@ type API struct {
 func (a *API) now() time.Time { return a.clock.Now() }
 
 // New makes the API on clk (nil: the wall clock).
-func New(cfg Config, st store.Store, engine *tsdb.Engine, p Endpoint, g prometheus.Gatherer, log *slog.Logger, clk clock.Clock) *API {
+func New(cfg Config, st Stores, engine *tsdb.Engine, p Endpoint, g prometheus.Gatherer, log *slog.Logger, clk clock.Clock) *API {
 	clk = clock.OrReal(clk)
 	rec := cfg.Audit
 	if rec == nil {
-		rec = audit.NewRecorder(st, log, clk.Now)
+		rec = audit.NewRecorder(st.Audit, log, clk.Now)
 	}
 	if cfg.Events == nil {
 		cfg.Events = event.NewLocal(log)
 	}
 	if cfg.Devices == nil {
-		cfg.Devices = registry.NewService(st, st, cfg.Events, clk, log)
+		cfg.Devices = registry.NewService(st.Registry, st.Tenancy, cfg.Events, clk, log)
 	}
 	links := identity.LinkConfig{PublicURL: cfg.PublicURL}
 	if cfg.Mailer != nil {
 		links.Mailer = cfg.Mailer
 	}
-	return &API{cfg: cfg, store: st, tsdb: engine, endpoint: p, gatherer: g, log: log, clock: clk, audit: rec,
+	return &API{cfg: cfg, stores: st, tsdb: engine, endpoint: p, gatherer: g, log: log, clock: clk, audit: rec,
 		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow),
-		tenancy: tenancy.NewService(tenancy.ServiceDeps{Store: st, Devices: tenantDevices{st}, Events: cfg.Events, Clock: clk,
+		tenancy: tenancy.NewService(tenancy.ServiceDeps{Store: st.Tenancy, Devices: tenantDevices{st.Registry}, Events: cfg.Events, Clock: clk,
 			Log: log, NewID: identity.NewID, NormalizeEmail: identity.NormalizeEmail}),
-		grants: access.NewGrants(st, st, cfg.Events, clk, log),
-		alarms: alarmsvc.New(st, cfg.Events, clk, log),
-		users:  identity.NewUsers(st, st, cfg.Events, links, clk, log)}
+		grants: access.NewGrants(st.Grants, st.Users, cfg.Events, clk, log),
+		alarms: alarmsvc.New(st.Alarms, cfg.Events, clk, log),
+		users:  identity.NewUsers(st.Users, st.SignIns, cfg.Events, links, clk, log)}
 }
 
 // Handler returns the HTTP handler with every route.
@@ -180,7 +179,7 @@ func (a *API) publish(ctx context.Context, ev event.Event) {
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if _, err := a.store.GetMeta(ctx, "health"); err != nil && !errors.Is(err, database.ErrNotFound) {
+	if _, err := a.stores.Meta.GetMeta(ctx, "health"); err != nil && !errors.Is(err, database.ErrNotFound) {
 		writeError(w, http.StatusServiceUnavailable, "store unavailable")
 		return
 	}

@@ -408,7 +408,7 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 	// One more than asked tells whether another page follows.
 	limit := f.Limit
 	f.Limit++
-	es, err := a.store.ListAudit(r.Context(), f)
+	es, err := a.stores.Audit.ListAudit(r.Context(), f)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -438,7 +438,7 @@ func (a *API) exportAudit(w http.ResponseWriter, r *http.Request) {
 	enc.SetEscapeHTML(false)
 	wrote := false
 	for {
-		es, err := a.store.ListAudit(r.Context(), f)
+		es, err := a.stores.Audit.ListAudit(r.Context(), f)
 		if err != nil {
 			if !wrote {
 				a.storeError(w, err)
@@ -488,7 +488,7 @@ func (a *API) accessLog(w http.ResponseWriter, r *http.Request) {
 	page := apiv1.AuditPage{Entries: []apiv1.AuditEntry{}}
 	scanned := 0
 	for {
-		es, err := a.store.ListAudit(r.Context(), f)
+		es, err := a.stores.Audit.ListAudit(r.Context(), f)
 		if err != nil {
 			a.storeError(w, err)
 			return

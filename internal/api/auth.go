@@ -104,7 +104,7 @@ func (a *API) identify(r *http.Request) (caller, error) {
 		if !ok || strings.TrimSpace(secret) == "" {
 			return caller{}, &authError{http.StatusUnauthorized, "the Authorization header must be \"Bearer <token>\""}
 		}
-		tok, err := a.store.APITokenByHash(ctx, HashToken(strings.TrimSpace(secret)))
+		tok, err := a.stores.Tokens.APITokenByHash(ctx, HashToken(strings.TrimSpace(secret)))
 		if errors.Is(err, database.ErrNotFound) {
 			return caller{}, &authError{http.StatusUnauthorized, "invalid token"}
 		}
@@ -115,12 +115,12 @@ func (a *API) identify(r *http.Request) (caller, error) {
 			return caller{}, &authError{http.StatusUnauthorized, "token expired"}
 		}
 		if now.Sub(tok.LastUsedAt) > sessionTouchGap {
-			if err := a.store.TouchAPIToken(ctx, tok.ID, now.UTC()); err != nil {
+			if err := a.stores.Tokens.TouchAPIToken(ctx, tok.ID, now.UTC()); err != nil {
 				a.log.Warn("record token use", "token", tok.ID, "err", err)
 			}
 		}
 		if tok.UserID == "" {
-			t, err := a.store.GetTenant(ctx, tok.TenantID)
+			t, err := a.stores.Tenancy.GetTenant(ctx, tok.TenantID)
 			if err != nil {
 				return caller{}, fmt.Errorf("tenant of token %s: %w", tok.ID, err)
 			}
@@ -138,7 +138,7 @@ func (a *API) identify(r *http.Request) (caller, error) {
 	if err != nil || ck.Value == "" {
 		return caller{}, &authError{http.StatusUnauthorized, "sign in, or send \"Authorization: Bearer <token>\""}
 	}
-	sess, err := a.store.SessionByHash(ctx, identity.HashSecret(ck.Value))
+	sess, err := a.stores.Users.SessionByHash(ctx, identity.HashSecret(ck.Value))
 	if errors.Is(err, database.ErrNotFound) {
 		return caller{}, &authError{http.StatusUnauthorized, "session ended; sign in again"}
 	}
@@ -146,7 +146,7 @@ func (a *API) identify(r *http.Request) (caller, error) {
 		return caller{}, fmt.Errorf("look up session: %w", err)
 	}
 	if !now.Before(sess.ExpiresAt) {
-		_ = a.store.DeleteSession(ctx, sess.ID)
+		_ = a.stores.Users.DeleteSession(ctx, sess.ID)
 		return caller{}, &authError{http.StatusUnauthorized, "session ended; sign in again"}
 	}
 	if stateChanging(r.Method) {
@@ -165,7 +165,7 @@ func (a *API) identify(r *http.Request) (caller, error) {
 		if hard := sess.CreatedAt.Add(SessionMax); hard.Before(exp) {
 			exp = hard
 		}
-		if err := a.store.TouchSession(ctx, sess.ID, now.UTC(), exp.UTC()); err != nil {
+		if err := a.stores.Users.TouchSession(ctx, sess.ID, now.UTC(), exp.UTC()); err != nil {
 			a.log.Warn("record session activity", "session", sess.ID, "err", err)
 		} else {
 			c.ExpiresAt = exp.UTC()
@@ -177,7 +177,7 @@ func (a *API) identify(r *http.Request) (caller, error) {
 // userCaller makes the caller of an active account, with a supporter's
 // grants in force now.
 func (a *API) userCaller(ctx context.Context, userID string) (caller, error) {
-	u, err := a.store.GetUser(ctx, userID)
+	u, err := a.stores.Users.GetUser(ctx, userID)
 	if errors.Is(err, database.ErrNotFound) {
 		return caller{}, &authError{http.StatusUnauthorized, "the account no longer exists"}
 	}
@@ -187,14 +187,14 @@ func (a *API) userCaller(ctx context.Context, userID string) (caller, error) {
 	if u.Status != identity.UserActive {
 		return caller{}, &authError{http.StatusUnauthorized, "the account is " + string(u.Status)}
 	}
-	t, err := a.store.GetTenant(ctx, u.TenantID)
+	t, err := a.stores.Tenancy.GetTenant(ctx, u.TenantID)
 	if err != nil {
 		return caller{}, fmt.Errorf("tenant of user %s: %w", u.ID, err)
 	}
 	c := caller{Subject: access.Subject{UserID: u.ID, Name: u.Email, TenantID: u.TenantID, TenantPath: t.Path, Role: u.Role},
 		ActorID: u.ID}
 	if u.Role == identity.RoleSupporter {
-		c.Grants, err = a.store.ListGrants(ctx, access.GrantFilter{SupporterUserID: u.ID, ActiveAt: a.now()})
+		c.Grants, err = a.stores.Grants.ListGrants(ctx, access.GrantFilter{SupporterUserID: u.ID, ActiveAt: a.now()})
 		if err != nil {
 			return caller{}, fmt.Errorf("grants of %s: %w", u.ID, err)
 		}
@@ -211,9 +211,9 @@ func normalizeEmail(s string) (string, error) { return identity.NormalizeEmail(s
 // normalised (trimmed and in lower case only).
 func (a *API) userByEmail(ctx context.Context, typed string) (identity.User, error) {
 	key := identity.EmailKey(typed)
-	u, err := a.store.UserByEmail(ctx, key)
+	u, err := a.stores.Users.UserByEmail(ctx, key)
 	if legacy := strings.ToLower(strings.TrimSpace(typed)); errors.Is(err, database.ErrNotFound) && legacy != key {
-		return a.store.UserByEmail(ctx, legacy)
+		return a.stores.Users.UserByEmail(ctx, legacy)
 	}
 	return u, err
 }
@@ -224,7 +224,7 @@ func signInKey(email string) []byte { return identity.SignInKey(email) }
 
 // withSignInLock sets the account's sign-in lock, for its view.
 func (a *API) withSignInLock(ctx context.Context, u *identity.User) error {
-	f, err := a.store.SignInFailures(ctx, signInKey(u.Email))
+	f, err := a.stores.SignIns.SignInFailures(ctx, signInKey(u.Email))
 	if err != nil {
 		return err
 	}
@@ -257,7 +257,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	// and get the same answers: the same look-ups, the same argon2 work,
 	// the same failure count, slow-down and lock.
 	key := signInKey(email)
-	f, err := a.store.SignInFailures(ctx, key)
+	f, err := a.stores.SignIns.SignInFailures(ctx, key)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -300,11 +300,11 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "the account is %s", u.Status)
 		return
 	}
-	if err := a.store.ClearSignInFailures(ctx, key); err != nil {
+	if err := a.stores.SignIns.ClearSignInFailures(ctx, key); err != nil {
 		a.storeError(w, err)
 		return
 	}
-	if err := a.store.LoginSucceeded(ctx, u.ID, now.UTC()); err != nil {
+	if err := a.stores.Users.LoginSucceeded(ctx, u.ID, now.UTC()); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -322,7 +322,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	at := now.UTC().Truncate(time.Millisecond)
 	sess := identity.Session{ID: id, UserID: u.ID, Hash: identity.HashSecret(secret), CreatedAt: at, LastSeenAt: at,
 		ExpiresAt: at.Add(SessionIdle), IP: a.clientIP(r), UserAgent: truncate(r.UserAgent(), 512)}
-	if err := a.store.CreateSession(ctx, sess); err != nil {
+	if err := a.stores.Users.CreateSession(ctx, sess); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -337,7 +337,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 func (a *API) signInFailed(ctx context.Context, w http.ResponseWriter, r *http.Request, key []byte) {
 	now := a.now()
 	a.signins.add(a.limitKey(r), now)
-	f, err := a.store.AddSignInFailure(ctx, key, now.UTC(), FailureMemory, MaxFailedLogins, LockDuration)
+	f, err := a.stores.SignIns.AddSignInFailure(ctx, key, now.UTC(), FailureMemory, MaxFailedLogins, LockDuration)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -367,7 +367,7 @@ func (a *API) signInLocked(w http.ResponseWriter, until time.Time) {
 func (a *API) logout(w http.ResponseWriter, r *http.Request) {
 	c := principal(r.Context())
 	if c.SessionID != "" {
-		if err := a.store.DeleteSession(r.Context(), c.SessionID); err != nil {
+		if err := a.stores.Users.DeleteSession(r.Context(), c.SessionID); err != nil {
 			a.storeError(w, err)
 			return
 		}
@@ -399,24 +399,24 @@ func (a *API) setPasswordWithToken(ctx context.Context, token, password, purpose
 	if err := identity.CheckPassword(password, ""); err != nil {
 		return identity.User{}, &authError{http.StatusBadRequest, err.Error()}
 	}
-	tok, err := a.store.ConsumeUserToken(ctx, identity.HashSecret(token), purpose, a.now())
+	tok, err := a.stores.SignIns.ConsumeUserToken(ctx, identity.HashSecret(token), purpose, a.now())
 	if errors.Is(err, database.ErrNotFound) {
 		return identity.User{}, &authError{http.StatusGone, "this link is invalid, used or expired; ask for a new one"}
 	}
 	if err != nil {
 		return identity.User{}, err
 	}
-	u, err := a.store.GetUser(ctx, tok.UserID)
+	u, err := a.stores.Users.GetUser(ctx, tok.UserID)
 	if err != nil {
 		return identity.User{}, err
 	}
 	if err := identity.CheckPassword(password, u.Email); err != nil {
 		// Give the link back: the user did nothing wrong but choose.
-		_ = a.store.CreateUserToken(ctx, tok)
+		_ = a.stores.SignIns.CreateUserToken(ctx, tok)
 		return identity.User{}, &authError{http.StatusBadRequest, err.Error()}
 	}
 	// A new password lifts a sign-in lock.
-	if err := a.store.ClearSignInFailures(ctx, signInKey(u.Email)); err != nil {
+	if err := a.stores.SignIns.ClearSignInFailures(ctx, signInKey(u.Email)); err != nil {
 		return identity.User{}, err
 	}
 	if u.Status == identity.UserDisabled {
@@ -426,10 +426,10 @@ func (a *API) setPasswordWithToken(ctx context.Context, token, password, purpose
 	if err != nil {
 		return identity.User{}, err
 	}
-	if err := a.store.SetPassword(ctx, u.ID, hash); err != nil {
+	if err := a.stores.Users.SetPassword(ctx, u.ID, hash); err != nil {
 		return identity.User{}, err
 	}
-	if err := a.store.DeleteUserSessions(ctx, u.ID); err != nil {
+	if err := a.stores.Users.DeleteUserSessions(ctx, u.ID); err != nil {
 		return identity.User{}, err
 	}
 	u.Status = identity.UserActive
@@ -519,7 +519,7 @@ func (a *API) checkTOTP(ctx context.Context, u identity.User, code string) bool 
 	if !ok {
 		return false
 	}
-	if err := a.store.UseTOTPStep(ctx, u.ID, step); err != nil {
+	if err := a.stores.Users.UseTOTPStep(ctx, u.ID, step); err != nil {
 		if !errors.Is(err, database.ErrConflict) {
 			a.log.Error("record totp step", "user", u.ID, "err", err)
 		}

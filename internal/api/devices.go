@@ -269,7 +269,7 @@ func (a *API) staffCredential(r *http.Request, d registry.Device, expiry time.Ti
 	cred := factory.StaffCredential{ID: id, TenantID: d.TenantID, DeviceID: d.ID, SiteID: d.Info.SiteID,
 		ActorUserID: c.UserID, ActorID: c.ActorID, ActorName: c.Name, ActorTenantID: c.TenantID,
 		CreatedAt: a.now().UTC().Truncate(time.Millisecond), ExpiresAt: expiry.UTC()}
-	if err := a.store.CreateStaffCredential(r.Context(), cred); err != nil {
+	if err := a.stores.Factory.CreateStaffCredential(r.Context(), cred); err != nil {
 		return factory.StaffCredential{}, err
 	}
 	return cred, nil

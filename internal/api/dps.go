@@ -55,7 +55,7 @@ func (a *API) registrationView(r provision.Registration, withData bool) apiv1.Re
 }
 
 func (a *API) dpsInfo(w http.ResponseWriter, r *http.Request) {
-	scope, err := a.store.IDScope(r.Context(), scopeTenantID(r.Context()))
+	scope, err := a.stores.Provision.IDScope(r.Context(), scopeTenantID(r.Context()))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -193,7 +193,7 @@ func enrollmentUpdate(p apiv1.EnrollmentPatch, now time.Time) (provision.Enrollm
 func (a *API) stamp() time.Time { return a.now().UTC().Truncate(time.Millisecond) }
 
 func (a *API) listEnrollmentGroups(w http.ResponseWriter, r *http.Request) {
-	gs, err := a.store.ListEnrollmentGroups(r.Context(), scopeTenantID(r.Context()))
+	gs, err := a.stores.Provision.ListEnrollmentGroups(r.Context(), scopeTenantID(r.Context()))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -227,7 +227,7 @@ func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 	now := a.stamp()
 	g := provision.EnrollmentGroup{ID: req.ID, TenantID: scopeTenantID(r.Context()), Enabled: req.Enabled == nil || *req.Enabled,
 		PrimaryKey: primary, SecondaryKey: secondary, InitialTwin: twin, CreatedAt: now, UpdatedAt: now}
-	if err := a.store.CreateEnrollmentGroup(r.Context(), g); err != nil {
+	if err := a.stores.Provision.CreateEnrollmentGroup(r.Context(), g); err != nil {
 		a.dpsStoreError(w, err)
 		return
 	}
@@ -237,7 +237,7 @@ func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
-	g, err := a.store.GetEnrollmentGroup(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"))
+	g, err := a.stores.Provision.GetEnrollmentGroup(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -255,7 +255,7 @@ func (a *API) updateEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	g, err := a.store.UpdateEnrollmentGroup(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"), u)
+	g, err := a.stores.Provision.UpdateEnrollmentGroup(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"), u)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -268,7 +268,7 @@ func (a *API) updateEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 	tenant, id := scopeTenantID(r.Context()), r.PathValue("id")
-	if err := a.store.DeleteEnrollmentGroup(r.Context(), tenant, id); err != nil {
+	if err := a.stores.Provision.DeleteEnrollmentGroup(r.Context(), tenant, id); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -278,7 +278,7 @@ func (a *API) deleteEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listEnrollments(w http.ResponseWriter, r *http.Request) {
-	es, err := a.store.ListEnrollments(r.Context(), scopeTenantID(r.Context()))
+	es, err := a.stores.Provision.ListEnrollments(r.Context(), scopeTenantID(r.Context()))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -320,7 +320,7 @@ func (a *API) createEnrollment(w http.ResponseWriter, r *http.Request) {
 	e := provision.Enrollment{RegistrationID: req.RegistrationID, TenantID: scopeTenantID(r.Context()), DeviceID: req.DeviceID,
 		Enabled: req.Enabled == nil || *req.Enabled, PrimaryKey: primary, SecondaryKey: secondary, InitialTwin: twin,
 		CreatedAt: now, UpdatedAt: now}
-	if err := a.store.CreateEnrollment(r.Context(), e); err != nil {
+	if err := a.stores.Provision.CreateEnrollment(r.Context(), e); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -342,7 +342,7 @@ func ValidRegistrationID(id string) error {
 }
 
 func (a *API) getEnrollment(w http.ResponseWriter, r *http.Request) {
-	e, err := a.store.GetEnrollment(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"))
+	e, err := a.stores.Provision.GetEnrollment(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -360,7 +360,7 @@ func (a *API) updateEnrollment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	e, err := a.store.UpdateEnrollment(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"), u)
+	e, err := a.stores.Provision.UpdateEnrollment(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"), u)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -373,7 +373,7 @@ func (a *API) updateEnrollment(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteEnrollment(w http.ResponseWriter, r *http.Request) {
 	tenant, id := scopeTenantID(r.Context()), r.PathValue("id")
-	if err := a.store.DeleteEnrollment(r.Context(), tenant, id); err != nil {
+	if err := a.stores.Provision.DeleteEnrollment(r.Context(), tenant, id); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -398,7 +398,7 @@ func (a *API) listRegistrations(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	rs, err := a.store.ListRegistrations(r.Context(), scopeTenantID(r.Context()), r.URL.Query().Get("after"), limit+1)
+	rs, err := a.stores.Provision.ListRegistrations(r.Context(), scopeTenantID(r.Context()), r.URL.Query().Get("after"), limit+1)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -418,7 +418,7 @@ func (a *API) listRegistrations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getRegistration(w http.ResponseWriter, r *http.Request) {
-	reg, err := a.store.GetRegistration(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"))
+	reg, err := a.stores.Provision.GetRegistration(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"))
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -431,7 +431,7 @@ func (a *API) getRegistration(w http.ResponseWriter, r *http.Request) {
 // its enrollment, so registering it again fails until it is deleted too.
 func (a *API) deleteRegistration(w http.ResponseWriter, r *http.Request) {
 	tenant, id := scopeTenantID(r.Context()), r.PathValue("id")
-	if err := a.store.DeleteRegistration(r.Context(), tenant, id); err != nil {
+	if err := a.stores.Provision.DeleteRegistration(r.Context(), tenant, id); err != nil {
 		a.storeError(w, err)
 		return
 	}

@@ -49,7 +49,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Under = id
 	}
-	gs, err := a.store.ListGrants(ctx, f)
+	gs, err := a.stores.Grants.ListGrants(ctx, f)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -69,7 +69,7 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
 		}
 		sup, ok := users[g.SupporterUserID]
 		if !ok {
-			if sup, err = a.store.GetUser(ctx, g.SupporterUserID); err != nil && !errors.Is(err, database.ErrNotFound) {
+			if sup, err = a.stores.Users.GetUser(ctx, g.SupporterUserID); err != nil && !errors.Is(err, database.ErrNotFound) {
 				a.storeError(w, err)
 				return
 			}
@@ -96,15 +96,15 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if req.SiteID != "" {
 		var s tenancy.Site
-		if s, err = a.store.GetSite(ctx, req.SiteID); err == nil {
+		if s, err = a.stores.Tenancy.GetSite(ctx, req.SiteID); err == nil {
 			var t tenancy.Tenant
-			if t, err = a.store.GetTenant(ctx, s.TenantID); err == nil {
+			if t, err = a.stores.Tenancy.GetTenant(ctx, s.TenantID); err == nil {
 				res = siteResource(s, t)
 			}
 		}
 	} else {
 		var d registry.Device
-		if d, err = a.store.GetDevice(ctx, req.DeviceID); err == nil {
+		if d, err = a.stores.Registry.GetDevice(ctx, req.DeviceID); err == nil {
 			res, err = a.deviceResource(ctx, d)
 		}
 	}
@@ -135,7 +135,7 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) getGrant(w http.ResponseWriter, r *http.Request) {
 	g := loaded[access.Grant](r.Context())
-	sup, err := a.store.GetUser(r.Context(), g.SupporterUserID)
+	sup, err := a.stores.Users.GetUser(r.Context(), g.SupporterUserID)
 	if err != nil && !errors.Is(err, database.ErrNotFound) {
 		a.storeError(w, err)
 		return

@@ -34,10 +34,10 @@ func (a *API) twinView(r *http.Request, d registry.Device, tw hub.Twin) apiv1.Tw
 	if v.LastSeen != nil {
 		out.LastActivityTime = v.LastSeen.UTC()
 	}
-	if pending, err := a.store.PendingC2D(r.Context(), d.ID, a.now()); err == nil {
+	if pending, err := a.stores.Hub.PendingC2D(r.Context(), d.ID, a.now()); err == nil {
 		out.CloudToDeviceMessageCount = len(pending)
 	}
-	if id, err := a.store.DeviceModelID(r.Context(), d.TenantID, d.ID); err == nil {
+	if id, err := a.stores.Hub.DeviceModelID(r.Context(), d.TenantID, d.ID); err == nil {
 		out.ModelID = id
 	}
 	return out
@@ -81,7 +81,7 @@ func (a *API) getTwin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	tw, err := a.store.GetTwin(r.Context(), d.TenantID, d.ID)
+	tw, err := a.stores.Hub.GetTwin(r.Context(), d.TenantID, d.ID)
 	if err != nil {
 		a.hubError(w, err)
 		return
@@ -317,7 +317,7 @@ func (a *API) sendC2D(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := a.now().UTC()
-	m, err := a.store.EnqueueC2D(r.Context(), hub.C2DMessage{
+	m, err := a.stores.Hub.EnqueueC2D(r.Context(), hub.C2DMessage{
 		TenantID: d.TenantID, DeviceID: d.ID, MessageID: req.MessageID, CorrelationID: req.CorrelationID,
 		Properties: req.Properties, Payload: payload, CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}, MaxC2DQueued)
@@ -345,7 +345,7 @@ func (a *API) listC2D(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ms, err := a.store.ListC2D(r.Context(), d.TenantID, d.ID, a.now(), limit)
+	ms, err := a.stores.Hub.ListC2D(r.Context(), d.TenantID, d.ID, a.now(), limit)
 	if err != nil {
 		a.hubError(w, err)
 		return

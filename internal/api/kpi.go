@@ -308,7 +308,7 @@ func (a *API) runSources(ctx context.Context, devs []registry.Device) (map[strin
 	if len(tenants) == 0 {
 		return out, nil
 	}
-	plans, err := a.store.ListMaintenancePlans(ctx, tenants)
+	plans, err := a.stores.Alarms.ListMaintenancePlans(ctx, tenants)
 	if err != nil {
 		return nil, err
 	}

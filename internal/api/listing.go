@@ -169,7 +169,7 @@ func (a *API) devicePages(filters []registry.DeviceFilter) *merged[registry.Devi
 	for i, g := range filters {
 		fetches[i] = func(ctx context.Context, after string) ([]registry.Device, error) {
 			g.After, g.Limit = after, storePage
-			return a.store.FindDevices(ctx, g)
+			return a.stores.Registry.FindDevices(ctx, g)
 		}
 	}
 	return newMerged(func(d registry.Device) string { return d.ID }, "", storePage, fetches...)
@@ -248,7 +248,7 @@ func (a *API) alarmPages(filters []alarm.Filter, after int64, size int) *merged[
 	for i, g := range filters {
 		fetches[i] = func(ctx context.Context, after int64) ([]alarm.Record, error) {
 			g.After, g.Limit = after, size
-			return a.store.ListAlarms(ctx, g)
+			return a.stores.Alarms.ListAlarms(ctx, g)
 		}
 	}
 	return newMerged(func(al alarm.Record) int64 { return al.ID }, after, size, fetches...)
@@ -274,7 +274,7 @@ func (v *alarmDevices) allowed(ctx context.Context, id string) (bool, error) {
 	if ok, done := v.seen[id]; done {
 		return ok, nil
 	}
-	d, err := v.a.store.GetDevice(ctx, id)
+	d, err := v.a.stores.Registry.GetDevice(ctx, id)
 	if errors.Is(err, database.ErrNotFound) {
 		v.seen[id] = false
 		return false, nil

@@ -101,7 +101,7 @@ func (a *API) recordService(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) listMaintenancePlans(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	rows, err := a.store.ListMaintenancePlans(ctx, []string{scopeTenantID(ctx)})
+	rows, err := a.stores.Alarms.ListMaintenancePlans(ctx, []string{scopeTenantID(ctx)})
 	if err != nil {
 		a.storeError(w, err)
 		return

@@ -36,7 +36,7 @@ func (a *API) updateMe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	if err := a.store.UpdateUser(r.Context(), u); err != nil {
+	if err := a.stores.Users.UpdateUser(r.Context(), u); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -52,7 +52,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 	// Guessing the current password with a stolen session or token counts
 	// as failed sign-ins of the address, and is locked out like them.
 	key := signInKey(identity.EmailKey(u.Email))
-	f, err := a.store.SignInFailures(r.Context(), key)
+	f, err := a.stores.SignIns.SignInFailures(r.Context(), key)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -62,7 +62,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok, _ := identity.VerifyPassword(req.CurrentPassword, u.PasswordHash); !ok {
-		f, err := a.store.AddSignInFailure(r.Context(), key, a.now().UTC(), FailureMemory, MaxFailedLogins, LockDuration)
+		f, err := a.stores.SignIns.AddSignInFailure(r.Context(), key, a.now().UTC(), FailureMemory, MaxFailedLogins, LockDuration)
 		if err != nil {
 			a.storeError(w, err)
 			return
@@ -83,19 +83,19 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	if err := a.store.SetPassword(r.Context(), u.ID, hash); err != nil {
+	if err := a.stores.Users.SetPassword(r.Context(), u.ID, hash); err != nil {
 		a.storeError(w, err)
 		return
 	}
 	// Every other session ends; this one stays.
-	sessions, err := a.store.ListSessions(r.Context(), u.ID)
+	sessions, err := a.stores.Users.ListSessions(r.Context(), u.ID)
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
 	for _, s := range sessions {
 		if s.ID != principal(r.Context()).SessionID {
-			if err := a.store.DeleteSession(r.Context(), s.ID); err != nil {
+			if err := a.stores.Users.DeleteSession(r.Context(), s.ID); err != nil {
 				a.storeError(w, err)
 				return
 			}
@@ -105,7 +105,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
-	ss, err := a.store.ListSessions(r.Context(), loaded[identity.User](r.Context()).ID)
+	ss, err := a.stores.Users.ListSessions(r.Context(), loaded[identity.User](r.Context()).ID)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -119,14 +119,14 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
-	ss, err := a.store.ListSessions(r.Context(), loaded[identity.User](r.Context()).ID)
+	ss, err := a.stores.Users.ListSessions(r.Context(), loaded[identity.User](r.Context()).ID)
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
 	for _, s := range ss {
 		if s.ID == r.PathValue("session") {
-			if err := a.store.DeleteSession(r.Context(), s.ID); err != nil {
+			if err := a.stores.Users.DeleteSession(r.Context(), s.ID); err != nil {
 				a.storeError(w, err)
 				return
 			}
@@ -168,7 +168,7 @@ func (a *API) startTOTP(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	if err := a.store.SetTOTP(r.Context(), u.ID, sealed, false); err != nil {
+	if err := a.stores.Users.SetTOTP(r.Context(), u.ID, sealed, false); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -189,7 +189,7 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "the code does not match; check the authenticator's clock")
 		return
 	}
-	if err := a.store.SetTOTP(r.Context(), u.ID, u.TOTPSecret, true); err != nil {
+	if err := a.stores.Users.SetTOTP(r.Context(), u.ID, u.TOTPSecret, true); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -207,7 +207,7 @@ func (a *API) disableTOTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "the password is wrong")
 		return
 	}
-	if err := a.store.SetTOTP(r.Context(), u.ID, nil, false); err != nil {
+	if err := a.stores.Users.SetTOTP(r.Context(), u.ID, nil, false); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -229,7 +229,7 @@ func tokenView(t identity.APIToken) apiv1.Token {
 }
 
 func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
-	ts, err := a.store.ListAPITokens(r.Context(), loaded[identity.User](r.Context()).ID)
+	ts, err := a.stores.Tokens.ListAPITokens(r.Context(), loaded[identity.User](r.Context()).ID)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -300,7 +300,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	t := identity.APIToken{ID: id, TenantID: u.TenantID, UserID: u.ID, Name: req.Name, Role: u.Role, Scopes: req.Scopes,
 		Hash: HashToken(secret), CreatedAt: now, ExpiresAt: exp}
-	if err := a.store.CreateAPIToken(r.Context(), t); err != nil {
+	if err := a.stores.Tokens.CreateAPIToken(r.Context(), t); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -310,12 +310,12 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteToken(w http.ResponseWriter, r *http.Request) {
-	t, err := a.store.GetAPIToken(r.Context(), r.PathValue("token"))
+	t, err := a.stores.Tokens.GetAPIToken(r.Context(), r.PathValue("token"))
 	if err == nil && t.UserID != loaded[identity.User](r.Context()).ID {
 		err = fmt.Errorf("token %q: %w", r.PathValue("token"), database.ErrNotFound)
 	}
 	if err == nil {
-		err = a.store.DeleteAPIToken(r.Context(), t.ID)
+		err = a.stores.Tokens.DeleteAPIToken(r.Context(), t.ID)
 	}
 	if err != nil {
 		a.storeError(w, err)

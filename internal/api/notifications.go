@@ -69,7 +69,7 @@ func checkSeverities(field string, in []string) ([]string, error) {
 
 func (a *API) getNotificationPrefs(w http.ResponseWriter, r *http.Request) {
 	u := loaded[identity.User](r.Context())
-	p, err := a.store.GetNotificationPrefs(r.Context(), u.ID)
+	p, err := a.stores.Notify.GetNotificationPrefs(r.Context(), u.ID)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -121,7 +121,7 @@ func (a *API) setNotificationPrefs(w http.ResponseWriter, r *http.Request) {
 	}
 	u := loaded[identity.User](ctx)
 	p := notifystore.NotificationPrefs{UserID: u.ID, Email: *req.Email, Severities: sev, SiteIDs: sites}
-	if err := a.store.SetNotificationPrefs(ctx, p); err != nil {
+	if err := a.stores.Notify.SetNotificationPrefs(ctx, p); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -169,7 +169,7 @@ func checkWebhookURL(s string, allowPrivate bool) error {
 
 // tenantsBelow is the ids of the tenant and its sub-tenants.
 func (a *API) tenantsBelow(r *http.Request, id string) ([]string, error) {
-	ts, err := a.store.TenantsUnder(r.Context(), id)
+	ts, err := a.stores.Tenancy.TenantsUnder(r.Context(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func (a *API) tenantsBelow(r *http.Request, id string) ([]string, error) {
 // webhooks and deliveries the caller may read: the operator's admins see
 // the operator's own, not those of the customers below it.
 func (a *API) notifyTenantsBelow(r *http.Request, id string) ([]string, error) {
-	ts, err := a.store.TenantsUnder(r.Context(), id)
+	ts, err := a.stores.Tenancy.TenantsUnder(r.Context(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	hs, err := a.store.ListWebhooks(r.Context(), ids)
+	hs, err := a.stores.Notify.ListWebhooks(r.Context(), ids)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -254,7 +254,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) {
 	secret := hex.EncodeToString(raw)
 	h := notifystore.Webhook{ID: id, TenantID: req.TenantID, URL: req.URL, Secret: []byte(secret), Severities: sev,
 		Enabled: true, CreatedAt: a.now().UTC().Truncate(time.Millisecond)}
-	if err := a.store.CreateWebhook(ctx, h); err != nil {
+	if err := a.stores.Notify.CreateWebhook(ctx, h); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -272,7 +272,7 @@ func byWebhook(a *API, r *http.Request) (access.Resource, any, error) {
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
-	hs, err := a.store.ListWebhooks(r.Context(), ids)
+	hs, err := a.stores.Notify.ListWebhooks(r.Context(), ids)
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
@@ -287,7 +287,7 @@ func byWebhook(a *API, r *http.Request) (access.Resource, any, error) {
 
 func (a *API) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	h := loaded[notifystore.Webhook](r.Context())
-	if err := a.store.DeleteWebhook(r.Context(), h.ID); err != nil {
+	if err := a.stores.Notify.DeleteWebhook(r.Context(), h.ID); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -300,7 +300,7 @@ const MaxEscalationMinutes = 7 * 24 * 60
 
 func (a *API) getEscalation(w http.ResponseWriter, r *http.Request) {
 	tid := scopeTenantID(r.Context())
-	e, err := a.store.GetEscalation(r.Context(), tid)
+	e, err := a.stores.Notify.GetEscalation(r.Context(), tid)
 	if errors.Is(err, database.ErrNotFound) {
 		writeJSON(w, http.StatusOK, apiv1.Escalation{TenantID: tid})
 		return
@@ -341,7 +341,7 @@ func (a *API) setEscalation(w http.ResponseWriter, r *http.Request) {
 		}
 		e.Email = email
 	}
-	if err := a.store.SetEscalation(ctx, e); err != nil {
+	if err := a.stores.Notify.SetEscalation(ctx, e); err != nil {
 		a.storeError(w, err)
 		return
 	}
@@ -393,7 +393,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.TenantIDs = ids
-	ds, err := a.store.ListDeliveries(r.Context(), f)
+	ds, err := a.stores.Notify.ListDeliveries(r.Context(), f)
 	if err != nil {
 		a.storeError(w, err)
 		return

@@ -257,7 +257,7 @@ func TestOpenAPIRequestBodiesAreStrict(t *testing.T) {
 }
 
 func TestOpenAPIServed(t *testing.T) {
-	a := New(Config{}, nil, nil, nil, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	a := New(Config{}, Stores{}, nil, nil, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
 

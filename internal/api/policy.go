@@ -201,7 +201,7 @@ func noteOutsideList(r *http.Request, action string, devs []registry.Device) {
 
 // tenantResource loads a tenant as a resource.
 func (a *API) tenantResource(ctx context.Context, id string) (access.Resource, tenancy.Tenant, error) {
-	t, err := a.store.GetTenant(ctx, id)
+	t, err := a.stores.Tenancy.GetTenant(ctx, id)
 	if err != nil {
 		return access.Resource{}, t, err
 	}
@@ -221,7 +221,7 @@ func siteResource(s tenancy.Site, t tenancy.Tenant) access.Resource {
 
 // byDevice resolves the device named by the "id" path value.
 func byDevice(a *API, r *http.Request) (access.Resource, any, error) {
-	d, err := a.store.GetDevice(r.Context(), r.PathValue("id"))
+	d, err := a.stores.Registry.GetDevice(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
@@ -231,11 +231,11 @@ func byDevice(a *API, r *http.Request) (access.Resource, any, error) {
 
 // bySite resolves the site named by the "site" path value.
 func bySite(a *API, r *http.Request) (access.Resource, any, error) {
-	s, err := a.store.GetSite(r.Context(), r.PathValue("site"))
+	s, err := a.stores.Tenancy.GetSite(r.Context(), r.PathValue("site"))
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
-	t, err := a.store.GetTenant(r.Context(), s.TenantID)
+	t, err := a.stores.Tenancy.GetTenant(r.Context(), s.TenantID)
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
@@ -300,11 +300,11 @@ func scopeTenantID(ctx context.Context) string {
 
 // byUser resolves the account named by the "user" path value.
 func byUser(a *API, r *http.Request) (access.Resource, any, error) {
-	u, err := a.store.GetUser(r.Context(), r.PathValue("user"))
+	u, err := a.stores.Users.GetUser(r.Context(), r.PathValue("user"))
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
-	t, err := a.store.GetTenant(r.Context(), u.TenantID)
+	t, err := a.stores.Tenancy.GetTenant(r.Context(), u.TenantID)
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
@@ -335,14 +335,14 @@ func (a *API) customerAdministered(ctx context.Context, t tenancy.Tenant) (bool,
 			ids = append(ids, id)
 		}
 	}
-	above, err := a.store.ListUsers(ctx, ids)
+	above, err := a.stores.Users.ListUsers(ctx, ids)
 	if err != nil {
 		return false, fmt.Errorf("accounts above tenant %s: %w", t.ID, err)
 	}
 	if slices.ContainsFunc(above, activatedAdmin) {
 		return true, nil
 	}
-	below, err := a.store.ListUsersUnder(ctx, t.ID)
+	below, err := a.stores.Users.ListUsersUnder(ctx, t.ID)
 	if err != nil {
 		return false, fmt.Errorf("accounts of tenant %s and below: %w", t.ID, err)
 	}
@@ -355,7 +355,7 @@ func self(a *API, r *http.Request) (access.Resource, any, error) {
 	if s.UserID == "" {
 		return access.Resource{}, nil, fmt.Errorf("this token has no account (it is the operator's bootstrap token): %w", errNoAccount)
 	}
-	u, err := a.store.GetUser(r.Context(), s.UserID)
+	u, err := a.stores.Users.GetUser(r.Context(), s.UserID)
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
@@ -366,11 +366,11 @@ var errNoAccount = errors.New("no account")
 
 // byGrant resolves the grant named by the "grant" path value.
 func byGrant(a *API, r *http.Request) (access.Resource, any, error) {
-	g, err := a.store.GetGrant(r.Context(), r.PathValue("grant"))
+	g, err := a.stores.Grants.GetGrant(r.Context(), r.PathValue("grant"))
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
-	t, err := a.store.GetTenant(r.Context(), g.TenantID)
+	t, err := a.stores.Tenancy.GetTenant(r.Context(), g.TenantID)
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
@@ -393,7 +393,7 @@ func (c *resolverCache) tenant(ctx context.Context, id string) (tenancy.Tenant, 
 	if t, ok := c.tenants[id]; ok {
 		return t, nil
 	}
-	t, err := c.a.store.GetTenant(ctx, id)
+	t, err := c.a.stores.Tenancy.GetTenant(ctx, id)
 	if err != nil {
 		return t, err
 	}
@@ -405,7 +405,7 @@ func (c *resolverCache) site(ctx context.Context, id string) (tenancy.Site, erro
 	if s, ok := c.sites[id]; ok {
 		return s, nil
 	}
-	s, err := c.a.store.GetSite(ctx, id)
+	s, err := c.a.stores.Tenancy.GetSite(ctx, id)
 	if err != nil {
 		return s, err
 	}

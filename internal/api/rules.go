@@ -69,11 +69,11 @@ func ruleResource(id string, t tenancy.Tenant) access.Resource {
 // rules).
 func byRule(a *API, r *http.Request) (access.Resource, any, error) {
 	ctx := r.Context()
-	row, err := a.store.GetAlarmRule(ctx, r.PathValue("rule"))
+	row, err := a.stores.Alarms.GetAlarmRule(ctx, r.PathValue("rule"))
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
-	t, err := a.store.GetTenant(ctx, row.TenantID)
+	t, err := a.stores.Tenancy.GetTenant(ctx, row.TenantID)
 	if err != nil {
 		return access.Resource{}, nil, err
 	}
@@ -91,7 +91,7 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rows, err := a.store.ListAlarmRulesUnder(ctx, id)
+	rows, err := a.stores.Alarms.ListAlarmRulesUnder(ctx, id)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -118,7 +118,7 @@ func (a *API) ruleScopeCheck(t tenancy.Tenant) alarmsvc.ScopeCheck {
 	return func(ctx context.Context, rule alarm.Rule) error {
 		switch {
 		case rule.Scope.DeviceID != "":
-			d, err := a.store.GetDevice(ctx, rule.Scope.DeviceID)
+			d, err := a.stores.Registry.GetDevice(ctx, rule.Scope.DeviceID)
 			var res access.Resource
 			if err == nil {
 				res, err = a.deviceResource(ctx, d)
@@ -128,10 +128,10 @@ func (a *API) ruleScopeCheck(t tenancy.Tenant) alarmsvc.ScopeCheck {
 			}
 			return err
 		case rule.Scope.SiteID != "":
-			s, err := a.store.GetSite(ctx, rule.Scope.SiteID)
+			s, err := a.stores.Tenancy.GetSite(ctx, rule.Scope.SiteID)
 			var st tenancy.Tenant
 			if err == nil {
-				st, err = a.store.GetTenant(ctx, s.TenantID)
+				st, err = a.stores.Tenancy.GetTenant(ctx, s.TenantID)
 			}
 			if errors.Is(err, database.ErrNotFound) || (err == nil && (!access.Within(st.Path, t.Path) || !a.allowed(ctx, access.AlarmRead, siteResource(s, st)))) {
 				return &alarm.FieldError{Field: "scope.siteId", Problem: fmt.Sprintf("no site %q in tenant %q or below", rule.Scope.SiteID, t.ID)}
@@ -191,7 +191,7 @@ func (a *API) createRule(w http.ResponseWriter, r *http.Request) {
 	if req.TenantID == "" {
 		req.TenantID = c.TenantID
 	}
-	t, err := a.store.GetTenant(ctx, req.TenantID)
+	t, err := a.stores.Tenancy.GetTenant(ctx, req.TenantID)
 	if errors.Is(err, database.ErrNotFound) {
 		writeRuleInvalid(w, &alarm.FieldError{Field: "tenantId", Problem: fmt.Sprintf("no tenant %q", req.TenantID)})
 		return
@@ -234,7 +234,7 @@ func (a *API) updateRule(w http.ResponseWriter, r *http.Request) {
 		writeRuleInvalid(w, &alarm.FieldError{Field: "tenantId", Problem: "a rule cannot move to another tenant"})
 		return
 	}
-	t, err := a.store.GetTenant(ctx, row.TenantID)
+	t, err := a.stores.Tenancy.GetTenant(ctx, row.TenantID)
 	if err != nil {
 		a.storeError(w, err)
 		return

@@ -38,7 +38,7 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Under = id
 	}
-	ss, err := a.store.ListSites(ctx, f)
+	ss, err := a.stores.Tenancy.ListSites(ctx, f)
 	if err != nil {
 		a.storeError(w, err)
 		return

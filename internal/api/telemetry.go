@@ -80,7 +80,7 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 		for i, d := range page {
 			ids[i] = d.DeviceID
 		}
-		devs, err := a.store.FindDevices(r.Context(), registry.DeviceFilter{IDs: ids})
+		devs, err := a.stores.Registry.FindDevices(r.Context(), registry.DeviceFilter{IDs: ids})
 		if err != nil {
 			a.storeError(w, err)
 			return

@@ -1,14 +1,12 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -42,7 +40,7 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	ts, err := a.store.TenantsUnder(r.Context(), id)
+	ts, err := a.stores.Tenancy.TenantsUnder(r.Context(), id)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -137,21 +135,6 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
-}
-
-// tenantDevices tells the tenancy service the devices of a tenant.
-type tenantDevices struct{ st store.Store }
-
-func (d tenantDevices) TenantDeviceIDs(ctx context.Context, tenantID string) ([]string, error) {
-	devs, err := d.st.ListDevices(ctx, tenantID)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(devs))
-	for i, dv := range devs {
-		ids[i] = dv.ID
-	}
-	return ids, nil
 }
 
 // notPurged answers a deletion that committed but whose bytes may remain

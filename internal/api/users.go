@@ -75,7 +75,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	us, err := a.store.ListUsersUnder(r.Context(), id)
+	us, err := a.stores.Users.ListUsersUnder(r.Context(), id)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -245,7 +245,7 @@ func (a *API) resendActivation(w http.ResponseWriter, r *http.Request) {
 // lookupSupporter tells a customer admin whose supporter id this is, so
 // they can check before granting.
 func (a *API) lookupSupporter(w http.ResponseWriter, r *http.Request) {
-	u, err := a.store.UserBySupporterID(r.Context(), identity.NormalizeSupporterID(r.PathValue("supporterId")))
+	u, err := a.stores.Users.UserBySupporterID(r.Context(), identity.NormalizeSupporterID(r.PathValue("supporterId")))
 	if err == nil && (u.Role != identity.RoleSupporter || u.Status == identity.UserDisabled) {
 		err = database.ErrNotFound
 	}

@@ -566,7 +566,7 @@ func (s *Server) Start(ctx context.Context) error {
 	acfg.Mailer, acfg.Monitor = s.mailer, s.monitor
 	acfg.WebhookAllowPrivate, acfg.TrustedProxies = s.cfg.WebhookAllowPrivate, s.cfg.TrustedProxies
 	acfg.Devices = registry.NewService(s.store, s.store, events, s.cfg.Clock, s.log.With("component", "registry"))
-	a := api.New(acfg, s.store, s.engine, s.broker, s.reg, s.log.With("component", "api"), s.cfg.Clock)
+	a := api.New(acfg, api.StoresOf(s.store), s.engine, s.broker, s.reg, s.log.With("component", "api"), s.cfg.Clock)
 	root := http.NewServeMux()
 	root.Handle(broker.WebSocketPath, s.broker.WebSocketHandler())
 	apiHandler := a.Handler()
