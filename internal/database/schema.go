@@ -952,7 +952,7 @@ var migrations = []Migration{
 	);
 	CREATE INDEX staff_credentials_device ON staff_credentials(device_id)`,
 	},
-	// sealed: the sealed columns of machine data (store/seal.go). A NULL
+	// sealed: the sealed columns of machine data (sealing/seal.go). A NULL
 	// sealed column marks a row written before: its plaintext is still in the
 	// old columns until SealPlaintext seals it and empties them. The alarm
 	// evaluator's state moves to monitor_states, one sealed row per key and
@@ -988,7 +988,7 @@ var migrations = []Migration{
 	);`,
 	},
 	// dps_sealed: the sealed columns of the provisioning service
-	// (store/seal.go): a registration's payload and initial twin, and the
+	// (sealing/seal.go): a registration's payload and initial twin, and the
 	// initial twins of enrollment groups and individual enrollments. A NULL
 	// sealed column marks a row written before, whose plaintext is still in the
 	// old columns until SealPlaintext seals it; a sealed row has NULL there.

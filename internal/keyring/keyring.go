@@ -295,7 +295,7 @@ func (k *Keyring) Forget(id uint32) {
 }
 
 // SealerFor returns a Sealer for one tenant to use inside a transaction
-// (store.Pinner): it seals with the tenant's key obtained now,
+// (sealing.Pinner): it seals with the tenant's key obtained now,
 // so sealing never writes to the store, and opens through the keyring,
 // which only reads.
 func (k *Keyring) SealerFor(ctx context.Context, tenantID string) (Sealer, error) {

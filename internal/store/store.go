@@ -1,7 +1,7 @@
 // Package store is where Warden's state is kept: its two engines,
 // store/sqlite (the embedded default) and store/postgres (for several
-// nodes), each running every domain's store on its database, and how each
-// class of machine data is sealed with its tenant's key (seal.go).
+// nodes), each running every domain's store on its database (how each class
+// of machine data is sealed with its tenant's key is package sealing's).
 //
 // The domains own their storage: each domain package declares its narrow
 // store interface and model types, and its <domain>sql package implements it
@@ -52,7 +52,7 @@ type Store interface {
 	// Migrate brings the schema up to date and creates the root tenant.
 	Migrate(ctx context.Context) error
 	// SetSealer gives the store the keyring it seals machine data with
-	// (see seal.go). Until it is set, writing machine data fails with
+	// (package sealing). Until it is set, writing machine data fails with
 	// ErrNoSealer. Call it once, before use.
 	SetSealer(s keyring.Sealer)
 	// SealPlaintext seals the rows written before sealing existed (their

@@ -22,7 +22,7 @@ import (
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/sealing"
 )
 
 // Store is alarm.Store on a database.
@@ -193,7 +193,7 @@ func scanSealedAlarm(row database.Scanner) (sealedAlarm, error) {
 // open opens an alarm's sealed parts; one that cannot be opened is marked
 // Unreadable. Never call it inside a transaction or with rows open.
 func (s *Store) open(ctx context.Context, a sealedAlarm) (alarm.Record, error) {
-	if err := store.OpenAlarmRow(ctx, s.sealer, &a.Record, a.sealed, a.comment); err != nil {
+	if err := sealing.OpenAlarmRow(ctx, s.sealer, &a.Record, a.sealed, a.comment); err != nil {
 		return alarm.Record{}, err
 	}
 	return a.Record, nil
@@ -278,7 +278,7 @@ func (s *Store) ApplyAlarmChanges(ctx context.Context, changes []alarm.Change) (
 			continue
 		}
 		var err error
-		if sealed[i], err = store.SealAlarm(ctx, s.sealer, c.TenantID, c.RuleID, c.DeviceID, c.Message, c.Value); err != nil {
+		if sealed[i], err = sealing.SealAlarm(ctx, s.sealer, c.TenantID, c.RuleID, c.DeviceID, c.Message, c.Value); err != nil {
 			return nil, fmt.Errorf("alarm %s of rule %q on %q: %w", c.Kind, c.RuleID, c.DeviceID, err)
 		}
 	}
@@ -466,7 +466,7 @@ func (s *Store) AckAlarm(ctx context.Context, id int64, by, comment string, at t
 	if ackedAt != 0 {
 		return alarm.Record{}, fmt.Errorf("alarm %d: already acknowledged: %w", id, database.ErrConflict)
 	}
-	sealed, err := store.SealAckComment(ctx, s.sealer, tenantID, id, comment)
+	sealed, err := sealing.SealAckComment(ctx, s.sealer, tenantID, id, comment)
 	if err != nil {
 		return alarm.Record{}, fmt.Errorf("ack alarm %d: %w", id, err)
 	}

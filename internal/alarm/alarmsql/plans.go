@@ -7,7 +7,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/sealing"
 )
 
 // ---- Maintenance plans ----
@@ -18,7 +18,7 @@ func (s *Store) SetMaintenancePlan(ctx context.Context, p alarm.MaintenancePlan)
 	if _, err := specText("maintenance plan "+p.Model, p.Spec); err != nil {
 		return err
 	}
-	sealed, err := store.SealPlan(ctx, s.sealer, p)
+	sealed, err := sealing.SealPlan(ctx, s.sealer, p)
 	if err != nil {
 		return fmt.Errorf("set maintenance plan %q of tenant %q: %w", p.Model, p.TenantID, err)
 	}
@@ -65,7 +65,7 @@ func (s *Store) ListMaintenancePlans(ctx context.Context, tenantIDs []string) ([
 		return nil, fmt.Errorf("list maintenance plans: %w", err)
 	}
 	// Opened with the rows closed: the keyring may need a connection.
-	return store.OpenPlans(ctx, s.sealer, got, sealed)
+	return sealing.OpenPlans(ctx, s.sealer, got, sealed)
 }
 
 // DeleteMaintenancePlan removes a tenant's plan for a model.
@@ -93,7 +93,7 @@ const compactPending = "sealed_compact_pending"
 func (s *Store) SaveMonitorState(ctx context.Context, key string, byTenant map[string][]byte) error {
 	sealed := make(map[string][]byte, len(byTenant))
 	for tenantID, state := range byTenant {
-		blob, err := store.SealMonitorState(ctx, s.sealer, key, tenantID, state)
+		blob, err := sealing.SealMonitorState(ctx, s.sealer, key, tenantID, state)
 		if err != nil {
 			return fmt.Errorf("save monitor state %q: %w", key, err)
 		}
@@ -144,7 +144,7 @@ func (s *Store) LoadMonitorState(ctx context.Context, key string) (map[string][]
 		return nil, fmt.Errorf("load monitor state %q: %w", key, err)
 	}
 	// Opened with the rows closed: the keyring may need a connection.
-	out, err := store.OpenMonitorStates(ctx, s.sealer, key, sealed)
+	out, err := sealing.OpenMonitorStates(ctx, s.sealer, key, sealed)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/hub"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/sealing"
 )
 
 const c2dColumns = `id, tenant_id, device_id, message_id, correlation_id, properties, payload, state,
@@ -64,7 +64,7 @@ func (s *Store) queryC2D(ctx context.Context, deviceID, query string, args ...an
 	out := make([]hub.C2DMessage, len(read))
 	for i, r := range read {
 		out[i] = r.m
-		if err := store.OpenC2DRow(ctx, s.sealer, &out[i], r.sealed); err != nil {
+		if err := sealing.OpenC2DRow(ctx, s.sealer, &out[i], r.sealed); err != nil {
 			return nil, err
 		}
 	}
@@ -79,7 +79,7 @@ func (s *Store) EnqueueC2D(ctx context.Context, m hub.C2DMessage, maxPending int
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	}
-	sealed, err := store.SealC2D(ctx, s.sealer, m)
+	sealed, err := sealing.SealC2D(ctx, s.sealer, m)
 	if err != nil {
 		return hub.C2DMessage{}, fmt.Errorf("queue message for %q: %w", m.DeviceID, err)
 	}

@@ -31,8 +31,8 @@ var _ hub.Store = (*Store)(nil)
 // New returns a Store on db. Call SetSealer before use.
 func New(db database.DB) *Store { return &Store{db: db} }
 
-// SetSealer sets what seals and opens twins and messages (store/seal.go).
-// Until it is set, writing them fails with store.ErrNoSealer. The engines
+// SetSealer sets what seals and opens twins and messages (sealing/seal.go).
+// Until it is set, writing them fails with sealing.ErrNoSealer. The engines
 // call it from their own SetSealer.
 func (s *Store) SetSealer(sl keyring.Sealer) { s.sealer = sl }
 

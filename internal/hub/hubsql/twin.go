@@ -9,7 +9,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/hub"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/sealing"
 )
 
 // storedTwin is a twin as read, before its sealed documents are opened.
@@ -63,7 +63,7 @@ func (s *Store) openTwin(ctx context.Context, q database.Querier, tenantID, devi
 	if err != nil || st.sealed == nil {
 		return st, err
 	}
-	if err := store.OpenTwin(ctx, s.sealer, &st.tw, st.sealed); err != nil {
+	if err := sealing.OpenTwin(ctx, s.sealer, &st.tw, st.sealed); err != nil {
 		return storedTwin{}, err
 	}
 	return st, nil
@@ -100,7 +100,7 @@ func (s *Store) changeTwin(ctx context.Context, tenantID, deviceID string, chang
 		if err != nil || !write {
 			return tw, err
 		}
-		sealed, err := store.SealTwin(ctx, s.sealer, tw)
+		sealed, err := sealing.SealTwin(ctx, s.sealer, tw)
 		if err != nil {
 			return hub.Twin{}, fmt.Errorf("save twin of %q: %w", deviceID, err)
 		}

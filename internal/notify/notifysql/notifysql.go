@@ -15,7 +15,7 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/sealing"
 )
 
 // Store is notifystore.Store on a database.
@@ -243,7 +243,7 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []notifystore.Delivery
 		if len(d.Payload) != 0 && !json.Valid(d.Payload) {
 			return fmt.Errorf("enqueue deliveries: delivery payload: invalid JSON")
 		}
-		p, e, err := store.SealDeliveryRow(ctx, s.sealer, d)
+		p, e, err := sealing.SealDeliveryRow(ctx, s.sealer, d)
 		if err != nil {
 			return fmt.Errorf("enqueue deliveries: %w", err)
 		}
@@ -290,7 +290,7 @@ func (s *Store) queryDeliveries(ctx context.Context, query string, args ...any) 
 	}
 	out := make([]notifystore.Delivery, 0, len(got))
 	for _, d := range got {
-		if err := store.OpenDeliveryRow(ctx, s.sealer, &d.Delivery, d.sealed, d.lastErr); err != nil {
+		if err := sealing.OpenDeliveryRow(ctx, s.sealer, &d.Delivery, d.sealed, d.lastErr); err != nil {
 			return nil, err
 		}
 		out = append(out, d.Delivery)
@@ -322,7 +322,7 @@ func (s *Store) UpdateDelivery(ctx context.Context, d notifystore.Delivery) erro
 	if err != nil {
 		return fmt.Errorf("update delivery %d: %w", d.ID, err)
 	}
-	sealedErr, err := store.SealDeliveryError(ctx, s.sealer, d)
+	sealedErr, err := sealing.SealDeliveryError(ctx, s.sealer, d)
 	if err != nil {
 		return fmt.Errorf("update delivery %d: %w", d.ID, err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/registry"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/sealing"
 )
 
 // AssignRegistrations carries out a batch of assignments in one
@@ -34,7 +34,7 @@ func (s *Store) AssignRegistrations(ctx context.Context, as []provision.Assignme
 	sealed := make([][]byte, len(as))
 	for i, a := range as {
 		var err error
-		if sealed[i], err = store.SealRegistration(ctx, s.sealer, a.Registration); err != nil {
+		if sealed[i], err = sealing.SealRegistration(ctx, s.sealer, a.Registration); err != nil {
 			return nil, fmt.Errorf("assign registrations: %w", err)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/provision"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/sealing"
 )
 
 // Store is a provision.Store on a database.
@@ -92,7 +92,7 @@ const groupColumns = `id, tenant_id, enabled, primary_key, secondary_key, initia
 // the same instant may both pass the count: the bound is approximate
 // there.)
 func (s *Store) CreateEnrollmentGroup(ctx context.Context, g provision.EnrollmentGroup) error {
-	sealed, err := store.SealGroupTwin(ctx, s.sealer, g.TenantID, g.ID, g.InitialTwin)
+	sealed, err := sealing.SealGroupTwin(ctx, s.sealer, g.TenantID, g.ID, g.InitialTwin)
 	if err != nil {
 		return fmt.Errorf("create enrollment group %q: %w", g.ID, err)
 	}
@@ -123,7 +123,7 @@ func (s *Store) scanGroup(ctx context.Context, row database.Scanner) (provision.
 		return provision.EnrollmentGroup{}, err
 	}
 	g.CreatedAt, g.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
-	return g, store.OpenGroupRow(ctx, s.sealer, &g, sealed)
+	return g, sealing.OpenGroupRow(ctx, s.sealer, &g, sealed)
 }
 
 // GetEnrollmentGroup returns one group of a tenant.
@@ -175,7 +175,7 @@ func (s *Store) UpdateEnrollmentGroup(ctx context.Context, tenantID, id string, 
 	var sealed []byte
 	if u.SetInitialTwin {
 		var err error
-		if sealed, err = store.SealGroupTwin(ctx, s.sealer, tenantID, id, u.InitialTwin); err != nil {
+		if sealed, err = sealing.SealGroupTwin(ctx, s.sealer, tenantID, id, u.InitialTwin); err != nil {
 			return provision.EnrollmentGroup{}, fmt.Errorf("update enrollment group %q: %w", id, err)
 		}
 	}
@@ -220,12 +220,12 @@ func (s *Store) scanEnrollment(ctx context.Context, row database.Scanner) (provi
 		return provision.Enrollment{}, err
 	}
 	e.CreatedAt, e.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
-	return e, store.OpenEnrollmentRow(ctx, s.sealer, &e, sealed)
+	return e, sealing.OpenEnrollmentRow(ctx, s.sealer, &e, sealed)
 }
 
 // CreateEnrollment adds an individual enrollment.
 func (s *Store) CreateEnrollment(ctx context.Context, e provision.Enrollment) error {
-	sealed, err := store.SealEnrollmentTwin(ctx, s.sealer, e.TenantID, e.RegistrationID, e.InitialTwin)
+	sealed, err := sealing.SealEnrollmentTwin(ctx, s.sealer, e.TenantID, e.RegistrationID, e.InitialTwin)
 	if err != nil {
 		return fmt.Errorf("create enrollment %q: %w", e.RegistrationID, err)
 	}
@@ -270,7 +270,7 @@ func (s *Store) UpdateEnrollment(ctx context.Context, tenantID, registrationID s
 	var sealed []byte
 	if u.SetInitialTwin {
 		var err error
-		if sealed, err = store.SealEnrollmentTwin(ctx, s.sealer, tenantID, registrationID, u.InitialTwin); err != nil {
+		if sealed, err = sealing.SealEnrollmentTwin(ctx, s.sealer, tenantID, registrationID, u.InitialTwin); err != nil {
 			return provision.Enrollment{}, fmt.Errorf("update enrollment %q: %w", registrationID, err)
 		}
 	}
@@ -318,7 +318,7 @@ func (s *Store) scanRegistration(ctx context.Context, row database.Scanner) (pro
 	if err != nil {
 		return r, err
 	}
-	return r, store.OpenRegistrationRow(ctx, s.sealer, &r, sealed)
+	return r, sealing.OpenRegistrationRow(ctx, s.sealer, &r, sealed)
 }
 
 // GetRegistration returns one registration record.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/sealing"
 )
 
 // sealedTables are the tables whose plaintext SealPlaintext (and the
@@ -36,7 +36,7 @@ type plaintextPass struct {
 	table  string
 	query  string
 	update string
-	seal   store.PlaintextSealer
+	seal   sealing.PlaintextSealer
 }
 
 func plaintextPasses() []plaintextPass {
@@ -46,50 +46,50 @@ func plaintextPasses() []plaintextPass {
 			FROM device_twins WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE device_twins SET sealed = $1, tags = '', desired = '', desired_meta = '', reported = '',
 			reported_meta = '' WHERE device_id = $2 AND sealed IS NULL`,
-		seal: store.SealPlaintextTwin,
+		seal: sealing.SealPlaintextTwin,
 	}, {
 		table: "c2d_messages",
 		query: `SELECT id, tenant_id, device_id, message_id, properties, payload FROM c2d_messages
 			WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE c2d_messages SET sealed = $1, properties = '', payload = ''::bytea WHERE id = $2 AND sealed IS NULL`,
-		seal:   store.SealPlaintextC2D,
+		seal:   sealing.SealPlaintextC2D,
 	}, {
 		table: "alarms",
 		query: `SELECT id, tenant_id, rule_id, device_id, message, value, ack_comment FROM alarms
 			WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE alarms SET sealed = $1, sealed_comment = $2, message = '', value = 0, ack_comment = ''
 			WHERE id = $3 AND sealed IS NULL`,
-		seal: store.SealPlaintextAlarm,
+		seal: sealing.SealPlaintextAlarm,
 	}, {
 		table: "deliveries",
 		query: `SELECT id, tenant_id, alarm_id, channel, target, event, payload, last_error FROM deliveries
 			WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE deliveries SET sealed = $1, sealed_error = $2, payload = '', last_error = ''
 			WHERE id = $3 AND sealed IS NULL`,
-		seal: store.SealPlaintextDelivery,
+		seal: sealing.SealPlaintextDelivery,
 	}, {
 		table:  "maintenance_plans",
 		query:  `SELECT tenant_id, model, spec FROM maintenance_plans WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE maintenance_plans SET sealed = $1, spec = '' WHERE tenant_id = $2 AND model = $3 AND sealed IS NULL`,
-		seal:   store.SealPlaintextPlan,
+		seal:   sealing.SealPlaintextPlan,
 	}, {
 		table: "registrations",
 		query: `SELECT tenant_id, registration_id, enrollment_kind, enrollment_id, payload, initial_twin FROM registrations
 			WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE registrations SET sealed = $1, payload = NULL, initial_twin = NULL
 			WHERE tenant_id = $2 AND registration_id = $3 AND sealed IS NULL`,
-		seal: store.SealPlaintextRegistration,
+		seal: sealing.SealPlaintextRegistration,
 	}, {
 		table:  "enrollment_groups",
 		query:  `SELECT tenant_id, id, initial_twin FROM enrollment_groups WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE enrollment_groups SET sealed = $1, initial_twin = NULL WHERE tenant_id = $2 AND id = $3 AND sealed IS NULL`,
-		seal:   store.SealPlaintextGroup,
+		seal:   sealing.SealPlaintextGroup,
 	}, {
 		table: "enrollments",
 		query: `SELECT tenant_id, registration_id, initial_twin FROM enrollments WHERE sealed IS NULL LIMIT $1`,
 		update: `UPDATE enrollments SET sealed = $1, initial_twin = NULL
 			WHERE tenant_id = $2 AND registration_id = $3 AND sealed IS NULL`,
-		seal: store.SealPlaintextEnrollment,
+		seal: sealing.SealPlaintextEnrollment,
 	}}
 }
 
@@ -98,7 +98,7 @@ func plaintextPasses() []plaintextPass {
 // run seals again).
 func (s *Store) SealPlaintext(ctx context.Context) (int64, error) {
 	if s.sealer == nil {
-		return 0, store.ErrNoSealer
+		return 0, sealing.ErrNoSealer
 	}
 	var total int64
 	for _, p := range plaintextPasses() {

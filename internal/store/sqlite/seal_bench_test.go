@@ -13,7 +13,7 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/registry"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/sealing"
 	"github.com/warden-iot/warden/internal/store/sqlite"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -121,11 +121,11 @@ func BenchmarkSealTwin(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		blob, err := store.SealTwin(b.Context(), kr, tw)
+		blob, err := sealing.SealTwin(b.Context(), kr, tw)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := store.OpenTwin(b.Context(), kr, &tw, blob); err != nil {
+		if err := sealing.OpenTwin(b.Context(), kr, &tw, blob); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/sealing"
 )
 
 // metaCompactPending is set in the transaction that replaces plaintext,
@@ -32,7 +32,7 @@ type plaintextPass struct {
 	table  string
 	query  string
 	update string
-	seal   store.PlaintextSealer
+	seal   sealing.PlaintextSealer
 }
 
 func (s *Store) plaintextPasses() []plaintextPass {
@@ -42,50 +42,50 @@ func (s *Store) plaintextPasses() []plaintextPass {
 			FROM device_twins WHERE sealed IS NULL LIMIT ?`,
 		update: `UPDATE device_twins SET sealed = ?, tags = '', desired = '', desired_meta = '', reported = '',
 			reported_meta = '' WHERE device_id = ? AND sealed IS NULL`,
-		seal: store.SealPlaintextTwin,
+		seal: sealing.SealPlaintextTwin,
 	}, {
 		table: "c2d_messages",
 		query: `SELECT id, tenant_id, device_id, message_id, properties, payload FROM c2d_messages
 			WHERE sealed IS NULL LIMIT ?`,
 		update: `UPDATE c2d_messages SET sealed = ?, properties = '', payload = x'' WHERE id = ? AND sealed IS NULL`,
-		seal:   store.SealPlaintextC2D,
+		seal:   sealing.SealPlaintextC2D,
 	}, {
 		table: "alarms",
 		query: `SELECT id, tenant_id, rule_id, device_id, message, value, ack_comment FROM alarms
 			WHERE sealed IS NULL LIMIT ?`,
 		update: `UPDATE alarms SET sealed = ?, sealed_comment = ?, message = '', value = 0, ack_comment = ''
 			WHERE id = ? AND sealed IS NULL`,
-		seal: store.SealPlaintextAlarm,
+		seal: sealing.SealPlaintextAlarm,
 	}, {
 		table: "deliveries",
 		query: `SELECT id, tenant_id, alarm_id, channel, target, event, payload, last_error FROM deliveries
 			WHERE sealed IS NULL LIMIT ?`,
 		update: `UPDATE deliveries SET sealed = ?, sealed_error = ?, payload = '', last_error = ''
 			WHERE id = ? AND sealed IS NULL`,
-		seal: store.SealPlaintextDelivery,
+		seal: sealing.SealPlaintextDelivery,
 	}, {
 		table:  "maintenance_plans",
 		query:  `SELECT tenant_id, model, spec FROM maintenance_plans WHERE sealed IS NULL LIMIT ?`,
 		update: `UPDATE maintenance_plans SET sealed = ?, spec = '' WHERE tenant_id = ? AND model = ? AND sealed IS NULL`,
-		seal:   store.SealPlaintextPlan,
+		seal:   sealing.SealPlaintextPlan,
 	}, {
 		table: "registrations",
 		query: `SELECT tenant_id, registration_id, enrollment_kind, enrollment_id, payload, initial_twin FROM registrations
 			WHERE sealed IS NULL LIMIT ?`,
 		update: `UPDATE registrations SET sealed = ?, payload = NULL, initial_twin = NULL
 			WHERE tenant_id = ? AND registration_id = ? AND sealed IS NULL`,
-		seal: store.SealPlaintextRegistration,
+		seal: sealing.SealPlaintextRegistration,
 	}, {
 		table:  "enrollment_groups",
 		query:  `SELECT tenant_id, id, initial_twin FROM enrollment_groups WHERE sealed IS NULL LIMIT ?`,
 		update: `UPDATE enrollment_groups SET sealed = ?, initial_twin = NULL WHERE tenant_id = ? AND id = ? AND sealed IS NULL`,
-		seal:   store.SealPlaintextGroup,
+		seal:   sealing.SealPlaintextGroup,
 	}, {
 		table: "enrollments",
 		query: `SELECT tenant_id, registration_id, initial_twin FROM enrollments WHERE sealed IS NULL LIMIT ?`,
 		update: `UPDATE enrollments SET sealed = ?, initial_twin = NULL
 			WHERE tenant_id = ? AND registration_id = ? AND sealed IS NULL`,
-		seal: store.SealPlaintextEnrollment,
+		seal: sealing.SealPlaintextEnrollment,
 	}}
 }
 
@@ -94,7 +94,7 @@ func (s *Store) plaintextPasses() []plaintextPass {
 // run seals again).
 func (s *Store) SealPlaintext(ctx context.Context) (int64, error) {
 	if s.sealer == nil {
-		return 0, store.ErrNoSealer
+		return 0, sealing.ErrNoSealer
 	}
 	var total int64
 	for _, p := range s.plaintextPasses() {

@@ -23,7 +23,7 @@ type Store struct {
 // New returns a Store on db.
 func New(db database.DB) *Store { return &Store{db: db} }
 
-// SetSealer sets what seals and opens machine data (store/seal.go). The
+// SetSealer sets what seals and opens machine data (sealing/seal.go). The
 // engines call it from their own SetSealer.
 func (s *Store) SetSealer(sl keyring.Sealer) { s.sealer = sl }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/registry"
+	"github.com/warden-iot/warden/internal/sealing"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -25,16 +26,16 @@ var sealedTests = []suiteTest{
 func testNoSealer(t *testing.T, s store.Store) {
 	mustCreate(t, s, "dev")
 	_, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "dev", hub.TwinUpdate{Tags: json.RawMessage(`{"a":1}`)}, t0)
-	wantErr(t, "UpdateTwin without a sealer", err, store.ErrNoSealer)
+	wantErr(t, "UpdateTwin without a sealer", err, sealing.ErrNoSealer)
 	_, err = s.EnqueueC2D(ctx(t), hub.C2DMessage{TenantID: tenancy.RootTenantID, DeviceID: "dev", MessageID: "m",
 		Payload: []byte("x"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, 10)
-	wantErr(t, "EnqueueC2D without a sealer", err, store.ErrNoSealer)
+	wantErr(t, "EnqueueC2D without a sealer", err, sealing.ErrNoSealer)
 	_, err = s.ApplyAlarmChanges(ctx(t), []alarm.Change{raised(tenancy.RootTenantID, "r", "dev", t0, 1)})
-	wantErr(t, "ApplyAlarmChanges without a sealer", err, store.ErrNoSealer)
+	wantErr(t, "ApplyAlarmChanges without a sealer", err, sealing.ErrNoSealer)
 	wantErr(t, "SetMaintenancePlan without a sealer", s.SetMaintenancePlan(ctx(t), alarm.MaintenancePlan{
-		TenantID: tenancy.RootTenantID, Model: "m", Spec: json.RawMessage(`{}`), UpdatedAt: t0}), store.ErrNoSealer)
+		TenantID: tenancy.RootTenantID, Model: "m", Spec: json.RawMessage(`{}`), UpdatedAt: t0}), sealing.ErrNoSealer)
 	wantErr(t, "SaveMonitorState without a sealer", s.SaveMonitorState(ctx(t), "k",
-		map[string][]byte{tenancy.RootTenantID: []byte("x")}), store.ErrNoSealer)
+		map[string][]byte{tenancy.RootTenantID: []byte("x")}), sealing.ErrNoSealer)
 }
 
 // testShreddedTenant: after a tenant's keys are destroyed, its sealed rows
@@ -89,9 +90,9 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 	}
 
 	_, err := s.GetTwin(ctx(t), "acme", "dev-acme")
-	wantErr(t, "GetTwin of a shredded tenant", err, store.ErrUnreadable)
+	wantErr(t, "GetTwin of a shredded tenant", err, sealing.ErrUnreadable)
 	_, err = s.UpdateReported(ctx(t), "acme", "dev-acme", json.RawMessage(`{"a":1}`), t0)
-	wantErr(t, "UpdateReported of a shredded tenant", err, store.ErrUnreadable)
+	wantErr(t, "UpdateReported of a shredded tenant", err, sealing.ErrUnreadable)
 	if tw, err := s.GetTwin(ctx(t), "beta", "dev-beta"); err != nil || string(tw.Tags) != `{"site":"x"}` {
 		t.Errorf("GetTwin of the other tenant = %s, %v", tw.Tags, err)
 	}
@@ -174,7 +175,7 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 	if n, err := s.SealPlaintext(ctx(t)); err != nil || n != 0 {
 		t.Errorf("SealPlaintext with nothing to seal = %d, %v", n, err)
 	}
-	if errors.Is(s.CompactSealed(ctx(t)), store.ErrNoSealer) {
+	if errors.Is(s.CompactSealed(ctx(t)), sealing.ErrNoSealer) {
 		t.Error("CompactSealed needs no sealer")
 	}
 }

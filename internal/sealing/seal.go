@@ -1,4 +1,10 @@
-package store
+// Package sealing is how each class of machine data is kept at rest: sealed
+// with its tenant's data key (package keyring), bound to its table, tenant and
+// row so that a blob copied elsewhere does not open, and how rows written
+// in clear before sealing existed are sealed by the stores' upgrade pass
+// (plaintext.go). The domain stores call it before and after their
+// transactions, never inside one.
+package sealing
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package store
+package sealing
 
 import (
 	"context"
