@@ -2,8 +2,8 @@
 // with its tenant's data key (package keyring), bound to its table, tenant and
 // row so that a blob copied elsewhere does not open, and how rows written
 // in clear before sealing existed are sealed by the stores' upgrade pass
-// (plaintext.go). The domain stores call it before and after their
-// transactions, never inside one.
+// (plaintext.go). Inside a transaction a store seals only with keys it got
+// before the transaction began (Pinner), so sealing never calls a store.
 package sealing
 
 import (
