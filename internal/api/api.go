@@ -34,6 +34,7 @@ import (
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/monitor"
+	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb"
@@ -110,6 +111,10 @@ type API struct {
 	alarms *alarmsvc.Service
 	// users invites, changes and deletes accounts.
 	users *identity.Users
+	// enrollments manages DPS enrollment groups and individual enrollments.
+	enrollments *provision.Enrollments
+	// c2d queues cloud-to-device messages.
+	c2d *hub.Messages
 }
 
 // now is the API's clock's time.
@@ -136,9 +141,11 @@ func New(cfg Config, st Stores, engine *tsdb.Engine, p Endpoint, g prometheus.Ga
 		signins: newWindowLimiter(MaxSignInFailuresPerIP, SignInWindow),
 		tenancy: tenancy.NewService(tenancy.ServiceDeps{Store: st.Tenancy, Devices: tenantDevices{st.Registry}, Events: cfg.Events, Clock: clk,
 			Log: log, NewID: identity.NewID, NormalizeEmail: identity.NormalizeEmail}),
-		grants: access.NewGrants(st.Grants, st.Users, cfg.Events, clk, log),
-		alarms: alarmsvc.New(st.Alarms, cfg.Events, clk, log),
-		users:  identity.NewUsers(st.Users, st.SignIns, cfg.Events, links, clk, log)}
+		grants:      access.NewGrants(st.Grants, st.Users, cfg.Events, clk, log),
+		alarms:      alarmsvc.New(st.Alarms, cfg.Events, clk, log),
+		users:       identity.NewUsers(st.Users, st.SignIns, cfg.Events, links, clk, log),
+		enrollments: provision.NewEnrollments(st.Provision, cfg.Events, clk, log),
+		c2d:         hub.NewMessages(st.Hub, cfg.Events, clk, log)}
 }
 
 // Handler returns the HTTP handler with every route.

@@ -1,22 +1,14 @@
 package api
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/apiv1"
-	"github.com/warden-iot/warden/internal/event"
-	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/provision"
-	"github.com/warden-iot/warden/internal/sas"
 )
 
 func b64(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
@@ -63,15 +55,13 @@ func (a *API) dpsInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, apiv1.DPSInfo{IDScope: scope, ProvisioningHost: a.cfg.HubHost})
 }
 
-// enrollmentsChanged publishes that a tenant's enrollments changed: the
-// device endpoint, which caches them for authentication, refuses a
-// disabled or re-keyed enrollment from the next connection on.
-func (a *API) enrollmentsChanged(ctx context.Context, tenantID string) {
-	a.publish(ctx, event.EnrollmentsChanged{TenantID: tenantID, At: a.now().UTC()})
-}
-
-// dpsStoreError answers a store failure of a provisioning endpoint.
+// dpsStoreError answers a failure of a provisioning endpoint: a refused
+// request, a limit reached, or the store's.
 func (a *API) dpsStoreError(w http.ResponseWriter, err error) {
+	if errors.Is(err, provision.ErrInvalid) {
+		writeError(w, http.StatusBadRequest, "%s", err.Error())
+		return
+	}
 	if errors.Is(err, provision.ErrLimit) {
 		writeError(w, http.StatusConflict, "%s", err.Error())
 		return
@@ -79,118 +69,12 @@ func (a *API) dpsStoreError(w http.ResponseWriter, err error) {
 	a.storeError(w, err)
 }
 
-// keyFields are the key members of a create or update request: base64
-// keys to import (for example the group key of an existing Azure DPS
-// enrollment, whose devices already hold keys derived from it).
-type keyFields struct {
-	PrimaryKey   string `json:"primaryKey"`
-	SecondaryKey string `json:"secondaryKey"`
+// enrollmentPatch is the service's patch of a PATCH request on either kind
+// of enrollment.
+func enrollmentPatch(p apiv1.EnrollmentPatch) provision.Patch {
+	return provision.Patch{Enabled: p.Enabled, InitialTwin: p.InitialTwin, PrimaryKey: p.PrimaryKey,
+		SecondaryKey: p.SecondaryKey, RegenerateKey: p.RegenerateKey}
 }
-
-// decodeKey decodes an imported key: 16 to 64 bytes (Azure's are 64).
-func decodeKey(name, s string) ([]byte, error) {
-	if s == "" {
-		return nil, nil
-	}
-	k, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(k) < 16 || len(k) > 64 {
-		return nil, fmt.Errorf("%s must be 16 to 64 bytes in base64", name)
-	}
-	return k, nil
-}
-
-// keys returns the imported keys, or new random ones for those not given.
-func (k keyFields) keys() (primary, secondary []byte, err error) {
-	if primary, err = decodeKey("primaryKey", k.PrimaryKey); err != nil {
-		return nil, nil, err
-	}
-	if secondary, err = decodeKey("secondaryKey", k.SecondaryKey); err != nil {
-		return nil, nil, err
-	}
-	if primary == nil {
-		if primary, err = sas.NewKey(); err != nil {
-			return nil, nil, err
-		}
-	}
-	if secondary == nil {
-		if secondary, err = sas.NewKey(); err != nil {
-			return nil, nil, err
-		}
-	}
-	return primary, secondary, nil
-}
-
-// checkInitialTwin validates an initial twin and returns it compacted (nil
-// for none or null): {"tags":{…},"properties":{"desired":{…}}}, with the
-// rules of device twins.
-func checkInitialTwin(raw json.RawMessage) ([]byte, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	tags, desired, err := provision.InitialTwinParts(raw)
-	if err != nil {
-		return nil, err
-	}
-	tw := hub.NewTwin("", "", time.Now())
-	if err := tw.ApplyInitial(tags, desired, time.Now()); err != nil {
-		return nil, fmt.Errorf("initial twin: %w", err)
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return nil, fmt.Errorf("initial twin: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-// enrollmentUpdate turns the PATCH of either kind of enrollment into a
-// store update, or says what is wrong. InitialTwin replaces the initial
-// twin; null removes it; absent leaves it.
-func enrollmentUpdate(p apiv1.EnrollmentPatch, now time.Time) (provision.EnrollmentUpdate, error) {
-	u := provision.EnrollmentUpdate{Enabled: p.Enabled, UpdatedAt: now}
-	if p.InitialTwin != nil {
-		twin, err := checkInitialTwin(p.InitialTwin)
-		if err != nil {
-			return u, err
-		}
-		u.SetInitialTwin, u.InitialTwin = true, twin
-	}
-	var err error
-	if u.PrimaryKey, err = decodeKey("primaryKey", p.PrimaryKey); err != nil {
-		return u, err
-	}
-	if u.SecondaryKey, err = decodeKey("secondaryKey", p.SecondaryKey); err != nil {
-		return u, err
-	}
-	var newPrimary, newSecondary bool
-	switch p.RegenerateKey {
-	case "":
-	case "primary":
-		newPrimary = true
-	case "secondary":
-		newSecondary = true
-	case "both":
-		newPrimary, newSecondary = true, true
-	default:
-		return u, errors.New(`regenerateKey must be "primary", "secondary" or "both"`)
-	}
-	if (newPrimary && u.PrimaryKey != nil) || (newSecondary && u.SecondaryKey != nil) {
-		return u, errors.New("a key cannot be both regenerated and given")
-	}
-	if newPrimary {
-		if u.PrimaryKey, err = sas.NewKey(); err != nil {
-			return u, err
-		}
-	}
-	if newSecondary {
-		if u.SecondaryKey, err = sas.NewKey(); err != nil {
-			return u, err
-		}
-	}
-	return u, nil
-}
-
-func (a *API) stamp() time.Time { return a.now().UTC().Truncate(time.Millisecond) }
 
 func (a *API) listEnrollmentGroups(w http.ResponseWriter, r *http.Request) {
 	gs, err := a.stores.Provision.ListEnrollmentGroups(r.Context(), scopeTenantID(r.Context()))
@@ -210,29 +94,12 @@ func (a *API) createEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if err := ValidDeviceID(req.ID); err != nil { // the same characters make a fine group id
-		writeError(w, http.StatusBadRequest, "enrollment group id: %v", err)
-		return
-	}
-	twin, err := checkInitialTwin(req.InitialTwin)
+	g, err := a.enrollments.CreateGroup(r.Context(), provision.NewGroup{ID: req.ID, TenantID: scopeTenantID(r.Context()),
+		Enabled: req.Enabled, InitialTwin: req.InitialTwin, PrimaryKey: req.PrimaryKey, SecondaryKey: req.SecondaryKey})
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	primary, secondary, err := keyFields{req.PrimaryKey, req.SecondaryKey}.keys()
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	now := a.stamp()
-	g := provision.EnrollmentGroup{ID: req.ID, TenantID: scopeTenantID(r.Context()), Enabled: req.Enabled == nil || *req.Enabled,
-		PrimaryKey: primary, SecondaryKey: secondary, InitialTwin: twin, CreatedAt: now, UpdatedAt: now}
-	if err := a.stores.Provision.CreateEnrollmentGroup(r.Context(), g); err != nil {
 		a.dpsStoreError(w, err)
 		return
 	}
-	a.enrollmentsChanged(r.Context(), g.TenantID)
-	a.log.Info("enrollment group created", "group", g.ID, "tenant", g.TenantID)
 	writeJSON(w, http.StatusCreated, groupView(g, true))
 }
 
@@ -250,30 +117,19 @@ func (a *API) updateEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	u, err := enrollmentUpdate(req, a.stamp())
+	g, err := a.enrollments.UpdateGroup(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"), enrollmentPatch(req))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		a.dpsStoreError(w, err)
 		return
 	}
-	g, err := a.stores.Provision.UpdateEnrollmentGroup(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"), u)
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	a.enrollmentsChanged(r.Context(), g.TenantID)
-	a.log.Info("enrollment group changed", "group", g.ID, "tenant", g.TenantID, "enabled", g.Enabled,
-		"newKeys", u.PrimaryKey != nil || u.SecondaryKey != nil, "newInitialTwin", u.SetInitialTwin)
 	writeJSON(w, http.StatusOK, groupView(g, true))
 }
 
 func (a *API) deleteEnrollmentGroup(w http.ResponseWriter, r *http.Request) {
-	tenant, id := scopeTenantID(r.Context()), r.PathValue("id")
-	if err := a.stores.Provision.DeleteEnrollmentGroup(r.Context(), tenant, id); err != nil {
-		a.storeError(w, err)
+	if err := a.enrollments.DeleteGroup(r.Context(), scopeTenantID(r.Context()), r.PathValue("id")); err != nil {
+		a.dpsStoreError(w, err)
 		return
 	}
-	a.enrollmentsChanged(r.Context(), tenant)
-	a.log.Info("enrollment group deleted", "group", id, "tenant", tenant)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -295,51 +151,19 @@ func (a *API) createEnrollment(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if err := ValidRegistrationID(req.RegistrationID); err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	if req.DeviceID == "" {
-		req.DeviceID = req.RegistrationID
-	}
-	if err := ValidDeviceID(req.DeviceID); err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	twin, err := checkInitialTwin(req.InitialTwin)
+	e, err := a.enrollments.Create(r.Context(), provision.NewIndividual{RegistrationID: req.RegistrationID,
+		DeviceID: req.DeviceID, TenantID: scopeTenantID(r.Context()), Enabled: req.Enabled, InitialTwin: req.InitialTwin,
+		PrimaryKey: req.PrimaryKey, SecondaryKey: req.SecondaryKey})
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		a.dpsStoreError(w, err)
 		return
 	}
-	primary, secondary, err := keyFields{req.PrimaryKey, req.SecondaryKey}.keys()
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	now := a.stamp()
-	e := provision.Enrollment{RegistrationID: req.RegistrationID, TenantID: scopeTenantID(r.Context()), DeviceID: req.DeviceID,
-		Enabled: req.Enabled == nil || *req.Enabled, PrimaryKey: primary, SecondaryKey: secondary, InitialTwin: twin,
-		CreatedAt: now, UpdatedAt: now}
-	if err := a.stores.Provision.CreateEnrollment(r.Context(), e); err != nil {
-		a.storeError(w, err)
-		return
-	}
-	a.enrollmentsChanged(r.Context(), e.TenantID)
-	a.log.Info("individual enrollment created", "registration", e.RegistrationID, "device", e.DeviceID, "tenant", e.TenantID)
 	writeJSON(w, http.StatusCreated, enrollmentView(e, true))
 }
 
-// ValidRegistrationID reports whether id can be a registration id: as a
-// device id (it becomes one), without '@', which DPS does not allow.
-func ValidRegistrationID(id string) error {
-	if err := ValidDeviceID(id); err != nil {
-		return fmt.Errorf("registration id: %w", err)
-	}
-	if bytes.IndexByte([]byte(id), '@') >= 0 {
-		return fmt.Errorf("registration id %q: character '@' not allowed (letters, digits and - . _ :)", id)
-	}
-	return nil
-}
+// ValidRegistrationID reports whether id can be a registration id
+// (provision.ValidRegistrationID).
+func ValidRegistrationID(id string) error { return provision.ValidRegistrationID(id) }
 
 func (a *API) getEnrollment(w http.ResponseWriter, r *http.Request) {
 	e, err := a.stores.Provision.GetEnrollment(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"))
@@ -355,30 +179,19 @@ func (a *API) updateEnrollment(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	u, err := enrollmentUpdate(req, a.stamp())
+	e, err := a.enrollments.Update(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"), enrollmentPatch(req))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+		a.dpsStoreError(w, err)
 		return
 	}
-	e, err := a.stores.Provision.UpdateEnrollment(r.Context(), scopeTenantID(r.Context()), r.PathValue("id"), u)
-	if err != nil {
-		a.storeError(w, err)
-		return
-	}
-	a.enrollmentsChanged(r.Context(), e.TenantID)
-	a.log.Info("individual enrollment changed", "registration", e.RegistrationID, "tenant", e.TenantID, "enabled", e.Enabled,
-		"newKeys", u.PrimaryKey != nil || u.SecondaryKey != nil, "newInitialTwin", u.SetInitialTwin)
 	writeJSON(w, http.StatusOK, enrollmentView(e, true))
 }
 
 func (a *API) deleteEnrollment(w http.ResponseWriter, r *http.Request) {
-	tenant, id := scopeTenantID(r.Context()), r.PathValue("id")
-	if err := a.stores.Provision.DeleteEnrollment(r.Context(), tenant, id); err != nil {
-		a.storeError(w, err)
+	if err := a.enrollments.Delete(r.Context(), scopeTenantID(r.Context()), r.PathValue("id")); err != nil {
+		a.dpsStoreError(w, err)
 		return
 	}
-	a.enrollmentsChanged(r.Context(), tenant)
-	a.log.Info("individual enrollment deleted", "registration", id, "tenant", tenant)
 	w.WriteHeader(http.StatusNoContent)
 }
 

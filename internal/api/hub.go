@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -12,11 +11,9 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/warden-iot/warden/internal/apiv1"
 	"github.com/warden-iot/warden/internal/broker"
-	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/registry"
 )
@@ -60,7 +57,9 @@ func (a *API) writeTwin(w http.ResponseWriter, r *http.Request, d registry.Devic
 // hubError answers a failure of the twin, method or C2D features.
 func (a *API) hubError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, hub.ErrInvalidTwin):
+	case errors.Is(err, hub.ErrMessageTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, "%s", err.Error())
+	case errors.Is(err, hub.ErrInvalidTwin), errors.Is(err, hub.ErrInvalidMessage):
 		writeError(w, http.StatusBadRequest, "%s", err.Error())
 	case errors.Is(err, hub.ErrTwinChanged):
 		writeError(w, http.StatusPreconditionFailed, "%s", err.Error())
@@ -202,15 +201,14 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 	return buf.Bytes()
 }
 
-// Cloud-to-device limits.
+// Cloud-to-device limits (package hub's).
 const (
-	MaxC2DQueued      = 50             // messages waiting for one device
-	MaxC2DPayload     = 64 * 1024      // bytes, as IoT Hub
-	MaxC2DPropsSize   = 8 * 1024       // bytes of encoded application properties
-	DefaultC2DTTL     = time.Hour      // as IoT Hub
-	MaxC2DTTL         = 48 * time.Hour // as IoT Hub
-	maxC2DMessageID   = 128            // characters
-	defaultC2DListLen = 100            // messages listed
+	MaxC2DQueued      = hub.MaxC2DQueued
+	MaxC2DPayload     = hub.MaxC2DPayload
+	MaxC2DPropsSize   = hub.MaxC2DPropsSize
+	DefaultC2DTTL     = hub.DefaultC2DTTL
+	MaxC2DTTL         = hub.MaxC2DTTL
+	defaultC2DListLen = 100 // messages listed
 	maxC2DListLen     = hub.C2DHistory + MaxC2DQueued
 )
 
@@ -230,29 +228,6 @@ func c2dView(m hub.C2DMessage) apiv1.C2DMessage {
 		CompletedAt: opt(m.CompletedAt), ExpiredAt: opt(m.ExpiredAt), DeliveryCount: m.DeliveryCount, Unreadable: m.Unreadable}
 }
 
-func validMessageID(id string) error {
-	if len(id) > maxC2DMessageID {
-		return fmt.Errorf("messageId must be at most %d characters", maxC2DMessageID)
-	}
-	for _, c := range []byte(id) {
-		if c < 0x21 || c > 0x7e {
-			return fmt.Errorf("messageId %q: only printable ASCII without spaces is allowed", id)
-		}
-	}
-	return nil
-}
-
-// newMessageID is a random UUID (version 4), as IoT Hub makes them.
-func newMessageID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
-}
-
 func (a *API) sendC2D(w http.ResponseWriter, r *http.Request) {
 	var req apiv1.C2DSend
 	if !decode(w, r, &req) {
@@ -268,66 +243,17 @@ func (a *API) sendC2D(w http.ResponseWriter, r *http.Request) {
 	if json.Unmarshal(req.Payload, &text) == nil {
 		payload = []byte(text)
 	}
-	if len(payload) > MaxC2DPayload {
-		writeError(w, http.StatusRequestEntityTooLarge, "payload is %d bytes; the limit is %d", len(payload), MaxC2DPayload)
-		return
-	}
-	ttl := DefaultC2DTTL
-	if req.TTLSeconds != nil {
-		ttl = time.Duration(*req.TTLSeconds) * time.Second
-		if ttl < time.Second || ttl > MaxC2DTTL {
-			writeError(w, http.StatusBadRequest, "ttlSeconds must be from 1 to %d", int64(MaxC2DTTL.Seconds()))
-			return
-		}
-	}
-	propsSize := 0
-	for k, v := range req.Properties {
-		if k == "" || k[0] == '$' {
-			writeError(w, http.StatusBadRequest, "property name %q: must not be empty or start with '$' (system properties have fields of their own)", k)
-			return
-		}
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			writeError(w, http.StatusBadRequest, "property %q: not valid UTF-8", k)
-			return
-		}
-		propsSize += len(k) + len(v) + 2
-	}
-	if propsSize > MaxC2DPropsSize {
-		writeError(w, http.StatusBadRequest, "properties take %d bytes; the limit is %d", propsSize, MaxC2DPropsSize)
-		return
-	}
-	if err := validMessageID(req.MessageID); err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	if len(req.CorrelationID) > maxC2DMessageID {
-		writeError(w, http.StatusBadRequest, "correlationId must be at most %d characters", maxC2DMessageID)
-		return
-	}
 	d, ok := a.device(w, r)
 	if !ok {
 		return
 	}
-	if req.MessageID == "" {
-		var err error
-		if req.MessageID, err = newMessageID(); err != nil {
-			a.log.Error("make message id", "err", err)
-			writeError(w, http.StatusInternalServerError, "internal error")
-			return
-		}
-	}
-	now := a.now().UTC()
-	m, err := a.stores.Hub.EnqueueC2D(r.Context(), hub.C2DMessage{
-		TenantID: d.TenantID, DeviceID: d.ID, MessageID: req.MessageID, CorrelationID: req.CorrelationID,
-		Properties: req.Properties, Payload: payload, CreatedAt: now, ExpiresAt: now.Add(ttl),
-	}, MaxC2DQueued)
+	m, err := a.c2d.Send(r.Context(), hub.Outgoing{TenantID: d.TenantID, DeviceID: d.ID, MessageID: req.MessageID,
+		CorrelationID: req.CorrelationID, Properties: req.Properties, Payload: payload, TTLSeconds: req.TTLSeconds,
+		Caller: principal(r.Context()).ActorID})
 	if err != nil {
 		a.hubError(w, err)
 		return
 	}
-	a.log.Info("cloud-to-device message queued", "device", d.ID, "message", m.MessageID, "ttl", ttl,
-		"caller", principal(r.Context()).ActorID)
-	a.publish(r.Context(), event.CloudToDeviceQueued{TenantID: d.TenantID, DeviceID: d.ID, MessageID: m.MessageID, At: now})
 	writeJSON(w, http.StatusAccepted, c2dView(m))
 }
 

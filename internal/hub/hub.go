@@ -1,8 +1,9 @@
 // Package hub owns the device side of Warden's IoT Hub features: device
 // twins (tags, desired and reported properties, with IoT Hub's rules and
 // limits), cloud-to-device message queues, the model id a device announced
-// and the subscriptions of its persistent MQTT session; and the Store that
-// keeps them. Its SQL implementation, for both engines, is hubsql.
+// and the subscriptions of its persistent MQTT session; the Store that
+// keeps them, and Messages, the service that queues cloud-to-device
+// messages. The SQL implementation, for both engines, is hubsql.
 package hub
 
 import (

@@ -1,7 +1,9 @@
 // Package provision holds the device provisioning service's state: ID
 // scopes, enrollment groups, individual enrollments and the registration
 // records of the devices they assigned, with the narrow Store interface
-// that keeps them (implemented by package provisionsql on either engine).
+// that keeps them (implemented by package provisionsql on either engine),
+// and Enrollments, the service that manages enrollments and publishes
+// their fact.
 package provision
 
 import (
