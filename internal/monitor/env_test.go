@@ -17,8 +17,8 @@ import (
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/simulate"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -67,7 +67,7 @@ func newEnv(t *testing.T) *env {
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	storetest.WithKeyring(t, st)
+	enginetest.WithKeyring(t, st)
 	if err := st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme", ParentID: tenancy.RootTenantID, Name: "Acme", CreatedAt: monday}); err != nil {
 		t.Fatal(err)
 	}

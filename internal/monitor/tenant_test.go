@@ -16,8 +16,8 @@ import (
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -91,7 +91,7 @@ func newTwoTenants(t *testing.T, devices map[string]string) *twoTenants {
 	if err := sq.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	storetest.WithKeyring(t, sq)
+	enginetest.WithKeyring(t, sq)
 	for _, id := range []string{"acme", "doomed"} {
 		if err := sq.CreateTenant(t.Context(), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: monday}); err != nil {
 			t.Fatal(err)

@@ -21,10 +21,10 @@ import (
 	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -43,7 +43,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 		if err := st.Migrate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		storetest.WithKeyring(t, st)
+		enginetest.WithKeyring(t, st)
 		fn(t, st)
 	})
 	t.Run("postgres", func(t *testing.T) {
@@ -55,7 +55,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 		if err := st.Migrate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		storetest.WithKeyring(t, st)
+		enginetest.WithKeyring(t, st)
 		fn(t, st)
 	})
 }

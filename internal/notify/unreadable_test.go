@@ -7,8 +7,8 @@ import (
 
 	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
 )
 
 // A queued delivery of a tenant whose keys were destroyed is not sent
@@ -22,7 +22,7 @@ func TestUnreadableDeliveryGivenUp(t *testing.T) {
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	kr := storetest.WithKeyring(t, st)
+	kr := enginetest.WithKeyring(t, st)
 	e := newEnv(t, st, notify.Config{})
 	r := newReceiver(t, e.clock, func(string, int) int { return http.StatusOK })
 	r.webhook(t, st, "h-north", "acme-north", nil, true)

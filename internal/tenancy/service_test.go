@@ -16,8 +16,8 @@ import (
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -55,7 +55,7 @@ func newEnv(t *testing.T) *env {
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	storetest.WithKeyring(t, st)
+	enginetest.WithKeyring(t, st)
 	log := slog.New(slog.DiscardHandler)
 	e := &env{st: st, bus: event.NewLocal(log), clock: clocktest.New(t0)}
 	record := func(_ context.Context, ev event.Event) error { e.events = append(e.events, ev); return nil }

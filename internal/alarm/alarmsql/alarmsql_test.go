@@ -20,7 +20,6 @@ import (
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -59,7 +58,7 @@ func TestStore(t *testing.T) {
 // the database (the meta key its CompactSealed looks for), so that no copy
 // of the plaintext remains.
 func testLegacyMonitorState(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	if _, err := s.db.Exec(ctx(t), `INSERT INTO monitor_state (key, state) VALUES (?, ?)`, "alarm", []byte("plain")); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +110,7 @@ type env struct {
 func newEnv(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) *env {
 	t.Helper()
 	st, db := open(t)
-	kr := storetest.WithKeyring(t, st)
+	kr := enginetest.WithKeyring(t, st)
 	e := &env{alarms: alarmsql.New(db), notifications: notifysql.New(db), engine: &engine{st}, db: db}
 	e.alarms.SetSealer(kr)
 	e.notifications.SetSealer(kr)
@@ -121,43 +120,6 @@ func newEnv(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) *e
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
-
-func wantErr(t *testing.T, what string, err, want error) {
-	t.Helper()
-	if !errors.Is(err, want) {
-		t.Errorf("%s: error = %v, want %v", what, err, want)
-	}
-}
-
-func mustTenant(t *testing.T, s *env, id string) {
-	t.Helper()
-	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustDevice(t *testing.T, s *env, id, tenant string, info registry.DeviceInfo) registry.Device {
-	t.Helper()
-	d := registry.Device{ID: id, TenantID: tenant, Status: registry.DeviceEnabled, PrimaryKey: bytes.Repeat([]byte{1}, 32),
-		SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: t0, Info: info}
-	if err := s.CreateDevice(ctx(t), d); err != nil {
-		t.Fatalf("CreateDevice(%q): %v", id, err)
-	}
-	return d
-}
-
-func newUser(id, tenant string, role identity.Role) identity.User {
-	return identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: role, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
-}
-
-func mustUser(t *testing.T, s *env, u identity.User) identity.User {
-	t.Helper()
-	if err := s.CreateUser(ctx(t), u); err != nil {
-		t.Fatalf("CreateUser(%q): %v", u.ID, err)
-	}
-	return u
-}
 
 func raised(tenant, rule, device string, at time.Time, value float64) alarm.Change {
 	return alarm.Change{Kind: "raised", TenantID: tenant, RuleID: rule, DeviceID: device, SiteID: "site-" + device,
@@ -210,13 +172,13 @@ func sameRule(a, b alarm.StoredRule) bool {
 }
 
 func testAlarmRules(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "beta")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "beta", tenancy.RootTenantID)
 	r1 := mustRule(t, s, "r1", "acme")
 	mustRule(t, s, "r0", "beta")
 	mustRule(t, s, "r2", "acme")
-	wantErr(t, "CreateAlarmRule twice", s.CreateAlarmRule(ctx(t), r1), database.ErrConflict)
-	wantErr(t, "CreateAlarmRule of an unknown tenant",
+	enginetest.WantErr(t, "CreateAlarmRule twice", s.CreateAlarmRule(ctx(t), r1), database.ErrConflict)
+	enginetest.WantErr(t, "CreateAlarmRule of an unknown tenant",
 		s.CreateAlarmRule(ctx(t), alarm.StoredRule{ID: "rx", TenantID: "ghost", Name: "x", CreatedAt: t0}), database.ErrNotFound)
 
 	got, err := s.GetAlarmRule(ctx(t), "r1")
@@ -224,7 +186,7 @@ func testAlarmRules(t *testing.T, s *env) {
 		t.Fatalf("GetAlarmRule = %+v, %v; want %+v", got, err, r1)
 	}
 	_, err = s.GetAlarmRule(ctx(t), "ghost")
-	wantErr(t, "GetAlarmRule(ghost)", err, database.ErrNotFound)
+	enginetest.WantErr(t, "GetAlarmRule(ghost)", err, database.ErrNotFound)
 
 	ruleIDs := func(rs []alarm.StoredRule) []string {
 		out := []string{}
@@ -248,7 +210,7 @@ func testAlarmRules(t *testing.T, s *env) {
 		}
 	}
 	// acme2 only starts like acme; east is below acme.
-	mustTenant(t, s, "acme2")
+	enginetest.Tenant(t, s, "acme2", tenancy.RootTenantID)
 	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: "east", ParentID: "acme", Name: "east", CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +249,7 @@ func testAlarmRules(t *testing.T, s *env) {
 	if !sameRule(got, want) {
 		t.Errorf("after UpdateAlarmRule = %+v, want %+v", got, want)
 	}
-	wantErr(t, "UpdateAlarmRule(ghost)", s.UpdateAlarmRule(ctx(t), alarm.StoredRule{ID: "ghost", Name: "x"}), database.ErrNotFound)
+	enginetest.WantErr(t, "UpdateAlarmRule(ghost)", s.UpdateAlarmRule(ctx(t), alarm.StoredRule{ID: "ghost", Name: "x"}), database.ErrNotFound)
 
 	// Deleting a rule keeps its alarms.
 	a := apply(t, s, raised("acme", "r2", "d1", t0, 90))[0]
@@ -295,8 +257,8 @@ func testAlarmRules(t *testing.T, s *env) {
 		t.Fatal(err)
 	}
 	_, err = s.GetAlarmRule(ctx(t), "r2")
-	wantErr(t, "GetAlarmRule after delete", err, database.ErrNotFound)
-	wantErr(t, "DeleteAlarmRule twice", s.DeleteAlarmRule(ctx(t), "r2"), database.ErrNotFound)
+	enginetest.WantErr(t, "GetAlarmRule after delete", err, database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteAlarmRule twice", s.DeleteAlarmRule(ctx(t), "r2"), database.ErrNotFound)
 	if got, err := s.GetAlarm(ctx(t), a.ID); err != nil || got.RuleID != "r2" {
 		t.Errorf("alarm of a deleted rule = %+v, %v; want it kept", got, err)
 	}
@@ -305,7 +267,7 @@ func testAlarmRules(t *testing.T, s *env) {
 }
 
 func testAlarmLifecycle(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	if _, err := s.GetAlarm(ctx(t), 1); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("GetAlarm(1) of an empty store: %v, want ErrNotFound", err)
 	}
@@ -393,7 +355,7 @@ func testAlarmLifecycle(t *testing.T, s *env) {
 
 // Changes of one call apply in order and each sees the previous ones.
 func testAlarmChangesInOneBatch(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	got := apply(t, s,
 		raised("acme", "r1", "d1", t0, 1),
 		retriggered("acme", "r1", "d1", t0.Add(time.Second), 2),
@@ -421,7 +383,7 @@ func testAlarmChangesInOneBatch(t *testing.T, s *env) {
 
 // A failing change rolls back the whole call.
 func testAlarmChangesRollBack(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	_, err := s.ApplyAlarmChanges(ctx(t), []alarm.Change{
 		raised("acme", "r1", "d1", t0, 1),
 		raised("ghost", "r2", "d1", t0, 1),
@@ -437,7 +399,7 @@ func testAlarmChangesRollBack(t *testing.T, s *env) {
 // Evaluators on several nodes raising the same alarm at once make one
 // active alarm, retriggered by every other raise.
 func testAlarmConcurrentRaise(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	const workers, rounds = 8, 10
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*rounds)
@@ -476,7 +438,7 @@ func testAlarmConcurrentRaise(t *testing.T, s *env) {
 // Raises and clears of one alarm racing each other never leave two active
 // alarms, and every raise is either a new alarm or a retrigger.
 func testAlarmConcurrentRaiseAndClear(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	const workers, rounds = 6, 10
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*rounds)
@@ -516,7 +478,7 @@ func testAlarmConcurrentRaiseAndClear(t *testing.T, s *env) {
 }
 
 func testAckAlarm(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	got := apply(t, s, raised("acme", "r1", "d1", t0, 1), raised("acme", "r2", "d1", t0, 1))
 	a, b := got[0], got[1]
 	acked, err := s.AckAlarm(ctx(t), a.ID, "alice", "on my way", t0.Add(time.Minute))
@@ -532,12 +494,12 @@ func testAckAlarm(t *testing.T, s *env) {
 		t.Fatalf("GetAlarm after ack = %+v\nwant %+v", got, want)
 	}
 	_, err = s.AckAlarm(ctx(t), a.ID, "bob", "me too", t0.Add(2*time.Minute))
-	wantErr(t, "AckAlarm twice", err, database.ErrConflict)
+	enginetest.WantErr(t, "AckAlarm twice", err, database.ErrConflict)
 	if got, _ := s.GetAlarm(ctx(t), a.ID); got != want {
 		t.Fatalf("a second ack changed the alarm: %+v", got)
 	}
 	_, err = s.AckAlarm(ctx(t), 999999, "bob", "", t0)
-	wantErr(t, "AckAlarm(unknown)", err, database.ErrNotFound)
+	enginetest.WantErr(t, "AckAlarm(unknown)", err, database.ErrNotFound)
 
 	// An ack survives retriggers and clears; a cleared alarm can be acked.
 	got = apply(t, s, retriggered("acme", "r1", "d1", t0.Add(3*time.Minute), 2), cleared("acme", "r2", "d1", t0.Add(3*time.Minute), "auto"))
@@ -551,8 +513,8 @@ func testAckAlarm(t *testing.T, s *env) {
 }
 
 func testListAlarmsFilters(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "beta")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "beta", tenancy.RootTenantID)
 	h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
 	warn := func(c alarm.Change) alarm.Change { c.Severity = "warning"; return c }
 	// a1: acme r1 d1 raised h0, cleared h2
@@ -627,8 +589,8 @@ func testListAlarmsFilters(t *testing.T, s *env) {
 }
 
 func testMaintenancePlans(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "beta")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "beta", tenancy.RootTenantID)
 	plan := func(tenant, model, spec string, at time.Time) alarm.MaintenancePlan {
 		return alarm.MaintenancePlan{TenantID: tenant, Model: model, Spec: json.RawMessage(spec), UpdatedAt: at}
 	}
@@ -642,7 +604,7 @@ func testMaintenancePlans(t *testing.T, s *env) {
 			t.Fatalf("SetMaintenancePlan(%s/%s): %v", p.TenantID, p.Model, err)
 		}
 	}
-	wantErr(t, "SetMaintenancePlan of an unknown tenant", s.SetMaintenancePlan(ctx(t), plan("ghost", "P1", `{}`, t0)), database.ErrNotFound)
+	enginetest.WantErr(t, "SetMaintenancePlan of an unknown tenant", s.SetMaintenancePlan(ctx(t), plan("ghost", "P1", `{}`, t0)), database.ErrNotFound)
 	keys := func(ps []alarm.MaintenancePlan) []string {
 		out := []string{}
 		for _, p := range ps {
@@ -666,16 +628,16 @@ func testMaintenancePlans(t *testing.T, s *env) {
 	if err := s.DeleteMaintenancePlan(ctx(t), "acme", "P100"); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "DeleteMaintenancePlan twice", s.DeleteMaintenancePlan(ctx(t), "acme", "P100"), database.ErrNotFound)
-	wantErr(t, "DeleteMaintenancePlan of another tenant's model", s.DeleteMaintenancePlan(ctx(t), "beta", "P200"), database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteMaintenancePlan twice", s.DeleteMaintenancePlan(ctx(t), "acme", "P100"), database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteMaintenancePlan of another tenant's model", s.DeleteMaintenancePlan(ctx(t), "beta", "P200"), database.ErrNotFound)
 	if ps, _ := s.ListMaintenancePlans(ctx(t), nil); !slices.Equal(keys(ps), []string{"acme/P200", "beta/P100"}) {
 		t.Errorf("after delete ListMaintenancePlans = %v", keys(ps))
 	}
 }
 
 func testMonitorState(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "beta")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "beta", tenancy.RootTenantID)
 	if got, err := s.LoadMonitorState(ctx(t), "alarm"); err != nil || len(got) != 0 {
 		t.Fatalf("LoadMonitorState without state = %q, %v; want none", got, err)
 	}
@@ -716,7 +678,7 @@ func testMonitorState(t *testing.T, s *env) {
 
 func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 	for _, tn := range []string{"acme", "beta"} {
-		mustTenant(t, s, tn)
+		enginetest.Tenant(t, s, tn, tenancy.RootTenantID)
 		mustRule(t, s, "rule-"+tn, tn)
 		a := apply(t, s, raised(tn, "rule-"+tn, "dev-"+tn, t0, 1))[0]
 		if err := s.CreateWebhook(ctx(t), notifystore.Webhook{ID: "hook-" + tn, TenantID: tn, URL: "https://x", Secret: []byte("k"), CreatedAt: t0}); err != nil {
@@ -732,7 +694,7 @@ func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 		if err := s.SetMaintenancePlan(ctx(t), alarm.MaintenancePlan{TenantID: tn, Model: "P1", Spec: json.RawMessage(`{}`), UpdatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
-		mustUser(t, s, newUser("user-"+tn, tn, identity.RoleCustomerAdmin))
+		enginetest.User(t, s, enginetest.NewUser("user-"+tn, tn, identity.RoleCustomerAdmin))
 		if err := s.SetNotificationPrefs(ctx(t), notifystore.NotificationPrefs{UserID: "user-" + tn, Email: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -768,9 +730,9 @@ func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 	}
 
 	// The ids can be used again, and the prefs of the user are gone.
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	mustRule(t, s, "rule-acme", "acme")
-	mustUser(t, s, newUser("user-acme", "acme", identity.RoleCustomerAdmin))
+	enginetest.User(t, s, enginetest.NewUser("user-acme", "acme", identity.RoleCustomerAdmin))
 	if p, err := s.GetNotificationPrefs(ctx(t), "user-acme"); err != nil || p.Email {
 		t.Errorf("prefs of a deleted tenant's user = %+v, %v; want defaults", p, err)
 	}
@@ -786,8 +748,8 @@ func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 // A device's alarms, and the deliveries about them, go with the device
 // (its data goes with it); its rules stay.
 func testDeleteDeviceTakesAlarms(t *testing.T, s *env) {
-	mustDevice(t, s, "d1", tenancy.RootTenantID, registry.DeviceInfo{})
-	mustDevice(t, s, "d2", tenancy.RootTenantID, registry.DeviceInfo{})
+	enginetest.Device(t, s, "d1", tenancy.RootTenantID, registry.DeviceInfo{})
+	enginetest.Device(t, s, "d2", tenancy.RootTenantID, registry.DeviceInfo{})
 	mustRule(t, s, "r1", tenancy.RootTenantID)
 	got := apply(t, s,
 		raised(tenancy.RootTenantID, "r1", "d1", t0, 1),
@@ -814,7 +776,7 @@ func testDeleteDeviceTakesAlarms(t *testing.T, s *env) {
 		t.Errorf("rule after DeleteDevice: %v", err)
 	}
 	// A device created again with the same id starts without alarms.
-	mustDevice(t, s, "d1", tenancy.RootTenantID, registry.DeviceInfo{})
+	enginetest.Device(t, s, "d1", tenancy.RootTenantID, registry.DeviceInfo{})
 	if a := apply(t, s, raised(tenancy.RootTenantID, "r1", "d1", t0.Add(time.Hour), 1))[0]; a.Retriggers != 0 || a.ID == got[0].ID {
 		t.Errorf("raise on a device created again = %+v", a)
 	}
@@ -825,8 +787,8 @@ func testDeleteDeviceTakesAlarms(t *testing.T, s *env) {
 // FactoryAccess go by the site a device is at now, not the one an alarm
 // was raised at.
 func testListAlarmsScopes(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "acme2")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "acme2", tenancy.RootTenantID)
 	for _, x := range []struct{ id, parent string }{{"east", "acme"}, {"floor", "east"}} {
 		if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: x.id, ParentID: x.parent, Name: x.id, CreatedAt: t0}); err != nil {
 			t.Fatal(err)
@@ -840,9 +802,9 @@ func testListAlarmsScopes(t *testing.T, s *env) {
 	if err := s.SetFactoryAccess(ctx(t), "s2", true, t0); err != nil {
 		t.Fatal(err)
 	}
-	mustDevice(t, s, "d1", "acme", registry.DeviceInfo{SiteID: "s1"})
-	mustDevice(t, s, "d2", "floor", registry.DeviceInfo{})
-	mustDevice(t, s, "d3", "acme2", registry.DeviceInfo{SiteID: "s2"})
+	enginetest.Device(t, s, "d1", "acme", registry.DeviceInfo{SiteID: "s1"})
+	enginetest.Device(t, s, "d2", "floor", registry.DeviceInfo{})
+	enginetest.Device(t, s, "d3", "acme2", registry.DeviceInfo{SiteID: "s2"})
 	// Raised at "site-dN" (see raised), not at the devices' sites now.
 	ids := alarmIDs(apply(t, s,
 		raised("acme", "r1", "d1", t0, 1),

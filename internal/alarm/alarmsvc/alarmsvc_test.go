@@ -17,8 +17,8 @@ import (
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/maintenance"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -43,7 +43,7 @@ func newEnv(t *testing.T) *env {
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	storetest.WithKeyring(t, st)
+	enginetest.WithKeyring(t, st)
 	if err := st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme", ParentID: tenancy.RootTenantID, Name: "acme", CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -37,7 +36,7 @@ func TestStore(t *testing.T) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				s, db := open(t)
-				storetest.WithKeyring(t, s)
+				enginetest.WithKeyring(t, s)
 				tc.fn(t, s, auditsql.New(db))
 			})
 		}

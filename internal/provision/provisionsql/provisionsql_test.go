@@ -46,29 +46,6 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
 
-func mustTenant(t *testing.T, s store.Store, id string) {
-	t.Helper()
-	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustCreate(t *testing.T, s store.Store, id string) registry.Device {
-	t.Helper()
-	d := registry.Device{
-		ID:           id,
-		TenantID:     tenancy.RootTenantID,
-		Status:       registry.DeviceEnabled,
-		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
-		SecondaryKey: bytes.Repeat([]byte{2}, 32),
-		CreatedAt:    t0,
-	}
-	if err := s.CreateDevice(ctx(t), d); err != nil {
-		t.Fatalf("CreateDevice(%q): %v", id, err)
-	}
-	return d
-}
-
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
 var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
@@ -90,7 +67,7 @@ var dpsTests = []struct {
 }
 
 func testIDScopes(t *testing.T, s store.Store, p provision.Store) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	scope, err := p.IDScope(ctx(t), tenancy.RootTenantID)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +99,7 @@ func testIDScopes(t *testing.T, s store.Store, p provision.Store) {
 }
 
 func testEnrollmentGroups(t *testing.T, s store.Store, p provision.Store) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	g := provision.EnrollmentGroup{ID: "factory-b", TenantID: tenancy.RootTenantID, Enabled: true, PrimaryKey: key(1), SecondaryKey: key(2),
 		InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}
 	if err := p.CreateEnrollmentGroup(ctx(t), g); err != nil {
@@ -347,8 +324,8 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 }
 
 func testAssignConflicts(t *testing.T, s store.Store, p provision.Store) {
-	mustTenant(t, s, "acme")
-	mustCreate(t, s, "by-hand") // made through the API, not provisioned
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.RootDevice(t, s, "by-hand") // made through the API, not provisioned
 	other := registry.Device{ID: "acme-7", TenantID: "acme", Status: registry.DeviceEnabled, PrimaryKey: key(5), SecondaryKey: key(6), CreatedAt: t0}
 	if err := s.CreateDevice(ctx(t), other); err != nil {
 		t.Fatal(err)
@@ -412,7 +389,7 @@ func testAssignBatchWithRepeats(t *testing.T, s store.Store, p provision.Store) 
 }
 
 func testRegistrationPages(t *testing.T, s store.Store, p provision.Store) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	var as []provision.Assignment
 	for i := range 5 {
 		as = append(as, assignment(tenancy.RootTenantID, fmt.Sprintf("r%d", 4-i), "g", 1, t0))
@@ -447,7 +424,7 @@ func testRegistrationPages(t *testing.T, s store.Store, p provision.Store) {
 }
 
 func testDeleteTenantTakesProvisioning(t *testing.T, s store.Store, p provision.Store) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	scope, err := p.IDScope(ctx(t), "acme")
 	if err != nil {
 		t.Fatal(err)
@@ -475,7 +452,7 @@ func testDeleteTenantTakesProvisioning(t *testing.T, s store.Store, p provision.
 		t.Errorf("registrations of a deleted tenant: %v, %v", rs, err)
 	}
 	// Its ID could be used again, with a new scope.
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	if again, err := p.IDScope(ctx(t), "acme"); err != nil || again == scope {
 		t.Errorf("scope of the new tenant acme = %q, %v; want a new one", again, err)
 	}
