@@ -171,10 +171,14 @@ func WantErr(t *testing.T, what string, err, want error) {
 }
 
 // DeviceIDs are the ids of ds, in order.
-func DeviceIDs(ds []registry.Device) []string { return IDs(ds, func(d registry.Device) string { return d.ID }) }
+func DeviceIDs(ds []registry.Device) []string {
+	return IDs(ds, func(d registry.Device) string { return d.ID })
+}
 
 // UserIDs are the ids of us, in order.
-func UserIDs(us []identity.User) []string { return IDs(us, func(u identity.User) string { return u.ID }) }
+func UserIDs(us []identity.User) []string {
+	return IDs(us, func(u identity.User) string { return u.ID })
+}
 
 // IDs are the ids of xs, in order (never nil).
 func IDs[T any](xs []T, id func(T) string) []string {
