@@ -5,6 +5,7 @@
 package enginetest
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -29,29 +30,50 @@ func Engines() []Engine {
 	return []Engine{
 		{Name: "sqlite", Open: func(t *testing.T) (store.Store, database.DB) {
 			t.Helper()
-			s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "warden.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			if err := s.Migrate(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			s := SQLite(t)
 			return s, s.DB()
 		}},
 		{Name: "postgres", Open: func(t *testing.T) (store.Store, database.DB) {
 			t.Helper()
-			s, err := postgres.Open(t.Context(), pgtest.URL(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			if err := s.Migrate(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			s := Postgres(t)
 			return s, s.DB()
 		}},
 	}
+}
+
+// SQLite is a fresh, migrated SQLite engine on a file in t's temporary
+// directory, closed when t ends.
+func SQLite(t *testing.T) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "warden.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return migrated(t, s)
+}
+
+// Postgres is a fresh, migrated PostgreSQL engine on a throw-away database
+// of the test server (see package pgtest), closed when t ends.
+func Postgres(t *testing.T) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return migrated(t, s)
+}
+
+// migrated closes s when t ends and migrates it.
+func migrated[S interface {
+	Close() error
+	Migrate(ctx context.Context) error
+}](t *testing.T, s S) S {
+	t.Helper()
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // Run runs suite once per engine, as subtests named after them.
