@@ -179,3 +179,11 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 		t.Error("CompactSealed needs no sealer")
 	}
 }
+
+// wantErr reports (without stopping the test) when err is not want.
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("%s: error = %v, want %v", what, err, want)
+	}
+}
