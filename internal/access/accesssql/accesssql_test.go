@@ -22,21 +22,9 @@ import (
 // server has; the engine (store.Store) makes what the tests need from other
 // domains.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, ds *accesssql.Store)
-	}{
-		{"Grants", testGrants},
-		{"DeleteDeviceTakesGrants", testDeleteDeviceTakesGrants},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				s, db := open(t)
-				enginetest.WithKeyring(t, s)
-				tc.fn(t, s, accesssql.New(db))
-			})
-		}
+	enginetest.RunTests(t, accesssql.New, []enginetest.Test[*accesssql.Store]{
+		{Name: "Grants", Fn: testGrants},
+		{Name: "DeleteDeviceTakesGrants", Fn: testDeleteDeviceTakesGrants},
 	})
 }
 

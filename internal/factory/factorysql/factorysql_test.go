@@ -19,20 +19,8 @@ import (
 // server has; the engine (store.Store) makes what the tests need from other
 // domains.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, ds *factorysql.Store)
-	}{
-		{"StaffCredentials", testStaffCredentials},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				s, db := open(t)
-				enginetest.WithKeyring(t, s)
-				tc.fn(t, s, factorysql.New(db))
-			})
-		}
+	enginetest.RunTests(t, factorysql.New, []enginetest.Test[*factorysql.Store]{
+		{Name: "StaffCredentials", Fn: testStaffCredentials},
 	})
 }
 

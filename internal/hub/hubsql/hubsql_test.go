@@ -24,34 +24,21 @@ import (
 // gets a fresh engine (e, for devices) with a keyring, and a hubsql.Store on
 // its database sealing with that keyring.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, e store.Store, s *hubsql.Store)
-	}{
-		{"TwinEmpty", testTwinEmpty},
-		{"TwinReportedMerge", testTwinReportedMerge},
-		{"TwinDesiredAndTags", testTwinDesiredAndTags},
-		{"TwinInvalid", testTwinInvalid},
-		{"TwinInitial", testTwinInitial},
-		{"TwinConcurrentUpdates", testTwinConcurrentUpdates},
-		{"TwinGoesWithDevice", testTwinGoesWithDevice},
-		{"C2DLifecycle", testC2DLifecycle},
-		{"C2DExpiry", testC2DExpiry},
-		{"C2DLimits", testC2DLimits},
-		{"C2DTenantIsolation", testC2DTenantIsolation},
-		{"C2DHistoryBound", testC2DHistoryBound},
-		{"SessionSubscriptions", testSessionSubscriptions},
-		{"ModelID", testModelID},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				e, db := open(t)
-				s := hubsql.New(db)
-				s.SetSealer(enginetest.WithKeyring(t, e))
-				tc.fn(t, e, s)
-			})
-		}
+	enginetest.RunTests(t, hubsql.New, []enginetest.Test[*hubsql.Store]{
+		{Name: "TwinEmpty", Fn: testTwinEmpty},
+		{Name: "TwinReportedMerge", Fn: testTwinReportedMerge},
+		{Name: "TwinDesiredAndTags", Fn: testTwinDesiredAndTags},
+		{Name: "TwinInvalid", Fn: testTwinInvalid},
+		{Name: "TwinInitial", Fn: testTwinInitial},
+		{Name: "TwinConcurrentUpdates", Fn: testTwinConcurrentUpdates},
+		{Name: "TwinGoesWithDevice", Fn: testTwinGoesWithDevice},
+		{Name: "C2DLifecycle", Fn: testC2DLifecycle},
+		{Name: "C2DExpiry", Fn: testC2DExpiry},
+		{Name: "C2DLimits", Fn: testC2DLimits},
+		{Name: "C2DTenantIsolation", Fn: testC2DTenantIsolation},
+		{Name: "C2DHistoryBound", Fn: testC2DHistoryBound},
+		{Name: "SessionSubscriptions", Fn: testSessionSubscriptions},
+		{Name: "ModelID", Fn: testModelID},
 	})
 }
 

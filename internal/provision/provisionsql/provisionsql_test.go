@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/provision/provisionsql"
 	"github.com/warden-iot/warden/internal/registry"
@@ -25,21 +24,7 @@ import (
 // keyring, as the server does; the suite's calls go to a provisionsql.Store
 // on the engine's database.
 func TestStore(t *testing.T) {
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range dpsTests {
-			t.Run(tc.name, func(t *testing.T) {
-				s, db := open(t)
-				kr, err := keyring.New(t.Context(), bytes.Repeat([]byte{0x5e}, keyring.KeySize), s, time.Now)
-				if err != nil {
-					t.Fatal(err)
-				}
-				s.SetSealer(kr)
-				p := provisionsql.New(db)
-				p.SetSealer(kr)
-				tc.fn(t, s, p)
-			})
-		}
-	})
+	enginetest.RunTests(t, func(db database.DB) provision.Store { return provisionsql.New(db) }, dpsTests)
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -51,19 +36,16 @@ func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
 
 // dpsTests cover provision.Store.
-var dpsTests = []struct {
-	name string
-	fn   func(t *testing.T, s store.Store, p provision.Store)
-}{
-	{"IDScopes", testIDScopes},
-	{"EnrollmentGroups", testEnrollmentGroups},
-	{"EnrollmentGroupLimit", testEnrollmentGroupLimit},
-	{"Enrollments", testEnrollments},
-	{"AssignRegistrations", testAssignRegistrations},
-	{"AssignConflicts", testAssignConflicts},
-	{"AssignBatchWithRepeats", testAssignBatchWithRepeats},
-	{"RegistrationPages", testRegistrationPages},
-	{"DeleteTenantTakesProvisioning", testDeleteTenantTakesProvisioning},
+var dpsTests = []enginetest.Test[provision.Store]{
+	{Name: "IDScopes", Fn: testIDScopes},
+	{Name: "EnrollmentGroups", Fn: testEnrollmentGroups},
+	{Name: "EnrollmentGroupLimit", Fn: testEnrollmentGroupLimit},
+	{Name: "Enrollments", Fn: testEnrollments},
+	{Name: "AssignRegistrations", Fn: testAssignRegistrations},
+	{Name: "AssignConflicts", Fn: testAssignConflicts},
+	{Name: "AssignBatchWithRepeats", Fn: testAssignBatchWithRepeats},
+	{Name: "RegistrationPages", Fn: testRegistrationPages},
+	{Name: "DeleteTenantTakesProvisioning", Fn: testDeleteTenantTakesProvisioning},
 }
 
 func testIDScopes(t *testing.T, s store.Store, p provision.Store) {

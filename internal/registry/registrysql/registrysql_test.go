@@ -22,26 +22,14 @@ import (
 // test gets a fresh engine (e, for tenants, sites, users, grants and
 // telemetry) with a keyring, and a registrysql.Store on its database.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, e store.Store, s *registrysql.Store)
-	}{
-		{"DeviceLifecycle", testDeviceLifecycle},
-		{"DeviceTenantIsolation", testDeviceTenantIsolation},
-		{"DeviceInfo", testDeviceInfo},
-		{"FindDevices", testFindDevices},
-		{"FindDevicesUnder", testFindDevicesUnder},
-		{"DeleteDeviceRemovesData", testDeleteDeviceRemovesData},
-		{"DeleteDeviceTakesGrants", testDeleteDeviceTakesGrants},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				e, db := open(t)
-				enginetest.WithKeyring(t, e)
-				tc.fn(t, e, registrysql.New(db))
-			})
-		}
+	enginetest.RunTests(t, registrysql.New, []enginetest.Test[*registrysql.Store]{
+		{Name: "DeviceLifecycle", Fn: testDeviceLifecycle},
+		{Name: "DeviceTenantIsolation", Fn: testDeviceTenantIsolation},
+		{Name: "DeviceInfo", Fn: testDeviceInfo},
+		{Name: "FindDevices", Fn: testFindDevices},
+		{Name: "FindDevicesUnder", Fn: testFindDevicesUnder},
+		{Name: "DeleteDeviceRemovesData", Fn: testDeleteDeviceRemovesData},
+		{Name: "DeleteDeviceTakesGrants", Fn: testDeleteDeviceTakesGrants},
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
@@ -81,4 +82,33 @@ func Run(t *testing.T, suite func(t *testing.T, open func(t *testing.T) (store.S
 	for _, e := range Engines() {
 		t.Run(e.Name, func(t *testing.T) { suite(t, e.Open) })
 	}
+}
+
+// Test is one test of a domain store's conformance suite: its name and
+// what it checks on the engine (for prerequisites from other domains) and
+// the store under test.
+type Test[S any] struct {
+	Name string
+	Fn   func(t *testing.T, e store.Store, s S)
+}
+
+// RunTests runs tests on each engine (Run), each on a fresh database
+// whose engine has a keyring (WithKeyring) and with the store under test
+// made by newStore on that database. A store that seals (it has a
+// SetSealer) is given the keyring, as the engine's SetSealer gives it to
+// the stores it embeds.
+func RunTests[S any](t *testing.T, newStore func(db database.DB) S, tests []Test[S]) {
+	Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
+		for _, tc := range tests {
+			t.Run(tc.Name, func(t *testing.T) {
+				e, db := open(t)
+				kr := WithKeyring(t, e)
+				s := newStore(db)
+				if sl, ok := any(s).(interface{ SetSealer(keyring.Sealer) }); ok {
+					sl.SetSealer(kr)
+				}
+				tc.Fn(t, e, s)
+			})
+		}
+	})
 }

@@ -24,28 +24,16 @@ import (
 // server has; the engine (store.Store) makes what the tests need from other
 // domains.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, ds *tenancysql.Store)
-	}{
-		{"Tenants", testTenants},
-		{"TenantHierarchy", testTenantHierarchy},
-		{"UpdateTenant", testUpdateTenant},
-		{"DeleteTenantWithSubTenants", testDeleteTenantWithSubTenants},
-		{"DeleteTenantTakesIdentity", testDeleteTenantTakesIdentity},
-		{"Sites", testSites},
-		{"FactoryAccess", testFactoryAccess},
-		{"DeleteSite", testDeleteSite},
-		{"RetiredIDs", testRetiredIDs},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				s, db := open(t)
-				enginetest.WithKeyring(t, s)
-				tc.fn(t, s, tenancysql.New(db))
-			})
-		}
+	enginetest.RunTests(t, tenancysql.New, []enginetest.Test[*tenancysql.Store]{
+		{Name: "Tenants", Fn: testTenants},
+		{Name: "TenantHierarchy", Fn: testTenantHierarchy},
+		{Name: "UpdateTenant", Fn: testUpdateTenant},
+		{Name: "DeleteTenantWithSubTenants", Fn: testDeleteTenantWithSubTenants},
+		{Name: "DeleteTenantTakesIdentity", Fn: testDeleteTenantTakesIdentity},
+		{Name: "Sites", Fn: testSites},
+		{Name: "FactoryAccess", Fn: testFactoryAccess},
+		{Name: "DeleteSite", Fn: testDeleteSite},
+		{Name: "RetiredIDs", Fn: testRetiredIDs},
 	})
 }
 
