@@ -23,31 +23,20 @@ import (
 // the engine (store.Store) makes what the tests need besides (tenants,
 // sites, grants), the identitysql.Store on its database is under test.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, eng store.Store, s *identitysql.Store)
-	}{
-		{"APITokens", testAPITokens},
-		{"Users", testUsers},
-		{"UserPasswordAndTOTP", testUserPasswordAndTOTP},
-		{"LoginSucceeded", testLoginSucceeded},
-		{"SignInFailures", testSignInFailures},
-		{"SignInFailuresConcurrent", testSignInFailuresConcurrent},
-		{"DeleteUser", testDeleteUser},
-		{"Sessions", testSessions},
-		{"UserTokens", testUserTokens},
-		{"UserTokenConcurrentConsume", testUserTokenConcurrentConsume},
-		{"UserAPITokens", testUserAPITokens},
-		{"PurgeExpired", testPurgeExpired},
-		{"TOTPSteps", testTOTPSteps},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				eng, db := open(t)
-				tc.fn(t, eng, identitysql.New(db))
-			})
-		}
+	enginetest.RunTests(t, identitysql.New, []enginetest.Test[*identitysql.Store]{
+		{Name: "APITokens", Fn: testAPITokens},
+		{Name: "Users", Fn: testUsers},
+		{Name: "UserPasswordAndTOTP", Fn: testUserPasswordAndTOTP},
+		{Name: "LoginSucceeded", Fn: testLoginSucceeded},
+		{Name: "SignInFailures", Fn: testSignInFailures},
+		{Name: "SignInFailuresConcurrent", Fn: testSignInFailuresConcurrent},
+		{Name: "DeleteUser", Fn: testDeleteUser},
+		{Name: "Sessions", Fn: testSessions},
+		{Name: "UserTokens", Fn: testUserTokens},
+		{Name: "UserTokenConcurrentConsume", Fn: testUserTokenConcurrentConsume},
+		{Name: "UserAPITokens", Fn: testUserAPITokens},
+		{Name: "PurgeExpired", Fn: testPurgeExpired},
+		{Name: "TOTPSteps", Fn: testTOTPSteps},
 	})
 }
 
