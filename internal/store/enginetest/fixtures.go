@@ -3,13 +3,16 @@ package enginetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/keyring"
+	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/storetest"
@@ -187,4 +190,75 @@ func IDs[T any](xs []T, id func(T) string) []string {
 		out[i] = id(x)
 	}
 	return out
+}
+
+// Raised is a change that raises (or keeps raised) the critical alarm of
+// rule on device of tenant at at, for value; the device's site is
+// "site-device".
+func Raised(tenant, rule, device string, at time.Time, value float64) alarm.Change {
+	return alarm.Change{Kind: "raised", TenantID: tenant, RuleID: rule, DeviceID: device, SiteID: "site-" + device,
+		Alarm: alarm.KindRule, Severity: "critical", Message: fmt.Sprintf("value %g", value), Value: value, At: at}
+}
+
+// AlarmApplier is what applies alarm changes (alarm.Store, the engine).
+type AlarmApplier interface {
+	ApplyAlarmChanges(ctx context.Context, changes []alarm.Change) ([]alarm.Record, error)
+}
+
+// Apply applies changes in one batch and returns an alarm a change.
+func Apply(t *testing.T, s AlarmApplier, changes ...alarm.Change) []alarm.Record {
+	t.Helper()
+	got, err := s.ApplyAlarmChanges(t.Context(), changes)
+	if err != nil {
+		t.Fatalf("ApplyAlarmChanges: %v", err)
+	}
+	if len(got) != len(changes) {
+		t.Fatalf("ApplyAlarmChanges returned %d alarms for %d changes", len(got), len(changes))
+	}
+	return got
+}
+
+// RuleCreator is what makes an alarm rule (alarm.Store, the engine).
+type RuleCreator interface {
+	CreateAlarmRule(ctx context.Context, r alarm.StoredRule) error
+}
+
+// Rule creates enabled alarm rule id, "temp > 80", of tenant.
+func Rule(t *testing.T, s RuleCreator, id, tenant string) alarm.StoredRule {
+	t.Helper()
+	r := alarm.StoredRule{ID: id, TenantID: tenant, Name: "Rule " + id, Enabled: true,
+		Spec: json.RawMessage(`{"metric":"temp","op":">","threshold":80}`), CreatedBy: "u1", CreatedAt: T0, UpdatedAt: T0}
+	if err := s.CreateAlarmRule(t.Context(), r); err != nil {
+		t.Fatalf("CreateAlarmRule(%q): %v", id, err)
+	}
+	return r
+}
+
+// Assignment assigns registration id regID (also the device id) of tenant
+// through enrollment group group at at, with keys Key(k) and Key(k+1).
+func Assignment(tenant, regID, group string, k byte, at time.Time) provision.Assignment {
+	return provision.Assignment{
+		Registration: provision.Registration{RegistrationID: regID, TenantID: tenant, DeviceID: regID,
+			EnrollmentKind: provision.EnrollmentGroupKind, EnrollmentID: group,
+			OperationID: "op." + regID + at.Format("150405"), ETag: "e-" + at.Format("150405"), UpdatedAt: at},
+		PrimaryKey: Key(k), SecondaryKey: Key(k + 1),
+	}
+}
+
+// Assigner is what assigns registrations (provision.Store, the engine).
+type Assigner interface {
+	AssignRegistrations(ctx context.Context, as []provision.Assignment) ([]provision.AssignResult, error)
+}
+
+// Assign assigns as in one batch and returns a result an assignment.
+func Assign(t *testing.T, s Assigner, as ...provision.Assignment) []provision.AssignResult {
+	t.Helper()
+	res, err := s.AssignRegistrations(t.Context(), as)
+	if err != nil {
+		t.Fatalf("AssignRegistrations: %v", err)
+	}
+	if len(res) != len(as) {
+		t.Fatalf("AssignRegistrations gave %d results for %d assignments", len(res), len(as))
+	}
+	return res
 }

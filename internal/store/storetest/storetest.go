@@ -12,7 +12,6 @@ import (
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
@@ -38,11 +37,6 @@ func Run(t *testing.T, newStore Factory) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := withKeyring(t, newStore(t))
 			tc.fn(t, s)
-		})
-	}
-	for _, tc := range sealedTests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newStore(t))
 		})
 	}
 }
@@ -109,37 +103,4 @@ func testMigrateTwice(t *testing.T, s store.Store) {
 	if _, err := s.GetDevice(ctx(t), "a"); err != nil {
 		t.Fatalf("device lost by second Migrate: %v", err)
 	}
-}
-
-func mustTenant(t *testing.T, s store.Store, id string) {
-	t.Helper()
-	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
-
-var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
-
-// assignment of a registration id through a group, at time at.
-func assignment(tenant, regID, group string, k byte, at time.Time) provision.Assignment {
-	return provision.Assignment{
-		Registration: provision.Registration{RegistrationID: regID, TenantID: tenant, DeviceID: regID,
-			EnrollmentKind: provision.EnrollmentGroupKind, EnrollmentID: group,
-			OperationID: "op." + regID + at.Format("150405"), ETag: "e-" + at.Format("150405"), UpdatedAt: at},
-		PrimaryKey: key(k), SecondaryKey: key(k + 1),
-	}
-}
-
-func assign(t *testing.T, s store.Store, as ...provision.Assignment) []provision.AssignResult {
-	t.Helper()
-	res, err := s.AssignRegistrations(ctx(t), as)
-	if err != nil {
-		t.Fatalf("AssignRegistrations: %v", err)
-	}
-	if len(res) != len(as) {
-		t.Fatalf("AssignRegistrations gave %d results for %d assignments", len(res), len(as))
-	}
-	return res
 }
