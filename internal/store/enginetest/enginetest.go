@@ -1,7 +1,10 @@
 // Package enginetest gives a domain store's conformance suite a fresh,
 // migrated database of each engine, so that the same suite runs on SQLite
 // and on PostgreSQL (skipped, or failed with CI=true, when PostgreSQL is not
-// reachable; see package pgtest).
+// reachable; see package pgtest), and the fixtures such suites share: a
+// keyring, tenants, sites, devices, users, telemetry, alarms and
+// registrations made in one call that fails the test when refused. Only
+// tests import it.
 package enginetest
 
 import (
