@@ -4,7 +4,7 @@
 // reachable; see package pgtest), and the fixtures such suites share: a
 // keyring, tenants, sites, devices, users, telemetry, alarms and
 // registrations made in one call that fails the test when refused. Only
-// tests import it.
+// tests and test suites import it.
 package enginetest
 
 import (
