@@ -254,3 +254,45 @@ func (f *Filter) Where() string {
 	}
 	return ` WHERE ` + strings.Join(f.conds, " AND ")
 }
+
+// UpdateOne runs an UPDATE of one row on q, what id (e.g. "user", "u1")
+// naming it in errors, and reports ErrNotFound if it matched none.
+func UpdateOne(ctx context.Context, q Querier, what, id, query string, args ...any) error {
+	return one(ctx, q, "update", what, id, query, args...)
+}
+
+// DeleteOne runs a DELETE of one row on q, what id (e.g. "user", "u1")
+// naming it in errors, and reports ErrNotFound if it matched none.
+func DeleteOne(ctx context.Context, q Querier, what, id, query string, args ...any) error {
+	return one(ctx, q, "delete", what, id, query, args...)
+}
+
+// one runs a statement (verb: "update", "delete") meant to change one row
+// and reports ErrNotFound if it changed none.
+func one(ctx context.Context, q Querier, verb, what, id, query string, args ...any) error {
+	n, err := Affected(q.Exec(ctx, query, args...))
+	if err != nil {
+		return fmt.Errorf("%s %s %q: %w", verb, what, id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %q: %w", what, id, ErrNotFound)
+	}
+	return nil
+}
+
+// ToJSON is v as a JSON TEXT column.
+func ToJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// FromJSON reads a JSON TEXT column into v; "" leaves v as it is.
+func FromJSON(s string, v any) error {
+	if s == "" {
+		return nil
+	}
+	return json.Unmarshal([]byte(s), v)
+}

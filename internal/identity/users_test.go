@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ import (
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/store"
-	"github.com/warden-iot/warden/internal/store/sqlite"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -47,14 +46,7 @@ type usersEnv struct {
 
 func newUsersEnv(t *testing.T) *usersEnv {
 	t.Helper()
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "warden.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st := enginetest.SQLite(t)
 	if err := st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme", ParentID: tenancy.RootTenantID, Name: "acme", CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}

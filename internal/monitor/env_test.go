@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,8 +16,8 @@ import (
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/simulate"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
@@ -59,15 +58,8 @@ func (e event) String() string {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "warden.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	storetest.WithKeyring(t, st)
+	st := enginetest.SQLite(t)
+	enginetest.WithKeyring(t, st)
 	if err := st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme", ParentID: tenancy.RootTenantID, Name: "Acme", CreatedAt: monday}); err != nil {
 		t.Fatal(err)
 	}

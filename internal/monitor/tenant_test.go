@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -16,8 +15,7 @@ import (
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
-	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -83,15 +81,8 @@ type twoTenants struct {
 
 func newTwoTenants(t *testing.T, devices map[string]string) *twoTenants {
 	t.Helper()
-	sq, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "warden.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sq.Close() })
-	if err := sq.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	storetest.WithKeyring(t, sq)
+	sq := enginetest.SQLite(t)
+	enginetest.WithKeyring(t, sq)
 	for _, id := range []string{"acme", "doomed"} {
 		if err := sq.CreateTenant(t.Context(), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: monday}); err != nil {
 			t.Fatal(err)

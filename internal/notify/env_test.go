@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/clock/clocktest"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/mail"
 	"github.com/warden-iot/warden/internal/mail/mailtest"
@@ -21,10 +21,7 @@ import (
 	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
-	"github.com/warden-iot/warden/internal/store/postgres"
-	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
-	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -34,28 +31,9 @@ var t0 = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
 // forEachStore runs fn on a fresh, migrated SQLite store and, if a
 // PostgreSQL test server is reachable (see pgtest), on a PostgreSQL one.
 func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
-		st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "warden.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if err := st.Migrate(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		storetest.WithKeyring(t, st)
-		fn(t, st)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		st, err := postgres.Open(t.Context(), pgtest.URL(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if err := st.Migrate(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		storetest.WithKeyring(t, st)
+	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
+		st, _ := open(t)
+		enginetest.WithKeyring(t, st)
 		fn(t, st)
 	})
 }

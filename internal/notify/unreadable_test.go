@@ -2,27 +2,18 @@ package notify_test
 
 import (
 	"net/http"
-	"path/filepath"
 	"testing"
 
 	"github.com/warden-iot/warden/internal/notify"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
-	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 )
 
 // A queued delivery of a tenant whose keys were destroyed is not sent
 // (there is nothing left to send) but given up at once, with a reason.
 func TestUnreadableDeliveryGivenUp(t *testing.T) {
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "warden.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	kr := storetest.WithKeyring(t, st)
+	st := enginetest.SQLite(t)
+	kr := enginetest.WithKeyring(t, st)
 	e := newEnv(t, st, notify.Config{})
 	r := newReceiver(t, e.clock, func(string, int) int { return http.StatusOK })
 	r.webhook(t, st, "h-north", "acme-north", nil, true)

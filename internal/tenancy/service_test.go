@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -16,8 +15,7 @@ import (
 	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
-	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -47,15 +45,8 @@ type env struct {
 // publishes.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "warden.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	storetest.WithKeyring(t, st)
+	st := enginetest.SQLite(t)
+	enginetest.WithKeyring(t, st)
 	log := slog.New(slog.DiscardHandler)
 	e := &env{st: st, bus: event.NewLocal(log), clock: clocktest.New(t0)}
 	record := func(_ context.Context, ev event.Event) error { e.events = append(e.events, ev); return nil }

@@ -1,7 +1,6 @@
 package accesssql_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +11,9 @@ import (
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/access/accesssql"
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -25,85 +22,15 @@ import (
 // server has; the engine (store.Store) makes what the tests need from other
 // domains.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, ds *accesssql.Store)
-	}{
-		{"Grants", testGrants},
-		{"DeleteDeviceTakesGrants", testDeleteDeviceTakesGrants},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				s, db := open(t)
-				storetest.WithKeyring(t, s)
-				tc.fn(t, s, accesssql.New(db))
-			})
-		}
+	enginetest.RunTests(t, accesssql.New, []enginetest.Test[*accesssql.Store]{
+		{Name: "Grants", Fn: testGrants},
+		{Name: "DeleteDeviceTakesGrants", Fn: testDeleteDeviceTakesGrants},
 	})
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
-
-// subTenant creates tenant id below parent.
-func subTenant(t *testing.T, s tenancy.Store, id, parent string) {
-	t.Helper()
-	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
-		t.Fatalf("CreateTenant(%q below %q): %v", id, parent, err)
-	}
-}
-
-func mustSite(t *testing.T, s tenancy.Store, id, tenant string) tenancy.Site {
-	t.Helper()
-	st := tenancy.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0,
-		Address: tenancy.Address{Street: "1 Main St", PostalCode: "69001", City: "Lyon", Country: "FR"}}
-	if err := s.CreateSite(ctx(t), st); err != nil {
-		t.Fatalf("CreateSite(%q): %v", id, err)
-	}
-	return st
-}
-
-func mustDevice(t *testing.T, s store.Store, id, tenant string, info registry.DeviceInfo) registry.Device {
-	t.Helper()
-	d := registry.Device{ID: id, TenantID: tenant, Status: registry.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
-		CreatedAt: t0, Info: info}
-	if err := s.CreateDevice(ctx(t), d); err != nil {
-		t.Fatalf("CreateDevice(%q): %v", id, err)
-	}
-	return d
-}
-
-func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
-
-func newUser(id, tenant string, role identity.Role) identity.User {
-	return identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: role, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
-}
-
-func mustUser(t *testing.T, s store.Store, u identity.User) identity.User {
-	t.Helper()
-	if err := s.CreateUser(ctx(t), u); err != nil {
-		t.Fatalf("CreateUser(%q): %v", u.ID, err)
-	}
-	return u
-}
-
-// mustSupporter creates a supporter user with a supporter id.
-func mustSupporter(t *testing.T, s store.Store, id, tenant string) identity.User {
-	t.Helper()
-	u := newUser(id, tenant, identity.RoleSupporter)
-	u.SupporterID = "S-" + id
-	return mustUser(t, s, u)
-}
-
-func wantErr(t *testing.T, what string, err, want error) {
-	t.Helper()
-	if !errors.Is(err, want) {
-		t.Errorf("%s: error = %v, want %v", what, err, want)
-	}
-}
 
 func grantIDs(gs []access.Grant) []string {
 	out := []string{}
@@ -114,14 +41,14 @@ func grantIDs(gs []access.Grant) []string {
 }
 
 func testGrants(t *testing.T, s store.Store, gst *accesssql.Store) {
-	subTenant(t, s, "acme", tenancy.RootTenantID)
-	subTenant(t, s, "beta", tenancy.RootTenantID)
-	mustSite(t, s, "sa", "acme")
-	mustSite(t, s, "sb", "beta")
-	mustDevice(t, s, "da", "acme", registry.DeviceInfo{})
-	mustDevice(t, s, "db", "beta", registry.DeviceInfo{})
-	mustSupporter(t, s, "tech1", tenancy.RootTenantID)
-	mustSupporter(t, s, "tech2", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "beta", tenancy.RootTenantID)
+	enginetest.Site(t, s, "sa", "acme")
+	enginetest.Site(t, s, "sb", "beta")
+	enginetest.Device(t, s, "da", "acme", registry.DeviceInfo{})
+	enginetest.Device(t, s, "db", "beta", registry.DeviceInfo{})
+	enginetest.Supporter(t, s, "tech1", tenancy.RootTenantID)
+	enginetest.Supporter(t, s, "tech2", tenancy.RootTenantID)
 
 	want := access.Grant{ID: "g1", TenantID: "acme", SupporterUserID: "tech1", SiteID: "sa", CreatedBy: "ann", CreatedAt: t0}
 	grants := []access.Grant{
@@ -142,9 +69,9 @@ func testGrants(t *testing.T, s store.Store, gst *accesssql.Store) {
 		"of a missing site":          {ID: "x", TenantID: "acme", SupporterUserID: "tech1", SiteID: "ghost", CreatedAt: t0},
 		"to a missing supporter":     {ID: "x", TenantID: "acme", SupporterUserID: "ghost", SiteID: "sa", CreatedAt: t0},
 	} {
-		wantErr(t, "CreateGrant "+name, gst.CreateGrant(ctx(t), g), database.ErrNotFound)
+		enginetest.WantErr(t, "CreateGrant "+name, gst.CreateGrant(ctx(t), g), database.ErrNotFound)
 	}
-	wantErr(t, "CreateGrant with a taken id", gst.CreateGrant(ctx(t), access.Grant{ID: "g1", TenantID: "acme", SupporterUserID: "tech2",
+	enginetest.WantErr(t, "CreateGrant with a taken id", gst.CreateGrant(ctx(t), access.Grant{ID: "g1", TenantID: "acme", SupporterUserID: "tech2",
 		DeviceID: "da", CreatedAt: t0}), database.ErrConflict)
 	for _, g := range []access.Grant{
 		{ID: "x", TenantID: "acme", SupporterUserID: "tech1", CreatedAt: t0},
@@ -174,11 +101,11 @@ func testGrants(t *testing.T, s store.Store, gst *accesssql.Store) {
 	if !got.RevokedAt.Equal(revokeAt) || got.RevokedBy != "ann" || got.Active(revokeAt) {
 		t.Fatalf("revoked grant = %+v", got)
 	}
-	wantErr(t, "RevokeGrant twice", gst.RevokeGrant(ctx(t), "g4", "bob", revokeAt.Add(time.Minute)), database.ErrConflict)
+	enginetest.WantErr(t, "RevokeGrant twice", gst.RevokeGrant(ctx(t), "g4", "bob", revokeAt.Add(time.Minute)), database.ErrConflict)
 	if got, _ := gst.GetGrant(ctx(t), "g4"); got.RevokedBy != "ann" || !got.RevokedAt.Equal(revokeAt) {
 		t.Fatalf("second RevokeGrant changed the grant: %+v", got)
 	}
-	wantErr(t, "RevokeGrant(ghost)", gst.RevokeGrant(ctx(t), "ghost", "ann", revokeAt), database.ErrNotFound)
+	enginetest.WantErr(t, "RevokeGrant(ghost)", gst.RevokeGrant(ctx(t), "ghost", "ann", revokeAt), database.ErrNotFound)
 
 	for _, tc := range []struct {
 		f    access.GrantFilter
@@ -215,10 +142,10 @@ func testGrants(t *testing.T, s store.Store, gst *accesssql.Store) {
 }
 
 func testDeleteDeviceTakesGrants(t *testing.T, s store.Store, gst *accesssql.Store) {
-	mustSite(t, s, "site", tenancy.RootTenantID)
-	mustDevice(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{SiteID: "site"})
-	mustDevice(t, s, "dev2", tenancy.RootTenantID, registry.DeviceInfo{})
-	mustSupporter(t, s, "tech", tenancy.RootTenantID)
+	enginetest.Site(t, s, "site", tenancy.RootTenantID)
+	enginetest.Device(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{SiteID: "site"})
+	enginetest.Device(t, s, "dev2", tenancy.RootTenantID, registry.DeviceInfo{})
+	enginetest.Supporter(t, s, "tech", tenancy.RootTenantID)
 	for _, g := range []access.Grant{
 		{ID: "g-dev", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", DeviceID: "dev", CreatedBy: "op", CreatedAt: t0},
 		{ID: "g-dev2", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", DeviceID: "dev2", CreatedBy: "op", CreatedAt: t0},
@@ -240,7 +167,7 @@ func testDeleteDeviceTakesGrants(t *testing.T, s store.Store, gst *accesssql.Sto
 		}
 	}
 	// A device of the same id made later gets no old grants.
-	mustDevice(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{})
+	enginetest.Device(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{})
 	if gs, _ := gst.ListGrants(ctx(t), access.GrantFilter{DeviceID: "dev"}); len(gs) != 0 {
 		t.Errorf("new device inherits grants %v", grantIDs(gs))
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -59,7 +58,7 @@ func TestStore(t *testing.T) {
 // the database (the meta key its CompactSealed looks for), so that no copy
 // of the plaintext remains.
 func testLegacyMonitorState(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	if _, err := s.db.Exec(ctx(t), `INSERT INTO monitor_state (key, state) VALUES (?, ?)`, "alarm", []byte("plain")); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +110,7 @@ type env struct {
 func newEnv(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) *env {
 	t.Helper()
 	st, db := open(t)
-	kr := storetest.WithKeyring(t, st)
+	kr := enginetest.WithKeyring(t, st)
 	e := &env{alarms: alarmsql.New(db), notifications: notifysql.New(db), engine: &engine{st}, db: db}
 	e.alarms.SetSealer(kr)
 	e.notifications.SetSealer(kr)
@@ -122,68 +121,14 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
 
-func wantErr(t *testing.T, what string, err, want error) {
-	t.Helper()
-	if !errors.Is(err, want) {
-		t.Errorf("%s: error = %v, want %v", what, err, want)
-	}
-}
-
-func mustTenant(t *testing.T, s *env, id string) {
-	t.Helper()
-	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustDevice(t *testing.T, s *env, id, tenant string, info registry.DeviceInfo) registry.Device {
-	t.Helper()
-	d := registry.Device{ID: id, TenantID: tenant, Status: registry.DeviceEnabled, PrimaryKey: bytes.Repeat([]byte{1}, 32),
-		SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: t0, Info: info}
-	if err := s.CreateDevice(ctx(t), d); err != nil {
-		t.Fatalf("CreateDevice(%q): %v", id, err)
-	}
-	return d
-}
-
-func newUser(id, tenant string, role identity.Role) identity.User {
-	return identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: role, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
-}
-
-func mustUser(t *testing.T, s *env, u identity.User) identity.User {
-	t.Helper()
-	if err := s.CreateUser(ctx(t), u); err != nil {
-		t.Fatalf("CreateUser(%q): %v", u.ID, err)
-	}
-	return u
-}
-
-func raised(tenant, rule, device string, at time.Time, value float64) alarm.Change {
-	return alarm.Change{Kind: "raised", TenantID: tenant, RuleID: rule, DeviceID: device, SiteID: "site-" + device,
-		Alarm: alarm.KindRule, Severity: "critical", Message: fmt.Sprintf("value %g", value), Value: value, At: at}
-}
-
 func retriggered(tenant, rule, device string, at time.Time, value float64) alarm.Change {
-	c := raised(tenant, rule, device, at, value)
+	c := enginetest.Raised(tenant, rule, device, at, value)
 	c.Kind = "retriggered"
 	return c
 }
 
 func cleared(tenant, rule, device string, at time.Time, by string) alarm.Change {
 	return alarm.Change{Kind: "cleared", TenantID: tenant, RuleID: rule, DeviceID: device, At: at, By: by}
-}
-
-func apply(t *testing.T, s *env, changes ...alarm.Change) []alarm.Record {
-	t.Helper()
-	got, err := s.ApplyAlarmChanges(ctx(t), changes)
-	if err != nil {
-		t.Fatalf("ApplyAlarmChanges: %v", err)
-	}
-	if len(got) != len(changes) {
-		t.Fatalf("ApplyAlarmChanges returned %d alarms for %d changes", len(got), len(changes))
-	}
-	return got
 }
 
 func alarmIDs(as []alarm.Record) []int64 {
@@ -194,29 +139,19 @@ func alarmIDs(as []alarm.Record) []int64 {
 	return out
 }
 
-func mustRule(t *testing.T, s *env, id, tenant string) alarm.StoredRule {
-	t.Helper()
-	r := alarm.StoredRule{ID: id, TenantID: tenant, Name: "Rule " + id, Enabled: true,
-		Spec: json.RawMessage(`{"metric":"temp","op":">","threshold":80}`), CreatedBy: "u1", CreatedAt: t0, UpdatedAt: t0}
-	if err := s.CreateAlarmRule(ctx(t), r); err != nil {
-		t.Fatalf("CreateAlarmRule(%q): %v", id, err)
-	}
-	return r
-}
-
 func sameRule(a, b alarm.StoredRule) bool {
 	return a.ID == b.ID && a.TenantID == b.TenantID && a.Name == b.Name && a.Enabled == b.Enabled &&
 		bytes.Equal(a.Spec, b.Spec) && a.CreatedBy == b.CreatedBy && a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt)
 }
 
 func testAlarmRules(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "beta")
-	r1 := mustRule(t, s, "r1", "acme")
-	mustRule(t, s, "r0", "beta")
-	mustRule(t, s, "r2", "acme")
-	wantErr(t, "CreateAlarmRule twice", s.CreateAlarmRule(ctx(t), r1), database.ErrConflict)
-	wantErr(t, "CreateAlarmRule of an unknown tenant",
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "beta", tenancy.RootTenantID)
+	r1 := enginetest.Rule(t, s, "r1", "acme")
+	enginetest.Rule(t, s, "r0", "beta")
+	enginetest.Rule(t, s, "r2", "acme")
+	enginetest.WantErr(t, "CreateAlarmRule twice", s.CreateAlarmRule(ctx(t), r1), database.ErrConflict)
+	enginetest.WantErr(t, "CreateAlarmRule of an unknown tenant",
 		s.CreateAlarmRule(ctx(t), alarm.StoredRule{ID: "rx", TenantID: "ghost", Name: "x", CreatedAt: t0}), database.ErrNotFound)
 
 	got, err := s.GetAlarmRule(ctx(t), "r1")
@@ -224,7 +159,7 @@ func testAlarmRules(t *testing.T, s *env) {
 		t.Fatalf("GetAlarmRule = %+v, %v; want %+v", got, err, r1)
 	}
 	_, err = s.GetAlarmRule(ctx(t), "ghost")
-	wantErr(t, "GetAlarmRule(ghost)", err, database.ErrNotFound)
+	enginetest.WantErr(t, "GetAlarmRule(ghost)", err, database.ErrNotFound)
 
 	ruleIDs := func(rs []alarm.StoredRule) []string {
 		out := []string{}
@@ -248,12 +183,12 @@ func testAlarmRules(t *testing.T, s *env) {
 		}
 	}
 	// acme2 only starts like acme; east is below acme.
-	mustTenant(t, s, "acme2")
+	enginetest.Tenant(t, s, "acme2", tenancy.RootTenantID)
 	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: "east", ParentID: "acme", Name: "east", CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	mustRule(t, s, "r3", "acme2")
-	mustRule(t, s, "r4", "east")
+	enginetest.Rule(t, s, "r3", "acme2")
+	enginetest.Rule(t, s, "r4", "east")
 	for _, tc := range []struct {
 		tenant string
 		want   []string
@@ -287,30 +222,30 @@ func testAlarmRules(t *testing.T, s *env) {
 	if !sameRule(got, want) {
 		t.Errorf("after UpdateAlarmRule = %+v, want %+v", got, want)
 	}
-	wantErr(t, "UpdateAlarmRule(ghost)", s.UpdateAlarmRule(ctx(t), alarm.StoredRule{ID: "ghost", Name: "x"}), database.ErrNotFound)
+	enginetest.WantErr(t, "UpdateAlarmRule(ghost)", s.UpdateAlarmRule(ctx(t), alarm.StoredRule{ID: "ghost", Name: "x"}), database.ErrNotFound)
 
 	// Deleting a rule keeps its alarms.
-	a := apply(t, s, raised("acme", "r2", "d1", t0, 90))[0]
+	a := enginetest.Apply(t, s, enginetest.Raised("acme", "r2", "d1", t0, 90))[0]
 	if err := s.DeleteAlarmRule(ctx(t), "r2"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.GetAlarmRule(ctx(t), "r2")
-	wantErr(t, "GetAlarmRule after delete", err, database.ErrNotFound)
-	wantErr(t, "DeleteAlarmRule twice", s.DeleteAlarmRule(ctx(t), "r2"), database.ErrNotFound)
+	enginetest.WantErr(t, "GetAlarmRule after delete", err, database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteAlarmRule twice", s.DeleteAlarmRule(ctx(t), "r2"), database.ErrNotFound)
 	if got, err := s.GetAlarm(ctx(t), a.ID); err != nil || got.RuleID != "r2" {
 		t.Errorf("alarm of a deleted rule = %+v, %v; want it kept", got, err)
 	}
 	// The id can be used again.
-	mustRule(t, s, "r2", "beta")
+	enginetest.Rule(t, s, "r2", "beta")
 }
 
 func testAlarmLifecycle(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	if _, err := s.GetAlarm(ctx(t), 1); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("GetAlarm(1) of an empty store: %v, want ErrNotFound", err)
 	}
 
-	a := apply(t, s, raised("acme", "r1", "d1", t0, 90))[0]
+	a := enginetest.Apply(t, s, enginetest.Raised("acme", "r1", "d1", t0, 90))[0]
 	want := alarm.Record{ID: a.ID, TenantID: "acme", RuleID: "r1", DeviceID: "d1", SiteID: "site-d1", Kind: alarm.KindRule,
 		Severity: "critical", Message: "value 90", Value: 90, State: alarm.StateActive, RaisedAt: t0, LastAt: t0}
 	if a.ID == 0 || a != want {
@@ -321,19 +256,19 @@ func testAlarmLifecycle(t *testing.T, s *env) {
 	}
 
 	// A retrigger counts on the active alarm; so does a second raise.
-	got := apply(t, s, retriggered("acme", "r1", "d1", t0.Add(time.Minute), 91))[0]
+	got := enginetest.Apply(t, s, retriggered("acme", "r1", "d1", t0.Add(time.Minute), 91))[0]
 	want.Retriggers, want.LastAt, want.Value, want.Message = 1, t0.Add(time.Minute), 91, "value 91"
 	if got != want {
 		t.Fatalf("retriggered = %+v\nwant %+v", got, want)
 	}
-	got = apply(t, s, raised("acme", "r1", "d1", t0.Add(2*time.Minute), 92))[0]
+	got = enginetest.Apply(t, s, enginetest.Raised("acme", "r1", "d1", t0.Add(2*time.Minute), 92))[0]
 	want.Retriggers, want.LastAt, want.Value, want.Message = 2, t0.Add(2*time.Minute), 92, "value 92"
 	if got != want {
 		t.Fatalf("raised again while active = %+v\nwant %+v", got, want)
 	}
 
 	// A second device has its own active alarm for the same rule.
-	b := apply(t, s, raised("acme", "r1", "d2", t0.Add(3*time.Minute), 95))[0]
+	b := enginetest.Apply(t, s, enginetest.Raised("acme", "r1", "d2", t0.Add(3*time.Minute), 95))[0]
 	if b.ID == a.ID || b.State != alarm.StateActive || b.DeviceID != "d2" || b.Retriggers != 0 {
 		t.Fatalf("alarm on a second device = %+v (first %d)", b, a.ID)
 	}
@@ -343,13 +278,13 @@ func testAlarmLifecycle(t *testing.T, s *env) {
 	}
 
 	// Clear.
-	got = apply(t, s, cleared("acme", "r1", "d1", t0.Add(4*time.Minute), "auto"))[0]
+	got = enginetest.Apply(t, s, cleared("acme", "r1", "d1", t0.Add(4*time.Minute), "auto"))[0]
 	want.State, want.ClearedAt, want.ClearedBy = alarm.StateCleared, t0.Add(4*time.Minute), "auto"
 	if got != want {
 		t.Fatalf("cleared = %+v\nwant %+v", got, want)
 	}
 	// A clear without an active alarm touches nothing.
-	if got := apply(t, s, cleared("acme", "r1", "d1", t0.Add(5*time.Minute), "alice"))[0]; got != (alarm.Record{}) {
+	if got := enginetest.Apply(t, s, cleared("acme", "r1", "d1", t0.Add(5*time.Minute), "alice"))[0]; got != (alarm.Record{}) {
 		t.Fatalf("clear without an active alarm = %+v, want a zero Alarm", got)
 	}
 	if got, _ := s.GetAlarm(ctx(t), a.ID); got != want {
@@ -357,7 +292,7 @@ func testAlarmLifecycle(t *testing.T, s *env) {
 	}
 
 	// Raising again gives a second alarm; the first stays cleared.
-	c := apply(t, s, raised("acme", "r1", "d1", t0.Add(6*time.Minute), 99))[0]
+	c := enginetest.Apply(t, s, enginetest.Raised("acme", "r1", "d1", t0.Add(6*time.Minute), 99))[0]
 	if c.ID == a.ID || c.ID == b.ID || c.State != alarm.StateActive || c.Retriggers != 0 || !c.RaisedAt.Equal(t0.Add(6*time.Minute)) {
 		t.Fatalf("raised after clear = %+v", c)
 	}
@@ -366,16 +301,16 @@ func testAlarmLifecycle(t *testing.T, s *env) {
 	}
 
 	// A retrigger without an active alarm is not lost: it raises one.
-	d := apply(t, s, retriggered("acme", "r9", "d1", t0.Add(7*time.Minute), 10))[0]
+	d := enginetest.Apply(t, s, retriggered("acme", "r9", "d1", t0.Add(7*time.Minute), 10))[0]
 	if d.ID == 0 || d.State != alarm.StateActive || d.RuleID != "r9" || d.Retriggers != 0 || !d.RaisedAt.Equal(t0.Add(7*time.Minute)) ||
 		!d.LastAt.Equal(d.RaisedAt) {
 		t.Fatalf("retrigger without an active alarm = %+v, want a new active alarm", d)
 	}
 
 	// A maintenance warning keeps its kind.
-	m := raised("acme", "maintenance:service:hours", "d1", t0, 0)
+	m := enginetest.Raised("acme", "maintenance:service:hours", "d1", t0, 0)
 	m.Alarm, m.Severity = alarm.KindMaintenance, "warning"
-	if got := apply(t, s, m)[0]; got.Kind != alarm.KindMaintenance || got.Severity != "warning" {
+	if got := enginetest.Apply(t, s, m)[0]; got.Kind != alarm.KindMaintenance || got.Severity != "warning" {
 		t.Fatalf("maintenance warning = %+v", got)
 	}
 
@@ -393,14 +328,14 @@ func testAlarmLifecycle(t *testing.T, s *env) {
 
 // Changes of one call apply in order and each sees the previous ones.
 func testAlarmChangesInOneBatch(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	got := apply(t, s,
-		raised("acme", "r1", "d1", t0, 1),
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	got := enginetest.Apply(t, s,
+		enginetest.Raised("acme", "r1", "d1", t0, 1),
 		retriggered("acme", "r1", "d1", t0.Add(time.Second), 2),
-		raised("acme", "r1", "d2", t0.Add(2*time.Second), 3),
+		enginetest.Raised("acme", "r1", "d2", t0.Add(2*time.Second), 3),
 		cleared("acme", "r1", "d1", t0.Add(3*time.Second), "auto"),
 		cleared("acme", "r1", "d1", t0.Add(4*time.Second), "auto"),
-		raised("acme", "r1", "d1", t0.Add(5*time.Second), 4),
+		enginetest.Raised("acme", "r1", "d1", t0.Add(5*time.Second), 4),
 	)
 	if got[0].ID == 0 || got[1].ID != got[0].ID || got[1].Retriggers != 1 || got[0].Retriggers != 0 {
 		t.Errorf("raise then retrigger = %+v, %+v", got[0], got[1])
@@ -421,10 +356,10 @@ func testAlarmChangesInOneBatch(t *testing.T, s *env) {
 
 // A failing change rolls back the whole call.
 func testAlarmChangesRollBack(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	_, err := s.ApplyAlarmChanges(ctx(t), []alarm.Change{
-		raised("acme", "r1", "d1", t0, 1),
-		raised("ghost", "r2", "d1", t0, 1),
+		enginetest.Raised("acme", "r1", "d1", t0, 1),
+		enginetest.Raised("ghost", "r2", "d1", t0, 1),
 	})
 	if err == nil {
 		t.Fatal("ApplyAlarmChanges with an unknown tenant succeeded")
@@ -437,7 +372,7 @@ func testAlarmChangesRollBack(t *testing.T, s *env) {
 // Evaluators on several nodes raising the same alarm at once make one
 // active alarm, retriggered by every other raise.
 func testAlarmConcurrentRaise(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	const workers, rounds = 8, 10
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*rounds)
@@ -447,7 +382,7 @@ func testAlarmConcurrentRaise(t *testing.T, s *env) {
 				at := t0.Add(time.Duration(w*rounds+i) * time.Millisecond)
 				// Each call also raises an alarm of its own, in a different
 				// order from the others', to provoke lock-order conflicts.
-				changes := []alarm.Change{raised("acme", "r1", "d1", at, float64(i)), raised("acme", "r1", "d2", at, 0)}
+				changes := []alarm.Change{enginetest.Raised("acme", "r1", "d1", at, float64(i)), enginetest.Raised("acme", "r1", "d2", at, 0)}
 				if w%2 == 1 {
 					changes[0], changes[1] = changes[1], changes[0]
 				}
@@ -476,7 +411,7 @@ func testAlarmConcurrentRaise(t *testing.T, s *env) {
 // Raises and clears of one alarm racing each other never leave two active
 // alarms, and every raise is either a new alarm or a retrigger.
 func testAlarmConcurrentRaiseAndClear(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	const workers, rounds = 6, 10
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*rounds)
@@ -484,7 +419,7 @@ func testAlarmConcurrentRaiseAndClear(t *testing.T, s *env) {
 		wg.Go(func() {
 			for i := range rounds {
 				at := t0.Add(time.Duration(w*rounds+i) * time.Millisecond)
-				changes := []alarm.Change{raised("acme", "r1", "d1", at, 1)}
+				changes := []alarm.Change{enginetest.Raised("acme", "r1", "d1", at, 1)}
 				if w%2 == 1 {
 					changes = append(changes, cleared("acme", "r1", "d1", at, "auto"))
 				}
@@ -516,8 +451,8 @@ func testAlarmConcurrentRaiseAndClear(t *testing.T, s *env) {
 }
 
 func testAckAlarm(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	got := apply(t, s, raised("acme", "r1", "d1", t0, 1), raised("acme", "r2", "d1", t0, 1))
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	got := enginetest.Apply(t, s, enginetest.Raised("acme", "r1", "d1", t0, 1), enginetest.Raised("acme", "r2", "d1", t0, 1))
 	a, b := got[0], got[1]
 	acked, err := s.AckAlarm(ctx(t), a.ID, "alice", "on my way", t0.Add(time.Minute))
 	if err != nil {
@@ -532,15 +467,15 @@ func testAckAlarm(t *testing.T, s *env) {
 		t.Fatalf("GetAlarm after ack = %+v\nwant %+v", got, want)
 	}
 	_, err = s.AckAlarm(ctx(t), a.ID, "bob", "me too", t0.Add(2*time.Minute))
-	wantErr(t, "AckAlarm twice", err, database.ErrConflict)
+	enginetest.WantErr(t, "AckAlarm twice", err, database.ErrConflict)
 	if got, _ := s.GetAlarm(ctx(t), a.ID); got != want {
 		t.Fatalf("a second ack changed the alarm: %+v", got)
 	}
 	_, err = s.AckAlarm(ctx(t), 999999, "bob", "", t0)
-	wantErr(t, "AckAlarm(unknown)", err, database.ErrNotFound)
+	enginetest.WantErr(t, "AckAlarm(unknown)", err, database.ErrNotFound)
 
 	// An ack survives retriggers and clears; a cleared alarm can be acked.
-	got = apply(t, s, retriggered("acme", "r1", "d1", t0.Add(3*time.Minute), 2), cleared("acme", "r2", "d1", t0.Add(3*time.Minute), "auto"))
+	got = enginetest.Apply(t, s, retriggered("acme", "r1", "d1", t0.Add(3*time.Minute), 2), cleared("acme", "r2", "d1", t0.Add(3*time.Minute), "auto"))
 	if got[0].AckedBy != "alice" || !got[0].AckedAt.Equal(t0.Add(time.Minute)) {
 		t.Errorf("retriggered acked alarm = %+v", got[0])
 	}
@@ -551,8 +486,8 @@ func testAckAlarm(t *testing.T, s *env) {
 }
 
 func testListAlarmsFilters(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "beta")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "beta", tenancy.RootTenantID)
 	h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
 	warn := func(c alarm.Change) alarm.Change { c.Severity = "warning"; return c }
 	// a1: acme r1 d1 raised h0, cleared h2
@@ -560,14 +495,14 @@ func testListAlarmsFilters(t *testing.T, s *env) {
 	// a3: acme r2 d1 raised h3, cleared h4, acked
 	// a4: beta r3 d3 raised h5, active, acked
 	// a5: acme r2 d1 raised h6, active
-	ids := alarmIDs(apply(t, s,
-		raised("acme", "r1", "d1", h(0), 1),
-		warn(raised("acme", "r1", "d2", h(1), 1)),
-		raised("acme", "r2", "d1", h(3), 1),
-		raised("beta", "r3", "d3", h(5), 1),
+	ids := alarmIDs(enginetest.Apply(t, s,
+		enginetest.Raised("acme", "r1", "d1", h(0), 1),
+		warn(enginetest.Raised("acme", "r1", "d2", h(1), 1)),
+		enginetest.Raised("acme", "r2", "d1", h(3), 1),
+		enginetest.Raised("beta", "r3", "d3", h(5), 1),
 	))
-	apply(t, s, cleared("acme", "r1", "d1", h(2), "auto"), cleared("acme", "r2", "d1", h(4), "alice"))
-	ids = append(ids, apply(t, s, raised("acme", "r2", "d1", h(6), 1))[0].ID)
+	enginetest.Apply(t, s, cleared("acme", "r1", "d1", h(2), "auto"), cleared("acme", "r2", "d1", h(4), "alice"))
+	ids = append(ids, enginetest.Apply(t, s, enginetest.Raised("acme", "r2", "d1", h(6), 1))[0].ID)
 	for _, i := range []int{2, 3} {
 		if _, err := s.AckAlarm(ctx(t), ids[i], "alice", "", h(7)); err != nil {
 			t.Fatal(err)
@@ -618,17 +553,17 @@ func testListAlarmsFilters(t *testing.T, s *env) {
 	// The default limit is 1000.
 	var many []alarm.Change
 	for i := range 1005 {
-		many = append(many, raised("beta", "bulk", fmt.Sprintf("dev-%04d", i), h(8), 0))
+		many = append(many, enginetest.Raised("beta", "bulk", fmt.Sprintf("dev-%04d", i), h(8), 0))
 	}
-	apply(t, s, many...)
+	enginetest.Apply(t, s, many...)
 	if got, err := s.ListAlarms(ctx(t), alarm.Filter{RuleID: "bulk"}); err != nil || len(got) != 1000 {
 		t.Errorf("ListAlarms without a limit = %d alarms, %v; want 1000", len(got), err)
 	}
 }
 
 func testMaintenancePlans(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "beta")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "beta", tenancy.RootTenantID)
 	plan := func(tenant, model, spec string, at time.Time) alarm.MaintenancePlan {
 		return alarm.MaintenancePlan{TenantID: tenant, Model: model, Spec: json.RawMessage(spec), UpdatedAt: at}
 	}
@@ -642,7 +577,7 @@ func testMaintenancePlans(t *testing.T, s *env) {
 			t.Fatalf("SetMaintenancePlan(%s/%s): %v", p.TenantID, p.Model, err)
 		}
 	}
-	wantErr(t, "SetMaintenancePlan of an unknown tenant", s.SetMaintenancePlan(ctx(t), plan("ghost", "P1", `{}`, t0)), database.ErrNotFound)
+	enginetest.WantErr(t, "SetMaintenancePlan of an unknown tenant", s.SetMaintenancePlan(ctx(t), plan("ghost", "P1", `{}`, t0)), database.ErrNotFound)
 	keys := func(ps []alarm.MaintenancePlan) []string {
 		out := []string{}
 		for _, p := range ps {
@@ -666,16 +601,16 @@ func testMaintenancePlans(t *testing.T, s *env) {
 	if err := s.DeleteMaintenancePlan(ctx(t), "acme", "P100"); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "DeleteMaintenancePlan twice", s.DeleteMaintenancePlan(ctx(t), "acme", "P100"), database.ErrNotFound)
-	wantErr(t, "DeleteMaintenancePlan of another tenant's model", s.DeleteMaintenancePlan(ctx(t), "beta", "P200"), database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteMaintenancePlan twice", s.DeleteMaintenancePlan(ctx(t), "acme", "P100"), database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteMaintenancePlan of another tenant's model", s.DeleteMaintenancePlan(ctx(t), "beta", "P200"), database.ErrNotFound)
 	if ps, _ := s.ListMaintenancePlans(ctx(t), nil); !slices.Equal(keys(ps), []string{"acme/P200", "beta/P100"}) {
 		t.Errorf("after delete ListMaintenancePlans = %v", keys(ps))
 	}
 }
 
 func testMonitorState(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "beta")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "beta", tenancy.RootTenantID)
 	if got, err := s.LoadMonitorState(ctx(t), "alarm"); err != nil || len(got) != 0 {
 		t.Fatalf("LoadMonitorState without state = %q, %v; want none", got, err)
 	}
@@ -716,9 +651,9 @@ func testMonitorState(t *testing.T, s *env) {
 
 func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 	for _, tn := range []string{"acme", "beta"} {
-		mustTenant(t, s, tn)
-		mustRule(t, s, "rule-"+tn, tn)
-		a := apply(t, s, raised(tn, "rule-"+tn, "dev-"+tn, t0, 1))[0]
+		enginetest.Tenant(t, s, tn, tenancy.RootTenantID)
+		enginetest.Rule(t, s, "rule-"+tn, tn)
+		a := enginetest.Apply(t, s, enginetest.Raised(tn, "rule-"+tn, "dev-"+tn, t0, 1))[0]
 		if err := s.CreateWebhook(ctx(t), notifystore.Webhook{ID: "hook-" + tn, TenantID: tn, URL: "https://x", Secret: []byte("k"), CreatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
@@ -732,7 +667,7 @@ func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 		if err := s.SetMaintenancePlan(ctx(t), alarm.MaintenancePlan{TenantID: tn, Model: "P1", Spec: json.RawMessage(`{}`), UpdatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
-		mustUser(t, s, newUser("user-"+tn, tn, identity.RoleCustomerAdmin))
+		enginetest.User(t, s, enginetest.NewUser("user-"+tn, tn, identity.RoleCustomerAdmin))
 		if err := s.SetNotificationPrefs(ctx(t), notifystore.NotificationPrefs{UserID: "user-" + tn, Email: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -768,9 +703,9 @@ func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 	}
 
 	// The ids can be used again, and the prefs of the user are gone.
-	mustTenant(t, s, "acme")
-	mustRule(t, s, "rule-acme", "acme")
-	mustUser(t, s, newUser("user-acme", "acme", identity.RoleCustomerAdmin))
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Rule(t, s, "rule-acme", "acme")
+	enginetest.User(t, s, enginetest.NewUser("user-acme", "acme", identity.RoleCustomerAdmin))
 	if p, err := s.GetNotificationPrefs(ctx(t), "user-acme"); err != nil || p.Email {
 		t.Errorf("prefs of a deleted tenant's user = %+v, %v; want defaults", p, err)
 	}
@@ -778,7 +713,7 @@ func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 		t.Errorf("webhook id of a deleted tenant: %v", err)
 	}
 	// A raise makes a new alarm, not a retrigger of the deleted one.
-	if a := apply(t, s, raised("acme", "rule-acme", "dev-acme", t0.Add(time.Hour), 1))[0]; a.Retriggers != 0 {
+	if a := enginetest.Apply(t, s, enginetest.Raised("acme", "rule-acme", "dev-acme", t0.Add(time.Hour), 1))[0]; a.Retriggers != 0 {
 		t.Errorf("raise after DeleteTenant = %+v, want a new alarm", a)
 	}
 }
@@ -786,14 +721,14 @@ func testDeleteTenantTakesAlarms(t *testing.T, s *env) {
 // A device's alarms, and the deliveries about them, go with the device
 // (its data goes with it); its rules stay.
 func testDeleteDeviceTakesAlarms(t *testing.T, s *env) {
-	mustDevice(t, s, "d1", tenancy.RootTenantID, registry.DeviceInfo{})
-	mustDevice(t, s, "d2", tenancy.RootTenantID, registry.DeviceInfo{})
-	mustRule(t, s, "r1", tenancy.RootTenantID)
-	got := apply(t, s,
-		raised(tenancy.RootTenantID, "r1", "d1", t0, 1),
-		raised(tenancy.RootTenantID, "r1", "d2", t0, 1),
+	enginetest.Device(t, s, "d1", tenancy.RootTenantID, registry.DeviceInfo{})
+	enginetest.Device(t, s, "d2", tenancy.RootTenantID, registry.DeviceInfo{})
+	enginetest.Rule(t, s, "r1", tenancy.RootTenantID)
+	got := enginetest.Apply(t, s,
+		enginetest.Raised(tenancy.RootTenantID, "r1", "d1", t0, 1),
+		enginetest.Raised(tenancy.RootTenantID, "r1", "d2", t0, 1),
 	)
-	apply(t, s, cleared(tenancy.RootTenantID, "r1", "d1", t0.Add(time.Minute), "auto"), raised(tenancy.RootTenantID, "r1", "d1", t0.Add(2*time.Minute), 2))
+	enginetest.Apply(t, s, cleared(tenancy.RootTenantID, "r1", "d1", t0.Add(time.Minute), "auto"), enginetest.Raised(tenancy.RootTenantID, "r1", "d1", t0.Add(2*time.Minute), 2))
 	var ds []notifystore.Delivery
 	for _, a := range got {
 		ds = append(ds, notifystore.Delivery{TenantID: tenancy.RootTenantID, AlarmID: a.ID, Channel: "email", Target: "x@example.com", Event: "raised"})
@@ -814,8 +749,8 @@ func testDeleteDeviceTakesAlarms(t *testing.T, s *env) {
 		t.Errorf("rule after DeleteDevice: %v", err)
 	}
 	// A device created again with the same id starts without alarms.
-	mustDevice(t, s, "d1", tenancy.RootTenantID, registry.DeviceInfo{})
-	if a := apply(t, s, raised(tenancy.RootTenantID, "r1", "d1", t0.Add(time.Hour), 1))[0]; a.Retriggers != 0 || a.ID == got[0].ID {
+	enginetest.Device(t, s, "d1", tenancy.RootTenantID, registry.DeviceInfo{})
+	if a := enginetest.Apply(t, s, enginetest.Raised(tenancy.RootTenantID, "r1", "d1", t0.Add(time.Hour), 1))[0]; a.Retriggers != 0 || a.ID == got[0].ID {
 		t.Errorf("raise on a device created again = %+v", a)
 	}
 }
@@ -825,8 +760,8 @@ func testDeleteDeviceTakesAlarms(t *testing.T, s *env) {
 // FactoryAccess go by the site a device is at now, not the one an alarm
 // was raised at.
 func testListAlarmsScopes(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "acme2")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "acme2", tenancy.RootTenantID)
 	for _, x := range []struct{ id, parent string }{{"east", "acme"}, {"floor", "east"}} {
 		if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: x.id, ParentID: x.parent, Name: x.id, CreatedAt: t0}); err != nil {
 			t.Fatal(err)
@@ -840,14 +775,14 @@ func testListAlarmsScopes(t *testing.T, s *env) {
 	if err := s.SetFactoryAccess(ctx(t), "s2", true, t0); err != nil {
 		t.Fatal(err)
 	}
-	mustDevice(t, s, "d1", "acme", registry.DeviceInfo{SiteID: "s1"})
-	mustDevice(t, s, "d2", "floor", registry.DeviceInfo{})
-	mustDevice(t, s, "d3", "acme2", registry.DeviceInfo{SiteID: "s2"})
+	enginetest.Device(t, s, "d1", "acme", registry.DeviceInfo{SiteID: "s1"})
+	enginetest.Device(t, s, "d2", "floor", registry.DeviceInfo{})
+	enginetest.Device(t, s, "d3", "acme2", registry.DeviceInfo{SiteID: "s2"})
 	// Raised at "site-dN" (see raised), not at the devices' sites now.
-	ids := alarmIDs(apply(t, s,
-		raised("acme", "r1", "d1", t0, 1),
-		raised("floor", "r1", "d2", t0, 1),
-		raised("acme2", "r1", "d3", t0, 1),
+	ids := alarmIDs(enginetest.Apply(t, s,
+		enginetest.Raised("acme", "r1", "d1", t0, 1),
+		enginetest.Raised("floor", "r1", "d2", t0, 1),
+		enginetest.Raised("acme2", "r1", "d3", t0, 1),
 	))
 	a := func(ns ...int) []int64 {
 		out := []int64{}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,8 +16,7 @@ import (
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/maintenance"
 	"github.com/warden-iot/warden/internal/store"
-	"github.com/warden-iot/warden/internal/store/sqlite"
-	"github.com/warden-iot/warden/internal/store/storetest"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -35,15 +33,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "warden.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	storetest.WithKeyring(t, st)
+	st := enginetest.SQLite(t)
+	enginetest.WithKeyring(t, st)
 	if err := st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme", ParentID: tenancy.RootTenantID, Name: "acme", CreatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}

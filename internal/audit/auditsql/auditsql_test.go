@@ -11,10 +11,8 @@ import (
 
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/audit/auditsql"
-	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -23,24 +21,12 @@ import (
 // server has; the engine (store.Store) makes what the tests need from other
 // domains.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, ds *auditsql.Store)
-	}{
-		{"AuditAppendAndList", testAuditAppendAndList},
-		{"AuditFilters", testAuditFilters},
-		{"AuditConcurrentAppends", testAuditConcurrentAppends},
-		{"AuditSurvivesTenantDeletion", testAuditSurvivesTenantDeletion},
-		{"AuditOwnerTenant", testAuditOwnerTenant},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				s, db := open(t)
-				storetest.WithKeyring(t, s)
-				tc.fn(t, s, auditsql.New(db))
-			})
-		}
+	enginetest.RunTests(t, auditsql.New, []enginetest.Test[*auditsql.Store]{
+		{Name: "AuditAppendAndList", Fn: testAuditAppendAndList},
+		{Name: "AuditFilters", Fn: testAuditFilters},
+		{Name: "AuditConcurrentAppends", Fn: testAuditConcurrentAppends},
+		{Name: "AuditSurvivesTenantDeletion", Fn: testAuditSurvivesTenantDeletion},
+		{Name: "AuditOwnerTenant", Fn: testAuditOwnerTenant},
 	})
 }
 

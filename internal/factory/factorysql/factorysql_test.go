@@ -1,7 +1,6 @@
 package factorysql_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -10,10 +9,8 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/factory"
 	"github.com/warden-iot/warden/internal/factory/factorysql"
-	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -22,45 +19,15 @@ import (
 // server has; the engine (store.Store) makes what the tests need from other
 // domains.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, ds *factorysql.Store)
-	}{
-		{"StaffCredentials", testStaffCredentials},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				s, db := open(t)
-				storetest.WithKeyring(t, s)
-				tc.fn(t, s, factorysql.New(db))
-			})
-		}
+	enginetest.RunTests(t, factorysql.New, []enginetest.Test[*factorysql.Store]{
+		{Name: "StaffCredentials", Fn: testStaffCredentials},
 	})
 }
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
 func ctx(t *testing.T) context.Context { return t.Context() }
 
-func mustCreate(t *testing.T, s store.Store, id string) registry.Device {
-	t.Helper()
-	d := registry.Device{
-		ID:           id,
-		TenantID:     tenancy.RootTenantID,
-		Status:       registry.DeviceEnabled,
-		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
-		SecondaryKey: bytes.Repeat([]byte{2}, 32),
-		CreatedAt:    t0,
-	}
-	if err := s.CreateDevice(ctx(t), d); err != nil {
-		t.Fatalf("CreateDevice(%q): %v", id, err)
-	}
-	return d
-}
-
 func testStaffCredentials(t *testing.T, s store.Store, fs *factorysql.Store) {
-	mustCreate(t, s, "a")
+	enginetest.RootDevice(t, s, "a")
 	at := time.UnixMilli(1_700_000_000_123).UTC()
 	c := factory.StaffCredential{ID: "cred-1", TenantID: tenancy.RootTenantID, DeviceID: "a", SiteID: "site-1",
 		ActorUserID: "u1", ActorID: "actor-1", ActorName: "Staff", ActorTenantID: tenancy.RootTenantID,

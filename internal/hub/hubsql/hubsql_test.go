@@ -1,7 +1,6 @@
 package hubsql_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,10 +14,8 @@ import (
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/hub/hubsql"
-	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -27,49 +24,27 @@ import (
 // gets a fresh engine (e, for devices) with a keyring, and a hubsql.Store on
 // its database sealing with that keyring.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, e store.Store, s *hubsql.Store)
-	}{
-		{"TwinEmpty", testTwinEmpty},
-		{"TwinReportedMerge", testTwinReportedMerge},
-		{"TwinDesiredAndTags", testTwinDesiredAndTags},
-		{"TwinInvalid", testTwinInvalid},
-		{"TwinInitial", testTwinInitial},
-		{"TwinConcurrentUpdates", testTwinConcurrentUpdates},
-		{"TwinGoesWithDevice", testTwinGoesWithDevice},
-		{"C2DLifecycle", testC2DLifecycle},
-		{"C2DExpiry", testC2DExpiry},
-		{"C2DLimits", testC2DLimits},
-		{"C2DTenantIsolation", testC2DTenantIsolation},
-		{"C2DHistoryBound", testC2DHistoryBound},
-		{"SessionSubscriptions", testSessionSubscriptions},
-		{"ModelID", testModelID},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				e, db := open(t)
-				s := hubsql.New(db)
-				s.SetSealer(storetest.WithKeyring(t, e))
-				tc.fn(t, e, s)
-			})
-		}
+	enginetest.RunTests(t, hubsql.New, []enginetest.Test[*hubsql.Store]{
+		{Name: "TwinEmpty", Fn: testTwinEmpty},
+		{Name: "TwinReportedMerge", Fn: testTwinReportedMerge},
+		{Name: "TwinDesiredAndTags", Fn: testTwinDesiredAndTags},
+		{Name: "TwinInvalid", Fn: testTwinInvalid},
+		{Name: "TwinInitial", Fn: testTwinInitial},
+		{Name: "TwinConcurrentUpdates", Fn: testTwinConcurrentUpdates},
+		{Name: "TwinGoesWithDevice", Fn: testTwinGoesWithDevice},
+		{Name: "C2DLifecycle", Fn: testC2DLifecycle},
+		{Name: "C2DExpiry", Fn: testC2DExpiry},
+		{Name: "C2DLimits", Fn: testC2DLimits},
+		{Name: "C2DTenantIsolation", Fn: testC2DTenantIsolation},
+		{Name: "C2DHistoryBound", Fn: testC2DHistoryBound},
+		{Name: "SessionSubscriptions", Fn: testSessionSubscriptions},
+		{Name: "ModelID", Fn: testModelID},
 	})
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
-
-func mustCreate(t *testing.T, e store.Store, id string) {
-	t.Helper()
-	d := registry.Device{ID: id, TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
-		PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: t0}
-	if err := e.CreateDevice(ctx(t), d); err != nil {
-		t.Fatalf("CreateDevice(%q): %v", id, err)
-	}
-}
 
 // jsonEq compares two JSON documents by value.
 func jsonEq(t *testing.T, what string, got json.RawMessage, want string) {
@@ -104,7 +79,7 @@ func metaAt(t *testing.T, meta json.RawMessage, path ...string) any {
 }
 
 func testTwinEmpty(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +112,7 @@ func testTwinEmpty(t *testing.T, e store.Store, s *hubsql.Store) {
 }
 
 func testTwinReportedMerge(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	at1 := t0.Add(time.Minute)
 	tw, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1",
 		json.RawMessage(`{"firmware":"1.0.0","interval":5,"net":{"ip":"192.0.2.1","rssi":-60},"big":12345678901234567890}`), at1)
@@ -189,7 +164,7 @@ func testTwinReportedMerge(t *testing.T, e store.Store, s *hubsql.Store) {
 }
 
 func testTwinDesiredAndTags(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	tw, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "d1", hub.TwinUpdate{
 		Desired: json.RawMessage(`{"interval":10,"modes":{"eco":true}}`),
 		Tags:    json.RawMessage(`{"site":"berlin","rack":{"row":3}}`),
@@ -251,7 +226,7 @@ func testTwinDesiredAndTags(t *testing.T, e store.Store, s *hubsql.Store) {
 }
 
 func testTwinInvalid(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	deep := `{"v":1}`
 	for range 11 {
 		deep = `{"x":` + deep + `}`
@@ -298,7 +273,7 @@ func testTwinInvalid(t *testing.T, e store.Store, s *hubsql.Store) {
 }
 
 func testTwinInitial(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(`{"site":"lab"}`), json.RawMessage(`{"interval":5}`), t0); err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +303,7 @@ func testTwinInitial(t *testing.T, e store.Store, s *hubsql.Store) {
 	jsonEq(t, "desired after second initial twin", tw.Desired.Doc, `{"interval":5}`)
 	jsonEq(t, "tags after second initial twin", tw.Tags, `{"site":"lab"}`)
 	// Empty documents are allowed; bad ones are refused.
-	mustCreate(t, e, "d2")
+	enginetest.RootDevice(t, e, "d2")
 	if err := s.SetInitialTwin(ctx(t), tenancy.RootTenantID, "d2", nil, json.RawMessage(`{"a.b":1}`), t0); !errors.Is(err, hub.ErrInvalidTwin) {
 		t.Fatalf("bad initial twin: error %v, want ErrInvalidTwin", err)
 	}
@@ -342,7 +317,7 @@ func testTwinInitial(t *testing.T, e store.Store, s *hubsql.Store) {
 
 // Concurrent patches are applied one after the other: none is lost.
 func testTwinConcurrentUpdates(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	const n = 8
 	var wg sync.WaitGroup
 	errs := make([]error, 2*n)
@@ -376,7 +351,7 @@ func testTwinConcurrentUpdates(t *testing.T, e store.Store, s *hubsql.Store) {
 }
 
 func testTwinGoesWithDevice(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	if _, err := s.UpdateReported(ctx(t), tenancy.RootTenantID, "d1", json.RawMessage(`{"a":1}`), t0); err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +361,7 @@ func testTwinGoesWithDevice(t *testing.T, e store.Store, s *hubsql.Store) {
 	if err := e.DeleteDevice(ctx(t), tenancy.RootTenantID, "d1"); err != nil {
 		t.Fatal(err)
 	}
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	tw, err := s.GetTwin(ctx(t), tenancy.RootTenantID, "d1")
 	if err != nil || tw.Version != 1 {
 		t.Fatalf("twin of a re-created device: version %d, %v; want a new twin", tw.Version, err)
@@ -404,7 +379,7 @@ func c2d(device, mid string, ttl time.Duration) hub.C2DMessage {
 }
 
 func testC2DLifecycle(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	m1, err := s.EnqueueC2D(ctx(t), c2d("d1", "m1", time.Hour), 10)
 	if err != nil {
 		t.Fatal(err)
@@ -476,7 +451,7 @@ func testC2DLifecycle(t *testing.T, e store.Store, s *hubsql.Store) {
 }
 
 func testC2DExpiry(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	short, err := s.EnqueueC2D(ctx(t), c2d("d1", "short", time.Minute), 10)
 	if err != nil {
 		t.Fatal(err)
@@ -525,7 +500,7 @@ func testC2DExpiry(t *testing.T, e store.Store, s *hubsql.Store) {
 		t.Errorf("long = %+v, want queued", m)
 	}
 	// Expiry is also applied by ListC2D alone.
-	mustCreate(t, e, "d2")
+	enginetest.RootDevice(t, e, "d2")
 	if _, err := s.EnqueueC2D(ctx(t), c2d("d2", "x", time.Minute), 10); err != nil {
 		t.Fatal(err)
 	}
@@ -536,7 +511,7 @@ func testC2DExpiry(t *testing.T, e store.Store, s *hubsql.Store) {
 }
 
 func testC2DLimits(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	for i := range 3 {
 		if _, err := s.EnqueueC2D(ctx(t), c2d("d1", fmt.Sprint("m", i), time.Minute), 3); err != nil {
 			t.Fatal(err)
@@ -555,7 +530,7 @@ func testC2DLimits(t *testing.T, e store.Store, s *hubsql.Store) {
 }
 
 func testC2DTenantIsolation(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	m := c2d("d1", "m1", time.Hour)
 	m.TenantID = "another-tenant"
 	if _, err := s.EnqueueC2D(ctx(t), m, 10); !errors.Is(err, database.ErrNotFound) {
@@ -568,7 +543,7 @@ func testC2DTenantIsolation(t *testing.T, e store.Store, s *hubsql.Store) {
 		t.Fatalf("EnqueueC2D to an unknown device: error %v, want ErrNotFound", err)
 	}
 	// Message ids are per device.
-	mustCreate(t, e, "d2")
+	enginetest.RootDevice(t, e, "d2")
 	if _, err := s.EnqueueC2D(ctx(t), c2d("d1", "same", time.Hour), 10); err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +556,7 @@ func testC2DTenantIsolation(t *testing.T, e store.Store, s *hubsql.Store) {
 }
 
 func testC2DHistoryBound(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	n := hub.C2DHistory + 5
 	for i := range n {
 		m, err := s.EnqueueC2D(ctx(t), c2d("d1", fmt.Sprint("m", i), time.Hour), 10)
@@ -609,7 +584,7 @@ func testC2DHistoryBound(t *testing.T, e store.Store, s *hubsql.Store) {
 }
 
 func testSessionSubscriptions(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	got, err := s.SessionSubscriptions(ctx(t), "d1")
 	if err != nil || len(got) != 0 {
 		t.Fatalf("subscriptions of a new device = %v, %v; want none", got, err)
@@ -643,14 +618,14 @@ func testSessionSubscriptions(t *testing.T, e store.Store, s *hubsql.Store) {
 	if err := e.DeleteDevice(ctx(t), tenancy.RootTenantID, "d1"); err != nil {
 		t.Fatal(err)
 	}
-	mustCreate(t, e, "d1")
+	enginetest.RootDevice(t, e, "d1")
 	if got, err = s.SessionSubscriptions(ctx(t), "d1"); err != nil || len(got) != 0 {
 		t.Fatalf("subscriptions of a re-created device = %v, %v; want none", got, err)
 	}
 }
 
 func testModelID(t *testing.T, e store.Store, s *hubsql.Store) {
-	mustCreate(t, e, "a")
+	enginetest.RootDevice(t, e, "a")
 	if id, err := s.DeviceModelID(ctx(t), tenancy.RootTenantID, "a"); err != nil || id != "" {
 		t.Fatalf("model id of a new device = %q, %v", id, err)
 	}

@@ -23,31 +23,20 @@ import (
 // the engine (store.Store) makes what the tests need besides (tenants,
 // sites, grants), the identitysql.Store on its database is under test.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, eng store.Store, s *identitysql.Store)
-	}{
-		{"APITokens", testAPITokens},
-		{"Users", testUsers},
-		{"UserPasswordAndTOTP", testUserPasswordAndTOTP},
-		{"LoginSucceeded", testLoginSucceeded},
-		{"SignInFailures", testSignInFailures},
-		{"SignInFailuresConcurrent", testSignInFailuresConcurrent},
-		{"DeleteUser", testDeleteUser},
-		{"Sessions", testSessions},
-		{"UserTokens", testUserTokens},
-		{"UserTokenConcurrentConsume", testUserTokenConcurrentConsume},
-		{"UserAPITokens", testUserAPITokens},
-		{"PurgeExpired", testPurgeExpired},
-		{"TOTPSteps", testTOTPSteps},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				eng, db := open(t)
-				tc.fn(t, eng, identitysql.New(db))
-			})
-		}
+	enginetest.RunTests(t, identitysql.New, []enginetest.Test[*identitysql.Store]{
+		{Name: "APITokens", Fn: testAPITokens},
+		{Name: "Users", Fn: testUsers},
+		{Name: "UserPasswordAndTOTP", Fn: testUserPasswordAndTOTP},
+		{Name: "LoginSucceeded", Fn: testLoginSucceeded},
+		{Name: "SignInFailures", Fn: testSignInFailures},
+		{Name: "SignInFailuresConcurrent", Fn: testSignInFailuresConcurrent},
+		{Name: "DeleteUser", Fn: testDeleteUser},
+		{Name: "Sessions", Fn: testSessions},
+		{Name: "UserTokens", Fn: testUserTokens},
+		{Name: "UserTokenConcurrentConsume", Fn: testUserTokenConcurrentConsume},
+		{Name: "UserAPITokens", Fn: testUserAPITokens},
+		{Name: "PurgeExpired", Fn: testPurgeExpired},
+		{Name: "TOTPSteps", Fn: testTOTPSteps},
 	})
 }
 
@@ -55,69 +44,15 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
 
-// subTenant creates tenant id below parent.
-func subTenant(t *testing.T, eng store.Store, id, parent string) {
-	t.Helper()
-	if err := eng.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
-		t.Fatalf("CreateTenant(%q below %q): %v", id, parent, err)
-	}
-}
-
-func mustSite(t *testing.T, eng store.Store, id, tenant string) tenancy.Site {
-	t.Helper()
-	st := tenancy.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0,
-		Address: tenancy.Address{Street: "1 Main St", PostalCode: "69001", City: "Lyon", Country: "FR"}}
-	if err := eng.CreateSite(ctx(t), st); err != nil {
-		t.Fatalf("CreateSite(%q): %v", id, err)
-	}
-	return st
-}
-
-func newUser(id, tenant string, role identity.Role) identity.User {
-	return identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: role, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
-}
-
-func mustUser(t *testing.T, s *identitysql.Store, u identity.User) identity.User {
-	t.Helper()
-	if err := s.CreateUser(ctx(t), u); err != nil {
-		t.Fatalf("CreateUser(%q): %v", u.ID, err)
-	}
-	return u
-}
-
-// mustSupporter creates a supporter user with a supporter id.
-func mustSupporter(t *testing.T, s *identitysql.Store, id, tenant string) identity.User {
-	t.Helper()
-	u := newUser(id, tenant, identity.RoleSupporter)
-	u.SupporterID = "S-" + id
-	return mustUser(t, s, u)
-}
-
 func hash(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
-func userIDs(us []identity.User) []string {
-	out := []string{}
-	for _, u := range us {
-		out = append(out, u.ID)
-	}
-	return out
-}
-
-func wantErr(t *testing.T, what string, err, want error) {
-	t.Helper()
-	if !errors.Is(err, want) {
-		t.Errorf("%s: error = %v, want %v", what, err, want)
-	}
-}
-
 func testUsers(t *testing.T, eng store.Store, s *identitysql.Store) {
-	subTenant(t, eng, "acme", tenancy.RootTenantID)
-	subTenant(t, eng, "installers", tenancy.RootTenantID)
+	enginetest.Tenant(t, eng, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, eng, "installers", tenancy.RootTenantID)
 	want := identity.User{ID: "u1", TenantID: "acme", Email: "Ann.Admin@Example.com", FirstName: "Ann", LastName: "Admin",
 		Phone: "+43 1", Company: "ACME", Address: tenancy.Address{City: "Wien", Country: "AT"}, Role: identity.RoleCustomerAdmin,
 		Status: identity.UserPending, CreatedBy: "op", CreatedAt: t0}
-	mustUser(t, s, want)
+	enginetest.User(t, s, want)
 	got, err := s.GetUser(ctx(t), "u1")
 	want.Email = "ann.admin@example.com" // stored in lower case
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) || !got.CreatedAt.Equal(t0) {
@@ -127,18 +62,18 @@ func testUsers(t *testing.T, eng store.Store, s *identitysql.Store) {
 		t.Fatalf("GetUser optional fields = %+v", got)
 	}
 
-	tech := mustSupporter(t, s, "tech1", "installers")
-	mustUser(t, s, newUser("u2", "acme", identity.RoleCustomerUser)) // a second user without supporter id
-	mustUser(t, s, newUser("op", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	tech := enginetest.Supporter(t, s, "tech1", "installers")
+	enginetest.User(t, s, enginetest.NewUser("u2", "acme", identity.RoleCustomerUser)) // a second user without supporter id
+	enginetest.User(t, s, enginetest.NewUser("op", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 
-	dupEmail := newUser("u9", "acme", identity.RoleCustomerUser)
+	dupEmail := enginetest.NewUser("u9", "acme", identity.RoleCustomerUser)
 	dupEmail.Email = "ANN.ADMIN@example.com"
-	wantErr(t, "CreateUser with a taken e-mail address", s.CreateUser(ctx(t), dupEmail), database.ErrConflict)
-	dupSupporter := newUser("u9", "installers", identity.RoleSupporter)
+	enginetest.WantErr(t, "CreateUser with a taken e-mail address", s.CreateUser(ctx(t), dupEmail), database.ErrConflict)
+	dupSupporter := enginetest.NewUser("u9", "installers", identity.RoleSupporter)
 	dupSupporter.SupporterID = tech.SupporterID
-	wantErr(t, "CreateUser with a taken supporter id", s.CreateUser(ctx(t), dupSupporter), database.ErrConflict)
-	wantErr(t, "CreateUser with a taken id", s.CreateUser(ctx(t), newUser("u2", "acme", identity.RoleCustomerUser)), database.ErrConflict)
-	wantErr(t, "CreateUser of a missing tenant", s.CreateUser(ctx(t), newUser("u9", "ghost", identity.RoleCustomerUser)), database.ErrNotFound)
+	enginetest.WantErr(t, "CreateUser with a taken supporter id", s.CreateUser(ctx(t), dupSupporter), database.ErrConflict)
+	enginetest.WantErr(t, "CreateUser with a taken id", s.CreateUser(ctx(t), enginetest.NewUser("u2", "acme", identity.RoleCustomerUser)), database.ErrConflict)
+	enginetest.WantErr(t, "CreateUser of a missing tenant", s.CreateUser(ctx(t), enginetest.NewUser("u9", "ghost", identity.RoleCustomerUser)), database.ErrNotFound)
 
 	if got, err := s.UserByEmail(ctx(t), "ann.admin@EXAMPLE.com"); err != nil || got.ID != "u1" {
 		t.Errorf("UserByEmail = %v, %v", got.ID, err)
@@ -169,8 +104,8 @@ func testUsers(t *testing.T, eng store.Store, s *identitysql.Store) {
 		{[]string{"ghost"}, []string{}},
 	} {
 		got, err := s.ListUsers(ctx(t), tc.tenants)
-		if err != nil || got == nil || !slices.Equal(userIDs(got), tc.want) {
-			t.Errorf("ListUsers(%v) = %v, %v; want %v", tc.tenants, userIDs(got), err, tc.want)
+		if err != nil || got == nil || !slices.Equal(enginetest.UserIDs(got), tc.want) {
+			t.Errorf("ListUsers(%v) = %v, %v; want %v", tc.tenants, enginetest.UserIDs(got), err, tc.want)
 		}
 	}
 	for _, tc := range []struct {
@@ -183,8 +118,8 @@ func testUsers(t *testing.T, eng store.Store, s *identitysql.Store) {
 		{"ghost", []string{}},
 	} {
 		got, err := s.ListUsersUnder(ctx(t), tc.tenant)
-		if err != nil || got == nil || !slices.Equal(userIDs(got), tc.want) {
-			t.Errorf("ListUsersUnder(%q) = %v, %v; want %v", tc.tenant, userIDs(got), err, tc.want)
+		if err != nil || got == nil || !slices.Equal(enginetest.UserIDs(got), tc.want) {
+			t.Errorf("ListUsersUnder(%q) = %v, %v; want %v", tc.tenant, enginetest.UserIDs(got), err, tc.want)
 		}
 	}
 
@@ -204,11 +139,11 @@ func testUsers(t *testing.T, eng store.Store, s *identitysql.Store) {
 	if got.Email != "ann.admin@example.com" || got.SupporterID != "" || got.TenantID != "acme" || got.PasswordHash != "" {
 		t.Fatalf("UpdateUser changed more than it should: %+v", got)
 	}
-	wantErr(t, "UpdateUser(ghost)", s.UpdateUser(ctx(t), identity.User{ID: "ghost"}), database.ErrNotFound)
+	enginetest.WantErr(t, "UpdateUser(ghost)", s.UpdateUser(ctx(t), identity.User{ID: "ghost"}), database.ErrNotFound)
 }
 
 func testUserPasswordAndTOTP(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.User(t, s, enginetest.NewUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	if err := s.SetPassword(ctx(t), "u1", "$argon2id$v=19$hash1"); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +163,7 @@ func testUserPasswordAndTOTP(t *testing.T, eng store.Store, s *identitysql.Store
 	if got, _ := s.GetUser(ctx(t), "u1"); got.PasswordHash != "hash2" || got.Status != identity.UserDisabled {
 		t.Fatalf("SetPassword of a disabled account = %+v", got)
 	}
-	wantErr(t, "SetPassword(ghost)", s.SetPassword(ctx(t), "ghost", "h"), database.ErrNotFound)
+	enginetest.WantErr(t, "SetPassword(ghost)", s.SetPassword(ctx(t), "ghost", "h"), database.ErrNotFound)
 
 	sealed := []byte("sealed-totp-secret")
 	if err := s.SetTOTP(ctx(t), "u1", sealed, false); err != nil {
@@ -249,11 +184,11 @@ func testUserPasswordAndTOTP(t *testing.T, eng store.Store, s *identitysql.Store
 	if got, _ := s.GetUser(ctx(t), "u1"); got.TOTPSecret != nil || got.TOTPEnabled {
 		t.Fatalf("after removing TOTP = %+v", got)
 	}
-	wantErr(t, "SetTOTP(ghost)", s.SetTOTP(ctx(t), "ghost", nil, false), database.ErrNotFound)
+	enginetest.WantErr(t, "SetTOTP(ghost)", s.SetTOTP(ctx(t), "ghost", nil, false), database.ErrNotFound)
 }
 
 func testLoginSucceeded(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.User(t, s, enginetest.NewUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	login := t0.Add(2 * time.Hour)
 	if err := s.LoginSucceeded(ctx(t), "u1", login); err != nil {
 		t.Fatal(err)
@@ -261,7 +196,7 @@ func testLoginSucceeded(t *testing.T, eng store.Store, s *identitysql.Store) {
 	if got, _ := s.GetUser(ctx(t), "u1"); got.FailedLogins != 0 || !got.LastLoginAt.Equal(login) || !got.LockedUntil.IsZero() {
 		t.Fatalf("after LoginSucceeded: %+v", got)
 	}
-	wantErr(t, "LoginSucceeded(ghost)", s.LoginSucceeded(ctx(t), "ghost", t0), database.ErrNotFound)
+	enginetest.WantErr(t, "LoginSucceeded(ghost)", s.LoginSucceeded(ctx(t), "ghost", t0), database.ErrNotFound)
 }
 
 // testSignInFailuresConcurrent: concurrent failures of one address are
@@ -309,10 +244,10 @@ func testSignInFailuresConcurrent(t *testing.T, eng store.Store, s *identitysql.
 }
 
 func testDeleteUser(t *testing.T, eng store.Store, s *identitysql.Store) {
-	subTenant(t, eng, "acme", tenancy.RootTenantID)
-	mustSite(t, eng, "site", "acme")
-	mustSupporter(t, s, "tech", tenancy.RootTenantID)
-	mustSupporter(t, s, "other", tenancy.RootTenantID)
+	enginetest.Tenant(t, eng, "acme", tenancy.RootTenantID)
+	enginetest.Site(t, eng, "site", "acme")
+	enginetest.Supporter(t, s, "tech", tenancy.RootTenantID)
+	enginetest.Supporter(t, s, "other", tenancy.RootTenantID)
 	if err := s.CreateSession(ctx(t), identity.Session{ID: "sess", UserID: "tech", Hash: hash(1), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -355,14 +290,14 @@ func testDeleteUser(t *testing.T, eng store.Store, s *identitysql.Store) {
 	if g, err := eng.GetGrant(ctx(t), "g-other"); err != nil || g.CreatedBy != "tech" {
 		t.Errorf("grant made by the deleted user to another = %+v, %v; want it kept", g, err)
 	}
-	wantErr(t, "DeleteUser again", s.DeleteUser(ctx(t), "tech"), database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteUser again", s.DeleteUser(ctx(t), "tech"), database.ErrNotFound)
 	// The e-mail address and supporter id are free again.
-	mustSupporter(t, s, "tech", tenancy.RootTenantID)
+	enginetest.Supporter(t, s, "tech", tenancy.RootTenantID)
 }
 
 func testSessions(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
-	mustUser(t, s, newUser("u2", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.User(t, s, enginetest.NewUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.User(t, s, enginetest.NewUser("u2", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	want := identity.Session{ID: "s1", UserID: "u1", Hash: hash(1), CreatedAt: t0, LastSeenAt: t0,
 		ExpiresAt: t0.Add(12 * time.Hour), IP: "192.0.2.1", UserAgent: "Firefox"}
 	for _, se := range []identity.Session{
@@ -374,9 +309,9 @@ func testSessions(t *testing.T, eng store.Store, s *identitysql.Store) {
 			t.Fatal(err)
 		}
 	}
-	wantErr(t, "CreateSession with a taken id", s.CreateSession(ctx(t), identity.Session{ID: "s1", UserID: "u2", Hash: hash(9), CreatedAt: t0}), database.ErrConflict)
-	wantErr(t, "CreateSession with a taken hash", s.CreateSession(ctx(t), identity.Session{ID: "s9", UserID: "u2", Hash: hash(1), CreatedAt: t0}), database.ErrConflict)
-	wantErr(t, "CreateSession of a missing user", s.CreateSession(ctx(t), identity.Session{ID: "s9", UserID: "ghost", Hash: hash(9), CreatedAt: t0}), database.ErrNotFound)
+	enginetest.WantErr(t, "CreateSession with a taken id", s.CreateSession(ctx(t), identity.Session{ID: "s1", UserID: "u2", Hash: hash(9), CreatedAt: t0}), database.ErrConflict)
+	enginetest.WantErr(t, "CreateSession with a taken hash", s.CreateSession(ctx(t), identity.Session{ID: "s9", UserID: "u2", Hash: hash(1), CreatedAt: t0}), database.ErrConflict)
+	enginetest.WantErr(t, "CreateSession of a missing user", s.CreateSession(ctx(t), identity.Session{ID: "s9", UserID: "ghost", Hash: hash(9), CreatedAt: t0}), database.ErrNotFound)
 
 	got, err := s.SessionByHash(ctx(t), hash(1))
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
@@ -393,7 +328,7 @@ func testSessions(t *testing.T, eng store.Store, s *identitysql.Store) {
 	if !got.LastSeenAt.Equal(seen) || !got.ExpiresAt.Equal(expires) || !got.CreatedAt.Equal(t0) {
 		t.Fatalf("after TouchSession = %+v", got)
 	}
-	wantErr(t, "TouchSession(ghost)", s.TouchSession(ctx(t), "ghost", seen, expires), database.ErrNotFound)
+	enginetest.WantErr(t, "TouchSession(ghost)", s.TouchSession(ctx(t), "ghost", seen, expires), database.ErrNotFound)
 
 	list, err := s.ListSessions(ctx(t), "u1")
 	if err != nil || len(list) != 2 || list[0].ID != "s1" || list[1].ID != "s2" || !list[0].LastSeenAt.Equal(seen) {
@@ -406,7 +341,7 @@ func testSessions(t *testing.T, eng store.Store, s *identitysql.Store) {
 	if err := s.DeleteSession(ctx(t), "s2"); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "DeleteSession again", s.DeleteSession(ctx(t), "s2"), database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteSession again", s.DeleteSession(ctx(t), "s2"), database.ErrNotFound)
 	if list, _ := s.ListSessions(ctx(t), "u1"); len(list) != 1 {
 		t.Fatalf("after DeleteSession: %+v", list)
 	}
@@ -425,8 +360,8 @@ func testSessions(t *testing.T, eng store.Store, s *identitysql.Store) {
 }
 
 func testUserTokens(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
-	mustUser(t, s, newUser("u2", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.User(t, s, enginetest.NewUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.User(t, s, enginetest.NewUser("u2", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	exp := t0.Add(24 * time.Hour)
 	tok := identity.UserToken{Hash: hash(1), UserID: "u1", Purpose: identity.PurposeActivate, CreatedAt: t0, ExpiresAt: exp}
 	if err := s.CreateUserToken(ctx(t), tok); err != nil {
@@ -478,12 +413,12 @@ func testUserTokens(t *testing.T, eng store.Store, s *identitysql.Store) {
 	if _, err := s.ConsumeUserToken(ctx(t), hash(6), identity.PurposeReset, t0.Add(2*time.Hour)); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("expired token: %v", err)
 	}
-	wantErr(t, "CreateUserToken of a missing user",
+	enginetest.WantErr(t, "CreateUserToken of a missing user",
 		s.CreateUserToken(ctx(t), identity.UserToken{Hash: hash(7), UserID: "ghost", Purpose: identity.PurposeReset, CreatedAt: t0, ExpiresAt: exp}), database.ErrNotFound)
 }
 
 func testUserTokenConcurrentConsume(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.User(t, s, enginetest.NewUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	if err := s.CreateUserToken(ctx(t), identity.UserToken{Hash: hash(1), UserID: "u1", Purpose: identity.PurposeReset, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -509,9 +444,9 @@ func testUserTokenConcurrentConsume(t *testing.T, eng store.Store, s *identitysq
 }
 
 func testUserAPITokens(t *testing.T, eng store.Store, s *identitysql.Store) {
-	subTenant(t, eng, "acme", tenancy.RootTenantID)
-	mustUser(t, s, newUser("ann", "acme", identity.RoleCustomerAdmin))
-	mustUser(t, s, newUser("bob", "acme", identity.RoleCustomerUser))
+	enginetest.Tenant(t, eng, "acme", tenancy.RootTenantID)
+	enginetest.User(t, s, enginetest.NewUser("ann", "acme", identity.RoleCustomerAdmin))
+	enginetest.User(t, s, enginetest.NewUser("bob", "acme", identity.RoleCustomerUser))
 	boot := identity.APIToken{ID: "boot", TenantID: tenancy.RootTenantID, Name: "bootstrap", Role: identity.RoleOperatorAdmin,
 		Hash: hash(1), CreatedAt: t0}
 	want := identity.APIToken{ID: "t1", TenantID: "acme", UserID: "ann", Name: "ci", Role: identity.RoleCustomerAdmin,
@@ -527,11 +462,11 @@ func testUserAPITokens(t *testing.T, eng store.Store, s *identitysql.Store) {
 			t.Fatalf("CreateAPIToken(%s): %v", tok.ID, err)
 		}
 	}
-	wantErr(t, "CreateAPIToken for a user of another tenant", s.CreateAPIToken(ctx(t), identity.APIToken{ID: "t9", TenantID: tenancy.RootTenantID,
+	enginetest.WantErr(t, "CreateAPIToken for a user of another tenant", s.CreateAPIToken(ctx(t), identity.APIToken{ID: "t9", TenantID: tenancy.RootTenantID,
 		UserID: "ann", Name: "x", Role: identity.RoleOperatorAdmin, Hash: hash(9), CreatedAt: t0}), database.ErrNotFound)
-	wantErr(t, "CreateAPIToken for a missing user", s.CreateAPIToken(ctx(t), identity.APIToken{ID: "t9", TenantID: "acme",
+	enginetest.WantErr(t, "CreateAPIToken for a missing user", s.CreateAPIToken(ctx(t), identity.APIToken{ID: "t9", TenantID: "acme",
 		UserID: "ghost", Name: "x", Role: identity.RoleCustomerUser, Hash: hash(9), CreatedAt: t0}), database.ErrNotFound)
-	wantErr(t, "CreateAPIToken with a taken hash", s.CreateAPIToken(ctx(t), identity.APIToken{ID: "t9", TenantID: "acme",
+	enginetest.WantErr(t, "CreateAPIToken with a taken hash", s.CreateAPIToken(ctx(t), identity.APIToken{ID: "t9", TenantID: "acme",
 		UserID: "bob", Name: "x", Role: identity.RoleCustomerUser, Hash: hash(2), CreatedAt: t0}), database.ErrConflict)
 	if err := s.CreateAPIToken(ctx(t), identity.APIToken{ID: "t9", TenantID: "acme", Name: "x", Role: identity.RoleCustomerUser,
 		Scopes: []string{"read write"}, Hash: hash(9), CreatedAt: t0}); err == nil {
@@ -574,7 +509,7 @@ func testUserAPITokens(t *testing.T, eng store.Store, s *identitysql.Store) {
 	if got, _ := s.APITokenByHash(ctx(t), hash(2)); !got.LastUsedAt.Equal(used.Truncate(time.Millisecond)) {
 		t.Fatalf("after TouchAPIToken: %+v", got)
 	}
-	wantErr(t, "TouchAPIToken(ghost)", s.TouchAPIToken(ctx(t), "ghost", used), database.ErrNotFound)
+	enginetest.WantErr(t, "TouchAPIToken(ghost)", s.TouchAPIToken(ctx(t), "ghost", used), database.ErrNotFound)
 
 	if err := s.DeleteAPIToken(ctx(t), "t1"); err != nil {
 		t.Fatal(err)
@@ -582,14 +517,14 @@ func testUserAPITokens(t *testing.T, eng store.Store, s *identitysql.Store) {
 	if _, err := s.APITokenByHash(ctx(t), hash(2)); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("deleted token still found: %v", err)
 	}
-	wantErr(t, "DeleteAPIToken again", s.DeleteAPIToken(ctx(t), "t1"), database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteAPIToken again", s.DeleteAPIToken(ctx(t), "t1"), database.ErrNotFound)
 	if list, _ := s.ListAPITokens(ctx(t), "ann"); len(list) != 1 || list[0].ID != "t2" {
 		t.Fatalf("after delete ListAPITokens(ann) = %+v", list)
 	}
 }
 
 func testPurgeExpired(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.User(t, s, enginetest.NewUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	for i, exp := range []time.Time{t0.Add(time.Hour), t0.Add(3 * time.Hour)} {
 		if err := s.CreateSession(ctx(t), identity.Session{ID: fmt.Sprintf("s%d", i), UserID: "u1", Hash: hash(byte(i + 1)), CreatedAt: t0,
 			LastSeenAt: t0, ExpiresAt: exp}); err != nil {
@@ -613,16 +548,16 @@ func testPurgeExpired(t *testing.T, eng store.Store, s *identitysql.Store) {
 }
 
 func testTOTPSteps(t *testing.T, eng store.Store, s *identitysql.Store) {
-	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.User(t, s, enginetest.NewUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	if err := s.UseTOTPStep(ctx(t), "u1", 100); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "the same step again", s.UseTOTPStep(ctx(t), "u1", 100), database.ErrConflict)
-	wantErr(t, "an earlier step", s.UseTOTPStep(ctx(t), "u1", 99), database.ErrConflict)
+	enginetest.WantErr(t, "the same step again", s.UseTOTPStep(ctx(t), "u1", 100), database.ErrConflict)
+	enginetest.WantErr(t, "an earlier step", s.UseTOTPStep(ctx(t), "u1", 99), database.ErrConflict)
 	if err := s.UseTOTPStep(ctx(t), "u1", 101); err != nil {
 		t.Errorf("the next step: %v", err)
 	}
-	wantErr(t, "a step of a missing user", s.UseTOTPStep(ctx(t), "ghost", 1), database.ErrNotFound)
+	enginetest.WantErr(t, "a step of a missing user", s.UseTOTPStep(ctx(t), "ghost", 1), database.ErrNotFound)
 }
 
 func testSignInFailures(t *testing.T, eng store.Store, s *identitysql.Store) {

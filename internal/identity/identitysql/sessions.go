@@ -50,13 +50,13 @@ func (s *Store) SessionByHash(ctx context.Context, hash []byte) (identity.Sessio
 
 // TouchSession records activity and moves the expiry.
 func (s *Store) TouchSession(ctx context.Context, id string, at, expires time.Time) error {
-	return s.updateOne(ctx, "session", id, `UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id = ?`,
+	return database.UpdateOne(ctx, s.db, "session", id, `UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id = ?`,
 		database.Millis(at), database.Millis(expires), id)
 }
 
 // DeleteSession signs a session out.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	return s.deleteOne(ctx, "session", id, `DELETE FROM sessions WHERE id = ?`, id)
+	return database.DeleteOne(ctx, s.db, "session", id, `DELETE FROM sessions WHERE id = ?`, id)
 }
 
 // DeleteUserSessions signs a user out everywhere.

@@ -106,10 +106,10 @@ func (s *Store) GetAPIToken(ctx context.Context, id string) (identity.APIToken, 
 
 // DeleteAPIToken revokes a token.
 func (s *Store) DeleteAPIToken(ctx context.Context, id string) error {
-	return s.deleteOne(ctx, "api token", id, `DELETE FROM api_tokens WHERE id = ?`, id)
+	return database.DeleteOne(ctx, s.db, "api token", id, `DELETE FROM api_tokens WHERE id = ?`, id)
 }
 
 // TouchAPIToken records when a token was last used.
 func (s *Store) TouchAPIToken(ctx context.Context, id string, at time.Time) error {
-	return s.updateOne(ctx, "api token", id, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, database.Millis(at), id)
+	return database.UpdateOne(ctx, s.db, "api token", id, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, database.Millis(at), id)
 }

@@ -23,7 +23,7 @@ func scanUser(row database.Scanner) (identity.User, error) {
 		&status, &u.PasswordHash, &u.TOTPSecret, &u.TOTPEnabled, &u.FailedLogins, &locked, &lastLogin, &u.CreatedBy, &created); err != nil {
 		return identity.User{}, err
 	}
-	if err := fromJSON(addr, &u.Address); err != nil {
+	if err := database.FromJSON(addr, &u.Address); err != nil {
 		return identity.User{}, fmt.Errorf("address of user %q: %w", u.ID, err)
 	}
 	u.Role, u.Status, u.SupporterID = identity.Role(role), identity.UserStatus(status), supporter.String
@@ -33,7 +33,7 @@ func scanUser(row database.Scanner) (identity.User, error) {
 
 // CreateUser adds an account. The e-mail address is stored in lower case.
 func (s *Store) CreateUser(ctx context.Context, u identity.User) error {
-	addr, err := toJSON(u.Address)
+	addr, err := database.ToJSON(u.Address)
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.ID, err)
 	}
@@ -112,11 +112,11 @@ func (s *Store) ListUsersUnder(ctx context.Context, tenantID string) ([]identity
 
 // UpdateUser replaces names, phone, company, address, role and status.
 func (s *Store) UpdateUser(ctx context.Context, u identity.User) error {
-	addr, err := toJSON(u.Address)
+	addr, err := database.ToJSON(u.Address)
 	if err != nil {
 		return fmt.Errorf("update user %q: %w", u.ID, err)
 	}
-	return s.updateOne(ctx, "user", u.ID, `UPDATE users SET first_name = ?, last_name = ?, phone = ?, company = ?,
+	return database.UpdateOne(ctx, s.db, "user", u.ID, `UPDATE users SET first_name = ?, last_name = ?, phone = ?, company = ?,
 		address = ?, role = ?, status = ? WHERE id = ?`,
 		u.FirstName, u.LastName, u.Phone, u.Company, addr, string(u.Role), string(u.Status), u.ID)
 }
@@ -124,14 +124,14 @@ func (s *Store) UpdateUser(ctx context.Context, u identity.User) error {
 // SetPassword stores a new password hash, activates the account unless it
 // is disabled, and clears failed logins and any lock.
 func (s *Store) SetPassword(ctx context.Context, userID, hash string) error {
-	return s.updateOne(ctx, "user", userID, `UPDATE users SET password_hash = ?,
+	return database.UpdateOne(ctx, s.db, "user", userID, `UPDATE users SET password_hash = ?,
 		status = CASE WHEN status = ? THEN status ELSE ? END, failed_logins = 0, locked_until = 0
 		WHERE id = ?`, hash, string(identity.UserDisabled), string(identity.UserActive), userID)
 }
 
 // SetTOTP stores a sealed TOTP secret (nil: none) and whether it is enabled.
 func (s *Store) SetTOTP(ctx context.Context, userID string, secret []byte, enabled bool) error {
-	return s.updateOne(ctx, "user", userID, `UPDATE users SET totp_secret = ?, totp_enabled = ? WHERE id = ?`,
+	return database.UpdateOne(ctx, s.db, "user", userID, `UPDATE users SET totp_secret = ?, totp_enabled = ? WHERE id = ?`,
 		secret, enabled, userID)
 }
 
@@ -154,12 +154,12 @@ func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64) erro
 // sign-in (package api also uses it, with the last sign-in time, to lift a
 // lock).
 func (s *Store) LoginSucceeded(ctx context.Context, userID string, at time.Time) error {
-	return s.updateOne(ctx, "user", userID, `UPDATE users SET failed_logins = 0, locked_until = 0, last_login_at = ? WHERE id = ?`,
+	return database.UpdateOne(ctx, s.db, "user", userID, `UPDATE users SET failed_logins = 0, locked_until = 0, last_login_at = ? WHERE id = ?`,
 		database.Millis(at), userID)
 }
 
 // DeleteUser removes an account; its sessions, one-time tokens, API tokens
 // and the grants made to it go with it (ON DELETE CASCADE).
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	return s.deleteOne(ctx, "user", id, `DELETE FROM users WHERE id = ?`, id)
+	return database.DeleteOne(ctx, s.db, "user", id, `DELETE FROM users WHERE id = ?`, id)
 }

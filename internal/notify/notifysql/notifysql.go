@@ -35,23 +35,6 @@ func (s *Store) SetSealer(sl keyring.Sealer) { s.sealer = sl }
 
 func (s *Store) filter() *database.Filter { return &database.Filter{Dialect: s.db.Dialect} }
 
-// toJSON is v as a JSON TEXT column.
-func toJSON(v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
-// fromJSON reads a JSON TEXT column into v; "" leaves v as it is.
-func fromJSON(s string, v any) error {
-	if s == "" {
-		return nil
-	}
-	return json.Unmarshal([]byte(s), v)
-}
-
 // ---- Notification settings ----
 
 // GetNotificationPrefs returns a user's preferences, or the defaults (no
@@ -67,10 +50,10 @@ func (s *Store) GetNotificationPrefs(ctx context.Context, userID string) (notify
 	if err != nil {
 		return p, fmt.Errorf("notification prefs of %q: %w", userID, err)
 	}
-	if err := fromJSON(sev, &p.Severities); err != nil {
+	if err := database.FromJSON(sev, &p.Severities); err != nil {
 		return p, fmt.Errorf("notification prefs of %q: %w", userID, err)
 	}
-	if err := fromJSON(sites, &p.SiteIDs); err != nil {
+	if err := database.FromJSON(sites, &p.SiteIDs); err != nil {
 		return p, fmt.Errorf("notification prefs of %q: %w", userID, err)
 	}
 	return p, nil
@@ -78,11 +61,11 @@ func (s *Store) GetNotificationPrefs(ctx context.Context, userID string) (notify
 
 // SetNotificationPrefs stores a user's preferences; the user must exist.
 func (s *Store) SetNotificationPrefs(ctx context.Context, p notifystore.NotificationPrefs) error {
-	sev, err := toJSON(p.Severities)
+	sev, err := database.ToJSON(p.Severities)
 	if err != nil {
 		return fmt.Errorf("set notification prefs of %q: %w", p.UserID, err)
 	}
-	sites, err := toJSON(p.SiteIDs)
+	sites, err := database.ToJSON(p.SiteIDs)
 	if err != nil {
 		return fmt.Errorf("set notification prefs of %q: %w", p.UserID, err)
 	}
@@ -107,7 +90,7 @@ func scanWebhook(row database.Scanner) (notifystore.Webhook, error) {
 	if err := row.Scan(&w.ID, &w.TenantID, &w.URL, &w.Secret, &sev, &w.Enabled, &created); err != nil {
 		return w, err
 	}
-	if err := fromJSON(sev, &w.Severities); err != nil {
+	if err := database.FromJSON(sev, &w.Severities); err != nil {
 		return w, fmt.Errorf("%q: %w", w.ID, err)
 	}
 	w.CreatedAt = database.Time(created)
@@ -116,7 +99,7 @@ func scanWebhook(row database.Scanner) (notifystore.Webhook, error) {
 
 // CreateWebhook stores a webhook; its tenant must exist.
 func (s *Store) CreateWebhook(ctx context.Context, w notifystore.Webhook) error {
-	sev, err := toJSON(w.Severities)
+	sev, err := database.ToJSON(w.Severities)
 	if err != nil {
 		return fmt.Errorf("create webhook %q: %w", w.ID, err)
 	}

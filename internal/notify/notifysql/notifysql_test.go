@@ -16,7 +16,6 @@ import (
 	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -56,7 +55,7 @@ type env struct {
 func newEnv(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) *env {
 	t.Helper()
 	st, db := open(t)
-	kr := storetest.WithKeyring(t, st)
+	kr := enginetest.WithKeyring(t, st)
 	e := &env{Store: notifysql.New(db), engine: &engine{st}}
 	e.Store.SetSealer(kr)
 	return e
@@ -66,35 +65,8 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
 
-func wantErr(t *testing.T, what string, err, want error) {
-	t.Helper()
-	if !errors.Is(err, want) {
-		t.Errorf("%s: error = %v, want %v", what, err, want)
-	}
-}
-
-func mustTenant(t *testing.T, s *env, id string) {
-	t.Helper()
-	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func newUser(id, tenant string, role identity.Role) identity.User {
-	return identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: role, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
-}
-
-func mustUser(t *testing.T, s *env, u identity.User) identity.User {
-	t.Helper()
-	if err := s.CreateUser(ctx(t), u); err != nil {
-		t.Fatalf("CreateUser(%q): %v", u.ID, err)
-	}
-	return u
-}
-
 func testNotificationPrefs(t *testing.T, s *env) {
-	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.User(t, s, enginetest.NewUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	for _, id := range []string{"u1", "nobody"} {
 		p, err := s.GetNotificationPrefs(ctx(t), id)
 		if err != nil || p.UserID != id || p.Email || len(p.Severities) != 0 || len(p.SiteIDs) != 0 {
@@ -117,22 +89,22 @@ func testNotificationPrefs(t *testing.T, s *env) {
 	if err != nil || p.Email || len(p.Severities) != 0 || !slices.Equal(p.SiteIDs, want.SiteIDs) {
 		t.Fatalf("GetNotificationPrefs after update = %+v, %v; want %+v", p, err, want)
 	}
-	wantErr(t, "SetNotificationPrefs of an unknown user", s.SetNotificationPrefs(ctx(t), notifystore.NotificationPrefs{UserID: "nobody", Email: true}),
+	enginetest.WantErr(t, "SetNotificationPrefs of an unknown user", s.SetNotificationPrefs(ctx(t), notifystore.NotificationPrefs{UserID: "nobody", Email: true}),
 		database.ErrNotFound)
 
 	// The prefs go with the user.
 	if err := s.DeleteUser(ctx(t), "u1"); err != nil {
 		t.Fatal(err)
 	}
-	mustUser(t, s, newUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.User(t, s, enginetest.NewUser("u1", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	if p, err := s.GetNotificationPrefs(ctx(t), "u1"); err != nil || p.Email || len(p.SiteIDs) != 0 {
 		t.Errorf("prefs of a user created again = %+v, %v; want defaults", p, err)
 	}
 }
 
 func testWebhooks(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "beta")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "beta", tenancy.RootTenantID)
 	w1 := notifystore.Webhook{ID: "w1", TenantID: "acme", URL: "https://acme.example/hook", Secret: []byte{0, 1, 2, 0xff},
 		Severities: []string{"critical"}, Enabled: true, CreatedAt: t0}
 	for _, w := range []notifystore.Webhook{w1,
@@ -143,8 +115,8 @@ func testWebhooks(t *testing.T, s *env) {
 			t.Fatalf("CreateWebhook(%s): %v", w.ID, err)
 		}
 	}
-	wantErr(t, "CreateWebhook twice", s.CreateWebhook(ctx(t), w1), database.ErrConflict)
-	wantErr(t, "CreateWebhook of an unknown tenant",
+	enginetest.WantErr(t, "CreateWebhook twice", s.CreateWebhook(ctx(t), w1), database.ErrConflict)
+	enginetest.WantErr(t, "CreateWebhook of an unknown tenant",
 		s.CreateWebhook(ctx(t), notifystore.Webhook{ID: "wx", TenantID: "ghost", URL: "https://x", Secret: []byte("x")}), database.ErrNotFound)
 
 	hookIDs := func(ws []notifystore.Webhook) []string {
@@ -178,16 +150,16 @@ func testWebhooks(t *testing.T, s *env) {
 	if err := s.DeleteWebhook(ctx(t), "w1"); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "DeleteWebhook twice", s.DeleteWebhook(ctx(t), "w1"), database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteWebhook twice", s.DeleteWebhook(ctx(t), "w1"), database.ErrNotFound)
 	if ws, err := s.ListWebhooks(ctx(t), nil); err != nil || !slices.Equal(hookIDs(ws), []string{"w0", "w2"}) {
 		t.Errorf("after delete ListWebhooks = %v, %v", hookIDs(ws), err)
 	}
 }
 
 func testEscalation(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	_, err := s.GetEscalation(ctx(t), "acme")
-	wantErr(t, "GetEscalation without one", err, database.ErrNotFound)
+	enginetest.WantErr(t, "GetEscalation without one", err, database.ErrNotFound)
 	want := notifystore.Escalation{TenantID: "acme", Delay: 15 * time.Minute, Email: "oncall@acme.example"}
 	if err := s.SetEscalation(ctx(t), want); err != nil {
 		t.Fatal(err)
@@ -206,17 +178,17 @@ func testEscalation(t *testing.T, s *env) {
 		t.Fatal(err)
 	}
 	_, err = s.GetEscalation(ctx(t), "acme")
-	wantErr(t, "GetEscalation after delay 0", err, database.ErrNotFound)
+	enginetest.WantErr(t, "GetEscalation after delay 0", err, database.ErrNotFound)
 	if err := s.SetEscalation(ctx(t), notifystore.Escalation{TenantID: "acme"}); err != nil {
 		t.Errorf("removing a missing escalation: %v", err)
 	}
-	wantErr(t, "SetEscalation of an unknown tenant",
+	enginetest.WantErr(t, "SetEscalation of an unknown tenant",
 		s.SetEscalation(ctx(t), notifystore.Escalation{TenantID: "ghost", Delay: time.Minute, Email: "x@example.com"}), database.ErrNotFound)
 }
 
 func testDeliveries(t *testing.T, s *env) {
-	mustTenant(t, s, "acme")
-	mustTenant(t, s, "beta")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, s, "beta", tenancy.RootTenantID)
 	d := func(tenant string, alarm int64, target string, next time.Time) notifystore.Delivery {
 		return notifystore.Delivery{TenantID: tenant, AlarmID: alarm, Channel: "email", Target: target, Event: "raised",
 			Payload: json.RawMessage(`{"alarm":` + fmt.Sprint(alarm) + `}`), NextAt: next, CreatedAt: t0}
@@ -273,7 +245,7 @@ func testDeliveries(t *testing.T, s *env) {
 			t.Fatal(err)
 		}
 	}
-	wantErr(t, "UpdateDelivery(unknown)", s.UpdateDelivery(ctx(t), notifystore.Delivery{ID: 999999, State: notifystore.DeliverySent}), database.ErrNotFound)
+	enginetest.WantErr(t, "UpdateDelivery(unknown)", s.UpdateDelivery(ctx(t), notifystore.Delivery{ID: 999999, State: notifystore.DeliverySent}), database.ErrNotFound)
 	if due, err := s.DueDeliveries(ctx(t), t0.Add(5*time.Minute), 10); err != nil || len(due) != 0 {
 		t.Fatalf("DueDeliveries after updates = %v, %v; want none", deliveryIDs(due), err)
 	}

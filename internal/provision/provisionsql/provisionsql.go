@@ -193,20 +193,7 @@ func (s *Store) UpdateEnrollmentGroup(ctx context.Context, tenantID, id string, 
 
 // DeleteEnrollmentGroup removes a group.
 func (s *Store) DeleteEnrollmentGroup(ctx context.Context, tenantID, id string) error {
-	return s.deleteOne(ctx, "enrollment group", id, `DELETE FROM enrollment_groups WHERE tenant_id = ? AND id = ?`, tenantID, id)
-}
-
-// deleteOne runs a DELETE of one row and reports ErrNotFound if it matched
-// none.
-func (s *Store) deleteOne(ctx context.Context, what, id, query string, args ...any) error {
-	n, err := database.Affected(s.db.Exec(ctx, query, args...))
-	if err != nil {
-		return fmt.Errorf("delete %s %q: %w", what, id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("%s %q: %w", what, id, database.ErrNotFound)
-	}
-	return nil
+	return database.DeleteOne(ctx, s.db, "enrollment group", id, `DELETE FROM enrollment_groups WHERE tenant_id = ? AND id = ?`, tenantID, id)
 }
 
 const enrollmentColumns = `registration_id, tenant_id, device_id, enabled, primary_key, secondary_key, initial_twin, created_at, updated_at, sealed`
@@ -288,7 +275,7 @@ func (s *Store) UpdateEnrollment(ctx context.Context, tenantID, registrationID s
 
 // DeleteEnrollment removes an individual enrollment.
 func (s *Store) DeleteEnrollment(ctx context.Context, tenantID, registrationID string) error {
-	return s.deleteOne(ctx, "enrollment", registrationID, `DELETE FROM enrollments WHERE tenant_id = ? AND registration_id = ?`, tenantID, registrationID)
+	return database.DeleteOne(ctx, s.db, "enrollment", registrationID, `DELETE FROM enrollments WHERE tenant_id = ? AND registration_id = ?`, tenantID, registrationID)
 }
 
 const registrationColumns = `registration_id, tenant_id, device_id, enrollment_kind, enrollment_id, status, substatus,
@@ -347,5 +334,5 @@ func (s *Store) ListRegistrations(ctx context.Context, tenantID, after string, l
 
 // DeleteRegistration removes a registration record.
 func (s *Store) DeleteRegistration(ctx context.Context, tenantID, registrationID string) error {
-	return s.deleteOne(ctx, "registration", registrationID, `DELETE FROM registrations WHERE tenant_id = ? AND registration_id = ?`, tenantID, registrationID)
+	return database.DeleteOne(ctx, s.db, "registration", registrationID, `DELETE FROM registrations WHERE tenant_id = ? AND registration_id = ?`, tenantID, registrationID)
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/provision/provisionsql"
 	"github.com/warden-iot/warden/internal/registry"
@@ -25,72 +24,32 @@ import (
 // keyring, as the server does; the suite's calls go to a provisionsql.Store
 // on the engine's database.
 func TestStore(t *testing.T) {
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range dpsTests {
-			t.Run(tc.name, func(t *testing.T) {
-				s, db := open(t)
-				kr, err := keyring.New(t.Context(), bytes.Repeat([]byte{0x5e}, keyring.KeySize), s, time.Now)
-				if err != nil {
-					t.Fatal(err)
-				}
-				s.SetSealer(kr)
-				p := provisionsql.New(db)
-				p.SetSealer(kr)
-				tc.fn(t, s, p)
-			})
-		}
-	})
+	enginetest.RunTests(t, func(db database.DB) provision.Store { return provisionsql.New(db) }, dpsTests)
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
 
-func mustTenant(t *testing.T, s store.Store, id string) {
-	t.Helper()
-	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustCreate(t *testing.T, s store.Store, id string) registry.Device {
-	t.Helper()
-	d := registry.Device{
-		ID:           id,
-		TenantID:     tenancy.RootTenantID,
-		Status:       registry.DeviceEnabled,
-		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
-		SecondaryKey: bytes.Repeat([]byte{2}, 32),
-		CreatedAt:    t0,
-	}
-	if err := s.CreateDevice(ctx(t), d); err != nil {
-		t.Fatalf("CreateDevice(%q): %v", id, err)
-	}
-	return d
-}
-
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
 var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
 
 // dpsTests cover provision.Store.
-var dpsTests = []struct {
-	name string
-	fn   func(t *testing.T, s store.Store, p provision.Store)
-}{
-	{"IDScopes", testIDScopes},
-	{"EnrollmentGroups", testEnrollmentGroups},
-	{"EnrollmentGroupLimit", testEnrollmentGroupLimit},
-	{"Enrollments", testEnrollments},
-	{"AssignRegistrations", testAssignRegistrations},
-	{"AssignConflicts", testAssignConflicts},
-	{"AssignBatchWithRepeats", testAssignBatchWithRepeats},
-	{"RegistrationPages", testRegistrationPages},
-	{"DeleteTenantTakesProvisioning", testDeleteTenantTakesProvisioning},
+var dpsTests = []enginetest.Test[provision.Store]{
+	{Name: "IDScopes", Fn: testIDScopes},
+	{Name: "EnrollmentGroups", Fn: testEnrollmentGroups},
+	{Name: "EnrollmentGroupLimit", Fn: testEnrollmentGroupLimit},
+	{Name: "Enrollments", Fn: testEnrollments},
+	{Name: "AssignRegistrations", Fn: testAssignRegistrations},
+	{Name: "AssignConflicts", Fn: testAssignConflicts},
+	{Name: "AssignBatchWithRepeats", Fn: testAssignBatchWithRepeats},
+	{Name: "RegistrationPages", Fn: testRegistrationPages},
+	{Name: "DeleteTenantTakesProvisioning", Fn: testDeleteTenantTakesProvisioning},
 }
 
 func testIDScopes(t *testing.T, s store.Store, p provision.Store) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	scope, err := p.IDScope(ctx(t), tenancy.RootTenantID)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +81,7 @@ func testIDScopes(t *testing.T, s store.Store, p provision.Store) {
 }
 
 func testEnrollmentGroups(t *testing.T, s store.Store, p provision.Store) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	g := provision.EnrollmentGroup{ID: "factory-b", TenantID: tenancy.RootTenantID, Enabled: true, PrimaryKey: key(1), SecondaryKey: key(2),
 		InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}
 	if err := p.CreateEnrollmentGroup(ctx(t), g); err != nil {
@@ -256,33 +215,11 @@ func testEnrollments(t *testing.T, s store.Store, p provision.Store) {
 	}
 }
 
-// assignment of a registration id through a group, at time at.
-func assignment(tenant, regID, group string, k byte, at time.Time) provision.Assignment {
-	return provision.Assignment{
-		Registration: provision.Registration{RegistrationID: regID, TenantID: tenant, DeviceID: regID,
-			EnrollmentKind: provision.EnrollmentGroupKind, EnrollmentID: group,
-			OperationID: "op." + regID + at.Format("150405"), ETag: "e-" + at.Format("150405"), UpdatedAt: at},
-		PrimaryKey: key(k), SecondaryKey: key(k + 1),
-	}
-}
-
-func assign(t *testing.T, p provision.Store, as ...provision.Assignment) []provision.AssignResult {
-	t.Helper()
-	res, err := p.AssignRegistrations(ctx(t), as)
-	if err != nil {
-		t.Fatalf("AssignRegistrations: %v", err)
-	}
-	if len(res) != len(as) {
-		t.Fatalf("AssignRegistrations gave %d results for %d assignments", len(res), len(as))
-	}
-	return res
-}
-
 func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
-	a := assignment(tenancy.RootTenantID, "sensor-1", "factory", 10, t0)
+	a := enginetest.Assignment(tenancy.RootTenantID, "sensor-1", "factory", 10, t0)
 	a.Registration.Payload = []byte(`{"model":"X2"}`)
 	a.Registration.InitialTwin = twin
-	res := assign(t, p, a)
+	res := enginetest.Assign(t, p, a)
 	r := res[0].Registration
 	if res[0].Err != nil || r.Status != provision.RegistrationAssigned || r.Substatus != provision.SubstatusInitialAssignment ||
 		!r.CreatedAt.Equal(t0) || !r.UpdatedAt.Equal(t0) || r.DeviceID != "sensor-1" {
@@ -305,8 +242,8 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 		t.Fatal(err)
 	}
 	t1 := t0.Add(time.Hour)
-	b := assignment(tenancy.RootTenantID, "sensor-1", "factory", 20, t1)
-	res = assign(t, p, b)
+	b := enginetest.Assignment(tenancy.RootTenantID, "sensor-1", "factory", 20, t1)
+	res = enginetest.Assign(t, p, b)
 	r = res[0].Registration
 	if res[0].Err != nil || r.Substatus != provision.SubstatusDeviceDataReset || !r.CreatedAt.Equal(t0) || !r.UpdatedAt.Equal(t1) {
 		t.Fatalf("re-registration = %+v, %v", r, res[0].Err)
@@ -324,7 +261,7 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "sensor-1"); err != nil {
 		t.Fatal(err)
 	}
-	res = assign(t, p, assignment(tenancy.RootTenantID, "sensor-1", "factory", 30, t1))
+	res = enginetest.Assign(t, p, enginetest.Assignment(tenancy.RootTenantID, "sensor-1", "factory", 30, t1))
 	if res[0].Err != nil {
 		t.Fatal(res[0].Err)
 	}
@@ -347,23 +284,23 @@ func testAssignRegistrations(t *testing.T, s store.Store, p provision.Store) {
 }
 
 func testAssignConflicts(t *testing.T, s store.Store, p provision.Store) {
-	mustTenant(t, s, "acme")
-	mustCreate(t, s, "by-hand") // made through the API, not provisioned
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
+	enginetest.RootDevice(t, s, "by-hand") // made through the API, not provisioned
 	other := registry.Device{ID: "acme-7", TenantID: "acme", Status: registry.DeviceEnabled, PrimaryKey: key(5), SecondaryKey: key(6), CreatedAt: t0}
 	if err := s.CreateDevice(ctx(t), other); err != nil {
 		t.Fatal(err)
 	}
-	assign(t, p, assignment(tenancy.RootTenantID, "via-a", "group-a", 40, t0))
+	enginetest.Assign(t, p, enginetest.Assignment(tenancy.RootTenantID, "via-a", "group-a", 40, t0))
 
-	viaB := assignment(tenancy.RootTenantID, "via-a", "group-b", 50, t0.Add(time.Minute))
-	individual := assignment(tenancy.RootTenantID, "via-a", "via-a", 50, t0.Add(time.Minute))
+	viaB := enginetest.Assignment(tenancy.RootTenantID, "via-a", "group-b", 50, t0.Add(time.Minute))
+	individual := enginetest.Assignment(tenancy.RootTenantID, "via-a", "via-a", 50, t0.Add(time.Minute))
 	individual.Registration.EnrollmentKind = provision.EnrollmentIndividualKind
-	otherDevice := assignment(tenancy.RootTenantID, "via-a", "group-a", 50, t0.Add(time.Minute))
+	otherDevice := enginetest.Assignment(tenancy.RootTenantID, "via-a", "group-a", 50, t0.Add(time.Minute))
 	otherDevice.Registration.DeviceID = "by-hand"
-	ok := assignment(tenancy.RootTenantID, "fresh", "group-a", 60, t0)
-	res := assign(t, p,
-		assignment(tenancy.RootTenantID, "by-hand", "group-a", 50, t0), // a device made by hand
-		assignment(tenancy.RootTenantID, "acme-7", "group-a", 50, t0),  // another tenant's device
+	ok := enginetest.Assignment(tenancy.RootTenantID, "fresh", "group-a", 60, t0)
+	res := enginetest.Assign(t, p,
+		enginetest.Assignment(tenancy.RootTenantID, "by-hand", "group-a", 50, t0), // a device made by hand
+		enginetest.Assignment(tenancy.RootTenantID, "acme-7", "group-a", 50, t0),  // another tenant's device
 		viaB,        // provisioned through another group
 		individual,  // … or through an individual enrollment of the same id
 		otherDevice, // the same registration, but another device id
@@ -396,9 +333,9 @@ func testAssignConflicts(t *testing.T, s store.Store, p provision.Store) {
 func testAssignBatchWithRepeats(t *testing.T, s store.Store, p provision.Store) {
 	// The same device twice in a batch (two connections at once): the
 	// second is a re-registration of the first.
-	res := assign(t, p,
-		assignment(tenancy.RootTenantID, "twice", "g", 70, t0),
-		assignment(tenancy.RootTenantID, "twice", "g", 80, t0.Add(time.Second)))
+	res := enginetest.Assign(t, p,
+		enginetest.Assignment(tenancy.RootTenantID, "twice", "g", 70, t0),
+		enginetest.Assignment(tenancy.RootTenantID, "twice", "g", 80, t0.Add(time.Second)))
 	if res[0].Err != nil || res[1].Err != nil || res[0].Registration.Substatus != provision.SubstatusInitialAssignment ||
 		res[1].Registration.Substatus != provision.SubstatusDeviceDataReset {
 		t.Fatalf("results = %+v", res)
@@ -412,13 +349,13 @@ func testAssignBatchWithRepeats(t *testing.T, s store.Store, p provision.Store) 
 }
 
 func testRegistrationPages(t *testing.T, s store.Store, p provision.Store) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	var as []provision.Assignment
 	for i := range 5 {
-		as = append(as, assignment(tenancy.RootTenantID, fmt.Sprintf("r%d", 4-i), "g", 1, t0))
+		as = append(as, enginetest.Assignment(tenancy.RootTenantID, fmt.Sprintf("r%d", 4-i), "g", 1, t0))
 	}
-	as = append(as, assignment("acme", "acme-r", "g", 1, t0))
-	for _, r := range assign(t, p, as...) {
+	as = append(as, enginetest.Assignment("acme", "acme-r", "g", 1, t0))
+	for _, r := range enginetest.Assign(t, p, as...) {
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
@@ -447,7 +384,7 @@ func testRegistrationPages(t *testing.T, s store.Store, p provision.Store) {
 }
 
 func testDeleteTenantTakesProvisioning(t *testing.T, s store.Store, p provision.Store) {
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	scope, err := p.IDScope(ctx(t), "acme")
 	if err != nil {
 		t.Fatal(err)
@@ -458,7 +395,7 @@ func testDeleteTenantTakesProvisioning(t *testing.T, s store.Store, p provision.
 	if err := p.CreateEnrollment(ctx(t), provision.Enrollment{RegistrationID: "e", TenantID: "acme", DeviceID: "e", PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0, UpdatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
-	assign(t, p, assignment("acme", "acme-dev", "g", 1, t0))
+	enginetest.Assign(t, p, enginetest.Assignment("acme", "acme-dev", "g", 1, t0))
 	if err := s.DeleteTenant(ctx(t), "acme"); err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +412,7 @@ func testDeleteTenantTakesProvisioning(t *testing.T, s store.Store, p provision.
 		t.Errorf("registrations of a deleted tenant: %v, %v", rs, err)
 	}
 	// Its ID could be used again, with a new scope.
-	mustTenant(t, s, "acme")
+	enginetest.Tenant(t, s, "acme", tenancy.RootTenantID)
 	if again, err := p.IDScope(ctx(t), "acme"); err != nil || again == scope {
 		t.Errorf("scope of the new tenant acme = %q, %v; want a new one", again, err)
 	}

@@ -4,19 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/warden-iot/warden/internal/access"
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/identity"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/registry/registrysql"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
@@ -25,26 +22,14 @@ import (
 // test gets a fresh engine (e, for tenants, sites, users, grants and
 // telemetry) with a keyring, and a registrysql.Store on its database.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, e store.Store, s *registrysql.Store)
-	}{
-		{"DeviceLifecycle", testDeviceLifecycle},
-		{"DeviceTenantIsolation", testDeviceTenantIsolation},
-		{"DeviceInfo", testDeviceInfo},
-		{"FindDevices", testFindDevices},
-		{"FindDevicesUnder", testFindDevicesUnder},
-		{"DeleteDeviceRemovesData", testDeleteDeviceRemovesData},
-		{"DeleteDeviceTakesGrants", testDeleteDeviceTakesGrants},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				e, db := open(t)
-				storetest.WithKeyring(t, e)
-				tc.fn(t, e, registrysql.New(db))
-			})
-		}
+	enginetest.RunTests(t, registrysql.New, []enginetest.Test[*registrysql.Store]{
+		{Name: "DeviceLifecycle", Fn: testDeviceLifecycle},
+		{Name: "DeviceTenantIsolation", Fn: testDeviceTenantIsolation},
+		{Name: "DeviceInfo", Fn: testDeviceInfo},
+		{Name: "FindDevices", Fn: testFindDevices},
+		{Name: "FindDevicesUnder", Fn: testFindDevicesUnder},
+		{Name: "DeleteDeviceRemovesData", Fn: testDeleteDeviceRemovesData},
+		{Name: "DeleteDeviceTakesGrants", Fn: testDeleteDeviceTakesGrants},
 	})
 }
 
@@ -54,64 +39,6 @@ func ctx(t *testing.T) context.Context { return t.Context() }
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
-func mustCreate(t *testing.T, s registry.Store, id string) registry.Device {
-	t.Helper()
-	d := registry.Device{ID: id, TenantID: tenancy.RootTenantID, Status: registry.DeviceEnabled,
-		PrimaryKey: key(1), SecondaryKey: key(2), CreatedAt: t0}
-	if err := s.CreateDevice(ctx(t), d); err != nil {
-		t.Fatalf("CreateDevice(%q): %v", id, err)
-	}
-	return d
-}
-
-func mustDevice(t *testing.T, s registry.Store, id, tenant string, info registry.DeviceInfo) registry.Device {
-	t.Helper()
-	d := registry.Device{ID: id, TenantID: tenant, Status: registry.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
-		CreatedAt: t0, Info: info}
-	if err := s.CreateDevice(ctx(t), d); err != nil {
-		t.Fatalf("CreateDevice(%q): %v", id, err)
-	}
-	return d
-}
-
-func ids(ds []registry.Device) []string {
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = d.ID
-	}
-	return out
-}
-
-func wantErr(t *testing.T, what string, err, want error) {
-	t.Helper()
-	if !errors.Is(err, want) {
-		t.Errorf("%s: error = %v, want %v", what, err, want)
-	}
-}
-
-func subTenant(t *testing.T, e store.Store, id, parent string) {
-	t.Helper()
-	if err := e.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
-		t.Fatalf("CreateTenant(%q below %q): %v", id, parent, err)
-	}
-}
-
-func mustSite(t *testing.T, e store.Store, id, tenant string) {
-	t.Helper()
-	if err := e.CreateSite(ctx(t), tenancy.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0}); err != nil {
-		t.Fatalf("CreateSite(%q): %v", id, err)
-	}
-}
-
-func mustSupporter(t *testing.T, e store.Store, id, tenant string) {
-	t.Helper()
-	u := identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: identity.RoleSupporter, SupporterID: "S-" + id, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
-	if err := e.CreateUser(ctx(t), u); err != nil {
-		t.Fatalf("CreateUser(%q): %v", id, err)
-	}
-}
-
 func grantIDs(gs []access.Grant) []string {
 	out := make([]string, len(gs))
 	for i, g := range gs {
@@ -120,37 +47,8 @@ func grantIDs(gs []access.Grant) []string {
 	return out
 }
 
-func rec(dev, mid string, minTS, maxTS int64) tsdbstore.HeadRecord {
-	return tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, MessageID: mid,
-		ReceivedAt: t0.Add(time.Duration(maxTS) * time.Millisecond), MinTS: minTS, MaxTS: maxTS,
-		Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, mid, minTS, maxTS))}
-}
-
-// keepLatest is a LatestMerge that records, as the new blob, the old blob
-// followed by the accepted indexes.
-func keepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, error) {
-	return fmt.Appendf(old, "%v;", accepted), nil
-}
-
-func writeHead(t *testing.T, e store.Store, recs ...tsdbstore.HeadRecord) []tsdbstore.WriteResult {
-	t.Helper()
-	res, err := e.WriteHead(ctx(t), recs, keepLatest)
-	if err != nil {
-		t.Fatalf("WriteHead: %v", err)
-	}
-	if len(res) != len(recs) {
-		t.Fatalf("WriteHead gave %d results for %d records", len(res), len(recs))
-	}
-	return res
-}
-
-func chunk(dev, metric string, start, end int64) tsdbstore.ChunkRecord {
-	return tsdbstore.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
-		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
-}
-
 func testDeviceLifecycle(t *testing.T, e store.Store, s *registrysql.Store) {
-	want := mustCreate(t, s, "pump-1")
+	want := enginetest.RootDevice(t, s, "pump-1")
 	if err := s.CreateDevice(ctx(t), want); !errors.Is(err, database.ErrConflict) {
 		t.Fatalf("second CreateDevice error = %v, want ErrConflict", err)
 	}
@@ -184,13 +82,13 @@ func testDeviceLifecycle(t *testing.T, e store.Store, s *registrysql.Store) {
 		t.Fatalf("after updates GetDevice = %+v", got)
 	}
 
-	mustCreate(t, s, "heater-P1234")
+	enginetest.RootDevice(t, s, "heater-P1234")
 	list, err := s.ListDevices(ctx(t), tenancy.RootTenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list) != 2 || list[0].ID != "heater-P1234" || list[1].ID != "pump-1" {
-		t.Fatalf("ListDevices = %v, want heater-P1234, pump-1 in id order", ids(list))
+		t.Fatalf("ListDevices = %v, want heater-P1234, pump-1 in id order", enginetest.DeviceIDs(list))
 	}
 
 	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "pump-1"); err != nil {
@@ -211,7 +109,7 @@ func testDeviceLifecycle(t *testing.T, e store.Store, s *registrysql.Store) {
 }
 
 func testDeviceTenantIsolation(t *testing.T, e store.Store, s *registrysql.Store) {
-	mustCreate(t, s, "d1")
+	enginetest.RootDevice(t, s, "d1")
 	const other = "another-tenant"
 	if err := s.SetDeviceStatus(ctx(t), other, "d1", registry.DeviceDisabled); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("SetDeviceStatus from another tenant error = %v, want ErrNotFound", err)
@@ -221,7 +119,7 @@ func testDeviceTenantIsolation(t *testing.T, e store.Store, s *registrysql.Store
 	}
 	list, err := s.ListDevices(ctx(t), other)
 	if err != nil || len(list) != 0 {
-		t.Errorf("ListDevices(other) = %v, %v; want none", ids(list), err)
+		t.Errorf("ListDevices(other) = %v, %v; want none", enginetest.DeviceIDs(list), err)
 	}
 	if _, err := e.LatestBlob(ctx(t), other, "d1"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("LatestBlob from another tenant error = %v, want ErrNotFound", err)
@@ -242,14 +140,14 @@ func testDeviceTenantIsolation(t *testing.T, e store.Store, s *registrysql.Store
 }
 
 func testDeviceInfo(t *testing.T, e store.Store, s *registrysql.Store) {
-	subTenant(t, e, "acme", tenancy.RootTenantID)
-	subTenant(t, e, "beta", tenancy.RootTenantID)
-	mustSite(t, e, "acme-1", "acme")
-	mustSite(t, e, "acme-2", "acme")
-	mustSite(t, e, "beta-1", "beta")
+	enginetest.Tenant(t, e, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, e, "beta", tenancy.RootTenantID)
+	enginetest.Site(t, e, "acme-1", "acme")
+	enginetest.Site(t, e, "acme-2", "acme")
+	enginetest.Site(t, e, "beta-1", "beta")
 	info := registry.DeviceInfo{SiteID: "acme-1", Name: "Boiler", SerialNumber: "P1234567", MeterNumber: "M-9",
 		MeasurementLocation: "cellar", InstallationPlace: "room 3", Model: "WX-2", FirmwareVersion: "1.4.2"}
-	mustDevice(t, s, "dev", "acme", info)
+	enginetest.Device(t, s, "dev", "acme", info)
 	got, err := s.GetDevice(ctx(t), "dev")
 	if err != nil || got.Info != info {
 		t.Fatalf("GetDevice.Info = %+v, %v; want %+v", got.Info, err, info)
@@ -271,13 +169,13 @@ func testDeviceInfo(t *testing.T, e store.Store, s *registrysql.Store) {
 	if got, _ := s.GetDevice(ctx(t), "dev"); got.Info != info2 {
 		t.Fatalf("after SetDeviceInfo: %+v, want %+v", got.Info, info2)
 	}
-	wantErr(t, "SetDeviceInfo with another tenant's site",
+	enginetest.WantErr(t, "SetDeviceInfo with another tenant's site",
 		s.SetDeviceInfo(ctx(t), "acme", "dev", registry.DeviceInfo{SiteID: "beta-1"}), database.ErrNotFound)
-	wantErr(t, "SetDeviceInfo with a missing site",
+	enginetest.WantErr(t, "SetDeviceInfo with a missing site",
 		s.SetDeviceInfo(ctx(t), "acme", "dev", registry.DeviceInfo{SiteID: "ghost"}), database.ErrNotFound)
-	wantErr(t, "SetDeviceInfo of another tenant's device",
+	enginetest.WantErr(t, "SetDeviceInfo of another tenant's device",
 		s.SetDeviceInfo(ctx(t), "beta", "dev", registry.DeviceInfo{}), database.ErrNotFound)
-	wantErr(t, "SetDeviceInfo of a missing device",
+	enginetest.WantErr(t, "SetDeviceInfo of a missing device",
 		s.SetDeviceInfo(ctx(t), "acme", "ghost", registry.DeviceInfo{}), database.ErrNotFound)
 	if got, _ := s.GetDevice(ctx(t), "dev"); got.Info != info2 {
 		t.Fatalf("failed SetDeviceInfo changed the device: %+v", got.Info)
@@ -292,22 +190,22 @@ func testDeviceInfo(t *testing.T, e store.Store, s *registrysql.Store) {
 
 	d := registry.Device{ID: "dev2", TenantID: "acme", Status: registry.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
 		CreatedAt: t0, Info: registry.DeviceInfo{SiteID: "beta-1"}}
-	wantErr(t, "CreateDevice with another tenant's site", s.CreateDevice(ctx(t), d), database.ErrNotFound)
+	enginetest.WantErr(t, "CreateDevice with another tenant's site", s.CreateDevice(ctx(t), d), database.ErrNotFound)
 	if _, err := s.GetDevice(ctx(t), "dev2"); !errors.Is(err, database.ErrNotFound) {
 		t.Fatalf("device created with another tenant's site: %v", err)
 	}
 }
 
 func testFindDevices(t *testing.T, e store.Store, s *registrysql.Store) {
-	subTenant(t, e, "acme", tenancy.RootTenantID)
-	subTenant(t, e, "beta", tenancy.RootTenantID)
-	mustSite(t, e, "sa", "acme")
-	mustSite(t, e, "sb", "beta")
-	mustDevice(t, s, "a1", "acme", registry.DeviceInfo{SiteID: "sa", Model: "X"})
-	mustDevice(t, s, "a2", "acme", registry.DeviceInfo{Model: "Y"})
-	mustDevice(t, s, "a3", "acme", registry.DeviceInfo{SiteID: "sa", Model: "Y"})
-	mustDevice(t, s, "b1", "beta", registry.DeviceInfo{SiteID: "sb", Model: "X"})
-	mustDevice(t, s, "r1", tenancy.RootTenantID, registry.DeviceInfo{})
+	enginetest.Tenant(t, e, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, e, "beta", tenancy.RootTenantID)
+	enginetest.Site(t, e, "sa", "acme")
+	enginetest.Site(t, e, "sb", "beta")
+	enginetest.Device(t, s, "a1", "acme", registry.DeviceInfo{SiteID: "sa", Model: "X"})
+	enginetest.Device(t, s, "a2", "acme", registry.DeviceInfo{Model: "Y"})
+	enginetest.Device(t, s, "a3", "acme", registry.DeviceInfo{SiteID: "sa", Model: "Y"})
+	enginetest.Device(t, s, "b1", "beta", registry.DeviceInfo{SiteID: "sb", Model: "X"})
+	enginetest.Device(t, s, "r1", tenancy.RootTenantID, registry.DeviceInfo{})
 	for _, tc := range []struct {
 		f    registry.DeviceFilter
 		want []string
@@ -331,16 +229,16 @@ func testFindDevices(t *testing.T, e store.Store, s *registrysql.Store) {
 		{registry.DeviceFilter{After: "r1"}, []string{}},
 	} {
 		got, err := s.FindDevices(ctx(t), tc.f)
-		if err != nil || got == nil || !slices.Equal(ids(got), tc.want) {
-			t.Errorf("FindDevices(%+v) = %v, %v; want %v", tc.f, ids(got), err, tc.want)
+		if err != nil || got == nil || !slices.Equal(enginetest.DeviceIDs(got), tc.want) {
+			t.Errorf("FindDevices(%+v) = %v, %v; want %v", tc.f, enginetest.DeviceIDs(got), err, tc.want)
 		}
 	}
 }
 
 func testDeleteDeviceRemovesData(t *testing.T, e store.Store, s *registrysql.Store) {
-	mustCreate(t, s, "a")
-	writeHead(t, e, rec("a", "m", 1, 2))
-	if err := e.SealHead(ctx(t), "a", nil, nil, []tsdbstore.ChunkRecord{chunk("a", "x", 0, 10)}); err != nil {
+	enginetest.RootDevice(t, s, "a")
+	enginetest.WriteHead(t, e, enginetest.HeadRecord("a", "m", 1, 2))
+	if err := e.SealHead(ctx(t), "a", nil, nil, []tsdbstore.ChunkRecord{enginetest.Chunk("a", "x", 0, 10)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.AddRejected(ctx(t), tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", Reason: "r", ReceivedAt: t0}); err != nil {
@@ -349,7 +247,7 @@ func testDeleteDeviceRemovesData(t *testing.T, e store.Store, s *registrysql.Sto
 	if err := s.DeleteDevice(ctx(t), tenancy.RootTenantID, "a"); err != nil {
 		t.Fatal(err)
 	}
-	mustCreate(t, s, "a") // a new device under the old name starts empty
+	enginetest.RootDevice(t, s, "a") // a new device under the old name starts empty
 	head, chunks, err := e.ReadSeries(ctx(t), tenancy.RootTenantID, "a", "x", 0, 1<<50)
 	if err != nil || len(head) != 0 || len(chunks) != 0 {
 		t.Fatalf("series of re-created device: %d head, %d chunks, %v; want none", len(head), len(chunks), err)
@@ -363,16 +261,16 @@ func testDeleteDeviceRemovesData(t *testing.T, e store.Store, s *registrysql.Sto
 	if due, _ := e.DevicesToSeal(ctx(t), 1, t0, 10); len(due) != 0 {
 		t.Fatalf("deleted device still due for sealing: %v", due)
 	}
-	if res := writeHead(t, e, rec("a", "m", 1, 2)); res[0].Duplicate {
+	if res := enginetest.WriteHead(t, e, enginetest.HeadRecord("a", "m", 1, 2)); res[0].Duplicate {
 		t.Fatal("message id of the deleted device still remembered")
 	}
 }
 
 func testDeleteDeviceTakesGrants(t *testing.T, e store.Store, s *registrysql.Store) {
-	mustSite(t, e, "site", tenancy.RootTenantID)
-	mustDevice(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{SiteID: "site"})
-	mustDevice(t, s, "dev2", tenancy.RootTenantID, registry.DeviceInfo{})
-	mustSupporter(t, e, "tech", tenancy.RootTenantID)
+	enginetest.Site(t, e, "site", tenancy.RootTenantID)
+	enginetest.Device(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{SiteID: "site"})
+	enginetest.Device(t, s, "dev2", tenancy.RootTenantID, registry.DeviceInfo{})
+	enginetest.Supporter(t, e, "tech", tenancy.RootTenantID)
 	for _, g := range []access.Grant{
 		{ID: "g-dev", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", DeviceID: "dev", CreatedBy: "op", CreatedAt: t0},
 		{ID: "g-dev2", TenantID: tenancy.RootTenantID, SupporterUserID: "tech", DeviceID: "dev2", CreatedBy: "op", CreatedAt: t0},
@@ -394,7 +292,7 @@ func testDeleteDeviceTakesGrants(t *testing.T, e store.Store, s *registrysql.Sto
 		}
 	}
 	// A device of the same id made later gets no old grants.
-	mustDevice(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{})
+	enginetest.Device(t, s, "dev", tenancy.RootTenantID, registry.DeviceInfo{})
 	if gs, _ := e.ListGrants(ctx(t), access.GrantFilter{DeviceID: "dev"}); len(gs) != 0 {
 		t.Errorf("new device inherits grants %v", grantIDs(gs))
 	}
@@ -405,23 +303,23 @@ func testDeleteDeviceTakesGrants(t *testing.T, e store.Store, s *registrysql.Sto
 // "acme-b", "acme_x"); FactoryAccess takes the devices at switched-on
 // sites; both page with After and Limit.
 func testFindDevicesUnder(t *testing.T, e store.Store, s *registrysql.Store) {
-	subTenant(t, e, "acme", tenancy.RootTenantID)
-	subTenant(t, e, "acme2", tenancy.RootTenantID)
-	subTenant(t, e, "acme-b", tenancy.RootTenantID)
-	subTenant(t, e, "acme_x", tenancy.RootTenantID)
-	subTenant(t, e, "east", "acme")
-	subTenant(t, e, "floor", "east")
-	subTenant(t, e, "bay", "floor")
-	mustSite(t, e, "s1", "acme")
-	mustSite(t, e, "s2", "acme2")
-	mustDevice(t, s, "d-acme", "acme", registry.DeviceInfo{SiteID: "s1"})
-	mustDevice(t, s, "d-acme2", "acme2", registry.DeviceInfo{SiteID: "s2"})
-	mustDevice(t, s, "d-acmeb", "acme-b", registry.DeviceInfo{})
-	mustDevice(t, s, "d-acmex", "acme_x", registry.DeviceInfo{})
-	mustDevice(t, s, "d-east", "east", registry.DeviceInfo{})
-	mustDevice(t, s, "d-floor", "floor", registry.DeviceInfo{})
-	mustDevice(t, s, "d-bay", "bay", registry.DeviceInfo{})
-	mustDevice(t, s, "d-root", tenancy.RootTenantID, registry.DeviceInfo{})
+	enginetest.Tenant(t, e, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, e, "acme2", tenancy.RootTenantID)
+	enginetest.Tenant(t, e, "acme-b", tenancy.RootTenantID)
+	enginetest.Tenant(t, e, "acme_x", tenancy.RootTenantID)
+	enginetest.Tenant(t, e, "east", "acme")
+	enginetest.Tenant(t, e, "floor", "east")
+	enginetest.Tenant(t, e, "bay", "floor")
+	enginetest.Site(t, e, "s1", "acme")
+	enginetest.Site(t, e, "s2", "acme2")
+	enginetest.Device(t, s, "d-acme", "acme", registry.DeviceInfo{SiteID: "s1"})
+	enginetest.Device(t, s, "d-acme2", "acme2", registry.DeviceInfo{SiteID: "s2"})
+	enginetest.Device(t, s, "d-acmeb", "acme-b", registry.DeviceInfo{})
+	enginetest.Device(t, s, "d-acmex", "acme_x", registry.DeviceInfo{})
+	enginetest.Device(t, s, "d-east", "east", registry.DeviceInfo{})
+	enginetest.Device(t, s, "d-floor", "floor", registry.DeviceInfo{})
+	enginetest.Device(t, s, "d-bay", "bay", registry.DeviceInfo{})
+	enginetest.Device(t, s, "d-root", tenancy.RootTenantID, registry.DeviceInfo{})
 	if err := e.SetFactoryAccess(ctx(t), "s2", true, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -442,8 +340,8 @@ func testFindDevicesUnder(t *testing.T, e store.Store, s *registrysql.Store) {
 		{registry.DeviceFilter{FactoryAccess: true, Under: "acme"}, []string{}},
 	} {
 		got, err := s.FindDevices(ctx(t), tc.f)
-		if err != nil || got == nil || !slices.Equal(ids(got), tc.want) {
-			t.Errorf("FindDevices(%+v) = %v, %v; want %v", tc.f, ids(got), err, tc.want)
+		if err != nil || got == nil || !slices.Equal(enginetest.DeviceIDs(got), tc.want) {
+			t.Errorf("FindDevices(%+v) = %v, %v; want %v", tc.f, enginetest.DeviceIDs(got), err, tc.want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/store/postgres"
 	"github.com/warden-iot/warden/internal/store/postgres/pgtest"
 	"github.com/warden-iot/warden/internal/store/storetest"
@@ -15,15 +16,7 @@ import (
 // server named by $WARDEN_TEST_POSTGRES (see package pgtest).
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := postgres.Open(t.Context(), pgtest.URL(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if err := s.Migrate(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return enginetest.Postgres(t)
 	})
 }
 

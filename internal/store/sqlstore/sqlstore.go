@@ -6,10 +6,6 @@
 package sqlstore
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
-
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
 )
@@ -32,33 +28,3 @@ func (s *Store) filter() *database.Filter { return &database.Filter{Dialect: s.d
 func (s *Store) isUnique(err error) bool { return s.db.Dialect.IsUniqueViolation(err) }
 
 func (s *Store) isForeignKey(err error) bool { return s.db.Dialect.IsForeignKeyViolation(err) }
-
-// updateOne runs an UPDATE of one row and reports ErrNotFound if it
-// matched none.
-func (s *Store) updateOne(ctx context.Context, what, id, query string, args ...any) error {
-	n, err := database.Affected(s.db.Exec(ctx, query, args...))
-	if err != nil {
-		return fmt.Errorf("update %s %q: %w", what, id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("%s %q: %w", what, id, database.ErrNotFound)
-	}
-	return nil
-}
-
-// ToJSON is v as a JSON TEXT column.
-func ToJSON(v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
-// FromJSON reads a JSON TEXT column into v; "" leaves v as it is.
-func FromJSON(s string, v any) error {
-	if s == "" {
-		return nil
-	}
-	return json.Unmarshal([]byte(s), v)
-}

@@ -31,16 +31,3 @@ func (s *Store) SetMeta(ctx context.Context, key, value string) error {
 	}
 	return nil
 }
-
-// checkDevice returns ErrNotFound unless the device belongs to the tenant.
-func (s *Store) checkDevice(ctx context.Context, tenantID, deviceID string) error {
-	var one int
-	err := s.db.QueryRow(ctx, `SELECT 1 FROM devices WHERE tenant_id = ? AND id = ?`, tenantID, deviceID).Scan(&one)
-	if database.NoRows(err) {
-		return fmt.Errorf("device %q: %w", deviceID, database.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("device %q: %w", deviceID, err)
-	}
-	return nil
-}

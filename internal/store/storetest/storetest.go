@@ -7,17 +7,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/keyring"
-	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/tenancy"
-	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
 // Factory returns a fresh, empty store that has been migrated. It registers
@@ -40,11 +37,6 @@ func Run(t *testing.T, newStore Factory) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := withKeyring(t, newStore(t))
 			tc.fn(t, s)
-		})
-	}
-	for _, tc := range sealedTests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newStore(t))
 		})
 	}
 }
@@ -103,37 +95,6 @@ func testMeta(t *testing.T, s store.Store) {
 	}
 }
 
-// rec is a head record of device dev with message id mid whose points lie
-// in [minTS, maxTS]; its blob says which message it is.
-func rec(dev, mid string, minTS, maxTS int64) tsdbstore.HeadRecord {
-	return tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, MessageID: mid,
-		ReceivedAt: t0.Add(time.Duration(maxTS) * time.Millisecond), MinTS: minTS, MaxTS: maxTS,
-		Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, mid, minTS, maxTS))}
-}
-
-// keepLatest is a LatestMerge that records, as the new blob, the old blob
-// followed by the accepted indexes.
-func keepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, error) {
-	return fmt.Appendf(old, "%v;", accepted), nil
-}
-
-func writeHead(t *testing.T, s store.Store, recs ...tsdbstore.HeadRecord) []tsdbstore.WriteResult {
-	t.Helper()
-	res, err := s.WriteHead(ctx(t), recs, keepLatest)
-	if err != nil {
-		t.Fatalf("WriteHead: %v", err)
-	}
-	if len(res) != len(recs) {
-		t.Fatalf("WriteHead gave %d results for %d records", len(res), len(recs))
-	}
-	return res
-}
-
-func chunk(dev, metric string, start, end int64) tsdbstore.ChunkRecord {
-	return tsdbstore.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
-		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
-}
-
 func testMigrateTwice(t *testing.T, s store.Store) {
 	mustCreate(t, s, "a")
 	if err := s.Migrate(ctx(t)); err != nil {
@@ -142,45 +103,4 @@ func testMigrateTwice(t *testing.T, s store.Store) {
 	if _, err := s.GetDevice(ctx(t), "a"); err != nil {
 		t.Fatalf("device lost by second Migrate: %v", err)
 	}
-}
-
-func ids(ds []registry.Device) []string {
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = d.ID
-	}
-	return out
-}
-
-func mustTenant(t *testing.T, s store.Store, id string) {
-	t.Helper()
-	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: tenancy.RootTenantID, Name: id, CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
-
-var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
-
-// assignment of a registration id through a group, at time at.
-func assignment(tenant, regID, group string, k byte, at time.Time) provision.Assignment {
-	return provision.Assignment{
-		Registration: provision.Registration{RegistrationID: regID, TenantID: tenant, DeviceID: regID,
-			EnrollmentKind: provision.EnrollmentGroupKind, EnrollmentID: group,
-			OperationID: "op." + regID + at.Format("150405"), ETag: "e-" + at.Format("150405"), UpdatedAt: at},
-		PrimaryKey: key(k), SecondaryKey: key(k + 1),
-	}
-}
-
-func assign(t *testing.T, s store.Store, as ...provision.Assignment) []provision.AssignResult {
-	t.Helper()
-	res, err := s.AssignRegistrations(ctx(t), as)
-	if err != nil {
-		t.Fatalf("AssignRegistrations: %v", err)
-	}
-	if len(res) != len(as) {
-		t.Fatalf("AssignRegistrations gave %d results for %d assignments", len(res), len(as))
-	}
-	return res
 }

@@ -6,7 +6,6 @@ package tenancysql
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,36 +27,6 @@ var _ tenancy.Store = (*Store)(nil)
 // New returns a Store on db.
 func New(db database.DB) *Store { return &Store{db: db} }
 
-// toJSON is v as a JSON TEXT column.
-func toJSON(v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
-// fromJSON reads a JSON TEXT column into v; "" leaves v as it is.
-func fromJSON(s string, v any) error {
-	if s == "" {
-		return nil
-	}
-	return json.Unmarshal([]byte(s), v)
-}
-
-// updateOne runs an UPDATE of one row and reports ErrNotFound if it
-// matched none.
-func (s *Store) updateOne(ctx context.Context, what, id, query string, args ...any) error {
-	n, err := database.Affected(s.db.Exec(ctx, query, args...))
-	if err != nil {
-		return fmt.Errorf("update %s %q: %w", what, id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("%s %q: %w", what, id, database.ErrNotFound)
-	}
-	return nil
-}
-
 // ---- Tenants ----
 
 // normContract stores contract dates like every other time: UTC, in
@@ -73,13 +42,13 @@ func normContract(c tenancy.Contract) tenancy.Contract {
 
 // tenantJSON encodes a tenant's address, contact and contract.
 func tenantJSON(t tenancy.Tenant) (addr, contact, contract string, err error) {
-	if addr, err = toJSON(t.Address); err != nil {
+	if addr, err = database.ToJSON(t.Address); err != nil {
 		return
 	}
-	if contact, err = toJSON(t.Contact); err != nil {
+	if contact, err = database.ToJSON(t.Contact); err != nil {
 		return
 	}
-	contract, err = toJSON(normContract(t.Contract))
+	contract, err = database.ToJSON(normContract(t.Contract))
 	return
 }
 
@@ -100,7 +69,7 @@ func scanTenant(row database.Scanner) (tenancy.Tenant, error) {
 		col string
 		v   any
 	}{{addr, &t.Address}, {contact, &t.Contact}, {contract, &t.Contract}} {
-		if err := fromJSON(c.col, c.v); err != nil {
+		if err := database.FromJSON(c.col, c.v); err != nil {
 			return tenancy.Tenant{}, fmt.Errorf("tenant %q: %w", t.ID, err)
 		}
 	}
@@ -278,7 +247,7 @@ func scanSite(row database.Scanner) (tenancy.Site, error) {
 	if err := row.Scan(&st.ID, &st.TenantID, &st.Name, &addr, &st.FactoryAccess, &changed, &created); err != nil {
 		return tenancy.Site{}, err
 	}
-	if err := fromJSON(addr, &st.Address); err != nil {
+	if err := database.FromJSON(addr, &st.Address); err != nil {
 		return tenancy.Site{}, fmt.Errorf("address of site %q: %w", st.ID, err)
 	}
 	st.FactoryAccessChangedAt, st.CreatedAt = database.Time(changed), database.Time(created)
@@ -287,7 +256,7 @@ func scanSite(row database.Scanner) (tenancy.Site, error) {
 
 // CreateSite adds a site to its tenant.
 func (s *Store) CreateSite(ctx context.Context, st tenancy.Site) error {
-	addr, err := toJSON(st.Address)
+	addr, err := database.ToJSON(st.Address)
 	if err != nil {
 		return fmt.Errorf("create site %q: %w", st.ID, err)
 	}
@@ -338,18 +307,18 @@ func (s *Store) ListSites(ctx context.Context, f tenancy.SiteFilter) ([]tenancy.
 
 // UpdateSite replaces a site's name and address.
 func (s *Store) UpdateSite(ctx context.Context, st tenancy.Site) error {
-	addr, err := toJSON(st.Address)
+	addr, err := database.ToJSON(st.Address)
 	if err != nil {
 		return fmt.Errorf("update site %q: %w", st.ID, err)
 	}
-	return s.updateOne(ctx, "site", st.ID, `UPDATE sites SET name = ?, address = ? WHERE id = ?`, st.Name, addr, st.ID)
+	return database.UpdateOne(ctx, s.db, "site", st.ID, `UPDATE sites SET name = ?, address = ? WHERE id = ?`, st.Name, addr, st.ID)
 }
 
 // SetFactoryAccess switches the service desk's access to a site's
 // machines. The time of the switch is recorded only if the setting
 // changes.
 func (s *Store) SetFactoryAccess(ctx context.Context, id string, on bool, at time.Time) error {
-	return s.updateOne(ctx, "site", id, `UPDATE sites SET factory_access = ?,
+	return database.UpdateOne(ctx, s.db, "site", id, `UPDATE sites SET factory_access = ?,
 		factory_access_changed_at = CASE WHEN factory_access <> ? THEN ? ELSE factory_access_changed_at END
 		WHERE id = ?`, on, on, database.Millis(at), id)
 }

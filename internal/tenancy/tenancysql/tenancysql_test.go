@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tenancy/tenancysql"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
@@ -26,28 +24,16 @@ import (
 // server has; the engine (store.Store) makes what the tests need from other
 // domains.
 func TestStore(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, ds *tenancysql.Store)
-	}{
-		{"Tenants", testTenants},
-		{"TenantHierarchy", testTenantHierarchy},
-		{"UpdateTenant", testUpdateTenant},
-		{"DeleteTenantWithSubTenants", testDeleteTenantWithSubTenants},
-		{"DeleteTenantTakesIdentity", testDeleteTenantTakesIdentity},
-		{"Sites", testSites},
-		{"FactoryAccess", testFactoryAccess},
-		{"DeleteSite", testDeleteSite},
-		{"RetiredIDs", testRetiredIDs},
-	}
-	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				s, db := open(t)
-				storetest.WithKeyring(t, s)
-				tc.fn(t, s, tenancysql.New(db))
-			})
-		}
+	enginetest.RunTests(t, tenancysql.New, []enginetest.Test[*tenancysql.Store]{
+		{Name: "Tenants", Fn: testTenants},
+		{Name: "TenantHierarchy", Fn: testTenantHierarchy},
+		{Name: "UpdateTenant", Fn: testUpdateTenant},
+		{Name: "DeleteTenantWithSubTenants", Fn: testDeleteTenantWithSubTenants},
+		{Name: "DeleteTenantTakesIdentity", Fn: testDeleteTenantTakesIdentity},
+		{Name: "Sites", Fn: testSites},
+		{Name: "FactoryAccess", Fn: testFactoryAccess},
+		{Name: "DeleteSite", Fn: testDeleteSite},
+		{Name: "RetiredIDs", Fn: testRetiredIDs},
 	})
 }
 
@@ -55,63 +41,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
 
-// subTenant creates tenant id below parent.
-func subTenant(t *testing.T, s tenancy.Store, id, parent string) {
-	t.Helper()
-	if err := s.CreateTenant(ctx(t), tenancy.Tenant{ID: id, ParentID: parent, Name: "Tenant " + id, CreatedAt: t0}); err != nil {
-		t.Fatalf("CreateTenant(%q below %q): %v", id, parent, err)
-	}
-}
-
-func mustSite(t *testing.T, s tenancy.Store, id, tenant string) tenancy.Site {
-	t.Helper()
-	st := tenancy.Site{ID: id, TenantID: tenant, Name: "Site " + id, CreatedAt: t0,
-		Address: tenancy.Address{Street: "1 Main St", PostalCode: "69001", City: "Lyon", Country: "FR"}}
-	if err := s.CreateSite(ctx(t), st); err != nil {
-		t.Fatalf("CreateSite(%q): %v", id, err)
-	}
-	return st
-}
-
-func mustDevice(t *testing.T, s store.Store, id, tenant string, info registry.DeviceInfo) registry.Device {
-	t.Helper()
-	d := registry.Device{ID: id, TenantID: tenant, Status: registry.DeviceEnabled, PrimaryKey: key(1), SecondaryKey: key(2),
-		CreatedAt: t0, Info: info}
-	if err := s.CreateDevice(ctx(t), d); err != nil {
-		t.Fatalf("CreateDevice(%q): %v", id, err)
-	}
-	return d
-}
-
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
-
-func newUser(id, tenant string, role identity.Role) identity.User {
-	return identity.User{ID: id, TenantID: tenant, Email: id + "@example.com", FirstName: "First " + id, LastName: "Last",
-		Role: role, Status: identity.UserPending, CreatedBy: "test", CreatedAt: t0}
-}
-
-func mustUser(t *testing.T, s store.Store, u identity.User) identity.User {
-	t.Helper()
-	if err := s.CreateUser(ctx(t), u); err != nil {
-		t.Fatalf("CreateUser(%q): %v", u.ID, err)
-	}
-	return u
-}
-
-// mustSupporter creates a supporter user with a supporter id.
-func mustSupporter(t *testing.T, s store.Store, id, tenant string) identity.User {
-	t.Helper()
-	u := newUser(id, tenant, identity.RoleSupporter)
-	u.SupporterID = "S-" + id
-	return mustUser(t, s, u)
-}
-
-func wantErr(t *testing.T, what string, err, want error) {
-	t.Helper()
-	if !errors.Is(err, want) {
-		t.Errorf("%s: error = %v, want %v", what, err, want)
-	}
-}
 
 func hash(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
@@ -127,53 +57,6 @@ func siteIDs(ss []tenancy.Site) []string {
 	out := []string{}
 	for _, s := range ss {
 		out = append(out, s.ID)
-	}
-	return out
-}
-
-func userIDs(us []identity.User) []string {
-	out := []string{}
-	for _, u := range us {
-		out = append(out, u.ID)
-	}
-	return out
-}
-
-// rec is a head record of device dev with message id mid whose points lie
-// in [minTS, maxTS]; its blob says which message it is.
-func rec(dev, mid string, minTS, maxTS int64) tsdbstore.HeadRecord {
-	return tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, MessageID: mid,
-		ReceivedAt: t0.Add(time.Duration(maxTS) * time.Millisecond), MinTS: minTS, MaxTS: maxTS,
-		Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, mid, minTS, maxTS))}
-}
-
-// keepLatest is a LatestMerge that records, as the new blob, the old blob
-// followed by the accepted indexes.
-func keepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, error) {
-	return fmt.Appendf(old, "%v;", accepted), nil
-}
-
-func writeHead(t *testing.T, s store.Store, recs ...tsdbstore.HeadRecord) []tsdbstore.WriteResult {
-	t.Helper()
-	res, err := s.WriteHead(ctx(t), recs, keepLatest)
-	if err != nil {
-		t.Fatalf("WriteHead: %v", err)
-	}
-	if len(res) != len(recs) {
-		t.Fatalf("WriteHead gave %d results for %d records", len(res), len(recs))
-	}
-	return res
-}
-
-func chunk(dev, metric string, start, end int64) tsdbstore.ChunkRecord {
-	return tsdbstore.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
-		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
-}
-
-func ids(ds []registry.Device) []string {
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = d.ID
 	}
 	return out
 }
@@ -206,10 +89,10 @@ func testTenants(t *testing.T, s store.Store, ts *tenancysql.Store) {
 	if err := s.CreateDevice(ctx(t), d); err != nil {
 		t.Fatal(err)
 	}
-	r := rec("acme-1", "m", 1, 1)
+	r := enginetest.HeadRecord("acme-1", "m", 1, 1)
 	r.TenantID = "acme"
-	writeHead(t, s, r)
-	c := chunk("acme-1", "x", 0, 1)
+	enginetest.WriteHead(t, s, r)
+	c := enginetest.Chunk("acme-1", "x", 0, 1)
 	c.TenantID = "acme"
 	if err := s.SealHead(ctx(t), "acme-1", nil, nil, []tsdbstore.ChunkRecord{c}); err != nil {
 		t.Fatal(err)
@@ -245,14 +128,14 @@ func testTenantHierarchy(t *testing.T, s store.Store, ts *tenancysql.Store) {
 	if err != nil || root.Path != "root" {
 		t.Fatalf("root = %+v, %v; want path root", root, err)
 	}
-	subTenant(t, ts, "acme", tenancy.RootTenantID)
-	subTenant(t, ts, "acme-north", "acme")
-	subTenant(t, ts, "plant-7", "acme-north")
+	enginetest.Tenant(t, ts, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, ts, "acme-north", "acme")
+	enginetest.Tenant(t, ts, "plant-7", "acme-north")
 	// Ids that share a prefix with acme, and sort between its path and
 	// its children's, are not below it.
-	subTenant(t, ts, "acme-b", tenancy.RootTenantID)
-	subTenant(t, ts, "acme2", tenancy.RootTenantID)
-	subTenant(t, ts, "acme_x", "acme-b")
+	enginetest.Tenant(t, ts, "acme-b", tenancy.RootTenantID)
+	enginetest.Tenant(t, ts, "acme2", tenancy.RootTenantID)
+	enginetest.Tenant(t, ts, "acme_x", "acme-b")
 
 	for id, want := range map[string]string{
 		"acme": "root/acme", "acme-north": "root/acme/acme-north", "plant-7": "root/acme/acme-north/plant-7",
@@ -273,12 +156,12 @@ func testTenantHierarchy(t *testing.T, s store.Store, ts *tenancysql.Store) {
 		}
 	}
 
-	wantErr(t, "CreateTenant below a missing parent",
+	enginetest.WantErr(t, "CreateTenant below a missing parent",
 		ts.CreateTenant(ctx(t), tenancy.Tenant{ID: "orphan", ParentID: "ghost", Name: "x", CreatedAt: t0}), database.ErrNotFound)
 	if _, err := ts.GetTenant(ctx(t), "orphan"); !errors.Is(err, database.ErrNotFound) {
 		t.Errorf("orphan tenant created: %v", err)
 	}
-	wantErr(t, "CreateTenant with a taken id",
+	enginetest.WantErr(t, "CreateTenant with a taken id",
 		ts.CreateTenant(ctx(t), tenancy.Tenant{ID: "acme-north", ParentID: tenancy.RootTenantID, Name: "x", CreatedAt: t0}), database.ErrConflict)
 	if err := ts.CreateTenant(ctx(t), tenancy.Tenant{ID: "a/b", ParentID: tenancy.RootTenantID, Name: "x", CreatedAt: t0}); err == nil {
 		t.Error("CreateTenant accepted an id with a slash")
@@ -367,14 +250,14 @@ func testUpdateTenant(t *testing.T, s store.Store, ts *tenancysql.Store) {
 	if got, _ := ts.GetTenant(ctx(t), "acme"); !got.Contract.Start.IsZero() || !got.Contract.End.IsZero() || got.Contract.Number != "C-43" {
 		t.Fatalf("contract = %+v", got.Contract)
 	}
-	wantErr(t, "UpdateTenant(ghost)", ts.UpdateTenant(ctx(t), tenancy.Tenant{ID: "ghost", Name: "x"}), database.ErrNotFound)
+	enginetest.WantErr(t, "UpdateTenant(ghost)", ts.UpdateTenant(ctx(t), tenancy.Tenant{ID: "ghost", Name: "x"}), database.ErrNotFound)
 }
 
 func testDeleteTenantWithSubTenants(t *testing.T, s store.Store, ts *tenancysql.Store) {
-	subTenant(t, ts, "acme", tenancy.RootTenantID)
-	subTenant(t, ts, "acme-north", "acme")
-	mustDevice(t, s, "d1", "acme", registry.DeviceInfo{})
-	wantErr(t, "DeleteTenant with a sub-tenant", ts.DeleteTenant(ctx(t), "acme"), database.ErrConflict)
+	enginetest.Tenant(t, ts, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, ts, "acme-north", "acme")
+	enginetest.Device(t, s, "d1", "acme", registry.DeviceInfo{})
+	enginetest.WantErr(t, "DeleteTenant with a sub-tenant", ts.DeleteTenant(ctx(t), "acme"), database.ErrConflict)
 	if _, err := ts.GetTenant(ctx(t), "acme"); err != nil {
 		t.Fatalf("refused DeleteTenant removed the tenant: %v", err)
 	}
@@ -390,20 +273,20 @@ func testDeleteTenantWithSubTenants(t *testing.T, s store.Store, ts *tenancysql.
 	if got, err := ts.TenantsUnder(ctx(t), tenancy.RootTenantID); err != nil || !slices.Equal(tenantIDs(got), []string{"root"}) {
 		t.Fatalf("TenantsUnder(root) = %v, %v", tenantIDs(got), err)
 	}
-	wantErr(t, "DeleteTenant(ghost)", ts.DeleteTenant(ctx(t), "ghost"), database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteTenant(ghost)", ts.DeleteTenant(ctx(t), "ghost"), database.ErrNotFound)
 }
 
 func testDeleteTenantTakesIdentity(t *testing.T, s store.Store, ts *tenancysql.Store) {
-	subTenant(t, ts, "acme", tenancy.RootTenantID)
-	subTenant(t, ts, "installers", tenancy.RootTenantID)
-	mustSite(t, ts, "acme-site", "acme")
-	mustSite(t, ts, "inst-site", "installers")
-	mustDevice(t, s, "acme-dev", "acme", registry.DeviceInfo{SiteID: "acme-site"})
-	mustDevice(t, s, "inst-dev", "installers", registry.DeviceInfo{SiteID: "inst-site"})
-	mustUser(t, s, newUser("acme-admin", "acme", identity.RoleCustomerAdmin))
-	mustSupporter(t, s, "acme-tech", "acme")       // a supporter of acme ...
-	mustSupporter(t, s, "inst-tech", "installers") // ... and one of another tenant
-	mustUser(t, s, newUser("op", tenancy.RootTenantID, identity.RoleOperatorAdmin))
+	enginetest.Tenant(t, ts, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, ts, "installers", tenancy.RootTenantID)
+	enginetest.Site(t, ts, "acme-site", "acme")
+	enginetest.Site(t, ts, "inst-site", "installers")
+	enginetest.Device(t, s, "acme-dev", "acme", registry.DeviceInfo{SiteID: "acme-site"})
+	enginetest.Device(t, s, "inst-dev", "installers", registry.DeviceInfo{SiteID: "inst-site"})
+	enginetest.User(t, s, enginetest.NewUser("acme-admin", "acme", identity.RoleCustomerAdmin))
+	enginetest.Supporter(t, s, "acme-tech", "acme")       // a supporter of acme ...
+	enginetest.Supporter(t, s, "inst-tech", "installers") // ... and one of another tenant
+	enginetest.User(t, s, enginetest.NewUser("op", tenancy.RootTenantID, identity.RoleOperatorAdmin))
 	if err := s.CreateSession(ctx(t), identity.Session{ID: "sess", UserID: "acme-admin", Hash: hash(1), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -452,26 +335,26 @@ func testDeleteTenantTakesIdentity(t *testing.T, s store.Store, ts *tenancysql.S
 	if _, err := s.GetGrant(ctx(t), "g-other"); err != nil {
 		t.Errorf("grant of another tenant deleted: %v", err)
 	}
-	if users, err := s.ListUsers(ctx(t), nil); err != nil || !slices.Equal(userIDs(users), []string{"inst-tech", "op"}) {
-		t.Errorf("users left = %v, %v", userIDs(users), err)
+	if users, err := s.ListUsers(ctx(t), nil); err != nil || !slices.Equal(enginetest.UserIDs(users), []string{"inst-tech", "op"}) {
+		t.Errorf("users left = %v, %v", enginetest.UserIDs(users), err)
 	}
 	if d, err := s.GetDevice(ctx(t), "inst-dev"); err != nil || d.Info.SiteID != "inst-site" {
 		t.Errorf("device of another tenant = %+v, %v", d, err)
 	}
 	// The ids can be used again.
-	subTenant(t, ts, "acme", tenancy.RootTenantID)
-	mustSite(t, ts, "acme-site", "acme")
-	mustUser(t, s, newUser("acme-admin", "acme", identity.RoleCustomerAdmin))
+	enginetest.Tenant(t, ts, "acme", tenancy.RootTenantID)
+	enginetest.Site(t, ts, "acme-site", "acme")
+	enginetest.User(t, s, enginetest.NewUser("acme-admin", "acme", identity.RoleCustomerAdmin))
 }
 
 func testSites(t *testing.T, s store.Store, ts *tenancysql.Store) {
-	subTenant(t, ts, "acme", tenancy.RootTenantID)
-	subTenant(t, ts, "beta", tenancy.RootTenantID)
-	want := mustSite(t, ts, "s2", "acme")
-	mustSite(t, ts, "s1", "acme")
-	mustSite(t, ts, "s3", "beta")
-	wantErr(t, "CreateSite with a taken id", ts.CreateSite(ctx(t), tenancy.Site{ID: "s1", TenantID: "beta", Name: "x", CreatedAt: t0}), database.ErrConflict)
-	wantErr(t, "CreateSite of a missing tenant", ts.CreateSite(ctx(t), tenancy.Site{ID: "s9", TenantID: "ghost", Name: "x", CreatedAt: t0}), database.ErrNotFound)
+	enginetest.Tenant(t, ts, "acme", tenancy.RootTenantID)
+	enginetest.Tenant(t, ts, "beta", tenancy.RootTenantID)
+	want := enginetest.Site(t, ts, "s2", "acme")
+	enginetest.Site(t, ts, "s1", "acme")
+	enginetest.Site(t, ts, "s3", "beta")
+	enginetest.WantErr(t, "CreateSite with a taken id", ts.CreateSite(ctx(t), tenancy.Site{ID: "s1", TenantID: "beta", Name: "x", CreatedAt: t0}), database.ErrConflict)
+	enginetest.WantErr(t, "CreateSite of a missing tenant", ts.CreateSite(ctx(t), tenancy.Site{ID: "s9", TenantID: "ghost", Name: "x", CreatedAt: t0}), database.ErrNotFound)
 
 	got, err := ts.GetSite(ctx(t), "s2")
 	if err != nil || got.ID != want.ID || got.TenantID != "acme" || got.Name != want.Name || got.Address != want.Address ||
@@ -491,7 +374,7 @@ func testSites(t *testing.T, s store.Store, ts *tenancysql.Store) {
 	if got.Name != "Plant 2" || got.Address != want.Address || got.TenantID != "acme" {
 		t.Fatalf("after UpdateSite = %+v", got)
 	}
-	wantErr(t, "UpdateSite(ghost)", ts.UpdateSite(ctx(t), tenancy.Site{ID: "ghost", Name: "x"}), database.ErrNotFound)
+	enginetest.WantErr(t, "UpdateSite(ghost)", ts.UpdateSite(ctx(t), tenancy.Site{ID: "ghost", Name: "x"}), database.ErrNotFound)
 
 	if err := ts.SetFactoryAccess(ctx(t), "s3", true, t0); err != nil {
 		t.Fatal(err)
@@ -526,7 +409,7 @@ func testSites(t *testing.T, s store.Store, ts *tenancysql.Store) {
 }
 
 func testFactoryAccess(t *testing.T, s store.Store, ts *tenancysql.Store) {
-	mustSite(t, ts, "s1", tenancy.RootTenantID)
+	enginetest.Site(t, ts, "s1", tenancy.RootTenantID)
 	on := t0.Add(time.Hour + 1234567*time.Nanosecond)
 	if err := ts.SetFactoryAccess(ctx(t), "s1", true, on); err != nil {
 		t.Fatal(err)
@@ -549,16 +432,16 @@ func testFactoryAccess(t *testing.T, s store.Store, ts *tenancysql.Store) {
 	if got, _ := ts.GetSite(ctx(t), "s1"); got.FactoryAccess || !got.FactoryAccessChangedAt.Equal(off.Truncate(time.Millisecond)) {
 		t.Fatalf("after switching off: %+v", got)
 	}
-	wantErr(t, "SetFactoryAccess(ghost)", ts.SetFactoryAccess(ctx(t), "ghost", true, t0), database.ErrNotFound)
+	enginetest.WantErr(t, "SetFactoryAccess(ghost)", ts.SetFactoryAccess(ctx(t), "ghost", true, t0), database.ErrNotFound)
 }
 
 func testDeleteSite(t *testing.T, s store.Store, ts *tenancysql.Store) {
-	subTenant(t, ts, "acme", tenancy.RootTenantID)
-	mustSite(t, ts, "doomed", "acme")
-	mustSite(t, ts, "kept", "acme")
-	mustDevice(t, s, "d1", "acme", registry.DeviceInfo{SiteID: "doomed", Name: "Pump 1"})
-	mustDevice(t, s, "d2", "acme", registry.DeviceInfo{SiteID: "kept"})
-	mustSupporter(t, s, "tech", "acme")
+	enginetest.Tenant(t, ts, "acme", tenancy.RootTenantID)
+	enginetest.Site(t, ts, "doomed", "acme")
+	enginetest.Site(t, ts, "kept", "acme")
+	enginetest.Device(t, s, "d1", "acme", registry.DeviceInfo{SiteID: "doomed", Name: "Pump 1"})
+	enginetest.Device(t, s, "d2", "acme", registry.DeviceInfo{SiteID: "kept"})
+	enginetest.Supporter(t, s, "tech", "acme")
 	for _, g := range []access.Grant{
 		{ID: "g1", TenantID: "acme", SupporterUserID: "tech", SiteID: "doomed", CreatedBy: "a", CreatedAt: t0},
 		{ID: "g2", TenantID: "acme", SupporterUserID: "tech", SiteID: "doomed", CreatedBy: "a", CreatedAt: t0},
@@ -588,7 +471,7 @@ func testDeleteSite(t *testing.T, s store.Store, ts *tenancysql.Store) {
 		t.Fatalf("device of another site = %+v", d2)
 	}
 	if devs, err := s.FindDevices(ctx(t), registry.DeviceFilter{SiteIDs: []string{"doomed"}}); err != nil || len(devs) != 0 {
-		t.Fatalf("FindDevices(deleted site) = %v, %v", ids(devs), err)
+		t.Fatalf("FindDevices(deleted site) = %v, %v", enginetest.DeviceIDs(devs), err)
 	}
 	g1, _ := s.GetGrant(ctx(t), "g1")
 	if !g1.RevokedAt.Equal(at) || g1.RevokedBy != "site.delete" || g1.SiteID != "doomed" {
@@ -602,7 +485,7 @@ func testDeleteSite(t *testing.T, s store.Store, ts *tenancysql.Store) {
 			t.Errorf("grant %s revoked: %+v", id, g)
 		}
 	}
-	wantErr(t, "DeleteSite again", ts.DeleteSite(ctx(t), "doomed", at), database.ErrNotFound)
+	enginetest.WantErr(t, "DeleteSite again", ts.DeleteSite(ctx(t), "doomed", at), database.ErrNotFound)
 }
 
 func testRetiredIDs(t *testing.T, s store.Store, ts *tenancysql.Store) {

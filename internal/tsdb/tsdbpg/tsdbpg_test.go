@@ -26,14 +26,7 @@ import (
 // on the engine's pgx pool.
 func openEngine(t *testing.T) store.Store {
 	t.Helper()
-	for _, e := range enginetest.Engines() {
-		if e.Name == "postgres" {
-			s, _ := e.Open(t)
-			return s
-		}
-	}
-	t.Fatal("enginetest has no postgres engine")
-	return nil
+	return enginetest.Postgres(t)
 }
 
 // TestStore runs the telemetry suite, each test on a fresh database.

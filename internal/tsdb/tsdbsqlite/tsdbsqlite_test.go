@@ -14,15 +14,8 @@ import (
 // (see package enginetest) with a telemetry store of its own on the
 // engine's database.
 func TestStore(t *testing.T) {
-	for _, e := range enginetest.Engines() {
-		if e.Name != "sqlite" {
-			continue
-		}
-		tsdbtest.Run(t, func(t *testing.T) (store.Store, tsdbstore.Store) {
-			eng, db := e.Open(t)
-			return eng, tsdbsqlite.New(db)
-		})
-		return
-	}
-	t.Fatal("enginetest has no sqlite engine")
+	tsdbtest.Run(t, func(t *testing.T) (store.Store, tsdbstore.Store) {
+		eng := enginetest.SQLite(t)
+		return eng, tsdbsqlite.New(eng.DB())
+	})
 }

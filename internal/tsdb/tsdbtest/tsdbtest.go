@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
-	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
@@ -59,53 +59,6 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctx(t *testing.T) context.Context { return t.Context() }
 
-func mustCreate(t *testing.T, eng store.Store, id string) registry.Device {
-	t.Helper()
-	d := registry.Device{
-		ID:           id,
-		TenantID:     tenancy.RootTenantID,
-		Status:       registry.DeviceEnabled,
-		PrimaryKey:   bytes.Repeat([]byte{1}, 32),
-		SecondaryKey: bytes.Repeat([]byte{2}, 32),
-		CreatedAt:    t0,
-	}
-	if err := eng.CreateDevice(ctx(t), d); err != nil {
-		t.Fatalf("CreateDevice(%q): %v", id, err)
-	}
-	return d
-}
-
-// rec is a head record of device dev with message id mid whose points lie
-// in [minTS, maxTS]; its blob says which message it is.
-func rec(dev, mid string, minTS, maxTS int64) tsdbstore.HeadRecord {
-	return tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, MessageID: mid,
-		ReceivedAt: t0.Add(time.Duration(maxTS) * time.Millisecond), MinTS: minTS, MaxTS: maxTS,
-		Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, mid, minTS, maxTS))}
-}
-
-// keepLatest is a LatestMerge that records, as the new blob, the old blob
-// followed by the accepted indexes.
-func keepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, error) {
-	return fmt.Appendf(old, "%v;", accepted), nil
-}
-
-func writeHead(t *testing.T, s tsdbstore.Store, recs ...tsdbstore.HeadRecord) []tsdbstore.WriteResult {
-	t.Helper()
-	res, err := s.WriteHead(ctx(t), recs, keepLatest)
-	if err != nil {
-		t.Fatalf("WriteHead: %v", err)
-	}
-	if len(res) != len(recs) {
-		t.Fatalf("WriteHead gave %d results for %d records", len(res), len(recs))
-	}
-	return res
-}
-
-func chunk(dev, metric string, start, end int64) tsdbstore.ChunkRecord {
-	return tsdbstore.ChunkRecord{TenantID: tenancy.RootTenantID, DeviceID: dev, Metric: metric, StartTS: start, EndTS: end,
-		Count: int(end-start) + 1, Blob: []byte(fmt.Sprintf("%s/%s/%d-%d", dev, metric, start, end))}
-}
-
 func blobs[T tsdbstore.HeadRecord | tsdbstore.ChunkRecord](xs []T) []string {
 	out := make([]string, len(xs))
 	for i, x := range xs {
@@ -120,14 +73,14 @@ func blobs[T tsdbstore.HeadRecord | tsdbstore.ChunkRecord](xs []T) []string {
 }
 
 func testWriteHeadAndLatest(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "pump-1")
-	mustCreate(t, eng, "pump-2")
+	enginetest.RootDevice(t, eng, "pump-1")
+	enginetest.RootDevice(t, eng, "pump-2")
 	var calls []string
 	merge := func(tenantID, deviceID string, old []byte, accepted []int) ([]byte, error) {
 		calls = append(calls, fmt.Sprintf("%s %s old=%q %v", tenantID, deviceID, old, accepted))
 		return fmt.Appendf(old, "%v;", accepted), nil
 	}
-	res, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{rec("pump-1", "m1", 10, 20), rec("pump-2", "m1", 5, 5), rec("pump-1", "", 30, 30)}, merge)
+	res, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("pump-1", "m1", 10, 20), enginetest.HeadRecord("pump-2", "m1", 5, 5), enginetest.HeadRecord("pump-1", "", 30, 30)}, merge)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +104,7 @@ func testWriteHeadAndLatest(t *testing.T, eng store.Store, s tsdbstore.Store) {
 		t.Fatalf("head record = %+v", h)
 	}
 	calls = nil
-	if _, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{rec("pump-1", "m2", 40, 40)}, merge); err != nil {
+	if _, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("pump-1", "m2", 40, 40)}, merge); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{`root pump-1 old="[0 2];" [0]`}; fmt.Sprint(calls) != fmt.Sprint(want) {
@@ -161,17 +114,17 @@ func testWriteHeadAndLatest(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	if err != nil || string(b) != "[0 2];[0];" {
 		t.Fatalf("LatestBlob = %q, %v", b, err)
 	}
-	mustCreate(t, eng, "silent")
+	enginetest.RootDevice(t, eng, "silent")
 	if b, err := s.LatestBlob(ctx(t), tenancy.RootTenantID, "silent"); err != nil || b != nil {
 		t.Fatalf("LatestBlob of a device without data = %q, %v; want nil", b, err)
 	}
 }
 
 func testDeduplication(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "a")
-	mustCreate(t, eng, "b")
-	writeHead(t, s, rec("a", "same", 1, 1))
-	res := writeHead(t, s, rec("a", "same", 2, 2), rec("b", "same", 2, 2))
+	enginetest.RootDevice(t, eng, "a")
+	enginetest.RootDevice(t, eng, "b")
+	enginetest.WriteHead(t, s, enginetest.HeadRecord("a", "same", 1, 1))
+	res := enginetest.WriteHead(t, s, enginetest.HeadRecord("a", "same", 2, 2), enginetest.HeadRecord("b", "same", 2, 2))
 	if !res[0].Duplicate || res[1].Duplicate {
 		t.Fatalf("results = %+v, want [dup, new]", res)
 	}
@@ -184,9 +137,9 @@ func testDeduplication(t *testing.T, eng store.Store, s tsdbstore.Store) {
 }
 
 func testDuplicateInsideOneBatch(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "a")
+	enginetest.RootDevice(t, eng, "a")
 	var accepted []int
-	res, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{rec("a", "m", 1, 1), rec("a", "m", 2, 2)},
+	res, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("a", "m", 1, 1), enginetest.HeadRecord("a", "m", 2, 2)},
 		func(_, _ string, old []byte, acc []int) ([]byte, error) { accepted = acc; return []byte("x"), nil })
 	if err != nil {
 		t.Fatal(err)
@@ -197,24 +150,24 @@ func testDuplicateInsideOneBatch(t *testing.T, eng store.Store, s tsdbstore.Stor
 }
 
 func testForgetMessageIDs(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "a")
-	old, recent := rec("a", "old", 1, 1), rec("a", "recent", 2, 2)
+	enginetest.RootDevice(t, eng, "a")
+	old, recent := enginetest.HeadRecord("a", "old", 1, 1), enginetest.HeadRecord("a", "recent", 2, 2)
 	old.ReceivedAt, recent.ReceivedAt = t0, t0.Add(48*time.Hour)
-	writeHead(t, s, old, recent)
+	enginetest.WriteHead(t, s, old, recent)
 	n, err := s.ForgetMessageIDs(ctx(t), t0.Add(24*time.Hour))
 	if err != nil || n != 1 {
 		t.Fatalf("ForgetMessageIDs = %d, %v; want 1", n, err)
 	}
-	res := writeHead(t, s, rec("a", "old", 3, 3), rec("a", "recent", 3, 3))
+	res := enginetest.WriteHead(t, s, enginetest.HeadRecord("a", "old", 3, 3), enginetest.HeadRecord("a", "recent", 3, 3))
 	if res[0].Duplicate || !res[1].Duplicate {
 		t.Fatalf("results = %+v, want the forgotten id accepted and the recent one deduplicated", res)
 	}
 }
 
 func testMergeErrorRollsBack(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "a")
+	enginetest.RootDevice(t, eng, "a")
 	boom := errors.New("boom")
-	_, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{rec("a", "m", 1, 1)},
+	_, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("a", "m", 1, 1)},
 		func(string, string, []byte, []int) ([]byte, error) { return nil, boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("WriteHead error = %v, want the merge error", err)
@@ -222,7 +175,7 @@ func testMergeErrorRollsBack(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	if head, _ := s.HeadRecords(ctx(t), "a"); len(head) != 0 {
 		t.Fatalf("head after failed write = %v, want nothing", blobs(head))
 	}
-	if res := writeHead(t, s, rec("a", "m", 1, 1)); res[0].Duplicate {
+	if res := enginetest.WriteHead(t, s, enginetest.HeadRecord("a", "m", 1, 1)); res[0].Duplicate {
 		t.Fatal("message id of a failed write was remembered")
 	}
 }
@@ -230,8 +183,8 @@ func testMergeErrorRollsBack(t *testing.T, eng store.Store, s tsdbstore.Store) {
 // testWriteHeadKeyGone: records sealed with a data key destroyed before the
 // commit are not stored, nor their message ids; the rest of the batch is.
 func testWriteHeadKeyGone(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "pump-1")
-	mustCreate(t, eng, "pump-2")
+	enginetest.RootDevice(t, eng, "pump-1")
+	enginetest.RootDevice(t, eng, "pump-2")
 	newKey := func() uint32 {
 		t.Helper()
 		k, err := eng.CreateTenantKey(ctx(t), tenancy.RootTenantID, t0, func(uint32) ([]byte, error) { return []byte("wrapped"), nil })
@@ -245,9 +198,9 @@ func testWriteHeadKeyGone(t *testing.T, eng store.Store, s tsdbstore.Store) {
 		t.Fatal(err)
 	}
 	live := newKey()
-	a, dup, b := rec("pump-1", "m1", 1, 1), rec("pump-1", "m1", 2, 2), rec("pump-2", "m1", 1, 1)
+	a, dup, b := enginetest.HeadRecord("pump-1", "m1", 1, 1), enginetest.HeadRecord("pump-1", "m1", 2, 2), enginetest.HeadRecord("pump-2", "m1", 1, 1)
 	a.KeyID, dup.KeyID, b.KeyID = shredded, shredded, live
-	res := writeHead(t, s, a, dup, b)
+	res := enginetest.WriteHead(t, s, a, dup, b)
 	if !res[0].KeyGone || !res[1].KeyGone || res[2].KeyGone || res[2].Duplicate {
 		t.Fatalf("results = %+v, want the first two KeyGone", res)
 	}
@@ -262,20 +215,20 @@ func testWriteHeadKeyGone(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	}
 	// Sealed again with the live key, the message is new: its id was not kept.
 	a.KeyID = live
-	if res := writeHead(t, s, a); res[0].KeyGone || res[0].Duplicate {
+	if res := enginetest.WriteHead(t, s, a); res[0].KeyGone || res[0].Duplicate {
 		t.Fatalf("rewritten with a live key: %+v, want stored", res[0])
 	}
 }
 
 func testSealLifecycle(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "busy")
-	mustCreate(t, eng, "slow")
+	enginetest.RootDevice(t, eng, "busy")
+	enginetest.RootDevice(t, eng, "slow")
 	for i := range 5 {
-		writeHead(t, s, rec("busy", fmt.Sprint(i), int64(i), int64(i)))
+		enginetest.WriteHead(t, s, enginetest.HeadRecord("busy", fmt.Sprint(i), int64(i), int64(i)))
 	}
-	old := rec("slow", "x", 0, 0)
+	old := enginetest.HeadRecord("slow", "x", 0, 0)
 	old.ReceivedAt = t0.Add(-3 * time.Hour)
-	writeHead(t, s, old)
+	enginetest.WriteHead(t, s, old)
 
 	due, err := s.DevicesToSeal(ctx(t), 5, t0.Add(-time.Hour), 10)
 	if err != nil {
@@ -289,7 +242,7 @@ func testSealLifecycle(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	}
 	head, _ := s.HeadRecords(ctx(t), "busy")
 	ids := []int64{head[0].ID, head[1].ID, head[2].ID}
-	if err := s.SealHead(ctx(t), "busy", ids, nil, []tsdbstore.ChunkRecord{chunk("busy", "x", 0, 2)}); err != nil {
+	if err := s.SealHead(ctx(t), "busy", ids, nil, []tsdbstore.ChunkRecord{enginetest.Chunk("busy", "x", 0, 2)}); err != nil {
 		t.Fatal(err)
 	}
 	head, _ = s.HeadRecords(ctx(t), "busy")
@@ -308,7 +261,7 @@ func testSealLifecycle(t *testing.T, eng store.Store, s tsdbstore.Store) {
 		t.Fatalf("chunk = %+v", c)
 	}
 	// Replace the chunk by two (a merge): no head records involved.
-	if err := s.SealHead(ctx(t), "busy", nil, []int64{c.ID}, []tsdbstore.ChunkRecord{chunk("busy", "x", 0, 1), chunk("busy", "x", 2, 4)}); err != nil {
+	if err := s.SealHead(ctx(t), "busy", nil, []int64{c.ID}, []tsdbstore.ChunkRecord{enginetest.Chunk("busy", "x", 0, 1), enginetest.Chunk("busy", "x", 2, 4)}); err != nil {
 		t.Fatal(err)
 	}
 	_, chunks, _ = s.ReadSeries(ctx(t), tenancy.RootTenantID, "busy", "x", 0, 100)
@@ -318,14 +271,14 @@ func testSealLifecycle(t *testing.T, eng store.Store, s tsdbstore.Store) {
 }
 
 func testSealConflict(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "a")
-	writeHead(t, s, rec("a", "1", 1, 1), rec("a", "2", 2, 2))
+	enginetest.RootDevice(t, eng, "a")
+	enginetest.WriteHead(t, s, enginetest.HeadRecord("a", "1", 1, 1), enginetest.HeadRecord("a", "2", 2, 2))
 	head, _ := s.HeadRecords(ctx(t), "a")
-	if err := s.SealHead(ctx(t), "a", []int64{head[0].ID}, nil, []tsdbstore.ChunkRecord{chunk("a", "x", 1, 1)}); err != nil {
+	if err := s.SealHead(ctx(t), "a", []int64{head[0].ID}, nil, []tsdbstore.ChunkRecord{enginetest.Chunk("a", "x", 1, 1)}); err != nil {
 		t.Fatal(err)
 	}
 	// A second sealer that read the head before the first one committed.
-	err := s.SealHead(ctx(t), "a", []int64{head[0].ID, head[1].ID}, nil, []tsdbstore.ChunkRecord{chunk("a", "x", 1, 2)})
+	err := s.SealHead(ctx(t), "a", []int64{head[0].ID, head[1].ID}, nil, []tsdbstore.ChunkRecord{enginetest.Chunk("a", "x", 1, 2)})
 	if !errors.Is(err, database.ErrConflict) {
 		t.Fatalf("second seal error = %v, want ErrConflict", err)
 	}
@@ -337,8 +290,8 @@ func testSealConflict(t *testing.T, eng store.Store, s tsdbstore.Store) {
 }
 
 func testChunksForMerge(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "a")
-	add := []tsdbstore.ChunkRecord{chunk("a", "x", 0, 99), chunk("a", "x", 100, 199), chunk("a", "x", 300, 399), chunk("a", "y", 0, 999)}
+	enginetest.RootDevice(t, eng, "a")
+	add := []tsdbstore.ChunkRecord{enginetest.Chunk("a", "x", 0, 99), enginetest.Chunk("a", "x", 100, 199), enginetest.Chunk("a", "x", 300, 399), enginetest.Chunk("a", "y", 0, 999)}
 	if err := s.SealHead(ctx(t), "a", nil, nil, add); err != nil {
 		t.Fatal(err)
 	}
@@ -363,9 +316,9 @@ func testChunksForMerge(t *testing.T, eng store.Store, s tsdbstore.Store) {
 }
 
 func testReadSeries(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "a")
-	writeHead(t, s, rec("a", "1", 0, 50), rec("a", "2", 100, 100), rec("a", "3", 150, 300))
-	if err := s.SealHead(ctx(t), "a", nil, nil, []tsdbstore.ChunkRecord{chunk("a", "x", 0, 99), chunk("a", "x", 100, 199), chunk("a", "y", 0, 500)}); err != nil {
+	enginetest.RootDevice(t, eng, "a")
+	enginetest.WriteHead(t, s, enginetest.HeadRecord("a", "1", 0, 50), enginetest.HeadRecord("a", "2", 100, 100), enginetest.HeadRecord("a", "3", 150, 300))
+	if err := s.SealHead(ctx(t), "a", nil, nil, []tsdbstore.ChunkRecord{enginetest.Chunk("a", "x", 0, 99), enginetest.Chunk("a", "x", 100, 199), enginetest.Chunk("a", "y", 0, 500)}); err != nil {
 		t.Fatal(err)
 	}
 	head, chunks, err := s.ReadSeries(ctx(t), tenancy.RootTenantID, "a", "x", 100, 150)
@@ -383,9 +336,9 @@ func testReadSeries(t *testing.T, eng store.Store, s tsdbstore.Store) {
 
 func testLatestBlobs(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	for _, id := range []string{"d1", "d2", "d3"} {
-		mustCreate(t, eng, id)
+		enginetest.RootDevice(t, eng, id)
 	}
-	writeHead(t, s, rec("d1", "", 1, 1), rec("d3", "", 1, 1))
+	enginetest.WriteHead(t, s, enginetest.HeadRecord("d1", "", 1, 1), enginetest.HeadRecord("d3", "", 1, 1))
 	page, err := s.LatestBlobs(ctx(t), tenancy.RootTenantID, "", 2)
 	if err != nil {
 		t.Fatal(err)
@@ -412,9 +365,9 @@ func testLatestBlobs(t *testing.T, eng store.Store, s tsdbstore.Store) {
 }
 
 func testRetention(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "a")
-	writeHead(t, s, rec("a", "old", 0, 40), rec("a", "straddles", 40, 60), rec("a", "new", 70, 80))
-	if err := s.SealHead(ctx(t), "a", nil, nil, []tsdbstore.ChunkRecord{chunk("a", "x", 0, 49), chunk("a", "x", 50, 99), chunk("a", "y", 10, 200)}); err != nil {
+	enginetest.RootDevice(t, eng, "a")
+	enginetest.WriteHead(t, s, enginetest.HeadRecord("a", "old", 0, 40), enginetest.HeadRecord("a", "straddles", 40, 60), enginetest.HeadRecord("a", "new", 70, 80))
+	if err := s.SealHead(ctx(t), "a", nil, nil, []tsdbstore.ChunkRecord{enginetest.Chunk("a", "x", 0, 49), enginetest.Chunk("a", "x", 50, 99), enginetest.Chunk("a", "y", 10, 200)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AddRejected(ctx(t), tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", Reason: "old", ReceivedAt: time.UnixMilli(10)}); err != nil {
@@ -448,7 +401,7 @@ func testRetention(t *testing.T, eng store.Store, s tsdbstore.Store) {
 }
 
 func testRejected(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "a")
+	enginetest.RootDevice(t, eng, "a")
 	for i := range 3 {
 		r := tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
 			Topic: "devices/a/messages/events/", Reason: fmt.Sprint("reason ", i),
@@ -474,7 +427,7 @@ func testRejected(t *testing.T, eng store.Store, s tsdbstore.Store) {
 // form only; UpgradeRejected replaces each only while it is still old,
 // empties topic and reason and notes the compaction as due.
 func testRejectedUpgrade(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "a")
+	enginetest.RootDevice(t, eng, "a")
 	for i := range 5 {
 		r := tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "a", MessageID: fmt.Sprint("m", i),
 			Topic: fmt.Sprint("topic ", i), Reason: fmt.Sprint("reason ", i), Payload: bytes.Repeat([]byte{byte(i)}, 2000),
@@ -547,13 +500,13 @@ func testRejectedUpgrade(t *testing.T, eng store.Store, s tsdbstore.Store) {
 func testConcurrentWriters(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	const writers, perWriter = 4, 25
 	for w := range writers {
-		mustCreate(t, eng, fmt.Sprint("w", w))
+		enginetest.RootDevice(t, eng, fmt.Sprint("w", w))
 	}
 	errc := make(chan error, writers)
 	for w := range writers {
 		go func() {
 			for i := range perWriter {
-				_, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{rec(fmt.Sprint("w", w), fmt.Sprint(i), int64(i), int64(i))}, keepLatest)
+				_, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord(fmt.Sprint("w", w), fmt.Sprint(i), int64(i), int64(i))}, enginetest.KeepLatest)
 				if err != nil {
 					errc <- err
 					return
@@ -577,7 +530,7 @@ func testConcurrentWriters(t *testing.T, eng store.Store, s tsdbstore.Store) {
 // testRejectedBound: the rejected list of a device is bounded; the newest
 // entries stay.
 func testRejectedBound(t *testing.T, eng store.Store, s tsdbstore.Store) {
-	mustCreate(t, eng, "d")
+	enginetest.RootDevice(t, eng, "d")
 	const n = 1010
 	for i := range n {
 		if err := s.AddRejected(ctx(t), tsdbstore.Rejected{TenantID: tenancy.RootTenantID, DeviceID: "d",

@@ -1,40 +1,64 @@
-package storetest
+package enginetest_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/warden-iot/warden/internal/alarm"
+	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/hub"
 	"github.com/warden-iot/warden/internal/notify/notifystore"
 	"github.com/warden-iot/warden/internal/provision"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/sealing"
 	"github.com/warden-iot/warden/internal/store"
+	"github.com/warden-iot/warden/internal/store/enginetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
-// sealedTests get a store without a sealer: each sets up what it needs.
-var sealedTests = []suiteTest{
-	{"NoSealerRefusesMachineData", testNoSealer},
-	{"ShreddedTenantReadsCleanly", testShreddedTenant},
+// TestSealed checks, on each engine, that machine data is refused without
+// a sealer and that a tenant whose keys are destroyed reads cleanly: each
+// test gets a fresh engine without a sealer and sets up what it needs.
+func TestSealed(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"NoSealerRefusesMachineData", testNoSealer},
+		{"ShreddedTenantReadsCleanly", testShreddedTenant},
+	}
+	enginetest.Run(t, func(t *testing.T, open func(t *testing.T) (store.Store, database.DB)) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				s, _ := open(t)
+				tc.fn(t, s)
+			})
+		}
+	})
 }
 
+var t0 = enginetest.T0
+
+var twin = []byte(`{"tags":{"site":"Lyon"},"properties":{"desired":{"interval":30}}}`)
+
+func ctx(t *testing.T) context.Context { return t.Context() }
+
 func testNoSealer(t *testing.T, s store.Store) {
-	mustCreate(t, s, "dev")
+	enginetest.RootDevice(t, s, "dev")
 	_, err := s.UpdateTwin(ctx(t), tenancy.RootTenantID, "dev", hub.TwinUpdate{Tags: json.RawMessage(`{"a":1}`)}, t0)
-	wantErr(t, "UpdateTwin without a sealer", err, sealing.ErrNoSealer)
+	enginetest.WantErr(t, "UpdateTwin without a sealer", err, sealing.ErrNoSealer)
 	_, err = s.EnqueueC2D(ctx(t), hub.C2DMessage{TenantID: tenancy.RootTenantID, DeviceID: "dev", MessageID: "m",
 		Payload: []byte("x"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, 10)
-	wantErr(t, "EnqueueC2D without a sealer", err, sealing.ErrNoSealer)
-	_, err = s.ApplyAlarmChanges(ctx(t), []alarm.Change{raised(tenancy.RootTenantID, "r", "dev", t0, 1)})
-	wantErr(t, "ApplyAlarmChanges without a sealer", err, sealing.ErrNoSealer)
-	wantErr(t, "SetMaintenancePlan without a sealer", s.SetMaintenancePlan(ctx(t), alarm.MaintenancePlan{
+	enginetest.WantErr(t, "EnqueueC2D without a sealer", err, sealing.ErrNoSealer)
+	_, err = s.ApplyAlarmChanges(ctx(t), []alarm.Change{enginetest.Raised(tenancy.RootTenantID, "r", "dev", t0, 1)})
+	enginetest.WantErr(t, "ApplyAlarmChanges without a sealer", err, sealing.ErrNoSealer)
+	enginetest.WantErr(t, "SetMaintenancePlan without a sealer", s.SetMaintenancePlan(ctx(t), alarm.MaintenancePlan{
 		TenantID: tenancy.RootTenantID, Model: "m", Spec: json.RawMessage(`{}`), UpdatedAt: t0}), sealing.ErrNoSealer)
-	wantErr(t, "SaveMonitorState without a sealer", s.SaveMonitorState(ctx(t), "k",
+	enginetest.WantErr(t, "SaveMonitorState without a sealer", s.SaveMonitorState(ctx(t), "k",
 		map[string][]byte{tenancy.RootTenantID: []byte("x")}), sealing.ErrNoSealer)
 }
 
@@ -42,9 +66,9 @@ func testNoSealer(t *testing.T, s store.Store) {
 // give clean errors (one row) or are marked or left out (lists), and other
 // tenants are untouched.
 func testShreddedTenant(t *testing.T, s store.Store) {
-	s, kr := withKeyring(t, s)
+	kr := enginetest.WithKeyring(t, s)
 	for _, tn := range []string{"acme", "beta"} {
-		mustTenant(t, s, tn)
+		enginetest.Tenant(t, s, tn, tenancy.RootTenantID)
 		if err := s.CreateDevice(ctx(t), registry.Device{ID: "dev-" + tn, TenantID: tn, Status: registry.DeviceEnabled,
 			PrimaryKey: bytes.Repeat([]byte{1}, 32), SecondaryKey: bytes.Repeat([]byte{2}, 32), CreatedAt: t0}); err != nil {
 			t.Fatal(err)
@@ -56,8 +80,8 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 			Properties: map[string]string{"k": "v"}, Payload: []byte("hello"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, 10); err != nil {
 			t.Fatal(err)
 		}
-		mustRule(t, s, "rule-"+tn, tn)
-		a := apply(t, s, raised(tn, "rule-"+tn, "dev-"+tn, t0, 42))[0]
+		enginetest.Rule(t, s, "rule-"+tn, tn)
+		a := enginetest.Apply(t, s, enginetest.Raised(tn, "rule-"+tn, "dev-"+tn, t0, 42))[0]
 		if _, err := s.AckAlarm(ctx(t), a.ID, "u", "seen", t0); err != nil {
 			t.Fatal(err)
 		}
@@ -68,17 +92,17 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 		if err := s.SetMaintenancePlan(ctx(t), alarm.MaintenancePlan{TenantID: tn, Model: "P1", Spec: json.RawMessage(`{"x":1}`), UpdatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateEnrollmentGroup(ctx(t), provision.EnrollmentGroup{ID: "g", TenantID: tn, Enabled: true, PrimaryKey: key(1),
-			SecondaryKey: key(2), InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+		if err := s.CreateEnrollmentGroup(ctx(t), provision.EnrollmentGroup{ID: "g", TenantID: tn, Enabled: true, PrimaryKey: enginetest.Key(1),
+			SecondaryKey: enginetest.Key(2), InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.CreateEnrollment(ctx(t), provision.Enrollment{RegistrationID: "ind-" + tn, TenantID: tn, DeviceID: "ind-" + tn,
-			Enabled: true, PrimaryKey: key(3), SecondaryKey: key(4), InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+			Enabled: true, PrimaryKey: enginetest.Key(3), SecondaryKey: enginetest.Key(4), InitialTwin: twin, CreatedAt: t0, UpdatedAt: t0}); err != nil {
 			t.Fatal(err)
 		}
-		ra := assignment(tn, "reg-"+tn, "g", 10, t0)
+		ra := enginetest.Assignment(tn, "reg-"+tn, "g", 10, t0)
 		ra.Registration.Payload, ra.Registration.InitialTwin = []byte(`{"model":"X2"}`), twin
-		if res := assign(t, s, ra); res[0].Err != nil {
+		if res := enginetest.Assign(t, s, ra); res[0].Err != nil {
 			t.Fatal(res[0].Err)
 		}
 	}
@@ -90,9 +114,9 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 	}
 
 	_, err := s.GetTwin(ctx(t), "acme", "dev-acme")
-	wantErr(t, "GetTwin of a shredded tenant", err, sealing.ErrUnreadable)
+	enginetest.WantErr(t, "GetTwin of a shredded tenant", err, sealing.ErrUnreadable)
 	_, err = s.UpdateReported(ctx(t), "acme", "dev-acme", json.RawMessage(`{"a":1}`), t0)
-	wantErr(t, "UpdateReported of a shredded tenant", err, sealing.ErrUnreadable)
+	enginetest.WantErr(t, "UpdateReported of a shredded tenant", err, sealing.ErrUnreadable)
 	if tw, err := s.GetTwin(ctx(t), "beta", "dev-beta"); err != nil || string(tw.Tags) != `{"site":"x"}` {
 		t.Errorf("GetTwin of the other tenant = %s, %v", tw.Tags, err)
 	}
@@ -148,7 +172,7 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 			t.Errorf("ListRegistrations of %s = %+v, %v", tn, rs, err)
 		}
 		gs, err := s.ListEnrollmentGroups(ctx(t), tn)
-		if err != nil || len(gs) != 1 || gs[0].Unreadable != shredded || !bytes.Equal(gs[0].PrimaryKey, key(1)) ||
+		if err != nil || len(gs) != 1 || gs[0].Unreadable != shredded || !bytes.Equal(gs[0].PrimaryKey, enginetest.Key(1)) ||
 			(shredded && gs[0].InitialTwin != nil) || (!shredded && string(gs[0].InitialTwin) != string(twin)) {
 			t.Errorf("ListEnrollmentGroups of %s = %+v, %v", tn, gs, err)
 		}
@@ -159,9 +183,9 @@ func testShreddedTenant(t *testing.T, s store.Store) {
 	}
 	// The shredded tenant's devices still provision (sealed with its new
 	// key), and a new initial twin is readable again.
-	a := assignment("acme", "reg-acme", "g", 20, t0.Add(time.Hour))
+	a := enginetest.Assignment("acme", "reg-acme", "g", 20, t0.Add(time.Hour))
 	a.Registration.Payload = []byte(`{"model":"X3"}`)
-	if res := assign(t, s, a); res[0].Err != nil {
+	if res := enginetest.Assign(t, s, a); res[0].Err != nil {
 		t.Fatal(res[0].Err)
 	}
 	if r, err := s.GetRegistration(ctx(t), "acme", "reg-acme"); err != nil || r.Unreadable || string(r.Payload) != `{"model":"X3"}` {
