@@ -176,13 +176,6 @@ func (a *API) Handler() http.Handler {
 	return a.logRequests(mux)
 }
 
-// publish tells the subscribers of a fact the API committed. A reaction
-// that failed is logged by the bus; the fact stands, so the request's
-// answer does not change.
-func (a *API) publish(ctx context.Context, ev event.Event) {
-	_ = a.cfg.Events.Publish(ctx, ev)
-}
-
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
