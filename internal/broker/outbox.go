@@ -70,11 +70,11 @@ func (o *outbox) push(b *Broker, pk packets.Packet) bool {
 		o.mu.Unlock()
 		return false
 	}
-	if len(o.queue) >= outboxMaxPackets || o.bytes+size > outboxMaxBytes {
+	if queued := len(o.queue); queued >= outboxMaxPackets || o.bytes+size > outboxMaxBytes {
 		o.mu.Unlock()
 		b.slowClients.Inc()
 		b.log.Warn("disconnecting a client that does not read: its outbox is full",
-			"client", o.cl.ID, "remote", o.cl.Net.Remote, "queued", len(o.queue))
+			"client", o.cl.ID, "remote", o.cl.Net.Remote, "queued", queued)
 		o.cl.Stop(errOutboxFull)
 		b.dropOutbox(o.cl)
 		return false
