@@ -127,40 +127,62 @@ func grantLists(c caller) (devs, sites []string) {
 	return devs, sites
 }
 
+// scope is one query the caller's role asks for; the union of a caller's
+// scopes holds everything the caller may be allowed to see, and Decide
+// judges each row. Exactly one of its parts is set.
+type scope struct {
+	devices, sites []string // a supporter's grants (few: they stay lists)
+	root           bool     // the operator's own tenant
+	factory        bool     // sites whose factory-service switch is on
+	under          string   // a tenant and the tenants below it
+}
+
+// scopes are the caller's scopes.
+func (a *API) scopes(w http.ResponseWriter, r *http.Request) ([]scope, bool) {
+	c := principal(r.Context())
+	switch c.Role {
+	case identity.RoleSupporter:
+		var out []scope
+		devs, sites := grantLists(c)
+		if len(devs) > 0 {
+			out = append(out, scope{devices: devs})
+		}
+		if len(sites) > 0 {
+			out = append(out, scope{sites: sites})
+		}
+		return out, true
+	case identity.RoleOperatorService:
+		return []scope{{root: true}, {factory: true}}, true
+	}
+	id, ok := a.listTenant(w, r)
+	if !ok {
+		return nil, false
+	}
+	return []scope{{under: id}}, true
+}
+
 // deviceScopes are the device queries, each narrowing f, whose union holds
 // every device the caller may be allowed to see.
 func (a *API) deviceScopes(w http.ResponseWriter, r *http.Request, f registry.DeviceFilter) ([]registry.DeviceFilter, bool) {
-	c := principal(r.Context())
-	var filters []registry.DeviceFilter
-	switch c.Role {
-	case identity.RoleSupporter:
-		// Grants are few: their lists stay lists.
-		devs, sites := grantLists(c)
-		if len(devs) > 0 {
-			g := f
-			g.IDs = intersectOrAll(f.IDs, devs)
-			filters = append(filters, g)
-		}
-		if len(sites) > 0 {
-			g := f
-			g.SiteIDs = intersectOrAll(f.SiteIDs, sites)
-			filters = append(filters, g)
-		}
-	case identity.RoleOperatorService:
-		own, g := f, f
-		own.TenantIDs = []string{tenancy.RootTenantID}
-		g.FactoryAccess = true
-		filters = append(filters, own, g)
-	default:
-		id, ok := a.listTenant(w, r)
-		if !ok {
-			return nil, false
-		}
+	scopes, ok := a.scopes(w, r)
+	filters := make([]registry.DeviceFilter, len(scopes))
+	for i, s := range scopes {
 		g := f
-		g.Under = id
-		filters = append(filters, g)
+		switch {
+		case s.devices != nil:
+			g.IDs = intersectOrAll(f.IDs, s.devices)
+		case s.sites != nil:
+			g.SiteIDs = intersectOrAll(f.SiteIDs, s.sites)
+		case s.root:
+			g.TenantIDs = []string{tenancy.RootTenantID}
+		case s.factory:
+			g.FactoryAccess = true
+		default:
+			g.Under = s.under
+		}
+		filters[i] = g
 	}
-	return filters, true
+	return filters, ok
 }
 
 // devicePages reads the devices the filters select, in id order.
@@ -209,36 +231,25 @@ func (a *API) visibleDevices(w http.ResponseWriter, r *http.Request, f registry.
 // alarmScopes are the alarm queries, each narrowing f, whose union holds
 // every alarm of a device whose alarms the caller may be allowed to read.
 func (a *API) alarmScopes(w http.ResponseWriter, r *http.Request, f alarm.Filter) ([]alarm.Filter, bool) {
-	c := principal(r.Context())
-	var filters []alarm.Filter
-	switch c.Role {
-	case identity.RoleSupporter:
-		devs, sites := grantLists(c)
-		if len(devs) > 0 {
-			g := f
-			g.DeviceIDs = intersectOrAll(f.DeviceIDs, devs)
-			filters = append(filters, g)
-		}
-		if len(sites) > 0 {
-			g := f
-			g.DeviceSiteIDs = sites
-			filters = append(filters, g)
-		}
-	case identity.RoleOperatorService:
-		own, g := f, f
-		own.TenantIDs = []string{tenancy.RootTenantID}
-		g.FactoryAccess = true
-		filters = append(filters, own, g)
-	default:
-		id, ok := a.listTenant(w, r)
-		if !ok {
-			return nil, false
-		}
+	scopes, ok := a.scopes(w, r)
+	filters := make([]alarm.Filter, len(scopes))
+	for i, s := range scopes {
 		g := f
-		g.Under = id
-		filters = append(filters, g)
+		switch {
+		case s.devices != nil:
+			g.DeviceIDs = intersectOrAll(f.DeviceIDs, s.devices)
+		case s.sites != nil:
+			g.DeviceSiteIDs = s.sites
+		case s.root:
+			g.TenantIDs = []string{tenancy.RootTenantID}
+		case s.factory:
+			g.FactoryAccess = true
+		default:
+			g.Under = s.under
+		}
+		filters[i] = g
 	}
-	return filters, true
+	return filters, ok
 }
 
 // alarmPages reads the alarms the filters select after id after, in id

@@ -19,7 +19,6 @@ import (
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/store"
 	"github.com/warden-iot/warden/internal/store/enginetest"
-	"github.com/warden-iot/warden/internal/store/storetest"
 	"github.com/warden-iot/warden/internal/tenancy"
 )
 
@@ -36,14 +35,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	var open func(t *testing.T) (store.Store, database.DB)
-	for _, e := range enginetest.Engines() {
-		if e.Name == "sqlite" {
-			open = e.Open
-		}
-	}
-	e, _ := open(t)
-	storetest.WithKeyring(t, e)
+	e := enginetest.SQLite(t)
+	enginetest.WithKeyring(t, e)
 	f := &fixture{e: e, clk: clocktest.New(t0)}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	bus := event.NewLocal(log)

@@ -35,13 +35,7 @@ type fixture struct {
 // "lyon", factory access off) and tenant "beta" (site "bern").
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	var open func(t *testing.T) (store.Store, database.DB)
-	for _, e := range enginetest.Engines() {
-		if e.Name == "sqlite" {
-			open = e.Open
-		}
-	}
-	e, _ := open(t)
+	e := enginetest.SQLite(t)
 	f := &fixture{e: e, clk: clocktest.New(t0)}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	bus := event.NewLocal(log)
