@@ -214,6 +214,7 @@ func TestMQTT5ClientSameCredentialsAndTopics(t *testing.T) {
 // TestMosquittoPub publishes with Debian's mosquitto_pub, exactly as the
 // README tells a new user to.
 func TestMosquittoPub(t *testing.T) {
+	t.Parallel()
 	bin, err := exec.LookPath("mosquitto_pub")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

@@ -174,6 +174,7 @@ func read(t *testing.T, resp *http.Response) answer {
 // that a state-changing request without the CSRF token is refused, and
 // that repeated failed sign-ins lock the account.
 func TestSessionCookieCSRFAndLockout(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := e.ctx()
 	if _, err := e.api.CreateTenant(ctx, apiv1.NewTenant{ID: "cafe", TenantPatch: apiv1.TenantPatch{Name: apiv1.Ptr("Café Central")}}); err != nil {

@@ -123,6 +123,7 @@ type bgProc struct {
 }
 
 func TestREADMEWalkthrough(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("the README walkthrough builds and runs the warden binary")
 	}

@@ -35,16 +35,41 @@ import (
 // (printed when a subtest fails, or always with WARDEN_TEST_LOG=1, which
 // also turns on the server's debug log).
 func TestSDK(t *testing.T) {
+	t.Parallel()
 	node, dir := sdkSetup(t)
 	sdk := sdkEnv{node: node, dir: dir}
-	t.Run("HubTelemetryTwinMethodC2D", func(t *testing.T) { sdkLifecycle(t, sdk, "mqtt", false) })
-	t.Run("ProvisionTelemetryTwinMethodC2D", func(t *testing.T) { sdkLifecycle(t, sdk, "mqtt", true) })
-	t.Run("WrongGroupKeyRefused", func(t *testing.T) { sdkWrongGroupKey(t, sdk) })
-	t.Run("ExpiredTokenDisconnected", func(t *testing.T) { sdkExpiredToken(t, sdk) })
-	t.Run("TokenRenewal", func(t *testing.T) { sdkTokenRenewal(t, sdk) })
-	t.Run("WebSocketHubTelemetryTwinMethodC2D", func(t *testing.T) { sdkLifecycle(t, sdk, "ws", false) })
-	t.Run("WebSocketProvisionTelemetryTwinMethodC2D", func(t *testing.T) { sdkLifecycle(t, sdk, "ws", true) })
-	t.Run("ReconnectKeepsSubscriptions", func(t *testing.T) { sdkReconnect(t, sdk) })
+	t.Run("HubTelemetryTwinMethodC2D", func(t *testing.T) {
+		t.Parallel()
+		sdkLifecycle(t, sdk, "mqtt", false)
+	})
+	t.Run("ProvisionTelemetryTwinMethodC2D", func(t *testing.T) {
+		t.Parallel()
+		sdkLifecycle(t, sdk, "mqtt", true)
+	})
+	t.Run("WrongGroupKeyRefused", func(t *testing.T) {
+		t.Parallel()
+		sdkWrongGroupKey(t, sdk)
+	})
+	t.Run("ExpiredTokenDisconnected", func(t *testing.T) {
+		t.Parallel()
+		sdkExpiredToken(t, sdk)
+	})
+	t.Run("TokenRenewal", func(t *testing.T) {
+		t.Parallel()
+		sdkTokenRenewal(t, sdk)
+	})
+	t.Run("WebSocketHubTelemetryTwinMethodC2D", func(t *testing.T) {
+		t.Parallel()
+		sdkLifecycle(t, sdk, "ws", false)
+	})
+	t.Run("WebSocketProvisionTelemetryTwinMethodC2D", func(t *testing.T) {
+		t.Parallel()
+		sdkLifecycle(t, sdk, "ws", true)
+	})
+	t.Run("ReconnectKeepsSubscriptions", func(t *testing.T) {
+		t.Parallel()
+		sdkReconnect(t, sdk)
+	})
 }
 
 type sdkEnv struct{ node, dir string }

@@ -423,6 +423,7 @@ func TestMQTTListenerFileLimitChild(t *testing.T) {
 // to raise it; authenticated devices under the cap keep working, and a
 // place frees when a connection goes.
 func TestMQTTConnectionCap(t *testing.T) {
+	t.Parallel()
 	e, logs := startLogged(t, withPlainMQTT(), func(c *server.Config) { c.MQTTMaxConnections = 4 })
 	keyA, keyB, keyC := e.device("cap-a"), e.device("cap-b"), e.device("cap-c")
 	a := e.deviceConn("cap-a", keyA)
@@ -548,6 +549,7 @@ func drip(c net.Conn, b []byte) {
 // at 1 byte a second after a quick TLS handshake, are both cut at the
 // CONNECT deadline, counted from accept.
 func TestMQTTSlowHandshakes(t *testing.T) {
+	t.Parallel()
 	const timeout = time.Second
 	e := start(t, withConnectTimeout(timeout))
 	hello := clientHello(t)
@@ -590,6 +592,7 @@ func TestMQTTSlowHandshakes(t *testing.T) {
 // devices that connected in time stay connected past it, with keep-alive 0
 // too (the deadline is replaced by the keep-alive one).
 func TestMQTTSilentConnectionClosed(t *testing.T) {
+	t.Parallel()
 	const timeout = time.Second
 	e := start(t, withPlainMQTT(), withConnectTimeout(timeout))
 	keyA, keyB := e.device("quiet-a"), e.device("quiet-b")
@@ -759,6 +762,7 @@ func varintBytes(n int) []byte {
 // size in the CONNACK; a packet under it is taken, one over it closes the
 // connection (MQTT 3.1.1 and 5).
 func TestMQTTMaximumPacketSize(t *testing.T) {
+	t.Parallel()
 	const maxPacket = 64 << 10
 	e := start(t, func(c *server.Config) { c.MQTTMaxPacketSize = maxPacket })
 	key := e.device("big-1")
@@ -803,6 +807,7 @@ func TestMQTTMaximumPacketSize(t *testing.T) {
 // within the write bound or when its outbox is full, with keep-alive 0,
 // instead of blocking its writers for ever.
 func TestMQTTNonReadingClientDropped(t *testing.T) {
+	t.Parallel()
 	const writeTimeout = time.Second
 	e := start(t, func(c *server.Config) { c.MQTTWriteTimeout = writeTimeout })
 	key := e.device("deaf-1")

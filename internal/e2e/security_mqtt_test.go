@@ -168,6 +168,7 @@ func (m *rawMQTT) expectClosed(what string) int {
 // MQTT 3.1.1 and 5, and a connection killed right after its CONNECT makes
 // nothing reach B.
 func TestWillMessageAttackAcrossTenants(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.tenant("A")
 	e.tenant("B")
@@ -296,6 +297,7 @@ func TestWillMessageAttackAcrossTenants(t *testing.T) {
 // A PUBLISH by an alias that was never bound is a protocol error (0x82); a
 // properly bound alias works and is confined to the device's topics.
 func TestWildcardTopicNamesCloseTheConnection(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("dev-1")
 	otherKey := e.device("dev-2")
@@ -409,6 +411,7 @@ func TestWildcardTopicNamesCloseTheConnection(t *testing.T) {
 // TestForeignHubToken: a token signed with the device's real key for
 // another hub's name is refused, even with a user name for that hub.
 func TestForeignHubToken(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("dev-1")
 	const evil = "evilhub.azure-devices.net"
@@ -447,6 +450,7 @@ func TestForeignHubToken(t *testing.T) {
 // protocol error, whatever the credentials; without the property, or with
 // another value, the device connects.
 func TestReceiveMaximumZero(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("dev-1")
 	connect := func(rm *uint16) (*paho.Connack, error) {
@@ -629,6 +633,7 @@ func TestNonReadingClientDoesNotStallOthers(t *testing.T) {
 // SHA-256 and first KiB only: a marker placed beyond the first KiB is not
 // in the database files, nor are the topics and reasons in clear.
 func TestOversizedPayloadKeptAsRejected(t *testing.T) {
+	t.Parallel()
 	e := start(t, withLargePackets())
 	oversizedPayloads(t, e, func(markers ...string) {
 		t.Helper()
@@ -654,6 +659,7 @@ func TestOversizedPayloadKeptAsRejected(t *testing.T) {
 }
 
 func TestOversizedPayloadKeptAsRejectedPostgres(t *testing.T) {
+	t.Parallel()
 	url := pgtest.URL(t)
 	e := start(t, withDatabase(url), withLargePackets())
 	oversizedPayloads(t, e, func(markers ...string) {
@@ -768,6 +774,7 @@ func oversizedPayloads(t *testing.T, e *env, rawCheck func(markers ...string)) {
 // its user name is the twin's modelId; a later connection with another
 // one replaces it; one that is not a DTMI is refused.
 func TestModelIDInTwin(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := e.device("thermo")
 	if tw, err := e.api.Twin(e.ctx(), "thermo"); err != nil || tw.ModelID != "" {

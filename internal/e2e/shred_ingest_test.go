@@ -18,6 +18,7 @@ import (
 const shredRounds = 3
 
 func TestShredDuringIngestSQLite(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	for round := range shredRounds {
 		shredDuringIngest(t, e, round)
@@ -25,6 +26,7 @@ func TestShredDuringIngestSQLite(t *testing.T) {
 }
 
 func TestShredDuringIngestPostgres(t *testing.T) {
+	t.Parallel()
 	e := start(t, withDatabase(pgtest.URL(t)))
 	for round := range shredRounds {
 		shredDuringIngest(t, e, round)
