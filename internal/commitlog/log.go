@@ -247,6 +247,11 @@ func (l *Log) Append(ctx context.Context, payloads ...[]byte) (uint64, error) {
 	}
 	r := &request{payloads: payloads, done: make(chan struct{})}
 	select {
+	case <-l.stop:
+		return 0, ErrClosed
+	default:
+	}
+	select {
 	case l.reqs <- r:
 	case <-l.stop:
 		return 0, ErrClosed
@@ -256,6 +261,15 @@ func (l *Log) Append(ctx context.Context, payloads ...[]byte) (uint64, error) {
 	select {
 	case <-r.done:
 		return r.first, r.err
+	case <-l.stopped:
+		// Queued as the log closed: answered if the writer got to it,
+		// never written if not.
+		select {
+		case <-r.done:
+			return r.first, r.err
+		default:
+			return 0, ErrClosed
+		}
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}

@@ -56,7 +56,7 @@ type okSink struct{}
 func (okSink) Apply(_ context.Context, msgs []telemetry.Message, _ tsdbstore.LogMark) ([]tsdbstore.WriteResult, error) {
 	return make([]tsdbstore.WriteResult, len(msgs)), nil
 }
-func (okSink) LogApplied(context.Context, string) (uint64, error) { return 0, nil }
+func (okSink) LogApplied(context.Context, string) (uint64, error)    { return 0, nil }
 func (okSink) AddRejected(context.Context, tsdbstore.Rejected) error { return nil }
 
 // An evaluator that blocks does not hold the acknowledgement of committed

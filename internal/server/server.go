@@ -756,3 +756,8 @@ func (s *Server) Store() store.Store { return s.store }
 
 // Engine exposes the telemetry engine to tests and tools in the same process.
 func (s *Server) Engine() *tsdb.Engine { return s.engine }
+
+// CaughtUp waits until the messages acknowledged so far are written to the
+// database (they are durable in the commit log from their acknowledgement
+// on; see ingest.Pipeline.CaughtUp).
+func (s *Server) CaughtUp(ctx context.Context) error { return s.pipeline.CaughtUp(ctx) }
