@@ -91,6 +91,28 @@ type Config struct {
 	// Devices registers and manages devices and publishes their facts;
 	// nil: a service on the store publishing on Events.
 	Devices *registry.Service
+	// CaughtUp waits until the telemetry acknowledged so far is in the
+	// database (the ingest pipeline's CaughtUp): telemetry reads call it,
+	// so that what a device was told is stored is there to read. Nil:
+	// reads do not wait.
+	CaughtUp func(context.Context) error
+}
+
+// caughtUpWait bounds how long a telemetry read waits for acknowledged
+// messages to reach the database; after it, it reads what is there.
+const caughtUpWait = 3 * time.Second
+
+// caughtUp waits, within caughtUpWait, until the telemetry acknowledged
+// before the request is readable.
+func (a *API) caughtUp(ctx context.Context) {
+	if a.cfg.CaughtUp == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, caughtUpWait)
+	defer cancel()
+	if err := a.cfg.CaughtUp(ctx); err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		a.log.Warn("telemetry read without waiting longer for acknowledged messages to reach the database", "waited", caughtUpWait)
+	}
 }
 
 // API serves the HTTP API.

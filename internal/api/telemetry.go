@@ -33,6 +33,7 @@ func (a *API) latest(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	a.caughtUp(r.Context())
 	ls, err := a.tsdb.Latest(r.Context(), d.TenantID, d.ID)
 	if err != nil {
 		a.storeError(w, err)
@@ -69,6 +70,7 @@ func (a *API) fleetLatest(w http.ResponseWriter, r *http.Request) {
 	cache, after, more := a.newResolverCache(), q.Get("after"), false
 	var shown []registry.Device // for the owners' access logs
 	for {
+		a.caughtUp(r.Context())
 		page, err := a.tsdb.FleetLatest(r.Context(), tenant, after, limit)
 		if err != nil {
 			a.storeError(w, err)
@@ -200,6 +202,7 @@ func (a *API) parseSeriesQuery(q url.Values) (seriesQuery, error) {
 func (a *API) series(r *http.Request, d registry.Device, metric string, sq seriesQuery) (apiv1.Series, error) {
 	out := apiv1.Series{Metric: metric, From: sq.from.UTC(), To: sq.to.UTC()}
 	if sq.width > 0 {
+		a.caughtUp(r.Context())
 		bs, err := a.tsdb.Downsample(r.Context(), d.TenantID, d.ID, metric, sq.from, sq.to, sq.width)
 		if err != nil {
 			return out, err
@@ -213,6 +216,7 @@ func (a *API) series(r *http.Request, d registry.Device, metric string, sq serie
 		return out, nil
 	}
 	out.Points = []apiv1.Sample{}
+	a.caughtUp(r.Context())
 	err := a.tsdb.Range(r.Context(), d.TenantID, d.ID, metric, sq.from, sq.to, sq.limit+1, func(s tsdbstore.Sample) bool {
 		out.Points = append(out.Points, apiv1.Sample{TS: s.TS, Value: s.Value})
 		return true
@@ -307,6 +311,7 @@ func (a *API) rejected(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	a.caughtUp(r.Context())
 	rs, err := a.tsdb.ListRejected(r.Context(), d.TenantID, d.ID, limit)
 	if err != nil {
 		a.storeError(w, err)
@@ -341,6 +346,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	a.caughtUp(r.Context())
 	ms, err := a.tsdb.RecentMessages(r.Context(), d.ID, limit)
 	if err != nil {
 		a.storeError(w, err)

@@ -18,6 +18,8 @@ package commitlog
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -112,6 +114,7 @@ type segment struct {
 // Log is an open commit log. Its methods may be called from any goroutine.
 type Log struct {
 	dir  string
+	id   string
 	opts Options
 	rec  Recovery
 
@@ -159,6 +162,10 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := l.recover(); err != nil {
 		return nil, fmt.Errorf("commit log %s: %w", dir, err)
 	}
+	var err error
+	if l.id, err = logID(dir); err != nil {
+		return nil, fmt.Errorf("commit log %s: %w", dir, err)
+	}
 	last := l.segs[len(l.segs)-1]
 	f, err := opts.open(last.path)
 	if err != nil {
@@ -167,6 +174,46 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.active = f
 	go l.run()
 	return l, nil
+}
+
+// ID names this log: made at random when the log is made, it tells its
+// offsets apart from those of another log (a data directory made anew).
+func (l *Log) ID() string { return l.id }
+
+// logID reads the log's id file, or makes it.
+func logID(dir string) (string, error) {
+	path := filepath.Join(dir, "id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if len(id) != 32 {
+			return "", fmt.Errorf("%s: not a log id: %q", path, id)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	var raw [16]byte
+	rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	f, err := os.Open(tmp)
+	if err != nil {
+		return "", err
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", err
+	}
+	return id, syncDir(dir)
 }
 
 // Recovery reports what Open found and repaired.
@@ -200,6 +247,11 @@ func (l *Log) Append(ctx context.Context, payloads ...[]byte) (uint64, error) {
 	}
 	r := &request{payloads: payloads, done: make(chan struct{})}
 	select {
+	case <-l.stop:
+		return 0, ErrClosed
+	default:
+	}
+	select {
 	case l.reqs <- r:
 	case <-l.stop:
 		return 0, ErrClosed
@@ -209,6 +261,15 @@ func (l *Log) Append(ctx context.Context, payloads ...[]byte) (uint64, error) {
 	select {
 	case <-r.done:
 		return r.first, r.err
+	case <-l.stopped:
+		// Queued as the log closed: answered if the writer got to it,
+		// never written if not.
+		select {
+		case <-r.done:
+			return r.first, r.err
+		default:
+			return 0, ErrClosed
+		}
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}

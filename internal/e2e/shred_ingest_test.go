@@ -121,6 +121,10 @@ func shredDuringIngest(t *testing.T, e *env, round int) {
 	close(deleted)
 	wg.Wait()
 
+	// Acknowledged means in the commit log; the database follows.
+	if err := e.srv.CaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	eng := e.srv.Engine()
 	for id, seqs := range acked {
 		stored := map[int]bool{}

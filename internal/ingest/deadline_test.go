@@ -11,81 +11,83 @@ import (
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
 )
 
-// stuckStore blocks the first stuck commits until their context ends, as
+// stuckStore blocks the first stuck writes until their context ends, as
 // a transaction waiting for a lock that is never released would; later
-// commits go through to memStore.
+// writes go through to memStore.
 type stuckStore struct {
 	memStore
 	stuck int64
 	calls atomic.Int64
 }
 
-func (s *stuckStore) Write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
+func (s *stuckStore) Apply(ctx context.Context, msgs []telemetry.Message, mark tsdbstore.LogMark) ([]tsdbstore.WriteResult, error) {
 	if s.calls.Add(1) <= s.stuck {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	return s.memStore.Write(ctx, msgs)
+	return s.memStore.Apply(ctx, msgs, mark)
 }
 
-// TestPipelineCommitTimesOutAndRetries: a commit that never returns on its
-// own is abandoned after CommitTimeout and tried again; its messages are
-// reported stored only once an attempt committed them.
-func TestPipelineCommitTimesOutAndRetries(t *testing.T) {
+// TestPipelineApplyTimesOutAndRetries: a write to the database that never
+// returns on its own is abandoned after CommitTimeout and tried again; the
+// device's acknowledgement does not wait for it (the message is durable in
+// the commit log), and the message is stored once an attempt succeeds.
+func TestPipelineApplyTimesOutAndRetries(t *testing.T) {
 	st := &stuckStore{stuck: 2}
-	p := startPipeline(t, st, Config{CommitTimeout: 50 * time.Millisecond, CommitAttempts: 3})
-	began := time.Now()
+	p := startPipeline(t, st, Config{CommitTimeout: 50 * time.Millisecond})
 	o := submit(t, p, rawMsg("d1", "$.mid=1", `{"t": 1}`))
 	if got, err := o.wait(t); got != Stored || err != nil {
-		t.Fatalf("Done(%v, %v); want stored after the retries", got, err)
+		t.Fatalf("Done(%v, %v); want stored", got, err)
 	}
+	caughtUp(t, p)
 	if n := st.calls.Load(); n != 3 {
-		t.Errorf("%d commit attempts; want 3", n)
-	}
-	if el := time.Since(began); el > 5*time.Second {
-		t.Errorf("commit took %v", el)
+		t.Errorf("%d write attempts; want 3", n)
 	}
 	if got := counter(t, p.metrics.commitTimeouts); got != 2 {
-		t.Errorf("commit timeouts counted: %v; want 2", got)
+		t.Errorf("failed writes counted: %v; want 2", got)
 	}
-	if len(st.ids) != 1 {
-		t.Errorf("%d messages stored; want 1", len(st.ids))
-	}
-}
-
-// TestPipelineCommitGivesUp: when every attempt times out, the messages
-// fail (no acknowledgement) within CommitAttempts × CommitTimeout, and the
-// pipeline goes on with the next group.
-func TestPipelineCommitGivesUp(t *testing.T) {
-	st := &stuckStore{stuck: 2}
-	p := startPipeline(t, st, Config{CommitTimeout: 50 * time.Millisecond, CommitAttempts: 2})
-	o := submit(t, p, rawMsg("d1", "$.mid=1", `{"t": 1}`))
-	if _, err := o.wait(t); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Done error %v; want the deadline", err)
-	}
-	next := submit(t, p, rawMsg("d1", "$.mid=2", `{"t": 2}`))
-	if got, err := next.wait(t); got != Stored || err != nil {
-		t.Fatalf("next message: Done(%v, %v); want stored", got, err)
+	if st.stored() != 1 {
+		t.Errorf("%d messages stored; want 1", st.stored())
 	}
 }
 
-// droppingStore reports every message of tenant "gone" dropped.
-type droppingStore struct{ memStore }
-
-func (s *droppingStore) Write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
-	res, err := s.memStore.Write(ctx, msgs)
-	for i, m := range msgs {
-		if m.TenantID == "gone" {
-			res[i] = tsdbstore.WriteResult{Dropped: true}
+// TestPipelineAckDoesNotWaitForTheDatabase: while the database takes no
+// writes at all, devices are still acknowledged; what they sent is written
+// once it takes them again, and a pipeline closed meanwhile leaves it in
+// the commit log for the next start, which writes it.
+func TestPipelineAckDoesNotWaitForTheDatabase(t *testing.T) {
+	st := &stuckStore{stuck: 1 << 30}
+	p := newPipeline(t, st, Config{CommitTimeout: 20 * time.Millisecond})
+	go p.Run(context.Background())
+	for i := range 10 {
+		o := submit(t, p, rawMsg("d1", "$.mid="+string(rune('a'+i)), `{"t": 1}`))
+		if got, err := o.wait(t); got != Stored || err != nil {
+			t.Fatalf("message %d: Done(%v, %v); want stored", i, got, err)
 		}
 	}
-	return res, err
+	p.Close()
+	if st.stored() != 0 {
+		t.Fatalf("%d messages stored by a database that takes nothing", st.stored())
+	}
+	// The next start, on the same log, once the database works again.
+	st.stuck = 0
+	next := newPipeline(t, st, Config{CommitLog: p.cfg.CommitLog, LogID: p.cfg.LogID, Keys: p.cfg.Keys})
+	go next.Run(context.Background())
+	caughtUp(t, next)
+	next.Close()
+	if st.stored() != 10 {
+		t.Fatalf("%d messages stored after the restart; want 10", st.stored())
+	}
+	if got := counter(t, next.metrics.messages); got != 10 {
+		t.Errorf("stored counted: %v; want 10", got)
+	}
 }
 
-// TestPipelineDroppedNotAcknowledged: a message of a deleted tenant is
-// reported with ErrTenantGone and counted, not as stored.
+// TestPipelineDroppedNotAcknowledged: a message of a tenant that does not
+// exist (deleted) is reported with ErrTenantGone and counted, not stored.
 func TestPipelineDroppedNotAcknowledged(t *testing.T) {
-	p := startPipeline(t, &droppingStore{}, Config{})
+	st := &memStore{}
+	p := startPipeline(t, st, Config{})
 	r := rawMsg("d1", "$.mid=1", `{"t": 1}`)
 	r.TenantID = "gone"
 	if _, err := submit(t, p, r).wait(t); !errors.Is(err, ErrTenantGone) {
@@ -97,5 +99,8 @@ func TestPipelineDroppedNotAcknowledged(t *testing.T) {
 	p.Close()
 	if got := counter(t, p.metrics.dropped); got != 1 {
 		t.Errorf("dropped counted: %v; want 1", got)
+	}
+	if st.stored() != 1 {
+		t.Errorf("%d messages stored; want 1", st.stored())
 	}
 }

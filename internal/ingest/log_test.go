@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -133,7 +132,8 @@ func TestSlowLogDoesNotDelayAck(t *testing.T) {
 func TestLogDropsCounted(t *testing.T) {
 	lg := &recLog{err: &msglog.FullError{Dropped: 1, Of: 1}}
 	m := NewMetrics(prometheus.NewRegistry())
-	p := New(&memStore{}, Config{Log: lg}, m, slog.New(slog.DiscardHandler), fakeClock())
+	p := newPipeline(t, &memStore{}, Config{Log: lg})
+	p.metrics = m
 	go p.Run(context.Background())
 	done := make(chan struct{})
 	if err := p.Submit(t.Context(), rawMsg("d1", "$.mid=1", `{"t": 1}`), func(Outcome, error) { close(done) }); err != nil {
@@ -175,7 +175,7 @@ func BenchmarkPipelineLog(b *testing.B) {
 				}
 				cfg.Log = lg
 			}
-			p := New(&memStore{}, cfg, NewMetrics(nil), slog.New(slog.DiscardHandler), fakeClock())
+			p := newPipeline(b, &memStore{}, cfg)
 			go p.Run(context.Background())
 			var wg sync.WaitGroup
 			wg.Add(b.N)

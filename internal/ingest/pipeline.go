@@ -1,10 +1,19 @@
 // Package ingest turns device messages into stored telemetry, whatever
 // protocol they came by: a protocol adapter (the broker's IoT Hub MQTT, see
 // internal/iothub) hands each message to Pipeline.Submit as a
-// telemetry.Message; ingest decodes its payload by content type, keeps what
-// it cannot read as a rejected message, and commits accepted messages in
-// groups so that a device's QoS 1 acknowledgement is sent only once its
-// points are durable.
+// telemetry.Message; ingest decodes its payload by content type and keeps
+// what it cannot read as a rejected message.
+//
+// An accepted message is made durable in two steps. First the committer
+// seals it with its tenant's data key and appends it to the commit log
+// (package commitlog) together with the messages that arrived meanwhile,
+// under one fsync: then, and only then, its device is told it is stored.
+// Behind the acknowledgements the applier reads the log in order and writes
+// it to the telemetry engine in large transactions, each of which records
+// how far the log is applied, so that after a crash the log is replayed
+// from there, exactly once. The applier then hands the stored messages, and
+// the connection changes between them, to the message log (msglog) that
+// the alarm runtime reads.
 package ingest
 
 import (
@@ -17,9 +26,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/warden-iot/warden/internal/clock"
+	"github.com/warden-iot/warden/internal/commitlog"
+	"github.com/warden-iot/warden/internal/database"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/msglog"
 	"github.com/warden-iot/warden/internal/telemetry"
 	"github.com/warden-iot/warden/internal/tsdb/tsdbstore"
@@ -29,20 +39,19 @@ import (
 type Outcome int
 
 const (
-	Stored    Outcome = iota // points committed
-	Duplicate                // same message id seen before: nothing stored
-	Rejected                 // unparseable: kept in the device's rejected list
+	// Stored: the message is durable in the commit log; it is written to
+	// the telemetry engine behind the acknowledgement, unless a message
+	// with its id was stored before (then it is counted as a duplicate).
+	Stored Outcome = iota
+	// Rejected: unparseable, kept in the device's rejected list.
+	Rejected
 )
 
 func (o Outcome) String() string {
-	switch o {
-	case Stored:
+	if o == Stored {
 		return "stored"
-	case Duplicate:
-		return "duplicate"
-	default:
-		return "rejected"
 	}
+	return "rejected"
 }
 
 // Done is called once per submitted message, from the committer goroutine,
@@ -50,9 +59,18 @@ func (o Outcome) String() string {
 // must not block for long.
 type Done func(Outcome, error)
 
-// Config tunes the committer.
+// Config tunes the pipeline.
 type Config struct {
-	// MaxBatch is the most messages committed in one transaction.
+	// CommitLog is where accepted messages become durable (required).
+	CommitLog *commitlog.Log
+	// LogID names CommitLog in the applied marks the sink keeps: a log
+	// made anew (a new data directory) starts from nothing instead of
+	// inheriting the marks of another.
+	LogID string
+	// Keys seals the records of the commit log with their tenants' keys
+	// (required).
+	Keys *keyring.Keyring
+	// MaxBatch is the most messages appended with one fsync.
 	MaxBatch int
 	// Queue is how many messages may wait for the committer before Submit
 	// blocks (and so the sending connection stops being read).
@@ -61,19 +79,23 @@ type Config struct {
 	// one is kept as rejected (its size, hash and first bytes). 0 means
 	// DefaultMaxPayload.
 	MaxPayload int
-	// Log, if set, receives every accepted (stored, not duplicate) message
-	// of a group commit, and the connection changes given to Presence, in
-	// the order they were submitted — after the senders were told the
-	// outcome: acknowledgements wait for the commit only. A full log slows
-	// the committer down (its Append waits, within its bound).
+	// ApplyBatch is the most log records the applier writes in one
+	// transaction (default 4096).
+	ApplyBatch int
+	// MaxLag is how many records the applier may be behind the log before
+	// the committer waits for it (default 200,000): the log on disk stays
+	// bounded when the database cannot keep up.
+	MaxLag int
+	// Log, if set, receives every stored (not duplicate) message, and the
+	// connection changes given to Presence, in the order they were
+	// submitted, after the applier wrote them. A full log slows the
+	// applier down (its Append waits, within its bound).
 	Log msglog.Appender
-	// CommitTimeout bounds one attempt to commit a group; an attempt that
-	// times out is rolled back and tried again, up to CommitAttempts
-	// attempts, after which its messages fail (they are not acknowledged,
-	// so their devices send them again). 0 means DefaultCommitTimeout and
-	// 3 attempts.
-	CommitTimeout  time.Duration
-	CommitAttempts int
+	// CommitTimeout bounds one attempt of the applier to write a batch (0:
+	// DefaultCommitTimeout); a failed attempt is tried again until it
+	// succeeds or the pipeline closes. It also bounds an append to the
+	// commit log: an append that times out is not acknowledged.
+	CommitTimeout time.Duration
 }
 
 // DefaultCommitTimeout is the default bound of one commit attempt.
@@ -86,16 +108,19 @@ var ErrTenantGone = errors.New("the device's tenant no longer exists: message dr
 // DefaultMaxPayload is IoT Hub's limit of a device-to-cloud message.
 const DefaultMaxPayload = 256 << 10
 
-// Sink is where committed telemetry goes: the telemetry engine (tsdb), or,
-// with several nodes, a durable stream in front of it.
+// Sink is where the applier writes: the telemetry engine (tsdb).
 type Sink interface {
-	// Write commits a batch durably; results are in batch order.
-	Write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error)
+	// Apply commits a batch durably together with mark (how far the
+	// commit log is applied); results are in batch order.
+	Apply(ctx context.Context, msgs []telemetry.Message, mark tsdbstore.LogMark) ([]tsdbstore.WriteResult, error)
+	// LogApplied is the offset up to which the log logID was applied.
+	LogApplied(ctx context.Context, logID string) (uint64, error)
 	// AddRejected keeps a message that could not be parsed.
 	AddRejected(ctx context.Context, r tsdbstore.Rejected) error
 }
 
-// Pipeline parses messages and commits them in groups.
+// Pipeline parses messages, makes them durable in the commit log and
+// applies the log to the sink.
 type Pipeline struct {
 	sink    Sink
 	log     *slog.Logger
@@ -108,18 +133,25 @@ type Pipeline struct {
 	done  chan struct{}
 	once  sync.Once
 	mu    sync.RWMutex // held for reading by Submit while it queues
+
+	// applied is how far the applier got; progress is closed and replaced
+	// when it moves.
+	amu      sync.Mutex
+	applied  uint64
+	progress chan struct{}
+	started  bool
 }
 
 type job struct {
 	msg      telemetry.Message
 	rejected *tsdbstore.Rejected
-	presence *msglog.Presence // a connection change: no commit, only the log
+	presence *msglog.Presence // a connection change: no payload
 	done     Done
 	queued   time.Time
 }
 
 // New makes a pipeline that stamps messages with clk's time (nil: the wall
-// clock); call Run to start committing.
+// clock); call Run to start it.
 func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, clk clock.Clock) *Pipeline {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1000
@@ -130,17 +162,21 @@ func New(sink Sink, cfg Config, m *Metrics, log *slog.Logger, clk clock.Clock) *
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = DefaultMaxPayload
 	}
+	if cfg.ApplyBatch <= 0 {
+		cfg.ApplyBatch = 4096
+	}
+	if cfg.MaxLag <= 0 {
+		cfg.MaxLag = 200_000
+	}
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = DefaultCommitTimeout
 	}
-	if cfg.CommitAttempts <= 0 {
-		cfg.CommitAttempts = 3
-	}
 	return &Pipeline{
 		sink: sink, log: log, clock: clock.OrReal(clk), cfg: cfg, metrics: m,
-		queue: make(chan job, cfg.Queue),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		queue:    make(chan job, cfg.Queue),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		progress: make(chan struct{}),
 	}
 }
 
@@ -167,33 +203,21 @@ func (p *Pipeline) Submit(ctx context.Context, m telemetry.Message, done Done) e
 	} else {
 		j.msg = msg
 	}
-	// Close closes stop under the write lock: once stop is seen open here,
-	// Run cannot finish draining before this job is queued.
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	select {
-	case <-p.stop:
-		return ErrClosed
-	default:
-	}
-	select {
-	case p.queue <- j:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return p.enqueue(ctx, j)
 }
 
 // Presence queues a device's connection change for the log, behind the
 // messages submitted before it, so that the log has a device's messages and
 // connection changes in the order they happened. It blocks while the queue
-// is full. Without a log it does nothing.
+// is full.
 func (p *Pipeline) Presence(ctx context.Context, tenantID, deviceID string, connected bool, at time.Time) error {
-	if p.cfg.Log == nil {
-		return nil
-	}
-	j := job{msg: telemetry.Message{TenantID: tenantID, DeviceID: deviceID}, presence: &msglog.Presence{Connected: connected, At: at},
-		queued: p.clock.Now()}
+	return p.enqueue(ctx, job{msg: telemetry.Message{TenantID: tenantID, DeviceID: deviceID},
+		presence: &msglog.Presence{Connected: connected, At: at}, queued: p.clock.Now()})
+}
+
+func (p *Pipeline) enqueue(ctx context.Context, j job) error {
+	// Close closes stop under the write lock: once stop is seen open here,
+	// Run cannot finish draining before this job is queued.
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	select {
@@ -222,10 +246,44 @@ func rejectedOf(m telemetry.Message, messageID string, err error) *tsdbstore.Rej
 	}
 }
 
-// Run commits queued messages until Close; it returns after the queue is
-// drained.
+// Run replays the commit log from where it was last applied, then commits
+// queued messages and applies the log until Close; it returns after the
+// queue is drained and what the log holds is applied (or, if the sink
+// cannot take it, left in the log for the next start).
 func (p *Pipeline) Run(ctx context.Context) {
 	defer close(p.done)
+	from, err := p.sink.LogApplied(ctx, p.cfg.LogID)
+	if err != nil {
+		// Nothing can be applied without knowing where to start; the
+		// messages stay in the log, acknowledged, for the next start.
+		p.log.Error("read how far the commit log is applied: not applying it", "err", err)
+		from = ^uint64(0)
+	}
+	if next := p.cfg.CommitLog.Next(); from != ^uint64(0) && next > from {
+		p.log.Info("replaying the commit log", "from", from, "records", next-from)
+	}
+	p.advance(from)
+	applyCtx, stopApply := context.WithCancel(context.WithoutCancel(ctx))
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		if from != ^uint64(0) {
+			p.apply(applyCtx, from)
+		}
+	}()
+	p.commitLoop(ctx)
+	// The queue is drained: let the applier catch up with the log, then
+	// stop it.
+	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*p.cfg.CommitTimeout)
+	if err := p.waitApplied(drain, p.cfg.CommitLog.Next()); err != nil {
+		p.log.Warn("closing with commit log records not applied yet: they are applied at the next start", "err", err)
+	}
+	cancel()
+	stopApply()
+	<-applied
+}
+
+func (p *Pipeline) commitLoop(ctx context.Context) {
 	batch := make([]job, 0, p.cfg.MaxBatch)
 	for {
 		var first job
@@ -245,7 +303,7 @@ func (p *Pipeline) Run(ctx context.Context) {
 			}
 		}
 		// Group commit: take whatever else is already waiting. While this
-		// batch commits, the next one gathers.
+		// batch is synced, the next one gathers.
 		batch = append(batch[:0], first)
 		p.fill(&batch)
 		p.commit(ctx, batch)
@@ -263,8 +321,8 @@ func (p *Pipeline) fill(batch *[]job) {
 	}
 }
 
-// Close stops accepting messages, commits what is queued, and waits for Run
-// to finish.
+// Close stops accepting messages, commits what is queued, applies what the
+// log holds, and waits for Run to finish.
 func (p *Pipeline) Close() {
 	p.once.Do(func() {
 		p.mu.Lock() // waits for Submits that are queueing
@@ -274,158 +332,150 @@ func (p *Pipeline) Close() {
 	<-p.done
 }
 
+// commit seals a batch into log records, appends them with one fsync and
+// reports each message's outcome in submission order.
 func (p *Pipeline) commit(ctx context.Context, batch []job) {
 	ctx = context.WithoutCancel(ctx) // finish what devices are waiting for
-	msgs := make([]telemetry.Message, 0, len(batch))
-	var rejectErrs map[int]error
+	start := time.Now()
+	payloads := make([][]byte, 0, len(batch))
+	errs := make([]error, len(batch))
+	keys := map[string]*keyring.TenantKeys{}
+	logged := make([]bool, len(batch))
 	for i, j := range batch {
-		if j.presence != nil {
-			continue
-		}
-		if j.rejected == nil {
-			msgs = append(msgs, j.msg)
-			continue
-		}
-		actx, cancel := context.WithTimeout(ctx, p.cfg.CommitTimeout)
-		err := p.sink.AddRejected(actx, *j.rejected)
-		cancel()
-		if err != nil {
-			p.log.Error("keep rejected message", "device", j.rejected.DeviceID, "err", err)
-			if rejectErrs == nil {
-				rejectErrs = map[int]error{}
+		if j.rejected != nil {
+			actx, cancel := context.WithTimeout(ctx, p.cfg.CommitTimeout)
+			err := p.sink.AddRejected(actx, *j.rejected)
+			cancel()
+			if err != nil {
+				p.log.Error("keep rejected message", "device", j.rejected.DeviceID, "err", err)
+				errs[i] = err
+				continue
 			}
-			rejectErrs[i] = err
+			p.metrics.rejects.Inc()
 			continue
 		}
-		p.metrics.rejects.Inc()
-	}
-	var results []tsdbstore.WriteResult
-	var err error
-	if len(msgs) > 0 {
-		start := time.Now()
-		results, err = p.write(ctx, msgs)
-		p.metrics.commitSeconds.Observe(time.Since(start).Seconds())
-		p.metrics.batchSize.Observe(float64(len(msgs)))
+		rec, err := p.seal(ctx, keys, j)
 		if err != nil {
-			p.log.Error("commit telemetry", "messages", len(msgs), "err", err)
+			errs[i] = err
+			continue
+		}
+		payloads = append(payloads, rec)
+		logged[i] = true
+	}
+	if len(payloads) > 0 {
+		if err := p.waitLag(ctx); err != nil {
+			for i := range batch {
+				if logged[i] {
+					errs[i] = err
+				}
+			}
+		} else {
+			actx, cancel := context.WithTimeout(ctx, p.cfg.CommitTimeout)
+			_, err := p.cfg.CommitLog.Append(actx, payloads...)
+			cancel()
+			if err != nil {
+				p.log.Error("append to the commit log: messages not acknowledged", "messages", len(payloads), "err", err)
+				for i := range batch {
+					if logged[i] {
+						errs[i] = fmt.Errorf("commit log: %w", err)
+					}
+				}
+			}
+			p.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+			p.metrics.batchSize.Observe(float64(len(payloads)))
 		}
 	}
 	// Report in submission order: a device's acknowledgements must go out
 	// in the order its messages arrived.
-	m := 0
-	var recs []msglog.Record
-	if p.cfg.Log != nil {
-		recs = make([]msglog.Record, 0, len(batch))
-	}
 	for i, j := range batch {
 		switch {
 		case j.presence != nil:
-			if recs != nil {
-				recs = append(recs, msglog.Record{TenantID: j.msg.TenantID, DeviceID: j.msg.DeviceID, Presence: j.presence})
-			}
-			continue
 		case j.rejected != nil:
-			j.done(Rejected, rejectErrs[i])
-			continue
-		case err != nil:
-			j.done(Stored, err)
-		case results[m].Dropped:
+			j.done(Rejected, errs[i])
+		case errors.Is(errs[i], ErrTenantGone):
 			p.metrics.dropped.Inc()
-			j.done(Stored, ErrTenantGone)
-		case results[m].Err != nil:
-			j.done(Stored, results[m].Err)
-		case results[m].Duplicate:
-			p.metrics.duplicates.Inc()
-			j.done(Duplicate, nil)
+			j.done(Stored, errs[i])
 		default:
-			p.metrics.messages.Inc()
-			p.metrics.points.Add(float64(len(j.msg.Points)))
-			j.done(Stored, nil)
-			if recs != nil {
-				recs = append(recs, msglog.Record{TenantID: j.msg.TenantID, DeviceID: j.msg.DeviceID, Message: &msgs[m]})
-			}
-		}
-		m++
-	}
-	if len(recs) > 0 {
-		if err := p.cfg.Log.Append(ctx, recs); err != nil {
-			// Stored, acknowledged, but not evaluated: the alarms they
-			// would have raised are lost. Say so loudly.
-			p.metrics.logDropped.Add(float64(droppedOf(err, len(recs))))
-			p.log.Error("message log refused committed messages: alarm rules did not see them", "records", len(recs), "err", err)
+			j.done(Stored, errs[i])
 		}
 	}
 }
 
-// droppedOf is how many of n records an Append error says were dropped:
-// the count of a msglog.FullError, else all of them.
-func droppedOf(err error, n int) int {
-	if fe, ok := errors.AsType[*msglog.FullError](err); ok {
-		return fe.Dropped
-	}
-	return n
-}
-
-// write commits msgs, each attempt bounded by CommitTimeout: a commit that
-// waits for ever (a lock, a stalled disk or database) must not stall ingest
-// for good. An attempt that timed out was rolled back, so it is tried
-// again; nothing is acknowledged until an attempt commits.
-func (p *Pipeline) write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, p.cfg.CommitTimeout)
-		results, err := p.sink.Write(actx, msgs)
-		timedOut := err != nil && actx.Err() == context.DeadlineExceeded
-		cancel()
-		if !timedOut {
-			return results, err
+// seal makes the log record of a message or connection change, sealed with
+// its tenant's data key (pinned once per batch and tenant).
+func (p *Pipeline) seal(ctx context.Context, keys map[string]*keyring.TenantKeys, j job) ([]byte, error) {
+	tenantID := j.msg.TenantID
+	k, ok := keys[tenantID]
+	if !ok {
+		var err error
+		k, err = p.cfg.Keys.Pin(ctx, tenantID)
+		for attempt := 0; err != nil && attempt < 3 && (errors.Is(err, keyring.ErrShredded) || errors.Is(err, database.ErrConflict)); attempt++ {
+			k, err = p.cfg.Keys.Pin(ctx, tenantID) // shredded as it was read: a new key is made
 		}
-		if attempt == p.cfg.CommitAttempts {
-			return nil, fmt.Errorf("commit timed out %d times (after %v each): %w", attempt, p.cfg.CommitTimeout, err)
+		if errors.Is(err, database.ErrNotFound) {
+			return nil, ErrTenantGone
 		}
-		p.metrics.commitTimeouts.Inc()
-		p.log.Warn("commit timed out; trying again", "messages", len(msgs), "attempt", attempt, "timeout", p.cfg.CommitTimeout, "err", err)
+		if err != nil {
+			return nil, fmt.Errorf("data key of tenant %q: %w", tenantID, err)
+		}
+		keys[tenantID] = k
+	}
+	kind := recordMessage
+	var body []byte
+	if j.presence != nil {
+		kind = recordPresence
+		body = appendPresence(nil, j.msg.DeviceID, j.presence.Connected, j.presence.At)
+	} else {
+		body = appendMessage(make([]byte, 0, 64+24*len(j.msg.Points)), &j.msg)
+	}
+	sealed, err := k.Seal(body, logAAD(kind, tenantID))
+	if err != nil {
+		return nil, fmt.Errorf("seal message of %s: %w", j.msg.DeviceID, err)
+	}
+	return encodeRecord(kind, tenantID, sealed), nil
+}
+
+// waitLag waits while the applier is more than MaxLag records behind.
+func (p *Pipeline) waitLag(ctx context.Context) error {
+	for {
+		p.amu.Lock()
+		applied, progress := p.applied, p.progress
+		p.amu.Unlock()
+		next := p.cfg.CommitLog.Next()
+		if applied == ^uint64(0) || next < applied || next-applied <= uint64(p.cfg.MaxLag) {
+			return nil
+		}
+		select {
+		case <-progress:
+		case <-time.After(p.cfg.CommitTimeout):
+			return fmt.Errorf("the database is %d records behind the commit log", next-applied)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
-// Metrics are the pipeline's Prometheus metrics.
-type Metrics struct {
-	messages       prometheus.Counter
-	points         prometheus.Counter
-	duplicates     prometheus.Counter
-	rejects        prometheus.Counter
-	dropped        prometheus.Counter
-	commitTimeouts prometheus.Counter
-	commitSeconds  prometheus.Histogram
-	batchSize      prometheus.Histogram
-	logDropped     prometheus.Counter
+// CaughtUp waits until every message acknowledged before the call is
+// written to the sink, or ctx ends: readers call it so that what a device
+// was told is stored can be read back at once.
+func (p *Pipeline) CaughtUp(ctx context.Context) error {
+	return p.waitApplied(ctx, p.cfg.CommitLog.Next())
 }
 
-// NewMetrics makes the pipeline's metrics and registers them with reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		messages: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "warden_messages_stored_total", Help: "Telemetry messages committed."}),
-		points: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "warden_points_stored_total", Help: "Telemetry points committed."}),
-		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "warden_messages_duplicate_total", Help: "Messages acknowledged but not stored again because their id was seen before."}),
-		rejects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "warden_messages_rejected_total", Help: "Messages that could not be parsed and were kept as rejected."}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "warden_messages_dropped_total", Help: "Messages dropped because their tenant was deleted before they were stored."}),
-		commitTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "warden_commit_timeouts_total", Help: "Group commit attempts that timed out and were tried again."}),
-		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "warden_commit_duration_seconds", Help: "Time to durably commit one group of messages.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "warden_commit_batch_messages", Help: "Messages per group commit.",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
-		logDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "warden_log_dropped_total", Help: "Committed messages and connection changes the alarm runtime did not see because its log stayed full."}),
+func (p *Pipeline) waitApplied(ctx context.Context, target uint64) error {
+	for {
+		p.amu.Lock()
+		applied, progress, started := p.applied, p.progress, p.started
+		p.amu.Unlock()
+		if started && applied != ^uint64(0) && applied >= target {
+			return nil
+		}
+		select {
+		case <-progress:
+		case <-p.done:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	if reg != nil {
-		reg.MustRegister(m.messages, m.points, m.duplicates, m.rejects, m.dropped, m.commitTimeouts, m.commitSeconds, m.batchSize, m.logDropped)
-	}
-	return m
 }

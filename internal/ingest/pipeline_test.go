@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/warden-iot/warden/internal/clock/clocktest"
+	"github.com/warden-iot/warden/internal/commitlog"
 	"github.com/warden-iot/warden/internal/iothub"
 	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/registry"
@@ -34,7 +35,7 @@ var serverNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 func fakeClock() *clocktest.Fake { return clocktest.New(serverNow) }
 
 // newSQLite opens a migrated store with devices d1 and d2 of the root tenant.
-func newSQLite(t *testing.T) *tsdb.Engine {
+func newSQLite(t *testing.T) testEngine {
 	t.Helper()
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"))
@@ -59,16 +60,79 @@ func newSQLite(t *testing.T) *tsdb.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tsdb.New(tsdb.Config{}, st, keys, slog.New(slog.DiscardHandler), fakeClock())
+	return testEngine{tsdb.New(tsdb.Config{}, st, keys, slog.New(slog.DiscardHandler), fakeClock()), keys}
+}
+
+// testEngine is a telemetry engine with its keyring, which the pipeline
+// on it seals its commit log with.
+type testEngine struct {
+	*tsdb.Engine
+	keys *keyring.Keyring
+}
+
+// newPipeline makes a pipeline on st; unless cfg says otherwise, with a
+// commit log in a temporary directory and a keyring on a SQLite store of
+// its own.
+func newPipeline(t testing.TB, st Sink, cfg Config) *Pipeline {
+	t.Helper()
+	if cfg.CommitLog == nil {
+		l, err := commitlog.Open(t.TempDir(), commitlog.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		cfg.CommitLog, cfg.LogID = l, l.ID()
+	}
+	if te, ok := st.(testEngine); ok && cfg.Keys == nil {
+		cfg.Keys = te.keys
+	}
+	if s, ok := st.(*slowStore); ok && cfg.Keys == nil {
+		if te, ok := s.Sink.(testEngine); ok {
+			cfg.Keys = te.keys
+		}
+	}
+	if cfg.Keys == nil {
+		cfg.Keys = testKeys(t)
+	}
+	return New(st, cfg, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler), fakeClock())
+}
+
+// testKeys is a keyring on a SQLite store of its own, with the root
+// tenant.
+func testKeys(t testing.TB) *keyring.Keyring {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := keyring.New(t.Context(), bytes.Repeat([]byte{7}, keyring.KeySize), st, fakeClock().Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 // startPipeline runs a pipeline on st until the test ends.
 func startPipeline(t *testing.T, st Sink, cfg Config) *Pipeline {
 	t.Helper()
-	p := New(st, cfg, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler), fakeClock())
+	p := newPipeline(t, st, cfg)
 	go p.Run(context.Background())
 	t.Cleanup(p.Close)
 	return p
+}
+
+// caughtUp waits until what p acknowledged is written to its sink.
+func caughtUp(t *testing.T, p *Pipeline) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := p.CaughtUp(ctx); err != nil {
+		t.Fatalf("applying the commit log: %v", err)
+	}
 }
 
 // rawMsg is a device's IoT Hub telemetry publish, as the broker hands it
@@ -130,7 +194,7 @@ func submit(t *testing.T, p *Pipeline, r telemetry.Message) *outcome {
 	return o
 }
 
-func samples(t *testing.T, st *tsdb.Engine, device, metric string) []tsdbstore.Sample {
+func samples(t *testing.T, st testEngine, device, metric string) []tsdbstore.Sample {
 	t.Helper()
 	var out []tsdbstore.Sample
 	err := st.Range(t.Context(), tenancy.RootTenantID, device, metric, serverNow.Add(-24*time.Hour), serverNow.Add(24*time.Hour), 0,
@@ -252,9 +316,10 @@ func TestPipelineDeduplicatesByMessageID(t *testing.T) {
 			t.Fatalf("first: Done(%v, %v); want stored", got, err)
 		}
 		second := submit(t, p, rawMsg("d1", "%24.mid=m-1", body(2)))
-		if got, err := second.wait(t); got != Duplicate || err != nil {
-			t.Fatalf("second: Done(%v, %v); want duplicate", got, err)
+		if got, err := second.wait(t); got != Stored || err != nil {
+			t.Fatalf("second: Done(%v, %v); want acknowledged", got, err)
 		}
+		caughtUp(t, p)
 		if got := samples(t, st, "d1", "t"); len(got) != 1 || got[0].Value != 1 {
 			t.Fatalf("samples %v; want only the first message's value 1", got)
 		}
@@ -265,8 +330,8 @@ func TestPipelineDeduplicatesByMessageID(t *testing.T) {
 		if got, err := a.wait(t); got != Stored || err != nil {
 			t.Fatalf("first: Done(%v, %v); want stored", got, err)
 		}
-		if got, err := b.wait(t); got != Duplicate || err != nil {
-			t.Fatalf("second: Done(%v, %v); want duplicate", got, err)
+		if got, err := b.wait(t); got != Stored || err != nil {
+			t.Fatalf("second: Done(%v, %v); want acknowledged", got, err)
 		}
 	})
 	t.Run("the same id from another device is not a duplicate", func(t *testing.T) {
@@ -282,6 +347,7 @@ func TestPipelineDeduplicatesByMessageID(t *testing.T) {
 				t.Fatalf("Done(%v, %v); want stored", got, err)
 			}
 		}
+		caughtUp(t, p)
 		if got := samples(t, st, "d1", "t"); len(got) != 3 {
 			t.Fatalf("samples %v; want 3", got)
 		}
@@ -364,7 +430,7 @@ func TestPipelineSubmitAfterClose(t *testing.T) {
 
 func TestPipelineCloseDrainsQueue(t *testing.T) {
 	st := &slowStore{Sink: newSQLite(t), delay: 2 * time.Millisecond}
-	p := startPipeline(t, st, Config{MaxBatch: 8, Queue: 1000})
+	p := startPipeline(t, st, Config{MaxBatch: 8, ApplyBatch: 8, Queue: 1000})
 	const n = 300
 	outcomes := make([]*outcome, n)
 	for k := range outcomes {
@@ -380,11 +446,11 @@ func TestPipelineCloseDrainsQueue(t *testing.T) {
 			t.Fatalf("message %d: Done(%v, %v)", k, got, err)
 		}
 	}
-	if got := samples(t, st.Sink.(*tsdb.Engine), "d1", "t"); len(got) != n {
+	if got := samples(t, st.Sink.(testEngine), "d1", "t"); len(got) != n {
 		t.Fatalf("%d samples after Close; want %d", len(got), n)
 	}
 	if m := st.maxBatch.Load(); m > 8 {
-		t.Errorf("a commit held %d messages; MaxBatch is 8", m)
+		t.Errorf("a write held %d messages; ApplyBatch is 8", m)
 	}
 	checkMetrics(t, p.metrics, wantMetrics{messages: n, points: n})
 }
@@ -394,7 +460,7 @@ func TestPipelineCloseDrainsQueue(t *testing.T) {
 func TestPipelineCloseRacingSubmit(t *testing.T) {
 	for round := range 30 {
 		st := &memStore{}
-		p := New(st, Config{MaxBatch: 4, Queue: 64}, NewMetrics(nil), slog.New(slog.DiscardHandler), fakeClock())
+		p := newPipeline(t, st, Config{MaxBatch: 4, Queue: 64})
 		go p.Run(context.Background())
 
 		var accepted, done atomic.Int64
@@ -469,23 +535,30 @@ func TestPipelineReportsInSubmissionOrder(t *testing.T) {
 	checkMetrics(t, p.metrics, wantMetrics{messages: n * 3 / 5, points: n * 3 / 5, duplicates: n / 5, rejects: n / 5})
 }
 
-func TestPipelineStoreFailure(t *testing.T) {
-	st := &memStore{fail: errors.New("disk full")}
+// TestPipelineCommitLogFailure: messages the commit log did not take are
+// not acknowledged (their devices send them again), and nothing of them is
+// stored.
+func TestPipelineCommitLogFailure(t *testing.T) {
+	st := &memStore{}
 	p := startPipeline(t, st, Config{})
+	p.cfg.CommitLog.Close() // as if its disk had failed
 	a := submit(t, p, rawMsg("d1", "$.mid=1", `{"t": 1}`))
 	b := submit(t, p, rawMsg("d1", "$.mid=2", `{"t": 2}`))
 	for _, o := range []*outcome{a, b} {
-		if _, err := o.wait(t); err == nil || !strings.Contains(err.Error(), "disk full") {
-			t.Errorf("Done error %v; want the store's error", err)
+		if _, err := o.wait(t); !errors.Is(err, commitlog.ErrClosed) {
+			t.Errorf("Done error %v; want the commit log's error", err)
 		}
 	}
 	p.Close()
 	checkMetrics(t, p.metrics, wantMetrics{})
+	if st.stored() != 0 {
+		t.Errorf("%d messages stored", st.stored())
+	}
 }
 
 func TestPipelineSubmitBlocksWhileQueueFull(t *testing.T) {
 	st := newSQLite(t)
-	p := New(st, Config{MaxBatch: 1, Queue: 1}, NewMetrics(nil), slog.New(slog.DiscardHandler), fakeClock())
+	p := newPipeline(t, st, Config{MaxBatch: 1, Queue: 1})
 	// Run is not started yet: the first message fills the queue.
 	first := newOutcome()
 	if err := p.Submit(t.Context(), rawMsg("d1", "", `{"t": 1}`), first.Done); err != nil {
@@ -508,7 +581,7 @@ func TestPipelineSubmitBlocksWhileQueueFull(t *testing.T) {
 }
 
 func TestOutcomeString(t *testing.T) {
-	for o, want := range map[Outcome]string{Stored: "stored", Duplicate: "duplicate", Rejected: "rejected"} {
+	for o, want := range map[Outcome]string{Stored: "stored", Rejected: "rejected"} {
 		if o.String() != want {
 			t.Errorf("%d.String() = %q; want %q", int(o), o.String(), want)
 		}
@@ -523,7 +596,7 @@ type slowStore struct {
 	maxBatch atomic.Int64
 }
 
-func (s *slowStore) Write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
+func (s *slowStore) Apply(ctx context.Context, msgs []telemetry.Message, mark tsdbstore.LogMark) ([]tsdbstore.WriteResult, error) {
 	time.Sleep(s.delay)
 	for {
 		m := s.maxBatch.Load()
@@ -531,7 +604,7 @@ func (s *slowStore) Write(ctx context.Context, msgs []telemetry.Message) ([]tsdb
 			break
 		}
 	}
-	return s.Sink.Write(ctx, msgs)
+	return s.Sink.Apply(ctx, msgs, mark)
 }
 
 // memStore is the part of a store the pipeline uses, in memory.
@@ -541,14 +614,19 @@ type memStore struct {
 	mu       sync.Mutex
 	ids      map[string]bool
 	rejected []tsdbstore.Rejected
+	marks    map[string]uint64
 }
 
-func (s *memStore) Write(_ context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
+func (s *memStore) Apply(_ context.Context, msgs []telemetry.Message, mark tsdbstore.LogMark) ([]tsdbstore.WriteResult, error) {
 	if s.fail != nil {
 		return nil, s.fail
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.marks == nil {
+		s.marks = map[string]uint64{}
+	}
+	s.marks[mark.LogID] = mark.Next
 	if s.ids == nil {
 		s.ids = map[string]bool{}
 	}
@@ -561,6 +639,18 @@ func (s *memStore) Write(_ context.Context, msgs []telemetry.Message) ([]tsdbsto
 		s.ids[key] = true
 	}
 	return res, nil
+}
+
+func (s *memStore) LogApplied(_ context.Context, logID string) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.marks[logID], nil
+}
+
+func (s *memStore) stored() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ids)
 }
 
 func (s *memStore) AddRejected(_ context.Context, r tsdbstore.Rejected) error {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/clock/clocktest"
+	"github.com/warden-iot/warden/internal/keyring"
 	"github.com/warden-iot/warden/internal/monitor"
 	"github.com/warden-iot/warden/internal/registry"
 	"github.com/warden-iot/warden/internal/simulate"
@@ -31,9 +32,10 @@ const never = 100 * 365 * 24 * time.Hour
 // env is a monitor on a real SQLite store, on a simulated clock, with the
 // tenants root and acme (below root).
 type env struct {
-	t  *testing.T
-	st *sqlite.Store
-	m  *monitor.Monitor
+	t    *testing.T
+	st   *sqlite.Store
+	keys *keyring.Keyring
+	m    *monitor.Monitor
 	// stopped: m was closed (Close must not be called twice).
 	stopped bool
 	// shards is the number of partitions of the next start (0: 2).
@@ -59,11 +61,11 @@ func (e event) String() string {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	st := enginetest.SQLite(t)
-	enginetest.WithKeyring(t, st)
+	keys := enginetest.WithKeyring(t, st)
 	if err := st.CreateTenant(t.Context(), tenancy.Tenant{ID: "acme", ParentID: tenancy.RootTenantID, Name: "Acme", CreatedAt: monday}); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, st: st, clock: clocktest.New(monday)}
+	return &env{t: t, st: st, keys: keys, clock: clocktest.New(monday)}
 }
 
 // device registers a device of acme.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/warden-iot/warden/internal/alarm"
 	"github.com/warden-iot/warden/internal/clock"
+	"github.com/warden-iot/warden/internal/commitlog"
 	"github.com/warden-iot/warden/internal/ingest"
 	"github.com/warden-iot/warden/internal/iothub"
 	"github.com/warden-iot/warden/internal/monitor"
@@ -52,9 +53,10 @@ func (b *blockingEval) Snapshot()                {}
 // okSink commits nothing and says so at once.
 type okSink struct{}
 
-func (okSink) Write(_ context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
+func (okSink) Apply(_ context.Context, msgs []telemetry.Message, _ tsdbstore.LogMark) ([]tsdbstore.WriteResult, error) {
 	return make([]tsdbstore.WriteResult, len(msgs)), nil
 }
+func (okSink) LogApplied(context.Context, string) (uint64, error)    { return 0, nil }
 func (okSink) AddRejected(context.Context, tsdbstore.Rejected) error { return nil }
 
 // An evaluator that blocks does not hold the acknowledgement of committed
@@ -80,7 +82,13 @@ func TestEvaluationOffTheAckPath(t *testing.T) {
 	if err := m.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	p := ingest.New(okSink{}, ingest.Config{MaxBatch: 1, Log: msgs}, ingest.NewMetrics(nil), slog.New(slog.DiscardHandler), clock.Real())
+	cl, err := commitlog.Open(t.TempDir(), commitlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p := ingest.New(okSink{}, ingest.Config{MaxBatch: 1, Log: msgs, CommitLog: cl, LogID: cl.ID(), Keys: e.keys},
+		ingest.NewMetrics(nil), slog.New(slog.DiscardHandler), clock.Real())
 	go p.Run(context.Background())
 
 	const n = 20

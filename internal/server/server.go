@@ -31,6 +31,7 @@ import (
 	"github.com/warden-iot/warden/internal/audit"
 	"github.com/warden-iot/warden/internal/broker"
 	"github.com/warden-iot/warden/internal/clock"
+	"github.com/warden-iot/warden/internal/commitlog"
 	"github.com/warden-iot/warden/internal/database"
 	"github.com/warden-iot/warden/internal/event"
 	"github.com/warden-iot/warden/internal/factory"
@@ -125,6 +126,7 @@ type Server struct {
 	keys      *keyring.Keyring
 	engine    *tsdb.Engine
 	pipeline  *ingest.Pipeline
+	commitLog *commitlog.Log
 	monitor   *monitor.Monitor
 	notifier  *notify.Notifier
 	mailer    *mail.Sender // nil without --smtp-url
@@ -255,7 +257,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	// runtime reads it partitioned by device.
 	msgs := msglog.NewMemory(msglog.MemoryConfig{Consumers: []string{monitor.Consumer}})
 	s.monitor = monitor.New(s.store, monitor.Config{Log: msgs}, s.onAlarm, log.With("component", "monitor"), cfg.Clock)
-	s.pipeline = ingest.New(s.engine, ingest.Config{MaxPayload: cfg.MaxMessageSize, Log: msgs}, ingest.NewMetrics(reg), log.With("component", "ingest"), cfg.Clock)
+	// Accepted messages are acknowledged once they are in the commit log
+	// on this node's disk; the pipeline applies the log to the database
+	// behind the acknowledgements (and replays it after a crash).
+	if s.commitLog, err = openCommitLog(filepath.Join(cfg.DataDir, "log"), log.With("component", "commitlog")); err != nil {
+		return nil, err
+	}
+	s.pipeline = ingest.New(s.engine, ingest.Config{
+		CommitLog: s.commitLog, LogID: s.commitLog.ID(), Keys: s.keys, MaxPayload: cfg.MaxMessageSize, Log: msgs,
+	}, ingest.NewMetrics(reg), log.With("component", "ingest"), cfg.Clock)
 	s.broker, err = broker.New(broker.Config{
 		TLSListen:      cfg.MQTTListen,
 		TCPListen:      cfg.MQTTTCPListen,
@@ -284,6 +294,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug),
 	}
 	return s, nil
+}
+
+// openCommitLog opens the commit log in dir and reports what its recovery
+// found.
+func openCommitLog(dir string, log *slog.Logger) (*commitlog.Log, error) {
+	l, err := commitlog.Open(dir, commitlog.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if rec := l.Recovery(); rec.TornBytes > 0 || rec.Lost > 0 {
+		log.Warn("commit log recovered", "records", rec.Records, "torn_bytes", rec.TornBytes, "lost_records", rec.Lost, "damaged_files", rec.Damaged)
+	}
+	return l, nil
 }
 
 // loadMaster finds the master key (see Config.MasterKey). It makes a new
@@ -446,6 +469,9 @@ func (s *Server) release() error {
 		}
 	}
 	var errs []error
+	if s.commitLog != nil {
+		errs = append(errs, s.commitLog.Close())
+	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
@@ -565,6 +591,7 @@ func (s *Server) Start(ctx context.Context) error {
 	acfg := api.Config{HubHost: s.hubHost, Audit: rec, Keys: s.keys, PublicURL: s.publicURL, Events: events}
 	acfg.Mailer, acfg.Monitor = s.mailer, s.monitor
 	acfg.WebhookAllowPrivate, acfg.TrustedProxies = s.cfg.WebhookAllowPrivate, s.cfg.TrustedProxies
+	acfg.CaughtUp = s.pipeline.CaughtUp
 	acfg.Devices = registry.NewService(s.store, s.store, events, s.cfg.Clock, s.log.With("component", "registry"))
 	a := api.New(acfg, api.StoresOf(s.store), s.engine, s.broker, s.reg, s.log.With("component", "api"), s.cfg.Clock)
 	root := http.NewServeMux()
@@ -729,3 +756,8 @@ func (s *Server) Store() store.Store { return s.store }
 
 // Engine exposes the telemetry engine to tests and tools in the same process.
 func (s *Server) Engine() *tsdb.Engine { return s.engine }
+
+// CaughtUp waits until the messages acknowledged so far are written to the
+// database (they are durable in the commit log from their acknowledgement
+// on; see ingest.Pipeline.CaughtUp).
+func (s *Server) CaughtUp(ctx context.Context) error { return s.pipeline.CaughtUp(ctx) }

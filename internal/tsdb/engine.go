@@ -119,6 +119,15 @@ const writeAttempts = 5
 // and commit, the other tenants' messages commit and that tenant's are
 // sealed again with its new key, or dropped if the tenant was deleted.
 func (e *Engine) Write(ctx context.Context, msgs []telemetry.Message) ([]tsdbstore.WriteResult, error) {
+	return e.Apply(ctx, msgs, tsdbstore.LogMark{})
+}
+
+// Apply is Write for messages read from a commit log: each transaction
+// also records mark, how far the log is applied (see LogApplied), so that
+// a batch is applied exactly once. (Messages retried after their tenant's
+// keys were destroyed during an attempt are written after the mark: a crash
+// between the two loses them with the data the destruction erased.)
+func (e *Engine) Apply(ctx context.Context, msgs []telemetry.Message, mark tsdbstore.LogMark) ([]tsdbstore.WriteResult, error) {
 	results := make([]tsdbstore.WriteResult, len(msgs))
 	pending := make([]int, len(msgs))
 	for i := range msgs {
@@ -138,9 +147,15 @@ func (e *Engine) Write(ctx context.Context, msgs []telemetry.Message) ([]tsdbsto
 			return nil, err
 		}
 		if len(batch) == 0 {
+			if attempt == 0 && mark.LogID != "" {
+				// Every message was dropped: the mark still moves on.
+				if _, err := e.store.WriteHead(ctx, nil, nil, mark); err != nil {
+					return nil, err
+				}
+			}
 			break
 		}
-		res, err := e.writeOnce(ctx, msgs, batch, keys)
+		res, err := e.writeOnce(ctx, msgs, batch, keys, mark)
 		var np *keyring.NotPinnedError
 		if errors.As(err, &np) {
 			if err := e.keys.Load(ctx, keys[np.TenantID], np.ID); err != nil {
@@ -209,7 +224,7 @@ func (e *Engine) pin(ctx context.Context, msgs []telemetry.Message, pending []in
 
 // writeOnce seals the messages batch (indexes into msgs) with keys and
 // commits them in one transaction; results are in batch order.
-func (e *Engine) writeOnce(ctx context.Context, msgs []telemetry.Message, batch []int, keys map[string]*keyring.TenantKeys) ([]tsdbstore.WriteResult, error) {
+func (e *Engine) writeOnce(ctx context.Context, msgs []telemetry.Message, batch []int, keys map[string]*keyring.TenantKeys, mark tsdbstore.LogMark) ([]tsdbstore.WriteResult, error) {
 	recs := make([]tsdbstore.HeadRecord, 0, len(batch))
 	var sealedAt []int // batch positions of recs
 	var skipped []int  // batch positions whose tenant's key was shredded as it was pinned
@@ -272,7 +287,7 @@ func (e *Engine) writeOnce(ctx context.Context, msgs []telemetry.Message, batch 
 		slices.SortFunc(ps, func(a, b telemetry.Point) int { return cmp.Compare(a.Metric, b.Metric) })
 		return k.Seal(appendPoints(nil, ps), latestAAD(deviceID))
 	}
-	res, err := e.store.WriteHead(ctx, recs, merge)
+	res, err := e.store.WriteHead(ctx, recs, merge, mark)
 	if err != nil {
 		return nil, err
 	}
@@ -284,6 +299,12 @@ func (e *Engine) writeOnce(ctx context.Context, msgs []telemetry.Message, batch 
 		out[j].KeyGone = true
 	}
 	return out, nil
+}
+
+// LogApplied is how far the commit log logID is applied: the offset of
+// its first record not written yet.
+func (e *Engine) LogApplied(ctx context.Context, logID string) (uint64, error) {
+	return e.store.LogApplied(ctx, logID)
 }
 
 // Start runs the sealer and the retention job until Close.

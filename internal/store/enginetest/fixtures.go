@@ -141,14 +141,14 @@ func KeepLatest(tenantID, deviceID string, old []byte, accepted []int) ([]byte, 
 
 // HeadWriter is what writes head records (tsdbstore.Store, the engine).
 type HeadWriter interface {
-	WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merge tsdbstore.LatestMerge) ([]tsdbstore.WriteResult, error)
+	WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merge tsdbstore.LatestMerge, mark tsdbstore.LogMark) ([]tsdbstore.WriteResult, error)
 }
 
 // WriteHead writes recs in one batch with KeepLatest and returns a result
 // a record.
 func WriteHead(t *testing.T, s HeadWriter, recs ...tsdbstore.HeadRecord) []tsdbstore.WriteResult {
 	t.Helper()
-	res, err := s.WriteHead(t.Context(), recs, KeepLatest)
+	res, err := s.WriteHead(t.Context(), recs, KeepLatest, tsdbstore.LogMark{})
 	if err != nil {
 		t.Fatalf("WriteHead: %v", err)
 	}

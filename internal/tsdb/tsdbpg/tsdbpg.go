@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,9 +195,9 @@ type msgKey struct{ device, id string }
 // records, in the order of their first records in the batch, with the
 // committed blob or nil. Locks are taken in device order (see the top of
 // this file); merge runs in between, inside the transaction.
-func (s *Store) WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merge tsdbstore.LatestMerge) ([]tsdbstore.WriteResult, error) {
+func (s *Store) WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merge tsdbstore.LatestMerge, mark tsdbstore.LogMark) ([]tsdbstore.WriteResult, error) {
 	results := make([]tsdbstore.WriteResult, len(recs))
-	if len(recs) == 0 {
+	if len(recs) == 0 && mark.LogID == "" {
 		return results, nil
 	}
 	w := &writeTx{pool: s.pool}
@@ -337,6 +338,13 @@ func (s *Store) WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merg
 		}
 	}
 	if len(order) == 0 {
+		if mark.LogID != "" {
+			b = w.batch()
+			queueMark(b, mark)
+			if err := w.send(ctx, b); err != nil {
+				return nil, fmt.Errorf("write head: log mark: %w", err)
+			}
+		}
 		if err := w.commit(ctx); err != nil {
 			return nil, fmt.Errorf("write head: commit: %w", err)
 		}
@@ -421,6 +429,7 @@ func (s *Store) WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merg
 	b = w.batch()
 	b.Queue(upsertLatest, sorted, tenants, blobs)
 	b.Queue(upsertHeadStats, sorted, tenants, rows, oldest)
+	queueMark(b, mark)
 	if err := w.send(ctx, b); err != nil {
 		return nil, fmt.Errorf("write head: latest values: %w", err)
 	}
@@ -428,6 +437,15 @@ func (s *Store) WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merg
 		return nil, fmt.Errorf("write head: commit: %w", err)
 	}
 	return results, nil
+}
+
+// queueMark queues the statement that records mark, if it names a log.
+func queueMark(b *pgx.Batch, mark tsdbstore.LogMark) {
+	if mark.LogID == "" {
+		return
+	}
+	b.Queue(`INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+		tsdbstore.LogMarkKey(mark.LogID), strconv.FormatUint(mark.Next, 10))
 }
 
 // ChunksForMerge returns the chunks a sealer must merge new points into:

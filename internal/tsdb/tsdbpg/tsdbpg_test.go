@@ -141,7 +141,7 @@ func TestOverlappingBatches(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for _, batch := range batches[w] {
-				res, err := s.WriteHead(t.Context(), batch, countMerge)
+				res, err := s.WriteHead(t.Context(), batch, countMerge, tsdbstore.LogMark{})
 				if err != nil {
 					errc <- err
 					return
@@ -194,7 +194,7 @@ func TestFirstWriters(t *testing.T) {
 			<-start
 			for _, i := range rand.New(rand.NewPCG(uint64(w), 3)).Perm(len(devices)) {
 				r := tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}}
-				if _, err := s.WriteHead(t.Context(), []tsdbstore.HeadRecord{r}, countMerge); err != nil {
+				if _, err := s.WriteHead(t.Context(), []tsdbstore.HeadRecord{r}, countMerge, tsdbstore.LogMark{}); err != nil {
 					errc <- err
 					return
 				}
@@ -231,7 +231,7 @@ func TestWriteWhileDeleting(t *testing.T) {
 				for _, i := range rng.Perm(len(devices)) {
 					batch = append(batch, tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[i], ReceivedAt: time.Now(), Blob: []byte{1}})
 				}
-				if _, err := s.WriteHead(t.Context(), batch, countMerge); err != nil {
+				if _, err := s.WriteHead(t.Context(), batch, countMerge, tsdbstore.LogMark{}); err != nil {
 					errc <- err
 					return
 				}
@@ -292,7 +292,7 @@ func TestSealWhileWriting(t *testing.T) {
 					batch = append(batch, tsdbstore.HeadRecord{TenantID: tenancy.RootTenantID, DeviceID: devices[rng.IntN(len(devices))],
 						MessageID: fmt.Sprint(i), ReceivedAt: t0.Add(time.Duration(i) * time.Millisecond), MinTS: i, MaxTS: i, Blob: []byte{1}})
 				}
-				if _, err := s.WriteHead(t.Context(), batch, countMerge); err != nil {
+				if _, err := s.WriteHead(t.Context(), batch, countMerge, tsdbstore.LogMark{}); err != nil {
 					errc <- err
 					return
 				}

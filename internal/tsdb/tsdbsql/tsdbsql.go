@@ -11,6 +11,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/warden-iot/warden/internal/database"
@@ -176,4 +177,22 @@ func (s *Store) ChunksSpanning(ctx context.Context, tenantID string, cutoff int6
 		return nil, fmt.Errorf("chunks spanning: %w", err)
 	}
 	return out, nil
+}
+
+// LogApplied is how far the commit log logID is applied (see
+// tsdbstore.LogMark); 0 if it never was.
+func (s *Store) LogApplied(ctx context.Context, logID string) (uint64, error) {
+	var v string
+	err := s.db.QueryRow(ctx, `SELECT value FROM meta WHERE key = ?`, tsdbstore.LogMarkKey(logID)).Scan(&v)
+	if database.NoRows(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("commit log mark: %w", err)
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("commit log mark %q: %w", v, err)
+	}
+	return n, nil
 }

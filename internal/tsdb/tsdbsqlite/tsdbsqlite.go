@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/warden-iot/warden/internal/database"
@@ -38,7 +39,7 @@ func New(db database.DB) *Store {
 // multi-row statements, a few per batch rather than several per message:
 // with an embedded SQLite the cost of a statement is its parsing and VM
 // set-up, not its rows.
-func (s *Store) WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merge tsdbstore.LatestMerge) ([]tsdbstore.WriteResult, error) {
+func (s *Store) WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merge tsdbstore.LatestMerge, mark tsdbstore.LogMark) ([]tsdbstore.WriteResult, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("write head: %w", err)
@@ -174,6 +175,12 @@ func (s *Store) WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merg
 		if _, err := tx.ExecContext(ctx, `INSERT INTO head_stats (device_id, tenant_id, rows, oldest) VALUES `+values(len(part), 4)+`
 			ON CONFLICT (device_id) DO UPDATE SET rows = rows + excluded.rows, oldest = MIN(oldest, excluded.oldest)`, statsArgs...); err != nil {
 			return nil, fmt.Errorf("write head: stats: %w", err)
+		}
+	}
+	if mark.LogID != "" {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, tsdbstore.LogMarkKey(mark.LogID), strconv.FormatUint(mark.Next, 10)); err != nil {
+			return nil, fmt.Errorf("write head: log mark: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -25,7 +25,13 @@ type Store interface {
 	// latest blob. A record whose KeyID no longer exists is not stored, nor
 	// its message id (KeyGone): its tenant's keys were destroyed since it
 	// was sealed. Results are in batch order.
-	WriteHead(ctx context.Context, recs []HeadRecord, merge LatestMerge) ([]WriteResult, error)
+	// With them, mark (unless its LogID is empty) records how far the
+	// commit log they came from is applied (see LogApplied).
+	WriteHead(ctx context.Context, recs []HeadRecord, merge LatestMerge, mark LogMark) ([]WriteResult, error)
+	// LogApplied is the Next of the last LogMark written for the commit
+	// log logID: the offset of its first record not written yet (0 if
+	// none was).
+	LogApplied(ctx context.Context, logID string) (uint64, error)
 	// ForgetMessageIDs drops dedup records received before the cutoff.
 	ForgetMessageIDs(ctx context.Context, before time.Time) (int64, error)
 	// HeadRecords returns a device's head in arrival order.
@@ -76,6 +82,17 @@ type Store interface {
 	// returns how many it replaced.
 	UpgradeRejected(ctx context.Context, rs []Rejected) (int64, error)
 }
+
+// LogMark is how far a commit log is applied: Next is the offset of its
+// first record not written yet. A log is named by LogID, made with it, so
+// that a new log does not take the marks of another.
+type LogMark struct {
+	LogID string
+	Next  uint64
+}
+
+// LogMarkKey is the meta key that holds a commit log's mark.
+func LogMarkKey(logID string) string { return "commit_log_applied:" + logID }
 
 // WriteResult says what happened to each message of a batch, in order.
 type WriteResult struct {

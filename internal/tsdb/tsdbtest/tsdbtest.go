@@ -35,6 +35,7 @@ func Run(t *testing.T, open Open) {
 		{"DuplicateInsideOneBatch", testDuplicateInsideOneBatch},
 		{"ForgetMessageIDs", testForgetMessageIDs},
 		{"MergeErrorRollsBack", testMergeErrorRollsBack},
+		{"LogMark", testLogMark},
 		{"WriteHeadKeyGone", testWriteHeadKeyGone},
 		{"SealLifecycle", testSealLifecycle},
 		{"SealConflict", testSealConflict},
@@ -80,7 +81,7 @@ func testWriteHeadAndLatest(t *testing.T, eng store.Store, s tsdbstore.Store) {
 		calls = append(calls, fmt.Sprintf("%s %s old=%q %v", tenantID, deviceID, old, accepted))
 		return fmt.Appendf(old, "%v;", accepted), nil
 	}
-	res, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("pump-1", "m1", 10, 20), enginetest.HeadRecord("pump-2", "m1", 5, 5), enginetest.HeadRecord("pump-1", "", 30, 30)}, merge)
+	res, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("pump-1", "m1", 10, 20), enginetest.HeadRecord("pump-2", "m1", 5, 5), enginetest.HeadRecord("pump-1", "", 30, 30)}, merge, tsdbstore.LogMark{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func testWriteHeadAndLatest(t *testing.T, eng store.Store, s tsdbstore.Store) {
 		t.Fatalf("head record = %+v", h)
 	}
 	calls = nil
-	if _, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("pump-1", "m2", 40, 40)}, merge); err != nil {
+	if _, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("pump-1", "m2", 40, 40)}, merge, tsdbstore.LogMark{}); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{`root pump-1 old="[0 2];" [0]`}; fmt.Sprint(calls) != fmt.Sprint(want) {
@@ -140,7 +141,7 @@ func testDuplicateInsideOneBatch(t *testing.T, eng store.Store, s tsdbstore.Stor
 	enginetest.RootDevice(t, eng, "a")
 	var accepted []int
 	res, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("a", "m", 1, 1), enginetest.HeadRecord("a", "m", 2, 2)},
-		func(_, _ string, old []byte, acc []int) ([]byte, error) { accepted = acc; return []byte("x"), nil })
+		func(_, _ string, old []byte, acc []int) ([]byte, error) { accepted = acc; return []byte("x"), nil }, tsdbstore.LogMark{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func testMergeErrorRollsBack(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	enginetest.RootDevice(t, eng, "a")
 	boom := errors.New("boom")
 	_, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("a", "m", 1, 1)},
-		func(string, string, []byte, []int) ([]byte, error) { return nil, boom })
+		func(string, string, []byte, []int) ([]byte, error) { return nil, boom }, tsdbstore.LogMark{})
 	if !errors.Is(err, boom) {
 		t.Fatalf("WriteHead error = %v, want the merge error", err)
 	}
@@ -182,6 +183,57 @@ func testMergeErrorRollsBack(t *testing.T, eng store.Store, s tsdbstore.Store) {
 
 // testWriteHeadKeyGone: records sealed with a data key destroyed before the
 // commit are not stored, nor their message ids; the rest of the batch is.
+// testLogMark: a commit log's mark is written with the records, also
+// when there are none or all are duplicates; a transaction that fails
+// leaves the mark where it was; each log has its own.
+func testLogMark(t *testing.T, eng store.Store, s tsdbstore.Store) {
+	enginetest.RootDevice(t, eng, "a")
+	applied := func(id string) uint64 {
+		t.Helper()
+		n, err := s.LogApplied(ctx(t), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := applied("log-1"); n != 0 {
+		t.Fatalf("mark of a log never written: %d, want 0", n)
+	}
+	mark := tsdbstore.LogMark{LogID: "log-1", Next: 7}
+	if _, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("a", "m1", 1, 1)}, enginetest.KeepLatest, mark); err != nil {
+		t.Fatal(err)
+	}
+	if n := applied("log-1"); n != 7 {
+		t.Fatalf("mark %d, want 7", n)
+	}
+	// Only duplicates, and nothing at all: the mark moves on.
+	if _, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("a", "m1", 1, 1)}, enginetest.KeepLatest,
+		tsdbstore.LogMark{LogID: "log-1", Next: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if n := applied("log-1"); n != 9 {
+		t.Fatalf("mark after duplicates %d, want 9", n)
+	}
+	if _, err := s.WriteHead(ctx(t), nil, nil, tsdbstore.LogMark{LogID: "log-1", Next: 12}); err != nil {
+		t.Fatal(err)
+	}
+	if n := applied("log-1"); n != 12 {
+		t.Fatalf("mark without records %d, want 12", n)
+	}
+	// A failed transaction moves neither the records nor the mark.
+	boom := errors.New("boom")
+	if _, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord("a", "m2", 2, 2)},
+		func(string, string, []byte, []int) ([]byte, error) { return nil, boom }, tsdbstore.LogMark{LogID: "log-1", Next: 20}); !errors.Is(err, boom) {
+		t.Fatalf("WriteHead error = %v, want the merge error", err)
+	}
+	if n := applied("log-1"); n != 12 {
+		t.Fatalf("mark after a failed write %d, want 12", n)
+	}
+	if n := applied("log-2"); n != 0 {
+		t.Fatalf("another log's mark %d, want 0", n)
+	}
+}
+
 func testWriteHeadKeyGone(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	enginetest.RootDevice(t, eng, "pump-1")
 	enginetest.RootDevice(t, eng, "pump-2")
@@ -506,7 +558,7 @@ func testConcurrentWriters(t *testing.T, eng store.Store, s tsdbstore.Store) {
 	for w := range writers {
 		go func() {
 			for i := range perWriter {
-				_, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord(fmt.Sprint("w", w), fmt.Sprint(i), int64(i), int64(i))}, enginetest.KeepLatest)
+				_, err := s.WriteHead(ctx(t), []tsdbstore.HeadRecord{enginetest.HeadRecord(fmt.Sprint("w", w), fmt.Sprint(i), int64(i), int64(i))}, enginetest.KeepLatest, tsdbstore.LogMark{})
 				if err != nil {
 					errc <- err
 					return
