@@ -112,20 +112,22 @@ func medianResult(rs []IngestResult) IngestResult {
 		return time.Duration(med(func(r IngestResult) float64 { return float64(f(r)) }))
 	}
 	m := IngestResult{
-		Devices:          int(med(func(r IngestResult) float64 { return float64(r.Devices) })),
-		ConnectFailures:  int(worst(func(r IngestResult) float64 { return float64(r.ConnectFailures) })),
-		Messages:         int64(med(func(r IngestResult) float64 { return float64(r.Messages) })),
-		MessagesPerSec:   med(func(r IngestResult) float64 { return r.MessagesPerSec }),
-		PointsPerSec:     med(func(r IngestResult) float64 { return r.PointsPerSec }),
-		P50:              dur(func(r IngestResult) time.Duration { return r.P50 }),
-		P99:              dur(func(r IngestResult) time.Duration { return r.P99 }),
-		Errors:           int64(worst(func(r IngestResult) float64 { return float64(r.Errors) })),
-		ConnectionsLost:  int64(worst(func(r IngestResult) float64 { return float64(r.ConnectionsLost) })),
-		BenchCPUSeconds:  med(func(r IngestResult) float64 { return r.BenchCPUSeconds }),
-		ServerRSSMB:      med(func(r IngestResult) float64 { return r.ServerRSSMB }),
-		ServerCPUSeconds: med(func(r IngestResult) float64 { return r.ServerCPUSeconds }),
-		ServerRejected:   worst(func(r IngestResult) float64 { return r.ServerRejected }),
-		ServerDuplicates: worst(func(r IngestResult) float64 { return r.ServerDuplicates }),
+		Devices:            int(med(func(r IngestResult) float64 { return float64(r.Devices) })),
+		ConnectFailures:    int(worst(func(r IngestResult) float64 { return float64(r.ConnectFailures) })),
+		Messages:           int64(med(func(r IngestResult) float64 { return float64(r.Messages) })),
+		MessagesPerSec:     med(func(r IngestResult) float64 { return r.MessagesPerSec }),
+		PointsPerSec:       med(func(r IngestResult) float64 { return r.PointsPerSec }),
+		P50:                dur(func(r IngestResult) time.Duration { return r.P50 }),
+		P99:                dur(func(r IngestResult) time.Duration { return r.P99 }),
+		Errors:             int64(worst(func(r IngestResult) float64 { return float64(r.Errors) })),
+		ConnectionsLost:    int64(worst(func(r IngestResult) float64 { return float64(r.ConnectionsLost) })),
+		BenchCPUSeconds:    med(func(r IngestResult) float64 { return r.BenchCPUSeconds }),
+		ServerRSSMB:        med(func(r IngestResult) float64 { return r.ServerRSSMB }),
+		ServerCPUSeconds:   med(func(r IngestResult) float64 { return r.ServerCPUSeconds }),
+		ServerRejected:     worst(func(r IngestResult) float64 { return r.ServerRejected }),
+		ServerDuplicates:   worst(func(r IngestResult) float64 { return r.ServerDuplicates }),
+		ServerStoredPerSec: med(func(r IngestResult) float64 { return r.ServerStoredPerSec }),
+		ServerApplyLag:     worst(func(r IngestResult) float64 { return r.ServerApplyLag }),
 	}
 	if len(rs) > 0 {
 		m.Target, m.Window = rs[0].Target, rs[0].Window

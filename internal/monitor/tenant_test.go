@@ -161,6 +161,7 @@ func TestDeletedTenantNeverFires(t *testing.T) {
 	// tenant-deleted reaction runs (as on the API's goroutine) while the
 	// partition is still at work on d1's record.
 	deleted := make(chan error, 1)
+	tt.st.mu.Lock() // the partitions read onTenant in GetTenant meanwhile
 	tt.st.onTenant["doomed"] = func() {
 		if err := tt.st.DeleteTenant(ctx, "doomed"); err != nil {
 			deleted <- err
@@ -168,6 +169,7 @@ func TestDeletedTenantNeverFires(t *testing.T) {
 		}
 		go func() { deleted <- tt.m.TenantDeleted(ctx, "doomed", []string{"d1"}) }()
 	}
+	tt.st.mu.Unlock()
 	tt.m.Presence(ctx, "doomed", "d1", false, t0.Add(time.Minute))
 	if err := <-deleted; err != nil {
 		t.Fatal(err)
