@@ -7,6 +7,7 @@
 package tsdbsqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -73,6 +74,11 @@ func (s *Store) WriteHead(ctx context.Context, recs []tsdbstore.HeadRecord, merg
 		withID = append(withID, i)
 	}
 	inserted := map[key]bool{}
+	// In key order, the inserts walk the index's pages in one pass instead
+	// of jumping between devices.
+	slices.SortFunc(withID, func(a, b int) int {
+		return cmp.Or(cmp.Compare(recs[a].DeviceID, recs[b].DeviceID), cmp.Compare(recs[a].MessageID, recs[b].MessageID))
+	})
 	for part := range slices.Chunk(withID, 500) {
 		args := make([]any, 0, 4*len(part))
 		for _, i := range part {
