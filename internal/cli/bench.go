@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/warden-iot/warden/internal/bench"
@@ -20,6 +22,8 @@ Benchmarks:
   storage   the telemetry engine in process, on a throw-away database: bytes per point, query times
   dps       device provisioning of a running server: registrations/s, then direct methods and desired properties
   alarms    the alarm monitor in process (messages evaluated/s), or with --latency publish → alarm visible
+  connections  idle device connections of a running server, level by level: connect rate, memory per connection,
+            PUBACK latency of a probe device; memory after they close
 
 Benchmarks against a running server work in a throw-away tenant they make and delete afterwards (also when
 interrupted), through an account of their own in it. With --tenant, or when the token may not make tenants,
@@ -52,6 +56,9 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	if len(args) > 0 && args[0] == "alarms" {
 		return runBenchAlarms(ctx, env, args[1:])
 	}
+	if len(args) > 0 && args[0] == "connections" {
+		return runBenchConnections(ctx, env, args[1:])
+	}
 	if len(args) == 0 || args[0] != "ingest" {
 		switch {
 		case len(args) == 0:
@@ -59,7 +66,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintln(env.Stderr, "Usage: warden "+benchUsage)
 			return nil
 		default:
-			fmt.Fprintf(env.Stderr, "warden bench: unknown benchmark %q (want ingest, storage, dps or alarms)\n\n", args[0])
+			fmt.Fprintf(env.Stderr, "warden bench: unknown benchmark %q (want ingest, storage, dps, alarms or connections)\n\n", args[0])
 		}
 		fmt.Fprintln(env.Stderr, "Usage: warden "+benchUsage)
 		return errUsage
@@ -164,6 +171,60 @@ buckets, latest values of 10,000 devices.`, env.Stderr)
 	}
 	o.Progress = env.Stderr
 	return bench.Storage(ctx, o, env.Stdout)
+}
+
+// runBenchConnections is "warden bench connections".
+func runBenchConnections(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet("bench connections", `bench connections [flags]
+
+Idle device connections (MQTT over TLS, SAS token, keep-alive 0) opened level by level in a throw-away
+tenant; at each level it prints the connect rate, the server's memory per open connection (RSS and Go heap
+above the idle server) and the PUBACK latency of one more device publishing QoS 1; then it closes them
+and prints the server's memory again. The load generator holds a socket per connection: its open-file
+limit (ulimit -n) and the server's bound the highest level.`, env.Stderr)
+	var (
+		cf     clientFlags
+		tf     tenantFlags
+		o      bench.ConnectionsOptions
+		levels string
+	)
+	cf.register(fs)
+	tf.register(fs)
+	fs.StringVar(&levels, "levels", "1000,5000,10000", "numbers of open connections to measure at, rising, comma-separated")
+	fs.StringVar(&o.MQTTAddr, "mqtt-addr", "", "Warden MQTT TLS address host:port (default: the hub host name of the connection strings)")
+	fs.IntVar(&o.DialConcurrency, "concurrency", 64, "connections being made at once")
+	fs.IntVar(&o.Probes, "probes", 50, "QoS 1 messages the probe device sends at each level")
+	durationVar(fs, &o.Settle, "settle", 3*time.Second, "time the server is left alone at each level before its memory is read")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	for _, f := range strings.Split(levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 || len(o.Levels) > 0 && n <= o.Levels[len(o.Levels)-1] {
+			return usageError(env, "bench connections", "--levels must be positive numbers, rising")
+		}
+		o.Levels = append(o.Levels, n)
+	}
+	if o.DialConcurrency <= 0 || o.Probes <= 0 || o.Settle <= 0 {
+		return usageError(env, "bench connections", "--concurrency, --probes and --settle must be positive")
+	}
+	o.Progress = env.Stderr
+	var err error
+	if o.RootCAs, err = cf.roots(); err != nil {
+		return err
+	}
+	if o.Client, err = cf.client(); err != nil {
+		return err
+	}
+	return bench.InTenant(ctx, tf.options(o.Client, env.Stderr), func(t *bench.Tenant) error {
+		o.Tenant = t
+		_, err := bench.Connections(ctx, o, env.Stdout)
+		return err
+	})
 }
 
 // runBenchDPS is "warden bench dps".
