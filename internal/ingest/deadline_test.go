@@ -104,3 +104,33 @@ func TestPipelineDroppedNotAcknowledged(t *testing.T) {
 		t.Errorf("%d messages stored; want 1", st.stored())
 	}
 }
+
+// unsureStore cannot say how far the log is applied for its first calls,
+// as a database still starting would.
+type unsureStore struct {
+	memStore
+	fails atomic.Int64
+}
+
+func (s *unsureStore) LogApplied(ctx context.Context, logID string) (uint64, error) {
+	if s.fails.Add(-1) >= 0 {
+		return 0, errors.New("database starting")
+	}
+	return s.memStore.LogApplied(ctx, logID)
+}
+
+// TestPipelineApplierWaitsForTheDatabase: while the database cannot say
+// where the applier starts, messages are acknowledged (into the log); the
+// applier asks again and writes them once it can.
+func TestPipelineApplierWaitsForTheDatabase(t *testing.T) {
+	st := &unsureStore{}
+	st.fails.Store(3)
+	p := startPipeline(t, st, Config{})
+	if got, err := submit(t, p, rawMsg("d1", "$.mid=1", `{"t": 1}`)).wait(t); got != Stored || err != nil {
+		t.Fatalf("Done(%v, %v); want stored", got, err)
+	}
+	caughtUp(t, p)
+	if st.stored() != 1 {
+		t.Fatalf("%d messages stored; want 1", st.stored())
+	}
+}

@@ -252,24 +252,19 @@ func rejectedOf(m telemetry.Message, messageID string, err error) *tsdbstore.Rej
 // cannot take it, left in the log for the next start).
 func (p *Pipeline) Run(ctx context.Context) {
 	defer close(p.done)
-	from, err := p.sink.LogApplied(ctx, p.cfg.LogID)
-	if err != nil {
-		// Nothing can be applied without knowing where to start; the
-		// messages stay in the log, acknowledged, for the next start.
-		p.log.Error("read how far the commit log is applied: not applying it", "err", err)
-		from = ^uint64(0)
-	}
-	if next := p.cfg.CommitLog.Next(); from != ^uint64(0) && next > from {
-		p.log.Info("replaying the commit log", "from", from, "records", next-from)
-	}
-	p.advance(from)
 	applyCtx, stopApply := context.WithCancel(context.WithoutCancel(ctx))
 	applied := make(chan struct{})
 	go func() {
 		defer close(applied)
-		if from != ^uint64(0) {
-			p.apply(applyCtx, from)
+		from, ok := p.applyStart(applyCtx)
+		if !ok {
+			return
 		}
+		if next := p.cfg.CommitLog.Next(); next > from {
+			p.log.Info("replaying the commit log", "from", from, "records", next-from)
+		}
+		p.advance(from)
+		p.apply(applyCtx, from)
 	}()
 	p.commitLoop(ctx)
 	// The queue is drained: let the applier catch up with the log, then
@@ -435,14 +430,41 @@ func (p *Pipeline) seal(ctx context.Context, keys map[string]*keyring.TenantKeys
 	return encodeRecord(kind, tenantID, sealed), nil
 }
 
+// applyStart reads where the applier starts: how far the sink has applied
+// the log. It tries again while the sink cannot say (a database still
+// starting), until ctx ends (false).
+func (p *Pipeline) applyStart(ctx context.Context) (uint64, bool) {
+	backoff := 100 * time.Millisecond
+	for {
+		from, err := p.sink.LogApplied(ctx, p.cfg.LogID)
+		if err == nil {
+			return from, true
+		}
+		if ctx.Err() != nil {
+			return 0, false
+		}
+		p.log.Warn("read how far the commit log is applied; trying again (messages are acknowledged meanwhile, up to the lag bound)", "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return 0, false
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
 // waitLag waits while the applier is more than MaxLag records behind.
 func (p *Pipeline) waitLag(ctx context.Context) error {
 	for {
 		p.amu.Lock()
-		applied, progress := p.applied, p.progress
+		applied, progress, started := p.applied, p.progress, p.started
 		p.amu.Unlock()
+		if !started {
+			// Not known yet: what the log holds may all be unapplied.
+			applied = p.cfg.CommitLog.First()
+		}
 		next := p.cfg.CommitLog.Next()
-		if applied == ^uint64(0) || next < applied || next-applied <= uint64(p.cfg.MaxLag) {
+		if next < applied || next-applied <= uint64(p.cfg.MaxLag) {
 			return nil
 		}
 		select {
@@ -467,7 +489,7 @@ func (p *Pipeline) waitApplied(ctx context.Context, target uint64) error {
 		p.amu.Lock()
 		applied, progress, started := p.applied, p.progress, p.started
 		p.amu.Unlock()
-		if started && applied != ^uint64(0) && applied >= target {
+		if started && applied >= target {
 			return nil
 		}
 		select {
