@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,8 +35,23 @@ func (p *Pipeline) apply(ctx context.Context, from uint64) {
 			return
 		}
 		through := entries[len(entries)-1].Offset + 1
-		if !p.applyBatch(ctx, entries, through) {
-			return
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			err := p.applyBatch(ctx, entries, through)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			// Acknowledged messages are never skipped for a passing
+			// failure: the batch waits, and the lag bound holds ingest
+			// back if it lasts.
+			p.log.Warn("apply the commit log: trying again", "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
 		}
 		p.advance(through)
 		sinceDrop += len(entries)
@@ -60,10 +76,12 @@ func (p *Pipeline) advance(through uint64) {
 	}
 }
 
-// applyBatch opens and writes one batch of log records, trying again until
-// it is written or ctx ends (false): acknowledged messages are never given
-// up; what is not written stays in the log.
-func (p *Pipeline) applyBatch(ctx context.Context, entries []commitlog.Entry, through uint64) bool {
+// applyBatch opens and writes one batch of log records. Writes are tried
+// again until they succeed or ctx ends; an error says the batch must be
+// tried again (a data key could not be loaded). Records of tenants whose
+// keys were destroyed are dropped (erased); a record that opens but does
+// not decode is skipped and logged.
+func (p *Pipeline) applyBatch(ctx context.Context, entries []commitlog.Entry, through uint64) error {
 	msgs := make([]telemetry.Message, 0, len(entries))
 	// order holds, in log order, each record's message index (>= 0) or
 	// connection change.
@@ -85,11 +103,7 @@ func (p *Pipeline) applyBatch(ctx context.Context, entries []commitlog.Entry, th
 			continue
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return false
-			}
-			p.log.Error("open commit log record: skipped", "offset", e.Offset, "tenant", tenantID, "err", err)
-			continue
+			return fmt.Errorf("open record %d of tenant %q: %w", e.Offset, tenantID, err)
 		}
 		switch kind {
 		case recordMessage:
@@ -117,7 +131,7 @@ func (p *Pipeline) applyBatch(ctx context.Context, entries []commitlog.Entry, th
 	if len(msgs) > 0 {
 		var ok bool
 		if results, ok = p.write(ctx, msgs, tsdbstore.LogMark{LogID: p.cfg.LogID, Next: through}); !ok {
-			return false
+			return ctx.Err()
 		}
 	}
 	var recs []msglog.Record
@@ -156,7 +170,7 @@ func (p *Pipeline) applyBatch(ctx context.Context, entries []commitlog.Entry, th
 			p.log.Error("message log refused stored messages: alarm rules did not see them", "records", len(recs), "err", err)
 		}
 	}
-	return true
+	return nil
 }
 
 // droppedOf is how many of n records an Append error says were dropped:
