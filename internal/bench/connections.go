@@ -12,7 +12,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -200,37 +199,15 @@ func openIdle(ctx context.Context, cfgs []simulate.DialConfig, conc int, progres
 		return fmt.Sprintf("%d of %d", opened.Load(), len(cfgs))
 	})
 	defer stop()
-	sem := make(chan struct{}, conc)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		failures int
-		first    error
-	)
-	for i := range cfgs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return conns, failures, ctx.Err()
+	failures, first := eachLimited(ctx, len(cfgs), conc, func(i int) error {
+		c, err := dialIdle(ctx, cfgs[i])
+		if err != nil {
+			return err
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			c, err := dialIdle(ctx, cfgs[i])
-			if err != nil {
-				mu.Lock()
-				failures++
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-				return
-			}
-			conns[i] = c
-			opened.Add(1)
-		})
-	}
-	wg.Wait()
+		conns[i] = c
+		opened.Add(1)
+		return nil
+	})
 	return conns, failures, first
 }
 

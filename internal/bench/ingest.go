@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -381,6 +382,23 @@ func connectAll(ctx context.Context, cfgs []simulate.DialConfig, conc int, onLos
 		return fmt.Sprintf("%d of %d connected", connected.Load(), len(cfgs))
 	})
 	defer stop()
+	failures, first := eachLimited(ctx, len(cfgs), conc, func(i int) error {
+		cfg := cfgs[i]
+		cfg.OnConnectionLost = onLost
+		d, err := simulate.Dial(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		devs[i] = d
+		connected.Add(1)
+		return nil
+	})
+	return devs, failures, first
+}
+
+// eachLimited calls fn for 0 … n-1, at most conc at once, until ctx ends;
+// it returns how many calls failed and the first error.
+func eachLimited(ctx context.Context, n, conc int, fn func(i int) error) (int, error) {
 	sem := make(chan struct{}, conc)
 	var (
 		wg       sync.WaitGroup
@@ -388,32 +406,27 @@ func connectAll(ctx context.Context, cfgs []simulate.DialConfig, conc int, onLos
 		failures int
 		first    error
 	)
-	for i := range cfgs {
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return failures, cmp.Or(first, ctx.Err())
+		}
 		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
 			defer func() { <-sem }()
-			cfg := cfgs[i]
-			cfg.OnConnectionLost = onLost
-			d, err := simulate.Dial(ctx, cfg)
-			if err != nil {
+			if err := fn(i); err != nil {
 				mu.Lock()
 				failures++
 				if first == nil {
 					first = err
 				}
 				mu.Unlock()
-				return
 			}
-			devs[i] = d
-			connected.Add(1)
 		})
 	}
 	wg.Wait()
-	return devs, failures, first
+	return failures, first
 }
 
 func closeAll(devs []*simulate.Device) {
