@@ -101,7 +101,7 @@ type Config struct {
 // caughtUpWait bounds how long a telemetry read waits for acknowledged
 // messages to reach the database; after it (an overloaded database), it
 // reads what is there.
-const caughtUpWait = time.Second
+const caughtUpWait = 3 * time.Second
 
 // caughtUp waits, within caughtUpWait, until the telemetry acknowledged
 // before the request is readable.

@@ -103,13 +103,19 @@ func VerifyPassword(password, hash string) (bool, error) {
 }
 
 // NewSecret returns a random 256-bit secret, URL-safe base64 (43
-// characters), for session cookies, link tokens and API tokens.
+// characters), for session cookies, link tokens and API tokens. It never
+// begins with "-", so that it can be given on a command line without being
+// taken for a flag.
 func NewSecret() (string, error) {
 	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("new secret: %w", err)
+	for {
+		if _, err := rand.Read(b); err != nil {
+			return "", fmt.Errorf("new secret: %w", err)
+		}
+		if s := base64.RawURLEncoding.EncodeToString(b); s[0] != '-' {
+			return s, nil
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 // HashSecret is how secrets are stored: their SHA-256. They are 256-bit
