@@ -20,7 +20,7 @@ func BenchmarkAppend(b *testing.B) {
 			payload := make([]byte, size)
 			b.SetParallelism(100) // ×GOMAXPROCS goroutines
 			start := time.Now()
-			before, syncs := l.Next(), l.Syncs()
+			before, syncs := l.Next(), l.syncs.Load()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -35,7 +35,7 @@ func BenchmarkAppend(b *testing.B) {
 			secs := time.Since(start).Seconds()
 			b.ReportMetric(float64(n)/secs, "records_per_s")
 			b.ReportMetric(float64(n)*float64(size+headerSize)/secs/1e6, "MB_per_s")
-			b.ReportMetric(float64(n)/float64(l.Syncs()-syncs), "records_per_fsync")
+			b.ReportMetric(float64(n)/float64(l.syncs.Load()-syncs), "records_per_fsync")
 		})
 	}
 }

@@ -460,20 +460,6 @@ func (l *Log) Close() error {
 	return err
 }
 
-// Syncs is the number of groups written and fsynced so far.
-func (l *Log) Syncs() int64 { return l.syncs.Load() }
-
-// Size is the bytes the log's segments hold.
-func (l *Log) Size() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var n int64
-	for _, s := range l.segs {
-		n += s.size
-	}
-	return n
-}
-
 // ---- recovery ----
 
 func (l *Log) recover() error {

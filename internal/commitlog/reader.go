@@ -29,9 +29,6 @@ func (l *Log) NewReader(from uint64) *Reader {
 	return &Reader{l: l, next: from}
 }
 
-// Offset is the offset the next record read will have at least.
-func (r *Reader) Offset() uint64 { return r.next }
-
 // Read returns up to max records (at least one), waiting for them while
 // there are none, until ctx ends or the log is closed (ErrClosed). The
 // payloads stay valid until the next Read.

@@ -38,38 +38,24 @@ func TestSDK(t *testing.T) {
 	t.Parallel()
 	node, dir := sdkSetup(t)
 	sdk := sdkEnv{node: node, dir: dir}
-	t.Run("HubTelemetryTwinMethodC2D", func(t *testing.T) {
-		t.Parallel()
-		sdkLifecycle(t, sdk, "mqtt", false)
-	})
-	t.Run("ProvisionTelemetryTwinMethodC2D", func(t *testing.T) {
-		t.Parallel()
-		sdkLifecycle(t, sdk, "mqtt", true)
-	})
-	t.Run("WrongGroupKeyRefused", func(t *testing.T) {
-		t.Parallel()
-		sdkWrongGroupKey(t, sdk)
-	})
-	t.Run("ExpiredTokenDisconnected", func(t *testing.T) {
-		t.Parallel()
-		sdkExpiredToken(t, sdk)
-	})
-	t.Run("TokenRenewal", func(t *testing.T) {
-		t.Parallel()
-		sdkTokenRenewal(t, sdk)
-	})
-	t.Run("WebSocketHubTelemetryTwinMethodC2D", func(t *testing.T) {
-		t.Parallel()
-		sdkLifecycle(t, sdk, "ws", false)
-	})
-	t.Run("WebSocketProvisionTelemetryTwinMethodC2D", func(t *testing.T) {
-		t.Parallel()
-		sdkLifecycle(t, sdk, "ws", true)
-	})
-	t.Run("ReconnectKeepsSubscriptions", func(t *testing.T) {
-		t.Parallel()
-		sdkReconnect(t, sdk)
-	})
+	for _, c := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"HubTelemetryTwinMethodC2D", func(t *testing.T) { sdkLifecycle(t, sdk, "mqtt", false) }},
+		{"ProvisionTelemetryTwinMethodC2D", func(t *testing.T) { sdkLifecycle(t, sdk, "mqtt", true) }},
+		{"WrongGroupKeyRefused", func(t *testing.T) { sdkWrongGroupKey(t, sdk) }},
+		{"ExpiredTokenDisconnected", func(t *testing.T) { sdkExpiredToken(t, sdk) }},
+		{"TokenRenewal", func(t *testing.T) { sdkTokenRenewal(t, sdk) }},
+		{"WebSocketHubTelemetryTwinMethodC2D", func(t *testing.T) { sdkLifecycle(t, sdk, "ws", false) }},
+		{"WebSocketProvisionTelemetryTwinMethodC2D", func(t *testing.T) { sdkLifecycle(t, sdk, "ws", true) }},
+		{"ReconnectKeepsSubscriptions", func(t *testing.T) { sdkReconnect(t, sdk) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // each has its own server; most of their time is waiting
+			c.run(t)
+		})
+	}
 }
 
 type sdkEnv struct{ node, dir string }

@@ -350,6 +350,12 @@ func (p *Pipeline) commit(ctx context.Context, batch []job) {
 			continue
 		}
 		rec, err := p.seal(ctx, keys, j)
+		if err == nil && len(rec) > commitlog.MaxRecordSize {
+			// Only with limits far above the defaults (megabytes of
+			// properties); one message must not fail the others of its
+			// group.
+			err = fmt.Errorf("message of %d bytes in the commit log is over its limit of %d bytes", len(rec), commitlog.MaxRecordSize)
+		}
 		if err != nil {
 			errs[i] = err
 			continue

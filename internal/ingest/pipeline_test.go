@@ -659,3 +659,29 @@ func (s *memStore) AddRejected(_ context.Context, r tsdbstore.Rejected) error {
 	s.rejected = append(s.rejected, r)
 	return nil
 }
+
+// TestPipelineOversizedRecordFailsAlone: a message whose log record would
+// be over the commit log's limit (properties of megabytes, possible only
+// with an MQTT packet limit far above the default) fails on its own; the others of its group are
+// acknowledged and stored.
+func TestPipelineOversizedRecordFailsAlone(t *testing.T) {
+	st := &memStore{}
+	p := newPipeline(t, st, Config{MaxPayload: 16 << 20})
+	// Queued before Run, so that both go in one group.
+	small := submit(t, p, rawMsg("d1", "$.mid=small", `{"t": 1}`))
+	big := rawMsg("d1", "$.mid=huge", `{"t": 1}`)
+	big.App = map[string]string{"note": strings.Repeat("x", 5<<20)}
+	huge := submit(t, p, big)
+	go p.Run(context.Background())
+	t.Cleanup(p.Close)
+	if got, err := small.wait(t); got != Stored || err != nil {
+		t.Fatalf("small message: Done(%v, %v)", got, err)
+	}
+	if _, err := huge.wait(t); err == nil || !strings.Contains(err.Error(), "over its limit") {
+		t.Fatalf("oversized record: Done error %v", err)
+	}
+	caughtUp(t, p)
+	if st.stored() != 1 {
+		t.Fatalf("%d messages stored, want 1", st.stored())
+	}
+}
