@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,6 +128,7 @@ type Server struct {
 	engine    *tsdb.Engine
 	pipeline  *ingest.Pipeline
 	commitLog *commitlog.Log
+	started   atomic.Bool // Start is done: /healthz answers OK from then on
 	monitor   *monitor.Monitor
 	notifier  *notify.Notifier
 	mailer    *mail.Sender // nil without --smtp-url
@@ -626,6 +628,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.storeOperatorToken(runCtx); err != nil {
 		return err
 	}
+	s.started.Store(true)
 	s.log.Info("warden is running",
 		"mqtts", s.broker.Addr("tls"), "mqtt", s.broker.Addr("tcp"), "https", ln.Addr().String(),
 		"hub_host", s.hubHost, "ca", s.pki.Files.CA, "data_dir", s.cfg.DataDir)
@@ -637,7 +640,13 @@ func (s *Server) Start(ctx context.Context) error {
 // own check (the database) answers.
 func (s *Server) healthz(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.broker.Health(); err != nil {
+		err := s.broker.Health()
+		if err == nil && !s.started.Load() {
+			// Until Start is done: the first start's operator token may
+			// not be stored yet.
+			err = errors.New("starting")
+		}
+		if err != nil {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusServiceUnavailable)
